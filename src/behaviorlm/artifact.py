@@ -1,0 +1,140 @@
+"""Artifacts: a trained model plus everything needed to use it, in one folder.
+
+Layout::
+
+    artifact.json   model name, run config (split, model), data set summary, versions
+    model/          model.json (config) + weights.safetensors, written by Recommender.save
+    dataset/        the Dataset the model was trained on (ids, titles, timelines), without
+                    ground-truth columns
+
+Nothing in an artifact executes code on load: JSON, Parquet and safetensors only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from behaviorlm.data.dataset import Dataset
+from behaviorlm.data.errors import DataError
+from behaviorlm.models import MODELS, Recommender
+from behaviorlm.schema import TRUTH_PREFIX, Sequences
+
+FORMAT_VERSION = 1
+META_FILE = "artifact.json"
+
+
+def package_version() -> str:
+    """The installed behaviorlm version (``"unknown"`` when running from a source tree)."""
+    try:
+        return version("behaviorlm")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass
+class Artifact:
+    """A fitted model with its data set and the config of the run that made it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from behaviorlm.data.synthetic import simulate
+    >>> from behaviorlm.data.preprocess import preprocess
+    >>> from behaviorlm.models.pop import PopConfig, Popularity
+    >>> ds = preprocess(simulate(n_users=50, seed=1))
+    >>> art = Artifact(model=Popularity(PopConfig()).fit(ds.sequences()), dataset=ds)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     art.save(tmp)
+    ...     Artifact.load(tmp).model.name
+    'pop'
+    """
+
+    model: Recommender
+    dataset: Dataset
+    run: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the artifact folder; returns its path."""
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.save(path / "model")
+        ds = self.dataset
+        truth = [c for c in ds.events.columns if c.startswith(TRUTH_PREFIX)]
+        Dataset(
+            events=ds.events.drop(truth),
+            items=ds.items,
+            users=ds.users.drop([c for c in ds.users.columns if c.startswith(TRUTH_PREFIX)]),
+            follows=ds.follows,
+            vocab=ds.vocab,
+            meta=ds.meta,
+        ).save(path / "dataset")
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "model": self.model.name,
+            "behaviorlm_version": package_version(),
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "dataset": {
+                "name": ds.meta.get("name", ""),
+                "n_users": ds.n_users,
+                "n_items": ds.n_items,
+                "n_events": ds.n_events,
+            },
+            "run": self.run,
+        }
+        (path / META_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Artifact:
+        """Read an artifact folder written by :meth:`save`."""
+        path = Path(directory)
+        meta_path = path / META_FILE
+        if not meta_path.is_file():
+            raise DataError(
+                f"{path} is not a behaviorlm artifact (no {META_FILE})",
+                how="pass the folder written by `behaviorlm train`",
+            )
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise DataError(
+                f"{path} has artifact format {meta.get('format_version')}, "
+                f"this version reads {FORMAT_VERSION}",
+                how="train the model again with this version",
+            )
+        name = meta["model"]
+        if name not in MODELS:
+            raise DataError(
+                f"{path} holds an unknown model {name!r}",
+                how=f"use a behaviorlm version that has it; known: {', '.join(MODELS)}",
+            )
+        model = MODELS[name][1].load(path / "model")
+        return cls(model=model, dataset=Dataset.load(path / "dataset"), run=meta.get("run", {}))
+
+    def histories(self, user_ids: list[str]) -> Sequences:
+        """Full timelines of external user ids (as trained on), one row each, in that order.
+
+        Raises DataError naming the unknown ids.
+        """
+        index = self.dataset.user_index(user_ids)
+        unknown = [u for u, i in zip(user_ids, index, strict=True) if i == 0]
+        if unknown:
+            raise DataError(
+                f"unknown user id(s): {', '.join(unknown[:5])}" + (" ..." if len(unknown) > 5 else ""),
+                where=self.dataset.meta.get("name") or None,
+                how="use ids that occur in the training data",
+            )
+        return self.dataset.sequences().select(index - 1)
+
+    def item_table(self, items: np.ndarray) -> list[dict[str, Any]]:
+        """Item metadata rows (external id, title, category where present) for internal ids."""
+        table = self.dataset.items
+        cols = [c for c in ("item_id", "title", "category") if c in table.columns]
+        rows = table.select(cols)[np.asarray(items, dtype=np.int64) - 1]
+        return rows.to_dicts()

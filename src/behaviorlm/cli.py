@@ -1,0 +1,261 @@
+"""The ``behaviorlm`` command line: simulate | prepare | train | evaluate | recommend | demo.
+
+This is the only module that reads argv, the environment and output paths. Every command
+is a thin layer over a plain Python function; errors in the input print one line (what,
+where, how to fix) and exit with status 2, without a traceback unless ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from behaviorlm.config import ConfigError, load_toml
+from behaviorlm.data.errors import DataError
+from behaviorlm.models import MODELS
+from behaviorlm.progress import Console, console, step
+
+EXIT_BAD_INPUT = 2
+
+
+def _parse_map(text: str | None) -> dict[str, str] | None:
+    """``user_id=uid,item_id=iid`` -> {"user_id": "uid", "item_id": "iid"}."""
+    if not text:
+        return None
+    mapping = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(f"--map entry {part!r} must look like schema_name=file_column")
+        mapping[key.strip()] = value.strip()
+    return mapping
+
+
+def _split_overrides(extra: Sequence[str]) -> list[str]:
+    """Unknown arguments must be ``--section.key=value`` overrides."""
+    bad = [a for a in extra if not (a.startswith("--") and "." in a.split("=")[0] and "=" in a)]
+    if bad:
+        raise ConfigError(f"unrecognised argument(s): {' '.join(bad)} (overrides look like --train.lr=1e-3)")
+    return [a[2:] for a in extra]
+
+
+def cmd_simulate(args: argparse.Namespace) -> None:
+    from behaviorlm.data.synthetic import simulate, write_simulation
+
+    with step(f"simulating {args.users:,} users"):
+        raw = simulate(args.users, seed=args.seed)
+    with step(f"writing {args.format} files"):
+        out = write_simulation(raw, args.out, format=args.format)
+    console.print(f"wrote {raw.events.height:,} events of {args.users:,} users to {out}")
+
+
+def cmd_prepare(args: argparse.Namespace) -> None:
+    from behaviorlm.data.io import read
+    from behaviorlm.data.preprocess import PrepareConfig, preprocess
+
+    with step(f"reading {args.input}"):
+        raw = read(
+            args.input,
+            format=args.format,
+            mapping=_parse_map(args.map),
+            on_error=args.on_error,
+            strict_actions=args.strict_actions,
+            sep=args.sep,
+        )
+    config = PrepareConfig(
+        dedupe=not args.keep_duplicates,
+        collapse_repeats=args.collapse_repeats,
+        min_user_events=args.min_user_events,
+        min_item_events=args.min_item_events,
+    )
+    with step("preprocessing"):
+        ds = preprocess(raw, config)
+    with step(f"writing {args.out_dir}"):
+        ds.save(args.out_dir)
+    for line in _quality_lines(ds.meta.get("quality", [])):
+        console.print(f"  {line}")
+    console.print(
+        f"prepared {ds.n_events:,} events, {ds.n_users:,} users, {ds.n_items:,} items -> {args.out_dir}"
+    )
+
+
+def _quality_lines(quality: list[dict[str, object]]) -> list[str]:
+    lines = []
+    for s in quality:
+        dropped = s.get("dropped") or {}
+        assert isinstance(dropped, dict)
+        why = ", ".join(f"{k}: {v:,}" for k, v in dropped.items())
+        lines.append(
+            f"{s['step']}: {s['rows_in']:,} -> {s['rows_out']:,} rows" + (f" (dropped {why})" if why else "")
+        )
+    return lines
+
+
+def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
+    from behaviorlm.data.dataset import Dataset
+    from behaviorlm.train import train
+
+    config = load_toml(args.config) if args.config else None
+    with step(f"loading {args.dataset}"):
+        ds = Dataset.load(args.dataset)
+    out = Path(args.out) if args.out else Path("runs") / (args.model or "model")
+    with step(f"training {args.model or 'model'}"):
+        artifact = train(ds, args.model, config=config, overrides=overrides, out_dir=out)
+    console.print(
+        f"trained {artifact.model.name} on {artifact.run['train_events']:,} events "
+        f"in {artifact.run['fit_seconds']:.1f}s -> {out}"
+    )
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from behaviorlm.artifact import Artifact
+    from behaviorlm.evaluate import evaluate_artifact, markdown_table
+
+    ks = tuple(int(k) for k in args.ks.split(","))
+    results = []
+    for path in args.artifacts:
+        with step(f"evaluating {path}"):
+            artifact = Artifact.load(path)
+            results.append(
+                evaluate_artifact(artifact, on=args.on, exclude_seen=not args.include_seen, ks=ks)
+            )
+    console.print(markdown_table(results, ks=ks), markup=False)
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
+        console.print(f"wrote {args.json}")
+
+
+def cmd_recommend(args: argparse.Namespace) -> None:
+    from behaviorlm.artifact import Artifact
+    from behaviorlm.recommend import recommend
+
+    artifact = Artifact.load(args.artifact)
+    histories = artifact.histories(args.user)
+    ranked = recommend(artifact.model, histories, args.k, exclude_seen=not args.include_seen)
+    out = []
+    for user, items, scores in zip(args.user, ranked.items, ranked.scores, strict=True):
+        keep = items > 0
+        rows = artifact.item_table(items[keep])
+        for row, score in zip(rows, scores[keep], strict=True):
+            row["score"] = float(score)
+        out.append({"user_id": user, "recommendations": rows})
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return
+    for entry in out:
+        _print_recommendations(console, str(entry["user_id"]), entry["recommendations"])  # type: ignore[arg-type]
+
+
+def _print_recommendations(con: Console, user: str, rows: list[dict[str, object]]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"top {len(rows)} for user {user}", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("item")
+    table.add_column("title")
+    table.add_column("category")
+    table.add_column("score", justify="right")
+    for rank, row in enumerate(rows, 1):
+        table.add_row(
+            str(rank),
+            str(row.get("item_id", "")),
+            str(row.get("title") or ""),
+            str(row.get("category") or ""),
+            f"{row['score']:.4f}",
+        )
+    con.print(table)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from behaviorlm.demo import run_demo
+
+    run_demo(users=args.users, seed=args.seed, out=Path(args.out) if args.out else None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for docs and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="behaviorlm",
+        description="Predict what users do next from behaviour logs, recommend, and explain why.",
+        allow_abbrev=False,
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("simulate", help="write the built-in shop simulator's data", allow_abbrev=False)
+    p.add_argument("out", help="output folder")
+    p.add_argument("--users", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--format", choices=["parquet", "csv", "jsonl"], default="parquet")
+
+    p = sub.add_parser("prepare", help="read a log, preprocess, write a Dataset", allow_abbrev=False)
+    p.add_argument("input", help="file or folder (CSV/TSV/Parquet/JSONL, MovieLens, RecBole, sequences)")
+    p.add_argument("out_dir")
+    p.add_argument("--format", default="auto")
+    p.add_argument("--map", help="column mapping, e.g. user_id=uid,item_id=iid,timestamp=ts")
+    p.add_argument("--sep", help="field separator of a text file")
+    p.add_argument("--on-error", choices=["raise", "drop"], default="raise")
+    p.add_argument("--strict-actions", action="store_true", help="reject actions that are not built in")
+    p.add_argument("--keep-duplicates", action="store_true", help="do not drop exact duplicate events")
+    p.add_argument("--collapse-repeats", action="store_true", help="collapse immediate repeats")
+    p.add_argument("--min-user-events", type=int, default=1, help="k-core minimum per user")
+    p.add_argument("--min-item-events", type=int, default=1, help="k-core minimum per item")
+
+    p = sub.add_parser("train", help="fit a model on a prepared Dataset", allow_abbrev=False)
+    p.add_argument("dataset", help="folder written by `behaviorlm prepare`")
+    p.add_argument("--model", choices=sorted(MODELS), help="model name (or [run] model in --config)")
+    p.add_argument("--config", help="experiment TOML file")
+    p.add_argument("--out", help="artifact folder (default runs/MODEL)")
+
+    p = sub.add_parser("evaluate", help="full-ranking metrics of artifacts", allow_abbrev=False)
+    p.add_argument("artifacts", nargs="+")
+    p.add_argument("--on", choices=["test", "valid"], default="test")
+    p.add_argument("--include-seen", action="store_true", help="do not filter the user's seen items")
+    p.add_argument("--ks", default="1,5,10,20,50,100,200", help="comma-separated cut-offs")
+    p.add_argument("--json", help="also write the results as JSON to this file")
+
+    p = sub.add_parser("recommend", help="top-K items for users", allow_abbrev=False)
+    p.add_argument("artifact")
+    p.add_argument("--user", action="append", required=True, help="external user id (repeatable)")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--include-seen", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    p = sub.add_parser("demo", help="end-to-end demo on the built-in simulator", allow_abbrev=False)
+    p.add_argument("--users", type=int, default=3000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="keep the demo's files in this folder (default: a temporary folder)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``behaviorlm`` console script; returns the exit status."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    try:
+        if args.command == "train":
+            cmd_train(args, _split_overrides(extra))
+        else:
+            if extra:
+                parser.error(f"unrecognised arguments: {' '.join(extra)}")
+            {
+                "simulate": cmd_simulate,
+                "prepare": cmd_prepare,
+                "evaluate": cmd_evaluate,
+                "recommend": cmd_recommend,
+                "demo": cmd_demo,
+            }[args.command](args)
+    except (DataError, ConfigError, FileNotFoundError, ValueError) as exc:
+        if args.debug:
+            raise
+        message = exc.line() if isinstance(exc, DataError) else str(exc)
+        print(f"behaviorlm: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

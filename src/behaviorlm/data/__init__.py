@@ -1,0 +1,1 @@
+"""Data layer: reading logs, the simulator, preprocessing, the Dataset, splits and loaders."""

@@ -1,0 +1,189 @@
+"""The Dataset: events, side tables and the one owner of the id mapping.
+
+A Dataset is what ``prepare`` writes and every later step reads. Its events are sorted
+by user, then time, then input order (a stable sort), so each user's timeline is one
+contiguous block and row ``r`` of the event table is event id ``r``.
+
+Internal ids are contiguous: users ``1..n_users``, items ``1..n_items``; ``0`` means
+padding / none (a search event without an item has item 0). Categorical context
+(action, device, location, source) is coded ``1..len(vocab)`` with 0 = unknown.
+
+On disk a Dataset is a folder::
+
+    dataset.json    counts, vocabularies, schema, data-quality report, provenance
+    events.parquet  user, item, timestamp, action, value, query, device, location, source,
+                    and ground-truth columns (``truth_*``) that never reach a model
+    items.parquet   item, item_id (external), title, category, text, price, extra columns
+    users.parquet   user, user_id (external), attribute columns
+    follows.parquet follower, followee, since (internal ids)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from behaviorlm.data.errors import DataError
+from behaviorlm.schema import TRUTH_PREFIX, Int, Sequences
+
+FORMAT_VERSION = 1
+META_FILE = "dataset.json"
+TABLES = ("events", "items", "users", "follows")
+
+#: Dtypes of the internal event table (before any ``truth_*`` columns).
+EVENT_DTYPES: dict[str, pl.DataType] = {
+    "user": pl.Int64(),
+    "item": pl.Int64(),
+    "timestamp": pl.Int64(),
+    "action": pl.Int64(),
+    "value": pl.Float32(),
+    "query": pl.String(),
+    "device": pl.Int64(),
+    "location": pl.Int64(),
+    "source": pl.Int64(),
+}
+#: Categorical event columns and the vocabulary that codes them.
+VOCAB_COLUMNS = ("action", "device", "location", "source")
+
+
+@dataclass
+class Dataset:
+    """Events with internal ids, side tables, vocabularies and metadata.
+
+    Attributes
+    ----------
+    events : polars.DataFrame
+        Columns of ``EVENT_DTYPES`` plus ``truth_*`` columns; sorted by (user, time, input order).
+    items : polars.DataFrame
+        One row per item, ``item`` = 1..n_items in order, ``item_id`` = external id.
+    users : polars.DataFrame
+        One row per user, ``user`` = 1..n_users in order, ``user_id`` = external id.
+    follows : polars.DataFrame
+        ``follower``, ``followee`` (internal user ids), ``since`` (nullable).
+    vocab : dict[str, list[str]]
+        For each of ``VOCAB_COLUMNS`` the names of codes 1, 2, ...
+    meta : dict
+        Name, counts, whether timestamps are real times, the data-quality report.
+
+    Examples
+    --------
+    >>> from behaviorlm.data.synthetic import simulate
+    >>> from behaviorlm.data.preprocess import preprocess
+    >>> ds = preprocess(simulate(n_users=50, seed=1))
+    >>> seqs = ds.sequences()
+    >>> len(seqs) == ds.n_users
+    True
+    """
+
+    events: pl.DataFrame
+    items: pl.DataFrame
+    users: pl.DataFrame
+    follows: pl.DataFrame
+    vocab: dict[str, list[str]]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_users(self) -> int:
+        return self.users.height
+
+    @property
+    def n_items(self) -> int:
+        return self.items.height
+
+    @property
+    def n_events(self) -> int:
+        return self.events.height
+
+    def sequences(self) -> Sequences:
+        """All timelines as ragged arrays, one row per user (row ``u - 1`` is user ``u``)."""
+        ev = self.events
+        counts = np.bincount(ev["user"].to_numpy(), minlength=self.n_users + 1)[1:]
+        offsets = np.zeros(self.n_users + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+
+        def col(name: str) -> Int:
+            return ev[name].fill_null(0).to_numpy().astype(np.int64, copy=False)
+
+        return Sequences(
+            offsets=offsets,
+            users=np.arange(1, self.n_users + 1, dtype=np.int64),
+            items=col("item"),
+            actions=col("action"),
+            timestamps=col("timestamp"),
+            event_ids=np.arange(ev.height, dtype=np.int64),
+            values=ev["value"].fill_null(float("nan")).to_numpy().astype(np.float32, copy=False),
+            devices=col("device"),
+            locations=col("location"),
+            sources=col("source"),
+            n_items=self.n_items,
+        )
+
+    def action_code(self, name: str) -> int:
+        """Code of an action name; raises DataError if the data set has no such action."""
+        try:
+            return self.vocab["action"].index(name) + 1
+        except ValueError:
+            raise DataError(
+                f"action {name!r} does not occur in this data set",
+                how=f"use one of: {', '.join(self.vocab['action'])}",
+            ) from None
+
+    def user_index(self, user_ids: list[str] | pl.Series) -> Int:
+        """Internal ids of external user ids; unknown ids map to 0."""
+        return _lookup(self.users, "user_id", "user", user_ids)
+
+    def item_index(self, item_ids: list[str] | pl.Series) -> Int:
+        """Internal ids of external item ids; unknown ids map to 0."""
+        return _lookup(self.items, "item_id", "item", item_ids)
+
+    def model_columns(self) -> list[str]:
+        """Event columns a model may read (everything except ground truth)."""
+        return [c for c in self.events.columns if not c.startswith(TRUTH_PREFIX)]
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the Dataset as Parquet tables plus ``dataset.json``; returns the folder."""
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        for name in TABLES:
+            getattr(self, name).write_parquet(path / f"{name}.parquet")
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "vocab": self.vocab,
+            "schema": {name: dict(getattr(self, name).schema) for name in TABLES},
+            **self.meta,
+        }
+        (path / META_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Dataset:
+        """Read a Dataset written by :meth:`save` (no re-parsing of the original input)."""
+        path = Path(directory)
+        meta_path = path / META_FILE
+        if not meta_path.is_file():
+            raise DataError(
+                f"{path} is not a prepared data set (no {META_FILE})",
+                how="run `behaviorlm prepare INPUT OUT_DIR` first",
+            )
+        meta = json.loads(meta_path.read_text())
+        version = meta.pop("format_version", None)
+        if version != FORMAT_VERSION:
+            raise DataError(
+                f"{path} has data set format {version}, this version reads {FORMAT_VERSION}",
+                how="prepare the data again",
+            )
+        vocab = meta.pop("vocab")
+        meta.pop("schema", None)
+        tables = {name: pl.read_parquet(path / f"{name}.parquet") for name in TABLES}
+        return cls(vocab=vocab, meta=meta, **tables)
+
+
+def _lookup(table: pl.DataFrame, external: str, internal: str, ids: list[str] | pl.Series) -> Int:
+    keys = pl.DataFrame({external: pl.Series(ids, dtype=pl.String)})
+    joined = keys.join(table.select(external, internal), on=external, how="left", maintain_order="left")
+    return joined[internal].fill_null(0).to_numpy().astype(np.int64)

@@ -1,0 +1,53 @@
+"""The evaluation protocol of a run as a config: how a Dataset becomes a Split.
+
+Training saves this config in the artifact; evaluation rebuilds the very same split from it,
+so a model is always scored on the events it did not see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from behaviorlm.data.dataset import Dataset
+from behaviorlm.data.split import leave_one_out, temporal_split
+from behaviorlm.schema import Split
+
+
+@dataclass(frozen=True, kw_only=True)
+class SplitConfig:
+    """How to split a data set.
+
+    Attributes
+    ----------
+    protocol : "leave_one_out" or "temporal"
+        Leave-one-out: each user's last target event is the test target, the second last the
+        validation target. Temporal: global cut-offs at the given fractions of the time range.
+    target_actions : tuple of str
+        Actions that can be prediction targets (empty = all actions with an item).
+    valid_fraction, test_fraction : float
+        Fractions of events (by time) in the validation and test windows of a temporal split.
+
+    Examples
+    --------
+    >>> SplitConfig(target_actions=("purchase",)).protocol
+    'leave_one_out'
+    """
+
+    protocol: Literal["leave_one_out", "temporal"] = "leave_one_out"
+    target_actions: tuple[str, ...] = ()
+    valid_fraction: float = 0.1
+    test_fraction: float = 0.1
+
+
+def make_split(dataset: Dataset, config: SplitConfig) -> Split:
+    """Split ``dataset`` as ``config`` says (the leakage checks run inside)."""
+    targets = list(config.target_actions) or None
+    if config.protocol == "leave_one_out":
+        return leave_one_out(dataset, target_actions=targets)
+    return temporal_split(
+        dataset,
+        valid_fraction=config.valid_fraction,
+        test_fraction=config.test_fraction,
+        target_actions=targets,
+    )

@@ -1,0 +1,108 @@
+"""The end-to-end demo: simulate a shop -> prepare -> train -> evaluate -> recommend.
+
+Every step is the same public function a user would call; the demo only strings them
+together and prints what they return.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from rich.table import Table
+
+from behaviorlm.artifact import Artifact
+from behaviorlm.data.dataset import Dataset
+from behaviorlm.data.io import read
+from behaviorlm.data.preprocess import preprocess
+from behaviorlm.data.synthetic import simulate, write_simulation
+from behaviorlm.evaluate import evaluate_artifact, markdown_table
+from behaviorlm.progress import console, step
+from behaviorlm.recommend import recommend
+from behaviorlm.train import train
+
+#: Models the demo trains, with the overrides it passes (each a baseline of the results table).
+DEMO_MODELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("pop", "pop", ()),
+    ("pop-recent", "pop", ("model.window_seconds=604800",)),
+    ("itemknn", "itemknn", ()),
+    ("markov", "markov", ()),
+)
+DEMO_KS = (1, 5, 10, 20, 50)
+
+
+def run_demo(users: int = 3000, seed: int = 0, out: Path | None = None, show_users: int = 3) -> None:
+    """Run the demo, printing the results table and a few users' recommendations.
+
+    Parameters
+    ----------
+    users : int
+        Number of simulated users.
+    seed : int
+        Simulator seed (the demo is deterministic for a seed).
+    out : Path, optional
+        Folder to keep the simulated files, the prepared data set and the artifacts in;
+        a temporary folder by default.
+    show_users : int
+        How many users' recommendations to print.
+
+    Examples
+    --------
+    >>> run_demo(users=200, show_users=1)  # doctest: +SKIP
+    """
+    if out is None:
+        with tempfile.TemporaryDirectory(prefix="behaviorlm-demo-") as tmp:
+            _run(users, seed, Path(tmp), show_users)
+    else:
+        _run(users, seed, out, show_users)
+        console.print(f"\nfiles kept in {out}")
+
+
+def _run(users: int, seed: int, out: Path, show_users: int) -> None:
+    with step(f"simulating a shop with {users:,} users"):
+        files = write_simulation(simulate(users, seed=seed), out / "raw", format="parquet")
+    with step(f"reading {files}"):
+        raw = read(files)
+    with step("preprocessing"):
+        dataset = preprocess(raw)
+        dataset.save(out / "dataset")
+    console.print(
+        f"data set: {dataset.n_events:,} events, {dataset.n_users:,} users, {dataset.n_items:,} items"
+    )
+    artifacts = {}
+    for label, model, overrides in DEMO_MODELS:
+        with step(f"training {label}"):
+            artifacts[label] = train(dataset, model, overrides=overrides, out_dir=out / "runs" / label)
+    results = []
+    for label, artifact in artifacts.items():
+        with step(f"evaluating {label} (full ranking, {dataset.n_items:,} items)"):
+            result = evaluate_artifact(artifact, ks=DEMO_KS)
+            result.model = label
+            results.append(result)
+    console.print("\nTest metrics (leave-one-out, full ranking, seen items filtered):\n")
+    console.print(markdown_table(results, ks=(10, 20)), markup=False)
+    best = max(results, key=lambda r: r.metrics["NDCG"][10])
+    console.print(f"\nRecommendations of the best model ({best.model}):")
+    _show_users(artifacts[best.model], dataset, show_users)
+
+
+def _show_users(artifact: Artifact, dataset: Dataset, n: int) -> None:
+    user_ids = dataset.users["user_id"].head(n).to_list()
+    histories = artifact.histories(user_ids)
+    ranked = recommend(artifact.model, histories, 5)
+    titles = dataset.items["title"] if "title" in dataset.items.columns else dataset.items["item_id"]
+    actions = dataset.vocab["action"]
+    for r, user in enumerate(user_ids):
+        row = histories.row(r)
+        recent = [
+            f"{actions[a - 1]} {titles[i - 1] if i else '(search)'}"
+            for a, i in zip(row.actions[-4:], row.items[-4:], strict=True)
+        ]
+        table = Table(title=f"user {user}: last events: " + "; ".join(recent), title_justify="left")
+        table.add_column("#", justify="right")
+        table.add_column("recommended item")
+        table.add_column("score", justify="right")
+        for rank, (item, score) in enumerate(zip(ranked.items[r], ranked.scores[r], strict=True), 1):
+            if item > 0:
+                table.add_row(str(rank), str(titles[int(item) - 1]), f"{score:.4f}")
+        console.print(table)

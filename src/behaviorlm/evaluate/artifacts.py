@@ -1,0 +1,56 @@
+"""Evaluate saved artifacts on the split they were trained with."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+
+from behaviorlm.artifact import Artifact
+from behaviorlm.config import from_dict
+from behaviorlm.data.protocol import SplitConfig, make_split
+from behaviorlm.evaluate.results import EvalResult
+from behaviorlm.evaluate.runner import DEFAULT_KS, evaluate
+from behaviorlm.schema import Sequences
+
+
+def item_popularity(train: Sequences) -> np.ndarray:
+    """(n_items + 1,) share of training events per item id (index 0 = padding, always 0)."""
+    items = train.items[train.items > 0]
+    counts = np.bincount(items, minlength=train.n_items + 1).astype(np.float64)
+    return counts / max(1.0, counts.sum())
+
+
+def evaluate_artifact(
+    artifact: Artifact,
+    *,
+    on: Literal["test", "valid"] = "test",
+    exclude_seen: bool = True,
+    ks: Sequence[int] = DEFAULT_KS,
+) -> EvalResult:
+    """Full-ranking metrics of an artifact on the test (or validation) part of its own split.
+
+    The split is rebuilt from the config stored in the artifact, so the evaluated targets
+    are exactly the events the model did not train on.
+
+    Examples
+    --------
+    >>> from behaviorlm.data.synthetic import simulate
+    >>> from behaviorlm.data.preprocess import preprocess
+    >>> from behaviorlm.train import train
+    >>> result = evaluate_artifact(train(preprocess(simulate(n_users=100, seed=0)), "pop"), ks=(10,))
+    >>> sorted(result.metrics)[:2]
+    ['Coverage', 'HR']
+    """
+    split_config = from_dict(SplitConfig, artifact.run.get("config", {}).get("split", {}))
+    split = make_split(artifact.dataset, split_config)
+    evalset = split.test if on == "test" else split.valid
+    return evaluate(
+        artifact.model,
+        evalset,
+        ks=tuple(ks),
+        exclude_seen=exclude_seen,
+        item_popularity=item_popularity(split.train),
+        name=f"{artifact.dataset.meta.get('name', '')}:{on}",
+    )

@@ -1,0 +1,109 @@
+"""The interface every model answers: fit, score all items for a batch of histories, save, load.
+
+Models see internal ids only (``1..n_items``, 0 = padding) and never import ``data``:
+they consume :class:`behaviorlm.schema.Sequences`. Ranking (masking seen items,
+filters, top-k) happens in ``behaviorlm.recommend``, never here.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from behaviorlm.config import from_dict, to_dict
+from behaviorlm.schema import F32, Sequences
+
+WEIGHTS_FILE = "weights.safetensors"
+CONFIG_FILE = "model.json"
+
+
+class Recommender(ABC):
+    """Base class of all models.
+
+    Subclasses set ``name`` and ``config_class``, implement :meth:`fit`, :meth:`score`,
+    :meth:`state` and :meth:`from_state`. Saving writes the config as JSON and the arrays
+    of :meth:`state` as safetensors, so loading never executes code from the artifact.
+
+    Examples
+    --------
+    >>> from behaviorlm.models import MODELS
+    >>> from behaviorlm.schema import Sequences
+    >>> config_class, model_class = MODELS["pop"]
+    >>> model = model_class(config_class()).fit(Sequences.from_lists([[1, 2], [2]], n_items=3))
+    >>> model.score(Sequences.from_lists([[1]], n_items=3)).shape
+    (1, 3)
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[Any]]
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.n_items = 0
+
+    @abstractmethod
+    def fit(self, train: Sequences) -> Self:
+        """Learn from the training timelines; returns self."""
+
+    @abstractmethod
+    def score(self, histories: Sequences, items: slice | None = None) -> F32:
+        """Scores of items for each history row.
+
+        Parameters
+        ----------
+        histories : Sequences
+            One row per user to score; rows may be empty.
+        items : slice, optional
+            Contiguous range of internal item ids to score (default ``1..n_items``), so that
+            callers can walk a large catalogue in chunks.
+
+        Returns
+        -------
+        (R, len(range)) float32: higher is better; column ``j`` is item ``items.start + j``.
+        """
+
+    @abstractmethod
+    def state(self) -> dict[str, np.ndarray]:
+        """The fitted arrays to save (numeric numpy arrays only)."""
+
+    @abstractmethod
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore the arrays written by :meth:`state`."""
+
+    def item_range(self, items: slice | None) -> tuple[int, int]:
+        """Resolve ``items`` to ``(start, stop)`` within ``1..n_items + 1``."""
+        if self.n_items <= 0:
+            raise RuntimeError(f"{self.name} is not fitted")
+        if items is None:
+            return 1, self.n_items + 1
+        start = 1 if items.start is None else max(1, int(items.start))
+        stop = self.n_items + 1 if items.stop is None else min(self.n_items + 1, int(items.stop))
+        if items.step not in (None, 1) or start > stop:
+            raise ValueError(f"items must be a contiguous range, got {items}")
+        return start, stop
+
+    def save(self, directory: str | Path) -> None:
+        """Write ``model.json`` (name, config, n_items) and ``weights.safetensors``."""
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {"model": self.name, "config": to_dict(self.config), "n_items": self.n_items}
+        (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        arrays = {k: np.ascontiguousarray(v) for k, v in self.state().items()}
+        save_file(arrays, str(path / WEIGHTS_FILE))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        """Read a model written by :meth:`save` (no code is executed from the files)."""
+        path = Path(directory)
+        meta = json.loads((path / CONFIG_FILE).read_text())
+        if meta["model"] != cls.name:
+            raise ValueError(f"{path} holds a {meta['model']!r} model, not {cls.name!r}")
+        model = cls(from_dict(cls.config_class, meta["config"]))
+        model.n_items = int(meta["n_items"])
+        model.load_state(load_file(str(path / WEIGHTS_FILE)))
+        return model

@@ -1,0 +1,284 @@
+"""The event schema and the plain array types that every layer shares.
+
+A user is a timeline of events. This module names the columns of an event, the
+built-in actions and sources, and holds :class:`Sequences`, the ragged (CSR)
+array form of many timelines that models, ranking and evaluation consume.
+It imports nothing from the project and no data-frame library: plain numpy.
+
+Internal ids are contiguous integers with ``0`` reserved for padding / "none"
+(an item id of 0 on a search event means "no item"); external ids are strings
+and are translated only at the edges (``data.Dataset``, the CLI and the API).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+Int = npt.NDArray[np.int64]
+I32 = npt.NDArray[np.int32]
+F32 = npt.NDArray[np.float32]
+Bool = npt.NDArray[np.bool_]
+
+#: Built-in actions, in code order (code 0 is padding; custom actions get codes after these).
+ACTIONS: Final[tuple[str, ...]] = (
+    "view",
+    "click",
+    "cart",
+    "purchase",
+    "rate",
+    "like",
+    "comment",
+    "share",
+    "search",
+)
+#: Where an event came from: the user's own behaviour or a followee's activity that reached them.
+SOURCES: Final[tuple[str, ...]] = ("self", "social")
+#: The feature groups of DESIGN.md; explanations and planted causes use these names.
+FEATURE_GROUPS: Final[tuple[str, ...]] = ("history", "social", "search", "location", "device")
+
+#: Columns of an event as users bring them (external ids, text).
+EVENT_COLUMNS: Final[tuple[str, ...]] = (
+    "user_id",
+    "item_id",
+    "timestamp",
+    "action",
+    "value",
+    "query",
+    "device",
+    "location",
+    "source",
+)
+#: Of these only user_id, timestamp and one of item_id / query are required.
+REQUIRED_COLUMNS: Final[tuple[str, ...]] = ("user_id", "timestamp")
+#: Optional side-table columns.
+ITEM_COLUMNS: Final[tuple[str, ...]] = ("item_id", "title", "category", "text", "price")
+USER_COLUMNS: Final[tuple[str, ...]] = ("user_id",)
+FOLLOW_COLUMNS: Final[tuple[str, ...]] = ("follower_id", "followee_id", "since")
+#: Columns that start with this prefix carry ground truth (e.g. the simulator's planted causes).
+#: They are kept through loading and preprocessing for evaluation but never reach model inputs.
+TRUTH_PREFIX: Final[str] = "truth_"
+
+
+@dataclass(frozen=True)
+class Sequences:
+    """Many user timelines as ragged arrays (CSR layout), in time order within each user.
+
+    Row ``r`` (one user) owns events ``offsets[r]:offsets[r + 1]`` of every per-event array.
+    A row may be empty (a user with no inputs yet).
+
+    Attributes
+    ----------
+    offsets : (R + 1,) int64
+        Row boundaries; ``offsets[0] == 0`` and ``offsets[-1] == len(items)``.
+    users : (R,) int64
+        Internal user id of each row.
+    items : (E,) int64
+        Internal item id of each event (0 = no item, e.g. a search).
+    actions : (E,) int64
+        Action code of each event (1-based index into the dataset's action vocabulary).
+    timestamps : (E,) int64
+        Event time in seconds (or input order where the data had no time).
+    event_ids : (E,) int64
+        Row of the event in the dataset's event table: used for leakage checks and explanations.
+    values : (E,) float32
+        Event value (a rating), NaN where absent.
+    devices, locations, sources : (E,) int64
+        Context codes, 0 = unknown.
+    n_items : int
+        Size of the item vocabulary without padding: valid item ids are ``1..n_items``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = Sequences.from_lists([[1, 2, 3], [2]], n_items=3)
+    >>> s.row(0).items.tolist(), len(s), s.lengths.tolist()
+    ([1, 2, 3], 2, [3, 1])
+    """
+
+    offsets: Int
+    users: Int
+    items: Int
+    actions: Int
+    timestamps: Int
+    event_ids: Int
+    values: F32
+    devices: Int
+    locations: Int
+    sources: Int
+    n_items: int
+    extra: dict[str, npt.NDArray[np.generic]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.items)
+        if self.offsets.ndim != 1 or len(self.offsets) != len(self.users) + 1:
+            raise ValueError("offsets must have one more entry than users")
+        if int(self.offsets[0]) != 0 or int(self.offsets[-1]) != n:
+            raise ValueError(f"offsets must run from 0 to {n}, got {self.offsets[0]}..{self.offsets[-1]}")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in {"offsets", "users", "n_items", "extra"}:
+                continue
+            if len(value) != n:
+                raise ValueError(f"{f.name} has {len(value)} entries, expected {n}")
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    @property
+    def lengths(self) -> Int:
+        """(R,) number of events in each row."""
+        return np.diff(self.offsets)
+
+    @property
+    def row_of_event(self) -> Int:
+        """(E,) the row that owns each event."""
+        return np.repeat(np.arange(len(self.users), dtype=np.int64), self.lengths)
+
+    def per_event(self) -> dict[str, npt.NDArray[np.generic]]:
+        """The per-event arrays by name (everything but offsets, users, n_items)."""
+        out: dict[str, npt.NDArray[np.generic]] = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in {"offsets", "users", "n_items", "extra"}
+        }
+        out.update(self.extra)
+        return out
+
+    def take_events(self, mask: Bool) -> Sequences:
+        """Keep the events where ``mask`` is true; rows stay (possibly empty)."""
+        counts = np.bincount(self.row_of_event[mask], minlength=len(self.users))
+        offsets = np.zeros(len(self.users) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        arrays = {k: v[mask] for k, v in self.per_event().items()}
+        extra = {k: arrays.pop(k) for k in list(self.extra)}
+        return replace(self, offsets=offsets, extra=extra, **arrays)  # type: ignore[arg-type]
+
+    def select(self, rows: Int) -> Sequences:
+        """Rows ``rows`` (in that order, repeats allowed) as a new Sequences."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts = self.offsets[rows]
+        lengths = self.offsets[rows + 1] - starts
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        # index of every gathered event: start of its row + position within the row
+        within = np.arange(int(offsets[-1]), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
+        index = np.repeat(starts, lengths) + within
+        arrays = {k: v[index] for k, v in self.per_event().items()}
+        extra = {k: arrays.pop(k) for k in list(self.extra)}
+        return replace(
+            self, offsets=offsets, users=self.users[rows], extra=extra, **arrays  # type: ignore[arg-type]
+        )
+
+    def row(self, r: int) -> Sequences:
+        """One row as a Sequences of length 1."""
+        return self.select(np.array([r], dtype=np.int64))
+
+    def last(self, n: int) -> Sequences:
+        """Keep only the last ``n`` events of every row (the most recent ones)."""
+        position_from_end = np.repeat(self.offsets[1:], self.lengths) - np.arange(
+            len(self.items), dtype=np.int64
+        )
+        return self.take_events(position_from_end <= n)
+
+    @classmethod
+    def from_lists(
+        cls,
+        items: list[list[int]],
+        *,
+        n_items: int,
+        users: list[int] | None = None,
+        actions: list[list[int]] | None = None,
+    ) -> Sequences:
+        """Build from Python lists (for tests, examples and single requests; not a hot path).
+
+        Timestamps become positions 0, 1, ... within each row; action codes default to 1 (view).
+        """
+        lengths = np.array([len(r) for r in items], dtype=np.int64)
+        offsets = np.zeros(len(items) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = np.array([i for r in items for i in r], dtype=np.int64)
+        n = len(flat)
+        acts = (
+            np.array([a for r in actions for a in r], dtype=np.int64)
+            if actions is not None
+            else np.ones(n, dtype=np.int64)
+        )
+        ts = np.arange(n, dtype=np.int64) - np.repeat(offsets[:-1], lengths)
+        return cls(
+            offsets=offsets,
+            users=np.arange(len(items), dtype=np.int64) if users is None else np.array(users, dtype=np.int64),
+            items=flat,
+            actions=acts,
+            timestamps=ts,
+            event_ids=np.arange(n, dtype=np.int64),
+            values=np.full(n, np.nan, dtype=np.float32),
+            devices=np.zeros(n, dtype=np.int64),
+            locations=np.zeros(n, dtype=np.int64),
+            sources=np.zeros(n, dtype=np.int64),
+            n_items=n_items,
+        )
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """Inputs and targets for evaluation: one row per evaluated user.
+
+    Attributes
+    ----------
+    histories : Sequences
+        What the model may see for each row (all events strictly before the targets).
+    target_offsets : (R + 1,) int64
+        Row boundaries into ``targets`` (leave-one-out has exactly one target per row).
+    targets : (T,) int64
+        Target item ids.
+    target_event_ids : (T,) int64
+        Rows of the target events in the dataset's event table (for leakage checks).
+    """
+
+    histories: Sequences
+    target_offsets: Int
+    targets: Int
+    target_event_ids: Int
+
+    def __post_init__(self) -> None:
+        if len(self.target_offsets) != len(self.histories) + 1:
+            raise ValueError("target_offsets must have one more entry than histories has rows")
+
+    def __len__(self) -> int:
+        return len(self.histories)
+
+    def select(self, rows: Int) -> EvalSet:
+        """Rows ``rows`` as a new EvalSet."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts = self.target_offsets[rows]
+        lengths = self.target_offsets[rows + 1] - starts
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        within = np.arange(int(offsets[-1]), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
+        index = np.repeat(starts, lengths) + within
+        return EvalSet(
+            histories=self.histories.select(rows),
+            target_offsets=offsets,
+            targets=self.targets[index],
+            target_event_ids=self.target_event_ids[index],
+        )
+
+
+@dataclass(frozen=True)
+class Split:
+    """A train / validation / test split of one dataset.
+
+    ``train`` holds the timelines a model may fit on; ``valid`` and ``test`` hold evaluation rows.
+    ``protocol`` names how it was made (``"leave_one_out"`` or ``"temporal"``) and ``info`` holds
+    the counts and settings (rows in and out of every step).
+    """
+
+    train: Sequences
+    valid: EvalSet
+    test: EvalSet
+    protocol: str
+    info: dict[str, object] = field(default_factory=dict)

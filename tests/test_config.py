@@ -1,0 +1,72 @@
+"""Typed configs: loading, overrides, unknown keys and wrong types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+from behaviorlm.config import ConfigError, apply_overrides, from_dict, load_toml, to_dict
+
+
+@dataclass(frozen=True, kw_only=True)
+class Inner:
+    dim: int = 8
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outer:
+    lr: float = 1e-3
+    name: str = "x"
+    flag: bool = False
+    mode: Literal["a", "b"] = "a"
+    sizes: tuple[int, ...] = ()
+    window: int | None = None
+    inner: Inner = Inner()
+
+
+def test_from_dict_converts_and_checks_types() -> None:
+    cfg = from_dict(Outer, {"lr": 1, "sizes": [1, 2], "inner": {"dim": 4}, "window": None})
+    assert cfg == Outer(lr=1.0, sizes=(1, 2), inner=Inner(dim=4))
+    assert isinstance(cfg.lr, float)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"lrr": 1.0}, "unknown config key"),
+        ({"lr": "fast"}, "expected a number"),
+        ({"flag": 1}, "expected true or false"),
+        ({"mode": "c"}, "not one of"),
+        ({"sizes": 3}, "expected a list"),
+        ({"inner": {"depth": 2}}, "inner.depth"),
+        ({"window": "x"}, "matches none"),
+    ],
+)
+def test_from_dict_rejects_bad_data(data: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        from_dict(Outer, data)
+
+
+def test_overrides_parse_toml_values() -> None:
+    out = apply_overrides({"a": {"b": 1}}, ["a.b=2.5", "a.c=true", "x.y=[1, 2]", "x.z=word"])
+    assert out == {"a": {"b": 2.5, "c": True}, "x": {"y": [1, 2], "z": "word"}}
+    with pytest.raises(ConfigError):
+        apply_overrides({}, ["novalue"])
+    with pytest.raises(ConfigError, match="not a table"):
+        apply_overrides({"a": 1}, ["a.b=1"])
+
+
+def test_to_dict_round_trip(tmp_path: Path) -> None:
+    cfg = Outer(sizes=(3,), inner=Inner(dim=2))
+    assert from_dict(Outer, to_dict(cfg)) == cfg
+    path = tmp_path / "c.toml"
+    path.write_text("[train]\nlr = 0.1\n")
+    assert load_toml(path) == {"train": {"lr": 0.1}}
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_toml(tmp_path / "missing.toml")
+    path.write_text("[train\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_toml(path)

@@ -1,0 +1,29 @@
+"""Machine facts and peak memory, recorded with every benchmark line."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import sys
+from typing import Any
+
+
+def machine_facts() -> dict[str, Any]:
+    """CPU count, platform and library versions."""
+    import numpy
+    import polars
+
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "numpy": numpy.__version__,
+        "polars": polars.__version__,
+    }
+
+
+def peak_rss_mib(children: bool = False) -> float:
+    """Peak resident memory of this process (or of its finished children) in MiB."""
+    who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
+    return round(resource.getrusage(who).ru_maxrss / 1024, 1)

@@ -1,0 +1,92 @@
+"""The command line end to end: simulate -> prepare -> train -> evaluate -> recommend, and errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from behaviorlm.cli import main
+from behaviorlm.models import MODELS
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli")
+    assert main(["simulate", str(root / "raw"), "--users", "150", "--seed", "3", "--format", "csv"]) == 0
+    assert (root / "raw" / "events.csv").is_file()
+    assert main(["prepare", str(root / "raw"), str(root / "ds")]) == 0
+    assert (root / "ds" / "dataset.json").is_file()
+    return root
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_train_evaluate_recommend(prepared: Path, model: str, capsys: pytest.CaptureFixture[str]) -> None:
+    out = prepared / "runs" / model
+    assert main(["train", str(prepared / "ds"), "--model", model, "--out", str(out)]) == 0
+    assert (out / "artifact.json").is_file()
+    capsys.readouterr()
+    metrics = prepared / f"{model}.json"
+    assert main(["evaluate", str(out), "--ks", "5,10", "--json", str(metrics)]) == 0
+    table = capsys.readouterr().out
+    assert "NDCG@10" in table
+    assert model in table
+    results = json.loads(metrics.read_text())
+    assert 0.0 <= results[0]["metrics"]["HR"]["10"] <= 1.0
+    user = json.loads((prepared / "ds" / "dataset.json").read_text())
+    assert user["n_users"] > 0
+    users_table = __import__("polars").read_parquet(prepared / "ds" / "users.parquet")
+    first = users_table["user_id"][0]
+    assert main(["recommend", str(out), "--user", first, "-k", "5", "--json"]) == 0
+    recs = json.loads(capsys.readouterr().out)
+    assert recs[0]["user_id"] == first
+    assert 1 <= len(recs[0]["recommendations"]) <= 5
+    assert {"item_id", "title", "score"} <= set(recs[0]["recommendations"][0])
+
+
+def test_train_with_config_file_and_overrides(prepared: Path, tmp_path: Path) -> None:
+    config = tmp_path / "knn.toml"
+    config.write_text('[run]\nmodel = "itemknn"\n\n[split]\ntarget_actions = ["purchase"]\n')
+    out = tmp_path / "knn"
+    assert main(["train", str(prepared / "ds"), "--config", str(config), "--out", str(out)]) == 0
+    run = json.loads((out / "artifact.json").read_text())["run"]
+    assert run["config"]["split"]["target_actions"] == ["purchase"]
+    assert run["config"]["run"]["model"] == "itemknn"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["prepare", "{root}/nope.csv", "{root}/out"], "does not exist"),
+        (["train", "{root}/raw", "--model", "pop"], "not a prepared data set"),
+        (["train", "{root}/ds", "--model", "pop", "--model.nope=1"], "unknown config key"),
+        (["train", "{root}/ds"], "no model given"),
+        (["evaluate", "{root}/ds"], "not a behaviorlm artifact"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    prepared: Path, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [a.format(root=prepared) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("behaviorlm: error:")
+    assert message in err[0]
+
+
+def test_unknown_user_and_console_script_without_traceback(prepared: Path) -> None:
+    out = prepared / "runs" / "pop-unknown"
+    assert main(["train", str(prepared / "ds"), "--model", "pop", "--out", str(out)]) == 0
+    proc = subprocess.run(
+        [sys.executable, "-m", "behaviorlm.cli", "recommend", str(out), "--user", "no-such-user"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "unknown user id(s): no-such-user" in proc.stderr

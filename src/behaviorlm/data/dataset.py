@@ -185,5 +185,7 @@ class Dataset:
 
 def _lookup(table: pl.DataFrame, external: str, internal: str, ids: list[str] | pl.Series) -> Int:
     keys = pl.DataFrame({external: pl.Series(ids, dtype=pl.String)})
-    joined = keys.join(table.select(external, internal), on=external, how="left", maintain_order="left")
+    joined = keys.join(
+        table.select(external, internal), on=external, how="left", maintain_order="left"
+    )
     return joined[internal].fill_null(0).to_numpy().astype(np.int64)

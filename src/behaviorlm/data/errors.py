@@ -62,7 +62,9 @@ class Report:
 
     steps: list[StepReport] = field(default_factory=list)
 
-    def add(self, step: str, rows_in: int, rows_out: int, dropped: dict[str, int] | None = None) -> None:
+    def add(
+        self, step: str, rows_in: int, rows_out: int, dropped: dict[str, int] | None = None
+    ) -> None:
         """Record a step; the dropped counts must explain every missing row."""
         dropped = {k: v for k, v in (dropped or {}).items() if v}
         self.steps.append(StepReport(step, rows_in, rows_out, dropped))
@@ -75,7 +77,10 @@ class Report:
         out = []
         for s in self.steps:
             why = ", ".join(f"{k}: {v:,}" for k, v in s.dropped.items())
-            out.append(f"{s.step}: {s.rows_in:,} -> {s.rows_out:,} rows" + (f" (dropped {why})" if why else ""))
+            out.append(
+                f"{s.step}: {s.rows_in:,} -> {s.rows_out:,} rows"
+                + (f" (dropped {why})" if why else "")
+            )
         return out
 
 

@@ -1,0 +1,384 @@
+"""Turn parsed tables into the RawData schema: column mapping, types, defaults, bad rows.
+
+Every reader hands its tables to these functions, so all formats share one set of rules:
+
+* ids are strings, taken as written; a null or empty user id is a bad row, and an empty
+  item / query / action / context field counts as absent;
+* an event needs an item or a query ("missing item_id and query" otherwise);
+* timestamps are integer or float seconds (floats are floored), ISO-8601 / datetime strings,
+  or native date / datetime columns; naive datetimes are read as UTC;
+* ``value`` must be a finite number when present ("NaN value" covers NaN and infinities);
+* a null action becomes ``"search"`` on a row with a query and no item, otherwise ``"view"``;
+  custom action names are kept unless ``strict_actions`` is set; a null source becomes ``"self"``.
+
+Bad rows are counted by reason (each row under its first reason, in the order of
+:data:`EVENT_REASONS`); ``on_error="raise"`` raises for the first reason with bad rows,
+``"drop"`` drops and counts them in the report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+import polars as pl
+
+from behaviorlm.data.errors import DataError, OnError, Report, check_bad_rows
+from behaviorlm.data.raw import RAW_EVENT_DTYPES
+from behaviorlm.schema import ACTIONS, EVENT_COLUMNS, TRUTH_PREFIX
+
+#: Reasons an event row is bad, in the order they are checked (a row counts under its first).
+EVENT_REASONS: Final[tuple[str, ...]] = (
+    "empty user_id",
+    "missing item_id and query",
+    "missing timestamp",
+    "unparsable timestamp",
+    "NaN value",
+    "unparsable value",
+    "unknown action",
+)
+#: How to fix each kind of bad row (the ``how`` part of the DataError).
+_FIXES: Final[dict[str, str]] = {
+    "empty user_id": "fill in user_id on every row",
+    "missing item_id and query": "give every event an item_id (or a query for searches)",
+    "missing timestamp": "fill in the timestamp on every row",
+    "unparsable timestamp": "write timestamps as integer seconds or ISO-8601 text",
+    "NaN value": "leave value empty where there is none instead of NaN / inf",
+    "unparsable value": "write value as a number",
+    "unknown action": f"use one of {', '.join(ACTIONS)} or turn strict_actions off",
+}
+#: Datetime layouts tried, in order, on timestamp strings that are not numbers.
+DATETIME_FORMATS: Final[tuple[str, ...]] = (
+    "%Y-%m-%dT%H:%M:%S%.f%#z",
+    "%Y-%m-%d %H:%M:%S%.f%#z",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d",
+)
+#: Columns passed through from an events file besides the schema columns.
+PASSTHROUGH: Final[str] = "event_id"
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """The user's reading options, shared by every reader.
+
+    Attributes
+    ----------
+    mapping : dict[str, str]
+        Schema column -> file column for the events table, e.g. ``{"user_id": "uid"}``.
+    on_error : {"raise", "drop"}
+        What to do with bad rows.
+    strict_actions : bool
+        Treat action names outside ``schema.ACTIONS`` as bad rows.
+    sep : str or None
+        Field separator overriding the format's default (single-file tables and sequences).
+    name : str or None
+        Data set name; readers default to the file or folder name.
+    """
+
+    mapping: dict[str, str] = field(default_factory=dict)
+    on_error: OnError = "raise"
+    strict_actions: bool = False
+    sep: str | None = None
+    name: str | None = None
+
+
+def is_event_column(name: str) -> bool:
+    """True for the names a mapping may target: schema columns, event_id and truth_* columns."""
+    return name in EVENT_COLUMNS or name == PASSTHROUGH or name.startswith(TRUTH_PREFIX)
+
+
+def plan_columns(
+    available: list[str],
+    mapping: dict[str, str],
+    *,
+    where: str,
+    need_time: bool = True,
+) -> tuple[dict[str, str], list[str]]:
+    """Decide which file column feeds which schema column.
+
+    Parameters
+    ----------
+    available : list of str
+        The columns of the file.
+    mapping : dict
+        Schema name -> file column; unmapped schema names are taken from same-named columns.
+    where : str
+        The file, for error messages.
+    need_time : bool
+        Whether a timestamp column is required.
+
+    Returns
+    -------
+    (dict, list)
+        File column -> schema name for every column to keep, and the ignored file columns.
+
+    Examples
+    --------
+    >>> plan_columns(["uid", "item_id", "timestamp", "x"], {"user_id": "uid"}, where="e.csv")
+    ({'uid': 'user_id', 'item_id': 'item_id', 'timestamp': 'timestamp'}, ['x'])
+    """
+    listing = ", ".join(available)
+    for target, column in mapping.items():
+        if not is_event_column(target):
+            raise DataError(
+                f"unknown schema column {target!r} in the column mapping",
+                where=where,
+                how=f"map one of {', '.join(EVENT_COLUMNS)}, event_id or a truth_* column",
+            )
+        if column not in available:
+            raise DataError(
+                f"mapped column {column!r} (for {target}) is not in the file",
+                where=where,
+                how=f"choose one of the available columns: {listing}",
+            )
+    keep = {column: target for target, column in mapping.items()}
+    for column in available:
+        if column not in keep and column not in mapping and is_event_column(column):
+            keep[column] = column
+    targets = set(keep.values())
+    required = ["user_id"] + (["timestamp"] if need_time else [])
+    for target in required:
+        if target not in targets:
+            raise DataError(
+                f"required column {target!r} is missing",
+                where=where,
+                how=f"available columns: {listing}; pass --map {target}=COL "
+                f"(mapping={{{target!r}: 'COL'}})",
+            )
+    if "item_id" not in targets and "query" not in targets:
+        raise DataError(
+            "events need an 'item_id' or a 'query' column, found neither",
+            where=where,
+            how=f"available columns: {listing}; pass --map item_id=COL",
+        )
+    ignored = [c for c in available if c not in keep]
+    return keep, ignored
+
+
+def blank(expr: pl.Expr) -> pl.Expr:
+    """Null or empty text (ids are otherwise taken as written, whitespace included)."""
+    return expr.is_null() | (expr.cast(pl.String).str.len_bytes() == 0)
+
+
+def nonempty_text(column: pl.Series) -> pl.Series:
+    """``column`` as String with empty strings turned into nulls.
+
+    Examples
+    --------
+    >>> nonempty_text(pl.Series(["a", "", None, " "])).to_list()
+    ['a', None, None, ' ']
+    """
+    text = column.cast(pl.String)
+    empty = (text.str.len_bytes() == 0).fill_null(False)
+    return text.set(empty, None) if empty.any() else text
+
+
+def _parse_seconds(text: pl.Series, layout: str | None) -> pl.Series:
+    """Text as float seconds (``layout=None``) or as a datetime layout, in Int64 seconds."""
+    if layout is None:
+        return text.cast(pl.Float64, strict=False).floor().cast(pl.Int64, strict=False)
+    parsed = text.str.to_datetime(layout, strict=False, time_zone="UTC", time_unit="us")
+    return parsed.dt.epoch("s")
+
+
+def to_seconds(column: pl.Series) -> pl.Series:
+    """Timestamps of any supported form as Int64 seconds; null where missing or unparsable.
+
+    Examples
+    --------
+    >>> to_seconds(pl.Series(["10", "2.7", "1970-01-01T00:01:00Z", "x", None])).to_list()
+    [10, 2, 60, None, None]
+    """
+    dtype = column.dtype
+    if dtype.is_integer():
+        return column.cast(pl.Int64)
+    if dtype.is_float():
+        return column.floor().cast(pl.Int64, strict=False)
+    if dtype == pl.Date:
+        return column.cast(pl.Datetime("us")).dt.epoch("s")
+    if isinstance(dtype, pl.Datetime):
+        return column.dt.epoch("s")
+    if dtype != pl.String:
+        return pl.repeat(None, len(column), dtype=pl.Int64, eager=True)
+    seconds = column.cast(pl.Int64, strict=False)
+    todo = seconds.is_null() & column.is_not_null()
+    if not todo.any():
+        return seconds
+    # Work on the rows still unparsed only, trying float seconds, then each datetime layout
+    # (the layouts that parse most of a sample first, so a clean column takes one pass).
+    rows = todo.arg_true()
+    pending = column.gather(rows).str.strip_chars()
+    sample = pending.head(1000)
+    hits = {
+        layout: int(sample.str.to_datetime(layout, strict=False).is_not_null().sum())
+        for layout in DATETIME_FORMATS
+    }
+    layouts: list[str | None] = [None, *sorted(DATETIME_FORMATS, key=lambda f: -hits[f])]
+    for layout in layouts:
+        parsed = _parse_seconds(pending, layout)
+        got = parsed.is_not_null()
+        if got.any():
+            seconds = seconds.scatter(rows.filter(got), parsed.filter(got))
+            rows, pending = rows.filter(~got), pending.filter(~got)
+        if pending.is_empty():
+            break
+    return seconds
+
+
+def to_values(column: pl.Series) -> pl.Series:
+    """Event values as Float64; null where empty or not a number (NaN stays NaN).
+
+    Examples
+    --------
+    >>> to_values(pl.Series(["4.5", " 3", "", "nan", "x"])).to_list()
+    [4.5, 3.0, None, nan, None]
+    """
+    if column.dtype.is_numeric():
+        return column.cast(pl.Float64)
+    text = column.cast(pl.String)
+    values = text.cast(pl.Float64, strict=False)
+    todo = values.is_null() & text.is_not_null()
+    if todo.any():
+        values = values.fill_null(
+            text.set(~todo, None).str.strip_chars().cast(pl.Float64, strict=False)
+        )
+    return values
+
+
+def count_first_reasons(
+    frame: pl.DataFrame, flags: dict[str, pl.Expr]
+) -> tuple[dict[str, int], pl.Expr]:
+    """Count rows under their first bad reason; return the counts and the "any bad" expression."""
+    seen = pl.lit(False)
+    exprs = []
+    for reason, flag in flags.items():
+        flag = flag.fill_null(False)
+        exprs.append((flag & ~seen).sum().alias(reason))
+        seen = seen | flag
+    row = frame.select(exprs).row(0, named=True) if exprs else {}
+    return {k: int(v) for k, v in row.items()}, seen
+
+
+def _count_series(flags: dict[str, pl.Series], n: int) -> tuple[dict[str, int], pl.Series]:
+    """Like :func:`count_first_reasons` for precomputed boolean Series."""
+    seen = pl.repeat(False, n, eager=True)
+    counts = {}
+    for reason, flag in flags.items():
+        flag = flag.fill_null(False)
+        counts[reason] = int((flag & ~seen).sum())
+        seen = seen | flag
+    return counts, seen
+
+
+def _raise_or_drop(counts: dict[str, int], opts: ReadOptions, where: str) -> None:
+    for reason, n in counts.items():
+        if n:
+            fix = _FIXES.get(reason, f"fix the rows with {reason}")
+            check_bad_rows({reason: n}, opts.on_error, where=where, how=fix)
+            return
+    check_bad_rows({}, opts.on_error, where=where, how="")
+
+
+def normalize_events(
+    frame: pl.DataFrame,
+    *,
+    where: str,
+    opts: ReadOptions,
+    report: Report,
+    has_time: bool = True,
+) -> pl.DataFrame:
+    """Coerce, default and validate an events table whose columns carry schema names.
+
+    Parameters
+    ----------
+    frame : polars.DataFrame
+        Schema-named columns (any subset), plus ``event_id`` and ``truth_*`` columns.
+    where : str
+        The source, for the report step ``"validate <where>"`` and error messages.
+    opts : ReadOptions
+        ``on_error`` and ``strict_actions`` are used.
+    report : Report
+        Receives the validation step.
+    has_time : bool
+        When false, ``timestamp`` becomes the row position in the input.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``RAW_EVENT_DTYPES`` columns in order, then ``event_id`` and ``truth_*`` columns.
+
+    Examples
+    --------
+    >>> raw = pl.DataFrame({"user_id": ["a", ""], "item_id": ["x", "y"], "timestamp": ["1", "2"]})
+    >>> r = Report()
+    >>> normalize_events(raw, where="t", opts=ReadOptions(on_error="drop"), report=r).height
+    1
+    >>> r.steps[0].dropped
+    {'empty user_id': 1}
+    """
+    n = frame.height
+    none = pl.repeat(None, n, dtype=pl.String, eager=True)
+    false = pl.repeat(False, n, eager=True)
+
+    def text(name: str) -> pl.Series:
+        return nonempty_text(frame.get_column(name)) if name in frame.columns else none
+
+    if not has_time:
+        seconds, time_missing = pl.int_range(0, n, dtype=pl.Int64, eager=True), false
+    else:
+        raw_time = frame.get_column("timestamp") if "timestamp" in frame.columns else none
+        raw_time = nonempty_text(raw_time) if raw_time.dtype == pl.String else raw_time
+        seconds, time_missing = to_seconds(raw_time), raw_time.is_null()
+    if "value" in frame.columns:
+        raw_value = frame.get_column("value")
+        raw_value = nonempty_text(raw_value) if raw_value.dtype == pl.String else raw_value
+        value = to_values(raw_value)
+    else:
+        raw_value = value = pl.repeat(None, n, dtype=pl.Float64, eager=True)
+    work = pl.DataFrame(
+        {
+            "user_id": text("user_id"),
+            "item_id": text("item_id"),
+            "timestamp": seconds,
+            "action": text("action"),
+            "value": value,
+            "query": text("query"),
+            "device": text("device"),
+            "location": text("location"),
+            "source": text("source"),
+        }
+    )
+    flags = {
+        "empty user_id": work.get_column("user_id").is_null(),
+        "missing item_id and query": work.get_column("item_id").is_null()
+        & work.get_column("query").is_null(),
+        "missing timestamp": time_missing,
+        "unparsable timestamp": seconds.is_null() & ~time_missing,
+        "NaN value": value.is_not_null() & ~value.is_finite(),
+        "unparsable value": value.is_null() & raw_value.is_not_null(),
+    }
+    if opts.strict_actions:
+        action = work.get_column("action")
+        flags["unknown action"] = action.is_not_null() & ~action.is_in(ACTIONS)
+    counts, bad = _count_series(flags, n)
+    _raise_or_drop(counts, opts, where)
+    extra = [c for c in frame.columns if c == PASSTHROUGH or c.startswith(TRUTH_PREFIX)]
+    out = pl.concat([work, frame.select(extra)], how="horizontal") if extra else work
+    out = out.filter(~bad) if any(counts.values()) else out
+    default_action = (
+        pl.when(pl.col("query").is_not_null() & pl.col("item_id").is_null())
+        .then(pl.lit("search"))
+        .otherwise(pl.lit("view"))
+    )
+    filled = {"source": pl.col("source").fill_null(pl.lit("self"))}
+    if out.get_column("action").null_count():
+        filled["action"] = pl.col("action").fill_null(default_action)
+    out = out.select(
+        *(filled.get(c, pl.col(c)).cast(dtype) for c, dtype in RAW_EVENT_DTYPES.items()), *extra
+    )
+    report.add(f"validate {where}", n, out.height, counts)
+    return out

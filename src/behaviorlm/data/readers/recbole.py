@@ -1,0 +1,148 @@
+"""RecBole atomic files: ``NAME.inter`` with optional ``NAME.item`` and ``NAME.user``.
+
+Atomic files are tab-separated text with a typed header such as
+``user_id:token	item_id:token	rating:float	timestamp:float`` (Zhao et al., RecBole, CIKM 2021).
+The ``:type`` suffix is stripped; ``rating`` becomes ``value`` unless the mapping says
+otherwise, and events with a value but no action field are ``"rate"`` events. Other fields
+named like schema columns are taken as they are; the rest are dropped (and named in the
+report). Without a ``timestamp`` field the rows keep file order and ``timestamp`` is the
+row position (``has_time=False``).
+
+In ``.item``, ``movie_title`` / ``title`` becomes ``title`` and ``genre`` / ``class`` /
+``categories`` becomes ``category`` with its space-separated tokens joined by ``"|"``; fields
+typed ``float`` are numbers, the rest strings (``token_seq`` fields stay space separated).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+import polars as pl
+
+from behaviorlm.data.errors import DataError, Report
+from behaviorlm.data.raw import RawData
+from behaviorlm.data.readers.normalize import ReadOptions, normalize_events, plan_columns
+from behaviorlm.data.readers.tables import normalize_keyed
+from behaviorlm.data.readers.tabular import collect
+
+#: .item fields that feed the schema's title and category, in order of preference.
+TITLE_FIELDS: Final[tuple[str, ...]] = ("movie_title", "title")
+CATEGORY_FIELDS: Final[tuple[str, ...]] = ("genre", "class", "categories")
+
+
+def find_inter(path: Path) -> Path:
+    """The ``.inter`` file given itself or the folder holding exactly one."""
+    if path.is_file():
+        return path
+    found = sorted(path.glob("*.inter"))
+    if len(found) != 1:
+        what = "no .inter file" if not found else f"{len(found)} .inter files"
+        raise DataError(
+            f"{what} in the folder",
+            where=str(path),
+            how="pass the NAME.inter file itself"
+            if found
+            else "point to a RecBole atomic-file folder",
+        )
+    return found[0]
+
+
+def _header(path: Path) -> list[tuple[str, str]]:
+    """(name, type) of every field of an atomic file."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            line = handle.readline().rstrip("\r\n")
+    except OSError as error:
+        raise DataError(f"cannot read file: {error.strerror}", where=str(path)) from error
+    if not line:
+        raise DataError("the file is empty", where=str(path), how="write a typed header line first")
+    fields = []
+    for field in line.split("\t"):
+        name, _, kind = field.partition(":")
+        fields.append((name, kind or "token"))
+    return fields
+
+
+def _read_atomic(path: Path) -> tuple[pl.DataFrame, dict[str, str]]:
+    """All columns as String with the type suffix stripped, and name -> declared type."""
+    fields = _header(path)
+    lazy = pl.scan_csv(path, separator="\t", quote_char=None, infer_schema=False)
+    names = lazy.collect_schema().names()
+    lazy = lazy.rename({old: name for old, (name, _) in zip(names, fields, strict=True)})
+    return collect(lazy, path, "recbole"), dict(fields)
+
+
+def _typed(frame: pl.DataFrame, kinds: dict[str, str], where: str) -> pl.DataFrame:
+    floats = [c for c, kind in kinds.items() if kind == "float" and c in frame.columns]
+    try:
+        return frame.with_columns(pl.col(floats).str.strip_chars().cast(pl.Float64))
+    except pl.exceptions.PolarsError as error:
+        raise DataError(
+            "a field typed float holds text that is not a number",
+            where=where,
+            how=f"fix the values of {', '.join(floats)} or declare them :token",
+        ) from error
+
+
+def _side(path: Path, key: str, opts: ReadOptions, report: Report) -> pl.DataFrame | None:
+    if not path.is_file():
+        return None
+    frame, kinds = _read_atomic(path)
+    report.add(f"read {path.name}", frame.height, frame.height)
+    mapped = opts.mapping.get(key)
+    if key not in frame.columns and mapped in frame.columns:
+        frame = frame.rename({mapped: key})
+    frame = _typed(frame, kinds, path.name)
+    if key == "item_id":
+        title = next((c for c in TITLE_FIELDS if c in frame.columns), None)
+        category = next((c for c in CATEGORY_FIELDS if c in frame.columns), None)
+        if title is not None and "title" not in frame.columns:
+            frame = frame.rename({title: "title"})
+        if category is not None and "category" not in frame.columns:
+            tokens = pl.col(category).str.strip_chars().str.replace_all(r"\s+", "|")
+            frame = frame.with_columns(
+                pl.when(tokens == "").then(None).otherwise(tokens).alias(category)
+            ).rename({category: "category"})
+    return normalize_keyed(frame, key=key, where=path.name, opts=opts, report=report)
+
+
+def read_recbole(path: Path, opts: ReadOptions) -> RawData:
+    """Read RecBole atomic files (a ``.inter`` file or its folder) into RawData.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> header = "user_id:token\\titem_id:token\\trating:float\\n"
+    >>> _ = (d / "toy.inter").write_text(header + "1\\t5\\t3\\n")
+    >>> raw = read_recbole(d, ReadOptions())
+    >>> raw.events.select("user_id", "item_id", "timestamp", "action", "value").rows()
+    [('1', '5', 0, 'rate', 3.0)]
+    >>> raw.has_time
+    False
+    """
+    inter = find_inter(path)
+    report = Report()
+    frame, _ = _read_atomic(inter)
+    mapping = dict(opts.mapping)
+    if "value" not in mapping and "value" not in frame.columns and "rating" in frame.columns:
+        mapping["value"] = "rating"
+    has_time = "timestamp" in mapping or "timestamp" in frame.columns
+    keep, ignored = plan_columns(frame.columns, mapping, where=str(inter), need_time=has_time)
+    frame = frame.select(pl.col(c).alias(t) for c, t in keep.items())
+    if "value" in frame.columns and "action" not in frame.columns:
+        frame = frame.with_columns(action=pl.lit("rate"))
+    step = f"read {inter.name}" + (f" (ignored columns: {', '.join(ignored)})" if ignored else "")
+    report.add(step, frame.height, frame.height)
+    events = normalize_events(frame, where=inter.name, opts=opts, report=report, has_time=has_time)
+    items = _side(inter.with_name(inter.stem + ".item"), "item_id", opts, report)
+    users = _side(inter.with_name(inter.stem + ".user"), "user_id", opts, report)
+    return RawData(
+        events=events,
+        items=items,
+        users=users,
+        name=opts.name or inter.stem,
+        has_time=has_time,
+        report=report,
+    )

@@ -1,0 +1,79 @@
+"""Sequence text files: SASRec-style pairs and S3Rec-style rows, without timestamps.
+
+Two layouts are common in sequential-recommendation code:
+
+* **pairs** (SASRec, Kang & McAuley, ICDM 2018): one ``user item`` per line, lines in time
+  order within each user;
+* **rows** (S3Rec, Zhou et al., CIKM 2020): one ``user item_1 item_2 ...`` per line, items in
+  time order.
+
+Tokens are separated by whitespace (or by ``sep`` when given); blank lines are skipped.
+The layout is named in the report by this rule: a file is *pairs* when every line has exactly
+two tokens and some user appears on more than one line, otherwise *rows* (a file of unique
+users with one item each is read as rows). Both readings give the same events: user = first
+token, one event per following token, in file order. A line with a user and no item becomes a
+bad row ("missing item_id and query").
+
+There are no times: ``timestamp`` is the position of the event in the file, ``has_time`` is
+false, and every event is a ``"view"``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from behaviorlm.data.errors import Report
+from behaviorlm.data.raw import RawData
+from behaviorlm.data.readers.normalize import ReadOptions, normalize_events
+from behaviorlm.data.readers.tabular import collect
+
+
+def sequence_layout(tokens: pl.DataFrame) -> str:
+    """``"pairs"`` or ``"rows"`` for a frame with a ``tokens`` list column (one row per line).
+
+    Examples
+    --------
+    >>> lines = pl.DataFrame({"tokens": [["u1", "a"], ["u1", "b"], ["u2", "a"]]})
+    >>> sequence_layout(lines), sequence_layout(lines.head(1))
+    ('pairs', 'rows')
+    """
+    lengths = tokens.get_column("tokens").list.len()
+    if tokens.height == 0 or not bool((lengths == 2).all()):
+        return "rows"
+    users = tokens.get_column("tokens").list.first()
+    return "pairs" if users.n_unique() < tokens.height else "rows"
+
+
+def read_sequences(path: Path, opts: ReadOptions) -> RawData:
+    """Read a SASRec (pairs) or S3Rec (rows) sequence file into RawData.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "seq.txt"
+    >>> _ = p.write_text("1 10 11\\n2 12\\n")
+    >>> raw = read_sequences(p, ReadOptions())
+    >>> raw.events.select("user_id", "item_id", "timestamp").rows()
+    [('1', '10', 0), ('1', '11', 1), ('2', '12', 2)]
+    """
+    lazy = pl.scan_csv(
+        path, has_header=False, separator="\x1f", quote_char=None, schema={"line": pl.String()}
+    )
+    line = pl.col("line").str.strip_chars()
+    split = line.str.extract_all(r"\S+") if opts.sep is None else line.str.split(opts.sep)
+    lines = collect(
+        lazy.filter(line.str.len_bytes() > 0).select(split.alias("tokens")), path, "sequences"
+    )
+    layout = sequence_layout(lines)
+    events = lines.select(
+        pl.col("tokens").list.first().alias("user_id"),
+        pl.col("tokens").list.slice(1).alias("item_id"),
+    ).explode("item_id", empty_as_null=True)
+    if opts.sep is not None:
+        events = events.with_columns(pl.col("user_id", "item_id").str.strip_chars())
+    report = Report()
+    report.add(f"read {path.name} ({layout}, {lines.height:,} lines)", events.height, events.height)
+    frame = normalize_events(events, where=path.name, opts=opts, report=report, has_time=False)
+    return RawData(events=frame, name=opts.name or path.stem, has_time=False, report=report)

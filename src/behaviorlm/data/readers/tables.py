@@ -1,0 +1,117 @@
+"""Side tables (items, users, follows): required columns, types and bad rows.
+
+Items and users are keyed by their external id (String); a row with an empty id or an id
+seen before (the first one is kept) is a bad row. Item ``price`` is a number. Follows carry
+``follower_id``, ``followee_id`` and an optional ``since`` parsed like event timestamps.
+Bad rows follow ``on_error`` exactly like events and are counted in the report.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from behaviorlm.data.errors import DataError, Report, check_bad_rows
+from behaviorlm.data.readers.normalize import ReadOptions, blank, count_first_reasons, to_seconds
+from behaviorlm.schema import FOLLOW_COLUMNS, ITEM_COLUMNS
+
+
+def _require(frame: pl.DataFrame, columns: tuple[str, ...], where: str) -> None:
+    for column in columns:
+        if column not in frame.columns:
+            raise DataError(
+                f"required column {column!r} is missing",
+                where=where,
+                how=f"available columns: {', '.join(frame.columns)}; rename a column to {column}",
+            )
+
+
+def _finish(
+    frame: pl.DataFrame,
+    flags: dict[str, pl.Expr],
+    fixes: dict[str, str],
+    *,
+    where: str,
+    opts: ReadOptions,
+    report: Report,
+) -> pl.DataFrame:
+    counts, bad = count_first_reasons(frame, flags)
+    for reason, n in counts.items():
+        if n:
+            check_bad_rows({reason: n}, opts.on_error, where=where, how=fixes[reason])
+            break
+    out = frame.filter(~bad) if any(counts.values()) else frame
+    report.add(f"validate {where}", frame.height, out.height, counts)
+    return out
+
+
+def normalize_keyed(
+    frame: pl.DataFrame, *, key: str, where: str, opts: ReadOptions, report: Report
+) -> pl.DataFrame:
+    """Validate an items (``key="item_id"``) or users (``key="user_id"``) table.
+
+    Items get their known columns first (item_id, title, category, text, price) and
+    ``price`` as Float64; other columns are kept as read.
+
+    Examples
+    --------
+    >>> items = pl.DataFrame({"item_id": [1, 1, 2], "title": ["a", "b", "c"]})
+    >>> r = Report()
+    >>> normalize_keyed(items, key="item_id", where="i", opts=ReadOptions(on_error="drop"),
+    ...                 report=r)["title"].to_list()
+    ['a', 'c']
+    """
+    _require(frame, (key,), where)
+    frame = frame.with_columns(pl.col(key).cast(pl.String))
+    flags = {f"empty {key}": blank(pl.col(key))}
+    fixes = {f"empty {key}": f"fill in {key} on every row"}
+    if key == "item_id":
+        known = [c for c in ITEM_COLUMNS if c in frame.columns]
+        frame = frame.select(*known, pl.exclude(known))
+        text = [c for c in ("title", "category", "text") if c in frame.columns]
+        frame = frame.with_columns(pl.col(text).cast(pl.String))
+        if "price" in frame.columns and not frame.schema["price"].is_numeric():
+            given = ~blank(pl.col("price").cast(pl.String))
+            frame = frame.with_columns(
+                pl.col("price").cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False),
+                _price_given=given,
+            )
+            flags["unparsable price"] = pl.col("price").is_null() & pl.col("_price_given")
+            fixes["unparsable price"] = "write price as a number"
+        if "price" in frame.columns:
+            frame = frame.with_columns(pl.col("price").cast(pl.Float64))
+    flags[f"duplicate {key}"] = ~pl.col(key).is_first_distinct()
+    fixes[f"duplicate {key}"] = f"keep one row per {key}"
+    out = _finish(frame, flags, fixes, where=where, opts=opts, report=report)
+    return out.drop("_price_given", strict=False)
+
+
+def normalize_follows(
+    frame: pl.DataFrame, *, where: str, opts: ReadOptions, report: Report
+) -> pl.DataFrame:
+    """Validate a follow-edge table: ``follower_id``, ``followee_id`` (String), ``since`` (Int64).
+
+    Examples
+    --------
+    >>> f = pl.DataFrame({"follower_id": [1, 2], "followee_id": [2, 1], "since": ["5", "x"]})
+    >>> r = Report()
+    >>> normalize_follows(f, where="f", opts=ReadOptions(on_error="drop"), report=r).rows()
+    [('1', '2', 5)]
+    """
+    _require(frame, ("follower_id", "followee_id"), where)
+    since = frame.get_column("since") if "since" in frame.columns else None
+    given = ~blank(pl.col("since").cast(pl.String)) if since is not None else pl.lit(False)
+    seconds = to_seconds(since) if since is not None else pl.lit(None, dtype=pl.Int64)
+    frame = frame.with_columns(
+        pl.col("follower_id", "followee_id").cast(pl.String), _since_given=given
+    ).with_columns(since=seconds)
+    flags = {
+        "empty follower_id or followee_id": blank(pl.col("follower_id"))
+        | blank(pl.col("followee_id")),
+        "unparsable since": pl.col("since").is_null() & pl.col("_since_given"),
+    }
+    fixes = {
+        "empty follower_id or followee_id": "fill in both ids on every follow edge",
+        "unparsable since": "write since as integer seconds or ISO-8601 text",
+    }
+    out = _finish(frame, flags, fixes, where=where, opts=opts, report=report)
+    return out.select(FOLLOW_COLUMNS)

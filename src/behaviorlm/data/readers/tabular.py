@@ -1,0 +1,221 @@
+"""CSV / TSV / Parquet / JSON Lines tables: one events file, or a behaviorlm folder.
+
+A single file is an events table whose columns are mapped to the schema (same-named columns
+are taken as they are; ``mapping`` renames others; unmapped columns are dropped and named in
+the report). A *behaviorlm folder* holds ``events.<ext>`` and optionally ``items.<ext>``,
+``users.<ext>`` and ``follows.<ext>`` with schema column names, ``ext`` one of csv, tsv,
+parquet, jsonl (or ndjson).
+
+Files are scanned lazily with polars' native readers; columns that become ids, text or
+timestamps are read as strings (so ids keep leading zeros and a bad timestamp is a counted
+bad row, not a failed read) and converted in one vectorised pass.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+import polars as pl
+
+from behaviorlm.data.errors import DataError, Report
+from behaviorlm.data.raw import RawData
+from behaviorlm.data.readers.normalize import ReadOptions, normalize_events, plan_columns
+from behaviorlm.data.readers.tables import normalize_follows, normalize_keyed
+from behaviorlm.schema import EVENT_COLUMNS
+
+#: File extension -> table format.
+TABLE_EXTENSIONS: Final[dict[str, str]] = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+#: Table formats and their default field separator (None: not a delimited text format).
+TABLE_FORMATS: Final[dict[str, str | None]] = {
+    "csv": ",",
+    "tsv": "\t",
+    "parquet": None,
+    "jsonl": None,
+}
+#: Tables of a behaviorlm folder.
+FOLDER_TABLES: Final[tuple[str, ...]] = ("events", "items", "users", "follows")
+#: Columns of side tables read as text (ids keep leading zeros; since is parsed like a timestamp).
+_SIDE_TEXT: Final[dict[str, tuple[str, ...]]] = {
+    "items": ("item_id", "title", "category", "text"),
+    "users": ("user_id",),
+    "follows": ("follower_id", "followee_id", "since"),
+}
+
+
+def _unreadable(path: Path, fmt: str, error: Exception) -> DataError:
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    hint = {
+        "csv": "check that it is comma-separated with a header row, or pass sep= / --sep",
+        "tsv": "check that it is tab-separated with a header row, or pass sep= / --sep",
+        "parquet": "check that it is a Parquet file, or pass the right format=",
+        "jsonl": "check that it holds one JSON object per line, or pass the right format=",
+        "movielens": "check that it is an unmodified MovieLens file",
+        "recbole": "check that it is a tab-separated RecBole atomic file with a typed header",
+        "sequences": "check that each line is 'user item ...' (pass sep= for other separators)",
+    }.get(fmt, "check the file and the format")
+    return DataError(f"cannot read {fmt} file: {first}", where=str(path), how=hint)
+
+
+def _separator(fmt: str, sep: str | None) -> str:
+    separator = sep if sep is not None else TABLE_FORMATS[fmt]
+    if separator is None or len(separator.encode()) != 1:
+        raise DataError(
+            f"separator {separator!r} is not a single character",
+            how="pass a one-character sep such as ',', ';' or '\\t'",
+        )
+    return separator
+
+
+def table_columns(path: Path, fmt: str, *, sep: str | None = None) -> list[str]:
+    """The column names of a table file, read without parsing its rows."""
+    try:
+        if fmt in ("csv", "tsv"):
+            lazy = pl.scan_csv(path, separator=_separator(fmt, sep), infer_schema=False)
+        elif fmt == "parquet":
+            lazy = pl.scan_parquet(path)
+        else:
+            lazy = pl.scan_ndjson(path)
+        return lazy.collect_schema().names()
+    except DataError:
+        raise
+    except (pl.exceptions.PolarsError, OSError, ValueError) as error:
+        raise _unreadable(path, fmt, error) from error
+
+
+def scan_table(
+    path: Path, fmt: str, *, sep: str | None = None, text: tuple[str, ...] | list[str] = ()
+) -> pl.LazyFrame:
+    """A lazy scan of a table file with the columns ``text`` read as strings."""
+    overrides = {c: pl.String() for c in text}
+    try:
+        if fmt in ("csv", "tsv"):
+            return pl.scan_csv(
+                path,
+                separator=_separator(fmt, sep),
+                schema_overrides=overrides,
+                infer_schema_length=1000,
+            )
+        if fmt == "parquet":
+            return pl.scan_parquet(path)
+        return pl.scan_ndjson(path, schema_overrides=overrides or None, infer_schema_length=1000)
+    except (pl.exceptions.PolarsError, OSError, ValueError) as error:
+        raise _unreadable(path, fmt, error) from error
+
+
+def collect(lazy: pl.LazyFrame, path: Path, fmt: str) -> pl.DataFrame:
+    """Run a scan, turning parser failures into a DataError that names the file."""
+    try:
+        return lazy.collect()
+    except (pl.exceptions.PolarsError, OSError, ValueError) as error:
+        raise _unreadable(path, fmt, error) from error
+
+
+def read_events_table(
+    path: Path, fmt: str, *, opts: ReadOptions, report: Report, sep: str | None = None
+) -> pl.DataFrame:
+    """Read, map and validate one events table.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "e.csv"
+    >>> _ = p.write_text("uid,item_id,timestamp,junk\\nu1,i1,5,x\\n")
+    >>> r = Report()
+    >>> read_events_table(p, "csv", opts=ReadOptions(mapping={"user_id": "uid"}), report=r).row(0)
+    ('u1', 'i1', 5, 'view', None, None, None, None, 'self')
+    >>> r.steps[0].step
+    'read e.csv (ignored columns: junk)'
+    """
+    keep, ignored = plan_columns(table_columns(path, fmt, sep=sep), opts.mapping, where=str(path))
+    text = [column for column, target in keep.items() if target in EVENT_COLUMNS]
+    lazy = scan_table(path, fmt, sep=sep, text=text).select(
+        pl.col(column).alias(target) for column, target in keep.items()
+    )
+    frame = collect(lazy, path, fmt)
+    step = f"read {path.name}" + (f" (ignored columns: {', '.join(ignored)})" if ignored else "")
+    report.add(step, frame.height, frame.height)
+    return normalize_events(frame, where=path.name, opts=opts, report=report)
+
+
+def read_file(path: Path, fmt: str, opts: ReadOptions) -> RawData:
+    """Read a single events file (csv, tsv, parquet or jsonl) into RawData."""
+    report = Report()
+    events = read_events_table(path, fmt, opts=opts, report=report, sep=opts.sep)
+    return RawData(events=events, name=opts.name or path.stem, report=report)
+
+
+def folder_tables(folder: Path) -> dict[str, tuple[Path, str]]:
+    """The tables of a behaviorlm folder: name -> (file, format); raises on ambiguous files."""
+    found: dict[str, tuple[Path, str]] = {}
+    for table in FOLDER_TABLES:
+        matches = sorted(
+            p
+            for p in folder.glob(f"{table}.*")
+            if p.suffix.lower() in TABLE_EXTENSIONS and p.is_file()
+        )
+        if len(matches) > 1:
+            raise DataError(
+                f"more than one {table} table: {', '.join(p.name for p in matches)}",
+                where=str(folder),
+                how=f"keep one {table}.<csv|tsv|parquet|jsonl> file in the folder",
+            )
+        if matches:
+            found[table] = (matches[0], TABLE_EXTENSIONS[matches[0].suffix.lower()])
+    return found
+
+
+def read_folder(folder: Path, opts: ReadOptions) -> RawData:
+    """Read a behaviorlm folder: events plus optional items, users and follows tables.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "events.csv").write_text("user_id,item_id,timestamp\\nu1,i1,5\\n")
+    >>> _ = (d / "items.csv").write_text("item_id,title\\ni1,One\\n")
+    >>> raw = read_folder(d, ReadOptions())
+    >>> raw.events.height, raw.items is not None and raw.items["title"].to_list()
+    (1, ['One'])
+    """
+    tables = folder_tables(folder)
+    if "events" not in tables:
+        raise DataError(
+            "no events table in the folder",
+            where=str(folder),
+            how="add events.<csv|tsv|parquet|jsonl> or pass the events file itself",
+        )
+    report = Report()
+    path, fmt = tables["events"]
+    events = read_events_table(path, fmt, opts=opts, report=report)
+    sides: dict[str, pl.DataFrame] = {}
+    for table in ("items", "users", "follows"):
+        if table not in tables:
+            continue
+        path, fmt = tables[table]
+        columns = table_columns(path, fmt)
+        text = [c for c in _SIDE_TEXT[table] if c in columns]
+        frame = collect(scan_table(path, fmt, text=text), path, fmt)
+        report.add(f"read {path.name}", frame.height, frame.height)
+        if table == "follows":
+            sides[table] = normalize_follows(frame, where=path.name, opts=opts, report=report)
+        else:
+            key = "item_id" if table == "items" else "user_id"
+            sides[table] = normalize_keyed(
+                frame, key=key, where=path.name, opts=opts, report=report
+            )
+    return RawData(
+        events=events,
+        items=sides.get("items"),
+        users=sides.get("users"),
+        follows=sides.get("follows"),
+        name=opts.name or folder.resolve().name,
+        report=report,
+    )

@@ -1,0 +1,255 @@
+"""Bad input: whole-file problems raise one clear DataError; bad rows raise or are counted."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from behaviorlm.data.errors import DataError
+from behaviorlm.data.io import read
+from behaviorlm.data.readers.normalize import EVENT_REASONS
+
+FIXTURES = Path(__file__).parent / "fixtures" / "io"
+HEADER = "user_id,item_id,timestamp,action,value,query\n"
+GOOD = "u1,i1,100,view,,\nu2,i2,2024-01-01T00:00:00+01:00,click,1.5,\n"
+
+#: One bad row per reason (on top of the two good rows).
+BAD_ROWS = {
+    "empty user_id": ",i1,100,view,,",
+    "missing item_id and query": "u1,,100,view,,",
+    "missing timestamp": "u1,i1,,view,,",
+    "unparsable timestamp": "u1,i1,yesterday,view,,",
+    "NaN value": "u1,i1,100,rate,NaN,",
+    "unparsable value": "u1,i1,100,rate,five,",
+    "unknown action": "u1,i1,100,teleport,,",
+}
+
+
+def write(tmp_path: Path, body: str, name: str = "events.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(HEADER + GOOD + body + "\n")
+    return path
+
+
+def test_every_reason_has_a_case() -> None:
+    assert set(BAD_ROWS) == set(EVENT_REASONS)
+
+
+@pytest.mark.parametrize("reason", list(BAD_ROWS))
+def test_bad_row_raises(tmp_path: Path, reason: str) -> None:
+    path = write(tmp_path, BAD_ROWS[reason])
+    with pytest.raises(DataError) as info:
+        read(path, strict_actions=True)
+    message = str(info.value)
+    assert f"1 bad row(s): {reason}" in message
+    assert "events.csv" in message
+    assert "on_error='drop'" in message
+
+
+@pytest.mark.parametrize("reason", list(BAD_ROWS))
+def test_bad_row_dropped_and_counted(tmp_path: Path, reason: str) -> None:
+    path = write(tmp_path, BAD_ROWS[reason])
+    raw = read(path, on_error="drop", strict_actions=True)
+    assert raw.events["user_id"].to_list() == ["u1", "u2"]
+    assert raw.events["timestamp"].to_list() == [100, 1704063600]
+    step = raw.report.steps[-1]
+    assert (step.step, step.rows_in, step.rows_out, step.dropped) == (
+        "validate events.csv",
+        3,
+        2,
+        {reason: 1},
+    )
+
+
+def test_custom_actions_kept_without_strict_mode(tmp_path: Path) -> None:
+    raw = read(write(tmp_path, BAD_ROWS["unknown action"]))
+    assert raw.events["action"].to_list() == ["view", "click", "teleport"]
+
+
+def test_counts_by_reason_and_accounting(tmp_path: Path) -> None:
+    body = "\n".join(
+        [
+            ",i1,100,view,,",  # empty user_id
+            ",,,view,,",  # several problems: counted once, under the first reason
+            "u1,,100,view,,",
+            "u1,,100,,,boots",  # a search: fine
+            "u1,i1,yesterday,view,,",
+            "u1,i1,soon,view,,",
+            "u1,i1,100,rate,inf,",
+            "u3,i1,100,wishlist,,",  # custom action: fine
+        ]
+    )
+    raw = read(write(tmp_path, body), on_error="drop")
+    step = raw.report.steps[-1]
+    assert step.dropped == {
+        "empty user_id": 2,
+        "missing item_id and query": 1,
+        "unparsable timestamp": 2,
+        "NaN value": 1,
+    }
+    assert step.rows_in == 10
+    assert step.rows_out == 4
+    for s in raw.report.steps:
+        assert s.rows_in - s.rows_out == sum(s.dropped.values())
+    assert raw.events["action"].to_list() == ["view", "click", "search", "wishlist"]
+    with pytest.raises(DataError, match="2 bad row"):
+        read(write(tmp_path, body))
+
+
+def test_bad_side_table_rows(tmp_path: Path) -> None:
+    folder = tmp_path / "f"
+    shutil.copytree(FIXTURES / "folder", folder)
+    (folder / "items.csv").write_text("item_id,title,price\ni1,A,1\ni1,B,2\n,C,3\ni2,D,cheap\n")
+    (folder / "follows.csv").write_text("follower_id,followee_id,since\nu1,,1\nu1,u2,never\n")
+    with pytest.raises(DataError, match=r"1 bad row\(s\): empty item_id"):
+        read(folder)
+    raw = read(folder, on_error="drop")
+    assert raw.items is not None
+    assert raw.follows is not None
+    assert raw.items.rows() == [("i1", "A", 1.0)]
+    steps = {s.step: s.dropped for s in raw.report.steps}
+    assert steps["validate items.csv"] == {
+        "empty item_id": 1,
+        "duplicate item_id": 1,
+        "unparsable price": 1,
+    }
+    assert steps["validate follows.csv"] == {
+        "empty follower_id or followee_id": 1,
+        "unparsable since": 1,
+    }
+    assert raw.follows.height == 0
+
+
+def test_sequence_line_without_items(tmp_path: Path) -> None:
+    path = tmp_path / "s.txt"
+    path.write_text("1 10 11\n2\n3 12\n")
+    with pytest.raises(DataError, match="missing item_id and query"):
+        read(path)
+    raw = read(path, on_error="drop")
+    assert raw.events["user_id"].to_list() == ["1", "1", "3"]
+    assert raw.report.steps[-1].dropped == {"missing item_id and query": 1}
+
+
+def test_missing_path(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no such file or folder") as info:
+        read(tmp_path / "nope.csv")
+    assert "nope.csv" in str(info.value)
+
+
+def test_missing_required_column_lists_columns_and_suggests_map(tmp_path: Path) -> None:
+    path = tmp_path / "e.csv"
+    path.write_text("uid,item_id,timestamp\nu,i,1\n")
+    with pytest.raises(DataError) as info:
+        read(path)
+    message = str(info.value)
+    assert "required column 'user_id' is missing" in message
+    assert "uid, item_id, timestamp" in message
+    assert "--map user_id=COL" in message
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("user_id,item_id\n", "'timestamp' is missing"),
+        ("user_id,timestamp\n", "'item_id' or a 'query'"),
+    ],
+)
+def test_other_required_columns(tmp_path: Path, header: str, expected: str) -> None:
+    path = tmp_path / "e.csv"
+    path.write_text(header + "a,1\n")
+    with pytest.raises(DataError, match=expected):
+        read(path)
+
+
+@pytest.mark.parametrize(
+    ("mapping", "expected"),
+    [
+        ({"user_id": "nope"}, "mapped column 'nope'"),
+        ({"colour": "item_id"}, "unknown schema column 'colour'"),
+    ],
+)
+def test_bad_mapping(mapping: dict[str, str], expected: str) -> None:
+    with pytest.raises(DataError, match=expected):
+        read(FIXTURES / "events.csv", mapping=mapping)
+
+
+def test_mapping_on_a_format_without_columns() -> None:
+    with pytest.raises(DataError, match="does not apply"):
+        read(FIXTURES / "ml-1m", mapping={"user_id": "x"})
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    bad = tmp_path / "e.parquet"
+    bad.write_bytes(b"not a parquet file at all")
+    with pytest.raises(DataError, match="cannot read parquet file"):
+        read(bad)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DataError, match="cannot read csv file"):
+        read(empty)
+    ragged = tmp_path / "movies.dat"
+    (tmp_path / "ratings.dat").write_text("1::1::5::1\n")
+    ragged.write_text("1::Title only\n")
+    with pytest.raises(DataError, match="fewer than 3 fields"):
+        read(tmp_path)
+
+
+def test_unknown_formats(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="unknown format 'xml'"):
+        read(FIXTURES / "events.csv", format="xml")
+    odd = tmp_path / "log.xyz"
+    odd.write_text("x")
+    with pytest.raises(DataError, match=r"cannot tell the format of a \.xyz file"):
+        read(odd)
+    folder = tmp_path / "stuff"
+    folder.mkdir()
+    (folder / "readme.md").write_text("hi")
+    with pytest.raises(DataError, match="cannot tell the format of this folder"):
+        read(folder)
+    with pytest.raises(DataError, match="needs a file"):
+        read(FIXTURES / "folder", format="csv")
+
+
+def test_ambiguous_folders(tmp_path: Path) -> None:
+    (tmp_path / "a.inter").write_text("user_id:token\titem_id:token\n1\t2\n")
+    (tmp_path / "b.inter").write_text("user_id:token\titem_id:token\n1\t2\n")
+    with pytest.raises(DataError, match=r"2 \.inter files"):
+        read(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    pl.DataFrame({"user_id": ["u"], "item_id": ["i"], "timestamp": [1]}).write_csv(
+        other / "events.csv"
+    )
+    (other / "events.jsonl").write_text("{}\n")
+    with pytest.raises(DataError, match="more than one events table"):
+        read(other)
+
+
+def test_on_error_must_be_known() -> None:
+    with pytest.raises(DataError, match="on_error"):
+        read(FIXTURES / "events.csv", on_error="ignore")  # type: ignore[arg-type]
+
+
+def test_no_events(tmp_path: Path) -> None:
+    header_only = tmp_path / "h.csv"
+    header_only.write_text(HEADER)
+    with pytest.raises(DataError, match="no events in the input"):
+        read(header_only)
+    all_bad = tmp_path / "b.csv"
+    all_bad.write_text(HEADER + ",i,1,,,\n")
+    with pytest.raises(DataError, match=r"no events left \(dropped empty user_id: 1\)"):
+        read(all_bad, on_error="drop")
+
+
+def test_bad_json_and_ragged_csv(tmp_path: Path) -> None:
+    bad_json = tmp_path / "e.jsonl"
+    bad_json.write_text('{"user_id": "u", "item_id": "i", "timestamp": 1}\n{not json\n')
+    with pytest.raises(DataError, match="cannot read jsonl file"):
+        read(bad_json)
+    ragged = tmp_path / "r.csv"
+    ragged.write_text("user_id,item_id,timestamp\nu,i,1,extra\n")
+    with pytest.raises(DataError, match="cannot read csv file"):
+        read(ragged)

@@ -1,0 +1,391 @@
+"""Every input format reads into the RawData schema (tables, folders, MovieLens, RecBole, text)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from behaviorlm.data.errors import Report
+from behaviorlm.data.io import detect_format, read
+from behaviorlm.data.raw import RAW_EVENT_DTYPES, RawData
+from behaviorlm.data.readers.normalize import to_seconds
+
+FIXTURES = Path(__file__).parent / "fixtures" / "io"
+
+
+def assert_schema(raw: RawData) -> None:
+    """Events start with exactly the RAW_EVENT_DTYPES columns, in order, with those dtypes."""
+    head = raw.events.columns[: len(RAW_EVENT_DTYPES)]
+    assert head == list(RAW_EVENT_DTYPES)
+    for column, dtype in RAW_EVENT_DTYPES.items():
+        assert raw.events.schema[column] == dtype, column
+    for column in raw.events.columns[len(RAW_EVENT_DTYPES) :]:
+        assert column == "event_id" or column.startswith("truth_")
+    assert_accounting(raw.report)
+
+
+def assert_accounting(report: Report) -> None:
+    for step in report.steps:
+        assert step.rows_in - step.rows_out == sum(step.dropped.values()), step
+
+
+@pytest.mark.parametrize(
+    ("path", "fmt"),
+    [
+        ("events.csv", "csv"),
+        ("events.tsv", "tsv"),
+        ("events.jsonl", "jsonl"),
+        ("folder", "folder"),
+        ("ml-100k", "movielens"),
+        ("ml-100k/u.data", "movielens"),
+        ("ml-1m", "movielens"),
+        ("ml-1m/ratings.dat", "movielens"),
+        ("ml-20m", "movielens"),
+        ("ml-20m/ratings.csv", "movielens"),
+        ("recbole", "recbole"),
+        ("recbole/toy.inter", "recbole"),
+        ("sasrec.txt", "sequences"),
+        ("s3rec.txt", "sequences"),
+    ],
+)
+def test_detect_format_and_schema(path: str, fmt: str) -> None:
+    assert detect_format(FIXTURES / path) == fmt
+    raw = read(FIXTURES / path)
+    assert_schema(raw)
+    assert raw.events.height > 0
+
+
+def test_csv_all_columns_defaults_and_custom_actions() -> None:
+    raw = read(FIXTURES / "events.csv")
+    ev = raw.events
+    assert ev["user_id"].to_list() == ["u1", "u1", "u2", "u2", "007"]  # ids kept as written
+    assert ev["timestamp"].to_list() == [
+        1700000000,
+        1700000060,
+        1700000060,  # 2023-11-14T22:14:20Z
+        1700000200,  # 1700000200.9 floored
+        1700035200,  # 2023-11-15 08:00:00, naive = UTC
+    ]
+    # null action: search when the row has a query and no item, else view; custom kept
+    assert ev["action"].to_list() == ["view", "purchase", "search", "wishlist", "view"]
+    assert ev["source"].to_list() == ["self", "self", "self", "social", "self"]
+    assert ev["value"].to_list() == [None, 19.5, None, None, None]
+    assert ev["query"].to_list()[2] == "red shoes"
+    assert ev["item_id"].to_list()[2] is None
+    assert ev["device"].to_list() == ["mobile", "mobile", "desktop", "desktop", None]
+    assert raw.name == "events"
+    assert raw.has_time
+    assert raw.report.steps[0].step == "read events.csv (ignored columns: note)"
+    assert "note" not in ev.columns
+
+
+def test_tsv_and_forced_format(tmp_path: Path) -> None:
+    raw = read(FIXTURES / "events.tsv")
+    assert raw.events.select("user_id", "item_id", "timestamp", "action").rows() == [
+        ("u1", "i1", 10, "click"),
+        ("u2", "i2", 20, "view"),
+    ]
+    renamed = tmp_path / "log.data"
+    renamed.write_bytes((FIXTURES / "events.tsv").read_bytes())
+    assert read(renamed, format="tsv").events.equals(raw.events)
+
+
+def test_custom_separator(tmp_path: Path) -> None:
+    path = tmp_path / "semi.csv"
+    path.write_text("user_id;item_id;timestamp\nu1;i1;5\n")
+    assert read(path, sep=";").events.select("user_id", "item_id").rows() == [("u1", "i1")]
+
+
+def test_jsonl_mixed_types() -> None:
+    raw = read(FIXTURES / "events.jsonl")
+    assert raw.events.select("user_id", "item_id", "timestamp", "action", "value").rows() == [
+        ("1", "i1", 1700000000, "like", 1.0),
+        ("u2", "42", 1699920000, "view", None),
+    ]
+    assert "extra" in raw.report.steps[0].step
+
+
+def test_parquet_native_types(tmp_path: Path) -> None:
+    frame = pl.DataFrame(
+        {
+            "user": [1, 2, 3],
+            "item_id": [10, 20, 30],
+            "timestamp": [
+                dt.datetime(2024, 1, 1),
+                dt.datetime(2024, 1, 1, 0, 1),
+                dt.datetime(2024, 1, 1, 0, 2, 30),
+            ],
+            "value": [1, 2, 3],
+            "truth_cause_event": [-1, 0, 1],
+        }
+    )
+    path = tmp_path / "events.parquet"
+    frame.write_parquet(path)
+    raw = read(path, mapping={"user_id": "user"})
+    assert_schema(raw)
+    assert raw.events["user_id"].to_list() == ["1", "2", "3"]
+    assert raw.events["item_id"].to_list() == ["10", "20", "30"]
+    assert raw.events["timestamp"].to_list() == [1704067200, 1704067260, 1704067350]
+    assert raw.events["value"].to_list() == [1.0, 2.0, 3.0]
+    assert raw.events["truth_cause_event"].to_list() == [-1, 0, 1]
+
+
+def test_parquet_dates_and_float_seconds(tmp_path: Path) -> None:
+    path = tmp_path / "d.pq"
+    pl.DataFrame(
+        {"user_id": ["a", "b"], "item_id": ["x", "y"], "timestamp": [dt.date(1970, 1, 2)] * 2}
+    ).write_parquet(path)
+    assert read(path).events["timestamp"].to_list() == [86400, 86400]
+    pl.DataFrame({"user_id": ["a"], "item_id": ["x"], "timestamp": [12.9]}).write_parquet(path)
+    assert read(path).events["timestamp"].to_list() == [12]
+
+
+def test_column_mapping() -> None:
+    mapping = {
+        "user_id": "uid",
+        "item_id": "iid",
+        "timestamp": "ts",
+        "value": "rating",
+        "action": "event",
+    }
+    raw = read(FIXTURES / "mapped.csv", mapping=mapping)
+    assert raw.events.select("user_id", "item_id", "timestamp", "action", "value").rows() == [
+        ("a", "x", 100, "rate", 4.0),
+        ("a", "y", 200, "rate", 5.0),
+        ("b", "x", 150, "rate", 3.0),
+    ]
+    assert "ignored" not in raw.report.steps[0].step
+
+
+def test_mapping_replaces_same_named_column(tmp_path: Path) -> None:
+    path = tmp_path / "e.csv"
+    path.write_text("user_id,account,item_id,timestamp\nold,new,i,1\n")
+    raw = read(path, mapping={"user_id": "account"})
+    assert raw.events["user_id"].to_list() == ["new"]
+    assert raw.report.steps[0].step == "read e.csv (ignored columns: user_id)"
+
+
+def test_search_events_without_item_column(tmp_path: Path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text("user_id,query,timestamp\nu,boots,1\n")
+    assert read(path).events.select("item_id", "action", "query").rows() == [
+        (None, "search", "boots")
+    ]
+
+
+def test_behaviorlm_folder_with_side_tables() -> None:
+    raw = read(FIXTURES / "folder")
+    assert_schema(raw)
+    ev = raw.events
+    assert ev.columns[len(RAW_EVENT_DTYPES) :] == [
+        "event_id",
+        "truth_cause_event",
+        "truth_cause_group",
+    ]
+    assert ev["source"].to_list() == ["self", "self", "social"]
+    assert ev["action"].to_list() == ["view", "share", "view"]
+    assert raw.items is not None
+    assert raw.users is not None
+    assert raw.follows is not None
+    assert raw.items.columns == ["item_id", "title", "category", "text", "price", "brand"]
+    assert raw.items.row(0) == ("i1", "Red shoe, size 42", "shoes", "A red shoe", 19.99, "acme")
+    assert raw.items.schema["price"] == pl.Float64
+    assert raw.users.columns == ["user_id", "age", "city", "truth_influence"]
+    assert raw.users["user_id"].to_list() == ["u1", "u2"]
+    assert raw.follows.rows() == [("u1", "u2", 50), ("u2", "u1", 1672531200)]
+    assert [s.step for s in raw.report.steps] == [
+        "read events.csv",
+        "validate events.csv",
+        "read items.csv",
+        "validate items.csv",
+        "read users.csv",
+        "validate users.csv",
+        "read follows.csv",
+        "validate follows.csv",
+    ]
+    assert raw.name == "folder"
+
+
+def test_folder_of_parquet_and_jsonl(tmp_path: Path) -> None:
+    pl.DataFrame({"user_id": ["u"], "item_id": ["i"], "timestamp": [3]}).write_parquet(
+        tmp_path / "events.parquet"
+    )
+    (tmp_path / "items.jsonl").write_text('{"item_id": 7, "title": "T", "price": "2.5"}\n')
+    raw = read(tmp_path, name="mine")
+    assert raw.name == "mine"
+    assert raw.items is not None
+    assert raw.items.rows() == [("7", "T", 2.5)]
+
+
+def test_movielens_100k() -> None:
+    raw = read(FIXTURES / "ml-100k")
+    assert raw.events.select("user_id", "item_id", "timestamp", "action", "value").rows() == [
+        ("1", "10", 881250949, "rate", 4.0),
+        ("1", "20", 881250950, "rate", 3.0),
+        ("2", "10", 881250951, "rate", 5.0),
+    ]
+    assert raw.items is not None
+    assert raw.users is not None
+    assert raw.items.select("item_id", "title", "category").rows() == [
+        ("10", "Toy Story (1995)", "Animation|Children's|Comedy"),
+        ("20", "Misérables, Les (1995)", "unknown"),  # Latin-1 decoded
+        ("30", "Nothing (1999)", None),
+    ]
+    assert raw.users.rows() == [
+        ("1", 24, "M", "technician", "85711"),
+        ("2", 53, "F", "other", "94043"),
+    ]
+    assert raw.users.columns == ["user_id", "age", "gender", "occupation", "zip"]
+
+
+def test_movielens_1m() -> None:
+    raw = read(FIXTURES / "ml-1m")
+    assert raw.events.select("user_id", "item_id", "timestamp", "action", "value").rows() == [
+        ("1", "1", 978300760, "rate", 5.0),
+        ("1", "2", 978302109, "rate", 3.0),
+        ("2", "3", 978301968, "rate", 4.0),
+    ]
+    assert raw.items is not None
+    assert raw.users is not None
+    assert raw.items.rows() == [
+        ("1", "Toy Story (1995)", "Animation|Children's|Comedy"),
+        ("2", "Star Wars: Episode IV - A New Hope (1977)", "Action|Sci-Fi"),
+        ("3", "Misérables, Les (1995)", "Drama"),
+    ]
+    assert raw.users.rows() == [
+        ("1", 1, "F", "K-12 student", "48067"),
+        ("2", 56, "M", "self-employed", "70072"),
+    ]
+
+
+def test_movielens_10m_layout_without_users(tmp_path: Path) -> None:
+    (tmp_path / "ratings.dat").write_text("1::122::5::838985046\n1::185::4.5::838983525\n")
+    (tmp_path / "movies.dat").write_text("122::Boomerang (1992)::Comedy|Romance\n")
+    raw = read(tmp_path)
+    assert raw.events["value"].to_list() == [5.0, 4.5]
+    assert raw.users is None
+    assert raw.items is not None
+    assert raw.items["category"].to_list() == ["Comedy|Romance"]
+
+
+def test_movielens_20m_quoted_titles() -> None:
+    raw = read(FIXTURES / "ml-20m")
+    assert raw.events.select("user_id", "item_id", "timestamp", "value").rows() == [
+        ("1", "1", 964982703, 4.0),
+        ("1", "3", 964981247, 4.5),
+        ("2", "2", 964982224, 0.5),
+    ]
+    assert set(raw.events["action"].to_list()) == {"rate"}
+    assert raw.items is not None
+    assert raw.items.rows() == [
+        ("1", "Toy Story (1995)", "Adventure|Animation|Children|Comedy|Fantasy"),
+        ("2", "American President, The (1995)", "Comedy|Drama|Romance"),
+        ("3", "Some Film (2015)", None),
+    ]
+
+
+def test_recbole_atomic_files() -> None:
+    raw = read(FIXTURES / "recbole")
+    assert raw.name == "toy"
+    assert raw.has_time
+    assert raw.events.select("user_id", "item_id", "timestamp", "action", "value").rows() == [
+        ("1", "10", 881250949, "rate", 4.0),
+        ("1", "20", 881250950, "rate", 3.0),
+        ("2", "10", 881250951, "rate", 5.0),
+    ]
+    assert raw.report.steps[0].step == "read toy.inter (ignored columns: label)"
+    assert raw.items is not None
+    assert raw.users is not None
+    assert raw.items.rows() == [
+        ("10", "Toy Story", "Animation|Children's|Comedy", "1995"),
+        ("20", "GoldenEye", "Action", "1995"),
+    ]
+    assert raw.items.columns == ["item_id", "title", "category", "release_year"]
+    assert raw.users.columns == ["user_id", "age", "gender", "occupation", "zip_code"]
+
+
+def test_recbole_without_timestamp_keeps_file_order(tmp_path: Path) -> None:
+    (tmp_path / "x.inter").write_text("session_id:token\titem_id:token\ns1\ta\ns2\tb\ns1\tc\n")
+    raw = read(tmp_path / "x.inter", mapping={"user_id": "session_id"})
+    assert not raw.has_time
+    assert raw.events.select("user_id", "item_id", "timestamp", "action").rows() == [
+        ("s1", "a", 0, "view"),
+        ("s2", "b", 1, "view"),
+        ("s1", "c", 2, "view"),
+    ]
+
+
+def test_sasrec_pairs() -> None:
+    raw = read(FIXTURES / "sasrec.txt")
+    assert not raw.has_time
+    assert raw.events.select("user_id", "item_id", "timestamp", "action").rows() == [
+        ("1", "10", 0, "view"),
+        ("1", "11", 1, "view"),
+        ("2", "10", 2, "view"),
+        ("1", "12", 3, "view"),
+        ("2", "13", 4, "view"),
+    ]
+    assert raw.report.steps[0].step == "read sasrec.txt (pairs, 5 lines)"
+
+
+def test_s3rec_rows() -> None:
+    raw = read(FIXTURES / "s3rec.txt")
+    assert raw.events.select("user_id", "item_id", "timestamp").rows() == [
+        ("1", "10", 0),
+        ("1", "11", 1),
+        ("1", "12", 2),
+        ("2", "10", 3),
+        ("2", "13", 4),
+        ("3", "14", 5),
+    ]
+    # "3 14" has two tokens but users never repeat and other lines are longer: rows
+    assert raw.report.steps[0].step == "read s3rec.txt (rows, 3 lines)"
+
+
+def test_two_token_lines_with_unique_users_are_rows(tmp_path: Path) -> None:
+    path = tmp_path / "one_each.txt"
+    path.write_text("1 10\n2 11\n\n3\t12\n")
+    raw = read(path)
+    assert raw.report.steps[0].step == "read one_each.txt (rows, 3 lines)"
+    assert raw.events.select("user_id", "item_id").rows() == [("1", "10"), ("2", "11"), ("3", "12")]
+
+
+def test_sequence_separator(tmp_path: Path) -> None:
+    path = tmp_path / "comma.txt"
+    path.write_text("u1,a,b\nu2,c\n")
+    raw = read(path, sep=",")
+    assert raw.events.select("user_id", "item_id").rows() == [("u1", "a"), ("u1", "b"), ("u2", "c")]
+
+
+def test_timestamp_forms() -> None:
+    column = pl.Series(
+        [
+            "1700000000",
+            " 1700000000 ",
+            "1700000000.99",
+            "2023-11-14T22:13:20Z",
+            "2023-11-14T23:13:20+01:00",
+            "2023-11-14T22:13:20.5",
+            "2023-11-14 22:13:20",
+            "2023-11-14T22:13",
+            "2023-11-14",
+            "14/11/2023",
+            None,
+        ]
+    )
+    assert to_seconds(column).to_list() == [
+        1700000000,
+        1700000000,
+        1700000000,
+        1700000000,
+        1700000000,
+        1700000000,
+        1700000000,
+        1699999980,
+        1699920000,
+        None,
+        None,
+    ]

@@ -19,7 +19,8 @@ def item_popularity(train: Sequences) -> np.ndarray:
     """(n_items + 1,) share of training events per item id (index 0 = padding, always 0)."""
     items = train.items[train.items > 0]
     counts = np.bincount(items, minlength=train.n_items + 1).astype(np.float64)
-    return counts / max(1.0, counts.sum())
+    share: np.ndarray = counts / max(1.0, counts.sum())
+    return share
 
 
 def evaluate_artifact(

@@ -9,7 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from behaviorlm.models.base import Recommender
+from behaviorlm.models.itemknn import ItemKNN, ItemKNNConfig
+from behaviorlm.models.markov import Markov, MarkovConfig
+from behaviorlm.models.pop import Pop, PopConfig
 
-MODELS: dict[str, tuple[type[Any], type[Recommender]]] = {}
+MODELS: dict[str, tuple[type[Any], type[Recommender]]] = {
+    "pop": (PopConfig, Pop),
+    "itemknn": (ItemKNNConfig, ItemKNN),
+    "markov": (MarkovConfig, Markov),
+}
 
 __all__ = ["MODELS", "Recommender"]

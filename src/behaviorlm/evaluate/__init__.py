@@ -1,0 +1,29 @@
+"""Honest evaluation: full-catalogue ranking and pure vectorised ranking metrics."""
+
+from behaviorlm.evaluate.artifacts import evaluate_artifact
+from behaviorlm.evaluate.metrics import (
+    coverage,
+    hit_rate,
+    mean_popularity,
+    mrr,
+    ndcg,
+    recall,
+    relevance,
+)
+from behaviorlm.evaluate.results import EvalResult, markdown_table
+from behaviorlm.evaluate.runner import DEFAULT_KS, evaluate
+
+__all__ = [
+    "DEFAULT_KS",
+    "EvalResult",
+    "coverage",
+    "evaluate",
+    "evaluate_artifact",
+    "hit_rate",
+    "markdown_table",
+    "mean_popularity",
+    "mrr",
+    "ndcg",
+    "recall",
+    "relevance",
+]

@@ -1,0 +1,117 @@
+"""Evaluation results as plain data: JSON in and out, and a Markdown table of many runs."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Metrics of one model on one evaluation set.
+
+    Attributes
+    ----------
+    model : str
+        Name (or label) of the evaluated model.
+    split : str
+        Which evaluation set (e.g. ``"test"``, ``"valid"``).
+    n_users : int
+        Rows the metrics average over.
+    ks : tuple of int
+        Cut-offs the metrics were computed at.
+    metrics : dict
+        ``{metric: {k: value}}``, e.g. ``{"HR": {10: 0.1}}``.
+    exclude_seen : bool
+        Whether items of the history were excluded from the lists.
+    seconds : float
+        Wall time of ranking plus metrics.
+    extra : dict
+        Anything else worth keeping (JSON-ready values).
+
+    Examples
+    --------
+    >>> r = EvalResult("pop", "test", 2, (10,), {"HR": {10: 0.5}}, True, 0.1)
+    >>> EvalResult.from_dict(json.loads(r.to_json())) == r
+    True
+    """
+
+    model: str
+    split: str
+    n_users: int
+    ks: tuple[int, ...]
+    metrics: dict[str, dict[int, float]]
+    exclude_seen: bool
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data (cut-offs become string keys, as JSON requires)."""
+        return {
+            "model": self.model,
+            "split": self.split,
+            "n_users": self.n_users,
+            "ks": list(self.ks),
+            "metrics": {
+                name: {str(k): float(v) for k, v in values.items()}
+                for name, values in self.metrics.items()
+            },
+            "exclude_seen": self.exclude_seen,
+            "seconds": self.seconds,
+            "extra": dict(self.extra),
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The result as a JSON string."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EvalResult:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            model=str(data["model"]),
+            split=str(data["split"]),
+            n_users=int(data["n_users"]),
+            ks=tuple(int(k) for k in data["ks"]),
+            metrics={
+                str(name): {int(k): float(v) for k, v in values.items()}
+                for name, values in data["metrics"].items()
+            },
+            exclude_seen=bool(data["exclude_seen"]),
+            seconds=float(data["seconds"]),
+            extra=dict(data.get("extra", {})),
+        )
+
+
+def markdown_table(
+    results: Sequence[EvalResult],
+    metrics: Sequence[str] = ("HR", "NDCG", "MRR", "Recall"),
+    ks: Sequence[int] = (10, 20),
+    *,
+    digits: int = 4,
+) -> str:
+    """One Markdown row per result, one column per metric and cut-off; ``-`` where missing.
+
+    Examples
+    --------
+    >>> r = EvalResult("pop", "test", 2, (10,), {"HR": {10: 0.5}}, True, 0.1)
+    >>> print(markdown_table([r], metrics=("HR", "MRR"), ks=(10,)))
+    | model | HR@10 | MRR@10 |
+    |---|---:|---:|
+    | pop | 0.5000 | - |
+    """
+    columns = [(m, k) for m in metrics for k in ks]
+    lines = [
+        "| model | " + " | ".join(f"{m}@{k}" for m, k in columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    for result in results:
+        cells = []
+        for m, k in columns:
+            value = result.metrics.get(m, {}).get(k)
+            cells.append("-" if value is None or math.isnan(value) else f"{value:.{digits}f}")
+        lines.append(f"| {result.model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

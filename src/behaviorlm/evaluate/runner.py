@@ -1,0 +1,120 @@
+"""Evaluate a model on an evaluation set: full-catalogue ranking, then the metrics.
+
+Never sampled negatives: every row is ranked against all items (``behaviorlm.recommend``),
+and the metrics are means over the rows that have at least one target.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from behaviorlm.evaluate.metrics import coverage, hit_rate, mean_popularity, mrr, ndcg, recall
+from behaviorlm.evaluate.results import EvalResult
+from behaviorlm.models.base import Recommender
+from behaviorlm.recommend import recommend
+from behaviorlm.schema import EvalSet
+
+DEFAULT_KS: Final[tuple[int, ...]] = (1, 5, 10, 20, 50, 100, 200)
+#: Per-row accuracy metrics: name -> function(ranked, target_offsets, targets, k) -> (R,).
+ACCURACY = {"HR": hit_rate, "NDCG": ndcg, "MRR": mrr, "Recall": recall}
+
+
+def evaluate(
+    model: Recommender,
+    evalset: EvalSet,
+    *,
+    ks: Sequence[int] = DEFAULT_KS,
+    exclude_seen: bool = True,
+    item_popularity: npt.ArrayLike | None = None,
+    batch_size: int = 256,
+    item_chunk: int = 262_144,
+    name: str | None = None,
+    split: str = "",
+) -> EvalResult:
+    """Rank the full catalogue for every row of ``evalset`` and compute the metrics at ``ks``.
+
+    Parameters
+    ----------
+    model : Recommender
+        A fitted model.
+    evalset : EvalSet
+        Histories and targets; rows without any target are left out (counted in ``extra``).
+    ks : sequence of int
+        Cut-offs; the lists are ranked once at ``max(ks)``.
+    exclude_seen : bool
+        Exclude the items of each row's history from its list.
+    item_popularity : array, optional
+        (n_items + 1,) popularity by item id (e.g. share of training events); adds the
+        ``Popularity`` metric (mean popularity of the recommended items).
+    batch_size, item_chunk : int
+        Passed to :func:`behaviorlm.recommend.recommend`.
+    name : str, optional
+        Label of the result; the model's registry name by default.
+    split : str
+        Name of the evaluation set, stored in the result.
+
+    Returns
+    -------
+    EvalResult
+        Metrics ``HR``, ``NDCG``, ``MRR``, ``Recall``, ``Coverage`` (and ``Popularity``) at each k.
+
+    Examples
+    --------
+    >>> from behaviorlm.models.pop import Pop, PopConfig
+    >>> from behaviorlm.schema import Sequences
+    >>> model = Pop(PopConfig()).fit(Sequences.from_lists([[1, 2], [2, 3], [2]], n_items=3))
+    >>> evalset = EvalSet(
+    ...     histories=Sequences.from_lists([[1], [2]], n_items=3),
+    ...     target_offsets=np.array([0, 1, 2]),
+    ...     targets=np.array([2, 3]),
+    ...     target_event_ids=np.array([0, 1]),
+    ... )
+    >>> evaluate(model, evalset, ks=(1, 2)).metrics["HR"]
+    {1: 0.5, 2: 1.0}
+    """
+    ks = tuple(sorted({int(k) for k in ks}))
+    if not ks or ks[0] < 1:
+        raise ValueError(f"ks must be positive cut-offs, got {ks}")
+    start = time.perf_counter()
+    has_target = np.diff(evalset.target_offsets) > 0
+    rows = np.flatnonzero(has_target)
+    data = evalset if len(rows) == len(evalset) else evalset.select(rows)
+    ranked = recommend(
+        model,
+        data.histories,
+        k=ks[-1],
+        exclude_seen=exclude_seen,
+        batch_size=batch_size,
+        item_chunk=item_chunk,
+    ).items
+    metrics: dict[str, dict[int, float]] = {
+        metric: {k: _mean(fn(ranked, data.target_offsets, data.targets, k)) for k in ks}
+        for metric, fn in ACCURACY.items()
+    }
+    metrics["Coverage"] = {k: coverage(ranked, model.n_items, k) for k in ks}
+    if item_popularity is not None:
+        popularity = np.asarray(item_popularity, dtype=np.float64)
+        metrics["Popularity"] = {k: mean_popularity(ranked, popularity, k) for k in ks}
+    return EvalResult(
+        model=name if name is not None else model.name,
+        split=split,
+        n_users=len(rows),
+        ks=ks,
+        metrics=metrics,
+        exclude_seen=exclude_seen,
+        seconds=round(time.perf_counter() - start, 4),
+        extra={
+            "rows_without_targets": int(len(evalset) - len(rows)),
+            "n_targets": len(data.targets),
+            "n_items": model.n_items,
+        },
+    )
+
+
+def _mean(values: npt.NDArray[np.float64]) -> float:
+    return float(values.mean()) if len(values) else 0.0

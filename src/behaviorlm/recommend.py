@@ -1,0 +1,243 @@
+"""The one place where scores become ranked lists: mask, filter, top-k.
+
+Users are walked in batches and the catalogue in contiguous item chunks
+(``model.score(batch, slice(lo, hi))``); each chunk is merged into a running top-k of the
+batch, so the memory is O(batch_size * item_chunk) whatever the catalogue size. The top-k
+selection partitions one int64 key per (score, item) (see :func:`encode`), which makes it
+exact and tie-free: ``np.partition`` on float scores with many ties is both slow and leaves
+the order of equal scores undefined.
+
+The order is total and deterministic: higher score first, equal scores by lower item id.
+Masked items get ``-inf``; rows with fewer than ``k`` candidates are padded with item 0 and
+score ``-inf`` (item 0 is padding and never recommended).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from behaviorlm.models.base import Recommender
+from behaviorlm.schema import F32, Bool, Int, Sequences
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """Top-k lists, one row per history row.
+
+    Attributes
+    ----------
+    items : (R, k) int64
+        Recommended item ids, best first; 0 pads rows with fewer than ``k`` candidates.
+    scores : (R, k) float32
+        Their scores; ``-inf`` where ``items`` is padding.
+
+    Examples
+    --------
+    >>> r = Ranked(items=np.array([[2, 0]]), scores=np.array([[1.0, -np.inf]], dtype=np.float32))
+    >>> len(r), r.k
+    (1, 2)
+    """
+
+    items: Int
+    scores: F32
+
+    def __len__(self) -> int:
+        return int(self.items.shape[0])
+
+    @property
+    def k(self) -> int:
+        """Length of every list (including padding)."""
+        return int(self.items.shape[1])
+
+
+def item_mask(
+    n_items: int,
+    *,
+    exclude_items: npt.ArrayLike | None = None,
+    allowed_items: npt.ArrayLike | None = None,
+) -> Bool:
+    """(n_items + 1,) True where an item may be recommended (never item 0).
+
+    ``allowed_items`` is a bool mask over ``0..n_items`` or an array of item ids; ids outside
+    ``1..n_items`` raise ValueError.
+
+    Examples
+    --------
+    >>> item_mask(4, exclude_items=[2], allowed_items=[1, 2, 3]).tolist()
+    [False, True, False, True, False]
+    """
+    ok = np.ones(n_items + 1, dtype=bool)
+    if allowed_items is not None:
+        allowed = np.asarray(allowed_items)
+        if allowed.dtype == np.bool_:
+            if allowed.shape != (n_items + 1,):
+                raise ValueError(
+                    f"allowed_items as a mask must have shape ({n_items + 1},), got {allowed.shape}"
+                )
+            ok &= allowed
+        else:
+            ok[:] = False
+            ok[_check_ids(allowed, n_items, "allowed_items")] = True
+    if exclude_items is not None:
+        ok[_check_ids(np.asarray(exclude_items), n_items, "exclude_items")] = False
+    ok[0] = False
+    return ok
+
+
+def _check_ids(ids: npt.NDArray[np.generic], n_items: int, what: str) -> Int:
+    if ids.size and not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"{what} must hold integer item ids, got dtype {ids.dtype}")
+    out = ids.astype(np.int64).ravel()
+    if out.size and (out.min() < 0 or out.max() > n_items):
+        raise ValueError(f"{what} holds ids outside 0..{n_items}")
+    return out
+
+
+_LOW = np.int64(0xFFFFFFFF)
+_MAGNITUDE = np.int32(0x7FFFFFFF)
+
+
+def encode(scores: F32, start: int) -> Int:
+    """(B, n) one int64 sort key per (score, item): larger key = ranked higher.
+
+    The high 32 bits hold the float32 score's bits mapped to an order-preserving signed
+    integer, the low 32 bits ``2**32 - 1 - item`` (item ``start + column``), so that equal
+    scores order by lower item id. All keys of a row differ, so ``np.partition`` on them is
+    exact, deterministic and fast even when most scores tie. Scores must not be NaN.
+
+    Examples
+    --------
+    >>> keys = encode(np.array([[0.5, 2.0, 0.5]], np.float32), start=1)
+    >>> np.argsort(keys[0])[::-1].tolist()
+    [1, 0, 2]
+    """
+    # -0.0 + 0.0 == +0.0: one bit pattern for zero, so zeros tie by item id
+    bits = (np.asarray(scores, dtype=np.float32) + np.float32(0.0)).view(np.int32)
+    # negative floats order backwards as integers: flip their magnitude bits (an involution)
+    bits ^= (bits >> 31) & _MAGNITUDE
+    keys = bits.astype(np.int64)
+    keys <<= 32
+    keys |= (_LOW - np.arange(start, start + scores.shape[1], dtype=np.int64))[None, :]
+    return keys
+
+
+def decode(keys: Int) -> tuple[F32, Int]:
+    """Inverse of :func:`encode`: (scores float32, items int64) of the same shape.
+
+    Examples
+    --------
+    >>> s, i = decode(encode(np.array([[-1.5, 0.0, np.inf]], np.float32), start=7))
+    >>> s.tolist(), i.tolist()
+    ([[-1.5, 0.0, inf]], [[7, 8, 9]])
+    """
+    bits = (keys >> 32).astype(np.int32)
+    bits ^= (bits >> 31) & _MAGNITUDE
+    return bits.view(np.float32), _LOW - (keys & _LOW)
+
+
+def top_keys(keys: Int, k: int) -> Int:
+    """The ``k`` largest keys of every row (unordered); all of them when a row has fewer.
+
+    Examples
+    --------
+    >>> np.sort(top_keys(np.array([[5, 1, 9, 7]]), 2)).tolist()
+    [[7, 9]]
+    """
+    width = keys.shape[1]
+    if width <= k:
+        return keys
+    return np.partition(keys, width - k, axis=1)[:, width - k :]
+
+
+def recommend(
+    model: Recommender,
+    histories: Sequences,
+    k: int = 10,
+    *,
+    exclude_seen: bool = True,
+    exclude_items: npt.ArrayLike | None = None,
+    allowed_items: npt.ArrayLike | None = None,
+    batch_size: int = 256,
+    item_chunk: int = 262_144,
+) -> Ranked:
+    """Top-``k`` items for every history row, over the full catalogue.
+
+    Parameters
+    ----------
+    model : Recommender
+        A fitted model.
+    histories : Sequences
+        One row per user to recommend for (rows may be empty).
+    k : int
+        Length of every list.
+    exclude_seen : bool
+        Never recommend an item that occurs in the row's history.
+    exclude_items : array of int, optional
+        Item ids never to recommend (out of stock, blocked).
+    allowed_items : bool mask over ``0..n_items`` or array of item ids, optional
+        Recommend only these items.
+    batch_size : int
+        Rows scored at once.
+    item_chunk : int
+        Items scored at once; with ``batch_size`` it bounds the memory of one step.
+
+    Returns
+    -------
+    Ranked
+        ``items`` (R, k) int64 and ``scores`` (R, k) float32, best first, padded with item 0 /
+        ``-inf`` when a row has fewer than ``k`` candidates.
+
+    Examples
+    --------
+    >>> from behaviorlm.models.pop import Pop, PopConfig
+    >>> model = Pop(PopConfig()).fit(Sequences.from_lists([[1, 2], [2, 3], [2]], n_items=3))
+    >>> recommend(model, Sequences.from_lists([[2], []], n_items=3), k=2).items.tolist()
+    [[1, 3], [2, 1]]
+    """
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    if batch_size < 1 or item_chunk < 1:
+        raise ValueError(
+            f"batch_size and item_chunk must be positive, got {batch_size}, {item_chunk}"
+        )
+    n_items = model.n_items
+    if n_items < 1:
+        raise RuntimeError(f"{model.name} is not fitted")
+    if n_items >= 2**32 - 1:
+        raise ValueError(f"catalogues of 2**32 - 1 items or more are not supported, got {n_items}")
+    ok = item_mask(n_items, exclude_items=exclude_items, allowed_items=allowed_items)
+    chunks = [(lo, min(lo + item_chunk, n_items + 1)) for lo in range(1, n_items + 1, item_chunk)]
+    # per chunk, the columns (relative to the chunk start) that are never allowed
+    blocked = {lo: np.flatnonzero(~ok[lo:hi]) for lo, hi in chunks}
+    R = len(histories)
+    out_items = np.zeros((R, k), dtype=np.int64)
+    out_scores = np.full((R, k), -np.inf, dtype=np.float32)
+    for first in range(0, R, batch_size):
+        batch = histories.select(np.arange(first, min(first + batch_size, R), dtype=np.int64))
+        B = len(batch)
+        seen_rows = batch.row_of_event
+        seen_items = batch.items
+        # (B, <= k) running top-k keys of the batch over the chunks scored so far
+        best = np.zeros((B, 0), dtype=np.int64)
+        for lo, hi in chunks:
+            scores = np.array(model.score(batch, slice(lo, hi)), dtype=np.float32)  # (B, hi - lo)
+            if scores.shape != (B, hi - lo):
+                raise ValueError(
+                    f"{model.name}.score returned shape {scores.shape}, expected {(B, hi - lo)}"
+                )
+            scores[np.isnan(scores)] = -np.inf
+            scores[:, blocked[lo]] = -np.inf
+            if exclude_seen:
+                inside = (seen_items >= lo) & (seen_items < hi)
+                scores[seen_rows[inside], seen_items[inside] - lo] = -np.inf
+            chunk_best = top_keys(encode(scores, lo), k)  # (B, <= k)
+            best = top_keys(np.concatenate([best, chunk_best], axis=1), k)
+        best_scores, best_items = decode(np.sort(best, axis=1)[:, ::-1])
+        found = best_scores > -np.inf
+        width = best.shape[1]
+        out_scores[first : first + B, :width] = np.where(found, best_scores, -np.inf)
+        out_items[first : first + B, :width] = np.where(found, best_items, 0)
+    return Ranked(items=out_items, scores=out_scores)

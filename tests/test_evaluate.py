@@ -1,0 +1,118 @@
+"""The evaluation runner and its results: full ranking, means over rows, JSON, Markdown."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from behaviorlm.evaluate import EvalResult, evaluate, markdown_table
+from behaviorlm.models.pop import Pop, PopConfig
+from behaviorlm.schema import EvalSet, Sequences
+
+# popularity counts: item 1: 1, item 2: 4, item 3: 3, item 4: 2, item 5: 0
+TRAIN = Sequences.from_lists([[1, 2, 3], [2, 3, 4], [2, 3, 4, 2]], n_items=5)
+
+
+def evalset(histories: list[list[int]], targets: list[list[int]]) -> EvalSet:
+    counts = [len(t) for t in targets]
+    flat = np.array([i for t in targets for i in t], dtype=np.int64)
+    return EvalSet(
+        histories=Sequences.from_lists(histories, n_items=5),
+        target_offsets=np.r_[0, np.cumsum(counts)].astype(np.int64),
+        targets=flat,
+        target_event_ids=np.arange(len(flat), dtype=np.int64),
+    )
+
+
+@pytest.fixture
+def pop() -> Pop:
+    return Pop(PopConfig()).fit(TRAIN)
+
+
+def test_evaluate_hand_computed(pop: Pop) -> None:
+    # pop order 2, 3, 4, 1, 5
+    # row 0: history [2] -> list 3, 4, 1, 5; target 4 at rank 2
+    # row 1: history []  -> list 2, 3, 4, 1, 5; targets {1, 3} at ranks 4 and 2
+    # row 2: history [5] -> list 2, 3, 4, 1; target 5 is seen, so excluded: no hit
+    data = evalset([[2], [], [5]], [[4], [1, 3], [5]])
+    result = evaluate(pop, data, ks=(2, 1, 4, 2), item_popularity=np.arange(6) / 10)
+    assert result.ks == (1, 2, 4)
+    assert result.n_users == 3
+    assert result.model == "pop"
+    assert result.metrics["HR"] == {1: 0.0, 2: pytest.approx(2 / 3), 4: pytest.approx(2 / 3)}
+    assert result.metrics["MRR"][4] == pytest.approx((1 / 2 + 1 / 2 + 0) / 3)
+    # recall@4: row 0 1/1, row 1 2/2, row 2 0
+    assert result.metrics["Recall"][4] == pytest.approx(2 / 3)
+    # ndcg@2: row 0 1/log2(3); row 1 (1/log2(3)) / (1 + 1/log2(3)); row 2 0
+    l3 = np.log2(3)
+    expected = (1 / l3 + (1 / l3) / (1 + 1 / l3)) / 3
+    assert result.metrics["NDCG"][2] == pytest.approx(expected)
+    # top-1 lists: 3, 2, 2 -> 2 distinct of 5 items
+    assert result.metrics["Coverage"][1] == pytest.approx(2 / 5)
+    # top-1 popularity: (0.3 + 0.2 + 0.2) / 3
+    assert result.metrics["Popularity"][1] == pytest.approx(0.7 / 3)
+    assert result.exclude_seen is True
+    assert result.seconds >= 0
+
+
+def test_exclude_seen_switch(pop: Pop) -> None:
+    # the target is the most popular item and already in the history
+    data = evalset([[2]], [[2]])
+    assert evaluate(pop, data, ks=(1,)).metrics["HR"][1] == 0.0
+    included = evaluate(pop, data, ks=(1,), exclude_seen=False)
+    assert included.metrics["HR"][1] == 1.0
+    assert included.exclude_seen is False
+
+
+def test_full_catalogue_is_ranked(pop: Pop) -> None:
+    # item 5 was never seen in training: it still gets ranked, last (rank 5 of 5)
+    data = evalset([[]], [[5]])
+    result = evaluate(pop, data, ks=(4, 5))
+    assert result.metrics["HR"] == {4: 0.0, 5: 1.0}
+    assert result.metrics["MRR"][5] == pytest.approx(1 / 5)
+
+
+def test_rows_without_targets_are_left_out(pop: Pop) -> None:
+    data = evalset([[], [1], []], [[2], [], [3]])
+    result = evaluate(pop, data, ks=(1,), name="label", split="valid")
+    assert result.n_users == 2
+    assert result.extra["rows_without_targets"] == 1
+    assert result.metrics["HR"][1] == 0.5
+    assert (result.model, result.split) == ("label", "valid")
+    assert "Popularity" not in result.metrics
+
+
+def test_bad_ks(pop: Pop) -> None:
+    with pytest.raises(ValueError, match="ks"):
+        evaluate(pop, evalset([[]], [[1]]), ks=(0, 5))
+
+
+def test_result_round_trip() -> None:
+    result = EvalResult(
+        model="markov",
+        split="test",
+        n_users=10,
+        ks=(1, 10),
+        metrics={"HR": {1: 0.25, 10: 0.5}, "NDCG": {1: 0.25, 10: 0.375}},
+        exclude_seen=True,
+        seconds=1.5,
+        extra={"n_items": 7},
+    )
+    data = json.loads(result.to_json())
+    assert data["metrics"]["HR"] == {"1": 0.25, "10": 0.5}
+    assert EvalResult.from_dict(data) == result
+    assert EvalResult.from_dict(result.to_dict()) == result
+
+
+def test_markdown_table() -> None:
+    a = EvalResult("pop", "test", 3, (10, 20), {"HR": {10: 0.1, 20: 0.2}}, True, 0.0)
+    b = EvalResult("markov", "test", 3, (10,), {"HR": {10: 0.123456}, "NDCG": {10: 0.5}}, True, 0.0)
+    table = markdown_table([a, b], metrics=("HR", "NDCG"), ks=(10, 20))
+    assert table.splitlines() == [
+        "| model | HR@10 | HR@20 | NDCG@10 | NDCG@20 |",
+        "|---|---:|---:|---:|---:|",
+        "| pop | 0.1000 | 0.2000 | - | - |",
+        "| markov | 0.1235 | - | 0.5000 | - |",
+    ]

@@ -1,0 +1,261 @@
+"""Behavioural contract of every registered model, plus what each baseline must learn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from behaviorlm.evaluate import evaluate
+from behaviorlm.models import MODELS, Recommender, itemknn
+from behaviorlm.models.itemknn import ItemKNN, ItemKNNConfig
+from behaviorlm.models.markov import Markov, MarkovConfig
+from behaviorlm.models.pop import Pop, PopConfig
+from behaviorlm.schema import EvalSet, Sequences
+
+N_ITEMS = 7
+#: Config overrides that keep a model's fit on the tiny data below fast (e.g. few epochs).
+FAST_CONFIG: dict[str, dict[str, Any]] = {}
+
+TRAIN = Sequences.from_lists(
+    [[1, 2, 3, 4], [2, 3, 0, 4, 5], [1, 3, 5], [6, 7, 6], [4, 5, 6, 7], [2, 2, 3]],
+    n_items=N_ITEMS,
+)
+# row 1 is empty and row 3 holds only a search event (item 0)
+QUERIES = Sequences.from_lists([[1, 2], [], [3, 4, 5, 6], [0], [7], [2, 1, 2]], n_items=N_ITEMS)
+
+
+def fitted(name: str) -> Recommender:
+    config_class, model_class = MODELS[name]
+    return model_class(config_class(**FAST_CONFIG.get(name, {}))).fit(TRAIN)
+
+
+@pytest.fixture(params=sorted(MODELS))
+def model(request: pytest.FixtureRequest) -> Recommender:
+    return fitted(request.param)
+
+
+def test_registry_names_match_classes() -> None:
+    for name, (config_class, model_class) in MODELS.items():
+        assert model_class.name == name
+        assert model_class.config_class is config_class
+
+
+def test_fit_returns_self_and_sets_catalogue(model: Recommender) -> None:
+    assert model.n_items == N_ITEMS
+
+
+def test_score_shape_dtype_and_finite(model: Recommender) -> None:
+    scores = model.score(QUERIES)
+    assert scores.shape == (len(QUERIES), N_ITEMS)
+    assert scores.dtype == np.float32
+    assert np.isfinite(scores).all()
+
+
+def test_chunked_scoring_equals_full(model: Recommender) -> None:
+    full = model.score(QUERIES)
+    parts = [model.score(QUERIES, slice(lo, lo + 3)) for lo in range(1, N_ITEMS + 1, 3)]
+    np.testing.assert_allclose(np.concatenate(parts, axis=1), full, rtol=1e-5, atol=1e-6)
+    # open and over-long ranges are clipped to 1..n_items
+    np.testing.assert_array_equal(model.score(QUERIES, slice(None, 100)), full)
+    assert model.score(QUERIES, slice(4, 4)).shape == (len(QUERIES), 0)
+
+
+def test_batch_equals_single_rows(model: Recommender) -> None:
+    full = model.score(QUERIES)
+    for r in range(len(QUERIES)):
+        np.testing.assert_allclose(model.score(QUERIES.row(r))[0], full[r], rtol=1e-5, atol=1e-6)
+
+
+def test_empty_histories(model: Recommender) -> None:
+    empty = Sequences.from_lists([[], []], n_items=N_ITEMS)
+    scores = model.score(empty)
+    assert scores.shape == (2, N_ITEMS)
+    np.testing.assert_array_equal(scores[0], scores[1])
+    none = Sequences.from_lists([], n_items=N_ITEMS)
+    assert model.score(none).shape == (0, N_ITEMS)
+
+
+def test_save_load_identical_scores(model: Recommender, tmp_path: Path) -> None:
+    model.save(tmp_path / "m")
+    loaded = type(model).load(tmp_path / "m")
+    assert loaded.config == model.config
+    np.testing.assert_array_equal(loaded.score(QUERIES), model.score(QUERIES))
+
+
+def test_score_is_deterministic(model: Recommender) -> None:
+    again = fitted(model.name)
+    np.testing.assert_array_equal(model.score(QUERIES), model.score(QUERIES))
+    np.testing.assert_array_equal(again.score(QUERIES), model.score(QUERIES))
+
+
+def test_unfitted_model_refuses_to_score() -> None:
+    for config_class, model_class in MODELS.values():
+        with pytest.raises(RuntimeError, match="not fitted"):
+            model_class(config_class()).score(QUERIES)
+
+
+# ---- pop -------------------------------------------------------------------------------
+
+
+def test_pop_orders_by_counts() -> None:
+    train = Sequences.from_lists([[1, 2, 2], [2, 3, 0], [3, 2]], n_items=4)
+    model = Pop(PopConfig()).fit(train)
+    # counts: item 1 once, item 2 four times, item 3 twice, item 4 never; search (0) ignored
+    np.testing.assert_array_equal(
+        model.score(Sequences.from_lists([[1]], n_items=4)), [[1, 4, 2, 0]]
+    )
+
+
+def test_pop_window_counts_only_recent_events() -> None:
+    # from_lists timestamps are positions 0, 1, 2, ... within each row; latest = 3
+    train = Sequences.from_lists([[1, 1, 1, 2], [1, 3]], n_items=3)
+    model = Pop(PopConfig(window_seconds=2)).fit(train)
+    # kept: timestamp > 3 - 2 = 1 -> row 0 events at t=2 (item 1), t=3 (item 2); row 1 none
+    np.testing.assert_array_equal(model.popularity[1:], [1, 1, 0])
+    assert Pop(PopConfig()).fit(train).popularity[1:].tolist() == [4, 1, 1]
+
+
+def test_pop_action_weights() -> None:
+    train = Sequences.from_lists([[1, 1, 2]], n_items=2, actions=[[1, 1, 4]])
+    # code 4 (purchase) weighs 5, codes 1..3 weigh 1: item 1 -> 2, item 2 -> 5
+    model = Pop(PopConfig(action_weights=(1.0, 1.0, 1.0, 5.0))).fit(train)
+    assert model.popularity[1:].tolist() == [2.0, 5.0]
+
+
+def test_pop_config_rejects_bad_values() -> None:
+    with pytest.raises(ValueError, match="window_seconds"):
+        PopConfig(window_seconds=0)
+
+
+# ---- itemknn ---------------------------------------------------------------------------
+
+
+def test_itemknn_scores_co_occurring_items_higher() -> None:
+    train = Sequences.from_lists([[1, 2], [1, 2, 3], [4, 5], [4, 5], [3, 5]], n_items=5)
+    model = ItemKNN(ItemKNNConfig()).fit(train)
+    scores = model.score(Sequences.from_lists([[1]], n_items=5))[0]
+    # item 2 shares 2 users with item 1 (cosine 2 / sqrt(2 * 2) = 1), item 3 one user
+    # (1 / sqrt(2 * 2) = 0.5); items 4, 5 never co-occur with 1
+    np.testing.assert_allclose(scores, [0.0, 1.0, 0.5, 0.0, 0.0], rtol=1e-6)
+
+
+def test_itemknn_keeps_top_neighbours_and_sums_history() -> None:
+    train = Sequences.from_lists([[1, 2, 3], [1, 2], [1, 4]], n_items=4)
+    model = ItemKNN(ItemKNNConfig(neighbours=1)).fit(train)
+    S = model.similarity.toarray()
+    assert (np.count_nonzero(S, axis=1) <= 1).all()
+    # item 1's single kept neighbour is item 2 (2 / sqrt(3 * 2)), the strongest
+    assert S[1].argmax() == 2
+    np.testing.assert_allclose(S[1, 2], 2 / np.sqrt(6), rtol=1e-6)
+    # scores add the neighbour rows of every history item
+    h = Sequences.from_lists([[1, 3]], n_items=4)
+    np.testing.assert_allclose(model.score(h)[0], S[1, 1:] + S[3, 1:], rtol=1e-6)
+
+
+def test_itemknn_recency_and_history_window() -> None:
+    train = Sequences.from_lists([[1, 2], [3, 4]], n_items=4)
+    h = Sequences.from_lists([[1, 3]], n_items=4)
+    decayed = ItemKNN(ItemKNNConfig(recency_decay=0.5)).fit(train).score(h)[0]
+    # item 3 is the last event (weight 1), item 1 one step older (weight 0.5)
+    np.testing.assert_allclose(decayed, [0.0, 0.5, 0.0, 1.0])
+    last_only = ItemKNN(ItemKNNConfig(max_history=1)).fit(train).score(h)[0]
+    np.testing.assert_allclose(last_only, [0.0, 0.0, 0.0, 1.0])
+
+
+def test_itemknn_shrinkage_damps_weak_support() -> None:
+    train = Sequences.from_lists([[1, 2], [3, 4], [3, 4], [3, 4], [1, 4]], n_items=4)
+    model = ItemKNN(ItemKNNConfig(shrinkage=10.0)).fit(train)
+    S = model.similarity.toarray()
+    # 1-2: 1 / (sqrt(2 * 1) + 10); 3-4: 3 / (sqrt(3 * 4) + 10)
+    np.testing.assert_allclose(S[1, 2], 1 / (np.sqrt(2) + 10), rtol=1e-6)
+    np.testing.assert_allclose(S[3, 4], 3 / (np.sqrt(12) + 10), rtol=1e-6)
+
+
+def test_itemknn_blocked_fit_equals_single_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = ItemKNN(ItemKNNConfig(neighbours=3)).fit(TRAIN).similarity.toarray()
+    # a budget of one product per block puts every item row in its own block
+    monkeypatch.setattr(itemknn, "BLOCK_PRODUCTS", 1)
+    blocked = ItemKNN(ItemKNNConfig(neighbours=3)).fit(TRAIN).similarity.toarray()
+    np.testing.assert_array_equal(blocked, whole)
+    assert (np.count_nonzero(whole, axis=1) <= 3).all()
+    assert np.count_nonzero(whole) > 0
+    np.testing.assert_array_equal(np.diag(whole), 0)
+
+
+# ---- markov ----------------------------------------------------------------------------
+
+
+def test_markov_follows_transitions_and_backs_off_to_popularity() -> None:
+    train = Sequences.from_lists([[1, 2], [1, 2], [1, 3], [4, 4, 4, 5], [5]], n_items=5)
+    model = Markov(MarkovConfig()).fit(train)
+    after_1 = model.score(Sequences.from_lists([[1]], n_items=5))[0]
+    # P(2 | 1) = 2/3, P(3 | 1) = 1/3, other items only get the tiny popularity backoff
+    np.testing.assert_allclose(after_1[[1, 2]], [2 / 3, 1 / 3], rtol=1e-5)
+    # then the rest by popularity (events: item 1: 3, item 4: 3, item 5: 2), ties by lower id
+    order = np.argsort(-after_1, kind="stable") + 1
+    assert order.tolist() == [2, 3, 1, 4, 5]
+    pop = model.popularity
+    # an empty history and an item never followed by anything get popularity order
+    cases: list[list[list[int]]] = [[[]], [[0]], [[3]]]
+    for rows in cases:
+        scores = model.score(Sequences.from_lists(rows, n_items=5))[0]
+        np.testing.assert_allclose(scores, model.config.backoff_weight * pop[1:], rtol=1e-6)
+
+
+def test_markov_drop_repeats_and_smoothing() -> None:
+    train = Sequences.from_lists([[1, 1, 2], [3]], n_items=3)
+    kept = Markov(MarkovConfig(drop_repeats=False, backoff_weight=0.0)).fit(train)
+    dropped = Markov(MarkovConfig(backoff_weight=0.0)).fit(train)
+    h = Sequences.from_lists([[1]], n_items=3)
+    np.testing.assert_allclose(kept.score(h)[0], [0.5, 0.5, 0.0])
+    np.testing.assert_allclose(dropped.score(h)[0], [0.0, 1.0, 0.0])
+    # smoothing s = 1: (c + s * pop) / (T + s) with c = (0, 1, 0), T = 1, pop = (2, 1, 1) / 4
+    smooth = Markov(MarkovConfig(smoothing=1.0, backoff_weight=0.0)).fit(train)
+    np.testing.assert_allclose(smooth.score(h)[0], [0.5 / 2, 1.25 / 2, 0.25 / 2])
+
+
+def walks(n_users: int, n_items: int, seed: int) -> EvalSet:
+    """Every user walks i -> i+1 (mod n_items) from a random start; the last step is the target."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(4, 12, size=n_users)
+    offsets = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    step = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths)
+    items = (np.repeat(rng.integers(0, n_items, size=n_users), lengths) + step) % n_items + 1
+    seqs = Sequences.from_lists([[]] * n_users, n_items=n_items)
+    full = Sequences(
+        offsets=offsets,
+        users=seqs.users,
+        items=items.astype(np.int64),
+        actions=np.ones(len(items), dtype=np.int64),
+        timestamps=step.astype(np.int64),
+        event_ids=np.arange(len(items), dtype=np.int64),
+        values=np.full(len(items), np.nan, dtype=np.float32),
+        devices=np.zeros(len(items), dtype=np.int64),
+        locations=np.zeros(len(items), dtype=np.int64),
+        sources=np.zeros(len(items), dtype=np.int64),
+        n_items=n_items,
+    )
+    last = offsets[1:] - 1
+    keep = np.ones(len(items), dtype=bool)
+    keep[last] = False
+    return EvalSet(
+        histories=full.take_events(keep),
+        target_offsets=np.arange(n_users + 1, dtype=np.int64),
+        targets=items[last].astype(np.int64),
+        target_event_ids=last,
+    )
+
+
+def test_markov_beats_pop_on_sequential_data() -> None:
+    data = walks(n_users=300, n_items=60, seed=0)
+    pop = Pop(PopConfig()).fit(data.histories)
+    markov = Markov(MarkovConfig()).fit(data.histories)
+    hr_pop = evaluate(pop, data, ks=(10,)).metrics["HR"][10]
+    hr_markov = evaluate(markov, data, ks=(10,)).metrics["HR"][10]
+    # the walk is deterministic, so the last item always predicts the target
+    assert hr_markov == 1.0
+    assert hr_pop < 0.5

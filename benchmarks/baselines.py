@@ -14,9 +14,8 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
-
-from machine import machine_facts, peak_rss_mib
 
 from behaviorlm.config import load_toml
 from behaviorlm.data.io import read
@@ -24,14 +23,19 @@ from behaviorlm.data.preprocess import preprocess
 from behaviorlm.data.synthetic import simulate
 from behaviorlm.evaluate import evaluate_artifact, markdown_table
 from behaviorlm.train import train
+from machine import machine_facts, peak_rss_mib
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "default"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("data", nargs="?", help="file or folder that `behaviorlm prepare` reads")
-    parser.add_argument("--simulate", type=int, help="use the simulator with this many users instead")
+    parser.add_argument(
+        "--simulate", type=int, help="use the simulator with this many users instead"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default=None, help="data set name in the output")
     parser.add_argument("--models", default="pop,itemknn,markov")
@@ -57,9 +61,10 @@ def main() -> None:
             artifact = train(dataset, model, config=config, out_dir=tmp)
         fit_s = time.perf_counter() - t0
         t1 = time.perf_counter()
-        result = evaluate_artifact(artifact, exclude_seen=not args.include_seen)
+        result = replace(
+            evaluate_artifact(artifact, exclude_seen=not args.include_seen), model=model
+        )
         eval_s = time.perf_counter() - t1
-        result.model = model
         results.append(result)
         line = {
             "benchmark": "baselines",
@@ -73,7 +78,10 @@ def main() -> None:
             "fit_s": round(fit_s, 2),
             "eval_s": round(eval_s, 2),
             "peak_rss_mib": peak_rss_mib(),
-            "metrics": {m: {str(k): round(v, 5) for k, v in by_k.items()} for m, by_k in result.metrics.items()},
+            "metrics": {
+                m: {str(k): round(v, 5) for k, v in by_k.items()}
+                for m, by_k in result.metrics.items()
+            },
             **facts,
         }
         print(json.dumps(line), flush=True)

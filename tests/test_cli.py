@@ -1,4 +1,4 @@
-"""The command line end to end: simulate -> prepare -> train -> evaluate -> recommend, and errors."""
+"""The command line end to end (simulate, prepare, train, evaluate, recommend) and its errors."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ from behaviorlm.models import MODELS
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cli")
-    assert main(["simulate", str(root / "raw"), "--users", "150", "--seed", "3", "--format", "csv"]) == 0
+    assert (
+        main(["simulate", str(root / "raw"), "--users", "150", "--seed", "3", "--format", "csv"])
+        == 0
+    )
     assert (root / "raw" / "events.csv").is_file()
     assert main(["prepare", str(root / "raw"), str(root / "ds")]) == 0
     assert (root / "ds" / "dataset.json").is_file()
@@ -24,7 +27,9 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))
-def test_train_evaluate_recommend(prepared: Path, model: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_evaluate_recommend(
+    prepared: Path, model: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = prepared / "runs" / model
     assert main(["train", str(prepared / "ds"), "--model", model, "--out", str(out)]) == 0
     assert (out / "artifact.json").is_file()
@@ -60,7 +65,7 @@ def test_train_with_config_file_and_overrides(prepared: Path, tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["prepare", "{root}/nope.csv", "{root}/out"], "does not exist"),
+        (["prepare", "{root}/nope.csv", "{root}/out"], "no such file or folder"),
         (["train", "{root}/raw", "--model", "pop"], "not a prepared data set"),
         (["train", "{root}/ds", "--model", "pop", "--model.nope=1"], "unknown config key"),
         (["train", "{root}/ds"], "no model given"),

@@ -44,5 +44,10 @@ def test_evalset_select() -> None:
     assert sub.targets.tolist() == [3, 4, 5]
     assert sub.target_offsets.tolist() == [0, 2, 3]
     assert sub.histories.items.tolist() == [2, 3]
-    with pytest.raises(ValueError):
-        EvalSet(histories=h, target_offsets=np.array([0, 1]), targets=np.array([1]), target_event_ids=np.array([0]))
+    with pytest.raises(ValueError, match="target_offsets"):
+        EvalSet(
+            histories=h,
+            target_offsets=np.array([0, 1]),
+            targets=np.array([1]),
+            target_event_ids=np.array([0]),
+        )

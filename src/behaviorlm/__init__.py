@@ -40,7 +40,29 @@ _API: dict[str, str] = {
     "Sequences": "behaviorlm.schema",
 }
 
-__all__ = [*_API, "__version__"]
+__all__ = [
+    "MODELS",
+    "Artifact",
+    "DataError",
+    "Dataset",
+    "PrepareConfig",
+    "Recommender",
+    "Sequences",
+    "SimConfig",
+    "SplitConfig",
+    "__version__",
+    "evaluate",
+    "evaluate_artifact",
+    "leave_one_out",
+    "prepare",
+    "preprocess",
+    "read",
+    "recommend",
+    "simulate",
+    "temporal_split",
+    "train",
+    "write_simulation",
+]
 
 if TYPE_CHECKING:
     from behaviorlm.artifact import Artifact

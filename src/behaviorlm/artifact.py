@@ -126,7 +126,8 @@ class Artifact:
         unknown = [u for u, i in zip(user_ids, index, strict=True) if i == 0]
         if unknown:
             raise DataError(
-                f"unknown user id(s): {', '.join(unknown[:5])}" + (" ..." if len(unknown) > 5 else ""),
+                f"unknown user id(s): {', '.join(unknown[:5])}"
+                + (" ..." if len(unknown) > 5 else ""),
                 where=self.dataset.meta.get("name") or None,
                 how="use ids that occur in the training data",
             )

@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from behaviorlm.config import ConfigError, load_toml
 from behaviorlm.data.errors import DataError
@@ -38,7 +39,9 @@ def _split_overrides(extra: Sequence[str]) -> list[str]:
     """Unknown arguments must be ``--section.key=value`` overrides."""
     bad = [a for a in extra if not (a.startswith("--") and "." in a.split("=")[0] and "=" in a)]
     if bad:
-        raise ConfigError(f"unrecognised argument(s): {' '.join(bad)} (overrides look like --train.lr=1e-3)")
+        raise ConfigError(
+            f"unrecognised argument(s): {' '.join(bad)} (overrides look like --train.lr=1e-3)"
+        )
     return [a[2:] for a in extra]
 
 
@@ -78,7 +81,8 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     for line in _quality_lines(ds.meta.get("quality", [])):
         console.print(f"  {line}")
     console.print(
-        f"prepared {ds.n_events:,} events, {ds.n_users:,} users, {ds.n_items:,} items -> {args.out_dir}"
+        f"prepared {ds.n_events:,} events, {ds.n_users:,} users, {ds.n_items:,} items"
+        f" -> {args.out_dir}"
     )
 
 
@@ -89,21 +93,23 @@ def _quality_lines(quality: list[dict[str, object]]) -> list[str]:
         assert isinstance(dropped, dict)
         why = ", ".join(f"{k}: {v:,}" for k, v in dropped.items())
         lines.append(
-            f"{s['step']}: {s['rows_in']:,} -> {s['rows_out']:,} rows" + (f" (dropped {why})" if why else "")
+            f"{s['step']}: {s['rows_in']:,} -> {s['rows_out']:,} rows"
+            + (f" (dropped {why})" if why else "")
         )
     return lines
 
 
 def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
     from behaviorlm.data.dataset import Dataset
-    from behaviorlm.train import train
+    from behaviorlm.train import resolve_run_config, train
 
-    config = load_toml(args.config) if args.config else None
+    # resolve the config first: a mistake in it is reported before any data is loaded
+    run = resolve_run_config(args.model, load_toml(args.config) if args.config else None, overrides)
     with step(f"loading {args.dataset}"):
         ds = Dataset.load(args.dataset)
-    out = Path(args.out) if args.out else Path("runs") / (args.model or "model")
-    with step(f"training {args.model or 'model'}"):
-        artifact = train(ds, args.model, config=config, overrides=overrides, out_dir=out)
+    out = Path(args.out) if args.out else Path("runs") / run.model
+    with step(f"training {run.model}"):
+        artifact = train(ds, config=run.to_dict(), out_dir=out)
     console.print(
         f"trained {artifact.model.name} on {artifact.run['train_events']:,} events "
         f"in {artifact.run['fit_seconds']:.1f}s -> {out}"
@@ -122,7 +128,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             results.append(
                 evaluate_artifact(artifact, on=args.on, exclude_seen=not args.include_seen, ks=ks)
             )
-    console.print(markdown_table(results, ks=ks), markup=False)
+    console.print(markdown_table(results, ks=ks), markup=False, soft_wrap=True)
     if args.json:
         Path(args.json).write_text(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
         console.print(f"wrote {args.json}")
@@ -135,21 +141,21 @@ def cmd_recommend(args: argparse.Namespace) -> None:
     artifact = Artifact.load(args.artifact)
     histories = artifact.histories(args.user)
     ranked = recommend(artifact.model, histories, args.k, exclude_seen=not args.include_seen)
-    out = []
+    out: list[tuple[str, list[dict[str, Any]]]] = []
     for user, items, scores in zip(args.user, ranked.items, ranked.scores, strict=True):
         keep = items > 0
         rows = artifact.item_table(items[keep])
         for row, score in zip(rows, scores[keep], strict=True):
             row["score"] = float(score)
-        out.append({"user_id": user, "recommendations": rows})
+        out.append((user, rows))
     if args.json:
-        print(json.dumps(out, indent=2))
+        print(json.dumps([{"user_id": u, "recommendations": r} for u, r in out], indent=2))
         return
-    for entry in out:
-        _print_recommendations(console, str(entry["user_id"]), entry["recommendations"])  # type: ignore[arg-type]
+    for user, rows in out:
+        _print_recommendations(console, user, rows)
 
 
-def _print_recommendations(con: Console, user: str, rows: list[dict[str, object]]) -> None:
+def _print_recommendations(con: Console, user: str, rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     table = Table(title=f"top {len(rows)} for user {user}", title_justify="left")
@@ -185,35 +191,49 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("simulate", help="write the built-in shop simulator's data", allow_abbrev=False)
+    p = sub.add_parser(
+        "simulate", help="write the built-in shop simulator's data", allow_abbrev=False
+    )
     p.add_argument("out", help="output folder")
     p.add_argument("--users", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", choices=["parquet", "csv", "jsonl"], default="parquet")
 
-    p = sub.add_parser("prepare", help="read a log, preprocess, write a Dataset", allow_abbrev=False)
-    p.add_argument("input", help="file or folder (CSV/TSV/Parquet/JSONL, MovieLens, RecBole, sequences)")
+    p = sub.add_parser(
+        "prepare", help="read a log, preprocess, write a Dataset", allow_abbrev=False
+    )
+    p.add_argument(
+        "input", help="file or folder (CSV/TSV/Parquet/JSONL, MovieLens, RecBole, sequences)"
+    )
     p.add_argument("out_dir")
     p.add_argument("--format", default="auto")
     p.add_argument("--map", help="column mapping, e.g. user_id=uid,item_id=iid,timestamp=ts")
     p.add_argument("--sep", help="field separator of a text file")
     p.add_argument("--on-error", choices=["raise", "drop"], default="raise")
-    p.add_argument("--strict-actions", action="store_true", help="reject actions that are not built in")
-    p.add_argument("--keep-duplicates", action="store_true", help="do not drop exact duplicate events")
+    p.add_argument(
+        "--strict-actions", action="store_true", help="reject actions that are not built in"
+    )
+    p.add_argument(
+        "--keep-duplicates", action="store_true", help="do not drop exact duplicate events"
+    )
     p.add_argument("--collapse-repeats", action="store_true", help="collapse immediate repeats")
     p.add_argument("--min-user-events", type=int, default=1, help="k-core minimum per user")
     p.add_argument("--min-item-events", type=int, default=1, help="k-core minimum per item")
 
     p = sub.add_parser("train", help="fit a model on a prepared Dataset", allow_abbrev=False)
     p.add_argument("dataset", help="folder written by `behaviorlm prepare`")
-    p.add_argument("--model", choices=sorted(MODELS), help="model name (or [run] model in --config)")
+    p.add_argument(
+        "--model", choices=sorted(MODELS), help="model name (or [run] model in --config)"
+    )
     p.add_argument("--config", help="experiment TOML file")
     p.add_argument("--out", help="artifact folder (default runs/MODEL)")
 
     p = sub.add_parser("evaluate", help="full-ranking metrics of artifacts", allow_abbrev=False)
     p.add_argument("artifacts", nargs="+")
     p.add_argument("--on", choices=["test", "valid"], default="test")
-    p.add_argument("--include-seen", action="store_true", help="do not filter the user's seen items")
+    p.add_argument(
+        "--include-seen", action="store_true", help="do not filter the user's seen items"
+    )
     p.add_argument("--ks", default="1,5,10,20,50,100,200", help="comma-separated cut-offs")
     p.add_argument("--json", help="also write the results as JSON to this file")
 
@@ -225,9 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = sub.add_parser("demo", help="end-to-end demo on the built-in simulator", allow_abbrev=False)
-    p.add_argument("--users", type=int, default=3000)
+    p.add_argument("--users", type=int, default=10_000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="keep the demo's files in this folder (default: a temporary folder)")
+    p.add_argument(
+        "--out", help="keep the demo's files in this folder (default: a temporary folder)"
+    )
     return parser
 
 

@@ -112,7 +112,7 @@ def to_dict(config: object) -> dict[str, Any]:
 
 
 def parse_value(text: str) -> Any:
-    """Parse an override's value as TOML (numbers, booleans, lists, quoted strings) or a bare string."""
+    """Parse an override value as TOML (numbers, booleans, lists, quoted strings) or a string."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:

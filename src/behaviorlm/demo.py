@@ -7,6 +7,7 @@ together and prints what they return.
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from rich.table import Table
@@ -31,7 +32,9 @@ DEMO_MODELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 DEMO_KS = (1, 5, 10, 20, 50)
 
 
-def run_demo(users: int = 3000, seed: int = 0, out: Path | None = None, show_users: int = 3) -> None:
+def run_demo(
+    users: int = 10_000, seed: int = 0, out: Path | None = None, show_users: int = 3
+) -> None:
     """Run the demo, printing the results table and a few users' recommendations.
 
     Parameters
@@ -67,20 +70,21 @@ def _run(users: int, seed: int, out: Path, show_users: int) -> None:
         dataset = preprocess(raw)
         dataset.save(out / "dataset")
     console.print(
-        f"data set: {dataset.n_events:,} events, {dataset.n_users:,} users, {dataset.n_items:,} items"
+        f"data set: {dataset.n_events:,} events, {dataset.n_users:,} users, "
+        f"{dataset.n_items:,} items"
     )
     artifacts = {}
     for label, model, overrides in DEMO_MODELS:
         with step(f"training {label}"):
-            artifacts[label] = train(dataset, model, overrides=overrides, out_dir=out / "runs" / label)
+            artifacts[label] = train(
+                dataset, model, overrides=overrides, out_dir=out / "runs" / label
+            )
     results = []
     for label, artifact in artifacts.items():
         with step(f"evaluating {label} (full ranking, {dataset.n_items:,} items)"):
-            result = evaluate_artifact(artifact, ks=DEMO_KS)
-            result.model = label
-            results.append(result)
+            results.append(replace(evaluate_artifact(artifact, ks=DEMO_KS), model=label))
     console.print("\nTest metrics (leave-one-out, full ranking, seen items filtered):\n")
-    console.print(markdown_table(results, ks=(10, 20)), markup=False)
+    console.print(markdown_table(results, ks=(10, 20)), markup=False, soft_wrap=True)
     best = max(results, key=lambda r: r.metrics["NDCG"][10])
     console.print(f"\nRecommendations of the best model ({best.model}):")
     _show_users(artifacts[best.model], dataset, show_users)
@@ -90,7 +94,9 @@ def _show_users(artifact: Artifact, dataset: Dataset, n: int) -> None:
     user_ids = dataset.users["user_id"].head(n).to_list()
     histories = artifact.histories(user_ids)
     ranked = recommend(artifact.model, histories, 5)
-    titles = dataset.items["title"] if "title" in dataset.items.columns else dataset.items["item_id"]
+    titles = (
+        dataset.items["title"] if "title" in dataset.items.columns else dataset.items["item_id"]
+    ).to_list()
     actions = dataset.vocab["action"]
     for r, user in enumerate(user_ids):
         row = histories.row(r)
@@ -98,11 +104,14 @@ def _show_users(artifact: Artifact, dataset: Dataset, n: int) -> None:
             f"{actions[a - 1]} {titles[i - 1] if i else '(search)'}"
             for a, i in zip(row.actions[-4:], row.items[-4:], strict=True)
         ]
-        table = Table(title=f"user {user}: last events: " + "; ".join(recent), title_justify="left")
+        console.print(f"\nuser {user}, last events: " + "; ".join(recent), soft_wrap=True)
+        table = Table()
         table.add_column("#", justify="right")
         table.add_column("recommended item")
         table.add_column("score", justify="right")
-        for rank, (item, score) in enumerate(zip(ranked.items[r], ranked.scores[r], strict=True), 1):
+        for rank, (item, score) in enumerate(
+            zip(ranked.items[r], ranked.scores[r], strict=True), 1
+        ):
             if item > 0:
                 table.add_row(str(rank), str(titles[int(item) - 1]), f"{score:.4f}")
         console.print(table)

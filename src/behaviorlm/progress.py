@@ -39,15 +39,18 @@ def step(description: str) -> Iterator[None]:
     ...     total = sum(range(10))
     """
     start = time.perf_counter()
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=status_console,
-        transient=True,
-    ) as progress:
-        progress.add_task(description, total=None)
+    if not status_console.is_terminal:
         yield
+    else:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=status_console,
+            transient=True,
+        ) as progress:
+            progress.add_task(description, total=None)
+            yield
     status_console.print(f"[green]done[/green]: {description} ({time.perf_counter() - start:.1f}s)")
 
 

@@ -117,7 +117,9 @@ class Sequences:
         if self.offsets.ndim != 1 or len(self.offsets) != len(self.users) + 1:
             raise ValueError("offsets must have one more entry than users")
         if int(self.offsets[0]) != 0 or int(self.offsets[-1]) != n:
-            raise ValueError(f"offsets must run from 0 to {n}, got {self.offsets[0]}..{self.offsets[-1]}")
+            raise ValueError(
+                f"offsets must run from 0 to {n}, got {self.offsets[0]}..{self.offsets[-1]}"
+            )
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name in {"offsets", "users", "n_items", "extra"}:
@@ -170,7 +172,11 @@ class Sequences:
         arrays = {k: v[index] for k, v in self.per_event().items()}
         extra = {k: arrays.pop(k) for k in list(self.extra)}
         return replace(
-            self, offsets=offsets, users=self.users[rows], extra=extra, **arrays  # type: ignore[arg-type]
+            self,
+            offsets=offsets,
+            users=self.users[rows],
+            extra=extra,
+            **arrays,
         )
 
     def row(self, r: int) -> Sequences:
@@ -210,7 +216,9 @@ class Sequences:
         ts = np.arange(n, dtype=np.int64) - np.repeat(offsets[:-1], lengths)
         return cls(
             offsets=offsets,
-            users=np.arange(len(items), dtype=np.int64) if users is None else np.array(users, dtype=np.int64),
+            users=np.arange(len(items), dtype=np.int64)
+            if users is None
+            else np.array(users, dtype=np.int64),
             items=flat,
             actions=acts,
             timestamps=ts,

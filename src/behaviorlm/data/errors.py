@@ -18,8 +18,9 @@ class DataError(Exception):
 
     Examples
     --------
-    >>> str(DataError("column 'user_id' is missing", where="events.csv", how="pass --map user_id=COL"))
-    "column 'user_id' is missing (in events.csv); fix: pass --map user_id=COL"
+    >>> error = DataError("no user_id column", where="events.csv", how="pass --map user_id=COL")
+    >>> str(error)
+    'no user_id column (in events.csv); fix: pass --map user_id=COL'
     """
 
     def __init__(self, what: str, *, where: str | None = None, how: str | None = None) -> None:

@@ -40,7 +40,8 @@ def evaluate_artifact(
     >>> from behaviorlm.data.synthetic import simulate
     >>> from behaviorlm.data.preprocess import preprocess
     >>> from behaviorlm.train import train
-    >>> result = evaluate_artifact(train(preprocess(simulate(n_users=100, seed=0)), "pop"), ks=(10,))
+    >>> artifact = train(preprocess(simulate(n_users=100, seed=0)), "pop")
+    >>> result = evaluate_artifact(artifact, ks=(10,))
     >>> sorted(result.metrics)[:2]
     ['Coverage', 'HR']
     """

@@ -58,13 +58,17 @@ def resolve_run_config(
     merged = apply_overrides(dict(data or {}), overrides)
     unknown = sorted(set(merged) - set(SECTIONS))
     if unknown:
-        raise ConfigError(f"unknown config section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
+        raise ConfigError(
+            f"unknown config section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}"
+        )
     run = dict(merged.get("run", {}))
     if model is not None:
         run["model"] = model
     name = run.pop("model", None)
     if run:
-        raise ConfigError(f"unknown config key(s) {', '.join('run.' + k for k in run)}; known: run.model")
+        raise ConfigError(
+            f"unknown config key(s) {', '.join('run.' + k for k in run)}; known: run.model"
+        )
     if name is None:
         raise ConfigError("no model given; pass --model NAME or set [run] model = NAME")
     if name not in MODELS:
@@ -85,7 +89,7 @@ def train(
     overrides: Sequence[str] = (),
     out_dir: str | Path | None = None,
 ) -> Artifact:
-    """Fit a model on the training part of ``dataset`` and return (and optionally save) the artifact.
+    """Fit a model on the training part of ``dataset``; return (and optionally save) the artifact.
 
     Parameters
     ----------
@@ -120,7 +124,7 @@ def train(
         run={
             "config": cfg.to_dict(),
             "fit_seconds": round(seconds, 3),
-            "train_events": int(len(split.train.items)),
+            "train_events": len(split.train.items),
             "split_info": split.info,
         },
     )

@@ -118,17 +118,23 @@ def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from behaviorlm.artifact import Artifact
-    from behaviorlm.evaluate import evaluate_artifact, markdown_table
+    from dataclasses import replace
+
+    from behaviorlm.evaluate import evaluate_artifact, markdown_table, masking_notes
 
     ks = tuple(int(k) for k in args.ks.split(","))
     results = []
     for path in args.artifacts:
         with step(f"evaluating {path}"):
             artifact = Artifact.load(path)
-            results.append(
-                evaluate_artifact(artifact, on=args.on, exclude_seen=not args.include_seen, ks=ks)
+            result = evaluate_artifact(
+                artifact, on=args.on, exclude_seen=not args.include_seen, ks=ks
             )
+            # label rows by artifact folder: two artifacts of one model differ by config
+            results.append(replace(result, model=Path(path).name))
     console.print(markdown_table(results, ks=ks), markup=False, soft_wrap=True)
+    for note in masking_notes(results):
+        console.print(f"note: {note}", markup=False, soft_wrap=True)
     if args.json:
         Path(args.json).write_text(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
         console.print(f"wrote {args.json}")

@@ -17,7 +17,7 @@ from behaviorlm.data.dataset import Dataset
 from behaviorlm.data.io import read
 from behaviorlm.data.preprocess import preprocess
 from behaviorlm.data.synthetic import simulate, write_simulation
-from behaviorlm.evaluate import evaluate_artifact, markdown_table
+from behaviorlm.evaluate import evaluate_artifact, markdown_table, masking_notes
 from behaviorlm.progress import console, step
 from behaviorlm.recommend import recommend
 from behaviorlm.train import train
@@ -85,6 +85,8 @@ def _run(users: int, seed: int, out: Path, show_users: int) -> None:
             results.append(replace(evaluate_artifact(artifact, ks=DEMO_KS), model=label))
     console.print("\nTest metrics (leave-one-out, full ranking, seen items filtered):\n")
     console.print(markdown_table(results, ks=(10, 20)), markup=False, soft_wrap=True)
+    for note in masking_notes(results[:1]):
+        console.print(f"note: {note.split(': ', 1)[1]}", markup=False, soft_wrap=True)
     best = max(results, key=lambda r: r.metrics["NDCG"][10])
     console.print(f"\nRecommendations of the best model ({best.model}):")
     _show_users(artifacts[best.model], dataset, show_users)

@@ -10,7 +10,7 @@ from behaviorlm.evaluate.metrics import (
     recall,
     relevance,
 )
-from behaviorlm.evaluate.results import EvalResult, markdown_table
+from behaviorlm.evaluate.results import EvalResult, markdown_table, masking_notes
 from behaviorlm.evaluate.runner import DEFAULT_KS, evaluate
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "evaluate_artifact",
     "hit_rate",
     "markdown_table",
+    "masking_notes",
     "mean_popularity",
     "mrr",
     "ndcg",

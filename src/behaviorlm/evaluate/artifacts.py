@@ -54,5 +54,5 @@ def evaluate_artifact(
         ks=tuple(ks),
         exclude_seen=exclude_seen,
         item_popularity=item_popularity(split.train),
-        name=f"{artifact.dataset.meta.get('name', '')}:{on}",
+        split=on,
     )

@@ -115,3 +115,24 @@ def markdown_table(
             cells.append("-" if value is None or math.isnan(value) else f"{value:.{digits}f}")
         lines.append(f"| {result.model} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def masking_notes(results: Sequence[EvalResult]) -> list[str]:
+    """Warnings for results whose seen-item masking hides some targets.
+
+    Examples
+    --------
+    >>> r = EvalResult("pop", "test", 2, (10,), {}, True, 0.1, {"targets_in_history": 0.25})
+    >>> masking_notes([r])[0][:33]
+    'pop: 25.0% of the test targets ar'
+    """
+    notes = []
+    for r in results:
+        share = float(r.extra.get("targets_in_history", 0.0))
+        if r.exclude_seen and share > 0:
+            notes.append(
+                f"{r.model}: {share:.1%} of the {r.split or 'evaluation'} targets are items already in "
+                "the user's history; seen-item masking makes them unreachable "
+                "(--include-seen counts them)"
+            )
+    return notes

@@ -112,8 +112,38 @@ def evaluate(
             "rows_without_targets": int(len(evalset) - len(rows)),
             "n_targets": len(data.targets),
             "n_items": model.n_items,
+            "targets_in_history": round(targets_in_history(data), 6),
         },
     )
+
+
+def targets_in_history(evalset: EvalSet) -> float:
+    """Share of targets that already occur in their row's history.
+
+    With seen-item masking these targets cannot be hit (in a shop, a purchase of an item
+    the user viewed before is one); the share says how much of the metric masking removes.
+
+    Examples
+    --------
+    >>> from behaviorlm.schema import Sequences
+    >>> ev = EvalSet(
+    ...     histories=Sequences.from_lists([[1, 2], [3]], n_items=4),
+    ...     target_offsets=np.array([0, 1, 2]),
+    ...     targets=np.array([2, 4]),
+    ...     target_event_ids=np.array([5, 6]),
+    ... )
+    >>> targets_in_history(ev)
+    0.5
+    """
+    h = evalset.histories
+    if len(evalset.targets) == 0:
+        return 0.0
+    width = h.n_items + 1
+    seen = h.row_of_event * width + h.items
+    target_rows = np.repeat(
+        np.arange(len(evalset), dtype=np.int64), np.diff(evalset.target_offsets)
+    )
+    return float(np.isin(target_rows * width + evalset.targets, seen).mean())
 
 
 def _mean(values: npt.NDArray[np.float64]) -> float:

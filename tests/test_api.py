@@ -1,0 +1,28 @@
+"""The public Python API: the pipeline as plain functions from the package root."""
+
+from __future__ import annotations
+
+import importlib
+
+import behaviorlm as blm
+
+
+def test_root_names_are_functions_even_after_submodule_imports() -> None:
+    importlib.import_module("behaviorlm.train.run")
+    importlib.import_module("behaviorlm.evaluate.runner")
+    assert callable(blm.train)
+    assert callable(blm.evaluate)
+    assert callable(blm.recommend)
+    assert set(blm.__all__) <= set(dir(blm))
+
+
+def test_pipeline_from_the_root() -> None:
+    ds = blm.preprocess(blm.simulate(120, seed=2))
+    art = blm.train(ds, "markov")
+    result = blm.evaluate_artifact(art, ks=(10,))
+    assert 0.0 <= result.metrics["NDCG"][10] <= 1.0
+    user = ds.users["user_id"][0]
+    top = blm.recommend(art.model, art.histories([user]), k=5)
+    assert top.items.shape == (1, 5)
+    rows = art.item_table(top.items[0][top.items[0] > 0])
+    assert all("title" in row for row in rows)

@@ -11,13 +11,25 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from rich.table import Table
+
+from behaviorlm.artifact import Artifact
 from behaviorlm.config import ConfigError, load_toml
+from behaviorlm.data.dataset import Dataset
 from behaviorlm.data.errors import DataError
+from behaviorlm.data.io import read
+from behaviorlm.data.preprocess import PrepareConfig, preprocess
+from behaviorlm.data.synthetic import simulate, write_simulation
+from behaviorlm.demo import run_demo
+from behaviorlm.evaluate import evaluate_artifact, markdown_table, masking_notes
 from behaviorlm.models import MODELS
 from behaviorlm.progress import Console, console, step
+from behaviorlm.recommend import recommend
+from behaviorlm.train import resolve_run_config, train
 
 EXIT_BAD_INPUT = 2
 
@@ -46,7 +58,6 @@ def _split_overrides(extra: Sequence[str]) -> list[str]:
 
 
 def cmd_simulate(args: argparse.Namespace) -> None:
-    from behaviorlm.data.synthetic import simulate, write_simulation
 
     with step(f"simulating {args.users:,} users"):
         raw = simulate(args.users, seed=args.seed)
@@ -56,9 +67,6 @@ def cmd_simulate(args: argparse.Namespace) -> None:
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
-    from behaviorlm.data.io import read
-    from behaviorlm.data.preprocess import PrepareConfig, preprocess
-
     with step(f"reading {args.input}"):
         raw = read(
             args.input,
@@ -100,9 +108,6 @@ def _quality_lines(quality: list[dict[str, object]]) -> list[str]:
 
 
 def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
-    from behaviorlm.data.dataset import Dataset
-    from behaviorlm.train import resolve_run_config, train
-
     # resolve the config first: a mistake in it is reported before any data is loaded
     run = resolve_run_config(args.model, load_toml(args.config) if args.config else None, overrides)
     with step(f"loading {args.dataset}"):
@@ -117,10 +122,6 @@ def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from behaviorlm.artifact import Artifact
-    from dataclasses import replace
-
-    from behaviorlm.evaluate import evaluate_artifact, markdown_table, masking_notes
 
     ks = tuple(int(k) for k in args.ks.split(","))
     results = []
@@ -141,9 +142,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_recommend(args: argparse.Namespace) -> None:
-    from behaviorlm.artifact import Artifact
-    from behaviorlm.recommend import recommend
-
     artifact = Artifact.load(args.artifact)
     histories = artifact.histories(args.user)
     ranked = recommend(artifact.model, histories, args.k, exclude_seen=not args.include_seen)
@@ -162,7 +160,6 @@ def cmd_recommend(args: argparse.Namespace) -> None:
 
 
 def _print_recommendations(con: Console, user: str, rows: list[dict[str, Any]]) -> None:
-    from rich.table import Table
 
     table = Table(title=f"top {len(rows)} for user {user}", title_justify="left")
     table.add_column("#", justify="right")
@@ -182,7 +179,6 @@ def _print_recommendations(con: Console, user: str, rows: list[dict[str, Any]]) 
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from behaviorlm.demo import run_demo
 
     run_demo(users=args.users, seed=args.seed, out=Path(args.out) if args.out else None)
 

@@ -131,8 +131,8 @@ def masking_notes(results: Sequence[EvalResult]) -> list[str]:
         share = float(r.extra.get("targets_in_history", 0.0))
         if r.exclude_seen and share > 0:
             notes.append(
-                f"{r.model}: {share:.1%} of the {r.split or 'evaluation'} targets are items already in "
-                "the user's history; seen-item masking makes them unreachable "
+                f"{r.model}: {share:.1%} of the {r.split or 'evaluation'} targets are items "
+                "already in the user's history; seen-item masking makes them unreachable "
                 "(--include-seen counts them)"
             )
     return notes

@@ -142,8 +142,10 @@ class Dataset:
         return _lookup(self.items, "item_id", "item", item_ids)
 
     def model_columns(self) -> list[str]:
-        """Event columns a model may read (everything except ground truth)."""
-        return [c for c in self.events.columns if not c.startswith(TRUTH_PREFIX)]
+        """Event columns a model may read (not ground truth, not the input's own event ids)."""
+        return [
+            c for c in self.events.columns if not c.startswith(TRUTH_PREFIX) and c != "event_id"
+        ]
 
     def save(self, directory: str | Path) -> Path:
         """Write the Dataset as Parquet tables plus ``dataset.json``; returns the folder."""

@@ -1,0 +1,736 @@
+"""Preprocessing: RawData (external string ids) -> Dataset (contiguous internal ids).
+
+Steps, in order; each one that can drop rows is a step of the data-quality report (rows in,
+rows out, drops by reason), named as quoted here:
+
+1. ``"required fields"``: events without a user id or a timestamp are dropped (readers
+   guarantee both, so the step only appears for a hand-built RawData that lacks them).
+2. Stable time sort by (user, timestamp, input order): equal timestamps keep their input
+   order, so order-only inputs (SASRec-style sequence files) keep their order.
+3. ``"dedupe"``: exact duplicate events (equal in user_id, item_id, timestamp, action, value,
+   query, device, location and source) are dropped; the first in input order is kept, with
+   its ``event_id`` and ``truth_*`` columns.
+4. ``"collapse repeats"`` (off by default): an event with the same item, action and query as
+   the user's previous event is dropped (a run of repeats keeps its first event).
+5. ``"min counts"``: iterative k-core. An event is dropped when its item has fewer than
+   ``min_item_events`` events or its user fewer than ``min_user_events`` events, repeated
+   until a round drops nothing (dropping items can push users under their minimum, which can
+   push other items under theirs). User counts include events without an item (searches);
+   item counts only count events with that item, and item-less events go only with their user.
+6. ``"items table"`` / ``"users table"``: side-table rows of items or users without kept
+   events are dropped (and counted apart from missing and duplicate ids); kept items or users
+   without a side-table row get nulls. ``"follows table"``: edges are mapped to internal ids;
+   edges with a user without kept events, self follows and (with ``dedupe``) repeated edges
+   are dropped.
+
+Id maps: users ``1..n_users`` and items ``1..n_items`` (0 = padding / none) are numbered in
+the natural order of their external ids: by the text before the trailing digits, then by
+the value of the trailing number, then by the whole text (``u2 < u10 < v1``, ``2 < 10``).
+The numbering does not depend on the order of the input rows, and ids that already run
+``1..n`` keep their numbers. Events without an item (searches) get item 0.
+
+Vocabularies code ``action``, ``device``, ``location`` and ``source`` as ``1..len(vocab)``
+with 0 = unknown / missing. ``action`` always lists :data:`behaviorlm.schema.ACTIONS` first
+(so a built-in action has the same code in every data set: its index + 1), then the custom
+actions that occur, sorted. ``source`` likewise starts with :data:`behaviorlm.schema.SOURCES`.
+``device`` and ``location`` list the values that occur, sorted.
+
+Everything is vectorised: ids are coded with polars (integers parsed directly when ids are
+a common prefix plus a number, one categorical hashing pass otherwise), the event table is
+gathered into time order once, and the filters run on numpy views of its code columns.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from behaviorlm.config import to_dict
+from behaviorlm.data.dataset import EVENT_DTYPES, Dataset
+from behaviorlm.data.errors import DataError, OnError, Report
+from behaviorlm.data.raw import RawData
+from behaviorlm.schema import ACTIONS, SOURCES, TRUTH_PREFIX, Bool, Int
+
+#: Raw event columns that are carried to the Dataset untouched (besides ``truth_*`` columns).
+PASSTHROUGH = "event_id"
+#: Integer codes of the coding steps (-1 = missing for ids, 0 = missing for vocabularies).
+Codes = npt.NDArray[np.int32]
+#: Largest span of integer ids coded with a presence table instead of a sort.
+_DENSE_SPAN = 1 << 26
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrepareConfig:
+    """How raw events become a Dataset.
+
+    Attributes
+    ----------
+    dedupe : bool
+        Drop exact duplicate events (and duplicate follow edges), keeping the first.
+    collapse_repeats : bool
+        Drop an event that repeats the user's previous event (same item, action and query).
+    min_user_events : int
+        Users with fewer events (searches included) are dropped, iteratively with items.
+    min_item_events : int
+        Items with fewer events are dropped; together with ``min_user_events`` > 1 this is
+        the usual iterative k-core filter.
+    max_iterations : int
+        Upper bound on k-core rounds; not converging within it raises a DataError.
+
+    Examples
+    --------
+    >>> PrepareConfig(min_user_events=5, min_item_events=5).dedupe
+    True
+    """
+
+    dedupe: bool = True
+    collapse_repeats: bool = False
+    min_user_events: int = 1
+    min_item_events: int = 1
+    max_iterations: int = 100
+
+    def __post_init__(self) -> None:
+        for name in ("min_user_events", "min_item_events", "max_iterations"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class _Coded:
+    """External ids coded 0..n-1 in id order; ``codes`` is -1 where the id is missing."""
+
+    codes: Codes
+    values: pl.Series
+
+
+def preprocess(raw: RawData, config: PrepareConfig | None = None) -> Dataset:
+    """Turn parsed events into a Dataset with contiguous ids, sorted timelines and a report.
+
+    Parameters
+    ----------
+    raw : RawData
+        Events with external ids as read by ``data.io`` or produced by the simulator.
+    config : PrepareConfig, optional
+        Filters to apply; the default dedupes and keeps every user and item.
+
+    Returns
+    -------
+    Dataset
+        ``meta`` holds ``name``, ``has_time``, ``n_users``, ``n_items``, ``n_events``,
+        ``action_counts``, ``min_counts``, ``config`` and ``quality`` (the
+        reading steps of ``raw.report`` followed by the preprocessing steps, as dicts).
+
+    Raises
+    ------
+    DataError
+        When no event is left, or the k-core filter does not converge.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> events = pl.DataFrame({"user_id": ["b", "a", "b"], "item_id": ["x", "y", "x"],
+    ...                        "timestamp": [2, 5, 2]})
+    >>> ds = preprocess(RawData(events=events, name="toy"))
+    >>> ds.events.select("user", "item", "timestamp").rows()
+    [(1, 2, 5), (2, 1, 2)]
+    >>> ds.meta["quality"][-1]
+    {'step': 'dedupe', 'rows_in': 3, 'rows_out': 2, 'dropped': {'duplicate event': 1}}
+    """
+    config = config or PrepareConfig()
+    report = Report(steps=list(raw.report.steps))
+    ev = _require_fields(_complete(raw.events), report)
+    if ev.height == 0:
+        raise DataError("no events to prepare", where=raw.name or None, how="check the input file")
+    table, user_ids, item_ids, vocab = _encode(ev)
+    keep, kcore = _filter(table, len(user_ids), len(item_ids), config, report)
+    if not keep.any():
+        raise DataError(
+            "no events left after preprocessing",
+            where=raw.name or None,
+            how="lower min_user_events / min_item_events",
+        )
+    events, users_kept, items_kept = _renumber_events(
+        table, keep, len(user_ids), len(item_ids), vocab
+    )
+    del table
+
+    items = _side_table(raw.items, "item", item_ids.filter(items_kept), item_ids, report)
+    users = _side_table(raw.users, "user", user_ids.filter(users_kept), user_ids, report)
+    follows = _follows(raw.follows, users, config.dedupe, report)
+    counts = np.bincount(events["action"].to_numpy(), minlength=len(vocab["action"]) + 1)
+    meta: dict[str, Any] = {
+        "name": raw.name,
+        "has_time": raw.has_time,
+        "n_users": users.height,
+        "n_items": items.height,
+        "n_events": events.height,
+        "action_counts": {name: int(counts[k + 1]) for k, name in enumerate(vocab["action"])},
+        "min_counts": kcore,
+        "config": to_dict(config),
+        "quality": report.to_dict(),
+    }
+    return Dataset(events=events, items=items, users=users, follows=follows, vocab=vocab, meta=meta)
+
+
+def prepare(
+    input_path: str | Path,
+    out_dir: str | Path,
+    *,
+    format: str = "auto",
+    mapping: Mapping[str, str] | None = None,
+    on_error: OnError = "raise",
+    strict_actions: bool = False,
+    sep: str | None = None,
+    name: str | None = None,
+    config: PrepareConfig | None = None,
+) -> Dataset:
+    """Read ``input_path``, preprocess it and save the Dataset to ``out_dir``.
+
+    The reading options are those of :func:`behaviorlm.data.io.read`.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "events.csv").write_text("user_id,item_id,timestamp\\nu1,i1,1\\nu1,i2,2\\n")
+    >>> prepare(folder / "events.csv", folder / "prepared").n_events
+    2
+    >>> (folder / "prepared" / "dataset.json").is_file()
+    True
+    """
+    from behaviorlm.data.io import read
+
+    raw = read(
+        input_path,
+        format=format,
+        mapping=dict(mapping) if mapping is not None else None,
+        on_error=on_error,
+        strict_actions=strict_actions,
+        sep=sep,
+        name=name,
+    )
+    dataset = preprocess(raw, config)
+    dataset.save(out_dir)
+    return dataset
+
+
+# ---------------------------------------------------------------------------- events
+
+
+def _encode(
+    ev: pl.DataFrame,
+) -> tuple[pl.DataFrame, pl.Series, pl.Series, dict[str, list[str]]]:
+    """Coded events in (user, time, input order), external ids in code order, vocabularies.
+
+    The table has the Dataset's event columns (ids as codes 0..n-1 with -1 = no item,
+    vocabulary columns as codes 1.. with 0 = missing) plus the carried columns.
+    """
+    user = _code_ids(ev["user_id"])
+    item = _code_ids(ev["item_id"])
+    coded = _code_vocabs(ev, {"action": ACTIONS, "device": (), "location": (), "source": SOURCES})
+    table = pl.DataFrame(
+        {
+            "user": user.codes,
+            "item": item.codes,
+            "timestamp": ev["timestamp"],
+            "action": coded["action"][0],
+            "value": ev["value"],
+            "query": ev["query"],
+            "device": coded["device"][0],
+            "location": coded["location"][0],
+            "source": coded["source"][0],
+        }
+    ).with_columns(ev.select(c for c in ev.columns if _is_carried(c)))
+    # one gather puts every column in time order
+    order = _time_order(user.codes, ev["timestamp"].to_numpy(), len(user.values))
+    vocab = {name: names for name, (_, names) in coded.items()}
+    return (table if order is None else table[order]), user.values, item.values, vocab
+
+
+def _is_carried(column: str) -> bool:
+    return column == PASSTHROUGH or column.startswith(TRUTH_PREFIX)
+
+
+def _filter(
+    table: pl.DataFrame, n_users: int, n_items: int, config: PrepareConfig, report: Report
+) -> tuple[Bool, dict[str, int]]:
+    """Rows of the (time-ordered) table to keep after dedupe, repeats and minimum counts."""
+    u, i = table["user"].to_numpy(), table["item"].to_numpy()
+    keep = np.ones(table.height, dtype=np.bool_)
+    if config.dedupe:
+        keep &= _first_distinct(table, u, table["timestamp"].to_numpy(), report)
+    if config.collapse_repeats:
+        keep &= _collapse(table, keep, u, i, table["action"].to_numpy(), report)
+    kcore = _min_counts(keep, u, i, n_users, n_items, config, report)
+    return keep, kcore
+
+
+def _renumber_events(
+    table: pl.DataFrame, keep: Bool, n_users: int, n_items: int, vocab: dict[str, list[str]]
+) -> tuple[pl.DataFrame, pl.Series, pl.Series]:
+    """The kept rows with ids 1..n over the kept users and items; compacts ``vocab`` in place.
+
+    Returns the event table and the masks of kept user and item codes.
+    """
+    columns: dict[str, pl.Series | Int | Codes]
+    if keep.all():
+        # every code occurs: ids are codes + 1 (missing item -1 -> 0), vocabularies stay
+        columns = {c: table[c] for c in table.columns}
+        columns["user"] = table["user"].cast(pl.Int64) + 1
+        columns["item"] = table["item"].cast(pl.Int64) + 1
+        users_kept, items_kept = np.ones(n_users, np.bool_), np.ones(n_items, np.bool_)
+    else:
+        # codes are renumbered in numpy on the kept rows; the other columns are filtered once
+        code: dict[str, Codes] = {c: table[c].to_numpy()[keep] for c in _CODE_COLUMNS}
+        columns = {}
+        columns["user"], users_kept = _renumber(code["user"], n_users)
+        columns["item"], items_kept = _renumber(code["item"], n_items)
+        for name, fixed in (
+            ("action", ACTIONS),
+            ("device", ()),
+            ("location", ()),
+            ("source", SOURCES),
+        ):
+            columns[name], vocab[name] = _compact_vocab(code[name], vocab[name], len(fixed))
+        del code
+        rest = table.select(pl.exclude(_CODE_COLUMNS)).filter(pl.Series(keep))
+        columns |= {c: rest[c] for c in rest.columns}
+    # Built column by column: a frame-wide cast would first align the chunks of every column
+    # (the input's columns arrive in many chunks, the coded ones in one) and copy them all.
+    carried = [c for c in table.columns if _is_carried(c)]
+    events = pl.DataFrame(
+        [pl.Series(c, columns[c]).cast(EVENT_DTYPES[c]) for c in EVENT_DTYPES]
+        + [pl.Series(c, columns[c]) for c in carried]
+    )
+    return events, pl.Series(users_kept), pl.Series(items_kept)
+
+
+def _complete(events: pl.DataFrame) -> pl.DataFrame:
+    """Events with every raw column present (missing optional ones as nulls)."""
+    missing = {
+        "item_id": pl.String(),
+        "action": pl.String(),
+        "value": pl.Float64(),
+        "query": pl.String(),
+        "device": pl.String(),
+        "location": pl.String(),
+        "source": pl.String(),
+    }
+    for column in ("user_id", "timestamp"):
+        if column not in events.columns:
+            raise DataError(f"events have no {column!r} column", how="read the input with data.io")
+    add = [
+        pl.lit(None, dtype=dtype).alias(c)
+        for c, dtype in missing.items()
+        if c not in events.columns
+    ]
+    return events.with_columns(add) if add else events
+
+
+def _require_fields(ev: pl.DataFrame, report: Report) -> pl.DataFrame:
+    """Drop (and count) events without a user id or timestamp; absent from the report if none."""
+    no_user = ev["user_id"].is_null()
+    no_time = ev["timestamp"].is_null() & ~no_user
+    dropped = {"missing user_id": int(no_user.sum()), "missing timestamp": int(no_time.sum())}
+    if not any(dropped.values()):
+        return ev
+    out = ev.filter(~(no_user | no_time))
+    report.add("required fields", ev.height, out.height, dropped)
+    return out
+
+
+def _time_order(user: Codes, ts: Int, n_users: int) -> Int | None:
+    """Input rows in (user, timestamp, input order) order, or None when already sorted.
+
+    A single int64 key ``user * span + (ts - min)`` is sorted with a stable sort when it cannot
+    overflow; otherwise polars sorts the two columns (also stably).
+    """
+    du = np.diff(user)
+    if bool(np.all((du > 0) | ((du == 0) & (np.diff(ts) >= 0)))):
+        return None
+    lo, hi = int(ts.min()), int(ts.max())
+    span = hi - lo + 1
+    frame = pl.DataFrame({"u": user, "t": ts})
+    if n_users * span < 2**62:
+        key = frame.select(pl.col("u").cast(pl.Int64) * span + (pl.col("t") - lo))
+        index = key.select(pl.arg_sort_by("u", maintain_order=True)).to_series()
+    else:
+        index = frame.select(pl.arg_sort_by("u", "t", maintain_order=True)).to_series()
+    return index.to_numpy()
+
+
+#: Coded event columns: renumbered (ids) or compacted (vocabularies) after filtering.
+_CODE_COLUMNS = ("user", "item", "action", "device", "location", "source")
+#: Columns on which two events must agree to be duplicates (all coded, in time order).
+_DEDUPE_COLUMNS = list(EVENT_DTYPES)
+
+
+def _first_distinct(table: pl.DataFrame, u: Codes, t: Int, report: Report) -> Bool:
+    """Mask (time order) of events that are not an exact repeat of an earlier event.
+
+    Duplicates share user and timestamp, so only rows in a block of equal (user, timestamp)
+    of two or more rows are hashed; the stable sort makes "first" the first in input order.
+    """
+    n = len(u)
+    keep = np.ones(n, dtype=np.bool_)
+    same = (u[1:] == u[:-1]) & (t[1:] == t[:-1])
+    if bool(same.any()):
+        in_block = np.zeros(n, dtype=np.bool_)
+        in_block[1:] |= same
+        in_block[:-1] |= same
+        pos = np.flatnonzero(in_block)
+        sub = table.select(_DEDUPE_COLUMNS)[pos]
+        first = sub.select(pl.struct(pl.all()).is_first_distinct()).to_series().to_numpy()
+        keep[pos[~first]] = False
+    kept = int(keep.sum())
+    report.add("dedupe", n, kept, {"duplicate event": n - kept})
+    return keep
+
+
+def _collapse(
+    table: pl.DataFrame, keep: Bool, u: Codes, i: Codes, a: Codes, report: Report
+) -> Bool:
+    """Mask (time order) dropping events equal in item, action and query to the previous one."""
+    pos = np.flatnonzero(keep)
+    uu, ii, aa = u[pos], i[pos], a[pos]
+    same = (uu[1:] == uu[:-1]) & (ii[1:] == ii[:-1]) & (aa[1:] == aa[:-1])
+    later = np.flatnonzero(same) + 1  # candidate repeats, as indices into pos
+    if len(later):
+        query = table["query"]
+        equal = query.gather(pos[later]).eq_missing(query.gather(pos[later - 1])).to_numpy()
+        later = later[equal]
+    out = np.ones(len(keep), dtype=np.bool_)
+    out[pos[later]] = False
+    report.add(
+        "collapse repeats",
+        len(pos),
+        len(pos) - len(later),
+        {"repeat of previous event": len(later)},
+    )
+    return out
+
+
+def _min_counts(
+    keep: Bool,
+    u: Codes,
+    i: Codes,
+    n_users: int,
+    n_items: int,
+    config: PrepareConfig,
+    report: Report,
+) -> dict[str, int]:
+    """Iterative k-core on the kept events; clears ``keep`` in place and reports the drops.
+
+    Each round counts events per user and per item over the events still kept, then drops
+    the events of items under ``min_item_events`` and of users under ``min_user_events``
+    (attributed to the item when both hold), until a round drops nothing.
+    """
+    min_u, min_i = config.min_user_events, config.min_item_events
+    if min_u <= 1 and min_i <= 1:
+        return {"iterations": 0, "users_dropped": 0, "items_dropped": 0}
+    pos = np.flatnonzero(keep)
+    rows_in = len(pos)
+    # item code + 1, so that events without an item (-1) count in slot 0, never "too rare"
+    uu, ii = u[pos], i[pos] + 1
+    by_item = by_user = rounds = 0
+    counts: list[tuple[int, int]] = []  # (users, items) present at the start of each round
+    while True:
+        user_count = np.bincount(uu, minlength=n_users)
+        item_count = np.bincount(ii, minlength=n_items + 1)
+        counts.append((int(np.count_nonzero(user_count)), int(np.count_nonzero(item_count[1:]))))
+        item_count[0] = min_i
+        low_item = item_count[ii] < min_i
+        low_user = ~low_item & (user_count[uu] < min_u)
+        drop = low_item | low_user
+        if not drop.any():
+            break
+        rounds += 1
+        if rounds > config.max_iterations:
+            raise DataError(
+                f"minimum-count filtering did not converge in {config.max_iterations} rounds",
+                how="raise max_iterations",
+            )
+        by_item += int(np.count_nonzero(low_item))
+        by_user += int(np.count_nonzero(low_user))
+        stay = ~drop
+        pos, uu, ii = pos[stay], uu[stay], ii[stay]
+    keep[:] = False
+    keep[pos] = True
+    report.add(
+        "min counts",
+        rows_in,
+        len(pos),
+        {
+            f"item with fewer than {min_i} events": by_item,
+            f"user with fewer than {min_u} events": by_user,
+        },
+    )
+    return {
+        "iterations": rounds,
+        "users_dropped": counts[0][0] - counts[-1][0],
+        "items_dropped": counts[0][1] - counts[-1][1],
+    }
+
+
+# ---------------------------------------------------------------------------- coding
+
+
+def _code_ids(ids: pl.Series) -> _Coded:
+    """Code external ids 0..n-1 in natural order (see :func:`_natural_order`); -1 = missing.
+
+    Fast path: when every id is one common prefix followed by a canonical non-negative integer
+    (``"u17"``, ``"42"``), the integers are coded directly, without hashing strings.
+    """
+    ids = ids.cast(pl.String)
+    n_null = ids.null_count()
+    if n_null == len(ids):
+        return _Coded(np.full(len(ids), -1, dtype=np.int32), pl.Series([], dtype=pl.String))
+    coded = _code_prefixed_ints(ids, n_null)
+    if coded is not None:
+        return coded
+    codes, distinct = _categorize(ids.alias("id").to_frame())["id"]
+    return _reorder(codes, distinct, _natural_order(distinct))
+
+
+def _code_prefixed_ints(ids: pl.Series, n_null: int) -> _Coded | None:
+    """Codes of ids ``<prefix><integer>`` (one prefix for all, canonical integers), else None."""
+    first = ids[int(ids.is_not_null().arg_max() or 0)]
+    match = re.fullmatch(r"(.*?)([0-9]*)", first, flags=re.DOTALL)
+    prefix = match.group(1) if match else first
+    chars, width_of_prefix = len(prefix), len(prefix.encode())
+    col = pl.col("id")
+    prefixed = col.str.starts_with(prefix).sum() if prefix else pl.lit(len(ids) - n_null)
+    parsed = (
+        ids.alias("id")
+        .to_frame()
+        .select(
+            (col.str.slice(chars) if prefix else col).cast(pl.Int64, strict=False).alias("value"),
+            (col.str.len_bytes().cast(pl.Int32) - width_of_prefix).alias("width"),
+            prefixed.alias("prefixed"),
+        )
+    )
+    value = parsed["value"]
+    if int(parsed["prefixed"][0]) != len(ids) - n_null or value.null_count() != n_null:
+        return None
+    if int(value.min()) < 0:  # type: ignore[arg-type]
+        return None
+    valid = ids.is_not_null().to_numpy()
+    codes, unique = _code_ints(value.fill_null(0).to_numpy(), valid)
+    printed = pl.Series(unique, dtype=pl.Int64).cast(pl.String)
+    # canonical ("7", not "007" or "+7"): each id is exactly as long as its integer printed
+    printed_width = printed.str.len_bytes().to_numpy().astype(np.int32)
+    width = parsed["width"].fill_null(0).to_numpy()
+    if n_null:
+        canonical = np.array_equal(width[valid], printed_width[codes[valid]])
+    else:
+        canonical = np.array_equal(width, printed_width[codes])
+    if not canonical:
+        return None
+    values = printed.to_frame("id").select(pl.lit(prefix) + pl.col("id")).to_series()
+    return _Coded(codes, values.alias("id"))
+
+
+def _code_ints(x: Int, valid: Bool) -> tuple[Codes, Int]:
+    """Codes of the integers ``x[valid]`` 0..n-1 in numeric order (-1 elsewhere), and the
+    distinct integers."""
+    xv = x[valid] if not valid.all() else x
+    lo, hi = int(xv.min()), int(xv.max())
+    if hi - lo < _DENSE_SPAN:
+        seen = np.zeros(hi - lo + 1, dtype=np.bool_)
+        seen[xv - lo] = True
+        rank = (np.cumsum(seen, dtype=np.int64) - 1).astype(np.int32)
+        unique = np.flatnonzero(seen) + lo
+        code = rank[xv - lo]
+    else:
+        unique, inverse = np.unique(xv, return_inverse=True)
+        code = inverse.astype(np.int32)
+    if len(xv) == len(x):
+        return code, unique
+    codes = np.full(len(x), -1, dtype=np.int32)
+    codes[valid] = code
+    return codes, unique
+
+
+def _natural_order(distinct: pl.Series) -> Int:
+    """Positions of ``distinct`` (unique strings) in natural order.
+
+    Ids compare by the text before their trailing digits, then by the value of the trailing
+    number (any length), then by the whole text: ``u2 < u10 < v1``, ``2 < 10``.
+    """
+    parts = distinct.alias("id").to_frame()
+    pattern = r"(?s)^(.*?)([0-9]*)$"
+    number = pl.col("id").str.extract(pattern, 2).str.strip_chars_start("0")
+    key = parts.select(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("position"),
+        pl.col("id").str.extract(pattern, 1).alias("prefix"),
+        number.str.len_bytes().alias("width"),
+        number.alias("number"),
+        pl.col("id"),
+    )
+    ordered = key.sort("prefix", "width", "number", "id")
+    return ordered["position"].to_numpy()
+
+
+def _categorize(frame: pl.DataFrame) -> dict[str, tuple[Codes, pl.Series]]:
+    """Per column: codes 0..k-1 (-1 = null) and the k distinct strings in code order.
+
+    One cast per column to a Categorical with a fresh ``Categories`` (the columns in parallel)
+    hashes each string once; the physical codes are then made dense through a lookup table.
+    """
+    cats = frame.select(
+        pl.col(c).cast(pl.String).cast(pl.Categorical(pl.Categories.random()))
+        for c in frame.columns
+    )
+    out = {}
+    for name in cats.columns:
+        cat = cats[name]
+        physical = cat.to_physical().cast(pl.Int64).fill_null(-1).to_numpy()
+        distinct = cat.drop_nulls().unique()
+        distinct_physical = distinct.to_physical().to_numpy().astype(np.int64)
+        dense = np.full(int(distinct_physical.max(initial=-1)) + 2, -1, dtype=np.int32)
+        dense[distinct_physical] = np.arange(len(distinct), dtype=np.int32)  # dense[-1] = -1
+        out[name] = dense[physical], distinct.cast(pl.String)
+    return out
+
+
+def _reorder(codes: Codes, values: pl.Series, order: Int) -> _Coded:
+    """Recode so that code k is ``values[order[k]]`` (-1 stays -1)."""
+    rank = np.empty(len(values) + 1, dtype=np.int32)
+    rank[order] = np.arange(len(values), dtype=np.int32)
+    rank[-1] = -1  # codes of -1 (missing) index the last entry
+    return _Coded(rank[codes], values.gather(order).alias("id"))
+
+
+def _code_vocabs(
+    frame: pl.DataFrame, builtin: dict[str, Sequence[str]]
+) -> dict[str, tuple[Codes, list[str]]]:
+    """Per column: codes 1..len(vocab) (0 = missing) and the vocabulary, which is the
+    column's ``builtin`` names followed by the other values, sorted."""
+    out = {}
+    for name, (codes, distinct) in _categorize(frame.select(list(builtin))).items():
+        present = distinct.to_list()
+        vocab = list(builtin[name]) + sorted(set(present) - set(builtin[name]))
+        position = {value: k for k, value in enumerate(vocab, start=1)}
+        remap = np.zeros(len(present) + 1, dtype=np.int32)  # last entry: missing -> 0
+        remap[: len(present)] = [position[value] for value in present]
+        out[name] = remap[codes], vocab
+    return out
+
+
+def _renumber(codes: Codes, n: int) -> tuple[Int, Bool]:
+    """Codes 0..n-1 (-1 = none) -> ids 1..m over the codes that occur (0 = none)."""
+    shifted = codes.astype(np.int64) + 1
+    present = np.bincount(shifted, minlength=n + 1)[1:] > 0
+    new = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(present, out=new[1:])
+    return new[shifted], present
+
+
+def _compact_vocab(codes: Codes, vocab: list[str], n_fixed: int) -> tuple[Codes, list[str]]:
+    """Drop vocabulary entries after the first ``n_fixed`` that no kept event uses."""
+    present = np.bincount(codes, minlength=len(vocab) + 1)[1:] > 0
+    present[:n_fixed] = True
+    if present.all():
+        return codes, vocab
+    remap = np.zeros(len(vocab) + 1, dtype=np.int32)
+    remap[1:] = np.where(present, np.cumsum(present), 0)
+    return remap[codes], [v for v, p in zip(vocab, present, strict=True) if p]
+
+
+# ---------------------------------------------------------------------------- side tables
+
+
+def _side_table(
+    side: pl.DataFrame | None,
+    kind: Literal["user", "item"],
+    kept_ids: pl.Series,
+    input_ids: pl.Series,
+    report: Report,
+) -> pl.DataFrame:
+    """``kind`` (1..n) and ``<kind>_id`` for the kept ids, joined with the side table's columns."""
+    key = f"{kind}_id"
+    base = pl.DataFrame(
+        {kind: np.arange(1, len(kept_ids) + 1, dtype=np.int64), key: kept_ids.alias(key)}
+    )
+    if side is None:
+        return base
+    if key not in side.columns:
+        raise DataError(f"the {kind}s table has no {key!r} column", how=f"name the id column {key}")
+    if kind in side.columns:
+        raise DataError(
+            f"the {kind}s table has a column named {kind!r}, reserved for internal ids",
+            how="rename that column",
+        )
+    table = side.with_columns(pl.col(key).cast(pl.String))
+    missing = table[key].is_null()
+    table = table.filter(~missing)
+    first = table[key].is_first_distinct()
+    table = table.filter(first)
+    matched = table[key].is_in(kept_ids.implode())
+    seen = table[key].is_in(input_ids.implode())
+    dropped = {
+        f"missing {key}": int(missing.sum()),
+        f"duplicate {key}": int((~first).sum()),
+        f"{kind} has no events": int((~seen).sum()),
+        f"all events of the {kind} were dropped": int((seen & ~matched).sum()),
+    }
+    report.add(f"{kind}s table", side.height, int(matched.sum()), dropped)
+    return base.join(table, on=key, how="left", maintain_order="left")
+
+
+def _follows(
+    follows: pl.DataFrame | None, users: pl.DataFrame, dedupe: bool, report: Report
+) -> pl.DataFrame:
+    """Follow edges with internal ids; edges whose users have no events are dropped."""
+    schema = {"follower": pl.Int64(), "followee": pl.Int64(), "since": pl.Int64()}
+    if follows is None:
+        return pl.DataFrame(schema=schema)
+    for column in ("follower_id", "followee_id"):
+        if column not in follows.columns:
+            raise DataError(f"the follows table has no {column!r} column", how=f"name it {column}")
+    ids = users.select(pl.col("user_id"), pl.col("user"))
+    edges = follows.select(
+        pl.col("follower_id").cast(pl.String),
+        pl.col("followee_id").cast(pl.String),
+        (pl.col("since") if "since" in follows.columns else pl.lit(None))
+        .cast(pl.Int64)
+        .alias("since"),
+    )
+    missing = edges["follower_id"].is_null() | edges["followee_id"].is_null()
+    edges = edges.filter(~missing)
+    for role in ("follower", "followee"):
+        edges = edges.join(
+            ids.rename({"user_id": f"{role}_id", "user": role}),
+            on=f"{role}_id",
+            how="left",
+            maintain_order="left",
+        )
+    unknown = edges["follower"].is_null() | edges["followee"].is_null()
+    edges = edges.filter(~unknown).select(list(schema))
+    self_loop = edges["follower"] == edges["followee"]
+    # sorted stably, a duplicate edge directly follows its first occurrence
+    edges = edges.filter(~self_loop).sort("follower", "followee", maintain_order=True)
+    repeat = np.zeros(edges.height, dtype=np.bool_)
+    if dedupe and edges.height:
+        a, b = edges["follower"].to_numpy(), edges["followee"].to_numpy()
+        repeat[1:] = (a[1:] == a[:-1]) & (b[1:] == b[:-1])
+        edges = edges.filter(pl.Series(~repeat))
+    report.add(
+        "follows table",
+        follows.height,
+        edges.height,
+        {
+            "missing follower_id or followee_id": int(missing.sum()),
+            "user without events": int(unknown.sum()),
+            "self follow": int(self_loop.sum()),
+            "duplicate edge": int(repeat.sum()),
+        },
+    )
+    return edges

@@ -47,9 +47,9 @@ class Artifact:
     >>> import tempfile
     >>> from behaviorlm.data.synthetic import simulate
     >>> from behaviorlm.data.preprocess import preprocess
-    >>> from behaviorlm.models.pop import PopConfig, Popularity
+    >>> from behaviorlm.models.pop import Pop, PopConfig
     >>> ds = preprocess(simulate(n_users=50, seed=1))
-    >>> art = Artifact(model=Popularity(PopConfig()).fit(ds.sequences()), dataset=ds)
+    >>> art = Artifact(model=Pop(PopConfig()).fit(ds.sequences()), dataset=ds)
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     art.save(tmp)
     ...     Artifact.load(tmp).model.name

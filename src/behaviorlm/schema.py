@@ -63,6 +63,27 @@ FOLLOW_COLUMNS: Final[tuple[str, ...]] = ("follower_id", "followee_id", "since")
 TRUTH_PREFIX: Final[str] = "truth_"
 
 
+def ragged_index(starts: Int, lengths: Int) -> tuple[Int, Int]:
+    """Gather plan for segments ``starts[k] : starts[k] + lengths[k]`` of a flat array.
+
+    Returns the offsets of the gathered rows and the flat index of every gathered element.
+
+    Examples
+    --------
+    >>> offsets, index = ragged_index(np.array([5, 0]), np.array([2, 3]))
+    >>> offsets.tolist(), index.tolist()
+    ([0, 2, 5], [5, 6, 0, 1, 2])
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    # element j of row k sits at starts[k] + (j - offsets[k])
+    index = np.arange(int(offsets[-1]), dtype=np.int64) + np.repeat(
+        np.asarray(starts, dtype=np.int64) - offsets[:-1], lengths
+    )
+    return offsets, index
+
+
 @dataclass(frozen=True)
 class Sequences:
     """Many user timelines as ragged arrays (CSR layout), in time order within each user.
@@ -162,22 +183,23 @@ class Sequences:
     def select(self, rows: Int) -> Sequences:
         """Rows ``rows`` (in that order, repeats allowed) as a new Sequences."""
         rows = np.asarray(rows, dtype=np.int64)
+        return self.prefixes(rows, self.offsets[rows + 1])
+
+    def prefixes(self, rows: Int, stops: Int) -> Sequences:
+        """Rows ``rows``, row ``k`` cut just before the flat event position ``stops[k]``.
+
+        Examples
+        --------
+        >>> s = Sequences.from_lists([[1, 2, 3], [4, 5]], n_items=5)
+        >>> s.prefixes(np.array([0, 1]), np.array([2, 4])).items.tolist()
+        [1, 2, 4]
+        """
+        rows = np.asarray(rows, dtype=np.int64)
         starts = self.offsets[rows]
-        lengths = self.offsets[rows + 1] - starts
-        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        # index of every gathered event: start of its row + position within the row
-        within = np.arange(int(offsets[-1]), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
-        index = np.repeat(starts, lengths) + within
+        offsets, index = ragged_index(starts, np.maximum(np.asarray(stops) - starts, 0))
         arrays = {k: v[index] for k, v in self.per_event().items()}
         extra = {k: arrays.pop(k) for k in list(self.extra)}
-        return replace(
-            self,
-            offsets=offsets,
-            users=self.users[rows],
-            extra=extra,
-            **arrays,
-        )
+        return replace(self, offsets=offsets, users=self.users[rows], extra=extra, **arrays)  # type: ignore[arg-type]
 
     def row(self, r: int) -> Sequences:
         """One row as a Sequences of length 1."""
@@ -263,11 +285,7 @@ class EvalSet:
         """Rows ``rows`` as a new EvalSet."""
         rows = np.asarray(rows, dtype=np.int64)
         starts = self.target_offsets[rows]
-        lengths = self.target_offsets[rows + 1] - starts
-        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        within = np.arange(int(offsets[-1]), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
-        index = np.repeat(starts, lengths) + within
+        offsets, index = ragged_index(starts, self.target_offsets[rows + 1] - starts)
         return EvalSet(
             histories=self.histories.select(rows),
             target_offsets=offsets,

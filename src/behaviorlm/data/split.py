@@ -18,7 +18,6 @@ rely on this. Everything is vectorised over the CSR arrays of :meth:`Dataset.seq
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 import numpy as np
 import numpy.typing as npt
@@ -108,16 +107,16 @@ def leave_one_out(
             f"no user has two target events ({_describe(names)}) after {min_history} event(s)",
             how="choose other target actions or lower min_history",
         )
-    train = _prefixes(seqs, np.arange(n_rows), np.where(evaluated, valid_pos, ends))
+    train = seqs.prefixes(np.arange(n_rows), np.where(evaluated, valid_pos, ends))
     one = np.arange(len(rows) + 1, dtype=np.int64)
     valid = EvalSet(
-        histories=_prefixes(seqs, rows, valid_pos[rows]),
+        histories=seqs.prefixes(rows, valid_pos[rows]),
         target_offsets=one,
         targets=seqs.items[valid_pos[rows]],
         target_event_ids=seqs.event_ids[valid_pos[rows]],
     )
     test = EvalSet(
-        histories=_prefixes(seqs, rows, test_pos[rows]),
+        histories=seqs.prefixes(rows, test_pos[rows]),
         target_offsets=one,
         targets=seqs.items[test_pos[rows]],
         target_event_ids=seqs.event_ids[test_pos[rows]],
@@ -246,7 +245,7 @@ def temporal_split(
     before_test = ts < test_start
     stop_valid = seqs.offsets[:-1] + np.bincount(row[before_valid], minlength=len(seqs))
     stop_test = seqs.offsets[:-1] + np.bincount(row[before_test], minlength=len(seqs))
-    train = _prefixes(seqs, np.arange(len(seqs)), stop_valid)
+    train = seqs.prefixes(np.arange(len(seqs)), stop_valid)
     in_valid = is_target & ~before_valid & before_test
     valid, valid_info = _window(seqs, in_valid, stop_valid, min_history)
     test, test_info = _window(seqs, is_target & ~before_test, stop_test, min_history)
@@ -391,7 +390,7 @@ def _window(
     offsets = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum(np.bincount(row[kept], minlength=n_rows)[rows], out=offsets[1:])
     part = EvalSet(
-        histories=_prefixes(seqs, rows, history_stop[rows]),
+        histories=seqs.prefixes(rows, history_stop[rows]),
         target_offsets=offsets,
         targets=seqs.items[kept],
         target_event_ids=seqs.event_ids[kept],
@@ -404,24 +403,6 @@ def _window(
         "cold_start_users": int((has_target & ~evaluated).sum()),
     }
     return part, info
-
-
-def _prefixes(seqs: Sequences, rows: Int, stops: Int) -> Sequences:
-    """Rows ``rows`` of ``seqs``, each cut just before event position ``stops[k]``."""
-    starts = seqs.offsets[rows]
-    lengths = np.maximum(stops - starts, 0)
-    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    index = np.arange(int(offsets[-1]), dtype=np.int64) + np.repeat(starts - offsets[:-1], lengths)
-    arrays = {k: v[index] for k, v in seqs.per_event().items()}
-    extra = {k: arrays.pop(k) for k in list(seqs.extra)}
-    return replace(
-        seqs,
-        offsets=offsets,
-        users=seqs.users[rows],
-        extra=extra,
-        **arrays,  # type: ignore[arg-type]
-    )
 
 
 def _max(values: Int) -> int:

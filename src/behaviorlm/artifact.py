@@ -51,7 +51,7 @@ class Artifact:
     >>> ds = preprocess(simulate(n_users=50, seed=1))
     >>> art = Artifact(model=Pop(PopConfig()).fit(ds.sequences()), dataset=ds)
     >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     art.save(tmp)
+    ...     _ = art.save(tmp)
     ...     Artifact.load(tmp).model.name
     'pop'
     """

@@ -98,3 +98,16 @@ def test_download_failure_and_unknown_name(tmp_path: Path) -> None:
     assert not list((tmp_path / "c").glob("*.part"))
     with pytest.raises(DataError, match="unknown MovieLens data set"):
         download_movielens("ml-2m", tmp_path / "c")  # type: ignore[arg-type]
+
+
+def test_cli_download_then_prepare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from behaviorlm.cli import main
+
+    src = tmp_path / "mirror"
+    make_zip(src, "ml-1m", {"ml-1m/ratings.dat": RATINGS})
+    cache = tmp_path / "cache"
+    argv = ["download", "ml-1m", "--cache", str(cache), "--base-url", src.as_uri()]
+    assert main(argv) == 0
+    assert "behaviorlm prepare" in capsys.readouterr().out
+    assert main(["prepare", str(cache / "ml-1m"), str(tmp_path / "ds")]) == 0
+    assert (tmp_path / "ds" / "dataset.json").is_file()

@@ -1,4 +1,4 @@
-"""The ``behaviorlm`` command line: simulate | prepare | train | evaluate | recommend | demo.
+"""The ``behaviorlm`` command line: simulate, prepare, train, evaluate, recommend, download, demo.
 
 This is the only module that reads argv, the environment and output paths. Every command
 is a thin layer over a plain Python function; errors in the input print one line (what,
@@ -20,6 +20,7 @@ from rich.table import Table
 from behaviorlm.artifact import Artifact
 from behaviorlm.config import ConfigError, load_toml
 from behaviorlm.data.dataset import Dataset
+from behaviorlm.data.download import CACHE_ENV, GROUPLENS_URL, MOVIELENS_NAMES, download_movielens
 from behaviorlm.data.errors import DataError
 from behaviorlm.data.io import read
 from behaviorlm.data.preprocess import PrepareConfig, preprocess
@@ -178,6 +179,13 @@ def _print_recommendations(con: Console, user: str, rows: list[dict[str, Any]]) 
     con.print(table)
 
 
+def cmd_download(args: argparse.Namespace) -> None:
+    cache = Path(args.cache) if args.cache else None
+    with step(f"downloading {args.name}"):
+        folder = download_movielens(args.name, cache, sha256=args.sha256, base_url=args.base_url)
+    console.print(f"{args.name} is in {folder}; next: behaviorlm prepare {folder} data/{args.name}")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
 
     run_demo(users=args.users, seed=args.seed, out=Path(args.out) if args.out else None)
@@ -246,6 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include-seen", action="store_true")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+    p = sub.add_parser(
+        "download", help="fetch a public MovieLens archive into a cache", allow_abbrev=False
+    )
+    p.add_argument("name", choices=MOVIELENS_NAMES)
+    p.add_argument("--cache", help=f"cache folder (default ${CACHE_ENV} or ~/.cache/behaviorlm)")
+    p.add_argument("--sha256", help="expected SHA-256 of the zip")
+    p.add_argument("--base-url", default=GROUPLENS_URL, help="where NAME.zip is fetched from")
+
     p = sub.add_parser("demo", help="end-to-end demo on the built-in simulator", allow_abbrev=False)
     p.add_argument("--users", type=int, default=10_000)
     p.add_argument("--seed", type=int, default=0)
@@ -270,6 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "prepare": cmd_prepare,
                 "evaluate": cmd_evaluate,
                 "recommend": cmd_recommend,
+                "download": cmd_download,
                 "demo": cmd_demo,
             }[args.command](args)
     except (DataError, ConfigError, FileNotFoundError, ValueError) as exc:

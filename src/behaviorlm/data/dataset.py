@@ -49,6 +49,8 @@ EVENT_DTYPES: dict[str, pl.DataType] = {
 }
 #: Categorical event columns and the vocabulary that codes them.
 VOCAB_COLUMNS = ("action", "device", "location", "source")
+#: Words of a search query kept per event (``Sequences.extra["query_words"]``, 0 = none).
+QUERY_WORDS = 4
 
 
 @dataclass
@@ -121,7 +123,43 @@ class Dataset:
             locations=col("location"),
             sources=col("source"),
             n_items=self.n_items,
+            extra={"query_words": self.query_words()},
         )
+
+    def query_vocab(self) -> list[str]:
+        """Distinct lower-case words of all search queries, sorted (codes ``1..len``).
+
+        Computed once and kept in ``vocab["query_word"]``, so it is saved with the data set and
+        an artifact codes new queries exactly as in training (unknown words get 0).
+        """
+        if "query_word" not in self.vocab:
+            words = (
+                self.events.select(pl.col("query").drop_nulls().str.to_lowercase().str.split(" "))
+                .explode("query")
+                .filter(pl.col("query") != "")
+                .unique()
+                .sort("query")
+            )
+            self.vocab["query_word"] = words["query"].to_list()
+        return self.vocab["query_word"]
+
+    def query_words(self, max_words: int = QUERY_WORDS) -> Int:
+        """(E, max_words) codes of the first words of each event's query; 0 = no word."""
+        vocab = pl.DataFrame(
+            {"word": self.query_vocab()}, schema={"word": pl.String()}
+        ).with_row_index("code", offset=1)
+        words = (
+            self.events.select(
+                pl.col("query").str.to_lowercase().str.split(" ").list.head(max_words)
+            )
+            .with_row_index("event")
+            .explode("query")
+            .with_columns(pl.int_range(pl.len()).over("event").alias("slot"))
+            .join(vocab, left_on="query", right_on="word", how="inner")
+        )
+        out = np.zeros((self.n_events, max_words), dtype=np.int64)
+        out[words["event"].to_numpy(), words["slot"].to_numpy()] = words["code"].to_numpy()
+        return out
 
     def action_code(self, name: str) -> int:
         """Code of an action name; raises DataError if the data set has no such action."""

@@ -1,0 +1,198 @@
+"""Padded tensor batches of timelines for the sequence models.
+
+A :class:`SequenceBatch` holds ``(B, T)`` tensors built from ragged
+:class:`behaviorlm.schema.Sequences` with pure numpy scatter (no per-row Python).
+Rows are right-aligned: the most recent event of every row sits at column ``T - 1`` and
+padding fills the left, so the last column is always the position to predict from and the
+output at an event never depends on how much padding stands before it.
+
+Codes are clamped to the model's vocabulary sizes (a code the model never saw becomes 0,
+"unknown"), so a model scores timelines with new devices or cities without failing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+
+from behaviorlm.schema import Int, Sequences
+
+#: Time-gap buckets: 0 = padding, 1 = first event (no gap), 2.. = floor(log2(1 + seconds)) + 2.
+N_GAP_BUCKETS = 32
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeatureSizes:
+    """Embedding table sizes (including code 0) of every token component.
+
+    Examples
+    --------
+    >>> s = Sequences.from_lists([[1, 2]], n_items=5)
+    >>> FeatureSizes.of(s).items
+    6
+    """
+
+    items: int
+    actions: int
+    gaps: int = N_GAP_BUCKETS
+    devices: int = 1
+    locations: int = 1
+    sources: int = 1
+    query_words: int = 1
+
+    @classmethod
+    def of(cls, seqs: Sequences) -> FeatureSizes:
+        """Sizes that cover every code in ``seqs`` (and the whole item catalogue)."""
+
+        def size(values: np.ndarray) -> int:
+            return int(values.max()) + 1 if values.size else 1
+
+        return cls(
+            items=seqs.n_items + 1,
+            actions=size(seqs.actions),
+            devices=size(seqs.devices),
+            locations=size(seqs.locations),
+            sources=size(seqs.sources),
+            query_words=size(seqs.extra.get("query_words", np.zeros(0, dtype=np.int64))),
+        )
+
+    def to_dict(self) -> dict[str, int]:
+        return {f.name: int(getattr(self, f.name)) for f in fields(self)}
+
+
+@dataclass
+class SequenceBatch:
+    """Right-aligned padded timelines; every tensor is ``(B, T)`` unless noted.
+
+    Attributes
+    ----------
+    items, actions, gaps, devices, locations, sources : LongTensor
+        Codes per event, 0 at padding (items is also 0 for an event without an item).
+    query_words : LongTensor (B, T, Q)
+        Word codes of search queries, 0 = none.
+    timestamps : LongTensor
+        Event times (seconds), 0 at padding; for relative time biases.
+    mask : BoolTensor
+        True where an event is.
+    """
+
+    items: torch.Tensor
+    actions: torch.Tensor
+    gaps: torch.Tensor
+    devices: torch.Tensor
+    locations: torch.Tensor
+    sources: torch.Tensor
+    query_words: torch.Tensor
+    timestamps: torch.Tensor
+    mask: torch.Tensor
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        b, t = self.items.shape
+        return int(b), int(t)
+
+    def to(self, device: torch.device | str) -> SequenceBatch:
+        """The batch on ``device``."""
+        return SequenceBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+    def columns(self, cols: slice) -> SequenceBatch:
+        """Columns ``cols`` of every tensor (time steps)."""
+        return SequenceBatch(**{f.name: getattr(self, f.name)[:, cols] for f in fields(self)})
+
+
+def time_gap_buckets(seqs: Sequences) -> Int:
+    """(E,) gap bucket of each event: seconds since the previous event of the same row.
+
+    Examples
+    --------
+    >>> s = Sequences.from_lists([[1, 2, 3]], n_items=3)
+    >>> time_gap_buckets(s).tolist()  # positions 0, 1, 2 -> gaps of 1 second
+    [1, 3, 3]
+    """
+    ts = seqs.timestamps
+    gaps = np.zeros(len(ts), dtype=np.int64)
+    gaps[1:] = ts[1:] - ts[:-1]
+    first = np.zeros(len(ts), dtype=bool)
+    first[seqs.offsets[:-1][seqs.lengths > 0]] = True
+    buckets = np.floor(np.log2(1.0 + np.maximum(gaps, 0))).astype(np.int64) + 2
+    buckets = np.minimum(buckets, N_GAP_BUCKETS - 1)
+    return np.where(first, 1, buckets)
+
+
+def build_batch(seqs: Sequences, max_len: int, sizes: FeatureSizes) -> SequenceBatch:
+    """The last ``max_len`` events of every row as a right-aligned batch.
+
+    ``T`` is the longest kept row (at least 1), so short batches stay small.
+
+    Examples
+    --------
+    >>> s = Sequences.from_lists([[1, 2, 3], [4]], n_items=4)
+    >>> b = build_batch(s, max_len=2, sizes=FeatureSizes.of(s))
+    >>> b.items.tolist(), b.mask.tolist()
+    ([[2, 3], [0, 4]], [[True, True], [False, True]])
+    """
+    gaps_all = time_gap_buckets(seqs)  # gaps before truncation: the first kept event keeps its gap
+    keep_from_end = np.repeat(seqs.offsets[1:], seqs.lengths) - np.arange(len(seqs.items))
+    keep = keep_from_end <= max_len
+    last = seqs.take_events(keep)
+    lengths = last.lengths
+    b = len(last)
+    t = max(1, int(lengths.max()) if b else 1)
+    row = last.row_of_event
+    col = np.arange(len(last.items), dtype=np.int64) - np.repeat(last.offsets[:-1], lengths)
+    col += t - lengths[row]
+
+    def grid(values: Int, size: int) -> torch.Tensor:
+        out = np.zeros((b, t), dtype=np.int64)
+        out[row, col] = np.where(values < size, values, 0)
+        return torch.from_numpy(out)
+
+    words: Int = np.asarray(
+        last.extra.get("query_words", np.zeros((len(last.items), 1), dtype=np.int64)),
+        dtype=np.int64,
+    )
+    qgrid = np.zeros((b, t, words.shape[1]), dtype=np.int64)
+    qgrid[row, col] = np.where(words < sizes.query_words, words, 0)
+    mask = np.zeros((b, t), dtype=bool)
+    mask[row, col] = True
+    ts = np.zeros((b, t), dtype=np.int64)
+    ts[row, col] = last.timestamps
+    return SequenceBatch(
+        items=grid(last.items, sizes.items),
+        actions=grid(last.actions, sizes.actions),
+        gaps=grid(gaps_all[keep], sizes.gaps),
+        devices=grid(last.devices, sizes.devices),
+        locations=grid(last.locations, sizes.locations),
+        sources=grid(last.sources, sizes.sources),
+        query_words=torch.from_numpy(qgrid),
+        timestamps=torch.from_numpy(ts),
+        mask=torch.from_numpy(mask),
+    )
+
+
+def build_training_batch(
+    seqs: Sequences, max_len: int, sizes: FeatureSizes
+) -> tuple[SequenceBatch, torch.Tensor, torch.Tensor]:
+    """Inputs and next-event targets for training on every position.
+
+    Returns ``(inputs, target_items, target_actions)``: ``inputs`` covers each row's last
+    ``max_len + 1`` events but the last; the targets at column ``j`` are the item and action
+    of the event after input ``j`` (0 where there is none, e.g. a search without an item).
+
+    Examples
+    --------
+    >>> s = Sequences.from_lists([[1, 2, 3]], n_items=3)
+    >>> x, y, a = build_training_batch(s, max_len=2, sizes=FeatureSizes.of(s))
+    >>> x.items.tolist(), y.tolist()
+    ([[1, 2]], [[2, 3]])
+    """
+    full = build_batch(seqs, max_len + 1, sizes)
+    t = full.shape[1]
+    if t < 2:  # every row has at most one event: nothing to predict
+        empty = full.columns(slice(0, 0))
+        return empty, full.items[:, :0], full.actions[:, :0]
+    inputs = full.columns(slice(0, t - 1))
+    valid = inputs.mask & full.mask[:, 1:]
+    return inputs, full.items[:, 1:] * valid, full.actions[:, 1:] * valid

@@ -1,0 +1,216 @@
+"""What every sequence model shares: the event token embedding and the Recommender wrapper.
+
+A token is one event. Its embedding is the sum of an item embedding (plus a bag of query-word
+embeddings for searches) and embeddings of the action, the time-gap bucket, the device, the
+location and the source (self / social); the position embedding belongs to each model.
+Each component is a feature group that a config can switch off, and that explanations can
+remove one at a time (:meth:`TokenEmbedding.components`).
+
+A model file (``sasrec.py``, ``hstu.py``, ``mlp.py``) holds a config, an ``nn.Module`` with
+``encode(batch) -> (B, T, D)`` and a :class:`NeuralRecommender` subclass that builds it. The
+training loop lives in ``behaviorlm.train``; scoring, saving and loading live here.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from behaviorlm.config import from_dict, to_dict
+from behaviorlm.models.base import CONFIG_FILE, WEIGHTS_FILE, Recommender
+from behaviorlm.models.batch import FeatureSizes, SequenceBatch, build_batch
+from behaviorlm.schema import F32, Sequences
+
+#: Token components by feature group; "history" (item + query words) is always on.
+GROUPS = ("actions", "time", "search", "social", "location", "device")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeatureConfig:
+    """Which token components a model uses (all on by default; absent data is simply zero)."""
+
+    actions: bool = True
+    time: bool = True
+    search: bool = True
+    social: bool = True
+    location: bool = True
+    device: bool = True
+
+
+class TokenEmbedding(nn.Module):
+    """Sum of the event components of DESIGN.md; ``item`` is shared with the output layer.
+
+    Examples
+    --------
+    >>> s = Sequences.from_lists([[1, 2]], n_items=3)
+    >>> sizes = FeatureSizes.of(s)
+    >>> emb = TokenEmbedding(sizes, dim=8, features=FeatureConfig())
+    >>> emb(build_batch(s, 5, sizes)).shape
+    torch.Size([1, 2, 8])
+    """
+
+    def __init__(self, sizes: FeatureSizes, dim: int, features: FeatureConfig) -> None:
+        super().__init__()
+        self.features = features
+        self.item = nn.Embedding(sizes.items, dim, padding_idx=0)
+        self.query = nn.EmbeddingBag(sizes.query_words, dim, mode="sum", padding_idx=0)
+        self.action = nn.Embedding(sizes.actions, dim, padding_idx=0)
+        self.gap = nn.Embedding(sizes.gaps, dim, padding_idx=0)
+        self.device = nn.Embedding(sizes.devices, dim, padding_idx=0)
+        self.location = nn.Embedding(sizes.locations, dim, padding_idx=0)
+        self.source = nn.Embedding(sizes.sources, dim, padding_idx=0)
+        for table in (self.item, self.action, self.gap, self.device, self.location, self.source):
+            nn.init.normal_(table.weight, std=dim**-0.5)
+            with torch.no_grad():
+                table.weight[0].zero_()
+        nn.init.normal_(self.query.weight, std=dim**-0.5)
+
+    def components(self, batch: SequenceBatch) -> dict[str, torch.Tensor]:
+        """Each enabled component as ``(B, T, D)``, keyed by feature group."""
+        f = self.features
+        b, t = batch.shape
+        out = {"history": self.item(batch.items)}
+        if f.search:
+            words = batch.query_words.reshape(b * t, -1)  # (B*T, Q)
+            out["search"] = self.query(words).reshape(b, t, -1)
+        if f.actions:
+            out["actions"] = self.action(batch.actions)
+        if f.time:
+            out["time"] = self.gap(batch.gaps)
+        if f.social:
+            out["social"] = self.source(batch.sources)
+        if f.location:
+            out["location"] = self.location(batch.locations)
+        if f.device:
+            out["device"] = self.device(batch.devices)
+        return out
+
+    def forward(self, batch: SequenceBatch) -> torch.Tensor:
+        """(B, T, D) token embeddings (zero at padding)."""
+        total = torch.stack(list(self.components(batch).values())).sum(0)
+        return total * batch.mask.unsqueeze(-1)
+
+
+class SequenceModule(nn.Module):
+    """A sequence model body: token embedding -> ``encode`` -> hidden states, two heads.
+
+    Subclasses implement :meth:`encode`. The next-item head is tied to the item embeddings;
+    the next-action head is a linear layer over the hidden state.
+    """
+
+    def __init__(self, sizes: FeatureSizes, dim: int, features: FeatureConfig) -> None:
+        super().__init__()
+        self.sizes = sizes
+        self.dim = dim
+        self.tokens = TokenEmbedding(sizes, dim, features)
+        self.action_head = nn.Linear(dim, sizes.actions)
+
+    @abstractmethod
+    def encode(self, batch: SequenceBatch) -> torch.Tensor:
+        """(B, T, D) hidden state at every position; position ``t`` sees events ``<= t`` only."""
+
+    def item_embeddings(self) -> torch.Tensor:
+        """(N + 1, D) output embeddings of all items (row 0 = padding)."""
+        return self.tokens.item.weight
+
+
+class NeuralRecommender(Recommender):
+    """A Recommender around a :class:`SequenceModule`.
+
+    Subclasses set ``name`` and ``config_class`` and implement :meth:`build`. The config must
+    have ``max_len``. Fitting goes through ``behaviorlm.train`` (the shared training loop).
+    """
+
+    module: SequenceModule
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self.sizes: FeatureSizes | None = None
+
+    @abstractmethod
+    def build(self, sizes: FeatureSizes) -> SequenceModule:
+        """A freshly initialised module for these vocabulary sizes."""
+
+    def setup(self, train: Sequences, seed: int = 0) -> SequenceModule:
+        """Create the module for the vocabularies of ``train`` (called by the training loop)."""
+        torch.manual_seed(seed)
+        self.sizes = FeatureSizes.of(train)
+        self.n_items = train.n_items
+        self.module = self.build(self.sizes)
+        return self.module
+
+    def fit(self, train: Sequences) -> Self:
+        raise TypeError(
+            f"{self.name} is trained by the shared loop: use behaviorlm.train.fit_model "
+            "or `behaviorlm train`"
+        )
+
+    def batch(self, histories: Sequences) -> SequenceBatch:
+        """Histories as a model input batch (last ``max_len`` events)."""
+        if self.sizes is None:
+            raise RuntimeError(f"{self.name} is not fitted")
+        return build_batch(histories, int(self.config.max_len), self.sizes)
+
+    @torch.no_grad()
+    def hidden(self, histories: Sequences, batch_size: int = 512) -> torch.Tensor:
+        """(R, D) hidden state at the last event of each row (the state that predicts next)."""
+        self.module.eval()
+        out = []
+        for lo in range(0, len(histories), batch_size):
+            rows = np.arange(lo, min(lo + batch_size, len(histories)))
+            out.append(self.module.encode(self.batch(histories.select(rows)))[:, -1])
+        if not out:
+            return torch.zeros(0, self.module.dim)
+        return torch.cat(out)
+
+    def score(self, histories: Sequences, items: slice | None = None) -> F32:
+        start, stop = self.item_range(items)
+        with torch.no_grad():
+            h = self.hidden(histories)
+            scores = h @ self.module.item_embeddings()[start:stop].T
+        return scores.float().numpy()
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy() for k, v in self.module.state_dict().items()}
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()})
+
+    def save(self, directory: str | Path) -> None:
+        """Write ``model.json`` (name, config, sizes) and the weights as safetensors."""
+        if self.sizes is None:
+            raise RuntimeError(f"{self.name} is not fitted")
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "model": self.name,
+            "config": to_dict(self.config),
+            "n_items": self.n_items,
+            "sizes": self.sizes.to_dict(),
+        }
+        (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        tensors = {k: v.detach().contiguous() for k, v in self.module.state_dict().items()}
+        save_file(tensors, str(path / WEIGHTS_FILE))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        """Rebuild the module from ``model.json`` and read the weights (no code is executed)."""
+        path = Path(directory)
+        meta = json.loads((path / CONFIG_FILE).read_text())
+        if meta["model"] != cls.name:
+            raise ValueError(f"{path} holds a {meta['model']!r} model, not {cls.name!r}")
+        model = cls(from_dict(cls.config_class, meta["config"]))
+        model.n_items = int(meta["n_items"])
+        model.sizes = FeatureSizes(**meta["sizes"])
+        model.module = model.build(model.sizes)
+        model.module.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
+        model.module.eval()
+        return model

@@ -74,6 +74,8 @@ class SequenceBatch:
         Word codes of search queries, 0 = none.
     timestamps : LongTensor
         Event times (seconds), 0 at padding; for relative time biases.
+    values : FloatTensor
+        Event values (ratings), NaN where the event has none, 0 at padding.
     mask : BoolTensor
         True where an event is.
     """
@@ -86,6 +88,7 @@ class SequenceBatch:
     sources: torch.Tensor
     query_words: torch.Tensor
     timestamps: torch.Tensor
+    values: torch.Tensor
     mask: torch.Tensor
 
     @property
@@ -159,6 +162,8 @@ def build_batch(seqs: Sequences, max_len: int, sizes: FeatureSizes) -> SequenceB
     mask[row, col] = True
     ts = np.zeros((b, t), dtype=np.int64)
     ts[row, col] = last.timestamps
+    values = np.zeros((b, t), dtype=np.float32)
+    values[row, col] = last.values
     return SequenceBatch(
         items=grid(last.items, sizes.items),
         actions=grid(last.actions, sizes.actions),
@@ -168,6 +173,7 @@ def build_batch(seqs: Sequences, max_len: int, sizes: FeatureSizes) -> SequenceB
         sources=grid(last.sources, sizes.sources),
         query_words=torch.from_numpy(qgrid),
         timestamps=torch.from_numpy(ts),
+        values=torch.from_numpy(values),
         mask=torch.from_numpy(mask),
     )
 

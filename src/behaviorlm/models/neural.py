@@ -121,6 +121,17 @@ class SequenceModule(nn.Module):
         """(N + 1, D) output embeddings of all items (row 0 = padding)."""
         return self.tokens.item.weight
 
+    def item_bias(self) -> torch.Tensor | None:
+        """(N + 1,) output bias of all items, or None (the default: scores are dot products)."""
+        return None
+
+    def logits(self, hidden: torch.Tensor, items: slice | None = None) -> torch.Tensor:
+        """Scores ``(..., n)`` of items ``items`` (default all, including padding at 0)."""
+        sel = items if items is not None else slice(None)
+        out = hidden @ self.item_embeddings()[sel].T
+        bias = self.item_bias()
+        return out if bias is None else out + bias[sel]
+
 
 class NeuralRecommender(Recommender):
     """A Recommender around a :class:`SequenceModule`.
@@ -174,8 +185,7 @@ class NeuralRecommender(Recommender):
     def score(self, histories: Sequences, items: slice | None = None) -> F32:
         start, stop = self.item_range(items)
         with torch.no_grad():
-            h = self.hidden(histories)
-            scores = h @ self.module.item_embeddings()[start:stop].T
+            scores = self.module.logits(self.hidden(histories), slice(start, stop))
         return scores.float().numpy()
 
     def state(self) -> dict[str, np.ndarray]:

@@ -95,3 +95,22 @@ def test_unknown_user_and_console_script_without_traceback(prepared: Path) -> No
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "unknown user id(s): no-such-user" in proc.stderr
+
+
+def test_recommend_filters(prepared: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = prepared / "runs" / "pop-filters"
+    assert main(["train", str(prepared / "ds"), "--model", "pop", "--out", str(out)]) == 0
+    items = __import__("polars").read_parquet(prepared / "ds" / "items.parquet")
+    category = items["category"][0]
+    user = __import__("polars").read_parquet(prepared / "ds" / "users.parquet")["user_id"][0]
+    capsys.readouterr()
+    argv = ["recommend", str(out), "--user", user, "-k", "5", "--json", "--category", category]
+    assert main(argv) == 0
+    recs = json.loads(capsys.readouterr().out)[0]["recommendations"]
+    assert recs
+    assert all(category in r["category"].split("|") for r in recs)
+    top = recs[0]["item_id"]
+    assert main([*argv, "--exclude", top]) == 0
+    again = json.loads(capsys.readouterr().out)[0]["recommendations"]
+    assert top not in [r["item_id"] for r in again]
+    assert main([*argv[:-2], "--category", "no-such-category"]) == 2

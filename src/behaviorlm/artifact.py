@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from behaviorlm.data.dataset import Dataset
 from behaviorlm.data.errors import DataError
@@ -132,6 +133,31 @@ class Artifact:
                 how="use ids that occur in the training data",
             )
         return self.dataset.sequences().select(index - 1)
+
+    def category_mask(self, categories: list[str]) -> np.ndarray:
+        """(n_items + 1,) True for items in any of ``categories`` (``"a|b"`` lists count each).
+
+        Raises DataError when the data set has no categories or none of them occurs.
+        """
+        table = self.dataset.items
+        if "category" not in table.columns:
+            raise DataError("this data set has no item categories", how="drop --category")
+        parts = table["category"].fill_null("").str.split("|")
+        hit = parts.list.eval(pl.element().is_in(categories)).list.any().to_numpy()
+        if not hit.any():
+            raise DataError(
+                f"no item has category {', '.join(categories)}",
+                how="use categories of the data set's items table",
+            )
+        return np.concatenate([[False], hit])
+
+    def item_ids(self, item_ids: list[str]) -> np.ndarray:
+        """Internal ids of external item ids; raises DataError naming unknown ones."""
+        index = self.dataset.item_index(item_ids)
+        unknown = [i for i, k in zip(item_ids, index, strict=True) if k == 0]
+        if unknown:
+            raise DataError(f"unknown item id(s): {', '.join(unknown[:5])}", how="check the ids")
+        return index
 
     def item_table(self, items: np.ndarray) -> list[dict[str, Any]]:
         """Item metadata rows (external id, title, category where present) for internal ids."""

@@ -145,7 +145,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_recommend(args: argparse.Namespace) -> None:
     artifact = Artifact.load(args.artifact)
     histories = artifact.histories(args.user)
-    ranked = recommend(artifact.model, histories, args.k, exclude_seen=not args.include_seen)
+    ranked = recommend(
+        artifact.model,
+        histories,
+        args.k,
+        exclude_seen=not args.include_seen,
+        allowed_items=artifact.category_mask(args.category) if args.category else None,
+        exclude_items=artifact.item_ids(args.exclude) if args.exclude else None,
+    )
     out: list[tuple[str, list[dict[str, Any]]]] = []
     for user, items, scores in zip(args.user, ranked.items, ranked.scores, strict=True):
         keep = items > 0
@@ -252,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", action="append", required=True, help="external user id (repeatable)")
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--include-seen", action="store_true")
+    p.add_argument("--category", action="append", help="only items of this category (repeatable)")
+    p.add_argument("--exclude", action="append", help="never recommend this item id (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = sub.add_parser(

@@ -11,6 +11,14 @@ import pytest
 
 from behaviorlm.cli import main
 from behaviorlm.models import MODELS
+from behaviorlm.models.neural import NeuralRecommender
+
+
+def quick(model: str) -> list[str]:
+    """Overrides that keep a neural model's training to seconds in tests."""
+    if issubclass(MODELS[model][1], NeuralRecommender):
+        return ["--train.epochs=1", "--model.max_len=20"]
+    return []
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +39,8 @@ def test_train_evaluate_recommend(
     prepared: Path, model: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = prepared / "runs" / model
-    assert main(["train", str(prepared / "ds"), "--model", model, "--out", str(out)]) == 0
+    argv = ["train", str(prepared / "ds"), "--model", model, "--out", str(out), *quick(model)]
+    assert main(argv) == 0
     assert (out / "artifact.json").is_file()
     capsys.readouterr()
     metrics = prepared / f"{model}.json"

@@ -102,20 +102,29 @@ class Artifact:
                 f"{path} is not a behaviorlm artifact (no {META_FILE})",
                 how="pass the folder written by `behaviorlm train`",
             )
-        meta = json.loads(meta_path.read_text())
+        try:
+            meta = json.loads(meta_path.read_text())
+            name = meta["model"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"{meta_path} is damaged ({exc})", how="train the model again") from exc
         if meta.get("format_version") != FORMAT_VERSION:
             raise DataError(
                 f"{path} has artifact format {meta.get('format_version')}, "
                 f"this version reads {FORMAT_VERSION}",
                 how="train the model again with this version",
             )
-        name = meta["model"]
         if name not in MODELS:
             raise DataError(
                 f"{path} holds an unknown model {name!r}",
                 how=f"use a behaviorlm version that has it; known: {', '.join(MODELS)}",
             )
-        model = MODELS[name][1].load(path / "model")
+        try:
+            model = MODELS[name][1].load(path / "model")
+        except Exception as exc:  # any failure to read the weights: say which file, no traceback
+            raise DataError(
+                f"cannot read the model in {path / 'model'}: {exc}".splitlines()[0],
+                how="train the model again",
+            ) from exc
         return cls(model=model, dataset=Dataset.load(path / "dataset"), run=meta.get("run", {}))
 
     def histories(self, user_ids: list[str]) -> Sequences:

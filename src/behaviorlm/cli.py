@@ -48,6 +48,17 @@ def _parse_map(text: str | None) -> dict[str, str] | None:
     return mapping
 
 
+def _parse_ks(text: str) -> tuple[int, ...]:
+    """``"5,10,20"`` -> (5, 10, 20); anything else is a ConfigError."""
+    try:
+        ks = tuple(int(k) for k in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--ks {text!r} must be positive integers separated by commas") from None
+    if not ks or min(ks) < 1:
+        raise ConfigError(f"--ks {text!r} must be positive integers separated by commas")
+    return ks
+
+
 def _split_overrides(extra: Sequence[str]) -> list[str]:
     """Unknown arguments must be ``--section.key=value`` overrides."""
     bad = [a for a in extra if not (a.startswith("--") and "." in a.split("=")[0] and "=" in a)]
@@ -111,9 +122,11 @@ def _quality_lines(quality: list[dict[str, object]]) -> list[str]:
 def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
     # resolve the config first: a mistake in it is reported before any data is loaded
     run = resolve_run_config(args.model, load_toml(args.config) if args.config else None, overrides)
+    out = Path(args.out) if args.out else Path("runs") / run.model
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; the artifact is a folder")
     with step(f"loading {args.dataset}"):
         ds = Dataset.load(args.dataset)
-    out = Path(args.out) if args.out else Path("runs") / run.model
     with step(f"training {run.model}"):
         artifact = train(ds, config=run.to_dict(), out_dir=out)
     console.print(
@@ -124,7 +137,7 @@ def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
 
-    ks = tuple(int(k) for k in args.ks.split(","))
+    ks = _parse_ks(args.ks)
     results = []
     for path in args.artifacts:
         with step(f"evaluating {path}"):
@@ -283,7 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``behaviorlm`` console script; returns the exit status."""
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted before or after the command
+    args, extra = parser.parse_known_args([a for a in argv if a != "--debug"])
+    args.debug = debug
     try:
         if args.command == "train":
             cmd_train(args, _split_overrides(extra))
@@ -298,10 +314,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "download": cmd_download,
                 "demo": cmd_demo,
             }[args.command](args)
-    except (DataError, ConfigError, FileNotFoundError, ValueError) as exc:
+    except (DataError, ConfigError, OSError, ValueError) as exc:
         if args.debug:
             raise
-        message = exc.line() if isinstance(exc, DataError) else str(exc)
+        if isinstance(exc, DataError):
+            message = exc.line()
+        elif isinstance(exc, OSError) and exc.strerror:
+            message = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+        else:
+            message = str(exc)
         print(f"behaviorlm: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return 0

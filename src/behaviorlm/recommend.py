@@ -213,6 +213,7 @@ def recommend(
     # per chunk, the columns (relative to the chunk start) that are never allowed
     blocked = {lo: np.flatnonzero(~ok[lo:hi]) for lo, hi in chunks}
     R = len(histories)
+    k = min(k, n_items)  # a list never holds more than the catalogue
     out_items = np.zeros((R, k), dtype=np.int64)
     out_scores = np.full((R, k), -np.inf, dtype=np.float32)
     for first in range(0, R, batch_size):
@@ -228,7 +229,12 @@ def recommend(
                 raise ValueError(
                     f"{model.name}.score returned shape {scores.shape}, expected {(B, hi - lo)}"
                 )
-            scores[np.isnan(scores)] = -np.inf
+            nan = np.isnan(scores)
+            if nan.any():
+                raise ValueError(
+                    f"{model.name} returned {int(nan.sum()):,} NaN scores: the model is broken "
+                    "(e.g. training diverged); retrain it with a lower learning rate"
+                )
             scores[:, blocked[lo]] = -np.inf
             if exclude_seen:
                 inside = (seen_items >= lo) & (seen_items < hi)

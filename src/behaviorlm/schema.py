@@ -196,7 +196,8 @@ class Sequences:
         """
         rows = np.asarray(rows, dtype=np.int64)
         starts = self.offsets[rows]
-        offsets, index = ragged_index(starts, np.maximum(np.asarray(stops) - starts, 0))
+        stops = np.minimum(np.asarray(stops, dtype=np.int64), self.offsets[rows + 1])  # stay in row
+        offsets, index = ragged_index(starts, np.maximum(stops - starts, 0))
         arrays = {k: v[index] for k, v in self.per_event().items()}
         extra = {k: arrays.pop(k) for k in list(self.extra)}
         return replace(self, offsets=offsets, users=self.users[rows], extra=extra, **arrays)  # type: ignore[arg-type]

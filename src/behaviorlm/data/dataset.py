@@ -219,7 +219,14 @@ class Dataset:
             )
         vocab = meta.pop("vocab")
         meta.pop("schema", None)
-        tables = {name: pl.read_parquet(path / f"{name}.parquet") for name in TABLES}
+        try:
+            tables = {name: pl.read_parquet(path / f"{name}.parquet") for name in TABLES}
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise DataError(
+                f"cannot read the data set: {exc}".splitlines()[0],
+                where=str(path),
+                how="prepare the data again",
+            ) from exc
         return cls(vocab=vocab, meta=meta, **tables)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from behaviorlm.artifact import Artifact
 from behaviorlm.config import from_dict
+from behaviorlm.data.errors import DataError
 from behaviorlm.data.protocol import SplitConfig, make_split
 from behaviorlm.evaluate.results import EvalResult
 from behaviorlm.evaluate.runner import DEFAULT_KS, evaluate
@@ -45,7 +46,14 @@ def evaluate_artifact(
     >>> sorted(result.metrics)[:2]
     ['Coverage', 'HR']
     """
-    split_config = from_dict(SplitConfig, artifact.run.get("config", {}).get("split", {}))
+    stored = artifact.run.get("config", {}).get("split")
+    if stored is None:
+        raise DataError(
+            "this artifact does not say how its training data was split, so its test events "
+            "cannot be told apart from its training events",
+            how="train it with behaviorlm.train / `behaviorlm train`, which records the split",
+        )
+    split_config = from_dict(SplitConfig, stored)
     split = make_split(artifact.dataset, split_config)
     evalset = split.test if on == "test" else split.valid
     return evaluate(

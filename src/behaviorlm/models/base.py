@@ -81,7 +81,9 @@ class Recommender(ABC):
             raise RuntimeError(f"{self.name} is not fitted")
         if items is None:
             return 1, self.n_items + 1
-        start = 1 if items.start is None else max(1, int(items.start))
+        start = 1 if items.start is None else int(items.start)
+        if start < 1:
+            raise ValueError(f"item ids start at 1 (0 is padding), got {items}")
         stop = self.n_items + 1 if items.stop is None else min(self.n_items + 1, int(items.stop))
         if items.step not in (None, 1) or start > stop:
             raise ValueError(f"items must be a contiguous range, got {items}")

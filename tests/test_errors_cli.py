@@ -1,0 +1,87 @@
+"""Damaged files, file-system errors and bad options: one line on stderr, exit 2, no traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import behaviorlm as blm
+from behaviorlm.cli import main
+from behaviorlm.models.pop import Pop, PopConfig
+from behaviorlm.schema import Sequences
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("errors")
+    ds = blm.preprocess(blm.simulate(60, seed=4))
+    ds.save(root / "ds")
+    blm.train(ds, "pop", out_dir=root / "art")
+    return root
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("behaviorlm: error:")
+    return err[0]
+
+
+def test_output_path_is_a_file(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = trained / "afile"
+    blocker.write_text("x")
+    assert main(["train", str(trained / "ds"), "--model", "pop", "--out", str(blocker)]) == 2
+    assert "afile" in one_error_line(capsys)
+
+
+def test_damaged_artifact_and_dataset(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    art = tmp_path / "art"
+    shutil.copytree(trained / "art", art)
+    (art / "model" / "weights.safetensors").write_bytes(b"junk")
+    assert main(["evaluate", str(art)]) == 2
+    assert "cannot read the model" in one_error_line(capsys)
+    (art / "artifact.json").write_text(json.dumps({"format_version": 1}))
+    assert main(["evaluate", str(art)]) == 2
+    assert "damaged" in one_error_line(capsys)
+    ds = tmp_path / "ds"
+    shutil.copytree(trained / "ds", ds)
+    (ds / "events.parquet").write_bytes(b"junk")
+    assert main(["train", str(ds), "--model", "pop"]) == 2
+    assert "cannot read the data set" in one_error_line(capsys)
+
+
+def test_bad_ks_and_debug_after_the_command(
+    trained: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["evaluate", str(trained / "art"), "--ks", "5,"]) == 2
+    assert "--ks" in one_error_line(capsys)
+    with pytest.raises(blm.DataError):
+        main(["evaluate", str(trained / "nope"), "--debug"])
+
+
+def test_artifact_without_split_is_not_evaluated() -> None:
+    ds = blm.preprocess(blm.simulate(60, seed=4))
+    bare = blm.Artifact(model=Pop(PopConfig()).fit(ds.sequences()), dataset=ds)
+    with pytest.raises(blm.DataError, match="split"):
+        blm.evaluate_artifact(bare)
+
+
+def test_nan_scores_raise_and_item_ranges_start_at_one() -> None:
+    model = Pop(PopConfig()).fit(Sequences.from_lists([[1, 2]], n_items=2))
+    model.popularity[:] = np.nan
+    with pytest.raises(ValueError, match="NaN scores"):
+        blm.recommend(model, Sequences.from_lists([[1]], n_items=2), k=1)
+    with pytest.raises(ValueError, match="start at 1"):
+        model.score(Sequences.from_lists([[1]], n_items=2), slice(0, 2))
+
+
+def test_prefixes_stay_inside_their_row() -> None:
+    s = Sequences.from_lists([[1, 2, 3], [4, 5]], n_items=5)
+    assert s.prefixes(np.array([0]), np.array([5])).items.tolist() == [1, 2, 3]

@@ -133,17 +133,21 @@ def test_ties_break_by_lower_item_id() -> None:
 def test_k_larger_than_candidates_pads_with_zero() -> None:
     table = np.array([[0, 1, 2, 3]], dtype=np.float32)
     ranked = recommend(Table(table), histories([[2]], 3), k=5)
-    assert ranked.items.tolist() == [[3, 1, 0, 0, 0]]
+    # a list never holds more than the catalogue (3 items); the masked item leaves a pad
+    assert ranked.items.tolist() == [[3, 1, 0]]
     assert ranked.scores[0, :2].tolist() == [3.0, 1.0]
     assert np.isneginf(ranked.scores[0, 2:]).all()
     assert ranked.items.dtype == np.int64
     assert ranked.scores.dtype == np.float32
 
 
-def test_masked_and_nan_scores_are_never_recommended() -> None:
-    table = np.array([[0, -np.inf, np.nan, 1.0, -5.0]], dtype=np.float32)
-    ranked = recommend(Table(table), histories([[]], 4), k=4)
+def test_masked_scores_are_never_recommended_and_nan_raises() -> None:
+    table = np.array([[0, -np.inf, 2.0, 1.0, -5.0]], dtype=np.float32)
+    ranked = recommend(Table(table), histories([[2]], 4), k=4)
     assert ranked.items.tolist() == [[3, 4, 0, 0]]
+    table[0, 2] = np.nan
+    with pytest.raises(ValueError, match="1 NaN scores"):
+        recommend(Table(table), histories([[]], 4), k=4)
 
 
 def test_empty_input_and_bad_arguments() -> None:

@@ -125,6 +125,13 @@ class SequenceModule(nn.Module):
         """(N + 1,) output bias of all items, or None (the default: scores are dot products)."""
         return None
 
+    def item_loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
+        """A model's own next-item loss over selected positions, or None for the shared one.
+
+        ``hidden`` is (M, D) at the positions that have a target, ``targets`` (M,) item ids.
+        """
+        return None
+
     def logits(self, hidden: torch.Tensor, items: slice | None = None) -> torch.Tensor:
         """Scores ``(..., n)`` of items ``items`` (default all, including padding at 0)."""
         sel = items if items is not None else slice(None)

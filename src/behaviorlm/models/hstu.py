@@ -1,0 +1,272 @@
+"""HSTU: Hierarchical Sequential Transduction Units with pointwise attention.
+
+Zhai et al. 2024, "Actions Speak Louder than Words: Trillion-Parameter Sequential
+Transducers for Generative Recommendations" (ICML 2024, arXiv:2402.17152); reference code
+``facebookresearch/generative-recommenders``. One layer, with ``x`` the ``(B, T, D)`` stream:
+
+    U, V, Q, K = split(SiLU(W_uvqk LayerNorm(x)))                  each (B, T, H * d)
+    A[h, i, j] = SiLU(Q_i . K_j / sqrt(d) + rab_h(i, j)) / n_i      for valid j <= i, else 0
+    x          = x + W_o Dropout(LayerNorm(A V) * U)
+
+``rab_h(i, j)`` is a learned relative attention bias per head: one term for the bucketed
+distance ``i - j`` in events and one for the log2-bucketed time difference ``t_i - t_j`` in
+seconds. There is no softmax: the weights are SiLU gates, so the attention can express how
+*much* history matters (the paper's argument for non-stationary vocabularies), and ``n_i``
+(the number of events position ``i`` sees) keeps the sum on the scale of a mean.
+
+Deviations from the paper and its reference code:
+
+* No absolute position embedding: the relative position bias carries order. (The reference
+  code adds learned absolute positions to the input; with our right-aligned batches a
+  position counted from the start of the kept window would change with truncation.)
+* The time bias uses ``t_i - t_j``; the reference code's sequential model uses
+  ``t_{i+1} - t_j``, which gives position ``i`` the time of the very event it predicts. Here
+  a position sees only the times of events it has seen, so scoring needs no query time.
+* ``n_i`` is the number of valid keys of query ``i`` rather than the padded length ``N``
+  (padding invariance; ``LayerNorm(A V)`` makes the output nearly independent of it anyway).
+* ``Q K^T`` is scaled by ``1 / sqrt(d)`` and the LayerNorms are affine (both as in the later
+  ``STU`` module of the reference code; the paper's sequential model does not scale), the
+  relative biases are per head rather than shared, and the relative position uses T5-style
+  buckets (exact for near distances, logarithmic for far ones) rather than one per distance.
+* The output is a final LayerNorm over the stream and items are scored by a dot product with
+  the (tied) item embeddings plus the shared loss, instead of L2-normalised embeddings with a
+  temperature; with ``features.time`` off both the gap embedding and the time bias are off.
+* Pure PyTorch on padded ``(B, T)`` batches, not the jagged Triton kernels; one layer costs
+  ``O(B H T^2)`` memory for the bias and attention matrices.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from torch import nn
+from torch.nn import functional
+
+from behaviorlm.models.batch import FeatureSizes, SequenceBatch
+from behaviorlm.models.neural import FeatureConfig, NeuralRecommender, SequenceModule
+
+
+@dataclass(frozen=True, kw_only=True)
+class HSTUConfig:
+    """Settings of :class:`HSTU`.
+
+    Attributes
+    ----------
+    max_len : int
+        Events of history the model reads (the most recent ones).
+    dim : int
+        Width ``D`` of the token embeddings and the residual stream.
+    layers, heads : int
+        Number of HSTU layers and attention heads; ``dim`` must be divisible by ``heads``.
+    dropout : float
+        Dropout on the input embeddings and before each layer's output projection.
+    attention_dropout : float
+        Dropout on the pointwise attention weights.
+    position_buckets : int
+        Buckets of the relative position ``i - j``: exact below half, logarithmic up to
+        ``max_len`` above.
+    time_buckets : int
+        Buckets of ``floor(log2(1 + seconds))`` of the relative time (the last one collects
+        everything longer).
+    features : FeatureConfig
+        Token components in use; ``features.time`` also switches the relative time bias.
+
+    Examples
+    --------
+    >>> HSTUConfig(dim=32, heads=2).dim
+    32
+    """
+
+    max_len: int = 50
+    dim: int = 64
+    layers: int = 2
+    heads: int = 2
+    dropout: float = 0.2
+    attention_dropout: float = 0.0
+    position_buckets: int = 32
+    time_buckets: int = 32
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("max_len", "dim", "layers", "heads", "position_buckets", "time_buckets"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.dim % self.heads:
+            raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
+        for name in ("dropout", "attention_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+
+
+def position_buckets(t: int, n_buckets: int, max_len: int) -> torch.Tensor:
+    """(T, T) bucket of the distance ``i - j`` (clamped at 0 above the diagonal).
+
+    Distances below ``n_buckets // 2`` get their own bucket; longer ones share logarithmic
+    buckets up to ``max_len``; anything longer falls into the last bucket.
+
+    Examples
+    --------
+    >>> position_buckets(4, n_buckets=4, max_len=8)[3].tolist()  # distances 3, 2, 1, 0
+    [2, 2, 1, 0]
+    """
+    distance = torch.arange(t)[:, None] - torch.arange(t)[None, :]
+    distance = distance.clamp(min=0)
+    exact = max(1, n_buckets // 2)
+    if exact >= n_buckets:  # a single bucket
+        return torch.zeros_like(distance)
+    far = (
+        exact
+        + (
+            torch.log(distance.float().clamp(min=1) / exact)
+            / math.log(max(max_len, exact + 1) / exact)
+            * (n_buckets - exact)
+        ).long()
+    )
+    return torch.where(distance < exact, distance, far.clamp(max=n_buckets - 1))
+
+
+def time_buckets(timestamps: torch.Tensor, n_buckets: int) -> torch.Tensor:
+    """(B, T, T) bucket ``floor(log2(1 + t_i - t_j))`` of the time from event ``j`` to ``i``.
+
+    Examples
+    --------
+    >>> time_buckets(torch.tensor([[0, 1, 9]]), n_buckets=8)[0, 2].tolist()  # 9, 8, 0 s
+    [3, 3, 0]
+    """
+    dt = (timestamps[:, :, None] - timestamps[:, None, :]).clamp(min=0)  # (B, T, T) seconds
+    buckets = torch.floor(torch.log2(1.0 + dt.double())).long()
+    return buckets.clamp(max=n_buckets - 1)
+
+
+def bias_lookup(table: torch.Tensor, buckets: torch.Tensor) -> torch.Tensor:
+    """(B, H, T, T) entries of a ``(K, H)`` bias table at ``(B, T, T)`` bucket indices.
+
+    A ``gather`` over the expanded table: its backward is a scatter-add, which on CPU is an
+    order of magnitude faster than the backward of an embedding lookup with ``B T^2`` indices
+    into a few dozen rows (the sort-based ``embedding_dense_backward``).
+
+    Examples
+    --------
+    >>> table = torch.tensor([[0.0, 10.0], [1.0, 11.0]])  # 2 buckets, 2 heads
+    >>> bias_lookup(table, torch.tensor([[[0, 1], [1, 1]]]))[0, 1].tolist()
+    [[10.0, 11.0], [11.0, 11.0]]
+    """
+    b, t, _ = buckets.shape
+    k, h = table.shape
+    index = buckets.reshape(b, 1, t * t).expand(b, h, t * t)
+    return torch.gather(table.T.unsqueeze(0).expand(b, h, k), 2, index).view(b, h, t, t)
+
+
+class HSTULayer(nn.Module):
+    """One HSTU layer: pointwise-gated attention with relative biases, residual."""
+
+    def __init__(self, config: HSTUConfig) -> None:
+        super().__init__()
+        d = config.dim
+        self.heads = config.heads
+        self.head_dim = d // config.heads
+        self.norm_in = nn.LayerNorm(d)
+        self.uvqk = nn.Linear(d, 4 * d, bias=False)
+        self.norm_attn = nn.LayerNorm(d)
+        self.out = nn.Linear(d, d)
+        self.dropout = nn.Dropout(config.dropout)
+        self.attention_dropout = nn.Dropout(config.attention_dropout)
+        # (buckets, H) tables of the relative attention bias
+        self.position_bias = nn.Parameter(torch.empty(config.position_buckets, config.heads))
+        self.time_bias = nn.Parameter(torch.empty(config.time_buckets, config.heads))
+        nn.init.normal_(self.uvqk.weight, std=0.02)
+        nn.init.xavier_uniform_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        nn.init.normal_(self.position_bias, std=0.02)
+        nn.init.normal_(self.time_bias, std=0.02)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        allowed: torch.Tensor,
+        pos: torch.Tensor,
+        times: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Update the stream ``x`` (B, T, D).
+
+        ``allowed`` (B, 1, T, T) marks the keys each query may see, scaled by ``1 / n_i``;
+        ``pos`` (T, T) and ``times`` (B, T, T) are the relative bucket indices.
+        """
+        b, t, d = x.shape
+        h, hd = self.heads, self.head_dim
+        u, v, q, k = torch.split(
+            functional.silu(self.uvqk(self.norm_in(x))), d, dim=-1
+        )  # (B, T, D)
+        q = q.view(b, t, h, hd).transpose(1, 2)  # (B, H, T, d)
+        k = k.view(b, t, h, hd).transpose(1, 2)
+        v = v.view(b, t, h, hd).transpose(1, 2)
+        rab = bias_lookup(self.position_bias, pos.unsqueeze(0))  # (1, H, T, T)
+        if times is not None:
+            rab = rab + bias_lookup(self.time_bias, times)  # (B, H, T, T)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(hd) + rab  # (B, H, T, T)
+        attn = self.attention_dropout(functional.silu(scores) * allowed)
+        av = (attn @ v).transpose(1, 2).reshape(b, t, d)  # (B, T, D): heads side by side
+        out: torch.Tensor = x + self.out(self.dropout(self.norm_attn(av) * u))
+        return out
+
+
+class HSTUModule(SequenceModule):
+    """Token embedding -> HSTU layers -> LayerNorm; see the module docstring.
+
+    Examples
+    --------
+    >>> from behaviorlm.models.batch import build_batch
+    >>> from behaviorlm.schema import Sequences
+    >>> s = Sequences.from_lists([[1, 2, 3], [2]], n_items=3)
+    >>> sizes = FeatureSizes.of(s)
+    >>> module = HSTUModule(HSTUConfig(dim=16, heads=2), sizes)
+    >>> module.encode(build_batch(s, 50, sizes)).shape
+    torch.Size([2, 3, 16])
+    """
+
+    def __init__(self, config: HSTUConfig, sizes: FeatureSizes) -> None:
+        super().__init__(sizes, config.dim, config.features)
+        self.config = config
+        self.input_dropout = nn.Dropout(config.dropout)
+        self.layers = nn.ModuleList(HSTULayer(config) for _ in range(config.layers))
+        self.norm_out = nn.LayerNorm(config.dim)
+
+    def encode(self, batch: SequenceBatch) -> torch.Tensor:
+        c = self.config
+        t = batch.shape[1]
+        mask = batch.mask  # (B, T)
+        x = self.tokens(batch) * math.sqrt(c.dim)  # unit-scale inputs, as in the reference code
+        x = self.input_dropout(x) * mask.unsqueeze(-1)
+        causal = torch.ones(t, t, dtype=torch.bool, device=mask.device).tril()
+        allowed = (causal & mask[:, None, :]).float()  # (B, T, T): valid keys j <= i
+        allowed = allowed / allowed.sum(-1, keepdim=True).clamp(min=1.0)  # divide by n_i
+        allowed = allowed.unsqueeze(1)  # (B, 1, T, T), broadcast over heads
+        pos = position_buckets(t, c.position_buckets, c.max_len).to(mask.device)
+        times = time_buckets(batch.timestamps, c.time_buckets) if c.features.time else None
+        for layer in self.layers:
+            x = layer(x, allowed, pos, times)
+        out: torch.Tensor = self.norm_out(x)
+        return out
+
+
+class HSTU(NeuralRecommender):
+    """HSTU next-event model (train with ``behaviorlm.train.fit_model``).
+
+    Examples
+    --------
+    >>> from behaviorlm.schema import Sequences
+    >>> model = HSTU(HSTUConfig(dim=16, layers=1))
+    >>> _ = model.setup(Sequences.from_lists([[1, 2, 3]], n_items=3))
+    >>> model.score(Sequences.from_lists([[1, 2]], n_items=3)).shape
+    (1, 3)
+    """
+
+    name: ClassVar[str] = "hstu"
+    config_class: ClassVar[type[HSTUConfig]] = HSTUConfig
+    config: HSTUConfig
+
+    def build(self, sizes: FeatureSizes) -> HSTUModule:
+        return HSTUModule(self.config, sizes)

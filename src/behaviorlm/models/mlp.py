@@ -1,0 +1,227 @@
+"""``mlp``: the original feed-forward recommender, kept as a baseline.
+
+The design the product grew from: a user's history is one fixed-size vector, a weighted
+multi-hot over the catalogue (an item the user rated weighs ``value / rating_scale``, any
+other item 1), normalised; one hidden ReLU layer maps it to ``hidden`` units and a softmax
+over all items predicts the next one:
+
+    x    = multi_hot(history) / norm                              (N + 1,)
+    h    = ReLU(W_1^T x + b_1)                                     (hidden,)
+    p    = softmax(W_2 h + b_2)                                    (N + 1,)
+
+trained with cross-entropy (default) or, as in the original design, the squared error
+between ``p`` and the next item's one-hot (``loss = "squared"``; see
+:meth:`MLPModule.item_loss`).
+This is the classic feed-forward collaborative-filtering network (a one-hidden-layer
+autoencoder-style recommender in the spirit of Sedhain et al. 2015, "AutoRec", and the
+YouTube candidate network of Covington et al. 2016, here over an item bag instead of
+averaged embeddings), not a sequence model: the order of the history does not matter.
+
+How it is computed: ``W_1^T x`` is a weighted sum of rows of the ``(N + 1, hidden)`` matrix
+``W_1`` (the same linear map as the matrix product, at the cost of the history length,
+like ``nn.EmbeddingBag``). To train on every position at once, :meth:`MLPModule.encode`
+takes cumulative sums over time, so position ``t`` holds the hidden layer of the prefix
+``<= t`` and ``encode`` is causal like the sequence models. ``W_1`` is the item table of the
+token embedding (``module.tokens.item``); the output layer ``W_2, b_2`` is separate, and
+:meth:`MLPModule.item_embeddings` / :meth:`MLPModule.item_bias` return it.
+
+Choices within the design: an item repeated in the window counts once (a multi-hot), with
+the weight of its first occurrence; events without an item (searches) are ignored; the
+normaliser is the L2 norm of ``x`` (or its sum, or none); dropout acts on the hidden layer.
+Only the item history is used (every other feature group is ignored), so the token
+embedding is built with vocabulary size 1 (padding only) for all other components.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import ClassVar, Literal
+
+import torch
+from torch import nn
+from torch.nn import functional
+
+from behaviorlm.models.batch import FeatureSizes, SequenceBatch
+from behaviorlm.models.neural import (
+    FeatureConfig,
+    NeuralRecommender,
+    SequenceModule,
+    TokenEmbedding,
+)
+
+#: The baseline reads items only: every optional token component is off.
+ITEMS_ONLY = FeatureConfig(
+    actions=False, time=False, search=False, social=False, location=False, device=False
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MLPConfig:
+    """Settings of :class:`MLP`.
+
+    Attributes
+    ----------
+    max_len : int
+        Most recent events of the history that form the multi-hot vector.
+    hidden : int
+        Units of the hidden ReLU layer.
+    dropout : float
+        Dropout on the hidden layer.
+    rating_scale : float
+        An event with a value (a rating) weighs ``value / rating_scale``; others weigh 1.
+    normalize : {"l2", "sum", "none"}
+        Divide the multi-hot vector by its L2 norm, by its sum, or not at all.
+    loss : {"ce", "squared"}
+        Cross-entropy of the softmax (default) or squared error between the softmax and the
+        one-hot next item (the original design).
+
+    Examples
+    --------
+    >>> MLPConfig(hidden=32, loss="squared").loss
+    'squared'
+    """
+
+    max_len: int = 200
+    hidden: int = 256
+    dropout: float = 0.5
+    rating_scale: float = 5.0
+    normalize: Literal["l2", "sum", "none"] = "l2"
+    loss: Literal["ce", "squared"] = "ce"
+
+    def __post_init__(self) -> None:
+        if self.max_len < 1 or self.hidden < 1:
+            raise ValueError(f"max_len and hidden must be at least 1, got {self}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.rating_scale <= 0:
+            raise ValueError(f"rating_scale must be positive, got {self.rating_scale}")
+        if self.normalize not in ("l2", "sum", "none"):
+            raise ValueError(f"normalize must be 'l2', 'sum' or 'none', got {self.normalize!r}")
+        if self.loss not in ("ce", "squared"):
+            raise ValueError(f"loss must be 'ce' or 'squared', got {self.loss!r}")
+
+
+def first_occurrence(items: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, T) True where an event's item does not occur at an earlier valid event of its row.
+
+    Examples
+    --------
+    >>> first_occurrence(torch.tensor([[0, 3, 4, 3]]), torch.tensor([[False, True, True, True]]))
+    tensor([[False,  True,  True, False]])
+    """
+    t = items.shape[1]
+    earlier = torch.ones(t, t, dtype=torch.bool, device=items.device).tril(-1)  # j < i
+    same = (items[:, :, None] == items[:, None, :]) & mask[:, None, :]  # (B, T, T)
+    return mask & ~(same & earlier).any(-1)
+
+
+class MLPModule(SequenceModule):
+    """Weighted multi-hot history -> ReLU hidden layer -> output layer with bias.
+
+    Examples
+    --------
+    >>> from behaviorlm.models.batch import build_batch
+    >>> from behaviorlm.schema import Sequences
+    >>> s = Sequences.from_lists([[1, 2, 3], [2]], n_items=3)
+    >>> sizes = FeatureSizes.of(s)
+    >>> module = MLPModule(MLPConfig(hidden=8), sizes)
+    >>> module.encode(build_batch(s, 200, sizes)).shape, module.item_embeddings().shape
+    (torch.Size([2, 3, 8]), torch.Size([4, 8]))
+    """
+
+    def __init__(self, config: MLPConfig, sizes: FeatureSizes) -> None:
+        super().__init__(sizes, config.hidden, ITEMS_ONLY)
+        self.config = config
+        # The first layer is the item table alone: the other components get the padding
+        # code only, so the baseline holds no parameters it never uses.
+        items_only = replace(
+            sizes, actions=1, gaps=1, devices=1, locations=1, sources=1, query_words=1
+        )
+        self.tokens = TokenEmbedding(items_only, config.hidden, ITEMS_ONLY)
+        self.hidden_bias = nn.Parameter(torch.zeros(config.hidden))
+        self.dropout = nn.Dropout(config.dropout)
+        self.output = nn.Linear(config.hidden, sizes.items)  # weight (N + 1, hidden) = W_2
+        nn.init.normal_(self.output.weight, std=config.hidden**-0.5)
+        nn.init.zeros_(self.output.bias)
+
+    def event_weights(self, batch: SequenceBatch) -> torch.Tensor:
+        """(B, T) weight of each event in the multi-hot vector (0 if it does not count)."""
+        rated = batch.values / self.config.rating_scale
+        weight = torch.where(torch.isnan(batch.values), torch.ones_like(rated), rated)
+        counts = first_occurrence(batch.items, batch.mask & (batch.items > 0))
+        return weight * counts
+
+    def encode(self, batch: SequenceBatch) -> torch.Tensor:
+        w = self.event_weights(batch)  # (B, T)
+        rows = self.tokens.item(batch.items)  # (B, T, H): row of W_1 for each event
+        total = torch.cumsum(w.unsqueeze(-1) * rows, dim=1)  # (B, T, H): W_1^T x of each prefix
+        norm = self.config.normalize
+        if norm == "l2":
+            scale = torch.cumsum(w * w, dim=1).sqrt()
+        elif norm == "sum":
+            scale = torch.cumsum(w, dim=1).abs()
+        else:
+            scale = torch.ones_like(w)
+        total = total / scale.clamp(min=1e-6).unsqueeze(-1)
+        out: torch.Tensor = self.dropout(functional.relu(total + self.hidden_bias))
+        return out
+
+    def item_embeddings(self) -> torch.Tensor:
+        """(N + 1, hidden) output layer ``W_2`` (not the input item table)."""
+        return self.output.weight
+
+    def item_bias(self) -> torch.Tensor:
+        """(N + 1,) output bias ``b_2``."""
+        return self.output.bias
+
+    def item_loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
+        """The model's own next-item loss, or None to use the shared loss of the training loop.
+
+        Parameters
+        ----------
+        hidden : (M, hidden) tensor
+            Hidden states of the positions that get a next-item loss.
+        targets : (M,) long tensor
+            Their next item ids (all > 0).
+
+        Returns
+        -------
+        None for ``loss = "ce"``; for ``loss = "squared"`` the mean over positions of
+        ``sum_j (p_j - onehot(target)_j) ** 2`` with ``p`` the softmax over items ``1..N``.
+
+        Examples
+        --------
+        >>> from behaviorlm.schema import Sequences
+        >>> sizes = FeatureSizes.of(Sequences.from_lists([[1, 2]], n_items=2))
+        >>> module = MLPModule(MLPConfig(hidden=4, loss="squared"), sizes)
+        >>> # a zero hidden state scores every item by its bias, 0 at init: p = (1/2, 1/2)
+        >>> module.item_loss(torch.zeros(1, 4), torch.tensor([1])).item()
+        0.5
+        >>> MLPModule(MLPConfig(hidden=4), sizes).item_loss(torch.zeros(1, 4), torch.tensor([1]))
+        """
+        if self.config.loss == "ce":
+            return None
+        p = torch.softmax(self.logits(hidden, slice(1, None)).float(), dim=-1)  # (M, N)
+        p_target = p.gather(1, targets.unsqueeze(1) - 1).squeeze(1)  # (M,)
+        # sum_j (p_j - y_j)^2 = sum_j p_j^2 - 2 p_target + 1, without building the one-hot
+        return ((p * p).sum(-1) - 2.0 * p_target + 1.0).mean()
+
+
+class MLP(NeuralRecommender):
+    """The feed-forward baseline (train with ``behaviorlm.train.fit_model``).
+
+    Examples
+    --------
+    >>> from behaviorlm.schema import Sequences
+    >>> model = MLP(MLPConfig(hidden=8))
+    >>> _ = model.setup(Sequences.from_lists([[1, 2, 3]], n_items=3))
+    >>> model.score(Sequences.from_lists([[1, 2]], n_items=3)).shape
+    (1, 3)
+    """
+
+    name: ClassVar[str] = "mlp"
+    config_class: ClassVar[type[MLPConfig]] = MLPConfig
+    config: MLPConfig
+
+    def build(self, sizes: FeatureSizes) -> MLPModule:
+        return MLPModule(self.config, sizes)

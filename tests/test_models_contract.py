@@ -1,23 +1,35 @@
-"""Behavioural contract of every registered model, plus what each baseline must learn."""
+"""Behavioural contract of every registered model, plus what each baseline must learn.
+
+Sequence models (:class:`NeuralRecommender`) are fitted by the shared training loop with a
+tiny configuration and must also be causal and invariant to padding.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from behaviorlm.evaluate import evaluate
 from behaviorlm.models import MODELS, Recommender, itemknn
 from behaviorlm.models.itemknn import ItemKNN, ItemKNNConfig
 from behaviorlm.models.markov import Markov, MarkovConfig
+from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.models.pop import Pop, PopConfig
-from behaviorlm.schema import EvalSet, Sequences
+from behaviorlm.schema import EvalSet, Sequences, Split
+from behaviorlm.train import TrainConfig, fit_model
 
 N_ITEMS = 7
-#: Config overrides that keep a model's fit on the tiny data below fast (e.g. few epochs).
-FAST_CONFIG: dict[str, dict[str, Any]] = {}
+#: Config overrides that keep a model's fit on the tiny data below fast (e.g. small networks).
+FAST_CONFIG: dict[str, dict[str, Any]] = {
+    "sasrec": {"dim": 16, "layers": 1, "heads": 2, "max_len": 8},
+}
+#: How the shared loop fits the sequence models here: two epochs, one thread (deterministic).
+FAST_TRAIN = TrainConfig(epochs=2, batch_size=4, threads=1, warmup_steps=1, patience=0)
 
 TRAIN = Sequences.from_lists(
     [[1, 2, 3, 4], [2, 3, 0, 4, 5], [1, 3, 5], [6, 7, 6], [4, 5, 6, 7], [2, 2, 3]],
@@ -25,14 +37,33 @@ TRAIN = Sequences.from_lists(
 )
 # row 1 is empty and row 3 holds only a search event (item 0)
 QUERIES = Sequences.from_lists([[1, 2], [], [3, 4, 5, 6], [0], [7], [2, 1, 2]], n_items=N_ITEMS)
+NEURAL = sorted(name for name, (_, cls) in MODELS.items() if issubclass(cls, NeuralRecommender))
+
+
+def last_out(seqs: Sequences) -> EvalSet:
+    """Each row's last event as the target of the rest of the row."""
+    keep = np.ones(len(seqs.items), dtype=bool)
+    keep[seqs.offsets[1:] - 1] = False
+    ones = np.arange(len(seqs) + 1, dtype=np.int64)
+    return EvalSet(
+        histories=seqs.take_events(keep),
+        target_offsets=ones,
+        targets=seqs.items[seqs.offsets[1:] - 1],
+        target_event_ids=seqs.event_ids[seqs.offsets[1:] - 1],
+    )
 
 
 def fitted(name: str) -> Recommender:
     config_class, model_class = MODELS[name]
-    return model_class(config_class(**FAST_CONFIG.get(name, {}))).fit(TRAIN)
+    model = model_class(config_class(**FAST_CONFIG.get(name, {})))
+    if isinstance(model, NeuralRecommender):
+        split = Split(train=TRAIN, valid=last_out(TRAIN), test=last_out(TRAIN), protocol="test")
+        fit_model(model, split, FAST_TRAIN, progress=False)
+        return model
+    return model.fit(TRAIN)
 
 
-@pytest.fixture(params=sorted(MODELS))
+@pytest.fixture(params=sorted(MODELS), scope="module")
 def model(request: pytest.FixtureRequest) -> Recommender:
     return fitted(request.param)
 
@@ -66,7 +97,7 @@ def test_chunked_scoring_equals_full(model: Recommender) -> None:
 def test_batch_equals_single_rows(model: Recommender) -> None:
     full = model.score(QUERIES)
     for r in range(len(QUERIES)):
-        np.testing.assert_allclose(model.score(QUERIES.row(r))[0], full[r], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(model.score(QUERIES.row(r))[0], full[r], rtol=1e-5, atol=1e-5)
 
 
 def test_empty_histories(model: Recommender) -> None:
@@ -95,6 +126,69 @@ def test_unfitted_model_refuses_to_score() -> None:
     for config_class, model_class in MODELS.values():
         with pytest.raises(RuntimeError, match="not fitted"):
             model_class(config_class()).score(QUERIES)
+
+
+# ---- sequence models -------------------------------------------------------------------
+
+
+@pytest.fixture(params=NEURAL, scope="module")
+def neural(request: pytest.FixtureRequest) -> NeuralRecommender:
+    model = fitted(request.param)
+    assert isinstance(model, NeuralRecommender)
+    return model
+
+
+def test_registry_has_sequence_models() -> None:
+    assert "sasrec" in NEURAL
+
+
+def test_neural_fit_points_to_the_training_loop() -> None:
+    for name in NEURAL:
+        config_class, model_class = MODELS[name]
+        with pytest.raises(TypeError, match="fit_model"):
+            model_class(config_class()).fit(TRAIN)
+
+
+def encode(model: NeuralRecommender, seqs: Sequences) -> torch.Tensor:
+    model.module.eval()
+    with torch.no_grad():
+        return model.module.encode(model.batch(seqs))
+
+
+def test_causal_a_later_event_never_changes_an_earlier_output(neural: NeuralRecommender) -> None:
+    before = Sequences.from_lists([[1, 2, 3, 4, 5, 6]], n_items=N_ITEMS)
+    after = Sequences.from_lists(
+        [[1, 2, 3, 7, 1, 2]], n_items=N_ITEMS, actions=[[1, 1, 1, 2, 3, 2]]
+    )
+    # the changed events also come later in time
+    after = dataclasses.replace(after, timestamps=after.timestamps + np.array([0, 0, 0, 5, 9, 99]))
+    h0, h1 = encode(neural, before), encode(neural, after)
+    torch.testing.assert_close(h1[:, :3], h0[:, :3], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(h1[:, 3:], h0[:, 3:], atol=1e-4)  # the change does reach later
+
+
+def test_padding_invariance(neural: NeuralRecommender) -> None:
+    short = Sequences.from_lists([[1, 2], [3, 4, 5], [6]], n_items=N_ITEMS)
+    long_row = [1, 2, 3, 4, 5, 6, 7] * 3  # longer than max_len: the batch is max_len wide
+    mixed = Sequences.from_lists([[1, 2], [3, 4, 5], [6], long_row], n_items=N_ITEMS)
+    alone, together = encode(neural, short), encode(neural, mixed)
+    assert together.shape[1] > alone.shape[1]
+    for r, n in enumerate(short.lengths.tolist()):
+        torch.testing.assert_close(together[r, -n:], alone[r, -n:], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(neural.score(mixed)[:3], neural.score(short), rtol=1e-5, atol=1e-5)
+
+
+def test_outputs_finite_for_padding_only_rows(neural: NeuralRecommender) -> None:
+    empty = Sequences.from_lists([[], [2, 3]], n_items=N_ITEMS)
+    neural.module.train()  # dropout on: padded rows must not produce NaN either
+    out = neural.module.encode(neural.batch(empty))
+    assert torch.isfinite(out).all()
+    out.sum().backward()
+    grads = [p.grad for p in neural.module.parameters() if p.grad is not None]
+    assert grads
+    assert all(torch.isfinite(g).all() for g in grads)
+    neural.module.zero_grad(set_to_none=True)
+    neural.module.eval()
 
 
 # ---- pop -------------------------------------------------------------------------------

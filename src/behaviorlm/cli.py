@@ -128,10 +128,16 @@ def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
     with step(f"loading {args.dataset}"):
         ds = Dataset.load(args.dataset)
     with step(f"training {run.model}"):
-        artifact = train(ds, config=run.to_dict(), out_dir=out)
+        artifact = train(ds, config=run.to_dict(), out_dir=out, resume=args.resume)
+    fit = artifact.run["fit"]
+    best = (
+        f", best epoch {fit['best_epoch']} (valid NDCG@10 {fit['best_valid']['NDCG@10']:.4f})"
+        if fit.get("best_valid")
+        else ""
+    )
     console.print(
         f"trained {artifact.model.name} on {artifact.run['train_events']:,} events "
-        f"in {artifact.run['fit_seconds']:.1f}s -> {out}"
+        f"in {artifact.run['fit_seconds']:.1f}s{best} -> {out}"
     )
 
 
@@ -256,7 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", choices=sorted(MODELS), help="model name (or [run] model in --config)"
     )
     p.add_argument("--config", help="experiment TOML file")
-    p.add_argument("--out", help="artifact folder (default runs/MODEL)")
+    p.add_argument("--out", help="artifact and run folder (default runs/MODEL)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the training checkpoint in --out (same config and data)",
+    )
 
     p = sub.add_parser("evaluate", help="full-ranking metrics of artifacts", allow_abbrev=False)
     p.add_argument("artifacts", nargs="+")

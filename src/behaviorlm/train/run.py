@@ -1,15 +1,14 @@
 """One training run: config -> split -> fit -> artifact.
 
 A run config is composed at the edge from three sources, later ones winning: the model's
-defaults, an experiment TOML file (tables ``[run]``, ``[split]``, ``[model]``) and
+defaults, an experiment TOML file (tables ``[run]``, ``[split]``, ``[model]``, ``[train]``) and
 ``section.key=value`` overrides. The resolved config is stored in the artifact.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +17,29 @@ from behaviorlm.config import ConfigError, apply_overrides, from_dict, to_dict
 from behaviorlm.data.dataset import Dataset
 from behaviorlm.data.protocol import SplitConfig, make_split
 from behaviorlm.models import MODELS
+from behaviorlm.train.config import TrainConfig
+from behaviorlm.train.engine import fit_model
 
-SECTIONS = ("run", "split", "model")
+SECTIONS = ("run", "split", "model", "train")
 
 
 @dataclass(frozen=True, kw_only=True)
 class RunConfig:
-    """A resolved run: which model with which config, on which split.
+    """A resolved run: which model with which config, on which split, trained how.
 
     Examples
     --------
     >>> cfg = resolve_run_config("markov", overrides=["split.target_actions=['purchase']"])
     >>> cfg.model, cfg.split.target_actions
     ('markov', ('purchase',))
+    >>> resolve_run_config("sasrec", overrides=["train.lr=3e-4"]).train.lr
+    0.0003
     """
 
     model: str
     split: SplitConfig
     model_config: Any
+    train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as the TOML-shaped data it came from."""
@@ -43,6 +47,7 @@ class RunConfig:
             "run": {"model": self.model},
             "split": to_dict(self.split),
             "model": to_dict(self.model_config),
+            "train": to_dict(self.train),
         }
 
 
@@ -78,6 +83,7 @@ def resolve_run_config(
         model=name,
         split=from_dict(SplitConfig, merged.get("split", {}), where="split"),
         model_config=from_dict(config_class, merged.get("model", {}), where="model"),
+        train=from_dict(TrainConfig, merged.get("train", {}), where="train"),
     )
 
 
@@ -88,8 +94,14 @@ def train(
     config: Mapping[str, Any] | None = None,
     overrides: Sequence[str] = (),
     out_dir: str | Path | None = None,
+    progress: bool = True,
+    resume: bool = False,
 ) -> Artifact:
     """Fit a model on the training part of ``dataset``; return (and optionally save) the artifact.
+
+    Sequence models are trained by :func:`behaviorlm.train.engine.fit_model` with the
+    ``[train]`` table; baselines are fitted directly. ``out_dir`` is also the run directory
+    (``config.json``, ``metrics.jsonl``, ``summary.json``, the training checkpoint).
 
     Parameters
     ----------
@@ -98,34 +110,47 @@ def train(
     model : str, optional
         A name in ``behaviorlm.models.MODELS``; overrides ``[run] model`` of ``config``.
     config : mapping, optional
-        Experiment data with tables ``run``, ``split``, ``model`` (a parsed TOML file).
+        Experiment data with tables ``run``, ``split``, ``model``, ``train`` (a parsed TOML file).
     overrides : sequence of str
         ``section.key=value`` strings applied on top of ``config``.
     out_dir : path, optional
-        Where to write the artifact folder.
+        Where to write the artifact folder (and the run's logs and checkpoint).
+    progress : bool
+        Show training progress on standard error.
+    resume : bool
+        Continue from the checkpoint in ``out_dir`` (same config and data) if there is one.
 
     Examples
     --------
     >>> from behaviorlm.data.synthetic import simulate
     >>> from behaviorlm.data.preprocess import preprocess
-    >>> art = train(preprocess(simulate(n_users=100, seed=0)), "pop")
+    >>> art = train(preprocess(simulate(n_users=100, seed=0)), "pop", progress=False)
     >>> art.run["config"]["run"]["model"]
     'pop'
     """
     cfg = resolve_run_config(model, config, overrides)
     split = make_split(dataset, cfg.split)
-    model_class = MODELS[cfg.model][1]
-    start = time.perf_counter()
-    fitted = model_class(cfg.model_config).fit(split.train)
-    seconds = time.perf_counter() - start
+    fitted = MODELS[cfg.model][1](cfg.model_config)
+    codes = [dataset.action_code(a) for a in cfg.split.target_actions]
+    summary = fit_model(
+        fitted,
+        split,
+        cfg.train,
+        run_dir=out_dir,
+        progress=progress,
+        target_actions=codes,
+        resume=resume,
+        run_config=cfg.to_dict(),
+    )
     artifact = Artifact(
         model=fitted,
         dataset=dataset,
         run={
             "config": cfg.to_dict(),
-            "fit_seconds": round(seconds, 3),
+            "fit_seconds": summary["seconds"],
             "train_events": len(split.train.items),
             "split_info": split.info,
+            "fit": summary,
         },
     )
     if out_dir is not None:

@@ -1,0 +1,125 @@
+"""The ``[train]`` table of a run config: how the shared loop fits a sequence model.
+
+Baselines (pop, itemknn, markov) have no training loop and ignore it. The model's own
+config (``[model]``) holds everything about the network, including ``max_len``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Optimisation, schedule, loss and stopping of one training run.
+
+    Attributes
+    ----------
+    epochs : int
+        Passes over the training timelines (the most; early stopping may end sooner).
+    batch_size : int
+        Timelines per optimiser step.
+    lr, min_lr : float
+        Peak learning rate of AdamW, reached after the warm-up, and the floor of the cosine decay.
+    weight_decay : float
+        AdamW decoupled weight decay of the weight matrices and embeddings (not biases and norms).
+    warmup_steps : int
+        Optimiser steps spent rising linearly from 0 to ``lr``; then the learning rate follows
+        a cosine from ``lr`` to ``min_lr`` over the remaining steps of ``epochs`` epochs.
+    grad_clip : float
+        Largest global gradient norm (0 = no clipping).
+    patience : int
+        Stop after this many validations without a better validation NDCG@10 (0 = never stop
+        early). The best state is restored at the end in any case.
+    eval_every : int
+        Validate (full ranking of ``split.valid``) every this many epochs, and after the last.
+    valid_users : int
+        Validate on a fixed random sample of this many validation rows (0 = all rows).
+    seed : int
+        Seeds the initialisation, the shuffling, dropout and negative sampling of every epoch.
+    threads : int
+        CPU threads for torch (0 = all cores available to the process).
+    bf16 : bool
+        Run forward and loss under bfloat16 autocast on the CPU.
+    loss : "ce" or "sampled"
+        ``"ce"``: softmax cross-entropy over the whole catalogue at every position
+        (SASRec+, Klenitskiy & Vasilev 2023). ``"sampled"``: softmax over the target and
+        ``num_negatives`` shared sampled items with the log-Q correction (Yi et al. 2019),
+        for catalogues too large for a full softmax.
+    num_negatives : int
+        Negatives per batch of the sampled softmax.
+    negatives : "uniform" or "popularity"
+        Proposal of the sampled softmax: uniform over items, or proportional to the number of
+        training events of each item.
+    action_loss_weight : float
+        Weight of the next-action cross-entropy (0 = the action head is not trained).
+    sliding_windows : bool
+        Also train on earlier windows of timelines longer than ``max_len + 1`` events, so
+        every event is a target once (otherwise only each timeline's last window is used).
+    length_buckets : int
+        Group the shuffled timelines into runs of this many batches sorted by length, so that
+        a batch of short timelines is cut to its longest row (1 = plain shuffling).
+    time_budget_s : float
+        Stop after this much wall time, keeping the best state so far (0 = no limit).
+
+    Examples
+    --------
+    >>> TrainConfig(lr=3e-4).loss
+    'ce'
+    >>> TrainConfig(epochs=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: train.epochs must be at least 1, got 0
+    """
+
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 1e-3
+    min_lr: float = 0.0
+    weight_decay: float = 0.1
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    patience: int = 10
+    eval_every: int = 1
+    valid_users: int = 0
+    seed: int = 0
+    threads: int = 0
+    bf16: bool = False
+    loss: Literal["ce", "sampled"] = "ce"
+    num_negatives: int = 256
+    negatives: Literal["uniform", "popularity"] = "uniform"
+    action_loss_weight: float = 0.1
+    sliding_windows: bool = True
+    length_buckets: int = 32
+    time_budget_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        at_least_one = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "eval_every": self.eval_every,
+            "num_negatives": self.num_negatives,
+            "length_buckets": self.length_buckets,
+        }
+        for name, value in at_least_one.items():
+            if value < 1:
+                raise ValueError(f"train.{name} must be at least 1, got {value}")
+        non_negative = {
+            "min_lr": self.min_lr,
+            "weight_decay": self.weight_decay,
+            "grad_clip": self.grad_clip,
+            "patience": self.patience,
+            "valid_users": self.valid_users,
+            "threads": self.threads,
+            "action_loss_weight": self.action_loss_weight,
+            "time_budget_s": self.time_budget_s,
+            "warmup_steps": self.warmup_steps,
+        }
+        for name, number in non_negative.items():
+            if number < 0:
+                raise ValueError(f"train.{name} must be >= 0, got {number}")
+        if not self.lr > 0:
+            raise ValueError(f"train.lr must be positive, got {self.lr}")
+        if self.min_lr > self.lr:
+            raise ValueError(f"train.min_lr ({self.min_lr}) must not exceed train.lr ({self.lr})")

@@ -1,0 +1,498 @@
+"""The shared training loop of the sequence models.
+
+``fit_model`` trains any :class:`behaviorlm.models.neural.NeuralRecommender` the same way
+(minGPT's ``trainer.py``): the training timelines are built once as padded arrays
+(:class:`behaviorlm.train.batches.TrainingSet`), each epoch shuffles them with the run's seed
+and slices batches; AdamW with a linear warm-up and a cosine decay, gradient clipping,
+validation NDCG@10 with full ranking after every ``eval_every`` epochs, early stopping with
+patience, the best weights restored at the end, and a checkpoint after every epoch from which
+a run resumes exactly. Baselines are fitted directly (they have no loop).
+
+Every epoch reseeds torch and numpy from ``(seed, epoch)``, so a resumed run draws the same
+shuffles, dropout masks and negatives as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from behaviorlm.config import ConfigError, to_dict
+from behaviorlm.evaluate.runner import evaluate
+from behaviorlm.models.base import Recommender
+from behaviorlm.models.neural import NeuralRecommender, SequenceModule
+from behaviorlm.progress import status_console
+from behaviorlm.schema import EvalSet, Split
+from behaviorlm.train.batches import TrainingSet
+from behaviorlm.train.checkpoint import Checkpoint
+from behaviorlm.train.config import TrainConfig
+from behaviorlm.train.losses import (
+    NegativeSampler,
+    action_loss,
+    full_softmax_loss,
+    item_loss_mask,
+    sampled_softmax_loss,
+)
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+#: Train settings that may differ between a run and its resumption.
+RESUMABLE_CHANGES = frozenset({"time_budget_s", "threads", "patience"})
+
+
+def validate(model: Recommender, evalset: EvalSet) -> dict[str, float]:
+    """Validation NDCG@10 and HR@10 with full ranking (seen items excluded).
+
+    Examples
+    --------
+    >>> from behaviorlm.models.pop import Pop, PopConfig
+    >>> from behaviorlm.schema import Sequences
+    >>> pop = Pop(PopConfig()).fit(Sequences.from_lists([[1, 2], [2]], n_items=3))
+    >>> valid = EvalSet(Sequences.from_lists([[1]], n_items=3), np.array([0, 1]),
+    ...                 np.array([2]), np.array([0]))
+    >>> validate(pop, valid)
+    {'NDCG@10': 1.0, 'HR@10': 1.0}
+    """
+    k = min(10, model.n_items)  # a list of the whole catalogue: @n_items equals @10
+    result = evaluate(model, evalset, ks=(k,))
+    return {"NDCG@10": result.metrics["NDCG"][k], "HR@10": result.metrics["HR"][k]}
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on.
+
+    Examples
+    --------
+    >>> available_cores() >= 1
+    True
+    """
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` torch threads (0 = all cores), then restore the old count.
+
+    Examples
+    --------
+    >>> before = torch.get_num_threads()
+    >>> with torch_threads(1):
+    ...     torch.get_num_threads()
+    1
+    >>> torch.get_num_threads() == before
+    True
+    """
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads or available_cores())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def lr_at(step: int, total_steps: int, config: TrainConfig) -> float:
+    """Learning rate of optimiser step ``step`` (0-based): linear warm-up, then cosine decay.
+
+    Examples
+    --------
+    >>> cfg = TrainConfig(lr=1.0, min_lr=0.0, warmup_steps=10)
+    >>> [round(lr_at(s, 101, cfg), 3) for s in (0, 9, 10, 55, 100)]
+    [0.1, 1.0, 1.0, 0.5, 0.0]
+    """
+    warmup = config.warmup_steps
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    done = min(1.0, (step - warmup) / max(1, total_steps - 1 - warmup))
+    return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1.0 + math.cos(math.pi * done))
+
+
+def parameter_groups(module: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: matrices and embeddings decay, biases and norm gains do not.
+
+    Examples
+    --------
+    >>> groups = parameter_groups(torch.nn.Linear(3, 2), weight_decay=0.1)
+    >>> [(len(g["params"]), g["weight_decay"]) for g in groups]
+    [(1, 0.1), (1, 0.0)]
+    """
+    decay = [p for p in module.parameters() if p.requires_grad and p.ndim >= 2]
+    keep = [p for p in module.parameters() if p.requires_grad and p.ndim < 2]
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": keep, "weight_decay": 0.0},
+    ]
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def fit_model(
+    model: Recommender,
+    split: Split,
+    train_config: TrainConfig,
+    *,
+    run_dir: str | Path | None = None,
+    progress: bool = True,
+    target_actions: Sequence[int] = (),
+    resume: bool = False,
+    run_config: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Fit ``model`` on ``split.train``; neural models get the shared training loop.
+
+    Parameters
+    ----------
+    model : Recommender
+        An unfitted model; a :class:`NeuralRecommender` is set up and trained in place.
+    split : Split
+        Training timelines and the validation rows used for early stopping.
+    train_config : TrainConfig
+        The ``[train]`` table (baselines ignore it).
+    run_dir : path, optional
+        Folder for ``config.json``, ``metrics.jsonl`` (one line per epoch), ``summary.json``
+        and the checkpoint (``checkpoint.safetensors`` + ``checkpoint.json``).
+    progress : bool
+        Show a progress bar (only on a terminal) and one line per epoch on standard error.
+    target_actions : sequence of int
+        Action codes whose events are next-item targets (empty = every event with an item).
+    resume : bool
+        Continue from the checkpoint in ``run_dir`` if there is one (its configs must match).
+    run_config : mapping, optional
+        The resolved run config to write as ``config.json`` (default: model and train parts).
+
+    Returns
+    -------
+    dict
+        ``epochs`` (last epoch trained), ``best_epoch``, ``best_valid`` (NDCG@10, HR@10),
+        ``seconds``, ``events_per_s``, ``stopped`` and sizes of the run.
+
+    Examples
+    --------
+    >>> from behaviorlm.data.synthetic import simulate
+    >>> from behaviorlm.data.preprocess import preprocess
+    >>> from behaviorlm.data.protocol import SplitConfig, make_split
+    >>> from behaviorlm.models.pop import Pop, PopConfig
+    >>> split = make_split(preprocess(simulate(n_users=50, seed=0)), SplitConfig())
+    >>> fit_model(Pop(PopConfig()), split, TrainConfig(), progress=False)["epochs"]
+    0
+    """
+    path = Path(run_dir) if run_dir is not None else None
+    if resume and path is None:
+        raise ValueError("resume needs the run directory that holds the checkpoint")
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
+        config = run_config or {
+            "model": model.name,
+            "model_config": to_dict(model.config),
+            "train": to_dict(train_config),
+        }
+        _write_json(path / CONFIG_FILE, config)
+    if not isinstance(model, NeuralRecommender):
+        start = time.perf_counter()
+        model.fit(split.train)
+        seconds = time.perf_counter() - start
+        summary: dict[str, Any] = {
+            "epochs": 0,
+            "best_epoch": None,
+            "best_valid": None,
+            "seconds": round(seconds, 3),
+            "events_per_s": round(len(split.train.items) / max(seconds, 1e-9), 1),
+            "stopped": "completed",
+        }
+    else:
+        with torch_threads(train_config.threads):
+            loop = _Loop(model, split, train_config, path, progress, target_actions)
+            summary = loop.run(resume)
+    if path is not None:
+        _write_json(path / SUMMARY_FILE, summary)
+    return summary
+
+
+class _Loop:
+    """State of one training run of a neural model (see :func:`fit_model`)."""
+
+    def __init__(
+        self,
+        model: NeuralRecommender,
+        split: Split,
+        config: TrainConfig,
+        path: Path | None,
+        progress: bool,
+        codes: Sequence[int],
+    ) -> None:
+        self.model, self.config, self.path, self.progress = model, config, path, progress
+        self.codes = tuple(int(c) for c in codes)
+        self.module: SequenceModule = model.setup(split.train, config.seed)
+        assert model.sizes is not None
+        self.data = TrainingSet.build(
+            split.train, int(model.config.max_len), model.sizes, windows=config.sliding_windows
+        )
+        self.valid = self._validation_rows(split.valid)
+        self.steps_per_epoch = -(-len(self.data) // config.batch_size)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.optimizer = torch.optim.AdamW(
+            parameter_groups(self.module, config.weight_decay), lr=config.lr, betas=(0.9, 0.98)
+        )
+        self.row_events = (self.data.target_actions > 0).sum(1).numpy()
+        self.sampler = NegativeSampler.of(split.train.items, model.n_items, config.negatives)
+        self.step = 0
+        self.epoch = 0
+        self.best: dict[str, torch.Tensor] | None = None
+        self.best_valid: dict[str, float] | None = None
+        self.best_epoch: int | None = None
+        self.bad_evals = 0
+        self.train_seconds = 0.0
+        self.events = 0
+
+    def _validation_rows(self, valid: EvalSet) -> EvalSet | None:
+        rows = np.flatnonzero(np.diff(valid.target_offsets) > 0)
+        if len(rows) == 0:
+            return None
+        n = self.config.valid_users
+        if n and n < len(rows):
+            rows = np.random.default_rng(self.config.seed).choice(rows, size=n, replace=False)
+        # by history length: scoring batches of similar length carry little padding
+        lengths = np.minimum(valid.histories.lengths[rows], int(self.model.config.max_len))
+        return valid.select(rows[np.argsort(lengths, kind="stable")])
+
+    # ---- checkpoints ------------------------------------------------------------------
+
+    def _identity(self) -> dict[str, Any]:
+        train = {k: v for k, v in to_dict(self.config).items() if k not in RESUMABLE_CHANGES}
+        return {
+            "model": self.model.name,
+            "model_config": to_dict(self.model.config),
+            "train": train,
+            "training_rows": len(self.data),
+            "n_items": self.model.n_items,
+            "target_actions": list(self.codes),
+        }
+
+    def _save(self, stopped: str | None) -> None:
+        if self.path is None:
+            return
+        meta = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "best_epoch": self.best_epoch,
+            "best_valid": self.best_valid,
+            "bad_evals": self.bad_evals,
+            "train_seconds": self.train_seconds,
+            "events": self.events,
+            "stopped": stopped,
+            "identity": self._identity(),
+        }
+        Checkpoint.capture(self.module, self.optimizer, self.best, meta).save(self.path)
+
+    def _resume(self) -> str | None:
+        """Load the checkpoint of the run directory; returns how the run had stopped."""
+        assert self.path is not None
+        ckpt = Checkpoint.load(self.path)
+        if ckpt.meta["identity"] != self._identity():
+            raise ConfigError(
+                f"the checkpoint in {self.path} was written by another config or data set "
+                f"(only {', '.join(sorted(RESUMABLE_CHANGES))} may change when resuming); "
+                "use another run directory or drop --resume"
+            )
+        ckpt.restore(self.module, self.optimizer)
+        meta = ckpt.meta
+        self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
+        self.best = ckpt.best
+        self.best_valid, self.best_epoch = meta["best_valid"], meta["best_epoch"]
+        self.bad_evals = int(meta["bad_evals"])
+        self.train_seconds, self.events = float(meta["train_seconds"]), int(meta["events"])
+        metrics = self.path / METRICS_FILE
+        if metrics.is_file():  # drop lines of epochs after the checkpoint (a crash between)
+            kept = [
+                line
+                for line in metrics.read_text().splitlines()
+                if line.strip() and json.loads(line)["epoch"] <= self.epoch
+            ]
+            metrics.write_text("".join(line + "\n" for line in kept))
+        stopped: str | None = meta["stopped"]
+        return stopped
+
+    # ---- one step, one epoch ----------------------------------------------------------
+
+    def _loss(
+        self, rows: np.ndarray, generator: torch.Generator
+    ) -> tuple[torch.Tensor, float, float]:
+        inputs, next_items, next_actions = self.data.batch(rows)
+        cfg = self.config
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            hidden = self.module.encode(inputs)  # (B, T, D)
+            mask = item_loss_mask(next_items, next_actions, self.codes)
+            if not bool(mask.any()):
+                item = hidden.sum() * 0.0
+            elif cfg.loss == "ce":
+                item = full_softmax_loss(self.module, hidden[mask], next_items[mask])
+            else:
+                negatives = self.sampler.sample(cfg.num_negatives, generator)
+                item = sampled_softmax_loss(
+                    self.module, hidden[mask], next_items[mask], negatives, self.sampler.log_q
+                )
+            total = item
+            act = 0.0
+            if cfg.action_loss_weight > 0:
+                has_next = next_actions > 0
+                a = action_loss(self.module, hidden[has_next], next_actions[has_next])
+                total = item + cfg.action_loss_weight * a
+                act = float(a.detach())
+        return total, float(item.detach()), act
+
+    def _train_epoch(self, deadline: float | None, advance: Any) -> tuple[dict[str, float], bool]:
+        cfg = self.config
+        seed = _epoch_seed(cfg.seed, self.epoch)
+        torch.manual_seed(seed)
+        generator = torch.Generator().manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        self.module.train()
+        sums = np.zeros(3)
+        events = 0
+        start = time.perf_counter()
+        out_of_time = False
+        for rows in self.data.epoch_batches(cfg.batch_size, rng, cfg.length_buckets):
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr_at(self.step, self.total_steps, cfg)
+            loss, item, act = self._loss(rows, generator)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.module.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+            self.step += 1
+            n = int(self.row_events[rows].sum())
+            events += n
+            sums += np.array([float(loss.detach()), item, act]) * n
+            advance(1, float(loss.detach()), events / max(time.perf_counter() - start, 1e-9))
+            if deadline is not None and time.perf_counter() > deadline:
+                out_of_time = True
+                break
+        seconds = time.perf_counter() - start
+        self.train_seconds += seconds
+        self.events += events
+        mean = sums / max(events, 1)
+        stats = {
+            "loss": float(mean[0]),
+            "item_loss": float(mean[1]),
+            "action_loss": float(mean[2]),
+            "lr": lr_at(max(self.step - 1, 0), self.total_steps, cfg),
+            "seconds": round(seconds, 3),
+            "events_per_s": round(events / max(seconds, 1e-9), 1),
+        }
+        return stats, out_of_time
+
+    def _validate(self) -> dict[str, float] | None:
+        if self.valid is None:
+            return None
+        result = validate(self.model, self.valid)
+        self.module.train()
+        if self.best_valid is None or result["NDCG@10"] > self.best_valid["NDCG@10"]:
+            self.best_valid, self.best_epoch = result, self.epoch
+            self.best = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+            self.bad_evals = 0
+        else:
+            self.bad_evals += 1
+        return result
+
+    # ---- the run ----------------------------------------------------------------------
+
+    def run(self, resume: bool) -> dict[str, Any]:
+        cfg = self.config
+        stopped: str | None = None
+        if self.path is not None:
+            if resume and Checkpoint.exists(self.path):
+                stopped = self._resume()
+            else:
+                (self.path / METRICS_FILE).write_text("")
+        deadline = time.perf_counter() + cfg.time_budget_s if cfg.time_budget_s > 0 else None
+        start = time.perf_counter()
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("steps, loss {task.fields[loss]:.4f}, {task.fields[rate]:,.0f} events/s"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+        show = self.progress and status_console.is_terminal
+        with Progress(*columns, console=status_console, transient=True, disable=not show) as bar:
+            task = bar.add_task(
+                self.model.name, total=self.total_steps, completed=self.step, loss=0.0, rate=0.0
+            )
+
+            def advance(n: int, loss: float, rate: float) -> None:
+                bar.update(task, advance=n, loss=loss, rate=rate)
+
+            while stopped is None and self.epoch < cfg.epochs:
+                self.epoch += 1
+                bar.update(task, description=f"{self.model.name} epoch {self.epoch}/{cfg.epochs}")
+                stats, out_of_time = self._train_epoch(deadline, advance)
+                due = self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs
+                valid = self._validate() if (due or out_of_time) else None
+                if out_of_time:
+                    stopped = "time_budget"
+                elif cfg.patience and self.bad_evals >= cfg.patience:
+                    stopped = "early_stopping"
+                elif self.epoch == cfg.epochs:
+                    stopped = "completed"
+                self._record(stats, valid)
+                if not out_of_time:  # a partial epoch cannot be resumed exactly
+                    self._save(stopped)
+        if self.best is not None:
+            self.module.load_state_dict(self.best)
+        self.module.eval()
+        return {
+            "epochs": self.epoch,
+            "best_epoch": self.best_epoch,
+            "best_valid": self.best_valid,
+            "seconds": round(time.perf_counter() - start, 3),
+            "train_seconds": round(self.train_seconds, 3),
+            "events_per_s": round(self.events / max(self.train_seconds, 1e-9), 1),
+            "stopped": stopped or "completed",
+            "steps": self.step,
+            "training_rows": len(self.data),
+            "events_per_epoch": self.data.n_targets,
+        }
+
+    def _record(self, stats: dict[str, float], valid: dict[str, float] | None) -> None:
+        line = {"epoch": self.epoch, "step": self.step, **stats, "valid": valid}
+        line["best_epoch"] = self.best_epoch
+        if self.path is not None:
+            with (self.path / METRICS_FILE).open("a") as f:
+                f.write(json.dumps(line) + "\n")
+        if self.progress:
+            shown = (
+                f", valid NDCG@10 {valid['NDCG@10']:.4f} HR@10 {valid['HR@10']:.4f}"
+                if valid
+                else ""
+            )
+            status_console.print(
+                f"epoch {self.epoch}: loss {stats['loss']:.4f}{shown}, "
+                f"{stats['seconds']:.1f}s, {stats['events_per_s']:,.0f} events/s",
+                highlight=False,
+            )

@@ -1,0 +1,449 @@
+"""The shared training loop: learning, early stopping, resuming, seeds, losses, run folders."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import behaviorlm as blm
+from behaviorlm.artifact import Artifact
+from behaviorlm.cli import main
+from behaviorlm.config import ConfigError, from_dict, load_toml
+from behaviorlm.evaluate import evaluate_artifact
+from behaviorlm.models.batch import FeatureSizes
+from behaviorlm.models.neural import NeuralRecommender
+from behaviorlm.models.pop import Pop, PopConfig
+from behaviorlm.models.sasrec import SASRec, SASRecConfig
+from behaviorlm.recommend import recommend
+from behaviorlm.schema import EvalSet, Sequences, Split
+from behaviorlm.train import TrainConfig, engine, fit_model, resolve_run_config
+from behaviorlm.train.batches import TrainingSet, sliding_windows
+from behaviorlm.train.checkpoint import META_FILE, TENSORS_FILE
+from behaviorlm.train.losses import (
+    NegativeSampler,
+    full_softmax_loss,
+    item_loss_mask,
+    sampled_softmax_loss,
+)
+
+TINY = SASRecConfig(dim=16, layers=1, heads=2, max_len=10, dropout=0.1)
+FAST = TrainConfig(
+    epochs=4, batch_size=16, lr=1e-2, threads=1, warmup_steps=2, patience=0, weight_decay=0.0
+)
+
+
+def timelines(
+    items: np.ndarray, lengths: np.ndarray, n_items: int, actions: Any = None
+) -> Sequences:
+    """Sequences from flat items and row lengths (timestamps are positions)."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    n = int(offsets[-1])
+    return Sequences(
+        offsets=offsets,
+        users=np.arange(len(lengths), dtype=np.int64),
+        items=items.astype(np.int64),
+        actions=np.ones(n, dtype=np.int64) if actions is None else actions.astype(np.int64),
+        timestamps=np.arange(n, dtype=np.int64) - np.repeat(offsets[:-1], lengths),
+        event_ids=np.arange(n, dtype=np.int64),
+        values=np.full(n, np.nan, dtype=np.float32),
+        devices=np.zeros(n, dtype=np.int64),
+        locations=np.zeros(n, dtype=np.int64),
+        sources=np.zeros(n, dtype=np.int64),
+        n_items=n_items,
+    )
+
+
+def leave_last_out(full: Sequences, drop: int) -> tuple[Sequences, EvalSet]:
+    """Drop each row's last ``drop`` events; the first dropped one is the target."""
+    position_from_end = np.repeat(full.offsets[1:], full.lengths) - np.arange(len(full.items))
+    target_at = full.offsets[1:] - drop
+    ones = np.arange(len(full) + 1, dtype=np.int64)
+    history = full.take_events(position_from_end > drop)
+    return history, EvalSet(
+        histories=history,
+        target_offsets=ones,
+        targets=full.items[target_at],
+        target_event_ids=full.event_ids[target_at],
+    )
+
+
+def split_of(full: Sequences) -> Split:
+    train, valid = leave_last_out(full, 2)
+    _, test = leave_last_out(full, 1)
+    return Split(train=train, valid=valid, test=test, protocol="leave_one_out")
+
+
+def walks(n_users: int = 160, n_items: int = 30, seed: int = 0) -> Split:
+    """Every user walks i -> i + 1 (mod n_items) from a random start: fully predictable."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(5, 16, size=n_users)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    step = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths)
+    items = (np.repeat(rng.integers(0, n_items, size=n_users), lengths) + step) % n_items + 1
+    return split_of(timelines(items, lengths, n_items))
+
+
+SPLIT = walks()
+
+
+def fit(
+    config: TrainConfig = FAST, split: Split = SPLIT, **kwargs: Any
+) -> tuple[SASRec, dict[str, Any]]:
+    model = SASRec(TINY)
+    summary = fit_model(model, split, config, progress=False, **kwargs)
+    return model, summary
+
+
+def weights(model: NeuralRecommender) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.module.state_dict().items()}
+
+
+def assert_same_weights(a: NeuralRecommender, b: NeuralRecommender, atol: float = 1e-6) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=atol, msg=k)
+
+
+def metrics_lines(run_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+# ---- learning and the run folder -------------------------------------------------------
+
+
+def test_loss_decreases_and_the_model_learns_the_walk(tmp_path: Path) -> None:
+    model, summary = fit(run_dir=tmp_path)
+    lines = metrics_lines(tmp_path)
+    assert [line["epoch"] for line in lines] == [1, 2, 3, 4]
+    assert lines[-1]["loss"] < 0.7 * lines[0]["loss"]
+    # a deterministic walk: the next item is (last + 1), so the model ranks it first mostly
+    assert summary["best_valid"]["HR@10"] > 0.9
+    assert summary["best_epoch"] == max(lines, key=lambda x: x["valid"]["NDCG@10"])["epoch"]
+    assert summary["events_per_s"] > 0
+    assert not model.module.training
+
+
+def test_run_dir_holds_config_metrics_summary_checkpoint(tmp_path: Path) -> None:
+    _, summary = fit(run_dir=tmp_path, run_config={"train": {"lr": 0.01}})
+    assert json.loads((tmp_path / "config.json").read_text()) == {"train": {"lr": 0.01}}
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    line = metrics_lines(tmp_path)[0]
+    assert {"epoch", "loss", "valid", "seconds", "events_per_s", "lr"} <= set(line)
+    assert set(line["valid"]) == {"NDCG@10", "HR@10"}
+    assert (tmp_path / TENSORS_FILE).is_file()
+    checkpoint = json.loads((tmp_path / META_FILE).read_text())
+    assert checkpoint["epoch"] == 4
+    assert checkpoint["stopped"] == "completed"
+    # without a run_dir config.json holds the model and train parts
+    other = tmp_path / "other"
+    fit(replace(FAST, epochs=1), run_dir=other)
+    assert set(json.loads((other / "config.json").read_text())) == {
+        "model",
+        "model_config",
+        "train",
+    }
+
+
+def test_baselines_are_fitted_directly(tmp_path: Path) -> None:
+    pop = Pop(PopConfig())
+    summary = fit_model(pop, SPLIT, FAST, progress=False, run_dir=tmp_path)
+    assert summary["epochs"] == 0
+    assert pop.n_items == SPLIT.train.n_items
+    assert (tmp_path / "config.json").is_file()
+
+
+def test_seeds_make_runs_reproducible() -> None:
+    cfg = replace(FAST, epochs=2)
+    a, sa = fit(cfg)
+    b, sb = fit(cfg)
+    assert_same_weights(a, b, atol=0)
+    assert sa["best_valid"] == sb["best_valid"]
+    c, _ = fit(replace(cfg, seed=1))
+    assert not torch.equal(weights(a)["tokens.item.weight"], weights(c)["tokens.item.weight"])
+
+
+# ---- early stopping, time budget, resuming ---------------------------------------------
+
+
+def scripted_validation(
+    monkeypatch: pytest.MonkeyPatch, values: list[float], seen: list[dict[str, torch.Tensor]]
+) -> None:
+    """Replace validation by a fixed NDCG sequence; record the weights at each call."""
+
+    def fake(model: NeuralRecommender, evalset: EvalSet) -> dict[str, float]:
+        seen.append(weights(model))
+        value = values[len(seen) - 1]
+        return {"NDCG@10": value, "HR@10": value}
+
+    monkeypatch.setattr(engine, "validate", fake)
+
+
+def test_early_stopping_restores_the_best_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[dict[str, torch.Tensor]] = []
+    scripted_validation(monkeypatch, [0.1, 0.3, 0.2, 0.25, 0.9, 0.9], seen)
+    cfg = replace(FAST, epochs=10, patience=2)
+    model, summary = fit(cfg, run_dir=tmp_path)
+    assert summary["stopped"] == "early_stopping"
+    assert summary["epochs"] == 4  # epochs 3 and 4 did not beat epoch 2
+    assert summary["best_epoch"] == 2
+    assert summary["best_valid"]["NDCG@10"] == 0.3
+    final = weights(model)
+    for k, v in seen[1].items():
+        torch.testing.assert_close(final[k], v, rtol=0, atol=0)
+    assert not torch.equal(final["tokens.item.weight"], seen[3]["tokens.item.weight"])
+    assert [line["best_epoch"] for line in metrics_lines(tmp_path)] == [1, 2, 2, 2]
+
+
+def test_eval_every_validates_less_often(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    seen: list[dict[str, torch.Tensor]] = []
+    scripted_validation(monkeypatch, [0.1, 0.2, 0.3], seen)
+    cfg = replace(FAST, epochs=5, eval_every=2)
+    _, summary = fit(cfg, run_dir=tmp_path)
+    assert len(seen) == 3  # epochs 2, 4 and the last one
+    assert [line["valid"] is not None for line in metrics_lines(tmp_path)] == [
+        False,
+        True,
+        False,
+        True,
+        True,
+    ]
+    assert summary["best_epoch"] == 5
+
+
+def test_time_budget_stops_and_keeps_the_best(tmp_path: Path) -> None:
+    cfg = replace(FAST, epochs=50, time_budget_s=1e-6)
+    _, summary = fit(cfg, run_dir=tmp_path)
+    assert summary["stopped"] == "time_budget"
+    assert summary["epochs"] == 1
+    assert summary["steps"] == 1  # stopped after the first optimiser step
+    assert summary["best_epoch"] == 1  # the partial epoch is validated
+    assert not (tmp_path / META_FILE).exists()  # a partial epoch is never checkpointed
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole, whole_summary = fit(run_dir=tmp_path / "whole")
+
+    calls = {"n": 0}
+    real = engine.validate
+
+    def crash_at_third(model: NeuralRecommender, evalset: EvalSet) -> dict[str, float]:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(model, evalset)
+
+    monkeypatch.setattr(engine, "validate", crash_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        fit(run_dir=tmp_path / "crashed")
+    monkeypatch.undo()
+    assert json.loads((tmp_path / "crashed" / META_FILE).read_text())["epoch"] == 2
+    resumed, summary = fit(run_dir=tmp_path / "crashed", resume=True)
+    assert_same_weights(resumed, whole)
+    assert summary["best_epoch"] == whole_summary["best_epoch"]
+    assert summary["epochs"] == 4
+    losses = [line["loss"] for line in metrics_lines(tmp_path / "crashed")]
+    expected = [line["loss"] for line in metrics_lines(tmp_path / "whole")]
+    np.testing.assert_allclose(losses, expected, rtol=1e-5)
+    # resuming a finished run trains nothing more and returns its best state
+    again, again_summary = fit(run_dir=tmp_path / "crashed", resume=True)
+    assert_same_weights(again, whole)
+    assert again_summary["steps"] == summary["steps"]
+
+
+def test_resume_refuses_another_config(tmp_path: Path) -> None:
+    fit(replace(FAST, epochs=1), run_dir=tmp_path)
+    with pytest.raises(ConfigError, match="another config"):
+        fit(replace(FAST, epochs=1, lr=0.5), run_dir=tmp_path, resume=True)
+    # allowed changes (threads, patience, time budget) resume fine
+    fit(replace(FAST, epochs=1, patience=3), run_dir=tmp_path, resume=True)
+
+
+def test_mismatched_checkpoint_files_are_detected(tmp_path: Path) -> None:
+    fit(replace(FAST, epochs=1), run_dir=tmp_path)
+    meta = json.loads((tmp_path / META_FILE).read_text())
+    meta["epoch"] = 7
+    (tmp_path / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="epoch"):
+        fit(replace(FAST, epochs=1), run_dir=tmp_path, resume=True)
+
+
+# ---- losses ----------------------------------------------------------------------------
+
+
+def test_sampled_softmax_with_every_item_once_equals_the_full_softmax() -> None:
+    model = SASRec(TINY)
+    module = model.setup(SPLIT.train)
+    hidden = torch.randn(5, TINY.dim)
+    targets = torch.tensor([1, 4, 4, 9, 30])
+    everything = torch.arange(1, 31)
+    uniform = torch.full((31,), -np.log(30.0))
+    full = full_softmax_loss(module, hidden, targets)
+    sampled = sampled_softmax_loss(module, hidden, targets, everything, uniform)
+    torch.testing.assert_close(sampled, full)
+
+
+def test_log_q_correction_subtracts_log_proposal() -> None:
+    module = SASRec(TINY).setup(SPLIT.train)
+    hidden = torch.randn(3, TINY.dim)
+    targets = torch.tensor([2, 5, 7])
+    negatives = torch.tensor([1, 3, 5, 11])
+    log_q = torch.log(torch.rand(31) + 0.01)
+    table = module.item_embeddings().detach()
+    logits = hidden @ table.T - log_q  # (3, 31): corrected logits of every item
+    expected = []
+    for r in range(3):
+        negs = [int(n) for n in negatives if int(n) != int(targets[r])]
+        row = torch.cat([logits[r, targets[r]].reshape(1), logits[r, negs]])
+        expected.append(-torch.log_softmax(row, 0)[0])
+    got = sampled_softmax_loss(module, hidden, targets, negatives, log_q)
+    torch.testing.assert_close(got, torch.stack(expected).mean(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["popularity", "uniform"])
+def test_sampled_softmax_learns(kind: str) -> None:
+    cfg = replace(FAST, loss="sampled", num_negatives=8, negatives=kind)
+    _, summary = fit(cfg)
+    assert summary["best_valid"]["HR@10"] > 0.8
+
+
+def test_negative_sampler_follows_popularity() -> None:
+    sampler = NegativeSampler.of(np.array([1] * 97 + [2]), n_items=3, kind="popularity")
+    draws = sampler.sample(20_000, torch.Generator().manual_seed(0))
+    share = torch.bincount(draws, minlength=4).float() / len(draws)
+    assert share[0] == 0  # padding is never drawn
+    np.testing.assert_allclose(share[1:].numpy(), [98 / 101, 2 / 101, 1 / 101], atol=0.01)
+    torch.testing.assert_close(sampler.log_q[1:], torch.log(sampler.probs[1:]))
+
+
+def test_target_actions_restrict_the_item_loss() -> None:
+    """Views (at random) are of items 1-10, purchases of items 11-20: predict purchases."""
+    rng = np.random.default_rng(0)
+    n_users, length = 120, 12
+    actions = rng.choice([1, 4], size=n_users * length)
+    items = np.where(
+        actions == 1, rng.integers(1, 11, actions.size), rng.integers(11, 21, actions.size)
+    )
+    full = timelines(items, np.full(n_users, length), 20, actions=actions)
+    split = split_of(full)
+    mask = item_loss_mask(torch.tensor([[3, 12, 0]]), torch.tensor([[1, 4, 4]]), codes=[4])
+    assert mask.tolist() == [[False, True, False]]
+
+    def top_views(codes: list[int]) -> float:
+        model = SASRec(TINY)
+        fit_model(model, split, FAST, progress=False, target_actions=codes)
+        top = recommend(model, split.test.histories, k=5, exclude_seen=False).items
+        return float((top <= 10).mean())
+
+    assert top_views([4]) < 0.05  # only purchases were targets: views never come first
+    assert top_views([]) > 0.2  # every event is a target: views are half of them
+
+
+# ---- training data ---------------------------------------------------------------------
+
+
+def test_sliding_windows_make_every_event_a_target_once() -> None:
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(1, 40, size=30)
+    seqs = timelines(rng.integers(1, 50, size=lengths.sum()), lengths, 50)
+    data = TrainingSet.build(seqs, max_len=7, sizes=FeatureSizes.of(seqs), windows=True)
+    targets = data.target_items[data.target_items > 0].numpy()
+    first = np.zeros(len(seqs.items), dtype=bool)
+    first[seqs.offsets[:-1][lengths > 0]] = True
+    np.testing.assert_array_equal(np.sort(targets), np.sort(seqs.items[~first]))
+    plain = TrainingSet.build(seqs, max_len=7, sizes=FeatureSizes.of(seqs))
+    assert plain.n_targets == int(np.minimum(lengths - 1, 7).sum())
+    assert len(sliding_windows(seqs, 7)) == len(seqs) + int(
+        np.maximum(0, -(-(lengths - 1) // 7) - 1).sum()
+    )
+
+
+def test_epoch_batches_cover_every_row_once() -> None:
+    data = TrainingSet.build(SPLIT.train, max_len=10, sizes=FeatureSizes.of(SPLIT.train))
+    for buckets in (1, 4):
+        batches = data.epoch_batches(16, np.random.default_rng(0), buckets)
+        rows = np.concatenate(batches)
+        np.testing.assert_array_equal(np.sort(rows), np.arange(len(data)))
+        inputs, _, _ = data.batch(batches[0])
+        assert inputs.shape[1] == int(data.lengths[batches[0]].max())
+
+
+def test_bf16_autocast_trains() -> None:
+    cfg = replace(FAST, epochs=2, bf16=True)
+    _, summary = fit(cfg)
+    assert summary["best_valid"]["HR@10"] > 0.3
+
+
+# ---- configuration ---------------------------------------------------------------------
+
+
+def test_train_table_of_the_run_config() -> None:
+    cfg = resolve_run_config("sasrec", {"train": {"epochs": 3}}, ["train.lr=3e-4"])
+    assert (cfg.train.epochs, cfg.train.lr) == (3, 3e-4)
+    assert cfg.to_dict()["train"]["lr"] == 3e-4
+    assert resolve_run_config("pop", {"train": {"epochs": 3}}).train.epochs == 3
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "message"),
+    [
+        ({"train": {"lrr": 1.0}}, ConfigError, "train.lrr"),
+        ({"train": {"loss": "bpr"}}, ConfigError, "not one of"),
+        ({"train": {"epochs": 0}}, ValueError, "train.epochs"),
+        ({"train": {"lr": -1.0}}, ValueError, "train.lr"),
+        ({"train": {"lr": 1e-3, "min_lr": 1e-2}}, ValueError, "min_lr"),
+    ],
+)
+def test_bad_train_config_raises(
+    data: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        resolve_run_config("sasrec", data)
+    with pytest.raises(error, match=message):
+        from_dict(TrainConfig, data["train"], where="train")
+
+
+# ---- the run: config files, train(), resume from the command line ------------------------
+
+CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*/*.toml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_config_files_resolve(path: Path) -> None:
+    cfg = resolve_run_config(data=load_toml(path))
+    assert cfg.model in path.name
+
+
+def test_cli_trains_resumes_and_the_artifact_scores(tmp_path: Path) -> None:
+    ds = blm.preprocess(blm.simulate(80, seed=2))
+    ds.save(tmp_path / "ds")
+    config = Path(__file__).parents[1] / "configs" / "default" / "sasrec.toml"
+    out = tmp_path / "run"
+    argv = ["train", str(tmp_path / "ds"), "--config", str(config), "--out", str(out)]
+    quick = ["--train.epochs=2", "--model.dim=16", "--train.threads=1"]
+    assert main([*argv, *quick]) == 0
+    assert {"artifact.json", "config.json", "metrics.jsonl", "summary.json", META_FILE} <= {
+        p.name for p in out.iterdir()
+    }
+    first = Artifact.load(out)
+    assert first.run["fit"]["epochs"] == 2
+    assert first.run["config"]["train"]["epochs"] == 2
+    # resuming a finished run with the same config trains nothing and gives the same model
+    assert main([*argv, *quick, "--resume"]) == 0
+    again = Artifact.load(out)
+    assert again.run["fit"]["steps"] == first.run["fit"]["steps"]
+    histories = first.histories(first.dataset.users["user_id"][:3].to_list())
+    np.testing.assert_array_equal(again.model.score(histories), first.model.score(histories))
+    assert evaluate_artifact(again, ks=(10,)).n_users > 0
+    assert main([*argv, "--train.epochs=3", "--model.dim=16", "--resume"]) == 2  # another config

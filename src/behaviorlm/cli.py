@@ -3,14 +3,22 @@
 This is the only module that reads argv, the environment and output paths. Every command
 is a thin layer over a plain Python function; errors in the input print one line (what,
 where, how to fix) and exit with status 2, without a traceback unless ``--debug``.
+
+``behaviorlm train`` also runs under ``torchrun`` (data-parallel training, see
+:mod:`behaviorlm.train.distributed`): each worker joins the process group named by the
+launcher's environment, only rank 0 prints and writes, and the workers exit through
+:func:`behaviorlm.train.distributed.finish`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import traceback
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +39,7 @@ from behaviorlm.models import MODELS
 from behaviorlm.progress import Console, console, step
 from behaviorlm.recommend import recommend
 from behaviorlm.train import resolve_run_config, train
+from behaviorlm.train.distributed import current_world, finish, start
 
 EXIT_BAD_INPUT = 2
 
@@ -119,16 +128,42 @@ def _quality_lines(quality: list[dict[str, object]]) -> list[str]:
     return lines
 
 
+def _torchrun_launch() -> dict[str, int] | None:
+    """This worker's place in a multi-process ``torchrun`` launch (from its environment)."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return None
+    return {
+        "rank": int(os.environ["RANK"]),
+        "size": size,
+        "local_rank": int(os.environ.get("LOCAL_RANK", "0")),
+        "local_size": int(os.environ.get("LOCAL_WORLD_SIZE", "1")),
+    }
+
+
 def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
     # resolve the config first: a mistake in it is reported before any data is loaded
     run = resolve_run_config(args.model, load_toml(args.config) if args.config else None, overrides)
     out = Path(args.out) if args.out else Path("runs") / run.model
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; the artifact is a folder")
-    with step(f"loading {args.dataset}"):
+    main_rank = current_world().is_main  # under torchrun only rank 0 prints and writes
+
+    def shown(description: str) -> AbstractContextManager[None]:
+        return step(description) if main_rank else nullcontext()
+
+    with shown(f"loading {args.dataset}"):
         ds = Dataset.load(args.dataset)
-    with step(f"training {run.model}"):
-        artifact = train(ds, config=run.to_dict(), out_dir=out, resume=args.resume)
+    with shown(f"training {run.model}"):
+        artifact = train(
+            ds,
+            config=run.to_dict(),
+            out_dir=out if main_rank else None,
+            resume=args.resume,
+            progress=main_rank,
+        )
+    if not main_rank:
+        return
     fit = artifact.run["fit"]
     best = (
         f", best epoch {fit['best_epoch']} (valid NDCG@10 {fit['best_valid']['NDCG@10']:.4f})"
@@ -305,12 +340,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``behaviorlm`` console script; returns the exit status."""
+    """Entry point of the ``behaviorlm`` console script; returns the exit status.
+
+    A ``train`` worker of a multi-process ``torchrun`` launch does not return: it leaves
+    through :func:`behaviorlm.train.distributed.finish` with the status.
+    """
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv  # accepted before or after the command
     args, extra = parser.parse_known_args([a for a in argv if a != "--debug"])
     args.debug = debug
+    launch = _torchrun_launch() if args.command == "train" else None
+    if launch is None:
+        return _run(parser, args, extra)
+    start(**launch)
+    try:
+        status = _run(parser, args, extra)
+    except SystemExit as exc:
+        status = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:  # the traceback, then the same robust exit as a finished run
+        traceback.print_exc()
+        status = 1
+    finish(status)
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> int:
+    """Run the parsed command; errors in the input give one line and status 2."""
     try:
         if args.command == "train":
             cmd_train(args, _split_overrides(extra))

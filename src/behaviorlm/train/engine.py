@@ -10,6 +10,10 @@ a run resumes exactly. Baselines are fitted directly (they have no loop).
 
 Every epoch reseeds torch and numpy from ``(seed, epoch)``, so a resumed run draws the same
 shuffles, dropout masks and negatives as an uninterrupted one.
+
+Under ``torchrun`` the same loop trains with DistributedDataParallel: the ranks split every
+batch and average their gradients, so they train the model one process would; rank 0 alone
+validates and writes the run directory (:mod:`behaviorlm.train.distributed`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +48,7 @@ from behaviorlm.schema import EvalSet, Split
 from behaviorlm.train.batches import TrainingSet
 from behaviorlm.train.checkpoint import Checkpoint
 from behaviorlm.train.config import TrainConfig
+from behaviorlm.train.distributed import World, current_world
 from behaviorlm.train.losses import (
     NegativeSampler,
     action_loss,
@@ -184,6 +190,10 @@ def fit_model(
     run_config : mapping, optional
         The resolved run config to write as ``config.json`` (default: model and train parts).
 
+    Under ``torchrun`` (a process group started by :func:`behaviorlm.train.distributed.start`)
+    every rank calls this with the same arguments; only rank 0 reads and writes ``run_dir``
+    and shows progress, and each rank uses its share of the machine's cores (``threads=0``).
+
     Returns
     -------
     dict
@@ -200,6 +210,9 @@ def fit_model(
     >>> fit_model(Pop(PopConfig()), split, TrainConfig(), progress=False)["epochs"]
     0
     """
+    world = current_world()
+    if not world.is_main:  # rank 0 alone writes the run directory (and resumes: see _share)
+        run_dir, resume, progress = None, False, False
     path = Path(run_dir) if run_dir is not None else None
     if resume and path is None:
         raise ValueError("resume needs the run directory that holds the checkpoint")
@@ -224,8 +237,8 @@ def fit_model(
             "stopped": "completed",
         }
     else:
-        with torch_threads(train_config.threads):
-            loop = _Loop(model, split, train_config, path, progress, target_actions)
+        with torch_threads(train_config.threads or world.threads(available_cores())):
+            loop = _Loop(model, split, train_config, path, progress, target_actions, world)
             summary = loop.run(resume)
     if path is not None:
         _write_json(path / SUMMARY_FILE, summary)
@@ -243,8 +256,10 @@ class _Loop:
         path: Path | None,
         progress: bool,
         codes: Sequence[int],
+        world: World,
     ) -> None:
         self.model, self.config, self.path, self.progress = model, config, path, progress
+        self.world = world
         self.codes = tuple(int(c) for c in codes)
         self.module: SequenceModule = model.setup(split.train, config.seed)
         assert model.sizes is not None
@@ -258,6 +273,14 @@ class _Loop:
             parameter_groups(self.module, config.weight_decay), lr=config.lr, betas=(0.9, 0.98)
         )
         self.row_events = (self.data.target_actions > 0).sum(1).numpy()
+        self.row_items = (  # item targets per row: the ranks' loss weights (World.shard)
+            item_loss_mask(self.data.target_items, self.data.target_actions, self.codes)
+            .sum(1)
+            .numpy()
+            if world.size > 1
+            else self.row_events
+        )
+        self.parallel = world.wrap(self.module)
         self.sampler = NegativeSampler.of(split.train.items, model.n_items, config.negatives)
         self.step = 0
         self.epoch = 0
@@ -292,9 +315,7 @@ class _Loop:
             "target_actions": list(self.codes),
         }
 
-    def _save(self, stopped: str | None) -> None:
-        if self.path is None:
-            return
+    def _capture(self, stopped: str | None) -> Checkpoint:
         meta = {
             "epoch": self.epoch,
             "step": self.step,
@@ -306,7 +327,29 @@ class _Loop:
             "stopped": stopped,
             "identity": self._identity(),
         }
-        Checkpoint.capture(self.module, self.optimizer, self.best, meta).save(self.path)
+        return Checkpoint.capture(self.module, self.optimizer, self.best, meta)
+
+    def _save(self, stopped: str | None) -> None:
+        if self.path is not None:
+            self._capture(stopped).save(self.path)
+
+    def _restore(self, ckpt: Checkpoint) -> str | None:
+        """Continue from ``ckpt``; returns how the run had stopped."""
+        ckpt.restore(self.module, self.optimizer)
+        meta = ckpt.meta
+        self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
+        self.best = ckpt.best
+        self.best_valid, self.best_epoch = meta["best_valid"], meta["best_epoch"]
+        self.bad_evals = int(meta["bad_evals"])
+        self.train_seconds, self.events = float(meta["train_seconds"]), int(meta["events"])
+        stopped: str | None = meta["stopped"]
+        return stopped
+
+    def _share(self, stopped: str | None) -> str | None:
+        """Give every rank the state of rank 0, the only one that reads the run directory."""
+        if self.world.size == 1:
+            return stopped
+        return self._restore(self.world.from_main(partial(self._capture, stopped)))
 
     def _resume(self) -> str | None:
         """Load the checkpoint of the run directory; returns how the run had stopped."""
@@ -318,13 +361,7 @@ class _Loop:
                 f"(only {', '.join(sorted(RESUMABLE_CHANGES))} may change when resuming); "
                 "use another run directory or drop --resume"
             )
-        ckpt.restore(self.module, self.optimizer)
-        meta = ckpt.meta
-        self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
-        self.best = ckpt.best
-        self.best_valid, self.best_epoch = meta["best_valid"], meta["best_epoch"]
-        self.bad_evals = int(meta["bad_evals"])
-        self.train_seconds, self.events = float(meta["train_seconds"]), int(meta["events"])
+        stopped = self._restore(ckpt)
         metrics = self.path / METRICS_FILE
         if metrics.is_file():  # drop lines of epochs after the checkpoint (a crash between)
             kept = [
@@ -333,14 +370,18 @@ class _Loop:
                 if line.strip() and json.loads(line)["epoch"] <= self.epoch
             ]
             metrics.write_text("".join(line + "\n" for line in kept))
-        stopped: str | None = meta["stopped"]
         return stopped
 
     # ---- one step, one epoch ----------------------------------------------------------
 
     def _loss(
-        self, rows: np.ndarray, generator: torch.Generator
+        self,
+        rows: np.ndarray,
+        generator: torch.Generator,
+        item_weight: float = 1.0,
+        action_weight: float = 1.0,
     ) -> tuple[torch.Tensor, float, float]:
+        """Loss of the rows ``rows``; the weights scale this rank's share (World.shard)."""
         inputs, next_items, next_actions = self.data.batch(rows)
         cfg = self.config
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
@@ -355,11 +396,13 @@ class _Loop:
                 item = sampled_softmax_loss(
                     self.module, hidden[mask], next_items[mask], negatives, self.sampler.log_q
                 )
+            item = item * item_weight
             total = item
             act = 0.0
             if cfg.action_loss_weight > 0:
                 has_next = next_actions > 0
                 a = action_loss(self.module, hidden[has_next], next_actions[has_next])
+                a = a * action_weight
                 total = item + cfg.action_loss_weight * a
                 act = float(a.detach())
         return total, float(item.detach()), act
@@ -367,7 +410,7 @@ class _Loop:
     def _train_epoch(self, deadline: float | None, advance: Any) -> tuple[dict[str, float], bool]:
         cfg = self.config
         seed = _epoch_seed(cfg.seed, self.epoch)
-        torch.manual_seed(seed)
+        torch.manual_seed(seed + self.world.rank)  # ranks draw their own dropout masks
         generator = torch.Generator().manual_seed(seed)
         rng = np.random.default_rng(seed)
         self.module.train()
@@ -375,23 +418,30 @@ class _Loop:
         events = 0
         start = time.perf_counter()
         out_of_time = False
-        for rows in self.data.epoch_batches(cfg.batch_size, rng, cfg.length_buckets):
+        for batch in self.data.epoch_batches(cfg.batch_size, rng, cfg.length_buckets):
+            rows, item_weight, action_weight = self.world.shard(
+                batch, self.row_items, self.row_events
+            )
             for group in self.optimizer.param_groups:
                 group["lr"] = lr_at(self.step, self.total_steps, cfg)
-            loss, item, act = self._loss(rows, generator)
+            loss, item, act = self.parallel(
+                partial(self._loss, rows, generator, item_weight, action_weight)
+            )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(self.module.parameters(), cfg.grad_clip)
             self.optimizer.step()
             self.step += 1
-            n = int(self.row_events[rows].sum())
+            n = int(self.row_events[batch].sum())
             events += n
-            sums += np.array([float(loss.detach()), item, act]) * n
+            # summed over the ranks (below) the weighted shares give the batch's mean losses
+            sums += np.array([float(loss.detach()), item, act]) * n / self.world.size
             advance(1, float(loss.detach()), events / max(time.perf_counter() - start, 1e-9))
-            if deadline is not None and time.perf_counter() > deadline:
+            if deadline is not None and self.world.any(time.perf_counter() > deadline):
                 out_of_time = True
                 break
+        sums = self.world.sum(sums)
         seconds = time.perf_counter() - start
         self.train_seconds += seconds
         self.events += events
@@ -409,7 +459,8 @@ class _Loop:
     def _validate(self) -> dict[str, float] | None:
         if self.valid is None:
             return None
-        result = validate(self.model, self.valid)
+        valid = self.valid
+        result = self.world.from_main(lambda: validate(self.model, valid))
         self.module.train()
         if self.best_valid is None or result["NDCG@10"] > self.best_valid["NDCG@10"]:
             self.best_valid, self.best_epoch = result, self.epoch
@@ -429,6 +480,7 @@ class _Loop:
                 stopped = self._resume()
             else:
                 (self.path / METRICS_FILE).write_text("")
+        stopped = self._share(stopped)
         deadline = time.perf_counter() + cfg.time_budget_s if cfg.time_budget_s > 0 else None
         start = time.perf_counter()
         columns = (

@@ -18,6 +18,7 @@ from behaviorlm.data.dataset import Dataset
 from behaviorlm.data.protocol import SplitConfig, make_split
 from behaviorlm.models import MODELS
 from behaviorlm.train.config import TrainConfig
+from behaviorlm.train.distributed import current_world
 from behaviorlm.train.engine import fit_model
 
 SECTIONS = ("run", "split", "model", "train")
@@ -153,6 +154,6 @@ def train(
             "fit": summary,
         },
     )
-    if out_dir is not None:
+    if out_dir is not None and current_world().is_main:  # one writer under torchrun
         artifact.save(out_dir)
     return artifact

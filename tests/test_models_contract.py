@@ -27,6 +27,8 @@ N_ITEMS = 7
 #: Config overrides that keep a model's fit on the tiny data below fast (e.g. small networks).
 FAST_CONFIG: dict[str, dict[str, Any]] = {
     "sasrec": {"dim": 16, "layers": 1, "heads": 2, "max_len": 8},
+    "hstu": {"dim": 16, "layers": 1, "heads": 2, "max_len": 8},
+    "mlp": {"hidden": 16},
 }
 #: How the shared loop fits the sequence models here: two epochs, one thread (deterministic).
 FAST_TRAIN = TrainConfig(epochs=2, batch_size=4, threads=1, warmup_steps=1, patience=0)

@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default="sasrec")
     parser.add_argument("overrides", nargs="*", help="extra section.key=value overrides")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
 
     dataset = blm.preprocess(blm.simulate(args.users, seed=args.seed))
     config = load_toml(CONFIGS / f"{args.model}.toml")

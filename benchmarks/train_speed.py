@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--target-ndcg", type=float)
     parser.add_argument("--one", type=float, help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     if args.one is not None:
         print(json.dumps(one_run(args, args.one)), flush=True)
         return

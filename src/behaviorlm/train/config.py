@@ -59,7 +59,10 @@ class TrainConfig:
         every event is a target once (otherwise only each timeline's last window is used).
     length_buckets : int
         Group the shuffled timelines into runs of this many batches sorted by length, so that
-        a batch of short timelines is cut to its longest row (1 = plain shuffling).
+        a batch of short timelines is cut to its longest row (1 = plain shuffling). Faster per
+        epoch but, with batches of alike timelines, it learns less per epoch: on Amazon Beauty
+        32 buckets ran an epoch 1.7x faster and reached a lower validation NDCG@10 after
+        8 epochs (0.048 against 0.058).
     time_budget_s : float
         Stop after this much wall time, keeping the best state so far (0 = no limit).
 
@@ -91,7 +94,7 @@ class TrainConfig:
     negatives: Literal["uniform", "popularity"] = "uniform"
     action_loss_weight: float = 0.1
     sliding_windows: bool = True
-    length_buckets: int = 32
+    length_buckets: int = 1
     time_budget_s: float = 0.0
 
     def __post_init__(self) -> None:

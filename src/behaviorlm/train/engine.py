@@ -387,8 +387,12 @@ class _Loop:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             hidden = self.module.encode(inputs)  # (B, T, D)
             mask = item_loss_mask(next_items, next_actions, self.codes)
+            # a model may bring its own next-item loss (SequenceModule.item_loss)
+            own = self.module.item_loss(hidden[mask], next_items[mask]) if mask.any() else None
             if not bool(mask.any()):
                 item = hidden.sum() * 0.0
+            elif own is not None:
+                item = own
             elif cfg.loss == "ce":
                 item = full_softmax_loss(self.module, hidden[mask], next_items[mask])
             else:

@@ -89,14 +89,28 @@ class Recommender(ABC):
             raise ValueError(f"items must be a contiguous range, got {items}")
         return start, stop
 
+    def meta(self) -> dict[str, Any]:
+        """What ``model.json`` holds: name, config, catalogue size (subclasses may add)."""
+        return {"model": self.name, "config": to_dict(self.config), "n_items": self.n_items}
+
+    def restore_meta(self, meta: dict[str, Any]) -> None:
+        """Restore what :meth:`meta` added beyond name, config and n_items (default: nothing)."""
+        return None
+
+    def write_weights(self, file: Path) -> None:
+        """Write the arrays of :meth:`state` as safetensors."""
+        save_file({k: np.ascontiguousarray(v) for k, v in self.state().items()}, str(file))
+
+    def read_weights(self, file: Path) -> None:
+        """Read the weights written by :meth:`write_weights`."""
+        self.load_state(load_file(str(file)))
+
     def save(self, directory: str | Path) -> None:
-        """Write ``model.json`` (name, config, n_items) and ``weights.safetensors``."""
+        """Write ``model.json`` (:meth:`meta`) and ``weights.safetensors``."""
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
-        meta = {"model": self.name, "config": to_dict(self.config), "n_items": self.n_items}
-        (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        arrays = {k: np.ascontiguousarray(v) for k, v in self.state().items()}
-        save_file(arrays, str(path / WEIGHTS_FILE))
+        (path / CONFIG_FILE).write_text(json.dumps(self.meta(), indent=2) + "\n")
+        self.write_weights(path / WEIGHTS_FILE)
 
     @classmethod
     def load(cls, directory: str | Path) -> Self:
@@ -107,5 +121,6 @@ class Recommender(ABC):
             raise ValueError(f"{path} holds a {meta['model']!r} model, not {cls.name!r}")
         model = cls(from_dict(cls.config_class, meta["config"]))
         model.n_items = int(meta["n_items"])
-        model.load_state(load_file(str(path / WEIGHTS_FILE)))
+        model.restore_meta(meta)
+        model.read_weights(path / WEIGHTS_FILE)
         return model

@@ -13,7 +13,6 @@ training loop lives in ``behaviorlm.train``; scoring, saving and loading live he
 
 from __future__ import annotations
 
-import json
 from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from behaviorlm.config import from_dict, to_dict
-from behaviorlm.models.base import CONFIG_FILE, WEIGHTS_FILE, Recommender
+from behaviorlm.models.base import Recommender
 from behaviorlm.models.batch import FeatureSizes, SequenceBatch, build_batch
 from behaviorlm.schema import F32, Sequences
 
@@ -201,33 +199,21 @@ class NeuralRecommender(Recommender):
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()})
 
-    def save(self, directory: str | Path) -> None:
-        """Write ``model.json`` (name, config, sizes) and the weights as safetensors."""
+    def meta(self) -> dict[str, Any]:
+        """Name, config, catalogue size and the embedding table sizes."""
         if self.sizes is None:
             raise RuntimeError(f"{self.name} is not fitted")
-        path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
-        meta = {
-            "model": self.name,
-            "config": to_dict(self.config),
-            "n_items": self.n_items,
-            "sizes": self.sizes.to_dict(),
-        }
-        (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        tensors = {k: v.detach().contiguous() for k, v in self.module.state_dict().items()}
-        save_file(tensors, str(path / WEIGHTS_FILE))
+        return {**super().meta(), "sizes": self.sizes.to_dict()}
 
-    @classmethod
-    def load(cls, directory: str | Path) -> Self:
-        """Rebuild the module from ``model.json`` and read the weights (no code is executed)."""
-        path = Path(directory)
-        meta = json.loads((path / CONFIG_FILE).read_text())
-        if meta["model"] != cls.name:
-            raise ValueError(f"{path} holds a {meta['model']!r} model, not {cls.name!r}")
-        model = cls(from_dict(cls.config_class, meta["config"]))
-        model.n_items = int(meta["n_items"])
-        model.sizes = FeatureSizes(**meta["sizes"])
-        model.module = model.build(model.sizes)
-        model.module.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
-        model.module.eval()
-        return model
+    def restore_meta(self, meta: dict[str, Any]) -> None:
+        """Rebuild the module for the saved table sizes (weights follow)."""
+        self.sizes = FeatureSizes(**meta["sizes"])
+        self.module = self.build(self.sizes)
+
+    def write_weights(self, file: Path) -> None:
+        tensors = {k: v.detach().contiguous() for k, v in self.module.state_dict().items()}
+        save_file(tensors, str(file))
+
+    def read_weights(self, file: Path) -> None:
+        self.module.load_state_dict(load_file(str(file)))
+        self.module.eval()

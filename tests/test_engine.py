@@ -230,6 +230,18 @@ def test_time_budget_stops_and_keeps_the_best(tmp_path: Path) -> None:
     assert not (tmp_path / META_FILE).exists()  # a partial epoch is never checkpointed
 
 
+def test_budget_schedule_decays_by_the_clock(tmp_path: Path) -> None:
+    # the budget is gone at the first step: the learning rate is already at its floor
+    cfg = replace(FAST, epochs=50, time_budget_s=1e-6, schedule="budget", min_lr=1e-5)
+    fit(cfg, run_dir=tmp_path)
+    first = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["lr"] == pytest.approx(1e-5)
+    plain = replace(cfg, schedule="epochs")
+    fit(plain, run_dir=tmp_path / "plain")
+    first = json.loads((tmp_path / "plain" / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["lr"] > 1e-5  # by steps, the first step is still warming up
+
+
 def test_resume_continues_exactly_like_an_uninterrupted_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -408,6 +420,7 @@ def test_train_table_of_the_run_config() -> None:
         ({"train": {"epochs": 0}}, ValueError, "train.epochs"),
         ({"train": {"lr": -1.0}}, ValueError, "train.lr"),
         ({"train": {"lr": 1e-3, "min_lr": 1e-2}}, ValueError, "min_lr"),
+        ({"train": {"schedule": "budget"}}, ValueError, "time_budget_s"),
     ],
 )
 def test_bad_train_config_raises(

@@ -72,28 +72,35 @@ class TokenEmbedding(nn.Module):
         nn.init.normal_(self.query.weight, std=dim**-0.5)
 
     def components(self, batch: SequenceBatch) -> dict[str, torch.Tensor]:
-        """Each enabled component as ``(B, T, D)``, keyed by feature group."""
+        """Each enabled component as ``(B, T, D)``, keyed by feature group.
+
+        A group whose table holds only the padding code (the data has no such feature) is
+        left out: its embedding would be zero everywhere.
+        """
         f = self.features
         b, t = batch.shape
         out = {"history": self.item(batch.items)}
-        if f.search:
+        if f.search and self.query.num_embeddings > 1:
             words = batch.query_words.reshape(b * t, -1)  # (B*T, Q)
             out["search"] = self.query(words).reshape(b, t, -1)
-        if f.actions:
-            out["actions"] = self.action(batch.actions)
-        if f.time:
-            out["time"] = self.gap(batch.gaps)
-        if f.social:
-            out["social"] = self.source(batch.sources)
-        if f.location:
-            out["location"] = self.location(batch.locations)
-        if f.device:
-            out["device"] = self.device(batch.devices)
+        lookups = (
+            ("actions", f.actions, self.action, batch.actions),
+            ("time", f.time, self.gap, batch.gaps),
+            ("social", f.social, self.source, batch.sources),
+            ("location", f.location, self.location, batch.locations),
+            ("device", f.device, self.device, batch.devices),
+        )
+        for group, enabled, table, codes in lookups:
+            if enabled and table.num_embeddings > 1:
+                out[group] = table(codes)
         return out
 
     def forward(self, batch: SequenceBatch) -> torch.Tensor:
         """(B, T, D) token embeddings (zero at padding)."""
-        total = torch.stack(list(self.components(batch).values())).sum(0)
+        parts = iter(self.components(batch).values())
+        total = next(parts)
+        for part in parts:
+            total = total + part
         return total * batch.mask.unsqueeze(-1)
 
 
@@ -177,15 +184,21 @@ class NeuralRecommender(Recommender):
 
     @torch.no_grad()
     def hidden(self, histories: Sequences, batch_size: int = 512) -> torch.Tensor:
-        """(R, D) hidden state at the last event of each row (the state that predicts next)."""
+        """(R, D) hidden state at the last event of each row (the state that predicts next).
+
+        Rows are encoded in batches of similar length (a stable sort by length), so a batch
+        is padded only to its own longest row; the result is in the input order.
+        """
         self.module.eval()
-        out = []
-        for lo in range(0, len(histories), batch_size):
-            rows = np.arange(lo, min(lo + batch_size, len(histories)))
-            out.append(self.module.encode(self.batch(histories.select(rows)))[:, -1])
-        if not out:
+        if len(histories) == 0:
             return torch.zeros(0, self.module.dim)
-        return torch.cat(out)
+        order = np.argsort(np.minimum(histories.lengths, self.config.max_len), kind="stable")
+        out = torch.empty(len(histories), self.module.dim)
+        for lo in range(0, len(histories), batch_size):
+            rows = order[lo : lo + batch_size]
+            hidden = self.module.encode(self.batch(histories.select(rows)))
+            out[torch.from_numpy(rows)] = hidden[:, -1].float()
+        return out
 
     def score(self, histories: Sequences, items: slice | None = None) -> F32:
         start, stop = self.item_range(items)

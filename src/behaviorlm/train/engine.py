@@ -116,19 +116,30 @@ def torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
-def lr_at(step: int, total_steps: int, config: TrainConfig) -> float:
+def lr_at(step: int, total_steps: int, config: TrainConfig, spent: float = 0.0) -> float:
     """Learning rate of optimiser step ``step`` (0-based): linear warm-up, then cosine decay.
+
+    The warm-up lasts ``warmup_steps``, but at most a tenth of all steps (or of the time
+    budget), so that a short run on a small data set does not spend most of its time warming
+    up. ``spent`` is the share of the time budget used so far (``schedule = "budget"``): the
+    warm-up and the decay go by whichever is further on, the steps or the clock.
 
     Examples
     --------
     >>> cfg = TrainConfig(lr=1.0, min_lr=0.0, warmup_steps=10)
     >>> [round(lr_at(s, 101, cfg), 3) for s in (0, 9, 10, 55, 100)]
     [0.1, 1.0, 1.0, 0.5, 0.0]
+    >>> [round(lr_at(s, 21, cfg), 3) for s in (0, 1, 2, 20)]  # warm-up cut to 2 steps
+    [0.5, 1.0, 1.0, 0.0]
+    >>> round(lr_at(10, 101, cfg, spent=0.5), 3)  # half the time budget gone
+    0.5
+    >>> round(lr_at(2, 101, cfg, spent=0.05), 3)  # half of a tenth of the budget: warm-up half
+    0.5
     """
-    warmup = config.warmup_steps
-    if step < warmup:
-        return config.lr * (step + 1) / warmup
-    done = min(1.0, (step - warmup) / max(1, total_steps - 1 - warmup))
+    warmup = min(config.warmup_steps, total_steps // 10)
+    if step < warmup and spent < 0.1:
+        return config.lr * max((step + 1) / warmup, spent / 0.1)
+    done = min(1.0, max((step - warmup) / max(1, total_steps - 1 - warmup), spent))
     return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1.0 + math.cos(math.pi * done))
 
 
@@ -422,12 +433,16 @@ class _Loop:
         events = 0
         start = time.perf_counter()
         out_of_time = False
+        spent = 0.0
         for batch in self.data.epoch_batches(cfg.batch_size, rng, cfg.length_buckets):
             rows, item_weight, action_weight = self.world.shard(
                 batch, self.row_items, self.row_events
             )
+            if deadline is not None and cfg.schedule == "budget":
+                left = (deadline - time.perf_counter()) / cfg.time_budget_s
+                spent = float(self.world.sum(np.array([1.0 - left]))[0]) / self.world.size
             for group in self.optimizer.param_groups:
-                group["lr"] = lr_at(self.step, self.total_steps, cfg)
+                group["lr"] = lr_at(self.step, self.total_steps, cfg, spent)
             loss, item, act = self.parallel(
                 partial(self._loss, rows, generator, item_weight, action_weight)
             )
@@ -454,7 +469,7 @@ class _Loop:
             "loss": float(mean[0]),
             "item_loss": float(mean[1]),
             "action_loss": float(mean[2]),
-            "lr": lr_at(max(self.step - 1, 0), self.total_steps, cfg),
+            "lr": lr_at(max(self.step - 1, 0), self.total_steps, cfg, spent),
             "seconds": round(seconds, 3),
             "events_per_s": round(events / max(seconds, 1e-9), 1),
         }

@@ -8,6 +8,9 @@ The pipeline as plain functions::
     art = blm.train(ds, "markov", out_dir="runs/markov")
     print(blm.evaluate_artifact(art).metrics["NDCG"][10])
     top = blm.recommend(art.model, art.histories(["u1"]), k=10)
+    net = blm.train(ds, "sasrec", out_dir="runs/sasrec")
+    why = blm.explain_user(net, "u1", method="occlusion")   # why the top item (neural models)
+    what = blm.influence_user(net, "u1", "i3", "share")     # what a share would change
 
 The names are imported eagerly on purpose: ``train``, ``evaluate`` and ``recommend`` are
 also submodules, and a lazily resolved function would be shadowed by its submodule once
@@ -25,6 +28,19 @@ from behaviorlm.data.protocol import SplitConfig
 from behaviorlm.data.split import leave_one_out, temporal_split
 from behaviorlm.data.synthetic import SimConfig, simulate, write_simulation
 from behaviorlm.evaluate import evaluate, evaluate_artifact
+from behaviorlm.explain import (
+    Event,
+    Explanation,
+    Influence,
+    Target,
+    explain,
+    explain_user,
+    influence,
+    influence_user,
+    rank_by_reach,
+    rank_influencers,
+    social_reach,
+)
 from behaviorlm.models import MODELS, Recommender
 from behaviorlm.recommend import recommend
 from behaviorlm.schema import Sequences
@@ -37,20 +53,31 @@ __all__ = [
     "Artifact",
     "DataError",
     "Dataset",
+    "Event",
+    "Explanation",
+    "Influence",
     "PrepareConfig",
     "Recommender",
     "Sequences",
     "SimConfig",
     "SplitConfig",
+    "Target",
     "__version__",
     "evaluate",
     "evaluate_artifact",
+    "explain",
+    "explain_user",
+    "influence",
+    "influence_user",
     "leave_one_out",
     "prepare",
     "preprocess",
+    "rank_by_reach",
+    "rank_influencers",
     "read",
     "recommend",
     "simulate",
+    "social_reach",
     "temporal_split",
     "train",
     "write_simulation",

@@ -1,4 +1,5 @@
-"""The ``behaviorlm`` command line: simulate, prepare, train, evaluate, recommend, download, demo.
+"""The ``behaviorlm`` command line: simulate, prepare, train, evaluate, recommend, explain,
+influence, download, demo.
 
 This is the only module that reads argv, the environment and output paths. Every command
 is a thin layer over a plain Python function; errors in the input print one line (what,
@@ -13,6 +14,7 @@ launcher's environment, only rank 0 prints and writes, and the workers exit thro
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import sys
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from behaviorlm.artifact import Artifact
 from behaviorlm.config import ConfigError, load_toml
@@ -35,6 +38,12 @@ from behaviorlm.data.preprocess import PrepareConfig, preprocess
 from behaviorlm.data.synthetic import simulate, write_simulation
 from behaviorlm.demo import run_demo
 from behaviorlm.evaluate import evaluate_artifact, markdown_table, masking_notes
+from behaviorlm.explain import (
+    explain_user,
+    influence_user,
+    labelled_explanation,
+    labelled_influence,
+)
 from behaviorlm.models import MODELS
 from behaviorlm.progress import Console, console, step
 from behaviorlm.recommend import recommend
@@ -240,11 +249,167 @@ def _print_recommendations(con: Console, user: str, rows: list[dict[str, Any]]) 
     con.print(table)
 
 
+def cmd_explain(args: argparse.Namespace) -> None:
+    artifact = Artifact.load(args.artifact)
+    explanation = explain_user(
+        artifact,
+        args.user,
+        args.item,
+        action=args.action,
+        method=args.method,
+        steps=args.steps,
+    )
+    data = labelled_explanation(artifact, explanation)
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return
+    _print_explanation(console, args.user, data)
+
+
+def _bar(value: float | None, scale: float, width: int = 8) -> Text:
+    """A signed bar: red to the left of the centre for negative values, green to the right."""
+    if value is None or scale <= 0:
+        return Text(" " * (2 * width + 1))
+    n = min(width, round(abs(value) / scale * width))
+    left = ("█" * n if value < 0 else "").rjust(width)
+    right = ("█" * n if value > 0 else "").ljust(width)
+    return Text(left, style="red") + Text("│") + Text(right, style="green")
+
+
+def _when(timestamp: int) -> str:
+    """Seconds since 1970 as a UTC time; small numbers (positions, not times) as they are."""
+    if timestamp < 100_000_000:
+        return str(timestamp)
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:
+    target = data["target"]
+    name = (
+        f"item {target.get('item_id')} {target.get('title') or ''}".strip()
+        if target["kind"] == "item"
+        else f"action {target.get('action_name', target['id'])}"
+    )
+    attention = data["method"] == "attention"
+    key = "attention" if attention else "probability"
+    values = [e[key] for e in data["events"] if e[key] is not None]
+    scale = max((abs(v) for v in values), default=0.0)
+    table = Table(
+        title=f"{data['method']} of {name} for user {user} "
+        f"(p = {data['probability']:.4f}, logit {data['logit']:.3f})",
+        title_justify="left",
+    )
+    for column in ("#", "time", "action", "item", "title"):
+        table.add_column(column, justify="right" if column == "#" else "left")
+    table.add_column(
+        "attention" if attention else "influence on p", justify="center", no_wrap=True, min_width=17
+    )
+    table.add_column("weight" if attention else "Δp", justify="right")
+    if not attention:
+        table.add_column("Δlogit", justify="right")
+    for e in data["events"]:
+        cells = [
+            str(e["index"]),
+            _when(e["timestamp"]),
+            e["action_name"] + (" (social)" if e["kind"] == "social" else ""),
+            str(e["item_id"] or ""),
+            str(e["title"] or (f"search: {e['query']}" if e.get("query") else "")),
+            _bar(e[key], scale),
+            f"{e[key]:+.4f}",
+        ]
+        if not attention:
+            cells.append(f"{e['logit']:+.3f}")
+        table.add_row(*cells)
+    con.print(table)
+    if data["unread"]:
+        con.print(f"({data['unread']} older events lie beyond the model's window)")
+    groups = Table(title="feature groups", title_justify="left")
+    groups.add_column("group")
+    groups.add_column("ablation Δp", justify="right")
+    groups.add_column("ablation Δlogit", justify="right")
+    groups.add_column("summed Δp", justify="right")
+    groups.add_column("summed Δlogit", justify="right")
+
+    def number(value: float | None, digits: int) -> str:
+        return "" if value is None else f"{value:+.{digits}f}"
+
+    for g in data["groups"]:
+        groups.add_row(
+            g["group"],
+            number(g["ablation_probability"], 4),
+            number(g["ablation_logit"], 3),
+            number(g["attributed_probability"], 4),
+            number(g["attributed_logit"], 3),
+        )
+    con.print(groups)
+    if data["note"]:
+        con.print(f"note: {data['note']}", markup=False)
+
+
+def cmd_influence(args: argparse.Namespace) -> None:
+    artifact = Artifact.load(args.artifact)
+    result = influence_user(artifact, args.user, args.item, args.action, k=args.k)
+    data = labelled_influence(artifact, result)
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return
+    event = data["event"]
+    con = console
+    con.print(
+        f"user {args.user} {event['action_name']}s item {event.get('item_id')} "
+        f"{event.get('title') or ''}: KL(after || before) = {data['kl']:.4f} nats",
+        markup=False,
+    )
+    for c in data["items"]:
+        con.print(
+            f"  p(next = {c.get('item_id')}) {c['before']:.4f} -> {c['after']:.4f} "
+            f"({c['change']:+.4f})",
+            markup=False,
+        )
+    for label, key in (("entering the top", "entering"), ("leaving the top", "leaving")):
+        names = ", ".join(f"{r.get('item_id')} {r.get('title') or ''}".strip() for r in data[key])
+        con.print(f"  {label} {args.k}: {names or '-'}", markup=False)
+    reach = data["reach"]
+    if reach is None:
+        return
+    followers = sorted(reach["followers"], key=lambda r: -r["uplift"])
+    table = Table(
+        title=f"social reach {reach['reach']:.4f} over {len(followers)} followers",
+        title_justify="left",
+    )
+    table.add_column("follower")
+    table.add_column("uplift of p(next = item)", justify="right")
+    for row in followers[: args.k]:
+        table.add_row(str(row["user_id"]), f"{row['uplift']:+.5f}")
+    con.print(table)
+
+
 def cmd_download(args: argparse.Namespace) -> None:
     cache = Path(args.cache) if args.cache else None
     with step(f"downloading {args.name}"):
         folder = download_movielens(args.name, cache, sha256=args.sha256, base_url=args.base_url)
     console.print(f"{args.name} is in {folder}; next: behaviorlm prepare {folder} data/{args.name}")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    # imported here: the web stack is only needed by the server
+    from behaviorlm.serve import run_server
+
+    api_key = None
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env)
+        if not api_key:
+            raise ConfigError(
+                f"--api-key-env {args.api_key_env}: that environment variable is not set or empty"
+            )
+    run_server(args.artifact, args.store, host=args.host, port=args.port, api_key=api_key)
+
+
+def cmd_export_events(args: argparse.Namespace) -> None:
+    from behaviorlm.serve import export_events
+
+    n = export_events(args.store, args.out)
+    console.print(f"wrote {n:,} events to {args.out}")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -323,12 +488,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = sub.add_parser(
+        "explain", help="why a neural model recommends an item to a user", allow_abbrev=False
+    )
+    p.add_argument("artifact")
+    p.add_argument("--user", required=True, help="external user id")
+    p.add_argument("--item", help="external item id (default: the top recommendation)")
+    p.add_argument("--action", help="explain the score of this next action instead of an item")
+    p.add_argument("--method", choices=["occlusion", "ig", "attention"], default="occlusion")
+    p.add_argument("--steps", type=int, default=32, help="integrated gradients steps")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+    p = sub.add_parser(
+        "influence",
+        help="what a user's hypothetical action on an item would change",
+        allow_abbrev=False,
+    )
+    p.add_argument("artifact")
+    p.add_argument("--user", required=True, help="external user id")
+    p.add_argument("--item", required=True, help="external item id")
+    p.add_argument("--action", default="share", help="action name (share and like reach followers)")
+    p.add_argument("-k", type=int, default=10, help="length of the top-K lists compared")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    p = sub.add_parser(
         "download", help="fetch a public MovieLens archive into a cache", allow_abbrev=False
     )
     p.add_argument("name", choices=MOVIELENS_NAMES)
     p.add_argument("--cache", help=f"cache folder (default ${CACHE_ENV} or ~/.cache/behaviorlm)")
     p.add_argument("--sha256", help="expected SHA-256 of the zip")
     p.add_argument("--base-url", default=GROUPLENS_URL, help="where NAME.zip is fetched from")
+
+    p = sub.add_parser(
+        "serve", help="HTTP service: event ingestion and fresh recommendations", allow_abbrev=False
+    )
+    p.add_argument("artifact", help="folder written by `behaviorlm train`")
+    p.add_argument(
+        "--store", default="sqlite:///events.db", help="event store, sqlite:///path/to/events.db"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--api-key-env",
+        metavar="NAME",
+        help="environment variable holding the API key required by POST /v1/events "
+        "(without one the server listens on localhost only)",
+    )
+
+    p = sub.add_parser(
+        "export-events",
+        help="write every event the service ingested to Parquet (input for a retrain)",
+        allow_abbrev=False,
+    )
+    p.add_argument("store", help="event store, sqlite:///path/to/events.db")
+    p.add_argument("out", help="output Parquet file")
 
     p = sub.add_parser("demo", help="end-to-end demo on the built-in simulator", allow_abbrev=False)
     p.add_argument("--users", type=int, default=10_000)
@@ -377,8 +589,12 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[
                 "prepare": cmd_prepare,
                 "evaluate": cmd_evaluate,
                 "recommend": cmd_recommend,
+                "explain": cmd_explain,
+                "influence": cmd_influence,
                 "download": cmd_download,
                 "demo": cmd_demo,
+                "serve": cmd_serve,
+                "export-events": cmd_export_events,
             }[args.command](args)
     except (DataError, ConfigError, OSError, ValueError) as exc:
         if args.debug:

@@ -196,21 +196,53 @@ class HSTULayer(nn.Module):
         ``pos`` (T, T) and ``times`` (B, T, T) are the relative bucket indices.
         """
         b, t, d = x.shape
-        h, hd = self.heads, self.head_dim
-        u, v, q, k = torch.split(
-            functional.silu(self.uvqk(self.norm_in(x))), d, dim=-1
-        )  # (B, T, D)
-        q = q.view(b, t, h, hd).transpose(1, 2)  # (B, H, T, d)
-        k = k.view(b, t, h, hd).transpose(1, 2)
-        v = v.view(b, t, h, hd).transpose(1, 2)
-        rab = bias_lookup(self.position_bias, pos.unsqueeze(0))  # (1, H, T, T)
-        if times is not None:
-            rab = rab + bias_lookup(self.time_bias, times)  # (B, H, T, T)
-        scores = q @ k.transpose(-1, -2) / math.sqrt(hd) + rab  # (B, H, T, T)
-        attn = self.attention_dropout(functional.silu(scores) * allowed)
+        u, v, q, k = self._project(x)
+        attn = self.attention_dropout(self._weights(q, k, allowed, pos, times))
         av = (attn @ v).transpose(1, 2).reshape(b, t, d)  # (B, T, D): heads side by side
         out: torch.Tensor = x + self.out(self.dropout(self.norm_attn(av) * u))
         return out
+
+    def attention_weights(
+        self,
+        x: torch.Tensor,
+        allowed: torch.Tensor,
+        pos: torch.Tensor,
+        times: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """(B, H, T, T) pointwise weights ``SiLU(Q K^T / sqrt(d) + rab) / n_i`` of :meth:`forward`.
+
+        The same inputs as :meth:`forward`; no dropout. For read-outs such as
+        ``behaviorlm.explain``'s attention method.
+        """
+        _, _, q, k = self._project(x)
+        return self._weights(q, k, allowed, pos, times)
+
+    def _project(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``U`` (B, T, D) and ``V, Q, K`` (B, H, T, d) of the stream ``x``."""
+        b, t, d = x.shape
+        h, hd = self.heads, self.head_dim
+        u, v, q, k = torch.split(functional.silu(self.uvqk(self.norm_in(x))), d, dim=-1)
+
+        def heads(z: torch.Tensor) -> torch.Tensor:
+            return z.view(b, t, h, hd).transpose(1, 2)
+
+        return u, heads(v), heads(q), heads(k)
+
+    def _weights(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        allowed: torch.Tensor,
+        pos: torch.Tensor,
+        times: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """(B, H, T, T) ``SiLU(Q K^T / sqrt(d) + rab)`` on the allowed keys, times ``1 / n_i``."""
+        rab = bias_lookup(self.position_bias, pos.unsqueeze(0))  # (1, H, T, T)
+        if times is not None:
+            rab = rab + bias_lookup(self.time_bias, times)  # (B, H, T, T)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim) + rab
+        weights: torch.Tensor = functional.silu(scores) * allowed
+        return weights
 
 
 class HSTUModule(SequenceModule):

@@ -137,6 +137,19 @@ class Block(nn.Module):
         out: torch.Tensor = x + self.drop(self.ffn(self.norm2(x)))
         return out
 
+    def attention_weights(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """(B, H, T, T) softmax attention weights of :meth:`forward` for the same inputs.
+
+        ``scaled_dot_product_attention`` does not return its weights; this recomputes them
+        (without dropout) for read-outs such as ``behaviorlm.explain``'s attention method.
+        """
+        b, t, d = x.shape
+        q, k, _ = self.qkv(self.norm1(x)).chunk(3, dim=-1)  # each (B, T, D)
+        q = q.view(b, t, self.heads, d // self.heads).transpose(1, 2)  # (B, H, T, d)
+        k = k.view(b, t, self.heads, d // self.heads).transpose(1, 2)
+        scores = q @ k.transpose(-1, -2) / (d // self.heads) ** 0.5  # (B, H, T, T)
+        return torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
+
 
 class SASRecModule(SequenceModule):
     """Token + position embeddings, causal transformer blocks, final LayerNorm.

@@ -1,0 +1,207 @@
+"""Explanations and influence by external ids, from an artifact's model and data set.
+
+These helpers translate ids at the edge (user and item ids as in the input data, action
+names) and use the artifact's data set: the user's timeline (:meth:`Artifact.histories`),
+the follow graph for social reach, item titles and action names for display
+(:func:`labelled_explanation`, :func:`labelled_influence`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from behaviorlm.artifact import Artifact
+from behaviorlm.data.errors import DataError
+from behaviorlm.explain.explanation import Explanation, explain
+from behaviorlm.explain.influence import Event, Influence, influence
+from behaviorlm.explain.reach import ReachRanking, rank_by_reach, social_reach
+from behaviorlm.explain.target import Target, neural
+from behaviorlm.schema import Int
+
+#: Actions whose effect reaches the actor's followers.
+SOCIAL_ACTIONS = ("share", "like")
+
+
+def explain_user(
+    artifact: Artifact,
+    user_id: str,
+    item_id: str | None = None,
+    *,
+    action: str | None = None,
+    method: str = "occlusion",
+    steps: int = 32,
+) -> Explanation:
+    """Explain the score of an item (default: the top recommendation) or an action for a user.
+
+    Parameters
+    ----------
+    artifact : Artifact
+        A trained neural model with its data set.
+    user_id, item_id : str
+        External ids; ``item_id`` None (and no ``action``) explains the top recommendation.
+    action : str, optional
+        An action name to explain the next-action score of instead of an item.
+    method : {"occlusion", "ig", "integrated_gradients", "attention"}
+    steps : int
+        Integrated gradients steps.
+
+    Examples
+    --------
+    >>> import behaviorlm as blm
+    >>> ds = blm.preprocess(blm.simulate(60, seed=0))
+    >>> art = blm.train(ds, "mlp", overrides=["train.epochs=1", "model.hidden=8"], progress=False)
+    >>> explain_user(art, "u1", method="ig").method
+    'integrated_gradients'
+    """
+    neural(artifact.model)
+    history = artifact.histories([user_id])
+    if len(history.items) == 0:
+        raise DataError(f"user {user_id} has no events to explain")
+    if action is not None and item_id is not None:
+        raise ValueError("name an item or an action to explain, not both")
+    target: Target | None = None
+    if action is not None:
+        target = Target.action(artifact.dataset.action_code(action))
+    elif item_id is not None:
+        target = Target.item(int(artifact.item_ids([item_id])[0]))
+    return explain(artifact.model, history, target, method, steps=steps)
+
+
+def influence_user(
+    artifact: Artifact,
+    user_id: str,
+    item_id: str,
+    action: str = "share",
+    *,
+    k: int = 10,
+    items: list[str] | None = None,
+    reach: bool | None = None,
+) -> Influence:
+    """What user ``user_id`` doing ``action`` on ``item_id`` now would change.
+
+    The user's own next-item distribution (:func:`behaviorlm.explain.influence.influence`)
+    and, for a share or like (``reach`` None) or when ``reach`` is True, the social reach
+    over the user's followers in the data set's follow graph.
+
+    Examples
+    --------
+    >>> import behaviorlm as blm
+    >>> ds = blm.preprocess(blm.simulate(60, seed=0))
+    >>> art = blm.train(ds, "mlp", overrides=["train.epochs=1", "model.hidden=8"], progress=False)
+    >>> out = influence_user(art, "u1", "i3", "share")
+    >>> out.kl >= 0, out.reach is not None
+    (True, True)
+    """
+    net = neural(artifact.model)
+    history = artifact.histories([user_id])
+    item = int(artifact.item_ids([item_id])[0])
+    named = [int(i) for i in artifact.item_ids(items)] if items else []
+    event = Event(item=item, action=artifact.dataset.action_code(action))
+    result = influence(net, history, event, k=k, items=named)
+    if reach is None:
+        reach = action in SOCIAL_ACTIONS
+    if not reach:
+        return result
+    user = int(history.users[0])
+    follows = artifact.dataset.follows
+    followers = follows.filter(follows["followee"] == user)["follower"].to_numpy()
+    timelines = artifact.dataset.sequences().select(np.asarray(followers, dtype=np.int64) - 1)
+    return replace(result, reach=social_reach(net, timelines, item, action=_view(artifact)))
+
+
+def _view(artifact: Artifact) -> int:
+    """Code of a view, the action by which a share reaches a follower."""
+    return artifact.dataset.action_code("view")
+
+
+def rank_influencers(
+    artifact: Artifact, item_id: str, k: int | None = 10, users: list[str] | None = None
+) -> ReachRanking:
+    """Users ranked by the predicted reach of their sharing ``item_id`` (internal user ids).
+
+    Examples
+    --------
+    >>> import behaviorlm as blm
+    >>> ds = blm.preprocess(blm.simulate(60, seed=0))
+    >>> art = blm.train(ds, "mlp", overrides=["train.epochs=1", "model.hidden=8"], progress=False)
+    >>> len(rank_influencers(art, "i3", k=5).users)
+    5
+    """
+    net = neural(artifact.model)
+    item = int(artifact.item_ids([item_id])[0])
+    follows = artifact.dataset.follows
+    if follows.height == 0:
+        raise DataError("this data set has no follow graph", how="use data with follows")
+    candidates: Int | None = None
+    if users is not None:
+        candidates = artifact.dataset.user_index(users)
+        if (candidates == 0).any():
+            raise DataError(f"unknown user id(s) among {', '.join(users[:5])}")
+    return rank_by_reach(
+        net,
+        artifact.dataset.sequences(),
+        follows["follower"].to_numpy(),
+        follows["followee"].to_numpy(),
+        item,
+        users=candidates,
+        k=k,
+        action=_view(artifact),
+    )
+
+
+def _items(artifact: Artifact, items: list[int]) -> list[dict[str, Any]]:
+    """External id and title (where present) of internal item ids; 0 = no item."""
+    known = [i for i in items if i > 0]
+    rows = dict(zip(known, artifact.item_table(np.asarray(known, dtype=np.int64)), strict=True))
+    return [rows.get(i, {"item_id": None}) for i in items]
+
+
+def labelled_explanation(artifact: Artifact, explanation: Explanation) -> dict[str, Any]:
+    """``explanation.to_dict()`` with external ids, titles, action names and search queries."""
+    out = explanation.to_dict()
+    ds = artifact.dataset
+    actions = ds.vocab.get("action", [])
+    labels = _items(artifact, [e.item for e in explanation.events])
+    queries = ds.events["query"] if "query" in ds.events.columns else None
+    for row, event, label in zip(out["events"], explanation.events, labels, strict=True):
+        row["item_id"] = label.get("item_id")
+        row["title"] = label.get("title")
+        row["action_name"] = actions[event.action - 1] if 0 < event.action <= len(actions) else ""
+        valid = queries is not None and 0 <= event.event_id < len(queries)
+        row["query"] = queries[event.event_id] if valid and queries is not None else None
+    target = explanation.target
+    if target.kind == "item":
+        label = _items(artifact, [target.id])[0]
+        out["target"].update(item_id=label.get("item_id"), title=label.get("title"))
+    elif 0 < target.id <= len(actions):
+        out["target"]["action_name"] = actions[target.id - 1]
+    return out
+
+
+def labelled_influence(artifact: Artifact, result: Influence) -> dict[str, Any]:
+    """``result.to_dict()`` with external item and user ids and titles."""
+    out = result.to_dict()
+
+    def ids(items: tuple[int, ...]) -> list[dict[str, Any]]:
+        return [
+            {"item": i, **row} for i, row in zip(items, _items(artifact, list(items)), strict=True)
+        ]
+
+    for key in ("before", "after", "entering", "leaving"):
+        out[key] = ids(getattr(result, key))
+    for row, label in zip(
+        out["items"], _items(artifact, [c.item for c in result.items]), strict=True
+    ):
+        row.update(label)
+    actions = artifact.dataset.vocab.get("action", [])
+    code = result.event.action
+    out["event"]["action_name"] = actions[code - 1] if 0 < code <= len(actions) else ""
+    out["event"].update(_items(artifact, [result.event.item])[0])
+    if out["reach"] is not None:
+        users = artifact.dataset.users["user_id"]
+        for row in out["reach"]["followers"]:
+            row["user_id"] = users[row["user"] - 1]
+    return out

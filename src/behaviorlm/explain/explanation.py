@@ -1,0 +1,276 @@
+"""One interface to every attribution method: ``explain(model, history, target, method)``.
+
+An :class:`Explanation` holds, for one timeline and one target, the influence of each event
+the model reads (on the target's logit and probability) and of each feature group, the
+latter by two methods side by side: ablating the group's component from every token, and
+summing the token attributions by group.
+
+Methods
+-------
+``occlusion``
+    Exact leave-one-out (:mod:`behaviorlm.explain.occlusion`). Group sums add the events of
+    each kind (history, search, social); context groups have no events of their own.
+``integrated_gradients`` (alias ``ig``)
+    Over the token embeddings (:mod:`behaviorlm.explain.gradients`); group sums are exact
+    per-component attributions, and events carry their per-component split.
+``attention``
+    Attention read-out of the last layer (:mod:`behaviorlm.explain.attention`), a diagnostic:
+    events carry the weight, not an influence.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from behaviorlm.explain.attention import NOTE, attention
+from behaviorlm.explain.gradients import integrated_gradients
+from behaviorlm.explain.groups import SOCIAL_SOURCE, ablate_groups, event_kinds
+from behaviorlm.explain.occlusion import occlusion
+from behaviorlm.explain.target import Target, neural, resolve_target, single_row, window
+from behaviorlm.models.base import Recommender
+from behaviorlm.schema import Sequences
+
+METHODS = ("occlusion", "integrated_gradients", "attention")
+ALIASES = {"ig": "integrated_gradients"}
+
+
+@dataclass(frozen=True)
+class EventInfluence:
+    """One event of the timeline and its influence on the target.
+
+    Attributes
+    ----------
+    index : int
+        Position in the user's timeline (0 = oldest event).
+    event_id, item, action, timestamp : int
+        The event (internal ids and codes; ``event_id`` = row in the data set's event table).
+    kind : str
+        "history", "search" or "social".
+    logit, probability : float or None
+        Influence on the target's logit and probability (None for attention).
+    attention : float or None
+        Attention weight (attention method only).
+    components : dict
+        Integrated gradients only: the logit attribution split by feature group.
+    """
+
+    index: int
+    event_id: int
+    item: int
+    action: int
+    timestamp: int
+    kind: str
+    logit: float | None = None
+    probability: float | None = None
+    attention: float | None = None
+    components: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GroupInfluence:
+    """A feature group's influence, by ablation and by summed token attributions.
+
+    ``ablation_*`` = full score minus the score with the group's component removed from
+    every token; ``attributed_*`` = the method's token attributions summed by group (None
+    where the method attributes nothing to this group).
+    """
+
+    group: str
+    ablation_logit: float
+    ablation_probability: float
+    attributed_logit: float | None = None
+    attributed_probability: float | None = None
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a model scores a target as it does for one timeline.
+
+    Attributes
+    ----------
+    model, method : str
+        The model's name and the attribution method.
+    target : Target
+        The explained output.
+    logit, probability : float
+        The target's score and probability given the whole timeline.
+    events : tuple of EventInfluence
+        The events the model reads, oldest first.
+    groups : tuple of GroupInfluence
+        Feature groups the model uses.
+    baseline_logit, baseline_probability : float or None
+        Integrated gradients: the score at zero tokens (completeness: attributions sum to
+        ``logit - baseline_logit``).
+    unread : int
+        Older events beyond the model's ``max_len`` window (they have no influence).
+    note : str
+        What the numbers mean, where it is not an influence.
+    """
+
+    model: str
+    method: str
+    target: Target
+    logit: float
+    probability: float
+    events: tuple[EventInfluence, ...]
+    groups: tuple[GroupInfluence, ...]
+    baseline_logit: float | None = None
+    baseline_probability: float | None = None
+    unread: int = 0
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data (numbers as Python floats and ints)."""
+        out: dict[str, Any] = _clean(asdict(self))
+        return out
+
+
+def _clean(value: Any) -> Any:
+    """Recursively turn numpy scalars into Python numbers and non-finite floats into None."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def explain(
+    model: Recommender,
+    history: Sequences,
+    target: int | Target | None = None,
+    method: str = "occlusion",
+    *,
+    steps: int = 32,
+    social_source: int = SOCIAL_SOURCE,
+) -> Explanation:
+    """Explain a sequence model's score of ``target`` after one timeline.
+
+    Parameters
+    ----------
+    model : Recommender
+        A fitted neural sequence model (sasrec, hstu or mlp).
+    history : Sequences
+        Exactly one non-empty timeline (internal ids), e.g. ``artifact.histories([user])``.
+    target : int or Target, optional
+        An internal item id, ``Target.action(code)``, or None for the top recommendation
+        (:func:`behaviorlm.recommend.recommend`, seen items excluded).
+    method : {"occlusion", "integrated_gradients", "ig", "attention"}
+        The attribution method; see the module docstring.
+    steps : int
+        Integrated gradients: trapezoid steps along the path.
+    social_source : int
+        Source code of social events (the built-in coding's "social").
+
+    Returns
+    -------
+    Explanation
+
+    Examples
+    --------
+    >>> from behaviorlm.models.sasrec import SASRec, SASRecConfig
+    >>> model = SASRec(SASRecConfig(dim=8, layers=1))
+    >>> _ = model.setup(Sequences.from_lists([[1, 2, 3]], n_items=3))
+    >>> e = explain(model, Sequences.from_lists([[1, 2]], n_items=3), target=3)
+    >>> e.method, len(e.events), [g.group for g in e.groups]
+    ('occlusion', 2, ['history', 'actions', 'time'])
+    """
+    net = neural(model)
+    method = ALIASES.get(method, method)
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; use one of: occlusion, ig, attention")
+    history = single_row(history)
+    chosen = resolve_target(net, history, target)
+    events = window(net, history)
+    kinds = event_kinds(history, events, social_source)
+    ablation = ablate_groups(net, history, chosen)
+
+    def event(k: int, **values: Any) -> EventInfluence:
+        i = int(events[k])
+        return EventInfluence(
+            index=i,
+            event_id=int(history.event_ids[i]),
+            item=int(history.items[i]),
+            action=int(history.actions[i]),
+            timestamp=int(history.timestamps[i]),
+            kind=kinds[k],
+            **values,
+        )
+
+    common: dict[str, Any] = {
+        "model": net.name,
+        "target": chosen,
+        "unread": len(history.items) - len(events),
+    }
+    if method == "occlusion":
+        (logit, prob), d_logit, d_prob = occlusion(net, history, chosen, events)
+        rows = tuple(
+            event(k, logit=float(d_logit[k]), probability=float(d_prob[k]))
+            for k in range(len(events))
+        )
+        groups = tuple(
+            GroupInfluence(
+                g,
+                a_logit,
+                a_prob,
+                *(
+                    (
+                        float(sum(d_logit[k] for k in range(len(events)) if kinds[k] == g)),
+                        float(sum(d_prob[k] for k in range(len(events)) if kinds[k] == g)),
+                    )
+                    if g in ("history", "search", "social")
+                    else (None, None)
+                ),
+            )
+            for g, (a_logit, a_prob) in ablation.items()
+        )
+        return Explanation(
+            method=method, logit=logit, probability=prob, events=rows, groups=groups, **common
+        )
+    if method == "integrated_gradients":
+        ig = integrated_gradients(net, history, chosen, steps=steps)
+        rows = tuple(
+            event(
+                k,
+                logit=float(sum(a[k] for a in ig.logit.values())),
+                probability=float(sum(a[k] for a in ig.probability.values())),
+                components={g: float(a[k]) for g, a in ig.logit.items()},
+            )
+            for k in range(len(events))
+        )
+        groups = tuple(
+            GroupInfluence(
+                g, a_logit, a_prob, float(ig.logit[g].sum()), float(ig.probability[g].sum())
+            )
+            for g, (a_logit, a_prob) in ablation.items()
+        )
+        return Explanation(
+            method=method,
+            logit=ig.score[0],
+            probability=ig.score[1],
+            events=rows,
+            groups=groups,
+            baseline_logit=ig.baseline[0],
+            baseline_probability=ig.baseline[1],
+            **common,
+        )
+    weights = attention(net, history)
+    (logit, prob), _, _ = occlusion(net, history, chosen, events[:0])
+    rows = tuple(event(k, attention=float(weights[k])) for k in range(len(events)))
+    groups = tuple(GroupInfluence(g, a, p) for g, (a, p) in ablation.items())
+    return Explanation(
+        method=method,
+        logit=logit,
+        probability=prob,
+        events=rows,
+        groups=groups,
+        note=NOTE,
+        **common,
+    )

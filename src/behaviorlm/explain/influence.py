@@ -1,0 +1,235 @@
+"""Forward-looking influence: what would one new behaviour change?
+
+:func:`influence` appends a hypothetical event (user U purchases or shares item I, now) to
+U's timeline and compares U's next-item distribution before and after: the top-K items
+entering and leaving the recommendations (:func:`behaviorlm.recommend.recommend`), the
+KL divergence ``KL(after || before)`` of the softmax over the catalogue, and the probability
+change of named items. The social reach of a share lives in :mod:`behaviorlm.explain.reach`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from behaviorlm.explain.target import neural
+from behaviorlm.models.base import Recommender
+from behaviorlm.recommend import recommend
+from behaviorlm.schema import F32, SOURCES, Int, Sequences
+
+if TYPE_CHECKING:
+    from behaviorlm.explain.reach import Reach
+
+#: Code of the user's own behaviour in the built-in source coding.
+SELF_SOURCE = SOURCES.index("self") + 1
+
+
+@dataclass(frozen=True)
+class Event:
+    """A hypothetical event to append to a timeline.
+
+    Attributes
+    ----------
+    item : int
+        Internal item id.
+    action : int
+        Action code (the data set's vocabulary, e.g. ``dataset.action_code("share")``).
+    source : int
+        Source code (own behaviour by default).
+    timestamp : int, optional
+        Event time; default: the time of the timeline's last event ("now", in the same
+        session). Device and location are those of the last event.
+
+    Examples
+    --------
+    >>> Event(item=3, action=8).source
+    1
+    """
+
+    item: int
+    action: int
+    source: int = SELF_SOURCE
+    timestamp: int | None = None
+
+
+def append_event(histories: Sequences, event: Event) -> Sequences:
+    """Every row of ``histories`` with ``event`` appended as its most recent event.
+
+    The new event has ``event_id`` -1, no value and no query words; device and location
+    copy the row's last event (0 for an empty row), and so does the time unless given.
+
+    Examples
+    --------
+    >>> s = Sequences.from_lists([[1, 2], []], n_items=3)
+    >>> after = append_event(s, Event(item=3, action=1))
+    >>> after.row(0).items.tolist(), after.row(1).items.tolist(), after.timestamps.tolist()
+    ([1, 2, 3], [3], [0, 1, 1, 0])
+    """
+    rows = len(histories)
+    lengths = histories.lengths
+    offsets = histories.offsets + np.arange(rows + 1, dtype=np.int64)
+    new = offsets[1:] - 1  # (R,) flat position of each appended event
+    old = np.arange(len(histories.items), dtype=np.int64) + histories.row_of_event
+    has_last = lengths > 0
+    last = np.maximum(histories.offsets[1:] - 1, 0)  # (R,) last event (valid where has_last)
+
+    def from_last(values: Int) -> Int:
+        if len(values) == 0:
+            return np.zeros(rows, dtype=np.int64)
+        return np.where(has_last, values[last], 0)
+
+    when = (
+        from_last(histories.timestamps)
+        if event.timestamp is None
+        else np.full(rows, event.timestamp, dtype=np.int64)
+    )
+    added: dict[str, np.ndarray] = {
+        "items": np.full(rows, event.item, dtype=np.int64),
+        "actions": np.full(rows, event.action, dtype=np.int64),
+        "timestamps": when,
+        "event_ids": np.full(rows, -1, dtype=np.int64),
+        "values": np.full(rows, np.nan, dtype=np.float32),
+        "devices": from_last(histories.devices),
+        "locations": from_last(histories.locations),
+        "sources": np.full(rows, event.source, dtype=np.int64),
+    }
+    arrays: dict[str, Any] = {}
+    for name, values in histories.per_event().items():
+        extra = np.zeros((len(values) + rows, *values.shape[1:]), dtype=values.dtype)
+        extra[old] = values
+        extra[new] = added.get(name, 0)
+        arrays[name] = extra
+    extras = {k: arrays.pop(k) for k in list(histories.extra)}
+    return Sequences(
+        offsets=offsets,
+        users=histories.users,
+        n_items=histories.n_items,
+        extra=extras,
+        **arrays,
+    )
+
+
+def log_softmax(scores: F32) -> np.ndarray:
+    """Row-wise log-softmax in float64."""
+    s = np.asarray(scores, dtype=np.float64)
+    top = s.max(axis=-1, keepdims=True)
+    out: np.ndarray = s - top - np.log(np.exp(s - top).sum(axis=-1, keepdims=True))
+    return out
+
+
+@dataclass(frozen=True)
+class ItemChange:
+    """Probability of one item being next, before and after the event."""
+
+    item: int
+    before: float
+    after: float
+
+    @property
+    def change(self) -> float:
+        return self.after - self.before
+
+
+@dataclass(frozen=True)
+class Influence:
+    """How one hypothetical event changes a user's next-item distribution.
+
+    Attributes
+    ----------
+    event : Event
+        The appended event.
+    kl : float
+        ``KL(after || before)`` of the next-item softmax over the catalogue (nats, >= 0).
+    before, after : tuple of int
+        Top-K recommendations before and after (seen items excluded).
+    entering, leaving : tuple of int
+        Items in ``after`` but not ``before``, and the reverse.
+    items : tuple of ItemChange
+        The event's item and any named items.
+    reach : Reach, optional
+        Social reach of the event over the user's followers, where computed.
+    """
+
+    model: str
+    event: Event
+    kl: float
+    before: tuple[int, ...]
+    after: tuple[int, ...]
+    entering: tuple[int, ...]
+    leaving: tuple[int, ...]
+    items: tuple[ItemChange, ...]
+    reach: Reach | None = field(default=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data."""
+        out = {k: v for k, v in asdict(self).items() if k not in ("items", "reach")}
+        out["items"] = [{**asdict(c), "change": c.change} for c in self.items]
+        out["reach"] = None if self.reach is None else self.reach.to_dict()
+        return out
+
+
+def influence(
+    model: Recommender,
+    history: Sequences,
+    event: Event,
+    *,
+    k: int = 10,
+    items: tuple[int, ...] | list[int] = (),
+    exclude_seen: bool = True,
+) -> Influence:
+    """Append ``event`` to one timeline and report the change of the next-item distribution.
+
+    Parameters
+    ----------
+    model : Recommender
+        A fitted neural sequence model.
+    history : Sequences
+        One timeline (internal ids).
+    event : Event
+        The hypothetical event.
+    k : int
+        Length of the top-K lists compared.
+    items : sequence of int
+        Further items whose probability change to report (the event's item always is).
+    exclude_seen : bool
+        Passed to :func:`behaviorlm.recommend.recommend` for the top-K lists.
+
+    Examples
+    --------
+    >>> from behaviorlm.models.sasrec import SASRec, SASRecConfig
+    >>> model = SASRec(SASRecConfig(dim=8, layers=1))
+    >>> _ = model.setup(Sequences.from_lists([[1, 2, 3, 4]], n_items=4))
+    >>> out = influence(model, Sequences.from_lists([[1, 2]], n_items=4), Event(item=3, action=1))
+    >>> out.kl >= 0, [c.item for c in out.items]
+    (True, [3])
+    """
+    net = neural(model)
+    if len(history) != 1:
+        raise ValueError(f"influence takes one timeline, got {len(history)} rows")
+    named = list(dict.fromkeys([event.item, *items]))
+    for item in named:
+        if not 1 <= item <= net.n_items:
+            raise ValueError(f"item {item} is outside 1..{net.n_items}")
+    after_history = append_event(history, event)
+    before = log_softmax(net.score(history))[0]  # (N,) items 1..N
+    after = log_softmax(net.score(after_history))[0]
+    kl = float(max(0.0, np.sum(np.exp(after) * (after - before))))
+    top_before = recommend(net, history, k, exclude_seen=exclude_seen).items[0]
+    top_after = recommend(net, after_history, k, exclude_seen=exclude_seen).items[0]
+    b = tuple(int(i) for i in top_before if i > 0)
+    a = tuple(int(i) for i in top_after if i > 0)
+    return Influence(
+        model=net.name,
+        event=event,
+        kl=kl if math.isfinite(kl) else float("inf"),
+        before=b,
+        after=a,
+        entering=tuple(i for i in a if i not in b),
+        leaving=tuple(i for i in b if i not in a),
+        items=tuple(
+            ItemChange(i, float(np.exp(before[i - 1])), float(np.exp(after[i - 1]))) for i in named
+        ),
+    )

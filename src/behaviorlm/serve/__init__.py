@@ -1,0 +1,31 @@
+"""The real-time service: durable event ingestion and fresh recommendations over HTTP.
+
+- :mod:`~behaviorlm.serve.store`: the event store (SQLite in WAL mode, ``synchronous=FULL``,
+  idempotent on client event ids) and :func:`export_events` for the next training run.
+- :mod:`~behaviorlm.serve.timelines`: live timelines (training history + accepted events),
+  external -> internal ids through the artifact's Dataset.
+- :mod:`~behaviorlm.serve.service`: ingestion, recommendations and similar items without HTTP.
+- :mod:`~behaviorlm.serve.app`: ``create_app(artifact_path, store_url, api_key, limits)``,
+  the FastAPI app; routes in :mod:`behaviorlm.serve.routes`.
+- :mod:`~behaviorlm.serve.server`: ``run_server`` under uvicorn (``behaviorlm serve``).
+"""
+
+from __future__ import annotations
+
+from behaviorlm.serve.app import create_app
+from behaviorlm.serve.server import run_server
+from behaviorlm.serve.service import Service
+from behaviorlm.serve.settings import Limits
+from behaviorlm.serve.store import EventRecord, EventStore, SQLiteStore, export_events, open_store
+
+__all__ = [
+    "EventRecord",
+    "EventStore",
+    "Limits",
+    "SQLiteStore",
+    "Service",
+    "create_app",
+    "export_events",
+    "open_store",
+    "run_server",
+]

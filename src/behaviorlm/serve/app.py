@@ -1,0 +1,122 @@
+"""The FastAPI application: ``create_app(artifact_path, store_url, ...)``.
+
+The artifact is loaded (and the event store opened) in the lifespan handler, so importing
+or building the app is cheap and a server process is ready once ``/readyz`` answers 200.
+Errors are JSON ``{"detail": ...}`` with a 4xx status for anything wrong with the request;
+a fault of the server answers 500 with a fixed message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from behaviorlm.artifact import package_version
+from behaviorlm.serve.metrics import Metrics
+from behaviorlm.serve.middleware import BodyLimit, RequestMetrics
+from behaviorlm.serve.routes import events, health, items, recommendations
+from behaviorlm.serve.service import RequestError, Service
+from behaviorlm.serve.settings import Limits
+from behaviorlm.serve.store import open_store, sqlite_path
+
+log = logging.getLogger("behaviorlm.serve")
+
+
+def create_app(
+    artifact_path: str | Path,
+    store_url: str = "sqlite:///events.db",
+    *,
+    api_key: str | None = None,
+    limits: Limits | None = None,
+) -> FastAPI:
+    """The HTTP service for one artifact and one event store.
+
+    Parameters
+    ----------
+    artifact_path : path
+        Folder written by ``behaviorlm train``; loaded when the app starts.
+    store_url : str
+        The event store, ``sqlite:///path/to/events.db`` (created if missing).
+    api_key : str, optional
+        Required in the ``X-API-Key`` header of ``POST /v1/events`` when given.
+    limits : Limits, optional
+        Request size limits.
+
+    Raises
+    ------
+    ValueError
+        For a store URL that is not ``sqlite:///PATH``.
+
+    Examples
+    --------
+    >>> app = create_app("runs/markov", "sqlite:///events.db")
+    >>> sorted(p for p in app.openapi()["paths"] if p.startswith("/v1"))[:2]
+    ['/v1/events', '/v1/items/{item_id}/similar']
+    """
+    sqlite_path(store_url)  # a bad URL fails here, before a server starts
+    limits = limits or Limits()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        def load() -> Service:
+            return Service(artifact_path, open_store(store_url), metrics)
+
+        service = await run_in_threadpool(load)
+        app.state.service = service
+        log.info("serving %s (version %s)", service.model_name, service.model_version)
+        try:
+            yield
+        finally:
+            app.state.service = None
+            service.close()
+
+    app = FastAPI(
+        title="behaviorlm",
+        version=package_version(),
+        summary="Durable event ingestion and fresh recommendations from a behaviour model.",
+        lifespan=lifespan,
+    )
+    app.state.service = None
+    app.state.metrics = metrics
+    app.state.api_key = api_key.encode("utf-8") if api_key else None
+    app.state.limits = limits
+    for module_router in (
+        health.router(),
+        events.router(limits),
+        recommendations.router(limits),
+        items.router(limits),
+        # explanations and influence: see behaviorlm.serve.routes
+    ):
+        app.include_router(module_router)
+    _add_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: counts every answer
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestError)
+    async def request_error(request: Request, exc: RequestError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # the messages without the input values (which may be large or sensitive)
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def fault(request: Request, exc: Exception) -> JSONResponse:
+        log.error("error answering %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"detail": "internal server error"}, status_code=500)

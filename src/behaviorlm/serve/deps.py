@@ -1,0 +1,46 @@
+"""Dependencies shared by the routes: the loaded service and the API key check."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader
+
+from behaviorlm.serve.service import Service
+
+#: Header that carries the API key.
+API_KEY_HEADER = "X-API-Key"
+
+api_key_header = APIKeyHeader(
+    name=API_KEY_HEADER,
+    auto_error=False,
+    description="required by write endpoints when the server has an API key",
+)
+
+
+def get_service(request: Request) -> Service:
+    """The service loaded by the lifespan handler; 503 while it is not loaded."""
+    service: Service | None = getattr(request.app.state, "service", None)
+    if service is None:
+        raise HTTPException(503, "the model is not loaded yet; retry shortly")
+    return service
+
+
+def require_api_key(request: Request, key: str | None = Security(api_key_header)) -> None:
+    """401 unless the request carries the configured key (constant-time comparison);
+    nothing is checked when the server has no key (it then listens on localhost only)."""
+    expected: bytes | None = request.app.state.api_key
+    if expected is None:
+        return
+    if key is None or not hmac.compare_digest(key.encode("utf-8", "surrogateescape"), expected):
+        raise HTTPException(
+            401,
+            f"missing or wrong API key: send it in the {API_KEY_HEADER} header",
+            headers={"WWW-Authenticate": "ApiKey"},
+        )
+
+
+#: A route parameter that receives the loaded service.
+ServiceDep = Annotated[Service, Depends(get_service)]

@@ -1,0 +1,63 @@
+"""Recommendations for a user's live timeline or for a timeline in the request."""
+
+# no `from __future__ import annotations`: FastAPI reads these annotations at run time, and
+# they refer to the enclosing function's `limits`
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+
+from behaviorlm.serve.deps import ServiceDep
+from behaviorlm.serve.schemas import MAX_ID, Problem, Recommendations, TimelineRequest
+from behaviorlm.serve.service import RequestError
+from behaviorlm.serve.settings import Limits
+
+
+def router(limits: Limits) -> APIRouter:
+    """``GET /v1/users/{user_id}/recommendations`` and ``POST /v1/recommendations``."""
+    api = APIRouter(prefix="/v1", tags=["recommendations"])
+    errors: dict[int | str, dict[str, Any]] = {422: {"model": Problem}}
+
+    @api.get("/users/{user_id}/recommendations", response_model=Recommendations, responses=errors)
+    def user_recommendations(
+        service: ServiceDep,
+        user_id: Annotated[str, Path(min_length=1, max_length=MAX_ID)],
+        k: Annotated[int, Query(ge=1, le=limits.max_k)] = 10,
+        exclude_seen: bool = True,
+        action: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=MAX_ID,
+                description="with exclude_seen, exclude only items the user did this action on "
+                "(action=purchase: never recommend a bought item again, viewed ones may come)",
+            ),
+        ] = None,
+    ) -> Recommendations:
+        """Top-K from the user's timeline as it is now: the training history plus every
+        accepted event (an event posted before this request is always included).
+
+        A user unknown to the training data is scored on their posted events, or gets the
+        most popular items when there are none.
+        """
+        return service.recommend_user(user_id, k, exclude_seen, action)
+
+    @api.post(
+        "/recommendations",
+        response_model=Recommendations,
+        responses={**errors, 413: {"model": Problem}},
+    )
+    def timeline_recommendations(request: TimelineRequest, service: ServiceDep) -> Recommendations:
+        """Top-K for a timeline given in the request (anonymous or new users); nothing is
+        stored. Events on unknown items are ignored and counted."""
+        if request.k > limits.max_k:
+            raise RequestError(422, f"k = {request.k:,} is over the limit of {limits.max_k:,}")
+        if len(request.events) > limits.max_timeline:
+            raise RequestError(
+                413,
+                f"timeline of {len(request.events):,} events: the limit is {limits.max_timeline:,}",
+            )
+        return service.recommend_events(
+            request.events, request.k, request.exclude_seen, request.action
+        )
+
+    return api

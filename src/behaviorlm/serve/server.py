@@ -1,0 +1,63 @@
+"""Running the app under uvicorn (what ``behaviorlm serve`` calls)."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import uvicorn
+
+from behaviorlm.artifact import META_FILE
+from behaviorlm.data.errors import DataError
+from behaviorlm.serve.app import create_app
+from behaviorlm.serve.settings import Limits
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1).
+
+    Examples
+    --------
+    >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("0.0.0.0")
+    (True, True, False)
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_binding(host: str, api_key: str | None) -> str:
+    """What the server says about its binding at start-up; ValueError when a server without an
+    API key is asked to listen beyond this machine."""
+    if api_key:
+        return f"API key required for POST /v1/events; listening on {host}"
+    if not is_loopback(host):
+        raise ValueError(
+            f"--host {host} would accept events from other machines without an API key; "
+            "set one with --api-key-env NAME or listen on 127.0.0.1"
+        )
+    return f"no API key configured: POST /v1/events is open, so listening on {host} only"
+
+
+def run_server(
+    artifact_path: str | Path,
+    store_url: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    api_key: str | None = None,
+    limits: Limits | None = None,
+) -> None:
+    """Serve until interrupted (SIGINT / SIGTERM stop it gracefully)."""
+    if not (Path(artifact_path) / META_FILE).is_file():
+        raise DataError(
+            f"{artifact_path} is not a behaviorlm artifact (no {META_FILE})",
+            how="pass the folder written by `behaviorlm train`",
+        )
+    message = check_binding(host, api_key)
+    app = create_app(artifact_path, store_url, api_key=api_key, limits=limits)
+    print(f"behaviorlm serve: {message}", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=10)

@@ -1,0 +1,308 @@
+"""The service's logic, free of HTTP: ingest events, recommend from live timelines, similar
+items. Routes only parse requests and call these methods.
+
+A :class:`Service` holds the loaded artifact, the event store, the live-timeline builder, a
+popularity model (fitted once on the training timelines, for timelines the model cannot read)
+and the item-similarity index. Ranking always goes through :func:`behaviorlm.recommend`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from behaviorlm.artifact import META_FILE, Artifact
+from behaviorlm.models.pop import Pop, PopConfig
+from behaviorlm.recommend import recommend
+from behaviorlm.schema import F32, Int
+from behaviorlm.serve.metrics import Metrics
+from behaviorlm.serve.schemas import (
+    Event,
+    EventResult,
+    EventsResponse,
+    Recommendations,
+    RecommendedItem,
+    SimilarItems,
+    TimelineEvent,
+)
+from behaviorlm.serve.similar import ItemSimilarity
+from behaviorlm.serve.store import EventRecord, EventStore
+from behaviorlm.serve.timelines import LiveTimelines, Timeline
+
+UNKNOWN_ITEM_NOTE = "unknown item: stored and counted, ignored by the model until a retrain"
+
+
+class RequestError(Exception):
+    """A request the service cannot answer: HTTP status and a one-line explanation."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def model_version(artifact_path: str | Path) -> str:
+    """A short digest of the artifact's ``artifact.json`` (changes with every training run)."""
+    return hashlib.sha256((Path(artifact_path) / META_FILE).read_bytes()).hexdigest()[:12]
+
+
+def describe(error: ValidationError) -> str:
+    """A pydantic error as one line: ``field: message; field: message`` (no input echoed).
+
+    Examples
+    --------
+    >>> try:
+    ...     Event.model_validate({"user_id": "", "colour": 1})
+    ... except ValidationError as exc:
+    ...     describe(exc)
+    'user_id: String should have at least 1 character; colour: Extra inputs are not permitted'
+    """
+    parts = []
+    for e in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(x) for x in e["loc"])
+        parts.append(f"{where}: {e['msg']}" if where else e["msg"])
+    return "; ".join(parts)
+
+
+class Service:
+    """Everything a request needs, loaded once (in the app's lifespan).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, behaviorlm as blm
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> art = blm.train(blm.preprocess(blm.simulate(40, seed=1)), "pop", progress=False,
+    ...                 out_dir=folder / "art")
+    >>> from behaviorlm.serve.store import open_store
+    >>> service = Service(folder / "art", open_store(f"sqlite:///{folder / 'ev.db'}"))
+    >>> service.ingest([{"user_id": "new", "item_id": "i1", "event_id": "e1"}]).accepted
+    1
+    >>> service.recommend_user("new", k=3).live_events
+    1
+    >>> service.close()
+    """
+
+    def __init__(
+        self, artifact_path: str | Path, store: EventStore, metrics: Metrics | None = None
+    ) -> None:
+        self.artifact = Artifact.load(artifact_path)
+        self.model_name = self.artifact.model.name
+        self.model_version = model_version(artifact_path)
+        self.store = store
+        self.metrics = metrics or Metrics()
+        self.timelines = LiveTimelines(self.artifact)
+        self.popularity = Pop(PopConfig()).fit(self.timelines.training)
+        self.similarity = ItemSimilarity(self.artifact.model, self.timelines.training)
+        self.metrics.model.labels(model=self.model_name, version=self.model_version).set(1)
+
+    def close(self) -> None:
+        """Close the event store."""
+        self.store.close()
+
+    # ------------------------------------------------------------------ ingestion
+
+    def ingest(self, events: Sequence[Any]) -> EventsResponse:
+        """Validate each event, store the valid ones durably (one transaction), report each.
+
+        Raises RequestError(503) when the store cannot take the batch (nothing is stored).
+        """
+        results: list[EventResult] = []
+        valid: list[tuple[int, EventRecord]] = []
+        now = int(time.time())
+        for index, raw in enumerate(events):
+            record, reason = self._validate(raw, now)
+            if record is None:
+                event_id = raw.get("event_id") if isinstance(raw, dict) else None
+                results.append(
+                    EventResult(
+                        index=index,
+                        event_id=event_id if isinstance(event_id, str) else None,
+                        status="rejected",
+                        reason=reason,
+                    )
+                )
+            else:
+                valid.append((index, record))
+        try:
+            stored = self.store.append([record for _, record in valid])
+        except sqlite3.Error as exc:
+            raise RequestError(503, f"the event store cannot take events now ({exc})") from exc
+        unknown = 0
+        for (index, record), new in zip(valid, stored, strict=True):
+            is_unknown = record.item_id is not None and not self.timelines.item_code(record.item_id)
+            if is_unknown and new:
+                unknown += 1
+            results.append(
+                EventResult(
+                    index=index,
+                    event_id=record.event_id,
+                    status="accepted" if new else "duplicate",
+                    note=UNKNOWN_ITEM_NOTE if is_unknown else None,
+                    reason=None if new else "an event with this event_id is already stored",
+                )
+            )
+        results.sort(key=lambda r: r.index)
+        counts = {s: sum(r.status == s for r in results) for s in ("accepted", "duplicate")}
+        rejected = len(results) - counts["accepted"] - counts["duplicate"]
+        for outcome, n in (*counts.items(), ("rejected", rejected), ("unknown_item", unknown)):
+            if n:
+                self.metrics.events.labels(outcome=outcome).inc(n)
+        return EventsResponse(
+            accepted=counts["accepted"],
+            duplicates=counts["duplicate"],
+            rejected=rejected,
+            unknown_items=unknown,
+            results=results,
+        )
+
+    def _validate(self, raw: Any, now: int) -> tuple[EventRecord | None, str]:
+        """The event as a record, or None and why it is rejected."""
+        if not isinstance(raw, dict):
+            return None, "an event must be a JSON object"
+        try:
+            event = Event.model_validate(raw)
+        except ValidationError as exc:
+            return None, describe(exc)
+        record, reason = self.record(event, now)
+        return record, reason
+
+    def record(
+        self, event: TimelineEvent, now: int, user_id: str = ""
+    ) -> tuple[EventRecord | None, str]:
+        """Check an event against the model's vocabularies; fill the defaults."""
+        if event.item_id is None and event.query is None:
+            return None, "an event needs an item_id (or a query for a search)"
+        action = event.action or ("search" if event.item_id is None else "view")
+        if action not in self.timelines.actions:
+            known = ", ".join(self.timelines.actions)
+            return None, f"unknown action {action!r}; known: {known}"
+        source = event.source or "self"
+        if source not in self.timelines.sources:
+            return None, f"unknown source {source!r}; known: {', '.join(self.timelines.sources)}"
+        return (
+            EventRecord(
+                user_id=event.user_id if isinstance(event, Event) else user_id,
+                item_id=event.item_id,
+                timestamp=now if event.timestamp is None else event.timestamp,
+                action=action,
+                value=event.value,
+                query=event.query,
+                device=event.device,
+                location=event.location,
+                source=source,
+                event_id=event.event_id if isinstance(event, Event) else None,
+            ),
+            "",
+        )
+
+    # ------------------------------------------------------------------ recommendations
+
+    def recommend_user(
+        self, user_id: str, k: int = 10, exclude_seen: bool = True, action: str | None = None
+    ) -> Recommendations:
+        """Top-``k`` for a user's timeline as it is now (training history + stored events)."""
+        timeline = self.timelines.for_user(user_id, self.store.user_events(user_id))
+        return self._recommend(timeline, user_id, k, exclude_seen, action)
+
+    def recommend_events(
+        self,
+        events: Sequence[TimelineEvent],
+        k: int = 10,
+        exclude_seen: bool = True,
+        action: str | None = None,
+    ) -> Recommendations:
+        """Top-``k`` for a timeline given in the request; raises RequestError(422) on a bad
+        event, naming it."""
+        now = int(time.time())
+        records = []
+        for index, event in enumerate(events):
+            record, reason = self.record(event, now)
+            if record is None:
+                raise RequestError(422, f"events[{index}]: {reason}")
+            records.append(record)
+        return self._recommend(self.timelines.for_events(records), None, k, exclude_seen, action)
+
+    def _recommend(
+        self,
+        timeline: Timeline,
+        user_id: str | None,
+        k: int,
+        exclude_seen: bool,
+        action: str | None,
+    ) -> Recommendations:
+        history = timeline.sequences
+        excluded: Int | None = None
+        if action is not None:
+            code = self.timelines.actions.get(action)
+            if code is None:
+                known = ", ".join(self.timelines.actions)
+                raise RequestError(422, f"unknown action {action!r}; known: {known}")
+            if exclude_seen:  # "seen" = done this action on
+                excluded = np.unique(history.items[(history.actions == code) & (history.items > 0)])
+        readable = timeline.length > 0
+        ranked = recommend(
+            self.artifact.model if readable else self.popularity,
+            history,
+            k,
+            exclude_seen=exclude_seen and excluded is None,
+            exclude_items=excluded,
+        )
+        note = None
+        if not readable:
+            note = "no event the model can read: most popular items"
+        elif timeline.ignored_events:
+            note = f"{timeline.ignored_events} event(s) on items unknown to the model were ignored"
+        return Recommendations(
+            user_id=user_id,
+            model=self.model_name,
+            model_version=self.model_version,
+            source="model" if readable else "popularity",
+            known_user=timeline.known_user,
+            timeline_events=timeline.length,
+            live_events=timeline.live_events,
+            ignored_events=timeline.ignored_events,
+            note=note,
+            items=self._items(ranked.items[0], ranked.scores[0]),
+        )
+
+    def _items(self, items: Int, scores: F32) -> list[RecommendedItem]:
+        keep = items > 0
+        rows = self.artifact.item_table(items[keep]) if keep.any() else []
+        return [
+            RecommendedItem(
+                rank=rank,
+                item_id=str(row["item_id"]),
+                score=float(score),
+                title=None if row.get("title") is None else str(row["title"]),
+                category=None if row.get("category") is None else str(row["category"]),
+            )
+            for rank, (row, score) in enumerate(zip(rows, scores[keep], strict=True), start=1)
+        ]
+
+    # ------------------------------------------------------------------ similar items
+
+    def similar_items(self, item_id: str, k: int = 10) -> SimilarItems:
+        """The ``k`` items most similar to ``item_id``; RequestError(404) for an unknown item."""
+        item = self.timelines.item_code(item_id)
+        if not item:
+            raise RequestError(404, f"unknown item {item_id!r}: the model was not trained on it")
+        items, scores = self.similarity.top(item, k)
+        return SimilarItems(
+            item_id=item_id, method=self.similarity.method, items=self._items(items, scores)
+        )
+
+    def status(self) -> dict[str, Any]:
+        """Readiness facts: the model and the number of stored events (touches the store)."""
+        return {
+            "status": "ready",
+            "model": self.model_name,
+            "model_version": self.model_version,
+            "events_stored": self.store.count(),
+        }

@@ -1,0 +1,37 @@
+"""Limits of the service: what one request may ask for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """Upper bounds on request size; a request beyond one gets a 4xx naming the limit.
+
+    Attributes
+    ----------
+    max_body_bytes : int
+        Largest request body (413 beyond it).
+    max_batch : int
+        Most events in one ``POST /v1/events``.
+    max_timeline : int
+        Most events in a timeline given in ``POST /v1/recommendations``.
+    max_k : int
+        Longest list of recommendations or similar items.
+
+    Examples
+    --------
+    >>> Limits(max_k=50).max_k
+    50
+    """
+
+    max_body_bytes: int = 1 << 20
+    max_batch: int = 1000
+    max_timeline: int = 1000
+    max_k: int = 1000
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if getattr(self, f.name) < 1:
+                raise ValueError(f"{f.name} must be at least 1, got {getattr(self, f.name)}")

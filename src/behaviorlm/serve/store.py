@@ -1,0 +1,263 @@
+"""The event store: every event the service accepted, durable before it is acknowledged.
+
+The service talks to an :class:`EventStore` (append a batch, read one user's events, export
+everything); :class:`SQLiteStore` is the embedded default, so no database server has to run.
+A server database can follow behind the same interface.
+
+Durability. The SQLite file runs in WAL mode with ``synchronous=FULL``: a batch is one
+transaction, and its commit returns only after the write-ahead log has been flushed to disk
+(``fsync``), so an event acknowledged to a client survives a crash of the process or of the
+machine. The cost is one ``fsync`` per batch (a fraction of a millisecond to a few
+milliseconds, depending on the disk), which is why clients should post events in batches.
+WAL mode lets readers (recommendations) proceed while a batch is being written.
+
+Idempotency. An event may carry a client ``event_id``; the column is UNIQUE, so a retry of a
+batch after a timeout or a crash never stores an event twice (the repeat is reported as a
+duplicate). Events without an ``event_id`` are always stored.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+from typing import Protocol
+
+import polars as pl
+
+from behaviorlm.schema import EVENT_COLUMNS
+
+#: URL scheme of the embedded store: ``sqlite:///relative.db`` or ``sqlite:////absolute.db``.
+SQLITE_PREFIX = "sqlite:///"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventRecord:
+    """One event in the event schema (external ids), as stored.
+
+    ``timestamp`` is seconds since 1970; ``event_id`` is the client's idempotency key.
+
+    Examples
+    --------
+    >>> EventRecord(user_id="u1", item_id="i3", timestamp=10, action="view").source
+    'self'
+    """
+
+    user_id: str
+    item_id: str | None
+    timestamp: int
+    action: str
+    value: float | None = None
+    query: str | None = None
+    device: str | None = None
+    location: str | None = None
+    source: str = "self"
+    event_id: str | None = None
+
+
+_COLUMNS = tuple(f.name for f in fields(EventRecord))
+#: Parquet schema of :func:`export_events`: the event schema plus ``event_id``.
+EXPORT_SCHEMA: dict[str, pl.DataType] = {
+    "user_id": pl.String(),
+    "item_id": pl.String(),
+    "timestamp": pl.Int64(),
+    "action": pl.String(),
+    "value": pl.Float64(),
+    "query": pl.String(),
+    "device": pl.String(),
+    "location": pl.String(),
+    "source": pl.String(),
+    "event_id": pl.String(),
+}
+
+
+class EventStore(Protocol):
+    """What the service needs from an event store."""
+
+    def append(self, events: Sequence[EventRecord]) -> list[bool]:
+        """Store a batch durably (all or nothing); per event True = stored, False = its
+        ``event_id`` was already stored (nothing written for it)."""
+        ...
+
+    def user_events(self, user_id: str) -> list[EventRecord]:
+        """The stored events of one user, in the order they were stored."""
+        ...
+
+    def all_events(self) -> pl.DataFrame:
+        """Every stored event, in storage order, with the columns of :data:`EXPORT_SCHEMA`."""
+        ...
+
+    def count(self) -> int:
+        """Number of stored events."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files."""
+        ...
+
+
+def sqlite_path(url: str) -> Path:
+    """The database file of a ``sqlite:///`` URL; ValueError for anything else.
+
+    Examples
+    --------
+    >>> str(sqlite_path("sqlite:///events.db")), str(sqlite_path("sqlite:////var/ev.db"))
+    ('events.db', '/var/ev.db')
+    """
+    if not url.startswith(SQLITE_PREFIX) or len(url) == len(SQLITE_PREFIX):
+        raise ValueError(
+            f"unsupported event store {url!r}: use sqlite:///path/to/events.db "
+            "(four slashes for an absolute path)"
+        )
+    name = url[len(SQLITE_PREFIX) :]
+    if name == ":memory:":
+        raise ValueError("an in-memory event store loses every event: give a file path")
+    return Path(name)
+
+
+def open_store(url: str) -> EventStore:
+    """Open (creating if needed) the event store named by ``url``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> db = pathlib.Path(tempfile.mkdtemp()) / "events.db"
+    >>> store = open_store(f"sqlite:///{db}")
+    >>> store.append([EventRecord(user_id="u1", item_id="i1", timestamp=1, action="view",
+    ...                           event_id="e1")] * 2)
+    [True, False]
+    >>> store.count()
+    1
+    >>> store.close()
+    """
+    return SQLiteStore(sqlite_path(url))
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id   TEXT NOT NULL,
+    item_id   TEXT,
+    timestamp INTEGER NOT NULL,
+    action    TEXT NOT NULL,
+    value     REAL,
+    query     TEXT,
+    device    TEXT,
+    location  TEXT,
+    source    TEXT NOT NULL,
+    event_id  TEXT UNIQUE,
+    received  REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, seq);
+"""
+
+
+class SQLiteStore:
+    """The embedded event store: one SQLite file in WAL mode, ``synchronous=FULL``.
+
+    Each thread gets its own connection (SQLite connections are not shared between
+    threads); writers are serialised by SQLite's lock, waiting up to ``busy_timeout_s``.
+    """
+
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0) -> None:
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise FileNotFoundError(
+                2, "the folder of the event store does not exist", str(self.path.parent)
+            )
+        self._timeout = busy_timeout_s
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._connection().executescript(_SCHEMA)
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            # autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT)
+            conn = sqlite3.connect(
+                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def append(self, events: Sequence[EventRecord]) -> list[bool]:
+        """Insert a batch in one transaction; returns per event whether it was stored."""
+        conn = self._connection()
+        received = time.time()
+        stored: list[bool] = []
+        sql = (
+            f"INSERT INTO events ({', '.join(_COLUMNS)}, received) "
+            f"VALUES ({', '.join('?' * (len(_COLUMNS) + 1))}) ON CONFLICT (event_id) DO NOTHING"
+        )
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for event in events:
+                cursor = conn.execute(sql, (*astuple(event), received))
+                stored.append(cursor.rowcount == 1)
+            conn.execute("COMMIT")  # returns after the WAL is synced (synchronous=FULL)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return stored
+
+    def user_events(self, user_id: str) -> list[EventRecord]:
+        """One user's events in storage order."""
+        rows = self._connection().execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM events WHERE user_id = ? ORDER BY seq", (user_id,)
+        )
+        return [EventRecord(**dict(zip(_COLUMNS, row, strict=True))) for row in rows]
+
+    def all_events(self) -> pl.DataFrame:
+        """Every stored event as a frame of :data:`EXPORT_SCHEMA`, in storage order."""
+        columns = [c for c in EXPORT_SCHEMA if c in EVENT_COLUMNS or c == "event_id"]
+        rows = self._connection().execute(f"SELECT {', '.join(columns)} FROM events ORDER BY seq")
+        return pl.DataFrame(rows.fetchall(), schema=EXPORT_SCHEMA, orient="row")
+
+    def count(self) -> int:
+        """Number of stored events."""
+        row = self._connection().execute("SELECT count(*) FROM events").fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        """Close every thread's connection."""
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+
+def export_events(store_url: str, out: str | Path) -> int:
+    """Write every event of the store to a Parquet file in the event schema; returns the count.
+
+    The file reads back with :func:`behaviorlm.read`, so a retrain sees everything the
+    service took in (``event_id`` is kept as the events' pass-through id column).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> store = open_store(f"sqlite:///{folder / 'events.db'}")
+    >>> _ = store.append([EventRecord(user_id="u1", item_id="i1", timestamp=1, action="view")])
+    >>> store.close()
+    >>> export_events(f"sqlite:///{folder / 'events.db'}", folder / "events.parquet")
+    1
+    """
+    path = sqlite_path(store_url)
+    if not path.is_file():
+        raise FileNotFoundError(2, "no such event store", str(path))
+    store = open_store(store_url)
+    try:
+        frame = store.all_events()
+    finally:
+        store.close()
+    frame.write_parquet(out)
+    return frame.height

@@ -1,0 +1,146 @@
+"""Live timelines: a user's training history plus every event the service accepted since.
+
+External ids become internal ids here, with the maps of the artifact's Dataset (the one
+owner of ids): items ``1..n_items``, the action / device / location / source vocabularies and
+the query-word vocabulary. An event on an item the model does not know is kept in the store
+(a retrain will learn it) but left out of the timeline the model reads, and counted.
+Context values the data set never had (a new city) become code 0, "unknown", as in training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from behaviorlm.artifact import Artifact
+from behaviorlm.data.dataset import QUERY_WORDS
+from behaviorlm.schema import Int, Sequences
+from behaviorlm.serve.store import EventRecord
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """One timeline as the model reads it.
+
+    Attributes
+    ----------
+    sequences : Sequences
+        One row, internal ids, in time order (training events first among equal times).
+    known_user : bool
+        The user occurs in the training data.
+    live_events : int
+        Events of the row that came from the store or the request (not from training).
+    ignored_events : int
+        Events left out because the model does not know their item.
+    """
+
+    sequences: Sequences
+    known_user: bool
+    live_events: int
+    ignored_events: int
+
+    @property
+    def length(self) -> int:
+        """Number of events the model reads."""
+        return len(self.sequences.items)
+
+
+def _codes(values: Sequence[str]) -> dict[str, int]:
+    return {value: code for code, value in enumerate(values, start=1)}
+
+
+class LiveTimelines:
+    """Builds timelines from an artifact's training histories and new events.
+
+    Examples
+    --------
+    >>> import behaviorlm as blm
+    >>> ds = blm.preprocess(blm.simulate(30, seed=1))
+    >>> art = blm.Artifact(model=blm.MODELS["pop"][1](blm.MODELS["pop"][0]()).fit(
+    ...     ds.sequences()), dataset=ds)
+    >>> live = LiveTimelines(art)
+    >>> new = EventRecord(user_id="u0", item_id="i3", timestamp=2_000_000_000, action="cart")
+    >>> t = live.for_user("u0", [new])
+    >>> t.live_events, int(t.sequences.items[-1]) == live.item_code("i3")
+    (1, True)
+    """
+
+    def __init__(self, artifact: Artifact) -> None:
+        ds = artifact.dataset
+        self.n_items = ds.n_items
+        self.training = ds.sequences()
+        self.first_live_event = ds.n_events  # event ids of live events follow the data set's
+        self.items = _codes(ds.items["item_id"].cast(str).to_list())
+        self.users = _codes(ds.users["user_id"].cast(str).to_list())
+        self.actions = _codes(ds.vocab["action"])
+        self.devices = _codes(ds.vocab.get("device", []))
+        self.locations = _codes(ds.vocab.get("location", []))
+        self.sources = _codes(ds.vocab.get("source", []))
+        self.words = _codes(ds.query_vocab())
+
+    def item_code(self, item_id: str) -> int:
+        """Internal id of an external item id; 0 when the model does not know it."""
+        return self.items.get(item_id, 0)
+
+    def for_user(self, user_id: str, live: Sequence[EventRecord]) -> Timeline:
+        """The user's training history (none for a new user) merged with ``live`` events."""
+        user = self.users.get(user_id, 0)
+        base = self.training.row(user - 1) if user else None
+        return self._merge(base, live, user)
+
+    def for_events(self, events: Sequence[EventRecord]) -> Timeline:
+        """A timeline made only of ``events`` (a request's own timeline)."""
+        return self._merge(None, events, 0)
+
+    def _merge(self, base: Sequences | None, live: Sequence[EventRecord], user: int) -> Timeline:
+        known = [e for e in live if e.item_id is None or e.item_id in self.items]
+        arrays = self._code(known)
+        if base is not None:
+            old = base.per_event()
+            arrays = {k: np.concatenate([old[k], v]) for k, v in arrays.items()}
+        order = np.argsort(arrays["timestamps"], kind="stable")  # training first on ties
+        arrays = {k: v[order] for k, v in arrays.items()}
+        query_words = arrays.pop("query_words")
+        n = len(arrays["items"])
+        row = Sequences(
+            offsets=np.array([0, n], dtype=np.int64),
+            users=np.array([user], dtype=np.int64),
+            n_items=self.n_items,
+            extra={"query_words": query_words},
+            **arrays,
+        )
+        return Timeline(
+            sequences=row,
+            known_user=user > 0,
+            live_events=len(known),
+            ignored_events=len(live) - len(known),
+        )
+
+    def _code(self, events: Sequence[EventRecord]) -> dict[str, np.ndarray]:
+        """Per-event arrays (the fields of Sequences and ``query_words``) of ``events``."""
+        n = len(events)
+
+        def ints(values: list[int]) -> Int:
+            return np.array(values, dtype=np.int64).reshape(n)
+
+        words = np.zeros((n, QUERY_WORDS), dtype=np.int64)
+        for row, e in enumerate(events):
+            if e.query:
+                # as Dataset.query_words: lower case, split on spaces, the first few words
+                for slot, word in enumerate(e.query.lower().split(" ")[:QUERY_WORDS]):
+                    words[row, slot] = self.words.get(word, 0)
+        return {
+            "items": ints([self.items[e.item_id] if e.item_id else 0 for e in events]),
+            "actions": ints([self.actions.get(e.action, 0) for e in events]),
+            "timestamps": ints([e.timestamp for e in events]),
+            "event_ids": np.arange(n, dtype=np.int64) + self.first_live_event,
+            "values": np.array(
+                [np.nan if e.value is None else e.value for e in events], dtype=np.float32
+            ).reshape(n),
+            "devices": ints([self.devices.get(e.device or "", 0) for e in events]),
+            "locations": ints([self.locations.get(e.location or "", 0) for e in events]),
+            "sources": ints([self.sources.get(e.source, 0) for e in events]),
+            "query_words": words,
+        }

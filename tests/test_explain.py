@@ -1,0 +1,189 @@
+"""Attribution: each method's guarantee, checked against re-scoring with the model itself."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+import behaviorlm as blm
+from behaviorlm.explain import Target, explain
+from behaviorlm.explain.attention import attention
+from behaviorlm.explain.groups import ablate_groups
+from behaviorlm.models.neural import NeuralRecommender
+from behaviorlm.schema import Sequences
+
+NEURAL = ("sasrec", "hstu", "mlp")
+TINY = {
+    "sasrec": ["model.dim=16", "model.layers=1", "model.heads=2", "model.max_len=20"],
+    "hstu": ["model.dim=16", "model.layers=1", "model.heads=2", "model.max_len=20"],
+    "mlp": ["model.hidden=16", "model.max_len=20"],
+}
+
+
+@pytest.fixture(scope="module")
+def dataset() -> blm.Dataset:
+    return blm.preprocess(blm.simulate(150, seed=3))
+
+
+@pytest.fixture(scope="module", params=NEURAL)
+def art(request: pytest.FixtureRequest, dataset: blm.Dataset) -> blm.Artifact:
+    overrides = [*TINY[request.param], "train.epochs=3", "train.threads=1"]
+    return blm.train(dataset, request.param, overrides=overrides, progress=False)
+
+
+def user_row(art: blm.Artifact) -> Sequences:
+    """The timeline of a user with social events and more events than the model reads."""
+    seqs = art.dataset.sequences()
+    social = np.bincount(seqs.row_of_event[seqs.sources == 2], minlength=len(seqs))
+    ok = np.flatnonzero((social > 0) & (seqs.lengths > 25) & (seqs.lengths < 60))
+    return seqs.row(int(ok[0]))
+
+
+def target_of(scores: np.ndarray, item: int) -> tuple[float, float]:
+    """(logit, probability) of ``item`` from a row of ``model.score``."""
+    s = scores.astype(np.float64)
+    p = np.exp(s - s.max()) / np.exp(s - s.max()).sum()
+    return float(s[item - 1]), float(p[item - 1])
+
+
+def test_occlusion_equals_rescoring_each_deletion(art: blm.Artifact) -> None:
+    model, history = art.model, user_row(art)
+    e = explain(model, history, method="occlusion")
+    assert e.target == Target.item(int(blm.recommend(model, history, k=1).items[0, 0]))
+    assert e.unread == len(history.items) - 20
+    assert len(e.events) == 20
+    full = target_of(model.score(history)[0], e.target.id)
+    assert e.logit == pytest.approx(full[0], abs=1e-4)
+    assert e.probability == pytest.approx(full[1], rel=1e-4)
+    for event in e.events:
+        keep = np.ones(len(history.items), dtype=bool)
+        keep[event.index] = False
+        logit, prob = target_of(model.score(history.take_events(keep))[0], e.target.id)
+        assert event.logit == pytest.approx(full[0] - logit, abs=1e-4)
+        assert event.probability == pytest.approx(full[1] - prob, abs=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["item", "action"])
+def test_integrated_gradients_completeness(art: blm.Artifact, kind: str) -> None:
+    history = user_row(art)
+    target = Target.item(5) if kind == "item" else Target.action(4)
+    e = explain(art.model, history, target, method="ig", steps=256)
+    assert e.baseline_logit is not None
+    assert e.baseline_probability is not None
+    assert e.logit - e.baseline_logit != pytest.approx(0.0)
+    for unit, baseline, score in (
+        ("logit", e.baseline_logit, e.logit),
+        ("probability", e.baseline_probability, e.probability),
+    ):
+        total = sum(getattr(ev, unit) for ev in e.events)
+        assert total == pytest.approx(score - baseline, rel=0.01, abs=1e-7)
+    for ev in e.events:  # a token's attribution splits exactly into its components
+        assert sum(ev.components.values()) == pytest.approx(ev.logit, abs=1e-5)
+    groups = sum(g.attributed_logit or 0.0 for g in e.groups)
+    assert groups == pytest.approx(e.logit - e.baseline_logit, rel=0.01)
+
+
+def test_group_ablation_equals_rescoring_with_the_group_switched_off(art: blm.Artifact) -> None:
+    model = art.model
+    assert isinstance(model, NeuralRecommender)
+    history, item = user_row(art), 7
+    full = target_of(model.score(history)[0], item)
+    ablated = ablate_groups(model, history, Target.item(item))
+    expected = ["history"] if art.model.name == "mlp" else ["history", "actions", "time"]
+    assert set(expected) <= set(ablated)
+    tokens = model.module.tokens
+    features = tokens.features
+    for group, (d_logit, d_prob) in ablated.items():
+        if group == "history":  # item 0 is padding: a zero item embedding
+            rescored = model.score(replace(history, items=np.zeros_like(history.items)))
+        else:
+            tokens.features = replace(features, **{group: False})
+            try:
+                rescored = model.score(history)
+            finally:
+                tokens.features = features
+        logit, prob = target_of(rescored[0], item)
+        assert d_logit == pytest.approx(full[0] - logit, abs=1e-4), group
+        assert d_prob == pytest.approx(full[1] - prob, abs=1e-6), group
+
+
+def test_occlusion_group_sums_follow_event_kinds(art: blm.Artifact) -> None:
+    e = explain(art.model, user_row(art), target=3)
+    by_group = {g.group: g for g in e.groups}
+    own = sum(ev.logit or 0.0 for ev in e.events if ev.kind == "history")
+    assert by_group["history"].attributed_logit == pytest.approx(own, abs=1e-5)
+    if "social" in by_group:
+        social = sum(ev.logit or 0.0 for ev in e.events if ev.kind == "social")
+        assert by_group["social"].attributed_logit == pytest.approx(social, abs=1e-5)
+    if "device" in by_group:
+        assert by_group["device"].attributed_logit is None
+    assert {ev.kind for ev in e.events} >= {"social"}
+
+
+def test_attention_read_out(art: blm.Artifact) -> None:
+    model, history = art.model, user_row(art)
+    assert isinstance(model, NeuralRecommender)
+    if model.name == "mlp":
+        with pytest.raises(ValueError, match="no attention"):
+            explain(model, history, method="attention")
+        return
+    e = explain(model, history, method="attention")
+    weights = np.array([ev.attention for ev in e.events])
+    assert e.note
+    assert "diagnostic" in e.note
+    assert all(ev.logit is None for ev in e.events)
+    assert np.isfinite(weights).all()
+    assert len(weights) == 20
+    if model.name == "sasrec":  # softmax over the events the last position sees
+        assert weights.sum() == pytest.approx(1.0, abs=1e-5)
+        assert (weights >= 0).all()
+    else:  # HSTU: SiLU gates divided by the number of visible events
+        assert (weights >= -0.3 / 20).all()
+    assert np.allclose(attention(model, history), weights)
+
+
+def test_randomised_weights_give_different_attributions(art: blm.Artifact) -> None:
+    model, history = art.model, user_row(art)
+    assert isinstance(model, NeuralRecommender)
+    trained = explain(model, history, target=9, method="ig")
+    state = {k: v.clone() for k, v in model.module.state_dict().items()}
+    try:
+        torch.manual_seed(1)
+        for p in model.module.parameters():
+            torch.nn.init.normal_(p, std=0.5)
+        random = explain(model, history, target=9, method="ig")
+    finally:
+        model.module.load_state_dict(state)
+    a = np.array([ev.logit for ev in trained.events])
+    b = np.array([ev.logit for ev in random.events])
+    assert not np.allclose(a, b, atol=1e-3)
+    # not just rescaled: the directions of the two attribution vectors differ
+    assert np.linalg.norm(a / np.linalg.norm(a) - b / np.linalg.norm(b)) > 0.1
+
+
+def test_explanation_to_dict_is_json(art: blm.Artifact) -> None:
+    e = explain(art.model, user_row(art), method="ig", steps=8)
+    data = json.loads(json.dumps(e.to_dict()))
+    assert data["method"] == "integrated_gradients"
+    assert data["target"]["kind"] == "item"
+    assert len(data["events"]) == len(e.events)
+    assert {"group", "ablation_logit", "attributed_logit"} <= set(data["groups"][0])
+
+
+def test_bad_inputs_raise_clear_errors(art: blm.Artifact, dataset: blm.Dataset) -> None:
+    history = user_row(art)
+    with pytest.raises(ValueError, match="unknown method"):
+        explain(art.model, history, method="shap")
+    with pytest.raises(ValueError, match="empty"):
+        explain(art.model, history.take_events(np.zeros(len(history.items), dtype=bool)))
+    with pytest.raises(ValueError, match="outside"):
+        explain(art.model, history, target=10**6)
+    with pytest.raises(ValueError, match="one timeline"):
+        explain(art.model, dataset.sequences().select(np.array([0, 1])))
+    pop = blm.train(dataset, "pop", progress=False).model
+    with pytest.raises(ValueError, match="neural"):
+        explain(pop, history)

@@ -1,0 +1,158 @@
+"""Influence of hypothetical events, social reach, and the explain / influence commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import behaviorlm as blm
+from behaviorlm.cli import main
+from behaviorlm.explain import Event, append_event, influence, rank_by_reach, social_reach
+from behaviorlm.explain.influence import log_softmax
+from behaviorlm.explain.reach import follower_uplift
+
+OVERRIDES = ["model.dim=16", "model.layers=1", "model.heads=2", "model.max_len=20"]
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[blm.Artifact, Path]:
+    ds = blm.preprocess(blm.simulate(150, seed=3))
+    out = tmp_path_factory.mktemp("explain") / "sasrec"
+    art = blm.train(
+        ds,
+        "sasrec",
+        overrides=[*OVERRIDES, "train.epochs=3", "train.threads=1"],
+        out_dir=out,
+        progress=False,
+    )
+    return art, out
+
+
+def test_append_event_puts_the_event_last_in_every_row() -> None:
+    s = blm.Sequences.from_lists([[1, 2], [], [3]], n_items=5)
+    after = append_event(s, Event(item=5, action=8, source=2, timestamp=9))
+    assert after.lengths.tolist() == [3, 1, 2]
+    assert [after.row(r).items.tolist() for r in range(3)] == [[1, 2, 5], [5], [3, 5]]
+    assert after.sources[after.offsets[1:] - 1].tolist() == [2, 2, 2]
+    assert after.actions[after.offsets[1:] - 1].tolist() == [8, 8, 8]
+    assert after.timestamps[after.offsets[1:] - 1].tolist() == [9, 9, 9]
+
+
+def test_influence_changes_the_distribution(saved: tuple[blm.Artifact, Path]) -> None:
+    art, _ = saved
+    history = art.histories(["u1"])
+    purchase = art.dataset.action_code("purchase")
+    out = influence(art.model, history, Event(item=4, action=purchase), k=10, items=[7])
+    assert out.kl > 0
+    assert [c.item for c in out.items] == [4, 7]
+    before = log_softmax(art.model.score(history))[0]
+    after = log_softmax(art.model.score(append_event(history, out.event)))[0]
+    assert out.kl == pytest.approx(float(np.sum(np.exp(after) * (after - before))), rel=1e-6)
+    assert out.items[0].change == pytest.approx(float(np.exp(after[3]) - np.exp(before[3])))
+    assert set(out.entering) == set(out.after) - set(out.before)
+    assert set(out.leaving) == set(out.before) - set(out.after)
+    assert json.loads(json.dumps(out.to_dict()))["kl"] == pytest.approx(out.kl)
+    same = influence(art.model, history, Event(item=4, action=purchase), k=10)
+    assert same.kl == pytest.approx(out.kl)
+
+
+def test_reach_is_the_sum_of_follower_uplifts(saved: tuple[blm.Artifact, Path]) -> None:
+    art, _ = saved
+    seqs = art.dataset.sequences()
+    follows = art.dataset.follows
+    user = int(np.bincount(follows["followee"].to_numpy()).argmax())  # most followed
+    followers = follows.filter(follows["followee"] == user)["follower"].to_numpy()
+    timelines = seqs.select(followers - 1)
+    reach = social_reach(art.model, timelines, item=6, batch_size=7)
+    assert reach.reach == pytest.approx(float(reach.uplift.sum()), rel=1e-6)
+    assert reach.users.tolist() == followers.tolist()
+    # one follower re-scored by hand: a social view of the item appended to their timeline
+    one = timelines.row(0)
+    social = Event(item=6, action=1, source=2)
+    before = log_softmax(art.model.score(one))[0, 5]
+    after = log_softmax(art.model.score(append_event(one, social)))[0, 5]
+    assert reach.uplift[0] == pytest.approx(np.exp(after) - np.exp(before), abs=1e-6)
+    assert np.abs(reach.uplift).sum() > 0
+    ranking = rank_by_reach(
+        art.model, seqs, follows["follower"].to_numpy(), follows["followee"].to_numpy(), item=6
+    )
+    assert np.all(np.diff(ranking.reach) <= 0)
+    position = ranking.users.tolist().index(user)
+    assert ranking.reach[position] == pytest.approx(reach.reach, rel=1e-4, abs=1e-6)
+    assert ranking.followers[position] == len(followers)
+    uplift = follower_uplift(art.model, seqs, item=6)
+    assert uplift.shape == (len(seqs),)
+
+
+def test_influence_user_adds_reach_for_shares_only(saved: tuple[blm.Artifact, Path]) -> None:
+    art, _ = saved
+    shared = blm.influence_user(art, "u1", "i3", "share")
+    assert shared.reach is not None
+    assert shared.reach.reach == pytest.approx(float(shared.reach.uplift.sum()))
+    assert blm.influence_user(art, "u1", "i3", "purchase").reach is None
+    ranking = blm.rank_influencers(art, "i3", k=5)
+    assert len(ranking.users) == 5
+
+
+def test_explain_command(
+    saved: tuple[blm.Artifact, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out = saved
+    for method in ("occlusion", "ig", "attention"):
+        assert main(["explain", str(out), "--user", "u1", "--method", method]) == 0
+        text = capsys.readouterr().out
+        assert "feature groups" in text
+        assert "for user u1" in text
+    assert main(["explain", str(out), "--user", "u1", "--item", "i3", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["target"]["item_id"] == "i3"
+    assert all("title" in e and "action_name" in e for e in data["events"])
+
+
+def test_influence_command(
+    saved: tuple[blm.Artifact, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out = saved
+    argv = ["influence", str(out), "--user", "u1", "--action", "share", "--item", "i3"]
+    assert main(argv) == 0
+    assert "social reach" in capsys.readouterr().out
+    assert main([*argv, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["event"]["action_name"] == "share"
+    assert data["reach"]["followers"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["explain", "ART", "--user", "nobody"], "unknown user id"),
+        (["explain", "ART", "--user", "u1", "--item", "nothing"], "unknown item id"),
+        (["influence", "ART", "--user", "nobody", "--item", "i3"], "unknown user id"),
+        (["influence", "ART", "--user", "u1", "--item", "i3", "--action", "fly"], "fly"),
+    ],
+)
+def test_bad_ids_give_one_line_and_exit_2(
+    saved: tuple[blm.Artifact, Path],
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
+) -> None:
+    _, out = saved
+    assert main([str(out) if a == "ART" else a for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert message in err
+
+
+def test_non_neural_artifact_exits_2(
+    saved: tuple[blm.Artifact, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    art, _ = saved
+    blm.train(art.dataset, "pop", out_dir=tmp_path / "pop", progress=False)
+    assert main(["explain", str(tmp_path / "pop"), "--user", "u1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "neural" in err

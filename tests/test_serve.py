@@ -1,0 +1,467 @@
+"""The real-time service in process (TestClient): ingestion, fresh recommendations, cold
+start, similar items, auth, limits and bad input, metrics, the event store and its export."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+import behaviorlm as blm
+from behaviorlm.schema import Sequences
+from behaviorlm.serve import EventRecord, Limits, create_app, export_events, open_store
+
+KEY = "test-key"
+AUTH = {"X-API-Key": KEY}
+LIMITS = Limits(max_body_bytes=20_000, max_batch=20, max_timeline=30, max_k=50)
+
+
+@pytest.fixture(scope="module")
+def dataset() -> blm.Dataset:
+    return blm.preprocess(blm.simulate(150, seed=3))
+
+
+@pytest.fixture(scope="module")
+def markov_dir(dataset: blm.Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("markov")
+    blm.train(dataset, "markov", out_dir=out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def sasrec_dir(dataset: blm.Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sasrec")
+    overrides = [
+        "model.dim=16",
+        "model.layers=1",
+        "model.heads=2",
+        "model.max_len=20",
+        "train.epochs=2",
+        "train.threads=1",
+    ]
+    blm.train(dataset, "sasrec", overrides=overrides, out_dir=out, progress=False)
+    return out
+
+
+@pytest.fixture
+def client(markov_dir: Path, tmp_path: Path) -> Iterator[TestClient]:
+    app = create_app(markov_dir, f"sqlite:///{tmp_path / 'events.db'}", api_key=KEY, limits=LIMITS)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+def post(client: TestClient, events: list[Any]) -> dict[str, Any]:
+    response = client.post("/v1/events", json={"events": events}, headers=AUTH)
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def user_with_history(dataset: blm.Dataset) -> tuple[str, list[int]]:
+    """An external user id and the internal item ids of their training timeline."""
+    seqs = dataset.sequences()
+    row = int(np.flatnonzero(seqs.lengths >= 5)[0])
+    user = str(dataset.users["user_id"][row])
+    return user, seqs.row(row).items.tolist()
+
+
+def unseen_item(dataset: blm.Dataset, seen: list[int]) -> tuple[str, int]:
+    """A known item the user never touched, with many training events (so it has successors)."""
+    counts = np.bincount(dataset.sequences().items, minlength=dataset.n_items + 1)
+    counts[0] = 0
+    counts[seen] = 0
+    item = int(np.argmax(counts))
+    return str(dataset.items["item_id"][item - 1]), item
+
+
+def item_ids(data: dict[str, Any]) -> list[str]:
+    return [row["item_id"] for row in data["items"]]
+
+
+def external(dataset: blm.Dataset, items: np.ndarray) -> list[str]:
+    return [str(dataset.items["item_id"][int(i) - 1]) for i in items if i > 0]
+
+
+# ---------------------------------------------------------------------------- store
+
+
+def test_store_is_wal_full_sync_and_idempotent(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'e.db'}")
+    e = EventRecord(user_id="u1", item_id="i1", timestamp=5, action="view", event_id="a")
+    assert store.append(
+        [
+            e,
+            e,
+            EventRecord(
+                user_id="u1", item_id=None, timestamp=6, action="search", query="red shoes"
+            ),
+        ]
+    ) == [True, False, True]
+    assert store.append([e]) == [False]
+    assert store.count() == 2
+    assert [x.action for x in store.user_events("u1")] == ["view", "search"]
+    store.close()
+    conn = sqlite3.connect(tmp_path / "e.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+    probe = open_store(f"sqlite:///{tmp_path / 'e.db'}")
+    assert isinstance(probe, blm.serve.SQLiteStore)
+    assert probe._connection().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    probe.close()
+
+
+def test_bad_store_urls_are_refused(tmp_path: Path, markov_dir: Path) -> None:
+    for url in ("postgres://db/events", "sqlite:///", "sqlite:///:memory:", "events.db"):
+        with pytest.raises(ValueError, match=r"sqlite|file path"):
+            create_app(markov_dir, url)
+    with pytest.raises(FileNotFoundError):
+        export_events(f"sqlite:///{tmp_path / 'none.db'}", tmp_path / "out.parquet")
+
+
+def test_export_reads_back_for_a_retrain(client: TestClient, tmp_path: Path) -> None:
+    post(
+        client,
+        [
+            {
+                "user_id": "u1",
+                "item_id": "i1",
+                "timestamp": 100,
+                "action": "cart",
+                "event_id": "e1",
+            },
+            {"user_id": "new", "query": "red shoes", "timestamp": 101, "device": "tablet"},
+            {"user_id": "new", "item_id": "brand-new-item", "timestamp": 102, "value": 4.5},
+        ],
+    )
+    n = export_events(f"sqlite:///{tmp_path / 'events.db'}", tmp_path / "out.parquet")
+    assert n == 3
+    raw = blm.read(tmp_path / "out.parquet")
+    assert raw.events.height == 3
+    assert raw.events["event_id"].to_list() == ["e1", None, None]
+    assert raw.events["action"].to_list() == ["cart", "search", "view"]
+    assert blm.preprocess(raw).n_events == 3
+
+
+# ---------------------------------------------------------------------------- ingestion
+
+
+def test_ingested_event_is_in_the_next_recommendation(
+    client: TestClient, dataset: blm.Dataset, markov_dir: Path
+) -> None:
+    user, history = user_with_history(dataset)
+    before = client.get(f"/v1/users/{user}/recommendations", params={"k": 5}).json()
+    assert before["known_user"]
+    assert before["source"] == "model"
+    assert before["timeline_events"] == len(history)
+    assert before["live_events"] == 0
+    item_id, item = unseen_item(dataset, history)
+    result = post(
+        client,
+        [
+            {
+                "user_id": user,
+                "item_id": item_id,
+                "action": "view",
+                "timestamp": 2_000_000_000,
+                "event_id": "fresh-1",
+            }
+        ],
+    )
+    assert result["accepted"] == 1
+    assert result["results"][0]["status"] == "accepted"
+    after = client.get(f"/v1/users/{user}/recommendations", params={"k": 5}).json()
+    assert after["live_events"] == 1
+    assert after["timeline_events"] == len(history) + 1
+    # the same list as the library gives for the timeline with the new event at its end
+    model = blm.Artifact.load(markov_dir).model
+    expected = blm.recommend(
+        model, Sequences.from_lists([[*history, item]], n_items=model.n_items), 5
+    )
+    assert item_ids(after) == external(dataset, expected.items[0])
+    assert item_id not in item_ids(after)  # seen now, so excluded
+
+
+def test_duplicates_and_per_event_rejections(client: TestClient) -> None:
+    events: list[Any] = [
+        {"user_id": "u1", "item_id": "i1", "event_id": "same"},
+        {"user_id": "u1", "item_id": "i1", "event_id": "same"},
+        {"item_id": "i1"},
+        {"user_id": "u1"},
+        {"user_id": "u1", "item_id": "i1", "action": "teleport"},
+        {"user_id": "u1", "item_id": "i1", "source": "radio"},
+        {"user_id": "u1", "item_id": "i1", "timestamp": -5},
+        {"user_id": "u1", "item_id": "i1", "colour": "red"},
+        {"user_id": "u1", "item_id": "i1", "timestamp": "yesterday"},
+        "not an event",
+        {"user_id": "u1", "item_id": "x" * 1000},
+    ]
+    data = post(client, events)
+    status = [r["status"] for r in data["results"]]
+    assert status == ["accepted", "duplicate"] + ["rejected"] * 9
+    assert [r["index"] for r in data["results"]] == list(range(len(events)))
+    reasons = [r["reason"] for r in data["results"][2:]]
+    for reason, word in zip(
+        reasons,
+        [
+            "user_id",
+            "item_id",
+            "teleport",
+            "radio",
+            "timestamp",
+            "colour",
+            "timestamp",
+            "JSON object",
+            "item_id",
+        ],
+        strict=True,
+    ):
+        assert word in reason
+    assert (data["accepted"], data["duplicates"], data["rejected"]) == (1, 1, 9)
+    again = post(client, [{"user_id": "u1", "item_id": "i1", "event_id": "same"}])
+    assert again["duplicates"] == 1
+    assert again["accepted"] == 0
+
+
+def test_unknown_item_is_stored_counted_and_ignored(
+    client: TestClient, dataset: blm.Dataset
+) -> None:
+    user, history = user_with_history(dataset)
+    data = post(client, [{"user_id": user, "item_id": "never-seen", "event_id": "x"}])
+    assert data["accepted"] == 1
+    assert data["unknown_items"] == 1
+    assert "unknown item" in data["results"][0]["note"]
+    recs = client.get(f"/v1/users/{user}/recommendations").json()
+    assert recs["ignored_events"] == 1
+    assert recs["live_events"] == 0
+    assert recs["timeline_events"] == len(history)
+    assert "unknown" in recs["note"]
+    metrics = client.get("/metrics").text
+    assert 'behaviorlm_events_ingested_total{outcome="unknown_item"} 1.0' in metrics
+
+
+def test_cold_start_popularity_then_the_users_own_events(
+    client: TestClient, dataset: blm.Dataset
+) -> None:
+    cold = client.get("/v1/users/stranger/recommendations", params={"k": 3}).json()
+    assert cold["source"] == "popularity"
+    assert not cold["known_user"]
+    counts = np.bincount(dataset.sequences().items, minlength=dataset.n_items + 1)[1:]
+    assert cold["items"][0]["item_id"] == str(dataset.items["item_id"][int(np.argmax(counts))])
+    post(client, [{"user_id": "stranger", "item_id": cold["items"][0]["item_id"]}])
+    warm = client.get("/v1/users/stranger/recommendations", params={"k": 3}).json()
+    assert warm["source"] == "model"
+    assert warm["live_events"] == 1
+    assert cold["items"][0]["item_id"] not in item_ids(warm)
+
+
+def test_timeline_in_the_request(
+    client: TestClient, dataset: blm.Dataset, markov_dir: Path
+) -> None:
+    _user, history = user_with_history(dataset)
+    ids = external(dataset, np.array(history[-3:]))
+    body = {"events": [{"item_id": i, "timestamp": t} for t, i in enumerate(ids)], "k": 4}
+    data = client.post("/v1/recommendations", json=body).json()
+    model = blm.Artifact.load(markov_dir).model
+    expected = blm.recommend(model, Sequences.from_lists([history[-3:]], n_items=model.n_items), 4)
+    assert data["user_id"] is None
+    assert data["source"] == "model"
+    assert item_ids(data) == external(dataset, expected.items[0])
+    empty = client.post("/v1/recommendations", json={"k": 2}).json()
+    assert empty["source"] == "popularity"
+    assert len(empty["items"]) == 2
+    bad = client.post("/v1/recommendations", json={"events": [{"item_id": "i1", "action": "fly"}]})
+    assert bad.status_code == 422
+    assert "events[0]" in bad.json()["detail"]
+
+
+def test_action_filter_excludes_only_items_done_with_that_action(
+    client: TestClient, dataset: blm.Dataset, markov_dir: Path
+) -> None:
+    seqs = dataset.sequences()
+    purchase = dataset.action_code("purchase")
+    row = int(
+        np.flatnonzero(
+            np.bincount(seqs.row_of_event[seqs.actions == purchase], minlength=len(seqs))
+        )[0]
+    )
+    user = str(dataset.users["user_id"][row])
+    hist = seqs.row(row)
+    bought = np.unique(hist.items[hist.actions == purchase])
+    data = client.get(
+        f"/v1/users/{user}/recommendations", params={"k": 20, "action": "purchase"}
+    ).json()
+    model = blm.Artifact.load(markov_dir).model
+    expected = blm.recommend(model, hist, 20, exclude_seen=False, exclude_items=bought)
+    assert item_ids(data) == external(dataset, expected.items[0])
+    assert not set(item_ids(data)) & set(external(dataset, bought))
+    bad = client.get(f"/v1/users/{user}/recommendations", params={"action": "teleport"})
+    assert bad.status_code == 422
+    assert "teleport" in bad.json()["detail"]
+
+
+def test_fresh_recommendations_of_a_neural_model_and_embedding_neighbours(
+    sasrec_dir: Path, dataset: blm.Dataset, tmp_path: Path
+) -> None:
+    app = create_app(sasrec_dir, f"sqlite:///{tmp_path / 'ev.db'}")
+    user, history = user_with_history(dataset)
+    item_id, _ = unseen_item(dataset, history)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        before = c.get(f"/v1/users/{user}/recommendations", params={"k": 5}).json()
+        assert (
+            c.post(
+                "/v1/events",
+                json={
+                    "events": [
+                        {
+                            "user_id": user,
+                            "item_id": item_id,
+                            "action": "purchase",
+                            "timestamp": 2_000_000_000,
+                        }
+                    ]
+                },
+            ).json()["accepted"]
+            == 1
+        )
+        after = c.get(f"/v1/users/{user}/recommendations", params={"k": 5}).json()
+        similar = c.get(f"/v1/items/{item_id}/similar", params={"k": 5}).json()
+    assert after["live_events"] == 1
+    assert [r["score"] for r in after["items"]] != [r["score"] for r in before["items"]]
+    assert similar["method"] == "embedding_cosine"
+    assert len(similar["items"]) == 5
+    scores = [r["score"] for r in similar["items"]]
+    assert scores == sorted(scores, reverse=True)
+    assert all(-1.001 <= s <= 1.001 for s in scores)
+    assert item_id not in item_ids(similar)
+
+
+def test_similar_items_by_cooccurrence(client: TestClient, dataset: blm.Dataset) -> None:
+    item_id, item = unseen_item(dataset, [])
+    data = client.get(f"/v1/items/{item_id}/similar", params={"k": 5}).json()
+    assert data["method"] == "cooccurrence_cosine"
+    assert item_id not in item_ids(data)
+    seqs = dataset.sequences()
+    users_of = {int(r) for r in seqs.row_of_event[seqs.items == item]}
+    for row in data["items"]:
+        other = int(dataset.item_index([row["item_id"]])[0])
+        assert users_of & {int(r) for r in seqs.row_of_event[seqs.items == other]}
+    assert client.get("/v1/items/no-such-item/similar").status_code == 404
+
+
+# ---------------------------------------------------------------------------- security, limits
+
+
+def test_api_key_is_required_to_write(client: TestClient) -> None:
+    body = {"events": [{"user_id": "u1", "item_id": "i1"}]}
+    latin = "tést-kéy".encode("latin-1")  # a header value that is not ASCII
+    for headers in ({}, {"X-API-Key": "wrong"}, {"X-API-Key": latin}, {"X-API-Key": ""}):
+        response = client.post("/v1/events", json=body, headers=headers)
+        assert response.status_code == 401, headers
+        assert "X-API-Key" in response.json()["detail"]
+    assert client.post("/v1/events", json=body, headers=AUTH).status_code == 200
+    assert client.get("/v1/users/u1/recommendations").status_code == 200  # reads need no key
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "kwargs", "status", "words"),
+    [
+        ("GET", "/v1/users/u1/recommendations?k=0", {}, 422, "greater than or equal"),
+        ("GET", "/v1/users/u1/recommendations?k=51", {}, 422, "less than or equal"),
+        ("GET", "/v1/users/u1/recommendations?k=ten", {}, 422, "valid integer"),
+        ("GET", "/v1/users/u1/recommendations?exclude_seen=maybe", {}, 422, "boolean"),
+        ("GET", "/v1/items/i1/similar?k=100000", {}, 422, "less than or equal"),
+        (
+            "POST",
+            "/v1/events",
+            {"content": b"{not json", "headers": {**AUTH, "content-type": "application/json"}},
+            422,
+            "JSON",
+        ),
+        ("POST", "/v1/events", {"json": {"events": 5}, "headers": AUTH}, 422, "valid list"),
+        ("POST", "/v1/events", {"json": {"event": []}, "headers": AUTH}, 422, "Field required"),
+        (
+            "POST",
+            "/v1/events",
+            {"json": {"events": [{"user_id": "u", "item_id": "i"}] * 21}, "headers": AUTH},
+            413,
+            "limit is 20",
+        ),
+        ("POST", "/v1/events", {"content": b" " * 20_001, "headers": AUTH}, 413, "20,000 bytes"),
+        (
+            "POST",
+            "/v1/events",
+            {"content": b"x" * 100, "headers": {**AUTH, "content-length": "abc"}},
+            400,
+            "Content-Length",
+        ),
+        (
+            "POST",
+            "/v1/recommendations",
+            {"json": {"events": [{"item_id": "i1"}] * 31}},
+            413,
+            "limit is 30",
+        ),
+        ("POST", "/v1/recommendations", {"json": {"k": 51}}, 422, "limit of 50"),
+        (
+            "POST",
+            "/v1/recommendations",
+            {"json": {"events": [{"item_id": "i1", "value": "high"}]}},
+            422,
+            "valid number",
+        ),
+        ("POST", "/v1/recommendations", {"json": [1, 2]}, 422, "valid dictionary"),
+        ("GET", "/v1/nothing", {}, 404, "Not Found"),
+        ("DELETE", "/v1/events", {}, 405, "Method Not Allowed"),
+    ],
+)
+def test_bad_requests_get_a_4xx_with_a_message(
+    client: TestClient, method: str, url: str, kwargs: dict[str, Any], status: int, words: str
+) -> None:
+    response = client.request(method, url, **kwargs)
+    assert response.status_code == status, response.text
+    assert words in response.text
+    assert "Traceback" not in response.text
+
+
+def test_health_readiness_metrics_and_openapi(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {
+        "status": "ok",
+        "model": None,
+        "model_version": None,
+        "events_stored": None,
+    }
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready"
+    assert ready["model"] == "markov"
+    assert ready["events_stored"] == 0
+    client.get("/v1/users/u1/recommendations")
+    client.get("/v1/users/u2/recommendations")
+    text = client.get("/metrics").text
+    assert (
+        'behaviorlm_http_requests_total{method="GET",'
+        'route="/v1/users/{user_id}/recommendations",status="200"} 2.0'
+    ) in text
+    assert "behaviorlm_http_request_duration_seconds_bucket" in text
+    assert f'behaviorlm_model_info{{model="markov",version="{ready["model_version"]}"}} 1.0' in text
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {
+        "/v1/events",
+        "/v1/users/{user_id}/recommendations",
+        "/v1/recommendations",
+        "/v1/items/{item_id}/similar",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    } <= set(paths)
+
+
+def test_not_ready_before_the_lifespan(markov_dir: Path, tmp_path: Path) -> None:
+    app = create_app(markov_dir, f"sqlite:///{tmp_path / 'e.db'}")
+    c = TestClient(app)  # not entered: the lifespan has not run
+    assert c.get("/readyz").status_code == 503
+    assert c.get("/v1/users/u1/recommendations").status_code == 503

@@ -1,5 +1,6 @@
 """The real-time service in process (TestClient): ingestion, fresh recommendations, cold
-start, similar items, auth, limits and bad input, metrics, the event store and its export."""
+start, similar items, explanations and influence, auth, limits and bad input, metrics, the
+event store and its export."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 import behaviorlm as blm
+from behaviorlm.explain import Event as HypotheticalEvent
+from behaviorlm.explain import explain, influence
 from behaviorlm.schema import Sequences
 from behaviorlm.serve import EventRecord, Limits, create_app, export_events, open_store
+from behaviorlm.serve.timelines import LiveTimelines
 
 KEY = "test-key"
 AUTH = {"X-API-Key": KEY}
@@ -51,6 +55,13 @@ def sasrec_dir(dataset: blm.Dataset, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture
 def client(markov_dir: Path, tmp_path: Path) -> Iterator[TestClient]:
     app = create_app(markov_dir, f"sqlite:///{tmp_path / 'events.db'}", api_key=KEY, limits=LIMITS)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def neural_client(sasrec_dir: Path, tmp_path: Path) -> Iterator[TestClient]:
+    app = create_app(sasrec_dir, f"sqlite:///{tmp_path / 'events.db'}", api_key=KEY, limits=LIMITS)
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
 
@@ -454,6 +465,8 @@ def test_health_readiness_metrics_and_openapi(client: TestClient) -> None:
         "/v1/users/{user_id}/recommendations",
         "/v1/recommendations",
         "/v1/items/{item_id}/similar",
+        "/v1/users/{user_id}/explanation",
+        "/v1/influence",
         "/healthz",
         "/readyz",
         "/metrics",
@@ -465,3 +478,231 @@ def test_not_ready_before_the_lifespan(markov_dir: Path, tmp_path: Path) -> None
     c = TestClient(app)  # not entered: the lifespan has not run
     assert c.get("/readyz").status_code == 503
     assert c.get("/v1/users/u1/recommendations").status_code == 503
+
+
+# ---------------------------------------------------------------------------- explanations
+
+
+def live_row(artifact: blm.Artifact, user: str, events: list[EventRecord]) -> Sequences:
+    """The user's timeline as the service reads it: training history plus ``events``."""
+    return LiveTimelines(artifact).for_user(user, events).sequences
+
+
+def test_explanation_of_the_live_timeline(
+    neural_client: TestClient, dataset: blm.Dataset, sasrec_dir: Path
+) -> None:
+    user, history = user_with_history(dataset)
+    item_id, item = unseen_item(dataset, history)
+    before = neural_client.get(f"/v1/users/{user}/explanation").json()
+    assert before["method"] == "occlusion"
+    assert before["live_events"] == 0
+    assert not any(e["live"] for e in before["events"])
+    top = neural_client.get(f"/v1/users/{user}/recommendations", params={"k": 1}).json()
+    assert before["target"]["item_id"] == top["items"][0]["item_id"]  # default: the top item
+
+    event = EventRecord(
+        user_id=user, item_id=item_id, timestamp=2_000_000_000, action="cart", event_id="x1"
+    )
+    post(
+        neural_client,
+        [
+            {
+                "user_id": user,
+                "item_id": item_id,
+                "timestamp": 2_000_000_000,
+                "action": "cart",
+                "event_id": "x1",
+            }
+        ],
+    )
+    target_id = before["target"]["item_id"]
+    after = neural_client.get(f"/v1/users/{user}/explanation", params={"item": target_id}).json()
+    assert after["live_events"] == 1
+    assert after["timeline_events"] == len(history) + 1
+    last = after["events"][-1]
+    assert (last["item_id"], last["action_name"], last["live"]) == (item_id, "cart", True)
+    assert last["client_event_id"] == "x1"
+    assert [e["live"] for e in after["events"]].count(True) == 1
+    # the library's explanation of the same live timeline, number for number
+    artifact = blm.Artifact.load(sasrec_dir)
+    target = int(dataset.item_index([target_id])[0])
+    expected = explain(artifact.model, live_row(artifact, user, [event]), target, "occlusion")
+    assert after["logit"] == pytest.approx(expected.logit, rel=1e-5)
+    assert [e["logit"] for e in after["events"]] == pytest.approx(
+        [e.logit for e in expected.events], rel=1e-4, abs=1e-6
+    )
+    assert [e["item"] for e in after["events"]][-1] == item
+
+    ig = neural_client.get(
+        f"/v1/users/{user}/explanation",
+        params={"item": target_id, "method": "ig", "steps": 16},
+    ).json()
+    assert ig["method"] == "integrated_gradients"
+    assert ig["baseline_logit"] is not None
+    assert ig["events"][-1]["components"]
+    attention = neural_client.get(
+        f"/v1/users/{user}/explanation", params={"method": "attention"}
+    ).json()
+    assert attention["note"]
+    assert all(e["attention"] is not None and e["logit"] is None for e in attention["events"])
+    action = neural_client.get(
+        f"/v1/users/{user}/explanation", params={"next_action": "purchase"}
+    ).json()
+    assert action["target"]["kind"] == "action"
+    assert action["target"]["action_name"] == "purchase"
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "words"),
+    [
+        ({"item": "no-such-item"}, 404, "unknown item"),
+        ({"method": "shapley"}, 422, "occlusion"),
+        ({"method": "ig", "steps": 0}, 422, "greater than or equal"),
+        ({"method": "ig", "steps": 257}, 422, "less than or equal"),
+        ({"next_action": "teleport"}, 422, "teleport"),
+        ({"next_action": "purchase", "item": "i1"}, 422, "not both"),
+        ({"item": ""}, 422, "at least 1 character"),
+    ],
+)
+def test_bad_explanation_requests(
+    neural_client: TestClient,
+    dataset: blm.Dataset,
+    params: dict[str, Any],
+    status: int,
+    words: str,
+) -> None:
+    user, _ = user_with_history(dataset)
+    response = neural_client.get(f"/v1/users/{user}/explanation", params=params)
+    assert response.status_code == status, response.text
+    assert words in response.text
+    assert "Traceback" not in response.text
+
+
+def test_explanation_needs_a_neural_model_events_and_a_small_window(
+    client: TestClient,
+    neural_client: TestClient,
+    dataset: blm.Dataset,
+    sasrec_dir: Path,
+    tmp_path: Path,
+) -> None:
+    user, _ = user_with_history(dataset)
+    markov = client.get(f"/v1/users/{user}/explanation")
+    assert markov.status_code == 422
+    assert "neural sequence model" in markov.json()["detail"]
+    assert "markov" in markov.json()["detail"]
+    stranger = neural_client.get("/v1/users/stranger/explanation")
+    assert stranger.status_code == 404
+    assert "no event" in stranger.json()["detail"]
+    small = Limits(max_timeline=3)
+    app = create_app(sasrec_dir, f"sqlite:///{tmp_path / 'small.db'}", limits=small)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        over = c.get(f"/v1/users/{user}/explanation")
+    assert over.status_code == 422
+    assert "limited to 3" in over.json()["detail"]
+
+
+# ---------------------------------------------------------------------------- influence
+
+
+def user_with_followers(dataset: blm.Dataset) -> tuple[str, list[str]]:
+    """An external user id with followers, and the followers' external ids."""
+    follows = dataset.follows
+    followee = int(follows["followee"].mode().sort()[0])
+    followers = follows.filter(follows["followee"] == followee)["follower"].to_list()
+    names = dataset.users["user_id"].cast(str)
+    return names[followee - 1], [names[int(f) - 1] for f in followers]
+
+
+def test_influence_of_a_share_on_the_live_timeline_and_its_reach(
+    neural_client: TestClient, dataset: blm.Dataset, sasrec_dir: Path
+) -> None:
+    user, followers = user_with_followers(dataset)
+    assert followers
+    item_id, item = unseen_item(dataset, [])
+    named = str(dataset.items["item_id"][0])
+    body = {"user_id": user, "item_id": item_id, "action": "share", "items": [named], "k": 5}
+    assert neural_client.post("/v1/influence", json=body).status_code == 401
+    wrong = neural_client.post("/v1/influence", json=body, headers={"X-API-Key": "no"})
+    assert wrong.status_code == 401
+    assert "X-API-Key" in wrong.json()["detail"]
+
+    stored = EventRecord(
+        user_id=user, item_id=named, timestamp=2_000_000_000, action="cart", event_id="i1"
+    )
+    post(
+        neural_client,
+        [
+            {
+                "user_id": user,
+                "item_id": named,
+                "timestamp": 2_000_000_000,
+                "action": "cart",
+                "event_id": "i1",
+            }
+        ],
+    )
+    data = neural_client.post("/v1/influence", json=body, headers=AUTH).json()
+    assert data["live_events"] == 1
+    assert data["event"]["item_id"] == item_id
+    assert data["event"]["action_name"] == "share"
+    assert data["kl"] >= 0
+    assert [c["item_id"] for c in data["items"]] == [item_id, named]
+    artifact = blm.Artifact.load(sasrec_dir)
+    expected = influence(
+        artifact.model,
+        live_row(artifact, user, [stored]),
+        HypotheticalEvent(item=item, action=dataset.action_code("share")),
+        k=5,
+        items=[1],
+    )
+    assert data["kl"] == pytest.approx(expected.kl, rel=1e-4)
+    assert [r["item"] for r in data["before"]] == list(expected.before)
+    assert [r["item"] for r in data["after"]] == list(expected.after)
+    reach = data["reach"]
+    assert sorted(f["user_id"] for f in reach["followers"]) == sorted(followers)
+    assert reach["reach"] == pytest.approx(sum(f["uplift"] for f in reach["followers"]), abs=1e-4)
+
+    view = neural_client.post("/v1/influence", json={**body, "action": "view"}, headers=AUTH).json()
+    assert view["reach"] is None  # only shares and likes reach followers by default
+    forced = neural_client.post(
+        "/v1/influence", json={**body, "action": "view", "reach": True}, headers=AUTH
+    ).json()
+    assert forced["reach"] is not None
+    newcomer = neural_client.post(
+        "/v1/influence", json={**body, "user_id": "newcomer"}, headers=AUTH
+    ).json()
+    assert newcomer["timeline_events"] == 0
+    assert newcomer["reach"]["followers"] == []
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "words"),
+    [
+        ({"item_id": "no-such-item"}, 404, "unknown item"),
+        ({"items": ["i1", "nope"]}, 404, "'nope'"),
+        ({"action": "teleport"}, 422, "teleport"),
+        ({"k": 51}, 422, "limit of 50"),
+        ({"k": 0}, 422, "greater than or equal"),
+        ({"items": ["i1"] * 51}, 422, "limit is 50"),
+        ({"colour": "red"}, 422, "Extra inputs"),
+        ({"user_id": ""}, 422, "at least 1 character"),
+        ({"reach": "perhaps"}, 422, "boolean"),
+        ({"timestamp": -1}, 422, "greater than or equal"),
+    ],
+)
+def test_bad_influence_requests(
+    neural_client: TestClient, change: dict[str, Any], status: int, words: str
+) -> None:
+    body = {"user_id": "u1", "item_id": "i1", **change}
+    response = neural_client.post("/v1/influence", json=body, headers=AUTH)
+    assert response.status_code == status, response.text
+    assert words in response.text
+    assert "Traceback" not in response.text
+
+
+def test_influence_needs_a_neural_model(client: TestClient) -> None:
+    body = {"user_id": "u1", "item_id": "i1"}
+    assert client.post("/v1/influence", json=body).status_code == 401  # the key comes first
+    response = client.post("/v1/influence", json=body, headers=AUTH)
+    assert response.status_code == 422
+    assert "neural sequence model" in response.json()["detail"]

@@ -1,5 +1,6 @@
 """The service as a real server process (uvicorn over loopback): ingestion -> fresh
-recommendation, auth, limits and bad input over the wire, and durability under SIGKILL."""
+recommendation, explanation and influence, auth, limits and bad input over the wire, and
+durability under SIGKILL."""
 
 from __future__ import annotations
 
@@ -128,6 +129,8 @@ def test_real_server_ingestion_fresh_recommendation_auth_and_bad_input(
         for response, status in [
             (http.get(f"/v1/users/{user}/recommendations", params={"k": -1}), 422),
             (http.get("/v1/items/unknown/similar"), 404),
+            (http.get(f"/v1/users/{user}/explanation"), 422),  # markov: no explanations
+            (http.post("/v1/influence", json={"user_id": user, "item_id": item_id}), 401),
             (
                 http.post(
                     "/v1/events",
@@ -147,6 +150,48 @@ def test_real_server_ingestion_fresh_recommendation_auth_and_bad_input(
         metrics = http.get("/metrics").text
         assert 'behaviorlm_events_ingested_total{outcome="accepted"} 1.0' in metrics
     assert "API key required" in (tmp_path / "server.log").read_text()
+
+
+@pytest.fixture(scope="module")
+def neural_artifact(dataset: blm.Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sasrec")
+    overrides = ["model.dim=16", "model.layers=1", "model.heads=2", "model.max_len=20"]
+    overrides += ["train.epochs=1", "train.threads=1"]
+    blm.train(dataset, "sasrec", overrides=overrides, out_dir=out, progress=False)
+    return out
+
+
+def test_real_server_explains_the_live_timeline_and_predicts_influence(
+    neural_artifact: Path, dataset: blm.Dataset, tmp_path: Path
+) -> None:
+    seqs = dataset.sequences()
+    row = int(np.flatnonzero(seqs.lengths >= 5)[0])
+    user = str(dataset.users["user_id"][row])
+    item_id = str(dataset.items["item_id"][0])
+    auth = {"X-API-Key": "s3cret"}
+    event = {"user_id": user, "item_id": item_id, "timestamp": 2_000_000_000, "event_id": "n1"}
+    influence = {"user_id": user, "item_id": item_id, "action": "share", "k": 5}
+    with (
+        server(
+            neural_artifact, f"sqlite:///{tmp_path / 'ev.db'}", tmp_path / "log", api_key="s3cret"
+        ) as srv,
+        httpx.Client(base_url=srv.base, timeout=30.0) as http,
+    ):
+        assert http.post("/v1/events", json={"events": [event]}, headers=auth).status_code == 200
+        explained = http.get(f"/v1/users/{user}/explanation", params={"method": "ig", "steps": 8})
+        assert explained.status_code == 200, explained.text
+        data = explained.json()
+        assert data["live_events"] == 1
+        assert data["events"][-1]["client_event_id"] == "n1"
+        assert data["events"][-1]["item_id"] == item_id
+        assert http.post("/v1/influence", json=influence).status_code == 401
+        predicted = http.post("/v1/influence", json=influence, headers=auth)
+        assert predicted.status_code == 200, predicted.text
+        assert predicted.json()["kl"] >= 0
+        assert predicted.json()["reach"] is not None
+        bad = http.post("/v1/influence", json={**influence, "item_id": "nope"}, headers=auth)
+        assert bad.status_code == 404
+        assert "Traceback" not in bad.text
 
 
 WORKERS = 4

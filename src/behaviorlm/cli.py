@@ -1,5 +1,5 @@
 """The ``behaviorlm`` command line: simulate, prepare, train, evaluate, recommend, explain,
-influence, download, demo.
+influence, download, serve, export-events, demo.
 
 This is the only module that reads argv, the environment and output paths. Every command
 is a thin layer over a plain Python function; errors in the input print one line (what,

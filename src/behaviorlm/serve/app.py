@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from behaviorlm.artifact import package_version
 from behaviorlm.serve.metrics import Metrics
 from behaviorlm.serve.middleware import BodyLimit, RequestMetrics
-from behaviorlm.serve.routes import events, health, items, recommendations
+from behaviorlm.serve.routes import events, explain, health, items, recommendations
 from behaviorlm.serve.service import RequestError, Service
 from behaviorlm.serve.settings import Limits
 from behaviorlm.serve.store import open_store, sqlite_path
@@ -45,7 +45,8 @@ def create_app(
     store_url : str
         The event store, ``sqlite:///path/to/events.db`` (created if missing).
     api_key : str, optional
-        Required in the ``X-API-Key`` header of ``POST /v1/events`` when given.
+        Required in the ``X-API-Key`` header of ``POST /v1/events`` and
+        ``POST /v1/influence`` when given.
     limits : Limits, optional
         Request size limits.
 
@@ -58,7 +59,7 @@ def create_app(
     --------
     >>> app = create_app("runs/markov", "sqlite:///events.db")
     >>> sorted(p for p in app.openapi()["paths"] if p.startswith("/v1"))[:2]
-    ['/v1/events', '/v1/items/{item_id}/similar']
+    ['/v1/events', '/v1/influence']
     """
     sqlite_path(store_url)  # a bad URL fails here, before a server starts
     limits = limits or Limits()
@@ -93,7 +94,7 @@ def create_app(
         events.router(limits),
         recommendations.router(limits),
         items.router(limits),
-        # explanations and influence: see behaviorlm.serve.routes
+        explain.router(limits),
     ):
         app.include_router(module_router)
     _add_error_handlers(app)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -136,3 +136,166 @@ class Problem(BaseModel):
     """An error: what went wrong and how to fix it."""
 
     detail: str | list[dict[str, Any]]
+
+
+# ---------------------------------------------------------------------------- explanations
+
+
+class ExplainedTarget(BaseModel):
+    """The explained output: an item's or an action's next-event score."""
+
+    kind: Literal["item", "action"]
+    id: int = Field(description="internal item id or action code")
+    item_id: str | None = None
+    title: str | None = None
+    action_name: str | None = None
+
+
+class ExplainedEvent(BaseModel):
+    """One event the model reads and its influence on the target."""
+
+    index: int = Field(description="position in the user's timeline (0 = oldest event)")
+    event_id: int = Field(description="internal event id (live events follow the data set's)")
+    item: int
+    action: int
+    timestamp: int
+    kind: str = Field(description="history, search or social")
+    logit: float | None = Field(default=None, description="influence on the target's logit")
+    probability: float | None = Field(default=None, description="influence on its probability")
+    attention: float | None = Field(default=None, description="attention weight (attention)")
+    components: dict[str, float] = Field(
+        default_factory=dict, description="integrated gradients: the logit split by group"
+    )
+    item_id: str | None = None
+    title: str | None = None
+    action_name: str = ""
+    query: str | None = None
+    live: bool = Field(default=False, description="the event was ingested since training")
+    client_event_id: str | None = Field(
+        default=None, description="the event_id a client posted the event with (live events)"
+    )
+
+
+class ExplainedGroup(BaseModel):
+    """A feature group's influence, by ablation and by summed token attributions."""
+
+    group: str
+    ablation_logit: float | None
+    ablation_probability: float | None
+    attributed_logit: float | None = None
+    attributed_probability: float | None = None
+
+
+class ExplanationResponse(BaseModel):
+    """Why the model scores a target as it does for the user's timeline as it is now."""
+
+    user_id: str
+    model: str
+    model_version: str
+    method: Literal["occlusion", "integrated_gradients", "attention"]
+    target: ExplainedTarget
+    logit: float | None
+    probability: float | None
+    events: list[ExplainedEvent] = Field(description="the events the model reads, oldest first")
+    groups: list[ExplainedGroup]
+    baseline_logit: float | None = None
+    baseline_probability: float | None = None
+    unread: int = Field(description="older events beyond the model's window (no influence)")
+    timeline_events: int = Field(description="events of the user's timeline the model can read")
+    live_events: int = Field(description="of these, events ingested since training")
+    ignored_events: int = Field(description="events on items unknown to the model")
+    note: str = ""
+
+
+# ---------------------------------------------------------------------------- influence
+
+
+class InfluenceRequest(BaseModel):
+    """A hypothetical event: what would ``user_id`` doing ``action`` on ``item_id`` now change?"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str = Field(min_length=1, max_length=MAX_ID)
+    item_id: str = Field(min_length=1, max_length=MAX_ID)
+    action: str = Field(default="share", min_length=1, max_length=MAX_ID)
+    timestamp: int | None = Field(
+        default=None, ge=0, le=MAX_TIMESTAMP, description="default: the last event's time"
+    )
+    items: list[Annotated[str, Field(min_length=1, max_length=MAX_ID)]] = Field(
+        default_factory=list, description="further items whose probability change to report"
+    )
+    k: int = Field(default=10, ge=1, description="length of the top-K lists compared")
+    reach: bool | None = Field(
+        default=None,
+        description="social reach over the user's followers; default: for a share or like",
+    )
+
+
+class InfluenceItem(BaseModel):
+    """An item of a top-K list."""
+
+    item: int
+    item_id: str | None
+    title: str | None = None
+    category: str | None = None
+
+
+class InfluenceEvent(BaseModel):
+    """The appended event."""
+
+    item: int
+    action: int
+    source: int
+    timestamp: int | None
+    item_id: str | None
+    title: str | None = None
+    category: str | None = None
+    action_name: str
+
+
+class ItemProbability(BaseModel):
+    """Probability of one item being next, before and after the event."""
+
+    item: int
+    item_id: str | None
+    title: str | None = None
+    category: str | None = None
+    before: float
+    after: float
+    change: float
+
+
+class FollowerUplift(BaseModel):
+    """A follower's rise in the probability of the item as their next item."""
+
+    user: int
+    user_id: str
+    uplift: float
+
+
+class ReachResult(BaseModel):
+    """Social reach: per-follower uplift and their sum (expected extra engagements)."""
+
+    item: int
+    reach: float
+    followers: list[FollowerUplift]
+
+
+class InfluenceResponse(BaseModel):
+    """How the hypothetical event changes the user's next-item distribution (and followers')."""
+
+    user_id: str
+    model: str
+    model_version: str
+    event: InfluenceEvent
+    kl: float | None = Field(
+        description="KL(after || before) of the next-item distribution (nats); null if infinite"
+    )
+    before: list[InfluenceItem]
+    after: list[InfluenceItem]
+    entering: list[InfluenceItem]
+    leaving: list[InfluenceItem]
+    items: list[ItemProbability]
+    reach: ReachResult | None
+    timeline_events: int = Field(description="events of the user's timeline the model read")
+    live_events: int = Field(description="of these, events ingested since training")

@@ -33,13 +33,16 @@ def check_binding(host: str, api_key: str | None) -> str:
     """What the server says about its binding at start-up; ValueError when a server without an
     API key is asked to listen beyond this machine."""
     if api_key:
-        return f"API key required for POST /v1/events; listening on {host}"
+        return f"API key required for POST /v1/events and /v1/influence; listening on {host}"
     if not is_loopback(host):
         raise ValueError(
             f"--host {host} would accept events from other machines without an API key; "
             "set one with --api-key-env NAME or listen on 127.0.0.1"
         )
-    return f"no API key configured: POST /v1/events is open, so listening on {host} only"
+    return (
+        "no API key configured: POST /v1/events and /v1/influence are open, "
+        f"so listening on {host} only"
+    )
 
 
 def run_server(

@@ -1,17 +1,26 @@
 """The service's logic, free of HTTP: ingest events, recommend from live timelines, similar
-items. Routes only parse requests and call these methods.
+items, explanations and influence. Routes only parse requests and call these methods.
 
 A :class:`Service` holds the loaded artifact, the event store, the live-timeline builder, a
 popularity model (fitted once on the training timelines, for timelines the model cannot read)
-and the item-similarity index. Ranking always goes through :func:`behaviorlm.recommend`.
+and the item-similarity index. Ranking always goes through :func:`behaviorlm.recommend`;
+attribution and influence through :mod:`behaviorlm.explain`, on the same live timelines.
+
+Explanations put forward hooks on the model's embedding tables for the length of a call
+(:mod:`behaviorlm.explain.components`), which would change any forward pass running at the
+same time; so every use of a neural model (recommendations included) holds ``model_lock``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import sqlite3
+import threading
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +28,31 @@ import numpy as np
 from pydantic import ValidationError
 
 from behaviorlm.artifact import META_FILE, Artifact
+from behaviorlm.data.errors import DataError
+from behaviorlm.explain import (
+    Event as HypotheticalEvent,
+)
+from behaviorlm.explain import (
+    Target,
+    explain,
+    influence,
+    labelled_explanation,
+    labelled_influence,
+    social_reach,
+)
+from behaviorlm.explain.artifacts import SOCIAL_ACTIONS
+from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.models.pop import Pop, PopConfig
 from behaviorlm.recommend import recommend
-from behaviorlm.schema import F32, Int
+from behaviorlm.schema import F32, Int, Sequences
 from behaviorlm.serve.metrics import Metrics
 from behaviorlm.serve.schemas import (
     Event,
     EventResult,
     EventsResponse,
+    ExplanationResponse,
+    InfluenceRequest,
+    InfluenceResponse,
     Recommendations,
     RecommendedItem,
     SimilarItems,
@@ -101,6 +127,7 @@ class Service:
         self.popularity = Pop(PopConfig()).fit(self.timelines.training)
         self.similarity = ItemSimilarity(self.artifact.model, self.timelines.training)
         self.metrics.model.labels(model=self.model_name, version=self.model_version).set(1)
+        self.model_lock = threading.Lock()
 
     def close(self) -> None:
         """Close the event store."""
@@ -247,13 +274,14 @@ class Service:
             if exclude_seen:  # "seen" = done this action on
                 excluded = np.unique(history.items[(history.actions == code) & (history.items > 0)])
         readable = timeline.length > 0
-        ranked = recommend(
-            self.artifact.model if readable else self.popularity,
-            history,
-            k,
-            exclude_seen=exclude_seen and excluded is None,
-            exclude_items=excluded,
-        )
+        with self._using_model() if readable else nullcontext():
+            ranked = recommend(
+                self.artifact.model if readable else self.popularity,
+                history,
+                k,
+                exclude_seen=exclude_seen and excluded is None,
+                exclude_items=excluded,
+            )
         note = None
         if not readable:
             note = "no event the model can read: most popular items"
@@ -297,6 +325,156 @@ class Service:
         return SimilarItems(
             item_id=item_id, method=self.similarity.method, items=self._items(items, scores)
         )
+
+    # ------------------------------------------------------------------ explanations, influence
+
+    def _using_model(self) -> AbstractContextManager[Any]:
+        """Held while the artifact's model runs: ``model_lock`` for a neural model."""
+        if isinstance(self.artifact.model, NeuralRecommender):
+            return self.model_lock
+        return nullcontext()
+
+    def _neural(self, what: str) -> NeuralRecommender:
+        """The artifact's model, or RequestError(422) when it is not a neural sequence model."""
+        model = self.artifact.model
+        if not isinstance(model, NeuralRecommender):
+            raise RequestError(
+                422,
+                f"{what} needs a neural sequence model (sasrec, hstu, mlp); this server runs "
+                f"{self.model_name!r}",
+            )
+        return model
+
+    def explain_user(
+        self,
+        user_id: str,
+        item_id: str | None = None,
+        *,
+        next_action: str | None = None,
+        method: str = "occlusion",
+        steps: int = 32,
+        max_events: int = 1000,
+    ) -> ExplanationResponse:
+        """Attribution of an item's score (default: the top recommendation) or of a next
+        action's score to the events of the user's timeline as it is now (training history
+        plus every stored event) and to the feature groups.
+
+        Raises RequestError: 422 for a model without explanations, an unknown action, a
+        model window over ``max_events`` events or a target the method cannot explain; 404
+        for an unknown item or a timeline without an event the model reads.
+        """
+        net = self._neural("an explanation")
+        if item_id is not None and next_action is not None:
+            raise RequestError(422, "name an item or a next_action to explain, not both")
+        target: Target | None = None
+        if item_id is not None:
+            item = self.timelines.item_code(item_id)
+            if not item:
+                raise RequestError(
+                    404, f"unknown item {item_id!r}: the model was not trained on it"
+                )
+            target = Target.item(item)
+        elif next_action is not None:
+            target = Target.action(self._action_code(next_action))
+        live = self.store.user_events(user_id)
+        timeline = self.timelines.for_user(user_id, live)
+        if timeline.length == 0:
+            raise RequestError(
+                404, f"user {user_id!r} has no event the model can read: nothing to explain"
+            )
+        read = min(timeline.length, int(net.config.max_len))
+        if read > max_events:
+            raise RequestError(
+                422,
+                f"the model reads {read:,} events of this timeline: explanations are limited "
+                f"to {max_events:,}",
+            )
+        try:
+            with self.model_lock:
+                explanation = explain(net, timeline.sequences, target, method, steps=steps)
+        except (ValueError, DataError) as exc:
+            raise RequestError(422, str(exc)) from exc
+        data = labelled_explanation(self.artifact, explanation)
+        stored = self.timelines.readable(live)
+        for row in data["events"]:
+            position = int(row["event_id"]) - self.timelines.first_live_event
+            row["live"] = 0 <= position < len(stored)
+            if row["live"]:
+                row["query"] = stored[position].query
+                row["client_event_id"] = stored[position].event_id
+        return ExplanationResponse(
+            user_id=user_id,
+            model_version=self.model_version,
+            timeline_events=timeline.length,
+            live_events=timeline.live_events,
+            ignored_events=timeline.ignored_events,
+            **data,
+        )
+
+    def influence(self, request: InfluenceRequest) -> InfluenceResponse:
+        """What the user doing ``request.action`` on ``request.item_id`` now would change: their
+        next-item distribution (on their timeline as it is now) and, for a share or like (or
+        ``reach`` true), the uplift of each follower (on the followers' timelines as they are
+        now) and its sum.
+
+        Raises RequestError: 422 for a model without influence or an unknown action; 404 for
+        an unknown item.
+        """
+        net = self._neural("influence")
+        named = [request.item_id, *request.items]
+        unknown = [i for i in named if not self.timelines.item_code(i)]
+        if unknown:
+            shown = ", ".join(repr(i) for i in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+            raise RequestError(404, f"unknown item(s) {shown}: the model was not trained on them")
+        items = [self.timelines.item_code(i) for i in named]
+        event = HypotheticalEvent(
+            item=items[0], action=self._action_code(request.action), timestamp=request.timestamp
+        )
+        timeline = self.timelines.for_user(request.user_id, self.store.user_events(request.user_id))
+        reach = request.action in SOCIAL_ACTIONS if request.reach is None else request.reach
+        view = self.timelines.actions.get("view")
+        if reach and view is None:
+            raise RequestError(
+                422, "social reach needs a view action (how a share reaches a follower)"
+            )
+        try:
+            with self.model_lock:
+                result = influence(net, timeline.sequences, event, k=request.k, items=items[1:])
+                if reach and view is not None:
+                    followers = self._followers(request.user_id)
+                    result = replace(
+                        result, reach=social_reach(net, followers, items[0], action=view)
+                    )
+        except (ValueError, DataError) as exc:
+            raise RequestError(422, str(exc)) from exc
+        data = labelled_influence(self.artifact, result)
+        if not math.isfinite(data["kl"]):
+            data["kl"] = None
+        return InfluenceResponse(
+            user_id=request.user_id,
+            model_version=self.model_version,
+            timeline_events=timeline.length,
+            live_events=timeline.live_events,
+            **data,
+        )
+
+    def _followers(self, user_id: str) -> Sequences:
+        """The live timelines of the user's followers in the data set's follow graph."""
+        user = self.timelines.users.get(user_id, 0)
+        follows = self.artifact.dataset.follows
+        followers = (
+            follows.filter(follows["followee"] == user)["follower"].to_list() if user else []
+        )
+        names = self.artifact.dataset.users["user_id"].cast(str)
+        ids = [names[int(f) - 1] for f in followers]
+        return self.timelines.for_users([(f, self.store.user_events(f)) for f in ids])
+
+    def _action_code(self, action: str) -> int:
+        code = self.timelines.actions.get(action)
+        if code is None:
+            known = ", ".join(self.timelines.actions)
+            raise RequestError(422, f"unknown action {action!r}; known: {known}")
+        return code
 
     def status(self) -> dict[str, Any]:
         """Readiness facts: the model and the number of stored events (touches the store)."""

@@ -16,9 +16,13 @@ class Limits:
     max_batch : int
         Most events in one ``POST /v1/events``.
     max_timeline : int
-        Most events in a timeline given in ``POST /v1/recommendations``.
+        Most events in a timeline given in ``POST /v1/recommendations``, and most events
+        an explanation attributes (the events the model reads of the user's timeline).
     max_k : int
-        Longest list of recommendations or similar items.
+        Longest list of recommendations, similar items or influence top-K (and most items
+        named in one influence request).
+    max_steps : int
+        Most integrated-gradients steps of one explanation.
 
     Examples
     --------
@@ -30,6 +34,7 @@ class Limits:
     max_batch: int = 1000
     max_timeline: int = 1000
     max_k: int = 1000
+    max_steps: int = 256
 
     def __post_init__(self) -> None:
         for f in fields(self):

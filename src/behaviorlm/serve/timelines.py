@@ -90,12 +90,54 @@ class LiveTimelines:
         base = self.training.row(user - 1) if user else None
         return self._merge(base, live, user)
 
+    def for_users(self, timelines: Sequence[tuple[str, Sequence[EventRecord]]]) -> Sequences:
+        """Several users' timelines (user id, that user's live events) as one ``Sequences``,
+        one row each in order (row ``k``'s ``users`` entry is the internal user id).
+
+        Examples
+        --------
+        >>> import behaviorlm as blm
+        >>> ds = blm.preprocess(blm.simulate(30, seed=1))
+        >>> art = blm.Artifact(model=blm.MODELS["pop"][1](blm.MODELS["pop"][0]()).fit(
+        ...     ds.sequences()), dataset=ds)
+        >>> live = LiveTimelines(art)
+        >>> new = EventRecord(user_id="u0", item_id="i3", timestamp=2_000_000_000, action="cart")
+        >>> rows = live.for_users([("u0", [new]), ("u1", [])])
+        >>> len(rows), rows.lengths.tolist() == [len(live.for_user("u0", [new]).sequences.items),
+        ...                                      len(live.for_user("u1", []).sequences.items)]
+        (2, True)
+        >>> len(live.for_users([]))
+        0
+        """
+        rows = [self.for_user(user_id, live).sequences for user_id, live in timelines]
+        if not rows:
+            return self.training.select(np.zeros(0, dtype=np.int64))
+        per = [row.per_event() for row in rows]
+        arrays = {name: np.concatenate([p[name] for p in per]) for name in per[0]}
+        extras = {name: arrays.pop(name) for name in list(rows[0].extra)}
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum([len(row.items) for row in rows], out=offsets[1:])
+        return Sequences(
+            offsets=offsets,
+            users=np.concatenate([row.users for row in rows]),
+            n_items=self.n_items,
+            extra=extras,
+            **arrays,
+        )
+
     def for_events(self, events: Sequence[EventRecord]) -> Timeline:
         """A timeline made only of ``events`` (a request's own timeline)."""
         return self._merge(None, events, 0)
 
+    def readable(self, live: Sequence[EventRecord]) -> list[EventRecord]:
+        """The events of ``live`` the model reads (searches and known items), in order.
+
+        The ``k``-th of them has ``event_id`` ``first_live_event + k`` in a merged timeline.
+        """
+        return [e for e in live if e.item_id is None or e.item_id in self.items]
+
     def _merge(self, base: Sequences | None, live: Sequence[EventRecord], user: int) -> Timeline:
-        known = [e for e in live if e.item_id is None or e.item_id in self.items]
+        known = self.readable(live)
         arrays = self._code(known)
         if base is not None:
             old = base.per_event()

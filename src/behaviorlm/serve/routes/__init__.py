@@ -4,8 +4,5 @@
 ``events``   POST /v1/events
 ``recommendations``  GET /v1/users/{user_id}/recommendations, POST /v1/recommendations
 ``items``    GET /v1/items/{item_id}/similar
-
-Explanations and influence (GET /v1/users/{user_id}/explanation, POST /v1/influence) belong
-in an ``explain`` module here, calling :mod:`behaviorlm.explain`; ``POST /v1/influence``
-takes the same API key dependency as ``POST /v1/events``.
+``explain``  GET /v1/users/{user_id}/explanation, POST /v1/influence (API key, as events)
 """

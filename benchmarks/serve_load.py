@@ -1,0 +1,348 @@
+"""Load test of the HTTP service: latency, throughput, errors and the server's memory over time.
+
+``N`` concurrent clients (asyncio + httpx, one keep-alive connection each) send a mix of
+``GET /v1/users/{user}/recommendations`` for users whose timeline was just extended (the
+users of the most recent event posts; read-your-writes makes every such request read the
+store) and ``POST /v1/events`` (one new event each, a known item, the time now), 80 % / 20 %
+by default, for ``--duration`` seconds after a ``--warmup`` whose requests are not counted.
+
+The server is either started here from an artifact (``behaviorlm serve ARTIFACT`` on a free
+loopback port with an event store in a temporary folder, stopped at the end) or a running one
+given by ``--url`` (loopback only; ``--server-pid`` to sample its memory). User and item ids
+come from the artifact's data set in both cases. The run is bounded by ``--duration`` and by
+``--max-requests``.
+
+Prints JSON lines: ``config``, ``progress`` every ``--report-every`` seconds, and ``result``:
+p50 / p90 / p99 latency in ms (all requests and per kind), requests/s, error count (non-2xx
+answers and transport errors, with the first few messages), and the server's resident memory
+(VmRSS, MiB) at the start, middle and end of the measured window plus its minimum and
+maximum, so "memory flat" can be judged. The load generator shares the machine with the
+server: on a 2-core machine its own CPU use lowers the throughput the server can reach.
+
+Examples::
+
+    behaviorlm simulate 200 sim/ && behaviorlm prepare sim/ sim.ds
+    behaviorlm train sim.ds markov --out runs/markov
+    python benchmarks/serve_load.py runs/markov --duration 10 --warmup 2
+    # against a server already running on 127.0.0.1:8000 (process id 1234)
+    python benchmarks/serve_load.py runs/markov --url http://127.0.0.1:8000 --server-pid 1234
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+
+import behaviorlm as blm
+from behaviorlm.serve.server import is_loopback
+
+#: Longest run accepted (seconds of measurement plus warm-up).
+MAX_SECONDS = 3600.0
+#: Events posted to a user are remembered for this many recent posts (the "fresh" users).
+FRESH_USERS = 1000
+#: Error messages kept for the result line.
+KEPT_ERRORS = 5
+START_TIMEOUT_S = 120.0
+
+
+@dataclass
+class Tally:
+    """Latencies (seconds) per request kind and errors, of the measured window."""
+
+    latency: dict[str, list[float]] = field(default_factory=lambda: {"recommend": [], "events": []})
+    errors: int = 0
+    messages: list[str] = field(default_factory=list)
+    warmup_requests: int = 0
+    warmup_errors: int = 0
+
+    @property
+    def requests(self) -> int:
+        return sum(len(v) for v in self.latency.values())
+
+    def error(self, message: str) -> None:
+        self.errors += 1
+        if len(self.messages) < KEPT_ERRORS:
+            self.messages.append(message[:300])
+
+
+def percentiles(seconds: list[float]) -> dict[str, float | None]:
+    """p50, p90, p99 and max in milliseconds (None without requests)."""
+    if not seconds:
+        return {"p50_ms": None, "p90_ms": None, "p99_ms": None, "max_ms": None}
+    ms = np.asarray(seconds) * 1000.0
+    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+    return {
+        "p50_ms": round(float(p50), 3),
+        "p90_ms": round(float(p90), 3),
+        "p99_ms": round(float(p99), 3),
+        "max_ms": round(float(ms.max()), 3),
+    }
+
+
+def rss_mib(pid: int) -> float | None:
+    """Resident memory of process ``pid`` in MiB (None when it cannot be read)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024.0, 1)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start_server(artifact: Path, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``behaviorlm serve`` on a free loopback port with a store in ``folder``; ready."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "behaviorlm.cli", "serve", str(artifact)]
+    cmd += ["--store", f"sqlite:///{folder / 'events.db'}", "--host", "127.0.0.1"]
+    cmd += ["--port", str(port)]
+    log = folder / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited with {proc.returncode}:\n{log.read_text()}")
+        if time.monotonic() > deadline:
+            stop_server(proc)
+            raise SystemExit(f"the server was not ready in {START_TIMEOUT_S:.0f} s")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1.0).status_code == 200:
+                return proc, base
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+class Load:
+    """The clients, the shared state they read (fresh users) and the tally."""
+
+    def __init__(self, args: argparse.Namespace, users: list[str], items: list[str]) -> None:
+        self.args = args
+        self.users = users
+        self.items = items
+        self.fresh: collections.deque[str] = collections.deque(maxlen=FRESH_USERS)
+        self.tally = Tally()
+        self.sent = 0
+        self.posted = 0
+        self.measuring = False
+        self.stopping = False
+
+    async def client(self, http: httpx.AsyncClient, worker: int) -> None:
+        rng = random.Random(self.args.seed * 1_000_003 + worker)
+        headers = {"X-API-Key": self.args.api_key} if self.args.api_key else {}
+        while not self.stopping and self.sent < self.args.max_requests:
+            self.sent += 1
+            if rng.random() < self.args.recommend_share:
+                kind = "recommend"
+                user = rng.choice(self.fresh) if self.fresh else rng.choice(self.users)
+                request = http.build_request(
+                    "GET", f"/v1/users/{user}/recommendations", params={"k": self.args.k}
+                )
+            else:
+                kind = "events"
+                user = rng.choice(self.users)
+                self.posted += 1
+                events = [
+                    {
+                        "user_id": user,
+                        "item_id": rng.choice(self.items),
+                        "action": "view",
+                        "timestamp": int(time.time()),
+                        "event_id": f"load-{self.args.seed}-{worker}-{self.posted}-{j}",
+                    }
+                    for j in range(self.args.batch)
+                ]
+                request = http.build_request(
+                    "POST", "/v1/events", json={"events": events}, headers=headers
+                )
+            measuring = self.measuring
+            start = time.perf_counter()
+            try:
+                response = await http.send(request)
+                ok = response.status_code < 300
+                problem = "" if ok else f"{kind} {response.status_code}: {response.text}"
+            except httpx.HTTPError as exc:
+                ok, problem = False, f"{kind} {type(exc).__name__}: {exc}"
+            elapsed = time.perf_counter() - start
+            if ok and kind == "events":
+                self.fresh.append(user)
+            if not measuring:
+                self.tally.warmup_requests += 1
+                self.tally.warmup_errors += not ok
+            else:
+                self.tally.latency[kind].append(elapsed)
+                if not ok:
+                    self.tally.error(problem)
+
+
+def emit(record: dict[str, Any]) -> None:
+    print(json.dumps(record), flush=True)
+
+
+async def run(args: argparse.Namespace, base: str, pid: int | None, load: Load) -> None:
+    limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
+    timeout = httpx.Timeout(args.request_timeout)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout) as http:
+        workers = [asyncio.create_task(load.client(http, w)) for w in range(args.clients)]
+        await asyncio.sleep(args.warmup)
+        load.measuring = True
+        start = time.perf_counter()
+        memory: list[tuple[float, float | None]] = [(0.0, rss_mib(pid) if pid else None)]
+        next_report = args.report_every
+        while not load.stopping:
+            await asyncio.sleep(min(1.0, args.duration))
+            now = time.perf_counter() - start
+            memory.append((now, rss_mib(pid) if pid else None))
+            if now >= next_report:
+                next_report += args.report_every
+                emit(
+                    {
+                        "event": "progress",
+                        "seconds": round(now, 1),
+                        "requests": load.tally.requests,
+                        "requests_per_s": round(load.tally.requests / now, 1),
+                        "errors": load.tally.errors,
+                        "server_rss_mib": memory[-1][1],
+                    }
+                )
+            if now >= args.duration or load.sent >= args.max_requests:
+                load.stopping = True
+        await asyncio.gather(*workers)  # the requests in flight finish and count
+        wall = time.perf_counter() - start
+    tally = load.tally
+    samples = [m for _, m in memory if m is not None]
+    middle = min(memory, key=lambda m: abs(m[0] - wall / 2))[1]
+    emit(
+        {
+            "event": "result",
+            "seconds": round(wall, 2),
+            "requests": tally.requests,
+            "requests_per_s": round(tally.requests / wall, 1) if wall > 0 else None,
+            "errors": tally.errors,
+            "error_messages": tally.messages,
+            **percentiles([x for v in tally.latency.values() for x in v]),
+            "recommend": {"requests": len(tally.latency["recommend"])}
+            | percentiles(tally.latency["recommend"]),
+            "events": {"requests": len(tally.latency["events"])}
+            | percentiles(tally.latency["events"]),
+            "warmup_requests": tally.warmup_requests,
+            "warmup_errors": tally.warmup_errors,
+            "server_rss_mib": {
+                "start": memory[0][1],
+                "middle": middle,
+                "end": memory[-1][1],
+                "min": min(samples) if samples else None,
+                "max": max(samples) if samples else None,
+            },
+        }
+    )
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("artifact", type=Path, help="artifact folder (ids; served unless --url)")
+    p.add_argument("--url", help="a running server on a loopback address (default: start one)")
+    p.add_argument("--server-pid", type=int, help="process id of the --url server (memory)")
+    p.add_argument("--api-key-env", help="environment variable with the --url server's API key")
+    p.add_argument("--clients", type=int, default=32)
+    p.add_argument("--duration", type=float, default=300.0, help="measured seconds")
+    p.add_argument("--warmup", type=float, default=10.0, help="seconds before measuring")
+    p.add_argument("--recommend-share", type=float, default=0.8)
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--batch", type=int, default=1, help="events per POST /v1/events")
+    p.add_argument("--users", type=int, default=0, help="use the first N users (0 = all)")
+    p.add_argument("--max-requests", type=int, default=2_000_000, help="stop after this many")
+    p.add_argument("--request-timeout", type=float, default=30.0)
+    p.add_argument("--report-every", type=float, default=30.0, help="seconds between progress")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    if args.duration <= 0:
+        p.error("--duration must be positive")
+    if args.duration + args.warmup > MAX_SECONDS or args.warmup < 0:
+        p.error(f"--warmup must be >= 0 and --duration + --warmup at most {MAX_SECONDS:.0f} s")
+    if not 1 <= args.clients <= 1024:
+        p.error("--clients must be between 1 and 1024")
+    if not 0.0 <= args.recommend_share <= 1.0:
+        p.error("--recommend-share must be between 0 and 1")
+    if args.max_requests < 1 or args.batch < 1 or args.k < 1 or args.report_every <= 0:
+        p.error("--max-requests, --batch, --k and --report-every must be positive")
+    if args.url is not None:
+        host = urlsplit(args.url).hostname or ""
+        if urlsplit(args.url).scheme != "http" or not is_loopback(host):
+            p.error(f"--url {args.url}: only http:// on a loopback address (127.0.0.1, ::1)")
+    args.api_key = os.environ.get(args.api_key_env, "") if args.api_key_env else ""
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    dataset = blm.Artifact.load(args.artifact).dataset
+    users = dataset.users["user_id"].cast(str).to_list()
+    if args.users:
+        users = users[: args.users]
+    items = dataset.items["item_id"].cast(str).to_list()
+    emit(
+        {
+            "event": "config",
+            "artifact": str(args.artifact),
+            "url": args.url,
+            "clients": args.clients,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "recommend_share": args.recommend_share,
+            "k": args.k,
+            "batch": args.batch,
+            "users": len(users),
+            "items": len(items),
+            "cpus": os.cpu_count(),
+        }
+    )
+    load = Load(args, users, items)
+    if args.url is not None:
+        asyncio.run(run(args, args.url.rstrip("/"), args.server_pid, load))
+        return
+    with tempfile.TemporaryDirectory(prefix="serve-load-") as folder:
+        proc, base = start_server(args.artifact, Path(folder))
+        try:
+            asyncio.run(run(args, base, proc.pid, load))
+        finally:
+            stop_server(proc)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Explanations of a user's recommendations and the influence of a hypothetical event."""
+
+# no `from __future__ import annotations`: FastAPI reads these annotations at run time, and
+# they refer to the enclosing function's `limits`
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from behaviorlm.serve.deps import ServiceDep, require_api_key
+from behaviorlm.serve.schemas import (
+    MAX_ID,
+    ExplanationResponse,
+    InfluenceRequest,
+    InfluenceResponse,
+    Problem,
+)
+from behaviorlm.serve.service import RequestError
+from behaviorlm.serve.settings import Limits
+
+
+def router(limits: Limits) -> APIRouter:
+    """``GET /v1/users/{user_id}/explanation`` and ``POST /v1/influence``."""
+    api = APIRouter(prefix="/v1", tags=["explanations"])
+    errors: dict[int | str, dict[str, Any]] = {
+        404: {"model": Problem, "description": "unknown item, or no event to explain"},
+        422: {"model": Problem, "description": "bad request, or a model without explanations"},
+    }
+
+    @api.get("/users/{user_id}/explanation", response_model=ExplanationResponse, responses=errors)
+    def explanation(
+        service: ServiceDep,
+        user_id: Annotated[str, Path(min_length=1, max_length=MAX_ID)],
+        item: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=MAX_ID,
+                description="the item whose score to explain; default: the top recommendation",
+            ),
+        ] = None,
+        next_action: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=MAX_ID,
+                description="explain the score of this next action instead of an item",
+            ),
+        ] = None,
+        method: Annotated[
+            Literal["occlusion", "ig", "integrated_gradients", "attention"],
+            Query(description="exact leave-one-out, integrated gradients, or attention weights"),
+        ] = "occlusion",
+        steps: Annotated[
+            int, Query(ge=1, le=limits.max_steps, description="integrated gradients steps")
+        ] = 32,
+    ) -> ExplanationResponse:
+        """Why the model scores an item (or a next action) as it does for this user now.
+
+        The timeline explained is the one recommendations read: the training history plus
+        every accepted event (an event posted before this request is always included, and
+        marked ``live``). ``occlusion`` gives each event's exact leave-one-out influence on
+        the target's logit and probability; ``ig`` integrated gradients with a per-group
+        split; ``attention`` the last layer's attention weights (a diagnostic, not an
+        influence). Feature groups are also ablated one at a time. Needs a neural model.
+        """
+        return service.explain_user(
+            user_id,
+            item,
+            next_action=next_action,
+            method=method,
+            steps=steps,
+            max_events=limits.max_timeline,
+        )
+
+    @api.post(
+        "/influence",
+        response_model=InfluenceResponse,
+        dependencies=[Depends(require_api_key)],
+        responses={**errors, 401: {"model": Problem, "description": "missing or wrong API key"}},
+    )
+    def influence(request: InfluenceRequest, service: ServiceDep) -> InfluenceResponse:
+        """What a hypothetical event would change (nothing is stored).
+
+        The event is appended to the user's timeline as it is now; the response gives the
+        KL divergence of the next-item distribution, the top-K lists before and after, and
+        the probability change of the event's item and of any named ``items``. For a share
+        or like (or ``reach: true``) it also gives each follower's uplift of the item and
+        their sum, the predicted reach. Needs a neural model.
+        """
+        if request.k > limits.max_k:
+            raise RequestError(422, f"k = {request.k:,} is over the limit of {limits.max_k:,}")
+        if len(request.items) > limits.max_k:
+            raise RequestError(
+                422, f"{len(request.items):,} named items: the limit is {limits.max_k:,}"
+            )
+        return service.influence(request)
+
+    return api

@@ -123,3 +123,16 @@ def test_recommend_filters(prepared: Path, capsys: pytest.CaptureFixture[str]) -
     again = json.loads(capsys.readouterr().out)[0]["recommendations"]
     assert top not in [r["item_id"] for r in again]
     assert main([*argv[:-2], "--category", "no-such-category"]) == 2
+
+
+def test_demo_runs_end_to_end_and_explains(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--users", "300", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    for model in ("pop-recent", "itemknn", "markov", "sasrec"):
+        assert f"| {model} " in text
+    assert "Why sasrec recommends its top item" in text
+    assert "feature groups" in text
+    assert (out / "runs" / "sasrec" / "artifact.json").is_file()

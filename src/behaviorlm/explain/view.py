@@ -1,0 +1,101 @@
+"""The terminal view of an explanation (``behaviorlm explain``, the demo).
+
+Each event the model reads is a row with its time, action, item and title and a signed bar
+(red to the left for events that lower the target's probability, green to the right for
+events that raise it); a second table gives the feature groups by ablation and by summed
+attributions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+
+def _bar(value: float | None, scale: float, width: int = 8) -> Text:
+    """A signed bar: red to the left of the centre for negative values, green to the right."""
+    if value is None or scale <= 0:
+        return Text(" " * (2 * width + 1))
+    n = min(width, round(abs(value) / scale * width))
+    left = ("█" * n if value < 0 else "").rjust(width)
+    right = ("█" * n if value > 0 else "").ljust(width)
+    return Text(left, style="red") + Text("│") + Text(right, style="green")
+
+
+def _when(timestamp: int) -> str:
+    """Seconds since 1970 as a UTC time; small numbers (positions, not times) as they are."""
+    if timestamp < 100_000_000:
+        return str(timestamp)
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:
+    """Print a labelled explanation: the timeline with signed influence bars, then the groups.
+
+    ``data`` is :func:`behaviorlm.explain.labelled_explanation`'s dict (the JSON of
+    ``behaviorlm explain --json``).
+    """
+    target = data["target"]
+    name = (
+        f"item {target.get('item_id')} {target.get('title') or ''}".strip()
+        if target["kind"] == "item"
+        else f"action {target.get('action_name', target['id'])}"
+    )
+    attention = data["method"] == "attention"
+    key = "attention" if attention else "probability"
+    values = [e[key] for e in data["events"] if e[key] is not None]
+    scale = max((abs(v) for v in values), default=0.0)
+    table = Table(
+        title=f"{data['method']} of {name} for user {user} "
+        f"(p = {data['probability']:.4f}, logit {data['logit']:.3f})",
+        title_justify="left",
+    )
+    for column in ("#", "time", "action", "item", "title"):
+        table.add_column(column, justify="right" if column == "#" else "left")
+    table.add_column(
+        "attention" if attention else "influence on p", justify="center", no_wrap=True, min_width=17
+    )
+    table.add_column("weight" if attention else "Δp", justify="right")
+    if not attention:
+        table.add_column("Δlogit", justify="right")
+    for e in data["events"]:
+        cells = [
+            str(e["index"]),
+            _when(e["timestamp"]),
+            e["action_name"] + (" (social)" if e["kind"] == "social" else ""),
+            str(e["item_id"] or ""),
+            str(e["title"] or (f"search: {e['query']}" if e.get("query") else "")),
+            _bar(e[key], scale),
+            f"{e[key]:+.4f}",
+        ]
+        if not attention:
+            cells.append(f"{e['logit']:+.3f}")
+        table.add_row(*cells)
+    con.print(table)
+    if data["unread"]:
+        con.print(f"({data['unread']} older events lie beyond the model's window)")
+    groups = Table(title="feature groups", title_justify="left")
+    groups.add_column("group")
+    groups.add_column("ablation Δp", justify="right")
+    groups.add_column("ablation Δlogit", justify="right")
+    groups.add_column("summed Δp", justify="right")
+    groups.add_column("summed Δlogit", justify="right")
+
+    def number(value: float | None, digits: int) -> str:
+        return "" if value is None else f"{value:+.{digits}f}"
+
+    for g in data["groups"]:
+        groups.add_row(
+            g["group"],
+            number(g["ablation_probability"], 4),
+            number(g["ablation_logit"], 3),
+            number(g["attributed_probability"], 4),
+            number(g["attributed_logit"], 3),
+        )
+    con.print(groups)
+    if data["note"]:
+        con.print(f"note: {data['note']}", markup=False)

@@ -54,7 +54,7 @@ from behaviorlm.config import to_dict
 from behaviorlm.data.coding import Codes, code_ids, code_vocabs, compact_vocab, renumber
 from behaviorlm.data.dataset import EVENT_DTYPES, Dataset
 from behaviorlm.data.errors import DataError, OnError, Report
-from behaviorlm.data.raw import RawData
+from behaviorlm.data.raw import RAW_EVENT_DTYPES, RawData
 from behaviorlm.schema import ACTIONS, SOURCES, TRUTH_PREFIX, Bool, Int
 
 #: Raw event columns that are carried to the Dataset untouched (besides ``truth_*`` columns).
@@ -301,15 +301,7 @@ def _renumber_events(
 
 def _complete(events: pl.DataFrame) -> pl.DataFrame:
     """Events with every raw column present (missing optional ones as nulls)."""
-    missing = {
-        "item_id": pl.String(),
-        "action": pl.String(),
-        "value": pl.Float64(),
-        "query": pl.String(),
-        "device": pl.String(),
-        "location": pl.String(),
-        "source": pl.String(),
-    }
+    missing = {k: v for k, v in RAW_EVENT_DTYPES.items() if k not in ("user_id", "timestamp")}
     for column in ("user_id", "timestamp"):
         if column not in events.columns:
             raise DataError(f"events have no {column!r} column", how="read the input with data.io")

@@ -28,6 +28,7 @@ from typing import Protocol
 
 import polars as pl
 
+from behaviorlm.data.raw import RAW_EVENT_DTYPES
 from behaviorlm.schema import EVENT_COLUMNS
 
 #: URL scheme of the embedded store: ``sqlite:///relative.db`` or ``sqlite:////absolute.db``.
@@ -60,18 +61,7 @@ class EventRecord:
 
 _COLUMNS = tuple(f.name for f in fields(EventRecord))
 #: Parquet schema of :func:`export_events`: the event schema plus ``event_id``.
-EXPORT_SCHEMA: dict[str, pl.DataType] = {
-    "user_id": pl.String(),
-    "item_id": pl.String(),
-    "timestamp": pl.Int64(),
-    "action": pl.String(),
-    "value": pl.Float64(),
-    "query": pl.String(),
-    "device": pl.String(),
-    "location": pl.String(),
-    "source": pl.String(),
-    "event_id": pl.String(),
-}
+EXPORT_SCHEMA: dict[str, pl.DataType] = {**RAW_EVENT_DTYPES, "event_id": pl.String()}
 
 
 class EventStore(Protocol):

@@ -103,7 +103,7 @@ def markdown(files: Sequence[str]) -> str:
         out.append(
             f"| {name} | {line['model']} | {m['HR']['10']:.4f} | {m['NDCG']['10']:.4f} "
             f"| {m['HR']['20']:.4f} | {m['NDCG']['20']:.4f} | {time_text} "
-            f"| {line['epochs'] if line['epochs'] is not None else '-'} "
+            f"| {line['epochs'] or '-'} "
             f"| {line['peak_rss_mib'] / 1024:.2f} GiB | `{line['config']}` |"
         )
     return "\n".join(out)
@@ -127,6 +127,9 @@ def main() -> None:
     if args.markdown:
         print(markdown(args.markdown))
         return
+    if args.simulate is not None and args.data is not None:  # no path with --simulate:
+        args.overrides = [args.data, *args.overrides]  # the first positional is an override
+        args.data = None
     if (args.data is None) == (args.simulate is None):
         parser.error("give a data path or --simulate N")
     if args.one:

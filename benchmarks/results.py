@@ -34,6 +34,8 @@ from machine import machine_facts, peak_rss_mib
 
 ROOT = Path(__file__).resolve().parent.parent
 KS = (10, 20)
+#: Row order of the table: baselines first, then the sequence models.
+MODEL_ORDER = ("pop", "itemknn", "markov", "mlp", "hstu", "sasrec")
 
 
 def one_model(args: argparse.Namespace, model: str) -> dict[str, Any]:
@@ -95,7 +97,14 @@ def markdown(files: Sequence[str]) -> str:
         "| peak RSS | config |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
     )
     out = [head]
-    for line in rows.values():
+    datasets = list(dict.fromkeys(key[0] for key in rows))  # in the order of the files
+
+    def order(key: tuple[str, str, bool]) -> tuple[int, bool, int, str]:
+        model = MODEL_ORDER.index(key[1]) if key[1] in MODEL_ORDER else len(MODEL_ORDER)
+        return datasets.index(key[0]), not key[2], model, key[1]
+
+    for key in sorted(rows, key=order):
+        line = rows[key]
         m = line["metrics"]
         minutes = line["train_s"] / 60
         time_text = f"{minutes:.1f} min" if minutes >= 1 else f"{line['train_s']:.0f} s"

@@ -83,6 +83,12 @@ def one_model(args: argparse.Namespace, model: str) -> dict[str, Any]:
     }
 
 
+def shown(line: dict[str, Any]) -> str:
+    """The run's overrides for the config cell (thread counts left out: they change no result)."""
+    kept = [o for o in line.get("overrides", []) if not o.startswith("train.threads=")]
+    return "".join(f" `{o}`" for o in kept)
+
+
 def markdown(files: Sequence[str]) -> str:
     """The results table of saved JSON lines (the last line per data set, model and masking)."""
     rows: dict[tuple[str, str, bool], dict[str, Any]] = {}
@@ -113,7 +119,7 @@ def markdown(files: Sequence[str]) -> str:
             f"| {name} | {line['model']} | {m['HR']['10']:.4f} | {m['NDCG']['10']:.4f} "
             f"| {m['HR']['20']:.4f} | {m['NDCG']['20']:.4f} | {time_text} "
             f"| {line['epochs'] or '-'} "
-            f"| {line['peak_rss_mib'] / 1024:.2f} GiB | `{line['config']}` |"
+            f"| {line['peak_rss_mib'] / 1024:.2f} GiB | `{line['config']}`{shown(line)} |"
         )
     return "\n".join(out)
 

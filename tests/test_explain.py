@@ -11,9 +11,10 @@ import torch
 
 import behaviorlm as blm
 from behaviorlm.explain import Target, explain
-from behaviorlm.explain.attention import attention
+from behaviorlm.explain.attention import attention, last_layer
 from behaviorlm.explain.groups import ablate_groups
 from behaviorlm.models.neural import NeuralRecommender
+from behaviorlm.models.sasrec import Block
 from behaviorlm.schema import Sequences
 
 NEURAL = ("sasrec", "hstu", "mlp")
@@ -144,6 +145,27 @@ def test_attention_read_out(art: blm.Artifact) -> None:
     else:  # HSTU: SiLU gates divided by the number of visible events
         assert (weights >= -0.3 / 20).all()
     assert np.allclose(attention(model, history), weights)
+    if model.name != "sasrec":  # HSTU's forward and attention_weights share one function
+        return
+    # independently of the read-out: softmax weights times V are the block's SDPA output
+    block = last_layer(model)
+    assert isinstance(block, Block)
+    captured: list[tuple[torch.Tensor, ...]] = []
+    handle = block.register_forward_pre_hook(lambda _, args: captured.append(args))
+    try:
+        model.score(history)
+    finally:
+        handle.remove()
+    x, allowed = captured[-1]
+    b, t, _ = x.shape
+    with torch.no_grad():
+        q, k, v = (
+            z.view(b, t, block.heads, -1).transpose(1, 2)
+            for z in block.qkv(block.norm1(x)).chunk(3, dim=-1)
+        )
+        expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, allowed)
+        got = block.attention_weights(x, allowed) @ v
+    assert torch.allclose(got, expected, atol=1e-5)
 
 
 def test_randomised_weights_give_different_attributions(art: blm.Artifact) -> None:

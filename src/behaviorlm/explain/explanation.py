@@ -36,6 +36,8 @@ from behaviorlm.schema import Sequences
 
 METHODS = ("occlusion", "integrated_gradients", "attention")
 ALIASES = {"ig": "integrated_gradients"}
+#: Event kinds (:func:`behaviorlm.explain.groups.event_kinds`), each also a feature group.
+EVENT_KINDS = ("history", "search", "social")
 
 
 @dataclass(frozen=True)
@@ -215,20 +217,15 @@ def explain(
             event(k, logit=float(d_logit[k]), probability=float(d_prob[k]))
             for k in range(len(events))
         )
+        kind = np.asarray(kinds)
+
+        def summed(g: str) -> tuple[float | None, float | None]:
+            if g not in EVENT_KINDS:  # context groups have no events of their own
+                return None, None
+            return float(d_logit[kind == g].sum()), float(d_prob[kind == g].sum())
+
         groups = tuple(
-            GroupInfluence(
-                g,
-                a_logit,
-                a_prob,
-                *(
-                    (
-                        float(sum(d_logit[k] for k in range(len(events)) if kinds[k] == g)),
-                        float(sum(d_prob[k] for k in range(len(events)) if kinds[k] == g)),
-                    )
-                    if g in ("history", "search", "social")
-                    else (None, None)
-                ),
-            )
+            GroupInfluence(g, a_logit, a_prob, *summed(g))
             for g, (a_logit, a_prob) in ablation.items()
         )
         return Explanation(

@@ -9,7 +9,6 @@ change of named items. The social reach of a share lives in :mod:`behaviorlm.exp
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -224,7 +223,7 @@ def influence(
     return Influence(
         model=net.name,
         event=event,
-        kl=kl if math.isfinite(kl) else float("inf"),
+        kl=kl,
         before=b,
         after=a,
         entering=tuple(i for i in a if i not in b),

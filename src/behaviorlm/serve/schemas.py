@@ -253,13 +253,9 @@ class InfluenceEvent(BaseModel):
     action_name: str
 
 
-class ItemProbability(BaseModel):
+class ItemProbability(InfluenceItem):
     """Probability of one item being next, before and after the event."""
 
-    item: int
-    item_id: str | None
-    title: str | None = None
-    category: str | None = None
     before: float
     after: float
     change: float

@@ -197,25 +197,21 @@ class Service:
             event = Event.model_validate(raw)
         except ValidationError as exc:
             return None, describe(exc)
-        record, reason = self.record(event, now)
-        return record, reason
+        return self.record(event, now)
 
-    def record(
-        self, event: TimelineEvent, now: int, user_id: str = ""
-    ) -> tuple[EventRecord | None, str]:
+    def record(self, event: TimelineEvent, now: int) -> tuple[EventRecord | None, str]:
         """Check an event against the model's vocabularies; fill the defaults."""
         if event.item_id is None and event.query is None:
             return None, "an event needs an item_id (or a query for a search)"
         action = event.action or ("search" if event.item_id is None else "view")
         if action not in self.timelines.actions:
-            known = ", ".join(self.timelines.actions)
-            return None, f"unknown action {action!r}; known: {known}"
+            return None, self._unknown_action(action)
         source = event.source or "self"
         if source not in self.timelines.sources:
             return None, f"unknown source {source!r}; known: {', '.join(self.timelines.sources)}"
         return (
             EventRecord(
-                user_id=event.user_id if isinstance(event, Event) else user_id,
+                user_id=event.user_id if isinstance(event, Event) else "",
                 item_id=event.item_id,
                 timestamp=now if event.timestamp is None else event.timestamp,
                 action=action,
@@ -267,10 +263,7 @@ class Service:
         history = timeline.sequences
         excluded: Int | None = None
         if action is not None:
-            code = self.timelines.actions.get(action)
-            if code is None:
-                known = ", ".join(self.timelines.actions)
-                raise RequestError(422, f"unknown action {action!r}; known: {known}")
+            code = self._action_code(action)
             if exclude_seen:  # "seen" = done this action on
                 excluded = np.unique(history.items[(history.actions == code) & (history.items > 0)])
         readable = timeline.length > 0
@@ -318,10 +311,7 @@ class Service:
 
     def similar_items(self, item_id: str, k: int = 10) -> SimilarItems:
         """The ``k`` items most similar to ``item_id``; RequestError(404) for an unknown item."""
-        item = self.timelines.item_code(item_id)
-        if not item:
-            raise RequestError(404, f"unknown item {item_id!r}: the model was not trained on it")
-        items, scores = self.similarity.top(item, k)
+        items, scores = self.similarity.top(self._item_code(item_id), k)
         return SimilarItems(
             item_id=item_id, method=self.similarity.method, items=self._items(items, scores)
         )
@@ -368,16 +358,10 @@ class Service:
             raise RequestError(422, "name an item or a next_action to explain, not both")
         target: Target | None = None
         if item_id is not None:
-            item = self.timelines.item_code(item_id)
-            if not item:
-                raise RequestError(
-                    404, f"unknown item {item_id!r}: the model was not trained on it"
-                )
-            target = Target.item(item)
+            target = Target.item(self._item_code(item_id))
         elif next_action is not None:
             target = Target.action(self._action_code(next_action))
-        live = self.store.user_events(user_id)
-        timeline = self.timelines.for_user(user_id, live)
+        timeline = self.timelines.for_user(user_id, self.store.user_events(user_id))
         if timeline.length == 0:
             raise RequestError(
                 404, f"user {user_id!r} has no event the model can read: nothing to explain"
@@ -395,13 +379,12 @@ class Service:
         except (ValueError, DataError) as exc:
             raise RequestError(422, str(exc)) from exc
         data = labelled_explanation(self.artifact, explanation)
-        stored = self.timelines.readable(live)
         for row in data["events"]:
             position = int(row["event_id"]) - self.timelines.first_live_event
-            row["live"] = 0 <= position < len(stored)
+            row["live"] = 0 <= position < timeline.live_events
             if row["live"]:
-                row["query"] = stored[position].query
-                row["client_event_id"] = stored[position].event_id
+                row["query"] = timeline.live[position].query
+                row["client_event_id"] = timeline.live[position].event_id
         return ExplanationResponse(
             user_id=user_id,
             model_version=self.model_version,
@@ -422,11 +405,11 @@ class Service:
         """
         net = self._neural("influence")
         named = [request.item_id, *request.items]
-        unknown = [i for i in named if not self.timelines.item_code(i)]
+        items = [self.timelines.item_code(i) for i in named]
+        unknown = [i for i, code in zip(named, items, strict=True) if not code]
         if unknown:
             shown = ", ".join(repr(i) for i in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
             raise RequestError(404, f"unknown item(s) {shown}: the model was not trained on them")
-        items = [self.timelines.item_code(i) for i in named]
         event = HypotheticalEvent(
             item=items[0], action=self._action_code(request.action), timestamp=request.timestamp
         )
@@ -465,16 +448,25 @@ class Service:
         followers = (
             follows.filter(follows["followee"] == user)["follower"].to_list() if user else []
         )
-        names = self.artifact.dataset.users["user_id"].cast(str)
-        ids = [names[int(f) - 1] for f in followers]
+        ids = [self.timelines.user_ids[int(f) - 1] for f in followers]
         return self.timelines.for_users([(f, self.store.user_events(f)) for f in ids])
 
+    def _item_code(self, item_id: str) -> int:
+        """Internal id of a known item; RequestError(404) for an item the model never saw."""
+        item = self.timelines.item_code(item_id)
+        if not item:
+            raise RequestError(404, f"unknown item {item_id!r}: the model was not trained on it")
+        return item
+
     def _action_code(self, action: str) -> int:
+        """Code of a known action; RequestError(422) naming the known ones otherwise."""
         code = self.timelines.actions.get(action)
         if code is None:
-            known = ", ".join(self.timelines.actions)
-            raise RequestError(422, f"unknown action {action!r}; known: {known}")
+            raise RequestError(422, self._unknown_action(action))
         return code
+
+    def _unknown_action(self, action: str) -> str:
+        return f"unknown action {action!r}; known: {', '.join(self.timelines.actions)}"
 
     def status(self) -> dict[str, Any]:
         """Readiness facts: the model and the number of stored events (touches the store)."""

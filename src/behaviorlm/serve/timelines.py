@@ -30,15 +30,16 @@ class Timeline:
         One row, internal ids, in time order (training events first among equal times).
     known_user : bool
         The user occurs in the training data.
-    live_events : int
-        Events of the row that came from the store or the request (not from training).
+    live : tuple of EventRecord
+        The events of the row that came from the store or the request (not from training),
+        in the order given: the ``k``-th has ``event_id`` ``first_live_event + k``.
     ignored_events : int
         Events left out because the model does not know their item.
     """
 
     sequences: Sequences
     known_user: bool
-    live_events: int
+    live: tuple[EventRecord, ...]
     ignored_events: int
 
     @property
@@ -46,9 +47,30 @@ class Timeline:
         """Number of events the model reads."""
         return len(self.sequences.items)
 
+    @property
+    def live_events(self) -> int:
+        """Number of events of the row that came from the store or the request."""
+        return len(self.live)
+
 
 def _codes(values: Sequence[str]) -> dict[str, int]:
     return {value: code for code, value in enumerate(values, start=1)}
+
+
+def _sequences(
+    per_event: dict[str, np.ndarray], lengths: list[int], users: Int, n_items: int
+) -> Sequences:
+    """Rows of ``lengths`` events from the per-event arrays (``query_words`` as extra)."""
+    arrays = dict(per_event)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return Sequences(
+        offsets=offsets,
+        users=users,
+        n_items=n_items,
+        extra={"query_words": arrays.pop("query_words")},
+        **arrays,
+    )
 
 
 class LiveTimelines:
@@ -65,6 +87,11 @@ class LiveTimelines:
     >>> t = live.for_user("u0", [new])
     >>> t.live_events, int(t.sequences.items[-1]) == live.item_code("i3")
     (1, True)
+    >>> rows = live.for_users([("u0", [new]), ("u1", [])])
+    >>> len(rows), rows.lengths.tolist() == [t.length, live.for_user("u1", []).length]
+    (2, True)
+    >>> len(live.for_users([]))
+    0
     """
 
     def __init__(self, artifact: Artifact) -> None:
@@ -73,7 +100,8 @@ class LiveTimelines:
         self.training = ds.sequences()
         self.first_live_event = ds.n_events  # event ids of live events follow the data set's
         self.items = _codes(ds.items["item_id"].cast(str).to_list())
-        self.users = _codes(ds.users["user_id"].cast(str).to_list())
+        self.user_ids: list[str] = ds.users["user_id"].cast(str).to_list()  # by internal id - 1
+        self.users = _codes(self.user_ids)
         self.actions = _codes(ds.vocab["action"])
         self.devices = _codes(ds.vocab.get("device", []))
         self.locations = _codes(ds.vocab.get("location", []))
@@ -92,37 +120,16 @@ class LiveTimelines:
 
     def for_users(self, timelines: Sequence[tuple[str, Sequence[EventRecord]]]) -> Sequences:
         """Several users' timelines (user id, that user's live events) as one ``Sequences``,
-        one row each in order (row ``k``'s ``users`` entry is the internal user id).
-
-        Examples
-        --------
-        >>> import behaviorlm as blm
-        >>> ds = blm.preprocess(blm.simulate(30, seed=1))
-        >>> art = blm.Artifact(model=blm.MODELS["pop"][1](blm.MODELS["pop"][0]()).fit(
-        ...     ds.sequences()), dataset=ds)
-        >>> live = LiveTimelines(art)
-        >>> new = EventRecord(user_id="u0", item_id="i3", timestamp=2_000_000_000, action="cart")
-        >>> rows = live.for_users([("u0", [new]), ("u1", [])])
-        >>> len(rows), rows.lengths.tolist() == [len(live.for_user("u0", [new]).sequences.items),
-        ...                                      len(live.for_user("u1", []).sequences.items)]
-        (2, True)
-        >>> len(live.for_users([]))
-        0
-        """
+        one row each in order (row ``k``'s ``users`` entry is the internal user id)."""
         rows = [self.for_user(user_id, live).sequences for user_id, live in timelines]
         if not rows:
             return self.training.select(np.zeros(0, dtype=np.int64))
         per = [row.per_event() for row in rows]
-        arrays = {name: np.concatenate([p[name] for p in per]) for name in per[0]}
-        extras = {name: arrays.pop(name) for name in list(rows[0].extra)}
-        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum([len(row.items) for row in rows], out=offsets[1:])
-        return Sequences(
-            offsets=offsets,
-            users=np.concatenate([row.users for row in rows]),
-            n_items=self.n_items,
-            extra=extras,
-            **arrays,
+        return _sequences(
+            {name: np.concatenate([p[name] for p in per]) for name in per[0]},
+            [len(row.items) for row in rows],
+            np.concatenate([row.users for row in rows]),
+            self.n_items,
         )
 
     def for_events(self, events: Sequence[EventRecord]) -> Timeline:
@@ -130,10 +137,7 @@ class LiveTimelines:
         return self._merge(None, events, 0)
 
     def readable(self, live: Sequence[EventRecord]) -> list[EventRecord]:
-        """The events of ``live`` the model reads (searches and known items), in order.
-
-        The ``k``-th of them has ``event_id`` ``first_live_event + k`` in a merged timeline.
-        """
+        """The events of ``live`` the model reads (searches and known items), in order."""
         return [e for e in live if e.item_id is None or e.item_id in self.items]
 
     def _merge(self, base: Sequences | None, live: Sequence[EventRecord], user: int) -> Timeline:
@@ -143,20 +147,15 @@ class LiveTimelines:
             old = base.per_event()
             arrays = {k: np.concatenate([old[k], v]) for k, v in arrays.items()}
         order = np.argsort(arrays["timestamps"], kind="stable")  # training first on ties
-        arrays = {k: v[order] for k, v in arrays.items()}
-        query_words = arrays.pop("query_words")
-        n = len(arrays["items"])
-        row = Sequences(
-            offsets=np.array([0, n], dtype=np.int64),
-            users=np.array([user], dtype=np.int64),
-            n_items=self.n_items,
-            extra={"query_words": query_words},
-            **arrays,
-        )
         return Timeline(
-            sequences=row,
+            sequences=_sequences(
+                {k: v[order] for k, v in arrays.items()},
+                [len(order)],
+                np.array([user], dtype=np.int64),
+                self.n_items,
+            ),
             known_user=user > 0,
-            live_events=len(known),
+            live=tuple(known),
             ignored_events=len(live) - len(known),
         )
 

@@ -62,9 +62,8 @@ class TrainConfig:
         Group the shuffled timelines into runs of this many batches sorted by length, so that
         a batch of short timelines is cut to its longest row (1 = plain shuffling). Faster per
         epoch but, with batches of alike timelines, it learns less per epoch: on Amazon Beauty
-        32 buckets ran an epoch 1.7x faster and reached a lower validation NDCG@10 after
-        8 epochs (0.048 against 0.058); with equal 10-minute budgets, 8 buckets ran 1.6x more
-        epochs and still ended lower (0.0648 against 0.0668), so the default stays 1.
+        with equal time (benchmarks/RESULTS.md), 8 buckets ran 1.6x more epochs and still
+        ended lower (validation NDCG@10 0.0651 against 0.0668), so the default stays 1.
     time_budget_s : float
         Stop after this much wall time, keeping the best state so far (0 = no limit).
     schedule : {"epochs", "budget"}

@@ -180,6 +180,18 @@ def test_padding_invariance(neural: NeuralRecommender) -> None:
     np.testing.assert_allclose(neural.score(mixed)[:3], neural.score(short), rtol=1e-5, atol=1e-5)
 
 
+def test_encode_last_is_the_last_column_of_encode(neural: NeuralRecommender) -> None:
+    # padded rows, a row longer than the window, a padding-only row
+    seqs = Sequences.from_lists([[1, 2], [3, 4, 5, 6], [1, 2, 3, 4, 5, 6, 7] * 3, []],
+                                n_items=N_ITEMS)
+    batch = neural.batch(seqs)
+    neural.module.eval()
+    with torch.no_grad():
+        full, last = neural.module.encode(batch), neural.module.encode_last(batch)
+    assert last.shape == (len(seqs), neural.module.dim)
+    torch.testing.assert_close(last, full[:, -1], rtol=1e-5, atol=1e-5)
+
+
 def test_outputs_finite_for_padding_only_rows(neural: NeuralRecommender) -> None:
     empty = Sequences.from_lists([[], [2, 3]], n_items=N_ITEMS)
     neural.module.train()  # dropout on: padded rows must not produce NaN either

@@ -96,7 +96,7 @@ def target_scores(
 
     Differentiable (no ``no_grad`` here): integrated gradients backpropagate through it.
     """
-    hidden = module.encode(batch)[:, -1].float()  # (B, D): the state that predicts next
+    hidden = module.encode_last(batch).float()  # (B, D): the state that predicts next
     if target.kind == "item":
         logits = module.logits(hidden, slice(1, None)).float()  # (B, N): items 1..N
         column = target.id - 1

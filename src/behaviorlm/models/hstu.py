@@ -142,7 +142,7 @@ def time_buckets(timestamps: torch.Tensor, n_buckets: int) -> torch.Tensor:
 
 
 def bias_lookup(table: torch.Tensor, buckets: torch.Tensor) -> torch.Tensor:
-    """(B, H, T, T) entries of a ``(K, H)`` bias table at ``(B, T, T)`` bucket indices.
+    """(B, H, Q, T) entries of a ``(K, H)`` bias table at ``(B, Q, T)`` bucket indices.
 
     A ``gather`` over the expanded table: its backward is a scatter-add, which on CPU is an
     order of magnitude faster than the backward of an embedding lookup with ``B T^2`` indices
@@ -154,10 +154,10 @@ def bias_lookup(table: torch.Tensor, buckets: torch.Tensor) -> torch.Tensor:
     >>> bias_lookup(table, torch.tensor([[[0, 1], [1, 1]]]))[0, 1].tolist()
     [[10.0, 11.0], [11.0, 11.0]]
     """
-    b, t, _ = buckets.shape
+    b, q, t = buckets.shape
     k, h = table.shape
-    index = buckets.reshape(b, 1, t * t).expand(b, h, t * t)
-    return torch.gather(table.T.unsqueeze(0).expand(b, h, k), 2, index).view(b, h, t, t)
+    index = buckets.reshape(b, 1, q * t).expand(b, h, q * t)
+    return torch.gather(table.T.unsqueeze(0).expand(b, h, k), 2, index).view(b, h, q, t)
 
 
 class HSTULayer(nn.Module):
@@ -189,16 +189,22 @@ class HSTULayer(nn.Module):
         allowed: torch.Tensor,
         pos: torch.Tensor,
         times: torch.Tensor | None,
+        last: bool = False,
     ) -> torch.Tensor:
         """Update the stream ``x`` (B, T, D).
 
         ``allowed`` (B, 1, T, T) marks the keys each query may see, scaled by ``1 / n_i``;
-        ``pos`` (T, T) and ``times`` (B, T, T) are the relative bucket indices.
+        ``pos`` (T, T) and ``times`` (B, T, T) are the relative bucket indices. With ``last``
+        only the last position is updated and returned, ``(B, 1, D)``; keys and values
+        still come from every position.
         """
-        b, t, d = x.shape
+        b, _, d = x.shape
         u, v, q, k = self._project(x)
+        if last:
+            x, u, q, allowed, pos = x[:, -1:], u[:, -1:], q[:, :, -1:], allowed[:, :, -1:], pos[-1:]
+            times = None if times is None else times[:, -1:]
         attn = self.attention_dropout(self._weights(q, k, allowed, pos, times))
-        av = (attn @ v).transpose(1, 2).reshape(b, t, d)  # (B, T, D): heads side by side
+        av = (attn @ v).transpose(1, 2).reshape(b, x.shape[1], d)  # (B, T, D): heads side by side
         out: torch.Tensor = x + self.out(self.dropout(self.norm_attn(av) * u))
         return out
 
@@ -236,7 +242,7 @@ class HSTULayer(nn.Module):
         pos: torch.Tensor,
         times: torch.Tensor | None,
     ) -> torch.Tensor:
-        """(B, H, T, T) ``SiLU(Q K^T / sqrt(d) + rab)`` on the allowed keys, times ``1 / n_i``."""
+        """(B, H, Q, T) ``SiLU(Q K^T / sqrt(d) + rab)`` on the allowed keys, times ``1 / n_i``."""
         rab = bias_lookup(self.position_bias, pos.unsqueeze(0))  # (1, H, T, T)
         if times is not None:
             rab = rab + bias_lookup(self.time_bias, times)  # (B, H, T, T)
@@ -267,6 +273,13 @@ class HSTUModule(SequenceModule):
         self.norm_out = nn.LayerNorm(config.dim)
 
     def encode(self, batch: SequenceBatch) -> torch.Tensor:
+        return self._encode(batch, last=False)
+
+    def encode_last(self, batch: SequenceBatch) -> torch.Tensor:
+        """(B, D) state at the last position; the last layer runs for that query only."""
+        return self._encode(batch, last=True)[:, -1]
+
+    def _encode(self, batch: SequenceBatch, last: bool) -> torch.Tensor:
         c = self.config
         t = batch.shape[1]
         mask = batch.mask  # (B, T)
@@ -278,8 +291,8 @@ class HSTUModule(SequenceModule):
         allowed = allowed.unsqueeze(1)  # (B, 1, T, T), broadcast over heads
         pos = position_buckets(t, c.position_buckets, c.max_len).to(mask.device)
         times = time_buckets(batch.timestamps, c.time_buckets) if c.features.time else None
-        for layer in self.layers:
-            x = layer(x, allowed, pos, times)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, allowed, pos, times, last=last and i == len(self.layers) - 1)
         out: torch.Tensor = self.norm_out(x)
         return out
 

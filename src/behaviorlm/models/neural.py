@@ -122,6 +122,15 @@ class SequenceModule(nn.Module):
     def encode(self, batch: SequenceBatch) -> torch.Tensor:
         """(B, T, D) hidden state at every position; position ``t`` sees events ``<= t`` only."""
 
+    def encode_last(self, batch: SequenceBatch) -> torch.Tensor:
+        """(B, D) hidden state at the last position only: ``encode(batch)[:, -1]``.
+
+        The state that predicts the next event, all that scoring and explanations need. A
+        model may override it to skip work the other positions need (SASRec and HSTU run
+        their last layer for the last query only).
+        """
+        return self.encode(batch)[:, -1]
+
     def item_embeddings(self) -> torch.Tensor:
         """(N + 1, D) output embeddings of all items (row 0 = padding)."""
         return self.tokens.item.weight
@@ -196,8 +205,8 @@ class NeuralRecommender(Recommender):
         out = torch.empty(len(histories), self.module.dim)
         for lo in range(0, len(histories), batch_size):
             rows = order[lo : lo + batch_size]
-            hidden = self.module.encode(self.batch(histories.select(rows)))
-            out[torch.from_numpy(rows)] = hidden[:, -1].float()
+            hidden = self.module.encode_last(self.batch(histories.select(rows)))
+            out[torch.from_numpy(rows)] = hidden.float()
         return out
 
     def score(self, histories: Sequences, items: slice | None = None) -> F32:

@@ -100,9 +100,11 @@ class Block(nn.Module):
     Examples
     --------
     >>> block = Block(dim=8, heads=2, ffn_dim=8, dropout=0.0)
-    >>> allowed = torch.ones(3, 3, dtype=torch.bool).tril().expand(1, 1, 3, 3)
-    >>> block(torch.randn(1, 3, 8), allowed).shape
+    >>> bias = attention_bias(torch.ones(1, 3, dtype=torch.bool))  # (1, 1, 3, 3)
+    >>> block(torch.randn(1, 3, 8), bias).shape
     torch.Size([1, 3, 8])
+    >>> block(torch.randn(1, 3, 8), bias, last=True).shape  # the last query only
+    torch.Size([1, 1, 8])
     """
 
     def __init__(self, dim: int, heads: int, ffn_dim: int, dropout: float) -> None:
@@ -121,34 +123,64 @@ class Block(nn.Module):
         )
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        """``x`` (B, T, D); ``allowed`` (B, 1, T, T) True where query i may attend to key j."""
-        b, t, d = x.shape
-        q, k, v = self.qkv(self.norm1(x)).chunk(3, dim=-1)  # each (B, T, D)
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, last: bool = False) -> torch.Tensor:
+        """``x`` (B, T, D); ``bias`` (B, 1, T, T) additive mask, 0 where query i may see key j.
 
-        def heads(z: torch.Tensor) -> torch.Tensor:
-            return z.view(b, t, self.heads, d // self.heads).transpose(1, 2)  # (B, H, T, d)
-
+        With ``last`` only the last position is updated and returned, ``(B, 1, D)``: the
+        keys and values still come from every position.
+        """
+        b, _, d = x.shape
+        q, k, v = self._project(x)
+        if last:
+            x, q, bias = x[:, -1:], q[:, :, -1:], bias[:, :, -1:]
         p = self.dropout if self.training else 0.0
-        att = functional.scaled_dot_product_attention(
-            heads(q), heads(k), heads(v), allowed, dropout_p=p
-        )
-        x = x + self.drop(self.out(att.transpose(1, 2).reshape(b, t, d)))
+        att = functional.scaled_dot_product_attention(q, k, v, bias.to(q.dtype), dropout_p=p)
+        x = x + self.drop(self.out(att.transpose(1, 2).reshape(b, x.shape[1], d)))
         out: torch.Tensor = x + self.drop(self.ffn(self.norm2(x)))
         return out
 
-    def attention_weights(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    def attention_weights(
+        self, x: torch.Tensor, bias: torch.Tensor, last: bool = False
+    ) -> torch.Tensor:
         """(B, H, T, T) softmax attention weights of :meth:`forward` for the same inputs.
 
         ``scaled_dot_product_attention`` does not return its weights; this recomputes them
         (without dropout) for read-outs such as ``behaviorlm.explain``'s attention method.
+        With ``last``, the last query's row only, ``(B, H, 1, T)``.
         """
+        q, k, _ = self._project(x)
+        if last:
+            q, bias = q[:, :, -1:], bias[:, :, -1:]
+        scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5  # (B, H, T, T)
+        return torch.softmax(scores + bias.to(scores.dtype), dim=-1)
+
+    def _project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys and values of ``x``, each (B, H, T, D / H)."""
         b, t, d = x.shape
-        q, k, _ = self.qkv(self.norm1(x)).chunk(3, dim=-1)  # each (B, T, D)
-        q = q.view(b, t, self.heads, d // self.heads).transpose(1, 2)  # (B, H, T, d)
-        k = k.view(b, t, self.heads, d // self.heads).transpose(1, 2)
-        scores = q @ k.transpose(-1, -2) / (d // self.heads) ** 0.5  # (B, H, T, T)
-        return torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
+        qkv = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, d // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, H, T, d)
+        return q, k, v
+
+
+def attention_bias(mask: torch.Tensor) -> torch.Tensor:
+    """(B, 1, T, T) additive attention mask of a (B, T) batch mask: 0 allowed, -inf not.
+
+    A query sees the earlier-or-same real events, and always itself, so padded positions
+    (which attend to themselves only) stay finite and no real position sees padding.
+
+    Examples
+    --------
+    >>> attention_bias(torch.tensor([[False, True, True]]))[0, 0]
+    tensor([[0., -inf, -inf],
+            [-inf, 0., -inf],
+            [-inf, 0., 0.]])
+    """
+    t = mask.shape[1]
+    causal = torch.ones(t, t, dtype=torch.bool, device=mask.device).tril()
+    own = torch.eye(t, dtype=torch.bool, device=mask.device)
+    allowed = ((causal & mask[:, None, :]) | own).unsqueeze(1)
+    zero = torch.zeros((), device=mask.device)
+    return torch.where(allowed, zero, float("-inf"))
 
 
 class SASRecModule(SequenceModule):
@@ -179,6 +211,13 @@ class SASRecModule(SequenceModule):
         self.norm = nn.LayerNorm(config.dim)
 
     def encode(self, batch: SequenceBatch) -> torch.Tensor:
+        return self._encode(batch, last=False)
+
+    def encode_last(self, batch: SequenceBatch) -> torch.Tensor:
+        """(B, D) state at the last position; the last block runs for that query only."""
+        return self._encode(batch, last=True)[:, -1]
+
+    def _encode(self, batch: SequenceBatch, last: bool) -> torch.Tensor:
         t = batch.shape[1]
         if t > self.max_len:  # keep the most recent events, like NeuralRecommender.batch
             batch = batch.columns(slice(t - self.max_len, t))
@@ -188,12 +227,9 @@ class SASRecModule(SequenceModule):
         from_end = torch.arange(t - 1, -1, -1, device=mask.device)
         x = (self.tokens(batch) + self.position(from_end)) * mask.unsqueeze(-1)
         x = self.drop(x)
-        causal = torch.ones(t, t, dtype=torch.bool, device=mask.device).tril()
-        own = torch.eye(t, dtype=torch.bool, device=mask.device)
-        # (B, 1, T, T): earlier-or-same real events, and always the position itself
-        allowed = ((causal & mask[:, None, :]) | own).unsqueeze(1)
-        for block in self.blocks:
-            x = block(x, allowed)
+        bias = attention_bias(mask)
+        for i, block in enumerate(self.blocks):
+            x = block(x, bias, last=last and i == len(self.blocks) - 1)
         hidden: torch.Tensor = self.norm(x)
         return hidden
 

@@ -182,8 +182,9 @@ def test_padding_invariance(neural: NeuralRecommender) -> None:
 
 def test_encode_last_is_the_last_column_of_encode(neural: NeuralRecommender) -> None:
     # padded rows, a row longer than the window, a padding-only row
-    seqs = Sequences.from_lists([[1, 2], [3, 4, 5, 6], [1, 2, 3, 4, 5, 6, 7] * 3, []],
-                                n_items=N_ITEMS)
+    seqs = Sequences.from_lists(
+        [[1, 2], [3, 4, 5, 6], [1, 2, 3, 4, 5, 6, 7] * 3, []], n_items=N_ITEMS
+    )
     batch = neural.batch(seqs)
     neural.module.eval()
     with torch.no_grad():

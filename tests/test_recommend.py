@@ -114,6 +114,29 @@ def test_filters() -> None:
         recommend(model, h, k=2, allowed_items=np.ones(3, dtype=bool))
 
 
+@pytest.mark.parametrize("batch_size", [256, 2, 1])
+@pytest.mark.parametrize("exclude_seen", [True, False])
+def test_exclude_by_row_blocks_items_per_row(batch_size: int, exclude_seen: bool) -> None:
+    table = np.tile(np.array([[0, 5, 4, 3, 2, 1]], dtype=np.float32), (3, 1))
+    h = histories([[1], [2], []], 5)
+    own: list[list[int]] = [[2], [], [1, 5, 3]]
+    ranked = recommend(
+        Table(table),
+        h,
+        k=5,
+        exclude_seen=exclude_seen,
+        exclude_by_row=own,
+        batch_size=batch_size,
+        item_chunk=2,
+    )
+    seen = [
+        [*o, *(row if exclude_seen else [])] for o, row in zip(own, [[1], [2], []], strict=True)
+    ]
+    assert ranked.items.tolist() == reference(table, seen, 5, True).tolist()
+    with pytest.raises(ValueError, match="2 entries for 3 rows"):
+        recommend(Table(table), h, k=2, exclude_by_row=[[1], [2]])
+
+
 def test_padding_item_never_recommended() -> None:
     # item 0 has the best score of all but is padding
     table = np.array([[100, 1, 2], [100, 3, 3]], dtype=np.float32)
@@ -148,6 +171,16 @@ def test_masked_scores_are_never_recommended_and_nan_raises() -> None:
     table[0, 2] = np.nan
     with pytest.raises(ValueError, match="1 NaN scores"):
         recommend(Table(table), histories([[]], 4), k=4)
+
+
+def test_rows_with_fewer_finite_scores_than_k_pad_with_zero() -> None:
+    table = np.full((3, 30), -np.inf, dtype=np.float32)
+    table[0, [4, 9]] = [1.0, 2.0]  # two finite scores for k = 3
+    table[2, 5:] = 0.5  # 25 ties: the lowest ids win
+    ranked = recommend(Table(table), histories([[], [], []], 29), k=3, exclude_seen=False)
+    assert ranked.items.tolist() == [[9, 4, 0], [0, 0, 0], [5, 6, 7]]
+    assert ranked.scores[0].tolist() == [2.0, 1.0, -np.inf]
+    assert np.isneginf(ranked.scores[1]).all()
 
 
 def test_empty_input_and_bad_arguments() -> None:

@@ -194,6 +194,50 @@ def test_real_server_explains_the_live_timeline_and_predicts_influence(
         assert "Traceback" not in bad.text
 
 
+CLIENTS = 16
+
+
+def test_real_server_batches_concurrent_clients_and_each_sees_its_own_event(
+    neural_artifact: Path, dataset: blm.Dataset, tmp_path: Path
+) -> None:
+    users = [str(u) for u in dataset.users["user_id"][:CLIENTS]]
+    items = [str(i) for i in dataset.items["item_id"][:CLIENTS]]
+    answers: dict[str, dict[str, Any]] = {}
+    start = threading.Barrier(CLIENTS)
+
+    def client(base: str, user: str, item: str) -> None:
+        event = {"user_id": user, "item_id": item, "event_id": f"c-{user}"}
+        with httpx.Client(base_url=base, timeout=30.0) as http:
+            assert http.post("/v1/events", json={"events": [event]}).status_code == 200
+            start.wait(timeout=30)  # then all ask at once, so requests share batches
+            for _ in range(5):
+                got = http.get(f"/v1/users/{user}/recommendations", params={"k": 10})
+                assert got.status_code == 200, got.text
+            answers[user] = got.json()
+
+    with server(neural_artifact, f"sqlite:///{tmp_path / 'ev.db'}", tmp_path / "log") as srv:
+        threads = [
+            threading.Thread(target=client, args=(srv.base, u, i))
+            for u, i in zip(users, items, strict=True)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        metrics = httpx.get(f"{srv.base}/metrics").text
+    assert sorted(answers) == sorted(users)
+    for user, item in zip(users, items, strict=True):
+        data = answers[user]
+        assert data["user_id"] == user
+        assert data["live_events"] == 1  # its own event, read back
+        assert item not in [r["item_id"] for r in data["items"]]  # seen: never recommended
+    batches = [
+        line for line in metrics.splitlines() if line.startswith("behaviorlm_recommendation")
+    ]
+    total = next(float(x.split()[-1]) for x in batches if "_sum" in x)
+    assert total == CLIENTS * 5  # every request went through the batcher exactly once
+
+
 WORKERS = 4
 BATCH = 5
 MAX_BATCHES = 400  # per worker: the kill comes long before

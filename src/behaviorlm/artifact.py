@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -170,7 +171,17 @@ class Artifact:
 
     def item_table(self, items: np.ndarray) -> list[dict[str, Any]]:
         """Item metadata rows (external id, title, category where present) for internal ids."""
+        rows = np.asarray(items, dtype=np.int64) - 1
+        columns = self._item_columns
+        return [{name: values[r] for name, values in columns.items()} for r in rows.tolist()]
+
+    @cached_property
+    def _item_columns(self) -> dict[str, list[Any]]:
+        """The metadata columns of :meth:`item_table` as Python lists, built on first use.
+
+        A service looks up a few rows per request; indexing lists is far cheaper than
+        selecting rows of the polars table each time.
+        """
         table = self.dataset.items
         cols = [c for c in ("item_id", "title", "category") if c in table.columns]
-        rows = table.select(cols)[np.asarray(items, dtype=np.int64) - 1]
-        return rows.to_dicts()
+        return {c: table[c].to_list() for c in cols}

@@ -313,6 +313,7 @@ def cmd_download(args: argparse.Namespace) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     # imported here: the web stack is only needed by the server
     from behaviorlm.serve import run_server
+    from behaviorlm.serve.settings import Limits
 
     api_key = None
     if args.api_key_env:
@@ -321,7 +322,16 @@ def cmd_serve(args: argparse.Namespace) -> None:
             raise ConfigError(
                 f"--api-key-env {args.api_key_env}: that environment variable is not set or empty"
             )
-    run_server(args.artifact, args.store, host=args.host, port=args.port, api_key=api_key)
+    run_server(
+        args.artifact,
+        args.store,
+        host=args.host,
+        port=args.port,
+        api_key=api_key,
+        limits=Limits() if args.model_batch is None else Limits(model_batch=args.model_batch),
+        access_log=args.access_log,
+        threads=args.threads,
+    )
 
 
 def cmd_export_events(args: argparse.Namespace) -> None:
@@ -451,6 +461,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="environment variable holding the API key required by POST /v1/events "
         "(without one the server listens on localhost only)",
+    )
+    p.add_argument(
+        "--model-batch",
+        type=int,
+        metavar="N",
+        help="most concurrent recommendation requests ranked in one pass of the model "
+        "(default: Limits.model_batch, 64)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads for the model (requests are batched; 1 measured fastest on 2 cores)",
+    )
+    p.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log every request (off by default: /metrics counts them, and the log line "
+        "costs CPU on every request)",
     )
 
     p = sub.add_parser(

@@ -5,6 +5,8 @@
 - :mod:`~behaviorlm.serve.timelines`: live timelines (training history + accepted events),
   external -> internal ids through the artifact's Dataset.
 - :mod:`~behaviorlm.serve.service`: ingestion, recommendations and similar items without HTTP.
+- :mod:`~behaviorlm.serve.batching`: concurrent recommendation requests ranked in one batched
+  pass of the model (dynamic batching, no added wait).
 - :mod:`~behaviorlm.serve.app`: ``create_app(artifact_path, store_url, api_key, limits)``,
   the FastAPI app; routes in :mod:`behaviorlm.serve.routes`.
 - :mod:`~behaviorlm.serve.server`: ``run_server`` under uvicorn (``behaviorlm serve``).

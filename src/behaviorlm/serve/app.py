@@ -19,6 +19,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from behaviorlm.artifact import package_version
+from behaviorlm.serve.batching import Batcher, OverloadedError
+from behaviorlm.serve.deps import RecommendBatcher
 from behaviorlm.serve.metrics import Metrics
 from behaviorlm.serve.middleware import BodyLimit, RequestMetrics
 from behaviorlm.serve.routes import events, explain, health, items, recommendations
@@ -71,12 +73,20 @@ def create_app(
             return Service(artifact_path, open_store(store_url), metrics)
 
         service = await run_in_threadpool(load)
-        app.state.service = service
+        batcher: RecommendBatcher = Batcher(
+            service.recommend_batch,
+            max_batch=limits.model_batch,
+            max_pending=limits.max_pending,
+            observe=metrics.batch_size.observe,
+        )
+        batcher.start()
+        app.state.service, app.state.batcher = service, batcher
         log.info("serving %s (version %s)", service.model_name, service.model_version)
         try:
             yield
         finally:
-            app.state.service = None
+            app.state.service = app.state.batcher = None
+            await batcher.stop()
             service.close()
 
     app = FastAPI(
@@ -85,7 +95,7 @@ def create_app(
         summary="Durable event ingestion and fresh recommendations from a behaviour model.",
         lifespan=lifespan,
     )
-    app.state.service = None
+    app.state.service = app.state.batcher = None
     app.state.metrics = metrics
     app.state.api_key = api_key.encode("utf-8") if api_key else None
     app.state.limits = limits
@@ -107,6 +117,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestError)
     async def request_error(request: Request, exc: RequestError) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+    @app.exception_handler(OverloadedError)
+    async def overloaded(request: Request, exc: OverloadedError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -8,7 +8,12 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 
-from behaviorlm.serve.service import Service
+from behaviorlm.serve.batching import Batcher
+from behaviorlm.serve.schemas import Recommendations
+from behaviorlm.serve.service import RecommendRequest, Service
+
+#: Recommendation requests in, answers out (see :mod:`behaviorlm.serve.batching`).
+RecommendBatcher = Batcher[RecommendRequest, Recommendations]
 
 #: Header that carries the API key.
 API_KEY_HEADER = "X-API-Key"
@@ -20,7 +25,7 @@ api_key_header = APIKeyHeader(
 )
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
     """The service loaded by the lifespan handler; 503 while it is not loaded."""
     service: Service | None = getattr(request.app.state, "service", None)
     if service is None:
@@ -28,7 +33,7 @@ def get_service(request: Request) -> Service:
     return service
 
 
-def require_api_key(request: Request, key: str | None = Security(api_key_header)) -> None:
+async def require_api_key(request: Request, key: str | None = Security(api_key_header)) -> None:
     """401 unless the request carries the configured key (constant-time comparison);
     nothing is checked when the server has no key (it then listens on localhost only)."""
     expected: bytes | None = request.app.state.api_key
@@ -42,5 +47,15 @@ def require_api_key(request: Request, key: str | None = Security(api_key_header)
         )
 
 
+async def get_batcher(request: Request) -> RecommendBatcher:
+    """The batcher of recommendation requests (started with the service); 503 before."""
+    batcher: RecommendBatcher | None = getattr(request.app.state, "batcher", None)
+    if batcher is None:
+        raise HTTPException(503, "the model is not loaded yet; retry shortly")
+    return batcher
+
+
 #: A route parameter that receives the loaded service.
 ServiceDep = Annotated[Service, Depends(get_service)]
+#: A route parameter that receives the recommendation batcher.
+BatcherDep = Annotated[RecommendBatcher, Depends(get_batcher)]

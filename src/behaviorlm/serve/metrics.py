@@ -47,6 +47,12 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.batch_size = Histogram(
+            "behaviorlm_recommendation_batch_size",
+            "Recommendation requests ranked together in one batched pass of the model.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=self.registry,
+        )
         self.model = Gauge(
             "behaviorlm_model_info",
             "The loaded model (value 1): name and version (a digest of artifact.json).",

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,32 @@ def describe(error: ValidationError) -> str:
         where = ".".join(str(x) for x in e["loc"])
         parts.append(f"{where}: {e['msg']}" if where else e["msg"])
     return "; ".join(parts)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecommendRequest:
+    """One recommendation request for :meth:`Service.recommend_batch`.
+
+    Attributes
+    ----------
+    user_id : str, optional
+        Recommend from this user's live timeline (training history + stored events).
+    events : tuple of TimelineEvent, optional
+        Or from this timeline alone (nothing is stored); ``user_id`` is then ignored.
+    k, exclude_seen, action
+        As in :meth:`Service.recommend_user`.
+
+    Examples
+    --------
+    >>> RecommendRequest(user_id="u1", k=5).exclude_seen
+    True
+    """
+
+    user_id: str | None = None
+    events: tuple[TimelineEvent, ...] | None = None
+    k: int = 10
+    exclude_seen: bool = True
+    action: str | None = None
 
 
 class Service:
@@ -231,8 +257,9 @@ class Service:
         self, user_id: str, k: int = 10, exclude_seen: bool = True, action: str | None = None
     ) -> Recommendations:
         """Top-``k`` for a user's timeline as it is now (training history + stored events)."""
-        timeline = self.timelines.for_user(user_id, self.store.user_events(user_id))
-        return self._recommend(timeline, user_id, k, exclude_seen, action)
+        return self._one(
+            RecommendRequest(user_id=user_id, k=k, exclude_seen=exclude_seen, action=action)
+        )
 
     def recommend_events(
         self,
@@ -243,45 +270,93 @@ class Service:
     ) -> Recommendations:
         """Top-``k`` for a timeline given in the request; raises RequestError(422) on a bad
         event, naming it."""
+        return self._one(
+            RecommendRequest(events=tuple(events), k=k, exclude_seen=exclude_seen, action=action)
+        )
+
+    def recommend_batch(
+        self, requests: Sequence[RecommendRequest]
+    ) -> list[Recommendations | RequestError]:
+        """Answer many recommendation requests with one batched pass of each model.
+
+        Every timeline is read first (a user's stored events as they are now), then the
+        rows the model can read are ranked together, and the rest (no readable event) by
+        popularity. Each request keeps its own ``k``, ``exclude_seen`` and ``action``. A
+        request that cannot be answered gets its RequestError in its place; the others
+        are unaffected. The HTTP service sends concurrent requests through this method
+        (:class:`behaviorlm.serve.batching.Batcher`).
+        """
         now = int(time.time())
+        answers: list[Recommendations | RequestError | None] = [None] * len(requests)
+        prepared: dict[int, tuple[Timeline, Int]] = {}
+        for index, request in enumerate(requests):
+            try:
+                timeline = self._timeline(request, now)
+                prepared[index] = (timeline, self._excluded(timeline, request))
+            except RequestError as exc:
+                answers[index] = exc
+        readable = [i for i, (t, _) in prepared.items() if t.length > 0]
+        cold = [i for i, (t, _) in prepared.items() if t.length == 0]
+        for model, rows in ((self.artifact.model, readable), (self.popularity, cold)):
+            if not rows:
+                continue
+            with self._using_model() if model is self.artifact.model else nullcontext():
+                ranked = recommend(
+                    model,
+                    self.timelines.stack([prepared[i][0].sequences for i in rows]),
+                    max(requests[i].k for i in rows),
+                    exclude_seen=False,
+                    exclude_by_row=[prepared[i][1] for i in rows],
+                )
+            for row, i in enumerate(rows):
+                k = requests[i].k
+                answers[i] = self._answer(
+                    prepared[i][0], requests[i], ranked.items[row, :k], ranked.scores[row, :k]
+                )
+        return [a for a in answers if a is not None]
+
+    def _one(self, request: RecommendRequest) -> Recommendations:
+        answer = self.recommend_batch([request])[0]
+        if isinstance(answer, RequestError):
+            raise answer
+        return answer
+
+    def _timeline(self, request: RecommendRequest, now: int) -> Timeline:
+        """The request's timeline: the user's live one, or the events given (validated)."""
+        if request.events is None:
+            user_id = request.user_id or ""
+            return self.timelines.for_user(user_id, self.store.user_events(user_id))
         records = []
-        for index, event in enumerate(events):
+        for index, event in enumerate(request.events):
             record, reason = self.record(event, now)
             if record is None:
                 raise RequestError(422, f"events[{index}]: {reason}")
             records.append(record)
-        return self._recommend(self.timelines.for_events(records), None, k, exclude_seen, action)
+        return self.timelines.for_events(records)
 
-    def _recommend(
-        self,
-        timeline: Timeline,
-        user_id: str | None,
-        k: int,
-        exclude_seen: bool,
-        action: str | None,
-    ) -> Recommendations:
+    def _excluded(self, timeline: Timeline, request: RecommendRequest) -> Int:
+        """Items never to recommend to this request: its history (``exclude_seen``), or only
+        the items it did ``action`` on (``exclude_seen`` with ``action``)."""
         history = timeline.sequences
-        excluded: Int | None = None
-        if action is not None:
-            code = self._action_code(action)
-            if exclude_seen:  # "seen" = done this action on
-                excluded = np.unique(history.items[(history.actions == code) & (history.items > 0)])
+        known = history.items > 0
+        if request.action is not None:
+            code = self._action_code(request.action)  # checked even without exclude_seen
+            known &= history.actions == code  # "seen" = done this action on
+        if not request.exclude_seen:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(history.items[known])
+
+    def _answer(
+        self, timeline: Timeline, request: RecommendRequest, items: Int, scores: F32
+    ) -> Recommendations:
         readable = timeline.length > 0
-        with self._using_model() if readable else nullcontext():
-            ranked = recommend(
-                self.artifact.model if readable else self.popularity,
-                history,
-                k,
-                exclude_seen=exclude_seen and excluded is None,
-                exclude_items=excluded,
-            )
         note = None
         if not readable:
             note = "no event the model can read: most popular items"
         elif timeline.ignored_events:
             note = f"{timeline.ignored_events} event(s) on items unknown to the model were ignored"
         return Recommendations(
-            user_id=user_id,
+            user_id=request.user_id if request.events is None else None,
             model=self.model_name,
             model_version=self.model_version,
             source="model" if readable else "popularity",
@@ -290,7 +365,7 @@ class Service:
             live_events=timeline.live_events,
             ignored_events=timeline.ignored_events,
             note=note,
-            items=self._items(ranked.items[0], ranked.scores[0]),
+            items=self._items(items, scores),
         )
 
     def _items(self, items: Int, scores: F32) -> list[RecommendedItem]:

@@ -23,6 +23,12 @@ class Limits:
         named in one influence request).
     max_steps : int
         Most integrated-gradients steps of one explanation.
+    model_batch : int
+        Most recommendation requests ranked together in one batched pass of the model
+        (concurrent requests are batched; see :mod:`behaviorlm.serve.batching`).
+    max_pending : int
+        Most recommendation requests waiting for the model; beyond it a request gets 503
+        with ``Retry-After`` at once instead of queueing.
 
     Examples
     --------
@@ -35,6 +41,8 @@ class Limits:
     max_timeline: int = 1000
     max_k: int = 1000
     max_steps: int = 256
+    model_batch: int = 64
+    max_pending: int = 1024
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -121,7 +121,10 @@ class LiveTimelines:
     def for_users(self, timelines: Sequence[tuple[str, Sequence[EventRecord]]]) -> Sequences:
         """Several users' timelines (user id, that user's live events) as one ``Sequences``,
         one row each in order (row ``k``'s ``users`` entry is the internal user id)."""
-        rows = [self.for_user(user_id, live).sequences for user_id, live in timelines]
+        return self.stack([self.for_user(user_id, live).sequences for user_id, live in timelines])
+
+    def stack(self, rows: Sequence[Sequences]) -> Sequences:
+        """Single-row timelines (``Timeline.sequences``) as one ``Sequences``, in order."""
         if not rows:
             return self.training.select(np.zeros(0, dtype=np.int64))
         per = [row.per_event() for row in rows]

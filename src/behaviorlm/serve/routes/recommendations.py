@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from behaviorlm.serve.deps import ServiceDep
+from behaviorlm.serve.deps import BatcherDep
 from behaviorlm.serve.schemas import MAX_ID, Problem, Recommendations, TimelineRequest
-from behaviorlm.serve.service import RequestError
+from behaviorlm.serve.service import RecommendRequest, RequestError
 from behaviorlm.serve.settings import Limits
 
 
@@ -18,8 +18,8 @@ def router(limits: Limits) -> APIRouter:
     errors: dict[int | str, dict[str, Any]] = {422: {"model": Problem}}
 
     @api.get("/users/{user_id}/recommendations", response_model=Recommendations, responses=errors)
-    def user_recommendations(
-        service: ServiceDep,
+    async def user_recommendations(
+        batcher: BatcherDep,
         user_id: Annotated[str, Path(min_length=1, max_length=MAX_ID)],
         k: Annotated[int, Query(ge=1, le=limits.max_k)] = 10,
         exclude_seen: bool = True,
@@ -39,14 +39,17 @@ def router(limits: Limits) -> APIRouter:
         A user unknown to the training data is scored on their posted events, or gets the
         most popular items when there are none.
         """
-        return service.recommend_user(user_id, k, exclude_seen, action)
+        request = RecommendRequest(user_id=user_id, k=k, exclude_seen=exclude_seen, action=action)
+        return await batcher.submit(request)
 
     @api.post(
         "/recommendations",
         response_model=Recommendations,
         responses={**errors, 413: {"model": Problem}},
     )
-    def timeline_recommendations(request: TimelineRequest, service: ServiceDep) -> Recommendations:
+    async def timeline_recommendations(
+        request: TimelineRequest, batcher: BatcherDep
+    ) -> Recommendations:
         """Top-K for a timeline given in the request (anonymous or new users); nothing is
         stored. Events on unknown items are ignored and counted."""
         if request.k > limits.max_k:
@@ -56,8 +59,13 @@ def router(limits: Limits) -> APIRouter:
                 413,
                 f"timeline of {len(request.events):,} events: the limit is {limits.max_timeline:,}",
             )
-        return service.recommend_events(
-            request.events, request.k, request.exclude_seen, request.action
+        return await batcher.submit(
+            RecommendRequest(
+                events=tuple(request.events),
+                k=request.k,
+                exclude_seen=request.exclude_seen,
+                action=request.action,
+            )
         )
 
     return api

@@ -1,0 +1,166 @@
+"""Dynamic batching of recommendation requests: the Batcher and Service.recommend_batch."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+
+import behaviorlm as blm
+from behaviorlm.serve.batching import Batcher, OverloadedError
+from behaviorlm.serve.service import RecommendRequest, RequestError, Service
+from behaviorlm.serve.store import EventRecord, open_store
+
+
+def test_concurrent_items_share_a_batch_and_keep_their_order() -> None:
+    sizes: list[int] = []
+    gate = threading.Event()
+
+    def handle(items: list[int]) -> list[int | Exception]:
+        if items == [0]:
+            gate.wait(5)  # the first batch holds the worker while the others queue
+        return [ValueError(f"odd {x}") if x % 2 else 10 * x for x in items]
+
+    async def scenario() -> list[int | BaseException]:
+        async with Batcher(handle, max_batch=4, observe=sizes.append) as batcher:
+            first = asyncio.ensure_future(batcher.submit(0))
+            await asyncio.sleep(0.05)
+            rest = [asyncio.ensure_future(batcher.submit(x)) for x in range(1, 7)]
+            await asyncio.sleep(0.05)
+            assert batcher.pending == 6
+            gate.set()
+            return list(await asyncio.gather(first, *rest, return_exceptions=True))
+
+    answers = asyncio.run(scenario())
+    assert sizes == [1, 4, 2]  # 6 waiting items in batches of at most 4
+    assert answers[0::2] == [0, 20, 40, 60]
+    assert [str(a) for a in answers[1::2]] == ["odd 1", "odd 3", "odd 5"]
+
+
+def test_a_failing_batch_fails_each_caller_and_the_worker_goes_on() -> None:
+    def handle(items: list[int]) -> list[int | Exception]:
+        if 13 in items:
+            raise RuntimeError("broken batch")
+        return list(items)
+
+    async def scenario() -> None:
+        async with Batcher(handle) as batcher:
+            with pytest.raises(RuntimeError, match="broken batch"):
+                await batcher.submit(13)
+            assert await batcher.submit(2) == 2
+
+    asyncio.run(scenario())
+
+
+def test_wrong_answer_count_is_an_error_not_a_hang() -> None:
+    def handle(items: list[int]) -> list[int | Exception]:
+        return []
+
+    async def scenario() -> None:
+        async with Batcher(handle, max_batch=2) as batcher:
+            with pytest.raises(RuntimeError, match="0 answers for 1 items"):
+                await batcher.submit(1)
+
+    asyncio.run(scenario())
+
+
+def test_overload_is_refused_at_once_and_stop_fails_what_waits() -> None:
+    gate = threading.Event()
+
+    def handle(items: list[int]) -> list[int | Exception]:
+        gate.wait(5)
+        return list(items)
+
+    async def scenario() -> None:
+        batcher: Batcher[int, int] = Batcher(handle, max_batch=1, max_pending=2)
+        with pytest.raises(RuntimeError, match="not started"):
+            await batcher.submit(0)
+        batcher.start()
+        running = asyncio.ensure_future(batcher.submit(0))
+        await asyncio.sleep(0.05)  # item 0 is in the worker; two more may wait
+        waiting = [asyncio.ensure_future(batcher.submit(x)) for x in (1, 2)]
+        await asyncio.sleep(0.01)
+        with pytest.raises(OverloadedError, match="2 requests are waiting"):
+            await batcher.submit(3)
+        gate.set()
+        assert await running == 0
+        await batcher.stop()
+        # each waiting item was served before the stop or failed by it: none is left hanging
+        for answer in await asyncio.gather(*waiting, return_exceptions=True):
+            served = answer in (1, 2)
+            assert served or (
+                isinstance(answer, OverloadedError) and "shutting down" in str(answer)
+            )
+
+    asyncio.run(scenario())
+    with pytest.raises(ValueError, match="must be positive"):
+        Batcher(lambda items: items, max_batch=0)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Service:
+    folder = tmp_path_factory.mktemp("batch")
+    dataset = blm.preprocess(blm.simulate(80, seed=3))
+    overrides = ["model.dim=16", "model.layers=1", "model.max_len=20", "train.epochs=1"]
+    blm.train(dataset, "sasrec", overrides=overrides, out_dir=folder / "art", progress=False)
+    return Service(folder / "art", open_store(f"sqlite:///{folder / 'ev.db'}"))
+
+
+def test_a_batch_answers_each_request_as_it_would_alone(service: Service) -> None:
+    users = service.timelines.user_ids[:4]
+    item = next(iter(service.timelines.items))
+    service.store.append(
+        [
+            EventRecord(
+                user_id=users[0],
+                item_id=item,
+                timestamp=2_000_000_000,
+                action="view",
+                event_id="b1",
+            )
+        ]
+    )
+    requests = [
+        RecommendRequest(user_id=users[0], k=5),
+        RecommendRequest(user_id=users[1], k=12, exclude_seen=False),
+        RecommendRequest(user_id=users[2], k=3, action="purchase"),
+        RecommendRequest(user_id="new-user", k=4),  # cold start: popularity
+        RecommendRequest(user_id=users[3], action="teleport"),  # unknown action
+        RecommendRequest(events=(), k=2),
+    ]
+    answers = service.recommend_batch(requests)
+    assert len(answers) == len(requests)
+    for request, answer in zip(requests, answers, strict=True):
+        if request.action == "teleport":
+            assert isinstance(answer, RequestError)
+            assert answer.status == 422
+            continue
+        assert not isinstance(answer, RequestError)
+        alone = service.recommend_batch([request])[0]
+        assert not isinstance(alone, RequestError)
+        together, single = answer.model_dump(), alone.model_dump()
+        mine, theirs = together.pop("items"), single.pop("items")
+        assert [x["item_id"] for x in mine] == [x["item_id"] for x in theirs]
+        assert [x["score"] for x in mine] == pytest.approx([x["score"] for x in theirs], rel=1e-5)
+        assert together == single
+        assert len(answer.items) == request.k
+    first = answers[0]
+    assert not isinstance(first, RequestError)
+    assert first.live_events == 1
+    assert [a.source for a in answers if not isinstance(a, RequestError)] == [
+        "model",
+        "model",
+        "model",
+        "popularity",
+        "popularity",
+    ]
+    seen = service.timelines.for_user(users[0], service.store.user_events(users[0]))
+    ids = {i.item_id for i in first.items}
+    assert not ids & {
+        service.artifact.dataset.items["item_id"][int(c) - 1]
+        for c in np.unique(seen.sequences.items)
+        if c > 0
+    }
+    assert service.recommend_batch([]) == []

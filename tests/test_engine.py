@@ -204,6 +204,21 @@ def test_early_stopping_restores_the_best_epoch(
     assert [line["best_epoch"] for line in metrics_lines(tmp_path)] == [1, 2, 2, 2]
 
 
+def test_patience_waits_until_patience_from_of_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[dict[str, torch.Tensor]] = []
+    scripted_validation(monkeypatch, [0.3, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.2], seen)
+    cfg = replace(FAST, epochs=8, patience=1, patience_from=0.7)
+    _, summary = fit(cfg, run_dir=tmp_path)
+    # no better epoch after the first, but patience only counts from 70 % of the steps
+    assert summary["stopped"] == "early_stopping"
+    assert summary["epochs"] == 6  # 6 / 8 of the steps >= 0.7; 5 / 8 < 0.7
+    assert summary["best_epoch"] == 1
+    with pytest.raises(ValueError, match="patience_from"):
+        replace(FAST, patience_from=1.0)
+
+
 def test_eval_every_validates_less_often(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     seen: list[dict[str, torch.Tensor]] = []
     scripted_validation(monkeypatch, [0.1, 0.2, 0.3], seen)

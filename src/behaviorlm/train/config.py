@@ -33,6 +33,12 @@ class TrainConfig:
     patience : int
         Stop after this many validations without a better validation NDCG@10 (0 = never stop
         early). The best state is restored at the end in any case.
+    patience_from : float
+        Share of the run, in ``[0, 1)``, before which validations never stop it (like Keras'
+        ``start_from_epoch``): the steps of all epochs, or with ``schedule = "budget"`` the
+        steps or the clock, whichever is further on. Validation NDCG often stalls while the
+        learning rate is high and improves as the schedule decays it; 0 (the default) lets
+        patience stop a run at any time.
     eval_every : int
         Validate (full ranking of ``split.valid``) every this many epochs, and after the last.
     valid_users : int
@@ -90,6 +96,7 @@ class TrainConfig:
     warmup_steps: int = 100
     grad_clip: float = 1.0
     patience: int = 10
+    patience_from: float = 0.0
     eval_every: int = 1
     valid_users: int = 0
     seed: int = 0
@@ -129,6 +136,8 @@ class TrainConfig:
         for name, number in non_negative.items():
             if number < 0:
                 raise ValueError(f"train.{name} must be >= 0, got {number}")
+        if not 0.0 <= self.patience_from < 1.0:
+            raise ValueError(f"train.patience_from must be in [0, 1), got {self.patience_from}")
         if not self.lr > 0:
             raise ValueError(f"train.lr must be positive, got {self.lr}")
         if self.schedule == "budget" and not self.time_budget_s > 0:

@@ -61,7 +61,7 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 #: Train settings that may differ between a run and its resumption.
-RESUMABLE_CHANGES = frozenset({"time_budget_s", "threads", "patience"})
+RESUMABLE_CHANGES = frozenset({"time_budget_s", "threads", "patience", "patience_from"})
 
 
 def validate(model: Recommender, evalset: EvalSet) -> dict[str, float]:
@@ -299,6 +299,7 @@ class _Loop:
         self.best_valid: dict[str, float] | None = None
         self.best_epoch: int | None = None
         self.bad_evals = 0
+        self.spent = 0.0  # share of the time budget used (schedule "budget")
         self.train_seconds = 0.0
         self.events = 0
 
@@ -441,6 +442,7 @@ class _Loop:
             if deadline is not None and cfg.schedule == "budget":
                 left = (deadline - time.perf_counter()) / cfg.time_budget_s
                 spent = float(self.world.sum(np.array([1.0 - left]))[0]) / self.world.size
+            self.spent = spent
             for group in self.optimizer.param_groups:
                 group["lr"] = lr_at(self.step, self.total_steps, cfg, spent)
             loss, item, act = self.parallel(
@@ -527,7 +529,11 @@ class _Loop:
                 valid = self._validate() if (due or out_of_time) else None
                 if out_of_time:
                     stopped = "time_budget"
-                elif cfg.patience and self.bad_evals >= cfg.patience:
+                elif (
+                    cfg.patience
+                    and self.bad_evals >= cfg.patience
+                    and self._progress() >= cfg.patience_from
+                ):
                     stopped = "early_stopping"
                 elif self.epoch == cfg.epochs:
                     stopped = "completed"
@@ -549,6 +555,11 @@ class _Loop:
             "training_rows": len(self.data),
             "events_per_epoch": self.data.n_targets,
         }
+
+    def _progress(self) -> float:
+        """Share of the run done: of all steps, or of the time budget when the schedule
+        follows the clock (whichever is further on), as the learning-rate schedule sees it."""
+        return max(self.step / max(1, self.total_steps), self.spent)
 
     def _record(self, stats: dict[str, float], valid: dict[str, float] | None) -> None:
         line = {"epoch": self.epoch, "step": self.step, **stats, "valid": valid}

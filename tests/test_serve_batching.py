@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 
 import numpy as np
@@ -164,3 +165,48 @@ def test_a_batch_answers_each_request_as_it_would_alone(service: Service) -> Non
         if c > 0
     }
     assert service.recommend_batch([]) == []
+
+
+def test_posts_ingested_together_share_one_transaction(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    users = service.timelines.user_ids[:2]
+    item = next(iter(service.timelines.items))
+    calls: list[int] = []
+    append = service.store.append
+
+    def counting(events: list[EventRecord]) -> list[bool]:
+        calls.append(len(events))
+        return append(events)
+
+    monkeypatch.setattr(service.store, "append", counting)
+    answers = service.ingest_batch(
+        [
+            [{"user_id": users[0], "item_id": item, "event_id": "g1"}, {"user_id": ""}],
+            [{"user_id": users[1], "item_id": item, "event_id": "g1"}],  # same id: stored once
+            [{"user_id": users[1], "item_id": item, "action": "teleport"}],
+        ]
+    )
+    assert calls == [2]  # the valid events of all three posts, in one transaction
+    first, second, third = answers
+    assert not isinstance(first, RequestError)
+    assert (first.accepted, first.rejected) == (1, 1)
+    assert [r.status for r in first.results] == ["accepted", "rejected"]
+    assert not isinstance(second, RequestError)
+    assert (second.accepted, second.duplicates) == (0, 1)
+    assert not isinstance(third, RequestError)
+    assert third.rejected == 1
+    assert "teleport" in (third.results[0].reason or "")
+
+
+def test_a_store_failure_fails_every_post_of_the_transaction(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(events: list[EventRecord]) -> list[bool]:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(service.store, "append", broken)
+    answers = service.ingest_batch([[{"user_id": "u", "item_id": "x"}]] * 2)
+    assert all(isinstance(a, RequestError) and a.status == 503 for a in answers)
+    with pytest.raises(RequestError, match="disk I/O error"):
+        service.ingest([{"user_id": "u", "item_id": "x"}])

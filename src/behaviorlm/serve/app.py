@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 
 from behaviorlm.artifact import package_version
 from behaviorlm.serve.batching import Batcher, OverloadedError
-from behaviorlm.serve.deps import RecommendBatcher
+from behaviorlm.serve.deps import IngestBatcher, RecommendBatcher
 from behaviorlm.serve.metrics import Metrics
 from behaviorlm.serve.middleware import BodyLimit, RequestMetrics
 from behaviorlm.serve.routes import events, explain, health, items, recommendations
@@ -79,14 +79,19 @@ def create_app(
             max_pending=limits.max_pending,
             observe=metrics.batch_size.observe,
         )
+        ingester: IngestBatcher = Batcher(
+            service.ingest_batch, max_batch=limits.model_batch, max_pending=limits.max_pending
+        )
         batcher.start()
-        app.state.service, app.state.batcher = service, batcher
+        ingester.start()
+        app.state.service, app.state.batcher, app.state.ingester = service, batcher, ingester
         log.info("serving %s (version %s)", service.model_name, service.model_version)
         try:
             yield
         finally:
-            app.state.service = app.state.batcher = None
+            app.state.service = app.state.batcher = app.state.ingester = None
             await batcher.stop()
+            await ingester.stop()
             service.close()
 
     app = FastAPI(
@@ -95,7 +100,7 @@ def create_app(
         summary="Durable event ingestion and fresh recommendations from a behaviour model.",
         lifespan=lifespan,
     )
-    app.state.service = app.state.batcher = None
+    app.state.service = app.state.batcher = app.state.ingester = None
     app.state.metrics = metrics
     app.state.api_key = api_key.encode("utf-8") if api_key else None
     app.state.limits = limits

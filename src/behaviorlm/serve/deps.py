@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 
 from behaviorlm.serve.batching import Batcher
-from behaviorlm.serve.schemas import Recommendations
+from behaviorlm.serve.schemas import EventsResponse, Recommendations
 from behaviorlm.serve.service import RecommendRequest, Service
 
 #: Recommendation requests in, answers out (see :mod:`behaviorlm.serve.batching`).
 RecommendBatcher = Batcher[RecommendRequest, Recommendations]
+#: Event posts (each a list of raw events) in, per-post responses out: one transaction each.
+IngestBatcher = Batcher[Sequence[Any], EventsResponse]
 
 #: Header that carries the API key.
 API_KEY_HEADER = "X-API-Key"
@@ -55,7 +58,17 @@ async def get_batcher(request: Request) -> RecommendBatcher:
     return batcher
 
 
+async def get_ingester(request: Request) -> IngestBatcher:
+    """The batcher of event posts (group commit; started with the service); 503 before."""
+    ingester: IngestBatcher | None = getattr(request.app.state, "ingester", None)
+    if ingester is None:
+        raise HTTPException(503, "the model is not loaded yet; retry shortly")
+    return ingester
+
+
 #: A route parameter that receives the loaded service.
 ServiceDep = Annotated[Service, Depends(get_service)]
 #: A route parameter that receives the recommendation batcher.
 BatcherDep = Annotated[RecommendBatcher, Depends(get_batcher)]
+#: A route parameter that receives the event-post batcher.
+IngesterDep = Annotated[IngestBatcher, Depends(get_ingester)]

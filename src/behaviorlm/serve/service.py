@@ -166,14 +166,45 @@ class Service:
 
         Raises RequestError(503) when the store cannot take the batch (nothing is stored).
         """
-        results: list[EventResult] = []
-        valid: list[tuple[int, EventRecord]] = []
+        answer = self.ingest_batch([events])[0]
+        if isinstance(answer, RequestError):
+            raise answer
+        return answer
+
+    def ingest_batch(self, posts: Sequence[Sequence[Any]]) -> list[EventsResponse | RequestError]:
+        """:meth:`ingest` for several posts at once, stored in one transaction (group commit).
+
+        One ``fsync`` makes every post's accepted events durable; each post gets its own
+        response, or RequestError(503) for all of them when the store cannot take the
+        transaction (nothing is stored). An ``event_id`` that occurs twice, in one post or in
+        two, is stored once and reported as a duplicate the second time. The HTTP service
+        sends concurrent posts through this method (:mod:`behaviorlm.serve.batching`).
+        """
         now = int(time.time())
+        checked = [self._check_post(events, now) for events in posts]
+        try:
+            stored = self.store.append([r for _, valid in checked for _, r in valid])
+        except sqlite3.Error as exc:
+            error = RequestError(503, f"the event store cannot take events now ({exc})")
+            return [error] * len(posts)
+        answers: list[EventsResponse | RequestError] = []
+        first = 0
+        for rejected, valid in checked:
+            answers.append(self._ingested(rejected, valid, stored[first : first + len(valid)]))
+            first += len(valid)
+        return answers
+
+    def _check_post(
+        self, events: Sequence[Any], now: int
+    ) -> tuple[list[EventResult], list[tuple[int, EventRecord]]]:
+        """The rejected events of a post (with reasons) and the valid ones as records."""
+        rejected: list[EventResult] = []
+        valid: list[tuple[int, EventRecord]] = []
         for index, raw in enumerate(events):
             record, reason = self._validate(raw, now)
             if record is None:
                 event_id = raw.get("event_id") if isinstance(raw, dict) else None
-                results.append(
+                rejected.append(
                     EventResult(
                         index=index,
                         event_id=event_id if isinstance(event_id, str) else None,
@@ -183,10 +214,16 @@ class Service:
                 )
             else:
                 valid.append((index, record))
-        try:
-            stored = self.store.append([record for _, record in valid])
-        except sqlite3.Error as exc:
-            raise RequestError(503, f"the event store cannot take events now ({exc})") from exc
+        return rejected, valid
+
+    def _ingested(
+        self,
+        rejected: list[EventResult],
+        valid: list[tuple[int, EventRecord]],
+        stored: list[bool],
+    ) -> EventsResponse:
+        """The response to one post, given which of its valid events were new."""
+        results = list(rejected)
         unknown = 0
         for (index, record), new in zip(valid, stored, strict=True):
             is_unknown = record.item_id is not None and not self.timelines.item_code(record.item_id)
@@ -203,14 +240,14 @@ class Service:
             )
         results.sort(key=lambda r: r.index)
         counts = {s: sum(r.status == s for r in results) for s in ("accepted", "duplicate")}
-        rejected = len(results) - counts["accepted"] - counts["duplicate"]
-        for outcome, n in (*counts.items(), ("rejected", rejected), ("unknown_item", unknown)):
+        n_rejected = len(rejected)
+        for outcome, n in (*counts.items(), ("rejected", n_rejected), ("unknown_item", unknown)):
             if n:
                 self.metrics.events.labels(outcome=outcome).inc(n)
         return EventsResponse(
             accepted=counts["accepted"],
             duplicates=counts["duplicate"],
-            rejected=rejected,
+            rejected=n_rejected,
             unknown_items=unknown,
             results=results,
         )

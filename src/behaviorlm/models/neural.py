@@ -198,7 +198,8 @@ class NeuralRecommender(Recommender):
         Rows are encoded in batches of similar length (a stable sort by length), so a batch
         is padded only to its own longest row; the result is in the input order.
         """
-        self.module.eval()
+        if self.module.training:  # eval() walks every submodule: skip it when already set
+            self.module.eval()
         if len(histories) == 0:
             return torch.zeros(0, self.module.dim)
         order = np.argsort(np.minimum(histories.lengths, self.config.max_len), kind="stable")

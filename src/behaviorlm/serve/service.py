@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from pydantic import ValidationError
@@ -63,6 +63,17 @@ from behaviorlm.serve.store import EventRecord, EventStore
 from behaviorlm.serve.timelines import LiveTimelines, Timeline
 
 UNKNOWN_ITEM_NOTE = "unknown item: stored and counted, ignored by the model until a retrain"
+
+
+T = TypeVar("T")
+
+
+def _only(answers: list[T | RequestError]) -> T:
+    """The answer of a one-request batch, or its RequestError raised."""
+    (answer,) = answers
+    if isinstance(answer, RequestError):
+        raise answer
+    return answer
 
 
 class RequestError(Exception):
@@ -166,10 +177,7 @@ class Service:
 
         Raises RequestError(503) when the store cannot take the batch (nothing is stored).
         """
-        answer = self.ingest_batch([events])[0]
-        if isinstance(answer, RequestError):
-            raise answer
-        return answer
+        return _only(self.ingest_batch([events]))
 
     def ingest_batch(self, posts: Sequence[Sequence[Any]]) -> list[EventsResponse | RequestError]:
         """:meth:`ingest` for several posts at once, stored in one transaction (group commit).
@@ -294,9 +302,8 @@ class Service:
         self, user_id: str, k: int = 10, exclude_seen: bool = True, action: str | None = None
     ) -> Recommendations:
         """Top-``k`` for a user's timeline as it is now (training history + stored events)."""
-        return self._one(
-            RecommendRequest(user_id=user_id, k=k, exclude_seen=exclude_seen, action=action)
-        )
+        request = RecommendRequest(user_id=user_id, k=k, exclude_seen=exclude_seen, action=action)
+        return _only(self.recommend_batch([request]))
 
     def recommend_events(
         self,
@@ -307,9 +314,10 @@ class Service:
     ) -> Recommendations:
         """Top-``k`` for a timeline given in the request; raises RequestError(422) on a bad
         event, naming it."""
-        return self._one(
-            RecommendRequest(events=tuple(events), k=k, exclude_seen=exclude_seen, action=action)
+        request = RecommendRequest(
+            events=tuple(events), k=k, exclude_seen=exclude_seen, action=action
         )
+        return _only(self.recommend_batch([request]))
 
     def recommend_batch(
         self, requests: Sequence[RecommendRequest]
@@ -350,13 +358,10 @@ class Service:
                 answers[i] = self._answer(
                     prepared[i][0], requests[i], ranked.items[row, :k], ranked.scores[row, :k]
                 )
-        return [a for a in answers if a is not None]
-
-    def _one(self, request: RecommendRequest) -> Recommendations:
-        answer = self.recommend_batch([request])[0]
-        if isinstance(answer, RequestError):
-            raise answer
-        return answer
+        done = [a for a in answers if a is not None]
+        if len(done) != len(requests):  # every request is either ranked or refused above
+            raise RuntimeError(f"{len(requests) - len(done)} requests were left unanswered")
+        return done
 
     def _timeline(self, request: RecommendRequest, now: int) -> Timeline:
         """The request's timeline: the user's live one, or the events given (validated)."""

@@ -15,15 +15,18 @@
 from __future__ import annotations
 
 from behaviorlm.serve.app import create_app
+from behaviorlm.serve.batching import Batcher
 from behaviorlm.serve.server import run_server
-from behaviorlm.serve.service import Service
+from behaviorlm.serve.service import RecommendRequest, Service
 from behaviorlm.serve.settings import Limits
 from behaviorlm.serve.store import EventRecord, EventStore, SQLiteStore, export_events, open_store
 
 __all__ = [
+    "Batcher",
     "EventRecord",
     "EventStore",
     "Limits",
+    "RecommendRequest",
     "SQLiteStore",
     "Service",
     "create_app",

@@ -1,0 +1,98 @@
+"""Does the service itself (no HTTP) hold on to memory as events and requests go through it?
+
+Loads an artifact into :class:`behaviorlm.serve.Service` with an event store in a temporary
+folder, then runs ``--steps`` steps. Each step ingests ``--posts`` one-event posts in one
+transaction (``ingest_batch``) and ranks ``--requests`` recommendation requests in one batch
+(``recommend_batch``) for users whose timeline was just extended. The first tenth of the
+steps is a warm-up. Prints one JSON line: resident memory (VmRSS, MiB) after the warm-up and
+at the end, and the largest growths by source line between two ``tracemalloc`` snapshots.
+Compare with ``serve_load.py``, which measures the whole server process. Example::
+
+    python benchmarks/serve_memory.py runs/beauty-sasrec --steps 3300
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import random
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+from behaviorlm.serve import RecommendRequest, Service, open_store
+from machine import machine_facts
+from serve_load import rss_mib
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("artifact", type=Path)
+    parser.add_argument("--steps", type=int, default=3300)
+    parser.add_argument("--posts", type=int, default=2, help="event posts per step")
+    parser.add_argument("--requests", type=int, default=8, help="recommendations per step")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="serve-memory-") as folder:
+        service = Service(args.artifact, open_store(f"sqlite:///{Path(folder) / 'ev.db'}"))
+        gc.collect()
+        gc.freeze()  # as the server does after start-up
+        users = service.timelines.user_ids
+        items = list(service.timelines.items)
+        rng = random.Random(args.seed)
+        fresh: list[str] = []
+
+        def step(i: int) -> None:
+            posts = []
+            for j in range(args.posts):
+                user = rng.choice(users)
+                event = {"user_id": user, "item_id": rng.choice(items), "event_id": f"{i}-{j}"}
+                posts.append([event])
+                fresh.append(user)
+            service.ingest_batch(posts)
+            recent = fresh[-1000:]
+            service.recommend_batch(
+                [RecommendRequest(user_id=rng.choice(recent)) for _ in range(args.requests)]
+            )
+
+        warmup = args.steps // 10
+        for i in range(warmup):
+            step(i)
+        tracemalloc.start()
+        before, start_rss = tracemalloc.take_snapshot(), rss_mib(os.getpid())
+        start = time.perf_counter()
+        for i in range(warmup, args.steps):
+            step(i)
+        after, end_rss = tracemalloc.take_snapshot(), rss_mib(os.getpid())
+        growth = [
+            {"where": str(stat.traceback), "kib": round(stat.size_diff / 1024, 1)}
+            for stat in after.compare_to(before, "lineno")[:5]
+        ]
+        measured = args.steps - warmup
+        print(
+            json.dumps(
+                {
+                    "benchmark": "serve_memory",
+                    "artifact": str(args.artifact),
+                    "steps": measured,
+                    "events_ingested": measured * args.posts,
+                    "recommendations": measured * args.requests,
+                    "seconds": round(time.perf_counter() - start, 1),
+                    "rss_mib_after_warmup": start_rss,
+                    "rss_mib_end": end_rss,
+                    "largest_growth": growth,
+                    **machine_facts(),
+                }
+            ),
+            flush=True,
+        )
+        service.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -28,6 +28,21 @@ from machine import machine_facts
 from serve_load import rss_mib
 
 
+def short(where: str) -> str:
+    """A source location without the machine's folders: from the package or script name on.
+
+    Examples
+    --------
+    >>> short("/x/site-packages/torch/nn/functional.py:12"), short("/a/b/benchmarks/s.py:3")
+    ('torch/nn/functional.py:12', 'benchmarks/s.py:3')
+    """
+    for marker in ("site-packages/", "src/", "benchmarks/"):
+        if marker in where:
+            keep = where.split(marker, 1)[1]
+            return keep if marker != "benchmarks/" else marker + keep
+    return Path(where).name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -70,7 +85,7 @@ def main() -> None:
             step(i)
         after, end_rss = tracemalloc.take_snapshot(), rss_mib(os.getpid())
         growth = [
-            {"where": str(stat.traceback), "kib": round(stat.size_diff / 1024, 1)}
+            {"where": short(str(stat.traceback)), "kib": round(stat.size_diff / 1024, 1)}
             for stat in after.compare_to(before, "lineno")[:5]
         ]
         measured = args.steps - warmup

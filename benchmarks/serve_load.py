@@ -12,10 +12,12 @@ Two ways to load the server:
   answered. This finds the highest throughput; latency then only says how long the queue
   is (with ``N`` clients, mean latency = N / throughput).
 * open loop, ``--rate R``: the clients together send ``R`` requests/s on a fixed schedule
-  (each client every ``N / R`` s, phases spread), whether or not answers are back, as wrk2
-  does. A request's latency counts from its scheduled time, so a stalled server shows up
-  in the percentiles instead of silently lowering the rate (no coordinated omission). This
-  is the latency users see at that traffic.
+  (each client every ``N / R`` s, phases spread), as wrk2 does. A client still waits for
+  its answer before its next request, so when answers take longer than ``N / R`` it falls
+  behind the schedule (the achieved ``requests_per_s`` then falls below ``R``); but a
+  request's latency counts from its scheduled time, so a stalled server shows up in the
+  percentiles instead of silently lowering the rate (no coordinated omission). This is the
+  latency users see at that traffic.
 
 The server is either started here from an artifact (``behaviorlm serve ARTIFACT`` on a free
 loopback port with an event store in a temporary folder, stopped at the end) or a running one

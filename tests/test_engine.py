@@ -209,11 +209,12 @@ def test_patience_waits_until_patience_from_of_the_run(
 ) -> None:
     seen: list[dict[str, torch.Tensor]] = []
     scripted_validation(monkeypatch, [0.3, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.2], seen)
-    cfg = replace(FAST, epochs=8, patience=1, patience_from=0.7)
+    cfg = replace(FAST, epochs=8, patience=2, patience_from=0.7)
     _, summary = fit(cfg, run_dir=tmp_path)
-    # no better epoch after the first, but patience only counts from 70 % of the steps
+    # no better epoch after the first, but patience only counts from 70 % of the steps:
+    # epochs 6 (6 / 8 >= 0.7) and 7 are the two validations it counts
     assert summary["stopped"] == "early_stopping"
-    assert summary["epochs"] == 6  # 6 / 8 of the steps >= 0.7; 5 / 8 < 0.7
+    assert summary["epochs"] == 7
     assert summary["best_epoch"] == 1
     with pytest.raises(ValueError, match="patience_from"):
         replace(FAST, patience_from=1.0)

@@ -85,19 +85,42 @@ def test_overload_is_refused_at_once_and_stop_fails_what_waits() -> None:
         await asyncio.sleep(0.01)
         with pytest.raises(OverloadedError, match="2 requests are waiting"):
             await batcher.submit(3)
+        stopping = asyncio.ensure_future(batcher.stop())
+        await asyncio.sleep(0.05)
+        assert not stopping.done()  # it waits for the batch that runs
+        with pytest.raises(OverloadedError, match="shutting down"):
+            await batcher.submit(4)  # refused once stopping
         gate.set()
-        assert await running == 0
-        await batcher.stop()
-        # each waiting item was served before the stop or failed by it: none is left hanging
-        for answer in await asyncio.gather(*waiting, return_exceptions=True):
-            served = answer in (1, 2)
-            assert served or (
-                isinstance(answer, OverloadedError) and "shutting down" in str(answer)
-            )
+        await stopping
+        assert await running == 0  # the running batch is answered, not dropped
+        for task in waiting:  # the waiting ones fail at once instead of hanging
+            with pytest.raises(OverloadedError, match="shutting down"):
+                await task
 
     asyncio.run(scenario())
     with pytest.raises(ValueError, match="must be positive"):
         Batcher(lambda items: items, max_batch=0)
+
+
+def test_a_failing_observer_fails_the_batch_not_the_worker() -> None:
+    calls: list[int] = []
+
+    def observe(size: int) -> None:
+        calls.append(size)
+        if len(calls) == 1:
+            raise RuntimeError("metrics down")
+
+    def handle(items: list[int]) -> list[int | Exception]:
+        return list(items)
+
+    async def scenario() -> None:
+        async with Batcher(handle, observe=observe) as batcher:
+            with pytest.raises(RuntimeError, match="metrics down"):
+                await batcher.submit(1)
+            answers = await asyncio.gather(batcher.submit(2), batcher.submit(3))
+            assert sorted(answers) == [2, 3]  # the worker lives on
+
+    asyncio.run(scenario())
 
 
 @pytest.fixture(scope="module")

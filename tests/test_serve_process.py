@@ -197,7 +197,7 @@ def test_real_server_explains_the_live_timeline_and_predicts_influence(
 CLIENTS = 16
 
 
-def test_real_server_batches_concurrent_clients_and_each_sees_its_own_event(
+def test_real_server_concurrent_clients_each_see_their_own_event(
     neural_artifact: Path, dataset: blm.Dataset, tmp_path: Path
 ) -> None:
     users = [str(u) for u in dataset.users["user_id"][:CLIENTS]]

@@ -72,9 +72,11 @@ class Batcher(Generic[T, R]):
         self.max_batch = max_batch
         self.max_pending = max_pending
         self.observe = observe
-        self._queue: asyncio.Queue[tuple[T, asyncio.Future[R]]] = asyncio.Queue()
+        # None: a wake-up from stop()
+        self._queue: asyncio.Queue[tuple[T, asyncio.Future[R]] | None] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._thread: ThreadPoolExecutor | None = None
+        self._stopping = False
 
     async def __aenter__(self) -> Batcher[T, R]:
         self.start()
@@ -86,23 +88,24 @@ class Batcher(Generic[T, R]):
     def start(self) -> None:
         """Start the worker (in the running event loop)."""
         if self._worker is None:
+            self._stopping = False
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batcher")
             self._worker = asyncio.get_running_loop().create_task(self._run(self._thread))
 
     async def stop(self) -> None:
-        """Stop the worker; items still waiting fail with :class:`OverloadedError`."""
+        """Stop: new items are refused, the batch that runs finishes and is answered, items
+        still waiting fail with :class:`OverloadedError`, and the worker thread is joined
+        (so nothing runs on after, for example, the event store is closed)."""
+        self._stopping = True
         if self._worker is not None:
-            self._worker.cancel()
+            self._queue.put_nowait(None)  # wakes a worker waiting for items
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
             self._worker = None
         if self._thread is not None:
-            self._thread.shutdown(wait=False)
+            self._thread.shutdown(wait=True)
             self._thread = None
-        while not self._queue.empty():
-            _, future = self._queue.get_nowait()
-            if not future.done():
-                future.set_exception(OverloadedError("the service is shutting down"))
+        self._fail_waiting("the service is shutting down")
 
     @property
     def pending(self) -> int:
@@ -111,43 +114,64 @@ class Batcher(Generic[T, R]):
 
     async def submit(self, item: T) -> R:
         """The answer for ``item``, computed in a batch with whatever else is waiting."""
-        if self._worker is None:
+        if self._worker is None and not self._stopping:
             raise RuntimeError("the batcher is not started")
+        if self._stopping or self._worker is None or self._worker.done():
+            raise OverloadedError("the service is shutting down")
         if self._queue.qsize() >= self.max_pending:
             raise OverloadedError(f"{self._queue.qsize():,} requests are waiting; retry shortly")
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((item, future))
         return await future
 
+    def _fail_waiting(self, why: str) -> None:
+        while not self._queue.empty():
+            entry = self._queue.get_nowait()
+            if entry is not None and not entry[1].done():
+                entry[1].set_exception(OverloadedError(why))
+
     async def _run(self, thread: ThreadPoolExecutor) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            batch = [(item, future) for item, future in batch if not future.cancelled()]
-            if not batch:
-                continue
+        try:
+            while not self._stopping:
+                first = await self._queue.get()
+                if first is None:  # stop() woke us
+                    break
+                batch = [first]
+                while len(batch) < self.max_batch and not self._queue.empty():
+                    entry = self._queue.get_nowait()
+                    if entry is not None:
+                        batch.append(entry)
+                batch = [(item, future) for item, future in batch if not future.cancelled()]
+                if batch:
+                    await self._answer(loop, thread, batch)
+        finally:  # stopped, or the worker itself failed: nobody may wait forever
+            self._stopping = True
+            self._fail_waiting("the service is shutting down")
+
+    async def _answer(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        thread: ThreadPoolExecutor,
+        batch: list[tuple[T, asyncio.Future[R]]],
+    ) -> None:
+        """Run one batch in the worker thread and hand each caller its answer."""
+        answers: Sequence[R | Exception]
+        try:
             if self.observe is not None:
                 self.observe(len(batch))
-            try:
-                items = [item for item, _ in batch]
-                answers = await loop.run_in_executor(thread, self.handle, items)
-                if len(answers) != len(batch):
-                    raise RuntimeError(
-                        f"the batch handler gave {len(answers)} answers for {len(batch)} items"
-                    )
-            except asyncio.CancelledError:  # stopped while the batch ran
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(OverloadedError("the service is shutting down"))
-                raise
-            except Exception as exc:  # the whole batch failed: every caller sees why
-                answers = [exc] * len(batch)
-            for (_, future), answer in zip(batch, answers, strict=True):
-                if future.done():  # the caller went away
-                    continue
-                if isinstance(answer, Exception):
-                    future.set_exception(answer)
-                else:
-                    future.set_result(answer)
+            items = [item for item, _ in batch]
+            answers = await loop.run_in_executor(thread, self.handle, items)
+            if len(answers) != len(batch):
+                raise RuntimeError(
+                    f"the batch handler gave {len(answers)} answers for {len(batch)} items"
+                )
+        except Exception as exc:  # the whole batch failed: every caller sees why
+            answers = [exc] * len(batch)
+        for (_, future), answer in zip(batch, answers, strict=True):
+            if future.done():  # the caller went away
+                continue
+            if isinstance(answer, Exception):
+                future.set_exception(answer)
+            else:
+                future.set_result(answer)

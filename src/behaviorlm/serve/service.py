@@ -68,10 +68,10 @@ UNKNOWN_ITEM_NOTE = "unknown item: stored and counted, ignored by the model unti
 T = TypeVar("T")
 
 
-def _only(answers: list[T | RequestError]) -> T:
-    """The answer of a one-request batch, or its RequestError raised."""
+def _only(answers: Sequence[T | Exception]) -> T:
+    """The answer of a one-request batch, or its error raised."""
     (answer,) = answers
-    if isinstance(answer, RequestError):
+    if isinstance(answer, Exception):
         raise answer
     return answer
 
@@ -321,24 +321,24 @@ class Service:
 
     def recommend_batch(
         self, requests: Sequence[RecommendRequest]
-    ) -> list[Recommendations | RequestError]:
+    ) -> list[Recommendations | Exception]:
         """Answer many recommendation requests with one batched pass of each model.
 
         Every timeline is read first (a user's stored events as they are now), then the
         rows the model can read are ranked together, and the rest (no readable event) by
         popularity. Each request keeps its own ``k``, ``exclude_seen`` and ``action``. A
-        request that cannot be answered gets its RequestError in its place; the others
-        are unaffected. The HTTP service sends concurrent requests through this method
-        (:class:`behaviorlm.serve.batching.Batcher`).
+        request that cannot be answered gets its error in its place (a RequestError for a
+        bad request); the others are unaffected. The HTTP service sends concurrent requests
+        through this method (:class:`behaviorlm.serve.batching.Batcher`).
         """
         now = int(time.time())
-        answers: list[Recommendations | RequestError | None] = [None] * len(requests)
+        answers: list[Recommendations | Exception | None] = [None] * len(requests)
         prepared: dict[int, tuple[Timeline, Int]] = {}
         for index, request in enumerate(requests):
             try:
                 timeline = self._timeline(request, now)
                 prepared[index] = (timeline, self._excluded(timeline, request))
-            except RequestError as exc:
+            except Exception as exc:  # this request's own problem: the others go on
                 answers[index] = exc
         readable = [i for i, (t, _) in prepared.items() if t.length > 0]
         cold = [i for i, (t, _) in prepared.items() if t.length == 0]

@@ -34,8 +34,9 @@ class TrainConfig:
         Stop after this many validations without a better validation NDCG@10 (0 = never stop
         early). The best state is restored at the end in any case.
     patience_from : float
-        Share of the run, in ``[0, 1)``, before which validations never stop it (like Keras'
-        ``start_from_epoch``): the steps of all epochs, or with ``schedule = "budget"`` the
+        Share of the run, in ``[0, 1)``, before which validations without improvement are
+        not counted by ``patience`` (like Keras' ``start_from_epoch``; the best state is
+        tracked from the start): the steps of all epochs, or with ``schedule = "budget"`` the
         steps or the clock, whichever is further on. Validation NDCG often stalls while the
         learning rate is high and improves as the schedule decays it; 0 (the default) lets
         patience stop a run at any time.

@@ -487,7 +487,7 @@ class _Loop:
             self.best_valid, self.best_epoch = result, self.epoch
             self.best = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
             self.bad_evals = 0
-        else:
+        elif self._progress() >= self.config.patience_from:  # patience counts from there
             self.bad_evals += 1
         return result
 
@@ -529,11 +529,7 @@ class _Loop:
                 valid = self._validate() if (due or out_of_time) else None
                 if out_of_time:
                     stopped = "time_budget"
-                elif (
-                    cfg.patience
-                    and self.bad_evals >= cfg.patience
-                    and self._progress() >= cfg.patience_from
-                ):
+                elif cfg.patience and self.bad_evals >= cfg.patience:
                     stopped = "early_stopping"
                 elif self.epoch == cfg.epochs:
                     stopped = "completed"

@@ -74,8 +74,8 @@ def create_app(
             return Service(artifact_path, open_store(store_url), metrics)
 
         service = await run_in_threadpool(load)
-        # Start-up leaves about 230,000 long-lived objects (id maps, vocabularies, tables)
-        # on Beauty; a full garbage collection walked them all while every request waited
+        # Start-up leaves every long-lived object of the artifact (id maps, vocabularies,
+        # tables); a full garbage collection walked them all while every request waited
         # (max latency at 400 requests/s: 185 ms, 71 ms frozen). Frozen, the collector
         # skips them.
         gc.collect()

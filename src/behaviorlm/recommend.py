@@ -283,7 +283,12 @@ def recommend(
     out_items = np.zeros((R, k), dtype=np.int64)
     out_scores = np.full((R, k), -np.inf, dtype=np.float32)
     for first in range(0, R, batch_size):
-        batch = histories.select(np.arange(first, min(first + batch_size, R), dtype=np.int64))
+        whole = first == 0 and R <= batch_size  # one batch: the rows as they are
+        batch = (
+            histories
+            if whole
+            else histories.select(np.arange(first, min(first + batch_size, R), dtype=np.int64))
+        )
         B = len(batch)
         # (row in the batch, item) pairs never to recommend: the row's own exclusions, and
         # its history with exclude_seen

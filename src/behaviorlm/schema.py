@@ -141,12 +141,9 @@ class Sequences:
             raise ValueError(
                 f"offsets must run from 0 to {n}, got {self.offsets[0]}..{self.offsets[-1]}"
             )
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in {"offsets", "users", "n_items", "extra"}:
-                continue
-            if len(value) != n:
-                raise ValueError(f"{f.name} has {len(value)} entries, expected {n}")
+        for name in _EVENT_FIELDS:
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{name} has {len(getattr(self, name))} entries, expected {n}")
 
     def __len__(self) -> int:
         return len(self.users)
@@ -164,9 +161,7 @@ class Sequences:
     def per_event(self) -> dict[str, npt.NDArray[np.generic]]:
         """The per-event arrays by name (everything but offsets, users, n_items)."""
         out: dict[str, npt.NDArray[np.generic]] = {
-            f.name: getattr(self, f.name)
-            for f in fields(self)
-            if f.name not in {"offsets", "users", "n_items", "extra"}
+            name: getattr(self, name) for name in _EVENT_FIELDS
         }
         out.update(self.extra)
         return out
@@ -252,6 +247,12 @@ class Sequences:
             sources=np.zeros(n, dtype=np.int64),
             n_items=n_items,
         )
+
+
+#: The per-event array fields of Sequences (all but offsets, users, n_items and extra).
+_EVENT_FIELDS: Final[tuple[str, ...]] = tuple(
+    f.name for f in fields(Sequences) if f.name not in {"offsets", "users", "n_items", "extra"}
+)
 
 
 @dataclass(frozen=True)

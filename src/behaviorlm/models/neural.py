@@ -202,6 +202,8 @@ class NeuralRecommender(Recommender):
             self.module.eval()
         if len(histories) == 0:
             return torch.zeros(0, self.module.dim)
+        if len(histories) <= batch_size:  # one batch: no reordering needed
+            return self.module.encode_last(self.batch(histories)).float()
         order = np.argsort(np.minimum(histories.lengths, self.config.max_len), kind="stable")
         out = torch.empty(len(histories), self.module.dim)
         for lo in range(0, len(histories), batch_size):

@@ -28,12 +28,14 @@ come from the artifact's data set in both cases. The run is bounded by ``--durat
 Prints JSON lines: ``config``, ``progress`` every ``--report-every`` seconds, and ``result``:
 p50 / p90 / p99 latency in ms (all requests and per kind), requests/s, error count (non-2xx
 answers and transport errors, with the first few messages), and the server's resident memory
-(VmRSS, MiB) at the start, middle and end of the measured window plus its minimum and
-maximum, so "memory flat" can be judged. The load generator shares the machine with the
-server: on a 2-core machine its own CPU use lowers the throughput the server can reach and
-adds to the latencies it measures. That is why it uses aiohttp: with httpx the generator took
-twice the CPU, and the same server at 400 requests/s measured p99 61 ms instead of 21 ms
-(the server's own histogram had 97 % of recommendations under 25 ms in both runs).
+(VmRSS, MiB) at the start, middle and end of the measured window, its minimum and maximum,
+and its growth over the second half of the window (MiB per minute, a least-squares line
+through the samples taken every second), so "memory flat" can be judged. The load generator
+shares the machine with the server: on a 2-core machine its own CPU use lowers the throughput
+the server can reach and adds to the latencies it measures. That is why it uses aiohttp: with
+httpx the generator took twice the CPU, and the same server at 400 requests/s measured p99
+61 ms instead of 21 ms (the server's own histogram had 97 % of recommendations under 25 ms in
+both runs).
 
 Examples::
 
@@ -54,9 +56,6 @@ import contextlib
 import json
 import os
 import random
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -65,10 +64,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import httpx
 import numpy as np
 
 import behaviorlm as blm
+from behaviorlm.serve.process import start_server
 from behaviorlm.serve.server import is_loopback
 
 #: Longest run accepted (seconds of measurement plus warm-up).
@@ -125,46 +124,20 @@ def rss_mib(pid: int) -> float | None:
     return None
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+def rss_slope(samples: list[tuple[float, float]]) -> float | None:
+    """Least-squares growth in MiB per minute of ``(seconds, MiB)`` samples (None if < 2).
 
-
-def start_server(artifact: Path, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """``behaviorlm serve`` on a free loopback port with a store in ``folder``; ready."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "behaviorlm.cli", "serve", str(artifact)]
-    cmd += ["--store", f"sqlite:///{folder / 'events.db'}", "--host", "127.0.0.1"]
-    cmd += ["--port", str(port)]
-    log = folder / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited with {proc.returncode}:\n{log.read_text()}")
-        if time.monotonic() > deadline:
-            stop_server(proc)
-            raise SystemExit(f"the server was not ready in {START_TIMEOUT_S:.0f} s")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1.0).status_code == 200:
-                return proc, base
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
+    Examples
+    --------
+    >>> rss_slope([(0.0, 100.0), (60.0, 101.0), (120.0, 102.0)])
+    1.0
+    """
+    if len(samples) < 2:
+        return None
+    t, m = np.array(samples, dtype=np.float64).T
+    if np.ptp(t) == 0:
+        return None
+    return round(float(np.polyfit(t / 60.0, m, 1)[0]), 3)
 
 
 class Load:
@@ -279,6 +252,7 @@ async def run(args: argparse.Namespace, base: str, pid: int | None, load: Load) 
     tally = load.tally
     samples = [m for _, m in memory if m is not None]
     middle = min(memory, key=lambda m: abs(m[0] - wall / 2))[1]
+    late = [(t, m) for t, m in memory if m is not None and t >= wall / 2]
     emit(
         {
             "event": "result",
@@ -303,6 +277,7 @@ async def run(args: argparse.Namespace, base: str, pid: int | None, load: Load) 
                 "end": memory[-1][1],
                 "min": min(samples) if samples else None,
                 "max": max(samples) if samples else None,
+                "second_half_mib_per_min": rss_slope(late),
             },
         }
     )
@@ -382,11 +357,17 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(run(args, args.url.rstrip("/"), args.server_pid, load))
         return
     with tempfile.TemporaryDirectory(prefix="serve-load-") as folder:
-        proc, base = start_server(args.artifact, Path(folder))
+        store_url = f"sqlite:///{Path(folder) / 'events.db'}"
         try:
-            asyncio.run(run(args, base, proc.pid, load))
+            server = start_server(
+                args.artifact, store_url, Path(folder) / "server.log", timeout_s=START_TIMEOUT_S
+            )
+        except RuntimeError as exc:
+            raise SystemExit(str(exc)) from None
+        try:
+            asyncio.run(run(args, server.url, server.proc.pid, load))
         finally:
-            stop_server(proc)
+            server.stop()
 
 
 if __name__ == "__main__":

@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,63 +20,23 @@ import pytest
 import behaviorlm as blm
 from behaviorlm.schema import Sequences
 from behaviorlm.serve import open_store
+from behaviorlm.serve.process import ServerProcess, running_server, start_server
 
 KEY_ENV = "BEHAVIORLM_TEST_API_KEY"
-START_TIMEOUT_S = 90.0
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    base: str
-    log: Path
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextmanager
 def server(
     artifact: Path, store_url: str, log: Path, api_key: str | None = None
-) -> Iterator[Server]:
+) -> Iterator[ServerProcess]:
     """``behaviorlm serve`` in a subprocess on a free loopback port, ready when yielded."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "behaviorlm.cli", "serve", str(artifact)]
-    cmd += ["--store", store_url, "--host", "127.0.0.1", "--port", str(port)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop(KEY_ENV, None)
     if api_key is not None:
         env[KEY_ENV] = api_key
-        cmd += ["--api-key-env", KEY_ENV]
-    with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-    srv = Server(proc=proc, base=f"http://127.0.0.1:{port}", log=log)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the server exited with {proc.returncode}:\n{log.read_text()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server was not ready in {START_TIMEOUT_S} s:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{srv.base}/readyz", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
+    key_env = KEY_ENV if api_key is not None else None
+    with running_server(artifact, store_url, log, api_key_env=key_env, env=env) as srv:
         yield srv
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +66,7 @@ def test_real_server_ingestion_fresh_recommendation_auth_and_bad_input(
     store_url = f"sqlite:///{tmp_path / 'events.db'}"
     with (
         server(artifact, store_url, tmp_path / "server.log", api_key="s3cret") as srv,
-        httpx.Client(base_url=srv.base, timeout=10.0) as http,
+        httpx.Client(base_url=srv.url, timeout=10.0) as http,
     ):
         assert http.post("/v1/events", json={"events": [event]}).status_code == 401
         wrong = http.post("/v1/events", json={"events": [event]}, headers={"X-API-Key": "nope"})
@@ -175,7 +131,7 @@ def test_real_server_explains_the_live_timeline_and_predicts_influence(
         server(
             neural_artifact, f"sqlite:///{tmp_path / 'ev.db'}", tmp_path / "log", api_key="s3cret"
         ) as srv,
-        httpx.Client(base_url=srv.base, timeout=30.0) as http,
+        httpx.Client(base_url=srv.url, timeout=30.0) as http,
     ):
         assert http.post("/v1/events", json={"events": [event]}, headers=auth).status_code == 200
         explained = http.get(f"/v1/users/{user}/explanation", params={"method": "ig", "steps": 8})
@@ -217,14 +173,14 @@ def test_real_server_concurrent_clients_each_see_their_own_event(
 
     with server(neural_artifact, f"sqlite:///{tmp_path / 'ev.db'}", tmp_path / "log") as srv:
         threads = [
-            threading.Thread(target=client, args=(srv.base, u, i))
+            threading.Thread(target=client, args=(srv.url, u, i))
             for u, i in zip(users, items, strict=True)
         ]
         for t in threads:
             t.start()
         for t in threads:
             t.join(timeout=60)
-        metrics = httpx.get(f"{srv.base}/metrics").text
+        metrics = httpx.get(f"{srv.url}/metrics").text
     assert sorted(answers) == sorted(users)
     for user, item in zip(users, items, strict=True):
         data = answers[user]
@@ -290,7 +246,7 @@ def test_acknowledged_events_survive_sigkill_exactly_once(
                     del in_flight[worker]
 
     with server(artifact, store_url, log) as srv:
-        threads = [threading.Thread(target=client, args=(srv.base, w)) for w in range(WORKERS)]
+        threads = [threading.Thread(target=client, args=(srv.url, w)) for w in range(WORKERS)]
         for t in threads:
             t.start()
         deadline = time.monotonic() + 60
@@ -308,7 +264,7 @@ def test_acknowledged_events_survive_sigkill_exactly_once(
 
     with (
         server(artifact, store_url, log) as srv,
-        httpx.Client(base_url=srv.base, timeout=10.0) as http,
+        httpx.Client(base_url=srv.url, timeout=10.0) as http,
     ):
         # clients retry what was not acknowledged (and one batch that was): no duplicates
         for events in [*in_flight.values(), batch(0, 0)]:
@@ -330,3 +286,8 @@ def test_acknowledged_events_survive_sigkill_exactly_once(
     assert set(ids) <= attempted
     assert {e["event_id"] for events in in_flight.values() for e in events} <= set(ids)
     assert live == sum(i.startswith("w0-") for i in ids)  # the restarted server reads them all
+
+
+def test_start_server_reports_a_server_that_exits_with_its_log(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="not a behaviorlm artifact"):
+        start_server(tmp_path, f"sqlite:///{tmp_path / 'ev.db'}", tmp_path / "server.log")

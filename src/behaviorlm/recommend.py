@@ -283,7 +283,7 @@ def recommend(
     out_items = np.zeros((R, k), dtype=np.int64)
     out_scores = np.full((R, k), -np.inf, dtype=np.float32)
     for first in range(0, R, batch_size):
-        whole = first == 0 and R <= batch_size  # one batch: the rows as they are
+        whole = first == 0 and batch_size >= R  # one batch: the rows as they are
         batch = (
             histories
             if whole

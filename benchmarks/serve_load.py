@@ -27,7 +27,8 @@ come from the artifact's data set in both cases. The run is bounded by ``--durat
 
 Prints JSON lines: ``config``, ``progress`` every ``--report-every`` seconds, and ``result``:
 p50 / p90 / p99 latency in ms (all requests and per kind), requests/s, error count (non-2xx
-answers and transport errors, with the first few messages), and the server's resident memory
+answers and transport errors, with the first few messages), the server's CPU time (user +
+system, all threads) per request over the measured window, and its resident memory
 (VmRSS, MiB) at the start, middle and end of the measured window, its minimum and maximum,
 and its growth over the second half of the window (MiB per minute, a least-squares line
 through the samples taken every second), so "memory flat" can be judged. The load generator
@@ -122,6 +123,15 @@ def rss_mib(pid: int) -> float | None:
     except (OSError, ValueError):
         return None
     return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` (all its threads) in seconds, or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def rss_slope(samples: list[tuple[float, float]]) -> float | None:
@@ -228,6 +238,7 @@ async def run(args: argparse.Namespace, base: str, pid: int | None, load: Load) 
         load.measuring = True
         start = time.perf_counter()
         memory: list[tuple[float, float | None]] = [(0.0, rss_mib(pid) if pid else None)]
+        cpu_start = cpu_seconds(pid) if pid else None
         next_report = args.report_every
         while not load.stopping:
             await asyncio.sleep(min(1.0, args.duration))
@@ -249,6 +260,7 @@ async def run(args: argparse.Namespace, base: str, pid: int | None, load: Load) 
                 load.stopping = True
         await asyncio.gather(*workers)  # the requests in flight finish and count
         wall = time.perf_counter() - start
+        cpu_end = cpu_seconds(pid) if pid else None
     tally = load.tally
     samples = [m for _, m in memory if m is not None]
     middle = min(memory, key=lambda m: abs(m[0] - wall / 2))[1]
@@ -271,6 +283,9 @@ async def run(args: argparse.Namespace, base: str, pid: int | None, load: Load) 
             | percentiles(tally.latency["events"]),
             "warmup_requests": tally.warmup_requests,
             "warmup_errors": tally.warmup_errors,
+            "server_cpu_ms_per_request": round(1000.0 * (cpu_end - cpu_start) / tally.requests, 3)
+            if cpu_start is not None and cpu_end is not None and tally.requests
+            else None,
             "server_rss_mib": {
                 "start": memory[0][1],
                 "middle": middle,

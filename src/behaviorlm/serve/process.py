@@ -93,7 +93,7 @@ def start_server(
     log = Path(log)
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, env=dict(env or os.environ)
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ if env is None else env)
         )
     server = ServerProcess(proc=proc, url=f"http://127.0.0.1:{port}", log=log)
     deadline = time.monotonic() + timeout_s

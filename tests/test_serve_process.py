@@ -20,7 +20,7 @@ import pytest
 import behaviorlm as blm
 from behaviorlm.schema import Sequences
 from behaviorlm.serve import open_store
-from behaviorlm.serve.process import ServerProcess, running_server, start_server
+from behaviorlm.serve.process import ServerProcess, start_server
 
 KEY_ENV = "BEHAVIORLM_TEST_API_KEY"
 
@@ -35,7 +35,7 @@ def server(
     if api_key is not None:
         env[KEY_ENV] = api_key
     key_env = KEY_ENV if api_key is not None else None
-    with running_server(artifact, store_url, log, api_key_env=key_env, env=env) as srv:
+    with start_server(artifact, store_url, log, api_key_env=key_env, env=env) as srv:
         yield srv
 
 

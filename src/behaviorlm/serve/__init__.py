@@ -10,15 +10,15 @@
 - :mod:`~behaviorlm.serve.app`: ``create_app(artifact_path, store_url, api_key, limits)``,
   the FastAPI app; routes in :mod:`behaviorlm.serve.routes`.
 - :mod:`~behaviorlm.serve.server`: ``run_server`` under uvicorn (``behaviorlm serve``).
-- :mod:`~behaviorlm.serve.process`: ``behaviorlm serve`` as a child process (``start_server``,
-  ``running_server``), for integration and load tests.
+- :mod:`~behaviorlm.serve.process`: ``behaviorlm serve`` as a child process (``start_server``, a
+  context manager), for integration and load tests.
 """
 
 from __future__ import annotations
 
 from behaviorlm.serve.app import create_app
 from behaviorlm.serve.batching import Batcher
-from behaviorlm.serve.process import ServerProcess, running_server, start_server
+from behaviorlm.serve.process import ServerProcess, start_server
 from behaviorlm.serve.server import run_server
 from behaviorlm.serve.service import RecommendRequest, Service
 from behaviorlm.serve.settings import Limits
@@ -37,6 +37,5 @@ __all__ = [
     "export_events",
     "open_store",
     "run_server",
-    "running_server",
     "start_server",
 ]

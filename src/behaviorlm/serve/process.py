@@ -11,10 +11,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -29,11 +29,20 @@ def free_port() -> int:
 
 @dataclass
 class ServerProcess:
-    """A running ``behaviorlm serve``: its process, base URL and log file."""
+    """A running ``behaviorlm serve``: its process, base URL and log file.
+
+    A context manager: leaving the ``with`` block stops the server.
+    """
 
     proc: subprocess.Popen[bytes]
     url: str
     log: Path
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def stop(self, timeout_s: float = 15.0) -> None:
         """SIGTERM (graceful shutdown), then SIGKILL after ``timeout_s``; waits for the exit."""
@@ -80,10 +89,9 @@ def start_server(
 
     Examples
     --------
-    >>> server = start_server("runs/markov", "sqlite:///events.db", "server.log")  # doctest: +SKIP
-    >>> httpx.get(f"{server.url}/healthz").status_code  # doctest: +SKIP
-    200
-    >>> server.stop()  # doctest: +SKIP
+    >>> with start_server("runs/markov", "sqlite:///ev.db", "log") as server:  # doctest: +SKIP
+    ...     httpx.get(f"{server.url}/readyz").json()["status"]
+    'ready'
     """
     port = free_port()
     cmd = [sys.executable, "-m", "behaviorlm.cli", "serve", str(artifact), "--store", store_url]
@@ -109,30 +117,3 @@ def start_server(
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-
-
-@contextmanager
-def running_server(
-    artifact: str | Path,
-    store_url: str,
-    log: str | Path,
-    *,
-    api_key_env: str | None = None,
-    env: Mapping[str, str] | None = None,
-    timeout_s: float = 90.0,
-) -> Iterator[ServerProcess]:
-    """:func:`start_server` as a context manager: the server is stopped on exit.
-
-    Examples
-    --------
-    >>> with running_server("runs/markov", "sqlite:///ev.db", "log") as s:  # doctest: +SKIP
-    ...     httpx.get(f"{s.url}/readyz").json()["status"]
-    'ready'
-    """
-    server = start_server(
-        artifact, store_url, log, api_key_env=api_key_env, env=env, timeout_s=timeout_s
-    )
-    try:
-        yield server
-    finally:
-        server.stop()

@@ -4,7 +4,9 @@ For each budget (seconds of training; 0 = until early stopping) trains the model
 default config, then evaluates the kept (best-validation) weights on the test split with full
 ranking. Prints one JSON line per run: epochs, seconds per epoch, training events/s, test
 NDCG@10 / HR@10 and peak RSS. With ``--target-ndcg`` it also says whether the run reached it.
-``--include-seen`` uses RecBole's sequential protocol (history items not masked at ranking).
+``--include-seen`` uses RecBole's sequential protocol (history items not masked at ranking,
+in validation and early stopping as on the test; ``train.valid_exclude_seen=true`` masks them
+in validation only).
 Example (the RecBole comparison on MovieLens-100K)::
 
     python benchmarks/train_speed.py DATA/ml-100k --include-seen --budgets 30,60,0 \\
@@ -33,7 +35,9 @@ def one_run(args: argparse.Namespace, budget: float) -> dict[str, object]:
     dataset = blm.preprocess(blm.read(args.data))
     prepare_s = time.perf_counter() - start
     config = load_toml(CONFIGS / f"{args.model}.toml")
-    overrides = [f"train.time_budget_s={budget}", *args.overrides]
+    # RecBole's protocol ranks seen items in validation too, so early stopping follows it
+    protocol = ["train.valid_exclude_seen=false"] if args.include_seen else []
+    overrides = [f"train.time_budget_s={budget}", *protocol, *args.overrides]
     t0 = time.perf_counter()
     artifact = blm.train(dataset, args.model, config=config, overrides=overrides)
     wall = time.perf_counter() - t0
@@ -48,6 +52,7 @@ def one_run(args: argparse.Namespace, budget: float) -> dict[str, object]:
         "budget_s": budget,
         "overrides": list(args.overrides),
         "exclude_seen": not args.include_seen,
+        "valid_exclude_seen": artifact.run["config"]["train"]["valid_exclude_seen"],
         "prepare_s": round(prepare_s, 2),
         "train_wall_s": round(wall, 1),
         "epochs": fit["epochs"],

@@ -130,11 +130,11 @@ def test_a_run_resumed_by_two_processes_continues_the_run_of_one(
 
     real, calls = engine.validate, []
 
-    def crash_at_third(model: Any, evalset: EvalSet) -> dict[str, float]:
+    def crash_at_third(model: Any, evalset: EvalSet, exclude_seen: bool) -> dict[str, float]:
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(model, evalset)
+        return real(model, evalset, exclude_seen)
 
     monkeypatch.setattr(engine, "validate", crash_at_third)
     with pytest.raises(KeyboardInterrupt):

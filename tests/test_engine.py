@@ -178,7 +178,7 @@ def scripted_validation(
 ) -> None:
     """Replace validation by a fixed NDCG sequence; record the weights at each call."""
 
-    def fake(model: NeuralRecommender, evalset: EvalSet) -> dict[str, float]:
+    def fake(model: NeuralRecommender, evalset: EvalSet, exclude_seen: bool) -> dict[str, float]:
         seen.append(weights(model))
         value = values[len(seen) - 1]
         return {"NDCG@10": value, "HR@10": value}
@@ -218,6 +218,32 @@ def test_patience_waits_until_patience_from_of_the_run(
     assert summary["best_epoch"] == 1
     with pytest.raises(ValueError, match="patience_from"):
         replace(FAST, patience_from=1.0)
+
+
+def test_validation_follows_the_seen_item_protocol_of_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the most popular item (2) is in the row's history; the target (3) comes next
+    pop = Pop(PopConfig()).fit(Sequences.from_lists([[2], [2], [2, 3]], n_items=3))
+    valid = EvalSet(
+        Sequences.from_lists([[2]], n_items=3), np.array([0, 1]), np.array([3]), np.array([0])
+    )
+    assert engine.validate(pop, valid)["NDCG@10"] == 1.0  # history masked: the target leads
+    assert engine.validate(pop, valid, exclude_seen=False)["NDCG@10"] == pytest.approx(
+        1 / np.log2(3)
+    )
+
+    flags: list[bool] = []
+    real = engine.validate
+
+    def spy(model: NeuralRecommender, evalset: EvalSet, exclude_seen: bool) -> dict[str, float]:
+        flags.append(exclude_seen)
+        return real(model, evalset, exclude_seen)
+
+    monkeypatch.setattr(engine, "validate", spy)
+    fit(replace(FAST, epochs=1))
+    fit(replace(FAST, epochs=1, valid_exclude_seen=False))
+    assert flags == [True, False]
 
 
 def test_eval_every_validates_less_often(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -266,11 +292,13 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(
     calls = {"n": 0}
     real = engine.validate
 
-    def crash_at_third(model: NeuralRecommender, evalset: EvalSet) -> dict[str, float]:
+    def crash_at_third(
+        model: NeuralRecommender, evalset: EvalSet, exclude_seen: bool
+    ) -> dict[str, float]:
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return real(model, evalset)
+        return real(model, evalset, exclude_seen)
 
     monkeypatch.setattr(engine, "validate", crash_at_third)
     with pytest.raises(KeyboardInterrupt):

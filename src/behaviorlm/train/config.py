@@ -44,6 +44,10 @@ class TrainConfig:
         Validate (full ranking of ``split.valid``) every this many epochs, and after the last.
     valid_users : int
         Validate on a fixed random sample of this many validation rows (0 = all rows).
+    valid_exclude_seen : bool
+        Validation ranks without the row's history items (true, the default, as
+        ``evaluate`` does), or with them (false: RecBole's sequential protocol). Early
+        stopping then picks the checkpoint by the protocol that the test reports.
     seed : int
         Seeds the initialisation, the shuffling, dropout and negative sampling of every epoch.
     threads : int
@@ -100,6 +104,7 @@ class TrainConfig:
     patience_from: float = 0.0
     eval_every: int = 1
     valid_users: int = 0
+    valid_exclude_seen: bool = True
     seed: int = 0
     threads: int = 0
     bf16: bool = False

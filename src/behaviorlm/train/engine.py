@@ -64,8 +64,9 @@ SUMMARY_FILE = "summary.json"
 RESUMABLE_CHANGES = frozenset({"time_budget_s", "threads", "patience", "patience_from"})
 
 
-def validate(model: Recommender, evalset: EvalSet) -> dict[str, float]:
-    """Validation NDCG@10 and HR@10 with full ranking (seen items excluded).
+def validate(model: Recommender, evalset: EvalSet, exclude_seen: bool = True) -> dict[str, float]:
+    """Validation NDCG@10 and HR@10 with full ranking (seen items excluded unless
+    ``exclude_seen`` is false).
 
     Examples
     --------
@@ -78,7 +79,7 @@ def validate(model: Recommender, evalset: EvalSet) -> dict[str, float]:
     {'NDCG@10': 1.0, 'HR@10': 1.0}
     """
     k = min(10, model.n_items)  # a list of the whole catalogue: @n_items equals @10
-    result = evaluate(model, evalset, ks=(k,))
+    result = evaluate(model, evalset, ks=(k,), exclude_seen=exclude_seen)
     return {"NDCG@10": result.metrics["NDCG"][k], "HR@10": result.metrics["HR"][k]}
 
 
@@ -480,8 +481,8 @@ class _Loop:
     def _validate(self) -> dict[str, float] | None:
         if self.valid is None:
             return None
-        valid = self.valid
-        result = self.world.from_main(lambda: validate(self.model, valid))
+        valid, exclude_seen = self.valid, self.config.valid_exclude_seen
+        result = self.world.from_main(lambda: validate(self.model, valid, exclude_seen))
         self.module.train()
         if self.best_valid is None or result["NDCG@10"] > self.best_valid["NDCG@10"]:
             self.best_valid, self.best_epoch = result, self.epoch

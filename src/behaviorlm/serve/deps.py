@@ -28,11 +28,18 @@ api_key_header = APIKeyHeader(
 )
 
 
+def _loaded(request: Request, name: str) -> Any:
+    """``app.state.<name>``, set by the lifespan handler once the model is loaded; 503 before
+    (and after shutdown)."""
+    value = getattr(request.app.state, name, None)
+    if value is None:
+        raise HTTPException(503, "the model is not loaded yet; retry shortly")
+    return value
+
+
 async def get_service(request: Request) -> Service:
     """The service loaded by the lifespan handler; 503 while it is not loaded."""
-    service: Service | None = getattr(request.app.state, "service", None)
-    if service is None:
-        raise HTTPException(503, "the model is not loaded yet; retry shortly")
+    service: Service = _loaded(request, "service")
     return service
 
 
@@ -52,17 +59,13 @@ async def require_api_key(request: Request, key: str | None = Security(api_key_h
 
 async def get_batcher(request: Request) -> RecommendBatcher:
     """The batcher of recommendation requests (started with the service); 503 before."""
-    batcher: RecommendBatcher | None = getattr(request.app.state, "batcher", None)
-    if batcher is None:
-        raise HTTPException(503, "the model is not loaded yet; retry shortly")
+    batcher: RecommendBatcher = _loaded(request, "batcher")
     return batcher
 
 
 async def get_ingester(request: Request) -> IngestBatcher:
     """The batcher of event posts (group commit; started with the service); 503 before."""
-    ingester: IngestBatcher | None = getattr(request.app.state, "ingester", None)
-    if ingester is None:
-        raise HTTPException(503, "the model is not loaded yet; retry shortly")
+    ingester: IngestBatcher = _loaded(request, "ingester")
     return ingester
 
 

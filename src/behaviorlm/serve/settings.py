@@ -27,8 +27,9 @@ class Limits:
         Most recommendation requests ranked together in one batched pass of the model
         (concurrent requests are batched; see :mod:`behaviorlm.serve.batching`).
     max_pending : int
-        Most recommendation requests waiting for the model; beyond it a request gets 503
-        with ``Retry-After`` at once instead of queueing.
+        Most recommendation requests waiting for the model, and most event posts waiting
+        for the event store; beyond it a request gets 503 with ``Retry-After`` at once
+        instead of queueing.
 
     Examples
     --------

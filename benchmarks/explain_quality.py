@@ -19,9 +19,13 @@ overrides), or loads one with ``--artifact``, and prints JSON lines:
     social); with the confusion counts.
 ``ground_truth_reach`` (simulator only)
     For the most shared items, predicted reach of every user with followers
-    (:func:`behaviorlm.rank_by_reach`), averaged over the items, against the users'
-    ``truth_influence`` (Spearman), and against the true expected reach, followers x
-    influence.
+    (:func:`behaviorlm.rank_by_reach`: exposure rate learned from the log times the
+    followers' uplifts), averaged over the items. Spearman correlations with the users'
+    planted ``truth_influence`` (the chance that a follower sees a share): of reach per
+    follower, of reach itself, and of reach against the true expected reach, followers x
+    influence; the same for the exposure rate alone, over all users and over users with at
+    least ``--reach-min-trials`` share trials (the estimate needs evidence); and reach without
+    the exposure rate (every follower sees every share), as before the rate was learned.
 ``curves``
     For sampled test users, the explained target (``--target top``: the top recommendation;
     ``test``: the held-out item) re-scored after deleting the k events with the largest
@@ -41,6 +45,7 @@ Examples::
     python benchmarks/explain_quality.py --data DATA/s3rec/Beauty.txt --model sasrec \\
         train.time_budget_s=900
     python benchmarks/explain_quality.py --artifact runs/sasrec-beauty --sample 200
+    python benchmarks/explain_quality.py --simulate 2000 --artifact runs/sim --parts reach
 """
 
 from __future__ import annotations
@@ -71,6 +76,10 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "default"
 #: Planted-cause groups that are feature groups (the simulator's "none" is not).
 PLANTED = ("history", "social", "search", "location", "device")
 KS = tuple(range(1, 11))
+
+
+#: What the benchmark can run (``--parts``); the first three need the simulator.
+PARTS = ("events", "groups", "reach", "curves")
 
 
 def emit(line: dict[str, Any]) -> None:
@@ -104,7 +113,8 @@ def load(args: argparse.Namespace) -> tuple[blm.Artifact, blm.Dataset | None, st
     """The model's artifact, the data set with ground truth (simulator) or None, its name."""
     truth: blm.Dataset | None = None
     if args.simulate:
-        truth = blm.preprocess(blm.simulate(args.simulate, seed=args.seed))
+        raw = blm.simulate(args.simulate, seed=args.seed, events_per_user=args.events_per_user)
+        truth = blm.preprocess(raw)
     if args.artifact:
         artifact = blm.Artifact.load(args.artifact)
         name = artifact.dataset.meta.get("name") or Path(args.artifact).name
@@ -318,6 +328,9 @@ def ground_truth_reach(
 ) -> None:
     """Spearman correlation of predicted reach with the users' true influence."""
     start = time.perf_counter()
+    exposure = blm.estimate_exposure(ds, "share")
+    if exposure is None:
+        raise SystemExit("the log has no social views of shares: no exposure to learn")
     follows = ds.follows
     follower = follows["follower"].to_numpy().astype(np.int64)
     followee = follows["followee"].to_numpy().astype(np.int64)
@@ -333,13 +346,24 @@ def ground_truth_reach(
     sequences = ds.sequences()
     for item in items:
         ranking = rank_by_reach(
-            net, sequences, follower, followee, item, users=users, action=view, source=social
+            net,
+            sequences,
+            follower,
+            followee,
+            item,
+            users=users,
+            action=view,
+            source=social,
+            exposure=exposure,
         )
         order = np.argsort(ranking.users)
         r = ranking.reach[order].astype(np.float64)  # aligned with ``users`` (sorted ids)
         reach += r / len(items)
-        per_item[str(item)] = round(float(spearmanr(r, truth).statistic), 4)
+        per_item[str(item)] = round(float(spearmanr(r / exposure.rates(users), truth).statistic), 4)
     n_followers = np.bincount(followee, minlength=int(users.max()) + 1)[users]
+    rate = exposure.rates(users).astype(np.float64)
+    uplift_only = reach / rate  # every follower sees every share
+    evidence = exposure.trials[users] >= args.reach_min_trials
 
     def rho(a: np.ndarray, b: np.ndarray) -> float:
         return round(float(spearmanr(a, b).statistic), 4)
@@ -350,11 +374,33 @@ def ground_truth_reach(
             "part": "ground_truth_reach",
             "users": len(users),
             "items": items,
-            "spearman_reach_vs_influence": rho(reach, truth),
-            "spearman_reach_vs_influence_per_item": per_item,
             "spearman_reach_per_follower_vs_influence": rho(reach / n_followers, truth),
             "spearman_reach_vs_followers_x_influence": rho(reach, n_followers * truth),
+            "spearman_reach_vs_influence": rho(reach, truth),
             "spearman_reach_vs_followers": rho(reach, n_followers),
+            "exposure": {
+                "pooled": round(exposure.pooled, 4),
+                "prior_strength": round(exposure.strength, 2),
+                "users_with_trials": int((exposure.trials[users] > 0).sum()),
+                "spearman_vs_influence": rho(rate, truth),
+                f"users_with_{args.reach_min_trials}_trials": int(evidence.sum()),
+                f"spearman_vs_influence_{args.reach_min_trials}_trials": rho(
+                    rate[evidence], truth[evidence]
+                ),
+            },
+            f"users_with_{args.reach_min_trials}_trials": {
+                "spearman_reach_per_follower_vs_influence": rho(
+                    (reach / n_followers)[evidence], truth[evidence]
+                ),
+                "spearman_reach_vs_followers_x_influence": rho(
+                    reach[evidence], (n_followers * truth)[evidence]
+                ),
+            },
+            "without_exposure": {
+                "spearman_reach_per_follower_vs_influence": rho(uplift_only / n_followers, truth),
+                "spearman_reach_vs_followers_x_influence": rho(uplift_only, n_followers * truth),
+                "spearman_reach_vs_influence_per_item": per_item,
+            },
             "goal": 0.8,
             "seconds": round(time.perf_counter() - start, 1),
         }
@@ -483,11 +529,25 @@ def main() -> None:
     parser.add_argument("--artifact", help="explain this trained artifact instead of training")
     parser.add_argument("--model", default="sasrec", help="sasrec, hstu or mlp")
     parser.add_argument("--seed", type=int, default=0, help="simulator and sampling seed")
+    parser.add_argument(
+        "--events-per-user", type=float, help="simulator mean events per user (default 40)"
+    )
+    parser.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help=f"comma-separated parts to run, of {', '.join(PARTS)} (sanity runs with curves)",
+    )
     parser.add_argument("--users", type=int, default=300, help="test events per truth check")
     parser.add_argument("--sample", type=int, default=100, help="users for curves and sanity")
     parser.add_argument("--methods", default="occlusion,ig,attention")
     parser.add_argument("--steps", type=int, default=32, help="integrated gradients steps")
     parser.add_argument("--reach-items", type=int, default=5, help="most shared items for reach")
+    parser.add_argument(
+        "--reach-min-trials",
+        type=int,
+        default=20,
+        help="share trials (shares x followers) for the exposure correlation with evidence",
+    )
     parser.add_argument("--target", choices=("top", "test"), default="top", help="curves target")
     parser.add_argument("--save", help="also save the trained artifact here")
     parser.add_argument("--progress", action="store_true", help="show training progress")
@@ -509,12 +569,18 @@ def main() -> None:
         "methods": methods,
         "steps": args.steps,
     }
+    parts = set(args.parts.split(","))
+    if parts - set(PARTS):
+        parser.error(f"unknown part(s) {', '.join(sorted(parts - set(PARTS)))}")
     if truth is not None:
-        ground_truth_events(net, truth, split, methods, args, common)
-        ground_truth_groups(net, truth, split, methods, args, common)
-        if truth.follows.height:
+        if "events" in parts:
+            ground_truth_events(net, truth, split, methods, args, common)
+        if "groups" in parts:
+            ground_truth_groups(net, truth, split, methods, args, common)
+        if "reach" in parts and truth.follows.height:
             ground_truth_reach(net, truth, args, common)
-    curves_and_sanity(net, split, methods, args, common)
+    if "curves" in parts:
+        curves_and_sanity(net, split, methods, args, common)
     emit({**common, "part": "done", "peak_rss_mib": peak_rss_mib(), **machine_facts()})
 
 

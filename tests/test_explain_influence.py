@@ -67,7 +67,13 @@ def test_reach_is_the_sum_of_follower_uplifts(saved: tuple[blm.Artifact, Path]) 
     followers = follows.filter(follows["followee"] == user)["follower"].to_numpy()
     timelines = seqs.select(followers - 1)
     reach = social_reach(art.model, timelines, item=6, batch_size=7)
+    assert reach.exposure == 1.0
     assert reach.reach == pytest.approx(float(reach.uplift.sum()), rel=1e-6)
+    seen = social_reach(art.model, timelines, item=6, exposure=0.25)
+    assert seen.reach == pytest.approx(0.25 * reach.reach, rel=1e-5)
+    assert seen.uplift.tolist() == pytest.approx(reach.uplift.tolist(), abs=1e-7)
+    with pytest.raises(ValueError, match="exposure"):
+        social_reach(art.model, timelines, item=6, exposure=1.5)
     assert reach.users.tolist() == followers.tolist()
     # one follower re-scored by hand: a social view of the item appended to their timeline
     one = timelines.row(0)
@@ -83,6 +89,21 @@ def test_reach_is_the_sum_of_follower_uplifts(saved: tuple[blm.Artifact, Path]) 
     position = ranking.users.tolist().index(user)
     assert ranking.reach[position] == pytest.approx(reach.reach, rel=1e-4, abs=1e-6)
     assert ranking.followers[position] == len(followers)
+    assert np.all(ranking.exposure == 1.0)
+    exposure = blm.estimate_exposure(art.dataset, "share")
+    assert exposure is not None
+    weighted = rank_by_reach(
+        art.model,
+        seqs,
+        follows["follower"].to_numpy(),
+        follows["followee"].to_numpy(),
+        item=6,
+        exposure=exposure,
+    )
+    assert np.all(np.diff(weighted.reach) <= 0)
+    assert weighted.exposure.tolist() == pytest.approx(exposure.rates(weighted.users).tolist())
+    at = weighted.users.tolist().index(user)
+    assert weighted.reach[at] == pytest.approx(exposure.of(user) * reach.reach, rel=1e-4, abs=1e-6)
     uplift = follower_uplift(art.model, seqs, item=6)
     assert uplift.shape == (len(seqs),)
 
@@ -91,10 +112,16 @@ def test_influence_user_adds_reach_for_shares_only(saved: tuple[blm.Artifact, Pa
     art, _ = saved
     shared = blm.influence_user(art, "u1", "i3", "share")
     assert shared.reach is not None
-    assert shared.reach.reach == pytest.approx(float(shared.reach.uplift.sum()))
+    exposure = blm.estimate_exposure(art.dataset, "share")
+    assert exposure is not None
+    rate = exposure.of(int(art.dataset.user_index(["u1"])[0]))
+    assert 0 < rate < 1
+    assert shared.reach.exposure == pytest.approx(rate)
+    assert shared.reach.reach == pytest.approx(rate * float(shared.reach.uplift.sum()), rel=1e-5)
     assert blm.influence_user(art, "u1", "i3", "purchase").reach is None
     ranking = blm.rank_influencers(art, "i3", k=5)
     assert len(ranking.users) == 5
+    assert ranking.exposure.tolist() == pytest.approx(exposure.rates(ranking.users).tolist())
 
 
 def test_explain_command(
@@ -123,6 +150,24 @@ def test_influence_command(
     data = json.loads(capsys.readouterr().out)
     assert data["event"]["action_name"] == "share"
     assert data["reach"]["followers"]
+    assert 0 < data["reach"]["exposure"] < 1
+
+
+def test_influencers_command_ranks_users_by_predicted_reach(
+    saved: tuple[blm.Artifact, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    art, out = saved
+    assert main(["influencers", str(out), "--item", "i3", "-k", "4"]) == 0
+    text = capsys.readouterr().out
+    assert "predicted reach" in text
+    assert main(["influencers", str(out), "--item", "i3", "-k", "4", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    expected = blm.rank_influencers(art, "i3", k=4)
+    assert [row["user"] for row in data["users"]] == expected.users.tolist()
+    assert [row["reach"] for row in data["users"]] == pytest.approx(expected.reach.tolist())
+    names = art.dataset.users["user_id"]
+    assert [row["user_id"] for row in data["users"]] == [names[int(u) - 1] for u in expected.users]
+    assert all(row["user_id"] in text for row in data["users"])
 
 
 @pytest.mark.parametrize(
@@ -132,6 +177,7 @@ def test_influence_command(
         (["explain", "ART", "--user", "u1", "--item", "nothing"], "unknown item id"),
         (["influence", "ART", "--user", "nobody", "--item", "i3"], "unknown user id"),
         (["influence", "ART", "--user", "u1", "--item", "i3", "--action", "fly"], "fly"),
+        (["influencers", "ART", "--item", "nothing"], "unknown item id"),
     ],
 )
 def test_bad_ids_give_one_line_and_exit_2(

@@ -660,7 +660,13 @@ def test_influence_of_a_share_on_the_live_timeline_and_its_reach(
     assert [r["item"] for r in data["after"]] == list(expected.after)
     reach = data["reach"]
     assert sorted(f["user_id"] for f in reach["followers"]) == sorted(followers)
-    assert reach["reach"] == pytest.approx(sum(f["uplift"] for f in reach["followers"]), abs=1e-4)
+    exposure = blm.estimate_exposure(dataset, "share")
+    assert exposure is not None
+    rate = exposure.of(int(dataset.user_index([user])[0]))
+    assert reach["exposure"] == pytest.approx(rate)
+    assert reach["reach"] == pytest.approx(
+        rate * sum(f["uplift"] for f in reach["followers"]), abs=1e-4
+    )
 
     view = neural_client.post("/v1/influence", json={**body, "action": "view"}, headers=AUTH).json()
     assert view["reach"] is None  # only shares and likes reach followers by default
@@ -673,6 +679,7 @@ def test_influence_of_a_share_on_the_live_timeline_and_its_reach(
     ).json()
     assert newcomer["timeline_events"] == 0
     assert newcomer["reach"]["followers"] == []
+    assert newcomer["reach"]["exposure"] == pytest.approx(exposure.pooled)
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
 """The ``behaviorlm`` command line: simulate, prepare, train, evaluate, recommend, explain,
-influence, download, serve, export-events, demo.
+influence, influencers, download, serve, export-events, demo.
 
 This is the only module that reads argv, the environment and output paths. Every command
 is a thin layer over a plain Python function; errors in the input print one line (what,
@@ -41,6 +41,7 @@ from behaviorlm.explain import (
     influence_user,
     labelled_explanation,
     labelled_influence,
+    rank_influencers,
 )
 from behaviorlm.explain.view import print_explanation
 from behaviorlm.models import MODELS
@@ -293,14 +294,42 @@ def cmd_influence(args: argparse.Namespace) -> None:
         return
     followers = sorted(reach["followers"], key=lambda r: -r["uplift"])
     table = Table(
-        title=f"social reach {reach['reach']:.4f} over {len(followers)} followers",
+        title=(
+            f"social reach {reach['reach']:.4f} over {len(followers)} followers, "
+            f"each seeing it with probability {reach['exposure']:.3f}"
+        ),
         title_justify="left",
     )
     table.add_column("follower")
-    table.add_column("uplift of p(next = item)", justify="right")
+    table.add_column("uplift of p(next = item) if seen", justify="right")
     for row in followers[: args.k]:
         table.add_row(str(row["user_id"]), f"{row['uplift']:+.5f}")
     con.print(table)
+
+
+def cmd_influencers(args: argparse.Namespace) -> None:
+    artifact = Artifact.load(args.artifact)
+    ranking = rank_influencers(artifact, args.item, k=args.k, action=args.action)
+    user_ids = artifact.dataset.users["user_id"]
+    rows = [{**row, "user_id": user_ids[row["user"] - 1]} for row in ranking.to_dict()["users"]]
+    if args.json:
+        print(json.dumps({"item_id": args.item, "action": args.action, "users": rows}, indent=2))
+        return
+    table = Table(
+        title=f"who would move the most followers to item {args.item} with a {args.action}",
+        title_justify="left",
+    )
+    table.add_column("user")
+    for name in ("predicted reach", "followers", "exposure"):
+        table.add_column(name, justify="right")
+    for row in rows:
+        table.add_row(
+            str(row["user_id"]),
+            f"{row['reach']:.4f}",
+            str(row["followers"]),
+            f"{row['exposure']:.3f}",
+        )
+    console.print(table)
 
 
 def cmd_download(args: argparse.Namespace) -> None:
@@ -440,6 +469,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser(
+        "influencers",
+        help="users ranked by the predicted reach of their sharing an item",
+        allow_abbrev=False,
+    )
+    p.add_argument("artifact")
+    p.add_argument("--item", required=True, help="external item id")
+    p.add_argument("--action", default="share", help="the act (its exposure rate is learned)")
+    p.add_argument("-k", type=int, default=10, help="how many users to list")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    p = sub.add_parser(
         "download", help="fetch a public MovieLens archive into a cache", allow_abbrev=False
     )
     p.add_argument("name", choices=MOVIELENS_NAMES)
@@ -539,6 +579,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[
                 "recommend": cmd_recommend,
                 "explain": cmd_explain,
                 "influence": cmd_influence,
+                "influencers": cmd_influencers,
                 "download": cmd_download,
                 "demo": cmd_demo,
                 "serve": cmd_serve,

@@ -5,7 +5,9 @@ and of each feature group on one target (an item or an action) of one timeline, 
 leave-one-out occlusion, integrated gradients, or an attention read-out (a diagnostic).
 Forward-looking influence (:func:`influence`, :func:`social_reach`, :func:`rank_by_reach`):
 append a hypothetical event and measure how the next-item distribution changes, for the
-user and for their followers. The ``*_user`` helpers take external ids and an artifact.
+user and for their followers, each follower weighted by the chance to see it
+(:func:`estimate_exposure`, learned from the log). The ``*_user`` helpers take external ids
+and an artifact.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from behaviorlm.explain.explanation import (
     GroupInfluence,
     explain,
 )
+from behaviorlm.explain.exposure import Exposure, estimate_exposure
 from behaviorlm.explain.influence import Event, Influence, ItemChange, append_event, influence
 from behaviorlm.explain.reach import (
     Reach,
@@ -39,6 +42,7 @@ __all__ = [
     "Event",
     "EventInfluence",
     "Explanation",
+    "Exposure",
     "GroupInfluence",
     "Influence",
     "ItemChange",
@@ -46,6 +50,7 @@ __all__ = [
     "ReachRanking",
     "Target",
     "append_event",
+    "estimate_exposure",
     "explain",
     "explain_user",
     "follower_uplift",

@@ -16,6 +16,7 @@ import numpy as np
 from behaviorlm.artifact import Artifact
 from behaviorlm.data.errors import DataError
 from behaviorlm.explain.explanation import Explanation, explain
+from behaviorlm.explain.exposure import estimate_exposure
 from behaviorlm.explain.influence import Event, Influence, influence
 from behaviorlm.explain.reach import ReachRanking, rank_by_reach, social_reach
 from behaviorlm.explain.target import Target, neural
@@ -84,7 +85,8 @@ def influence_user(
 
     The user's own next-item distribution (:func:`behaviorlm.explain.influence.influence`)
     and, for a share or like (``reach`` None) or when ``reach`` is True, the social reach
-    over the user's followers in the data set's follow graph.
+    over the user's followers in the data set's follow graph, weighted by the user's
+    exposure rate for ``action`` learned from the log (1.0 where the log cannot tell).
 
     Examples
     --------
@@ -109,7 +111,11 @@ def influence_user(
     follows = artifact.dataset.follows
     followers = follows.filter(follows["followee"] == user)["follower"].to_numpy()
     timelines = artifact.dataset.sequences().select(np.asarray(followers, dtype=np.int64) - 1)
-    return replace(result, reach=social_reach(net, timelines, item, action=_view(artifact)))
+    exposure = estimate_exposure(artifact.dataset, action)
+    seen = 1.0 if exposure is None else exposure.of(user)
+    return replace(
+        result, reach=social_reach(net, timelines, item, action=_view(artifact), exposure=seen)
+    )
 
 
 def _view(artifact: Artifact) -> int:
@@ -118,9 +124,16 @@ def _view(artifact: Artifact) -> int:
 
 
 def rank_influencers(
-    artifact: Artifact, item_id: str, k: int | None = 10, users: list[str] | None = None
+    artifact: Artifact,
+    item_id: str,
+    k: int | None = 10,
+    users: list[str] | None = None,
+    action: str = "share",
 ) -> ReachRanking:
     """Users ranked by the predicted reach of their sharing ``item_id`` (internal user ids).
+
+    Reach is each user's exposure rate for ``action`` (learned from the log) times the sum of
+    their followers' uplifts; see :mod:`behaviorlm.explain.exposure`.
 
     Examples
     --------
@@ -149,6 +162,7 @@ def rank_influencers(
         users=candidates,
         k=k,
         action=_view(artifact),
+        exposure=estimate_exposure(artifact.dataset, action),
     )
 
 

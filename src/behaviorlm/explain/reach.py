@@ -4,7 +4,10 @@ A share by U reaches U's followers as a social view of the item (action "view", 
 "social"), as in the simulator and in logs that record social exposure. For every follower
 the item is appended to their timeline as such an event and both timelines are scored:
 the follower's *uplift* is the rise in the probability that the item is their next item
-(softmax over the catalogue), and U's predicted *reach* is the sum of the uplifts.
+(softmax over the catalogue), given that they see it. Not every follower sees every share:
+U's *exposure* (:mod:`behaviorlm.explain.exposure`, learned from the log) is the chance that
+one does, and U's predicted *reach* is exposure times the sum of the uplifts, the expected
+number of extra engagements.
 
 Followers are scored in batches; :func:`rank_by_reach` scores each distinct follower once
 and adds the uplifts per followee, so ranking every user of a data set costs one pass over
@@ -18,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from behaviorlm.explain.exposure import Exposure
 from behaviorlm.explain.groups import SOCIAL_SOURCE
 from behaviorlm.explain.influence import Event, append_event, log_softmax
 from behaviorlm.explain.target import neural
@@ -30,7 +34,7 @@ VIEW_ACTION = ACTIONS.index("view") + 1
 
 @dataclass(frozen=True)
 class Reach:
-    """Per-follower uplift of one item and their sum.
+    """Per-follower uplift of one item, the sharer's exposure and the predicted reach.
 
     Attributes
     ----------
@@ -39,19 +43,24 @@ class Reach:
     users : (F,) int64
         Internal ids of the followers.
     uplift : (F,) float32
-        Each follower's probability of the item as next item, after minus before.
+        Each follower's probability of the item as next item, after minus before, given
+        that they see the share.
+    exposure : float
+        Chance that a follower sees the share (1.0: every follower, when the log cannot tell).
     reach : float
-        Sum of the uplifts (the expected number of extra engagements).
+        ``exposure`` times the sum of the uplifts (the expected number of extra engagements).
     """
 
     item: int
     users: Int
     uplift: F32
+    exposure: float
     reach: float
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "item": self.item,
+            "exposure": self.exposure,
             "reach": self.reach,
             "followers": [
                 {"user": int(u), "uplift": float(x)}
@@ -101,40 +110,59 @@ def social_reach(
     *,
     action: int = VIEW_ACTION,
     source: int = SOCIAL_SOURCE,
+    exposure: float = 1.0,
     batch_size: int = 256,
 ) -> Reach:
     """Uplift of every follower (one row each) and the predicted reach of sharing ``item``.
+
+    ``exposure`` is the chance that a follower sees the share (the sharer's
+    :meth:`Exposure.of`); the default 1.0 assumes every follower does.
 
     Examples
     --------
     >>> from behaviorlm.models.sasrec import SASRec, SASRecConfig
     >>> model = SASRec(SASRecConfig(dim=8, layers=1))
     >>> _ = model.setup(Sequences.from_lists([[1, 2, 3]], n_items=3))
-    >>> r = social_reach(model, Sequences.from_lists([[1], [2, 1]], n_items=3), item=3)
-    >>> bool(np.isclose(r.reach, r.uplift.sum()))
+    >>> seqs = Sequences.from_lists([[1], [2, 1]], n_items=3)
+    >>> r = social_reach(model, seqs, item=3, exposure=0.25)
+    >>> bool(np.isclose(r.reach, 0.25 * r.uplift.sum()))
     True
     """
+    if not 0.0 <= exposure <= 1.0:
+        raise ValueError(f"exposure must lie in [0, 1], got {exposure}")
     uplift = follower_uplift(
         model, followers, item, action=action, source=source, batch_size=batch_size
     )
-    return Reach(item=item, users=followers.users.copy(), uplift=uplift, reach=float(uplift.sum()))
+    return Reach(
+        item=item,
+        users=followers.users.copy(),
+        uplift=uplift,
+        exposure=exposure,
+        reach=exposure * float(uplift.sum()),
+    )
 
 
 @dataclass(frozen=True)
 class ReachRanking:
-    """Users ordered by predicted reach for one item (largest first, ties by user id)."""
+    """Users ordered by predicted reach for one item (largest first, ties by user id).
+
+    ``exposure`` is each user's chance that a follower sees their share (1.0 where unknown).
+    """
 
     item: int
     users: Int
     reach: F32
     followers: Int
+    exposure: F32
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "item": self.item,
             "users": [
-                {"user": int(u), "reach": float(r), "followers": int(f)}
-                for u, r, f in zip(self.users, self.reach, self.followers, strict=True)
+                {"user": int(u), "reach": float(r), "followers": int(f), "exposure": float(e)}
+                for u, r, f, e in zip(
+                    self.users, self.reach, self.followers, self.exposure, strict=True
+                )
             ],
         }
 
@@ -150,6 +178,7 @@ def rank_by_reach(
     k: int | None = None,
     action: int = VIEW_ACTION,
     source: int = SOCIAL_SOURCE,
+    exposure: Exposure | None = None,
     batch_size: int = 256,
 ) -> ReachRanking:
     """Rank users by the predicted reach of their sharing ``item``.
@@ -168,6 +197,8 @@ def rank_by_reach(
         Candidate sharers (default: every followee).
     k : int, optional
         Keep the best ``k``.
+    exposure : Exposure, optional
+        Each user's chance that a follower sees their share; None: every follower does.
 
     Examples
     --------
@@ -196,9 +227,17 @@ def rank_by_reach(
     per_edge = uplift[np.searchsorted(distinct, follower)]  # (M,) the follower's uplift
     candidates = np.unique(followee) if users is None else np.asarray(users, dtype=np.int64)
     top = int(max(followee.max(initial=0), candidates.max(initial=0))) + 1
-    reach = np.bincount(followee, weights=per_edge, minlength=top)[candidates].astype(np.float32)
+    seen = np.ones(len(candidates), dtype=np.float32)
+    if exposure is not None:
+        seen = exposure.rates(candidates)
+    uplift_sum = np.bincount(followee, weights=per_edge, minlength=top)[candidates]
+    reach = (seen * uplift_sum).astype(np.float32)
     counts = np.bincount(followee, minlength=top)[candidates]
     order = np.lexsort((candidates, -reach))[: k if k is not None else None]
     return ReachRanking(
-        item=item, users=candidates[order], reach=reach[order], followers=counts[order]
+        item=item,
+        users=candidates[order],
+        reach=reach[order],
+        followers=counts[order],
+        exposure=seen[order],
     )

@@ -270,9 +270,14 @@ class FollowerUplift(BaseModel):
 
 
 class ReachResult(BaseModel):
-    """Social reach: per-follower uplift and their sum (expected extra engagements)."""
+    """Social reach: per-follower uplift (given that they see it), the user's exposure rate
+    and the predicted reach, exposure times the sum of the uplifts (expected extra
+    engagements)."""
 
     item: int
+    exposure: float = Field(
+        description="chance that a follower sees the act, learned from the log (1.0: unknown)"
+    )
     reach: float
     followers: list[FollowerUplift]
 

@@ -41,6 +41,7 @@ from behaviorlm.explain import (
     social_reach,
 )
 from behaviorlm.explain.artifacts import SOCIAL_ACTIONS
+from behaviorlm.explain.exposure import Exposure, estimate_exposure
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.models.pop import Pop, PopConfig
 from behaviorlm.recommend import recommend
@@ -165,6 +166,7 @@ class Service:
         self.similarity = ItemSimilarity(self.artifact.model, self.timelines.training)
         self.metrics.model.labels(model=self.model_name, version=self.model_version).set(1)
         self.model_lock = threading.Lock()
+        self._exposure: dict[str, Exposure | None] = {}
 
     def close(self) -> None:
         """Close the event store."""
@@ -542,8 +544,10 @@ class Service:
                 result = influence(net, timeline.sequences, event, k=request.k, items=items[1:])
                 if reach and view is not None:
                     followers = self._followers(request.user_id)
+                    seen = self._exposure_of(request.user_id, request.action)
                     result = replace(
-                        result, reach=social_reach(net, followers, items[0], action=view)
+                        result,
+                        reach=social_reach(net, followers, items[0], action=view, exposure=seen),
                     )
         except (ValueError, DataError) as exc:
             raise RequestError(422, str(exc)) from exc
@@ -557,6 +561,14 @@ class Service:
             live_events=timeline.live_events,
             **data,
         )
+
+    def _exposure_of(self, user_id: str, action: str) -> float:
+        """The user's chance that a follower sees their ``action`` (learned from the training
+        log once per action; the pooled rate for a new user; 1.0 where the log cannot tell)."""
+        if action not in self._exposure:
+            self._exposure[action] = estimate_exposure(self.artifact.dataset, action)
+        exposure = self._exposure[action]
+        return 1.0 if exposure is None else exposure.of(self.timelines.users.get(user_id, 0))
 
     def _followers(self, user_id: str) -> Sequences:
         """The live timelines of the user's followers in the data set's follow graph."""

@@ -180,6 +180,22 @@ def test_padding_invariance(neural: NeuralRecommender) -> None:
     np.testing.assert_allclose(neural.score(mixed)[:3], neural.score(short), rtol=1e-5, atol=1e-5)
 
 
+def test_a_batch_without_padding_equals_the_same_rows_padded(neural: NeuralRecommender) -> None:
+    # equal lengths: no padding, which a model may run by a faster path (SASRec: is_causal)
+    even = Sequences.from_lists([[1, 2, 3, 4], [5, 6, 7, 1]], n_items=N_ITEMS)
+    padded = Sequences.from_lists([[1, 2, 3, 4], [5, 6, 7, 1], [2, 3, 4, 5, 6]], n_items=N_ITEMS)
+    assert bool(neural.batch(even).mask.all())
+    assert not bool(neural.batch(padded).mask.all())
+    torch.testing.assert_close(
+        encode(neural, padded)[:2, -4:], encode(neural, even), rtol=1e-5, atol=1e-5
+    )
+    neural.module.eval()
+    with torch.no_grad():
+        last_even = neural.module.encode_last(neural.batch(even))
+        last_padded = neural.module.encode_last(neural.batch(padded))[:2]
+    torch.testing.assert_close(last_padded, last_even, rtol=1e-5, atol=1e-5)
+
+
 def test_encode_last_is_the_last_column_of_encode(neural: NeuralRecommender) -> None:
     # padded rows, a row longer than the window, a padding-only row
     seqs = Sequences.from_lists(

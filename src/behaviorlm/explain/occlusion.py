@@ -2,7 +2,9 @@
 
 For the ``W`` events the model reads, the timeline without event ``i`` is built for every
 ``i`` as one :class:`behaviorlm.schema.Sequences` of ``W + 1`` rows (the full timeline
-first) and all rows are scored in a single batched forward pass. The influence of event
+first). All ``W`` deletions are scored in a single batched forward pass, the full timeline
+in its own: every deletion is one event shorter, so their batch needs no padding and a model
+may run its faster unpadded path (SASRec: plain causal attention). The influence of event
 ``i`` is ``full - without_i``, on the target's logit and on its probability. A deleted
 event's place in the model's window is taken by the next older event, as it would be had
 the event never happened.
@@ -56,6 +58,16 @@ def occlusion(
     rows = deletions(history, np.asarray(events, dtype=np.int64))
     module = model.module.eval()
     with torch.no_grad():
-        logit, prob = target_scores(module, model.batch(rows), target)  # (W + 1,) each
-    lg, pr = logit.numpy(), prob.numpy()
-    return (float(lg[0]), float(pr[0])), lg[0] - lg[1:], pr[0] - pr[1:]
+        # the full row apart: the deletions are one event shorter, so together they need no
+        # padding, and a model may take its faster path for a batch without padding
+        full_logit, full_prob = target_scores(module, model.batch(rows.select(_FIRST)), target)
+        logit = prob = torch.zeros(0)
+        if len(rows) > 1:
+            logit, prob = target_scores(
+                module, model.batch(rows.select(np.arange(1, len(rows)))), target
+            )  # (W,) each
+    full = (float(full_logit[0]), float(full_prob[0]))
+    return full, (full_logit - logit).numpy(), (full_prob - prob).numpy()
+
+
+_FIRST = np.zeros(1, dtype=np.int64)

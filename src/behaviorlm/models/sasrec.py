@@ -123,8 +123,11 @@ class Block(nn.Module):
         )
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor, last: bool = False) -> torch.Tensor:
-        """``x`` (B, T, D); ``bias`` (B, 1, T, T) additive mask, 0 where query i may see key j.
+    def forward(
+        self, x: torch.Tensor, bias: torch.Tensor | None, last: bool = False
+    ) -> torch.Tensor:
+        """``x`` (B, T, D); ``bias`` (B, 1, T, T) additive mask, 0 where query i may see key j;
+        None for a batch without padding (plain causal attention, which skips the masked half).
 
         With ``last`` only the last position is updated and returned, ``(B, 1, D)``: the
         keys and values still come from every position.
@@ -132,15 +135,19 @@ class Block(nn.Module):
         b, _, d = x.shape
         q, k, v = self._project(x)
         if last:
-            x, q, bias = x[:, -1:], q[:, :, -1:], bias[:, :, -1:]
+            x, q = x[:, -1:], q[:, :, -1:]
+            bias = None if bias is None else bias[:, :, -1:]
         p = self.dropout if self.training else 0.0
-        att = functional.scaled_dot_product_attention(q, k, v, bias.to(q.dtype), dropout_p=p)
+        if bias is None:  # the last query sees every key; otherwise query i sees keys <= i
+            att = functional.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=not last)
+        else:
+            att = functional.scaled_dot_product_attention(q, k, v, bias.to(q.dtype), dropout_p=p)
         x = x + self.drop(self.out(att.transpose(1, 2).reshape(b, x.shape[1], d)))
         out: torch.Tensor = x + self.drop(self.ffn(self.norm2(x)))
         return out
 
     def attention_weights(
-        self, x: torch.Tensor, bias: torch.Tensor, last: bool = False
+        self, x: torch.Tensor, bias: torch.Tensor | None, last: bool = False
     ) -> torch.Tensor:
         """(B, H, T, T) softmax attention weights of :meth:`forward` for the same inputs.
 
@@ -148,6 +155,8 @@ class Block(nn.Module):
         (without dropout) for read-outs such as ``behaviorlm.explain``'s attention method.
         With ``last``, the last query's row only, ``(B, H, 1, T)``.
         """
+        if bias is None:
+            bias = attention_bias(torch.ones(x.shape[:2], dtype=torch.bool, device=x.device))
         q, k, _ = self._project(x)
         if last:
             q, bias = q[:, :, -1:], bias[:, :, -1:]
@@ -227,7 +236,7 @@ class SASRecModule(SequenceModule):
         from_end = torch.arange(t - 1, -1, -1, device=mask.device)
         x = (self.tokens(batch) + self.position(from_end)) * mask.unsqueeze(-1)
         x = self.drop(x)
-        bias = attention_bias(mask)
+        bias = None if bool(mask.all()) else attention_bias(mask)
         for i, block in enumerate(self.blocks):
             x = block(x, bias, last=last and i == len(self.blocks) - 1)
         hidden: torch.Tensor = self.norm(x)

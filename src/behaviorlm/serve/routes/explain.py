@@ -84,8 +84,10 @@ def router(limits: Limits) -> APIRouter:
         The event is appended to the user's timeline as it is now; the response gives the
         KL divergence of the next-item distribution, the top-K lists before and after, and
         the probability change of the event's item and of any named ``items``. For a share
-        or like (or ``reach: true``) it also gives each follower's uplift of the item and
-        their sum, the predicted reach. Needs a neural model.
+        or like (or ``reach: true``) it also gives each follower's uplift of the item (if
+        they see it), the user's exposure rate (the chance that a follower sees it, learned
+        from the training log) and the predicted reach, exposure times the summed uplifts.
+        Needs a neural model.
         """
         if request.k > limits.max_k:
             raise RequestError(422, f"k = {request.k:,} is over the limit of {limits.max_k:,}")

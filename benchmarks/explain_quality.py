@@ -383,8 +383,8 @@ def ground_truth_reach(
                 "prior_strength": round(exposure.strength, 2),
                 "users_with_trials": int((exposure.trials[users] > 0).sum()),
                 "spearman_vs_influence": rho(rate, truth),
-                # the best any estimator from this log can do: the true influence of every
-                # user with a trial, one shared value for users who never shared
+                # a reference for what the log can show: the true influence of every user
+                # with a trial, one shared value for users without one
                 "spearman_bound_true_where_observed": rho(
                     np.where(exposure.trials[users] > 0, truth, truth.mean()), truth
                 ),

@@ -67,7 +67,7 @@ def test_reach_is_the_sum_of_follower_uplifts(saved: tuple[blm.Artifact, Path]) 
     followers = follows.filter(follows["followee"] == user)["follower"].to_numpy()
     timelines = seqs.select(followers - 1)
     reach = social_reach(art.model, timelines, item=6, batch_size=7)
-    assert reach.exposure == 1.0
+    assert reach.exposure is None  # unknown: every follower counted
     assert reach.reach == pytest.approx(float(reach.uplift.sum()), rel=1e-6)
     seen = social_reach(art.model, timelines, item=6, exposure=0.25)
     assert seen.reach == pytest.approx(0.25 * reach.reach, rel=1e-5)
@@ -89,7 +89,8 @@ def test_reach_is_the_sum_of_follower_uplifts(saved: tuple[blm.Artifact, Path]) 
     position = ranking.users.tolist().index(user)
     assert ranking.reach[position] == pytest.approx(reach.reach, rel=1e-4, abs=1e-6)
     assert ranking.followers[position] == len(followers)
-    assert np.all(ranking.exposure == 1.0)
+    assert ranking.exposure is None
+    assert all(row["exposure"] is None for row in ranking.to_dict()["users"])
     exposure = blm.estimate_exposure(art.dataset, "share")
     assert exposure is not None
     weighted = rank_by_reach(
@@ -101,6 +102,7 @@ def test_reach_is_the_sum_of_follower_uplifts(saved: tuple[blm.Artifact, Path]) 
         exposure=exposure,
     )
     assert np.all(np.diff(weighted.reach) <= 0)
+    assert weighted.exposure is not None
     assert weighted.exposure.tolist() == pytest.approx(exposure.rates(weighted.users).tolist())
     at = weighted.users.tolist().index(user)
     assert weighted.reach[at] == pytest.approx(exposure.of(user) * reach.reach, rel=1e-4, abs=1e-6)
@@ -121,6 +123,7 @@ def test_influence_user_adds_reach_for_shares_only(saved: tuple[blm.Artifact, Pa
     assert blm.influence_user(art, "u1", "i3", "purchase").reach is None
     ranking = blm.rank_influencers(art, "i3", k=5)
     assert len(ranking.users) == 5
+    assert ranking.exposure is not None
     assert ranking.exposure.tolist() == pytest.approx(exposure.rates(ranking.users).tolist())
 
 
@@ -178,6 +181,7 @@ def test_influencers_command_ranks_users_by_predicted_reach(
         (["influence", "ART", "--user", "nobody", "--item", "i3"], "unknown user id"),
         (["influence", "ART", "--user", "u1", "--item", "i3", "--action", "fly"], "fly"),
         (["influencers", "ART", "--item", "nothing"], "unknown item id"),
+        (["influencers", "ART", "--item", "i3", "--action", "shrae"], "shrae"),
     ],
 )
 def test_bad_ids_give_one_line_and_exit_2(

@@ -8,6 +8,7 @@ import pytest
 from scipy.stats import spearmanr
 
 import behaviorlm as blm
+from behaviorlm.data.errors import DataError
 from behaviorlm.data.preprocess import PrepareConfig
 from behaviorlm.data.raw import RAW_EVENT_DTYPES, RawData
 from behaviorlm.explain.exposure import HORIZON_S, _prior_strength
@@ -20,6 +21,27 @@ def ev(
     user: str, item: str, t: int, action: str = "view", source: str = "self"
 ) -> dict[str, object]:
     return {"user_id": user, "item_id": item, "timestamp": t, "action": action, "source": source}
+
+
+def dataset(
+    rows: list[dict[str, object]],
+    follows: list[tuple[str, str, int | None]],
+    has_time: bool = True,
+) -> blm.Dataset:
+    """A data set of raw rows and (follower, followee, since) edges, every row kept."""
+    events = pl.DataFrame(
+        {name: [row.get(name) for row in rows] for name in RAW_EVENT_DTYPES},
+        schema=RAW_EVENT_DTYPES,
+    )
+    edges = pl.DataFrame(
+        {
+            "follower_id": [f for f, _, _ in follows],
+            "followee_id": [g for _, g, _ in follows],
+            "since": [t for _, _, t in follows],
+        },
+        schema={"follower_id": pl.String(), "followee_id": pl.String(), "since": pl.Int64()},
+    )
+    return blm.preprocess(RawData(events=events, follows=edges, has_time=has_time), KEEP_ALL)
 
 
 def log(has_time: bool = True, sources: bool = True) -> blm.Dataset:
@@ -40,21 +62,10 @@ def log(has_time: bool = True, sources: bool = True) -> blm.Dataset:
         ev("f", "z", 500, "share"),  # trial b, no hit
         ev("b", "z", 10),  # before the share
     ]
-    events = pl.DataFrame(
-        {name: [row.get(name) for row in rows] for name in RAW_EVENT_DTYPES},
-        schema=RAW_EVENT_DTYPES,
-    )
     if not sources:
-        events = events.with_columns(pl.lit("self").alias("source"))
-    follows = pl.DataFrame(
-        {
-            "follower_id": ["b", "c", "d", "e", "b"],
-            "followee_id": ["a", "a", "a", "a", "f"],
-            "since": [None, 0, 0, 200, None],
-        },
-        schema={"follower_id": pl.String(), "followee_id": pl.String(), "since": pl.Int64()},
-    )
-    return blm.preprocess(RawData(events=events, follows=follows, has_time=has_time), KEEP_ALL)
+        rows = [{**row, "source": "self"} for row in rows]
+    follows = [("b", "a", None), ("c", "a", 0), ("d", "a", 0), ("e", "a", 200), ("b", "f", None)]
+    return dataset(rows, follows, has_time)
 
 
 def uid(ds: blm.Dataset, name: str) -> int:
@@ -81,23 +92,77 @@ def test_trials_and_hits_follow_the_rules_of_a_social_view() -> None:
     )
 
 
+def test_the_window_is_open_at_the_act_and_closed_at_the_horizon() -> None:
+    rows = [
+        ev("a", "x", 100, "share"),  # a trial for b only: c follows a from t=200
+        ev("b", "x", 100, source="social"),  # at the share itself: not after it
+        ev("c", "x", 150, source="social"),  # c does not follow a yet: no trial
+        ev("a", "y", 200, "share"),  # trials b and c (c's follow starts at this very second)
+        ev("b", "y", 200 + HORIZON_S, source="social"),  # the last second of the window: a hit
+        ev("c", "y", 250, source="social"),  # a hit
+    ]
+    ds = dataset(rows, [("b", "a", None), ("c", "a", 200)])
+    exposure = blm.estimate_exposure(ds, "share")
+    assert exposure is not None
+    a = uid(ds, "a")
+    assert (exposure.trials[a], exposure.hits[a]) == (3, 2)
+
+
+def test_a_view_is_credited_once_to_the_latest_act_before_it() -> None:
+    rows = [
+        ev("a", "x", 100, "share"),
+        ev("a", "x", 110, "share"),  # a shares x again: the view goes to this one
+        ev("f", "x", 105, "share"),  # f, also followed by b, shared x between the two
+        ev("g", "x", 120, "like"),  # a like after the shares does not take the view...
+        ev("b", "x", 150, source="social"),
+        ev("g", "y", 300, "like"),
+        ev("g", "y", 305, "share"),  # ...but a share after a like does
+        ev("b", "y", 310, source="social"),
+    ]
+    follows = [("b", "a", None), ("b", "f", None), ("b", "g", None)]
+    ds = dataset(rows, follows)
+    shares = blm.estimate_exposure(ds, "share")
+    assert shares is not None
+    a, f, g = uid(ds, "a"), uid(ds, "f"), uid(ds, "g")
+    assert (shares.trials[a], shares.hits[a]) == (2, 0)
+    assert (shares.trials[f], shares.hits[f]) == (1, 0)
+    assert (shares.trials[g], shares.hits[g]) == (1, 1)
+    likes = blm.estimate_exposure(ds, "like")
+    assert likes is not None
+    assert (likes.trials[g], likes.hits[g]) == (2, 1)  # x went to the like, y to the share
+    assert shares.hits.sum() + likes.hits.sum() == 2  # one credit per view
+
+
 def test_without_a_horizon_any_later_social_view_counts() -> None:
     ds = log()
     a = uid(ds, "a")
     exposure = blm.estimate_exposure(ds, "share", horizon_s=None)
     assert exposure is not None
     assert exposure.hits[a] == 4  # c's late social view of x
-    untimed = blm.estimate_exposure(log(has_time=False), "share")
-    assert untimed is not None
-    assert untimed.hits[a] == 4
+
+
+def test_without_real_times_order_and_follow_dates_are_not_checked() -> None:
+    untimed = log(has_time=False)
+    exposure = blm.estimate_exposure(untimed, "share")
+    assert exposure is not None
+    a = uid(untimed, "a")
+    # e's follow date is ignored (trials 4 + 4) and d's earlier view of x counts too
+    assert exposure.trials[a] == 8
+    assert exposure.hits[a] == 6
 
 
 def test_no_estimate_where_the_log_cannot_tell() -> None:
     assert blm.estimate_exposure(log(sources=False), "share") is None  # no social views
-    assert blm.estimate_exposure(log(), "purchase") is None  # no such action
     no_graph = log()
     no_graph.follows = no_graph.follows.clear()
     assert blm.estimate_exposure(no_graph, "share") is None
+    missed = dataset(
+        [ev("a", "x", 100, "share"), ev("b", "x", 100 + 2 * HORIZON_S, source="social")],
+        [("b", "a", None)],
+    )
+    assert blm.estimate_exposure(missed, "share") is None  # no view credited to any act
+    with pytest.raises(DataError, match="shrae"):
+        blm.estimate_exposure(log(), "shrae")
 
 
 def test_prior_strength_recovers_the_spread_between_users() -> None:
@@ -122,4 +187,4 @@ def test_exposure_ranks_users_like_the_simulators_planted_influence() -> None:
     assert rho > 0.75
     likes = blm.estimate_exposure(ds, "like")  # likes do not reach followers there
     assert likes is not None
-    assert likes.pooled < 0.2 * exposure.pooled
+    assert likes.pooled < 0.02 * exposure.pooled

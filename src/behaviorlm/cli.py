@@ -293,10 +293,15 @@ def cmd_influence(args: argparse.Namespace) -> None:
     if reach is None:
         return
     followers = sorted(reach["followers"], key=lambda r: -r["uplift"])
+    seen = reach["exposure"]
     table = Table(
         title=(
             f"social reach {reach['reach']:.4f} over {len(followers)} followers, "
-            f"each seeing it with probability {reach['exposure']:.3f}"
+            + (
+                f"each seeing it with probability {seen:.3f}"
+                if seen is not None
+                else "all counted (the log does not show who sees what is shared)"
+            )
         ),
         title_justify="left",
     )
@@ -323,11 +328,12 @@ def cmd_influencers(args: argparse.Namespace) -> None:
     for name in ("predicted reach", "followers", "exposure"):
         table.add_column(name, justify="right")
     for row in rows:
+        seen = row["exposure"]
         table.add_row(
             str(row["user_id"]),
             f"{row['reach']:.4f}",
             str(row["followers"]),
-            f"{row['exposure']:.3f}",
+            "unknown" if seen is None else f"{seen:.3f}",
         )
     console.print(table)
 

@@ -16,14 +16,11 @@ import numpy as np
 from behaviorlm.artifact import Artifact
 from behaviorlm.data.errors import DataError
 from behaviorlm.explain.explanation import Explanation, explain
-from behaviorlm.explain.exposure import estimate_exposure
+from behaviorlm.explain.exposure import SOCIAL_ACTIONS, estimate_exposure
 from behaviorlm.explain.influence import Event, Influence, influence
 from behaviorlm.explain.reach import ReachRanking, rank_by_reach, social_reach
 from behaviorlm.explain.target import Target, neural
 from behaviorlm.schema import Int
-
-#: Actions whose effect reaches the actor's followers.
-SOCIAL_ACTIONS = ("share", "like")
 
 
 def explain_user(
@@ -86,7 +83,8 @@ def influence_user(
     The user's own next-item distribution (:func:`behaviorlm.explain.influence.influence`)
     and, for a share or like (``reach`` None) or when ``reach`` is True, the social reach
     over the user's followers in the data set's follow graph, weighted by the user's
-    exposure rate for ``action`` learned from the log (1.0 where the log cannot tell).
+    exposure rate for ``action`` learned from the log (unknown, every follower counted, where
+    the log cannot tell).
 
     Examples
     --------
@@ -112,7 +110,7 @@ def influence_user(
     followers = follows.filter(follows["followee"] == user)["follower"].to_numpy()
     timelines = artifact.dataset.sequences().select(np.asarray(followers, dtype=np.int64) - 1)
     exposure = estimate_exposure(artifact.dataset, action)
-    seen = 1.0 if exposure is None else exposure.of(user)
+    seen = None if exposure is None else exposure.of(user)
     return replace(
         result, reach=social_reach(net, timelines, item, action=_view(artifact), exposure=seen)
     )

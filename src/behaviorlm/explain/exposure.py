@@ -2,9 +2,12 @@
 
 A share (or like) by U can only move a follower who sees it. Logs show who saw what through
 a followee: a *social* view of the item (``source = social``). Each act of U is one trial per
-follower (who already followed U at the time); it is a hit when that follower has a social
-view of the same item within ``horizon_s`` after the act. This is the static Bernoulli model
-of influence probabilities learned from action logs (Goyal, Bonchi & Lakshmanan, WSDM 2010).
+follower (who already followed U at the time). A follower's social view of an item is
+credited to one act: the latest act on that item, by anyone the follower follows, within
+``horizon_s`` before the view; that act's trial is a hit. Every social act
+(:data:`SOCIAL_ACTIONS`) competes for the credit, so a like does not take the credit for
+what a share of the same item did. This is the static Bernoulli model of influence
+probabilities learned from action logs (Goyal, Bonchi & Lakshmanan, WSDM 2010).
 
 Users with few trials get an estimate shrunk toward the pooled rate, with a Beta prior whose
 strength is fitted to the data (method of moments of the beta-binomial), so that a user with
@@ -26,6 +29,8 @@ from behaviorlm.schema import F32, Int
 
 #: Default window after an act in which a follower's social view of the item counts as seeing it.
 HORIZON_S = 24 * 3600
+#: Actions whose effect reaches the actor's followers; they compete for each social view.
+SOCIAL_ACTIONS = ("share", "like")
 
 
 @dataclass(frozen=True)
@@ -81,18 +86,25 @@ def estimate_exposure(
     dataset : Dataset
         Events with ``source`` and a follow graph.
     action : str
-        The act whose reach is wanted.
+        The act whose reach is wanted (an action name of the data set).
     view : str
         The action by which followers see an item (a social view).
     horizon_s : int, optional
-        Window after the act, in seconds; None (or a data set without real times) counts
-        any later social view.
+        How long after an act a social view can be credited to it, in seconds; None: any
+        time after. A data set without real times (``meta["has_time"]`` false) has only the
+        order of its rows, so there every social view of a followee's item counts, whatever
+        the order, and follow dates are not checked.
 
     Returns
     -------
     Exposure or None
-        None when the data cannot tell: no follow graph, no social views, or no act with a
-        follower.
+        None when the log cannot tell: no follow graph, no social views, no act with a
+        follower, or no social view credited to any act.
+
+    Raises
+    ------
+    DataError
+        If ``action`` is not an action of the data set.
 
     Examples
     --------
@@ -102,42 +114,49 @@ def estimate_exposure(
     >>> 0 < exposure.pooled < 1, exposure.rate.shape[0]
     (True, 301)
     """
+    code = dataset.action_code(action)
     vocab = dataset.vocab
     if (
-        action not in vocab.get("action", [])
-        or view not in vocab.get("action", [])
+        view not in vocab.get("action", [])
         or "social" not in vocab.get("source", [])
         or dataset.follows.height == 0
     ):
         return None
-    code = dataset.action_code(action)
     view_code = dataset.action_code(view)
     social = vocab["source"].index("social") + 1
-    if not dataset.meta.get("has_time", True):
-        horizon_s = None
+    timed = bool(dataset.meta.get("has_time", True))
+    competing = {code} | {dataset.action_code(a) for a in SOCIAL_ACTIONS if a in vocab["action"]}
     events = dataset.events.filter(pl.col("item").is_not_null() & (pl.col("item") > 0))
-    acts = events.filter(pl.col("action") == code).select(sharer="user", item="item", t="timestamp")
-    trials = (
-        acts.join(dataset.follows, left_on="sharer", right_on="followee")
-        .filter(pl.col("since").is_null() | (pl.col("since") <= pl.col("t")))
-        .select("sharer", "item", "t", "follower")
-        .with_row_index("trial")
+    trials = events.filter(pl.col("action").is_in(sorted(competing))).select(
+        sharer="user", item="item", t="timestamp", act="action"
     )
-    seen = events.filter((pl.col("source") == social) & (pl.col("action") == view_code)).select(
-        follower="user", item="item", seen="timestamp"
+    trials = trials.join(dataset.follows, left_on="sharer", right_on="followee")
+    if timed:
+        trials = trials.filter(pl.col("since").is_null() | (pl.col("since") <= pl.col("t")))
+    trials = trials.select("sharer", "item", "t", "act", "follower").with_row_index("trial")
+    seen = (
+        events.filter((pl.col("source") == social) & (pl.col("action") == view_code))
+        .select(follower="user", item="item", seen="timestamp")
+        .with_row_index("view")
     )
-    if trials.height == 0 or seen.height == 0:
+    if seen.height == 0 or trials.filter(pl.col("act") == code).height == 0:
         return None
-    after = pl.col("seen") > pl.col("t")
-    if horizon_s is not None:
-        after &= pl.col("seen") <= pl.col("t") + horizon_s
-    hit_trials = trials.join(seen, on=["follower", "item"]).filter(after).select("trial").unique()
-    is_hit = np.zeros(trials.height, dtype=np.int64)
-    is_hit[hit_trials["trial"].to_numpy()] = 1
-    sharer = trials["sharer"].to_numpy()
+    pairs = trials.join(seen, on=["follower", "item"])
+    if timed:
+        after = pl.col("seen") > pl.col("t")
+        if horizon_s is not None:
+            after &= pl.col("seen") <= pl.col("t") + horizon_s
+        pairs = pairs.filter(after)
+    # each view is credited to one act: the latest before it (ties: the last trial)
+    credited = pairs.sort(["view", "t", "trial"]).group_by("view").agg(pl.col("trial").last())
+    ours = trials.filter(pl.col("act") == code)
+    is_hit = ours["trial"].is_in(credited["trial"].implode()).to_numpy().astype(np.int64)
+    sharer = ours["sharer"].to_numpy()
     size = dataset.n_users + 1
     n = np.bincount(sharer, minlength=size).astype(np.int64)
     h = np.bincount(sharer, weights=is_hit, minlength=size).astype(np.int64)
+    if h.sum() == 0:
+        return None
     pooled = float(h.sum() / n.sum())
     strength = _prior_strength(n, h, pooled)
     rate = ((h + strength * pooled) / (n + strength)).astype(np.float32)

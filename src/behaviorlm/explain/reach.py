@@ -45,17 +45,18 @@ class Reach:
     uplift : (F,) float32
         Each follower's probability of the item as next item, after minus before, given
         that they see the share.
-    exposure : float
-        Chance that a follower sees the share (1.0: every follower, when the log cannot tell).
     reach : float
-        ``exposure`` times the sum of the uplifts (the expected number of extra engagements).
+        ``exposure`` times the sum of the uplifts (the expected number of extra engagements);
+        the sum itself when the exposure is unknown.
+    exposure : float or None
+        Chance that a follower sees the share; None: unknown (every follower is counted).
     """
 
     item: int
     users: Int
     uplift: F32
-    exposure: float
     reach: float
+    exposure: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,13 +111,13 @@ def social_reach(
     *,
     action: int = VIEW_ACTION,
     source: int = SOCIAL_SOURCE,
-    exposure: float = 1.0,
+    exposure: float | None = None,
     batch_size: int = 256,
 ) -> Reach:
     """Uplift of every follower (one row each) and the predicted reach of sharing ``item``.
 
     ``exposure`` is the chance that a follower sees the share (the sharer's
-    :meth:`Exposure.of`); the default 1.0 assumes every follower does.
+    :meth:`Exposure.of`); None (unknown) counts every follower.
 
     Examples
     --------
@@ -128,17 +129,18 @@ def social_reach(
     >>> bool(np.isclose(r.reach, 0.25 * r.uplift.sum()))
     True
     """
-    if not 0.0 <= exposure <= 1.0:
+    if exposure is not None and not 0.0 <= exposure <= 1.0:
         raise ValueError(f"exposure must lie in [0, 1], got {exposure}")
     uplift = follower_uplift(
         model, followers, item, action=action, source=source, batch_size=batch_size
     )
+    seen = 1.0 if exposure is None else exposure
     return Reach(
         item=item,
         users=followers.users.copy(),
         uplift=uplift,
+        reach=seen * float(uplift.sum()),
         exposure=exposure,
-        reach=exposure * float(uplift.sum()),
     )
 
 
@@ -146,23 +148,23 @@ def social_reach(
 class ReachRanking:
     """Users ordered by predicted reach for one item (largest first, ties by user id).
 
-    ``exposure`` is each user's chance that a follower sees their share (1.0 where unknown).
+    ``exposure`` is each user's chance that a follower sees their share; None when unknown
+    (reach then counts every follower).
     """
 
     item: int
     users: Int
     reach: F32
     followers: Int
-    exposure: F32
+    exposure: F32 | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        seen = [None] * len(self.users) if self.exposure is None else self.exposure.tolist()
         return {
             "item": self.item,
             "users": [
-                {"user": int(u), "reach": float(r), "followers": int(f), "exposure": float(e)}
-                for u, r, f, e in zip(
-                    self.users, self.reach, self.followers, self.exposure, strict=True
-                )
+                {"user": int(u), "reach": float(r), "followers": int(f), "exposure": e}
+                for u, r, f, e in zip(self.users, self.reach, self.followers, seen, strict=True)
             ],
         }
 
@@ -198,7 +200,8 @@ def rank_by_reach(
     k : int, optional
         Keep the best ``k``.
     exposure : Exposure, optional
-        Each user's chance that a follower sees their share; None: every follower does.
+        Each user's chance that a follower sees their share; None: unknown, every follower
+        is counted.
 
     Examples
     --------
@@ -227,11 +230,9 @@ def rank_by_reach(
     per_edge = uplift[np.searchsorted(distinct, follower)]  # (M,) the follower's uplift
     candidates = np.unique(followee) if users is None else np.asarray(users, dtype=np.int64)
     top = int(max(followee.max(initial=0), candidates.max(initial=0))) + 1
-    seen = np.ones(len(candidates), dtype=np.float32)
-    if exposure is not None:
-        seen = exposure.rates(candidates)
-    uplift_sum = np.bincount(followee, weights=per_edge, minlength=top)[candidates]
-    reach = (seen * uplift_sum).astype(np.float32)
+    seen = None if exposure is None else exposure.rates(candidates)
+    summed = np.bincount(followee, weights=per_edge, minlength=top)[candidates]
+    reach: F32 = (summed if seen is None else summed * seen).astype(np.float32)
     counts = np.bincount(followee, minlength=top)[candidates]
     order = np.lexsort((candidates, -reach))[: k if k is not None else None]
     return ReachRanking(
@@ -239,5 +240,5 @@ def rank_by_reach(
         users=candidates[order],
         reach=reach[order],
         followers=counts[order],
-        exposure=seen[order],
+        exposure=None if seen is None else seen[order],
     )

@@ -262,7 +262,7 @@ class ItemProbability(InfluenceItem):
 
 
 class FollowerUplift(BaseModel):
-    """A follower's rise in the probability of the item as their next item."""
+    """A follower's rise in the probability of the item as their next item, if they see it."""
 
     user: int
     user_id: str
@@ -275,8 +275,11 @@ class ReachResult(BaseModel):
     engagements)."""
 
     item: int
-    exposure: float = Field(
-        description="chance that a follower sees the act, learned from the log (1.0: unknown)"
+    exposure: float | None = Field(
+        description=(
+            "chance that a follower sees the act, learned from the training log; null when "
+            "the log cannot tell (reach then counts every follower)"
+        )
     )
     reach: float
     followers: list[FollowerUplift]

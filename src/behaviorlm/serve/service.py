@@ -40,8 +40,7 @@ from behaviorlm.explain import (
     labelled_influence,
     social_reach,
 )
-from behaviorlm.explain.artifacts import SOCIAL_ACTIONS
-from behaviorlm.explain.exposure import Exposure, estimate_exposure
+from behaviorlm.explain.exposure import SOCIAL_ACTIONS, Exposure, estimate_exposure
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.models.pop import Pop, PopConfig
 from behaviorlm.recommend import recommend
@@ -516,8 +515,8 @@ class Service:
     def influence(self, request: InfluenceRequest) -> InfluenceResponse:
         """What the user doing ``request.action`` on ``request.item_id`` now would change: their
         next-item distribution (on their timeline as it is now) and, for a share or like (or
-        ``reach`` true), the uplift of each follower (on the followers' timelines as they are
-        now) and its sum.
+        ``reach`` true), the uplift of each follower if they see it (on the followers'
+        timelines as they are now), the user's exposure rate and the predicted reach.
 
         Raises RequestError: 422 for a model without influence or an unknown action; 404 for
         an unknown item.
@@ -540,11 +539,12 @@ class Service:
                 422, "social reach needs a view action (how a share reaches a follower)"
             )
         try:
+            # learned once per action, outside the lock that recommendations wait for
+            seen = self._exposure_of(request.user_id, request.action) if reach else None
             with self.model_lock:
                 result = influence(net, timeline.sequences, event, k=request.k, items=items[1:])
                 if reach and view is not None:
                     followers = self._followers(request.user_id)
-                    seen = self._exposure_of(request.user_id, request.action)
                     result = replace(
                         result,
                         reach=social_reach(net, followers, items[0], action=view, exposure=seen),
@@ -562,13 +562,13 @@ class Service:
             **data,
         )
 
-    def _exposure_of(self, user_id: str, action: str) -> float:
+    def _exposure_of(self, user_id: str, action: str) -> float | None:
         """The user's chance that a follower sees their ``action`` (learned from the training
-        log once per action; the pooled rate for a new user; 1.0 where the log cannot tell)."""
+        log once per action; the pooled rate for a new user; None where the log cannot tell)."""
         if action not in self._exposure:
             self._exposure[action] = estimate_exposure(self.artifact.dataset, action)
         exposure = self._exposure[action]
-        return 1.0 if exposure is None else exposure.of(self.timelines.users.get(user_id, 0))
+        return None if exposure is None else exposure.of(self.timelines.users.get(user_id, 0))
 
     def _followers(self, user_id: str) -> Sequences:
         """The live timelines of the user's followers in the data set's follow graph."""

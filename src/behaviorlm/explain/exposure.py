@@ -110,9 +110,10 @@ def estimate_exposure(
     --------
     >>> from behaviorlm.data.preprocess import preprocess
     >>> from behaviorlm.data.synthetic import simulate
-    >>> exposure = estimate_exposure(preprocess(simulate(300, seed=0)), "share")
-    >>> 0 < exposure.pooled < 1, exposure.rate.shape[0]
-    (True, 301)
+    >>> ds = preprocess(simulate(300, seed=0))
+    >>> exposure = estimate_exposure(ds, "share")
+    >>> 0 < exposure.pooled < 1, exposure.rate.shape[0] == ds.n_users + 1
+    (True, True)
     """
     code = dataset.action_code(action)
     vocab = dataset.vocab

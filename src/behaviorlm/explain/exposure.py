@@ -45,7 +45,8 @@ class Exposure:
         Estimate per internal user id (index 0 unused); the pooled rate for users with no
         trials.
     trials, hits : (U + 1,) int64
-        Acts times followers at the time, and how many of those saw the item.
+        Acts times followers at the time, and how many of those trials a social view was
+        credited to.
     pooled : float
         All hits over all trials.
     strength : float

@@ -344,6 +344,7 @@ def ground_truth_reach(
     view = ds.action_code("view")
     social = ds.vocab["source"].index("social") + 1
     sequences = ds.sequences()
+    rate = exposure.rates(users).astype(np.float64)  # aligned with ``users``
     for item in items:
         ranking = rank_by_reach(
             net,
@@ -359,9 +360,8 @@ def ground_truth_reach(
         order = np.argsort(ranking.users)
         r = ranking.reach[order].astype(np.float64)  # aligned with ``users`` (sorted ids)
         reach += r / len(items)
-        per_item[str(item)] = round(float(spearmanr(r / exposure.rates(users), truth).statistic), 4)
+        per_item[str(item)] = round(float(spearmanr(r / rate, truth).statistic), 4)
     n_followers = np.bincount(followee, minlength=int(users.max()) + 1)[users]
-    rate = exposure.rates(users).astype(np.float64)
     uplift_only = reach / rate  # every follower sees every share
     evidence = exposure.trials[users] >= args.reach_min_trials
 

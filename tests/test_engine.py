@@ -350,6 +350,46 @@ def test_sampled_softmax_with_every_item_once_equals_the_full_softmax() -> None:
     torch.testing.assert_close(sampled, full)
 
 
+def _biased_module() -> Any:
+    module = SASRec(TINY).setup(SPLIT.train)
+    bias = torch.nn.Parameter(torch.randn(31))
+    module.item_bias = lambda: bias  # type: ignore[method-assign]
+    return module, bias
+
+
+@pytest.mark.parametrize("chunk_elements", [31, 4 * 30, 1 << 21])
+def test_chunked_full_softmax_equals_cross_entropy_and_its_gradients(chunk_elements: int) -> None:
+    module, bias = _biased_module()
+    hidden = torch.randn(9, TINY.dim, requires_grad=True)
+    targets = torch.tensor([1, 4, 4, 9, 30, 2, 2, 17, 8])
+    table = module.item_embeddings()
+    reference = torch.nn.functional.cross_entropy(module.logits(hidden)[:, 1:], targets - 1)
+    expected = torch.autograd.grad(reference, [hidden, table, bias])
+    got = full_softmax_loss(module, hidden, targets, chunk_elements=chunk_elements)
+    grads = torch.autograd.grad(got * 3.0, [hidden, table, bias])  # the outer scale reaches them
+    torch.testing.assert_close(got, reference)
+    for g, e in zip(grads, expected, strict=True):
+        torch.testing.assert_close(g, 3.0 * e)
+    assert float(grads[1][0].abs().sum()) == 0.0  # padding gets no gradient
+
+
+def test_chunked_full_softmax_under_bf16_autocast_stays_close() -> None:
+    module, _ = _biased_module()
+    hidden = torch.randn(20, TINY.dim, requires_grad=True)
+    targets = torch.randint(1, 31, (20,))
+    table = module.item_embeddings()
+    reference = torch.nn.functional.cross_entropy(module.logits(hidden)[:, 1:], targets - 1)
+    expected = torch.autograd.grad(reference, [hidden, table])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = full_softmax_loss(module, hidden, targets, chunk_elements=100)
+    grads = torch.autograd.grad(got, [hidden, table])
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, reference, rtol=2e-2, atol=2e-2)
+    for g, e in zip(grads, expected, strict=True):
+        assert g.dtype == torch.float32
+        torch.testing.assert_close(g, e, rtol=5e-2, atol=5e-3)
+
+
 def test_log_q_correction_subtracts_log_proposal() -> None:
     module = SASRec(TINY).setup(SPLIT.train)
     hidden = torch.randn(3, TINY.dim)

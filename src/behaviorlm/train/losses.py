@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -42,12 +42,89 @@ def item_loss_mask(
     return mask
 
 
+#: Logit elements held at once by the full softmax: rows per chunk = this // catalogue size.
+CHUNK_ELEMENTS = 1 << 21
+
+
+class _ChunkedSoftmax(torch.autograd.Function):
+    """Mean cross-entropy over the whole catalogue without the ``(M, N)`` logits held whole.
+
+    The forward pass scores ``CHUNK_ELEMENTS`` logits at a time and computes the gradients of
+    the chunk there (``softmax - onehot``, then two matrix products), while the chunk is still
+    in cache; the backward pass only scales the stored gradients. The logits and their
+    gradient never reach main memory as a whole, which makes training steps faster on CPU
+    (``benchmarks/RESULTS.md``, "The chunked full softmax").
+    Under CPU autocast the products run in its dtype (bfloat16), the softmax in float32.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        hidden: torch.Tensor,
+        table: torch.Tensor,
+        bias: torch.Tensor | None,
+        targets: torch.Tensor,
+        chunk_elements: int,
+    ) -> torch.Tensor:
+        dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
+        with torch.autocast("cpu", enabled=False):
+            h = hidden if dtype is None else hidden.to(dtype)
+            w = table if dtype is None else table.to(dtype)
+            m, n = len(targets), len(table)
+            grads = ctx.needs_input_grad[0] or ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
+            grad_h = torch.empty(hidden.shape, dtype=torch.float32) if grads else None
+            grad_w = torch.zeros(table.shape, dtype=torch.float32) if grads else None
+            grad_b = torch.zeros(n, dtype=torch.float32) if grads and bias is not None else None
+            total = torch.zeros((), dtype=torch.float64)
+            rows = max(1, chunk_elements // max(n, 1))
+            for lo in range(0, m, rows):
+                hc, tc = h[lo : lo + rows], targets[lo : lo + rows]
+                z = (hc @ w.T).float()
+                if bias is not None:
+                    z += bias.float()
+                lse = torch.logsumexp(z, 1)
+                total += (lse - z.gather(1, tc[:, None])[:, 0]).sum().double()
+                if grad_h is None or grad_w is None:
+                    continue
+                z.sub_(lse[:, None]).exp_()  # softmax, in place
+                z[torch.arange(len(tc)), tc] -= 1.0
+                g = z.div_(m)
+                if grad_b is not None:
+                    grad_b += g.sum(0)
+                g = g.to(w.dtype)
+                grad_h[lo : lo + rows] = g @ w
+                grad_w += g.T @ hc
+        ctx.dtypes = (hidden.dtype, table.dtype, None if bias is None else bias.dtype)
+        ctx.save_for_backward(
+            *(x if x is not None else torch.empty(0) for x in (grad_h, grad_w, grad_b))
+        )
+        return (total / max(m, 1)).float()
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        grad_h, grad_w, grad_b = ctx.saved_tensors
+        h_dtype, w_dtype, b_dtype = ctx.dtypes
+        return (
+            (grad_h * grad_out).to(h_dtype) if ctx.needs_input_grad[0] else None,
+            (grad_w * grad_out).to(w_dtype) if ctx.needs_input_grad[1] else None,
+            (grad_b * grad_out).to(b_dtype) if ctx.needs_input_grad[2] else None,
+            None,
+            None,
+        )
+
+
 def full_softmax_loss(
-    module: SequenceModule, hidden: torch.Tensor, targets: torch.Tensor
+    module: SequenceModule,
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    chunk_elements: int = CHUNK_ELEMENTS,
 ) -> torch.Tensor:
     """Mean cross-entropy of ``targets`` (M,) against every item of the catalogue.
 
-    ``hidden`` is ``(M, D)``; the logits ``(M, N)`` cover items ``1..N`` (never padding).
+    ``hidden`` is ``(M, D)``; the logits ``(M, N)`` cover items ``1..N`` (never padding). They
+    are scored ``chunk_elements`` at a time with the gradients computed chunk by chunk, so
+    the value and the gradients equal ``cross_entropy(module.logits(hidden)[:, 1:], targets -
+    1)`` while memory holds one chunk of logits, not all of them.
 
     Examples
     --------
@@ -60,8 +137,15 @@ def full_softmax_loss(
     >>> round(full_softmax_loss(body, torch.zeros(3, 4), torch.tensor([1, 2, 4])).item(), 4)
     1.3863
     """
-    logits = module.logits(hidden, slice(1, None))
-    return functional.cross_entropy(logits.float(), targets - 1)
+    bias = module.item_bias()
+    out: torch.Tensor = _ChunkedSoftmax.apply(  # type: ignore[no-untyped-call]
+        hidden,
+        module.item_embeddings()[1:],
+        None if bias is None else bias[1:],
+        targets - 1,
+        chunk_elements,
+    )
+    return out
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,14 @@ Every model runs in a fresh process (so its peak memory is its own) with the con
 ``CONFIG_DIR/<model>.toml`` (``configs/<dataset>/`` for the published table, ``configs/default``
 for any other data). Each prints one JSON line: test HR / NDCG / MRR at 10 and 20 with full
 ranking, training wall time, epochs, peak RSS. ``--markdown FILE...`` renders saved JSON lines
-as the README's results table instead. Examples::
+as the README's results table instead: the last line per data set and model wins, so name the
+table's files only (exploratory runs live in ``explore_*.jsonl``). Examples::
 
     python benchmarks/results.py DATA/s3rec/Beauty.txt --name Beauty --config-dir configs/beauty \\
         --models pop,itemknn,markov,mlp,sasrec,hstu >> benchmarks/results/beauty.jsonl
     python benchmarks/results.py --simulate 20000 --name simulator --config-dir configs/simulator
-    python benchmarks/results.py --markdown benchmarks/results/*.jsonl
+    python benchmarks/results.py --markdown \
+        benchmarks/results/{beauty,sports,toys,ml-100k,simulator}.jsonl
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ table's files only (exploratory runs live in ``explore_*.jsonl``). Examples::
     python benchmarks/results.py DATA/s3rec/Beauty.txt --name Beauty --config-dir configs/beauty \\
         --models pop,itemknn,markov,mlp,sasrec,hstu >> benchmarks/results/beauty.jsonl
     python benchmarks/results.py --simulate 20000 --name simulator --config-dir configs/simulator
-    python benchmarks/results.py --markdown \
+    python benchmarks/results.py --markdown \\
         benchmarks/results/{beauty,sports,toys,ml-100k,simulator}.jsonl
 """
 

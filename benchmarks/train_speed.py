@@ -55,6 +55,8 @@ def one_run(args: argparse.Namespace, budget: float) -> dict[str, object]:
         "valid_exclude_seen": artifact.run["config"]["train"]["valid_exclude_seen"],
         "prepare_s": round(prepare_s, 2),
         "train_wall_s": round(wall, 1),
+        "training_rows": fit["training_rows"],
+        "batch_size": fit["batch_size"],
         "epochs": fit["epochs"],
         "best_epoch": fit["best_epoch"],
         "s_per_epoch": round(float(fit["train_seconds"]) / epochs, 2),

@@ -152,6 +152,19 @@ def test_run_dir_holds_config_metrics_summary_checkpoint(tmp_path: Path) -> None
     }
 
 
+def test_small_training_sets_get_smaller_batches_and_enough_steps() -> None:
+    config = replace(FAST, epochs=2, batch_size=64, eval_every=2)
+    _, plain = fit(config)
+    rows = plain["training_rows"]  # 160 timelines plus sliding windows: 191 rows
+    assert (plain["batch_size"], plain["steps"]) == (64, 2 * -(-rows // 64))  # 3 per epoch
+    _, floor = fit(replace(config, min_steps_per_epoch=10))
+    assert floor["training_rows"] == rows
+    assert floor["batch_size"] == rows // 10 == 19
+    assert floor["steps"] == 2 * -(-rows // 19) == 2 * 11  # at least 10 per epoch
+    with pytest.raises(ValueError, match="min_steps_per_epoch"):
+        TrainConfig(min_steps_per_epoch=-1)
+
+
 def test_baselines_are_fitted_directly(tmp_path: Path) -> None:
     pop = Pop(PopConfig())
     summary = fit_model(pop, SPLIT, FAST, progress=False, run_dir=tmp_path)

@@ -279,7 +279,8 @@ class _Loop:
             split.train, int(model.config.max_len), model.sizes, windows=config.sliding_windows
         )
         self.valid = self._validation_rows(split.valid)
-        self.steps_per_epoch = -(-len(self.data) // config.batch_size)
+        self.batch_size = config.rows_per_batch(len(self.data))
+        self.steps_per_epoch = -(-len(self.data) // self.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
         self.optimizer = torch.optim.AdamW(
             parameter_groups(self.module, config.weight_decay), lr=config.lr, betas=(0.9, 0.98)
@@ -436,7 +437,7 @@ class _Loop:
         start = time.perf_counter()
         out_of_time = False
         spent = 0.0
-        for batch in self.data.epoch_batches(cfg.batch_size, rng, cfg.length_buckets):
+        for batch in self.data.epoch_batches(self.batch_size, rng, cfg.length_buckets):
             rows, item_weight, action_weight = self.world.shard(
                 batch, self.row_items, self.row_events
             )
@@ -550,6 +551,7 @@ class _Loop:
             "stopped": stopped or "completed",
             "steps": self.step,
             "training_rows": len(self.data),
+            "batch_size": self.batch_size,
             "events_per_epoch": self.data.n_targets,
         }
 

@@ -1,11 +1,14 @@
 """Do the feature groups matter? Train one model with groups added one at a time.
 
 On the simulator (whose planted causes use actions, time, search, social, location and device),
-trains the model with item ids only, then adds actions, time gaps, search queries, the social
-source, and location and device together; prints one JSON line per variant with test NDCG@10
-and HR@10 (full ranking, seen items masked and not masked). Example::
+trains the model with item ids only, then adds actions, time gaps, search queries, social
+activity (first the social source of the user's own events, then the shares of the users they
+follow, ``split.followee_actions``), and location and device together; prints one JSON line per
+variant with test NDCG@10 and HR@10 (full ranking, seen items masked and not masked).
+Example::
 
     python benchmarks/feature_groups.py --users 5000 --model sasrec
+    python benchmarks/feature_groups.py --users 2000 --only 4,5 train.time_budget_s=120
 """
 
 from __future__ import annotations
@@ -20,14 +23,15 @@ from behaviorlm.config import load_toml
 from machine import machine_facts, peak_rss_mib
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "default"
-#: Cumulative variants: (label, feature groups switched on).
-VARIANTS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("ids only", ()),
-    ("+ actions", ("actions",)),
-    ("+ time", ("actions", "time")),
-    ("+ search", ("actions", "time", "search")),
-    ("+ social", ("actions", "time", "search", "social")),
-    ("+ location, device", ("actions", "time", "search", "social", "location", "device")),
+#: Cumulative variants: (label, feature groups switched on, followees' shares in the timeline).
+VARIANTS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
+    ("ids only", (), False),
+    ("+ actions", ("actions",), False),
+    ("+ time", ("actions", "time"), False),
+    ("+ search", ("actions", "time", "search"), False),
+    ("+ social source", ("actions", "time", "search", "social"), False),
+    ("+ followees' shares", ("actions", "time", "search", "social"), True),
+    ("+ location, device", ("actions", "time", "search", "social", "location", "device"), True),
 )
 GROUPS = ("actions", "time", "search", "social", "location", "device")
 
@@ -39,14 +43,17 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default="sasrec")
+    parser.add_argument("--only", default="", help="comma-separated variant numbers (0 = ids only)")
     parser.add_argument("overrides", nargs="*", help="extra section.key=value overrides")
     args = parser.parse_intermixed_args()
 
     dataset = blm.preprocess(blm.simulate(args.users, seed=args.seed))
     config = load_toml(CONFIGS / f"{args.model}.toml")
     facts = machine_facts()
-    for label, on in VARIANTS:
+    chosen = [int(i) for i in args.only.split(",")] if args.only else range(len(VARIANTS))
+    for label, on, followees in (VARIANTS[i] for i in chosen):
         flags = [f"model.features.{g}={'true' if g in on else 'false'}" for g in GROUPS]
+        flags.append(f"split.followee_actions={json.dumps(['share'] if followees else [])}")
         start = time.perf_counter()
         artifact = blm.train(
             dataset, args.model, config=config, overrides=[*flags, *args.overrides]
@@ -59,6 +66,7 @@ def main() -> None:
             "model": args.model,
             "variant": label,
             "groups": list(on),
+            "followee_actions": artifact.run["config"]["split"]["followee_actions"],
             "users": dataset.n_users,
             "items": dataset.n_items,
             "events": dataset.n_events,

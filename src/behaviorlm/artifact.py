@@ -25,6 +25,7 @@ import polars as pl
 
 from behaviorlm.data.dataset import Dataset
 from behaviorlm.data.errors import DataError
+from behaviorlm.data.feed import followee_feed, merge_feed
 from behaviorlm.models import MODELS, Recommender
 from behaviorlm.schema import TRUTH_PREFIX, Sequences
 
@@ -142,7 +143,23 @@ class Artifact:
                 where=self.dataset.meta.get("name") or None,
                 how="use ids that occur in the training data",
             )
-        return self.dataset.sequences().select(index - 1)
+        return self.timelines().select(index - 1)
+
+    @property
+    def followee_actions(self) -> tuple[str, ...]:
+        """Actions of followed users that the model reads in a timeline (``split.followee_actions``
+        of its training run; empty: none)."""
+        split = self.run.get("config", {}).get("split") or {}
+        return tuple(split.get("followee_actions") or ())
+
+    def timelines(self) -> Sequences:
+        """Every user's full timeline as the model reads it (row ``u - 1`` is user ``u``): the
+        user's own events, with the followee events of :attr:`followee_actions` merged in when
+        the model was trained with them (:mod:`behaviorlm.data.feed`)."""
+        seqs = self.dataset.sequences()
+        if not self.followee_actions:
+            return seqs
+        return merge_feed(seqs, followee_feed(self.dataset, self.followee_actions))
 
     def category_mask(self, categories: list[str]) -> np.ndarray:
         """(n_items + 1,) True for items in any of ``categories`` (``"a|b"`` lists count each).

@@ -237,7 +237,8 @@ def recommend(
     k : int
         Length of every list.
     exclude_seen : bool
-        Never recommend an item that occurs in the row's history.
+        Never recommend an item that occurs in the row's history (its own events: an item a
+        followee shared is still recommended).
     exclude_items : array of int, optional
         Item ids never to recommend (out of stock, blocked).
     allowed_items : bool mask over ``0..n_items`` or array of item ids, optional
@@ -294,9 +295,10 @@ def recommend(
         # its history with exclude_seen
         own = (own_rows >= first) & (own_rows < first + B)
         seen_rows, seen_items = own_rows[own] - first, own_items[own]
-        if exclude_seen:
-            seen_rows = np.concatenate([batch.row_of_event, seen_rows])
-            seen_items = np.concatenate([batch.items, seen_items])
+        if exclude_seen:  # the row's own events: a followee's share is not seen by the user
+            own_event = ~batch.is_followee_event()
+            seen_rows = np.concatenate([batch.row_of_event[own_event], seen_rows])
+            seen_items = np.concatenate([batch.items[own_event], seen_items])
         # (B, <= k) running top-k keys of the batch over the chunks scored so far
         best = np.zeros((B, 0), dtype=np.int64)
         for lo, hi in chunks:

@@ -37,6 +37,9 @@ ACTIONS: Final[tuple[str, ...]] = (
 )
 #: Where an event came from: the user's own behaviour or a followee's activity that reached them.
 SOURCES: Final[tuple[str, ...]] = ("self", "social")
+#: Key of ``Sequences.extra`` that holds, per event, the followed user who acted: a followee
+#: event (context from ``behaviorlm.data.feed``, never a target) where above 0.
+FOLLOWEE: Final = "followee"
 #: The feature groups of DESIGN.md; explanations and planted causes use these names.
 FEATURE_GROUPS: Final[tuple[str, ...]] = ("history", "social", "search", "location", "device")
 
@@ -165,6 +168,19 @@ class Sequences:
         }
         out.update(self.extra)
         return out
+
+    def is_followee_event(self) -> Bool:
+        """(E,) True for followee events (context, never targets), False for own events.
+
+        Examples
+        --------
+        >>> Sequences.from_lists([[1, 2]], n_items=2).is_followee_event().tolist()
+        [False, False]
+        """
+        who = self.extra.get(FOLLOWEE)
+        if who is None:
+            return np.zeros(len(self.items), dtype=bool)
+        return np.asarray(who) > 0
 
     def take_events(self, mask: Bool) -> Sequences:
         """Keep the events where ``mask`` is true; rows stay (possibly empty)."""

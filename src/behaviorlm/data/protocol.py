@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from behaviorlm.data.dataset import Dataset
+from behaviorlm.data.feed import split_with_feed
 from behaviorlm.data.split import leave_one_out, temporal_split
 from behaviorlm.schema import Split
 
@@ -27,6 +28,9 @@ class SplitConfig:
         Actions that can be prediction targets (empty = all actions with an item).
     valid_fraction, test_fraction : float
         Fractions of events (by time) in the validation and test windows of a temporal split.
+    followee_actions : tuple of str
+        Events of these actions (e.g. ``("share",)``) by the users one follows join one's
+        timeline as context events, never targets (:mod:`behaviorlm.data.feed`); empty = none.
 
     Examples
     --------
@@ -38,16 +42,22 @@ class SplitConfig:
     target_actions: tuple[str, ...] = ()
     valid_fraction: float = 0.1
     test_fraction: float = 0.1
+    followee_actions: tuple[str, ...] = ()
 
 
 def make_split(dataset: Dataset, config: SplitConfig) -> Split:
-    """Split ``dataset`` as ``config`` says (the leakage checks run inside)."""
+    """Split ``dataset`` as ``config`` says (the leakage checks run inside, on the users' own
+    events; followee events join after them)."""
     targets = list(config.target_actions) or None
     if config.protocol == "leave_one_out":
-        return leave_one_out(dataset, target_actions=targets)
-    return temporal_split(
-        dataset,
-        valid_fraction=config.valid_fraction,
-        test_fraction=config.test_fraction,
-        target_actions=targets,
-    )
+        split = leave_one_out(dataset, target_actions=targets)
+    else:
+        split = temporal_split(
+            dataset,
+            valid_fraction=config.valid_fraction,
+            test_fraction=config.test_fraction,
+            target_actions=targets,
+        )
+    if config.followee_actions:
+        split = split_with_feed(dataset, split, config.followee_actions)
+    return split

@@ -17,8 +17,11 @@ from behaviorlm.schema import Sequences
 
 
 def item_popularity(train: Sequences) -> np.ndarray:
-    """(n_items + 1,) share of training events per item id (index 0 = padding, always 0)."""
-    items = train.items[train.items > 0]
+    """(n_items + 1,) share of training events per item id (index 0 = padding, always 0).
+
+    The users' own events only: a followee event repeats an event counted in its own row.
+    """
+    items = train.items[(train.items > 0) & ~train.is_followee_event()]
     counts = np.bincount(items, minlength=train.n_items + 1).astype(np.float64)
     share: np.ndarray = counts / max(1.0, counts.sum())
     return share

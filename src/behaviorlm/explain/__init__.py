@@ -18,6 +18,7 @@ from behaviorlm.explain.artifacts import (
     labelled_explanation,
     labelled_influence,
     rank_influencers,
+    reaching_event,
 )
 from behaviorlm.explain.explanation import (
     METHODS,
@@ -60,5 +61,6 @@ __all__ = [
     "labelled_influence",
     "rank_by_reach",
     "rank_influencers",
+    "reaching_event",
     "social_reach",
 ]

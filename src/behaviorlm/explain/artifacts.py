@@ -15,8 +15,10 @@ import numpy as np
 
 from behaviorlm.artifact import Artifact
 from behaviorlm.data.errors import DataError
+from behaviorlm.data.feed import followee_source
 from behaviorlm.explain.explanation import Explanation, explain
 from behaviorlm.explain.exposure import SOCIAL_ACTIONS, estimate_exposure
+from behaviorlm.explain.groups import SOCIAL_SOURCE
 from behaviorlm.explain.influence import Event, Influence, influence
 from behaviorlm.explain.reach import ReachRanking, rank_by_reach, social_reach
 from behaviorlm.explain.target import Target, neural
@@ -108,17 +110,36 @@ def influence_user(
     user = int(history.users[0])
     follows = artifact.dataset.follows
     followers = follows.filter(follows["followee"] == user)["follower"].to_numpy()
-    timelines = artifact.dataset.sequences().select(np.asarray(followers, dtype=np.int64) - 1)
+    timelines = artifact.timelines().select(np.asarray(followers, dtype=np.int64) - 1)
     exposure = estimate_exposure(artifact.dataset, action)
     seen = None if exposure is None else exposure.of(user)
+    code, source = reaching_event(artifact, action)
     return replace(
-        result, reach=social_reach(net, timelines, item, action=_view(artifact), exposure=seen)
+        result,
+        reach=social_reach(net, timelines, item, action=code, source=source, exposure=seen),
     )
 
 
-def _view(artifact: Artifact) -> int:
-    """Code of a view, the action by which a share reaches a follower."""
-    return artifact.dataset.action_code("view")
+def reaching_event(artifact: Artifact, action: str) -> tuple[int, int]:
+    """Action and source codes of the event that ``action`` puts in a follower's timeline.
+
+    A model that reads followees' ``action`` events (``split.followee_actions``) gets that
+    very event, as a followee event; otherwise a view from the social source, as the
+    follower's own event after seeing the share. Raises DataError without a view action.
+
+    Examples
+    --------
+    >>> import behaviorlm as blm
+    >>> ds = blm.preprocess(blm.simulate(60, seed=0))
+    >>> art = blm.train(ds, "mlp", overrides=["train.epochs=1", "model.hidden=8"], progress=False)
+    >>> reaching_event(art, "share") == (ds.action_code("view"), SOCIAL_SOURCE)
+    True
+    """
+    if action in artifact.followee_actions:
+        return artifact.dataset.action_code(action), followee_source(artifact.dataset)
+    if "view" not in artifact.dataset.vocab["action"]:
+        raise DataError("social reach needs a view action (how a share reaches a follower)")
+    return artifact.dataset.action_code("view"), SOCIAL_SOURCE
 
 
 def rank_influencers(
@@ -151,15 +172,17 @@ def rank_influencers(
         candidates = artifact.dataset.user_index(users)
         if (candidates == 0).any():
             raise DataError(f"unknown user id(s) among {', '.join(users[:5])}")
+    code, source = reaching_event(artifact, action)
     return rank_by_reach(
         net,
-        artifact.dataset.sequences(),
+        artifact.timelines(),
         follows["follower"].to_numpy(),
         follows["followee"].to_numpy(),
         item,
         users=candidates,
         k=k,
-        action=_view(artifact),
+        action=code,
+        source=source,
         exposure=estimate_exposure(artifact.dataset, action),
     )
 

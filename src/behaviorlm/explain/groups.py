@@ -2,12 +2,15 @@
 
 Removing a group sets its embedding component to zero in every token (for example no
 device, no social source, no query words); ``full - without_group`` is that group's
-influence. All groups are ablated at once, one batch row each, in a single forward pass.
+influence. All groups are ablated at once, one batch row each, in a single forward pass. A
+timeline with followees' events (``behaviorlm.data.feed``) holds more social activity than
+the source component: removing "social" there also deletes those events (one more pass).
 Which component each group is: :data:`behaviorlm.explain.components.TABLES` ("history" is
 the item embedding, "time" the time-gap embedding; HSTU's relative time bias stays).
 
 Events also have a kind, used to sum per-event attributions by group: a search
-(query words or no item), a social event (the social source), else the user's own history.
+(query words or no item), a social event (the social source, or a followee's event from
+``behaviorlm.data.feed``, whatever its action), else the user's own history.
 """
 
 from __future__ import annotations
@@ -50,10 +53,25 @@ def ablate_groups(
 
     with torch.no_grad(), edited_components(module, groups, rows, drop):
         logit, prob = target_scores(module, repeat_rows(one, rows), target)
-    return {
+    out = {
         g: (float(logit[0] - logit[k + 1]), float(prob[0] - prob[k + 1]))
         for k, g in enumerate(groups)
     }
+    theirs = history.is_followee_event()
+    if theirs.any():  # social activity also means the followees' events: delete them too
+        social = [g for g in groups if g == "social"]
+
+        def zero(_: str, output: torch.Tensor) -> torch.Tensor:
+            return output * 0.0
+
+        with torch.no_grad(), edited_components(module, social, 1, zero):
+            alone = model.batch(history.take_events(~theirs))
+            without_logit, without_prob = target_scores(module, alone, target)
+        out["social"] = (
+            float(logit[0] - without_logit[0]),
+            float(prob[0] - without_prob[0]),
+        )
+    return out
 
 
 def event_kinds(history: Sequences, events: Int, social_source: int = SOCIAL_SOURCE) -> list[str]:
@@ -70,8 +88,9 @@ def event_kinds(history: Sequences, events: Int, social_source: int = SOCIAL_SOU
         if words is not None
         else np.zeros(len(events), dtype=bool)
     )
-    search = has_words | (history.items[events] == 0)
-    social = history.sources[events] == social_source
+    followee = history.is_followee_event()[events]
+    search = (has_words | (history.items[events] == 0)) & ~followee
+    social = (history.sources[events] == social_source) | followee
     return [
         "search" if s else "social" if o else "history" for s, o in zip(search, social, strict=True)
     ]

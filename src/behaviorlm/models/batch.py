@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-from behaviorlm.schema import Int, Sequences
+from behaviorlm.schema import Bool, Int, Sequences
 
 #: Time-gap buckets: 0 = padding, 1 = first event (no gap), 2.. = floor(log2(1 + seconds)) + 2.
 N_GAP_BUCKETS = 32
@@ -124,6 +124,21 @@ def time_gap_buckets(seqs: Sequences) -> Int:
     return np.where(first, 1, buckets)
 
 
+def _layout(seqs: Sequences, max_len: int) -> tuple[Bool, Int, Int, int, int]:
+    """Where :func:`build_batch` puts each row's last ``max_len`` events: ``(keep, row, col,
+    B, T)``, ``keep`` (E,) marks the kept events, ``row`` and ``col`` their cells in order."""
+    keep_from_end = np.repeat(seqs.offsets[1:], seqs.lengths) - np.arange(len(seqs.items))
+    keep = keep_from_end <= max_len
+    lengths = np.minimum(seqs.lengths, max_len)
+    b = len(seqs)
+    t = max(1, int(lengths.max()) if b else 1)
+    row = seqs.row_of_event[keep]
+    starts = np.cumsum(lengths) - lengths
+    col = np.arange(int(keep.sum()), dtype=np.int64) - np.repeat(starts, lengths)
+    col += t - lengths[row]
+    return keep, row, col, b, t
+
+
 def build_batch(seqs: Sequences, max_len: int, sizes: FeatureSizes) -> SequenceBatch:
     """The last ``max_len`` events of every row as a right-aligned batch.
 
@@ -137,15 +152,8 @@ def build_batch(seqs: Sequences, max_len: int, sizes: FeatureSizes) -> SequenceB
     ([[2, 3], [0, 4]], [[True, True], [False, True]])
     """
     gaps_all = time_gap_buckets(seqs)  # gaps before truncation: the first kept event keeps its gap
-    keep_from_end = np.repeat(seqs.offsets[1:], seqs.lengths) - np.arange(len(seqs.items))
-    keep = keep_from_end <= max_len
+    keep, row, col, b, t = _layout(seqs, max_len)
     last = seqs.take_events(keep)
-    lengths = last.lengths
-    b = len(last)
-    t = max(1, int(lengths.max()) if b else 1)
-    row = last.row_of_event
-    col = np.arange(len(last.items), dtype=np.int64) - np.repeat(last.offsets[:-1], lengths)
-    col += t - lengths[row]
 
     def grid(values: Int, size: int) -> torch.Tensor:
         out = np.zeros((b, t), dtype=np.int64)
@@ -185,7 +193,8 @@ def build_training_batch(
 
     Returns ``(inputs, target_items, target_actions)``: ``inputs`` covers each row's last
     ``max_len + 1`` events but the last; the targets at column ``j`` are the item and action
-    of the event after input ``j`` (0 where there is none, e.g. a search without an item).
+    of the event after input ``j`` (0 where there is none, e.g. a search without an item, and
+    where that event is a followee's: context, never a target).
 
     Examples
     --------
@@ -193,6 +202,11 @@ def build_training_batch(
     >>> x, y, a = build_training_batch(s, max_len=2, sizes=FeatureSizes.of(s))
     >>> x.items.tolist(), y.tolist()
     ([[1, 2]], [[2, 3]])
+    >>> from dataclasses import replace
+    >>> from behaviorlm.schema import FOLLOWEE
+    >>> theirs = replace(s, extra={FOLLOWEE: np.array([0, 5, 0])})  # event 2 is a followee's
+    >>> build_training_batch(theirs, max_len=2, sizes=FeatureSizes.of(s))[1].tolist()
+    [[0, 3]]
     """
     full = build_batch(seqs, max_len + 1, sizes)
     t = full.shape[1]
@@ -201,4 +215,10 @@ def build_training_batch(
         return empty, full.items[:, :0], full.actions[:, :0]
     inputs = full.columns(slice(0, t - 1))
     valid = inputs.mask & full.mask[:, 1:]
+    context = seqs.is_followee_event()
+    if context.any():
+        keep, row, col, b, t = _layout(seqs, max_len + 1)
+        own = np.zeros((b, t), dtype=bool)
+        own[row, col] = ~context[keep]
+        valid &= torch.from_numpy(own[:, 1:])
     return inputs, full.items[:, 1:] * valid, full.actions[:, 1:] * valid

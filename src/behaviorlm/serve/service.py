@@ -38,6 +38,7 @@ from behaviorlm.explain import (
     influence,
     labelled_explanation,
     labelled_influence,
+    reaching_event,
     social_reach,
 )
 from behaviorlm.explain.exposure import SOCIAL_ACTIONS, Exposure, estimate_exposure
@@ -368,7 +369,7 @@ class Service:
         """The request's timeline: the user's live one, or the events given (validated)."""
         if request.events is None:
             user_id = request.user_id or ""
-            return self.timelines.for_user(user_id, self.store.user_events(user_id))
+            return self._live(user_id)
         records = []
         for index, event in enumerate(request.events):
             record, reason = self.record(event, now)
@@ -379,9 +380,10 @@ class Service:
 
     def _excluded(self, timeline: Timeline, request: RecommendRequest) -> Int:
         """Items never to recommend to this request: its history (``exclude_seen``), or only
-        the items it did ``action`` on (``exclude_seen`` with ``action``)."""
+        the items it did ``action`` on (``exclude_seen`` with ``action``); the user's own
+        events only, as in ``recommend`` (a followee's share is not seen)."""
         history = timeline.sequences
-        known = history.items > 0
+        known = (history.items > 0) & ~history.is_followee_event()
         if request.action is not None:
             code = self._action_code(request.action)  # checked even without exclude_seen
             known &= history.actions == code  # "seen" = done this action on
@@ -479,7 +481,7 @@ class Service:
             target = Target.item(self._item_code(item_id))
         elif next_action is not None:
             target = Target.action(self._action_code(next_action))
-        timeline = self.timelines.for_user(user_id, self.store.user_events(user_id))
+        timeline = self._live(user_id)
         if timeline.length == 0:
             raise RequestError(
                 404, f"user {user_id!r} has no event the model can read: nothing to explain"
@@ -531,23 +533,23 @@ class Service:
         event = HypotheticalEvent(
             item=items[0], action=self._action_code(request.action), timestamp=request.timestamp
         )
-        timeline = self.timelines.for_user(request.user_id, self.store.user_events(request.user_id))
+        timeline = self._live(request.user_id)
         reach = request.action in SOCIAL_ACTIONS if request.reach is None else request.reach
-        view = self.timelines.actions.get("view")
-        if reach and view is None:
-            raise RequestError(
-                422, "social reach needs a view action (how a share reaches a follower)"
-            )
         try:
+            # how the act reaches a follower's timeline (a view, or the followee's act itself)
+            reaching = reaching_event(self.artifact, request.action) if reach else None
             # learned once per action, outside the lock that recommendations wait for
             seen = self._exposure_of(request.user_id, request.action) if reach else None
             with self.model_lock:
                 result = influence(net, timeline.sequences, event, k=request.k, items=items[1:])
-                if reach and view is not None:
+                if reaching is not None:
+                    code, source = reaching
                     followers = self._followers(request.user_id)
                     result = replace(
                         result,
-                        reach=social_reach(net, followers, items[0], action=view, exposure=seen),
+                        reach=social_reach(
+                            net, followers, items[0], action=code, source=source, exposure=seen
+                        ),
                     )
         except (ValueError, DataError) as exc:
             raise RequestError(422, str(exc)) from exc
@@ -578,7 +580,15 @@ class Service:
             follows.filter(follows["followee"] == user)["follower"].to_list() if user else []
         )
         ids = [self.timelines.user_ids[int(f) - 1] for f in followers]
-        return self.timelines.for_users([(f, self.store.user_events(f)) for f in ids])
+        return self.timelines.stack([self._live(f).sequences for f in ids])
+
+    def _live(self, user_id: str) -> Timeline:
+        """The user's live timeline: training history and accepted events, and the accepted
+        events of their followees where the model reads them."""
+        theirs = [
+            e for f in self.timelines.followees_of(user_id) for e in self.store.user_events(f)
+        ]
+        return self.timelines.for_user(user_id, self.store.user_events(user_id), theirs)
 
     def _item_code(self, item_id: str) -> int:
         """Internal id of a known item; RequestError(404) for an item the model never saw."""

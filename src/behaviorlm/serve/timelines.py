@@ -5,6 +5,11 @@ owner of ids): items ``1..n_items``, the action / device / location / source voc
 the query-word vocabulary. An event on an item the model does not know is kept in the store
 (a retrain will learn it) but left out of the timeline the model reads, and counted.
 Context values the data set never had (a new city) become code 0, "unknown", as in training.
+
+A model trained with followees' events (``split.followee_actions``, :mod:`behaviorlm.data.feed`)
+reads them here too: the training timelines hold the data set's, and the accepted events of
+those actions by the users one follows (in the data set's follow graph, from ``since`` on)
+join one's live timeline as followee events.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import numpy as np
 
 from behaviorlm.artifact import Artifact
 from behaviorlm.data.dataset import QUERY_WORDS
-from behaviorlm.schema import Int, Sequences
+from behaviorlm.data.feed import followee_source
+from behaviorlm.schema import FOLLOWEE, Int, Sequences
 from behaviorlm.serve.store import EventRecord
 
 
@@ -31,8 +37,9 @@ class Timeline:
     known_user : bool
         The user occurs in the training data.
     live : tuple of EventRecord
-        The events of the row that came from the store or the request (not from training),
-        in the order given: the ``k``-th has ``event_id`` ``first_live_event + k``.
+        The events of the row that came from the store or the request (not from training):
+        the user's own in the order given, then the followees' (their ``user_id`` is the
+        followee's); the ``k``-th has ``event_id`` ``first_live_event + k``.
     ignored_events : int
         Events left out because the model does not know their item.
     """
@@ -60,17 +67,15 @@ def _codes(values: Sequence[str]) -> dict[str, int]:
 def _sequences(
     per_event: dict[str, np.ndarray], lengths: list[int], users: Int, n_items: int
 ) -> Sequences:
-    """Rows of ``lengths`` events from the per-event arrays (``query_words`` as extra)."""
+    """Rows of ``lengths`` events from the per-event arrays (``query_words`` and, where
+    present, ``FOLLOWEE`` as extra)."""
     arrays = dict(per_event)
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    return Sequences(
-        offsets=offsets,
-        users=users,
-        n_items=n_items,
-        extra={"query_words": arrays.pop("query_words")},
-        **arrays,
-    )
+    extra: dict[str, np.ndarray] = {
+        k: arrays.pop(k) for k in ("query_words", FOLLOWEE) if k in arrays
+    }
+    return Sequences(offsets=offsets, users=users, n_items=n_items, extra=extra, **arrays)
 
 
 class LiveTimelines:
@@ -87,7 +92,7 @@ class LiveTimelines:
     >>> t = live.for_user("u0", [new])
     >>> t.live_events, int(t.sequences.items[-1]) == live.item_code("i3")
     (1, True)
-    >>> rows = live.for_users([("u0", [new]), ("u1", [])])
+    >>> rows = live.for_users([("u0", [new], []), ("u1", [], [])])
     >>> len(rows), rows.lengths.tolist() == [t.length, live.for_user("u1", []).length]
     (2, True)
     >>> len(live.for_users([]))
@@ -97,7 +102,7 @@ class LiveTimelines:
     def __init__(self, artifact: Artifact) -> None:
         ds = artifact.dataset
         self.n_items = ds.n_items
-        self.training = ds.sequences()
+        self.training = artifact.timelines()
         self.first_live_event = ds.n_events  # event ids of live events follow the data set's
         self.items = _codes(ds.items["item_id"].cast(str).to_list())
         self.user_ids: list[str] = ds.users["user_id"].cast(str).to_list()  # by internal id - 1
@@ -107,21 +112,44 @@ class LiveTimelines:
         self.locations = _codes(ds.vocab.get("location", []))
         self.sources = _codes(ds.vocab.get("source", []))
         self.words = _codes(ds.query_vocab())
+        self.followee_actions = frozenset(artifact.followee_actions)
+        self.followee_source = followee_source(ds)
+        # per follower (internal id): the followees' external ids and since, when read
+        self.followees: dict[int, list[tuple[str, int | None]]] = {}
+        if self.followee_actions:
+            for follower, followee, since in ds.follows.iter_rows():
+                edges = self.followees.setdefault(int(follower), [])
+                edges.append((self.user_ids[int(followee) - 1], since))
+
+    def followees_of(self, user_id: str) -> list[str]:
+        """External ids of the users whose events ``user_id``'s timeline reads (none unless the
+        model was trained with followees' events)."""
+        return [f for f, _ in self.followees.get(self.users.get(user_id, 0), [])]
 
     def item_code(self, item_id: str) -> int:
         """Internal id of an external item id; 0 when the model does not know it."""
         return self.items.get(item_id, 0)
 
-    def for_user(self, user_id: str, live: Sequence[EventRecord]) -> Timeline:
-        """The user's training history (none for a new user) merged with ``live`` events."""
+    def for_user(
+        self,
+        user_id: str,
+        live: Sequence[EventRecord],
+        followee_live: Sequence[EventRecord] = (),
+    ) -> Timeline:
+        """The user's training history (none for a new user) merged with ``live`` events and
+        the followees' accepted events (``followee_live``: the store's events of
+        :meth:`followees_of`; those the model does not read are left out)."""
         user = self.users.get(user_id, 0)
         base = self.training.row(user - 1) if user else None
-        return self._merge(base, live, user)
+        return self._merge(base, live, user, self._followee_events(user, followee_live))
 
-    def for_users(self, timelines: Sequence[tuple[str, Sequence[EventRecord]]]) -> Sequences:
-        """Several users' timelines (user id, that user's live events) as one ``Sequences``,
-        one row each in order (row ``k``'s ``users`` entry is the internal user id)."""
-        return self.stack([self.for_user(user_id, live).sequences for user_id, live in timelines])
+    def for_users(
+        self, timelines: Sequence[tuple[str, Sequence[EventRecord], Sequence[EventRecord]]]
+    ) -> Sequences:
+        """Several users' timelines (user id, that user's live events, their followees') as
+        one ``Sequences``, one row each in order (row ``k``'s ``users`` entry is the internal
+        user id)."""
+        return self.stack([self.for_user(*timeline).sequences for timeline in timelines])
 
     def stack(self, rows: Sequence[Sequences]) -> Sequences:
         """Single-row timelines (``Timeline.sequences``) as one ``Sequences``, in order."""
@@ -137,15 +165,40 @@ class LiveTimelines:
 
     def for_events(self, events: Sequence[EventRecord]) -> Timeline:
         """A timeline made only of ``events`` (a request's own timeline)."""
-        return self._merge(None, events, 0)
+        return self._merge(None, events, 0, [])
 
     def readable(self, live: Sequence[EventRecord]) -> list[EventRecord]:
         """The events of ``live`` the model reads (searches and known items), in order."""
         return [e for e in live if e.item_id is None or e.item_id in self.items]
 
-    def _merge(self, base: Sequences | None, live: Sequence[EventRecord], user: int) -> Timeline:
+    def _followee_events(self, user: int, events: Sequence[EventRecord]) -> list[EventRecord]:
+        """Those of ``events`` that ``user``'s timeline reads as followee events."""
+        since = dict(self.followees.get(user, []))
+        return [
+            e
+            for e in self.readable(events)
+            if e.action in self.followee_actions
+            and e.user_id in since
+            and ((start := since[e.user_id]) is None or e.timestamp >= start)
+        ]
+
+    def _merge(
+        self,
+        base: Sequences | None,
+        live: Sequence[EventRecord],
+        user: int,
+        theirs: list[EventRecord],
+    ) -> Timeline:
         known = self.readable(live)
-        arrays = self._code(known)
+        arrays = self._code(known + theirs)
+        if self.followee_actions:  # the followees' events as in data.feed: context only
+            who = np.array([0] * len(known) + [self.users.get(e.user_id, 0) for e in theirs])
+            followee = who > 0
+            arrays[FOLLOWEE] = who.astype(np.int64)
+            arrays["sources"] = np.where(followee, self.followee_source, arrays["sources"])
+            for name in ("devices", "locations"):
+                arrays[name] = np.where(followee, 0, arrays[name])
+            arrays["values"] = np.where(followee, np.nan, arrays["values"]).astype(np.float32)
         if base is not None:
             old = base.per_event()
             arrays = {k: np.concatenate([old[k], v]) for k, v in arrays.items()}
@@ -158,7 +211,7 @@ class LiveTimelines:
                 self.n_items,
             ),
             known_user=user > 0,
-            live=tuple(known),
+            live=tuple(known + theirs),
             ignored_events=len(live) - len(known),
         )
 

@@ -1,0 +1,215 @@
+"""Followees' activity in a user's timeline: the social feed as context events.
+
+With ``SplitConfig.followee_actions`` (for example ``("share",)``), every event of those
+actions by a user U joins the timeline of each follower of U, from the time the follower
+follows U where ``follows.since`` is known, as a *followee event*:
+
+* the item, action, time and query words of U's event;
+* ``source`` = :func:`followee_source`, one past the data set's own source codes, so the
+  model's source embedding tells a followee's event from the user's own;
+* no device, location or value (they are U's, not the follower's);
+* ``event_id`` = U's event (an explanation points at the very share);
+* ``extra["followee"]`` = U (0 for the user's own events).
+
+Followee events are context (:meth:`behaviorlm.schema.Sequences.is_followee_event`): inputs
+of the model, never prediction targets (:func:`behaviorlm.models.batch.build_training_batch`)
+and never items the user has "seen" (:func:`behaviorlm.recommend.recommend`). A timeline
+takes the followee events before the time it is cut at (:func:`merge_feed`), so nothing after
+a prediction target gets in.
+
+Examples
+--------
+>>> from behaviorlm.data.preprocess import preprocess
+>>> from behaviorlm.data.synthetic import simulate
+>>> ds = preprocess(simulate(50, seed=1))
+>>> feed = followee_feed(ds, ["share"])
+>>> len(feed) == ds.n_users, bool((feed.sources == followee_source(ds)).all())
+(True, True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+import polars as pl
+
+from behaviorlm.data.dataset import Dataset
+from behaviorlm.schema import FOLLOWEE, EvalSet, Int, Sequences, Split, ragged_index
+
+
+def followee_source(ds: Dataset) -> int:
+    """Source code of followee events: one past the data set's source vocabulary.
+
+    Examples
+    --------
+    >>> from behaviorlm.data.preprocess import preprocess
+    >>> from behaviorlm.data.synthetic import simulate
+    >>> followee_source(preprocess(simulate(20, seed=0)))  # after "self" and "social"
+    3
+    """
+    return len(ds.vocab["source"]) + 1
+
+
+def followee_feed(ds: Dataset, actions: Sequence[str]) -> Sequences:
+    """Per user (row ``u - 1`` is user ``u``, as :meth:`Dataset.sequences`), in time order:
+    the events of ``actions`` by the users they follow.
+
+    Like every feature group, the feed is used where the data has it: rows stay empty for an
+    action the data set does not have, without a follow graph, and without real times (the
+    order of a followee's events says nothing about the follower's).
+    """
+    vocab = list(ds.vocab["action"])
+    usable = ds.follows.height > 0 and bool(ds.meta.get("has_time", True))
+    codes = [vocab.index(a) + 1 for a in actions if a in vocab] if usable else []
+    ev = (
+        ds.events.select("user", "item", "action", "timestamp")
+        .with_row_index("event_id")
+        .filter(pl.col("action").is_in(codes))
+    )
+    joined = (
+        ds.follows.join(ev, left_on="followee", right_on="user")
+        .filter(pl.col("since").is_null() | (pl.col("timestamp") >= pl.col("since")))
+        .sort("follower", "timestamp", "event_id")
+    )
+
+    def col(name: str) -> Int:
+        return joined[name].fill_null(0).to_numpy().astype(np.int64, copy=False)
+
+    follower, event_ids = col("follower"), col("event_id")
+    counts = np.bincount(follower, minlength=ds.n_users + 1)[1:]
+    offsets = np.zeros(ds.n_users + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    n = len(event_ids)
+    zeros = np.zeros(n, dtype=np.int64)
+    return Sequences(
+        offsets=offsets,
+        users=np.arange(1, ds.n_users + 1, dtype=np.int64),
+        items=col("item"),
+        actions=col("action"),
+        timestamps=col("timestamp"),
+        event_ids=event_ids,
+        values=np.full(n, np.nan, dtype=np.float32),
+        devices=zeros,
+        locations=zeros,
+        sources=np.full(n, followee_source(ds), dtype=np.int64),
+        n_items=ds.n_items,
+        extra={"query_words": ds.query_words()[event_ids], FOLLOWEE: col("followee")},
+    )
+
+
+def merge_feed(
+    seqs: Sequences, feed: Sequences, until: Int | None = None, inclusive: bool = False
+) -> Sequences:
+    """Rows of ``seqs`` with their users' followee events from ``feed`` merged in by time.
+
+    Parameters
+    ----------
+    seqs : Sequences
+        Timelines of the users' own events (any rows, repeats allowed).
+    feed : Sequences
+        :func:`followee_feed`: row ``u - 1`` holds user ``u``'s followee events.
+    until : (R,) int64, optional
+        Per row of ``seqs``, the time the timeline is cut at: followee events before it join
+        (at or before it with ``inclusive``); None: all of them.
+    inclusive : bool
+        Whether a followee event at exactly ``until`` joins.
+
+    Returns
+    -------
+    Sequences
+        The same rows; a followee event comes before the user's own events of the same time.
+        ``extra`` holds :data:`FOLLOWEE` (0 for own events) and every key of both inputs.
+
+    Examples
+    --------
+    >>> one = np.array([1])  # user 1, row 0 of the feed
+    >>> own = replace(Sequences.from_lists([[1, 2]], n_items=9), users=one)  # times 0 and 1
+    >>> feed = replace(Sequences.from_lists([[7, 8, 9]], n_items=9), users=one,
+    ...                timestamps=np.array([0, 1, 5]), extra={FOLLOWEE: np.array([4, 4, 4])})
+    >>> merged = merge_feed(own, feed, until=np.array([1]), inclusive=True)
+    >>> merged.items.tolist(), merged.extra[FOLLOWEE].tolist()
+    ([7, 1, 8, 2], [4, 0, 4, 0])
+    """
+    rows = seqs.users - 1
+    if len(rows) and (rows.min() < 0 or rows.max() >= len(feed)):
+        raise ValueError(f"user ids must lie in 1..{len(feed)}, the rows of the feed")
+    index_rows, index = ragged_index(feed.offsets[rows], feed.lengths[rows])
+    row = np.repeat(np.arange(len(seqs), dtype=np.int64), np.diff(index_rows))
+    if until is not None:
+        cut = np.asarray(until, dtype=np.int64)[row]
+        ts = feed.timestamps[index]
+        keep = ts <= cut if inclusive else ts < cut
+        index, row = index[keep], row[keep]
+    own_row = seqs.row_of_event
+    n_own, n_feed = len(seqs.items), len(index)
+    all_rows = np.concatenate([own_row, row])
+    times = np.concatenate([seqs.timestamps, feed.timestamps[index]])
+    is_own = np.concatenate([np.ones(n_own, dtype=np.int64), np.zeros(n_feed, dtype=np.int64)])
+    order = np.lexsort((np.arange(n_own + n_feed), is_own, times, all_rows))
+    mine, theirs = seqs.per_event(), feed.per_event()
+    mine.setdefault(FOLLOWEE, np.zeros(n_own, dtype=np.int64))
+    merged: dict[str, np.ndarray] = {}
+    for name in mine.keys() | theirs.keys():
+        a = mine.get(name)
+        b = theirs.get(name)
+        if a is None:
+            assert b is not None
+            a = np.zeros((n_own, *b.shape[1:]), dtype=b.dtype)
+        b = np.zeros((0, *a.shape[1:]), dtype=a.dtype) if b is None else b[index]
+        merged[name] = np.concatenate([a, b.astype(a.dtype, copy=False)])[order]
+    counts = np.bincount(all_rows, minlength=len(seqs))
+    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    extra_keys = seqs.extra.keys() | feed.extra.keys() | {FOLLOWEE}
+    extra = {k: merged.pop(k) for k in extra_keys}
+    return replace(seqs, offsets=offsets, extra=extra, **merged)  # type: ignore[arg-type]
+
+
+def split_with_feed(ds: Dataset, split: Split, actions: Sequence[str]) -> Split:
+    """``split`` with followee events of ``actions`` in every timeline, none after its cut.
+
+    Training rows take those up to their last own event (later ones precede no target);
+    evaluation histories those strictly before the row's first target. ``info`` counts them.
+
+    Examples
+    --------
+    >>> from behaviorlm.data.preprocess import preprocess
+    >>> from behaviorlm.data.split import leave_one_out
+    >>> from behaviorlm.data.synthetic import simulate
+    >>> ds = preprocess(simulate(50, seed=1))
+    >>> split = split_with_feed(ds, leave_one_out(ds), ["share"])
+    >>> split.info["followee_events"]["train"] > 0
+    True
+    """
+    feed = followee_feed(ds, actions)
+    times = ds.events["timestamp"].to_numpy().astype(np.int64)
+    train = split.train
+    last = np.full(len(train), np.iinfo(np.int64).min, dtype=np.int64)
+    has = train.lengths > 0
+    last[has] = train.timestamps[train.offsets[1:][has] - 1]
+
+    def cut(evalset: EvalSet) -> EvalSet:
+        rows = np.repeat(np.arange(len(evalset), dtype=np.int64), np.diff(evalset.target_offsets))
+        first = np.full(len(evalset), np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(first, rows, times[evalset.target_event_ids])
+        return replace(evalset, histories=merge_feed(evalset.histories, feed, first))
+
+    out = replace(
+        split,
+        train=merge_feed(train, feed, last, inclusive=True),
+        valid=cut(split.valid),
+        test=cut(split.test),
+    )
+    counts = {
+        name: int(s.is_followee_event().sum())
+        for name, s in (
+            ("train", out.train),
+            ("valid", out.valid.histories),
+            ("test", out.test.histories),
+        )
+    }
+    return replace(
+        out, info={**split.info, "followee_actions": list(actions), "followee_events": counts}
+    )

@@ -1,0 +1,233 @@
+"""Followees' activity in the timeline (``split.followee_actions``): data, split, training, use."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+import behaviorlm as blm
+from behaviorlm.data.feed import followee_feed, followee_source, merge_feed, split_with_feed
+from behaviorlm.data.preprocess import preprocess
+from behaviorlm.data.raw import RawData
+from behaviorlm.data.split import leave_one_out
+from behaviorlm.explain import explain
+from behaviorlm.explain.groups import event_kinds
+from behaviorlm.models.batch import FeatureSizes, build_training_batch
+from behaviorlm.schema import FOLLOWEE, Sequences
+
+
+def shop() -> blm.Dataset:
+    """a shares i1 at 10 and i2 at 30; b follows a since 20, c follows a (no date); a follows b.
+
+    b: views at 5, 25, 35, 40, 50; c: views at 1, 2, 60, 70; a: views at 3, 4, 55.
+    """
+    rows = [
+        ("a", "i1", 10, "share"),
+        ("a", "i2", 30, "share"),
+        ("a", "i3", 3, "view"),
+        ("a", "i4", 4, "view"),
+        ("a", "i5", 55, "view"),
+        ("b", "i5", 5, "view"),
+        ("b", "i6", 25, "view"),
+        ("b", "i7", 35, "view"),
+        ("b", "i8", 40, "view"),
+        ("b", "i9", 50, "share"),
+        ("c", "i3", 1, "view"),
+        ("c", "i4", 2, "view"),
+        ("c", "i6", 60, "view"),
+        ("c", "i7", 70, "view"),
+    ]
+    events = pl.DataFrame(
+        {
+            "user_id": [r[0] for r in rows],
+            "item_id": [r[1] for r in rows],
+            "timestamp": [r[2] for r in rows],
+            "action": [r[3] for r in rows],
+        }
+    )
+    follows = pl.DataFrame(
+        {"follower_id": ["b", "c", "a"], "followee_id": ["a", "a", "b"], "since": [20, None, 0]}
+    )
+    return preprocess(RawData(events=events, follows=follows))
+
+
+def user(ds: blm.Dataset, name: str) -> int:
+    return int(ds.user_index([name])[0])
+
+
+def items_of(ds: blm.Dataset, seqs: Sequences) -> list[str]:
+    ids = ds.items["item_id"].to_list()
+    return [ids[i - 1] for i in seqs.items]
+
+
+def test_feed_holds_followees_events_of_the_actions_since_the_follow() -> None:
+    ds = shop()
+    feed = followee_feed(ds, ["share"])
+    b, c, a = user(ds, "b"), user(ds, "c"), user(ds, "a")
+    assert items_of(ds, feed.row(b - 1)) == ["i2"]  # i1 (at 10) came before b followed a (20)
+    assert items_of(ds, feed.row(c - 1)) == ["i1", "i2"]
+    assert items_of(ds, feed.row(a - 1)) == ["i9"]
+    row = feed.row(c - 1)
+    assert row.timestamps.tolist() == [10, 30]
+    assert (row.sources == followee_source(ds)).all()
+    assert (row.devices == 0).all()
+    assert (row.locations == 0).all()
+    assert row.extra[FOLLOWEE].tolist() == [a, a]
+    # event ids are a's very events in the data set's event table
+    assert (ds.events["user"].to_numpy()[row.event_ids] == a).all()
+    assert items_of(ds, followee_feed(ds, ["view"]).row(a - 1)) == ["i5", "i6", "i7", "i8"]
+
+
+def test_no_feed_where_the_data_has_none() -> None:
+    ds = shop()
+    assert len(followee_feed(ds, ["purchase"]).items) == 0  # an action the data lacks
+    alone = preprocess(RawData(events=_events_of(ds)))
+    assert len(followee_feed(alone, ["share"]).items) == 0  # no follow graph
+
+
+def _events_of(ds: blm.Dataset) -> pl.DataFrame:
+    users = ds.users["user_id"].to_list()
+    items = ds.items["item_id"].to_list()
+    ev = ds.events
+    return pl.DataFrame(
+        {
+            "user_id": [users[u - 1] for u in ev["user"]],
+            "item_id": [items[i - 1] for i in ev["item"]],
+            "timestamp": ev["timestamp"],
+        }
+    )
+
+
+def test_merge_orders_by_time_cuts_and_keeps_extras() -> None:
+    ds = shop()
+    feed = followee_feed(ds, ["share"])
+    seqs = ds.sequences()
+    c = user(ds, "c")
+    rows = np.array([c - 1, c - 1])
+    merged = merge_feed(seqs.select(rows), feed, until=np.array([30, 30]), inclusive=True)
+    assert items_of(ds, merged.row(0)) == ["i3", "i4", "i1", "i2", "i6", "i7"]
+    assert merged.extra[FOLLOWEE][: merged.lengths[0]].tolist() == [0, 0, 1, 1, 0, 0]
+    assert merged.extra["query_words"].shape[0] == len(merged.items)
+    cut = merge_feed(seqs.select(rows), feed, until=np.array([30, 5]))
+    assert items_of(ds, cut.row(0)) == ["i3", "i4", "i1", "i6", "i7"]  # before 30 only
+    assert items_of(ds, cut.row(1)) == ["i3", "i4", "i6", "i7"]
+    # the users' own events are exactly the input, in order
+    own = merged.take_events(~merged.is_followee_event())
+    assert own.items.tolist() == seqs.select(rows).items.tolist()
+
+
+def test_split_takes_no_followee_event_from_after_a_target() -> None:
+    ds = blm.preprocess(blm.simulate(200, seed=3))
+    plain = leave_one_out(ds)
+    split = split_with_feed(ds, plain, ["share", "like"])
+    times = ds.events["timestamp"].to_numpy()
+    for part, base in ((split.valid, plain.valid), (split.test, plain.test)):
+        h = part.histories
+        theirs = h.is_followee_event()
+        assert theirs.any()
+        target_time = times[part.target_event_ids][h.row_of_event]
+        assert (h.timestamps[theirs] < target_time[theirs]).all()
+        own = h.take_events(~theirs)
+        assert own.event_ids.tolist() == base.histories.event_ids.tolist()
+    train = split.train
+    theirs = train.is_followee_event()
+    last = plain.train.timestamps[np.maximum(plain.train.offsets[1:] - 1, 0)]
+    assert (train.timestamps[theirs] <= last[train.row_of_event[theirs]]).all()
+    assert split.info["followee_events"]["train"] == int(theirs.sum())
+
+
+def test_followee_events_are_never_training_targets() -> None:
+    ds = shop()
+    split = split_with_feed(ds, leave_one_out(ds), ["share"])
+    train = split.train
+    sizes = FeatureSizes.of(train)
+    _, items, actions = build_training_batch(train, 50, sizes)
+    targets = sorted(int(i) for i in items[items > 0])
+    theirs = train.is_followee_event()
+    own_targets = sorted(  # every own event after a row's first event, and nothing else
+        int(train.items[e])
+        for e in range(len(train.items))
+        if not theirs[e] and e != train.offsets[train.row_of_event[e]]
+    )
+    assert theirs.any()
+    assert targets == own_targets
+    assert int((actions > 0).sum()) == len(own_targets)
+
+
+def test_trained_model_reads_the_feed_everywhere() -> None:
+    ds = blm.preprocess(blm.simulate(120, seed=0))
+    art = blm.train(
+        ds,
+        "sasrec",
+        overrides=[
+            'split.followee_actions=["share"]',
+            "model.dim=16",
+            "train.epochs=1",
+            "train.time_budget_s=0",
+            "train.schedule=epochs",
+        ],
+        progress=False,
+    )
+    assert art.followee_actions == ("share",)
+    timelines = art.timelines()
+    theirs = timelines.is_followee_event()
+    assert theirs.any()
+    assert (timelines.sources[theirs] == followee_source(ds)).all()
+    # a user whose last event is a followee's share: the shared item is still recommended
+    rows = np.flatnonzero(theirs[timelines.offsets[1:][timelines.lengths > 0] - 1])
+    row = timelines.select(np.flatnonzero(timelines.lengths > 0)[rows[:1]])
+    shared = int(row.items[-1])
+    own = set(row.items[~row.is_followee_event()].tolist())
+    top = blm.recommend(art.model, row, k=ds.n_items).items[0]
+    assert (shared in own) or (shared in top.tolist())
+    # explanations name followee events as social
+    e = explain(art.model, row, None, "occlusion")
+    kinds = event_kinds(row, np.arange(len(row.items)))
+    assert [ev.kind for ev in e.events] == [kinds[ev.index] for ev in e.events]
+    assert "social" in kinds
+    # evaluation rebuilds the same split, feed included
+    assert 0.0 <= blm.evaluate_artifact(art, ks=(10,)).metrics["NDCG"][10] <= 1.0
+
+
+def test_a_model_without_the_feed_reads_own_events_only() -> None:
+    ds = blm.preprocess(blm.simulate(60, seed=0))
+    art = blm.train(ds, "mlp", overrides=["train.epochs=1", "model.hidden=8"], progress=False)
+    assert art.followee_actions == ()
+    assert not art.timelines().is_followee_event().any()
+
+
+@pytest.mark.parametrize("actions", [["share"], []])
+def test_split_config_round_trips(actions: list[str]) -> None:
+    from behaviorlm.config import from_dict
+    from behaviorlm.data.protocol import SplitConfig, make_split
+
+    ds = shop()
+    config = from_dict(SplitConfig, {"followee_actions": actions})
+    split = make_split(ds, config)
+    assert split.train.is_followee_event().any() == bool(actions)
+
+
+def test_social_ablation_deletes_the_followee_events() -> None:
+    import torch
+
+    from behaviorlm.explain.components import edited_components
+    from behaviorlm.explain.groups import ablate_groups
+    from behaviorlm.explain.target import Target, target_scores
+    from behaviorlm.models.sasrec import SASRec, SASRecConfig
+
+    ds = blm.preprocess(blm.simulate(80, seed=2))
+    split = split_with_feed(ds, leave_one_out(ds), ["share"])
+    model = SASRec(SASRecConfig(dim=8, heads=2, layers=1))
+    model.setup(split.train, seed=0)
+    module = model.module.eval()
+    h = split.test.histories
+    row = h.select(np.array([int(np.argmax(np.bincount(h.row_of_event[h.is_followee_event()])))]))
+    target = Target.item(int(split.test.targets[0]))
+    ablated = ablate_groups(model, row, target)
+    with torch.no_grad():
+        full, _ = target_scores(module, model.batch(row), target)
+        with edited_components(module, ["social"], 1, lambda _, out: out * 0.0):
+            own = row.take_events(~row.is_followee_event())
+            without, _ = target_scores(module, model.batch(own), target)
+    assert ablated["social"][0] == pytest.approx(float(full[0] - without[0]), abs=1e-5)

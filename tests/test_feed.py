@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import polars as pl
 import pytest
+import torch
 
 import behaviorlm as blm
+from behaviorlm.config import from_dict
 from behaviorlm.data.feed import followee_feed, followee_source, merge_feed, split_with_feed
 from behaviorlm.data.preprocess import preprocess
+from behaviorlm.data.protocol import SplitConfig, make_split
 from behaviorlm.data.raw import RawData
 from behaviorlm.data.split import leave_one_out
 from behaviorlm.explain import explain
-from behaviorlm.explain.groups import event_kinds
+from behaviorlm.explain.components import edited_components
+from behaviorlm.explain.groups import ablate_groups, event_kinds
+from behaviorlm.explain.target import Target, target_scores
 from behaviorlm.models.batch import FeatureSizes, build_training_batch
+from behaviorlm.models.sasrec import SASRec, SASRecConfig
 from behaviorlm.schema import FOLLOWEE, Sequences
 
 
@@ -199,8 +207,6 @@ def test_a_model_without_the_feed_reads_own_events_only() -> None:
 
 @pytest.mark.parametrize("actions", [["share"], []])
 def test_split_config_round_trips(actions: list[str]) -> None:
-    from behaviorlm.config import from_dict
-    from behaviorlm.data.protocol import SplitConfig, make_split
 
     ds = shop()
     config = from_dict(SplitConfig, {"followee_actions": actions})
@@ -209,12 +215,6 @@ def test_split_config_round_trips(actions: list[str]) -> None:
 
 
 def test_social_ablation_deletes_the_followee_events() -> None:
-    import torch
-
-    from behaviorlm.explain.components import edited_components
-    from behaviorlm.explain.groups import ablate_groups
-    from behaviorlm.explain.target import Target, target_scores
-    from behaviorlm.models.sasrec import SASRec, SASRecConfig
 
     ds = blm.preprocess(blm.simulate(80, seed=2))
     split = split_with_feed(ds, leave_one_out(ds), ["share"])
@@ -231,3 +231,24 @@ def test_social_ablation_deletes_the_followee_events() -> None:
             own = row.take_events(~row.is_followee_event())
             without, _ = target_scores(module, model.batch(own), target)
     assert ablated["social"][0] == pytest.approx(float(full[0] - without[0]), abs=1e-5)
+
+
+def test_history_ablation_keeps_the_followees_items() -> None:
+
+    ds = blm.preprocess(blm.simulate(80, seed=2))
+    split = split_with_feed(ds, leave_one_out(ds), ["share"])
+    model = SASRec(SASRecConfig(dim=8, heads=2, layers=1))
+    model.setup(split.train, seed=0)
+    module = model.module.eval()
+    h = split.test.histories
+    row = h.select(np.array([int(np.argmax(np.bincount(h.row_of_event[h.is_followee_event()])))]))
+    target = Target.item(int(split.test.targets[0]))
+    theirs = row.is_followee_event()
+    # item 0 is the padding embedding: the same as zeroing the item component of own events
+
+    own_items_gone = replace(row, items=np.where(theirs, row.items, 0))
+    with torch.no_grad():
+        full, _ = target_scores(module, model.batch(row), target)
+        without, _ = target_scores(module, model.batch(own_items_gone), target)
+    ablated = ablate_groups(model, row, target)
+    assert ablated["history"][0] == pytest.approx(float(full[0] - without[0]), abs=1e-5)

@@ -155,7 +155,11 @@ class Artifact:
     def timelines(self) -> Sequences:
         """Every user's full timeline as the model reads it (row ``u - 1`` is user ``u``): the
         user's own events, with the followee events of :attr:`followee_actions` merged in when
-        the model was trained with them (:mod:`behaviorlm.data.feed`)."""
+        the model was trained with them (:mod:`behaviorlm.data.feed`). Built once."""
+        return self._timelines
+
+    @cached_property
+    def _timelines(self) -> Sequences:
         seqs = self.dataset.sequences()
         if not self.followee_actions:
             return seqs

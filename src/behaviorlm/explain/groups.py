@@ -4,7 +4,8 @@ Removing a group sets its embedding component to zero in every token (for exampl
 device, no social source, no query words); ``full - without_group`` is that group's
 influence. All groups are ablated at once, one batch row each, in a single forward pass. A
 timeline with followees' events (``behaviorlm.data.feed``) holds more social activity than
-the source component: removing "social" there also deletes those events (one more pass).
+the source component: removing "social" there also deletes those events (one more pass), and
+removing "history" zeroes the items of the user's own events only.
 Which component each group is: :data:`behaviorlm.explain.components.TABLES` ("history" is
 the item embedding, "time" the time-gap embedding; HSTU's relative time bias stays).
 
@@ -47,9 +48,15 @@ def ablate_groups(
     rows = len(groups) + 1  # row 0: nothing removed; row k: group k - 1 removed
     keep = torch.ones(rows, len(groups))
     keep[torch.arange(1, rows), torch.arange(len(groups))] = 0.0
+    theirs = history.is_followee_event()
+    # the batch's columns (the last events): a followee's item is social, not the user's history
+    followee_cols = torch.from_numpy(theirs[len(theirs) - one.shape[1] :]).view(1, -1, 1)
 
     def drop(group: str, output: torch.Tensor) -> torch.Tensor:
-        return output * keep[:, groups.index(group)].view(-1, 1, 1)
+        factor = keep[:, groups.index(group)].view(-1, 1, 1)
+        if group == "history" and theirs.any() and output.shape[1] == followee_cols.shape[1]:
+            factor = torch.where(followee_cols, torch.ones(()), factor)
+        return output * factor
 
     with torch.no_grad(), edited_components(module, groups, rows, drop):
         logit, prob = target_scores(module, repeat_rows(one, rows), target)
@@ -57,7 +64,6 @@ def ablate_groups(
         g: (float(logit[0] - logit[k + 1]), float(prob[0] - prob[k + 1]))
         for k, g in enumerate(groups)
     }
-    theirs = history.is_followee_event()
     if theirs.any():  # social activity also means the followees' events: delete them too
         social = [g for g in groups if g == "social"]
 

@@ -21,6 +21,7 @@ from behaviorlm.explain.components import edited_components
 from behaviorlm.explain.groups import ablate_groups, event_kinds
 from behaviorlm.explain.target import Target, target_scores
 from behaviorlm.models.batch import FeatureSizes, build_training_batch
+from behaviorlm.models.neural import FeatureConfig
 from behaviorlm.models.sasrec import SASRec, SASRecConfig
 from behaviorlm.schema import FOLLOWEE, Sequences
 
@@ -252,3 +253,20 @@ def test_history_ablation_keeps_the_followees_items() -> None:
         without, _ = target_scores(module, model.batch(own_items_gone), target)
     ablated = ablate_groups(model, row, target)
     assert ablated["history"][0] == pytest.approx(float(full[0] - without[0]), abs=1e-5)
+
+
+def test_integrated_gradients_count_followee_events_as_social() -> None:
+    ds = blm.preprocess(blm.simulate(80, seed=2))
+    split = split_with_feed(ds, leave_one_out(ds), ["share"])
+    model = SASRec(SASRecConfig(dim=8, heads=2, layers=1, features=FeatureConfig(social=False)))
+    model.setup(split.train, seed=0)
+    h = split.test.histories
+    row = h.select(np.array([int(np.argmax(np.bincount(h.row_of_event[h.is_followee_event()])))]))
+    e = explain(model, row, None, "ig", steps=8)
+    groups = {g.group: g for g in e.groups}
+    theirs = row.is_followee_event()
+    followee_total = sum(ev.logit or 0.0 for ev in e.events if theirs[ev.index])
+    # no source component here: social is exactly the followees' events, whole
+    assert groups["social"].attributed_logit == pytest.approx(followee_total, abs=1e-5)
+    by_groups = sum(g.attributed_logit or 0.0 for g in e.groups)
+    assert by_groups == pytest.approx(sum(ev.logit or 0.0 for ev in e.events), abs=1e-4)

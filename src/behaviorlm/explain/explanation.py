@@ -72,13 +72,33 @@ class EventInfluence:
     components: dict[str, float] = field(default_factory=dict)
 
 
+def group_sums(components: dict[str, np.ndarray], followee: np.ndarray) -> dict[str, float]:
+    """Per group, the attributions of its component summed over the user's own events; a
+    followee's event counts whole (every component) as social.
+
+    Examples
+    --------
+    >>> parts = {"history": np.array([1.0, 2.0]), "time": np.array([0.5, 0.25])}
+    >>> group_sums(parts, np.array([False, True]))
+    {'history': 1.0, 'time': 0.5, 'social': 2.25}
+    """
+    own = ~followee
+    sums = {g: float(a[own].sum()) for g, a in components.items()}
+    if followee.any():
+        theirs = sum(float(a[followee].sum()) for a in components.values())
+        sums["social"] = sums.get("social", 0.0) + theirs
+    return sums
+
+
 @dataclass(frozen=True)
 class GroupInfluence:
     """A feature group's influence, by ablation and by summed token attributions.
 
     ``ablation_*`` = full score minus the score with the group's component removed from
     every token; ``attributed_*`` = the method's token attributions summed by group (None
-    where the method attributes nothing to this group).
+    where the method attributes nothing to this group). Followees' events
+    (``behaviorlm.data.feed``) are social activity as a whole: their ablation deletes them,
+    and their attributions, every component, count as social.
     """
 
     group: str
@@ -242,10 +262,10 @@ def explain(
             )
             for k in range(len(events))
         )
+        theirs = history.is_followee_event()[events]
+        by_logit, by_prob = group_sums(ig.logit, theirs), group_sums(ig.probability, theirs)
         groups = tuple(
-            GroupInfluence(
-                g, a_logit, a_prob, float(ig.logit[g].sum()), float(ig.probability[g].sum())
-            )
+            GroupInfluence(g, a_logit, a_prob, by_logit.get(g), by_prob.get(g))
             for g, (a_logit, a_prob) in ablation.items()
         )
         return Explanation(

@@ -215,16 +215,25 @@ def test_split_config_round_trips(actions: list[str]) -> None:
     assert split.train.is_followee_event().any() == bool(actions)
 
 
-def test_social_ablation_deletes_the_followee_events() -> None:
-
+def untrained_with_feed(features: FeatureConfig | None = None) -> tuple[SASRec, Sequences]:
+    """An untrained SASRec over a small simulation with followees' shares, and the test
+    history with the most followee events."""
     ds = blm.preprocess(blm.simulate(80, seed=2))
     split = split_with_feed(ds, leave_one_out(ds), ["share"])
-    model = SASRec(SASRecConfig(dim=8, heads=2, layers=1))
+    model = SASRec(SASRecConfig(dim=8, heads=2, layers=1, features=features or FeatureConfig()))
     model.setup(split.train, seed=0)
-    module = model.module.eval()
+    model.module.eval()
     h = split.test.histories
-    row = h.select(np.array([int(np.argmax(np.bincount(h.row_of_event[h.is_followee_event()])))]))
-    target = Target.item(int(split.test.targets[0]))
+    most = int(np.argmax(np.bincount(h.row_of_event[h.is_followee_event()])))
+    return model, h.select(np.array([most]))
+
+
+TARGET = Target.item(3)
+
+
+def test_social_ablation_deletes_the_followee_events() -> None:
+    model, row = untrained_with_feed()
+    module, target = model.module, TARGET
     ablated = ablate_groups(model, row, target)
     with torch.no_grad():
         full, _ = target_scores(module, model.batch(row), target)
@@ -235,18 +244,10 @@ def test_social_ablation_deletes_the_followee_events() -> None:
 
 
 def test_history_ablation_keeps_the_followees_items() -> None:
-
-    ds = blm.preprocess(blm.simulate(80, seed=2))
-    split = split_with_feed(ds, leave_one_out(ds), ["share"])
-    model = SASRec(SASRecConfig(dim=8, heads=2, layers=1))
-    model.setup(split.train, seed=0)
-    module = model.module.eval()
-    h = split.test.histories
-    row = h.select(np.array([int(np.argmax(np.bincount(h.row_of_event[h.is_followee_event()])))]))
-    target = Target.item(int(split.test.targets[0]))
+    model, row = untrained_with_feed()
+    module, target = model.module, TARGET
     theirs = row.is_followee_event()
     # item 0 is the padding embedding: the same as zeroing the item component of own events
-
     own_items_gone = replace(row, items=np.where(theirs, row.items, 0))
     with torch.no_grad():
         full, _ = target_scores(module, model.batch(row), target)
@@ -256,12 +257,7 @@ def test_history_ablation_keeps_the_followees_items() -> None:
 
 
 def test_integrated_gradients_count_followee_events_as_social() -> None:
-    ds = blm.preprocess(blm.simulate(80, seed=2))
-    split = split_with_feed(ds, leave_one_out(ds), ["share"])
-    model = SASRec(SASRecConfig(dim=8, heads=2, layers=1, features=FeatureConfig(social=False)))
-    model.setup(split.train, seed=0)
-    h = split.test.histories
-    row = h.select(np.array([int(np.argmax(np.bincount(h.row_of_event[h.is_followee_event()])))]))
+    model, row = untrained_with_feed(FeatureConfig(social=False))
     e = explain(model, row, None, "ig", steps=8)
     groups = {g.group: g for g in e.groups}
     theirs = row.is_followee_event()

@@ -5,7 +5,7 @@ event store and its export."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +38,8 @@ def markov_dir(dataset: blm.Dataset, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture(scope="module")
-def sasrec_dir(dataset: blm.Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("sasrec")
-    overrides = [
-        "model.dim=16",
-        "model.layers=1",
-        "model.heads=2",
-        "model.max_len=20",
-        "train.epochs=2",
-        "train.threads=1",
-    ]
-    blm.train(dataset, "sasrec", overrides=overrides, out_dir=out, progress=False)
-    return out
+def sasrec_dir(dataset: blm.Dataset, train_tiny_sasrec: Callable[..., Path]) -> Path:
+    return train_tiny_sasrec(dataset)
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +26,8 @@ def dataset() -> blm.Dataset:
 
 
 @pytest.fixture(scope="module")
-def feed_dir(dataset: blm.Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("sasrec-feed")
-    overrides = [
-        'split.followee_actions=["share"]',
-        "model.dim=16",
-        "model.layers=1",
-        "model.max_len=20",
-        "train.epochs=2",
-        "train.threads=1",
-    ]
-    blm.train(dataset, "sasrec", overrides=overrides, out_dir=out, progress=False)
-    return out
+def feed_dir(dataset: blm.Dataset, train_tiny_sasrec: Callable[..., Path]) -> Path:
+    return train_tiny_sasrec(dataset, 'split.followee_actions=["share"]')
 
 
 @pytest.fixture

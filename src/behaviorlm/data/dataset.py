@@ -103,13 +103,34 @@ class Dataset:
 
     def sequences(self) -> Sequences:
         """All timelines as ragged arrays, one row per user (row ``u - 1`` is user ``u``)."""
-        ev = self.events
-        counts = np.bincount(ev["user"].to_numpy(), minlength=self.n_users + 1)[1:]
+        ids = np.arange(self.events.height, dtype=np.int64)
+        return self.timelines_of(self.events, "user", ids, self.query_words())
+
+    def timelines_of(
+        self, frame: pl.DataFrame, owner: str, event_ids: Int, query_words: Int
+    ) -> Sequences:
+        """One row per user of ``frame``'s events, which are sorted by ``owner`` (a column of
+        internal user ids) and time and have the event table's columns; row ``u - 1`` is user
+        ``u``. ``event_ids`` and ``query_words`` belong to the events (their rows in the event
+        table, :meth:`query_words` of those rows).
+
+        Examples
+        --------
+        >>> from behaviorlm.data.preprocess import preprocess
+        >>> from behaviorlm.data.synthetic import simulate
+        >>> ds = preprocess(simulate(20, seed=0))
+        >>> first = ds.events.filter(pl.col("user") == 1).head(2)
+        >>> ids = np.array([0, 1])
+        >>> rows = ds.timelines_of(first, "user", ids, ds.query_words()[ids])
+        >>> rows.lengths[:2].tolist(), rows.event_ids.tolist()
+        ([2, 0], [0, 1])
+        """
+        counts = np.bincount(frame[owner].to_numpy(), minlength=self.n_users + 1)[1:]
         offsets = np.zeros(self.n_users + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
 
         def col(name: str) -> Int:
-            return ev[name].fill_null(0).to_numpy().astype(np.int64, copy=False)
+            return frame[name].fill_null(0).to_numpy().astype(np.int64, copy=False)
 
         return Sequences(
             offsets=offsets,
@@ -117,13 +138,13 @@ class Dataset:
             items=col("item"),
             actions=col("action"),
             timestamps=col("timestamp"),
-            event_ids=np.arange(ev.height, dtype=np.int64),
-            values=ev["value"].fill_null(float("nan")).to_numpy().astype(np.float32, copy=False),
+            event_ids=event_ids,
+            values=frame["value"].fill_null(float("nan")).to_numpy().astype(np.float32, copy=False),
             devices=col("device"),
             locations=col("location"),
             sources=col("source"),
             n_items=self.n_items,
-            extra={"query_words": self.query_words()},
+            extra={"query_words": query_words},
         )
 
     def query_vocab(self) -> list[str]:

@@ -38,6 +38,9 @@ import polars as pl
 from behaviorlm.data.dataset import Dataset
 from behaviorlm.schema import FOLLOWEE, EvalSet, Int, Sequences, Split, ragged_index
 
+#: Column of an event's row in the event table while the feed is built.
+_ROW = "__row"
+
 
 def followee_source(ds: Dataset) -> int:
     """Source code of followee events: one past the data set's source vocabulary.
@@ -63,39 +66,23 @@ def followee_feed(ds: Dataset, actions: Sequence[str]) -> Sequences:
     vocab = list(ds.vocab["action"])
     usable = ds.follows.height > 0 and bool(ds.meta.get("has_time", True))
     codes = [vocab.index(a) + 1 for a in actions if a in vocab] if usable else []
-    ev = (
-        ds.events.select("user", "item", "action", "timestamp")
-        .with_row_index("event_id")
-        .filter(pl.col("action").is_in(codes))
-    )
+    ev = ds.events.with_row_index(_ROW).filter(pl.col("action").is_in(codes))
     joined = (
         ds.follows.join(ev, left_on="followee", right_on="user")
         .filter(pl.col("since").is_null() | (pl.col("timestamp") >= pl.col("since")))
-        .sort("follower", "timestamp", "event_id")
+        .sort("follower", "timestamp", _ROW)
     )
-
-    def col(name: str) -> Int:
-        return joined[name].fill_null(0).to_numpy().astype(np.int64, copy=False)
-
-    follower, event_ids = col("follower"), col("event_id")
-    counts = np.bincount(follower, minlength=ds.n_users + 1)[1:]
-    offsets = np.zeros(ds.n_users + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    n = len(event_ids)
+    ids = joined[_ROW].to_numpy().astype(np.int64)
+    rows = ds.timelines_of(joined, "follower", ids, ds.query_words()[ids])
+    n = len(rows.items)
     zeros = np.zeros(n, dtype=np.int64)
-    return Sequences(
-        offsets=offsets,
-        users=np.arange(1, ds.n_users + 1, dtype=np.int64),
-        items=col("item"),
-        actions=col("action"),
-        timestamps=col("timestamp"),
-        event_ids=event_ids,
+    return replace(  # the followee's context is not the follower's
+        rows,
         values=np.full(n, np.nan, dtype=np.float32),
         devices=zeros,
         locations=zeros,
         sources=np.full(n, followee_source(ds), dtype=np.int64),
-        n_items=ds.n_items,
-        extra={"query_words": ds.query_words()[event_ids], FOLLOWEE: col("followee")},
+        extra={**rows.extra, FOLLOWEE: joined["followee"].to_numpy().astype(np.int64)},
     )
 
 

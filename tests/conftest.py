@@ -1,0 +1,34 @@
+"""Fixtures shared by test modules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import behaviorlm as blm
+
+#: A SASRec small enough to train in a second or two.
+TINY_SASREC = (
+    "model.dim=16",
+    "model.layers=1",
+    "model.heads=2",
+    "model.max_len=20",
+    "train.epochs=2",
+    "train.threads=1",
+)
+
+
+@pytest.fixture(scope="session")
+def train_tiny_sasrec(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``train(dataset, *overrides)``: the folder of a tiny SASRec artifact trained on it."""
+
+    def train(dataset: blm.Dataset, *overrides: str) -> Path:
+        out = tmp_path_factory.mktemp("sasrec")
+        blm.train(
+            dataset, "sasrec", overrides=[*TINY_SASREC, *overrides], out_dir=out, progress=False
+        )
+        return out
+
+    return train

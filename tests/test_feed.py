@@ -16,7 +16,7 @@ from behaviorlm.data.preprocess import preprocess
 from behaviorlm.data.protocol import SplitConfig, make_split
 from behaviorlm.data.raw import RawData
 from behaviorlm.data.split import leave_one_out
-from behaviorlm.explain import explain
+from behaviorlm.explain import explain, labelled_explanation
 from behaviorlm.explain.components import edited_components
 from behaviorlm.explain.groups import ablate_groups, event_kinds
 from behaviorlm.explain.target import Target, target_scores
@@ -195,6 +195,12 @@ def test_trained_model_reads_the_feed_everywhere() -> None:
     kinds = event_kinds(row, np.arange(len(row.items)))
     assert [ev.kind for ev in e.events] == [kinds[ev.index] for ev in e.events]
     assert "social" in kinds
+    who = row.extra[FOLLOWEE]
+    assert [ev.followee for ev in e.events] == [int(who[ev.index]) for ev in e.events]
+    labelled = labelled_explanation(art, e)["events"][-1]  # the last event is a followee's
+    users = ds.users["user_id"].to_list()
+    assert labelled["followee_id"] == users[int(who[-1]) - 1]
+    assert labelled["kind"] == "social"
     # evaluation rebuilds the same split, feed included
     assert 0.0 <= blm.evaluate_artifact(art, ks=(10,)).metrics["NDCG"][10] <= 1.0
 

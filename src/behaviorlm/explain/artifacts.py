@@ -201,12 +201,14 @@ def labelled_explanation(artifact: Artifact, explanation: Explanation) -> dict[s
     actions = ds.vocab.get("action", [])
     labels = _items(artifact, [e.item for e in explanation.events])
     queries = ds.events["query"] if "query" in ds.events.columns else None
+    users = ds.users["user_id"].cast(str)
     for row, event, label in zip(out["events"], explanation.events, labels, strict=True):
         row["item_id"] = label.get("item_id")
         row["title"] = label.get("title")
         row["action_name"] = actions[event.action - 1] if 0 < event.action <= len(actions) else ""
         valid = queries is not None and 0 <= event.event_id < len(queries)
         row["query"] = queries[event.event_id] if valid and queries is not None else None
+        row["followee_id"] = users[event.followee - 1] if event.followee > 0 else None
     target = explanation.target
     if target.kind == "item":
         label = _items(artifact, [target.id])[0]

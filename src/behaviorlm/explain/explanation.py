@@ -32,7 +32,7 @@ from behaviorlm.explain.groups import SOCIAL_SOURCE, ablate_groups, event_kinds
 from behaviorlm.explain.occlusion import occlusion
 from behaviorlm.explain.target import Target, neural, resolve_target, single_row, window
 from behaviorlm.models.base import Recommender
-from behaviorlm.schema import Sequences
+from behaviorlm.schema import FOLLOWEE, Sequences
 
 METHODS = ("occlusion", "integrated_gradients", "attention")
 ALIASES = {"ig": "integrated_gradients"}
@@ -58,6 +58,9 @@ class EventInfluence:
         Attention weight (attention method only).
     components : dict
         Integrated gradients only: the logit attribution split by feature group.
+    followee : int
+        Internal id of the followed user whose event this is (``behaviorlm.data.feed``);
+        0 for the user's own event.
     """
 
     index: int
@@ -70,6 +73,7 @@ class EventInfluence:
     probability: float | None = None
     attention: float | None = None
     components: dict[str, float] = field(default_factory=dict)
+    followee: int = 0
 
 
 def group_sums(components: dict[str, np.ndarray], followee: np.ndarray) -> dict[str, float]:
@@ -213,6 +217,7 @@ def explain(
     events = window(net, history)
     kinds = event_kinds(history, events, social_source)
     ablation = ablate_groups(net, history, chosen)
+    who = history.extra.get(FOLLOWEE, np.zeros(len(history.items), dtype=np.int64))
 
     def event(k: int, **values: Any) -> EventInfluence:
         i = int(events[k])
@@ -223,6 +228,7 @@ def explain(
             action=int(history.actions[i]),
             timestamp=int(history.timestamps[i]),
             kind=kinds[k],
+            followee=int(who[i]),
             **values,
         )
 

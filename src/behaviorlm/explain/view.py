@@ -66,7 +66,14 @@ def print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:
         cells = [
             str(e["index"]),
             _when(e["timestamp"]),
-            e["action_name"] + (" (social)" if e["kind"] == "social" else ""),
+            e["action_name"]
+            + (
+                f" by {e['followee_id']}"
+                if e.get("followee_id")
+                else " (social)"
+                if e["kind"] == "social"
+                else ""
+            ),
             str(e["item_id"] or ""),
             str(e["title"] or (f"search: {e['query']}" if e.get("query") else "")),
             _bar(e[key], scale),

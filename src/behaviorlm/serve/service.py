@@ -162,8 +162,10 @@ class Service:
         self.store = store
         self.metrics = metrics or Metrics()
         self.timelines = LiveTimelines(self.artifact)
-        self.popularity = Pop(PopConfig()).fit(self.timelines.training)
-        self.similarity = ItemSimilarity(self.artifact.model, self.timelines.training)
+        training = self.timelines.training  # the users' own events: a share counts once
+        own = training.take_events(~training.is_followee_event())
+        self.popularity = Pop(PopConfig()).fit(own)
+        self.similarity = ItemSimilarity(self.artifact.model, own)
         self.metrics.model.labels(model=self.model_name, version=self.model_version).set(1)
         self.model_lock = threading.Lock()
         self._exposure: dict[str, Exposure | None] = {}

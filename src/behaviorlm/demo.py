@@ -12,6 +12,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 from rich.table import Table
 
 from behaviorlm.artifact import Artifact
@@ -24,6 +25,7 @@ from behaviorlm.explain import explain_user, labelled_explanation
 from behaviorlm.explain.view import print_explanation
 from behaviorlm.progress import console, step
 from behaviorlm.recommend import recommend
+from behaviorlm.schema import FOLLOWEE
 from behaviorlm.train import train
 
 #: Training budget of the sequence model in the demo (seconds).
@@ -39,6 +41,8 @@ DEMO_MODELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "sasrec",
         (
             "model.max_len=50",
+            'split.followee_actions=["share"]',
+            "train.min_steps_per_epoch=64",
             "train.lr=6e-3",
             "train.bf16=true",
             "train.patience=3",
@@ -124,11 +128,14 @@ def _show_users(artifact: Artifact, dataset: Dataset, n: int) -> None:
         dataset.items["title"] if "title" in dataset.items.columns else dataset.items["item_id"]
     ).to_list()
     actions = dataset.vocab["action"]
+    users = dataset.users["user_id"].to_list()
     for r, user in enumerate(user_ids):
         row = histories.row(r)
+        who = row.extra.get(FOLLOWEE, np.zeros(len(row.items), dtype=np.int64))[-4:]
         recent = [
-            f"{actions[a - 1]} {titles[i - 1] if i else '(search)'}"
-            for a, i in zip(row.actions[-4:], row.items[-4:], strict=True)
+            f"{actions[a - 1]}{f' by {users[f - 1]}' if f else ''} "
+            + (titles[i - 1] if i else "(search)")
+            for a, i, f in zip(row.actions[-4:], row.items[-4:], who, strict=True)
         ]
         console.print(f"\nuser {user}, last events: " + "; ".join(recent), soft_wrap=True)
         table = Table()

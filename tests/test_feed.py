@@ -16,7 +16,7 @@ from behaviorlm.data.preprocess import preprocess
 from behaviorlm.data.protocol import SplitConfig, make_split
 from behaviorlm.data.raw import RawData
 from behaviorlm.data.split import leave_one_out
-from behaviorlm.explain import explain, labelled_explanation
+from behaviorlm.explain import explain, labelled_explanation, reaching_event
 from behaviorlm.explain.components import edited_components
 from behaviorlm.explain.groups import ablate_groups, event_kinds
 from behaviorlm.explain.target import Target, target_scores
@@ -201,6 +201,15 @@ def test_trained_model_reads_the_feed_everywhere() -> None:
     users = ds.users["user_id"].to_list()
     assert labelled["followee_id"] == users[int(who[-1]) - 1]
     assert labelled["kind"] == "social"
+    # reach inserts the share itself, weighed by the sharer's exposure relative to the pooled
+    sharer = str(ds.users["user_id"][int(ds.follows["followee"][0]) - 1])
+    result = blm.influence_user(art, sharer, "i3", "share")
+    exposure = blm.estimate_exposure(ds, "share")
+    assert exposure is not None
+    assert result.reach is not None
+    assert reaching_event(art, "share").followee
+    expected = exposure.of(int(ds.user_index([sharer])[0])) / exposure.pooled
+    assert result.reach.exposure == pytest.approx(expected, rel=1e-5)
     # evaluation rebuilds the same split, feed included
     assert 0.0 <= blm.evaluate_artifact(art, ks=(10,)).metrics["NDCG"][10] <= 1.0
 

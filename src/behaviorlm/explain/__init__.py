@@ -13,6 +13,7 @@ and an artifact.
 from __future__ import annotations
 
 from behaviorlm.explain.artifacts import (
+    Reaching,
     explain_user,
     influence_user,
     labelled_explanation,
@@ -49,6 +50,7 @@ __all__ = [
     "ItemChange",
     "Reach",
     "ReachRanking",
+    "Reaching",
     "Target",
     "append_event",
     "estimate_exposure",

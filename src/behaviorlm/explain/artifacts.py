@@ -8,7 +8,7 @@ the follow graph for social reach, item titles and action names for display
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,7 @@ from behaviorlm.artifact import Artifact
 from behaviorlm.data.errors import DataError
 from behaviorlm.data.feed import followee_source
 from behaviorlm.explain.explanation import Explanation, explain
-from behaviorlm.explain.exposure import SOCIAL_ACTIONS, estimate_exposure
+from behaviorlm.explain.exposure import SOCIAL_ACTIONS, Exposure, estimate_exposure
 from behaviorlm.explain.groups import SOCIAL_SOURCE
 from behaviorlm.explain.influence import Event, Influence, influence
 from behaviorlm.explain.reach import ReachRanking, rank_by_reach, social_reach
@@ -111,17 +111,45 @@ def influence_user(
     follows = artifact.dataset.follows
     followers = follows.filter(follows["followee"] == user)["follower"].to_numpy()
     timelines = artifact.timelines().select(np.asarray(followers, dtype=np.int64) - 1)
-    exposure = estimate_exposure(artifact.dataset, action)
+    reaching = reaching_event(artifact, action)
+    exposure = reaching.weights(estimate_exposure(artifact.dataset, action))
     seen = None if exposure is None else exposure.of(user)
-    code, source = reaching_event(artifact, action)
     return replace(
         result,
-        reach=social_reach(net, timelines, item, action=code, source=source, exposure=seen),
+        reach=social_reach(
+            net, timelines, item, action=reaching.action, source=reaching.source, exposure=seen
+        ),
     )
 
 
-def reaching_event(artifact: Artifact, action: str) -> tuple[int, int]:
-    """Action and source codes of the event that ``action`` puts in a follower's timeline.
+@dataclass(frozen=True)
+class Reaching:
+    """The event an act puts in a follower's timeline, and how exposure weighs its uplift.
+
+    Attributes
+    ----------
+    action, source : int
+        Codes of the event.
+    followee : bool
+        The act itself as a followee event (a model that reads them): its uplift is learned
+        from every follower the act reached, so the sharer's exposure counts relative to the
+        pooled rate (:meth:`Exposure.relative`). Otherwise a view from the social source, the
+        follower's own event once they see it, weighed by the exposure rate itself.
+    """
+
+    action: int
+    source: int
+    followee: bool
+
+    def weights(self, exposure: Exposure | None) -> Exposure | None:
+        """The per-user factors of the summed uplifts (None: every follower counts once)."""
+        if exposure is None or not self.followee:
+            return exposure
+        return exposure.relative()
+
+
+def reaching_event(artifact: Artifact, action: str) -> Reaching:
+    """How ``action`` by a user reaches their followers' timelines, for this artifact's model.
 
     A model that reads followees' ``action`` events (``split.followee_actions``) gets that
     very event, as a followee event; otherwise a view from the social source, as the
@@ -132,14 +160,15 @@ def reaching_event(artifact: Artifact, action: str) -> tuple[int, int]:
     >>> import behaviorlm as blm
     >>> ds = blm.preprocess(blm.simulate(60, seed=0))
     >>> art = blm.train(ds, "mlp", overrides=["train.epochs=1", "model.hidden=8"], progress=False)
-    >>> reaching_event(art, "share") == (ds.action_code("view"), SOCIAL_SOURCE)
+    >>> reaching_event(art, "share") == Reaching(ds.action_code("view"), SOCIAL_SOURCE, False)
     True
     """
+    ds = artifact.dataset
     if action in artifact.followee_actions:
-        return artifact.dataset.action_code(action), followee_source(artifact.dataset)
-    if "view" not in artifact.dataset.vocab["action"]:
+        return Reaching(ds.action_code(action), followee_source(ds), followee=True)
+    if "view" not in ds.vocab["action"]:
         raise DataError("social reach needs a view action (how a share reaches a follower)")
-    return artifact.dataset.action_code("view"), SOCIAL_SOURCE
+    return Reaching(ds.action_code("view"), SOCIAL_SOURCE, followee=False)
 
 
 def rank_influencers(
@@ -172,7 +201,7 @@ def rank_influencers(
         candidates = artifact.dataset.user_index(users)
         if (candidates == 0).any():
             raise DataError(f"unknown user id(s) among {', '.join(users[:5])}")
-    code, source = reaching_event(artifact, action)
+    reaching = reaching_event(artifact, action)
     return rank_by_reach(
         net,
         artifact.timelines(),
@@ -181,9 +210,9 @@ def rank_influencers(
         item,
         users=candidates,
         k=k,
-        action=code,
-        source=source,
-        exposure=estimate_exposure(artifact.dataset, action),
+        action=reaching.action,
+        source=reaching.source,
+        exposure=reaching.weights(estimate_exposure(artifact.dataset, action)),
     )
 
 

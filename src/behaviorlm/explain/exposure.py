@@ -19,7 +19,7 @@ chance to see the act times the model's uplift given that they see it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
@@ -63,6 +63,26 @@ class Exposure:
     def of(self, user: int) -> float:
         """Estimate for one internal user id (the pooled rate for a user not in the data)."""
         return float(self.rates(np.array([user]))[0])
+
+    def relative(self) -> Exposure:
+        """The rates over the pooled rate: how much more often than the average act a user's
+        act is seen (1 for users with no trials).
+
+        The factor for a model that reads followees' acts (``split.followee_actions``): the
+        uplift of an act in a follower's timeline is learned from every follower the act
+        reached in the log, seen or not, so it already holds the pooled rate.
+
+        Examples
+        --------
+        >>> e = Exposure(action=8, rate=np.array([0.0, 0.1, 0.4], dtype=np.float32),
+        ...              trials=np.zeros(3, dtype=np.int64), hits=np.zeros(3, dtype=np.int64),
+        ...              pooled=0.2, strength=8.0)
+        >>> e.relative().rates(np.array([1, 2, 99])).tolist()
+        [0.5, 2.0, 1.0]
+        """
+        if self.pooled <= 0:
+            return self
+        return replace(self, rate=(self.rate / self.pooled).astype(np.float32), pooled=1.0)
 
     def rates(self, users: Int) -> F32:
         """(N,) estimates for internal user ids (the pooled rate for users not in the data)."""

@@ -7,7 +7,10 @@ the follower's *uplift* is the rise in the probability that the item is their ne
 (softmax over the catalogue), given that they see it. Not every follower sees every share:
 U's *exposure* (:mod:`behaviorlm.explain.exposure`, learned from the log) is the chance that
 one does, and U's predicted *reach* is exposure times the sum of the uplifts, the expected
-number of extra engagements.
+number of extra engagements. A model that reads followees' acts (``behaviorlm.data.feed``)
+gets the act itself instead, as a followee event (``action`` and ``source`` of the functions
+below); its uplift then already averages over whether the follower sees it, and the exposure
+enters relative to the pooled rate (``behaviorlm.explain.artifacts.Reaching``).
 
 Followers are scored in batches; :func:`rank_by_reach` scores each distinct follower once
 and adds the uplifts per followee, so ranking every user of a data set costs one pass over

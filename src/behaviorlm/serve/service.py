@@ -33,6 +33,7 @@ from behaviorlm.explain import (
     Event as HypotheticalEvent,
 )
 from behaviorlm.explain import (
+    Reaching,
     Target,
     explain,
     influence,
@@ -541,16 +542,20 @@ class Service:
             # how the act reaches a follower's timeline (a view, or the followee's act itself)
             reaching = reaching_event(self.artifact, request.action) if reach else None
             # learned once per action, outside the lock that recommendations wait for
-            seen = self._exposure_of(request.user_id, request.action) if reach else None
+            seen = self._exposure_of(request.user_id, reaching, request.action)
             with self.model_lock:
                 result = influence(net, timeline.sequences, event, k=request.k, items=items[1:])
                 if reaching is not None:
-                    code, source = reaching
                     followers = self._followers(request.user_id)
                     result = replace(
                         result,
                         reach=social_reach(
-                            net, followers, items[0], action=code, source=source, exposure=seen
+                            net,
+                            followers,
+                            items[0],
+                            action=reaching.action,
+                            source=reaching.source,
+                            exposure=seen,
                         ),
                     )
         except (ValueError, DataError) as exc:
@@ -566,12 +571,16 @@ class Service:
             **data,
         )
 
-    def _exposure_of(self, user_id: str, action: str) -> float | None:
-        """The user's chance that a follower sees their ``action`` (learned from the training
-        log once per action; the pooled rate for a new user; None where the log cannot tell)."""
+    def _exposure_of(self, user_id: str, reaching: Reaching | None, action: str) -> float | None:
+        """The factor of the user's summed follower uplifts: the chance that a follower sees
+        their ``action`` (learned from the training log once per action; the pooled rate for a
+        new user), relative to the pooled rate where the model reads followees' acts; None
+        where the log cannot tell or there is no reach."""
+        if reaching is None:
+            return None
         if action not in self._exposure:
             self._exposure[action] = estimate_exposure(self.artifact.dataset, action)
-        exposure = self._exposure[action]
+        exposure = reaching.weights(self._exposure[action])
         return None if exposure is None else exposure.of(self.timelines.users.get(user_id, 0))
 
     def _followers(self, user_id: str) -> Sequences:

@@ -20,7 +20,8 @@ overrides), or loads one with ``--artifact``, and prints JSON lines:
 ``ground_truth_reach`` (simulator only)
     For the most shared items, predicted reach of every user with followers
     (:func:`behaviorlm.rank_by_reach`: exposure rate learned from the log times the
-    followers' uplifts), averaged over the items. Spearman correlations with the users'
+    followers' uplifts; the share itself in each follower's timeline and the rate relative to
+    the pooled one for a model that reads followees' shares), averaged over the items. Spearman correlations with the users'
     planted ``truth_influence`` (the chance that a follower sees a share): of reach per
     follower, of reach itself, and of reach against the true expected reach, followers x
     influence; the same for the exposure rate alone, over all users and over users with at
@@ -66,7 +67,7 @@ from scipy.stats import spearmanr
 import behaviorlm as blm
 from behaviorlm.config import from_dict, load_toml
 from behaviorlm.data.protocol import SplitConfig, make_split
-from behaviorlm.explain import Explanation, Target, explain, rank_by_reach
+from behaviorlm.explain import Explanation, Target, explain, rank_by_reach, reaching_event
 from behaviorlm.explain.target import neural, resolve_target, window
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.schema import Sequences, Split
@@ -324,13 +325,21 @@ def ground_truth_groups(
 
 
 def ground_truth_reach(
-    net: NeuralRecommender, ds: blm.Dataset, args: argparse.Namespace, common: dict[str, Any]
+    net: NeuralRecommender,
+    artifact: blm.Artifact,
+    ds: blm.Dataset,
+    args: argparse.Namespace,
+    common: dict[str, Any],
 ) -> None:
     """Spearman correlation of predicted reach with the users' true influence."""
     start = time.perf_counter()
-    exposure = blm.estimate_exposure(ds, "share")
-    if exposure is None:
+    learned = blm.estimate_exposure(ds, "share")
+    if learned is None:
         raise SystemExit("the log has no social views of shares: no exposure to learn")
+    # what a share puts in a follower's timeline for this model, and how exposure weighs it
+    reaching = reaching_event(artifact, "share")
+    exposure = reaching.weights(learned)
+    assert exposure is not None
     follows = ds.follows
     follower = follows["follower"].to_numpy().astype(np.int64)
     followee = follows["followee"].to_numpy().astype(np.int64)
@@ -341,9 +350,7 @@ def ground_truth_reach(
     reach = np.zeros(len(users), dtype=np.float64)
     per_item: dict[str, float] = {}
     truth = ds.users.sort("user")["truth_influence"].to_numpy()[users - 1]
-    view = ds.action_code("view")
-    social = ds.vocab["source"].index("social") + 1
-    sequences = ds.sequences()
+    sequences = artifact.timelines()  # followee events included where the model reads them
     rate = exposure.rates(users).astype(np.float64)  # aligned with ``users``
     for item in items:
         ranking = rank_by_reach(
@@ -353,8 +360,8 @@ def ground_truth_reach(
             followee,
             item,
             users=users,
-            action=view,
-            source=social,
+            action=reaching.action,
+            source=reaching.source,
             exposure=exposure,
         )
         order = np.argsort(ranking.users)
@@ -378,10 +385,11 @@ def ground_truth_reach(
             "spearman_reach_vs_followers_x_influence": rho(reach, n_followers * truth),
             "spearman_reach_vs_influence": rho(reach, truth),
             "spearman_reach_vs_followers": rho(reach, n_followers),
+            "reaching_event": "followee share" if reaching.followee else "social view",
             "exposure": {
-                "pooled": round(exposure.pooled, 4),
-                "prior_strength": round(exposure.strength, 2),
-                "users_with_trials": int((exposure.trials[users] > 0).sum()),
+                "pooled": round(learned.pooled, 4),
+                "prior_strength": round(learned.strength, 2),
+                "users_with_trials": int((learned.trials[users] > 0).sum()),
                 "spearman_vs_influence": rho(rate, truth),
                 # a reference for what the log can show: the true influence of every user
                 # with a trial, one shared value for users without one
@@ -583,7 +591,7 @@ def main() -> None:
         if "groups" in parts:
             ground_truth_groups(net, truth, split, methods, args, common)
         if "reach" in parts and truth.follows.height:
-            ground_truth_reach(net, truth, args, common)
+            ground_truth_reach(net, artifact, truth, args, common)
     if "curves" in parts:
         curves_and_sanity(net, split, methods, args, common)
     emit({**common, "part": "done", "peak_rss_mib": peak_rss_mib(), **machine_facts()})

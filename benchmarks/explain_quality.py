@@ -21,8 +21,9 @@ overrides), or loads one with ``--artifact``, and prints JSON lines:
     For the most shared items, predicted reach of every user with followers
     (:func:`behaviorlm.rank_by_reach`: exposure rate learned from the log times the
     followers' uplifts; the share itself in each follower's timeline and the rate relative to
-    the pooled one for a model that reads followees' shares), averaged over the items. Spearman correlations with the users'
-    planted ``truth_influence`` (the chance that a follower sees a share): of reach per
+    the pooled one for a model that reads followees' shares), averaged over the items.
+    Spearman correlations with the users' planted ``truth_influence`` (the chance that a
+    follower sees a share): of reach per
     follower, of reach itself, and of reach against the true expected reach, followers x
     influence; the same for the exposure rate alone, over all users and over users with at
     least ``--reach-min-trials`` share trials (the estimate needs evidence); and reach without

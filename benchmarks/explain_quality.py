@@ -363,6 +363,7 @@ def ground_truth_reach(
             users=users,
             action=reaching.action,
             source=reaching.source,
+            followee_event=reaching.followee,
             exposure=exposure,
         )
         order = np.argsort(ranking.users)

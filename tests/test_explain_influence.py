@@ -73,7 +73,10 @@ def test_reach_is_the_sum_of_follower_uplifts(saved: tuple[blm.Artifact, Path]) 
     assert seen.reach == pytest.approx(0.25 * reach.reach, rel=1e-5)
     assert seen.uplift.tolist() == pytest.approx(reach.uplift.tolist(), abs=1e-7)
     with pytest.raises(ValueError, match="exposure"):
-        social_reach(art.model, timelines, item=6, exposure=1.5)
+        social_reach(art.model, timelines, item=6, exposure=-0.5)
+    # a relative exposure (a model that reads followees' acts) may exceed 1
+    above = social_reach(art.model, timelines, item=6, exposure=1.5)
+    assert above.reach == pytest.approx(1.5 * reach.reach, rel=1e-5)
     assert reach.users.tolist() == followers.tolist()
     # one follower re-scored by hand: a social view of the item appended to their timeline
     one = timelines.row(0)

@@ -29,7 +29,7 @@ from behaviorlm.schema import FOLLOWEE, Sequences
 def shop() -> blm.Dataset:
     """a shares i1 at 10 and i2 at 30; b follows a since 20, c follows a (no date); a follows b.
 
-    b: views at 5, 25, 35, 40, 50; c: views at 1, 2, 60, 70; a: views at 3, 4, 55.
+    b: views at 5, 25, 30, 35, 40, shares at 50; c: views at 1, 2, 60, 70; a: views at 3, 4, 55.
     """
     rows = [
         ("a", "i1", 10, "share"),
@@ -39,6 +39,7 @@ def shop() -> blm.Dataset:
         ("a", "i5", 55, "view"),
         ("b", "i5", 5, "view"),
         ("b", "i6", 25, "view"),
+        ("b", "i10", 30, "view"),  # at the time of a's share of i2
         ("b", "i7", 35, "view"),
         ("b", "i8", 40, "view"),
         ("b", "i9", 50, "share"),
@@ -85,7 +86,7 @@ def test_feed_holds_followees_events_of_the_actions_since_the_follow() -> None:
     assert row.extra[FOLLOWEE].tolist() == [a, a]
     # event ids are a's very events in the data set's event table
     assert (ds.events["user"].to_numpy()[row.event_ids] == a).all()
-    assert items_of(ds, followee_feed(ds, ["view"]).row(a - 1)) == ["i5", "i6", "i7", "i8"]
+    assert items_of(ds, followee_feed(ds, ["view"]).row(a - 1)) == ["i5", "i6", "i10", "i7", "i8"]
 
 
 def test_no_feed_where_the_data_has_none() -> None:
@@ -124,6 +125,14 @@ def test_merge_orders_by_time_cuts_and_keeps_extras() -> None:
     # the users' own events are exactly the input, in order
     own = merged.take_events(~merged.is_followee_event())
     assert own.items.tolist() == seqs.select(rows).items.tolist()
+
+
+def test_a_followee_event_comes_after_own_events_of_the_same_time() -> None:
+    ds = shop()
+    split = split_with_feed(ds, leave_one_out(ds), ["share"])
+    row = split.train.row(user(ds, "b") - 1)  # b's training row: views up to 35
+    assert items_of(ds, row) == ["i5", "i6", "i10", "i2", "i7"]
+    assert row.is_followee_event().tolist() == [False, False, False, True, False]
 
 
 def test_split_takes_no_followee_event_from_after_a_target() -> None:
@@ -202,10 +211,14 @@ def test_trained_model_reads_the_feed_everywhere() -> None:
     assert labelled["followee_id"] == users[int(who[-1]) - 1]
     assert labelled["kind"] == "social"
     # reach inserts the share itself, weighed by the sharer's exposure relative to the pooled
-    sharer = str(ds.users["user_id"][int(ds.follows["followee"][0]) - 1])
-    result = blm.influence_user(art, sharer, "i3", "share")
+    # rate: above 1 for the sharer whose shares are seen most
     exposure = blm.estimate_exposure(ds, "share")
     assert exposure is not None
+    followees = np.unique(ds.follows["followee"].to_numpy())
+    top = int(followees[np.argmax(exposure.rates(followees))])
+    assert exposure.of(top) > exposure.pooled
+    sharer = str(ds.users["user_id"][top - 1])
+    result = blm.influence_user(art, sharer, "i3", "share")
     assert result.reach is not None
     assert reaching_event(art, "share").followee
     expected = exposure.of(int(ds.user_index([sharer])[0])) / exposure.pooled
@@ -222,7 +235,7 @@ def test_a_model_without_the_feed_reads_own_events_only() -> None:
 
 
 @pytest.mark.parametrize("actions", [["share"], []])
-def test_split_config_round_trips(actions: list[str]) -> None:
+def test_make_split_reads_followee_actions_from_the_config(actions: list[str]) -> None:
 
     ds = shop()
     config = from_dict(SplitConfig, {"followee_actions": actions})
@@ -281,3 +294,19 @@ def test_integrated_gradients_count_followee_events_as_social() -> None:
     assert groups["social"].attributed_logit == pytest.approx(followee_total, abs=1e-5)
     by_groups = sum(g.attributed_logit or 0.0 for g in e.groups)
     assert by_groups == pytest.approx(sum(ev.logit or 0.0 for ev in e.events), abs=1e-4)
+
+
+def test_a_hypothetical_followee_event_has_no_context_of_the_user() -> None:
+    from behaviorlm.explain import Event, append_event
+
+    rows = replace(
+        Sequences.from_lists([[1, 2]], n_items=5),
+        devices=np.array([2, 3]),
+        locations=np.array([4, 5]),
+    )
+    own = append_event(rows, Event(item=5, action=1))
+    theirs = append_event(rows, Event(item=5, action=1, followee=7))
+    assert (own.devices[-1], own.locations[-1]) == (3, 5)
+    assert (theirs.devices[-1], theirs.locations[-1]) == (0, 0)
+    assert theirs.extra[FOLLOWEE].tolist() == [0, 0, 7]
+    assert theirs.is_followee_event().tolist() == [False, False, True]

@@ -67,6 +67,11 @@ def test_live_timeline_reads_the_followees_shares(feed_dir: Path, dataset: blm.D
     assert int(row.items[-1]) == live.item_code(item)
     assert int(row.sources[-1]) == followee_source(dataset)
     assert bool(row.is_followee_event()[-1])
+    # live events in time order, whoever made them
+    later = EventRecord(user_id=follower, item_id=item, timestamp=NOW + 100, action="view")
+    mixed = live.for_user(follower, [later], [share]).sequences
+    assert mixed.timestamps[-2:].tolist() == [NOW, NOW + 100]
+    assert mixed.is_followee_event()[-2:].tolist() == [True, False]
     # the training part equals the artifact's timeline, the data set's followee events included
     base = artifact.histories([follower])
     assert row.items[:-1].tolist() == base.items.tolist()
@@ -106,3 +111,8 @@ def test_influence_of_a_share_inserts_the_followee_event(
     data = client.post("/v1/influence", json=body, headers=AUTH).json()
     assert data["reach"] is not None
     assert np.isfinite(data["reach"]["reach"])
+    # the share itself reaches the followers: the exposure counts relative to the pooled rate
+    exposure = blm.estimate_exposure(dataset, "share")
+    assert exposure is not None
+    relative = exposure.relative().of(int(dataset.user_index([followee])[0]))
+    assert data["reach"]["exposure"] == pytest.approx(relative, rel=1e-5)

@@ -38,7 +38,8 @@ ACTIONS: Final[tuple[str, ...]] = (
 #: Where an event came from: the user's own behaviour or a followee's activity that reached them.
 SOURCES: Final[tuple[str, ...]] = ("self", "social")
 #: Key of ``Sequences.extra`` that holds, per event, the followed user who acted: a followee
-#: event (context from ``behaviorlm.data.feed``, never a target) where above 0.
+#: event (context from ``behaviorlm.data.feed``, never a target) where not 0 (-1: a followee
+#: event whose user is not named, as a hypothetical share scored for many sharers at once).
 FOLLOWEE: Final = "followee"
 #: The feature groups of DESIGN.md; explanations and planted causes use these names.
 FEATURE_GROUPS: Final[tuple[str, ...]] = ("history", "social", "search", "location", "device")
@@ -180,7 +181,8 @@ class Sequences:
         who = self.extra.get(FOLLOWEE)
         if who is None:
             return np.zeros(len(self.items), dtype=bool)
-        return np.asarray(who) > 0
+        theirs: Bool = np.asarray(who) != 0
+        return theirs
 
     def take_events(self, mask: Bool) -> Sequences:
         """Keep the events where ``mask`` is true; rows stay (possibly empty)."""

@@ -13,9 +13,10 @@ follows U where ``follows.since`` is known, as a *followee event*:
 
 Followee events are context (:meth:`behaviorlm.schema.Sequences.is_followee_event`): inputs
 of the model, never prediction targets (:func:`behaviorlm.models.batch.build_training_batch`)
-and never items the user has "seen" (:func:`behaviorlm.recommend.recommend`). A timeline
-takes the followee events before the time it is cut at (:func:`merge_feed`), so nothing after
-a prediction target gets in.
+and never items the user has "seen" (:func:`behaviorlm.recommend.recommend`). An evaluation
+history takes the followee events strictly before its target (:func:`merge_feed`); in every
+timeline a followee event comes after the user's own events of the same time, so a training
+target never sees a followee event that an evaluation cut would leave out.
 
 Examples
 --------
@@ -67,8 +68,9 @@ def followee_feed(ds: Dataset, actions: Sequence[str]) -> Sequences:
     usable = ds.follows.height > 0 and bool(ds.meta.get("has_time", True))
     codes = [vocab.index(a) + 1 for a in actions if a in vocab] if usable else []
     ev = ds.events.with_row_index(_ROW).filter(pl.col("action").is_in(codes))
+    edges = ds.follows.unique(subset=["follower", "followee"], keep="first", maintain_order=True)
     joined = (
-        ds.follows.join(ev, left_on="followee", right_on="user")
+        edges.join(ev, left_on="followee", right_on="user")
         .filter(pl.col("since").is_null() | (pl.col("timestamp") >= pl.col("since")))
         .sort("follower", "timestamp", _ROW)
     )
@@ -106,7 +108,8 @@ def merge_feed(
     Returns
     -------
     Sequences
-        The same rows; a followee event comes before the user's own events of the same time.
+        The same rows; a followee event comes after the user's own events of the same time
+        (it cannot be known to have come first, and an evaluation cut leaves it out).
         ``extra`` holds :data:`FOLLOWEE` (0 for own events) and every key of both inputs.
 
     Examples
@@ -117,7 +120,7 @@ def merge_feed(
     ...                timestamps=np.array([0, 1, 5]), extra={FOLLOWEE: np.array([4, 4, 4])})
     >>> merged = merge_feed(own, feed, until=np.array([1]), inclusive=True)
     >>> merged.items.tolist(), merged.extra[FOLLOWEE].tolist()
-    ([7, 1, 8, 2], [4, 0, 4, 0])
+    ([1, 7, 2, 8], [0, 4, 0, 4])
     """
     rows = seqs.users - 1
     if len(rows) and (rows.min() < 0 or rows.max() >= len(feed)):
@@ -133,8 +136,9 @@ def merge_feed(
     n_own, n_feed = len(seqs.items), len(index)
     all_rows = np.concatenate([own_row, row])
     times = np.concatenate([seqs.timestamps, feed.timestamps[index]])
-    is_own = np.concatenate([np.ones(n_own, dtype=np.int64), np.zeros(n_feed, dtype=np.int64)])
-    order = np.lexsort((np.arange(n_own + n_feed), is_own, times, all_rows))
+    # on equal times the user's own events first
+    later = np.concatenate([np.zeros(n_own, dtype=np.int64), np.ones(n_feed, dtype=np.int64)])
+    order = np.lexsort((np.arange(n_own + n_feed), later, times, all_rows))
     mine, theirs = seqs.per_event(), feed.per_event()
     mine.setdefault(FOLLOWEE, np.zeros(n_own, dtype=np.int64))
     merged: dict[str, np.ndarray] = {}

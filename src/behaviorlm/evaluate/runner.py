@@ -118,7 +118,7 @@ def evaluate(
 
 
 def targets_in_history(evalset: EvalSet) -> float:
-    """Share of targets that already occur in their row's history.
+    """Share of targets that already occur in their row's history (its own events).
 
     With seen-item masking these targets cannot be hit (in a shop, a purchase of an item
     the user viewed before is one); the share says how much of the metric masking removes.
@@ -139,7 +139,8 @@ def targets_in_history(evalset: EvalSet) -> float:
     if len(evalset.targets) == 0:
         return 0.0
     width = h.n_items + 1
-    seen = h.row_of_event * width + h.items
+    own = ~h.is_followee_event()  # as recommend masks: a followee's share is not seen
+    seen = h.row_of_event[own] * width + h.items[own]
     target_rows = np.repeat(
         np.arange(len(evalset), dtype=np.int64), np.diff(evalset.target_offsets)
     )

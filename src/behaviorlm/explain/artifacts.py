@@ -117,7 +117,13 @@ def influence_user(
     return replace(
         result,
         reach=social_reach(
-            net, timelines, item, action=reaching.action, source=reaching.source, exposure=seen
+            net,
+            timelines,
+            item,
+            action=reaching.action,
+            source=reaching.source,
+            followee=user if reaching.followee else 0,
+            exposure=seen,
         ),
     )
 
@@ -212,6 +218,7 @@ def rank_influencers(
         k=k,
         action=reaching.action,
         source=reaching.source,
+        followee_event=reaching.followee,
         exposure=reaching.weights(estimate_exposure(artifact.dataset, action)),
     )
 

@@ -4,8 +4,10 @@ Removing a group sets its embedding component to zero in every token (for exampl
 device, no social source, no query words); ``full - without_group`` is that group's
 influence. All groups are ablated at once, one batch row each, in a single forward pass. A
 timeline with followees' events (``behaviorlm.data.feed``) holds more social activity than
-the source component: removing "social" there also deletes those events (one more pass), and
-removing "history" zeroes the items of the user's own events only.
+the source component: removing "social" there also deletes those events (one more pass; as
+in occlusion, older events then take their places in the model's window), and removing any
+other group leaves the followees' events as they are (for example "history" zeroes the items
+of the user's own events only).
 Which component each group is: :data:`behaviorlm.explain.components.TABLES` ("history" is
 the item embedding, "time" the time-gap embedding; HSTU's relative time bias stays).
 
@@ -49,12 +51,14 @@ def ablate_groups(
     keep = torch.ones(rows, len(groups))
     keep[torch.arange(1, rows), torch.arange(len(groups))] = 0.0
     theirs = history.is_followee_event()
-    # the batch's columns (the last events): a followee's item is social, not the user's history
+    # the batch's columns (the last events) that hold followees' events
     followee_cols = torch.from_numpy(theirs[len(theirs) - one.shape[1] :]).view(1, -1, 1)
 
     def drop(group: str, output: torch.Tensor) -> torch.Tensor:
         factor = keep[:, groups.index(group)].view(-1, 1, 1)
-        if group == "history" and theirs.any() and output.shape[1] == followee_cols.shape[1]:
+        # followees' events are social activity as a whole: other groups leave them as they
+        # are (a model that reads its tokens in another layout, mlp, has them all removed)
+        if group != "social" and theirs.any() and output.shape[1] == followee_cols.shape[1]:
             factor = torch.where(followee_cols, torch.ones(()), factor)
         return output * factor
 

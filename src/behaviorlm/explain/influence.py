@@ -9,7 +9,7 @@ change of named items. The social reach of a share lives in :mod:`behaviorlm.exp
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,7 +17,7 @@ import numpy as np
 from behaviorlm.explain.target import neural
 from behaviorlm.models.base import Recommender
 from behaviorlm.recommend import recommend
-from behaviorlm.schema import F32, SOURCES, Int, Sequences
+from behaviorlm.schema import F32, FOLLOWEE, SOURCES, Int, Sequences
 
 if TYPE_CHECKING:
     from behaviorlm.explain.reach import Reach
@@ -41,6 +41,10 @@ class Event:
     timestamp : int, optional
         Event time; default: the time of the timeline's last event ("now", in the same
         session). Device and location are those of the last event.
+    followee : int
+        Not 0: the event is a followee's act in the user's timeline (``behaviorlm.data.feed``),
+        by this internal user id (-1: not named), with no device or location of the user's,
+        as the model reads followees' events; 0: the user's own event.
 
     Examples
     --------
@@ -52,13 +56,15 @@ class Event:
     action: int
     source: int = SELF_SOURCE
     timestamp: int | None = None
+    followee: int = 0
 
 
 def append_event(histories: Sequences, event: Event) -> Sequences:
     """Every row of ``histories`` with ``event`` appended as its most recent event.
 
     The new event has ``event_id`` -1, no value and no query words; device and location
-    copy the row's last event (0 for an empty row), and so does the time unless given.
+    copy the row's last event (0 for an empty row; 0 for a followee's event), and so does the
+    time unless given.
 
     Examples
     --------
@@ -67,6 +73,9 @@ def append_event(histories: Sequences, event: Event) -> Sequences:
     >>> after.row(0).items.tolist(), after.row(1).items.tolist(), after.timestamps.tolist()
     ([1, 2, 3], [3], [0, 1, 1, 0])
     """
+    if event.followee and FOLLOWEE not in histories.extra:
+        zeros = np.zeros(len(histories.items), dtype=np.int64)
+        histories = replace(histories, extra={**histories.extra, FOLLOWEE: zeros})
     rows = len(histories)
     lengths = histories.lengths
     offsets = histories.offsets + np.arange(rows + 1, dtype=np.int64)
@@ -85,15 +94,17 @@ def append_event(histories: Sequences, event: Event) -> Sequences:
         if event.timestamp is None
         else np.full(rows, event.timestamp, dtype=np.int64)
     )
+    nowhere = np.zeros(rows, dtype=np.int64)  # a followee's context is not the user's
     added: dict[str, np.ndarray] = {
         "items": np.full(rows, event.item, dtype=np.int64),
         "actions": np.full(rows, event.action, dtype=np.int64),
         "timestamps": when,
         "event_ids": np.full(rows, -1, dtype=np.int64),
         "values": np.full(rows, np.nan, dtype=np.float32),
-        "devices": from_last(histories.devices),
-        "locations": from_last(histories.locations),
+        "devices": nowhere if event.followee else from_last(histories.devices),
+        "locations": nowhere if event.followee else from_last(histories.locations),
         "sources": np.full(rows, event.source, dtype=np.int64),
+        FOLLOWEE: np.full(rows, event.followee, dtype=np.int64),
     }
     arrays: dict[str, Any] = {}
     for name, values in histories.per_event().items():

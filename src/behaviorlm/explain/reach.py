@@ -80,9 +80,11 @@ def follower_uplift(
     *,
     action: int = VIEW_ACTION,
     source: int = SOCIAL_SOURCE,
+    followee: int = 0,
     batch_size: int = 256,
 ) -> F32:
-    """(R,) rise in each row's probability of ``item`` next after a social event of ``item``.
+    """(R,) rise in each row's probability of ``item`` next after a social event of ``item``
+    (``followee`` not 0: the sharer's act as a followee event, :class:`Event`).
 
     Examples
     --------
@@ -98,7 +100,7 @@ def follower_uplift(
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     out = np.zeros(len(histories), dtype=np.float32)
-    event = Event(item=item, action=action, source=source)
+    event = Event(item=item, action=action, source=source, followee=followee)
     for lo in range(0, len(histories), batch_size):
         rows = histories.select(np.arange(lo, min(lo + batch_size, len(histories))))
         before = log_softmax(net.score(rows))[:, item - 1]
@@ -114,13 +116,16 @@ def social_reach(
     *,
     action: int = VIEW_ACTION,
     source: int = SOCIAL_SOURCE,
+    followee: int = 0,
     exposure: float | None = None,
     batch_size: int = 256,
 ) -> Reach:
     """Uplift of every follower (one row each) and the predicted reach of sharing ``item``.
 
-    ``exposure`` is the chance that a follower sees the share (the sharer's
-    :meth:`Exposure.of`); None (unknown) counts every follower.
+    ``exposure`` weighs the summed uplifts: the chance that a follower sees the share (the
+    sharer's :meth:`Exposure.of`), or that chance relative to the pooled rate for a model
+    whose uplift already averages over it (``followee``: the sharer's act as a followee
+    event; :meth:`Exposure.relative`); None (unknown) counts every follower.
 
     Examples
     --------
@@ -132,10 +137,16 @@ def social_reach(
     >>> bool(np.isclose(r.reach, 0.25 * r.uplift.sum()))
     True
     """
-    if exposure is not None and not 0.0 <= exposure <= 1.0:
-        raise ValueError(f"exposure must lie in [0, 1], got {exposure}")
+    if exposure is not None and not exposure >= 0.0:
+        raise ValueError(f"exposure must be a weight >= 0, got {exposure}")
     uplift = follower_uplift(
-        model, followers, item, action=action, source=source, batch_size=batch_size
+        model,
+        followers,
+        item,
+        action=action,
+        source=source,
+        followee=followee,
+        batch_size=batch_size,
     )
     seen = 1.0 if exposure is None else exposure
     return Reach(
@@ -183,6 +194,7 @@ def rank_by_reach(
     k: int | None = None,
     action: int = VIEW_ACTION,
     source: int = SOCIAL_SOURCE,
+    followee_event: bool = False,
     exposure: Exposure | None = None,
     batch_size: int = 256,
 ) -> ReachRanking:
@@ -202,9 +214,13 @@ def rank_by_reach(
         Candidate sharers (default: every followee).
     k : int, optional
         Keep the best ``k``.
+    action, source, followee_event : int, int, bool
+        The event the share puts in each follower's timeline; with ``followee_event`` a
+        followee's act (:class:`Event` ``followee`` -1: each follower is scored once for all
+        the users they follow).
     exposure : Exposure, optional
-        Each user's chance that a follower sees their share; None: unknown, every follower
-        is counted.
+        Per user, the weight of the summed uplifts (see :func:`social_reach`); None:
+        unknown, every follower is counted.
 
     Examples
     --------
@@ -228,7 +244,13 @@ def rank_by_reach(
     if (rows < 0).any():
         raise ValueError(f"{int((rows < 0).sum())} follower(s) have no row in histories")
     uplift = follower_uplift(
-        model, histories.select(rows), item, action=action, source=source, batch_size=batch_size
+        model,
+        histories.select(rows),
+        item,
+        action=action,
+        source=source,
+        followee=-1 if followee_event else 0,
+        batch_size=batch_size,
     )
     per_edge = uplift[np.searchsorted(distinct, follower)]  # (M,) the follower's uplift
     candidates = np.unique(followee) if users is None else np.asarray(users, dtype=np.int64)

@@ -18,7 +18,7 @@ import math
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -163,8 +163,7 @@ class Service:
         self.store = store
         self.metrics = metrics or Metrics()
         self.timelines = LiveTimelines(self.artifact)
-        training = self.timelines.training  # the users' own events: a share counts once
-        own = training.take_events(~training.is_followee_event())
+        own = self.artifact.dataset.sequences()  # the users' own events: a share counts once
         self.popularity = Pop(PopConfig()).fit(own)
         self.similarity = ItemSimilarity(self.artifact.model, own)
         self.metrics.model.labels(model=self.model_name, version=self.model_version).set(1)
@@ -555,6 +554,9 @@ class Service:
                             items[0],
                             action=reaching.action,
                             source=reaching.source,
+                            followee=self.timelines.users.get(request.user_id, -1)
+                            if reaching.followee
+                            else 0,
                             exposure=seen,
                         ),
                     )
@@ -591,15 +593,24 @@ class Service:
             follows.filter(follows["followee"] == user)["follower"].to_list() if user else []
         )
         ids = [self.timelines.user_ids[int(f) - 1] for f in followers]
-        return self.timelines.stack([self._live(f).sequences for f in ids])
+        stored: dict[str, list[EventRecord]] = {}  # one store read per user, however many ask
 
-    def _live(self, user_id: str) -> Timeline:
+        def events_of(user: str) -> list[EventRecord]:
+            if user not in stored:
+                stored[user] = self.store.user_events(user)
+            return stored[user]
+
+        return self.timelines.stack([self._live(f, events_of).sequences for f in ids])
+
+    def _live(
+        self, user_id: str, events_of: Callable[[str], list[EventRecord]] | None = None
+    ) -> Timeline:
         """The user's live timeline: training history and accepted events, and the accepted
-        events of their followees where the model reads them."""
-        theirs = [
-            e for f in self.timelines.followees_of(user_id) for e in self.store.user_events(f)
-        ]
-        return self.timelines.for_user(user_id, self.store.user_events(user_id), theirs)
+        events of their followees where the model reads them (``events_of``: the store's
+        events of a user; default: read from the store)."""
+        read = events_of or self.store.user_events
+        theirs = [e for f in self.timelines.followees_of(user_id) for e in read(f)]
+        return self.timelines.for_user(user_id, read(user_id), theirs)
 
     def _item_code(self, item_id: str) -> int:
         """Internal id of a known item; RequestError(404) for an item the model never saw."""

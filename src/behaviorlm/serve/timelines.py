@@ -92,10 +92,10 @@ class LiveTimelines:
     >>> t = live.for_user("u0", [new])
     >>> t.live_events, int(t.sequences.items[-1]) == live.item_code("i3")
     (1, True)
-    >>> rows = live.for_users([("u0", [new], []), ("u1", [], [])])
+    >>> rows = live.stack([t.sequences, live.for_user("u1", []).sequences])
     >>> len(rows), rows.lengths.tolist() == [t.length, live.for_user("u1", []).length]
     (2, True)
-    >>> len(live.for_users([]))
+    >>> len(live.stack([]))
     0
     """
 
@@ -116,10 +116,12 @@ class LiveTimelines:
         self.followee_source = followee_source(ds)
         # per follower (internal id): the followees' external ids and since, when read
         self.followees: dict[int, list[tuple[str, int | None]]] = {}
-        if self.followee_actions:
-            for follower, followee, since in ds.follows.iter_rows():
-                edges = self.followees.setdefault(int(follower), [])
-                edges.append((self.user_ids[int(followee) - 1], since))
+        if self.followee_actions:  # one edge per pair, as data.feed reads them
+            edges = ds.follows.unique(subset=["follower", "followee"], keep="first")
+            for follower, followee, since in edges.iter_rows():
+                self.followees.setdefault(int(follower), []).append(
+                    (self.user_ids[int(followee) - 1], since)
+                )
 
     def followees_of(self, user_id: str) -> list[str]:
         """External ids of the users whose events ``user_id``'s timeline reads (none unless the
@@ -142,14 +144,6 @@ class LiveTimelines:
         user = self.users.get(user_id, 0)
         base = self.training.row(user - 1) if user else None
         return self._merge(base, live, user, self._followee_events(user, followee_live))
-
-    def for_users(
-        self, timelines: Sequence[tuple[str, Sequence[EventRecord], Sequence[EventRecord]]]
-    ) -> Sequences:
-        """Several users' timelines (user id, that user's live events, their followees') as
-        one ``Sequences``, one row each in order (row ``k``'s ``users`` entry is the internal
-        user id)."""
-        return self.stack([self.for_user(*timeline).sequences for timeline in timelines])
 
     def stack(self, rows: Sequence[Sequences]) -> Sequences:
         """Single-row timelines (``Timeline.sequences``) as one ``Sequences``, in order."""
@@ -190,6 +184,8 @@ class LiveTimelines:
         theirs: list[EventRecord],
     ) -> Timeline:
         known = self.readable(live)
+        # on equal times: training events, then the user's own, then the followees' (as in
+        # data.feed.merge_feed)
         arrays = self._code(known + theirs)
         if self.followee_actions:  # the followees' events as in data.feed: context only
             who = np.array([0] * len(known) + [self.users.get(e.user_id, 0) for e in theirs])

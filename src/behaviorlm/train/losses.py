@@ -124,7 +124,8 @@ def full_softmax_loss(
     ``hidden`` is ``(M, D)``; the logits ``(M, N)`` cover items ``1..N`` (never padding). They
     are scored ``chunk_elements`` at a time with the gradients computed chunk by chunk, so
     the value and the gradients equal ``cross_entropy(module.logits(hidden)[:, 1:], targets -
-    1)`` while memory holds one chunk of logits, not all of them.
+    1)`` in float32 (close to it under bfloat16 autocast, whose products run in bfloat16)
+    while memory holds one chunk of logits, not all of them. No targets (``M = 0``) give 0.
 
     Examples
     --------

@@ -310,3 +310,15 @@ def test_a_hypothetical_followee_event_has_no_context_of_the_user() -> None:
     assert (theirs.devices[-1], theirs.locations[-1]) == (0, 0)
     assert theirs.extra[FOLLOWEE].tolist() == [0, 0, 7]
     assert theirs.is_followee_event().tolist() == [False, False, True]
+
+
+def test_rows_with_only_followee_events_to_predict_are_not_trained_on() -> None:
+    from behaviorlm.train.batches import TrainingSet
+
+    rows = replace(
+        Sequences.from_lists([[1, 2, 3], [4, 5, 6]], n_items=6),
+        extra={FOLLOWEE: np.array([0, 9, 9, 0, 0, 9])},  # row 0: only followees' after the first
+    )
+    data = TrainingSet.build(rows, max_len=5, sizes=FeatureSizes.of(rows))
+    assert len(data) == 1
+    assert data.target_items[0].tolist()[-2:] == [5, 0]  # row 1: 5 is a target, 6 is context

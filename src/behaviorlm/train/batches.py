@@ -117,6 +117,15 @@ class TrainingSet:
         )
         target_items = torch.cat([_pad_left(y, t).int() for _, y, _ in parts])
         target_actions = torch.cat([_pad_left(a, t).int() for _, _, a in parts])
+        useful = ((target_items > 0) | (target_actions > 0)).any(1)
+        if not bool(useful.all()):  # e.g. a row whose later events are all followees' (context)
+            keep = torch.nonzero(useful).squeeze(1)
+            if len(keep) == 0:
+                raise ValueError("no training timeline has an event to predict")
+            inputs = SequenceBatch(
+                **{f.name: getattr(inputs, f.name)[keep] for f in fields(SequenceBatch)}
+            )
+            target_items, target_actions = target_items[keep], target_actions[keep]
         # rows whose only next events are beyond the vocabularies (clamped to 0) keep a length
         lengths = inputs.mask.sum(1).numpy().astype(np.int64)
         return cls(inputs, target_items, target_actions, lengths)

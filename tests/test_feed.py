@@ -223,6 +223,12 @@ def test_trained_model_reads_the_feed_everywhere() -> None:
     assert reaching_event(art, "share").followee
     expected = exposure.of(int(ds.user_index([sharer])[0])) / exposure.pooled
     assert result.reach.exposure == pytest.approx(expected, rel=1e-5)
+    ranking = blm.rank_influencers(art, "i3", k=5)
+    assert len(ranking.users) == 5
+    assert ranking.exposure is not None
+    assert ranking.exposure.tolist() == pytest.approx(
+        (exposure.rates(ranking.users) / exposure.pooled).tolist(), rel=1e-5
+    )
     # evaluation rebuilds the same split, feed included
     assert 0.0 <= blm.evaluate_artifact(art, ks=(10,)).metrics["NDCG"][10] <= 1.0
 

@@ -52,7 +52,9 @@ class Reach:
         ``exposure`` times the sum of the uplifts (the expected number of extra engagements);
         the sum itself when the exposure is unknown.
     exposure : float or None
-        Chance that a follower sees the share; None: unknown (every follower is counted).
+        Weight of the summed uplifts: the chance that a follower sees the share, or that chance
+        relative to the pooled rate (:func:`social_reach`); None: unknown (every follower is
+        counted).
     """
 
     item: int
@@ -162,8 +164,9 @@ def social_reach(
 class ReachRanking:
     """Users ordered by predicted reach for one item (largest first, ties by user id).
 
-    ``exposure`` is each user's chance that a follower sees their share; None when unknown
-    (reach then counts every follower).
+    ``exposure`` is each user's weight of the summed uplifts: the chance that a follower sees
+    their share, or that chance relative to the pooled rate (see :func:`social_reach`); None
+    when unknown (reach then counts every follower).
     """
 
     item: int

@@ -76,16 +76,35 @@ def followee_feed(ds: Dataset, actions: Sequence[str]) -> Sequences:
     )
     ids = joined[_ROW].to_numpy().astype(np.int64)
     rows = ds.timelines_of(joined, "follower", ids, ds.query_words()[ids])
-    n = len(rows.items)
-    zeros = np.zeros(n, dtype=np.int64)
-    return replace(  # the followee's context is not the follower's
-        rows,
-        values=np.full(n, np.nan, dtype=np.float32),
-        devices=zeros,
-        locations=zeros,
-        sources=np.full(n, followee_source(ds), dtype=np.int64),
-        extra={**rows.extra, FOLLOWEE: joined["followee"].to_numpy().astype(np.int64)},
-    )
+    who = joined["followee"].to_numpy().astype(np.int64)
+    arrays = as_followee_events(rows.per_event(), who, followee_source(ds))
+    extra = {k: arrays.pop(k) for k in (*rows.extra, FOLLOWEE)}
+    return replace(rows, extra=extra, **arrays)  # type: ignore[arg-type]
+
+
+def as_followee_events(
+    per_event: dict[str, np.ndarray], followee: Int, source: int
+) -> dict[str, np.ndarray]:
+    """``per_event`` (the per-event arrays of :class:`Sequences`, ``extra`` included) with the
+    events where ``followee`` is not 0 made followee events of that user: ``source``, and no
+    device, location or value (the followee's context is not the follower's).
+
+    Examples
+    --------
+    >>> arrays = {"sources": np.array([1, 1]), "devices": np.array([2, 2]),
+    ...           "locations": np.array([3, 3]), "values": np.array([4.0, 4.0])}
+    >>> out = as_followee_events(arrays, np.array([0, 7]), source=5)
+    >>> out["sources"].tolist(), out["devices"].tolist(), out[FOLLOWEE].tolist()
+    ([1, 5], [2, 0], [0, 7])
+    """
+    theirs = np.asarray(followee) != 0
+    out = dict(per_event)
+    out["sources"] = np.where(theirs, source, per_event["sources"]).astype(np.int64)
+    for name in ("devices", "locations"):
+        out[name] = np.where(theirs, 0, per_event[name]).astype(np.int64)
+    out["values"] = np.where(theirs, np.nan, per_event["values"]).astype(np.float32)
+    out[FOLLOWEE] = np.asarray(followee, dtype=np.int64)
+    return out
 
 
 def merge_feed(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from behaviorlm.data.feed import as_followee_events
 from behaviorlm.explain.target import neural
 from behaviorlm.models.base import Recommender
 from behaviorlm.recommend import recommend
@@ -94,18 +95,18 @@ def append_event(histories: Sequences, event: Event) -> Sequences:
         if event.timestamp is None
         else np.full(rows, event.timestamp, dtype=np.int64)
     )
-    nowhere = np.zeros(rows, dtype=np.int64)  # a followee's context is not the user's
     added: dict[str, np.ndarray] = {
         "items": np.full(rows, event.item, dtype=np.int64),
         "actions": np.full(rows, event.action, dtype=np.int64),
         "timestamps": when,
         "event_ids": np.full(rows, -1, dtype=np.int64),
         "values": np.full(rows, np.nan, dtype=np.float32),
-        "devices": nowhere if event.followee else from_last(histories.devices),
-        "locations": nowhere if event.followee else from_last(histories.locations),
+        "devices": from_last(histories.devices),
+        "locations": from_last(histories.locations),
         "sources": np.full(rows, event.source, dtype=np.int64),
-        FOLLOWEE: np.full(rows, event.followee, dtype=np.int64),
     }
+    if event.followee:
+        added = as_followee_events(added, np.full(rows, event.followee), event.source)
     arrays: dict[str, Any] = {}
     for name, values in histories.per_event().items():
         extra = np.zeros((len(values) + rows, *values.shape[1:]), dtype=values.dtype)

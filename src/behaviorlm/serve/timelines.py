@@ -21,7 +21,7 @@ import numpy as np
 
 from behaviorlm.artifact import Artifact
 from behaviorlm.data.dataset import QUERY_WORDS
-from behaviorlm.data.feed import followee_source
+from behaviorlm.data.feed import as_followee_events, followee_source
 from behaviorlm.schema import FOLLOWEE, Int, Sequences
 from behaviorlm.serve.store import EventRecord
 
@@ -189,12 +189,7 @@ class LiveTimelines:
         arrays = self._code(known + theirs)
         if self.followee_actions:  # the followees' events as in data.feed: context only
             who = np.array([0] * len(known) + [self.users.get(e.user_id, 0) for e in theirs])
-            followee = who > 0
-            arrays[FOLLOWEE] = who.astype(np.int64)
-            arrays["sources"] = np.where(followee, self.followee_source, arrays["sources"])
-            for name in ("devices", "locations"):
-                arrays[name] = np.where(followee, 0, arrays[name])
-            arrays["values"] = np.where(followee, np.nan, arrays["values"]).astype(np.float32)
+            arrays = as_followee_events(arrays, who, self.followee_source)
         if base is not None:
             old = base.per_event()
             arrays = {k: np.concatenate([old[k], v]) for k, v in arrays.items()}

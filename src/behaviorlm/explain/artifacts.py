@@ -122,7 +122,7 @@ def influence_user(
             item,
             action=reaching.action,
             source=reaching.source,
-            followee=user if reaching.followee else 0,
+            followee_event=reaching.followee,
             exposure=seen,
         ),
     )

@@ -82,11 +82,12 @@ def follower_uplift(
     *,
     action: int = VIEW_ACTION,
     source: int = SOCIAL_SOURCE,
-    followee: int = 0,
+    followee_event: bool = False,
     batch_size: int = 256,
 ) -> F32:
     """(R,) rise in each row's probability of ``item`` next after a social event of ``item``
-    (``followee`` not 0: the sharer's act as a followee event, :class:`Event`).
+    (with ``followee_event`` the sharer's act as a followee event, :class:`Event` ``followee``
+    -1: the model does not read who it was, so one pass serves every sharer).
 
     Examples
     --------
@@ -102,7 +103,7 @@ def follower_uplift(
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     out = np.zeros(len(histories), dtype=np.float32)
-    event = Event(item=item, action=action, source=source, followee=followee)
+    event = Event(item=item, action=action, source=source, followee=-1 if followee_event else 0)
     for lo in range(0, len(histories), batch_size):
         rows = histories.select(np.arange(lo, min(lo + batch_size, len(histories))))
         before = log_softmax(net.score(rows))[:, item - 1]
@@ -118,7 +119,7 @@ def social_reach(
     *,
     action: int = VIEW_ACTION,
     source: int = SOCIAL_SOURCE,
-    followee: int = 0,
+    followee_event: bool = False,
     exposure: float | None = None,
     batch_size: int = 256,
 ) -> Reach:
@@ -126,7 +127,7 @@ def social_reach(
 
     ``exposure`` weighs the summed uplifts: the chance that a follower sees the share (the
     sharer's :meth:`Exposure.of`), or that chance relative to the pooled rate for a model
-    whose uplift already averages over it (``followee``: the sharer's act as a followee
+    whose uplift already averages over it (``followee_event``: the sharer's act as a followee
     event; :meth:`Exposure.relative`); None (unknown) counts every follower.
 
     Examples
@@ -147,7 +148,7 @@ def social_reach(
         item,
         action=action,
         source=source,
-        followee=followee,
+        followee_event=followee_event,
         batch_size=batch_size,
     )
     seen = 1.0 if exposure is None else exposure
@@ -219,8 +220,7 @@ def rank_by_reach(
         Keep the best ``k``.
     action, source, followee_event : int, int, bool
         The event the share puts in each follower's timeline; with ``followee_event`` a
-        followee's act (:class:`Event` ``followee`` -1: each follower is scored once for all
-        the users they follow).
+        followee's act (see :func:`follower_uplift`).
     exposure : Exposure, optional
         Per user, the weight of the summed uplifts (see :func:`social_reach`); None:
         unknown, every follower is counted.
@@ -252,7 +252,7 @@ def rank_by_reach(
         item,
         action=action,
         source=source,
-        followee=-1 if followee_event else 0,
+        followee_event=followee_event,
         batch_size=batch_size,
     )
     per_edge = uplift[np.searchsorted(distinct, follower)]  # (M,) the follower's uplift

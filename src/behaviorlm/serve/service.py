@@ -554,9 +554,7 @@ class Service:
                             items[0],
                             action=reaching.action,
                             source=reaching.source,
-                            followee=self.timelines.users.get(request.user_id, -1)
-                            if reaching.followee
-                            else 0,
+                            followee_event=reaching.followee,
                             exposure=seen,
                         ),
                     )

@@ -12,7 +12,6 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 from rich.table import Table
 
 from behaviorlm.artifact import Artifact
@@ -25,7 +24,6 @@ from behaviorlm.explain import explain_user, labelled_explanation
 from behaviorlm.explain.view import print_explanation
 from behaviorlm.progress import console, step
 from behaviorlm.recommend import recommend
-from behaviorlm.schema import FOLLOWEE
 from behaviorlm.train import train
 
 #: Training budget of the sequence model in the demo (seconds).
@@ -131,11 +129,13 @@ def _show_users(artifact: Artifact, dataset: Dataset, n: int) -> None:
     users = dataset.users["user_id"].to_list()
     for r, user in enumerate(user_ids):
         row = histories.row(r)
-        who = row.extra.get(FOLLOWEE, np.zeros(len(row.items), dtype=np.int64))[-4:]
         recent = [
-            f"{actions[a - 1]}{f' by {users[f - 1]}' if f else ''} "
-            + (titles[i - 1] if i else "(search)")
-            for a, i, f in zip(row.actions[-4:], row.items[-4:], who, strict=True)
+            " ".join(
+                [actions[a - 1], *(["by", users[f - 1]] if f > 0 else []), titles[i - 1]]
+                if i
+                else [actions[a - 1], "(search)"]
+            )
+            for a, i, f in zip(row.actions[-4:], row.items[-4:], row.followees()[-4:], strict=True)
         ]
         console.print(f"\nuser {user}, last events: " + "; ".join(recent), soft_wrap=True)
         table = Table()

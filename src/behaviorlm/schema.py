@@ -170,6 +170,19 @@ class Sequences:
         out.update(self.extra)
         return out
 
+    def followees(self) -> Int:
+        """(E,) the followed user who acted, per event: 0 for the user's own events.
+
+        Examples
+        --------
+        >>> Sequences.from_lists([[1, 2]], n_items=2).followees().tolist()
+        [0, 0]
+        """
+        who = self.extra.get(FOLLOWEE)
+        if who is None:
+            return np.zeros(len(self.items), dtype=np.int64)
+        return np.asarray(who, dtype=np.int64)
+
     def is_followee_event(self) -> Bool:
         """(E,) True for followee events (context, never targets), False for own events.
 
@@ -178,10 +191,7 @@ class Sequences:
         >>> Sequences.from_lists([[1, 2]], n_items=2).is_followee_event().tolist()
         [False, False]
         """
-        who = self.extra.get(FOLLOWEE)
-        if who is None:
-            return np.zeros(len(self.items), dtype=bool)
-        theirs: Bool = np.asarray(who) != 0
+        theirs: Bool = self.followees() != 0
         return theirs
 
     def take_events(self, mask: Bool) -> Sequences:

@@ -32,7 +32,7 @@ from behaviorlm.explain.groups import SOCIAL_SOURCE, ablate_groups, event_kinds
 from behaviorlm.explain.occlusion import occlusion
 from behaviorlm.explain.target import Target, neural, resolve_target, single_row, window
 from behaviorlm.models.base import Recommender
-from behaviorlm.schema import FOLLOWEE, Sequences
+from behaviorlm.schema import Sequences
 
 METHODS = ("occlusion", "integrated_gradients", "attention")
 ALIASES = {"ig": "integrated_gradients"}
@@ -217,7 +217,7 @@ def explain(
     events = window(net, history)
     kinds = event_kinds(history, events, social_source)
     ablation = ablate_groups(net, history, chosen)
-    who = history.extra.get(FOLLOWEE, np.zeros(len(history.items), dtype=np.int64))
+    who = history.followees()
 
     def event(k: int, **values: Any) -> EventInfluence:
         i = int(events[k])

@@ -33,6 +33,14 @@ def _when(timestamp: int) -> str:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M")
 
 
+def _action(e: dict[str, Any]) -> str:
+    """The action of an explained event, with who did it for a followee's event."""
+    name = str(e["action_name"])
+    if e.get("followee_id"):
+        return f"{name} by {e['followee_id']}"
+    return name + (" (social)" if e["kind"] == "social" else "")
+
+
 def print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:
     """Print a labelled explanation: the timeline with signed influence bars, then the groups.
 
@@ -63,17 +71,10 @@ def print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:
     if not attention:
         table.add_column("Δlogit", justify="right")
     for e in data["events"]:
-        cells = [
+        cells: list[str | Text] = [
             str(e["index"]),
             _when(e["timestamp"]),
-            e["action_name"]
-            + (
-                f" by {e['followee_id']}"
-                if e.get("followee_id")
-                else " (social)"
-                if e["kind"] == "social"
-                else ""
-            ),
+            _action(e),
             str(e["item_id"] or ""),
             str(e["title"] or (f"search: {e['query']}" if e.get("query") else "")),
             _bar(e[key], scale),

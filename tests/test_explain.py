@@ -13,13 +13,14 @@ import behaviorlm as blm
 from behaviorlm.explain import Target, explain
 from behaviorlm.explain.attention import attention, last_layer
 from behaviorlm.explain.groups import ablate_groups
+from behaviorlm.explain.occlusion import occlusion
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.models.sasrec import Block
 from behaviorlm.schema import Sequences
 
 NEURAL = ("sasrec", "hstu", "mlp")
 TINY = {
-    "sasrec": ["model.dim=16", "model.layers=1", "model.heads=2", "model.max_len=20"],
+    "sasrec": ["model.dim=16", "model.layers=2", "model.heads=2", "model.max_len=20"],
     "hstu": ["model.dim=16", "model.layers=1", "model.heads=2", "model.max_len=20"],
     "mlp": ["model.hidden=16", "model.max_len=20"],
 }
@@ -66,6 +67,14 @@ def test_occlusion_equals_rescoring_each_deletion(art: blm.Artifact) -> None:
         logit, prob = target_of(model.score(history.take_events(keep))[0], e.target.id)
         assert event.logit == pytest.approx(full[0] - logit, abs=1e-4)
         assert event.probability == pytest.approx(full[1] - prob, abs=1e-6)
+
+
+def test_occlusion_deletes_only_events_the_model_reads(art: blm.Artifact) -> None:
+    model, history = art.model, user_row(art)
+    assert isinstance(model, NeuralRecommender)
+    unread = len(history.items) - 21  # one event before the window of 20
+    with pytest.raises(ValueError, match="events the model reads"):
+        occlusion(model, history, Target.item(1), np.array([unread]))
 
 
 @pytest.mark.parametrize("kind", ["item", "action"])

@@ -1,13 +1,13 @@
 """Exact leave-one-out occlusion: the counterfactual "had this event not happened".
 
-For the ``W`` events the model reads, the timeline without event ``i`` is built for every
-``i`` as one :class:`behaviorlm.schema.Sequences` of ``W + 1`` rows (the full timeline
-first). All ``W`` deletions are scored in a single batched forward pass, the full timeline
-in its own: every deletion is one event shorter, so their batch needs no padding and a model
-may run its faster unpadded path (SASRec: plain causal attention). The influence of event
-``i`` is ``full - without_i``, on the target's logit and on its probability. A deleted
-event's place in the model's window is taken by the next older event, as it would be had
-the event never happened.
+For each of the ``W`` events the model reads, the timeline without event ``i`` is scored,
+and the influence of event ``i`` is ``full - without_i``, on the target's logit and on its
+probability. A deleted event's place in the model's window is taken by the next older
+event, as it would be had the event never happened, and the event after it counts its time
+gap from the event before it. All ``W`` deletions are scored in one call of the model's
+:meth:`~behaviorlm.models.neural.SequenceModule.encode_last_without` on the timeline's last
+``W + 1`` events (SASRec shares the work the deletions have in common); the full timeline
+is scored on its own.
 """
 
 from __future__ import annotations
@@ -15,26 +15,29 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from behaviorlm.explain.target import Target, target_scores
+from behaviorlm.explain.target import Target, hidden_scores
+from behaviorlm.models.batch import build_batch, gap_bucket
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.schema import F32, Int, Sequences
 
 
-def deletions(history: Sequences, events: Int) -> Sequences:
-    """``len(events) + 1`` rows: ``history`` itself, then ``history`` without each of ``events``.
+def closing_gaps(history: Sequences, events: Int, size: int) -> Int:
+    """Gap code of the event after each of ``events`` once that event is deleted.
+
+    The time since the event before the deleted one; the first-event code 1 where the
+    deleted event was the first; 0 (unknown) for codes the model has no row for.
 
     Examples
     --------
-    >>> s = Sequences.from_lists([[4, 5, 6]], n_items=6)
-    >>> rows = deletions(s, np.array([0, 2]))
-    >>> [rows.row(r).items.tolist() for r in range(len(rows))]
-    [[4, 5, 6], [5, 6], [4, 5]]
+    >>> s = Sequences.from_lists([[4, 5, 6]], n_items=6)  # events 1 second apart
+    >>> closing_gaps(s, np.array([0, 1]), size=32).tolist()  # 1 (first), then 2 s -> code 3
+    [1, 3]
     """
-    n = len(history.items)
-    copies = history.select(np.zeros(len(events) + 1, dtype=np.int64))
-    keep = np.ones((len(events) + 1, n), dtype=bool)  # row r keeps every event but events[r - 1]
-    keep[np.arange(1, len(events) + 1), events] = False
-    return copies.take_events(keep.ravel())
+    ts = history.timestamps
+    before = ts[np.maximum(events - 1, 0)]
+    after = ts[np.minimum(events + 1, len(ts) - 1)]
+    codes = np.where(events == 0, 1, gap_bucket(after - before))
+    return np.where(codes < size, codes, 0)
 
 
 def occlusion(
@@ -42,7 +45,8 @@ def occlusion(
 ) -> tuple[tuple[float, float], F32, F32]:
     """Full score and per-event influence of deleting each of ``events`` (flat indices).
 
-    Returns ``((logit, probability), logit_influence, probability_influence)``, the last two
+    ``history`` is one timeline and ``events`` lie among the events the model reads. Returns
+    ``((logit, probability), logit_influence, probability_influence)``, the last two
     ``(len(events),)`` arrays of ``full - without_event``.
 
     Examples
@@ -55,19 +59,23 @@ def occlusion(
     >>> logit.shape, prob.shape
     ((2,), (2,))
     """
-    rows = deletions(history, np.asarray(events, dtype=np.int64))
+    assert model.sizes is not None
+    events = np.asarray(events, dtype=np.int64)
+    n, window = len(history.items), int(model.config.max_len)
+    read, reach = min(n, window), min(n, window + 1)  # reach: the event that would enter too
+    if events.size and not (n - read <= events.min() and events.max() < n):
+        raise ValueError(f"occlusion deletes events the model reads: {n - read}..{n - 1}")
+    batch = build_batch(history, reach, model.sizes)
     module = model.module.eval()
     with torch.no_grad():
-        # the full row apart: the deletions are one event shorter, so together they need no
-        # padding, and a model may take its faster path for a batch without padding
-        full_logit, full_prob = target_scores(module, model.batch(rows.select(_FIRST)), target)
+        full_logit, full_prob = hidden_scores(
+            module, module.encode_last(batch.columns(slice(reach - read, None))), target
+        )
         logit = prob = torch.zeros(0)
-        if len(rows) > 1:
-            logit, prob = target_scores(
-                module, model.batch(rows.select(np.arange(1, len(rows)))), target
-            )  # (W,) each
+        if events.size:
+            drop = torch.from_numpy(events - (n - reach))  # columns of the batch
+            gaps = torch.from_numpy(closing_gaps(history, events, model.sizes.gaps))
+            hidden = module.encode_last_without(batch, drop, gaps)  # (W, D)
+            logit, prob = hidden_scores(module, hidden, target)
     full = (float(full_logit[0]), float(full_prob[0]))
     return full, (full_logit - logit).numpy(), (full_prob - prob).numpy()
-
-
-_FIRST = np.zeros(1, dtype=np.int64)

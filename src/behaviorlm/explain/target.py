@@ -96,16 +96,38 @@ def target_scores(
 
     Differentiable (no ``no_grad`` here): integrated gradients backpropagate through it.
     """
-    hidden = module.encode_last(batch).float()  # (B, D): the state that predicts next
+    return hidden_scores(module, module.encode_last(batch), target)
+
+
+def hidden_scores(
+    module: SequenceModule, hidden: torch.Tensor, target: Target
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B,) logit and (B,) probability of ``target`` given (B, D) states that predict next.
+
+    Rows are scored :data:`SCORE_ROWS` at a time: a (B, N) matrix of logits over a large
+    catalogue would leave the cache (and cost page faults) between the matrix product and
+    the normalisation; the result is the same.
+    """
+    parts = [_scores(module, rows, target) for rows in torch.split(hidden.float(), SCORE_ROWS)]
+    if len(parts) == 1:
+        return parts[0]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+#: Rows per chunk in :func:`hidden_scores`.
+SCORE_ROWS = 32
+
+
+def _scores(
+    module: SequenceModule, hidden: torch.Tensor, target: Target
+) -> tuple[torch.Tensor, torch.Tensor]:
     if target.kind == "item":
         logits = module.logits(hidden, slice(1, None)).float()  # (B, N): items 1..N
         column = target.id - 1
     else:
         logits = module.action_head(hidden).float()  # (B, A) every action code, as trained
         column = target.id
-    logit = logits[:, column]
-    probability = torch.exp(logit - torch.logsumexp(logits, dim=-1))
-    return logit, probability
+    return logits[:, column], torch.log_softmax(logits, dim=-1)[:, column].exp()
 
 
 def window(model: NeuralRecommender, history: Sequences) -> np.ndarray:

@@ -104,6 +104,39 @@ class SequenceBatch:
         """Columns ``cols`` of every tensor (time steps)."""
         return SequenceBatch(**{f.name: getattr(self, f.name)[:, cols] for f in fields(self)})
 
+    def without(self, drop: torch.Tensor, gaps: torch.Tensor) -> SequenceBatch:
+        """``K`` rows, ``T - 1`` columns: this single row without column ``drop[k]``, for each k.
+
+        ``gaps[k]`` is the gap code the column after ``drop[k]`` takes once that column is gone
+        (the time since the event before it); unused where ``drop[k]`` is the last column.
+
+        Examples
+        --------
+        >>> s = Sequences.from_lists([[4, 5, 6]], n_items=6)
+        >>> b = build_batch(s, 3, FeatureSizes.of(s))
+        >>> rows = b.without(torch.tensor([0, 2]), torch.tensor([1, 9]))
+        >>> rows.items.tolist(), rows.gaps.tolist()
+        ([[5, 6], [4, 5]], [[1, 3], [1, 3]])
+        """
+        k, t = len(drop), self.shape[1]
+        cols = torch.arange(t - 1, device=drop.device).expand(k, -1)
+        cols = cols + (cols >= drop.unsqueeze(1)).long()  # (K, T - 1): the columns each row keeps
+        out = self.cells(cols)
+        moved = drop < t - 1  # rows where a later column takes the dropped one's place
+        out.gaps[moved, drop[moved]] = gaps[moved]
+        return out
+
+    def cells(self, cols: torch.Tensor) -> SequenceBatch:
+        """A batch shaped like ``cols`` (K, C) of this single row's columns ``cols``.
+
+        Examples
+        --------
+        >>> s = Sequences.from_lists([[4, 5, 6]], n_items=6)
+        >>> build_batch(s, 3, FeatureSizes.of(s)).cells(torch.tensor([[2], [0]])).items.tolist()
+        [[6], [4]]
+        """
+        return SequenceBatch(**{f.name: getattr(self, f.name)[0, cols] for f in fields(self)})
+
 
 def time_gap_buckets(seqs: Sequences) -> Int:
     """(E,) gap bucket of each event: seconds since the previous event of the same row.
@@ -119,9 +152,19 @@ def time_gap_buckets(seqs: Sequences) -> Int:
     gaps[1:] = ts[1:] - ts[:-1]
     first = np.zeros(len(ts), dtype=bool)
     first[seqs.offsets[:-1][seqs.lengths > 0]] = True
-    buckets = np.floor(np.log2(1.0 + np.maximum(gaps, 0))).astype(np.int64) + 2
-    buckets = np.minimum(buckets, N_GAP_BUCKETS - 1)
-    return np.where(first, 1, buckets)
+    return np.where(first, 1, gap_bucket(gaps))
+
+
+def gap_bucket(seconds: Int) -> Int:
+    """Gap code (2 and up) of each time gap in seconds; negative gaps count as 0.
+
+    Examples
+    --------
+    >>> gap_bucket(np.array([0, 1, 3600])).tolist()
+    [2, 3, 13]
+    """
+    buckets = np.floor(np.log2(1.0 + np.maximum(seconds, 0))).astype(np.int64) + 2
+    return np.minimum(buckets, N_GAP_BUCKETS - 1)
 
 
 def _layout(seqs: Sequences, max_len: int) -> tuple[Bool, Int, Int, int, int]:

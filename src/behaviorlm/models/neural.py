@@ -131,6 +131,19 @@ class SequenceModule(nn.Module):
         """
         return self.encode(batch)[:, -1]
 
+    def encode_last_without(
+        self, batch: SequenceBatch, drop: torch.Tensor, gaps: torch.Tensor
+    ) -> torch.Tensor:
+        """(K, D) :meth:`encode_last` of the single row of ``batch`` without column ``drop[k]``.
+
+        Leave-one-out occlusion scores every deletion of a timeline with this. ``gaps`` is as
+        in :meth:`SequenceBatch.without`. The row may hold one column more than the model
+        reads: the older event that enters the window when a column is deleted. The default
+        builds the ``K`` rows; a model may share the work the rows have in common (SASRec
+        runs the events before each deleted one once).
+        """
+        return self.encode_last(batch.without(drop, gaps))
+
     def item_embeddings(self) -> torch.Tensor:
         """(N + 1, D) output embeddings of all items (row 0 = padding)."""
         return self.tokens.item.weight

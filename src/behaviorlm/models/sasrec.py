@@ -33,7 +33,7 @@ Deviations from the paper:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import torch
 from torch import nn
@@ -132,17 +132,35 @@ class Block(nn.Module):
         With ``last`` only the last position is updated and returned, ``(B, 1, D)``: the
         keys and values still come from every position.
         """
-        b, _, d = x.shape
         q, k, v = self._project(x)
         if last:
             x, q = x[:, -1:], q[:, :, -1:]
             bias = None if bias is None else bias[:, :, -1:]
+        # without a mask the last query sees every key; otherwise query i sees keys <= i
+        mask = None if bias is None else bias.to(q.dtype)
+        return self.attend(x, q, k, v, mask, causal=bias is None and not last)
+
+    def attend(
+        self,
+        x: torch.Tensor,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        mask: torch.Tensor | None,
+        causal: bool,
+    ) -> torch.Tensor:
+        """The block's output at the query positions: attention, then the feed-forward part.
+
+        ``x`` (B, Q, D) holds the query positions' inputs, ``q`` their queries (B, H, Q, d),
+        ``k`` and ``v`` the keys and values (B, H, K, d) they may attend to, subject to
+        ``mask`` (boolean, True = allowed, or additive) or to plain ``causal`` attention.
+        """
+        b, t, d = x.shape
         p = self.dropout if self.training else 0.0
-        if bias is None:  # the last query sees every key; otherwise query i sees keys <= i
-            att = functional.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=not last)
-        else:
-            att = functional.scaled_dot_product_attention(q, k, v, bias.to(q.dtype), dropout_p=p)
-        x = x + self.drop(self.out(att.transpose(1, 2).reshape(b, x.shape[1], d)))
+        att = functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=p, is_causal=causal
+        )
+        x = x + self.drop(self.out(att.transpose(1, 2).reshape(b, t, d)))
         out: torch.Tensor = x + self.drop(self.ffn(self.norm2(x)))
         return out
 
@@ -165,10 +183,30 @@ class Block(nn.Module):
 
     def _project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Queries, keys and values of ``x``, each (B, H, T, D / H)."""
-        b, t, d = x.shape
-        qkv = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, d // self.heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, H, T, d)
+        q, k, v = self._heads(self.qkv(self.norm1(x)), 3)
         return q, k, v
+
+    def queries(self, x: torch.Tensor) -> torch.Tensor:
+        """Queries of ``x`` (B, H, T, D / H), as in :meth:`_project`."""
+        d = x.shape[-1]
+        (q,) = self._heads(
+            functional.linear(self.norm1(x), self.qkv.weight[:d], self.qkv.bias[:d]), 1
+        )
+        out: torch.Tensor = q
+        return out
+
+    def keys_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of ``x``, each (B, H, T, D / H), as in :meth:`_project`."""
+        d = x.shape[-1]
+        kv = functional.linear(self.norm1(x), self.qkv.weight[d:], self.qkv.bias[d:])
+        k, v = self._heads(kv, 2)
+        return k, v
+
+    def _heads(self, projected: torch.Tensor, parts: int) -> torch.Tensor:
+        """(parts, B, H, T, d) of a (B, T, parts * D) projection."""
+        b, t, width = projected.shape
+        d = width // parts
+        return projected.view(b, t, parts, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
 
 
 def attention_bias(mask: torch.Tensor) -> torch.Tensor:
@@ -226,6 +264,74 @@ class SASRecModule(SequenceModule):
         """(B, D) state at the last position; the last block runs for that query only."""
         return self._encode(batch, last=True)[:, -1]
 
+    def encode_last_without(
+        self, batch: SequenceBatch, drop: torch.Tensor, gaps: torch.Tensor
+    ) -> torch.Tensor:
+        """(K, D) states at the last position of the row without column ``drop[k]``, each k.
+
+        Exact, and about half the work of encoding the ``K`` rows. Positions count from the
+        end, so in the row without column ``d`` the columns before ``d`` hold what they hold
+        in one shared row (the ``n`` oldest columns, each one place further from the end),
+        and causal attention keeps every state there equal to that row's. The deletions are
+        taken in groups by ``d``; a group computes only its columns from its smallest ``d``
+        on, its queries attending to the shared row's keys and values before that. The last
+        block runs for the last query only, as in :meth:`encode_last`.
+        """
+        b, t = batch.shape
+        n = t - 1  # events in a row with one column gone
+        shareable = len(self.blocks) > 0 and b == 1 and 1 <= n <= self.max_len
+        if self.training or not shareable or not bool(batch.mask.all()):
+            return super().encode_last_without(batch, drop, gaps)
+        shared, groups = self._deletion_inputs(batch, drop, gaps)
+        *body, top = cast(list[Block], list(self.blocks))
+        for block in body:
+            k_shared, v_shared = block.keys_values(shared.unsqueeze(0))  # (1, H, n, d) each
+            for g, (rows, start, x) in enumerate(groups):
+                k, v = _after_prefix(block.keys_values(x), (k_shared, v_shared), start)
+                causal = start == 0  # else query i (from start on) sees keys <= i
+                mask = None if causal else _lower_right(n - start, n, drop.device)
+                groups[g] = (rows, start, block.attend(x, block.queries(x), k, v, mask, causal))
+            shared = block(shared.unsqueeze(0), None)[0]
+        k_shared, v_shared = top.keys_values(shared.unsqueeze(0))
+        out = torch.empty(len(drop), shared.shape[1], dtype=shared.dtype, device=shared.device)
+        for rows, start, x in groups:  # the last query sees every key
+            k, v = _after_prefix(top.keys_values(x), (k_shared, v_shared), start)
+            last = x[:, -1:]
+            out[rows] = self.norm(top.attend(last, top.queries(last), k, v, None, False)[:, 0])
+        return out
+
+    def _deletion_inputs(
+        self, batch: SequenceBatch, drop: torch.Tensor, gaps: torch.Tensor
+    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, int, torch.Tensor]]]:
+        """The shared row's inputs (n, D) and the groups of :meth:`encode_last_without`.
+
+        A group is ``(rows, start, x)``: indices into ``drop``, its first column, and the
+        inputs ``x`` (R, n - start, D) of its rows from that column on.
+        """
+        n = batch.shape[1] - 1
+        position = self.position(torch.arange(n - 1, -1, -1, device=drop.device))
+        tokens = self.tokens(batch)[0]  # (n + 1, D)
+        shared = tokens[:-1] + position  # (n, D): the columns before a deleted one
+        later = tokens[1:] + position  # the columns after a deleted one, one place on
+        # the column after the deleted one takes its place and a gap from the one before
+        moved = drop < n
+        cells = batch.cells((drop[moved] + 1).unsqueeze(1))
+        cells.gaps[:] = gaps[moved].unsqueeze(1)
+        closing = torch.zeros(len(drop), shared.shape[1], dtype=shared.dtype, device=shared.device)
+        closing[moved] = self.tokens(cells)[:, 0] + position[drop[moved]]
+        column = torch.arange(n, device=drop.device)
+        groups = []
+        for rows in torch.argsort(drop).tensor_split(_groups(len(drop))):
+            start = min(int(drop[rows].min()), n - 1)
+            d = drop[rows]
+            x = torch.where(
+                (column[start:] < d.unsqueeze(1)).unsqueeze(-1), shared[start:], later[start:]
+            )
+            at = (d < n).nonzero()[:, 0]
+            x[at, d[at] - start] = closing[rows[at]]
+            groups.append((rows, start, x))
+        return shared, groups
+
     def _encode(self, batch: SequenceBatch, last: bool) -> torch.Tensor:
         t = batch.shape[1]
         if t > self.max_len:  # keep the most recent events, like NeuralRecommender.batch
@@ -261,3 +367,25 @@ class SASRec(NeuralRecommender):
 
     def build(self, sizes: FeatureSizes) -> SequenceModule:
         return SASRecModule(sizes, self.config)
+
+
+def _groups(k: int) -> int:
+    """How many groups :meth:`SASRecModule.encode_last_without` takes ``k`` deletions in."""
+    return max(1, min(12, k // 16))
+
+
+def _after_prefix(
+    own: tuple[torch.Tensor, torch.Tensor], prefix: tuple[torch.Tensor, torch.Tensor], start: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keys and values (R, H, n, d): the shared row's (1, H, n, d) before ``start``, then a
+    group's own (R, H, n - start, d)."""
+    (k, v), (k_prefix, v_prefix) = own, prefix
+    rows = k.shape[0]
+    k = torch.cat([k_prefix[:, :, :start].expand(rows, -1, -1, -1), k], 2)
+    v = torch.cat([v_prefix[:, :, :start].expand(rows, -1, -1, -1), v], 2)
+    return k, v
+
+
+def _lower_right(queries: int, keys: int, device: torch.device) -> torch.Tensor:
+    """(Q, K) causal mask of the last ``queries`` positions over all ``keys``: True = allowed."""
+    return torch.ones(queries, keys, dtype=torch.bool, device=device).tril(keys - queries)

@@ -19,6 +19,7 @@ Prints one JSON line per measurement with the median and p90 over ``--repeat`` r
 
     python benchmarks/explain_speed.py --repeat 50
     python benchmarks/explain_speed.py --model hstu --threads 1
+    PYTHONPATH=other/src python benchmarks/explain_speed.py --label other  # another checkout
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--label", default="", help="a name for this run, echoed in every line")
     parser.add_argument("overrides", nargs="*", help="extra section.key=value model overrides")
     args = parser.parse_intermixed_args()
     if args.threads:
@@ -187,6 +189,7 @@ def main() -> None:
                 "meets_goal": median <= goal,
                 "threads": torch.get_num_threads(),
                 "peak_rss_mib": peak_rss_mib(),
+                **({"label": args.label} if args.label else {}),
                 **facts,
             }
             print(json.dumps(line), flush=True)

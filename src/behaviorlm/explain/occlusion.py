@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from behaviorlm.explain.target import Target, hidden_scores
-from behaviorlm.models.batch import build_batch, gap_bucket
+from behaviorlm.models.batch import gap_bucket
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.schema import F32, Int, Sequences
 
@@ -59,13 +59,13 @@ def occlusion(
     >>> logit.shape, prob.shape
     ((2,), (2,))
     """
-    assert model.sizes is not None
     events = np.asarray(events, dtype=np.int64)
     n, window = len(history.items), int(model.config.max_len)
     read, reach = min(n, window), min(n, window + 1)  # reach: the event that would enter too
     if events.size and not (n - read <= events.min() and events.max() < n):
         raise ValueError(f"occlusion deletes events the model reads: {n - read}..{n - 1}")
-    batch = build_batch(history, reach, model.sizes)
+    batch = model.batch(history, reach)
+    assert model.sizes is not None  # model.batch raises for a model that is not fitted
     module = model.module.eval()
     with torch.no_grad():
         full_logit, full_prob = hidden_scores(

@@ -198,11 +198,12 @@ class NeuralRecommender(Recommender):
             "or `behaviorlm train`"
         )
 
-    def batch(self, histories: Sequences) -> SequenceBatch:
-        """Histories as a model input batch (last ``max_len`` events)."""
+    def batch(self, histories: Sequences, max_len: int | None = None) -> SequenceBatch:
+        """Histories as a model input batch (the last ``max_len`` events, by default the
+        model's ``max_len``)."""
         if self.sizes is None:
             raise RuntimeError(f"{self.name} is not fitted")
-        return build_batch(histories, int(self.config.max_len), self.sizes)
+        return build_batch(histories, max_len or int(self.config.max_len), self.sizes)
 
     @torch.no_grad()
     def hidden(self, histories: Sequences, batch_size: int = 512) -> torch.Tensor:

@@ -69,6 +69,16 @@ def test_occlusion_equals_rescoring_each_deletion(art: blm.Artifact) -> None:
         assert event.probability == pytest.approx(full[1] - prob, abs=1e-6)
 
 
+def test_occlusion_of_a_timeline_of_one_event(art: blm.Artifact) -> None:
+    history = user_row(art)
+    last = np.arange(len(history.items)) == len(history.items) - 1
+    one, empty = history.take_events(last), history.take_events(np.zeros_like(last))
+    e = explain(art.model, one, target=5, method="occlusion")
+    full, without = target_of(art.model.score(one)[0], 5), target_of(art.model.score(empty)[0], 5)
+    assert len(e.events) == 1
+    assert e.events[0].logit == pytest.approx(full[0] - without[0], abs=1e-4)
+
+
 def test_occlusion_deletes_only_events_the_model_reads(art: blm.Artifact) -> None:
     model, history = art.model, user_row(art)
     assert isinstance(model, NeuralRecommender)

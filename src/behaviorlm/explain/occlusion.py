@@ -5,9 +5,9 @@ and the influence of event ``i`` is ``full - without_i``, on the target's logit 
 probability. A deleted event's place in the model's window is taken by the next older
 event, as it would be had the event never happened, and the event after it counts its time
 gap from the event before it. All ``W`` deletions are scored in one call of the model's
-:meth:`~behaviorlm.models.neural.SequenceModule.encode_last_without` on the timeline's last
-``W + 1`` events (SASRec shares the work the deletions have in common); the full timeline
-is scored on its own.
+:meth:`~behaviorlm.models.neural.SequenceModule.encode_last_without` on one batch row: the
+events the model reads and, where the timeline is longer, the one before them (SASRec shares
+the work the deletions have in common); the full timeline is scored on its own.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ def closing_gaps(history: Sequences, events: Int, size: int) -> Int:
     """Gap code of the event after each of ``events`` once that event is deleted.
 
     The time since the event before the deleted one; the first-event code 1 where the
-    deleted event was the first; 0 (unknown) for codes the model has no row for.
+    deleted event was the first; 0 (unknown) for codes the model has no row for. The value
+    for the timeline's last event is unused (no event follows it).
 
     Examples
     --------
@@ -59,11 +60,16 @@ def occlusion(
     >>> logit.shape, prob.shape
     ((2,), (2,))
     """
+    if len(history) != 1:
+        raise ValueError(f"occlusion explains one timeline, got {len(history)}")
     events = np.asarray(events, dtype=np.int64)
-    n, window = len(history.items), int(model.config.max_len)
-    read, reach = min(n, window), min(n, window + 1)  # reach: the event that would enter too
+    n, max_len = len(history.items), int(model.config.max_len)
+    read, reach = min(n, max_len), min(n, max_len + 1)  # reach: the event that would enter too
     if events.size and not (n - read <= events.min() and events.max() < n):
-        raise ValueError(f"occlusion deletes events the model reads: {n - read}..{n - 1}")
+        raise ValueError(
+            f"occlusion deletes only events the model reads ({n - read}..{n - 1}), "
+            f"got {events.min()}..{events.max()}"
+        )
     batch = model.batch(history, reach)
     assert model.sizes is not None  # model.batch raises for a model that is not fitted
     module = model.module.eval()

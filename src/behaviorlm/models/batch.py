@@ -119,11 +119,16 @@ class SequenceBatch:
         ([[5, 6], [4, 5]], [[1, 3], [1, 3]])
         """
         k, t = len(drop), self.shape[1]
+        if t == 1:  # nothing left: one padding column, as build_batch gives an empty row
+            out = self.cells(torch.zeros(k, 1, dtype=torch.long, device=drop.device))
+            return SequenceBatch(
+                **{f.name: torch.zeros_like(getattr(out, f.name)) for f in fields(out)}
+            )
         cols = torch.arange(t - 1, device=drop.device).expand(k, -1)
         cols = cols + (cols >= drop.unsqueeze(1)).long()  # (K, T - 1): the columns each row keeps
         out = self.cells(cols)
         moved = drop < t - 1  # rows where a later column takes the dropped one's place
-        out.gaps[moved, drop[moved]] = gaps[moved]
+        out.gaps[moved, drop[moved]] = gaps[moved].to(out.gaps.dtype)
         return out
 
     def cells(self, cols: torch.Tensor) -> SequenceBatch:
@@ -135,6 +140,8 @@ class SequenceBatch:
         >>> build_batch(s, 3, FeatureSizes.of(s)).cells(torch.tensor([[2], [0]])).items.tolist()
         [[6], [4]]
         """
+        if self.shape[0] != 1:
+            raise ValueError(f"cells picks columns of a single row; this batch has {self.shape[0]}")
         return SequenceBatch(**{f.name: getattr(self, f.name)[0, cols] for f in fields(self)})
 
 

@@ -136,12 +136,16 @@ class SequenceModule(nn.Module):
     ) -> torch.Tensor:
         """(K, D) :meth:`encode_last` of the single row of ``batch`` without column ``drop[k]``.
 
-        Leave-one-out occlusion scores every deletion of a timeline with this. ``gaps`` is as
-        in :meth:`SequenceBatch.without`. The row may hold one column more than the model
-        reads: the older event that enters the window when a column is deleted. The default
-        builds the ``K`` rows; a model may share the work the rows have in common (SASRec
-        runs the events before each deleted one once).
+        Leave-one-out occlusion scores every deletion of a timeline with this. ``batch`` is
+        one row (no padding, as :meth:`NeuralRecommender.batch` gives a single timeline);
+        it may hold one column more than the model reads: the older event that enters the
+        window when a column is deleted. ``drop`` (K,) are columns of it, ``gaps`` (K,) as in
+        :meth:`SequenceBatch.without`. A row with one column leaves an empty timeline (one
+        padding column). The default builds the ``K`` rows; a model may share the work they
+        have in common (SASRec runs the events before each deleted one once).
         """
+        if len(drop) == 0:
+            return torch.zeros(0, self.dim, device=batch.mask.device)
         return self.encode_last(batch.without(drop, gaps))
 
     def item_embeddings(self) -> torch.Tensor:
@@ -199,11 +203,14 @@ class NeuralRecommender(Recommender):
         )
 
     def batch(self, histories: Sequences, max_len: int | None = None) -> SequenceBatch:
-        """Histories as a model input batch (the last ``max_len`` events, by default the
-        model's ``max_len``)."""
+        """Histories as a model input batch: each row's last ``max_len`` events.
+
+        ``max_len`` defaults to the model's window (occlusion asks for one event more).
+        """
         if self.sizes is None:
             raise RuntimeError(f"{self.name} is not fitted")
-        return build_batch(histories, max_len or int(self.config.max_len), self.sizes)
+        window = int(self.config.max_len) if max_len is None else max_len
+        return build_batch(histories, window, self.sizes)
 
     @torch.no_grad()
     def hidden(self, histories: Sequences, batch_size: int = 512) -> torch.Tensor:

@@ -279,22 +279,24 @@ class SASRecModule(SequenceModule):
         """
         b, t = batch.shape
         n = t - 1  # events in a row with one column gone
-        shareable = len(self.blocks) > 0 and b == 1 and 1 <= n <= self.max_len
+        shareable = len(self.blocks) > 0 and b == 1 and 1 <= n <= self.max_len and len(drop) > 0
         if self.training or not shareable or not bool(batch.mask.all()):
             return super().encode_last_without(batch, drop, gaps)
-        shared, groups = self._deletion_inputs(batch, drop, gaps)
+        device = batch.mask.device
+        shared, groups = self._deletion_inputs(batch, drop.to(device), gaps.to(device))
         *body, top = cast(list[Block], list(self.blocks))
         for block in body:
-            k_shared, v_shared = block.keys_values(shared.unsqueeze(0))  # (1, H, n, d) each
+            _, k_shared, v_shared = block._project(shared.unsqueeze(0))  # (1, H, n, d) each
             for g, (rows, start, x) in enumerate(groups):
-                k, v = _after_prefix(block.keys_values(x), (k_shared, v_shared), start)
+                q, k, v = block._project(x)
+                k, v = _after_prefix((k, v), (k_shared, v_shared), start)
                 causal = start == 0  # else query i (from start on) sees keys <= i
-                mask = None if causal else _lower_right(n - start, n, drop.device)
-                groups[g] = (rows, start, block.attend(x, block.queries(x), k, v, mask, causal))
+                mask = None if causal else _lower_right(n - start, n, device)
+                groups[g] = (rows, start, block.attend(x, q, k, v, mask, causal))
             shared = block(shared.unsqueeze(0), None)[0]
         k_shared, v_shared = top.keys_values(shared.unsqueeze(0))
         out = torch.empty(len(drop), shared.shape[1], dtype=shared.dtype, device=shared.device)
-        for rows, start, x in groups:  # the last query sees every key
+        for rows, start, x in groups:  # the last query sees every key; only its query is needed
             k, v = _after_prefix(top.keys_values(x), (k_shared, v_shared), start)
             last = x[:, -1:]
             out[rows] = self.norm(top.attend(last, top.queries(last), k, v, None, False)[:, 0])
@@ -308,8 +310,8 @@ class SASRecModule(SequenceModule):
         A group is ``(rows, start, x)``: indices into ``drop``, its first column, and the
         inputs ``x`` (R, n - start, D) of its rows from that column on.
         """
-        n = batch.shape[1] - 1
-        position = self.position(torch.arange(n - 1, -1, -1, device=drop.device))
+        n, device = batch.shape[1] - 1, drop.device
+        position = self.position(torch.arange(n - 1, -1, -1, device=device))
         tokens = self.tokens(batch)[0]  # (n + 1, D)
         shared = tokens[:-1] + position  # (n, D): the columns before a deleted one
         later = tokens[1:] + position  # the columns after a deleted one, one place on
@@ -319,7 +321,7 @@ class SASRecModule(SequenceModule):
         cells.gaps[:] = gaps[moved].unsqueeze(1)
         closing = torch.zeros(len(drop), shared.shape[1], dtype=shared.dtype, device=shared.device)
         closing[moved] = self.tokens(cells)[:, 0] + position[drop[moved]]
-        column = torch.arange(n, device=drop.device)
+        column = torch.arange(n, device=device)
         groups = []
         for rows in torch.argsort(drop).tensor_split(_groups(len(drop))):
             start = min(int(drop[rows].min()), n - 1)
@@ -377,8 +379,10 @@ def _groups(k: int) -> int:
 def _after_prefix(
     own: tuple[torch.Tensor, torch.Tensor], prefix: tuple[torch.Tensor, torch.Tensor], start: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Keys and values (R, H, n, d): the shared row's (1, H, n, d) before ``start``, then a
-    group's own (R, H, n - start, d)."""
+    """Keys and values (R, H, n, d) of a group: the shared row's before ``start``, then its own.
+
+    ``own`` are the group's (R, H, n - start, d), ``prefix`` the shared row's (1, H, n, d).
+    """
     (k, v), (k_prefix, v_prefix) = own, prefix
     rows = k.shape[0]
     k = torch.cat([k_prefix[:, :, :start].expand(rows, -1, -1, -1), k], 2)

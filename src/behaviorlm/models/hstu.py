@@ -39,13 +39,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import torch
 from torch import nn
 from torch.nn import functional
 
 from behaviorlm.models.batch import FeatureSizes, SequenceBatch
+from behaviorlm.models.deletions import after_prefix, closing_tokens, deletion_groups
 from behaviorlm.models.neural import FeatureConfig, NeuralRecommender, SequenceModule
 
 
@@ -136,9 +137,22 @@ def time_buckets(timestamps: torch.Tensor, n_buckets: int) -> torch.Tensor:
     >>> time_buckets(torch.tensor([[0, 1, 9]]), n_buckets=8)[0, 2].tolist()  # 9, 8, 0 s
     [3, 3, 0]
     """
-    dt = (timestamps[:, :, None] - timestamps[:, None, :]).clamp(min=0)  # (B, T, T) seconds
-    buckets = torch.floor(torch.log2(1.0 + dt.double())).long()
-    return buckets.clamp(max=n_buckets - 1)
+    return time_buckets_between(timestamps, timestamps, n_buckets)
+
+
+def time_buckets_between(queries: torch.Tensor, keys: torch.Tensor, n_buckets: int) -> torch.Tensor:
+    """(B, Q, T) buckets as in :func:`time_buckets`, of query times (B, Q) and key times (B, T).
+
+    Examples
+    --------
+    >>> time_buckets_between(torch.tensor([[9]]), torch.tensor([[0, 1, 9]]), 8).tolist()
+    [[[3, 3, 0]]]
+    """
+    dt = (queries[:, :, None] - keys[:, None, :]).clamp(min=0)  # (B, Q, T) seconds
+    # floor(log2(x)) of an integer x >= 1 is the exponent e of x = m * 2**e (0.5 <= m < 1),
+    # minus one: exact in float64, without a logarithm
+    _, exponent = torch.frexp((1 + dt).double())
+    return (exponent - 1).long().clamp(max=n_buckets - 1)
 
 
 def bias_lookup(table: torch.Tensor, buckets: torch.Tensor) -> torch.Tensor:
@@ -198,13 +212,32 @@ class HSTULayer(nn.Module):
         only the last position is updated and returned, ``(B, 1, D)``; keys and values
         still come from every position.
         """
-        b, _, d = x.shape
         u, v, q, k = self._project(x)
         if last:
             x, u, q, allowed, pos = x[:, -1:], u[:, -1:], q[:, :, -1:], allowed[:, :, -1:], pos[-1:]
             times = None if times is None else times[:, -1:]
+        return self.attend(x, u, q, k, v, allowed, pos, times)
+
+    def attend(
+        self,
+        x: torch.Tensor,
+        u: torch.Tensor,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        allowed: torch.Tensor,
+        pos: torch.Tensor,
+        times: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """The layer's output at the query positions, ``(B, Q, D)``.
+
+        ``x`` and ``u`` (B, Q, D) and ``q`` (B, H, Q, d) belong to the queries, ``k`` and
+        ``v`` (B, H, T, d) to the keys; ``allowed`` (B or 1, 1, Q, T), ``pos`` (Q, T) and
+        ``times`` (B, Q, T) as in :meth:`forward`, for these queries.
+        """
+        b, n, d = x.shape
         attn = self.attention_dropout(self._weights(q, k, allowed, pos, times))
-        av = (attn @ v).transpose(1, 2).reshape(b, x.shape[1], d)  # (B, T, D): heads side by side
+        av = (attn @ v).transpose(1, 2).reshape(b, n, d)  # (B, Q, D): heads side by side
         out: torch.Tensor = x + self.out(self.dropout(self.norm_attn(av) * u))
         return out
 
@@ -246,7 +279,7 @@ class HSTULayer(nn.Module):
         rab = bias_lookup(self.position_bias, pos.unsqueeze(0))  # (1, H, T, T)
         if times is not None:
             rab = rab + bias_lookup(self.time_bias, times)  # (B, H, T, T)
-        scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim) + rab
+        scores = (q / math.sqrt(self.head_dim)) @ k.transpose(-1, -2) + rab  # scale the small side
         weights: torch.Tensor = functional.silu(scores) * allowed
         return weights
 
@@ -279,18 +312,94 @@ class HSTUModule(SequenceModule):
         """(B, D) state at the last position; the last layer runs for that query only."""
         return self._encode(batch, last=True)[:, -1]
 
-    def _encode(self, batch: SequenceBatch, last: bool) -> torch.Tensor:
+    def encode_last_without(
+        self, batch: SequenceBatch, drop: torch.Tensor, gaps: torch.Tensor
+    ) -> torch.Tensor:
+        """(K, D) states at the last position of the row without column ``drop[k]``, each k.
+
+        Exact, and about half the work of encoding the ``K`` rows. The biases are relative,
+        so in the row without column ``d`` every state before ``d`` equals the state of the
+        full row at that column. The deletions are taken in groups by ``d``; a group computes
+        its columns from its smallest ``d`` on, attending to the full row's keys and values
+        before that, with the biases of its own rows' distances and times. The last layer
+        runs for the last query only, as in :meth:`encode_last`.
+        """
+        b, t = batch.shape
+        n = t - 1  # events in a row with one column gone
+        shareable = len(self.layers) > 0 and b == 1 and n >= 1 and len(drop) > 0
+        if self.training or not shareable or not bool(batch.mask.all()):
+            return super().encode_last_without(batch, drop, gaps)
+        c, device = self.config, batch.mask.device
+        drop, gaps = drop.to(device), gaps.to(device)
+        scale = math.sqrt(c.dim)
+        tokens = self.tokens(batch)[0] * scale  # (n + 1, D): the full row
+        closing = closing_tokens(self.tokens, batch, drop, gaps) * scale
+        column = torch.arange(n, device=device)
+        pos = position_buckets(n, c.position_buckets, c.max_len).to(device)  # (n, n)
+        keep = column + (column >= drop.unsqueeze(1)).long()  # (K, n): full-row columns kept
+        stamps = batch.timestamps[0, keep]  # (K, n)
+        groups = []
+        for rows, start in deletion_groups(drop, n):
+            x = tokens[keep[rows, start:]]  # (R, n - start, D)
+            at = (drop[rows] < n).nonzero()[:, 0]
+            x[at, drop[rows][at] - start] = closing[rows[at]]
+            groups.append((rows, start, x))
+
+        def context(
+            rows: torch.Tensor, start: int
+        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+            """``allowed``, ``pos`` and ``times`` of a group's queries from ``start`` on."""
+            allowed = torch.ones(n - start, n, device=device).tril(start)
+            allowed = (allowed / allowed.sum(-1, keepdim=True))[None, None]
+            times = None
+            if c.features.time:
+                ts = stamps[rows]
+                times = time_buckets_between(ts[:, start:], ts, c.time_buckets)
+            return allowed, pos[start:], times
+
+        full = tokens.unsqueeze(0)  # the full row's states, layer by layer
+        full_context = self._context(batch)
+        *body, top = cast(list[HSTULayer], list(self.layers))
+        for layer in body:
+            _, v_full, _, k_full = layer._project(full)
+            for g, (rows, start, x) in enumerate(groups):
+                u, v, q, k = layer._project(x)
+                k, v = after_prefix((k, v), (k_full, v_full), start)
+                out = layer.attend(x, u, q, k, v, *context(rows, start))
+                groups[g] = (rows, start, out)
+            full = layer(full, *full_context)
+        _, v_full, _, k_full = top._project(full)
+        out = torch.empty(len(drop), tokens.shape[1], dtype=tokens.dtype, device=device)
+        for rows, start, x in groups:  # the last query sees every key
+            u, v, q, k = top._project(x)
+            k, v = after_prefix((k, v), (k_full, v_full), start)
+            allowed, positions, times = context(rows, n - 1)
+            last = top.attend(x[:, -1:], u[:, -1:], q[:, :, -1:], k, v, allowed, positions, times)
+            out[rows] = self.norm_out(last[:, 0])
+        return out
+
+    def _context(
+        self, batch: SequenceBatch
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``allowed`` (B, 1, T, T), ``pos`` (T, T) and ``times`` (B, T, T) of a batch."""
         c = self.config
         t = batch.shape[1]
         mask = batch.mask  # (B, T)
-        x = self.tokens(batch) * math.sqrt(c.dim)  # unit-scale inputs, as in the reference code
-        x = self.input_dropout(x) * mask.unsqueeze(-1)
         causal = torch.ones(t, t, dtype=torch.bool, device=mask.device).tril()
         allowed = (causal & mask[:, None, :]).float()  # (B, T, T): valid keys j <= i
         allowed = allowed / allowed.sum(-1, keepdim=True).clamp(min=1.0)  # divide by n_i
         allowed = allowed.unsqueeze(1)  # (B, 1, T, T), broadcast over heads
         pos = position_buckets(t, c.position_buckets, c.max_len).to(mask.device)
         times = time_buckets(batch.timestamps, c.time_buckets) if c.features.time else None
+        return allowed, pos, times
+
+    def _encode(self, batch: SequenceBatch, last: bool) -> torch.Tensor:
+        mask = batch.mask  # (B, T)
+        x = self.tokens(batch) * math.sqrt(
+            self.config.dim
+        )  # unit-scale inputs, as in the reference
+        x = self.input_dropout(x) * mask.unsqueeze(-1)
+        allowed, pos, times = self._context(batch)
         for i, layer in enumerate(self.layers):
             x = layer(x, allowed, pos, times, last=last and i == len(self.layers) - 1)
         out: torch.Tensor = self.norm_out(x)

@@ -40,6 +40,7 @@ from torch import nn
 from torch.nn import functional
 
 from behaviorlm.models.batch import FeatureSizes, SequenceBatch
+from behaviorlm.models.deletions import after_prefix, closing_tokens, deletion_groups
 from behaviorlm.models.neural import FeatureConfig, NeuralRecommender, SequenceModule
 
 
@@ -289,7 +290,7 @@ class SASRecModule(SequenceModule):
             _, k_shared, v_shared = block._project(shared.unsqueeze(0))  # (1, H, n, d) each
             for g, (rows, start, x) in enumerate(groups):
                 q, k, v = block._project(x)
-                k, v = _after_prefix((k, v), (k_shared, v_shared), start)
+                k, v = after_prefix((k, v), (k_shared, v_shared), start)
                 causal = start == 0  # else query i (from start on) sees keys <= i
                 mask = None if causal else _lower_right(n - start, n, device)
                 groups[g] = (rows, start, block.attend(x, q, k, v, mask, causal))
@@ -297,7 +298,7 @@ class SASRecModule(SequenceModule):
         k_shared, v_shared = top.keys_values(shared.unsqueeze(0))
         out = torch.empty(len(drop), shared.shape[1], dtype=shared.dtype, device=shared.device)
         for rows, start, x in groups:  # the last query sees every key; only its query is needed
-            k, v = _after_prefix(top.keys_values(x), (k_shared, v_shared), start)
+            k, v = after_prefix(top.keys_values(x), (k_shared, v_shared), start)
             last = x[:, -1:]
             out[rows] = self.norm(top.attend(last, top.queries(last), k, v, None, False)[:, 0])
         return out
@@ -315,16 +316,11 @@ class SASRecModule(SequenceModule):
         tokens = self.tokens(batch)[0]  # (n + 1, D)
         shared = tokens[:-1] + position  # (n, D): the columns before a deleted one
         later = tokens[1:] + position  # the columns after a deleted one, one place on
-        # the column after the deleted one takes its place and a gap from the one before
-        moved = drop < n
-        cells = batch.cells((drop[moved] + 1).unsqueeze(1))
-        cells.gaps[:] = gaps[moved].unsqueeze(1)
-        closing = torch.zeros(len(drop), shared.shape[1], dtype=shared.dtype, device=shared.device)
-        closing[moved] = self.tokens(cells)[:, 0] + position[drop[moved]]
+        closing = closing_tokens(self.tokens, batch, drop, gaps)
+        closing[drop < n] += position[drop[drop < n]]  # its place: the deleted column's
         column = torch.arange(n, device=device)
         groups = []
-        for rows in torch.argsort(drop).tensor_split(_groups(len(drop))):
-            start = min(int(drop[rows].min()), n - 1)
+        for rows, start in deletion_groups(drop, n):
             d = drop[rows]
             x = torch.where(
                 (column[start:] < d.unsqueeze(1)).unsqueeze(-1), shared[start:], later[start:]
@@ -369,25 +365,6 @@ class SASRec(NeuralRecommender):
 
     def build(self, sizes: FeatureSizes) -> SequenceModule:
         return SASRecModule(sizes, self.config)
-
-
-def _groups(k: int) -> int:
-    """How many groups :meth:`SASRecModule.encode_last_without` takes ``k`` deletions in."""
-    return max(1, min(12, k // 16))
-
-
-def _after_prefix(
-    own: tuple[torch.Tensor, torch.Tensor], prefix: tuple[torch.Tensor, torch.Tensor], start: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Keys and values (R, H, n, d) of a group: the shared row's before ``start``, then its own.
-
-    ``own`` are the group's (R, H, n - start, d), ``prefix`` the shared row's (1, H, n, d).
-    """
-    (k, v), (k_prefix, v_prefix) = own, prefix
-    rows = k.shape[0]
-    k = torch.cat([k_prefix[:, :, :start].expand(rows, -1, -1, -1), k], 2)
-    v = torch.cat([v_prefix[:, :, :start].expand(rows, -1, -1, -1), v], 2)
-    return k, v
 
 
 def _lower_right(queries: int, keys: int, device: torch.device) -> torch.Tensor:

@@ -1,0 +1,112 @@
+"""Leave-one-out deletions: the shared work of SASRec and HSTU equals encoding every row."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import behaviorlm as blm
+from behaviorlm.explain.occlusion import closing_gaps
+from behaviorlm.models.batch import FeatureSizes, build_batch
+from behaviorlm.models.hstu import HSTUConfig, HSTUModule
+from behaviorlm.models.neural import SequenceModule
+from behaviorlm.models.sasrec import SASRecConfig, SASRecModule
+from behaviorlm.schema import Sequences
+
+SHARED = ("sasrec", "hstu")
+
+
+@pytest.fixture(scope="module")
+def simulated() -> Sequences:
+    """Timelines with every feature group: searches, social events, devices, locations."""
+    return blm.preprocess(blm.simulate(60, seed=5)).sequences()
+
+
+def module_for(model: str, seqs: Sequences, layers: int, max_len: int) -> SequenceModule:
+    torch.manual_seed(0)
+    sizes = FeatureSizes.of(seqs)
+    if model == "sasrec":
+        return SASRecModule(sizes, SASRecConfig(dim=16, heads=2, layers=layers, max_len=max_len))
+    return HSTUModule(HSTUConfig(dim=16, heads=2, layers=layers, max_len=max_len), sizes)
+
+
+def _no_fallback(*_: object) -> torch.Tensor:
+    raise AssertionError("the model took the generic path")
+
+
+@pytest.mark.parametrize("model", SHARED)
+@pytest.mark.parametrize(
+    ("layers", "max_len", "length", "some"),
+    [
+        (2, 20, 35, False),  # longer than the window: an older event enters on each deletion
+        (3, 20, 20, False),  # exactly the window
+        (2, 30, 12, False),  # shorter than the window
+        (1, 20, 35, False),  # the last layer only
+        (2, 50, 60, True),  # several groups; some of the events, in shuffled order
+        (0, 20, 35, False),  # no layers: the generic path
+    ],
+)
+def test_deletions_share_work_and_equal_rescoring(
+    simulated: Sequences,
+    monkeypatch: pytest.MonkeyPatch,
+    model: str,
+    layers: int,
+    max_len: int,
+    length: int,
+    some: bool,
+) -> None:
+    if model == "hstu" and layers == 0:
+        pytest.skip("hstu has at least one layer")
+    row = simulated.row(int(np.flatnonzero(simulated.lengths >= length)[0]))
+    history = row.take_events(np.arange(len(row.items)) >= len(row.items) - length)
+    module = module_for(model, history, layers, max_len).eval()
+    sizes = module.sizes
+    n, reach = len(history.items), min(length, max_len + 1)
+    events = np.arange(n - min(n, max_len), n)  # every event the model reads
+    if some:
+        events = np.random.default_rng(0).permutation(events)[: len(events) - 7]
+    drop = torch.from_numpy(events - (n - reach))
+    gaps = torch.from_numpy(closing_gaps(history, events, sizes.gaps))
+    batch, every = build_batch(history, reach, sizes), np.arange(n)
+    with torch.no_grad():
+        generic = SequenceModule.encode_last_without(module, batch, drop, gaps)
+        rescored = torch.cat(
+            [
+                module.encode_last(build_batch(history.take_events(every != i), max_len, sizes))
+                for i in events
+            ]
+        )
+        if layers:  # the shared path must not fall back to the generic one
+            monkeypatch.setattr(SequenceModule, "encode_last_without", _no_fallback)
+        shared = module.encode_last_without(batch, drop, gaps)
+    torch.testing.assert_close(shared, generic, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(shared, rescored, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("model", SHARED)
+def test_deletions_of_nothing_and_of_a_single_event(simulated: Sequences, model: str) -> None:
+    history = simulated.row(0)
+    module = module_for(model, history, layers=2, max_len=50).eval()
+    sizes, n = module.sizes, len(history.items)
+    with torch.no_grad():
+        batch = build_batch(history, 50, sizes)
+        none = module.encode_last_without(batch, *torch.zeros(2, 0, dtype=torch.long))
+        alone = build_batch(history.take_events(np.arange(n) == 0), 50, sizes)
+        empty = build_batch(history.take_events(np.zeros(n, dtype=bool)), 50, sizes)
+        without = module.encode_last_without(alone, torch.tensor([0]), torch.tensor([1]))
+        torch.testing.assert_close(without, module.encode_last(empty))
+    assert none.shape == (0, 16)
+
+
+@pytest.mark.parametrize("model", SHARED)
+def test_deletions_in_training_mode_take_the_generic_path(simulated: Sequences, model: str) -> None:
+    history = simulated.row(0)
+    module = module_for(model, history, layers=2, max_len=50)
+    batch = build_batch(history, 50, module.sizes)
+    drop, gaps = torch.tensor([0, 1]), torch.tensor([1, 1])
+    module.train()
+    torch.manual_seed(1)
+    generic = SequenceModule.encode_last_without(module, batch, drop, gaps)
+    torch.manual_seed(1)
+    torch.testing.assert_close(module.encode_last_without(batch, drop, gaps), generic)

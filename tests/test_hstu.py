@@ -225,3 +225,12 @@ def test_learns_the_simulator_beyond_popularity() -> None:
     pop_ndcg = pop.metrics["NDCG"][10]
     assert summary["best_epoch"] == epochs
     assert summary["best_valid"]["NDCG@10"] > 1.5 * pop_ndcg, (summary, pop_ndcg)
+
+
+def test_time_buckets_are_floor_log2_at_every_power_of_two() -> None:
+    powers = 2 ** torch.arange(1, 41, dtype=torch.int64)
+    seconds = torch.cat([torch.arange(100), powers - 2, powers - 1, powers])  # 1 + dt around 2^k
+    stamps = torch.stack([torch.zeros_like(seconds), seconds], dim=1)  # (N, 2): then, now
+    buckets = time_buckets(stamps, n_buckets=64)[:, 1, 0]  # from the first event to the second
+    expected = torch.floor(torch.log2(1.0 + seconds.double())).long()
+    assert torch.equal(buckets, expected)

@@ -10,7 +10,7 @@ import behaviorlm as blm
 from behaviorlm.explain.occlusion import closing_gaps
 from behaviorlm.models.batch import FeatureSizes, build_batch
 from behaviorlm.models.hstu import HSTUConfig, HSTUModule
-from behaviorlm.models.neural import SequenceModule
+from behaviorlm.models.neural import FeatureConfig, SequenceModule
 from behaviorlm.models.sasrec import SASRecConfig, SASRecModule
 from behaviorlm.schema import Sequences
 
@@ -23,12 +23,32 @@ def simulated() -> Sequences:
     return blm.preprocess(blm.simulate(60, seed=5)).sequences()
 
 
-def module_for(model: str, seqs: Sequences, layers: int, max_len: int) -> SequenceModule:
+def module_for(
+    model: str, seqs: Sequences, layers: int, max_len: int, **options: object
+) -> SequenceModule:
     torch.manual_seed(0)
     sizes = FeatureSizes.of(seqs)
+    shape = {"dim": 16, "heads": 2, "layers": layers, "max_len": max_len, **options}
     if model == "sasrec":
-        return SASRecModule(sizes, SASRecConfig(dim=16, heads=2, layers=layers, max_len=max_len))
-    return HSTUModule(HSTUConfig(dim=16, heads=2, layers=layers, max_len=max_len), sizes)
+        return SASRecModule(sizes, SASRecConfig(**shape))  # type: ignore[arg-type]
+    return HSTUModule(HSTUConfig(**shape), sizes)  # type: ignore[arg-type]
+
+
+def deletions_and_rescoring(
+    module: SequenceModule, history: Sequences, events: np.ndarray, max_len: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``encode_last_without`` for ``events`` (flat indices), its generic path, and the
+    states of the rows re-encoded from the timeline without each event."""
+    sizes, n = module.sizes, len(history.items)
+    reach = min(n, max_len + 1)
+    drop = torch.from_numpy(events - (n - reach))
+    gaps = torch.from_numpy(closing_gaps(history, events, sizes.gaps))
+    batch, every = build_batch(history, reach, sizes), np.arange(n)
+    with torch.no_grad():
+        rows = [history.take_events(every != i) for i in events]
+        rescored = torch.cat([module.encode_last(build_batch(r, max_len, sizes)) for r in rows])
+        generic = module.encode_last(batch.without(drop, gaps))  # the default path
+        return module.encode_last_without(batch, drop, gaps), generic, rescored
 
 
 def _no_fallback(*_: object) -> torch.Tensor:
@@ -61,25 +81,13 @@ def test_deletions_share_work_and_equal_rescoring(
     row = simulated.row(int(np.flatnonzero(simulated.lengths >= length)[0]))
     history = row.take_events(np.arange(len(row.items)) >= len(row.items) - length)
     module = module_for(model, history, layers, max_len).eval()
-    sizes = module.sizes
-    n, reach = len(history.items), min(length, max_len + 1)
+    n = len(history.items)
     events = np.arange(n - min(n, max_len), n)  # every event the model reads
     if some:
         events = np.random.default_rng(0).permutation(events)[: len(events) - 7]
-    drop = torch.from_numpy(events - (n - reach))
-    gaps = torch.from_numpy(closing_gaps(history, events, sizes.gaps))
-    batch, every = build_batch(history, reach, sizes), np.arange(n)
-    with torch.no_grad():
-        generic = SequenceModule.encode_last_without(module, batch, drop, gaps)
-        rescored = torch.cat(
-            [
-                module.encode_last(build_batch(history.take_events(every != i), max_len, sizes))
-                for i in events
-            ]
-        )
-        if layers:  # the shared path must not fall back to the generic one
-            monkeypatch.setattr(SequenceModule, "encode_last_without", _no_fallback)
-        shared = module.encode_last_without(batch, drop, gaps)
+    if layers:  # the shared path must not fall back to the default one
+        monkeypatch.setattr(SequenceModule, "encode_last_without", _no_fallback)
+    shared, generic, rescored = deletions_and_rescoring(module, history, events, max_len)
     torch.testing.assert_close(shared, generic, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(shared, rescored, rtol=1e-5, atol=1e-5)
 
@@ -100,9 +108,38 @@ def test_deletions_of_nothing_and_of_a_single_event(simulated: Sequences, model:
 
 
 @pytest.mark.parametrize("model", SHARED)
+@pytest.mark.parametrize(
+    ("case", "options"),
+    [
+        ("the last event only", {}),
+        ("float64 weights", {}),
+        ("no time features", {"features": FeatureConfig(time=False)}),
+    ],
+)
+def test_deletions_share_work_in_other_settings(
+    simulated: Sequences,
+    monkeypatch: pytest.MonkeyPatch,
+    model: str,
+    case: str,
+    options: dict[str, object],
+) -> None:
+    history = simulated.row(int(np.flatnonzero(simulated.lengths >= 30)[0]))
+    module = module_for(model, history, 2, 20, **options).eval()
+    if case == "float64 weights":
+        module = module.double()
+    n = len(history.items)
+    events = np.array([n - 1]) if case == "the last event only" else np.arange(n - 20, n)
+    monkeypatch.setattr(SequenceModule, "encode_last_without", _no_fallback)
+    shared, generic, rescored = deletions_and_rescoring(module, history, events, 20)
+    assert shared.dtype == rescored.dtype
+    torch.testing.assert_close(shared, generic, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(shared, rescored, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("model", SHARED)
 def test_deletions_in_training_mode_take_the_generic_path(simulated: Sequences, model: str) -> None:
     history = simulated.row(0)
-    module = module_for(model, history, layers=2, max_len=50)
+    module = module_for(model, history, layers=2, max_len=50, dropout=0.5)
     batch = build_batch(history, 50, module.sizes)
     drop, gaps = torch.tensor([0, 1]), torch.tensor([1, 1])
     module.train()

@@ -41,14 +41,44 @@ def closing_tokens(
     tokens: TokenEmbedding, batch: SequenceBatch, drop: torch.Tensor, gaps: torch.Tensor
 ) -> torch.Tensor:
     """(K, D) token of the column after each deleted one, with the gap ``gaps[k]`` it takes
-    from the column before the deleted one; zero where the last column is deleted."""
+    from the column before the deleted one; zero where the last column is deleted.
+
+    The bare token embedding (no position, no scaling), in the embedding's dtype, on the
+    batch's device; ``drop`` and ``gaps`` must be on that device too.
+
+    Examples
+    --------
+    >>> from behaviorlm.models.batch import FeatureSizes, build_batch
+    >>> from behaviorlm.models.neural import FeatureConfig
+    >>> from behaviorlm.schema import Sequences
+    >>> s = Sequences.from_lists([[1, 2, 3]], n_items=3)
+    >>> sizes = FeatureSizes.of(s)
+    >>> emb = TokenEmbedding(sizes, dim=4, features=FeatureConfig())
+    >>> batch = build_batch(s, 3, sizes)
+    >>> out = closing_tokens(emb, batch, torch.tensor([0, 2]), torch.tensor([1, 1]))
+    >>> out.shape, bool(out[1].eq(0).all())  # nothing follows the last column
+    (torch.Size([2, 4]), True)
+    """
     n = batch.shape[1] - 1
     moved = drop < n
-    cells = batch.cells((drop[moved] + 1).unsqueeze(1))
-    cells.gaps[:] = gaps[moved].unsqueeze(1).to(cells.gaps.dtype)
-    out = torch.zeros(len(drop), tokens.item.embedding_dim, device=batch.mask.device)
-    out[moved] = tokens(cells)[:, 0].to(out.dtype)
+    weight = tokens.item.weight
+    out = torch.zeros(len(drop), weight.shape[1], dtype=weight.dtype, device=batch.mask.device)
+    if moved.any():
+        cells = batch.cells((drop[moved] + 1).unsqueeze(1))
+        cells.gaps[:] = gaps[moved].unsqueeze(1).to(cells.gaps.dtype)
+        out[moved] = tokens(cells)[:, 0].to(out.dtype)
     return out
+
+
+def place_closing(
+    x: torch.Tensor, rows: torch.Tensor, start: int, drop: torch.Tensor, closing: torch.Tensor
+) -> None:
+    """Put each group row's closing token (``closing`` of all ``K`` deletions) in its deleted
+    column of ``x`` (R, n - start, D), where a column follows the deleted one."""
+    n = start + x.shape[1]
+    d = drop[rows]
+    at = (d < n).nonzero()[:, 0]
+    x[at, d[at] - start] = closing[rows[at]].to(x.dtype)
 
 
 def after_prefix(

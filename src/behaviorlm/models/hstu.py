@@ -46,7 +46,12 @@ from torch import nn
 from torch.nn import functional
 
 from behaviorlm.models.batch import FeatureSizes, SequenceBatch
-from behaviorlm.models.deletions import after_prefix, closing_tokens, deletion_groups
+from behaviorlm.models.deletions import (
+    after_prefix,
+    closing_tokens,
+    deletion_groups,
+    place_closing,
+)
 from behaviorlm.models.neural import FeatureConfig, NeuralRecommender, SequenceModule
 
 
@@ -150,7 +155,7 @@ def time_buckets_between(queries: torch.Tensor, keys: torch.Tensor, n_buckets: i
     """
     dt = (queries[:, :, None] - keys[:, None, :]).clamp(min=0)  # (B, Q, T) seconds
     # floor(log2(x)) of an integer x >= 1 is the exponent e of x = m * 2**e (0.5 <= m < 1),
-    # minus one: exact in float64, without a logarithm
+    # minus one: exact in float64 for x < 2**53 (dt of 285 million years), without a logarithm
     _, exponent = torch.frexp((1 + dt).double())
     return (exponent - 1).long().clamp(max=n_buckets - 1)
 
@@ -317,64 +322,66 @@ class HSTUModule(SequenceModule):
     ) -> torch.Tensor:
         """(K, D) states at the last position of the row without column ``drop[k]``, each k.
 
-        Exact, and about half the work of encoding the ``K`` rows. The biases are relative,
-        so in the row without column ``d`` every state before ``d`` equals the state of the
-        full row at that column. The deletions are taken in groups by ``d``; a group computes
-        its columns from its smallest ``d`` on, attending to the full row's keys and values
-        before that, with the biases of its own rows' distances and times. The last layer
-        runs for the last query only, as in :meth:`encode_last`.
+        Exact (tests compare it with encoding every row). The biases are relative, so in the
+        row without column ``d`` every state before ``d`` equals the full row's state at that
+        column. The deletions are taken in groups by ``d``; a group computes its columns from
+        its smallest ``d`` on, attending to the full row's keys and values before that, with
+        the position and time buckets of its own rows. The last layer runs for the last query
+        only, as in :meth:`encode_last`. Training mode, padding, several rows and no
+        deletions take the default path.
         """
         b, t = batch.shape
         n = t - 1  # events in a row with one column gone
-        shareable = len(self.layers) > 0 and b == 1 and n >= 1 and len(drop) > 0
-        if self.training or not shareable or not bool(batch.mask.all()):
+        if self.training or b != 1 or n < 1 or len(drop) == 0 or not bool(batch.mask.all()):
             return super().encode_last_without(batch, drop, gaps)
         c, device = self.config, batch.mask.device
         drop, gaps = drop.to(device), gaps.to(device)
-        scale = math.sqrt(c.dim)
+        scale = math.sqrt(c.dim)  # unit-scale inputs, as in _encode
         tokens = self.tokens(batch)[0] * scale  # (n + 1, D): the full row
         closing = closing_tokens(self.tokens, batch, drop, gaps) * scale
         column = torch.arange(n, device=device)
-        pos = position_buckets(n, c.position_buckets, c.max_len).to(device)  # (n, n)
         keep = column + (column >= drop.unsqueeze(1)).long()  # (K, n): full-row columns kept
-        stamps = batch.timestamps[0, keep]  # (K, n)
-        groups = []
+        pos = position_buckets(n, c.position_buckets, c.max_len).to(device)  # (n, n)
+        groups, contexts = [], []
         for rows, start in deletion_groups(drop, n):
             x = tokens[keep[rows, start:]]  # (R, n - start, D)
-            at = (drop[rows] < n).nonzero()[:, 0]
-            x[at, drop[rows][at] - start] = closing[rows[at]]
+            place_closing(x, rows, start, drop, closing)
             groups.append((rows, start, x))
-
-        def context(
-            rows: torch.Tensor, start: int
-        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-            """``allowed``, ``pos`` and ``times`` of a group's queries from ``start`` on."""
+            # each query from start on sees the keys up to itself, divided by their number
             allowed = torch.ones(n - start, n, device=device).tril(start)
             allowed = (allowed / allowed.sum(-1, keepdim=True))[None, None]
             times = None
             if c.features.time:
-                ts = stamps[rows]
-                times = time_buckets_between(ts[:, start:], ts, c.time_buckets)
-            return allowed, pos[start:], times
+                stamps = batch.timestamps[0, keep[rows]]  # (R, n)
+                times = time_buckets_between(stamps[:, start:], stamps, c.time_buckets)
+            contexts.append((allowed, pos[start:], times))
 
         full = tokens.unsqueeze(0)  # the full row's states, layer by layer
         full_context = self._context(batch)
         *body, top = cast(list[HSTULayer], list(self.layers))
         for layer in body:
-            _, v_full, _, k_full = layer._project(full)
+            u, v, q, k = layer._project(full)
             for g, (rows, start, x) in enumerate(groups):
-                u, v, q, k = layer._project(x)
-                k, v = after_prefix((k, v), (k_full, v_full), start)
-                out = layer.attend(x, u, q, k, v, *context(rows, start))
-                groups[g] = (rows, start, out)
-            full = layer(full, *full_context)
-        _, v_full, _, k_full = top._project(full)
+                own_u, own_v, own_q, own_k = layer._project(x)
+                keys, values = after_prefix((own_k, own_v), (k, v), start)
+                states = layer.attend(x, own_u, own_q, keys, values, *contexts[g])
+                groups[g] = (rows, start, states)
+            full = layer.attend(full, u, q, k, v, *full_context)
+        _, v, _, k = top._project(full)
         out = torch.empty(len(drop), tokens.shape[1], dtype=tokens.dtype, device=device)
-        for rows, start, x in groups:  # the last query sees every key
-            u, v, q, k = top._project(x)
-            k, v = after_prefix((k, v), (k_full, v_full), start)
-            allowed, positions, times = context(rows, n - 1)
-            last = top.attend(x[:, -1:], u[:, -1:], q[:, :, -1:], k, v, allowed, positions, times)
+        for (rows, start, x), (allowed, positions, times) in zip(groups, contexts, strict=True):
+            own_u, own_v, own_q, own_k = top._project(x)
+            keys, values = after_prefix((own_k, own_v), (k, v), start)
+            last = top.attend(
+                x[:, -1:],
+                own_u[:, -1:],
+                own_q[:, :, -1:],
+                keys,
+                values,
+                allowed[:, :, -1:],
+                positions[-1:],
+                None if times is None else times[:, -1:],
+            )  # the last query
             out[rows] = self.norm_out(last[:, 0])
         return out
 
@@ -395,10 +402,8 @@ class HSTUModule(SequenceModule):
 
     def _encode(self, batch: SequenceBatch, last: bool) -> torch.Tensor:
         mask = batch.mask  # (B, T)
-        x = self.tokens(batch) * math.sqrt(
-            self.config.dim
-        )  # unit-scale inputs, as in the reference
-        x = self.input_dropout(x) * mask.unsqueeze(-1)
+        scale = math.sqrt(self.config.dim)  # unit-scale inputs, as in the reference code
+        x = self.input_dropout(self.tokens(batch) * scale) * mask.unsqueeze(-1)
         allowed, pos, times = self._context(batch)
         for i, layer in enumerate(self.layers):
             x = layer(x, allowed, pos, times, last=last and i == len(self.layers) - 1)

@@ -142,7 +142,8 @@ class SequenceModule(nn.Module):
         window when a column is deleted. ``drop`` (K,) are columns of it, ``gaps`` (K,) as in
         :meth:`SequenceBatch.without`. A row with one column leaves an empty timeline (one
         padding column). The default builds the ``K`` rows; a model may share the work they
-        have in common (SASRec runs the events before each deleted one once).
+        have in common (SASRec and HSTU run the events before each deleted one once,
+        :mod:`behaviorlm.models.deletions`).
         """
         if len(drop) == 0:
             return torch.zeros(0, self.dim, device=batch.mask.device)

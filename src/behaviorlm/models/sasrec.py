@@ -40,7 +40,12 @@ from torch import nn
 from torch.nn import functional
 
 from behaviorlm.models.batch import FeatureSizes, SequenceBatch
-from behaviorlm.models.deletions import after_prefix, closing_tokens, deletion_groups
+from behaviorlm.models.deletions import (
+    after_prefix,
+    closing_tokens,
+    deletion_groups,
+    place_closing,
+)
 from behaviorlm.models.neural import FeatureConfig, NeuralRecommender, SequenceModule
 
 
@@ -325,8 +330,7 @@ class SASRecModule(SequenceModule):
             x = torch.where(
                 (column[start:] < d.unsqueeze(1)).unsqueeze(-1), shared[start:], later[start:]
             )
-            at = (d < n).nonzero()[:, 0]
-            x[at, d[at] - start] = closing[rows[at]]
+            place_closing(x, rows, start, drop, closing)
             groups.append((rows, start, x))
         return shared, groups
 

@@ -292,14 +292,15 @@ class SASRecModule(SequenceModule):
         shared, groups = self._deletion_inputs(batch, drop.to(device), gaps.to(device))
         *body, top = cast(list[Block], list(self.blocks))
         for block in body:
-            _, k_shared, v_shared = block._project(shared.unsqueeze(0))  # (1, H, n, d) each
+            row = shared.unsqueeze(0)
+            q_shared, k_shared, v_shared = block._project(row)  # (1, H, n, d) each
             for g, (rows, start, x) in enumerate(groups):
                 q, k, v = block._project(x)
                 k, v = after_prefix((k, v), (k_shared, v_shared), start)
                 causal = start == 0  # else query i (from start on) sees keys <= i
                 mask = None if causal else _lower_right(n - start, n, device)
                 groups[g] = (rows, start, block.attend(x, q, k, v, mask, causal))
-            shared = block(shared.unsqueeze(0), None)[0]
+            shared = block.attend(row, q_shared, k_shared, v_shared, None, True)[0]
         k_shared, v_shared = top.keys_values(shared.unsqueeze(0))
         out = torch.empty(len(drop), shared.shape[1], dtype=shared.dtype, device=shared.device)
         for rows, start, x in groups:  # the last query sees every key; only its query is needed

@@ -124,9 +124,7 @@ class SequenceBatch:
             return SequenceBatch(
                 **{f.name: torch.zeros_like(getattr(out, f.name)) for f in fields(out)}
             )
-        cols = torch.arange(t - 1, device=drop.device).expand(k, -1)
-        cols = cols + (cols >= drop.unsqueeze(1)).long()  # (K, T - 1): the columns each row keeps
-        out = self.cells(cols)
+        out = self.cells(kept_columns(drop, t - 1))
         moved = drop < t - 1  # rows where a later column takes the dropped one's place
         out.gaps[moved, drop[moved]] = gaps[moved].to(out.gaps.dtype)
         return out
@@ -143,6 +141,18 @@ class SequenceBatch:
         if self.shape[0] != 1:
             raise ValueError(f"cells picks columns of a single row; this batch has {self.shape[0]}")
         return SequenceBatch(**{f.name: getattr(self, f.name)[0, cols] for f in fields(self)})
+
+
+def kept_columns(drop: torch.Tensor, n: int) -> torch.Tensor:
+    """(K, n) the columns a row of ``n + 1`` keeps without column ``drop[k]``, for each k.
+
+    Examples
+    --------
+    >>> kept_columns(torch.tensor([0, 2]), 2).tolist()
+    [[1, 2], [0, 1]]
+    """
+    column = torch.arange(n, device=drop.device)
+    return column + (column >= drop.unsqueeze(1)).long()
 
 
 def time_gap_buckets(seqs: Sequences) -> Int:

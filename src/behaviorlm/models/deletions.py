@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from behaviorlm.models.batch import SequenceBatch
+from behaviorlm.models.batch import SequenceBatch, kept_columns
 from behaviorlm.models.neural import TokenEmbedding
 
 #: Most groups (each one more pass through the layers, fewer columns per pass).
@@ -21,20 +21,54 @@ MAX_GROUPS = 12
 MIN_GROUP = 16
 
 
-def deletion_groups(drop: torch.Tensor, n: int) -> list[tuple[torch.Tensor, int]]:
-    """Groups ``(rows, start)`` of the deletions ``drop``: indices into ``drop`` and the first
-    column the group computes (its smallest deleted column; at most ``n - 1``, the last).
+def shareable(module: torch.nn.Module, batch: SequenceBatch, drop: torch.Tensor) -> bool:
+    """Whether the deletions can share work: evaluation mode (no dropout), one row without
+    padding, at least one event left after a deletion, and at least one deletion."""
+    b, t = batch.shape
+    return not module.training and b == 1 and t >= 2 and len(drop) > 0 and bool(batch.mask.all())
+
+
+def deletion_groups(
+    tokens: torch.Tensor, closing: torch.Tensor, drop: torch.Tensor
+) -> list[tuple[torch.Tensor, int, torch.Tensor]]:
+    """The deletions ``drop`` in groups ``(rows, start, x)``, by deleted column.
+
+    ``rows`` index ``drop``; ``start`` is the first column the group computes (its smallest
+    deleted column, at most the last); ``x`` (R, n - start, D) are its rows' inputs from
+    there on: the full row's ``tokens`` (n + 1, D) at the columns each row keeps, with the
+    ``closing`` token (K, D) where a column follows the deleted one.
 
     Examples
     --------
-    >>> [(rows.tolist(), start) for rows, start in deletion_groups(torch.tensor([3, 0, 2]), 3)]
-    [([1, 2, 0], 0)]
+    >>> tokens = torch.arange(4.0).unsqueeze(1)  # columns 0..3, one feature each
+    >>> closing = torch.tensor([[9.0], [0.0]])  # column 2 takes 9 once column 1 is gone
+    >>> [(r.tolist(), s, x[:, :, 0].tolist())
+    ...  for r, s, x in deletion_groups(tokens, closing, torch.tensor([1, 3]))]
+    [([0, 1], 1, [[9.0, 3.0], [1.0, 2.0]])]
     """
+    n = tokens.shape[0] - 1
+    kept = kept_columns(drop, n)
     groups = max(1, min(MAX_GROUPS, len(drop) // MIN_GROUP))
     out = []
     for rows in torch.argsort(drop).tensor_split(groups):
-        out.append((rows, min(int(drop[rows].min()), n - 1)))
+        d = drop[rows]
+        start = min(int(d.min()), n - 1)
+        x = tokens[kept[rows, start:]]
+        at = (d < n).nonzero()[:, 0]
+        x[at, d[at] - start] = closing[rows[at]].to(x.dtype)
+        out.append((rows, start, x))
     return out
+
+
+def lower_right(queries: int, keys: int, device: torch.device) -> torch.Tensor:
+    """(Q, K) causal mask of the last ``queries`` positions over all ``keys``: True = allowed.
+
+    Examples
+    --------
+    >>> lower_right(2, 3, torch.device("cpu")).tolist()
+    [[True, True, False], [True, True, True]]
+    """
+    return torch.ones(queries, keys, dtype=torch.bool, device=device).tril(keys - queries)
 
 
 def closing_tokens(
@@ -68,17 +102,6 @@ def closing_tokens(
         cells.gaps[:] = gaps[moved].unsqueeze(1).to(cells.gaps.dtype)
         out[moved] = tokens(cells)[:, 0].to(out.dtype)
     return out
-
-
-def place_closing(
-    x: torch.Tensor, rows: torch.Tensor, start: int, drop: torch.Tensor, closing: torch.Tensor
-) -> None:
-    """Put each group row's closing token (``closing`` of all ``K`` deletions) in its deleted
-    column of ``x`` (R, n - start, D), where a column follows the deleted one."""
-    n = start + x.shape[1]
-    d = drop[rows]
-    at = (d < n).nonzero()[:, 0]
-    x[at, d[at] - start] = closing[rows[at]].to(x.dtype)
 
 
 def after_prefix(

@@ -45,12 +45,13 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from behaviorlm.models.batch import FeatureSizes, SequenceBatch
+from behaviorlm.models.batch import FeatureSizes, SequenceBatch, kept_columns
 from behaviorlm.models.deletions import (
     after_prefix,
     closing_tokens,
     deletion_groups,
-    place_closing,
+    lower_right,
+    shareable,
 )
 from behaviorlm.models.neural import FeatureConfig, NeuralRecommender, SequenceModule
 
@@ -330,29 +331,25 @@ class HSTUModule(SequenceModule):
         only, as in :meth:`encode_last`. Training mode, padding, several rows and no
         deletions take the default path.
         """
-        b, t = batch.shape
-        n = t - 1  # events in a row with one column gone
-        if self.training or b != 1 or n < 1 or len(drop) == 0 or not bool(batch.mask.all()):
+        n = batch.shape[1] - 1  # events in a row with one column gone
+        if not shareable(self, batch, drop):
             return super().encode_last_without(batch, drop, gaps)
         c, device = self.config, batch.mask.device
         drop, gaps = drop.to(device), gaps.to(device)
         scale = math.sqrt(c.dim)  # unit-scale inputs, as in _encode
         tokens = self.tokens(batch)[0] * scale  # (n + 1, D): the full row
         closing = closing_tokens(self.tokens, batch, drop, gaps) * scale
-        column = torch.arange(n, device=device)
-        keep = column + (column >= drop.unsqueeze(1)).long()  # (K, n): full-row columns kept
+        kept = kept_columns(drop, n)  # (K, n): the full row's columns each row keeps
         pos = position_buckets(n, c.position_buckets, c.max_len).to(device)  # (n, n)
-        groups, contexts = [], []
-        for rows, start in deletion_groups(drop, n):
-            x = tokens[keep[rows, start:]]  # (R, n - start, D)
-            place_closing(x, rows, start, drop, closing)
-            groups.append((rows, start, x))
+        groups = deletion_groups(tokens, closing, drop)
+        contexts = []
+        for rows, start, _ in groups:
             # each query from start on sees the keys up to itself, divided by their number
-            allowed = torch.ones(n - start, n, device=device).tril(start)
+            allowed = lower_right(n - start, n, device).float()
             allowed = (allowed / allowed.sum(-1, keepdim=True))[None, None]
             times = None
             if c.features.time:
-                stamps = batch.timestamps[0, keep[rows]]  # (R, n)
+                stamps = batch.timestamps[0, kept[rows]]  # (R, n)
                 times = time_buckets_between(stamps[:, start:], stamps, c.time_buckets)
             contexts.append((allowed, pos[start:], times))
 

@@ -44,7 +44,8 @@ from behaviorlm.models.deletions import (
     after_prefix,
     closing_tokens,
     deletion_groups,
-    place_closing,
+    lower_right,
+    shareable,
 )
 from behaviorlm.models.neural import FeatureConfig, NeuralRecommender, SequenceModule
 
@@ -283,10 +284,8 @@ class SASRecModule(SequenceModule):
         on, its queries attending to the shared row's keys and values before that. The last
         block runs for the last query only, as in :meth:`encode_last`.
         """
-        b, t = batch.shape
-        n = t - 1  # events in a row with one column gone
-        shareable = len(self.blocks) > 0 and b == 1 and 1 <= n <= self.max_len and len(drop) > 0
-        if self.training or not shareable or not bool(batch.mask.all()):
+        n = batch.shape[1] - 1  # events in a row with one column gone
+        if not (self.blocks and n <= self.max_len and shareable(self, batch, drop)):
             return super().encode_last_without(batch, drop, gaps)
         device = batch.mask.device
         shared, groups = self._deletion_inputs(batch, drop.to(device), gaps.to(device))
@@ -298,7 +297,7 @@ class SASRecModule(SequenceModule):
                 q, k, v = block._project(x)
                 k, v = after_prefix((k, v), (k_shared, v_shared), start)
                 causal = start == 0  # else query i (from start on) sees keys <= i
-                mask = None if causal else _lower_right(n - start, n, device)
+                mask = None if causal else lower_right(n - start, n, device)
                 groups[g] = (rows, start, block.attend(x, q, k, v, mask, causal))
             shared = block.attend(row, q_shared, k_shared, v_shared, None, True)[0]
         k_shared, v_shared = top.keys_values(shared.unsqueeze(0))
@@ -317,22 +316,16 @@ class SASRecModule(SequenceModule):
         A group is ``(rows, start, x)``: indices into ``drop``, its first column, and the
         inputs ``x`` (R, n - start, D) of its rows from that column on.
         """
-        n, device = batch.shape[1] - 1, drop.device
-        position = self.position(torch.arange(n - 1, -1, -1, device=device))
+        n = batch.shape[1] - 1
+        position = self.position(torch.arange(n - 1, -1, -1, device=drop.device))  # (n, D)
         tokens = self.tokens(batch)[0]  # (n + 1, D)
-        shared = tokens[:-1] + position  # (n, D): the columns before a deleted one
-        later = tokens[1:] + position  # the columns after a deleted one, one place on
         closing = closing_tokens(self.tokens, batch, drop, gaps)
-        closing[drop < n] += position[drop[drop < n]]  # its place: the deleted column's
-        column = torch.arange(n, device=device)
-        groups = []
-        for rows, start in deletion_groups(drop, n):
-            d = drop[rows]
-            x = torch.where(
-                (column[start:] < d.unsqueeze(1)).unsqueeze(-1), shared[start:], later[start:]
-            )
-            place_closing(x, rows, start, drop, closing)
-            groups.append((rows, start, x))
+        # a row's column c holds position n - 1 - c whichever event stands there
+        groups = [
+            (rows, start, x + position[start:])
+            for rows, start, x in deletion_groups(tokens, closing, drop)
+        ]
+        shared = tokens[:-1] + position  # (n, D): the columns before a deleted one
         return shared, groups
 
     def _encode(self, batch: SequenceBatch, last: bool) -> torch.Tensor:
@@ -370,8 +363,3 @@ class SASRec(NeuralRecommender):
 
     def build(self, sizes: FeatureSizes) -> SequenceModule:
         return SASRecModule(sizes, self.config)
-
-
-def _lower_right(queries: int, keys: int, device: torch.device) -> torch.Tensor:
-    """(Q, K) causal mask of the last ``queries`` positions over all ``keys``: True = allowed."""
-    return torch.ones(queries, keys, dtype=torch.bool, device=device).tril(keys - queries)

@@ -20,9 +20,10 @@ from behaviorlm.explain.explanation import Explanation, explain
 from behaviorlm.explain.exposure import SOCIAL_ACTIONS, Exposure, estimate_exposure
 from behaviorlm.explain.groups import SOCIAL_SOURCE
 from behaviorlm.explain.influence import Event, Influence, influence
-from behaviorlm.explain.reach import ReachRanking, rank_by_reach, social_reach
+from behaviorlm.explain.reach import Reach, ReachRanking, rank_by_reach, social_reach
 from behaviorlm.explain.target import Target, neural
-from behaviorlm.schema import Int
+from behaviorlm.models.base import Recommender
+from behaviorlm.schema import Int, Sequences
 
 
 def explain_user(
@@ -114,18 +115,7 @@ def influence_user(
     reaching = reaching_event(artifact, action)
     exposure = reaching.weights(estimate_exposure(artifact.dataset, action))
     seen = None if exposure is None else exposure.of(user)
-    return replace(
-        result,
-        reach=social_reach(
-            net,
-            timelines,
-            item,
-            action=reaching.action,
-            source=reaching.source,
-            followee_event=reaching.followee,
-            exposure=seen,
-        ),
-    )
+    return replace(result, reach=reaching.reach(net, timelines, item, exposure=seen))
 
 
 @dataclass(frozen=True)
@@ -146,6 +136,21 @@ class Reaching:
     action: int
     source: int
     followee: bool
+
+    def reach(
+        self, model: Recommender, followers: Sequences, item: int, exposure: float | None
+    ) -> Reach:
+        """:func:`social_reach` of ``item`` over ``followers`` with this event; ``exposure``
+        is the sharer's factor from :meth:`weights`."""
+        return social_reach(
+            model,
+            followers,
+            item,
+            action=self.action,
+            source=self.source,
+            followee_event=self.followee,
+            exposure=exposure,
+        )
 
     def weights(self, exposure: Exposure | None) -> Exposure | None:
         """The per-user factors of the summed uplifts (None: every follower counts once)."""

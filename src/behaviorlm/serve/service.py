@@ -40,7 +40,6 @@ from behaviorlm.explain import (
     labelled_explanation,
     labelled_influence,
     reaching_event,
-    social_reach,
 )
 from behaviorlm.explain.exposure import SOCIAL_ACTIONS, Exposure, estimate_exposure
 from behaviorlm.models.neural import NeuralRecommender
@@ -546,18 +545,8 @@ class Service:
                 result = influence(net, timeline.sequences, event, k=request.k, items=items[1:])
                 if reaching is not None:
                     followers = self._followers(request.user_id)
-                    result = replace(
-                        result,
-                        reach=social_reach(
-                            net,
-                            followers,
-                            items[0],
-                            action=reaching.action,
-                            source=reaching.source,
-                            followee_event=reaching.followee,
-                            exposure=seen,
-                        ),
-                    )
+                    predicted = reaching.reach(net, followers, items[0], exposure=seen)
+                    result = replace(result, reach=predicted)
         except (ValueError, DataError) as exc:
             raise RequestError(422, str(exc)) from exc
         data = labelled_influence(self.artifact, result)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
 import behaviorlm as blm
@@ -468,6 +469,20 @@ def test_not_ready_before_the_lifespan(markov_dir: Path, tmp_path: Path) -> None
     c = TestClient(app)  # not entered: the lifespan has not run
     assert c.get("/readyz").status_code == 503
     assert c.get("/v1/users/u1/recommendations").status_code == 503
+
+
+def test_the_running_service_uses_torch_kernels_not_onednn(
+    sasrec_dir: Path, dataset: blm.Dataset, tmp_path: Path
+) -> None:
+    """oneDNN keeps a compiled kernel per input shape, so a server's memory grew with every
+    new batch shape; the service turns it off while it runs and restores it after."""
+    before = torch.backends.mkldnn.enabled
+    app = create_app(sasrec_dir, f"sqlite:///{tmp_path / 'e.db'}")
+    with TestClient(app) as c:
+        assert torch.backends.mkldnn.enabled is False
+        user = str(dataset.users["user_id"][0])
+        assert c.get(f"/v1/users/{user}/recommendations").status_code == 200
+    assert torch.backends.mkldnn.enabled is before
 
 
 # ---------------------------------------------------------------------------- explanations

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+
+import torch
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -30,6 +32,31 @@ from behaviorlm.serve.settings import Limits
 from behaviorlm.serve.store import open_store, sqlite_path
 
 log = logging.getLogger("behaviorlm.serve")
+
+
+@contextmanager
+def without_onednn() -> Iterator[None]:
+    """torch's own CPU kernels instead of oneDNN's while the service runs (restored after).
+
+    oneDNN compiles a kernel for every input shape it meets (in this model: the GELU of each
+    batch's rows x events) and keeps up to 1,024 of them. Requests come in every batch size
+    and length, so a server's memory grew for as long as new shapes came (RSS +100 MiB over
+    the 1,600 shapes of up to 32 rows of up to 50 events, and more after, as evicted kernels
+    were compiled again). Without oneDNN it stays flat, and the small batches of a service
+    run faster with torch's own kernel (a GELU of 1 x 50 x 256: 12 against 18 us).
+
+    Examples
+    --------
+    >>> with without_onednn():
+    ...     torch.backends.mkldnn.enabled
+    False
+    """
+    before = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = before
 
 
 def create_app(
@@ -94,7 +121,8 @@ def create_app(
         app.state.service, app.state.batcher, app.state.ingester = service, batcher, ingester
         log.info("serving %s (version %s)", service.model_name, service.model_version)
         try:
-            yield
+            with without_onednn():
+                yield
         finally:
             app.state.service = app.state.batcher = app.state.ingester = None
             await batcher.stop()

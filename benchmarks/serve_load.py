@@ -25,7 +25,9 @@ given by ``--url`` (loopback only; ``--server-pid`` to sample its memory). User 
 come from the artifact's data set in both cases. The run is bounded by ``--duration`` and by
 ``--max-requests``.
 
-Prints JSON lines: ``config``, ``progress`` every ``--report-every`` seconds, and ``result``:
+Prints JSON lines: ``config``, ``progress`` every ``--report-every`` seconds (with the p99 of
+that interval alone, which shows whether a slow tail is spread over the run or comes in
+bursts), and ``result``:
 p50 / p90 / p99 latency in ms (all requests and per kind), requests/s, error count (non-2xx
 answers and transport errors, with the first few messages), the server's CPU time (user +
 system, all threads) per request over the measured window, and its resident memory
@@ -85,6 +87,8 @@ class Tally:
     """Latencies (seconds) per request kind and errors, of the measured window."""
 
     latency: dict[str, list[float]] = field(default_factory=lambda: {"recommend": [], "events": []})
+    #: every kind's latencies in the order the answers came
+    answered: list[float] = field(default_factory=list)
     errors: int = 0
     messages: list[str] = field(default_factory=list)
     warmup_requests: int = 0
@@ -93,6 +97,14 @@ class Tally:
     @property
     def requests(self) -> int:
         return sum(len(v) for v in self.latency.values())
+
+    def record(self, kind: str, seconds: float) -> None:
+        self.latency[kind].append(seconds)
+        self.answered.append(seconds)
+
+    def since(self, count: int) -> list[float]:
+        """Latencies of the answers after the first ``count``."""
+        return self.answered[count:]
 
     def error(self, message: str) -> None:
         self.errors += 1
@@ -212,7 +224,7 @@ class Load:
                 self.tally.warmup_requests += 1
                 self.tally.warmup_errors += not ok
             else:
-                self.tally.latency[kind].append(elapsed)
+                self.tally.record(kind, elapsed)
                 if not ok:
                     self.tally.error(problem)
 
@@ -240,12 +252,15 @@ async def run(args: argparse.Namespace, base: str, pid: int | None, load: Load) 
         memory: list[tuple[float, float | None]] = [(0.0, rss_mib(pid) if pid else None)]
         cpu_start = cpu_seconds(pid) if pid else None
         next_report = args.report_every
+        reported = 0  # requests measured up to the last progress line
         while not load.stopping:
             await asyncio.sleep(min(1.0, args.duration))
             now = time.perf_counter() - start
             memory.append((now, rss_mib(pid) if pid else None))
             if now >= next_report:
                 next_report += args.report_every
+                latest = load.tally.since(reported)  # this interval's latencies
+                reported = load.tally.requests
                 emit(
                     {
                         "event": "progress",
@@ -253,6 +268,7 @@ async def run(args: argparse.Namespace, base: str, pid: int | None, load: Load) 
                         "requests": load.tally.requests,
                         "requests_per_s": round(load.tally.requests / now, 1),
                         "errors": load.tally.errors,
+                        "interval_p99_ms": percentiles(latest)["p99_ms"],
                         "server_rss_mib": memory[-1][1],
                     }
                 )

@@ -214,6 +214,7 @@ def per_row_items(by_row: Sequence[npt.ArrayLike] | None, rows: int) -> tuple[In
     return np.repeat(np.arange(rows, dtype=np.int64), counts), items
 
 
+@torch.inference_mode()  # no autograd bookkeeping on any tensor of the ranking
 def recommend(
     model: Recommender,
     histories: Sequences,

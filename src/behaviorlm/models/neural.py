@@ -213,7 +213,7 @@ class NeuralRecommender(Recommender):
         window = int(self.config.max_len) if max_len is None else max_len
         return build_batch(histories, window, self.sizes)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def hidden(self, histories: Sequences, batch_size: int = 512) -> torch.Tensor:
         """(R, D) hidden state at the last event of each row (the state that predicts next).
 
@@ -236,7 +236,7 @@ class NeuralRecommender(Recommender):
 
     def score(self, histories: Sequences, items: slice | None = None) -> F32:
         start, stop = self.item_range(items)
-        with torch.no_grad():
+        with torch.inference_mode():
             scores = self.module.logits(self.hidden(histories), slice(start, stop))
         return scores.float().numpy()
 

@@ -149,6 +149,8 @@ class LiveTimelines:
         """Single-row timelines (``Timeline.sequences``) as one ``Sequences``, in order."""
         if not rows:
             return self.training.select(np.zeros(0, dtype=np.int64))
+        if len(rows) == 1:  # already one Sequences (a request alone in its batch)
+            return rows[0]
         per = [row.per_event() for row in rows]
         return _sequences(
             {name: np.concatenate([p[name] for p in per]) for name in per[0]},

@@ -6,14 +6,19 @@ transaction (``ingest_batch``) and ranks ``--requests`` recommendation requests 
 (``recommend_batch``) for users whose timeline was just extended. The first tenth of the
 steps is a warm-up. Prints one JSON line: resident memory (VmRSS, MiB) after the warm-up and
 at the end, and the largest growths by source line between two ``tracemalloc`` snapshots.
-Compare with ``serve_load.py``, which measures the whole server process. Example::
+Compare with ``serve_load.py``, which measures the whole server process. ``--varied`` draws
+each batch's size, as a server's batches vary with the load; ``--onednn`` keeps torch's oneDNN
+kernels on, which the server turns off (they compile and keep a kernel per input shape).
+Example::
 
     python benchmarks/serve_memory.py runs/beauty-sasrec --steps 3300
+    python benchmarks/serve_memory.py runs/beauty-sasrec --requests 32 --varied [--onednn]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -24,6 +29,7 @@ import tracemalloc
 from pathlib import Path
 
 from behaviorlm.serve import RecommendRequest, Service, open_store
+from behaviorlm.serve.app import without_onednn
 from machine import machine_facts
 from serve_load import rss_mib
 
@@ -51,9 +57,23 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3300)
     parser.add_argument("--posts", type=int, default=2, help="event posts per step")
     parser.add_argument("--requests", type=int, default=8, help="recommendations per step")
+    parser.add_argument(
+        "--varied",
+        action="store_true",
+        help="each step ranks 1 to --requests requests (drawn at random), as a server's "
+        "batches vary with the load, instead of always --requests",
+    )
+    parser.add_argument(
+        "--onednn",
+        action="store_true",
+        help="keep torch's oneDNN kernels on (the server turns them off while it runs)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="serve-memory-") as folder:
+    with (
+        tempfile.TemporaryDirectory(prefix="serve-memory-") as folder,
+        contextlib.ExitStack() as kernels,
+    ):
         service = Service(args.artifact, open_store(f"sqlite:///{Path(folder) / 'ev.db'}"))
         gc.collect()
         gc.freeze()  # as the server does after start-up
@@ -61,6 +81,7 @@ def main() -> None:
         items = list(service.timelines.items)
         rng = random.Random(args.seed)
         fresh: list[str] = []
+        ranked = [0]  # recommendations so far
 
         def step(i: int) -> None:
             posts = []
@@ -71,13 +92,18 @@ def main() -> None:
                 fresh.append(user)
             service.ingest_batch(posts)
             recent = fresh[-1000:]
+            count = rng.randint(1, args.requests) if args.varied else args.requests
+            ranked[0] += count
             service.recommend_batch(
-                [RecommendRequest(user_id=rng.choice(recent)) for _ in range(args.requests)]
+                [RecommendRequest(user_id=rng.choice(recent)) for _ in range(count)]
             )
 
+        if not args.onednn:
+            kernels.enter_context(without_onednn())
         warmup = args.steps // 10
         for i in range(warmup):
             step(i)
+        ranked_in_warmup = ranked[0]
         tracemalloc.start()
         before, start_rss = tracemalloc.take_snapshot(), rss_mib(os.getpid())
         start = time.perf_counter()
@@ -96,7 +122,9 @@ def main() -> None:
                     "artifact": str(args.artifact),
                     "steps": measured,
                     "events_ingested": measured * args.posts,
-                    "recommendations": measured * args.requests,
+                    "recommendations": ranked[0] - ranked_in_warmup,
+                    "varied": args.varied,
+                    "onednn": args.onednn,
                     "seconds": round(time.perf_counter() - start, 1),
                     "rss_mib_after_warmup": start_rss,
                     "rss_mib_end": end_rss,

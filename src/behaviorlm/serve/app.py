@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import torch
-
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -38,12 +37,11 @@ log = logging.getLogger("behaviorlm.serve")
 def without_onednn() -> Iterator[None]:
     """torch's own CPU kernels instead of oneDNN's while the service runs (restored after).
 
-    oneDNN compiles a kernel for every input shape it meets (in this model: the GELU of each
-    batch's rows x events) and keeps up to 1,024 of them. Requests come in every batch size
-    and length, so a server's memory grew for as long as new shapes came (RSS +100 MiB over
-    the 1,600 shapes of up to 32 rows of up to 50 events, and more after, as evicted kernels
-    were compiled again). Without oneDNN it stays flat, and the small batches of a service
-    run faster with torch's own kernel (a GELU of 1 x 50 x 256: 12 against 18 us).
+    oneDNN compiles a kernel for every input shape it meets (in these models: the GELU of
+    each batch's rows x events) and keeps up to 1,024 of them. Requests come in every batch
+    size and timeline length, so a server's memory grew for as long as new shapes came
+    (``benchmarks/serve_memory.py --varied --onednn``: +59 MiB over 29,427 recommendations;
+    +0 without oneDNN, ``benchmarks/RESULTS.md``). torch's own kernels keep no such cache.
 
     Examples
     --------
@@ -51,12 +49,8 @@ def without_onednn() -> Iterator[None]:
     ...     torch.backends.mkldnn.enabled
     False
     """
-    before = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = False
-    try:
+    with torch.backends.mkldnn.flags(enabled=False):
         yield
-    finally:
-        torch.backends.mkldnn.enabled = before
 
 
 def create_app(

@@ -12,7 +12,7 @@ kernels on, which the server turns off (they compile and keep a kernel per input
 Example::
 
     python benchmarks/serve_memory.py runs/beauty-sasrec --steps 3300
-    python benchmarks/serve_memory.py runs/beauty-sasrec --requests 32 --varied [--onednn]
+    python benchmarks/serve_memory.py runs/beauty-sasrec --steps 2000 --requests 32 --varied
 """
 
 from __future__ import annotations

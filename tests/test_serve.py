@@ -18,7 +18,7 @@ import behaviorlm as blm
 from behaviorlm.explain import Event as HypotheticalEvent
 from behaviorlm.explain import explain, influence
 from behaviorlm.schema import Sequences
-from behaviorlm.serve import EventRecord, Limits, create_app, export_events, open_store
+from behaviorlm.serve import EventRecord, Limits, Service, create_app, export_events, open_store
 from behaviorlm.serve.timelines import LiveTimelines
 
 KEY = "test-key"
@@ -472,17 +472,34 @@ def test_not_ready_before_the_lifespan(markov_dir: Path, tmp_path: Path) -> None
 
 
 def test_the_running_service_uses_torch_kernels_not_onednn(
-    sasrec_dir: Path, dataset: blm.Dataset, tmp_path: Path
+    sasrec_dir: Path, dataset: blm.Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """oneDNN keeps a compiled kernel per input shape, so a server's memory grew with every
-    new batch shape; the service turns it off while it runs and restores it after."""
+    new batch shape; the service turns it off while it runs (in the batcher's thread too),
+    overlapping apps share the switch, and it is restored when the last one stops."""
+    seen: list[bool] = []
+    rank = Service.recommend_batch
+
+    def spy(self: Service, requests: Any) -> Any:
+        seen.append(bool(torch.backends.mkldnn.enabled))
+        return rank(self, requests)
+
+    monkeypatch.setattr(Service, "recommend_batch", spy)
     before = torch.backends.mkldnn.enabled
-    app = create_app(sasrec_dir, f"sqlite:///{tmp_path / 'e.db'}")
-    with TestClient(app) as c:
+    deterministic = torch.backends.mkldnn.deterministic
+    user = str(dataset.users["user_id"][0])
+    first = TestClient(create_app(sasrec_dir, f"sqlite:///{tmp_path / 'a.db'}"))
+    second = TestClient(create_app(sasrec_dir, f"sqlite:///{tmp_path / 'b.db'}"))
+    with first:
         assert torch.backends.mkldnn.enabled is False
-        user = str(dataset.users["user_id"][0])
-        assert c.get(f"/v1/users/{user}/recommendations").status_code == 200
+        second.__enter__()
+        assert first.get(f"/v1/users/{user}/recommendations").status_code == 200
+    assert torch.backends.mkldnn.enabled is False  # the second app still runs
+    assert second.get(f"/v1/users/{user}/recommendations").status_code == 200
+    second.__exit__(None, None, None)
+    assert seen == [False, False]
     assert torch.backends.mkldnn.enabled is before
+    assert torch.backends.mkldnn.deterministic is deterministic
 
 
 # ---------------------------------------------------------------------------- explanations

@@ -218,7 +218,17 @@ class NeuralRecommender(Recommender):
         """(R, D) hidden state at the last event of each row (the state that predicts next).
 
         Rows are encoded in batches of similar length (a stable sort by length), so a batch
-        is padded only to its own longest row; the result is in the input order.
+        is padded only to its own longest row; the result is in the input order. It is
+        computed in inference mode, so the result is an inference tensor: ``.clone()`` it
+        before an in-place change or a use that autograd records.
+
+        Examples
+        --------
+        >>> from behaviorlm.models.sasrec import SASRec, SASRecConfig
+        >>> model = SASRec(SASRecConfig(dim=8, heads=2, layers=1))
+        >>> _ = model.setup(Sequences.from_lists([[1, 2, 3]], n_items=3))
+        >>> model.hidden(Sequences.from_lists([[1, 2], [3]], n_items=3)).shape
+        torch.Size([2, 8])
         """
         if self.module.training:  # eval() walks every submodule: skip it when already set
             self.module.eval()

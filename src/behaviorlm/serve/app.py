@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -33,15 +34,26 @@ from behaviorlm.serve.store import open_store, sqlite_path
 log = logging.getLogger("behaviorlm.serve")
 
 
+#: Apps (lifespans) running now, which hold oneDNN off, and the setting to restore after them.
+_onednn_lock = threading.Lock()
+_onednn_users = 0
+_onednn_before = True
+
+
 @contextmanager
 def without_onednn() -> Iterator[None]:
-    """torch's own CPU kernels instead of oneDNN's while the service runs (restored after).
+    """torch's own CPU kernels instead of oneDNN's while the service runs.
 
     oneDNN compiles a kernel for every input shape it meets (in these models: the GELU of
     each batch's rows x events) and keeps up to 1,024 of them. Requests come in every batch
     size and timeline length, so a server's memory grew for as long as new shapes came
     (``benchmarks/serve_memory.py --varied --onednn``: +59 MiB over 29,427 recommendations;
-    +0 without oneDNN, ``benchmarks/RESULTS.md``). torch's own kernels keep no such cache.
+    none without oneDNN, ``benchmarks/RESULTS.md``). torch's own kernels keep no such cache.
+
+    The switch is process-wide (torch reads it on every operation, in every thread). Entries
+    nest and overlap: the first turns oneDNN off, and the last exit restores the setting found
+    by the first, so several apps in one process (tests) leave it as it was. Only the on/off
+    switch is touched, none of oneDNN's other flags.
 
     Examples
     --------
@@ -49,8 +61,21 @@ def without_onednn() -> Iterator[None]:
     ...     torch.backends.mkldnn.enabled
     False
     """
-    with torch.backends.mkldnn.flags(enabled=False):
+    global _onednn_users, _onednn_before
+    with _onednn_lock:
+        if _onednn_users == 0:
+            # the switch behind torch.backends.mkldnn.enabled, alone (its `flags` context
+            # also resets the deterministic, TF32 and precision flags)
+            _onednn_before = torch._C._get_mkldnn_enabled()
+            torch._C._set_mkldnn_enabled(False)
+        _onednn_users += 1
+    try:
         yield
+    finally:
+        with _onednn_lock:
+            _onednn_users -= 1
+            if _onednn_users == 0:
+                torch._C._set_mkldnn_enabled(_onednn_before)
 
 
 def create_app(
@@ -91,6 +116,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        with without_onednn():  # until the batchers' last batch has run and the store closed
+            async with serving(app):
+                yield
+
+    @asynccontextmanager
+    async def serving(app: FastAPI) -> AsyncIterator[None]:
         def load() -> Service:
             return Service(artifact_path, open_store(store_url), metrics)
 
@@ -115,8 +146,7 @@ def create_app(
         app.state.service, app.state.batcher, app.state.ingester = service, batcher, ingester
         log.info("serving %s (version %s)", service.model_name, service.model_version)
         try:
-            with without_onednn():
-                yield
+            yield
         finally:
             app.state.service = app.state.batcher = app.state.ingester = None
             await batcher.stop()

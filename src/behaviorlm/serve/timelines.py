@@ -95,8 +95,8 @@ class LiveTimelines:
     >>> rows = live.stack([t.sequences, live.for_user("u1", []).sequences])
     >>> len(rows), rows.lengths.tolist() == [t.length, live.for_user("u1", []).length]
     (2, True)
-    >>> len(live.stack([]))
-    0
+    >>> len(live.stack([])), live.stack([t.sequences]) is t.sequences
+    (0, True)
     """
 
     def __init__(self, artifact: Artifact) -> None:
@@ -146,7 +146,10 @@ class LiveTimelines:
         return self._merge(base, live, user, self._followee_events(user, followee_live))
 
     def stack(self, rows: Sequence[Sequences]) -> Sequences:
-        """Single-row timelines (``Timeline.sequences``) as one ``Sequences``, in order."""
+        """Single-row timelines (``Timeline.sequences``) as one ``Sequences``, in order.
+
+        One row is returned as it is (the same object), not copied.
+        """
         if not rows:
             return self.training.select(np.zeros(0, dtype=np.int64))
         if len(rows) == 1:  # already one Sequences (a request alone in its batch)

@@ -28,8 +28,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from behaviorlm.serve import RecommendRequest, Service, open_store
-from behaviorlm.serve.app import without_onednn
+from behaviorlm.serve import RecommendRequest, Service, open_store, without_onednn
 from machine import machine_facts
 from serve_load import rss_mib
 

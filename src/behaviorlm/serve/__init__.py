@@ -8,7 +8,9 @@
 - :mod:`~behaviorlm.serve.batching`: concurrent recommendation requests ranked in one batched
   pass of the model (dynamic batching, no added wait).
 - :mod:`~behaviorlm.serve.app`: ``create_app(artifact_path, store_url, api_key, limits)``,
-  the FastAPI app; routes in :mod:`behaviorlm.serve.routes`.
+  the FastAPI app; routes in :mod:`behaviorlm.serve.routes`. The app runs with torch's oneDNN
+  kernels off (:func:`without_onednn`: their per-shape kernel cache grew a server's memory);
+  a long-running process that uses :class:`Service` without the app should do the same.
 - :mod:`~behaviorlm.serve.server`: ``run_server`` under uvicorn (``behaviorlm serve``).
 - :mod:`~behaviorlm.serve.process`: ``behaviorlm serve`` as a child process (``start_server``, a
   context manager), for integration and load tests.
@@ -16,7 +18,7 @@
 
 from __future__ import annotations
 
-from behaviorlm.serve.app import create_app
+from behaviorlm.serve.app import create_app, without_onednn
 from behaviorlm.serve.batching import Batcher
 from behaviorlm.serve.process import ServerProcess, start_server
 from behaviorlm.serve.server import run_server
@@ -38,4 +40,5 @@ __all__ = [
     "open_store",
     "run_server",
     "start_server",
+    "without_onednn",
 ]

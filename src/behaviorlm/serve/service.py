@@ -138,6 +138,10 @@ class RecommendRequest:
 class Service:
     """Everything a request needs, loaded once (in the app's lifespan).
 
+    A process that keeps a Service running outside the app should rank under
+    :func:`behaviorlm.serve.without_onednn`, as the app does: oneDNN keeps a compiled kernel
+    per input shape, and requests bring new shapes for a long time.
+
     Examples
     --------
     >>> import tempfile, pathlib, behaviorlm as blm

@@ -99,6 +99,7 @@ class Tally:
         return sum(len(v) for v in self.latency.values())
 
     def record(self, kind: str, seconds: float) -> None:
+        """One measured answer of ``kind`` (recommend, events) after ``seconds``."""
         self.latency[kind].append(seconds)
         self.answered.append(seconds)
 

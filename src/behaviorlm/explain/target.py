@@ -109,8 +109,6 @@ def hidden_scores(
     the normalisation; the result is the same.
     """
     parts = [_scores(module, rows, target) for rows in torch.split(hidden.float(), SCORE_ROWS)]
-    if len(parts) == 1:
-        return parts[0]
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 

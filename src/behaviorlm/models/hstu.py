@@ -219,10 +219,26 @@ class HSTULayer(nn.Module):
         still come from every position.
         """
         u, v, q, k = self._project(x)
-        if last:
-            x, u, q, allowed, pos = x[:, -1:], u[:, -1:], q[:, :, -1:], allowed[:, :, -1:], pos[-1:]
-            times = None if times is None else times[:, -1:]
-        return self.attend(x, u, q, k, v, allowed, pos, times)
+        attend = self.attend_last if last else self.attend
+        return attend(x, u, q, k, v, allowed, pos, times)
+
+    def attend_last(
+        self,
+        x: torch.Tensor,
+        u: torch.Tensor,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        allowed: torch.Tensor,
+        pos: torch.Tensor,
+        times: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """:meth:`attend` for the last query only, ``(B, 1, D)``: the arguments as there, for
+        all the query positions; the keys and values are used whole."""
+        last = None if times is None else times[:, -1:]
+        return self.attend(
+            x[:, -1:], u[:, -1:], q[:, :, -1:], k, v, allowed[:, :, -1:], pos[-1:], last
+        )
 
     def attend(
         self,
@@ -369,16 +385,7 @@ class HSTUModule(SequenceModule):
         for (rows, start, x), (allowed, positions, times) in zip(groups, contexts, strict=True):
             own_u, own_v, own_q, own_k = top._project(x)
             keys, values = after_prefix((own_k, own_v), (k, v), start)
-            last = top.attend(
-                x[:, -1:],
-                own_u[:, -1:],
-                own_q[:, :, -1:],
-                keys,
-                values,
-                allowed[:, :, -1:],
-                positions[-1:],
-                None if times is None else times[:, -1:],
-            )  # the last query
+            last = top.attend_last(x, own_u, own_q, keys, values, allowed, positions, times)
             out[rows] = self.norm_out(last[:, 0])
         return out
 

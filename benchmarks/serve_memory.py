@@ -80,9 +80,10 @@ def main() -> None:
         items = list(service.timelines.items)
         rng = random.Random(args.seed)
         fresh: list[str] = []
-        ranked = [0]  # recommendations so far
+        ranked = 0  # recommendations so far
 
         def step(i: int) -> None:
+            nonlocal ranked
             posts = []
             for j in range(args.posts):
                 user = rng.choice(users)
@@ -92,7 +93,7 @@ def main() -> None:
             service.ingest_batch(posts)
             recent = fresh[-1000:]
             count = rng.randint(1, args.requests) if args.varied else args.requests
-            ranked[0] += count
+            ranked += count
             service.recommend_batch(
                 [RecommendRequest(user_id=rng.choice(recent)) for _ in range(count)]
             )
@@ -102,7 +103,7 @@ def main() -> None:
         warmup = args.steps // 10
         for i in range(warmup):
             step(i)
-        ranked_in_warmup = ranked[0]
+        ranked_in_warmup = ranked
         tracemalloc.start()
         before, start_rss = tracemalloc.take_snapshot(), rss_mib(os.getpid())
         start = time.perf_counter()
@@ -121,7 +122,7 @@ def main() -> None:
                     "artifact": str(args.artifact),
                     "steps": measured,
                     "events_ingested": measured * args.posts,
-                    "recommendations": ranked[0] - ranked_in_warmup,
+                    "recommendations": ranked - ranked_in_warmup,
                     "varied": args.varied,
                     "onednn": args.onednn,
                     "seconds": round(time.perf_counter() - start, 1),

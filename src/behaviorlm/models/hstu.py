@@ -219,26 +219,7 @@ class HSTULayer(nn.Module):
         still come from every position.
         """
         u, v, q, k = self._project(x)
-        attend = self.attend_last if last else self.attend
-        return attend(x, u, q, k, v, allowed, pos, times)
-
-    def attend_last(
-        self,
-        x: torch.Tensor,
-        u: torch.Tensor,
-        q: torch.Tensor,
-        k: torch.Tensor,
-        v: torch.Tensor,
-        allowed: torch.Tensor,
-        pos: torch.Tensor,
-        times: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """:meth:`attend` for the last query only, ``(B, 1, D)``: the arguments as there, for
-        all the query positions; the keys and values are used whole."""
-        last = None if times is None else times[:, -1:]
-        return self.attend(
-            x[:, -1:], u[:, -1:], q[:, :, -1:], k, v, allowed[:, :, -1:], pos[-1:], last
-        )
+        return self.attend(x, u, q, k, v, allowed, pos, times, last=last)
 
     def attend(
         self,
@@ -250,13 +231,20 @@ class HSTULayer(nn.Module):
         allowed: torch.Tensor,
         pos: torch.Tensor,
         times: torch.Tensor | None,
+        last: bool = False,
     ) -> torch.Tensor:
         """The layer's output at the query positions, ``(B, Q, D)``.
 
         ``x`` and ``u`` (B, Q, D) and ``q`` (B, H, Q, d) belong to the queries, ``k`` and
         ``v`` (B, H, T, d) to the keys; ``allowed`` (B or 1, 1, Q, T), ``pos`` (Q, T) and
         ``times`` (B, Q, T) as in :meth:`forward`, for these queries.
+
+        With ``last`` the arguments cover every query position and only the last one is
+        computed, ``(B, 1, D)``; the keys and values are used whole.
         """
+        if last:
+            x, u, q, allowed, pos = x[:, -1:], u[:, -1:], q[:, :, -1:], allowed[:, :, -1:], pos[-1:]
+            times = None if times is None else times[:, -1:]
         b, n, d = x.shape
         attn = self.attention_dropout(self._weights(q, k, allowed, pos, times))
         av = (attn @ v).transpose(1, 2).reshape(b, n, d)  # (B, Q, D): heads side by side
@@ -385,7 +373,7 @@ class HSTUModule(SequenceModule):
         for (rows, start, x), (allowed, positions, times) in zip(groups, contexts, strict=True):
             own_u, own_v, own_q, own_k = top._project(x)
             keys, values = after_prefix((own_k, own_v), (k, v), start)
-            last = top.attend_last(x, own_u, own_q, keys, values, allowed, positions, times)
+            last = top.attend(x, own_u, own_q, keys, values, allowed, positions, times, last=True)
             out[rows] = self.norm_out(last[:, 0])
         return out
 

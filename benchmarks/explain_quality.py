@@ -11,12 +11,15 @@ overrides), or loads one with ``--artifact``, and prints JSON lines:
     ``event_id``, mapped here to the data set's rows. Also split into events whose item is
     new to the window (a view steered by the cause) and funnel events (the item was already
     viewed in the window, so the view itself is a strong rival of the planted cause).
+    ``top1_is_cause_without_target_events``: the same with the user's own events on the
+    target item set aside first (``explain(..., without_target_events=True)``: why the user
+    comes to the item at all).
 ``ground_truth_group`` (simulator only)
     Test events whose planted cause is a group (history, social, search, location, device):
     the share where the planted group has the largest attribution among those five groups,
     by group ablation (same for every method) and by the method's attributions summed per
     group (integrated gradients: every group; occlusion: the event kinds history, search,
-    social); with the confusion counts.
+    social); with the confusion counts; each also without the target's events (as above).
 ``ground_truth_reach`` (simulator only)
     For the most shared items, predicted reach of every user with followers
     (:func:`behaviorlm.rank_by_reach`: exposure rate learned from the log times the
@@ -54,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import time
 from collections import Counter
@@ -228,7 +232,9 @@ def ground_truth_events(
     if len(eligible) > args.users:
         pick = np.sort(rng.choice(len(eligible), args.users, replace=False))
         eligible = [eligible[i] for i in pick]
-    hits: dict[str, Counter[str]] = {m: Counter() for m in methods}
+    hits: dict[bool, dict[str, Counter[str]]] = {
+        aside: {m: Counter() for m in methods} for aside in (False, True)
+    }
     counts: Counter[str] = Counter()
     chance: Counter[str] = Counter()
     chance_sum: dict[str, float] = {}
@@ -239,16 +245,26 @@ def ground_truth_events(
         keys = ("all", f"group={g}", "item new" if item_new else "funnel (item seen)")
         for key in keys:
             counts[key] += 1
-        for m in methods:
-            e = explain(net, history, target, m, steps=args.steps)
+        for m, aside in itertools.product(methods, (False, True)):
+            e = explain(net, history, target, m, steps=args.steps, without_target_events=aside)
             for key in keys:
-                hits[m][key] += int(top_event(e) == cause_row)
+                hits[aside][m][key] += int(top_event(e) == cause_row)
                 if m != "attention":
-                    hits[m][key + " (probability)"] += int(top_event(e, "probability") == cause_row)
-            if m == methods[0]:
+                    hits[aside][m][key + " (probability)"] += int(
+                        top_event(e, "probability") == cause_row
+                    )
+            if m == methods[0] and not aside:
                 for key in keys:
                     chance[key] += 1
                     chance_sum[key] = chance_sum.get(key, 0.0) + 1.0 / len(e.events)
+
+    def shares(found: dict[str, Counter[str]]) -> dict[str, dict[str, float]]:
+        return {
+            m: round_dict(
+                {k: v / counts[k.removesuffix(" (probability)")] for k, v in sorted(found[m].items())}
+            )
+            for m in methods
+        }
     emit(
         {
             **common,
@@ -257,15 +273,8 @@ def ground_truth_events(
             "excluded": dict(reasons),
             "counts": dict(counts),
             "chance": round_dict({k: chance_sum[k] / chance[k] for k in chance}),
-            "top1_is_cause": {
-                m: round_dict(
-                    {
-                        k: v / counts[k.removesuffix(" (probability)")]
-                        for k, v in sorted(hits[m].items())
-                    }
-                )
-                for m in methods
-            },
+            "top1_is_cause": shares(hits[False]),
+            "top1_is_cause_without_target_events": shares(hits[True]),
             "goal": 0.9,
             "seconds": round(time.perf_counter() - start, 1),
         }
@@ -287,20 +296,23 @@ def ground_truth_groups(
     rng = np.random.default_rng(args.seed + 1)
     if len(rows) > args.users:
         rows = sorted(rng.choice(rows, args.users, replace=False).tolist())
-    by: dict[str, Counter[tuple[str, str]]] = {"ablation": Counter()}
+    by: dict[str, Counter[tuple[str, str]]] = {}
     start = time.perf_counter()
     for r in rows:
         target = Target.item(int(test.targets[r]))
-        for m in methods:
-            e = explain(net, test.histories.row(r), target, m, steps=args.steps)
+        for m, aside in itertools.product(methods, (False, True)):
+            e = explain(
+                net, test.histories.row(r), target, m, steps=args.steps, without_target_events=aside
+            )
+            suffix = " without target events" if aside else ""
             present = [gi for gi in e.groups if gi.group in PLANTED]
             if m == methods[0]:
                 best = max(present, key=lambda gi: gi.ablation_logit)
-                by["ablation"][(group[r], best.group)] += 1
+                by.setdefault("ablation" + suffix, Counter())[(group[r], best.group)] += 1
             summed = [gi for gi in present if gi.attributed_logit is not None]
             if summed:
                 best = max(summed, key=lambda gi: gi.attributed_logit or 0.0)
-                by.setdefault(f"{m} summed", Counter())[(group[r], best.group)] += 1
+                by.setdefault(f"{m} summed{suffix}", Counter())[(group[r], best.group)] += 1
     counts = Counter(group[r] for r in rows)
     out: dict[str, Any] = {}
     for name, confusion in by.items():

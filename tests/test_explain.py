@@ -209,6 +209,33 @@ def test_randomised_weights_give_different_attributions(art: blm.Artifact) -> No
     assert np.linalg.norm(a / np.linalg.norm(a) - b / np.linalg.norm(b)) > 0.1
 
 
+def test_without_target_events_explains_the_rest_of_the_timeline(art: blm.Artifact) -> None:
+    model, history = art.model, user_row(art)
+    fol = history.is_followee_event()
+    last = int(np.flatnonzero(~fol)[-1])
+    item = int(history.items[last])  # an item of the user's own events: at least one set aside
+    on_target = (history.items == item) & ~fol
+    rest = history.take_events(~on_target)
+    for method in ("occlusion", "ig"):
+        e = explain(model, history, item, method, steps=8, without_target_events=True)
+        plain = explain(model, rest, item, method, steps=8)
+        assert e.set_aside == tuple(np.flatnonzero(on_target).tolist())
+        assert e.logit == pytest.approx(plain.logit, abs=1e-5)
+        assert e.unread == plain.unread
+        kept = np.flatnonzero(~on_target)
+        # the same numbers, each event named by its position in the whole timeline
+        assert [ev.index for ev in e.events] == [int(kept[ev.index]) for ev in plain.events]
+        assert [ev.event_id for ev in e.events] == [ev.event_id for ev in plain.events]
+        assert [ev.logit for ev in e.events] == pytest.approx([ev.logit for ev in plain.events])
+        assert not any(history.items[ev.index] == item and not fol[ev.index] for ev in e.events)
+    assert explain(model, history, item).set_aside == ()
+    with pytest.raises(ValueError, match="item target"):
+        explain(model, history, Target.action(1), without_target_events=True)
+    only = history.take_events(on_target)
+    with pytest.raises(ValueError, match="nothing is left"):
+        explain(model, only, item, without_target_events=True)
+
+
 def test_explanation_to_dict_is_json(art: blm.Artifact) -> None:
     e = explain(art.model, user_row(art), method="ig", steps=8)
     data = json.loads(json.dumps(e.to_dict()))

@@ -143,6 +143,16 @@ def test_explain_command(
     data = json.loads(capsys.readouterr().out)
     assert data["target"]["item_id"] == "i3"
     assert all("title" in e and "action_name" in e for e in data["events"])
+    assert data["set_aside"] == []
+    own = [e["item_id"] for e in data["events"] if e["item_id"] and not e["followee_id"]]
+    seen = own[-1]  # an item of the user's own events: set aside now
+    argv = ["explain", str(out), "--user", "u1", "--item", seen, "--without-target-events"]
+    assert main([*argv, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["set_aside"]
+    assert all(e["item_id"] != seen or e["followee_id"] for e in data["events"])
+    assert main(argv) == 0
+    assert "set aside" in capsys.readouterr().out
 
 
 def test_influence_command(

@@ -572,6 +572,15 @@ def test_explanation_of_the_live_timeline(
     ).json()
     assert action["target"]["kind"] == "action"
     assert action["target"]["action_name"] == "purchase"
+    # the live cart's item, explained without the user's own events on it
+    aside = neural_client.get(
+        f"/v1/users/{user}/explanation",
+        params={"item": item_id, "without_target_events": "true"},
+    ).json()
+    on_item = [i for i, code in enumerate(live_row(artifact, user, [event]).items) if code == item]
+    assert aside["set_aside"] == on_item
+    assert item not in [e["item"] for e in aside["events"]]
+    assert after["set_aside"] == []
 
 
 @pytest.mark.parametrize(
@@ -583,6 +592,7 @@ def test_explanation_of_the_live_timeline(
         ({"method": "ig", "steps": 257}, 422, "less than or equal"),
         ({"next_action": "teleport"}, 422, "teleport"),
         ({"next_action": "purchase", "item": "i1"}, 422, "not both"),
+        ({"next_action": "purchase", "without_target_events": "true"}, 422, "item target"),
         ({"item": ""}, 422, "at least 1 character"),
     ],
 )

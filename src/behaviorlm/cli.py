@@ -258,6 +258,7 @@ def cmd_explain(args: argparse.Namespace) -> None:
         action=args.action,
         method=args.method,
         steps=args.steps,
+        without_target_events=args.without_target_events,
     )
     data = labelled_explanation(artifact, explanation)
     if args.json:
@@ -460,6 +461,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--action", help="explain the score of this next action instead of an item")
     p.add_argument("--method", choices=["occlusion", "ig", "attention"], default="occlusion")
     p.add_argument("--steps", type=int, default=32, help="integrated gradients steps")
+    p.add_argument(
+        "--without-target-events",
+        action="store_true",
+        help="set aside the user's own events on the item first: why the user comes to it at all",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
     p = sub.add_parser(

@@ -34,6 +34,7 @@ def explain_user(
     action: str | None = None,
     method: str = "occlusion",
     steps: int = 32,
+    without_target_events: bool = False,
 ) -> Explanation:
     """Explain the score of an item (default: the top recommendation) or an action for a user.
 
@@ -48,6 +49,8 @@ def explain_user(
     method : {"occlusion", "ig", "integrated_gradients", "attention"}
     steps : int
         Integrated gradients steps.
+    without_target_events : bool
+        Set aside the user's own events on the target item first (see :func:`explain`).
 
     Examples
     --------
@@ -68,7 +71,14 @@ def explain_user(
         target = Target.action(artifact.dataset.action_code(action))
     elif item_id is not None:
         target = Target.item(int(artifact.item_ids([item_id])[0]))
-    return explain(artifact.model, history, target, method, steps=steps)
+    return explain(
+        artifact.model,
+        history,
+        target,
+        method,
+        steps=steps,
+        without_target_events=without_target_events,
+    )
 
 
 def influence_user(

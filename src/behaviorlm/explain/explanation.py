@@ -133,6 +133,9 @@ class Explanation:
         ``logit - baseline_logit``).
     unread : int
         Older events beyond the model's ``max_len`` window (they have no influence).
+    set_aside : tuple of int
+        Timeline positions of the user's own events on the target item, set aside before
+        explaining (``explain(..., without_target_events=True)``); empty otherwise.
     note : str
         What the numbers mean, where it is not an influence.
     """
@@ -147,12 +150,32 @@ class Explanation:
     baseline_logit: float | None = None
     baseline_probability: float | None = None
     unread: int = 0
+    set_aside: tuple[int, ...] = ()
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data (numbers as Python floats and ints)."""
         out: dict[str, Any] = _clean(asdict(self))
         return out
+
+
+def _set_aside_target_events(
+    history: Sequences, target: Target
+) -> tuple[Sequences, np.ndarray, np.ndarray]:
+    """The timeline without the user's own events on the target item, the positions of the
+    events it keeps and of those it sets aside."""
+    if target.kind != "item":
+        raise ValueError(
+            "without_target_events sets aside the user's events on the target item: "
+            "it needs an item target, not an action"
+        )
+    on_target = (history.items == target.id) & ~history.is_followee_event()
+    if on_target.all():
+        raise ValueError(
+            "every event of this timeline is the user's own event on the target item: "
+            "nothing is left to explain it"
+        )
+    return history.take_events(~on_target), np.flatnonzero(~on_target), np.flatnonzero(on_target)
 
 
 def _clean(value: Any) -> Any:
@@ -176,6 +199,7 @@ def explain(
     *,
     steps: int = 32,
     social_source: int = SOCIAL_SOURCE,
+    without_target_events: bool = False,
 ) -> Explanation:
     """Explain a sequence model's score of ``target`` after one timeline.
 
@@ -194,6 +218,14 @@ def explain(
         Integrated gradients: trapezoid steps along the path.
     social_source : int
         Source code of social events (the built-in coding's "social").
+    without_target_events : bool
+        Explain why the user comes to the target item at all: set aside the user's own
+        events on it (a view before the cart being explained, say; followees' events on it
+        stay) and explain the rest of the timeline. Such an event answers "why this item"
+        trivially, and it carries the same evidence as the events that led to it (the
+        followee's share of the item, the search), which hides them from leave-one-out.
+        Item targets only; the scores are then those of the remaining timeline, and
+        :attr:`Explanation.set_aside` lists the events set aside.
 
     Returns
     -------
@@ -207,6 +239,10 @@ def explain(
     >>> e = explain(model, Sequences.from_lists([[1, 2]], n_items=3), target=3)
     >>> e.method, len(e.events), [g.group for g in e.groups]
     ('occlusion', 2, ['history', 'actions', 'time'])
+    >>> e = explain(model, Sequences.from_lists([[1, 2, 3]], n_items=3), target=3,
+    ...             without_target_events=True)
+    >>> [ev.index for ev in e.events], e.set_aside
+    ([0, 1], (2,))
     """
     net = neural(model)
     method = ALIASES.get(method, method)
@@ -214,6 +250,10 @@ def explain(
         raise ValueError(f"unknown method {method!r}; use one of: occlusion, ig, attention")
     history = single_row(history)
     chosen = resolve_target(net, history, target)
+    positions = np.arange(len(history.items))  # timeline position of each explained event
+    set_aside = positions[:0]
+    if without_target_events:
+        history, positions, set_aside = _set_aside_target_events(history, chosen)
     events = window(net, history)
     kinds = event_kinds(history, events, social_source)
     ablation = ablate_groups(net, history, chosen)
@@ -222,7 +262,7 @@ def explain(
     def event(k: int, **values: Any) -> EventInfluence:
         i = int(events[k])
         return EventInfluence(
-            index=i,
+            index=int(positions[i]),
             event_id=int(history.event_ids[i]),
             item=int(history.items[i]),
             action=int(history.actions[i]),
@@ -236,6 +276,7 @@ def explain(
         "model": net.name,
         "target": chosen,
         "unread": len(history.items) - len(events),
+        "set_aside": tuple(int(i) for i in set_aside),
     }
     if method == "occlusion":
         (logit, prob), d_logit, d_prob = occlusion(net, history, chosen, events)

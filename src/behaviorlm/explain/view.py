@@ -86,6 +86,9 @@ def print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:
     con.print(table)
     if data["unread"]:
         con.print(f"({data['unread']} older events lie beyond the model's window)")
+    if data["set_aside"]:
+        positions = ", ".join(f"#{i}" for i in data["set_aside"])
+        con.print(f"(set aside: the user's own events on the target item, {positions})")
     groups = Table(title="feature groups", title_justify="left")
     groups.add_column("group")
     groups.add_column("ablation Δp", justify="right")

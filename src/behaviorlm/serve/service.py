@@ -469,10 +469,12 @@ class Service:
         method: str = "occlusion",
         steps: int = 32,
         max_events: int = 1000,
+        without_target_events: bool = False,
     ) -> ExplanationResponse:
         """Attribution of an item's score (default: the top recommendation) or of a next
         action's score to the events of the user's timeline as it is now (training history
-        plus every stored event) and to the feature groups.
+        plus every stored event) and to the feature groups; ``without_target_events`` sets
+        aside the user's own events on the target item first (:func:`explain`).
 
         Raises RequestError: 422 for a model without explanations, an unknown action, a
         model window over ``max_events`` events or a target the method cannot explain; 404
@@ -500,7 +502,14 @@ class Service:
             )
         try:
             with self.model_lock:
-                explanation = explain(net, timeline.sequences, target, method, steps=steps)
+                explanation = explain(
+                    net,
+                    timeline.sequences,
+                    target,
+                    method,
+                    steps=steps,
+                    without_target_events=without_target_events,
+                )
         except (ValueError, DataError) as exc:
             raise RequestError(422, str(exc)) from exc
         data = labelled_explanation(self.artifact, explanation)

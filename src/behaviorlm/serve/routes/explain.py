@@ -53,6 +53,13 @@ def router(limits: Limits) -> APIRouter:
         steps: Annotated[
             int, Query(ge=1, le=limits.max_steps, description="integrated gradients steps")
         ] = 32,
+        without_target_events: Annotated[
+            bool,
+            Query(
+                description="set aside the user's own events on the target item first: why "
+                "the user comes to the item at all (item targets only)"
+            ),
+        ] = False,
     ) -> ExplanationResponse:
         """Why the model scores an item (or a next action) as it does for this user now.
 
@@ -61,7 +68,9 @@ def router(limits: Limits) -> APIRouter:
         marked ``live``). ``occlusion`` gives each event's exact leave-one-out influence on
         the target's logit and probability; ``ig`` integrated gradients with a per-group
         split; ``attention`` the last layer's attention weights (a diagnostic, not an
-        influence). Feature groups are also ablated one at a time. Needs a neural model.
+        influence). Feature groups are also ablated one at a time. With
+        ``without_target_events`` the user's own events on the target item are set aside
+        first (listed in ``set_aside``). Needs a neural model.
         """
         return service.explain_user(
             user_id,
@@ -70,6 +79,7 @@ def router(limits: Limits) -> APIRouter:
             method=method,
             steps=steps,
             max_events=limits.max_timeline,
+            without_target_events=without_target_events,
         )
 
     @api.post(

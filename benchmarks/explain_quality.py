@@ -261,10 +261,14 @@ def ground_truth_events(
     def shares(found: dict[str, Counter[str]]) -> dict[str, dict[str, float]]:
         return {
             m: round_dict(
-                {k: v / counts[k.removesuffix(" (probability)")] for k, v in sorted(found[m].items())}
+                {
+                    k: v / counts[k.removesuffix(" (probability)")]
+                    for k, v in sorted(found[m].items())
+                }
             )
             for m in methods
         }
+
     emit(
         {
             **common,

@@ -304,10 +304,12 @@ def ground_truth_groups(
     start = time.perf_counter()
     for r in rows:
         target = Target.item(int(test.targets[r]))
+        history = test.histories.row(r)
+        alone = bool(((history.items == target.id) & ~history.is_followee_event()).all())
         for m, aside in itertools.product(methods, (False, True)):
-            e = explain(
-                net, test.histories.row(r), target, m, steps=args.steps, without_target_events=aside
-            )
+            if aside and alone:  # nothing but the target's own events is left: a miss
+                continue
+            e = explain(net, history, target, m, steps=args.steps, without_target_events=aside)
             suffix = " without target events" if aside else ""
             present = [gi for gi in e.groups if gi.group in PLANTED]
             if m == methods[0]:

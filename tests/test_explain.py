@@ -16,7 +16,7 @@ from behaviorlm.explain.groups import ablate_groups
 from behaviorlm.explain.occlusion import occlusion
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.models.sasrec import Block
-from behaviorlm.schema import Sequences
+from behaviorlm.schema import FOLLOWEE, Sequences
 
 NEURAL = ("sasrec", "hstu", "mlp")
 TINY = {
@@ -228,12 +228,27 @@ def test_without_target_events_explains_the_rest_of_the_timeline(art: blm.Artifa
         assert [ev.event_id for ev in e.events] == [ev.event_id for ev in plain.events]
         assert [ev.logit for ev in e.events] == pytest.approx([ev.logit for ev in plain.events])
         assert not any(history.items[ev.index] == item and not fol[ev.index] for ev in e.events)
+        assert len(e.events) == min(20, len(rest.items))  # older events refill the window
     assert explain(model, history, item).set_aside == ()
     with pytest.raises(ValueError, match="item target"):
         explain(model, history, Target.action(1), without_target_events=True)
     only = history.take_events(on_target)
     with pytest.raises(ValueError, match="nothing is left"):
         explain(model, only, item, without_target_events=True)
+
+
+def test_without_target_events_keeps_followees_events_on_the_item(art: blm.Artifact) -> None:
+    history = user_row(art)
+    item = int(history.items[history.items > 0][-1])
+    on_item = np.flatnonzero(history.items == item)
+    who = np.zeros(len(history.items), dtype=np.int64)
+    who[on_item[-1]] = 7  # the latest event on the item is a followee's (user 7), not the user's
+    feed = replace(history, extra={**history.extra, FOLLOWEE: who})
+    e = explain(art.model, feed, item, without_target_events=True)
+    assert e.set_aside == tuple(on_item[:-1].tolist())
+    kept = [ev for ev in e.events if ev.index == on_item[-1]]
+    assert len(kept) == 1
+    assert kept[0].followee == 7
 
 
 def test_explanation_to_dict_is_json(art: blm.Artifact) -> None:

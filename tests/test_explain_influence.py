@@ -151,8 +151,15 @@ def test_explain_command(
     data = json.loads(capsys.readouterr().out)
     assert data["set_aside"]
     assert all(e["item_id"] != seen or e["followee_id"] for e in data["events"])
+    shown = {e["index"] for e in data["events"]}
+    assert not shown & set(data["set_aside"])
+    # explained, set aside and unread events make up the whole timeline, which ends the window
+    whole = len(shown) + len(data["set_aside"]) + data["unread"]
+    assert max(shown | set(data["set_aside"])) == whole - 1
     assert main(argv) == 0
-    assert "set aside" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "set aside" in text
+    assert "own events on it" in text
 
 
 def test_influence_command(

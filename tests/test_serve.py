@@ -579,7 +579,13 @@ def test_explanation_of_the_live_timeline(
     ).json()
     on_item = [i for i, code in enumerate(live_row(artifact, user, [event]).items) if code == item]
     assert aside["set_aside"] == on_item
-    assert item not in [e["item"] for e in aside["events"]]
+    assert not any(e["live"] for e in aside["events"])  # the only live event was set aside
+    # the item was unseen before the cart: the explanation of the timeline before it
+    before_cart = explain(artifact.model, live_row(artifact, user, []), item, "occlusion")
+    assert aside["logit"] == pytest.approx(before_cart.logit, rel=1e-5)
+    assert [e["logit"] for e in aside["events"]] == pytest.approx(
+        [e.logit for e in before_cart.events], rel=1e-4, abs=1e-6
+    )
     assert after["set_aside"] == []
 
 

@@ -464,7 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--without-target-events",
         action="store_true",
-        help="set aside the user's own events on the item first: why the user comes to it at all",
+        help="with --item: set aside the user's own events on that item first, to explain why "
+        "the user comes to it at all",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
 

@@ -123,7 +123,8 @@ class Explanation:
     target : Target
         The explained output.
     logit, probability : float
-        The target's score and probability given the whole timeline.
+        The target's score and probability given the whole timeline (the timeline without
+        the events in ``set_aside``, where there are any).
     events : tuple of EventInfluence
         The events the model reads, oldest first.
     groups : tuple of GroupInfluence
@@ -135,7 +136,8 @@ class Explanation:
         Older events beyond the model's ``max_len`` window (they have no influence).
     set_aside : tuple of int
         Timeline positions of the user's own events on the target item, set aside before
-        explaining (``explain(..., without_target_events=True)``); empty otherwise.
+        explaining (``explain(..., without_target_events=True)``); empty otherwise. Older
+        events then take their places in the window, as if they had never happened.
     note : str
         What the numbers mean, where it is not an influence.
     """
@@ -224,8 +226,10 @@ def explain(
         stay) and explain the rest of the timeline. Such an event answers "why this item"
         trivially, and it carries the same evidence as the events that led to it (the
         followee's share of the item, the search), which hides them from leave-one-out.
-        Item targets only; the scores are then those of the remaining timeline, and
-        :attr:`Explanation.set_aside` lists the events set aside.
+        Item targets only (the default target, the top recommendation, is never an item
+        the user has events on, so nothing is set aside for it); the scores are then those
+        of the remaining timeline, and :attr:`Explanation.set_aside` lists the events set
+        aside.
 
     Returns
     -------

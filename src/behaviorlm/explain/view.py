@@ -15,6 +15,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+#: Positions of set-aside events listed below the timeline (the latest ones).
+SHOWN_ASIDE = 10
+
 
 def _bar(value: float | None, scale: float, width: int = 8) -> Text:
     """A signed bar: red to the left of the centre for negative values, green to the right."""
@@ -57,8 +60,10 @@ def print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:
     key = "attention" if attention else "probability"
     values = [e[key] for e in data["events"] if e[key] is not None]
     scale = max((abs(v) for v in values), default=0.0)
+    aside = len(data["set_aside"])
+    without = f", without the user's {aside} own events on it" if aside else ""
     table = Table(
-        title=f"{data['method']} of {name} for user {user} "
+        title=f"{data['method']} of {name} for user {user}{without} "
         f"(p = {data['probability']:.4f}, logit {data['logit']:.3f})",
         title_justify="left",
     )
@@ -86,9 +91,10 @@ def print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:
     con.print(table)
     if data["unread"]:
         con.print(f"({data['unread']} older events lie beyond the model's window)")
-    if data["set_aside"]:
-        positions = ", ".join(f"#{i}" for i in data["set_aside"])
-        con.print(f"(set aside: the user's own events on the target item, {positions})")
+    if aside:
+        shown = ", ".join(f"#{i}" for i in data["set_aside"][-SHOWN_ASIDE:])
+        more = f"{aside - SHOWN_ASIDE} more and " if aside > SHOWN_ASIDE else ""
+        con.print(f"(set aside: the user's own events on the target item, {more}{shown})")
     groups = Table(title="feature groups", title_justify="left")
     groups.add_column("group")
     groups.add_column("ablation Δp", justify="right")

@@ -56,8 +56,8 @@ def router(limits: Limits) -> APIRouter:
         without_target_events: Annotated[
             bool,
             Query(
-                description="set aside the user's own events on the target item first: why "
-                "the user comes to the item at all (item targets only)"
+                description="with item: set aside the user's own events on that item first, "
+                "to explain why the user comes to it at all"
             ),
         ] = False,
     ) -> ExplanationResponse:

@@ -9,8 +9,9 @@ overrides), or loads one with ``--artifact``, and prints JSON lines:
     (largest logit influence; attention: largest weight) *is* that event, per method, with
     the chance level (1 / events read) beside it. ``truth_cause_event`` holds the simulator's
     ``event_id``, mapped here to the data set's rows. Also split into events whose item is
-    new to the window (a view steered by the cause) and funnel events (the item was already
-    viewed in the window, so the view itself is a strong rival of the planted cause).
+    new to the window (a view steered by the cause) and funnel events (the item is already in
+    the window, in the user's own earlier events, where the view itself is a strong rival of
+    the planted cause, or in a followee's share of it).
     ``top1_is_cause_without_target_events``: the same with the user's own events on the
     target item set aside first (``explain(..., without_target_events=True)``: why the user
     comes to the item at all).

@@ -219,7 +219,9 @@ def test_without_target_events_explains_the_rest_of_the_timeline(art: blm.Artifa
     for method in ("occlusion", "ig"):
         e = explain(model, history, item, method, steps=8, without_target_events=True)
         plain = explain(model, rest, item, method, steps=8)
-        assert e.set_aside == tuple(np.flatnonzero(on_target).tolist())
+        assert [ev.index for ev in e.set_aside] == np.flatnonzero(on_target).tolist()
+        assert {ev.item for ev in e.set_aside} == {item}
+        assert [ev.event_id for ev in e.set_aside] == history.event_ids[on_target].tolist()
         assert e.logit == pytest.approx(plain.logit, abs=1e-5)
         assert e.unread == plain.unread
         kept = np.flatnonzero(~on_target)
@@ -239,13 +241,15 @@ def test_without_target_events_explains_the_rest_of_the_timeline(art: blm.Artifa
 
 def test_without_target_events_keeps_followees_events_on_the_item(art: blm.Artifact) -> None:
     history = user_row(art)
-    item = int(history.items[history.items > 0][-1])
+    items, counts = np.unique(history.items[history.items > 0], return_counts=True)
+    item = int(items[counts.argmax()])  # an item with several events: some are set aside
     on_item = np.flatnonzero(history.items == item)
+    assert len(on_item) >= 2
     who = np.zeros(len(history.items), dtype=np.int64)
     who[on_item[-1]] = 7  # the latest event on the item is a followee's (user 7), not the user's
     feed = replace(history, extra={**history.extra, FOLLOWEE: who})
     e = explain(art.model, feed, item, without_target_events=True)
-    assert e.set_aside == tuple(on_item[:-1].tolist())
+    assert [ev.index for ev in e.set_aside] == on_item[:-1].tolist()
     kept = [ev for ev in e.events if ev.index == on_item[-1]]
     assert len(kept) == 1
     assert kept[0].followee == 7

@@ -151,11 +151,13 @@ def test_explain_command(
     data = json.loads(capsys.readouterr().out)
     assert data["set_aside"]
     assert all(e["item_id"] != seen or e["followee_id"] for e in data["events"])
-    shown = {e["index"] for e in data["events"]}
-    assert not shown & set(data["set_aside"])
+    assert {e["item_id"] for e in data["set_aside"]} == {seen}
+    assert all(e["title"] is not None and e["action_name"] for e in data["set_aside"])
+    shown, aside = {e["index"] for e in data["events"]}, {e["index"] for e in data["set_aside"]}
+    assert not shown & aside
     # explained, set aside and unread events make up the whole timeline, which ends the window
-    whole = len(shown) + len(data["set_aside"]) + data["unread"]
-    assert max(shown | set(data["set_aside"])) == whole - 1
+    whole = len(shown) + len(aside) + data["unread"]
+    assert max(shown | aside) == whole - 1
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "set aside" in text

@@ -578,8 +578,10 @@ def test_explanation_of_the_live_timeline(
         params={"item": item_id, "without_target_events": "true"},
     ).json()
     on_item = [i for i, code in enumerate(live_row(artifact, user, [event]).items) if code == item]
-    assert aside["set_aside"] == on_item
-    assert not any(e["live"] for e in aside["events"])  # the only live event was set aside
+    assert [e["index"] for e in aside["set_aside"]] == on_item
+    # the only live event was set aside, and is named as the client posted it
+    assert not any(e["live"] for e in aside["events"])
+    assert [e["client_event_id"] for e in aside["set_aside"] if e["live"]] == ["x1"]
     # the item was unseen before the cart: the explanation of the timeline before it
     before_cart = explain(artifact.model, live_row(artifact, user, []), item, "occlusion")
     assert aside["logit"] == pytest.approx(before_cart.logit, rel=1e-5)

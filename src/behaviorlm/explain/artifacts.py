@@ -16,7 +16,7 @@ import numpy as np
 from behaviorlm.artifact import Artifact
 from behaviorlm.data.errors import DataError
 from behaviorlm.data.feed import followee_source
-from behaviorlm.explain.explanation import Explanation, explain
+from behaviorlm.explain.explanation import EventInfluence, Explanation, explain
 from behaviorlm.explain.exposure import SOCIAL_ACTIONS, Exposure, estimate_exposure
 from behaviorlm.explain.groups import SOCIAL_SOURCE
 from behaviorlm.explain.influence import Event, Influence, influence
@@ -250,16 +250,19 @@ def labelled_explanation(artifact: Artifact, explanation: Explanation) -> dict[s
     out = explanation.to_dict()
     ds = artifact.dataset
     actions = ds.vocab.get("action", [])
-    labels = _items(artifact, [e.item for e in explanation.events])
     queries = ds.events["query"] if "query" in ds.events.columns else None
     users = ds.users["user_id"].cast(str)
-    for row, event, label in zip(out["events"], explanation.events, labels, strict=True):
-        row["item_id"] = label.get("item_id")
-        row["title"] = label.get("title")
-        row["action_name"] = actions[event.action - 1] if 0 < event.action <= len(actions) else ""
-        valid = queries is not None and 0 <= event.event_id < len(queries)
-        row["query"] = queries[event.event_id] if valid and queries is not None else None
-        row["followee_id"] = users[event.followee - 1] if event.followee > 0 else None
+    for key in ("events", "set_aside"):
+        events: tuple[EventInfluence, ...] = getattr(explanation, key)
+        labels = _items(artifact, [e.item for e in events])
+        for row, event, label in zip(out[key], events, labels, strict=True):
+            row["item_id"] = label.get("item_id")
+            row["title"] = label.get("title")
+            code = event.action
+            row["action_name"] = actions[code - 1] if 0 < code <= len(actions) else ""
+            valid = queries is not None and 0 <= event.event_id < len(queries)
+            row["query"] = queries[event.event_id] if valid and queries is not None else None
+            row["followee_id"] = users[event.followee - 1] if event.followee > 0 else None
     target = explanation.target
     if target.kind == "item":
         label = _items(artifact, [target.id])[0]

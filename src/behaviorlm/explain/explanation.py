@@ -21,7 +21,7 @@ Methods
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -134,10 +134,11 @@ class Explanation:
         ``logit - baseline_logit``).
     unread : int
         Older events beyond the model's ``max_len`` window (they have no influence).
-    set_aside : tuple of int
-        Timeline positions of the user's own events on the target item, set aside before
-        explaining (``explain(..., without_target_events=True)``); empty otherwise. Older
-        events then take their places in the window, as if they had never happened.
+    set_aside : tuple of EventInfluence
+        The user's own events on the target item, set aside before explaining
+        (``explain(..., without_target_events=True)``; no influence values); empty
+        otherwise. Older events then take their places in the window, as if they had never
+        happened.
     note : str
         What the numbers mean, where it is not an influence.
     """
@@ -152,7 +153,7 @@ class Explanation:
     baseline_logit: float | None = None
     baseline_probability: float | None = None
     unread: int = 0
-    set_aside: tuple[int, ...] = ()
+    set_aside: tuple[EventInfluence, ...] = ()
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -178,6 +179,27 @@ def _set_aside_target_events(
             "nothing is left to explain it"
         )
     return history.take_events(~on_target), np.flatnonzero(~on_target), np.flatnonzero(on_target)
+
+
+def _described(
+    history: Sequences, flat: np.ndarray, index: np.ndarray, social_source: int
+) -> tuple[EventInfluence, ...]:
+    """The events at flat indices ``flat`` of ``history``, named by timeline positions
+    ``index``, without influence values yet."""
+    kinds = event_kinds(history, flat, social_source)
+    who = history.followees()
+    return tuple(
+        EventInfluence(
+            index=int(position),
+            event_id=int(history.event_ids[i]),
+            item=int(history.items[i]),
+            action=int(history.actions[i]),
+            timestamp=int(history.timestamps[i]),
+            kind=kind,
+            followee=int(who[i]),
+        )
+        for i, position, kind in zip(flat, index, kinds, strict=True)
+    )
 
 
 def _clean(value: Any) -> Any:
@@ -245,8 +267,8 @@ def explain(
     ('occlusion', 2, ['history', 'actions', 'time'])
     >>> e = explain(model, Sequences.from_lists([[1, 2, 3]], n_items=3), target=3,
     ...             without_target_events=True)
-    >>> [ev.index for ev in e.events], e.set_aside
-    ([0, 1], (2,))
+    >>> [ev.index for ev in e.events], [ev.index for ev in e.set_aside]
+    ([0, 1], [2])
     """
     net = neural(model)
     method = ALIASES.get(method, method)
@@ -255,32 +277,23 @@ def explain(
     history = single_row(history)
     chosen = resolve_target(net, history, target)
     positions = np.arange(len(history.items))  # timeline position of each explained event
-    set_aside = positions[:0]
+    aside: tuple[EventInfluence, ...] = ()
     if without_target_events:
+        whole = history
         history, positions, set_aside = _set_aside_target_events(history, chosen)
+        aside = _described(whole, set_aside, set_aside, social_source)
     events = window(net, history)
-    kinds = event_kinds(history, events, social_source)
+    described = _described(history, events, positions[events], social_source)
     ablation = ablate_groups(net, history, chosen)
-    who = history.followees()
 
     def event(k: int, **values: Any) -> EventInfluence:
-        i = int(events[k])
-        return EventInfluence(
-            index=int(positions[i]),
-            event_id=int(history.event_ids[i]),
-            item=int(history.items[i]),
-            action=int(history.actions[i]),
-            timestamp=int(history.timestamps[i]),
-            kind=kinds[k],
-            followee=int(who[i]),
-            **values,
-        )
+        return replace(described[k], **values)
 
     common: dict[str, Any] = {
         "model": net.name,
         "target": chosen,
         "unread": len(history.items) - len(events),
-        "set_aside": tuple(int(i) for i in set_aside),
+        "set_aside": aside,
     }
     if method == "occlusion":
         (logit, prob), d_logit, d_prob = occlusion(net, history, chosen, events)
@@ -288,7 +301,7 @@ def explain(
             event(k, logit=float(d_logit[k]), probability=float(d_prob[k]))
             for k in range(len(events))
         )
-        kind = np.asarray(kinds)
+        kind = np.asarray([e.kind for e in described])
 
         def summed(g: str) -> tuple[float | None, float | None]:
             if g not in EVENT_KINDS:  # context groups have no events of their own

@@ -92,6 +92,8 @@ def event_kinds(history: Sequences, events: Int, social_source: int = SOCIAL_SOU
     >>> event_kinds(Sequences.from_lists([[1, 0, 2]], n_items=2), np.array([0, 1, 2]))
     ['history', 'search', 'history']
     """
+    if len(events) == 0:
+        return []
     words = history.extra.get("query_words")
     has_words = (
         np.asarray(words)[events].reshape(len(events), -1).any(axis=1)

@@ -92,7 +92,7 @@ def print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:
     if data["unread"]:
         con.print(f"({data['unread']} older events lie beyond the model's window)")
     if aside:
-        shown = ", ".join(f"#{i}" for i in data["set_aside"][-SHOWN_ASIDE:])
+        shown = ", ".join(f"#{e['index']}" for e in data["set_aside"][-SHOWN_ASIDE:])
         more = f"{aside - SHOWN_ASIDE} more and " if aside > SHOWN_ASIDE else ""
         con.print(f"(set aside: the user's own events on the target item, {more}{shown})")
     groups = Table(title="feature groups", title_justify="left")

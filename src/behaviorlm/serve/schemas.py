@@ -201,10 +201,10 @@ class ExplanationResponse(BaseModel):
     baseline_logit: float | None = None
     baseline_probability: float | None = None
     unread: int = Field(description="older events beyond the model's window (no influence)")
-    set_aside: list[int] = Field(
+    set_aside: list[ExplainedEvent] = Field(
         default_factory=list,
-        description="timeline positions of the user's own events on the target item, set aside "
-        "before explaining (without_target_events)",
+        description="the user's own events on the target item, set aside before explaining "
+        "(without_target_events; no influence values)",
     )
     timeline_events: int = Field(description="events of the user's timeline the model can read")
     live_events: int = Field(description="of these, events ingested since training")

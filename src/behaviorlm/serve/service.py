@@ -513,7 +513,7 @@ class Service:
         except (ValueError, DataError) as exc:
             raise RequestError(422, str(exc)) from exc
         data = labelled_explanation(self.artifact, explanation)
-        for row in data["events"]:
+        for row in [*data["events"], *data["set_aside"]]:
             position = int(row["event_id"]) - self.timelines.first_live_event
             row["live"] = 0 <= position < timeline.live_events
             if row["live"]:

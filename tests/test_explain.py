@@ -12,7 +12,7 @@ import torch
 import behaviorlm as blm
 from behaviorlm.explain import Target, explain
 from behaviorlm.explain.attention import attention, last_layer
-from behaviorlm.explain.groups import ablate_groups
+from behaviorlm.explain.groups import ablate_groups, event_kinds
 from behaviorlm.explain.occlusion import occlusion
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.models.sasrec import Block
@@ -222,6 +222,14 @@ def test_without_target_events_explains_the_rest_of_the_timeline(art: blm.Artifa
         assert [ev.index for ev in e.set_aside] == np.flatnonzero(on_target).tolist()
         assert {ev.item for ev in e.set_aside} == {item}
         assert [ev.event_id for ev in e.set_aside] == history.event_ids[on_target].tolist()
+        assert [ev.action for ev in e.set_aside] == history.actions[on_target].tolist()
+        assert [ev.timestamp for ev in e.set_aside] == history.timestamps[on_target].tolist()
+        kinds = event_kinds(history, np.flatnonzero(on_target))
+        assert [ev.kind for ev in e.set_aside] == kinds
+        assert all(
+            ev.logit is None and ev.probability is None and not ev.components and not ev.followee
+            for ev in e.set_aside
+        )
         assert e.logit == pytest.approx(plain.logit, abs=1e-5)
         assert e.unread == plain.unread
         kept = np.flatnonzero(~on_target)
@@ -232,6 +240,8 @@ def test_without_target_events_explains_the_rest_of_the_timeline(art: blm.Artifa
         assert not any(history.items[ev.index] == item and not fol[ev.index] for ev in e.events)
         assert len(e.events) == min(20, len(rest.items))  # older events refill the window
     assert explain(model, history, item).set_aside == ()
+    unseen = int(np.setdiff1d(np.arange(1, model.n_items + 1), history.items)[0])
+    assert explain(model, history, unseen, without_target_events=True).set_aside == ()
     with pytest.raises(ValueError, match="item target"):
         explain(model, history, Target.action(1), without_target_events=True)
     only = history.take_events(on_target)

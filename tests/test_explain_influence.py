@@ -162,6 +162,7 @@ def test_explain_command(
     text = capsys.readouterr().out
     assert "set aside" in text
     assert "own events on it" in text
+    assert f"#{max(aside)}" in text
 
 
 def test_influence_command(

@@ -97,6 +97,7 @@ def test_accepted_share_reaches_the_followers_next_request(
     explained: dict[str, Any] = client.get(f"/v1/users/{follower}/explanation").json()
     last = explained["events"][-1]
     assert (last["live"], last["kind"], last["item_id"]) == (True, "social", item)
+    assert last["followee_id"] == followee  # whose share it is
     # the followee's own timeline holds the share as their own event
     own = client.get(f"/v1/users/{followee}/recommendations", params={"k": 1}).json()
     assert own["live_events"] == 1

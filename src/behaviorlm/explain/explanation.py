@@ -42,7 +42,8 @@ EVENT_KINDS = ("history", "search", "social")
 
 @dataclass(frozen=True)
 class EventInfluence:
-    """One event of the timeline and its influence on the target.
+    """One event of the timeline and its influence on the target (none for the events of
+    :attr:`Explanation.set_aside`, which the explanation leaves out).
 
     Attributes
     ----------
@@ -53,7 +54,8 @@ class EventInfluence:
     kind : str
         "history", "search" or "social".
     logit, probability : float or None
-        Influence on the target's logit and probability (None for attention).
+        Influence on the target's logit and probability (None for attention and for
+        set-aside events).
     attention : float or None
         Attention weight (attention method only).
     components : dict
@@ -281,6 +283,7 @@ def explain(
     if without_target_events:
         whole = history
         history, positions, set_aside = _set_aside_target_events(history, chosen)
+        # in the whole (single-row) timeline a flat index is the timeline position
         aside = _described(whole, set_aside, set_aside, social_source)
     events = window(net, history)
     described = _described(history, events, positions[events], social_source)

@@ -91,6 +91,8 @@ def event_kinds(history: Sequences, events: Int, social_source: int = SOCIAL_SOU
     --------
     >>> event_kinds(Sequences.from_lists([[1, 0, 2]], n_items=2), np.array([0, 1, 2]))
     ['history', 'search', 'history']
+    >>> event_kinds(Sequences.from_lists([[1]], n_items=1), np.zeros(0, dtype=np.int64))
+    []
     """
     if len(events) == 0:
         return []

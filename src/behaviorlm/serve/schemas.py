@@ -152,7 +152,8 @@ class ExplainedTarget(BaseModel):
 
 
 class ExplainedEvent(BaseModel):
-    """One event the model reads and its influence on the target."""
+    """One event of the user's timeline: its influence on the target where the model reads
+    it; none for the events set aside (``set_aside``)."""
 
     index: int = Field(description="position in the user's timeline (0 = oldest event)")
     event_id: int = Field(description="internal event id (live events follow the data set's)")
@@ -170,6 +171,9 @@ class ExplainedEvent(BaseModel):
     title: str | None = None
     action_name: str = ""
     query: str | None = None
+    followee_id: str | None = Field(
+        default=None, description="the followed user whose event this is (a followee's share)"
+    )
     live: bool = Field(default=False, description="the event was ingested since training")
     client_event_id: str | None = Field(
         default=None, description="the event_id a client posted the event with (live events)"

@@ -4,6 +4,7 @@ event store and its export."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -490,13 +491,13 @@ def test_the_running_service_uses_torch_kernels_not_onednn(
     user = str(dataset.users["user_id"][0])
     first = TestClient(create_app(sasrec_dir, f"sqlite:///{tmp_path / 'a.db'}"))
     second = TestClient(create_app(sasrec_dir, f"sqlite:///{tmp_path / 'b.db'}"))
-    with first:
-        assert torch.backends.mkldnn.enabled is False
-        second.__enter__()
-        assert first.get(f"/v1/users/{user}/recommendations").status_code == 200
-    assert torch.backends.mkldnn.enabled is False  # the second app still runs
-    assert second.get(f"/v1/users/{user}/recommendations").status_code == 200
-    second.__exit__(None, None, None)
+    with contextlib.ExitStack() as apps:
+        with first:
+            assert torch.backends.mkldnn.enabled is False
+            apps.enter_context(second)  # stopped at the end of the outer block, even on failure
+            assert first.get(f"/v1/users/{user}/recommendations").status_code == 200
+        assert torch.backends.mkldnn.enabled is False  # the second app still runs
+        assert second.get(f"/v1/users/{user}/recommendations").status_code == 200
     assert seen == [False, False]
     assert torch.backends.mkldnn.enabled is before
     assert torch.backends.mkldnn.deterministic is deterministic
@@ -577,7 +578,7 @@ def test_explanation_of_the_live_timeline(
         f"/v1/users/{user}/explanation",
         params={"item": item_id, "without_target_events": "true"},
     ).json()
-    on_item = [i for i, code in enumerate(live_row(artifact, user, [event]).items) if code == item]
+    on_item = np.flatnonzero(live_row(artifact, user, [event]).items == item).tolist()
     assert [e["index"] for e in aside["set_aside"]] == on_item
     # the only live event was set aside, and is named as the client posted it
     assert not any(e["live"] for e in aside["events"])

@@ -286,6 +286,7 @@ async def run(args: argparse.Namespace, base: str, pid: int | None, load: Load) 
         {
             "event": "result",
             "loop": "open" if args.rate else "closed",
+            "model_pass": "eager" if args.eager else "traced",
             "rate": args.rate or None,
             "clients": args.clients,
             "seconds": round(wall, 2),
@@ -338,6 +339,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--request-timeout", type=float, default=30.0)
     p.add_argument("--report-every", type=float, default=30.0, help="seconds between progress")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--eager",
+        action="store_true",
+        help="start the server with --no-trace (its model runs eagerly; with --url: a label only)",
+    )
     args = p.parse_args(argv)
     if args.duration <= 0:
         p.error("--duration must be positive")
@@ -374,6 +380,7 @@ def main(argv: list[str] | None = None) -> None:
             "clients": args.clients,
             "rate": args.rate or None,
             "loop": "open" if args.rate else "closed",
+            "model_pass": "eager" if args.eager else "traced",
             "duration_s": args.duration,
             "warmup_s": args.warmup,
             "recommend_share": args.recommend_share,
@@ -392,7 +399,11 @@ def main(argv: list[str] | None = None) -> None:
         store_url = f"sqlite:///{Path(folder) / 'events.db'}"
         try:
             server = start_server(
-                args.artifact, store_url, Path(folder) / "server.log", timeout_s=START_TIMEOUT_S
+                args.artifact,
+                store_url,
+                Path(folder) / "server.log",
+                timeout_s=START_TIMEOUT_S,
+                options=["--no-trace"] if args.eager else [],
             )
         except RuntimeError as exc:
             raise SystemExit(str(exc)) from None

@@ -308,6 +308,8 @@ class HSTUModule(SequenceModule):
     torch.Size([2, 3, 16])
     """
 
+    traceable: ClassVar[bool] = True  # sizes read from tensors; padding is the one branch
+
     def __init__(self, config: HSTUConfig, sizes: FeatureSizes) -> None:
         super().__init__(sizes, config.dim, config.features)
         self.config = config
@@ -382,8 +384,8 @@ class HSTUModule(SequenceModule):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """``allowed`` (B, 1, T, T), ``pos`` (T, T) and ``times`` (B, T, T) of a batch."""
         c = self.config
-        t = batch.shape[1]
         mask = batch.mask  # (B, T)
+        t = mask.shape[1]  # a size, not an int: a trace of this method takes any length
         causal = torch.ones(t, t, dtype=torch.bool, device=mask.device).tril()
         allowed = (causal & mask[:, None, :]).float()  # (B, T, T): valid keys j <= i
         allowed = allowed / allowed.sum(-1, keepdim=True).clamp(min=1.0)  # divide by n_i

@@ -16,7 +16,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ from torch import nn
 
 from behaviorlm.models.base import Recommender
 from behaviorlm.models.batch import FeatureSizes, SequenceBatch, build_batch
+from behaviorlm.models.traced import TracedEncoder
 from behaviorlm.schema import F32, Sequences
 
 #: Token components by feature group; "history" (item + query words) is always on.
@@ -78,7 +79,7 @@ class TokenEmbedding(nn.Module):
         left out: its embedding would be zero everywhere.
         """
         f = self.features
-        b, t = batch.shape
+        b, t = batch.items.shape  # sizes, not ints: a trace stays general in both
         out = {"history": self.item(batch.items)}
         if f.search and self.query.num_embeddings > 1:
             words = batch.query_words.reshape(b * t, -1)  # (B*T, Q)
@@ -110,6 +111,11 @@ class SequenceModule(nn.Module):
     Subclasses implement :meth:`encode`. The next-item head is tied to the item embeddings;
     the next-action head is a linear layer over the hidden state.
     """
+
+    #: Whether :meth:`encode_last` may be traced (:mod:`behaviorlm.models.traced`): it runs
+    #: the same operations for every batch size and length (sizes read from tensors, never
+    #: turned into Python numbers), and its only branch on the data is on padding.
+    traceable: ClassVar[bool] = False
 
     def __init__(self, sizes: FeatureSizes, dim: int, features: FeatureConfig) -> None:
         super().__init__()
@@ -184,6 +190,7 @@ class NeuralRecommender(Recommender):
     def __init__(self, config: Any) -> None:
         super().__init__(config)
         self.sizes: FeatureSizes | None = None
+        self.traced: TracedEncoder | None = None
 
     @abstractmethod
     def build(self, sizes: FeatureSizes) -> SequenceModule:
@@ -195,7 +202,38 @@ class NeuralRecommender(Recommender):
         self.sizes = FeatureSizes.of(train)
         self.n_items = train.n_items
         self.module = self.build(self.sizes)
+        self.traced = None
         return self.module
+
+    def trace(self) -> bool:
+        """Encode through TorchScript traces from now on (:mod:`behaviorlm.models.traced`).
+
+        For serving: a small batch costs less CPU, and the model's thread does not wait for
+        the interpreter lock at every operation. The traces are made on first use (one for
+        batches with padding, one for batches without) and checked against the eager pass;
+        scores stay the same. Returns whether the model is traceable
+        (:attr:`SequenceModule.traceable`); the others stay eager. ``model.traced = None``
+        goes back to eager.
+
+        Examples
+        --------
+        >>> from behaviorlm.models.sasrec import SASRec, SASRecConfig
+        >>> model = SASRec(SASRecConfig(dim=8, heads=2, layers=1))
+        >>> _ = model.setup(Sequences.from_lists([[1, 2, 3]], n_items=3))
+        >>> eager = model.score(Sequences.from_lists([[1, 2]], n_items=3))
+        >>> model.trace()
+        True
+        >>> bool(np.allclose(model.score(Sequences.from_lists([[1, 2]], n_items=3)), eager,
+        ...                  atol=1e-5))
+        True
+        """
+        if self.sizes is None:
+            raise RuntimeError(f"{self.name} is not fitted")
+        if not self.module.traceable:
+            return False
+        self.module.eval()
+        self.traced = TracedEncoder(self.module)
+        return True
 
     def fit(self, train: Sequences) -> Self:
         raise TypeError(
@@ -234,13 +272,14 @@ class NeuralRecommender(Recommender):
             self.module.eval()
         if len(histories) == 0:
             return torch.zeros(0, self.module.dim)
+        encode = self.traced or self.module.encode_last
         if len(histories) <= batch_size:  # one batch: no reordering needed
-            return self.module.encode_last(self.batch(histories)).float()
+            return encode(self.batch(histories)).float()
         order = np.argsort(np.minimum(histories.lengths, self.config.max_len), kind="stable")
         out = torch.empty(len(histories), self.module.dim)
         for lo in range(0, len(histories), batch_size):
             rows = order[lo : lo + batch_size]
-            hidden = self.module.encode_last(self.batch(histories.select(rows)))
+            hidden = encode(self.batch(histories.select(rows)))
             out[torch.from_numpy(rows)] = hidden.float()
         return out
 

@@ -252,6 +252,8 @@ class SASRecModule(SequenceModule):
     ((2, 3, 8), True)
     """
 
+    traceable: ClassVar[bool] = True  # sizes read from tensors; padding is the one branch
+
     def __init__(self, sizes: FeatureSizes, config: SASRecConfig) -> None:
         super().__init__(sizes, config.dim, config.features)
         self.max_len = config.max_len
@@ -329,11 +331,10 @@ class SASRecModule(SequenceModule):
         return shared, groups
 
     def _encode(self, batch: SequenceBatch, last: bool) -> torch.Tensor:
-        t = batch.shape[1]
-        if t > self.max_len:  # keep the most recent events, like NeuralRecommender.batch
-            batch = batch.columns(slice(t - self.max_len, t))
-            t = self.max_len
+        if batch.shape[1] > self.max_len:  # keep the most recent events, as model.batch does
+            batch = batch.columns(slice(batch.shape[1] - self.max_len, None))
         mask = batch.mask  # (B, T)
+        t = mask.shape[1]  # a size, not an int: a trace of this method takes any length
         # position 0 = the most recent column, so left padding never shifts a position
         from_end = torch.arange(t - 1, -1, -1, device=mask.device)
         x = (self.tokens(batch) + self.position(from_end)) * mask.unsqueeze(-1)

@@ -84,6 +84,7 @@ def create_app(
     *,
     api_key: str | None = None,
     limits: Limits | None = None,
+    traced: bool = True,
 ) -> FastAPI:
     """The HTTP service for one artifact and one event store.
 
@@ -98,6 +99,9 @@ def create_app(
         ``POST /v1/influence`` when given.
     limits : Limits, optional
         Request size limits.
+    traced : bool
+        Run a neural model through TorchScript traces (the same scores, less CPU per
+        request; :class:`behaviorlm.serve.service.Service`); False keeps the eager pass.
 
     Raises
     ------
@@ -123,7 +127,7 @@ def create_app(
     @asynccontextmanager
     async def serving(app: FastAPI) -> AsyncIterator[None]:
         def load() -> Service:
-            return Service(artifact_path, open_store(store_url), metrics)
+            return Service(artifact_path, open_store(store_url), metrics, traced=traced)
 
         service = await run_in_threadpool(load)
         # Start-up leaves every long-lived object of the artifact (id maps, vocabularies,
@@ -144,7 +148,12 @@ def create_app(
         batcher.start()
         ingester.start()
         app.state.service, app.state.batcher, app.state.ingester = service, batcher, ingester
-        log.info("serving %s (version %s)", service.model_name, service.model_version)
+        log.info(
+            "serving %s (version %s, %s)",
+            service.model_name,
+            service.model_version,
+            "TorchScript traces" if service.traced else "eager",
+        )
         try:
             yield
         finally:

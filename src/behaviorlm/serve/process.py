@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
@@ -63,6 +63,7 @@ def start_server(
     api_key_env: str | None = None,
     env: Mapping[str, str] | None = None,
     timeout_s: float = 90.0,
+    options: Sequence[str] = (),
 ) -> ServerProcess:
     """Start ``behaviorlm serve ARTIFACT`` on a free loopback port; return once ``/readyz``
     answers 200.
@@ -81,6 +82,8 @@ def start_server(
         The child's environment (default: this process's).
     timeout_s : float
         Longest wait for readiness.
+    options : sequence of str
+        More options of ``behaviorlm serve`` (for example ``["--no-trace"]``).
 
     Raises
     ------
@@ -98,6 +101,7 @@ def start_server(
     cmd += ["--host", "127.0.0.1", "--port", str(port)]
     if api_key_env is not None:
         cmd += ["--api-key-env", api_key_env]
+    cmd += list(options)
     log = Path(log)
     with log.open("ab") as out:
         proc = subprocess.Popen(

@@ -56,6 +56,7 @@ def run_server(
     limits: Limits | None = None,
     access_log: bool = False,
     threads: int = 1,
+    traced: bool = True,
 ) -> None:
     """Serve until interrupted (SIGINT / SIGTERM stop it gracefully).
 
@@ -64,6 +65,7 @@ def run_server(
     request. ``threads`` is torch's intra-op threads: 1 by default, because requests are
     batched across clients instead, and on 2 cores a second torch thread took CPU from the
     event loop (closed-loop throughput 636 requests/s with 2 threads, 734 with 1).
+    ``traced`` runs a neural model through TorchScript traces (``create_app``).
     """
     if threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
@@ -74,7 +76,7 @@ def run_server(
             how="pass the folder written by `behaviorlm train`",
         )
     message = check_binding(host, api_key)
-    app = create_app(artifact_path, store_url, api_key=api_key, limits=limits)
+    app = create_app(artifact_path, store_url, api_key=api_key, limits=limits, traced=traced)
     print(f"behaviorlm serve: {message}", flush=True)
     uvicorn.run(
         app,

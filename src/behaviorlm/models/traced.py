@@ -1,0 +1,142 @@
+"""A model's ``encode_last`` as a TorchScript trace, for serving small batches.
+
+A service ranks a few timelines at a time. An eager forward pass of such a batch is dozens of
+small operations, each entered from Python, and each gives up the interpreter lock
+while it runs and takes it back after. In a server, another thread (the event loop) holds
+the lock much of the time, so every operation of the model's thread waits for it, and the
+hand-overs of the lock cost CPU too. A trace runs the whole pass in TorchScript's
+interpreter, which gives up the lock once for the pass and has less overhead per operation
+(``benchmarks/traced_encoder.py`` measures both, alone and beside a busy thread;
+``benchmarks/RESULTS.md``).
+
+A trace records the operations of one call, with Python's control flow as it went then. A
+module may be traced only if its ``encode_last`` takes any batch size and length in the same
+operations (:attr:`behaviorlm.models.neural.SequenceModule.traceable`): sizes are read from
+tensors, never turned into Python numbers, and the only branch on the data is whether the
+batch has padding. That branch is a key here: one trace for batches with padding, one for
+batches without. Each trace is checked against the eager pass on its first batch; a
+mismatch, or a torch without ``torch.jit``, leaves the eager pass in place.
+
+Parameters are shared with the module, not copied: a trace follows weights loaded in
+place (``load_state_dict``). Traces run in evaluation mode only (dropout off).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import fields
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from behaviorlm.models.batch import SequenceBatch
+
+if TYPE_CHECKING:
+    from behaviorlm.models.neural import SequenceModule
+
+log = logging.getLogger(__name__)
+
+#: Largest absolute difference between a trace and the eager pass accepted at tracing.
+TOLERANCE = 1e-4
+
+FIELDS = tuple(f.name for f in fields(SequenceBatch))
+
+
+def plain_interpreter() -> AbstractContextManager[object]:
+    """TorchScript's plain interpreter for the block: no profiling runs and no graphs
+    specialised per input shape (nothing to do on a torch without ``torch.jit``)."""
+    switch = getattr(torch.jit, "optimized_execution", None)
+    return nullcontext() if switch is None else switch(False)
+
+
+class _EncodeLast(nn.Module):
+    """``module.encode_last`` of a batch given as its tensors (what a trace takes)."""
+
+    def __init__(self, module: SequenceModule) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        batch = SequenceBatch(**dict(zip(FIELDS, tensors, strict=True)))
+        out: torch.Tensor = self.module.encode_last(batch)
+        return out
+
+
+class TracedEncoder:
+    """``encode_last`` of a traceable module through TorchScript traces, eager as a fallback.
+
+    Call it like ``module.encode_last(batch)`` in evaluation mode, under ``torch.no_grad``
+    or ``torch.inference_mode``. Safe to call from several threads.
+
+    Examples
+    --------
+    >>> from behaviorlm.models.batch import FeatureSizes, build_batch
+    >>> from behaviorlm.models.sasrec import SASRecConfig, SASRecModule
+    >>> from behaviorlm.schema import Sequences
+    >>> s = Sequences.from_lists([[1, 2, 3], [2]], n_items=3)
+    >>> sizes = FeatureSizes.of(s)
+    >>> module = SASRecModule(sizes, SASRecConfig(dim=8, heads=2)).eval()
+    >>> encoder = TracedEncoder(module)
+    >>> batch = build_batch(s, 50, sizes)
+    >>> with torch.inference_mode():
+    ...     bool(torch.allclose(encoder(batch), module.encode_last(batch), atol=1e-6))
+    True
+    >>> encoder.layouts  # one trace: batches with padding
+    1
+    """
+
+    def __init__(self, module: SequenceModule) -> None:
+        if not module.traceable:
+            raise ValueError(f"{type(module).__name__} is not traceable")
+        self.module = module
+        self._traces: dict[bool, Callable[..., torch.Tensor] | None] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def layouts(self) -> int:
+        """Batch layouts (with padding, without) traced so far."""
+        return sum(1 for trace in self._traces.values() if trace is not None)
+
+    def __call__(self, batch: SequenceBatch) -> torch.Tensor:
+        full = bool(batch.mask.all())
+        if full not in self._traces:
+            with self._lock:
+                if full not in self._traces:
+                    self._traces[full] = self._trace(batch)
+        trace = self._traces[full]
+        if trace is None:
+            out: torch.Tensor = self.module.encode_last(batch)
+            return out
+        with plain_interpreter():
+            return trace(*(getattr(batch, name) for name in FIELDS))
+
+    def _trace(self, batch: SequenceBatch) -> Callable[..., torch.Tensor] | None:
+        """A trace on ``batch`` checked against the eager pass, or None where that fails."""
+        if self.module.training:
+            raise RuntimeError("trace a module in evaluation mode (module.eval())")
+        tensors = tuple(getattr(batch, name) for name in FIELDS)
+        try:
+            with warnings.catch_warnings():
+                # tracing warns of each size it reads and of its own deprecation; the
+                # module's sizes are general (SequenceModule.traceable) and the result
+                # is checked below
+                warnings.simplefilter("ignore")
+                trace = torch.jit.trace(  # type: ignore[no-untyped-call]
+                    _EncodeLast(self.module), tensors, check_trace=False
+                )
+            with plain_interpreter():
+                traced = trace(*tensors)
+        except Exception as exc:  # a torch without torch.jit, or an untraceable operation
+            log.warning("encode_last stays eager: tracing failed (%s)", exc)
+            return None
+        eager = self.module.encode_last(batch)
+        difference = float((traced - eager).abs().max()) if eager.numel() else 0.0
+        if not difference <= TOLERANCE:
+            log.warning("encode_last stays eager: its trace differs by %.3g", difference)
+            return None
+        return trace  # type: ignore[no-any-return]

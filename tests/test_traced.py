@@ -1,0 +1,124 @@
+"""TorchScript traces of encode_last: the same states as the eager pass for every batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import behaviorlm as blm
+from behaviorlm.models import MODELS
+from behaviorlm.models.batch import FeatureSizes, build_batch
+from behaviorlm.models.mlp import MLP, MLPConfig
+from behaviorlm.models.neural import NeuralRecommender
+from behaviorlm.models.traced import TracedEncoder
+from behaviorlm.schema import Sequences
+
+TRACEABLE = ("sasrec", "hstu")
+
+
+@pytest.fixture(scope="module")
+def simulated() -> Sequences:
+    """Timelines with every feature group: searches, social events, devices, locations."""
+    return blm.preprocess(blm.simulate(60, seed=5)).sequences()
+
+
+def untrained(model: str, seqs: Sequences, max_len: int = 20) -> NeuralRecommender:
+    config: dict[str, Any] = {"dim": 16, "heads": 2, "layers": 2, "max_len": max_len}
+    net = MODELS[model][1](MODELS[model][0](**config))
+    assert isinstance(net, NeuralRecommender)
+    net.setup(seqs, seed=0)
+    return net
+
+
+@pytest.mark.parametrize("model", TRACEABLE)
+def test_traces_equal_the_eager_pass_for_every_size_and_length(
+    simulated: Sequences, model: str
+) -> None:
+    net = untrained(model, simulated)
+    module = net.module.eval()
+    encoder = TracedEncoder(module)
+    rng = np.random.default_rng(0)
+    lengths = np.minimum(simulated.lengths, 20)
+    assert simulated.extra["query_words"].any()  # searches are in, so is their embedding
+    with torch.inference_mode():
+        for rows in (1, 2, 3, 7, 16):
+            for _ in range(4):
+                users = rng.choice(len(simulated), rows, replace=False)
+                batch = net.batch(simulated.select(users))
+                traced, eager = encoder(batch), module.encode_last(batch)
+                torch.testing.assert_close(traced, eager, rtol=1e-5, atol=1e-5)
+        for length in (1, 2, 5, 20):  # rows of one length: batches without padding
+            same = np.flatnonzero(lengths >= length)[:3]
+            cut = Sequences.from_lists(
+                [list(simulated.select([u]).items[-length:]) for u in same],
+                n_items=simulated.n_items,
+            )
+            batch = build_batch(cut, 20, FeatureSizes.of(simulated))
+            assert bool(batch.mask.all())
+            torch.testing.assert_close(
+                encoder(batch), module.encode_last(batch), rtol=1e-5, atol=1e-5
+            )
+    assert encoder.layouts == 2  # one trace with padding, one without, whatever the sizes
+
+
+@pytest.mark.parametrize("model", TRACEABLE)
+def test_a_traced_model_scores_as_before(simulated: Sequences, model: str) -> None:
+    net = untrained(model, simulated)
+    users = simulated.select(np.arange(10))
+    eager = net.score(users)
+    assert net.trace()
+    assert isinstance(net.traced, TracedEncoder)
+    np.testing.assert_allclose(net.score(users), eager, rtol=1e-5, atol=1e-5)
+    with torch.inference_mode():
+        eager_states = net.module.encode_last(net.batch(users))
+    # several batches, rows reordered by length and back
+    torch.testing.assert_close(net.hidden(users, batch_size=3), eager_states, rtol=1e-5, atol=1e-5)
+    net.setup(simulated)  # a new module: its traces are gone
+    assert net.traced is None
+
+
+def test_a_model_that_cannot_be_traced_stays_eager(simulated: Sequences) -> None:
+    net = MLP(MLPConfig(hidden=8))
+    net.setup(simulated)
+    assert not net.trace()
+    assert net.traced is None
+    with pytest.raises(ValueError, match="not traceable"):
+        TracedEncoder(net.module)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        MLP(MLPConfig()).trace()
+
+
+def test_tracing_that_fails_or_differs_leaves_the_eager_pass(
+    simulated: Sequences, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    net = untrained("sasrec", simulated)
+    module = net.module.eval()
+    batch = net.batch(simulated.select(np.arange(4)))
+    with torch.inference_mode():
+        eager = module.encode_last(batch)
+
+        def refuse(*_: object, **__: object) -> None:
+            raise RuntimeError("no TorchScript in this torch")
+
+        monkeypatch.setattr(torch.jit, "trace", refuse)
+        encoder = TracedEncoder(module)
+        torch.testing.assert_close(encoder(batch), eager)
+        assert encoder.layouts == 0
+
+        def wrong(*_: object, **__: object) -> object:
+            return lambda *tensors: torch.zeros_like(eager)
+
+        monkeypatch.setattr(torch.jit, "trace", wrong)
+        encoder = TracedEncoder(module)
+        torch.testing.assert_close(encoder(batch), eager)
+        assert encoder.layouts == 0
+
+
+def test_a_module_in_training_mode_is_not_traced(simulated: Sequences) -> None:
+    net = untrained("sasrec", simulated)
+    encoder = TracedEncoder(net.module.train())
+    with torch.no_grad(), pytest.raises(RuntimeError, match="evaluation mode"):
+        encoder(net.batch(simulated.select(np.arange(2))))

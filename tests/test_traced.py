@@ -122,3 +122,21 @@ def test_a_module_in_training_mode_is_not_traced(simulated: Sequences) -> None:
     encoder = TracedEncoder(net.module.train())
     with torch.no_grad(), pytest.raises(RuntimeError, match="evaluation mode"):
         encoder(net.batch(simulated.select(np.arange(2))))
+
+
+def test_a_module_with_forward_hooks_runs_eagerly(simulated: Sequences) -> None:
+    """A trace skips Python hooks; explanations edit components through them."""
+    net = untrained("sasrec", simulated)
+    module = net.module.eval()
+    encoder = TracedEncoder(module)
+    batch = net.batch(simulated.select(np.arange(4)))
+    with torch.inference_mode():
+        plain = encoder(batch)
+        handle = module.tokens.action.register_forward_hook(lambda _m, _i, out: out * 0.0)
+        try:
+            hooked, eager = encoder(batch), module.encode_last(batch)
+        finally:
+            handle.remove()
+        torch.testing.assert_close(hooked, eager)
+        assert not torch.allclose(hooked, plain)
+        torch.testing.assert_close(encoder(batch), plain)  # the trace again, once unhooked

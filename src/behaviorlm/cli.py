@@ -258,6 +258,7 @@ def cmd_explain(args: argparse.Namespace) -> None:
         action=args.action,
         method=args.method,
         steps=args.steps,
+        samples=args.samples,
         without_target_events=args.without_target_events,
     )
     data = labelled_explanation(artifact, explanation)
@@ -460,8 +461,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", required=True, help="external user id")
     p.add_argument("--item", help="external item id (default: the top recommendation)")
     p.add_argument("--action", help="explain the score of this next action instead of an item")
-    p.add_argument("--method", choices=["occlusion", "ig", "attention"], default="occlusion")
+    p.add_argument(
+        "--method", choices=["occlusion", "ig", "shapley", "attention"], default="occlusion"
+    )
     p.add_argument("--steps", type=int, default=32, help="integrated gradients steps")
+    p.add_argument("--samples", type=int, default=64, help="shapley: orders of the events sampled")
     p.add_argument(
         "--without-target-events",
         action="store_true",

@@ -21,6 +21,7 @@ from behaviorlm.explain.exposure import SOCIAL_ACTIONS, Exposure, estimate_expos
 from behaviorlm.explain.groups import SOCIAL_SOURCE
 from behaviorlm.explain.influence import Event, Influence, influence
 from behaviorlm.explain.reach import Reach, ReachRanking, rank_by_reach, social_reach
+from behaviorlm.explain.shapley import SAMPLES
 from behaviorlm.explain.target import Target, neural
 from behaviorlm.models.base import Recommender
 from behaviorlm.schema import Int, Sequences
@@ -34,6 +35,7 @@ def explain_user(
     action: str | None = None,
     method: str = "occlusion",
     steps: int = 32,
+    samples: int = SAMPLES,
     without_target_events: bool = False,
 ) -> Explanation:
     """Explain the score of an item (default: the top recommendation) or an action for a user.
@@ -46,9 +48,11 @@ def explain_user(
         External ids; ``item_id`` None (and no ``action``) explains the top recommendation.
     action : str, optional
         An action name to explain the next-action score of instead of an item.
-    method : {"occlusion", "ig", "integrated_gradients", "attention"}
+    method : {"occlusion", "ig", "integrated_gradients", "shapley", "attention"}
     steps : int
         Integrated gradients steps.
+    samples : int
+        Shapley: orders of the events sampled.
     without_target_events : bool
         Set aside the user's own events on the target item first (see :func:`explain`).
 
@@ -77,6 +81,7 @@ def explain_user(
         target,
         method,
         steps=steps,
+        samples=samples,
         without_target_events=without_target_events,
     )
 

@@ -13,6 +13,11 @@ Methods
 ``integrated_gradients`` (alias ``ig``)
     Over the token embeddings (:mod:`behaviorlm.explain.gradients`); group sums are exact
     per-component attributions, and events carry their per-component split.
+``shapley``
+    Shapley values of the events, by permutation sampling (:mod:`behaviorlm.explain.shapley`):
+    what each event adds, averaged over the orders in which the events could be added, so
+    evidence that several events share is split among them. Values add up to the score minus
+    the score with every explained event deleted (the baseline). Group sums as for occlusion.
 ``attention``
     Attention read-out of the last layer (:mod:`behaviorlm.explain.attention`), a diagnostic:
     events carry the weight, not an influence.
@@ -30,11 +35,12 @@ from behaviorlm.explain.attention import NOTE, attention
 from behaviorlm.explain.gradients import integrated_gradients
 from behaviorlm.explain.groups import SOCIAL_SOURCE, ablate_groups, event_kinds
 from behaviorlm.explain.occlusion import occlusion
+from behaviorlm.explain.shapley import SAMPLES, shapley
 from behaviorlm.explain.target import Target, neural, resolve_target, single_row, window
 from behaviorlm.models.base import Recommender
 from behaviorlm.schema import Sequences
 
-METHODS = ("occlusion", "integrated_gradients", "attention")
+METHODS = ("occlusion", "integrated_gradients", "shapley", "attention")
 ALIASES = {"ig": "integrated_gradients"}
 #: Event kinds (:func:`behaviorlm.explain.groups.event_kinds`), each also a feature group.
 EVENT_KINDS = ("history", "search", "social")
@@ -132,8 +138,9 @@ class Explanation:
     groups : tuple of GroupInfluence
         Feature groups the model uses.
     baseline_logit, baseline_probability : float or None
-        Integrated gradients: the score at zero tokens (completeness: attributions sum to
-        ``logit - baseline_logit``).
+        Integrated gradients: the score at zero tokens; Shapley: the score with every
+        explained event deleted. Either way the event values sum to ``logit -
+        baseline_logit`` (completeness, efficiency).
     unread : int
         Older events beyond the model's ``max_len`` window (they have no influence).
     set_aside : tuple of EventInfluence
@@ -224,6 +231,8 @@ def explain(
     method: str = "occlusion",
     *,
     steps: int = 32,
+    samples: int = SAMPLES,
+    seed: int = 0,
     social_source: int = SOCIAL_SOURCE,
     without_target_events: bool = False,
 ) -> Explanation:
@@ -238,10 +247,13 @@ def explain(
     target : int or Target, optional
         An internal item id, ``Target.action(code)``, or None for the top recommendation
         (:func:`behaviorlm.recommend.recommend`, seen items excluded).
-    method : {"occlusion", "integrated_gradients", "ig", "attention"}
+    method : {"occlusion", "integrated_gradients", "ig", "shapley", "attention"}
         The attribution method; see the module docstring.
     steps : int
         Integrated gradients: trapezoid steps along the path.
+    samples, seed : int
+        Shapley: orders of the events sampled (all of them where there are fewer), and the
+        seed that draws them.
     social_source : int
         Source code of social events (the built-in coding's "social").
     without_target_events : bool
@@ -275,7 +287,9 @@ def explain(
     net = neural(model)
     method = ALIASES.get(method, method)
     if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; use one of: occlusion, ig, attention")
+        raise ValueError(
+            f"unknown method {method!r}; use one of: occlusion, ig, shapley, attention"
+        )
     history = single_row(history)
     chosen = resolve_target(net, history, target)
     positions = np.arange(len(history.items))  # timeline position of each explained event
@@ -298,8 +312,14 @@ def explain(
         "unread": len(history.items) - len(events),
         "set_aside": aside,
     }
-    if method == "occlusion":
-        (logit, prob), d_logit, d_prob = occlusion(net, history, chosen, events)
+    if method in ("occlusion", "shapley"):
+        empty: tuple[float | None, float | None] = (None, None)  # occlusion has no baseline
+        if method == "occlusion":
+            (logit, prob), d_logit, d_prob = occlusion(net, history, chosen, events)
+        else:
+            (logit, prob), empty, d_logit, d_prob = shapley(
+                net, history, chosen, events, samples=samples, seed=seed
+            )
         rows = tuple(
             event(k, logit=float(d_logit[k]), probability=float(d_prob[k]))
             for k in range(len(events))
@@ -316,7 +336,14 @@ def explain(
             for g, (a_logit, a_prob) in ablation.items()
         )
         return Explanation(
-            method=method, logit=logit, probability=prob, events=rows, groups=groups, **common
+            method=method,
+            logit=logit,
+            probability=prob,
+            events=rows,
+            groups=groups,
+            baseline_logit=empty[0],
+            baseline_probability=empty[1],
+            **common,
         )
     if method == "integrated_gradients":
         ig = integrated_gradients(net, history, chosen, steps=steps)

@@ -18,7 +18,10 @@ batches without. Each trace is checked against the eager pass on its first batch
 mismatch, or a torch without ``torch.jit``, leaves the eager pass in place.
 
 Parameters are shared with the module, not copied: a trace follows weights loaded in
-place (``load_state_dict``). Traces run in evaluation mode only (dropout off).
+place (``load_state_dict``). Traces run in evaluation mode only (dropout off), on batches of
+at most the model's window (as ``NeuralRecommender.batch`` builds them). A trace does not run
+Python forward hooks, so while the module or a part of it has one (explanations edit
+embedding components through hooks) the eager pass runs instead.
 """
 
 from __future__ import annotations
@@ -103,6 +106,9 @@ class TracedEncoder:
         return sum(1 for trace in self._traces.values() if trace is not None)
 
     def __call__(self, batch: SequenceBatch) -> torch.Tensor:
+        if self._hooked():  # a trace would skip the hooks: the eager pass runs them
+            hooked: torch.Tensor = self.module.encode_last(batch)
+            return hooked
         full = bool(batch.mask.all())
         if full not in self._traces:
             with self._lock:
@@ -114,6 +120,11 @@ class TracedEncoder:
             return out
         with plain_interpreter():
             return trace(*(getattr(batch, name) for name in FIELDS))
+
+    def _hooked(self) -> bool:
+        """Whether a forward hook is on the module or any part of it (explanations edit
+        embedding components through hooks)."""
+        return any(m._forward_hooks or m._forward_pre_hooks for m in self.module.modules())
 
     def _trace(self, batch: SequenceBatch) -> Callable[..., torch.Tensor] | None:
         """A trace on ``batch`` checked against the eager pass, or None where that fails."""

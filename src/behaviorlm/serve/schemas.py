@@ -196,13 +196,17 @@ class ExplanationResponse(BaseModel):
     user_id: str
     model: str
     model_version: str
-    method: Literal["occlusion", "integrated_gradients", "attention"]
+    method: Literal["occlusion", "integrated_gradients", "shapley", "attention"]
     target: ExplainedTarget
     logit: float | None
     probability: float | None
     events: list[ExplainedEvent] = Field(description="the events the model reads, oldest first")
     groups: list[ExplainedGroup]
-    baseline_logit: float | None = None
+    baseline_logit: float | None = Field(
+        default=None,
+        description="integrated gradients: the score at zero tokens; shapley: the score with "
+        "every explained event deleted (event values sum to logit minus this)",
+    )
     baseline_probability: float | None = None
     unread: int = Field(description="older events beyond the model's window (no influence)")
     set_aside: list[ExplainedEvent] = Field(

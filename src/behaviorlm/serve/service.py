@@ -480,6 +480,7 @@ class Service:
         next_action: str | None = None,
         method: str = "occlusion",
         steps: int = 32,
+        samples: int = 64,
         max_events: int = 1000,
         without_target_events: bool = False,
     ) -> ExplanationResponse:
@@ -520,6 +521,7 @@ class Service:
                     target,
                     method,
                     steps=steps,
+                    samples=samples,
                     without_target_events=without_target_events,
                 )
         except (ValueError, DataError) as exc:

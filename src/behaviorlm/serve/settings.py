@@ -23,6 +23,9 @@ class Limits:
         named in one influence request).
     max_steps : int
         Most integrated-gradients steps of one explanation.
+    max_samples : int
+        Most orders of events one Shapley explanation samples (each costs a pass over the
+        timeline's events).
     model_batch : int
         Most recommendation requests ranked together in one batched pass of the model
         (concurrent requests are batched; see :mod:`behaviorlm.serve.batching`).
@@ -42,6 +45,7 @@ class Limits:
     max_timeline: int = 1000
     max_k: int = 1000
     max_steps: int = 256
+    max_samples: int = 256
     model_batch: int = 64
     max_pending: int = 1024
 

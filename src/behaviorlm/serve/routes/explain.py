@@ -47,12 +47,19 @@ def router(limits: Limits) -> APIRouter:
             ),
         ] = None,
         method: Annotated[
-            Literal["occlusion", "ig", "integrated_gradients", "attention"],
-            Query(description="exact leave-one-out, integrated gradients, or attention weights"),
+            Literal["occlusion", "ig", "integrated_gradients", "shapley", "attention"],
+            Query(
+                description="exact leave-one-out, integrated gradients, Shapley values, or "
+                "attention weights"
+            ),
         ] = "occlusion",
         steps: Annotated[
             int, Query(ge=1, le=limits.max_steps, description="integrated gradients steps")
         ] = 32,
+        samples: Annotated[
+            int,
+            Query(ge=1, le=limits.max_samples, description="Shapley: orders of the events sampled"),
+        ] = 64,
         without_target_events: Annotated[
             bool,
             Query(
@@ -67,10 +74,11 @@ def router(limits: Limits) -> APIRouter:
         every accepted event (an event posted before this request is always included, and
         marked ``live``). ``occlusion`` gives each event's exact leave-one-out influence on
         the target's logit and probability; ``ig`` integrated gradients with a per-group
-        split; ``attention`` the last layer's attention weights (a diagnostic, not an
-        influence). Feature groups are also ablated one at a time. With
-        ``without_target_events`` the user's own events on the target item are set aside
-        first (listed in ``set_aside``). Needs a neural model.
+        split; ``shapley`` Shapley values of the events (permutation sampling, ``samples``
+        orders; evidence several events share is split among them); ``attention`` the last
+        layer's attention weights (a diagnostic, not an influence). Feature groups are also
+        ablated one at a time. With ``without_target_events`` the user's own events on the
+        target item are set aside first (listed in ``set_aside``). Needs a neural model.
         """
         return service.explain_user(
             user_id,
@@ -78,6 +86,7 @@ def router(limits: Limits) -> APIRouter:
             next_action=next_action,
             method=method,
             steps=steps,
+            samples=samples,
             max_events=limits.max_timeline,
             without_target_events=without_target_events,
         )

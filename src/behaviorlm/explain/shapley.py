@@ -1,0 +1,130 @@
+"""Shapley values of the events the model reads, by permutation sampling.
+
+Leave-one-out (:mod:`behaviorlm.explain.occlusion`) asks what one event adds to all the
+others. When several events carry the same evidence (a search and the views it steered into
+its category), each adds little to the rest, and the one that started it need not stand out.
+The Shapley value (Shapley 1953) averages what an event adds over every order in which the
+events could be added, so evidence held by several events is shared among them and an event
+that also carries evidence of its own comes out ahead. Here the players are the events the
+model reads, "absent" means deleted from the timeline (as in occlusion: older events take
+their places in the model's window), and the value is the target's logit (and, separately,
+its probability).
+
+Estimated by permutation sampling (Castro, Gomez and Tejada 2009; Strumbelj and Kononenko
+2010): for each sampled order, the events are added one at a time and each event's value is
+the change of the score when it joins. Orders come in antithetic pairs (an order and its
+reverse), which lowers the variance. Where the events have at most ``samples`` orders in all
+(``k! <= samples``) every order is taken once and the values are exact. Either way the values
+add up exactly to the full timeline's score minus the score with every explained event
+deleted (efficiency): each order's changes telescope.
+
+Cost: ``samples x (k - 1) + 2`` rows of the timeline scored in batches (for 50 events and 64
+orders, 3,138 rows): about ``samples`` times as many rows as leave-one-out occlusion scores.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import torch
+
+from behaviorlm.explain.target import Target, hidden_scores
+from behaviorlm.models.neural import NeuralRecommender
+from behaviorlm.schema import F32, Int, Sequences
+
+#: Orders sampled by default.
+SAMPLES = 64
+#: Coalitions (rows) built and scored at a time.
+CHUNK = 512
+
+
+def orders(k: int, samples: int, rng: np.random.Generator) -> Int:
+    """``(M, k)`` orders of ``k`` players: all ``k!`` where ``k! <= samples``, else ``samples``
+    random ones in antithetic pairs (each second order the reverse of the one before).
+
+    Examples
+    --------
+    >>> orders(3, 64, np.random.default_rng(0)).shape  # 3! = 6 <= 64: every order once
+    (6, 3)
+    >>> o = orders(5, 4, np.random.default_rng(0))
+    >>> o.shape, bool((o[1] == o[0][::-1]).all())
+    ((4, 5), True)
+    """
+    if samples < 1:
+        raise ValueError(f"samples must be at least 1, got {samples}")
+    if k <= 1 or math.factorial(k) <= samples:
+        return np.array(list(itertools.permutations(range(k))), dtype=np.int64).reshape(-1, k)
+    out = np.empty((samples, k), dtype=np.int64)
+    for m in range(samples):
+        out[m] = out[m - 1][::-1] if m % 2 else rng.permutation(k)
+    return out
+
+
+def shapley(
+    model: NeuralRecommender,
+    history: Sequences,
+    target: Target,
+    events: Int,
+    samples: int = SAMPLES,
+    seed: int = 0,
+) -> tuple[tuple[float, float], tuple[float, float], F32, F32]:
+    """Shapley values of ``events`` (flat indices of one timeline) on the target's score.
+
+    Events outside ``events`` stay in every coalition. Returns ``((logit, probability),
+    (empty_logit, empty_probability), logit_values, probability_values)``: the full
+    timeline's score, the score with all of ``events`` deleted, and the ``(len(events),)``
+    values, which add up to the difference of the two.
+
+    Examples
+    --------
+    >>> from behaviorlm.models.sasrec import SASRec, SASRecConfig
+    >>> model = SASRec(SASRecConfig(dim=8, layers=1))
+    >>> _ = model.setup(Sequences.from_lists([[1, 2, 3]], n_items=3))
+    >>> full, empty, logit, prob = shapley(model, Sequences.from_lists([[1, 2]], n_items=3),
+    ...                                    Target.item(3), np.array([0, 1]))
+    >>> bool(np.isclose(logit.sum(), full[0] - empty[0], atol=1e-5))
+    True
+    """
+    if len(history) != 1:
+        raise ValueError(f"shapley explains one timeline, got {len(history)}")
+    events = np.asarray(events, dtype=np.int64)
+    k = len(events)
+    # with all k deleted the window reaches k events further back, and the event before
+    # those gives the oldest its time gap; older ones never matter
+    start = max(0, len(history.items) - int(model.config.max_len) - k - 1)
+    if events.size and events.min() < start:
+        raise ValueError("shapley explains events the model reads (its window)")
+    history = history.take_events(np.arange(len(history.items)) >= start)
+    events, n = events - start, len(history.items)
+    order = orders(k, samples, np.random.default_rng(seed))
+    # coalition rows: every explained event absent, all present, then each order's k - 1
+    # coalitions between (the first j events of the order present, j = 1 .. k - 1)
+    present = np.ones((2 + len(order) * max(k - 1, 0), n), dtype=bool)
+    present[0, events] = False
+    row = 2
+    for o in order:
+        for j in range(1, k):
+            present[row, events[o[j:]]] = False
+            row += 1
+    parts = []
+    for lo in range(0, len(present), CHUNK):  # a chunk of coalitions at a time: bounded memory
+        rows = present[lo : lo + CHUNK]
+        chunk = history.select(np.zeros(len(rows), dtype=np.int64)).take_events(rows.ravel())
+        with torch.inference_mode():
+            parts.append(hidden_scores(model.module, model.hidden(chunk), target))
+    logit = torch.cat([p[0] for p in parts])
+    prob = torch.cat([p[1] for p in parts])
+    values = []
+    for score in (logit.numpy().astype(np.float64), prob.numpy().astype(np.float64)):
+        phi = np.zeros(k)
+        for m, o in enumerate(order):  # the score along the order: empty, j events, all
+            path = np.concatenate(
+                [score[:1], score[2 + m * (k - 1) : 2 + (m + 1) * (k - 1)], score[1:2]]
+            )
+            phi[o] += np.diff(path)
+        values.append((phi / len(order)).astype(np.float32))
+    full = (float(logit[1]), float(prob[1]))
+    empty = (float(logit[0]), float(prob[0]))
+    return full, empty, values[0], values[1]

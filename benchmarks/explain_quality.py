@@ -19,8 +19,9 @@ overrides), or loads one with ``--artifact``, and prints JSON lines:
     Test events whose planted cause is a group (history, social, search, location, device):
     the share where the planted group has the largest attribution among those five groups,
     by group ablation (same for every method) and by the method's attributions summed per
-    group (integrated gradients: every group; occlusion: the event kinds history, search,
-    social); with the confusion counts; each also without the target's events (as above).
+    group (integrated gradients: every group; occlusion and shapley: the event kinds history,
+    search, social); with the confusion counts; each also without the target's events (as
+    above).
 ``ground_truth_reach`` (simulator only)
     For the most shared items, predicted reach of every user with followers
     (:func:`behaviorlm.rank_by_reach`: exposure rate learned from the log times the
@@ -247,7 +248,15 @@ def ground_truth_events(
         for key in keys:
             counts[key] += 1
         for m, aside in itertools.product(methods, (False, True)):
-            e = explain(net, history, target, m, steps=args.steps, without_target_events=aside)
+            e = explain(
+                net,
+                history,
+                target,
+                m,
+                steps=args.steps,
+                samples=args.samples,
+                without_target_events=aside,
+            )
             for key in keys:
                 hits[aside][m][key] += int(top_event(e) == cause_row)
                 if m != "attention":
@@ -310,7 +319,15 @@ def ground_truth_groups(
         for m, aside in itertools.product(methods, (False, True)):
             if aside and alone:  # nothing but the target's own events is left: a miss
                 continue
-            e = explain(net, history, target, m, steps=args.steps, without_target_events=aside)
+            e = explain(
+                net,
+                history,
+                target,
+                m,
+                steps=args.steps,
+                samples=args.samples,
+                without_target_events=aside,
+            )
             suffix = " without target events" if aside else ""
             present = [gi for gi in e.groups if gi.group in PLANTED]
             if m == methods[0]:
@@ -499,9 +516,11 @@ def curves_and_sanity(
             if m == "random":
                 order = rng.permutation(len(read))
             else:
-                explained = explain(net, history, target, m, steps=args.steps)
+                explained = explain(net, history, target, m, steps=args.steps, samples=args.samples)
                 order = np.argsort(-event_scores(explained), kind="stable")
-                other = explain(rand_net, history, target, m, steps=args.steps)
+                other = explain(
+                    rand_net, history, target, m, steps=args.steps, samples=args.samples
+                )
                 a, b = event_scores(explained), event_scores(other)
                 if np.ptp(a) > 0 and np.ptp(b) > 0:
                     rhos[m].append(float(spearmanr(a, b).statistic))
@@ -573,8 +592,9 @@ def main() -> None:
     )
     parser.add_argument("--users", type=int, default=300, help="test events per truth check")
     parser.add_argument("--sample", type=int, default=100, help="users for curves and sanity")
-    parser.add_argument("--methods", default="occlusion,ig,attention")
+    parser.add_argument("--methods", default="occlusion,ig,shapley,attention")
     parser.add_argument("--steps", type=int, default=32, help="integrated gradients steps")
+    parser.add_argument("--samples", type=int, default=64, help="shapley: orders sampled")
     parser.add_argument("--reach-items", type=int, default=5, help="most shared items for reach")
     parser.add_argument(
         "--reach-min-trials",
@@ -602,6 +622,7 @@ def main() -> None:
         "max_len": int(net.config.max_len),
         "methods": methods,
         "steps": args.steps,
+        "samples": args.samples,
     }
     parts = set(args.parts.split(","))
     if parts - set(PARTS):

@@ -110,6 +110,26 @@ def event_scores(e: Explanation) -> np.ndarray:
     )
 
 
+def explained(
+    net: NeuralRecommender,
+    history: Sequences,
+    target: Target,
+    method: str,
+    args: argparse.Namespace,
+    aside: bool = False,
+) -> Explanation:
+    """``explain`` with the benchmark's integrated-gradients steps and Shapley samples."""
+    return explain(
+        net,
+        history,
+        target,
+        method,
+        steps=args.steps,
+        samples=args.samples,
+        without_target_events=aside,
+    )
+
+
 def round_dict(values: dict[str, float], digits: int = 4) -> dict[str, float]:
     return {k: round(float(v), digits) for k, v in values.items()}
 
@@ -248,15 +268,7 @@ def ground_truth_events(
         for key in keys:
             counts[key] += 1
         for m, aside in itertools.product(methods, (False, True)):
-            e = explain(
-                net,
-                history,
-                target,
-                m,
-                steps=args.steps,
-                samples=args.samples,
-                without_target_events=aside,
-            )
+            e = explained(net, history, target, m, args, aside)
             for key in keys:
                 hits[aside][m][key] += int(top_event(e) == cause_row)
                 if m != "attention":
@@ -319,15 +331,7 @@ def ground_truth_groups(
         for m, aside in itertools.product(methods, (False, True)):
             if aside and alone:  # nothing but the target's own events is left: a miss
                 continue
-            e = explain(
-                net,
-                history,
-                target,
-                m,
-                steps=args.steps,
-                samples=args.samples,
-                without_target_events=aside,
-            )
+            e = explained(net, history, target, m, args, aside)
             suffix = " without target events" if aside else ""
             present = [gi for gi in e.groups if gi.group in PLANTED]
             if m == methods[0]:
@@ -516,12 +520,10 @@ def curves_and_sanity(
             if m == "random":
                 order = rng.permutation(len(read))
             else:
-                explained = explain(net, history, target, m, steps=args.steps, samples=args.samples)
-                order = np.argsort(-event_scores(explained), kind="stable")
-                other = explain(
-                    rand_net, history, target, m, steps=args.steps, samples=args.samples
-                )
-                a, b = event_scores(explained), event_scores(other)
+                trained = explained(net, history, target, m, args)
+                order = np.argsort(-event_scores(trained), kind="stable")
+                other = explained(rand_net, history, target, m, args)
+                a, b = event_scores(trained), event_scores(other)
                 if np.ptp(a) > 0 and np.ptp(b) > 0:
                     rhos[m].append(float(spearmanr(a, b).statistic))
                 same_top[m] += int(np.argmax(a) == np.argmax(b))

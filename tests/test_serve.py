@@ -636,7 +636,8 @@ def test_explanation_of_the_live_timeline(
     ("params", "status", "words"),
     [
         ({"item": "no-such-item"}, 404, "unknown item"),
-        ({"method": "shapley"}, 422, "occlusion"),
+        ({"method": "lime"}, 422, "occlusion"),
+        ({"method": "shapley", "samples": 0}, 422, "greater than or equal"),
         ({"method": "ig", "steps": 0}, 422, "greater than or equal"),
         ({"method": "ig", "steps": 257}, 422, "less than or equal"),
         ({"next_action": "teleport"}, 422, "teleport"),

@@ -138,7 +138,11 @@ def test_shapley_from_the_cli_and_the_service(
     assert main(argv) == 0
     assert "shapley" in capsys.readouterr().out
 
-    app = create_app(folder, f"sqlite:///{tmp_path / 'ev.db'}", limits=Limits(max_samples=16))
+    app = create_app(
+        folder,
+        f"sqlite:///{tmp_path / 'ev.db'}",
+        limits=Limits(max_samples=16, max_shapley_rows=100),
+    )
     with TestClient(app) as c:
         url = f"/v1/users/{user}/explanation"
         ok = c.get(url, params={"method": "shapley", "samples": 4})
@@ -148,6 +152,19 @@ def test_shapley_from_the_cli_and_the_service(
         assert sum(ev["logit"] for ev in body["events"]) == pytest.approx(
             body["logit"] - body["baseline_logit"], abs=1e-4
         )
+        rows = c.get(url, params={"method": "shapley", "samples": 16})  # 16 x 19 + 2 rows
+        assert rows.status_code == 422
+        assert "limit is 100" in rows.text
         over = c.get(url, params={"method": "shapley", "samples": 17})
         assert over.status_code == 422
         assert "less than or equal" in over.text
+
+
+def test_shapley_takes_each_event_of_the_window_once(art: blm.Artifact) -> None:
+    model, history = art.model, long_row(art)
+    assert isinstance(model, NeuralRecommender)
+    n = len(history.items)
+    with pytest.raises(ValueError, match="events the model reads"):
+        shapley(model, history, Target.item(1), np.array([n - 21, n - 1]))
+    with pytest.raises(ValueError, match="once"):
+        shapley(model, history, Target.item(1), np.array([n - 2, n - 2]))

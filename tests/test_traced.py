@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -120,8 +121,13 @@ def test_tracing_that_fails_or_differs_leaves_the_eager_pass(
 def test_a_module_in_training_mode_is_not_traced(simulated: Sequences) -> None:
     net = untrained("sasrec", simulated)
     encoder = TracedEncoder(net.module.train())
-    with torch.no_grad(), pytest.raises(RuntimeError, match="evaluation mode"):
-        encoder(net.batch(simulated.select(np.arange(2))))
+    batch = net.batch(simulated.select(np.arange(2)))
+    with torch.no_grad():
+        torch.manual_seed(0)
+        out = encoder(batch)
+        torch.manual_seed(0)
+        torch.testing.assert_close(out, net.module.encode_last(batch))  # with dropout
+    assert encoder.layouts == 0
 
 
 def test_a_module_with_forward_hooks_runs_eagerly(simulated: Sequences) -> None:
@@ -140,3 +146,67 @@ def test_a_module_with_forward_hooks_runs_eagerly(simulated: Sequences) -> None:
         torch.testing.assert_close(hooked, eager)
         assert not torch.allclose(hooked, plain)
         torch.testing.assert_close(encoder(batch), plain)  # the trace again, once unhooked
+
+
+@pytest.mark.parametrize("model", TRACEABLE)
+def test_a_trace_made_on_one_event_serves_every_batch_and_longer_ones(
+    simulated: Sequences, model: str
+) -> None:
+    """The first batch may be one row of one event; batches longer than the window are cut
+    to it, as in the eager pass."""
+    net = untrained(model, simulated)
+    module = net.module.eval()
+    encoder = TracedEncoder(module)
+    sizes = FeatureSizes.of(simulated)
+    first = build_batch(simulated.select([0]), 1, sizes)  # (1, 1), no padding
+    with torch.inference_mode():
+        torch.testing.assert_close(encoder(first), module.encode_last(first))
+        for rows in ([1, 2, 3], [4], list(range(9))):
+            for window in (20, 35):  # 35: longer than the model's window of 20
+                batch = build_batch(simulated.select(rows), window, sizes)
+                torch.testing.assert_close(
+                    encoder(batch), module.encode_last(batch), rtol=1e-5, atol=1e-5
+                )
+
+
+def test_a_copied_or_rebuilt_model_does_not_use_the_old_trace(simulated: Sequences) -> None:
+    net = untrained("sasrec", simulated)
+    users = simulated.select(np.arange(5))
+    assert net.trace()
+    net.score(users)  # traces made
+    assert net.traced is not None
+    copied = copy.deepcopy(net)
+    assert copied.traced is not None
+    assert copied.traced.module is copied.module
+    assert copied.traced.layouts == 0  # no traces of the original's weights
+    with torch.no_grad():
+        for p in copied.module.parameters():
+            p.add_(torch.randn_like(p))
+    assert not np.allclose(copied.score(users), net.score(users))
+    with torch.inference_mode():
+        eager = copied.module.encode_last(copied.batch(users))
+    torch.testing.assert_close(copied.hidden(users), eager)
+    other = untrained("sasrec", simulated)
+    other.traced = net.traced  # a trace of another module: not used
+    with torch.inference_mode():
+        torch.testing.assert_close(
+            other.hidden(users), other.module.encode_last(other.batch(users))
+        )
+    net.restore_meta(net.meta())
+    assert net.traced is None
+
+
+def test_training_mode_runs_eagerly_once_traced(simulated: Sequences) -> None:
+    net = untrained("sasrec", simulated)
+    module = net.module.eval()
+    encoder = TracedEncoder(module)
+    batch = net.batch(simulated.select(np.arange(4)))
+    with torch.no_grad():
+        encoder(batch)
+        module.train()
+        torch.manual_seed(1)
+        dropped = encoder(batch)
+        torch.manual_seed(1)
+        torch.testing.assert_close(dropped, module.encode_last(batch))
+        module.eval()
+        assert not torch.allclose(dropped, encoder(batch))

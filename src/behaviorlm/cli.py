@@ -43,6 +43,7 @@ from behaviorlm.explain import (
     labelled_influence,
     rank_influencers,
 )
+from behaviorlm.explain.shapley import SAMPLES
 from behaviorlm.explain.view import print_explanation
 from behaviorlm.models import MODELS
 from behaviorlm.progress import Console, console, step
@@ -465,7 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--method", choices=["occlusion", "ig", "shapley", "attention"], default="occlusion"
     )
     p.add_argument("--steps", type=int, default=32, help="integrated gradients steps")
-    p.add_argument("--samples", type=int, default=64, help="shapley: orders of the events sampled")
+    p.add_argument(
+        "--samples", type=int, default=SAMPLES, help="shapley: orders of the events sampled"
+    )
     p.add_argument(
         "--without-target-events",
         action="store_true",

@@ -36,8 +36,8 @@ from behaviorlm.schema import F32, Int, Sequences
 
 #: Orders sampled by default.
 SAMPLES = 64
-#: Coalitions (rows) built and scored at a time.
-CHUNK = 512
+#: Events (rows x the model's window) of the coalitions built and scored at a time.
+CHUNK_EVENTS = 512 * 50
 
 
 def orders(k: int, samples: int, rng: np.random.Generator) -> Int:
@@ -90,12 +90,18 @@ def shapley(
     if len(history) != 1:
         raise ValueError(f"shapley explains one timeline, got {len(history)}")
     events = np.asarray(events, dtype=np.int64)
-    k = len(events)
+    k, max_len = len(events), int(model.config.max_len)
+    total = len(history.items)
+    if events.size and not (total - min(total, max_len) <= events.min() and events.max() < total):
+        raise ValueError(
+            f"shapley explains events the model reads ({total - min(total, max_len)}.."
+            f"{total - 1}), got {events.min()}..{events.max()}"
+        )
+    if len(np.unique(events)) != k:
+        raise ValueError("shapley explains each event once: events has repeats")
     # with all k deleted the window reaches k events further back, and the event before
     # those gives the oldest its time gap; older ones never matter
-    start = max(0, len(history.items) - int(model.config.max_len) - k - 1)
-    if events.size and events.min() < start:
-        raise ValueError("shapley explains events the model reads (its window)")
+    start = max(0, total - max_len - k - 1)
     history = history.take_events(np.arange(len(history.items)) >= start)
     events, n = events - start, len(history.items)
     order = orders(k, samples, np.random.default_rng(seed))
@@ -109,11 +115,12 @@ def shapley(
             present[row, events[o[j:]]] = False
             row += 1
     parts = []
-    for lo in range(0, len(present), CHUNK):  # a chunk of coalitions at a time: bounded memory
-        rows = present[lo : lo + CHUNK]
-        chunk = history.select(np.zeros(len(rows), dtype=np.int64)).take_events(rows.ravel())
+    chunk = max(1, CHUNK_EVENTS // max_len)  # coalitions at a time: bounded memory
+    for lo in range(0, len(present), chunk):
+        rows = present[lo : lo + chunk]
+        part = history.select(np.zeros(len(rows), dtype=np.int64)).take_events(rows.ravel())
         with torch.inference_mode():
-            parts.append(hidden_scores(model.module, model.hidden(chunk), target))
+            parts.append(hidden_scores(model.module, model.hidden(part), target))
     logit = torch.cat([p[0] for p in parts])
     prob = torch.cat([p[1] for p in parts])
     values = []

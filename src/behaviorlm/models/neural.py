@@ -272,7 +272,8 @@ class NeuralRecommender(Recommender):
             self.module.eval()
         if len(histories) == 0:
             return torch.zeros(0, self.module.dim)
-        encode = self.traced or self.module.encode_last
+        traced = self.traced if self.traced and self.traced.module is self.module else None
+        encode = traced or self.module.encode_last  # a trace of another module is not used
         if len(histories) <= batch_size:  # one batch: no reordering needed
             return encode(self.batch(histories)).float()
         order = np.argsort(np.minimum(histories.lengths, self.config.max_len), kind="stable")
@@ -305,6 +306,7 @@ class NeuralRecommender(Recommender):
         """Rebuild the module for the saved table sizes (weights follow)."""
         self.sizes = FeatureSizes(**meta["sizes"])
         self.module = self.build(self.sizes)
+        self.traced = None
 
     def write_weights(self, file: Path) -> None:
         tensors = {k: v.detach().contiguous() for k, v in self.module.state_dict().items()}

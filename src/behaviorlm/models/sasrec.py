@@ -331,8 +331,9 @@ class SASRecModule(SequenceModule):
         return shared, groups
 
     def _encode(self, batch: SequenceBatch, last: bool) -> torch.Tensor:
-        if batch.shape[1] > self.max_len:  # keep the most recent events, as model.batch does
-            batch = batch.columns(slice(batch.shape[1] - self.max_len, None))
+        # keep the most recent events, as model.batch does (a slice, not a branch on the
+        # length, so a trace trims longer batches too)
+        batch = batch.columns(slice(-self.max_len, None))
         mask = batch.mask  # (B, T)
         t = mask.shape[1]  # a size, not an int: a trace of this method takes any length
         # position 0 = the most recent column, so left padding never shifts a position

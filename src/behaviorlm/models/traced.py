@@ -18,14 +18,17 @@ batches without. Each trace is checked against the eager pass on its first batch
 mismatch, or a torch without ``torch.jit``, leaves the eager pass in place.
 
 Parameters are shared with the module, not copied: a trace follows weights loaded in
-place (``load_state_dict``). Traces run in evaluation mode only (dropout off), on batches of
-at most the model's window (as ``NeuralRecommender.batch`` builds them). A trace does not run
-Python forward hooks, so while the module or a part of it has one (explanations edit
-embedding components through hooks) the eager pass runs instead.
+place (``load_state_dict``); a deep copy of the encoder starts without traces. Traces are
+made and run in evaluation mode only (dropout off): in training mode the eager pass runs. A
+trace does not run Python forward hooks, so while the module or a part of it has one
+(explanations edit embedding components through hooks) the eager pass runs too. Each trace
+is also checked on a second batch of another size and length, so a size read as a Python
+number (which a trace would keep fixed) shows as a difference.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import warnings
@@ -73,8 +76,8 @@ class _EncodeLast(nn.Module):
 class TracedEncoder:
     """``encode_last`` of a traceable module through TorchScript traces, eager as a fallback.
 
-    Call it like ``module.encode_last(batch)`` in evaluation mode, under ``torch.no_grad``
-    or ``torch.inference_mode``. Safe to call from several threads.
+    Call it like ``module.encode_last(batch)``, under ``torch.no_grad`` or
+    ``torch.inference_mode``. Safe to call from several threads.
 
     Examples
     --------
@@ -97,18 +100,25 @@ class TracedEncoder:
         if not module.traceable:
             raise ValueError(f"{type(module).__name__} is not traceable")
         self.module = module
+        self._parts = list(module.modules())  # the module and every submodule, for hooks
         self._traces: dict[bool, Callable[..., torch.Tensor] | None] = {}
         self._lock = threading.Lock()
+
+    def __deepcopy__(self, memo: dict[int, object]) -> TracedEncoder:
+        """A copy for a copy of the module, without traces (they run the original's weights)."""
+        return TracedEncoder(copy.deepcopy(self.module, memo))
 
     @property
     def layouts(self) -> int:
         """Batch layouts (with padding, without) traced so far."""
-        return sum(1 for trace in self._traces.values() if trace is not None)
+        with self._lock:
+            return sum(1 for trace in self._traces.values() if trace is not None)
 
     def __call__(self, batch: SequenceBatch) -> torch.Tensor:
-        if self._hooked():  # a trace would skip the hooks: the eager pass runs them
-            hooked: torch.Tensor = self.module.encode_last(batch)
-            return hooked
+        if self.module.training or self._hooked():
+            # a trace runs without dropout and skips hooks: the eager pass has both
+            eager: torch.Tensor = self.module.encode_last(batch)
+            return eager
         full = bool(batch.mask.all())
         if full not in self._traces:
             with self._lock:
@@ -123,14 +133,15 @@ class TracedEncoder:
 
     def _hooked(self) -> bool:
         """Whether a forward hook is on the module or any part of it (explanations edit
-        embedding components through hooks)."""
-        return any(m._forward_hooks or m._forward_pre_hooks for m in self.module.modules())
+        embedding components through hooks), or on every module."""
+        if nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks:
+            return True
+        return any(m._forward_hooks or m._forward_pre_hooks for m in self._parts)
 
     def _trace(self, batch: SequenceBatch) -> Callable[..., torch.Tensor] | None:
         """A trace on ``batch`` checked against the eager pass, or None where that fails."""
-        if self.module.training:
-            raise RuntimeError("trace a module in evaluation mode (module.eval())")
         tensors = tuple(getattr(batch, name) for name in FIELDS)
+        other = _reshaped(batch)
         try:
             with warnings.catch_warnings():
                 # tracing warns of each size it reads and of its own deprecation; the
@@ -140,14 +151,30 @@ class TracedEncoder:
                 trace = torch.jit.trace(  # type: ignore[no-untyped-call]
                     _EncodeLast(self.module), tensors, check_trace=False
                 )
-            with plain_interpreter():
-                traced = trace(*tensors)
+            difference = 0.0
+            for example in (batch, other):  # the traced shape and another one
+                with plain_interpreter():
+                    traced = trace(*(getattr(example, name) for name in FIELDS))
+                eager = self.module.encode_last(example)
+                if eager.numel():
+                    difference = max(difference, float((traced - eager).abs().max()))
         except Exception as exc:  # a torch without torch.jit, or an untraceable operation
             log.warning("encode_last stays eager: tracing failed (%s)", exc)
             return None
-        eager = self.module.encode_last(batch)
-        difference = float((traced - eager).abs().max()) if eager.numel() else 0.0
         if not difference <= TOLERANCE:
             log.warning("encode_last stays eager: its trace differs by %.3g", difference)
             return None
         return trace  # type: ignore[no-any-return]
+
+
+def _reshaped(batch: SequenceBatch) -> SequenceBatch:
+    """``batch`` with its first row once more and, where it has two columns or more, without
+    its oldest column: another size and length with the same padding layout (a trace made
+    on ``batch`` must give the eager result on it too)."""
+    rows = torch.cat([torch.arange(batch.shape[0]), torch.zeros(1, dtype=torch.long)])
+    out = SequenceBatch(**{name: getattr(batch, name)[rows] for name in FIELDS})
+    if out.shape[1] > 1:
+        cut = out.columns(slice(1, None))
+        if bool(cut.mask.all()) == bool(batch.mask.all()):  # the same trace serves it
+            return cut
+    return out

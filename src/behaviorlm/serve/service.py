@@ -42,6 +42,7 @@ from behaviorlm.explain import (
     reaching_event,
 )
 from behaviorlm.explain.exposure import SOCIAL_ACTIONS, Exposure, estimate_exposure
+from behaviorlm.explain.shapley import SAMPLES
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.models.pop import Pop, PopConfig
 from behaviorlm.recommend import recommend
@@ -89,6 +90,22 @@ class RequestError(Exception):
 def model_version(artifact_path: str | Path) -> str:
     """A short digest of the artifact's ``artifact.json`` (changes with every training run)."""
     return hashlib.sha256((Path(artifact_path) / META_FILE).read_bytes()).hexdigest()[:12]
+
+
+def warm_traces(artifact: Artifact) -> None:
+    """Make a traced model's traces now (one batch with padding, one without), from the
+    training timelines, so that no request waits for them."""
+    model = artifact.model
+    assert isinstance(model, NeuralRecommender)
+    seqs = artifact.timelines()
+    lengths = np.minimum(seqs.lengths, int(model.config.max_len))
+    readable = np.flatnonzero(lengths > 0)
+    if len(readable) == 0:
+        return
+    model.hidden(seqs.select(readable[:1]))  # one row: no padding
+    longer = readable[lengths[readable] != lengths[readable[0]]]
+    if len(longer):  # two lengths: padding
+        model.hidden(seqs.select(np.array([readable[0], longer[0]])))
 
 
 def describe(error: ValidationError) -> str:
@@ -141,7 +158,8 @@ class Service:
     With ``traced`` (the default) a neural model that can be traced encodes through
     TorchScript traces (:meth:`behaviorlm.models.neural.NeuralRecommender.trace`): the same
     scores, less CPU for the small batches a service ranks, and no wait for the interpreter
-    lock at every operation while the event loop runs. ``traced=False`` keeps the eager pass.
+    lock at every operation while the event loop runs; both traces are made here, not on the
+    first requests (:func:`warm_traces`). ``traced=False`` keeps the eager pass.
 
     A process that keeps a Service running outside the app should rank under
     :func:`behaviorlm.serve.without_onednn`, as the app does: oneDNN keeps a compiled kernel
@@ -173,6 +191,8 @@ class Service:
         self.artifact = Artifact.load(artifact_path)
         model = self.artifact.model
         self.traced = traced and isinstance(model, NeuralRecommender) and model.trace()
+        if self.traced:
+            warm_traces(self.artifact)
         self.model_name = self.artifact.model.name
         self.model_version = model_version(artifact_path)
         self.store = store
@@ -480,8 +500,9 @@ class Service:
         next_action: str | None = None,
         method: str = "occlusion",
         steps: int = 32,
-        samples: int = 64,
+        samples: int = SAMPLES,
         max_events: int = 1000,
+        max_shapley_rows: int = 4096,
         without_target_events: bool = False,
     ) -> ExplanationResponse:
         """Attribution of an item's score (default: the top recommendation) or of a next
@@ -512,6 +533,13 @@ class Service:
                 422,
                 f"the model reads {read:,} events of this timeline: explanations are limited "
                 f"to {max_events:,}",
+            )
+        rows = samples * max(read - 1, 0) + 2  # at most, for the Shapley values
+        if method == "shapley" and rows > max_shapley_rows:
+            raise RequestError(
+                422,
+                f"shapley with {samples} samples over {read} events scores {rows:,} timelines: "
+                f"the limit is {max_shapley_rows:,}; ask for fewer samples",
             )
         try:
             with self.model_lock:

@@ -24,8 +24,11 @@ class Limits:
     max_steps : int
         Most integrated-gradients steps of one explanation.
     max_samples : int
-        Most orders of events one Shapley explanation samples (each costs a pass over the
-        timeline's events).
+        Most orders of events one Shapley explanation samples.
+    max_shapley_rows : int
+        Most timelines one Shapley explanation scores (``samples x (events - 1) + 2``; 64
+        orders of a 50-event window are 3,138): it holds the model while it runs, so
+        recommendations wait for it.
     model_batch : int
         Most recommendation requests ranked together in one batched pass of the model
         (concurrent requests are batched; see :mod:`behaviorlm.serve.batching`).
@@ -46,6 +49,7 @@ class Limits:
     max_k: int = 1000
     max_steps: int = 256
     max_samples: int = 256
+    max_shapley_rows: int = 4096
     model_batch: int = 64
     max_pending: int = 1024
 

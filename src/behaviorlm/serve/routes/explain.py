@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 
+from behaviorlm.explain.shapley import SAMPLES
 from behaviorlm.serve.deps import ServiceDep, require_api_key
 from behaviorlm.serve.schemas import (
     MAX_ID,
@@ -59,7 +60,7 @@ def router(limits: Limits) -> APIRouter:
         samples: Annotated[
             int,
             Query(ge=1, le=limits.max_samples, description="Shapley: orders of the events sampled"),
-        ] = 64,
+        ] = SAMPLES,
         without_target_events: Annotated[
             bool,
             Query(
@@ -88,6 +89,7 @@ def router(limits: Limits) -> APIRouter:
             steps=steps,
             samples=samples,
             max_events=limits.max_timeline,
+            max_shapley_rows=limits.max_shapley_rows,
             without_target_events=without_target_events,
         )
 

@@ -122,6 +122,9 @@ def test_explain_with_shapley(art: blm.Artifact) -> None:
     assert aside.set_aside
     assert all(ev.item == item for ev in aside.set_aside)
     assert item not in [ev.item for ev in aside.events if ev.kind != "social"]
+    for ev in (*aside.events, *aside.set_aside):  # positions in the whole timeline
+        assert int(history.items[ev.index]) == ev.item
+        assert int(history.event_ids[ev.index]) == ev.event_id
 
 
 def test_shapley_from_the_cli_and_the_service(

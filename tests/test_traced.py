@@ -11,9 +11,9 @@ import torch
 
 import behaviorlm as blm
 from behaviorlm.models import MODELS
-from behaviorlm.models.batch import FeatureSizes, build_batch
+from behaviorlm.models.batch import FeatureSizes, SequenceBatch, build_batch
 from behaviorlm.models.mlp import MLP, MLPConfig
-from behaviorlm.models.neural import NeuralRecommender
+from behaviorlm.models.neural import NeuralRecommender, SequenceModule
 from behaviorlm.models.traced import TracedEncoder
 from behaviorlm.schema import Sequences
 
@@ -32,6 +32,13 @@ def untrained(model: str, seqs: Sequences, max_len: int = 20) -> NeuralRecommend
     assert isinstance(net, NeuralRecommender)
     net.setup(seqs, seed=0)
     return net
+
+
+def sasrec_encoder(simulated: Sequences) -> tuple[SequenceModule, TracedEncoder, SequenceBatch]:
+    """An untrained SASRec's module (evaluation mode), its encoder and a batch of 4 users."""
+    net = untrained("sasrec", simulated)
+    module = net.module.eval()
+    return module, TracedEncoder(module), net.batch(simulated.select(np.arange(4)))
 
 
 @pytest.mark.parametrize("model", TRACEABLE)
@@ -118,24 +125,9 @@ def test_tracing_that_fails_or_differs_leaves_the_eager_pass(
         assert encoder.layouts == 0
 
 
-def test_a_module_in_training_mode_is_not_traced(simulated: Sequences) -> None:
-    net = untrained("sasrec", simulated)
-    encoder = TracedEncoder(net.module.train())
-    batch = net.batch(simulated.select(np.arange(2)))
-    with torch.no_grad():
-        torch.manual_seed(0)
-        out = encoder(batch)
-        torch.manual_seed(0)
-        torch.testing.assert_close(out, net.module.encode_last(batch))  # with dropout
-    assert encoder.layouts == 0
-
-
 def test_a_module_with_forward_hooks_runs_eagerly(simulated: Sequences) -> None:
     """A trace skips Python hooks; explanations edit components through them."""
-    net = untrained("sasrec", simulated)
-    module = net.module.eval()
-    encoder = TracedEncoder(module)
-    batch = net.batch(simulated.select(np.arange(4)))
+    module, encoder, batch = sasrec_encoder(simulated)
     with torch.inference_mode():
         plain = encoder(batch)
         handle = module.tokens.action.register_forward_hook(lambda _m, _i, out: out * 0.0)
@@ -196,17 +188,17 @@ def test_a_copied_or_rebuilt_model_does_not_use_the_old_trace(simulated: Sequenc
     assert net.traced is None
 
 
-def test_training_mode_runs_eagerly_once_traced(simulated: Sequences) -> None:
-    net = untrained("sasrec", simulated)
-    module = net.module.eval()
-    encoder = TracedEncoder(module)
-    batch = net.batch(simulated.select(np.arange(4)))
+def test_training_mode_runs_eagerly(simulated: Sequences) -> None:
+    """Not traced in training mode (with dropout, as the eager pass), nor once traced."""
+    module, encoder, batch = sasrec_encoder(simulated)
+    module.train()
     with torch.no_grad():
-        encoder(batch)
-        module.train()
-        torch.manual_seed(1)
-        dropped = encoder(batch)
-        torch.manual_seed(1)
-        torch.testing.assert_close(dropped, module.encode_last(batch))
-        module.eval()
-        assert not torch.allclose(dropped, encoder(batch))
+        for traced_before in (False, True):
+            torch.manual_seed(1)
+            dropped = encoder(batch)
+            torch.manual_seed(1)
+            torch.testing.assert_close(dropped, module.encode_last(batch))  # with dropout
+            assert encoder.layouts == int(traced_before)
+            module.eval()
+            assert not torch.allclose(dropped, encoder(batch))  # traced now, no dropout
+            module.train()

@@ -106,16 +106,17 @@ def shapley(
     start = max(0, total - max_len - k - 1)
     history = history.take_events(np.arange(len(history.items)) >= start)
     events, n = events - start, len(history.items)
-    order = orders(k, samples, np.random.default_rng(seed))
+    order = orders(k, samples, np.random.default_rng(seed))  # (M, k)
+    m = len(order)
+    rank = np.empty_like(order)  # rank[o, e]: the place of event e in order o
+    rank[np.arange(m)[:, None], order] = np.arange(k)
     # coalition rows: every explained event absent, all present, then each order's k - 1
-    # coalitions between (the first j events of the order present, j = 1 .. k - 1)
-    present = np.ones((2 + len(order) * max(k - 1, 0), n), dtype=bool)
+    # coalitions between (the events of places 0 .. j - 1 present, j = 1 .. k - 1)
+    present = np.ones((2 + m * max(k - 1, 0), n), dtype=bool)
     present[0, events] = False
-    row = 2
-    for o in order:
-        for j in range(1, k):
-            present[row, events[o[j:]]] = False
-            row += 1
+    if k > 1:
+        joined = rank[:, None, :] < np.arange(1, k)[None, :, None]  # (M, k - 1, k)
+        present[2:, events] = joined.reshape(-1, k)
     # each distinct coalition once (with every order taken, most coalitions recur)
     distinct, where = np.unique(present, axis=0, return_inverse=True)
     parts = []
@@ -130,13 +131,15 @@ def shapley(
     prob = torch.cat([p[1] for p in parts])[index]
     values = []
     for score in (logit.numpy().astype(np.float64), prob.numpy().astype(np.float64)):
-        phi = np.zeros(k)
-        for m, o in enumerate(order):  # the score along the order: empty, j events, all
-            path = np.concatenate(
-                [score[:1], score[2 + m * (k - 1) : 2 + (m + 1) * (k - 1)], score[1:2]]
-            )
-            phi[o] += np.diff(path)
-        values.append((phi / len(order)).astype(np.float32))
+        # each order's scores from no event to all; a step's change belongs to the event
+        # joining there
+        path = np.concatenate(
+            [np.full((m, 1), score[0]), score[2:].reshape(m, -1), np.full((m, 1), score[1])],
+            axis=1,
+        )
+        change = np.diff(path, axis=1)  # (M, k)
+        phi = np.take_along_axis(change, rank, axis=1).mean(axis=0) if k else np.zeros(0)
+        values.append(phi.astype(np.float32))
     full = (float(logit[1]), float(prob[1]))
     empty = (float(logit[0]), float(prob[0]))
     return full, empty, values[0], values[1]

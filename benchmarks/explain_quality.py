@@ -75,6 +75,7 @@ import behaviorlm as blm
 from behaviorlm.config import from_dict, load_toml
 from behaviorlm.data.protocol import SplitConfig, make_split
 from behaviorlm.explain import Explanation, Target, explain, rank_by_reach, reaching_event
+from behaviorlm.explain.shapley import SAMPLES
 from behaviorlm.explain.target import neural, resolve_target, window
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.schema import Sequences, Split
@@ -596,7 +597,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=100, help="users for curves and sanity")
     parser.add_argument("--methods", default="occlusion,ig,shapley,attention")
     parser.add_argument("--steps", type=int, default=32, help="integrated gradients steps")
-    parser.add_argument("--samples", type=int, default=64, help="shapley: orders sampled")
+    parser.add_argument("--samples", type=int, default=SAMPLES, help="shapley: orders sampled")
     parser.add_argument("--reach-items", type=int, default=5, help="most shared items for reach")
     parser.add_argument(
         "--reach-min-trials",

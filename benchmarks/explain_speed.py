@@ -40,6 +40,7 @@ import torch
 from behaviorlm.config import load_toml
 from behaviorlm.data.dataset import QUERY_WORDS
 from behaviorlm.explain import explain, social_reach
+from behaviorlm.explain.shapley import SAMPLES
 from behaviorlm.models import MODELS
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.schema import ACTIONS, SOURCES, Sequences
@@ -112,7 +113,7 @@ def main() -> None:
     parser.add_argument("--followers", type=int, default=1000)
     parser.add_argument("--follower-events", type=int, default=50, help="events per follower")
     parser.add_argument("--steps", type=int, default=32, help="integrated gradients steps")
-    parser.add_argument("--samples", type=int, default=64, help="shapley: orders sampled")
+    parser.add_argument("--samples", type=int, default=SAMPLES, help="shapley: orders sampled")
     parser.add_argument("--shapley-repeat", type=int, default=5, help="timed shapley calls")
     parser.add_argument("--max-len", default="200,50", help="model windows to measure")
     parser.add_argument("--repeat", type=int, default=30)

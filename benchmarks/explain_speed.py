@@ -17,10 +17,14 @@ Times the whole API call, default target (the top recommendation) included:
 * ``social_reach``: the influence of one share on 1,000 followers' timelines (goal 1 s).
 
 Prints one JSON line per measurement with the median and p90 over ``--repeat`` runs (after
-``--warmup`` runs). Example::
+``--warmup`` runs), and per call the CPU time (user and kernel) and the minor page faults.
+The process keeps freed memory for reuse, as the ``behaviorlm`` command and the server do
+(:func:`behaviorlm.allocator.retain_freed_memory`); ``--default-malloc`` measures with the C
+library's defaults instead. Example::
 
     python benchmarks/explain_speed.py --repeat 50
     python benchmarks/explain_speed.py --model hstu --threads 1
+    python benchmarks/explain_speed.py --cases occlusion --max-len 200 --default-malloc
     PYTHONPATH=other/src python benchmarks/explain_speed.py --label other  # another checkout
 """
 
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import time
 from collections.abc import Callable
 from functools import partial
@@ -37,6 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from behaviorlm.allocator import retain_freed_memory
 from behaviorlm.config import load_toml
 from behaviorlm.data.dataset import QUERY_WORDS
 from behaviorlm.explain import explain, social_reach
@@ -48,8 +54,9 @@ from behaviorlm.train.run import resolve_run_config
 from machine import machine_facts, peak_rss_mib
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "default"
+#: The measurements, in the order they run.
+CASES = ("occlusion", "integrated_gradients", "shapley", "social_reach")
 #: Per-event arrays of :class:`Sequences` besides ``offsets`` (``users`` is per row).
-
 FIELDS = (
     "users",
     "items",
@@ -91,16 +98,27 @@ def timelines(
     )
 
 
-def measure(call: Callable[[], object], warmup: int, repeat: int) -> list[float]:
-    """Wall times of ``repeat`` calls in milliseconds, after ``warmup`` untimed calls."""
+def measure(
+    call: Callable[[], object], warmup: int, repeat: int
+) -> tuple[list[float], dict[str, float]]:
+    """Wall times of ``repeat`` calls in milliseconds, after ``warmup`` untimed calls, and
+    per call over the timed calls: the process's CPU milliseconds (user, kernel) and minor
+    page faults (fresh pages the kernel had to map)."""
     for _ in range(warmup):
         call()
     out = []
+    before = resource.getrusage(resource.RUSAGE_SELF)
     for _ in range(repeat):
         start = time.perf_counter()
         call()
         out.append((time.perf_counter() - start) * 1000)
-    return out
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    per_call = {
+        "user_cpu_ms": (after.ru_utime - before.ru_utime) * 1000 / repeat,
+        "kernel_cpu_ms": (after.ru_stime - before.ru_stime) * 1000 / repeat,
+        "minor_page_faults": (after.ru_minflt - before.ru_minflt) / repeat,
+    }
+    return out, {k: round(v, 1) for k, v in per_call.items()}
 
 
 def main() -> None:
@@ -116,13 +134,31 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=SAMPLES, help="shapley: orders sampled")
     parser.add_argument("--shapley-repeat", type=int, default=5, help="timed shapley calls")
     parser.add_argument("--max-len", default="200,50", help="model windows to measure")
+    parser.add_argument(
+        "--cases",
+        default=",".join(CASES),
+        help=f"cases to measure, comma-separated (default all: {','.join(CASES)})",
+    )
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="leave the C library's malloc as it is (default: retain_freed_memory(), as the "
+        "behaviorlm command and the server do)",
+    )
     parser.add_argument("--label", default="", help="a name for this run, echoed in every line")
     parser.add_argument("overrides", nargs="*", help="extra section.key=value model overrides")
     args = parser.parse_intermixed_args()
+    # as the `behaviorlm` command and the server run (behaviorlm.allocator)
+    retained = not args.default_malloc and retain_freed_memory()
+    malloc = "freed memory retained" if retained else "C library defaults"
+    chosen = args.cases.split(",")
+    unknown = sorted(set(chosen) - set(CASES))
+    if unknown:
+        parser.error(f"unknown cases {unknown}; choose from {', '.join(CASES)}")
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -178,10 +214,10 @@ def main() -> None:
                 {"followers": args.followers, "follower_events": args.follower_events},
             ),
         ]
-        for name, call, goal, extra in cases:
+        for name, call, goal, extra in (case for case in cases if case[0] in chosen):
             slow = name == "shapley"  # seconds a call: fewer calls
             repeat = min(args.repeat, args.shapley_repeat) if slow else args.repeat
-            ms = measure(call, min(args.warmup, 1) if slow else args.warmup, repeat)
+            ms, per_call = measure(call, min(args.warmup, 1) if slow else args.warmup, repeat)
             median = float(np.median(ms))
             line = {
                 "benchmark": "explain_speed",
@@ -198,6 +234,8 @@ def main() -> None:
                 "median_ms": round(median, 1),
                 "p90_ms": round(float(np.percentile(ms, 90)), 1),
                 "min_ms": round(float(np.min(ms)), 1),
+                "per_call": per_call,
+                "malloc": malloc,
                 "goal_ms": goal,
                 "meets_goal": None if goal is None else median <= goal,
                 "threads": torch.get_num_threads(),

@@ -19,6 +19,7 @@ anything imported it.
 
 from __future__ import annotations
 
+from behaviorlm.allocator import retain_freed_memory
 from behaviorlm.artifact import Artifact
 from behaviorlm.data.dataset import Dataset
 from behaviorlm.data.errors import DataError
@@ -78,6 +79,7 @@ __all__ = [
     "rank_influencers",
     "read",
     "recommend",
+    "retain_freed_memory",
     "simulate",
     "social_reach",
     "temporal_split",

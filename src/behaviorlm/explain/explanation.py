@@ -26,7 +26,7 @@ Methods
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -192,23 +192,22 @@ def _set_aside_target_events(
 
 def _described(
     history: Sequences, flat: np.ndarray, index: np.ndarray, social_source: int
-) -> tuple[EventInfluence, ...]:
-    """The events at flat indices ``flat`` of ``history``, named by timeline positions
-    ``index``, without influence values yet."""
+) -> list[dict[str, Any]]:
+    """The fields of :class:`EventInfluence` of the events at flat indices ``flat`` of
+    ``history``, named by timeline positions ``index``, without influence values."""
     kinds = event_kinds(history, flat, social_source)
-    who = history.followees()
-    return tuple(
-        EventInfluence(
-            index=int(position),
-            event_id=int(history.event_ids[i]),
-            item=int(history.items[i]),
-            action=int(history.actions[i]),
-            timestamp=int(history.timestamps[i]),
-            kind=kind,
-            followee=int(who[i]),
-        )
-        for i, position, kind in zip(flat, index, kinds, strict=True)
+    columns = zip(
+        index.tolist(),
+        history.event_ids[flat].tolist(),
+        history.items[flat].tolist(),
+        history.actions[flat].tolist(),
+        history.timestamps[flat].tolist(),
+        kinds,
+        history.followees()[flat].tolist(),
+        strict=True,
     )
+    names = ("index", "event_id", "item", "action", "timestamp", "kind", "followee")
+    return [dict(zip(names, values, strict=True)) for values in columns]
 
 
 def _clean(value: Any) -> Any:
@@ -298,13 +297,15 @@ def explain(
         whole = history
         history, positions, set_aside = _set_aside_target_events(history, chosen)
         # in the whole (single-row) timeline a flat index is the timeline position
-        aside = _described(whole, set_aside, set_aside, social_source)
+        aside = tuple(
+            EventInfluence(**f) for f in _described(whole, set_aside, set_aside, social_source)
+        )
     events = window(net, history)
     described = _described(history, events, positions[events], social_source)
     ablation = ablate_groups(net, history, chosen)
 
     def event(k: int, **values: Any) -> EventInfluence:
-        return replace(described[k], **values)
+        return EventInfluence(**described[k], **values)
 
     common: dict[str, Any] = {
         "model": net.name,
@@ -324,7 +325,7 @@ def explain(
             event(k, logit=float(d_logit[k]), probability=float(d_prob[k]))
             for k in range(len(events))
         )
-        kind = np.asarray([e.kind for e in described])
+        kind = np.asarray([e["kind"] for e in described])
 
         def summed(g: str) -> tuple[float | None, float | None]:
             if g not in EVENT_KINDS:  # context groups have no events of their own

@@ -125,7 +125,8 @@ def _scores(
     else:
         logits = module.action_head(hidden).float()  # (B, A) every action code, as trained
         column = target.id
-    return logits[:, column], torch.log_softmax(logits, dim=-1)[:, column].exp()
+    # the target's column of the log-softmax, without writing the whole (B, N) log-softmax
+    return logits[:, column], (logits[:, column] - torch.logsumexp(logits, dim=-1)).exp()
 
 
 def window(model: NeuralRecommender, history: Sequences) -> np.ndarray:

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 import uvicorn
 
+from behaviorlm.allocator import retain_freed_memory
 from behaviorlm.artifact import META_FILE
 from behaviorlm.data.errors import DataError
 from behaviorlm.serve.app import create_app
@@ -65,11 +66,13 @@ def run_server(
     request. ``threads`` is torch's intra-op threads: 1 by default, because requests are
     batched across clients instead, and on 2 cores a second torch thread took CPU from the
     event loop (closed-loop throughput 636 requests/s with 2 threads, 734 with 1).
-    ``traced`` runs a neural model through TorchScript traces (``create_app``).
+    ``traced`` runs a neural model through TorchScript traces (``create_app``). Freed memory
+    stays in the process for reuse (:func:`behaviorlm.allocator.retain_freed_memory`).
     """
     if threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
     torch.set_num_threads(threads)
+    retain_freed_memory()
     if not (Path(artifact_path) / META_FILE).is_file():
         raise DataError(
             f"{artifact_path} is not a behaviorlm artifact (no {META_FILE})",

@@ -1,0 +1,97 @@
+"""Keep freed memory in the process for reuse, so repeated tensor work does not page-fault.
+
+Torch allocates CPU tensors with ``malloc``. With its defaults, glibc's malloc hands large
+blocks back to the kernel when they are freed: blocks above its mmap threshold (128 KiB at
+first, raised up to 32 MiB as it sees large blocks freed) are unmapped, and free space above
+the trim threshold at the top of the heap is trimmed. The next large tensor then gets fresh
+pages, which the kernel zero-fills on first touch, one page fault per 4 KiB. Work that makes
+many large temporaries of varying sizes pays this again on every call: one occlusion
+explanation of a 200-event timeline (about 200 batched deletions, ``behaviorlm.explain``)
+took about 5,000 page faults and a tenth of its CPU time in the kernel
+(``benchmarks/explain_speed.py --default-malloc`` against the default run).
+
+:func:`retain_freed_memory` sets both thresholds once for the process: blocks up to 32 MiB
+come from the heap, and up to 128 MiB of free space stays at its top, so the same pages
+serve call after call. Larger blocks are still mapped and unmapped as before, which bounds
+what the process keeps. ``behaviorlm serve`` and the ``behaviorlm`` command call it at
+start; a Python program that explains many timelines can call it itself.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+
+#: ``mallopt`` parameters (glibc's ``malloc.h``).
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+#: glibc refuses an mmap threshold above this (``DEFAULT_MMAP_THRESHOLD_MAX`` on 64 bits).
+MAX_MMAP_THRESHOLD_MIB = 32
+#: Environment variables through which a user sets these themselves (then left alone).
+USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
+
+
+def user_configured(environ: dict[str, str] | None = None) -> bool:
+    """Whether the environment already tunes glibc's malloc thresholds.
+
+    Examples
+    --------
+    >>> user_configured({"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=1"})
+    True
+    >>> user_configured({"PATH": "/bin"})
+    False
+    """
+    env = os.environ if environ is None else environ
+    return any(name in env for name in USER_SETTINGS) or "glibc.malloc." in env.get(
+        "GLIBC_TUNABLES", ""
+    )
+
+
+def retain_freed_memory(mmap_threshold_mib: int = 32, trim_threshold_mib: int = 128) -> bool:
+    """Have glibc's malloc keep freed memory for reuse instead of returning it to the kernel.
+
+    Blocks up to ``mmap_threshold_mib`` come from the heap instead of their own mappings, and
+    up to ``trim_threshold_mib`` of free space stays at the top of the heap. Process-wide and
+    for the rest of the process's life; the cost is memory the process holds after a peak
+    (at most the free space between live blocks and ``trim_threshold_mib`` at the top).
+
+    Parameters
+    ----------
+    mmap_threshold_mib : int
+        Largest block served from the heap, 1 to 32 MiB (glibc's limit).
+    trim_threshold_mib : int
+        Free space kept at the top of the heap, 1 to 2047 MiB (a C ``int`` of bytes).
+
+    Returns
+    -------
+    bool
+        True where the settings took effect; False on a C library other than glibc (macOS,
+        musl: nothing is changed) and where the environment already sets these thresholds
+        (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_`` or a
+        ``glibc.malloc`` entry of ``GLIBC_TUNABLES``), which win.
+
+    Examples
+    --------
+    >>> import behaviorlm as blm
+    >>> blm.retain_freed_memory() in (True, False)  # True on Linux with glibc
+    True
+    """
+    if not 1 <= mmap_threshold_mib <= MAX_MMAP_THRESHOLD_MIB:
+        raise ValueError(
+            f"mmap_threshold_mib must be 1..{MAX_MMAP_THRESHOLD_MIB}, got {mmap_threshold_mib}"
+        )
+    if not 1 <= trim_threshold_mib <= 2047:
+        raise ValueError(f"trim_threshold_mib must be 1..2047, got {trim_threshold_mib}")
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc" or user_configured():
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    mib = 1 << 20
+    return bool(
+        mallopt(M_MMAP_THRESHOLD, mmap_threshold_mib * mib)
+        and mallopt(M_TRIM_THRESHOLD, trim_threshold_mib * mib)
+    )

@@ -46,6 +46,7 @@ Examples::
     behaviorlm train sim.ds markov --out runs/markov
     python benchmarks/serve_load.py runs/markov --duration 10 --warmup 2
     python benchmarks/serve_load.py runs/markov --duration 10 --rate 400  # open loop
+    python benchmarks/serve_load.py runs/markov --duration 10 --retain-freed-memory
     # against a server already running on 127.0.0.1:8000 (process id 1234)
     python benchmarks/serve_load.py runs/markov --url http://127.0.0.1:8000 --server-pid 1234
 """
@@ -287,6 +288,9 @@ async def run(args: argparse.Namespace, base: str, pid: int | None, load: Load) 
             "event": "result",
             "loop": "open" if args.rate else "closed",
             "model_pass": "eager" if args.eager else "traced",
+            "server_malloc": (
+                "freed memory retained" if args.retain_freed_memory else "C library defaults"
+            ),
             "rate": args.rate or None,
             "clients": args.clients,
             "seconds": round(wall, 2),
@@ -344,6 +348,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="start the server with --no-trace (its model runs eagerly; with --url: a label only)",
     )
+    p.add_argument(
+        "--retain-freed-memory",
+        action="store_true",
+        help="start the server with --retain-freed-memory (behaviorlm.allocator; with --url: a "
+        "label only)",
+    )
     args = p.parse_args(argv)
     if args.duration <= 0:
         p.error("--duration must be positive")
@@ -381,6 +391,9 @@ def main(argv: list[str] | None = None) -> None:
             "rate": args.rate or None,
             "loop": "open" if args.rate else "closed",
             "model_pass": "eager" if args.eager else "traced",
+            "server_malloc": (
+                "freed memory retained" if args.retain_freed_memory else "C library defaults"
+            ),
             "duration_s": args.duration,
             "warmup_s": args.warmup,
             "recommend_share": args.recommend_share,
@@ -403,7 +416,10 @@ def main(argv: list[str] | None = None) -> None:
                 store_url,
                 Path(folder) / "server.log",
                 timeout_s=START_TIMEOUT_S,
-                options=["--no-trace"] if args.eager else [],
+                options=[
+                    *(["--no-trace"] if args.eager else []),
+                    *(["--retain-freed-memory"] if args.retain_freed_memory else []),
+                ],
             )
         except RuntimeError as exc:
             raise SystemExit(str(exc)) from None

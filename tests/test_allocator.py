@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 
 import pytest
 
-from behaviorlm.allocator import USER_SETTINGS, retain_freed_memory, user_configured
+from behaviorlm.allocator import (
+    OPT_OUT,
+    USER_SETTINGS,
+    is_glibc,
+    retain_freed_memory,
+    user_configured,
+)
 
-GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+GLIBC = is_glibc()
 
 #: One occlusion explanation of a 200-event timeline, repeated; prints its minor page faults.
 WORKLOAD = """
@@ -40,6 +45,7 @@ print(json.dumps((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) /
 def faults_per_call(mode: str) -> float:
     env = {k: v for k, v in os.environ.items() if k not in USER_SETTINGS}
     env.pop("GLIBC_TUNABLES", None)
+    env.pop(OPT_OUT, None)
     env["OMP_NUM_THREADS"] = "1"
     done = subprocess.run(
         [sys.executable, "-c", WORKLOAD, mode],
@@ -63,21 +69,22 @@ def test_retained_memory_spares_the_page_faults_of_repeated_explanations() -> No
 
 @pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
 def test_settings_take_effect_without_user_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (*USER_SETTINGS, "GLIBC_TUNABLES"):
+    for name in (*USER_SETTINGS, "GLIBC_TUNABLES", OPT_OUT):
         monkeypatch.delenv(name, raising=False)
     assert retain_freed_memory() is True
     assert retain_freed_memory() is True  # idempotent
 
 
 @pytest.mark.parametrize(
-    "name,value",
+    ("name", "value"),
     [
         ("MALLOC_TRIM_THRESHOLD_", "1048576"),
         ("MALLOC_MMAP_THRESHOLD_", "131072"),
         ("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1048576"),
+        ("BEHAVIORLM_MALLOC", "default"),
     ],
 )
-def test_the_users_own_settings_win(
+def test_the_users_own_settings_and_the_opt_out_win(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str
 ) -> None:
     monkeypatch.setenv(name, value)
@@ -89,7 +96,7 @@ def test_other_tunables_are_not_malloc_settings() -> None:
     assert not user_configured({"GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX2"})
 
 
-@pytest.mark.parametrize("mmap,trim", [(0, 128), (33, 128), (32, 0), (32, 2048)])
+@pytest.mark.parametrize(("mmap", "trim"), [(0, 128), (33, 128), (32, 0), (32, 2048)])
 def test_thresholds_out_of_range_are_refused(mmap: int, trim: int) -> None:
     with pytest.raises(ValueError, match="threshold_mib must be"):
         retain_freed_memory(mmap_threshold_mib=mmap, trim_threshold_mib=trim)

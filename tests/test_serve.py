@@ -543,6 +543,28 @@ def test_serve_cli_passes_no_trace_on(
     assert [c["traced"] for c in calls] == [True, False]
 
 
+def test_server_retains_freed_memory_only_when_asked(
+    sasrec_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import behaviorlm.cli
+    import behaviorlm.serve
+    import behaviorlm.serve.server
+
+    asked: list[str] = []
+    for module in (behaviorlm.cli, behaviorlm.serve.server):
+        name = module.__name__
+        monkeypatch.setattr(module, "retain_freed_memory", lambda n=name: asked.append(n))
+    monkeypatch.setattr(behaviorlm.serve.server.uvicorn, "run", lambda *a, **kw: None)
+    store = f"sqlite:///{tmp_path / 'ev.db'}"
+    assert behaviorlm.cli.main(["serve", str(sasrec_dir), "--store", store]) == 0
+    assert asked == []  # the command retains freed memory, but not for the server
+    flag = ["--retain-freed-memory"]
+    assert behaviorlm.cli.main(["serve", str(sasrec_dir), "--store", store, *flag]) == 0
+    assert asked == ["behaviorlm.serve.server"]
+    assert behaviorlm.cli.main(["simulate", "--users", "20", str(tmp_path / "sim")]) == 0
+    assert asked == ["behaviorlm.serve.server", "behaviorlm.cli"]
+
+
 # ---------------------------------------------------------------------------- explanations
 
 

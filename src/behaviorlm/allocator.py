@@ -7,14 +7,17 @@ the trim threshold at the top of the heap is trimmed. The next large tensor then
 pages, which the kernel zero-fills on first touch, one page fault per 4 KiB. Work that makes
 many large temporaries of varying sizes pays this again on every call: one occlusion
 explanation of a 200-event timeline (about 200 batched deletions, ``behaviorlm.explain``)
-took about 5,000 page faults and a tenth of its CPU time in the kernel
-(``benchmarks/explain_speed.py --default-malloc`` against the default run).
+made 2,900 to 3,900 page faults and spent 8 to 9 % of its CPU time in the kernel
+(``benchmarks/explain_speed.py --default-malloc``; ``benchmarks/RESULTS.md``).
 
 :func:`retain_freed_memory` sets both thresholds once for the process: blocks up to 32 MiB
 come from the heap, and up to 128 MiB of free space stays at its top, so the same pages
 serve call after call. Larger blocks are still mapped and unmapped as before, which bounds
-what the process keeps. ``behaviorlm serve`` and the ``behaviorlm`` command call it at
-start; a Python program that explains many timelines can call it itself.
+what the process keeps. The ``behaviorlm`` command calls it at start
+(``BEHAVIORLM_MALLOC=default`` in the environment keeps the C library's defaults), except
+``behaviorlm serve``: a recommendation request of the server faults no pages either way, and
+the server started a few MiB larger with it (``benchmarks/RESULTS.md``). A Python program that
+explains many timelines can call it itself.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+from collections.abc import Mapping
 
 #: ``mallopt`` parameters (glibc's ``malloc.h``).
 M_TRIM_THRESHOLD = -1
@@ -30,22 +34,32 @@ M_MMAP_THRESHOLD = -3
 MAX_MMAP_THRESHOLD_MIB = 32
 #: Environment variables through which a user sets these themselves (then left alone).
 USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
+#: ``BEHAVIORLM_MALLOC=default`` keeps the C library's defaults.
+OPT_OUT = "BEHAVIORLM_MALLOC"
 
 
-def user_configured(environ: dict[str, str] | None = None) -> bool:
-    """Whether the environment already tunes glibc's malloc thresholds.
+def user_configured(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the environment already tunes glibc's malloc thresholds, or asks for the C
+    library's defaults (``BEHAVIORLM_MALLOC=default``).
 
     Examples
     --------
     >>> user_configured({"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=1"})
     True
-    >>> user_configured({"PATH": "/bin"})
-    False
+    >>> user_configured({"PATH": "/bin"}), user_configured({"BEHAVIORLM_MALLOC": "default"})
+    (False, True)
     """
     env = os.environ if environ is None else environ
-    return any(name in env for name in USER_SETTINGS) or "glibc.malloc." in env.get(
-        "GLIBC_TUNABLES", ""
+    return (
+        any(name in env for name in USER_SETTINGS)
+        or "glibc.malloc." in env.get("GLIBC_TUNABLES", "")
+        or env.get(OPT_OUT, "") == "default"
     )
+
+
+def is_glibc() -> bool:
+    """Whether this process runs on Linux with glibc, whose ``mallopt`` this module sets."""
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
 
 def retain_freed_memory(mmap_threshold_mib: int = 32, trim_threshold_mib: int = 128) -> bool:
@@ -67,9 +81,10 @@ def retain_freed_memory(mmap_threshold_mib: int = 32, trim_threshold_mib: int = 
     -------
     bool
         True where the settings took effect; False on a C library other than glibc (macOS,
-        musl: nothing is changed) and where the environment already sets these thresholds
+        musl: nothing is changed), where the environment already sets these thresholds
         (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_`` or a
-        ``glibc.malloc`` entry of ``GLIBC_TUNABLES``), which win.
+        ``glibc.malloc`` entry of ``GLIBC_TUNABLES``), which win, and where
+        ``BEHAVIORLM_MALLOC=default`` asks for the C library's defaults.
 
     Examples
     --------
@@ -83,7 +98,7 @@ def retain_freed_memory(mmap_threshold_mib: int = 32, trim_threshold_mib: int = 
         )
     if not 1 <= trim_threshold_mib <= 2047:
         raise ValueError(f"trim_threshold_mib must be 1..2047, got {trim_threshold_mib}")
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc" or user_configured():
+    if not is_glibc() or user_configured():
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt

@@ -371,6 +371,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         access_log=args.access_log,
         threads=args.threads,
         traced=not args.no_trace,
+        retain_memory=args.retain_freed_memory,
     )
 
 
@@ -549,6 +550,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="log every request (off by default: /metrics counts them, and the log line "
         "costs CPU on every request)",
     )
+    p.add_argument(
+        "--retain-freed-memory",
+        action="store_true",
+        help="keep freed memory in the process for reuse (behaviorlm.allocator): faster "
+        "explanations of long windows, no gain for recommendations, a few MiB more memory",
+    )
 
     p = sub.add_parser(
         "export-events",
@@ -573,12 +580,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     A ``train`` worker of a multi-process ``torchrun`` launch does not return: it leaves
     through :func:`behaviorlm.train.distributed.finish` with the status.
     """
-    retain_freed_memory()  # fewer page faults in repeated tensor work (behaviorlm.allocator)
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv  # accepted before or after the command
     args, extra = parser.parse_known_args([a for a in argv if a != "--debug"])
     args.debug = debug
+    if args.command != "serve":  # fewer page faults in repeated tensor work; not the server's
+        retain_freed_memory()  # hot path, whose requests fault no pages (behaviorlm.allocator)
     launch = _torchrun_launch() if args.command == "train" else None
     if launch is None:
         return _run(parser, args, extra)

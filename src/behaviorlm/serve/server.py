@@ -58,6 +58,7 @@ def run_server(
     access_log: bool = False,
     threads: int = 1,
     traced: bool = True,
+    retain_memory: bool = False,
 ) -> None:
     """Serve until interrupted (SIGINT / SIGTERM stop it gracefully).
 
@@ -66,13 +67,17 @@ def run_server(
     request. ``threads`` is torch's intra-op threads: 1 by default, because requests are
     batched across clients instead, and on 2 cores a second torch thread took CPU from the
     event loop (closed-loop throughput 636 requests/s with 2 threads, 734 with 1).
-    ``traced`` runs a neural model through TorchScript traces (``create_app``). Freed memory
-    stays in the process for reuse (:func:`behaviorlm.allocator.retain_freed_memory`).
+    ``traced`` runs a neural model through TorchScript traces (``create_app``).
+    ``retain_memory`` keeps freed memory in the process for reuse
+    (:func:`behaviorlm.allocator.retain_freed_memory`): off by default, since recommendation
+    requests make no page faults either way and the server starts a few MiB larger with it;
+    it speeds up explanations of long windows (benchmarks/RESULTS.md).
     """
     if threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
     torch.set_num_threads(threads)
-    retain_freed_memory()
+    if retain_memory:
+        retain_freed_memory()
     if not (Path(artifact_path) / META_FILE).is_file():
         raise DataError(
             f"{artifact_path} is not a behaviorlm artifact (no {META_FILE})",

@@ -15,9 +15,10 @@ come from the heap, and up to 128 MiB of free space stays at its top, so the sam
 serve call after call. Larger blocks are still mapped and unmapped as before, which bounds
 what the process keeps. The ``behaviorlm`` command calls it at start
 (``BEHAVIORLM_MALLOC=default`` in the environment keeps the C library's defaults), except
-``behaviorlm serve``: a recommendation request of the server faults no pages either way, and
-the server started a few MiB larger with it (``benchmarks/RESULTS.md``). A Python program that
-explains many timelines can call it itself.
+``behaviorlm serve``, which does only with ``--retain-freed-memory``: the server's
+recommendations gained nothing from it, and it started a few MiB larger with it
+(``benchmarks/RESULTS.md``). A Python program that explains many timelines can call it
+itself.
 """
 
 from __future__ import annotations

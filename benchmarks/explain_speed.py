@@ -18,9 +18,10 @@ Times the whole API call, default target (the top recommendation) included:
 
 Prints one JSON line per measurement with the median and p90 over ``--repeat`` runs (after
 ``--warmup`` runs), and per call the CPU time (user and kernel) and the minor page faults.
-The process keeps freed memory for reuse, as the ``behaviorlm`` command and the server do
-(:func:`behaviorlm.allocator.retain_freed_memory`); ``--default-malloc`` measures with the C
-library's defaults instead. Example::
+The process keeps freed memory for reuse, as the ``behaviorlm`` command does (the server
+only with ``--retain-freed-memory``; :func:`behaviorlm.allocator.retain_freed_memory`);
+``--default-malloc`` measures with the C library's defaults instead (each line's ``malloc``
+says which; lines without it were measured with the defaults). Example::
 
     python benchmarks/explain_speed.py --repeat 50
     python benchmarks/explain_speed.py --model hstu --threads 1
@@ -51,7 +52,7 @@ from behaviorlm.models import MODELS
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.schema import ACTIONS, SOURCES, Sequences
 from behaviorlm.train.run import resolve_run_config
-from machine import machine_facts, peak_rss_mib
+from machine import machine_facts, malloc_label, peak_rss_mib
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "default"
 #: The measurements, in the order they run.
@@ -147,14 +148,13 @@ def main() -> None:
         "--default-malloc",
         action="store_true",
         help="leave the C library's malloc as it is (default: retain_freed_memory(), as the "
-        "behaviorlm command and the server do)",
+        "behaviorlm command does)",
     )
     parser.add_argument("--label", default="", help="a name for this run, echoed in every line")
     parser.add_argument("overrides", nargs="*", help="extra section.key=value model overrides")
     args = parser.parse_intermixed_args()
-    # as the `behaviorlm` command and the server run (behaviorlm.allocator)
-    retained = not args.default_malloc and retain_freed_memory()
-    malloc = "freed memory retained" if retained else "C library defaults"
+    # as the `behaviorlm` command runs (behaviorlm.allocator)
+    malloc = malloc_label(not args.default_malloc and retain_freed_memory())
     chosen = args.cases.split(",")
     unknown = sorted(set(chosen) - set(CASES))
     if unknown:

@@ -27,3 +27,18 @@ def peak_rss_mib(children: bool = False) -> float:
     """Peak resident memory of this process (or of its finished children) in MiB."""
     who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
     return round(resource.getrusage(who).ru_maxrss / 1024, 1)
+
+
+def malloc_label(retained: bool) -> str:
+    """How a benchmarked process's malloc runs, for its JSON lines: ``retained`` is whether
+    it keeps freed memory for reuse (``behaviorlm.allocator``); otherwise the environment's
+    own malloc settings or preloaded allocator, where it has them, else glibc's defaults.
+    (Lines without the field were measured with the defaults.)"""
+    from behaviorlm.allocator import OPT_OUT, user_configured
+
+    if retained:
+        return "freed memory retained"
+    settings = {k: v for k, v in os.environ.items() if k != OPT_OUT}
+    if user_configured(settings):
+        return "the environment's malloc settings"
+    return "C library defaults"

@@ -71,8 +71,10 @@ import aiohttp
 import numpy as np
 
 import behaviorlm as blm
+from behaviorlm.allocator import is_glibc, user_configured
 from behaviorlm.serve.process import start_server
 from behaviorlm.serve.server import is_loopback
+from machine import malloc_label
 
 #: Longest run accepted (seconds of measurement plus warm-up).
 MAX_SECONDS = 3600.0
@@ -288,9 +290,7 @@ async def run(args: argparse.Namespace, base: str, pid: int | None, load: Load) 
             "event": "result",
             "loop": "open" if args.rate else "closed",
             "model_pass": "eager" if args.eager else "traced",
-            "server_malloc": (
-                "freed memory retained" if args.retain_freed_memory else "C library defaults"
-            ),
+            "server_malloc": server_malloc(args),
             "rate": args.rate or None,
             "clients": args.clients,
             "seconds": round(wall, 2),
@@ -375,6 +375,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def server_malloc(args: argparse.Namespace) -> str:
+    """How the server's malloc runs (``behaviorlm.allocator``): it inherits this process's
+    environment, whose malloc settings win over ``--retain-freed-memory``. With ``--url``, a
+    label from this process's environment."""
+    retained = args.retain_freed_memory and is_glibc() and not user_configured()
+    return malloc_label(retained)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     dataset = blm.Artifact.load(args.artifact).dataset
@@ -391,9 +399,7 @@ def main(argv: list[str] | None = None) -> None:
             "rate": args.rate or None,
             "loop": "open" if args.rate else "closed",
             "model_pass": "eager" if args.eager else "traced",
-            "server_malloc": (
-                "freed memory retained" if args.retain_freed_memory else "C library defaults"
-            ),
+            "server_malloc": server_malloc(args),
             "duration_s": args.duration,
             "warmup_s": args.warmup,
             "recommend_share": args.recommend_share,

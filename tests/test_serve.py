@@ -555,6 +555,8 @@ def test_server_retains_freed_memory_only_when_asked(
         name = module.__name__
         monkeypatch.setattr(module, "retain_freed_memory", lambda n=name: asked.append(n))
     monkeypatch.setattr(behaviorlm.serve.server.uvicorn, "run", lambda *a, **kw: None)
+    # run_server sets torch's threads for the process; keep this test process's as they are
+    monkeypatch.setattr(behaviorlm.serve.server.torch, "set_num_threads", lambda n: None)
     store = f"sqlite:///{tmp_path / 'ev.db'}"
     assert behaviorlm.cli.main(["serve", str(sasrec_dir), "--store", store]) == 0
     assert asked == []  # the command retains freed memory, but not for the server

@@ -16,9 +16,11 @@ serve call after call. Larger blocks are still mapped and unmapped as before, wh
 what the process keeps. The ``behaviorlm`` command calls it at start
 (``BEHAVIORLM_MALLOC=default`` in the environment keeps the C library's defaults), except
 ``behaviorlm serve``, which does only with ``--retain-freed-memory``: the server's
-recommendations gained nothing from it, and it started a few MiB larger with it
-(``benchmarks/RESULTS.md``). A Python program that explains many timelines can call it
-itself.
+recommendations gained nothing from it (``benchmarks/RESULTS.md``). A Python program that
+explains many timelines can call it itself.
+
+It changes glibc's own malloc only: under an allocator preloaded in its place (jemalloc,
+tcmalloc, mimalloc through ``LD_PRELOAD``) it does nothing.
 """
 
 from __future__ import annotations
@@ -35,25 +37,49 @@ M_MMAP_THRESHOLD = -3
 MAX_MMAP_THRESHOLD_MIB = 32
 #: Environment variables through which a user sets these themselves (then left alone).
 USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
-#: ``BEHAVIORLM_MALLOC=default`` keeps the C library's defaults.
+#: The same settings as ``GLIBC_TUNABLES`` entries.
+USER_TUNABLES = (
+    "glibc.malloc.mmap_threshold",
+    "glibc.malloc.trim_threshold",
+    "glibc.malloc.top_pad",
+)
+#: ``BEHAVIORLM_MALLOC=default`` keeps the C library's defaults (other values are ignored).
 OPT_OUT = "BEHAVIORLM_MALLOC"
+#: Allocators that replace glibc's malloc when preloaded (``LD_PRELOAD``).
+PRELOADED = ("jemalloc", "tcmalloc", "mimalloc")
 
 
 def user_configured(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether the environment already tunes glibc's malloc thresholds, or asks for the C
-    library's defaults (``BEHAVIORLM_MALLOC=default``).
+    """Whether the environment sets malloc itself, so :func:`retain_freed_memory` leaves it.
+
+    True where the environment sets glibc's thresholds (:data:`USER_SETTINGS`, or the same
+    entries of ``GLIBC_TUNABLES``), preloads another allocator (:data:`PRELOADED`), or asks
+    for the C library's defaults (``BEHAVIORLM_MALLOC=default``).
+
+    Parameters
+    ----------
+    environ : mapping, optional
+        The environment to read (default ``os.environ``).
+
+    Returns
+    -------
+    bool
 
     Examples
     --------
     >>> user_configured({"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=1"})
     True
+    >>> user_configured({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})  # not a threshold
+    False
     >>> user_configured({"PATH": "/bin"}), user_configured({"BEHAVIORLM_MALLOC": "default"})
     (False, True)
     """
     env = os.environ if environ is None else environ
+    tunables = env.get("GLIBC_TUNABLES", "")
     return (
         any(name in env for name in USER_SETTINGS)
-        or "glibc.malloc." in env.get("GLIBC_TUNABLES", "")
+        or any(name in tunables for name in USER_TUNABLES)
+        or any(name in env.get("LD_PRELOAD", "") for name in PRELOADED)
         or env.get(OPT_OUT, "") == "default"
     )
 
@@ -81,17 +107,20 @@ def retain_freed_memory(mmap_threshold_mib: int = 32, trim_threshold_mib: int = 
     Returns
     -------
     bool
-        True where the settings took effect; False on a C library other than glibc (macOS,
-        musl: nothing is changed), where the environment already sets these thresholds
-        (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_`` or a
-        ``glibc.malloc`` entry of ``GLIBC_TUNABLES``), which win, and where
-        ``BEHAVIORLM_MALLOC=default`` asks for the C library's defaults.
+        True where the settings took effect; False, with nothing changed, on a C library
+        other than glibc (macOS, musl) and where :func:`user_configured` (the environment's
+        own malloc settings win). False also where glibc refuses a setting; the mmap
+        threshold may then be set without the trim threshold.
 
     Examples
     --------
     >>> import behaviorlm as blm
-    >>> blm.retain_freed_memory() in (True, False)  # True on Linux with glibc
+    >>> blm.retain_freed_memory()  # doctest: +SKIP
     True
+    >>> blm.retain_freed_memory(trim_threshold_mib=4096)
+    Traceback (most recent call last):
+    ...
+    ValueError: trim_threshold_mib must be 1..2047, got 4096
     """
     if not 1 <= mmap_threshold_mib <= MAX_MMAP_THRESHOLD_MIB:
         raise ValueError(

@@ -554,7 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--retain-freed-memory",
         action="store_true",
         help="keep freed memory in the process for reuse (behaviorlm.allocator): faster "
-        "explanations of long windows, no gain for recommendations, a few MiB more memory",
+        "explanations of long windows, no gain for recommendations",
     )
 
     p = sub.add_parser(

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -190,11 +190,23 @@ def _set_aside_target_events(
     return history.take_events(~on_target), np.flatnonzero(~on_target), np.flatnonzero(on_target)
 
 
+class _EventFields(TypedDict):
+    """The fields of :class:`EventInfluence` that describe the event (no influence values)."""
+
+    index: int
+    event_id: int
+    item: int
+    action: int
+    timestamp: int
+    kind: str
+    followee: int
+
+
 def _described(
     history: Sequences, flat: np.ndarray, index: np.ndarray, social_source: int
-) -> list[dict[str, Any]]:
-    """The fields of :class:`EventInfluence` of the events at flat indices ``flat`` of
-    ``history``, named by timeline positions ``index``, without influence values."""
+) -> list[_EventFields]:
+    """The events at flat indices ``flat`` of ``history``, named by timeline positions
+    ``index``, without influence values."""
     kinds = event_kinds(history, flat, social_source)
     columns = zip(
         index.tolist(),
@@ -206,8 +218,10 @@ def _described(
         history.followees()[flat].tolist(),
         strict=True,
     )
-    names = ("index", "event_id", "item", "action", "timestamp", "kind", "followee")
-    return [dict(zip(names, values, strict=True)) for values in columns]
+    return [
+        _EventFields(index=i, event_id=e, item=it, action=a, timestamp=t, kind=k, followee=f)
+        for i, e, it, a, t, k, f in columns
+    ]
 
 
 def _clean(value: Any) -> Any:

@@ -70,8 +70,8 @@ def run_server(
     ``traced`` runs a neural model through TorchScript traces (``create_app``).
     ``retain_memory`` keeps freed memory in the process for reuse
     (:func:`behaviorlm.allocator.retain_freed_memory`): off by default, since recommendation
-    requests make no page faults either way and the server starts a few MiB larger with it;
-    it speeds up explanations of long windows (benchmarks/RESULTS.md).
+    requests gained nothing from it in load runs; explanations of long windows took less
+    CPU with it through the Python API (benchmarks/RESULTS.md), not measured in the server.
     """
     if threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")

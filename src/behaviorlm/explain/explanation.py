@@ -26,8 +26,8 @@ Methods
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, TypedDict
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -190,38 +190,25 @@ def _set_aside_target_events(
     return history.take_events(~on_target), np.flatnonzero(~on_target), np.flatnonzero(on_target)
 
 
-class _EventFields(TypedDict):
-    """The fields of :class:`EventInfluence` that describe the event (no influence values)."""
-
-    index: int
-    event_id: int
-    item: int
-    action: int
-    timestamp: int
-    kind: str
-    followee: int
-
-
 def _described(
     history: Sequences, flat: np.ndarray, index: np.ndarray, social_source: int
-) -> list[_EventFields]:
+) -> tuple[EventInfluence, ...]:
     """The events at flat indices ``flat`` of ``history``, named by timeline positions
-    ``index``, without influence values."""
+    ``index``, without influence values yet."""
     kinds = event_kinds(history, flat, social_source)
-    columns = zip(
-        index.tolist(),
-        history.event_ids[flat].tolist(),
-        history.items[flat].tolist(),
-        history.actions[flat].tolist(),
-        history.timestamps[flat].tolist(),
-        kinds,
-        history.followees()[flat].tolist(),
-        strict=True,
+    who = history.followees()
+    return tuple(
+        EventInfluence(
+            index=int(position),
+            event_id=int(history.event_ids[i]),
+            item=int(history.items[i]),
+            action=int(history.actions[i]),
+            timestamp=int(history.timestamps[i]),
+            kind=kind,
+            followee=int(who[i]),
+        )
+        for i, position, kind in zip(flat, index, kinds, strict=True)
     )
-    return [
-        _EventFields(index=i, event_id=e, item=it, action=a, timestamp=t, kind=k, followee=f)
-        for i, e, it, a, t, k, f in columns
-    ]
 
 
 def _clean(value: Any) -> Any:
@@ -311,15 +298,13 @@ def explain(
         whole = history
         history, positions, set_aside = _set_aside_target_events(history, chosen)
         # in the whole (single-row) timeline a flat index is the timeline position
-        aside = tuple(
-            EventInfluence(**f) for f in _described(whole, set_aside, set_aside, social_source)
-        )
+        aside = _described(whole, set_aside, set_aside, social_source)
     events = window(net, history)
     described = _described(history, events, positions[events], social_source)
     ablation = ablate_groups(net, history, chosen)
 
     def event(k: int, **values: Any) -> EventInfluence:
-        return EventInfluence(**described[k], **values)
+        return replace(described[k], **values)
 
     common: dict[str, Any] = {
         "model": net.name,
@@ -339,7 +324,7 @@ def explain(
             event(k, logit=float(d_logit[k]), probability=float(d_prob[k]))
             for k in range(len(events))
         )
-        kind = np.asarray([e["kind"] for e in described])
+        kind = np.asarray([e.kind for e in described])
 
         def summed(g: str) -> tuple[float | None, float | None]:
             if g not in EVENT_KINDS:  # context groups have no events of their own

@@ -33,12 +33,14 @@ answers and transport errors, with the first few messages), the server's CPU tim
 system, all threads) per request over the measured window, and its resident memory
 (VmRSS, MiB) at the start, middle and end of the measured window, its minimum and maximum,
 and its growth over the second half of the window (MiB per minute, a least-squares line
-through the samples taken every second), so "memory flat" can be judged. The load generator
-shares the machine with the server: on a 2-core machine its own CPU use lowers the throughput
-the server can reach and adds to the latencies it measures. That is why it uses aiohttp: with
-httpx the generator took twice the CPU, and the same server at 400 requests/s measured p99
-61 ms instead of 21 ms (the server's own histogram had 97 % of recommendations under 25 ms in
-both runs).
+through the samples taken every second), so "memory flat" can be judged; and, for a server
+started here, the size of its event store's SQLite write-ahead log (``store_wal_mib``).
+
+The load generator shares the machine with the server: on a 2-core machine its own CPU use
+lowers the throughput the server can reach and adds to the latencies it measures. That is why
+it uses aiohttp: with httpx the generator took twice the CPU, and the same server at 400
+requests/s measured p99 61 ms instead of 21 ms (the server's own histogram had 97 % of
+recommendations under 25 ms in both runs).
 
 Examples::
 
@@ -237,7 +239,21 @@ def emit(record: dict[str, Any]) -> None:
     print(json.dumps(record), flush=True)
 
 
-async def run(args: argparse.Namespace, base: str, pid: int | None, load: Load) -> None:
+def file_mib(path: Path | None) -> float | None:
+    """Size of a file in MiB; None where there is no such file (or no path)."""
+    try:
+        return round(path.stat().st_size / 2**20, 2) if path is not None else None
+    except FileNotFoundError:
+        return None
+
+
+async def run(
+    args: argparse.Namespace, base: str, pid: int | None, load: Load, wal: Path | None = None
+) -> None:
+    """Load the server at ``base`` (process ``pid``, for its memory and CPU) and print the
+    progress and result lines; ``wal`` is its SQLite store's write-ahead log, where the
+    server was started here (its size is reported: a log that readers keep from being reset
+    grows, and every read then searches more of it)."""
     # one session (and one keep-alive connection) per simulated client
     timeout = aiohttp.ClientTimeout(total=args.request_timeout)
     async with contextlib.AsyncExitStack() as stack:
@@ -254,6 +270,7 @@ async def run(args: argparse.Namespace, base: str, pid: int | None, load: Load) 
         load.measuring = True
         start = time.perf_counter()
         memory: list[tuple[float, float | None]] = [(0.0, rss_mib(pid) if pid else None)]
+        wal_sizes = [file_mib(wal)]
         cpu_start = cpu_seconds(pid) if pid else None
         next_report = args.report_every
         reported = 0  # requests measured up to the last progress line
@@ -261,6 +278,7 @@ async def run(args: argparse.Namespace, base: str, pid: int | None, load: Load) 
             await asyncio.sleep(min(1.0, args.duration))
             now = time.perf_counter() - start
             memory.append((now, rss_mib(pid) if pid else None))
+            wal_sizes.append(file_mib(wal))
             if now >= next_report:
                 next_report += args.report_every
                 latest = load.tally.since(reported)  # this interval's latencies
@@ -274,6 +292,7 @@ async def run(args: argparse.Namespace, base: str, pid: int | None, load: Load) 
                         "errors": load.tally.errors,
                         "interval_p99_ms": percentiles(latest)["p99_ms"],
                         "server_rss_mib": memory[-1][1],
+                        "store_wal_mib": wal_sizes[-1],
                     }
                 )
             if now >= args.duration or load.sent >= args.max_requests:
@@ -315,6 +334,11 @@ async def run(args: argparse.Namespace, base: str, pid: int | None, load: Load) 
                 "min": min(samples) if samples else None,
                 "max": max(samples) if samples else None,
                 "second_half_mib_per_min": rss_slope(late),
+            },
+            "store_wal_mib": {
+                "start": wal_sizes[0],
+                "end": wal_sizes[-1],
+                "max": max((w for w in wal_sizes if w is not None), default=None),
             },
         }
     )
@@ -430,7 +454,8 @@ def main(argv: list[str] | None = None) -> None:
         except RuntimeError as exc:
             raise SystemExit(str(exc)) from None
         try:
-            asyncio.run(run(args, server.url, server.proc.pid, load))
+            wal = Path(folder) / "events.db-wal"
+            asyncio.run(run(args, server.url, server.proc.pid, load, wal))
         finally:
             server.stop()
 

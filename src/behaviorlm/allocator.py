@@ -108,9 +108,9 @@ def retain_freed_memory(mmap_threshold_mib: int = 32, trim_threshold_mib: int = 
     -------
     bool
         True where the settings took effect; False, with nothing changed, on a C library
-        other than glibc (macOS, musl) and where :func:`user_configured` (the environment's
-        own malloc settings win). False also where glibc refuses a setting; the mmap
-        threshold may then be set without the trim threshold.
+        other than glibc (macOS, musl) and where :func:`user_configured` finds the
+        environment's own malloc settings (they win). False also where glibc refuses a
+        setting; the mmap threshold may then be set without the trim threshold.
 
     Examples
     --------

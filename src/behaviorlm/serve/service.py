@@ -48,6 +48,7 @@ from behaviorlm.models.pop import Pop, PopConfig
 from behaviorlm.recommend import recommend
 from behaviorlm.schema import F32, Int, Sequences
 from behaviorlm.serve.metrics import Metrics
+from behaviorlm.serve.own_events import OwnEventCache
 from behaviorlm.serve.schemas import (
     Event,
     EventResult,
@@ -198,6 +199,8 @@ class Service:
         self.store = store
         self.metrics = metrics or Metrics()
         self.timelines = LiveTimelines(self.artifact)
+        # recommendations read each user's stored events through it: only what came since
+        self.own_events = OwnEventCache(self.timelines, store)
         own = self.artifact.dataset.sequences()  # the users' own events: a share counts once
         self.popularity = Pop(PopConfig()).fit(own)
         self.similarity = ItemSimilarity(self.artifact.model, own)
@@ -406,7 +409,7 @@ class Service:
         """The request's timeline: the user's live one, or the events given (validated)."""
         if request.events is None:
             user_id = request.user_id or ""
-            return self._live(user_id)
+            return self._live(user_id, cached=True)
         records = []
         for index, event in enumerate(request.events):
             record, reason = self.record(event, now)
@@ -645,13 +648,20 @@ class Service:
         return self.timelines.stack([self._live(f, events_of).sequences for f in ids])
 
     def _live(
-        self, user_id: str, events_of: Callable[[str], list[EventRecord]] | None = None
+        self,
+        user_id: str,
+        events_of: Callable[[str], list[EventRecord]] | None = None,
+        cached: bool = False,
     ) -> Timeline:
         """The user's live timeline: training history and accepted events, and the accepted
         events of their followees where the model reads them (``events_of``: the store's
-        events of a user; default: read from the store)."""
+        events of a user; default: read from the store). ``cached`` takes the user's own
+        events from :attr:`own_events` (the same timeline, without the event records, which
+        explanations need; the followees' are read whole either way)."""
         read = events_of or self.store.user_events
         theirs = [e for f in self.timelines.followees_of(user_id) for e in read(f)]
+        if cached:
+            return self.timelines.for_user_coded(user_id, self.own_events.get(user_id), theirs)
         return self.timelines.for_user(user_id, read(user_id), theirs)
 
     def _item_code(self, item_id: str) -> int:

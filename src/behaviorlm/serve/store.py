@@ -76,6 +76,12 @@ class EventStore(Protocol):
         """The stored events of one user, in the order they were stored."""
         ...
 
+    def user_events_after(self, user_id: str, after: int) -> tuple[list[EventRecord], int]:
+        """The user's events stored after storage position ``after`` (0: all), in storage
+        order, and the position of the last one (``after`` where there is none): pass it
+        back to read only what came since."""
+        ...
+
     def all_events(self) -> pl.DataFrame:
         """Every stored event, in storage order, with the columns of :data:`EXPORT_SCHEMA`."""
         ...
@@ -200,10 +206,21 @@ class SQLiteStore:
 
     def user_events(self, user_id: str) -> list[EventRecord]:
         """One user's events in storage order."""
-        rows = self._connection().execute(
-            f"SELECT {', '.join(_COLUMNS)} FROM events WHERE user_id = ? ORDER BY seq", (user_id,)
+        return self.user_events_after(user_id, 0)[0]
+
+    def user_events_after(self, user_id: str, after: int) -> tuple[list[EventRecord], int]:
+        """One user's events stored after sequence number ``after``, and the last one's."""
+        rows = (
+            self._connection()
+            .execute(
+                f"SELECT seq, {', '.join(_COLUMNS)} FROM events WHERE user_id = ? AND seq > ? "
+                "ORDER BY seq",
+                (user_id, after),
+            )
+            .fetchall()
         )
-        return [EventRecord(**dict(zip(_COLUMNS, row, strict=True))) for row in rows]
+        events = [EventRecord(**dict(zip(_COLUMNS, row[1:], strict=True))) for row in rows]
+        return events, int(rows[-1][0]) if rows else after
 
     def all_events(self) -> pl.DataFrame:
         """Every stored event as a frame of :data:`EXPORT_SCHEMA`, in storage order."""

@@ -39,25 +39,53 @@ class Timeline:
     live : tuple of EventRecord
         The events of the row that came from the store or the request (not from training):
         the user's own in the order given, then the followees' (their ``user_id`` is the
-        followee's); the ``k``-th has ``event_id`` ``first_live_event + k``.
+        followee's); the ``k``-th has ``event_id`` ``first_live_event + k``. Empty for a
+        timeline built from the user's cached codes (:class:`OwnEventCache`), whose
+        records are not kept.
     ignored_events : int
         Events left out because the model does not know their item.
+    live_events : int
+        Number of events of the row that came from the store or the request.
     """
 
     sequences: Sequences
     known_user: bool
     live: tuple[EventRecord, ...]
     ignored_events: int
+    live_events: int
 
     @property
     def length(self) -> int:
         """Number of events the model reads."""
         return len(self.sequences.items)
 
+
+@dataclass(frozen=True)
+class OwnEvents:
+    """A user's stored events as the model reads them, coded once.
+
+    Attributes
+    ----------
+    arrays : dict
+        Per-event arrays (:meth:`LiveTimelines.code`) of the events on known items and the
+        searches, in storage order.
+    stored : int
+        All the user's stored events (those on unknown items included).
+    ignored : int
+        Of them, events on items the model does not know.
+    mark : int
+        The store's position of the last event read (``EventStore.user_events_after``).
+    """
+
+    arrays: dict[str, np.ndarray]
+    stored: int
+    ignored: int
+    mark: int
+
     @property
-    def live_events(self) -> int:
-        """Number of events of the row that came from the store or the request."""
-        return len(self.live)
+    def size(self) -> int:
+        """Number of coded events."""
+        return len(self.arrays["items"])
 
 
 def _codes(values: Sequence[str]) -> dict[str, int]:
@@ -145,6 +173,33 @@ class LiveTimelines:
         base = self.training.row(user - 1) if user else None
         return self._merge(base, live, user, self._followee_events(user, followee_live))
 
+    def own_events(
+        self, events: Sequence[EventRecord], after: OwnEvents | None, mark: int
+    ) -> OwnEvents:
+        """``after`` (a user's coded events; None: none yet) extended by ``events``, the
+        user's events stored after it, up to store position ``mark``."""
+        known = self.readable(events)
+        coded = self.code(known)
+        if after is not None:  # event ids go on counting from the events already coded
+            coded["event_ids"] += after.size
+            coded = {k: np.concatenate([after.arrays[k], v]) for k, v in coded.items()}
+        return OwnEvents(
+            arrays=coded,
+            stored=len(events) + (after.stored if after else 0),
+            ignored=len(events) - len(known) + (after.ignored if after else 0),
+            mark=mark,
+        )
+
+    def for_user_coded(
+        self, user_id: str, own: OwnEvents, followee_live: Sequence[EventRecord] = ()
+    ) -> Timeline:
+        """As :meth:`for_user`, from the user's coded events (:class:`OwnEventCache`); the
+        same timeline, without the records (``Timeline.live`` is empty)."""
+        user = self.users.get(user_id, 0)
+        base = self.training.row(user - 1) if user else None
+        theirs = self._followee_events(user, followee_live)
+        return self._merged(base, own, theirs, user, None)
+
     def stack(self, rows: Sequence[Sequences]) -> Sequences:
         """Single-row timelines (``Timeline.sequences``) as one ``Sequences``, in order.
 
@@ -189,11 +244,30 @@ class LiveTimelines:
         theirs: list[EventRecord],
     ) -> Timeline:
         known = self.readable(live)
+        own = OwnEvents(self.code(known), stored=len(live), ignored=len(live) - len(known), mark=0)
+        return self._merged(base, own, theirs, user, known)
+
+    def _merged(
+        self,
+        base: Sequences | None,
+        own: OwnEvents,
+        theirs: list[EventRecord],
+        user: int,
+        known: Sequence[EventRecord] | None,
+    ) -> Timeline:
+        """The timeline of training history ``base``, the user's coded events ``own`` and
+        the followees' events ``theirs``; ``known`` holds the records of ``own`` where they
+        are at hand (None otherwise: ``Timeline.live`` is then empty)."""
+        mine, coded_theirs, n_mine = own.arrays, self.code(theirs), own.size
+        # live event ids count on from the user's own events to the followees'
+        arrays = {
+            k: np.concatenate([mine[k], coded_theirs[k] + (n_mine if k == "event_ids" else 0)])
+            for k in mine
+        }
         # on equal times: training events, then the user's own, then the followees' (as in
         # data.feed.merge_feed)
-        arrays = self._code(known + theirs)
         if self.followee_actions:  # the followees' events as in data.feed: context only
-            who = np.array([0] * len(known) + [self.users.get(e.user_id, 0) for e in theirs])
+            who = np.array([0] * n_mine + [self.users.get(e.user_id, 0) for e in theirs])
             arrays = as_followee_events(arrays, who, self.followee_source)
         if base is not None:
             old = base.per_event()
@@ -207,12 +281,14 @@ class LiveTimelines:
                 self.n_items,
             ),
             known_user=user > 0,
-            live=tuple(known + theirs),
-            ignored_events=len(live) - len(known),
+            live=() if known is None else (*known, *theirs),
+            ignored_events=own.ignored,
+            live_events=n_mine + len(theirs),
         )
 
-    def _code(self, events: Sequence[EventRecord]) -> dict[str, np.ndarray]:
-        """Per-event arrays (the fields of Sequences and ``query_words``) of ``events``."""
+    def code(self, events: Sequence[EventRecord]) -> dict[str, np.ndarray]:
+        """Per-event arrays (the fields of Sequences and ``query_words``) of ``events``;
+        ``event_ids`` count from ``first_live_event``."""
         n = len(events)
 
         def ints(values: list[int]) -> Int:

@@ -1,0 +1,96 @@
+"""Users' stored events, coded once and brought up to date by reading only what came since.
+
+A recommendation reads the user's timeline as it is now: the training history and every
+event the service accepted for the user. Read whole on every request, a user's accepted
+events cost more with each one (the store's rows, then their codes, in Python), and a user
+who keeps sending events slows every request of theirs down, until the server falls behind.
+:class:`OwnEventCache` keeps each recent user's coded events
+(:class:`~behaviorlm.serve.timelines.OwnEvents`) with the store position of the last one, and
+on each request reads only the events stored after it (``EventStore.user_events_after``), so
+reads stay fresh (read-your-writes) at a cost that does not grow with the user's history.
+
+Memory is bounded: at most ``max_users`` users and ``max_events`` coded events in all, the
+least recently used going first; a user with more events than ``max_events`` is read whole
+every time, as without the cache.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from behaviorlm.serve.store import EventStore
+from behaviorlm.serve.timelines import LiveTimelines, OwnEvents
+
+
+class OwnEventCache:
+    """The coded stored events of recently served users, kept up to date from the store.
+
+    Parameters
+    ----------
+    timelines : LiveTimelines
+        The codes of the served artifact.
+    store : EventStore
+        Where accepted events are stored.
+    max_users, max_events : int
+        Bounds of what is kept (users; coded events of all of them together).
+
+    Examples
+    --------
+    >>> import tempfile, behaviorlm as blm
+    >>> from pathlib import Path
+    >>> from behaviorlm.serve.store import EventRecord, open_store
+    >>> art = blm.train(blm.preprocess(blm.simulate(30, seed=0)), "pop", progress=False)
+    >>> store = open_store(f"sqlite:///{Path(tempfile.mkdtemp()) / 'ev.db'}")
+    >>> cache = OwnEventCache(LiveTimelines(art), store)
+    >>> item = art.dataset.items["item_id"][0]
+    >>> _ = store.append([EventRecord(user_id="u1", item_id=item, timestamp=9, action="view")])
+    >>> cache.get("u1").stored
+    1
+    >>> _ = store.append([EventRecord(user_id="u1", item_id="new", timestamp=10, action="view")])
+    >>> own = cache.get("u1")  # reads the one event stored since
+    >>> own.stored, own.ignored, own.size
+    (2, 1, 1)
+    """
+
+    def __init__(
+        self,
+        timelines: LiveTimelines,
+        store: EventStore,
+        *,
+        max_users: int = 4096,
+        max_events: int = 200_000,
+    ) -> None:
+        if max_users < 1 or max_events < 1:
+            raise ValueError(
+                f"max_users and max_events must be positive, got {max_users} and {max_events}"
+            )
+        self.timelines = timelines
+        self.store = store
+        self.max_users = max_users
+        self.max_events = max_events
+        self._entries: OrderedDict[str, OwnEvents] = OrderedDict()
+        self._events = 0  # coded events kept, all users together
+        self._lock = threading.Lock()
+
+    def get(self, user_id: str) -> OwnEvents:
+        """The user's stored events as they are now, coded."""
+        with self._lock:
+            before = self._entries.pop(user_id, None)
+            if before is not None:
+                self._events -= before.size
+            new, mark = self.store.user_events_after(user_id, before.mark if before else 0)
+            own = before if before is not None and not new else None
+            if own is None:
+                own = self.timelines.own_events(new, before, mark)
+            if own.size <= self.max_events:
+                self._entries[user_id] = own
+                self._events += own.size
+                while self._events > self.max_events or len(self._entries) > self.max_users:
+                    _, dropped = self._entries.popitem(last=False)
+                    self._events -= dropped.size
+            return own
+
+    def __len__(self) -> int:
+        """Number of users kept."""
+        return len(self._entries)

@@ -87,8 +87,13 @@ def events_round(user: str, items: list[str], k: int, round_: int) -> list[Event
     return out
 
 
-def assert_same(cached: Timeline, whole: Timeline) -> None:
+def assert_same(cached: Timeline, whole: Timeline, first_live_event: int) -> None:
     a, b = cached.sequences.per_event(), whole.sequences.per_event()
+    # live events are numbered on from the data set's, each once (own, then followees')
+    live_ids = b["event_ids"][b["event_ids"] >= first_live_event]
+    assert sorted(live_ids.tolist()) == list(
+        range(first_live_event, first_live_event + whole.live_events)
+    )
     assert sorted(a) == sorted(b)
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
@@ -98,7 +103,7 @@ def assert_same(cached: Timeline, whole: Timeline) -> None:
         whole.ignored_events,
         whole.known_user,
     )
-    assert cached.live == ()
+    assert cached.live is None
 
 
 def test_store_reads_only_what_came_after_a_position(store: EventStore) -> None:
@@ -116,7 +121,7 @@ def test_store_reads_only_what_came_after_a_position(store: EventStore) -> None:
     assert store.user_events("u") == first + later
 
 
-@pytest.mark.parametrize("bounds", [{}, {"max_users": 1}, {"max_events": 5}])
+@pytest.mark.parametrize("bounds", [{}, {"max_users": 1}, {"max_events": 5}, {"max_events": 30}])
 def test_cached_timelines_equal_timelines_read_whole(
     live: LiveTimelines, dataset: blm.Dataset, store: EventStore, bounds: dict[str, int]
 ) -> None:
@@ -139,10 +144,49 @@ def test_cached_timelines_equal_timelines_read_whole(
             for _ in range(2):
                 theirs = [e for f in live.followees_of(user) for e in store.user_events(f)]
                 cached = live.for_user_coded(user, cache.get(user), theirs)
-                assert_same(cached, live.for_user(user, store.user_events(user), theirs))
-    assert len(cache) <= bounds.get("max_users", len(users))
-    if "max_events" in bounds:  # every user has more events than that: none is kept
+                whole = live.for_user(user, store.user_events(user), theirs)
+                assert_same(cached, whole, live.first_live_event)
+                assert len(cache) <= bounds.get("max_users", 4096)
+                assert cache.kept_events <= bounds.get("max_events", 200_000)
+    if not bounds:  # every user kept: the count is the sum of what is kept
+        assert len(cache) == len(users)
+        assert cache.kept_events == sum(cache.get(user).size for user in users)
+    if bounds == {"max_events": 5}:  # every user has more events than that: none is kept
         assert len(cache) == 0
+
+
+class Spy:
+    """An event store that records what ``user_events_after`` was asked and returned."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self.reads: list[tuple[int, int]] = []  # (after, events returned)
+
+    def user_events_after(self, user_id: str, after: int) -> tuple[list[EventRecord], int]:
+        events, mark = self.store.user_events_after(user_id, after)
+        self.reads.append((after, len(events)))
+        return events, mark
+
+
+def test_each_read_takes_only_the_events_stored_since(
+    live: LiveTimelines, dataset: blm.Dataset, store: EventStore
+) -> None:
+    spy = Spy(store)
+    cache = OwnEventCache(live, spy)  # type: ignore[arg-type]  # reads only
+    items = [str(i) for i in dataset.items["item_id"].to_list()[:40]]
+    first = events_round("u1", items, k=3, round_=0)
+    store.append(first)
+    assert cache.get("u1").stored == len(first)
+    cache.get("u1")  # nothing new: nothing read
+    second = events_round("u1", items, k=2, round_=1)
+    store.append(second)
+    assert cache.get("u1").stored == len(first) + len(second)
+    (a0, n0), (a1, n1), (a2, n2) = spy.reads
+    assert (a0, n0) == (0, len(first))
+    assert a1 > 0
+    assert n1 == 0
+    assert a2 == a1
+    assert n2 == len(second)
 
 
 def test_recommendations_reflect_each_new_event(

@@ -7,7 +7,11 @@ who keeps sending events slows every request of theirs down, until the server fa
 :class:`OwnEventCache` keeps each recent user's coded events
 (:class:`~behaviorlm.serve.timelines.OwnEvents`) with the store position of the last one, and
 on each request reads only the events stored after it (``EventStore.user_events_after``), so
-reads stay fresh (read-your-writes) at a cost that does not grow with the user's history.
+reads stay fresh (read-your-writes) and the store read and the coding in Python cost what the
+new events cost; only numpy's merge of the coded arrays with the training history still grows
+with the history, at a small cost per event. The followees' events (for a model that reads
+them) are read whole on every request, and explanations and influence read the user's events
+whole too.
 
 Memory is bounded: at most ``max_users`` users and ``max_events`` coded events in all, the
 least recently used going first; a user with more events than ``max_events`` is read whole
@@ -94,3 +98,8 @@ class OwnEventCache:
     def __len__(self) -> int:
         """Number of users kept."""
         return len(self._entries)
+
+    @property
+    def kept_events(self) -> int:
+        """Coded events kept, all users together."""
+        return self._events

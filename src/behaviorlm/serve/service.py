@@ -558,12 +558,15 @@ class Service:
         except (ValueError, DataError) as exc:
             raise RequestError(422, str(exc)) from exc
         data = labelled_explanation(self.artifact, explanation)
+        records = timeline.live
+        if records is None:  # read whole above, so the records are at hand
+            raise RuntimeError("an explained timeline must keep its event records")
         for row in [*data["events"], *data["set_aside"]]:
             position = int(row["event_id"]) - self.timelines.first_live_event
             row["live"] = 0 <= position < timeline.live_events
             if row["live"]:
-                row["query"] = timeline.live[position].query
-                row["client_event_id"] = timeline.live[position].event_id
+                row["query"] = records[position].query
+                row["client_event_id"] = records[position].event_id
         return ExplanationResponse(
             user_id=user_id,
             model_version=self.model_version,

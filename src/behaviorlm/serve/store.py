@@ -79,7 +79,13 @@ class EventStore(Protocol):
     def user_events_after(self, user_id: str, after: int) -> tuple[list[EventRecord], int]:
         """The user's events stored after storage position ``after`` (0: all), in storage
         order, and the position of the last one (``after`` where there is none): pass it
-        back to read only what came since."""
+        back to read only what came since.
+
+        Positions must become visible in increasing order: once a reader has seen position
+        ``n``, no event at a smaller position may appear later (``serve.own_events`` relies
+        on it). SQLite's assigns them under the write lock it takes at ``BEGIN IMMEDIATE``;
+        a store whose positions are handed out before commit (a database sequence) does not
+        qualify as it is."""
         ...
 
     def all_events(self) -> pl.DataFrame:

@@ -39,9 +39,9 @@ class Timeline:
     live : tuple of EventRecord
         The events of the row that came from the store or the request (not from training):
         the user's own in the order given, then the followees' (their ``user_id`` is the
-        followee's); the ``k``-th has ``event_id`` ``first_live_event + k``. Empty for a
-        timeline built from the user's cached codes (:class:`OwnEventCache`), whose
-        records are not kept.
+        followee's); the ``k``-th has ``event_id`` ``first_live_event + k``. None for a
+        timeline built from the user's cached codes
+        (:class:`~behaviorlm.serve.own_events.OwnEventCache`), whose records are not kept.
     ignored_events : int
         Events left out because the model does not know their item.
     live_events : int
@@ -50,7 +50,7 @@ class Timeline:
 
     sequences: Sequences
     known_user: bool
-    live: tuple[EventRecord, ...]
+    live: tuple[EventRecord, ...] | None
     ignored_events: int
     live_events: int
 
@@ -183,6 +183,8 @@ class LiveTimelines:
         if after is not None:  # event ids go on counting from the events already coded
             coded["event_ids"] += after.size
             coded = {k: np.concatenate([after.arrays[k], v]) for k, v in coded.items()}
+        for array in coded.values():  # kept and shared by the cache: never to be changed
+            array.flags.writeable = False
         return OwnEvents(
             arrays=coded,
             stored=len(events) + (after.stored if after else 0),
@@ -193,8 +195,9 @@ class LiveTimelines:
     def for_user_coded(
         self, user_id: str, own: OwnEvents, followee_live: Sequence[EventRecord] = ()
     ) -> Timeline:
-        """As :meth:`for_user`, from the user's coded events (:class:`OwnEventCache`); the
-        same timeline, without the records (``Timeline.live`` is empty)."""
+        """As :meth:`for_user`, from the user's coded events
+        (:class:`~behaviorlm.serve.own_events.OwnEventCache`); the same timeline, without the
+        records (``Timeline.live`` is None)."""
         user = self.users.get(user_id, 0)
         base = self.training.row(user - 1) if user else None
         theirs = self._followee_events(user, followee_live)
@@ -257,7 +260,7 @@ class LiveTimelines:
     ) -> Timeline:
         """The timeline of training history ``base``, the user's coded events ``own`` and
         the followees' events ``theirs``; ``known`` holds the records of ``own`` where they
-        are at hand (None otherwise: ``Timeline.live`` is then empty)."""
+        are at hand (None otherwise: ``Timeline.live`` is then None)."""
         mine, coded_theirs, n_mine = own.arrays, self.code(theirs), own.size
         # live event ids count on from the user's own events to the followees'
         arrays = {
@@ -281,7 +284,7 @@ class LiveTimelines:
                 self.n_items,
             ),
             known_user=user > 0,
-            live=() if known is None else (*known, *theirs),
+            live=None if known is None else (*known, *theirs),
             ignored_events=own.ignored,
             live_events=n_mine + len(theirs),
         )

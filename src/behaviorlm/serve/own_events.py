@@ -9,9 +9,10 @@ who keeps sending events slows every request of theirs down, until the server fa
 on each request reads only the events stored after it (``EventStore.user_events_after``), so
 reads stay fresh (read-your-writes) and the store read and the coding in Python cost what the
 new events cost; only numpy's merge of the coded arrays with the training history still grows
-with the history, at a small cost per event. The followees' events (for a model that reads
-them) are read whole on every request, and explanations and influence read the user's events
-whole too.
+with the history, at a small cost per event. Recommendations and influence (for the user's
+own timeline) read through it; the followees' events (for a model that reads them), the
+followers' timelines of social reach and explanations (which label live events with their
+records) read whole.
 
 Memory is bounded: at most ``max_users`` users and ``max_events`` coded events in all, the
 least recently used going first; a user with more events than ``max_events`` is read whole

@@ -595,7 +595,7 @@ class Service:
         event = HypotheticalEvent(
             item=items[0], action=self._action_code(request.action), timestamp=request.timestamp
         )
-        timeline = self._live(request.user_id)
+        timeline = self._live(request.user_id, cached=True)
         reach = request.action in SOCIAL_ACTIONS if request.reach is None else request.reach
         try:
             # how the act reaches a follower's timeline (a view, or the followee's act itself)
@@ -660,7 +660,8 @@ class Service:
         events of their followees where the model reads them (``events_of``: the store's
         events of a user; default: read from the store). ``cached`` takes the user's own
         events from :attr:`own_events` (the same timeline, without the event records, which
-        explanations need; the followees' are read whole either way)."""
+        explanations need; the followees' are read whole either way): recommendations and the
+        user's own timeline in influence use it."""
         read = events_of or self.store.user_events
         theirs = [e for f in self.timelines.followees_of(user_id) for e in read(f)]
         if cached:

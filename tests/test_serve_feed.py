@@ -1,4 +1,5 @@
-"""The service with a model that reads followees' events: their accepted shares reach followers."""
+"""The service with a model that reads followees' events: their accepted shares reach followers;
+and users' stored events coded once and read incrementally, the same timelines as read whole."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from fastapi.testclient import TestClient
 
 import behaviorlm as blm
 from behaviorlm.data.feed import followee_source
-from behaviorlm.serve import EventRecord, create_app
-from behaviorlm.serve.timelines import LiveTimelines
+from behaviorlm.serve import EventRecord, RecommendRequest, Service, create_app, open_store
+from behaviorlm.serve.own_events import OwnEventCache
+from behaviorlm.serve.store import EventStore
+from behaviorlm.serve.timelines import LiveTimelines, Timeline
 
 KEY = "test-key"
 AUTH = {"X-API-Key": KEY}
@@ -117,3 +120,195 @@ def test_influence_of_a_share_inserts_the_followee_event(
     assert exposure is not None
     relative = exposure.relative().of(int(dataset.user_index([followee])[0]))
     assert data["reach"]["exposure"] == pytest.approx(relative, rel=1e-5)
+
+
+# ---------------------------------------------------------------- own events read incrementally
+
+
+@pytest.fixture(scope="module")
+def live(feed_dir: Path) -> LiveTimelines:
+    return LiveTimelines(blm.Artifact.load(feed_dir))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> EventStore:
+    return open_store(f"sqlite:///{tmp_path / 'events.db'}")
+
+
+def events_round(user: str, items: list[str], k: int, round_: int) -> list[EventRecord]:
+    """Views, an event on an unknown item, a search and an event dated before the others."""
+    out = [
+        EventRecord(
+            user_id=user,
+            item_id=items[(round_ * k + j) % len(items)],
+            timestamp=NOW + j,
+            action="view",
+            event_id=f"{user}-{round_}-{j}",
+        )
+        for j in range(k)
+    ]
+    out.append(
+        EventRecord(
+            user_id=user,
+            item_id=f"unknown-{round_}",
+            timestamp=NOW,
+            action="view",
+            event_id=f"{user}-{round_}-u",
+        )
+    )
+    out.append(
+        EventRecord(
+            user_id=user,
+            item_id=None,
+            timestamp=NOW - 5,
+            action="search",
+            query="red shoes",
+            event_id=f"{user}-{round_}-s",
+        )
+    )
+    out.append(
+        EventRecord(
+            user_id=user,
+            item_id=items[round_],
+            timestamp=1,
+            action="cart",
+            event_id=f"{user}-{round_}-old",
+        )
+    )
+    return out
+
+
+def assert_same(cached: Timeline, whole: Timeline, first_live_event: int) -> None:
+    a, b = cached.sequences.per_event(), whole.sequences.per_event()
+    # live events are numbered on from the data set's, each once (own, then followees')
+    live_ids = b["event_ids"][b["event_ids"] >= first_live_event]
+    assert sorted(live_ids.tolist()) == list(
+        range(first_live_event, first_live_event + whole.live_events)
+    )
+    assert sorted(a) == sorted(b)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert (cached.length, cached.live_events, cached.ignored_events, cached.known_user) == (
+        whole.length,
+        whole.live_events,
+        whole.ignored_events,
+        whole.known_user,
+    )
+    assert cached.live is None
+
+
+def test_store_reads_only_what_came_after_a_position(store: EventStore) -> None:
+    first = [EventRecord(user_id="u", item_id="i1", timestamp=5, action="view", event_id="a")]
+    store.append(first)
+    store.append([EventRecord(user_id="v", item_id="i1", timestamp=6, action="view")])
+    events, mark = store.user_events_after("u", 0)
+    assert events == first
+    assert store.user_events_after("u", mark) == ([], mark)
+    later = [EventRecord(user_id="u", item_id="i2", timestamp=7, action="cart", event_id="b")]
+    store.append(later)
+    events, after = store.user_events_after("u", mark)
+    assert events == later
+    assert after > mark
+    assert store.user_events("u") == first + later
+
+
+@pytest.mark.parametrize("bounds", [{}, {"max_users": 1}, {"max_events": 5}, {"max_events": 30}])
+def test_cached_timelines_equal_timelines_read_whole(
+    live: LiveTimelines, dataset: blm.Dataset, store: EventStore, bounds: dict[str, int]
+) -> None:
+    cache = OwnEventCache(live, store, **bounds)
+    followee, follower = pair(dataset)
+    items = [str(i) for i in dataset.items["item_id"].to_list()[:40]]
+    users = [follower, followee, "a-new-user"]
+    for round_ in range(3):
+        for user in users:
+            store.append(events_round(user, items, k=3 + round_, round_=round_))
+        share = EventRecord(
+            user_id=followee,
+            item_id=items[-1],
+            timestamp=NOW + 50 + round_,
+            action="share",
+            event_id=f"share-{round_}",
+        )
+        store.append([share])
+        for user in users:  # each user twice: once reading what came since, once nothing new
+            for _ in range(2):
+                theirs = [e for f in live.followees_of(user) for e in store.user_events(f)]
+                cached = live.for_user_coded(user, cache.get(user), theirs)
+                whole = live.for_user(user, store.user_events(user), theirs)
+                assert_same(cached, whole, live.first_live_event)
+                assert len(cache) <= bounds.get("max_users", 4096)
+                assert cache.kept_events <= bounds.get("max_events", 200_000)
+    if not bounds:  # every user kept: the count is the sum of what is kept
+        assert len(cache) == len(users)
+        assert cache.kept_events == sum(cache.get(user).size for user in users)
+    if bounds == {"max_events": 5}:  # every user has more events than that: none is kept
+        assert len(cache) == 0
+
+
+class Spy:
+    """An event store that records what ``user_events_after`` was asked and returned."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self.reads: list[tuple[int, int]] = []  # (after, events returned)
+
+    def user_events_after(self, user_id: str, after: int) -> tuple[list[EventRecord], int]:
+        events, mark = self.store.user_events_after(user_id, after)
+        self.reads.append((after, len(events)))
+        return events, mark
+
+
+def test_each_read_takes_only_the_events_stored_since(
+    live: LiveTimelines, dataset: blm.Dataset, store: EventStore
+) -> None:
+    spy = Spy(store)
+    cache = OwnEventCache(live, spy)  # type: ignore[arg-type]  # reads only
+    items = [str(i) for i in dataset.items["item_id"].to_list()[:40]]
+    first = events_round("u1", items, k=3, round_=0)
+    store.append(first)
+    assert cache.get("u1").stored == len(first)
+    cache.get("u1")  # nothing new: nothing read
+    second = events_round("u1", items, k=2, round_=1)
+    store.append(second)
+    assert cache.get("u1").stored == len(first) + len(second)
+    (a0, n0), (a1, n1), (a2, n2) = spy.reads
+    assert (a0, n0) == (0, len(first))
+    assert a1 > 0
+    assert n1 == 0
+    assert a2 == a1
+    assert n2 == len(second)
+
+
+def test_recommendations_reflect_each_new_event(
+    feed_dir: Path, tmp_path: Path, dataset: blm.Dataset
+) -> None:
+    service = Service(feed_dir, open_store(f"sqlite:///{tmp_path / 'ev.db'}"))
+    user = str(dataset.users["user_id"][0])
+    items = [str(i) for i in dataset.items["item_id"].to_list()]
+    before = service.recommend_batch([RecommendRequest(user_id=user, k=5)])[0]
+    assert not isinstance(before, Exception)
+    for n, item in enumerate(items[:3], start=1):
+        service.ingest(
+            [
+                {
+                    "user_id": user,
+                    "item_id": item,
+                    "timestamp": NOW + n,
+                    "action": "purchase",
+                    "event_id": f"p{n}",
+                }
+            ]
+        )
+        answer = service.recommend_batch([RecommendRequest(user_id=user, k=20)])[0]
+        assert not isinstance(answer, Exception)
+        assert answer.live_events == n  # read-your-writes through the cache
+        assert answer.timeline_events == before.timeline_events + n
+        recommended = {r.item_id for r in answer.items}
+        assert not recommended & set(items[:n])  # purchased items are excluded at once
+    service.close()
+
+
+def test_bounds_must_be_positive(live: LiveTimelines, store: EventStore) -> None:
+    with pytest.raises(ValueError, match="must be positive"):
+        OwnEventCache(live, store, max_users=0)

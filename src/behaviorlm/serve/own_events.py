@@ -85,8 +85,9 @@ class OwnEventCache:
             if before is not None:
                 self._events -= before.size
             new, mark = self.store.user_events_after(user_id, before.mark if before else 0)
-            own = before if before is not None and not new else None
-            if own is None:
+            if before is not None and not new:
+                own = before
+            else:
                 own = self.timelines.own_events(new, before, mark)
             if own.size <= self.max_events:
                 self._entries[user_id] = own

@@ -169,9 +169,8 @@ class LiveTimelines:
         """The user's training history (none for a new user) merged with ``live`` events and
         the followees' accepted events (``followee_live``: the store's events of
         :meth:`followees_of`; those the model does not read are left out)."""
-        user = self.users.get(user_id, 0)
-        base = self.training.row(user - 1) if user else None
-        return self._merge(base, live, user, self._followee_events(user, followee_live))
+        own = self.own_events(live, None, 0)
+        return self._user_timeline(user_id, own, followee_live, self.readable(live))
 
     def own_events(
         self, events: Sequence[EventRecord], after: OwnEvents | None, mark: int
@@ -198,10 +197,21 @@ class LiveTimelines:
         """As :meth:`for_user`, from the user's coded events
         (:class:`~behaviorlm.serve.own_events.OwnEventCache`); the same timeline, without the
         records (``Timeline.live`` is None)."""
+        return self._user_timeline(user_id, own, followee_live, None)
+
+    def _user_timeline(
+        self,
+        user_id: str,
+        own: OwnEvents,
+        followee_live: Sequence[EventRecord],
+        known: Sequence[EventRecord] | None,
+    ) -> Timeline:
+        """The user's training history merged with ``own`` and the followees' events the
+        model reads; ``known``: the records of ``own``, where at hand."""
         user = self.users.get(user_id, 0)
         base = self.training.row(user - 1) if user else None
         theirs = self._followee_events(user, followee_live)
-        return self._merged(base, own, theirs, user, None)
+        return self._merged(base, own, theirs, user, known)
 
     def stack(self, rows: Sequence[Sequences]) -> Sequences:
         """Single-row timelines (``Timeline.sequences``) as one ``Sequences``, in order.
@@ -222,7 +232,7 @@ class LiveTimelines:
 
     def for_events(self, events: Sequence[EventRecord]) -> Timeline:
         """A timeline made only of ``events`` (a request's own timeline)."""
-        return self._merge(None, events, 0, [])
+        return self._merged(None, self.own_events(events, None, 0), [], 0, self.readable(events))
 
     def readable(self, live: Sequence[EventRecord]) -> list[EventRecord]:
         """The events of ``live`` the model reads (searches and known items), in order."""
@@ -238,17 +248,6 @@ class LiveTimelines:
             and e.user_id in since
             and ((start := since[e.user_id]) is None or e.timestamp >= start)
         ]
-
-    def _merge(
-        self,
-        base: Sequences | None,
-        live: Sequence[EventRecord],
-        user: int,
-        theirs: list[EventRecord],
-    ) -> Timeline:
-        known = self.readable(live)
-        own = OwnEvents(self.code(known), stored=len(live), ignored=len(live) - len(known), mark=0)
-        return self._merged(base, own, theirs, user, known)
 
     def _merged(
         self,

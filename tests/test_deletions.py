@@ -14,7 +14,8 @@ from behaviorlm.models.neural import FeatureConfig, SequenceModule
 from behaviorlm.models.sasrec import SASRecConfig, SASRecModule
 from behaviorlm.schema import Sequences
 
-SHARED = ("sasrec", "hstu")
+#: "hstu+position": HSTU with the absolute position embedding besides the relative biases
+SHARED = ("sasrec", "hstu", "hstu+position")
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +32,8 @@ def module_for(
     shape = {"dim": 16, "heads": 2, "layers": layers, "max_len": max_len, **options}
     if model == "sasrec":
         return SASRecModule(sizes, SASRecConfig(**shape))  # type: ignore[arg-type]
+    if model == "hstu+position":
+        shape["absolute_position"] = True
     return HSTUModule(HSTUConfig(**shape), sizes)  # type: ignore[arg-type]
 
 
@@ -76,7 +79,7 @@ def test_deletions_share_work_and_equal_rescoring(
     length: int,
     some: bool,
 ) -> None:
-    if model == "hstu" and layers == 0:
+    if model.startswith("hstu") and layers == 0:
         pytest.skip("hstu has at least one layer")
     row = simulated.row(int(np.flatnonzero(simulated.lengths >= length)[0]))
     history = row.take_events(np.arange(len(row.items)) >= len(row.items) - length)

@@ -26,6 +26,10 @@ from behaviorlm.train import TrainConfig, fit_model
 
 N_ITEMS = 12
 CONFIG = HSTUConfig(max_len=8, dim=16, layers=2, heads=2, dropout=0.0)
+#: the same model with and without the absolute position embedding
+BOTH = pytest.mark.parametrize(
+    "config", [CONFIG, replace(CONFIG, absolute_position=True)], ids=["relative", "absolute"]
+)
 
 
 def timelines(lengths: list[int], seed: int = 0) -> Sequences:
@@ -112,8 +116,9 @@ def test_time_buckets_are_log2_of_seconds() -> None:
     assert got.tolist() == [0, 1, 2, 9, 19]
 
 
-def test_causal_no_event_changes_an_earlier_output() -> None:
-    m = module()
+@BOTH
+def test_causal_no_event_changes_an_earlier_output(config: HSTUConfig) -> None:
+    m = module(config)
     row = SEQS.row(0)  # 8 events
     base = encode(m, row)[0]
     for k in range(8):
@@ -131,8 +136,9 @@ def test_causal_no_event_changes_an_earlier_output() -> None:
         assert not torch.allclose(out[k], base[k], atol=1e-4)
 
 
-def test_padding_invariance() -> None:
-    m = module()
+@BOTH
+def test_padding_invariance(config: HSTUConfig) -> None:
+    m = module(config)
     together = encode(m, SEQS)  # rows padded on the left to the longest row
     for r, n in enumerate(SEQS.lengths):
         alone = encode(m, SEQS.row(r))[0]  # no padding
@@ -178,6 +184,22 @@ def test_layer_matches_the_equations_of_the_paper() -> None:
     torch.testing.assert_close(got[valid], want[valid], rtol=1e-4, atol=1e-5)
 
 
+def test_absolute_position_counts_from_the_last_event_and_reads_max_len() -> None:
+    m = module(replace(CONFIG, absolute_position=True))
+    assert m.position is not None and m.position.num_embeddings == CONFIG.max_len
+    row = SEQS.row(0)  # 8 events: the whole window
+    base = encode(m, row)[0, -1]
+    with torch.no_grad():
+        m.position.weight[0] += torch.randn(CONFIG.dim)  # the last event's position
+    assert not torch.allclose(encode(m, row)[0, -1], base, atol=1e-4)
+    longer = timelines([12], seed=4)  # 12 events: the model reads the last 8
+    with torch.no_grad():
+        whole = m.encode_last(build_batch(longer, 12, SIZES))
+        window = m.encode_last(build_batch(longer, 8, SIZES))
+    torch.testing.assert_close(whole, window)
+    assert module().position is None  # off by default
+
+
 def test_relative_time_bias_follows_the_time_switch() -> None:
     row = SEQS.row(0)
     later = edit(row, 0, timestamps=row.timestamps[0] - 10**6)  # first event a day earlier
@@ -196,16 +218,18 @@ def test_dropout_only_in_training_mode() -> None:
     assert not torch.allclose(m.encode(batch), m.encode(batch))
 
 
-def test_gradients_reach_every_parameter() -> None:
-    m = module().train()
+@BOTH
+def test_gradients_reach_every_parameter(config: HSTUConfig) -> None:
+    m = module(config).train()
     batch: SequenceBatch = build_batch(SEQS, 8, SIZES)
     m.logits(m.encode(batch)).sum().backward()
     missing = [n for n, p in m.named_parameters() if p.grad is None and "action_head" not in n]
     assert missing == []
 
 
-def test_save_load_identical_scores(tmp_path: Path) -> None:
-    model = HSTU(CONFIG)
+@BOTH
+def test_save_load_identical_scores(tmp_path: Path, config: HSTUConfig) -> None:
+    model = HSTU(config)
     model.setup(SEQS, seed=3)
     model.save(tmp_path / "hstu")
     loaded = HSTU.load(tmp_path / "hstu")

@@ -16,9 +16,10 @@ seconds. There is no softmax: the weights are SiLU gates, so the attention can e
 
 Deviations from the paper and its reference code:
 
-* No absolute position embedding: the relative position bias carries order. (The reference
-  code adds learned absolute positions to the input; with our right-aligned batches a
-  position counted from the start of the kept window would change with truncation.)
+* The absolute position embedding (``absolute_position``, as in the reference code, which
+  adds learned positions to the input) counts from the most recent event, as in SASRec: a
+  position counted from the start of the kept window would change with truncation of our
+  right-aligned batches. Without it the relative position bias alone carries order.
 * The time bias uses ``t_i - t_j``; the reference code's sequential model uses
   ``t_{i+1} - t_j``, which gives position ``i`` the time of the very event it predicts. Here
   a position sees only the times of events it has seen, so scoring needs no query time.
@@ -78,6 +79,10 @@ class HSTUConfig:
     time_buckets : int
         Buckets of ``floor(log2(1 + seconds))`` of the relative time (the last one collects
         everything longer).
+    absolute_position : bool
+        Add a learned embedding of the position counted from the most recent event (0 = the
+        last event) to each token, besides the relative biases; the model then reads at most
+        ``max_len`` events.
     features : FeatureConfig
         Token components in use; ``features.time`` also switches the relative time bias.
 
@@ -95,6 +100,7 @@ class HSTUConfig:
     attention_dropout: float = 0.0
     position_buckets: int = 32
     time_buckets: int = 32
+    absolute_position: bool = False
     features: FeatureConfig = field(default_factory=FeatureConfig)
 
     def __post_init__(self) -> None:
@@ -314,6 +320,10 @@ class HSTUModule(SequenceModule):
         super().__init__(sizes, config.dim, config.features)
         self.config = config
         self.input_dropout = nn.Dropout(config.dropout)
+        self.position: nn.Embedding | None = None
+        if config.absolute_position:
+            self.position = nn.Embedding(config.max_len, config.dim)
+            nn.init.normal_(self.position.weight, std=config.dim**-0.5)
         self.layers = nn.ModuleList(HSTULayer(config) for _ in range(config.layers))
         self.norm_out = nn.LayerNorm(config.dim)
 
@@ -329,25 +339,33 @@ class HSTUModule(SequenceModule):
     ) -> torch.Tensor:
         """(K, D) states at the last position of the row without column ``drop[k]``, each k.
 
-        Exact (tests compare it with encoding every row). The biases are relative, so in the
-        row without column ``d`` every state before ``d`` equals the full row's state at that
-        column. The deletions are taken in groups by ``d``; a group computes its columns from
-        its smallest ``d`` on, attending to the full row's keys and values before that, with
-        the position and time buckets of its own rows. The last layer runs for the last query
-        only, as in :meth:`encode_last`. Training mode, padding, several rows and no
-        deletions take the default path.
+        Exact (tests compare it with encoding every row). The biases are relative and absolute
+        positions count from the end, so in the row without column ``d`` every state before
+        ``d`` equals the state at that column of one shared row: the ``n`` oldest columns
+        (each one place nearer the end than in the full row). The deletions are taken in
+        groups by ``d``; a group computes its columns from its smallest ``d`` on, attending
+        to the shared row's keys and values before that, with the position and time buckets
+        of its own rows. The last layer runs for the last query only, as in
+        :meth:`encode_last`. Training mode, padding, several rows, no deletions and rows
+        longer than an absolute position reaches take the default path.
         """
         n = batch.shape[1] - 1  # events in a row with one column gone
-        if not shareable(self, batch, drop):
+        too_long = self.position is not None and n > self.config.max_len
+        if too_long or not shareable(self, batch, drop):
             return super().encode_last_without(batch, drop, gaps)
         c, device = self.config, batch.mask.device
         drop, gaps = drop.to(device), gaps.to(device)
         scale = math.sqrt(c.dim)  # unit-scale inputs, as in _encode
-        tokens = self.tokens(batch)[0] * scale  # (n + 1, D): the full row
-        closing = closing_tokens(self.tokens, batch, drop, gaps) * scale
+        tokens = self.tokens(batch)[0]  # (n + 1, D): the full row
+        closing = closing_tokens(self.tokens, batch, drop, gaps)
         kept = kept_columns(drop, n)  # (K, n): the full row's columns each row keeps
         pos = position_buckets(n, c.position_buckets, c.max_len).to(device)  # (n, n)
-        groups = deletion_groups(tokens, closing, drop)
+        # a row's column c holds position n - 1 - c whichever event stands there
+        position = self._positions(n, device)  # (n, D)
+        groups = [
+            (rows, start, (x + position[start:]) * scale)
+            for rows, start, x in deletion_groups(tokens, closing, drop)
+        ]
         contexts = []
         for rows, start, _ in groups:
             # each query from start on sees the keys up to itself, divided by their number
@@ -359,18 +377,19 @@ class HSTUModule(SequenceModule):
                 times = time_buckets_between(stamps[:, start:], stamps, c.time_buckets)
             contexts.append((allowed, pos[start:], times))
 
-        full = tokens.unsqueeze(0)  # the full row's states, layer by layer
-        full_context = self._context(batch)
+        # the shared row's states, layer by layer
+        shared = ((tokens[:-1] + position) * scale).unsqueeze(0)
+        shared_context = self._context(batch.columns(slice(None, n)))
         *body, top = cast(list[HSTULayer], list(self.layers))
         for layer in body:
-            u, v, q, k = layer._project(full)
+            u, v, q, k = layer._project(shared)
             for g, (rows, start, x) in enumerate(groups):
                 own_u, own_v, own_q, own_k = layer._project(x)
                 keys, values = after_prefix((own_k, own_v), (k, v), start)
                 states = layer.attend(x, own_u, own_q, keys, values, *contexts[g])
                 groups[g] = (rows, start, states)
-            full = layer.attend(full, u, q, k, v, *full_context)
-        _, v, _, k = top._project(full)
+            shared = layer.attend(shared, u, q, k, v, *shared_context)
+        _, v, _, k = top._project(shared)
         out = torch.empty(len(drop), tokens.shape[1], dtype=tokens.dtype, device=device)
         for (rows, start, x), (allowed, positions, times) in zip(groups, contexts, strict=True):
             own_u, own_v, own_q, own_k = top._project(x)
@@ -378,6 +397,13 @@ class HSTUModule(SequenceModule):
             last = top.attend(x, own_u, own_q, keys, values, allowed, positions, times, last=True)
             out[rows] = self.norm_out(last[:, 0])
         return out
+
+    def _positions(self, t: int | torch.Tensor, device: torch.device) -> torch.Tensor:
+        """(T, D) absolute position embeddings of ``t`` columns, the last one 0; (T, 1) zeros
+        without them."""
+        if self.position is None:
+            return torch.zeros(t, 1, device=device)
+        return self.position(torch.arange(t - 1, -1, -1, device=device))
 
     def _context(
         self, batch: SequenceBatch
@@ -395,9 +421,12 @@ class HSTUModule(SequenceModule):
         return allowed, pos, times
 
     def _encode(self, batch: SequenceBatch, last: bool) -> torch.Tensor:
+        if self.position is not None:  # the most recent events, as model.batch keeps them
+            batch = batch.columns(slice(-self.config.max_len, None))
         mask = batch.mask  # (B, T)
         scale = math.sqrt(self.config.dim)  # unit-scale inputs, as in the reference code
-        x = self.input_dropout(self.tokens(batch) * scale) * mask.unsqueeze(-1)
+        tokens = self.tokens(batch) + self._positions(mask.shape[1], mask.device)
+        x = self.input_dropout(tokens * scale) * mask.unsqueeze(-1)
         allowed, pos, times = self._context(batch)
         for i, layer in enumerate(self.layers):
             x = layer(x, allowed, pos, times, last=last and i == len(self.layers) - 1)

@@ -14,7 +14,8 @@ from behaviorlm.models.neural import FeatureConfig, SequenceModule
 from behaviorlm.models.sasrec import SASRecConfig, SASRecModule
 from behaviorlm.schema import Sequences
 
-#: "hstu+position": HSTU with the absolute position embedding besides the relative biases
+#: "hstu+position": HSTU with the absolute position embedding besides the relative biases and
+#: cosine scores
 SHARED = ("sasrec", "hstu", "hstu+position")
 
 
@@ -33,7 +34,7 @@ def module_for(
     if model == "sasrec":
         return SASRecModule(sizes, SASRecConfig(**shape))  # type: ignore[arg-type]
     if model == "hstu+position":
-        shape["absolute_position"] = True
+        shape.update(absolute_position=True, similarity="cosine")
     return HSTUModule(HSTUConfig(**shape), sizes)  # type: ignore[arg-type]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional
 
 import behaviorlm as blm
 from behaviorlm.models import MODELS
@@ -26,9 +27,11 @@ from behaviorlm.train import TrainConfig, fit_model
 
 N_ITEMS = 12
 CONFIG = HSTUConfig(max_len=8, dim=16, layers=2, heads=2, dropout=0.0)
-#: the same model with and without the absolute position embedding
+#: the same model as is and with the absolute position embedding and cosine scores
 BOTH = pytest.mark.parametrize(
-    "config", [CONFIG, replace(CONFIG, absolute_position=True)], ids=["relative", "absolute"]
+    "config",
+    [CONFIG, replace(CONFIG, absolute_position=True, similarity="cosine")],
+    ids=["relative", "absolute-cosine"],
 )
 
 
@@ -198,6 +201,23 @@ def test_absolute_position_counts_from_the_last_event_and_reads_max_len() -> Non
         window = m.encode_last(build_batch(longer, 8, SIZES))
     torch.testing.assert_close(whole, window)
     assert module().position is None  # off by default
+
+
+def test_cosine_scores_are_cosines_over_the_temperature() -> None:
+    m = module(replace(CONFIG, similarity="cosine", temperature=0.1))
+    with torch.no_grad():
+        hidden = m.encode_last(build_batch(SEQS, 8, SIZES))
+        scores = m.logits(hidden)[:, 1:]
+        raw = m.tokens.item.weight[1:]
+        plain = module(CONFIG)  # the same weights (same seed), dot products
+        direction = plain.encode_last(build_batch(SEQS, 8, SIZES))
+    cosine = functional.cosine_similarity(direction[:, None, :], raw[None, :, :], dim=-1)
+    torch.testing.assert_close(scores, cosine / 0.1, rtol=1e-4, atol=1e-4)
+    assert float(scores.abs().max()) <= 1 / 0.1 + 1e-4
+    with pytest.raises(ValueError, match="temperature"):
+        HSTUConfig(similarity="cosine", temperature=0.0)
+    with pytest.raises(ValueError, match="similarity"):
+        HSTUConfig(similarity="l2")  # type: ignore[arg-type]
 
 
 def test_relative_time_bias_follows_the_time_switch() -> None:

@@ -30,8 +30,10 @@ Deviations from the paper and its reference code:
   relative biases are per head rather than shared, and the relative position uses T5-style
   buckets (exact for near distances, logarithmic for far ones) rather than one per distance.
 * The output is a final LayerNorm over the stream and items are scored by a dot product with
-  the (tied) item embeddings plus the shared loss, instead of L2-normalised embeddings with a
-  temperature; with ``features.time`` off both the gap embedding and the time bias are off.
+  the (tied) item embeddings plus the shared loss; ``similarity = "cosine"`` scores them as
+  the reference code does instead, by the cosine of L2-normalised states and item embeddings
+  divided by ``temperature``. With ``features.time`` off both the gap embedding and the time
+  bias are off.
 * Pure PyTorch on padded ``(B, T)`` batches, not the jagged Triton kernels; one layer costs
   ``O(B H T^2)`` memory for the bias and attention matrices.
 """
@@ -40,7 +42,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar, cast
+from typing import ClassVar, Literal, cast
 
 import torch
 from torch import nn
@@ -83,6 +85,11 @@ class HSTUConfig:
         Add a learned embedding of the position counted from the most recent event (0 = the
         last event) to each token, besides the relative biases; the model then reads at most
         ``max_len`` events.
+    similarity : {"dot", "cosine"}
+        Item scores: the dot product of the state and the item embedding, or their cosine
+        divided by ``temperature`` (both L2-normalised, as in the reference code).
+    temperature : float
+        Divisor of the cosine scores; unused with ``"dot"``.
     features : FeatureConfig
         Token components in use; ``features.time`` also switches the relative time bias.
 
@@ -101,6 +108,8 @@ class HSTUConfig:
     position_buckets: int = 32
     time_buckets: int = 32
     absolute_position: bool = False
+    similarity: Literal["dot", "cosine"] = "dot"
+    temperature: float = 0.05
     features: FeatureConfig = field(default_factory=FeatureConfig)
 
     def __post_init__(self) -> None:
@@ -109,6 +118,10 @@ class HSTUConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.dim % self.heads:
             raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
+        if self.similarity not in ("dot", "cosine"):
+            raise ValueError(f"similarity must be 'dot' or 'cosine', got {self.similarity!r}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
         for name in ("dropout", "attention_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
@@ -395,7 +408,23 @@ class HSTUModule(SequenceModule):
             own_u, own_v, own_q, own_k = top._project(x)
             keys, values = after_prefix((own_k, own_v), (k, v), start)
             last = top.attend(x, own_u, own_q, keys, values, allowed, positions, times, last=True)
-            out[rows] = self.norm_out(last[:, 0])
+            out[rows] = self._output(last[:, 0])
+        return out
+
+    def item_embeddings(self) -> torch.Tensor:
+        """(N + 1, D) output embeddings: the item embeddings, L2-normalised for ``cosine``."""
+        table = super().item_embeddings()
+        if self.config.similarity == "cosine":
+            return functional.normalize(table, dim=-1)
+        return table
+
+    def _output(self, x: torch.Tensor) -> torch.Tensor:
+        """The final LayerNorm of the stream; for ``cosine`` L2-normalised and divided by
+        the temperature, so that its dot products with :meth:`item_embeddings` are the
+        scores."""
+        out: torch.Tensor = self.norm_out(x)
+        if self.config.similarity == "cosine":
+            out = functional.normalize(out, dim=-1) / self.config.temperature
         return out
 
     def _positions(self, t: int | torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -430,8 +459,7 @@ class HSTUModule(SequenceModule):
         allowed, pos, times = self._context(batch)
         for i, layer in enumerate(self.layers):
             x = layer(x, allowed, pos, times, last=last and i == len(self.layers) - 1)
-        out: torch.Tensor = self.norm_out(x)
-        return out
+        return self._output(x)
 
 
 class HSTU(NeuralRecommender):

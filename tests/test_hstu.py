@@ -189,7 +189,8 @@ def test_layer_matches_the_equations_of_the_paper() -> None:
 
 def test_absolute_position_counts_from_the_last_event_and_reads_max_len() -> None:
     m = module(replace(CONFIG, absolute_position=True))
-    assert m.position is not None and m.position.num_embeddings == CONFIG.max_len
+    assert m.position is not None
+    assert m.position.num_embeddings == CONFIG.max_len
     row = SEQS.row(0)  # 8 events: the whole window
     base = encode(m, row)[0, -1]
     with torch.no_grad():

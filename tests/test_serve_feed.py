@@ -4,6 +4,7 @@ and users' stored events coded once and read incrementally, the same timelines a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -230,20 +231,47 @@ def test_cached_timelines_equal_timelines_read_whole(
             action="share",
             event_id=f"share-{round_}",
         )
-        store.append([share])
+        # a share from before the follow began, which the follower's timeline leaves out
+        early = replace(share, timestamp=1, event_id=f"early-share-{round_}")
+        store.append([share, early])
         for user in users:  # each user twice: once reading what came since, once nothing new
             for _ in range(2):
                 theirs = [e for f in live.followees_of(user) for e in store.user_events(f)]
                 cached = live.for_user_coded(user, cache.get(user), theirs)
                 whole = live.for_user(user, store.user_events(user), theirs)
                 assert_same(cached, whole, live.first_live_event)
+                # the followees' events picked from their cached codes: the same timeline
+                coded = live.for_user_coded(user, cache.get(user), events_of=cache.get)
+                assert_same(coded, whole, live.first_live_event)
                 assert len(cache) <= bounds.get("max_users", 4096)
                 assert cache.kept_events <= bounds.get("max_events", 200_000)
-    if not bounds:  # every user kept: the count is the sum of what is kept
-        assert len(cache) == len(users)
-        assert cache.kept_events == sum(cache.get(user).size for user in users)
+    # the follower reads the three shares made after the follow began, not the early ones
+    theirs = [e for f in live.followees_of(follower) for e in store.user_events(f)]
+    whole = live.for_user(follower, store.user_events(follower), theirs)
+    assert whole.live_events == cache.get(follower).size + 3
+    if not bounds:  # every user kept, followees too: the count is the sum of what is kept
+        kept = set(users) | {f for user in users for f in live.followees_of(user)}
+        assert len(cache) == len(kept)
+        assert cache.kept_events == sum(cache.get(user).size for user in kept)
     if bounds == {"max_events": 5}:  # every user has more events than that: none is kept
-        assert len(cache) == 0
+        assert cache.kept_events == 0  # (followees without events are)
+
+
+def test_followee_action_without_a_code_picks_from_the_records(
+    feed_dir: Path, dataset: blm.Dataset, store: EventStore
+) -> None:
+    live = LiveTimelines(blm.Artifact.load(feed_dir))
+    cache = OwnEventCache(live, store)
+    followee, follower = pair(dataset)
+    item = str(dataset.items["item_id"][0])
+    store.append([EventRecord(user_id=followee, item_id=item, timestamp=NOW, action="share")])
+    theirs = [e for f in live.followees_of(follower) for e in store.user_events(f)]
+    whole = live.for_user(follower, store.user_events(follower), theirs)
+    assert live.followee_action_codes is not None
+    live.followee_action_codes = None  # as for a model without a code for "share"
+    coded = live.for_user_coded(follower, cache.get(follower), theirs, events_of=cache.get)
+    assert_same(coded, whole, live.first_live_event)
+    assert whole.live_events == 1
 
 
 class Spy:
@@ -278,6 +306,38 @@ def test_each_read_takes_only_the_events_stored_since(
     assert n1 == 0
     assert a2 == a1
     assert n2 == len(second)
+
+
+class CountingStore:
+    """An event store that counts whole reads of a user's events (``user_events``)."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self.whole_reads: list[str] = []
+
+    def user_events(self, user_id: str) -> list[EventRecord]:
+        self.whole_reads.append(user_id)
+        return self.store.user_events(user_id)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+
+def test_recommendations_read_no_timeline_whole(
+    feed_dir: Path, tmp_path: Path, dataset: blm.Dataset
+) -> None:
+    store = CountingStore(open_store(f"sqlite:///{tmp_path / 'ev.db'}"))
+    service = Service(feed_dir, store)  # type: ignore[arg-type]
+    followee, follower = pair(dataset)
+    item = fresh_item(dataset, follower)
+    for n in range(3):
+        share = {"user_id": followee, "item_id": item, "timestamp": NOW + n, "action": "share"}
+        service.ingest([share])
+        answer = service.recommend_batch([RecommendRequest(user_id=follower, k=5)])[0]
+        assert not isinstance(answer, Exception)
+        assert answer.live_events == n + 1  # the followee's shares, fresh
+    assert store.whole_reads == []
+    service.close()
 
 
 def test_recommendations_reflect_each_new_event(

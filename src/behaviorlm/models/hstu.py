@@ -427,12 +427,13 @@ class HSTUModule(SequenceModule):
             out = functional.normalize(out, dim=-1) / self.config.temperature
         return out
 
-    def _positions(self, t: int | torch.Tensor, device: torch.device) -> torch.Tensor:
+    def _positions(self, t: int, device: torch.device) -> torch.Tensor:
         """(T, D) absolute position embeddings of ``t`` columns, the last one 0; (T, 1) zeros
         without them."""
         if self.position is None:
             return torch.zeros(t, 1, device=device)
-        return self.position(torch.arange(t - 1, -1, -1, device=device))
+        out: torch.Tensor = self.position(torch.arange(t - 1, -1, -1, device=device))
+        return out
 
     def _context(
         self, batch: SequenceBatch

@@ -10,9 +10,10 @@ on each request reads only the events stored after it (``EventStore.user_events_
 reads stay fresh (read-your-writes) and the store read and the coding in Python cost what the
 new events cost; only numpy's merge of the coded arrays with the training history still grows
 with the history, at a small cost per event. Recommendations and influence (for the user's
-own timeline) read through it; the followees' events (for a model that reads them), the
-followers' timelines of social reach and explanations (which label live events with their
-records) read whole.
+own timeline) read through it, for the user and, with a model that reads followees' events,
+for each followee (whose shares are picked from their codes): a followee who posts often
+costs each follower's request what their new events cost. The followers' timelines of social
+reach and explanations (which label live events with their records) read whole.
 
 Memory is bounded: at most ``max_users`` users and ``max_events`` coded events in all, the
 least recently used going first; a user with more events than ``max_events`` is read whole

@@ -659,13 +659,18 @@ class Service:
         """The user's live timeline: training history and accepted events, and the accepted
         events of their followees where the model reads them (``events_of``: the store's
         events of a user; default: read from the store). ``cached`` takes the user's own
-        events from :attr:`own_events` (the same timeline, without the event records, which
-        explanations need; the followees' are read whole either way): recommendations and the
-        user's own timeline in influence use it."""
+        events, and the followees', from :attr:`own_events` (the same timeline, without the
+        event records, which explanations need): recommendations and the user's own timeline
+        in influence use it."""
         read = events_of or self.store.user_events
-        theirs = [e for f in self.timelines.followees_of(user_id) for e in read(f)]
+        followees = self.timelines.followees_of(user_id)
         if cached:
-            return self.timelines.for_user_coded(user_id, self.own_events.get(user_id), theirs)
+            own = self.own_events.get(user_id)
+            if self.timelines.followee_action_codes is not None:
+                return self.timelines.for_user_coded(user_id, own, events_of=self.own_events.get)
+            theirs = [e for f in followees for e in read(f)]  # an uncoded followee action
+            return self.timelines.for_user_coded(user_id, own, theirs)
+        theirs = [e for f in followees for e in read(f)]
         return self.timelines.for_user(user_id, read(user_id), theirs)
 
     def _item_code(self, item_id: str) -> int:

@@ -14,7 +14,7 @@ join one's live timeline as followee events.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,6 +88,16 @@ class OwnEvents:
         return len(self.arrays["items"])
 
 
+@dataclass(frozen=True)
+class _Followees:
+    """The followees' events a timeline reads: per-event arrays (:meth:`LiveTimelines.code`),
+    the internal id of each event's followee, and their records where at hand."""
+
+    arrays: dict[str, np.ndarray]
+    who: Int
+    records: Sequence[EventRecord] | None
+
+
 def _codes(values: Sequence[str]) -> dict[str, int]:
     return {value: code for code, value in enumerate(values, start=1)}
 
@@ -150,6 +160,10 @@ class LiveTimelines:
                 self.followees.setdefault(int(follower), []).append(
                     (self.user_ids[int(followee) - 1], since)
                 )
+        # the codes of the followee actions; None where the model lacks one (an uncoded
+        # followee action would share code 0 with every other uncoded action)
+        codes = [self.actions.get(action, 0) for action in sorted(self.followee_actions)]
+        self.followee_action_codes = None if 0 in codes else np.array(codes, dtype=np.int64)
 
     def followees_of(self, user_id: str) -> list[str]:
         """External ids of the users whose events ``user_id``'s timeline reads (none unless the
@@ -192,12 +206,39 @@ class LiveTimelines:
         )
 
     def for_user_coded(
-        self, user_id: str, own: OwnEvents, followee_live: Sequence[EventRecord] = ()
+        self,
+        user_id: str,
+        own: OwnEvents,
+        followee_live: Sequence[EventRecord] = (),
+        events_of: Callable[[str], OwnEvents] | None = None,
     ) -> Timeline:
         """As :meth:`for_user`, from the user's coded events
         (:class:`~behaviorlm.serve.own_events.OwnEventCache`); the same timeline, without the
-        records (``Timeline.live`` is None)."""
-        return self._user_timeline(user_id, own, followee_live, None)
+        records (``Timeline.live`` is None).
+
+        The followees' events come from ``events_of`` (a user's coded events) where it is
+        given and the model has a code for each followee action
+        (``followee_action_codes``), else from the records ``followee_live``, as in
+        :meth:`for_user`.
+        """
+        codes = self.followee_action_codes
+        if events_of is None or codes is None:
+            return self._user_timeline(user_id, own, followee_live, None)
+        user = self.users.get(user_id, 0)
+        base = self.training.row(user - 1) if user else None
+        parts, who = [self.code([])], [np.zeros(0, dtype=np.int64)]
+        for followee, since in self.followees.get(user, []):
+            arrays = events_of(followee).arrays
+            keep = np.isin(arrays["actions"], codes)  # the picks of _followee_events, on codes
+            if since is not None:
+                keep &= arrays["timestamps"] >= since
+            parts.append({k: v[keep] for k, v in arrays.items()})
+            who.append(np.full(int(keep.sum()), self.users.get(followee, 0), dtype=np.int64))
+        theirs = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+        # numbered as code() numbers records: on from first_live_event, in order
+        n_theirs = len(theirs["items"])
+        theirs["event_ids"] = np.arange(n_theirs, dtype=np.int64) + self.first_live_event
+        return self._merged(base, own, _Followees(theirs, np.concatenate(who), None), user, None)
 
     def _user_timeline(
         self,
@@ -210,7 +251,9 @@ class LiveTimelines:
         model reads; ``known``: the records of ``own``, where at hand."""
         user = self.users.get(user_id, 0)
         base = self.training.row(user - 1) if user else None
-        theirs = self._followee_events(user, followee_live)
+        records = self._followee_events(user, followee_live)
+        who = np.array([self.users.get(e.user_id, 0) for e in records], dtype=np.int64)
+        theirs = _Followees(self.code(records), who, records)
         return self._merged(base, own, theirs, user, known)
 
     def stack(self, rows: Sequence[Sequences]) -> Sequences:
@@ -232,7 +275,9 @@ class LiveTimelines:
 
     def for_events(self, events: Sequence[EventRecord]) -> Timeline:
         """A timeline made only of ``events`` (a request's own timeline)."""
-        return self._merged(None, self.own_events(events, None, 0), [], 0, self.readable(events))
+        own = self.own_events(events, None, 0)
+        nobody = _Followees(self.code([]), np.zeros(0, dtype=np.int64), [])
+        return self._merged(None, own, nobody, 0, self.readable(events))
 
     def readable(self, live: Sequence[EventRecord]) -> list[EventRecord]:
         """The events of ``live`` the model reads (searches and known items), in order."""
@@ -253,14 +298,15 @@ class LiveTimelines:
         self,
         base: Sequences | None,
         own: OwnEvents,
-        theirs: list[EventRecord],
+        theirs: _Followees,
         user: int,
         known: Sequence[EventRecord] | None,
     ) -> Timeline:
         """The timeline of training history ``base``, the user's coded events ``own`` and
         the followees' events ``theirs``; ``known`` holds the records of ``own`` where they
-        are at hand (None otherwise: ``Timeline.live`` is then None)."""
-        mine, coded_theirs, n_mine = own.arrays, self.code(theirs), own.size
+        are at hand (None otherwise, or where ``theirs`` has none: ``Timeline.live`` is then
+        None)."""
+        mine, coded_theirs, n_mine = own.arrays, theirs.arrays, own.size
         # live event ids count on from the user's own events to the followees'
         arrays = {
             k: np.concatenate([mine[k], coded_theirs[k] + (n_mine if k == "event_ids" else 0)])
@@ -269,7 +315,7 @@ class LiveTimelines:
         # on equal times: training events, then the user's own, then the followees' (as in
         # data.feed.merge_feed)
         if self.followee_actions:  # the followees' events as in data.feed: context only
-            who = np.array([0] * n_mine + [self.users.get(e.user_id, 0) for e in theirs])
+            who = np.concatenate([np.zeros(n_mine, dtype=np.int64), theirs.who])
             arrays = as_followee_events(arrays, who, self.followee_source)
         if base is not None:
             old = base.per_event()
@@ -283,9 +329,9 @@ class LiveTimelines:
                 self.n_items,
             ),
             known_user=user > 0,
-            live=None if known is None else (*known, *theirs),
+            live=None if known is None or theirs.records is None else (*known, *theirs.records),
             ignored_events=own.ignored,
-            live_events=n_mine + len(theirs),
+            live_events=n_mine + len(theirs.who),
         )
 
     def code(self, events: Sequence[EventRecord]) -> dict[str, np.ndarray]:

@@ -1,0 +1,116 @@
+"""What a followee who posts often costs their followers' recommendations.
+
+A model trained with followees' events (``split.followee_actions = ["share"]``, the shipped
+sasrec config) reads the shares of the users one follows; the service adds the shares it
+accepts to the followers' live timelines. This script trains such a model briefly on the
+simulator (the cost of a request does not depend on how well it is trained), opens a
+:class:`~behaviorlm.serve.Service` over an event store in a temporary folder, lets one user
+with followers share ``N`` items (each level of ``--shares`` in turn), and times one of their
+followers' recommendations (``Service.recommend_batch``, one request) after each further share:
+the read-your-writes case, where the follower's next request must show the new share.
+
+Prints one JSON line per level: the median and p90 over ``--repeat`` requests in ms, and the
+live events the last answer read (the shares since the follow began). Compare code versions by
+running the script from each checkout (``PYTHONPATH=other/src``) with a ``--label``. Example::
+
+    python benchmarks/followee_reads.py --shares 0,1000,10000,30000 --repeat 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import behaviorlm as blm
+from behaviorlm.config import load_toml
+from behaviorlm.serve import EventRecord, RecommendRequest, Service, open_store
+from machine import machine_facts, peak_rss_mib
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "default"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--users", type=int, default=300, help="simulated users")
+    parser.add_argument("--shares", default="0,1000,10000", help="the followee's shares, levels")
+    parser.add_argument("--repeat", type=int, default=30, help="timed requests per level")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--label", default="", help="a name for this run, echoed in every line")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    levels = sorted(int(x) for x in args.shares.split(","))
+
+    dataset = blm.preprocess(blm.simulate(args.users, seed=args.seed))
+    follows = dataset.follows
+    counts = follows.group_by("followee").len().sort("len", descending=True)
+    followee_code = int(counts["followee"][0])
+    edge = follows.filter(follows["followee"] == followee_code).sort("follower").row(0)
+    users = dataset.users["user_id"].cast(str)
+    followee, follower, since = users[followee_code - 1], users[int(edge[0]) - 1], edge[2]
+    items = dataset.items["item_id"].cast(str).to_list()
+    rng = np.random.default_rng(args.seed)
+    start = max(int(since or 0), int(dataset.events["timestamp"].max())) + 1
+
+    def shares(first: int, n: int) -> list[EventRecord]:
+        picks = rng.integers(0, len(items), n)
+        return [
+            EventRecord(
+                user_id=followee, item_id=items[int(i)], timestamp=start + first + k, action="share"
+            )
+            for k, i in enumerate(picks)
+        ]
+
+    facts = machine_facts()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = load_toml(CONFIGS / "sasrec.toml")
+        overrides = ["train.epochs=1", "train.schedule=epochs", f"train.threads={args.threads}"]
+        blm.train(dataset, "sasrec", config=config, overrides=overrides, out_dir=tmp, progress=False)
+        service = Service(tmp, open_store(f"sqlite:///{Path(tmp) / 'events.db'}"))
+        stored = 0
+        request = [RecommendRequest(user_id=follower, k=10)]
+        for level in levels:
+            while stored < level:  # batches of at most 1,000 shares
+                batch = shares(stored, min(1000, level - stored))
+                service.store.append(batch)
+                stored += len(batch)
+            service.recommend_batch(request)  # the level's first read, untimed
+            times = []
+            answer = None
+            for _ in range(args.repeat):
+                service.store.append(shares(stored, 1))  # a new share, then the follower asks
+                stored += 1
+                t0 = time.perf_counter()
+                answer = service.recommend_batch(request)[0]
+                times.append((time.perf_counter() - t0) * 1000)
+            if isinstance(answer, Exception):
+                raise answer
+            times.sort()
+            line = {
+                "benchmark": "followee_reads",
+                "followee_shares": level,
+                "followers_of_followee": int(counts["len"][0]),
+                "repeat": args.repeat,
+                "median_ms": round(statistics.median(times), 2),
+                "p90_ms": round(times[int(0.9 * (len(times) - 1))], 2),
+                "live_events_read": None if answer is None else answer.live_events,
+                "threads": args.threads,
+                "peak_rss_mib": peak_rss_mib(),
+                "label": args.label,
+                **facts,
+            }
+            print(json.dumps(line), flush=True)
+        service.close()
+
+
+if __name__ == "__main__":
+    main()

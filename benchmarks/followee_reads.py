@@ -74,7 +74,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config = load_toml(CONFIGS / "sasrec.toml")
         overrides = ["train.epochs=1", "train.schedule=epochs", f"train.threads={args.threads}"]
-        blm.train(dataset, "sasrec", config=config, overrides=overrides, out_dir=tmp, progress=False)
+        blm.train(
+            dataset, "sasrec", config=config, overrides=overrides, out_dir=tmp, progress=False
+        )
         service = Service(tmp, open_store(f"sqlite:///{Path(tmp) / 'events.db'}"))
         stored = 0
         request = [RecommendRequest(user_id=follower, k=10)]

@@ -191,11 +191,16 @@ def test_absolute_position_counts_from_the_last_event_and_reads_max_len() -> Non
     m = module(replace(CONFIG, absolute_position=True))
     assert m.position is not None
     assert m.position.num_embeddings == CONFIG.max_len
-    row = SEQS.row(0)  # 8 events: the whole window
-    base = encode(m, row)[0, -1]
+    row = SEQS.row(2)  # 5 events: positions 4 (the oldest) to 0 (the last)
+    base = encode(m, row)[0]
     with torch.no_grad():
         m.position.weight[0] += torch.randn(CONFIG.dim)  # the last event's position
-    assert not torch.allclose(encode(m, row)[0, -1], base, atol=1e-4)
+    moved = encode(m, row)[0]
+    torch.testing.assert_close(moved[:-1], base[:-1])  # earlier states never see position 0
+    assert not torch.allclose(moved[-1], base[-1], atol=1e-4)
+    with torch.no_grad():
+        m.position.weight[4] += torch.randn(CONFIG.dim)  # the oldest event's position
+    assert not torch.allclose(encode(m, row)[0, 0], moved[0], atol=1e-4)
     longer = timelines([12], seed=4)  # 12 events: the model reads the last 8
     with torch.no_grad():
         whole = m.encode_last(build_batch(longer, 12, SIZES))
@@ -215,6 +220,8 @@ def test_cosine_scores_are_cosines_over_the_temperature() -> None:
     cosine = functional.cosine_similarity(direction[:, None, :], raw[None, :, :], dim=-1)
     torch.testing.assert_close(scores, cosine / 0.1, rtol=1e-4, atol=1e-4)
     assert float(scores.abs().max()) <= 1 / 0.1 + 1e-4
+    with torch.no_grad():  # a chunk of the catalogue normalises its own rows only, alike
+        torch.testing.assert_close(m.logits(hidden, slice(2, 5)), scores[:, 1:4])
     with pytest.raises(ValueError, match="temperature"):
         HSTUConfig(similarity="cosine", temperature=0.0)
     with pytest.raises(ValueError, match="similarity"):

@@ -221,6 +221,7 @@ def test_cached_timelines_equal_timelines_read_whole(
     followee, follower = pair(dataset)
     items = [str(i) for i in dataset.items["item_id"].to_list()[:40]]
     users = [follower, followee, "a-new-user"]
+    other = next(f for f in live.followees_of(follower) if f != followee)  # a second followee
     for round_ in range(3):
         for user in users:
             store.append(events_round(user, items, k=3 + round_, round_=round_))
@@ -231,30 +232,33 @@ def test_cached_timelines_equal_timelines_read_whole(
             action="share",
             event_id=f"share-{round_}",
         )
-        # a share from before the follow began, which the follower's timeline leaves out
+        # a share from before the follow began, which the follower's timeline leaves out; one
+        # on an item the model does not know; at the share's time, another followee's share
+        # and an event of the follower's own (ties, in the order of the timeline)
         early = replace(share, timestamp=1, event_id=f"early-share-{round_}")
-        store.append([share, early])
+        unknown = replace(share, item_id=f"new-{round_}", event_id=f"unknown-share-{round_}")
+        tie = replace(share, user_id=other, item_id=items[round_], event_id=f"tie-{round_}")
+        own = replace(share, user_id=follower, action="view", event_id=f"own-tie-{round_}")
+        store.append([share, early, unknown, tie, own])
         for user in users:  # each user twice: once reading what came since, once nothing new
             for _ in range(2):
                 theirs = [e for f in live.followees_of(user) for e in store.user_events(f)]
-                cached = live.for_user_coded(user, cache.get(user), theirs)
+                # the followees' events picked from their cached codes: the same timeline
+                cached = live.for_user_coded(user, cache.get(user), cache.get, store.user_events)
                 whole = live.for_user(user, store.user_events(user), theirs)
                 assert_same(cached, whole, live.first_live_event)
-                # the followees' events picked from their cached codes: the same timeline
-                coded = live.for_user_coded(user, cache.get(user), events_of=cache.get)
-                assert_same(coded, whole, live.first_live_event)
                 assert len(cache) <= bounds.get("max_users", 4096)
                 assert cache.kept_events <= bounds.get("max_events", 200_000)
-    # the follower reads the three shares made after the follow began, not the early ones
+    # the follower reads the six shares on known items made after the follows began
     theirs = [e for f in live.followees_of(follower) for e in store.user_events(f)]
     whole = live.for_user(follower, store.user_events(follower), theirs)
-    assert whole.live_events == cache.get(follower).size + 3
+    assert whole.live_events == cache.get(follower).size + 6
     if not bounds:  # every user kept, followees too: the count is the sum of what is kept
         kept = set(users) | {f for user in users for f in live.followees_of(user)}
         assert len(cache) == len(kept)
         assert cache.kept_events == sum(cache.get(user).size for user in kept)
     if bounds == {"max_events": 5}:  # every user has more events than that: none is kept
-        assert cache.kept_events == 0  # (followees without events are)
+        assert cache.kept_events == 3  # only the second followee's three shares (and nobodies)
 
 
 def test_followee_action_without_a_code_picks_from_the_records(
@@ -269,7 +273,8 @@ def test_followee_action_without_a_code_picks_from_the_records(
     whole = live.for_user(follower, store.user_events(follower), theirs)
     assert live.followee_action_codes is not None
     live.followee_action_codes = None  # as for a model without a code for "share"
-    coded = live.for_user_coded(follower, cache.get(follower), theirs, events_of=cache.get)
+    own = cache.get(follower)
+    coded = live.for_user_coded(follower, own, cache.get, store.user_events)
     assert_same(coded, whole, live.first_live_event)
     assert whole.live_events == 1
 

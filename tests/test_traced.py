@@ -17,7 +17,8 @@ from behaviorlm.models.neural import NeuralRecommender, SequenceModule
 from behaviorlm.models.traced import TracedEncoder
 from behaviorlm.schema import Sequences
 
-TRACEABLE = ("sasrec", "hstu")
+#: "hstu+options": HSTU with absolute positions (a slice to the window) and cosine scores
+TRACEABLE = ("sasrec", "hstu", "hstu+options")
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +29,9 @@ def simulated() -> Sequences:
 
 def untrained(model: str, seqs: Sequences, max_len: int = 20) -> NeuralRecommender:
     config: dict[str, Any] = {"dim": 16, "heads": 2, "layers": 2, "max_len": max_len}
+    if model == "hstu+options":
+        model = "hstu"
+        config.update(absolute_position=True, similarity="cosine")
     net = MODELS[model][1](MODELS[model][0](**config))
     assert isinstance(net, NeuralRecommender)
     net.setup(seqs, seed=0)

@@ -2,7 +2,8 @@
 
 :meth:`behaviorlm.models.neural.SequenceModule.encode_last_without` encodes one row without
 each of ``K`` columns. In a causal model whose states before a deleted column stay as they
-are (SASRec counts positions from the end, HSTU's biases are relative), the rows differ only
+are (SASRec counts positions from the end, HSTU's biases are relative and its optional
+absolute positions count from the end), the rows differ only
 from their deleted column on. The deletions are then taken in groups by column: a group
 computes the columns from its smallest deleted one on, and its queries attend to keys and
 values of one shared row before that.
@@ -58,6 +59,50 @@ def deletion_groups(
         x[at, d[at] - start] = closing[rows[at]].to(x.dtype)
         out.append((rows, start, x))
     return out
+
+
+def deletion_inputs(
+    tokens: TokenEmbedding,
+    batch: SequenceBatch,
+    drop: torch.Tensor,
+    gaps: torch.Tensor,
+    position: torch.Tensor | None,
+    scale: float = 1.0,
+) -> tuple[torch.Tensor, list[tuple[torch.Tensor, int, torch.Tensor]]]:
+    """The shared row's inputs (n, D) and the groups of a model whose inputs are ``(token +
+    position) * scale``, positions counted from the end (``position`` (n, D), the last
+    column's 0; None: no absolute positions).
+
+    The shared row is the full row's ``n`` oldest columns; a row without a column holds, at
+    column ``c``, position ``n - 1 - c`` whichever event stands there. A group is ``(rows,
+    start, x)`` as in :func:`deletion_groups`. ``drop`` and ``gaps`` must be on the batch's
+    device.
+
+    Examples
+    --------
+    >>> from behaviorlm.models.batch import FeatureSizes, build_batch
+    >>> from behaviorlm.models.neural import FeatureConfig
+    >>> from behaviorlm.schema import Sequences
+    >>> s = Sequences.from_lists([[1, 2, 3]], n_items=3)
+    >>> sizes = FeatureSizes.of(s)
+    >>> emb = TokenEmbedding(sizes, dim=4, features=FeatureConfig())
+    >>> shared, groups = deletion_inputs(
+    ...     emb, build_batch(s, 3, sizes), torch.tensor([0, 2]), torch.tensor([1, 1]), None
+    ... )
+    >>> tuple(shared.shape), [(r.tolist(), start, tuple(x.shape)) for r, start, x in groups]
+    ((2, 4), [([0, 1], 0, (2, 2, 4))])
+    """
+    full = tokens(batch)[0]  # (n + 1, D)
+    closing = closing_tokens(tokens, batch, drop, gaps)
+    shared = full[:-1] if position is None else full[:-1] + position
+    groups = [
+        (rows, start, x if position is None else x + position[start:])
+        for rows, start, x in deletion_groups(full, closing, drop)
+    ]
+    if scale != 1.0:
+        shared = shared * scale
+        groups = [(rows, start, x * scale) for rows, start, x in groups]
+    return shared, groups
 
 
 def lower_right(queries: int, keys: int, device: torch.device) -> torch.Tensor:

@@ -51,8 +51,7 @@ from torch.nn import functional
 from behaviorlm.models.batch import FeatureSizes, SequenceBatch, kept_columns
 from behaviorlm.models.deletions import (
     after_prefix,
-    closing_tokens,
-    deletion_groups,
+    deletion_inputs,
     lower_right,
     shareable,
 )
@@ -369,16 +368,10 @@ class HSTUModule(SequenceModule):
         c, device = self.config, batch.mask.device
         drop, gaps = drop.to(device), gaps.to(device)
         scale = math.sqrt(c.dim)  # unit-scale inputs, as in _encode
-        tokens = self.tokens(batch)[0]  # (n + 1, D): the full row
-        closing = closing_tokens(self.tokens, batch, drop, gaps)
+        position = self._positions(n, device)  # (n, D) or None
+        shared_x, groups = deletion_inputs(self.tokens, batch, drop, gaps, position, scale)
         kept = kept_columns(drop, n)  # (K, n): the full row's columns each row keeps
         pos = position_buckets(n, c.position_buckets, c.max_len).to(device)  # (n, n)
-        # a row's column c holds position n - 1 - c whichever event stands there
-        position = self._positions(n, device)  # (n, D)
-        groups = [
-            (rows, start, (x + position[start:]) * scale)
-            for rows, start, x in deletion_groups(tokens, closing, drop)
-        ]
         contexts = []
         for rows, start, _ in groups:
             # each query from start on sees the keys up to itself, divided by their number
@@ -390,8 +383,7 @@ class HSTUModule(SequenceModule):
                 times = time_buckets_between(stamps[:, start:], stamps, c.time_buckets)
             contexts.append((allowed, pos[start:], times))
 
-        # the shared row's states, layer by layer
-        shared = ((tokens[:-1] + position) * scale).unsqueeze(0)
+        shared = shared_x.unsqueeze(0)  # the shared row's states, layer by layer
         shared_context = self._context(batch.columns(slice(None, n)))
         *body, top = cast(list[HSTULayer], list(self.layers))
         for layer in body:
@@ -403,7 +395,7 @@ class HSTUModule(SequenceModule):
                 groups[g] = (rows, start, states)
             shared = layer.attend(shared, u, q, k, v, *shared_context)
         _, v, _, k = top._project(shared)
-        out = torch.empty(len(drop), tokens.shape[1], dtype=tokens.dtype, device=device)
+        out = torch.empty(len(drop), shared.shape[2], dtype=shared.dtype, device=device)
         for (rows, start, x), (allowed, positions, times) in zip(groups, contexts, strict=True):
             own_u, own_v, own_q, own_k = top._project(x)
             keys, values = after_prefix((own_k, own_v), (k, v), start)
@@ -413,25 +405,30 @@ class HSTUModule(SequenceModule):
 
     def item_embeddings(self) -> torch.Tensor:
         """(N + 1, D) output embeddings: the item embeddings, L2-normalised for ``cosine``."""
-        table = super().item_embeddings()
+        return self.item_rows(slice(None))
+
+    def item_rows(self, index: slice | torch.Tensor) -> torch.Tensor:
+        """Output embeddings of the items ``index``, L2-normalised for ``cosine`` (these rows
+        only)."""
+        rows = self.tokens.item.weight[index]
         if self.config.similarity == "cosine":
-            return functional.normalize(table, dim=-1)
-        return table
+            return functional.normalize(rows, dim=-1)
+        return rows
 
     def _output(self, x: torch.Tensor) -> torch.Tensor:
         """The final LayerNorm of the stream; for ``cosine`` L2-normalised and divided by
         the temperature, so that its dot products with :meth:`item_embeddings` are the
-        scores."""
+        scores (the action head then reads states of norm ``1 / temperature``)."""
         out: torch.Tensor = self.norm_out(x)
         if self.config.similarity == "cosine":
             out = functional.normalize(out, dim=-1) / self.config.temperature
         return out
 
-    def _positions(self, t: int, device: torch.device) -> torch.Tensor:
-        """(T, D) absolute position embeddings of ``t`` columns, the last one 0; (T, 1) zeros
-        without them."""
+    def _positions(self, t: int, device: torch.device) -> torch.Tensor | None:
+        """(T, D) absolute position embeddings of ``t`` columns, the last one 0; None without
+        them."""
         if self.position is None:
-            return torch.zeros(t, 1, device=device)
+            return None
         out: torch.Tensor = self.position(torch.arange(t - 1, -1, -1, device=device))
         return out
 
@@ -455,7 +452,10 @@ class HSTUModule(SequenceModule):
             batch = batch.columns(slice(-self.config.max_len, None))
         mask = batch.mask  # (B, T)
         scale = math.sqrt(self.config.dim)  # unit-scale inputs, as in the reference code
-        tokens = self.tokens(batch) + self._positions(mask.shape[1], mask.device)
+        tokens = self.tokens(batch)
+        position = self._positions(mask.shape[1], mask.device)
+        if position is not None:
+            tokens = tokens + position
         x = self.input_dropout(tokens * scale) * mask.unsqueeze(-1)
         allowed, pos, times = self._context(batch)
         for i, layer in enumerate(self.layers):

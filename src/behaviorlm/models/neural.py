@@ -159,6 +159,15 @@ class SequenceModule(nn.Module):
         """(N + 1, D) output embeddings of all items (row 0 = padding)."""
         return self.tokens.item.weight
 
+    def item_rows(self, index: slice | torch.Tensor) -> torch.Tensor:
+        """Output embeddings of the items ``index`` (a slice or ids): ``item_embeddings()[index]``.
+
+        A model whose output table is a row-wise function of its weights (HSTU's cosine scores)
+        computes only these rows, so scoring a chunk of a large catalogue or a sampled softmax
+        costs what its rows cost.
+        """
+        return self.item_embeddings()[index]
+
     def item_bias(self) -> torch.Tensor | None:
         """(N + 1,) output bias of all items, or None (the default: scores are dot products)."""
         return None
@@ -173,7 +182,7 @@ class SequenceModule(nn.Module):
     def logits(self, hidden: torch.Tensor, items: slice | None = None) -> torch.Tensor:
         """Scores ``(..., n)`` of items ``items`` (default all, including padding at 0)."""
         sel = items if items is not None else slice(None)
-        out = hidden @ self.item_embeddings()[sel].T
+        out = hidden @ self.item_rows(sel).T
         bias = self.item_bias()
         return out if bias is None else out + bias[sel]
 

@@ -42,8 +42,7 @@ from torch.nn import functional
 from behaviorlm.models.batch import FeatureSizes, SequenceBatch
 from behaviorlm.models.deletions import (
     after_prefix,
-    closing_tokens,
-    deletion_groups,
+    deletion_inputs,
     lower_right,
     shareable,
 )
@@ -290,7 +289,10 @@ class SASRecModule(SequenceModule):
         if not (self.blocks and n <= self.max_len and shareable(self, batch, drop)):
             return super().encode_last_without(batch, drop, gaps)
         device = batch.mask.device
-        shared, groups = self._deletion_inputs(batch, drop.to(device), gaps.to(device))
+        position = self.position(torch.arange(n - 1, -1, -1, device=device))  # (n, D)
+        shared, groups = deletion_inputs(
+            self.tokens, batch, drop.to(device), gaps.to(device), position
+        )
         *body, top = cast(list[Block], list(self.blocks))
         for block in body:
             row = shared.unsqueeze(0)
@@ -309,26 +311,6 @@ class SASRecModule(SequenceModule):
             last = x[:, -1:]
             out[rows] = self.norm(top.attend(last, top.queries(last), k, v, None, False)[:, 0])
         return out
-
-    def _deletion_inputs(
-        self, batch: SequenceBatch, drop: torch.Tensor, gaps: torch.Tensor
-    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, int, torch.Tensor]]]:
-        """The shared row's inputs (n, D) and the groups of :meth:`encode_last_without`.
-
-        A group is ``(rows, start, x)``: indices into ``drop``, its first column, and the
-        inputs ``x`` (R, n - start, D) of its rows from that column on.
-        """
-        n = batch.shape[1] - 1
-        position = self.position(torch.arange(n - 1, -1, -1, device=drop.device))  # (n, D)
-        tokens = self.tokens(batch)[0]  # (n + 1, D)
-        closing = closing_tokens(self.tokens, batch, drop, gaps)
-        # a row's column c holds position n - 1 - c whichever event stands there
-        groups = [
-            (rows, start, x + position[start:])
-            for rows, start, x in deletion_groups(tokens, closing, drop)
-        ]
-        shared = tokens[:-1] + position  # (n, D): the columns before a deleted one
-        return shared, groups
 
     def _encode(self, batch: SequenceBatch, last: bool) -> torch.Tensor:
         # keep the most recent events, as model.batch does (a slice, not a branch on the

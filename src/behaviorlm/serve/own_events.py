@@ -11,13 +11,17 @@ reads stay fresh (read-your-writes) and the store read and the coding in Python 
 new events cost; only numpy's merge of the coded arrays with the training history still grows
 with the history, at a small cost per event. Recommendations and influence (for the user's
 own timeline) read through it, for the user and, with a model that reads followees' events,
-for each followee (whose shares are picked from their codes): a followee who posts often
-costs each follower's request what their new events cost. The followers' timelines of social
-reach and explanations (which label live events with their records) read whole.
+for each followee (whose events of the followee actions are picked from their codes): a
+followee who posts often costs each follower's request what their new events cost. The
+followers' timelines of social reach and explanations (which label live events with their
+records) read whole.
 
 Memory is bounded: at most ``max_users`` users and ``max_events`` coded events in all, the
 least recently used going first; a user with more events than ``max_events`` is read whole
-every time, as without the cache.
+every time, as without the cache. Followees share these bounds with the users asking: a user
+who follows more than ``max_users`` accounts pushes everyone out, their own events included,
+on each request, and a followee with more than ``max_events`` events is read and coded whole
+(all their events, not only those a follower reads) on each of their followers' requests.
 """
 
 from __future__ import annotations

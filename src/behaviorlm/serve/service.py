@@ -663,14 +663,10 @@ class Service:
         event records, which explanations need): recommendations and the user's own timeline
         in influence use it."""
         read = events_of or self.store.user_events
-        followees = self.timelines.followees_of(user_id)
         if cached:
-            own = self.own_events.get(user_id)
-            if self.timelines.followee_action_codes is not None:
-                return self.timelines.for_user_coded(user_id, own, events_of=self.own_events.get)
-            theirs = [e for f in followees for e in read(f)]  # an uncoded followee action
-            return self.timelines.for_user_coded(user_id, own, theirs)
-        theirs = [e for f in followees for e in read(f)]
+            own, coded = self.own_events.get(user_id), self.own_events.get
+            return self.timelines.for_user_coded(user_id, own, coded, read)
+        theirs = [e for f in self.timelines.followees_of(user_id) for e in read(f)]
         return self.timelines.for_user(user_id, read(user_id), theirs)
 
     def _item_code(self, item_id: str) -> int:

@@ -119,6 +119,15 @@ def _sequences(
 class LiveTimelines:
     """Builds timelines from an artifact's training histories and new events.
 
+    Attributes
+    ----------
+    followee_actions : frozenset of str
+        Actions of the users one follows that a timeline reads (none unless the model was
+        trained with followees' events).
+    followee_action_codes : numpy array or None
+        Their action codes; None where the model lacks a code for one of them (their events
+        are then picked from records, not codes).
+
     Examples
     --------
     >>> import behaviorlm as blm
@@ -163,7 +172,9 @@ class LiveTimelines:
         # the codes of the followee actions; None where the model lacks one (an uncoded
         # followee action would share code 0 with every other uncoded action)
         codes = [self.actions.get(action, 0) for action in sorted(self.followee_actions)]
-        self.followee_action_codes = None if 0 in codes else np.array(codes, dtype=np.int64)
+        self.followee_action_codes: Int | None = (
+            None if 0 in codes else np.array(codes, dtype=np.int64)
+        )
 
     def followees_of(self, user_id: str) -> list[str]:
         """External ids of the users whose events ``user_id``'s timeline reads (none unless the
@@ -209,21 +220,23 @@ class LiveTimelines:
         self,
         user_id: str,
         own: OwnEvents,
-        followee_live: Sequence[EventRecord] = (),
-        events_of: Callable[[str], OwnEvents] | None = None,
+        events_of: Callable[[str], OwnEvents],
+        records_of: Callable[[str], Sequence[EventRecord]],
     ) -> Timeline:
-        """As :meth:`for_user`, from the user's coded events
+        """As :meth:`for_user`, from coded events
         (:class:`~behaviorlm.serve.own_events.OwnEventCache`); the same timeline, without the
         records (``Timeline.live`` is None).
 
-        The followees' events come from ``events_of`` (a user's coded events) where it is
-        given and the model has a code for each followee action
-        (``followee_action_codes``), else from the records ``followee_live``, as in
-        :meth:`for_user`.
+        ``own`` are the user's coded events. For a model that reads followees' events, each
+        followee's come from ``events_of(followee)`` (their coded events), picked on the
+        codes; where the model lacks a code for a followee action
+        (:attr:`followee_action_codes` is None) from their records,
+        ``records_of(followee)``, as in :meth:`for_user`.
         """
         codes = self.followee_action_codes
-        if events_of is None or codes is None:
-            return self._user_timeline(user_id, own, followee_live, None)
+        if codes is None:
+            records = [e for f in self.followees_of(user_id) for e in records_of(f)]
+            return self._user_timeline(user_id, own, records, None)
         user = self.users.get(user_id, 0)
         base = self.training.row(user - 1) if user else None
         parts, who = [self.code([])], [np.zeros(0, dtype=np.int64)]
@@ -304,8 +317,8 @@ class LiveTimelines:
     ) -> Timeline:
         """The timeline of training history ``base``, the user's coded events ``own`` and
         the followees' events ``theirs``; ``known`` holds the records of ``own`` where they
-        are at hand (None otherwise, or where ``theirs`` has none: ``Timeline.live`` is then
-        None)."""
+        are at hand (None otherwise, or where ``theirs.records`` is None: ``Timeline.live`` is
+        then None)."""
         mine, coded_theirs, n_mine = own.arrays, theirs.arrays, own.size
         # live event ids count on from the user's own events to the followees'
         arrays = {

@@ -141,7 +141,7 @@ def full_softmax_loss(
     bias = module.item_bias()
     out: torch.Tensor = _ChunkedSoftmax.apply(  # type: ignore[no-untyped-call]
         hidden,
-        module.item_embeddings()[1:],
+        module.item_rows(slice(1, None)),
         None if bias is None else bias[1:],
         targets - 1,
         chunk_elements,
@@ -225,10 +225,9 @@ def sampled_softmax_loss(
     >>> round(loss.item(), 4)  # target 1 has 2 real negatives, target 2 has 3: ln 3, ln 4
     1.2425
     """
-    table = module.item_embeddings()
     bias = module.item_bias()
-    pos = (hidden * table[targets]).sum(-1) - log_q[targets]  # (M,)
-    neg = hidden @ table[negatives].T - log_q[negatives]  # (M, K)
+    pos = (hidden * module.item_rows(targets)).sum(-1) - log_q[targets]  # (M,)
+    neg = hidden @ module.item_rows(negatives).T - log_q[negatives]  # (M, K)
     if bias is not None:
         pos = pos + bias[targets]
         neg = neg + bias[negatives]

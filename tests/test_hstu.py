@@ -24,6 +24,7 @@ from behaviorlm.models.neural import FeatureConfig
 from behaviorlm.models.pop import Pop, PopConfig
 from behaviorlm.schema import Sequences
 from behaviorlm.train import TrainConfig, fit_model
+from behaviorlm.train.losses import full_softmax_loss, sampled_softmax_loss
 
 N_ITEMS = 12
 CONFIG = HSTUConfig(max_len=8, dim=16, layers=2, heads=2, dropout=0.0)
@@ -226,6 +227,23 @@ def test_cosine_scores_are_cosines_over_the_temperature() -> None:
         HSTUConfig(similarity="cosine", temperature=0.0)
     with pytest.raises(ValueError, match="similarity"):
         HSTUConfig(similarity="l2")  # type: ignore[arg-type]
+
+
+def test_cosine_scores_in_both_losses_read_normalised_rows() -> None:
+    m = module(replace(CONFIG, similarity="cosine"))
+    hidden = torch.randn(3, CONFIG.dim)
+    targets, negatives = torch.tensor([1, 4, 7]), torch.tensor([2, 3, 4, 9])
+    log_q = torch.zeros(N_ITEMS + 1)
+    unit = functional.normalize(m.tokens.item.weight, dim=-1)  # (N + 1, D)
+    logits = torch.cat(
+        [(hidden * unit[targets]).sum(-1, keepdim=True), hidden @ unit[negatives].T], 1
+    )
+    logits[1, 3] = float("-inf")  # item 4 is the second position's target: masked
+    expected = functional.cross_entropy(logits, torch.zeros(3, dtype=torch.long))
+    got = sampled_softmax_loss(m, hidden, targets, negatives, log_q)
+    torch.testing.assert_close(got, expected)
+    full = functional.cross_entropy(hidden @ unit[1:].T, targets - 1)
+    torch.testing.assert_close(full_softmax_loss(m, hidden, targets), full)
 
 
 def test_relative_time_bias_follows_the_time_switch() -> None:

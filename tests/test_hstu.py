@@ -246,6 +246,22 @@ def test_cosine_scores_in_both_losses_read_normalised_rows() -> None:
     torch.testing.assert_close(full_softmax_loss(m, hidden, targets), full)
 
 
+def test_cosine_scores_normalise_only_the_rows_they_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    m = module(replace(CONFIG, similarity="cosine"))
+    rows: list[int] = []
+    normalize = functional.normalize
+
+    def spy(x: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        rows.append(x.shape[0])
+        return normalize(x, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(functional, "normalize", spy)
+    hidden = torch.randn(2, CONFIG.dim)
+    m.logits(hidden, slice(2, 5))  # a chunk of 3 items
+    sampled_softmax_loss(m, hidden, torch.tensor([1, 4]), torch.tensor([2, 3, 9]), torch.zeros(13))
+    assert rows == [3, 2, 3]  # the chunk, the targets, the negatives; never the whole table
+
+
 def test_relative_time_bias_follows_the_time_switch() -> None:
     row = SEQS.row(0)
     later = edit(row, 0, timestamps=row.timestamps[0] - 10**6)  # first event a day earlier

@@ -75,8 +75,8 @@ def deletion_inputs(
 
     The shared row is the full row's ``n`` oldest columns; a row without a column holds, at
     column ``c``, position ``n - 1 - c`` whichever event stands there. A group is ``(rows,
-    start, x)`` as in :func:`deletion_groups`. ``drop`` and ``gaps`` must be on the batch's
-    device.
+    start, x)`` as in :func:`deletion_groups`. ``drop``, ``gaps`` and ``position`` must be on
+    the batch's device.
 
     Examples
     --------

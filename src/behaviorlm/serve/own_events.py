@@ -19,7 +19,7 @@ records) read whole.
 Memory is bounded: at most ``max_users`` users and ``max_events`` coded events in all, the
 least recently used going first; a user with more events than ``max_events`` is read whole
 every time, as without the cache. Followees share these bounds with the users asking: a user
-who follows more than ``max_users`` accounts pushes everyone out, their own events included,
+who follows ``max_users`` accounts or more pushes everyone out, their own events included,
 on each request, and a followee with more than ``max_events`` events is read and coded whole
 (all their events, not only those a follower reads) on each of their followers' requests.
 """

@@ -67,9 +67,10 @@ def test_retained_memory_spares_the_page_faults_of_repeated_explanations() -> No
     # in fresh processes: the setting lasts for the process's life (the retaining one also
     # checks that retain_freed_memory() says the settings took effect)
     default, retained = faults_per_call("default"), faults_per_call("retain")
-    # with the defaults each call maps fresh pages for its large temporaries (thousands)
-    assert default > 500
-    assert retained < default / 10
+    # with the defaults each call maps fresh pages for its large temporaries (about 500 to
+    # 1,500 here, depending on what else runs); retained, a few dozen at most
+    assert default > 200
+    assert retained < default / 5
 
 
 @pytest.mark.parametrize(

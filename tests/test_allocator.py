@@ -66,9 +66,12 @@ def faults_per_call(mode: str) -> float:
 def test_retained_memory_spares_the_page_faults_of_repeated_explanations() -> None:
     # in fresh processes: the setting lasts for the process's life (the retaining one also
     # checks that retain_freed_memory() says the settings took effect)
-    default, retained = faults_per_call("default"), faults_per_call("retain")
-    # with the defaults each call maps fresh pages for its large temporaries (about 500 to
-    # 1,500 here, depending on what else runs); retained, a few dozen at most
+    # with the defaults each call maps fresh pages for its large temporaries: about 500 to
+    # 1,500 here in most processes, but glibc's dynamic thresholds sometimes settle on sizes
+    # that spare them (one process in ten saw 30), so the most of three processes counts;
+    # retained, a few dozen at most
+    default = max(faults_per_call("default") for _ in range(3))
+    retained = faults_per_call("retain")
     assert default > 200
     assert retained < default / 5
 

@@ -175,6 +175,10 @@ class LiveTimelines:
         self.followee_action_codes: Int | None = (
             None if 0 in codes else np.array(codes, dtype=np.int64)
         )
+        # no followee events, shared: never to be changed
+        self._nobody = _Followees(self.code([]), np.zeros(0, dtype=np.int64), ())
+        for array in (*self._nobody.arrays.values(), self._nobody.who):
+            array.flags.writeable = False
 
     def followees_of(self, user_id: str) -> list[str]:
         """External ids of the users whose events ``user_id``'s timeline reads (none unless the
@@ -239,7 +243,7 @@ class LiveTimelines:
             return self._user_timeline(user_id, own, records, None)
         user = self.users.get(user_id, 0)
         base = self.training.row(user - 1) if user else None
-        parts, who = [self.code([])], [np.zeros(0, dtype=np.int64)]
+        parts, who = [self._nobody.arrays], [self._nobody.who]
         for followee, since in self.followees.get(user, []):
             arrays = events_of(followee).arrays
             keep = np.isin(arrays["actions"], codes)  # the picks of _followee_events, on codes
@@ -289,8 +293,7 @@ class LiveTimelines:
     def for_events(self, events: Sequence[EventRecord]) -> Timeline:
         """A timeline made only of ``events`` (a request's own timeline)."""
         own = self.own_events(events, None, 0)
-        nobody = _Followees(self.code([]), np.zeros(0, dtype=np.int64), [])
-        return self._merged(None, own, nobody, 0, self.readable(events))
+        return self._merged(None, own, self._nobody, 0, self.readable(events))
 
     def readable(self, live: Sequence[EventRecord]) -> list[EventRecord]:
         """The events of ``live`` the model reads (searches and known items), in order."""

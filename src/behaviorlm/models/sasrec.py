@@ -279,7 +279,8 @@ class SASRecModule(SequenceModule):
 
         Exact, and about half the work of encoding the ``K`` rows. Positions count from the
         end, so in the row without column ``d`` the columns before ``d`` hold what they hold
-        in one shared row (the ``n`` oldest columns, each one place further from the end),
+        in one shared row (the ``n`` oldest columns, each one place nearer the end than in the
+        full row),
         and causal attention keeps every state there equal to that row's. The deletions are
         taken in groups by ``d``; a group computes only its columns from its smallest ``d``
         on, its queries attending to the shared row's keys and values before that. The last

@@ -243,8 +243,11 @@ class LiveTimelines:
             return self._user_timeline(user_id, own, records, None)
         user = self.users.get(user_id, 0)
         base = self.training.row(user - 1) if user else None
+        followees = self.followees.get(user, [])
+        if not followees:  # most users, and every one where the model reads no followees
+            return self._merged(base, own, self._nobody, user, None)
         parts, who = [self._nobody.arrays], [self._nobody.who]
-        for followee, since in self.followees.get(user, []):
+        for followee, since in followees:
             arrays = events_of(followee).arrays
             keep = np.isin(arrays["actions"], codes)  # the picks of _followee_events, on codes
             if since is not None:
@@ -269,8 +272,10 @@ class LiveTimelines:
         user = self.users.get(user_id, 0)
         base = self.training.row(user - 1) if user else None
         records = self._followee_events(user, followee_live)
-        who = np.array([self.users.get(e.user_id, 0) for e in records], dtype=np.int64)
-        theirs = _Followees(self.code(records), who, records)
+        theirs = self._nobody
+        if records:
+            who = np.array([self.users.get(e.user_id, 0) for e in records], dtype=np.int64)
+            theirs = _Followees(self.code(records), who, records)
         return self._merged(base, own, theirs, user, known)
 
     def stack(self, rows: Sequence[Sequences]) -> Sequences:

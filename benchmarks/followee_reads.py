@@ -23,17 +23,14 @@ import json
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 import behaviorlm as blm
-from behaviorlm.config import load_toml
-from behaviorlm.serve import EventRecord, RecommendRequest, Service, open_store
+from behaviorlm.serve import EventRecord, RecommendRequest
 from machine import machine_facts, peak_rss_mib
-
-CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "default"
+from simulated import trained_service
 
 
 def main() -> None:
@@ -72,12 +69,7 @@ def main() -> None:
 
     facts = machine_facts()
     with tempfile.TemporaryDirectory() as tmp:
-        config = load_toml(CONFIGS / "sasrec.toml")
-        overrides = ["train.epochs=1", "train.schedule=epochs", f"train.threads={args.threads}"]
-        blm.train(
-            dataset, "sasrec", config=config, overrides=overrides, out_dir=tmp, progress=False
-        )
-        service = Service(tmp, open_store(f"sqlite:///{Path(tmp) / 'events.db'}"))
+        service = trained_service(dataset, tmp, args.threads)
         stored = 0
         request = [RecommendRequest(user_id=follower, k=10)]
         for level in levels:

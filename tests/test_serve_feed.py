@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 import behaviorlm as blm
 from behaviorlm.data.feed import followee_source
+from behaviorlm.schema import Sequences
 from behaviorlm.serve import EventRecord, RecommendRequest, Service, create_app, open_store
 from behaviorlm.serve.own_events import OwnEventCache
 from behaviorlm.serve.store import EventStore
@@ -289,6 +290,48 @@ def test_followee_action_without_a_code_picks_from_the_records(
     coded = live.for_user_coded(follower, own, cache.get, store.user_events)
     assert_same(coded, whole, live.first_live_event)
     assert whole.live_events == 1
+
+
+def test_many_timelines_equal_each_read_alone(
+    live: LiveTimelines, dataset: blm.Dataset, store: EventStore
+) -> None:
+    """A social reach's followers in one pass: the rows of for_user, in the order asked."""
+    followee, follower = pair(dataset)
+    followers = [f for f in live.user_ids if followee in live.followees_of(f)]
+    # users without a live event their timeline reads: their training rows, in one step
+    quiet = [u for u in live.user_ids if u not in followers and u != followee][:3]
+    assert follower in followers
+    assert len(followers) >= 2
+    assert len(quiet) == 3
+    items = [str(i) for i in dataset.items["item_id"].to_list()[:20]]
+    store.append(events_round(follower, items, k=3, round_=0))  # own events
+    # a share the followers read, one from before the follows began, a view they do not read
+    share = EventRecord(user_id=followee, item_id=items[-1], timestamp=NOW, action="share")
+    store.append([share, replace(share, timestamp=1), replace(share, action="view")])
+    # a quiet user whose only stored event is on an item the model does not know
+    store.append([EventRecord(user_id=quiet[2], item_id="new", timestamp=NOW, action="view")])
+    asked = [quiet[0], "a-new-user", *followers[:4], quiet[1], follower, quiet[2], quiet[0]]
+
+    def alone(user: str) -> Sequences:
+        theirs = [e for f in live.followees_of(user) for e in store.user_events(f)]
+        return live.for_user(user, store.user_events(user), theirs).sequences
+
+    for users in (asked, quiet, [follower], []):
+        got = live.for_users(users, store.user_events)
+        want = live.stack([alone(u) for u in users])
+        assert got.lengths.tolist() == want.lengths.tolist()
+        assert got.users.tolist() == want.users.tolist()
+        a, b = got.per_event(), want.per_event()
+        assert sorted(a) == sorted(b)
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    # quiet users keep their training rows; the other followers read the share last
+    trained = live.training.select(np.array(dataset.user_index(quiet), dtype=np.int64) - 1)
+    np.testing.assert_array_equal(live.for_users(quiet, store.user_events).items, trained.items)
+    rows = live.for_users([f for f in followers if f != follower], store.user_events)
+    last = rows.offsets[1:] - 1
+    assert rows.is_followee_event()[last].all()
+    assert (rows.items[last] == live.item_code(items[-1])).all()
 
 
 class Spy:

@@ -648,7 +648,7 @@ class Service:
                 stored[user] = self.store.user_events(user)
             return stored[user]
 
-        return self.timelines.stack([self._live(f, events_of).sequences for f in ids])
+        return self.timelines.for_users(ids, events_of)
 
     def _live(
         self,

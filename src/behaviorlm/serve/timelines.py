@@ -279,9 +279,10 @@ class LiveTimelines:
         return self._merged(base, own, theirs, user, known)
 
     def stack(self, rows: Sequence[Sequences]) -> Sequences:
-        """Single-row timelines (``Timeline.sequences``) as one ``Sequences``, in order.
+        """Timelines (``Timeline.sequences``, or any rows of timelines) as one
+        ``Sequences``: the rows of each in turn.
 
-        One row is returned as it is (the same object), not copied.
+        One part is returned as it is (the same object), not copied.
         """
         if not rows:
             return self.training.select(np.zeros(0, dtype=np.int64))
@@ -290,10 +291,55 @@ class LiveTimelines:
         per = [row.per_event() for row in rows]
         return _sequences(
             {name: np.concatenate([p[name] for p in per]) for name in per[0]},
-            [len(row.items) for row in rows],
+            np.concatenate([row.lengths for row in rows]).tolist(),
             np.concatenate([row.users for row in rows]),
             self.n_items,
         )
+
+    def for_users(
+        self, user_ids: Sequence[str], records_of: Callable[[str], Sequence[EventRecord]]
+    ) -> Sequences:
+        """The live timelines of many users, one row each, in the order given: the rows of
+        :meth:`for_user` with each user's stored events, ``records_of(user)``, and their
+        followees' (a social reach's followers).
+
+        The rows of known users without a live event that their timeline reads are the
+        training rows, taken in one step; only the others are merged one by one.
+
+        Examples
+        --------
+        >>> import behaviorlm as blm
+        >>> ds = blm.preprocess(blm.simulate(30, seed=1))
+        >>> art = blm.Artifact(model=blm.MODELS["pop"][1](blm.MODELS["pop"][0]()).fit(
+        ...     ds.sequences()), dataset=ds)
+        >>> live = LiveTimelines(art)
+        >>> new = EventRecord(user_id="u1", item_id="i3", timestamp=2_000_000_000, action="cart")
+        >>> stored = {"u1": [new]}
+        >>> rows = live.for_users(["u0", "u1"], lambda u: stored.get(u, []))
+        >>> rows.lengths.tolist() == [live.for_user(u, stored.get(u, [])).length
+        ...                           for u in ("u0", "u1")]
+        True
+        """
+        quiet: list[int] = []  # training rows of the users without live events
+        quiet_at: list[int] = []  # their places in user_ids
+        merged: list[Sequences] = []  # the timelines of the others
+        merged_at: list[int] = []
+        for at, user_id in enumerate(user_ids):
+            user = self.users.get(user_id, 0)
+            own = records_of(user_id)
+            theirs = [e for f in self.followees_of(user_id) for e in records_of(f)]
+            if user and not own and not self._followee_events(user, theirs):
+                quiet.append(user - 1)
+                quiet_at.append(at)
+            else:
+                merged.append(self.for_user(user_id, own, theirs).sequences)
+                merged_at.append(at)
+        if not merged:
+            return self.training.select(np.array(quiet, dtype=np.int64))
+        parts = [self.training.select(np.array(quiet, dtype=np.int64)), *merged]
+        order = np.empty(len(user_ids), dtype=np.int64)  # stacked position of each user
+        order[np.array([*quiet_at, *merged_at], dtype=np.int64)] = np.arange(len(user_ids))
+        return self.stack(parts).select(order)
 
     def for_events(self, events: Sequence[EventRecord]) -> Timeline:
         """A timeline made only of ``events`` (a request's own timeline)."""

@@ -1,0 +1,133 @@
+"""What a social reach costs through the service, whose followers' timelines are live.
+
+``POST /v1/influence`` of a share by a user with many followers scores every follower's
+timeline as it is now: training history plus the events the service accepted for them and
+for the users they follow. This script trains ``sasrec`` briefly on the simulator (the
+shipped config reads the shares of the users one follows), opens a
+:class:`~behaviorlm.serve.Service` over an event store in a temporary folder, picks the user
+with the most followers, and times ``Service.influence`` of their share (reach included) with
+a growing share of their followers holding live events of their own (``--active``: a few
+views each, stored before the level's timed calls).
+
+Prints one JSON line per level: the median and p90 over ``--repeat`` calls in ms, the
+followers, how many have live events, and the median of the model's part alone
+(``Reaching.reach`` on the same followers' timelines). Compare code versions by running the
+script from each checkout (``PYTHONPATH=other/src``) with a ``--label``. Example::
+
+    python benchmarks/reach_service.py --users 3000 --active 0,0.1,0.5,1 --repeat 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch
+
+import behaviorlm as blm
+from behaviorlm.explain import reaching_event
+from behaviorlm.serve import EventRecord
+from behaviorlm.serve.schemas import InfluenceRequest
+from machine import machine_facts, peak_rss_mib
+from simulated import trained_service
+
+NOW = 2_000_000_000  # after every event of the simulation
+
+
+def timed(call: Callable[[], Any], repeat: int) -> list[float]:
+    """Milliseconds of ``repeat`` calls of ``call()``, sorted."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - t0) * 1000)
+    return sorted(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--users", type=int, default=3000, help="simulated users")
+    parser.add_argument(
+        "--active", default="0,0.1,0.5,1", help="shares of the followers with live events"
+    )
+    parser.add_argument("--events", type=int, default=3, help="live events per active follower")
+    parser.add_argument("--repeat", type=int, default=10, help="timed calls per level")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--label", default="", help="a name for this run, echoed in every line")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    levels = sorted(float(x) for x in args.active.split(","))
+
+    dataset = blm.preprocess(blm.simulate(args.users, seed=args.seed))
+    follows = dataset.follows
+    counts = follows.group_by("followee").len().sort("len", descending=True)
+    sharer_code = int(counts["followee"][0])
+    users = dataset.users["user_id"].cast(str)
+    sharer = users[sharer_code - 1]
+    followers = [
+        users[int(f) - 1]
+        for f in follows.filter(follows["followee"] == sharer_code)["follower"].unique().sort()
+    ]
+    items = dataset.items["item_id"].cast(str).to_list()
+    rng = np.random.default_rng(args.seed)
+    order = rng.permutation(len(followers))  # followers become active in this order
+    request = InfluenceRequest(user_id=sharer, item_id=items[0], action="share")
+    facts = machine_facts()
+    with tempfile.TemporaryDirectory() as tmp:
+        service = trained_service(dataset, tmp, args.threads)
+        reaching = reaching_event(service.artifact, "share")
+        active = 0
+        for level in levels:
+            target = round(level * len(followers))
+            for f in order[active:target]:
+                picks = rng.integers(0, len(items), args.events)
+                service.store.append(
+                    [
+                        EventRecord(
+                            user_id=followers[int(f)],
+                            item_id=items[int(i)],
+                            timestamp=NOW + k,
+                            action="view",
+                        )
+                        for k, i in enumerate(picks)
+                    ]
+                )
+            active = max(active, target)
+            answer = service.influence(request)  # the level's first call, untimed
+            times = timed(partial(service.influence, request), args.repeat)
+            # the model's part: the same followers' timelines, built once
+            rows = service.timelines.for_users(followers, service.store.user_events)
+            model_times = timed(
+                partial(reaching.reach, service.artifact.model, rows, 1, None), args.repeat
+            )
+            line = {
+                "benchmark": "reach_service",
+                "followers": len(followers),
+                "followers_with_live_events": active,
+                "events_per_active_follower": args.events,
+                "repeat": args.repeat,
+                "median_ms": round(statistics.median(times), 2),
+                "p90_ms": round(times[int(0.9 * (len(times) - 1))], 2),
+                "model_median_ms": round(statistics.median(model_times), 2),
+                "followers_answered": None if answer.reach is None else len(answer.reach.followers),
+                "threads": args.threads,
+                "peak_rss_mib": peak_rss_mib(),
+                "label": args.label,
+                **facts,
+            }
+            print(json.dumps(line), flush=True)
+        service.close()
+
+
+if __name__ == "__main__":
+    main()

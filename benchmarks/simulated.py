@@ -1,0 +1,24 @@
+"""A service over a briefly trained model of simulated users, for the service benchmarks.
+
+The cost of a request does not depend on how well the model is trained, so one epoch of the
+shipped ``sasrec`` config (which reads the shares of the users one follows) is enough.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import behaviorlm as blm
+from behaviorlm.config import load_toml
+from behaviorlm.serve import Service, open_store
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "default"
+
+
+def trained_service(dataset: blm.Dataset, folder: str | Path, threads: int) -> Service:
+    """Train ``sasrec`` one epoch on ``dataset`` into ``folder`` and open a
+    :class:`~behaviorlm.serve.Service` on it over a new event store in the same folder."""
+    config = load_toml(CONFIGS / "sasrec.toml")
+    overrides = ["train.epochs=1", "train.schedule=epochs", f"train.threads={threads}"]
+    blm.train(dataset, "sasrec", config=config, overrides=overrides, out_dir=folder, progress=False)
+    return Service(folder, open_store(f"sqlite:///{Path(folder) / 'events.db'}"))

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
 
 import behaviorlm as blm
 from behaviorlm.explain.occlusion import closing_gaps
+from behaviorlm.models import sasrec, sasrec_deletions
 from behaviorlm.models.batch import FeatureSizes, build_batch
+from behaviorlm.models.deletions import DeletionInputs
 from behaviorlm.models.hstu import HSTUConfig, HSTUModule
 from behaviorlm.models.neural import FeatureConfig, SequenceModule
 from behaviorlm.models.sasrec import SASRecConfig, SASRecModule
+from behaviorlm.models.sasrec_deletions import first_block_without
 from behaviorlm.schema import Sequences
 
 #: "hstu+position": HSTU with the absolute position embedding besides the relative biases and
@@ -151,3 +156,61 @@ def test_deletions_in_training_mode_take_the_generic_path(simulated: Sequences, 
     generic = SequenceModule.encode_last_without(module, batch, drop, gaps)
     torch.manual_seed(1)
     torch.testing.assert_close(module.encode_last_without(batch, drop, gaps), generic)
+
+
+class FirstBlockSpy:
+    """Records whether SASRec's first block took the prefix sums (a result) or not (None)."""
+
+    def __init__(self) -> None:
+        self.results: list[bool] = []
+
+    def __call__(self, *args: Any) -> torch.Tensor | None:
+        out = sasrec_deletions.first_block_without(*args)
+        self.results.append(out is not None)
+        return out
+
+
+@pytest.mark.parametrize(
+    ("case", "trusted"),
+    [
+        ("as trained", True),
+        ("a query at a time", True),
+        ("peaked attention", None),  # either way, the same states
+        ("no sums trusted", False),
+    ],
+)
+def test_sasrec_first_block_by_prefix_sums(
+    simulated: Sequences, monkeypatch: pytest.MonkeyPatch, case: str, trusted: bool | None
+) -> None:
+    """Every deletion row through SASRec's first block at once equals re-encoding the rows;
+    where the sums cannot be trusted the rows take the groups' path, with the same states."""
+    history = simulated.row(int(np.flatnonzero(simulated.lengths >= 40)[0]))
+    module = module_for("sasrec", history, layers=3, max_len=30).eval()
+    assert isinstance(module, SASRecModule)
+    if case == "peaked attention":  # scores hundreds apart: far below a query's largest
+        with torch.no_grad():
+            module.blocks[0].qkv.weight[:32] *= 30.0
+    if case == "a query at a time":  # running sums of one query each
+        monkeypatch.setattr(sasrec_deletions, "SUM_ELEMENTS", 1)
+    if case == "no sums trusted":
+        monkeypatch.setattr(sasrec_deletions, "TINY", float("inf"))
+    spy = FirstBlockSpy()
+    monkeypatch.setattr(sasrec, "first_block_without", spy)
+    n = len(history.items)
+    events = np.random.default_rng(1).permutation(np.arange(n - 30, n))[:25]
+    shared, generic, rescored = deletions_and_rescoring(module, history, events, 30)
+    assert len(spy.results) == 1
+    if trusted is not None:
+        assert spy.results == [trusted]
+    torch.testing.assert_close(shared, generic, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(shared, rescored, rtol=1e-5, atol=1e-5)
+
+
+def test_first_block_leaves_half_precision_to_the_groups(simulated: Sequences) -> None:
+    history = simulated.row(0)
+    module = module_for("sasrec", history, layers=2, max_len=50).eval()
+    assert isinstance(module, SASRecModule)
+    block = module.blocks[0].to(torch.bfloat16)
+    shared = torch.zeros(3, 16, dtype=torch.bfloat16)
+    parts = DeletionInputs(shared, shared, shared[:1], torch.tensor([1]))
+    assert first_block_without(block, parts, shared) is None

@@ -11,9 +11,11 @@ values of one shared row before that.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from behaviorlm.models.batch import SequenceBatch, kept_columns
+from behaviorlm.models.batch import SequenceBatch
 from behaviorlm.models.neural import TokenEmbedding
 
 #: Most groups (each one more pass through the layers, fewer columns per pass).
@@ -29,36 +31,77 @@ def shareable(module: torch.nn.Module, batch: SequenceBatch, drop: torch.Tensor)
     return not module.training and b == 1 and t >= 2 and len(drop) > 0 and bool(batch.mask.all())
 
 
-def deletion_groups(
-    tokens: torch.Tensor, closing: torch.Tensor, drop: torch.Tensor
-) -> list[tuple[torch.Tensor, int, torch.Tensor]]:
-    """The deletions ``drop`` in groups ``(rows, start, x)``, by deleted column.
+@dataclass(frozen=True)
+class DeletionInputs:
+    """The inputs of the rows without one column each, of a row of ``n + 1`` columns.
 
-    ``rows`` index ``drop``; ``start`` is the first column the group computes (its smallest
-    deleted column, at most the last); ``x`` (R, n - start, D) are its rows' inputs from
-    there on: the full row's ``tokens`` (n + 1, D) at the columns each row keeps, with the
-    ``closing`` token (K, D) where a column follows the deleted one.
+    Row ``k`` (without column ``drop[k]``, ``d``) holds at column ``c`` (of ``n``): the shared
+    row's input ``shared[c]`` before ``d``; ``closing[k]`` at ``d``, the next event with the
+    time gap it takes from the event before the deleted one; ``after[c]``, the full row's
+    column ``c + 1``, after ``d``.
 
-    Examples
-    --------
-    >>> tokens = torch.arange(4.0).unsqueeze(1)  # columns 0..3, one feature each
-    >>> closing = torch.tensor([[9.0], [0.0]])  # column 2 takes 9 once column 1 is gone
-    >>> [(r.tolist(), s, x[:, :, 0].tolist())
-    ...  for r, s, x in deletion_groups(tokens, closing, torch.tensor([1, 3]))]
-    [([0, 1], 1, [[9.0, 3.0], [1.0, 2.0]])]
+    Attributes
+    ----------
+    shared : torch.Tensor
+        (n, D) the shared row: the full row's ``n`` oldest columns, positions counted from
+        the end of the ``n``-column row.
+    after : torch.Tensor
+        (n, D) the full row's newest ``n`` columns (their positions are the full row's).
+    closing : torch.Tensor
+        (K, D) the input at the deleted column of each row; zero (and unused) where the
+        last column is deleted.
+    drop : torch.Tensor
+        (K,) the deleted column of each row.
     """
-    n = tokens.shape[0] - 1
-    kept = kept_columns(drop, n)
-    groups = max(1, min(MAX_GROUPS, len(drop) // MIN_GROUP))
-    out = []
-    for rows in torch.argsort(drop).tensor_split(groups):
-        d = drop[rows]
-        start = min(int(d.min()), n - 1)
-        x = tokens[kept[rows, start:]]
-        at = (d < n).nonzero()[:, 0]
-        x[at, d[at] - start] = closing[rows[at]].to(x.dtype)
-        out.append((rows, start, x))
-    return out
+
+    shared: torch.Tensor
+    after: torch.Tensor
+    closing: torch.Tensor
+    drop: torch.Tensor
+
+    def spans(self) -> list[tuple[torch.Tensor, int]]:
+        """The deletions in groups ``(rows, start)`` by deleted column: ``rows`` index
+        ``drop``; ``start`` is the first column the group computes (its smallest deleted
+        column, at most the last). At most :data:`MAX_GROUPS` groups of at least
+        :data:`MIN_GROUP` deletions (one group where there are fewer).
+
+        Examples
+        --------
+        >>> n, d = 3, torch.tensor([2, 0, 3])
+        >>> parts = DeletionInputs(torch.zeros(n, 1), torch.ones(n, 1), torch.zeros(3, 1), d)
+        >>> [(rows.tolist(), start) for rows, start in parts.spans()]
+        [([1, 0, 2], 0)]
+        """
+        n = self.shared.shape[0]
+        groups = max(1, min(MAX_GROUPS, len(self.drop) // MIN_GROUP))
+        out = []
+        for rows in torch.argsort(self.drop).tensor_split(groups):
+            out.append((rows, min(int(self.drop[rows].min()), n - 1)))
+        return out
+
+    def rows(self, rows: torch.Tensor, start: int) -> torch.Tensor:
+        """(R, n - start, D) the inputs of rows ``rows`` from column ``start`` on.
+
+        Examples
+        --------
+        >>> shared, after = torch.tensor([[0.0], [1.0], [2.0]]), torch.tensor([[1.0], [2.0], [3.0]])
+        >>> closing = torch.tensor([[9.0], [0.0]])  # column 2 takes 9 once column 1 is gone
+        >>> parts = DeletionInputs(shared, after, closing, torch.tensor([1, 3]))
+        >>> parts.rows(torch.tensor([0, 1]), 1)[:, :, 0].tolist()
+        [[9.0, 3.0], [1.0, 2.0]]
+        """
+        n = self.shared.shape[0]
+        column = torch.arange(start, n, device=self.drop.device)
+        d = self.drop[rows].unsqueeze(1)  # (R, 1)
+        before = (column < d).unsqueeze(-1)
+        at = (column == d).unsqueeze(-1)
+        later = self.after[start:].unsqueeze(0)
+        x = torch.where(at, self.closing[rows].unsqueeze(1), later)
+        return torch.where(before, self.shared[start:].unsqueeze(0), x)
+
+    def groups(self) -> list[tuple[torch.Tensor, int, torch.Tensor]]:
+        """:meth:`spans` with their inputs: ``(rows, start, x)``, ``x`` from :meth:`rows`."""
+        return [(rows, start, self.rows(rows, start)) for rows, start in self.spans()]
 
 
 def deletion_inputs(
@@ -68,15 +111,13 @@ def deletion_inputs(
     gaps: torch.Tensor,
     position: torch.Tensor | None,
     scale: float = 1.0,
-) -> tuple[torch.Tensor, list[tuple[torch.Tensor, int, torch.Tensor]]]:
-    """The shared row's inputs (n, D) and the groups of a model whose inputs are ``(token +
-    position) * scale``, positions counted from the end (``position`` (n, D), the last
-    column's 0; None: no absolute positions).
+) -> DeletionInputs:
+    """The inputs of the rows without column ``drop[k]`` (each k) of a model whose inputs
+    are ``(token + position) * scale``, positions counted from the end (``position`` (n, D),
+    the last column's 0; None: no absolute positions).
 
-    The shared row is the full row's ``n`` oldest columns; a row without a column holds, at
-    column ``c``, position ``n - 1 - c`` whichever event stands there. A group is ``(rows,
-    start, x)`` as in :func:`deletion_groups`. ``drop``, ``gaps`` and ``position`` must be on
-    the batch's device.
+    A row without a column holds, at column ``c``, position ``n - 1 - c`` whichever event
+    stands there. ``drop``, ``gaps`` and ``position`` must be on the batch's device.
 
     Examples
     --------
@@ -86,23 +127,25 @@ def deletion_inputs(
     >>> s = Sequences.from_lists([[1, 2, 3]], n_items=3)
     >>> sizes = FeatureSizes.of(s)
     >>> emb = TokenEmbedding(sizes, dim=4, features=FeatureConfig())
-    >>> shared, groups = deletion_inputs(
+    >>> parts = deletion_inputs(
     ...     emb, build_batch(s, 3, sizes), torch.tensor([0, 2]), torch.tensor([1, 1]), None
     ... )
-    >>> tuple(shared.shape), [(r.tolist(), start, tuple(x.shape)) for r, start, x in groups]
+    >>> tuple(parts.shared.shape), [(r.tolist(), start, tuple(x.shape))
+    ...                             for r, start, x in parts.groups()]
     ((2, 4), [([0, 1], 0, (2, 2, 4))])
     """
     full = tokens(batch)[0]  # (n + 1, D)
     closing = closing_tokens(tokens, batch, drop, gaps)
-    shared = full[:-1] if position is None else full[:-1] + position
-    groups = [
-        (rows, start, x if position is None else x + position[start:])
-        for rows, start, x in deletion_groups(full, closing, drop)
-    ]
+    shared, after = full[:-1], full[1:]
+    if position is not None:
+        shared, after = shared + position, after + position
+        n = len(position)
+        closing = torch.where(  # nothing is at the place of a deleted last column
+            (drop < n).unsqueeze(1), closing + position[drop.clamp(max=n - 1)], closing
+        )
     if scale != 1.0:
-        shared = shared * scale
-        groups = [(rows, start, x * scale) for rows, start, x in groups]
-    return shared, groups
+        shared, after, closing = shared * scale, after * scale, closing * scale
+    return DeletionInputs(shared, after, closing.to(shared.dtype), drop)
 
 
 def lower_right(queries: int, keys: int, device: torch.device) -> torch.Tensor:

@@ -369,7 +369,8 @@ class HSTUModule(SequenceModule):
         drop, gaps = drop.to(device), gaps.to(device)
         scale = math.sqrt(c.dim)  # unit-scale inputs, as in _encode
         position = self._positions(n, device)  # (n, D) or None
-        shared_x, groups = deletion_inputs(self.tokens, batch, drop, gaps, position, scale)
+        parts = deletion_inputs(self.tokens, batch, drop, gaps, position, scale)
+        shared_x, groups = parts.shared, parts.groups()
         kept = kept_columns(drop, n)  # (K, n): the full row's columns each row keeps
         pos = position_buckets(n, c.position_buckets, c.max_len).to(device)  # (n, n)
         contexts = []

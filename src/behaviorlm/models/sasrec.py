@@ -47,6 +47,7 @@ from behaviorlm.models.deletions import (
     shareable,
 )
 from behaviorlm.models.neural import FeatureConfig, NeuralRecommender, SequenceModule
+from behaviorlm.models.sasrec_deletions import first_block_without
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,7 +167,13 @@ class Block(nn.Module):
         att = functional.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=p, is_causal=causal
         )
-        x = x + self.drop(self.out(att.transpose(1, 2).reshape(b, t, d)))
+        return self.finish(x, att.transpose(1, 2).reshape(b, t, d))
+
+    def finish(self, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+        """The block's output from its inputs ``x`` (..., D) and their attention ``attended``
+        (..., D), the heads side by side: the output projection and the feed-forward part,
+        each with its residual."""
+        x = x + self.drop(self.out(attended))
         out: torch.Tensor = x + self.drop(self.ffn(self.norm2(x)))
         return out
 
@@ -291,10 +298,19 @@ class SASRecModule(SequenceModule):
             return super().encode_last_without(batch, drop, gaps)
         device = batch.mask.device
         position = self.position(torch.arange(n - 1, -1, -1, device=device))  # (n, D)
-        shared, groups = deletion_inputs(
-            self.tokens, batch, drop.to(device), gaps.to(device), position
-        )
+        parts = deletion_inputs(self.tokens, batch, drop.to(device), gaps.to(device), position)
+        shared = parts.shared
         *body, top = cast(list[Block], list(self.blocks))
+        groups: list[tuple[torch.Tensor, int, torch.Tensor]] | None = None
+        if body:  # the first block for all the rows at once, where its sums can be trusted
+            first = body[0]
+            shared_states = first(shared.unsqueeze(0), None)[0]
+            states = first_block_without(first, parts, shared_states)
+            if states is not None:
+                shared, body = shared_states, body[1:]
+                groups = [(rows, start, states[rows, start:]) for rows, start in parts.spans()]
+        if groups is None:
+            groups = parts.groups()
         for block in body:
             row = shared.unsqueeze(0)
             q_shared, k_shared, v_shared = block._project(row)  # (1, H, n, d) each

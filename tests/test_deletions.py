@@ -10,7 +10,7 @@ import torch
 
 import behaviorlm as blm
 from behaviorlm.explain.occlusion import closing_gaps
-from behaviorlm.models import sasrec, sasrec_deletions
+from behaviorlm.models import deletions, hstu, hstu_deletions, sasrec, sasrec_deletions
 from behaviorlm.models.batch import FeatureSizes, build_batch
 from behaviorlm.models.deletions import DeletionInputs
 from behaviorlm.models.hstu import HSTUConfig, HSTUModule
@@ -191,7 +191,7 @@ def test_sasrec_first_block_by_prefix_sums(
         with torch.no_grad():
             module.blocks[0].qkv.weight[:32] *= 30.0
     if case == "a query at a time":  # running sums of one query each
-        monkeypatch.setattr(sasrec_deletions, "SUM_ELEMENTS", 1)
+        monkeypatch.setattr(deletions, "SUM_ELEMENTS", 1)
     if case == "no sums trusted":
         monkeypatch.setattr(sasrec_deletions, "TINY", float("inf"))
     spy = FirstBlockSpy()
@@ -214,3 +214,29 @@ def test_first_block_leaves_half_precision_to_the_groups(simulated: Sequences) -
     shared = torch.zeros(3, 16, dtype=torch.bfloat16)
     parts = DeletionInputs(shared, shared, shared[:1], torch.tensor([1]))
     assert first_block_without(block, parts, shared) is None
+
+
+@pytest.mark.parametrize("model", ["hstu", "hstu+position"])
+@pytest.mark.parametrize("time", [True, False], ids=["time", "no-time"])
+def test_hstu_first_layer_by_running_sums(
+    simulated: Sequences, monkeypatch: pytest.MonkeyPatch, model: str, time: bool
+) -> None:
+    """HSTU's first layer takes every deletion row at once (pointwise attention: nothing to
+    stabilise), one query at a time too, and equals re-encoding the rows."""
+    history = simulated.row(int(np.flatnonzero(simulated.lengths >= 40)[0]))
+    module = module_for(model, history, 3, 30, features=FeatureConfig(time=time)).eval()
+    taken: list[bool] = []
+
+    def spy(*args: Any) -> torch.Tensor | None:
+        out = hstu_deletions.first_layer_without(*args)
+        taken.append(out is not None)
+        return out
+
+    monkeypatch.setattr(hstu, "first_layer_without", spy)
+    monkeypatch.setattr(deletions, "SUM_ELEMENTS", 1)  # running sums of one query each
+    n = len(history.items)
+    events = np.random.default_rng(2).permutation(np.arange(n - 30, n))[:25]
+    shared, generic, rescored = deletions_and_rescoring(module, history, events, 30)
+    assert taken == [True]
+    torch.testing.assert_close(shared, generic, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(shared, rescored, rtol=1e-5, atol=1e-5)

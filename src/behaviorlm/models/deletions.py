@@ -7,6 +7,12 @@ absolute positions count from the end), the rows differ only
 from their deleted column on. The deletions are then taken in groups by column: a group
 computes the columns from its smallest deleted one on, and its queries attend to keys and
 values of one shared row before that.
+
+The first layer's inputs of every row are known before any layer runs
+(:class:`DeletionInputs`), so its attention over all the rows reduces to running sums over
+the keys, one per query, which serve every deleted column at once (:func:`pair_sums`; the
+models' first layers in :mod:`behaviorlm.models.sasrec_deletions` and
+:mod:`behaviorlm.models.hstu_deletions`).
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ from behaviorlm.models.neural import TokenEmbedding
 MAX_GROUPS = 12
 #: Fewest deletions per group.
 MIN_GROUP = 16
+#: Numbers of one running sum over the keys (:func:`pair_sums`): the queries are taken a
+#: slice at a time (16 MiB in single precision).
+SUM_ELEMENTS = 1 << 22
 
 
 def shareable(module: torch.nn.Module, batch: SequenceBatch, drop: torch.Tensor) -> bool:
@@ -146,6 +155,77 @@ def deletion_inputs(
     if scale != 1.0:
         shared, after, closing = shared * scale, after * scale, closing * scale
     return DeletionInputs(shared, after, closing.to(shared.dtype), drop)
+
+
+def query_slices(n: int, width: int) -> list[slice]:
+    """The query columns ``0..n - 1`` in slices whose running sums over the ``n + 1`` key
+    positions hold about :data:`SUM_ELEMENTS` numbers, ``width`` per key and query.
+
+    Examples
+    --------
+    >>> query_slices(3, 1 << 30)
+    [slice(0, 1, None), slice(1, 2, None), slice(2, 3, None)]
+    """
+    step = max(1, SUM_ELEMENTS // ((n + 1) * width))
+    return [slice(lo, min(n, lo + step)) for lo in range(0, n, step)]
+
+
+def pair_sums(
+    before: torch.Tensor,
+    since: torch.Tensor,
+    values_before: torch.Tensor,
+    values_since: torch.Tensor,
+    drop: torch.Tensor,
+    queries: slice,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Attention sums of the first layer of the rows without column ``drop[k]``, for the
+    query columns ``queries`` of those rows (:class:`DeletionInputs`), by running sums over
+    the keys: one per query serves every deleted column at once.
+
+    ``before`` (H, Q, n) are the weights of each query on the shared row's keys and
+    ``values_before`` (H, n, e) their values; ``since`` (H, Q, n) and ``values_since`` the
+    same for the later columns' keys (``after``), zero on keys after the query. Returns
+    ``(row, c, sums)``: every pair of a row ``row[p]`` and a query column ``c[p]`` (counted
+    from ``queries.start``) after the row's deleted column ``d``, and ``sums`` (P, H, e),
+    the weighted values of the shared keys before ``d`` plus those of the later keys from
+    ``d + 1`` on. The deleted column's own key (the closing event) is the caller's.
+
+    Examples
+    --------
+    >>> ones = torch.ones(1, 3, 3)  # one head, three queries, three keys
+    >>> values = torch.tensor([[[1.0], [10.0], [100.0]]])
+    >>> since = ones.tril()  # a query sees the later keys up to itself
+    >>> row, c, sums = pair_sums(ones, since, values, values, torch.tensor([1]), slice(0, 3))
+    >>> c.tolist(), sums[:, 0, 0].tolist()  # columns 2: shared key 0, then later key 2
+    ([2], [101.0])
+    """
+    n = values_before.shape[1]
+    column = torch.arange(queries.start, queries.stop, device=drop.device)
+    row, c = (column.unsqueeze(0) > drop.unsqueeze(1)).nonzero(as_tuple=True)
+    d, q, (h, e) = drop[row], len(column), (values_before.shape[0], values_before.shape[2])
+    zero = torch.zeros(h, q, 1, dtype=before.dtype, device=before.device)
+    # key j of the shared row at j + 1, key j of the later ones at n - j (from the newest
+    # back); the leading zero is the empty sum
+    prefix = _running_sums(torch.cat([zero, before], -1), _padded(values_before))
+    suffix = _running_sums(torch.cat([zero, since.flip(-1)], -1), _padded(values_since.flip(1)))
+    sums = prefix.view(-1, h * e).index_select(0, d * q + c)  # keys j < d
+    sums += suffix.view(-1, h * e).index_select(0, (n - 1 - d) * q + c)  # keys j > d
+    return row, c, sums.view(-1, h, e)
+
+
+def _padded(values: torch.Tensor) -> torch.Tensor:
+    """(H, n + 1, e) ``values`` (H, n, e) after a zero row."""
+    return torch.cat([torch.zeros_like(values[:, :1]), values], 1)
+
+
+def _running_sums(weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """(J, Q, H, e) for each query ``c`` and each ``j``: the sum over keys ``i <= j`` of
+    ``weights[h, c, i] * values[h, i]``, from ``weights`` (H, Q, J) and ``values`` (H, J, e);
+    laid out keys first, so that one contiguous block of rows is one prefix."""
+    h, queries, keys = weights.shape
+    out = torch.empty(keys, queries, h, values.shape[-1], dtype=values.dtype, device=values.device)
+    torch.mul(weights.permute(2, 1, 0).unsqueeze(-1), values.permute(1, 0, 2).unsqueeze(1), out=out)
+    return out.cumsum_(0)
 
 
 def lower_right(queries: int, keys: int, device: torch.device) -> torch.Tensor:

@@ -55,6 +55,7 @@ from behaviorlm.models.deletions import (
     lower_right,
     shareable,
 )
+from behaviorlm.models.hstu_deletions import first_layer_without
 from behaviorlm.models.neural import FeatureConfig, NeuralRecommender, SequenceModule
 
 
@@ -266,7 +267,13 @@ class HSTULayer(nn.Module):
         b, n, d = x.shape
         attn = self.attention_dropout(self._weights(q, k, allowed, pos, times))
         av = (attn @ v).transpose(1, 2).reshape(b, n, d)  # (B, Q, D): heads side by side
-        out: torch.Tensor = x + self.out(self.dropout(self.norm_attn(av) * u))
+        return self.finish(x, u, av)
+
+    def finish(self, x: torch.Tensor, u: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+        """The layer's output from its inputs ``x``, their gates ``u`` and their attention
+        ``attended`` (each (..., D), the heads side by side): normalised, gated, projected
+        and added to the stream."""
+        out: torch.Tensor = x + self.out(self.dropout(self.norm_attn(attended) * u))
         return out
 
     def attention_weights(
@@ -354,12 +361,13 @@ class HSTUModule(SequenceModule):
         Exact (tests compare it with encoding every row). The biases are relative and absolute
         positions count from the end, so in the row without column ``d`` every state before
         ``d`` equals the state at that column of one shared row: the ``n`` oldest columns
-        (each one place nearer the end than in the full row). The deletions are taken in
-        groups by ``d``; a group computes its columns from its smallest ``d`` on, attending
-        to the shared row's keys and values before that, with the position and time buckets
-        of its own rows. The last layer runs for the last query only, as in
-        :meth:`encode_last`. Training mode, padding, several rows, no deletions and rows
-        longer than an absolute position reaches take the default path.
+        (each one place nearer the end than in the full row). The first layer runs for every
+        row at once by running sums over the keys (:mod:`behaviorlm.models.hstu_deletions`).
+        Then the deletions are taken in groups by ``d``; a group computes its columns from
+        its smallest ``d`` on, attending to the shared row's keys and values before that,
+        with the position and time buckets of its own rows. The last layer runs for the last
+        query only, as in :meth:`encode_last`. Training mode, padding, several rows, no
+        deletions and rows longer than an absolute position reaches take the default path.
         """
         n = batch.shape[1] - 1  # events in a row with one column gone
         too_long = self.position is not None and n > self.config.max_len
@@ -370,23 +378,35 @@ class HSTUModule(SequenceModule):
         scale = math.sqrt(c.dim)  # unit-scale inputs, as in _encode
         position = self._positions(n, device)  # (n, D) or None
         parts = deletion_inputs(self.tokens, batch, drop, gaps, position, scale)
-        shared_x, groups = parts.shared, parts.groups()
         kept = kept_columns(drop, n)  # (K, n): the full row's columns each row keeps
         pos = position_buckets(n, c.position_buckets, c.max_len).to(device)  # (n, n)
-        contexts = []
-        for rows, start, _ in groups:
-            # each query from start on sees the keys up to itself, divided by their number
+        every = batch.timestamps[:1]  # (1, n + 1): the times of the full row's events
+        times = time_buckets_between(every, every, c.time_buckets)[0] if c.features.time else None
+
+        def context(
+            rows: torch.Tensor, start: int
+        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+            """``allowed``, ``pos`` and ``times`` of the queries of ``rows`` from column
+            ``start`` on: each sees the keys up to itself, divided by their number."""
             allowed = lower_right(n - start, n, device).float()
             allowed = (allowed / allowed.sum(-1, keepdim=True))[None, None]
-            times = None
-            if c.features.time:
-                stamps = batch.timestamps[0, kept[rows]]  # (R, n)
-                times = time_buckets_between(stamps[:, start:], stamps, c.time_buckets)
-            contexts.append((allowed, pos[start:], times))
+            between = None if times is None else times[kept[rows, start:, None], kept[rows, None]]
+            return allowed, pos[start:], between
 
-        shared = shared_x.unsqueeze(0)  # the shared row's states, layer by layer
+        shared = parts.shared.unsqueeze(0)  # the shared row's states, layer by layer
         shared_context = self._context(batch.columns(slice(None, n)))
         *body, top = cast(list[HSTULayer], list(self.layers))
+        groups: list[tuple[torch.Tensor, int, torch.Tensor]] | None = None
+        if body:  # the first layer for all the rows at once, by running sums
+            first = body[0]
+            shared_states = first(shared, *shared_context)
+            states = first_layer_without(first, parts, shared_states[0], pos, times)
+            if states is not None:
+                shared, body = shared_states, body[1:]
+                groups = [(rows, start, states[rows, start:]) for rows, start in parts.spans()]
+        if groups is None:
+            groups = parts.groups()
+        contexts = [context(rows, start) for rows, start, _ in groups] if body else []
         for layer in body:
             u, v, q, k = layer._project(shared)
             for g, (rows, start, x) in enumerate(groups):
@@ -397,10 +417,10 @@ class HSTUModule(SequenceModule):
             shared = layer.attend(shared, u, q, k, v, *shared_context)
         _, v, _, k = top._project(shared)
         out = torch.empty(len(drop), shared.shape[2], dtype=shared.dtype, device=device)
-        for (rows, start, x), (allowed, positions, times) in zip(groups, contexts, strict=True):
+        for rows, start, x in groups:  # the last query only: its context alone
             own_u, own_v, own_q, own_k = top._project(x)
             keys, values = after_prefix((own_k, own_v), (k, v), start)
-            last = top.attend(x, own_u, own_q, keys, values, allowed, positions, times, last=True)
+            last = top.attend(x, own_u, own_q, keys, values, *context(rows, n - 1), last=True)
             out[rows] = self._output(last[:, 0])
         return out
 

@@ -288,10 +288,12 @@ class SASRecModule(SequenceModule):
         end, so in the row without column ``d`` the columns before ``d`` hold what they hold
         in one shared row (the ``n`` oldest columns, each one place nearer the end than in the
         full row),
-        and causal attention keeps every state there equal to that row's. The deletions are
-        taken in groups by ``d``; a group computes only its columns from its smallest ``d``
-        on, its queries attending to the shared row's keys and values before that. The last
-        block runs for the last query only, as in :meth:`encode_last`.
+        and causal attention keeps every state there equal to that row's. The first block
+        runs for every row at once by running sums over the keys
+        (:mod:`behaviorlm.models.sasrec_deletions`). Then the deletions are taken in groups
+        by ``d``; a group computes only its columns from its smallest ``d`` on, its queries
+        attending to the shared row's keys and values before that. The last block runs for
+        the last query only, as in :meth:`encode_last`.
         """
         n = batch.shape[1] - 1  # events in a row with one column gone
         if not (self.blocks and n <= self.max_len and shareable(self, batch, drop)):

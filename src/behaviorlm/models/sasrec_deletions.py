@@ -19,14 +19,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from behaviorlm.models.deletions import DeletionInputs
+from behaviorlm.models.deletions import DeletionInputs, pair_sums, query_slices
 
 if TYPE_CHECKING:
     from behaviorlm.models.sasrec import Block
 
-#: Numbers of one running sum over the keys: the queries are taken a slice at a time
-#: (16 MiB in single precision).
-SUM_ELEMENTS = 1 << 22
 #: Smallest softmax denominator (relative to each query's largest score) that the prefix
 #: sums trust; below it the caller encodes the rows the usual way.
 TINY = 1e-30
@@ -73,38 +70,23 @@ def first_block_without(
 
     column = torch.arange(n, device=device)
     later = torch.ones(n, n, dtype=torch.bool, device=device).triu(1)  # key j > query c
-    values_before, values_since = _padded(v[:, :n]), _padded(v[:, n : 2 * n].flip(1))
-    # the queries of the later columns, a slice at a time (each running sum holds about
-    # SUM_ELEMENTS numbers)
-    step = max(1, SUM_ELEMENTS // ((n + 1) * heads * (d_head + 1)))
-    for lo in range(0, n, step):
-        hi = min(n, lo + step)
-        # the queries of columns lo..hi - 1 against every key: (H, hi - lo, 2n + K)
-        scores = torch.matmul(q[:, n + lo : n + hi], k.transpose(1, 2)) * scale
-        scores[:, :, n : 2 * n].masked_fill_(later[lo:hi], float("-inf"))
-        top = scores.amax(-1, keepdim=True)  # one stabiliser per query
-        weights = torch.exp(scores - top)
-        zero = torch.zeros(heads, hi - lo, 1, dtype=dtype, device=device)
-        # running sums over the shared keys (key j at j + 1) and over the later keys from
-        # the newest back (key j at n - j); the leading zero is the empty sum
-        before = _running_sums(torch.cat([zero, weights[:, :, :n]], -1), values_before)
-        since = _running_sums(
-            torch.cat([zero, weights[:, :, n : 2 * n].flip(-1)], -1), values_since
+    for queries in query_slices(n, heads * (d_head + 1)):
+        # the queries of the later columns against every key: (H, Q, 2n + K)
+        scores = torch.matmul(q[:, n + queries.start : n + queries.stop], k.transpose(1, 2))
+        scores *= scale
+        scores[:, :, n : 2 * n].masked_fill_(later[queries], float("-inf"))
+        weights = torch.exp(scores - scores.amax(-1, keepdim=True))  # one stabiliser a query
+        row, c, sums = pair_sums(
+            weights[:, :, :n], weights[:, :, n : 2 * n], v[:, :n], v[:, n : 2 * n], drop, queries
         )
-        # the states that change here: column c of row k, lo <= c < hi, c > d
-        seen = column[lo:hi]
-        row, c = (seen.unsqueeze(0) > drop.unsqueeze(1)).nonzero(as_tuple=True)
-        d, width_c, flat = drop[row], hi - lo, heads * (d_head + 1)
-        sums = before.view(-1, flat).index_select(0, d * width_c + c)  # keys j < d
-        sums += since.view(-1, flat).index_select(0, (n - 1 - d) * width_c + c)  # d < j <= c
-        sums = sums.view(-1, heads, d_head + 1)
         own = weights[:, c, 2 * n + row].transpose(0, 1).unsqueeze(-1)  # the closing key
         sums += own * v[:, 2 * n + row].transpose(0, 1)
         total = sums[..., d_head:]
         if not bool((total > TINY).all()):
             return None
         attended = (sums[..., :d_head] / total).reshape(-1, width)
-        states[row, lo + c] = block.finish(after[lo + c], attended)
+        c = c + queries.start
+        states[row, c] = block.finish(after[c], attended)
 
     # the closing event's own query at d: the shared keys before d, and itself
     moved = (drop < n).nonzero()[:, 0]
@@ -120,19 +102,3 @@ def first_block_without(
         )
         states[moved, d] = block.finish(closing[moved], att.transpose(0, 1).reshape(-1, width))
     return states
-
-
-def _padded(values: torch.Tensor) -> torch.Tensor:
-    """(H, n + 1, d) ``values`` (H, n, d) after a zero row."""
-    zero = torch.zeros_like(values[:, :1])
-    return torch.cat([zero, values], 1)
-
-
-def _running_sums(weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """(J, Q, H, d) for each query ``c`` and each ``j``: the sum over keys ``i <= j`` of
-    ``weights[h, c, i] * values[h, i]``, from ``weights`` (H, Q, J) and ``values`` (H, J, d);
-    laid out keys first, so that one contiguous block of rows is one prefix."""
-    h, queries, keys = weights.shape
-    out = torch.empty(keys, queries, h, values.shape[-1], dtype=values.dtype, device=values.device)
-    torch.mul(weights.permute(2, 1, 0).unsqueeze(-1), values.permute(1, 0, 2).unsqueeze(1), out=out)
-    return out.cumsum_(0)

@@ -213,6 +213,26 @@ def pair_sums(
     return row, c, sums.view(-1, h, e)
 
 
+def records_gradients(module: torch.nn.Module, parts: DeletionInputs) -> bool:
+    """Whether autograd records a call of ``module`` on ``parts``: :func:`pair_sums` writes
+    its running sums in place, which autograd refuses, so such calls take the usual path.
+
+    Examples
+    --------
+    >>> layer = torch.nn.Linear(2, 2)
+    >>> parts = DeletionInputs(torch.zeros(1, 2), torch.zeros(1, 2), torch.zeros(0, 2),
+    ...                        torch.zeros(0, dtype=torch.long))
+    >>> records_gradients(layer, parts)
+    True
+    >>> with torch.no_grad():
+    ...     records_gradients(layer, parts)
+    False
+    """
+    if not torch.is_grad_enabled():
+        return False
+    return parts.shared.requires_grad or any(p.requires_grad for p in module.parameters())
+
+
 def _padded(values: torch.Tensor) -> torch.Tensor:
     """(H, n + 1, e) ``values`` (H, n, e) after a zero row."""
     return torch.cat([torch.zeros_like(values[:, :1]), values], 1)

@@ -20,7 +20,12 @@ from typing import TYPE_CHECKING
 import torch
 from torch.nn import functional
 
-from behaviorlm.models.deletions import DeletionInputs, pair_sums, query_slices
+from behaviorlm.models.deletions import (
+    DeletionInputs,
+    pair_sums,
+    query_slices,
+    records_gradients,
+)
 
 if TYPE_CHECKING:
     from behaviorlm.models.hstu import HSTULayer
@@ -34,8 +39,8 @@ def first_layer_without(
     times: torch.Tensor | None,
 ) -> torch.Tensor | None:
     """(K, n, D) the states after ``layer`` (the first layer, evaluation mode) of every row
-    without column ``parts.drop[k]``; None for weights in less than single precision (the
-    caller then takes the usual path).
+    without column ``parts.drop[k]``; None for weights in less than single precision or a
+    call that autograd records (the caller then takes the usual path).
 
     ``shared_states`` (n, D) are the layer's states of the shared row; ``pos`` (n, n) the
     position buckets of the columns of a row (query ``c``, key ``j``); ``times`` (n + 1,
@@ -61,7 +66,7 @@ def first_layer_without(
     True
     """
     shared, after, closing, drop = parts.shared, parts.after, parts.closing, parts.drop
-    if shared.dtype not in (torch.float32, torch.float64):
+    if shared.dtype not in (torch.float32, torch.float64) or records_gradients(layer, parts):
         return None
     n, width = shared.shape
     heads, d_head = layer.heads, layer.head_dim

@@ -4,7 +4,7 @@ In the row without column ``d`` (:class:`~behaviorlm.models.deletions.DeletionIn
 first block's inputs are known before any layer runs: the shared row's before ``d``, the
 closing event at ``d``, and the full row's own inputs after ``d`` (positions count from the
 end, so the later events keep theirs). Their queries, keys and values are projected once,
-for ``3n + K`` inputs instead of about ``n^2 / 2``. A query at column ``c > d`` attends to
+for ``2n + K`` inputs instead of about ``n^2 / 2``. A query at column ``c > d`` attends to
 the shared keys before ``d``, the closing key at ``d`` and the full row's keys from ``d + 1``
 to ``c``; with one stabilising maximum per query, the exponentiated scores times the values
 summed over keys before ``d`` (and over keys from ``d + 1`` on) are prefix sums over the
@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from behaviorlm.models.deletions import DeletionInputs, pair_sums, query_slices
+from behaviorlm.models.deletions import (
+    DeletionInputs,
+    pair_sums,
+    query_slices,
+    records_gradients,
+)
 
 if TYPE_CHECKING:
     from behaviorlm.models.sasrec import Block
@@ -35,7 +40,8 @@ def first_block_without(
     """(K, n, D) the states after ``block`` (the first block, evaluation mode) of every row
     without column ``parts.drop[k]``; None where the prefix sums cannot be trusted (weights
     in less than single precision, or a row whose attention falls far below the largest
-    score of its query), for the caller to take the usual path.
+    score its query reads) or autograd records the call, for the caller to take the usual
+    path.
 
     ``shared_states`` (n, D) are ``block``'s states of the shared row (causal attention):
     every row holds them before its deleted column.
@@ -56,7 +62,7 @@ def first_block_without(
     """
     shared, after, closing, drop = parts.shared, parts.after, parts.closing, parts.drop
     dtype, device = shared.dtype, shared.device
-    if dtype not in (torch.float32, torch.float64):
+    if dtype not in (torch.float32, torch.float64) or records_gradients(block, parts):
         return None
     n, width = shared.shape
     heads = block.heads
@@ -69,13 +75,25 @@ def first_block_without(
     states = shared_states.unsqueeze(0).repeat(len(drop), 1, 1)  # (K, n, D)
 
     column = torch.arange(n, device=device)
-    later = torch.ones(n, n, dtype=torch.bool, device=device).triu(1)  # key j > query c
+    # the keys no row reads at query c: shared keys from c on (a row changes at c only after
+    # its deleted column d < c, and reads shared keys before d), later keys after c, and the
+    # closing keys of rows deleting c or later
+    unread = torch.cat(
+        [
+            column[None, :] >= column[:, None],
+            column[None, :] > column[:, None],
+            drop[None, :] >= column[:, None],
+        ],
+        1,
+    )  # (n, 2n + K)
     for queries in query_slices(n, heads * (d_head + 1)):
         # the queries of the later columns against every key: (H, Q, 2n + K)
         scores = torch.matmul(q[:, n + queries.start : n + queries.stop], k.transpose(1, 2))
         scores *= scale
-        scores[:, :, n : 2 * n].masked_fill_(later[queries], float("-inf"))
-        weights = torch.exp(scores - scores.amax(-1, keepdim=True))  # one stabiliser a query
+        scores.masked_fill_(unread[queries], float("-inf"))
+        # one stabiliser a query: its largest score over the keys some row reads (finite:
+        # every query reads its own later key)
+        weights = torch.exp(scores - scores.amax(-1, keepdim=True))
         row, c, sums = pair_sums(
             weights[:, :, :n], weights[:, :, n : 2 * n], v[:, :n], v[:, n : 2 * n], drop, queries
         )

@@ -328,7 +328,7 @@ class LiveTimelines:
             user = self.users.get(user_id, 0)
             own = records_of(user_id)
             theirs = [e for f in self.followees_of(user_id) for e in records_of(f)]
-            if user and not own and not self._followee_events(user, theirs):
+            if user and not self.readable(own) and not self._followee_events(user, theirs):
                 quiet.append(user - 1)
                 quiet_at.append(at)
             else:

@@ -116,6 +116,15 @@ def _sequences(
     return Sequences(offsets=offsets, users=users, n_items=n_items, extra=extra, **arrays)
 
 
+def _within(rows: Int, n_rows: int) -> Int:
+    """Each event's place within its row, for events listed row after row (``rows``
+    non-decreasing)."""
+    first = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_rows), out=first[1:])
+    out: Int = np.arange(len(rows), dtype=np.int64) - first[rows]
+    return out
+
+
 class LiveTimelines:
     """Builds timelines from an artifact's training histories and new events.
 
@@ -303,8 +312,8 @@ class LiveTimelines:
         :meth:`for_user` with each user's stored events, ``records_of(user)``, and their
         followees' (a social reach's followers).
 
-        The rows of known users without a live event that their timeline reads are the
-        training rows, taken in one step; only the others are merged one by one.
+        Built in one pass: the stored events of all of them coded at once, and merged with
+        the training rows by one sort.
 
         Examples
         --------
@@ -320,26 +329,38 @@ class LiveTimelines:
         ...                           for u in ("u0", "u1")]
         True
         """
-        quiet: list[int] = []  # training rows of the users without live events
-        quiet_at: list[int] = []  # their places in user_ids
-        merged: list[Sequences] = []  # the timelines of the others
-        merged_at: list[int] = []
-        for at, user_id in enumerate(user_ids):
-            user = self.users.get(user_id, 0)
-            own = records_of(user_id)
-            theirs = [e for f in self.followees_of(user_id) for e in records_of(f)]
-            if user and not self.readable(own) and not self._followee_events(user, theirs):
-                quiet.append(user - 1)
-                quiet_at.append(at)
-            else:
-                merged.append(self.for_user(user_id, own, theirs).sequences)
-                merged_at.append(at)
-        if not merged:
-            return self.training.select(np.array(quiet, dtype=np.int64))
-        parts = [self.training.select(np.array(quiet, dtype=np.int64)), *merged]
-        order = np.empty(len(user_ids), dtype=np.int64)  # stacked position of each user
-        order[np.array([*quiet_at, *merged_at], dtype=np.int64)] = np.arange(len(user_ids))
-        return self.stack(parts).select(order)
+        users = np.array([self.users.get(u, 0) for u in user_ids], dtype=np.int64)
+        own: list[EventRecord] = []  # the users' own readable events, user after user
+        theirs: list[EventRecord] = []  # the followee events their timelines read
+        own_rows: list[int] = []
+        their_rows: list[int] = []
+        for row, (user_id, user) in enumerate(zip(user_ids, users.tolist(), strict=True)):
+            mine = self.readable(records_of(user_id))
+            own += mine
+            own_rows += [row] * len(mine)
+            if user in self.followees:
+                stored = [e for f in self.followees_of(user_id) for e in records_of(f)]
+                picked = self._followee_events(user, stored)
+                theirs += picked
+                their_rows += [row] * len(picked)
+        mine_rows = np.array(own_rows, dtype=np.int64)
+        theirs_rows = np.array(their_rows, dtype=np.int64)
+        rows = np.concatenate([mine_rows, theirs_rows])
+        mine_coded, theirs_coded = self.code(own), self.code(theirs)
+        live = {k: np.concatenate([mine_coded[k], theirs_coded[k]]) for k in mine_coded}
+        # numbered as for_user numbers them: each user's own events on from first_live_event,
+        # then their followees'
+        n_own = np.bincount(mine_rows, minlength=len(users))
+        numbers = [_within(mine_rows, len(users)), _within(theirs_rows, len(users))]
+        live["event_ids"] = self.first_live_event + np.concatenate(
+            [numbers[0], numbers[1] + n_own[theirs_rows]]
+        )
+        who = np.array(
+            [0] * len(own) + [self.users.get(e.user_id, 0) for e in theirs], dtype=np.int64
+        )
+        known = np.flatnonzero(users)
+        base = self.training.select(users[known] - 1)
+        return self._rows(base, np.repeat(known, base.lengths), live, rows, who, users)
 
     def for_events(self, events: Sequence[EventRecord]) -> Timeline:
         """A timeline made only of ``events`` (a request's own timeline)."""
@@ -379,26 +400,50 @@ class LiveTimelines:
             k: np.concatenate([mine[k], coded_theirs[k] + (n_mine if k == "event_ids" else 0)])
             for k in mine
         }
-        # on equal times: training events, then the user's own, then the followees' (as in
-        # data.feed.merge_feed)
-        if self.followee_actions:  # the followees' events as in data.feed: context only
-            who = np.concatenate([np.zeros(n_mine, dtype=np.int64), theirs.who])
-            arrays = as_followee_events(arrays, who, self.followee_source)
-        if base is not None:
-            old = base.per_event()
-            arrays = {k: np.concatenate([old[k], v]) for k, v in arrays.items()}
-        order = np.argsort(arrays["timestamps"], kind="stable")  # training first on ties
+        who = np.concatenate([np.zeros(n_mine, dtype=np.int64), theirs.who])
+        if base is None:
+            base = self.training.select(np.zeros(0, dtype=np.int64))
+        one = np.zeros(1, dtype=np.int64)
+        sequences = self._rows(
+            base,
+            np.zeros(len(base.items), dtype=np.int64),
+            arrays,
+            np.zeros(len(who), dtype=np.int64),
+            who,
+            one + user,
+        )
         return Timeline(
-            sequences=_sequences(
-                {k: v[order] for k, v in arrays.items()},
-                [len(order)],
-                np.array([user], dtype=np.int64),
-                self.n_items,
-            ),
+            sequences=sequences,
             known_user=user > 0,
             live=None if known is None or theirs.records is None else (*known, *theirs.records),
             ignored_events=own.ignored,
             live_events=n_mine + len(theirs.who),
+        )
+
+    def _rows(
+        self,
+        base: Sequences,
+        base_rows: Int,
+        live: dict[str, np.ndarray],
+        live_rows: Int,
+        who: Int,
+        users: Int,
+    ) -> Sequences:
+        """Rows of ``users``: the training events ``base`` (each in row ``base_rows``) and the
+        coded live events ``live`` (rows ``live_rows``; ``who``: the followee of a followee
+        event, else 0), in time order. On equal times: training events, then the user's own,
+        then the followees' (as in data.feed.merge_feed), each in the order given."""
+        if self.followee_actions:  # the followees' events as in data.feed: context only
+            live = as_followee_events(live, who, self.followee_source)
+        old = base.per_event()
+        arrays = {k: np.concatenate([old[k], v]) for k, v in live.items()}
+        rows = np.concatenate([base_rows, live_rows])
+        order = np.lexsort((arrays["timestamps"], rows))  # stable: the order above on ties
+        return _sequences(
+            {k: v[order] for k, v in arrays.items()},
+            np.bincount(rows, minlength=len(users)).tolist(),
+            users,
+            self.n_items,
         )
 
     def code(self, events: Sequence[EventRecord]) -> dict[str, np.ndarray]:

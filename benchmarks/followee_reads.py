@@ -30,7 +30,7 @@ import torch
 import behaviorlm as blm
 from behaviorlm.serve import EventRecord, RecommendRequest
 from machine import machine_facts, peak_rss_mib
-from simulated import trained_service
+from simulated import most_followed, shared_arguments, trained_service
 
 
 def main() -> None:
@@ -40,17 +40,14 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=300, help="simulated users")
     parser.add_argument("--shares", default="0,1000,10000", help="the followee's shares, levels")
     parser.add_argument("--repeat", type=int, default=30, help="timed requests per level")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--label", default="", help="a name for this run, echoed in every line")
+    shared_arguments(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     levels = sorted(int(x) for x in args.shares.split(","))
 
     dataset = blm.preprocess(blm.simulate(args.users, seed=args.seed))
     follows = dataset.follows
-    counts = follows.group_by("followee").len().sort("len", descending=True)
-    followee_code = int(counts["followee"][0])
+    followee_code, n_followers = most_followed(dataset)
     edge = follows.filter(follows["followee"] == followee_code).sort("follower").row(0)
     users = dataset.users["user_id"].cast(str)
     followee, follower, since = users[followee_code - 1], users[int(edge[0]) - 1], edge[2]
@@ -92,7 +89,7 @@ def main() -> None:
             line = {
                 "benchmark": "followee_reads",
                 "followee_shares": level,
-                "followers_of_followee": int(counts["len"][0]),
+                "followers_of_followee": n_followers,
                 "repeat": args.repeat,
                 "median_ms": round(statistics.median(times), 2),
                 "p90_ms": round(times[int(0.9 * (len(times) - 1))], 2),

@@ -36,7 +36,7 @@ from behaviorlm.explain import reaching_event
 from behaviorlm.serve import EventRecord
 from behaviorlm.serve.schemas import InfluenceRequest
 from machine import machine_facts, peak_rss_mib
-from simulated import trained_service
+from simulated import most_followed, shared_arguments, trained_service
 
 NOW = 2_000_000_000  # after every event of the simulation
 
@@ -61,17 +61,14 @@ def main() -> None:
     )
     parser.add_argument("--events", type=int, default=3, help="live events per active follower")
     parser.add_argument("--repeat", type=int, default=10, help="timed calls per level")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--label", default="", help="a name for this run, echoed in every line")
+    shared_arguments(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     levels = sorted(float(x) for x in args.active.split(","))
 
     dataset = blm.preprocess(blm.simulate(args.users, seed=args.seed))
     follows = dataset.follows
-    counts = follows.group_by("followee").len().sort("len", descending=True)
-    sharer_code = int(counts["followee"][0])
+    sharer_code, _ = most_followed(dataset)
     users = dataset.users["user_id"].cast(str)
     sharer = users[sharer_code - 1]
     followers = [

@@ -6,6 +6,7 @@ shipped ``sasrec`` config (which reads the shares of the users one follows) is e
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import behaviorlm as blm
@@ -22,3 +23,16 @@ def trained_service(dataset: blm.Dataset, folder: str | Path, threads: int) -> S
     overrides = ["train.epochs=1", "train.schedule=epochs", f"train.threads={threads}"]
     blm.train(dataset, "sasrec", config=config, overrides=overrides, out_dir=folder, progress=False)
     return Service(folder, open_store(f"sqlite:///{Path(folder) / 'events.db'}"))
+
+
+def shared_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--threads``, ``--seed`` and ``--label``, as the service benchmarks take them."""
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--label", default="", help="a name for this run, echoed in every line")
+
+
+def most_followed(dataset: blm.Dataset) -> tuple[int, int]:
+    """The internal id of the user with the most followers, and how many they have."""
+    counts = dataset.follows.group_by("followee").len().sort("len", descending=True)
+    return int(counts["followee"][0]), int(counts["len"][0])

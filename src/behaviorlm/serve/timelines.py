@@ -153,6 +153,10 @@ class LiveTimelines:
     (2, True)
     >>> len(live.stack([])), live.stack([t.sequences]) is t.sequences
     (0, True)
+    >>> stored = {"u0": [new]}  # many users at once, as for the followers of a social reach
+    >>> many = live.for_users(["u1", "u0"], lambda user: stored.get(user, []))
+    >>> many.lengths.tolist() == [live.for_user("u1", []).length, t.length]
+    True
     """
 
     def __init__(self, artifact: Artifact) -> None:
@@ -313,21 +317,7 @@ class LiveTimelines:
         followees' (a social reach's followers).
 
         Built in one pass: the stored events of all of them coded at once, and merged with
-        the training rows by one sort.
-
-        Examples
-        --------
-        >>> import behaviorlm as blm
-        >>> ds = blm.preprocess(blm.simulate(30, seed=1))
-        >>> art = blm.Artifact(model=blm.MODELS["pop"][1](blm.MODELS["pop"][0]()).fit(
-        ...     ds.sequences()), dataset=ds)
-        >>> live = LiveTimelines(art)
-        >>> new = EventRecord(user_id="u1", item_id="i3", timestamp=2_000_000_000, action="cart")
-        >>> stored = {"u1": [new]}
-        >>> rows = live.for_users(["u0", "u1"], lambda u: stored.get(u, []))
-        >>> rows.lengths.tolist() == [live.for_user(u, stored.get(u, [])).length
-        ...                           for u in ("u0", "u1")]
-        True
+        the training rows by one sort. See the class's example.
         """
         users = np.array([self.users.get(u, 0) for u in user_ids], dtype=np.int64)
         own: list[EventRecord] = []  # the users' own readable events, user after user

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
 
@@ -29,8 +28,13 @@ import torch
 
 import behaviorlm as blm
 from behaviorlm.serve import EventRecord, RecommendRequest
-from machine import machine_facts, peak_rss_mib
-from simulated import most_followed, shared_arguments, trained_service
+from simulated import (
+    most_followed,
+    run_fields,
+    shared_arguments,
+    timing_fields,
+    trained_service,
+)
 
 
 def main() -> None:
@@ -64,7 +68,6 @@ def main() -> None:
             for k, i in enumerate(picks)
         ]
 
-    facts = machine_facts()
     with tempfile.TemporaryDirectory() as tmp:
         service = trained_service(dataset, tmp, args.threads)
         stored = 0
@@ -91,13 +94,9 @@ def main() -> None:
                 "followee_shares": level,
                 "followers_of_followee": n_followers,
                 "repeat": args.repeat,
-                "median_ms": round(statistics.median(times), 2),
-                "p90_ms": round(times[int(0.9 * (len(times) - 1))], 2),
+                **timing_fields(times),
                 "live_events_read": None if answer is None else answer.live_events,
-                "threads": args.threads,
-                "peak_rss_mib": peak_rss_mib(),
-                "label": args.label,
-                **facts,
+                **run_fields(args),
             }
             print(json.dumps(line), flush=True)
         service.close()

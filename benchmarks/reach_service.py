@@ -35,8 +35,13 @@ import behaviorlm as blm
 from behaviorlm.explain import reaching_event
 from behaviorlm.serve import EventRecord
 from behaviorlm.serve.schemas import InfluenceRequest
-from machine import machine_facts, peak_rss_mib
-from simulated import most_followed, shared_arguments, trained_service
+from simulated import (
+    most_followed,
+    run_fields,
+    shared_arguments,
+    timing_fields,
+    trained_service,
+)
 
 NOW = 2_000_000_000  # after every event of the simulation
 
@@ -79,7 +84,6 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     order = rng.permutation(len(followers))  # followers become active in this order
     request = InfluenceRequest(user_id=sharer, item_id=items[0], action="share")
-    facts = machine_facts()
     with tempfile.TemporaryDirectory() as tmp:
         service = trained_service(dataset, tmp, args.threads)
         reaching = reaching_event(service.artifact, "share")
@@ -121,14 +125,10 @@ def main() -> None:
                 "followers_with_live_events": active,
                 "events_per_active_follower": args.events,
                 "repeat": args.repeat,
-                "median_ms": round(statistics.median(times), 2),
-                "p90_ms": round(times[int(0.9 * (len(times) - 1))], 2),
+                **timing_fields(times),
                 "model_median_ms": round(statistics.median(model_times), 2),
                 "followers_answered": None if answer.reach is None else len(answer.reach.followers),
-                "threads": args.threads,
-                "peak_rss_mib": peak_rss_mib(),
-                "label": args.label,
-                **facts,
+                **run_fields(args),
             }
             print(json.dumps(line), flush=True)
         service.close()

@@ -7,11 +7,14 @@ shipped ``sasrec`` config (which reads the shares of the users one follows) is e
 from __future__ import annotations
 
 import argparse
+import statistics
 from pathlib import Path
+from typing import Any
 
 import behaviorlm as blm
 from behaviorlm.config import load_toml
 from behaviorlm.serve import Service, open_store
+from machine import machine_facts, peak_rss_mib
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "default"
 
@@ -36,3 +39,21 @@ def most_followed(dataset: blm.Dataset) -> tuple[int, int]:
     """The internal id of the user with the most followers, and how many they have."""
     counts = dataset.follows.group_by("followee").len().sort("len", descending=True)
     return int(counts["followee"][0]), int(counts["len"][0])
+
+
+def timing_fields(times: list[float]) -> dict[str, float]:
+    """Median and p90 of millisecond ``times`` (sorted), for a JSON line."""
+    return {
+        "median_ms": round(statistics.median(times), 2),
+        "p90_ms": round(times[int(0.9 * (len(times) - 1))], 2),
+    }
+
+
+def run_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The threads, peak memory, label and machine facts of a run, for a JSON line."""
+    return {
+        "threads": args.threads,
+        "peak_rss_mib": peak_rss_mib(),
+        "label": args.label,
+        **machine_facts(),
+    }

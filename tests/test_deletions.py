@@ -13,7 +13,14 @@ from behaviorlm.explain.occlusion import closing_gaps
 from behaviorlm.models import deletions, hstu, hstu_deletions, sasrec, sasrec_deletions
 from behaviorlm.models.batch import FeatureSizes, build_batch
 from behaviorlm.models.deletions import DeletionInputs
-from behaviorlm.models.hstu import HSTUConfig, HSTUModule
+from behaviorlm.models.hstu import (
+    HSTUConfig,
+    HSTULayer,
+    HSTUModule,
+    position_buckets,
+    time_buckets_between,
+)
+from behaviorlm.models.hstu_deletions import first_layer_without
 from behaviorlm.models.neural import FeatureConfig, SequenceModule
 from behaviorlm.models.sasrec import SASRecConfig, SASRecModule
 from behaviorlm.models.sasrec_deletions import first_block_without
@@ -258,3 +265,53 @@ def test_deletions_with_gradients_recorded(simulated: Sequences, model: str) -> 
     torch.testing.assert_close(recorded.detach(), plain, rtol=1e-5, atol=1e-5)
     recorded.sum().backward()
     assert module.tokens.item.weight.grad is not None
+
+
+@pytest.mark.parametrize("time", [True, False], ids=["time", "no-time"])
+@pytest.mark.parametrize("sum_elements", [1 << 22, 1, 170])
+def test_hstu_first_layer_equals_the_layer_on_each_row(
+    monkeypatch: pytest.MonkeyPatch, time: bool, sum_elements: int
+) -> None:
+    """The first layer alone, in double precision with large weights and biases (so that a
+    wrong bucket, mask or divisor shows far above rounding): each row of
+    first_layer_without equals the layer run on that row, deleted column 0 and n too."""
+    monkeypatch.setattr(deletions, "SUM_ELEMENTS", sum_elements)
+    torch.manual_seed(0)
+    n, dim, dtype = 9, 8, torch.float64
+    config = HSTUConfig(dim=dim, heads=2, max_len=8, position_buckets=8, time_buckets=12)
+    layer = HSTULayer(config).eval().to(dtype)
+    with torch.no_grad():
+        layer.position_bias.normal_(0.0, 1.0)
+        layer.time_bias.normal_(0.0, 1.0)
+        layer.uvqk.weight.normal_(0.0, 0.5)
+    full = torch.randn(n + 1, dim, dtype=dtype)  # the full row's inputs
+    stamps = torch.cumsum(torch.randint(0, 2000, (n + 1,)), 0)
+    drop = torch.tensor([5, 0, 9, 3, 3, 8, 1])
+    closing = torch.randn(len(drop), dim, dtype=dtype)
+    closing[drop == n] = 0.0
+    parts = DeletionInputs(full[:-1], full[1:], closing, drop)
+    pos = position_buckets(n, 8, 8)
+    times = time_buckets_between(stamps[None], stamps[None], 12)[0] if time else None
+    allowed = torch.ones(n, n, dtype=dtype).tril()
+    allowed = (allowed / allowed.sum(-1, keepdim=True))[None, None]
+
+    def run(row: torch.Tensor, row_stamps: torch.Tensor) -> torch.Tensor:
+        between = time_buckets_between(row_stamps[None], row_stamps[None], 12) if time else None
+        out: torch.Tensor = layer(row[None], allowed, pos, between)[0]
+        return out
+
+    with torch.no_grad():
+        shared_states = run(full[:-1], stamps[:n])
+        got = first_layer_without(layer, parts, shared_states, pos, times)
+        assert got is not None
+        for k, d in enumerate(drop.tolist()):
+            row = torch.cat([full[:d], closing[k : k + 1], full[d + 2 :]]) if d < n else full[:-1]
+            row_stamps = torch.cat([stamps[:d], stamps[d + 1 :]])
+            torch.testing.assert_close(got[k], run(row, row_stamps), rtol=1e-10, atol=1e-10)
+
+
+def test_hstu_first_layer_leaves_half_precision_to_the_groups() -> None:
+    layer = HSTULayer(HSTUConfig(dim=16, heads=2)).eval().to(torch.bfloat16)
+    shared = torch.zeros(3, 16, dtype=torch.bfloat16)
+    parts = DeletionInputs(shared, shared, shared[:1], torch.tensor([1]))
+    assert first_layer_without(layer, parts, shared, position_buckets(3, 32, 50), None) is None

@@ -334,6 +334,31 @@ def test_many_timelines_equal_each_read_alone(
     assert (rows.items[last] == live.item_code(items[-1])).all()
 
 
+def test_equal_times_keep_training_then_own_then_followee_events(
+    live: LiveTimelines, dataset: blm.Dataset
+) -> None:
+    """On a tie with the last training event: the training events, the user's own live
+    event, then the followee's, as data.feed.merge_feed orders them, whichever path builds
+    the timeline."""
+    followee, follower = pair(dataset)
+    user = live.users[follower]
+    since = dict(live.followees[user])[followee]
+    last = int(live.training.row(user - 1).timestamps[-1])
+    assert since is None or since <= last
+    item = str(dataset.items["item_id"][0])
+    own = EventRecord(user_id=follower, item_id=item, timestamp=last, action="view")
+    share = EventRecord(user_id=followee, item_id=item, timestamp=last, action="share")
+    stored = {follower: [own], followee: [share]}
+    alone = live.for_user(follower, [own], [share]).sequences
+    many = live.for_users([follower], lambda u: stored.get(u, []))
+    for row in (alone, many):
+        ids, first = row.event_ids[-3:].tolist(), live.first_live_event
+        assert ids[0] < first  # the training event at that time
+        assert ids[1:] == [first, first + 1]  # then the user's own, then the followee's
+        assert row.is_followee_event()[-3:].tolist()[1:] == [False, True]
+        assert (row.timestamps[-3:] == last).all()
+
+
 class Spy:
     """An event store that records what ``user_events_after`` was asked and returned."""
 

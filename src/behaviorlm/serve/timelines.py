@@ -177,7 +177,9 @@ class LiveTimelines:
         # per follower (internal id): the followees' external ids and since, when read
         self.followees: dict[int, list[tuple[str, int | None]]] = {}
         if self.followee_actions:  # one edge per pair, as data.feed reads them
-            edges = ds.follows.unique(subset=["follower", "followee"], keep="first")
+            edges = ds.follows.unique(
+                subset=["follower", "followee"], keep="first", maintain_order=True
+            )
             for follower, followee, since in edges.iter_rows():
                 self.followees.setdefault(int(follower), []).append(
                     (self.user_ids[int(followee) - 1], since)
@@ -188,9 +190,14 @@ class LiveTimelines:
         self.followee_action_codes: Int | None = (
             None if 0 in codes else np.array(codes, dtype=np.int64)
         )
-        # no followee events, shared: never to be changed
+        # no followee events and no training history, shared: never to be changed
         self._nobody = _Followees(self.code([]), np.zeros(0, dtype=np.int64), ())
-        for array in (*self._nobody.arrays.values(), self._nobody.who):
+        self._no_history = self.training.select(np.zeros(0, dtype=np.int64))
+        for array in (
+            *self._nobody.arrays.values(),
+            self._nobody.who,
+            *self._no_history.per_event().values(),
+        ):
             array.flags.writeable = False
 
     def followees_of(self, user_id: str) -> list[str]:
@@ -392,7 +399,7 @@ class LiveTimelines:
         }
         who = np.concatenate([np.zeros(n_mine, dtype=np.int64), theirs.who])
         if base is None:
-            base = self.training.select(np.zeros(0, dtype=np.int64))
+            base = self._no_history
         one = np.zeros(1, dtype=np.int64)
         sequences = self._rows(
             base,
@@ -428,7 +435,11 @@ class LiveTimelines:
         old = base.per_event()
         arrays = {k: np.concatenate([old[k], v]) for k, v in live.items()}
         rows = np.concatenate([base_rows, live_rows])
-        order = np.lexsort((arrays["timestamps"], rows))  # stable: the order above on ties
+        # stable: the order above on ties
+        if len(users) == 1:  # every recommendation: one row
+            order = np.argsort(arrays["timestamps"], kind="stable")
+        else:
+            order = np.lexsort((arrays["timestamps"], rows))
         return _sequences(
             {k: v[order] for k, v in arrays.items()},
             np.bincount(rows, minlength=len(users)).tolist(),

@@ -293,14 +293,23 @@ class HSTULayer(nn.Module):
 
     def _project(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``U`` (B, T, D) and ``V, Q, K`` (B, H, T, d) of the stream ``x``."""
-        b, t, d = x.shape
-        h, hd = self.heads, self.head_dim
+        d = x.shape[-1]
         u, v, q, k = torch.split(functional.silu(self.uvqk(self.norm_in(x))), d, dim=-1)
+        return u, self._heads(v), self._heads(q), self._heads(k)
 
-        def heads(z: torch.Tensor) -> torch.Tensor:
-            return z.view(b, t, h, hd).transpose(1, 2)
+    def values_keys(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``V, K`` (B, H, T, d) of the stream ``x``, as in :meth:`_project`, without the
+        gates and queries (for positions whose queries are not needed)."""
+        d = x.shape[-1]
+        normed, weight = self.norm_in(x), self.uvqk.weight
+        v = functional.silu(functional.linear(normed, weight[d : 2 * d]))
+        k = functional.silu(functional.linear(normed, weight[3 * d :]))
+        return self._heads(v), self._heads(k)
 
-        return u, heads(v), heads(q), heads(k)
+    def _heads(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, H, T, d) of a (B, T, D) projection."""
+        b, t, _ = z.shape
+        return z.view(b, t, self.heads, self.head_dim).transpose(1, 2)
 
     def _weights(
         self,
@@ -415,12 +424,14 @@ class HSTUModule(SequenceModule):
                 states = layer.attend(x, own_u, own_q, keys, values, *contexts[g])
                 groups[g] = (rows, start, states)
             shared = layer.attend(shared, u, q, k, v, *shared_context)
-        _, v, _, k = top._project(shared)
+        v, k = top.values_keys(shared)
         out = torch.empty(len(drop), shared.shape[2], dtype=shared.dtype, device=device)
-        for rows, start, x in groups:  # the last query only: its context alone
-            own_u, own_v, own_q, own_k = top._project(x)
+        for rows, start, x in groups:  # the last query only: its gate, query and context
+            own_v, own_k = top.values_keys(x)
             keys, values = after_prefix((own_k, own_v), (k, v), start)
-            last = top.attend(x, own_u, own_q, keys, values, *context(rows, n - 1), last=True)
+            last_x = x[:, -1:]
+            last_u, _, last_q, _ = top._project(last_x)
+            last = top.attend(last_x, last_u, last_q, keys, values, *context(rows, n - 1))
             out[rows] = self._output(last[:, 0])
         return out
 

@@ -101,7 +101,8 @@ def first_layer_without(
         # the closing event's key at the deleted column d
         d = drop[row]
         own_times = None if times is None else times[c + 1, later_event[row]]
-        own = (query[:, c - queries.start] * k[:, 2 * n + row]).sum(-1)  # (H, P)
+        closing_scores = query @ k[:, 2 * n :].transpose(1, 2)  # (H, Q, K): every pair
+        own = closing_scores[:, c - queries.start, row]  # (H, P)
         own = functional.silu(own + bias(pos[c, d], own_times))
         sums += own.T.unsqueeze(-1) * v[:, 2 * n + row].transpose(0, 1)
         attended = (sums / (c + 1).to(sums.dtype)[:, None, None]).reshape(-1, width)

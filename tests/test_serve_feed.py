@@ -457,3 +457,36 @@ def test_recommendations_reflect_each_new_event(
 def test_bounds_must_be_positive(live: LiveTimelines, store: EventStore) -> None:
     with pytest.raises(ValueError, match="must be positive"):
         OwnEventCache(live, store, max_users=0)
+
+
+def test_a_user_following_many_accounts_leaves_the_cache_to_others(
+    feed_dir: Path, tmp_path: Path, dataset: blm.Dataset
+) -> None:
+    """The followees of a user who follows more accounts than half the users the cache
+    holds are read whole and not kept; the timeline is the same."""
+    service = Service(feed_dir, open_store(f"sqlite:///{tmp_path / 'ev.db'}"))
+    live = service.timelines
+    follower = max(live.user_ids, key=lambda u: len(live.followees_of(u)))
+    followees = live.followees_of(follower)
+    assert len(followees) >= 3
+    service.own_events = OwnEventCache(live, service.store, max_users=len(followees))
+    item = str(dataset.items["item_id"][0])
+    shares = [
+        {"user_id": f, "item_id": item, "timestamp": NOW + n, "action": "share"}
+        for n, f in enumerate(followees)
+    ]
+    service.ingest(shares)
+    other = next(u for u in live.user_ids if u != follower and u not in followees)
+    service.own_events.get(other)  # a user served before
+    answer = service.recommend_batch([RecommendRequest(user_id=follower, k=5)])[0]
+    assert not isinstance(answer, Exception)
+    # every followee's share read, none of the followees kept, the other user still kept
+    theirs = [e for f in followees for e in service.store.user_events(f)]
+    whole = live.for_user(follower, service.store.user_events(follower), theirs)
+    assert answer.live_events == whole.live_events > 0
+    assert len(service.own_events) == 2
+    assert other in service.own_events
+    assert follower in service.own_events
+    cached = service._live(follower, cached=True)
+    assert_same(cached, whole, live.first_live_event)
+    service.close()

@@ -18,10 +18,12 @@ records) read whole.
 
 Memory is bounded: at most ``max_users`` users and ``max_events`` coded events in all, the
 least recently used going first; a user with more events than ``max_events`` is read whole
-every time, as without the cache. Followees share these bounds with the users asking: a user
-who follows ``max_users`` accounts or more pushes everyone out, their own events included,
-on each request, and a followee with more than ``max_events`` events is read and coded whole
-(all their events, not only those a follower reads) on each of their followers' requests.
+every time, as without the cache. Followees share these bounds with the users asking, except
+that the followees of a user who follows more than half ``max_users`` accounts are read
+whole and not kept (``get(..., keep=False)``; those already kept are used as they are), so
+that such a user does not push everyone out on each request. A followee with more than
+``max_events`` events is read and coded whole (all their events, not only those a follower
+reads) on each of their followers' requests.
 """
 
 from __future__ import annotations
@@ -83,9 +85,17 @@ class OwnEventCache:
         self._events = 0  # coded events kept, all users together
         self._lock = threading.Lock()
 
-    def get(self, user_id: str) -> OwnEvents:
-        """The user's stored events as they are now, coded."""
+    def get(self, user_id: str, keep: bool = True) -> OwnEvents:
+        """The user's stored events as they are now, coded.
+
+        With ``keep`` false, a user not kept already is read whole and coded, and not kept:
+        for the followees of a user who follows more accounts than half the users the cache
+        holds, who would push everyone else out on each request.
+        """
         with self._lock:
+            if not keep and user_id not in self._entries:
+                new, mark = self.store.user_events_after(user_id, 0)
+                return self.timelines.own_events(new, None, mark)
             before = self._entries.pop(user_id, None)
             if before is not None:
                 self._events -= before.size
@@ -105,6 +115,10 @@ class OwnEventCache:
     def __len__(self) -> int:
         """Number of users kept."""
         return len(self._entries)
+
+    def __contains__(self, user_id: object) -> bool:
+        """Whether the user's coded events are kept."""
+        return user_id in self._entries
 
     @property
     def kept_events(self) -> int:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -664,7 +665,10 @@ class Service:
         in influence use it."""
         read = events_of or self.store.user_events
         if cached:
-            own, coded = self.own_events.get(user_id), self.own_events.get
+            own = self.own_events.get(user_id)
+            # a user who follows very many accounts leaves the cache to the users asking
+            many = len(self.timelines.followees_of(user_id)) > self.own_events.max_users // 2
+            coded = partial(self.own_events.get, keep=not many)
             return self.timelines.for_user_coded(user_id, own, coded, read)
         theirs = [e for f in self.timelines.followees_of(user_id) for e in read(f)]
         return self.timelines.for_user(user_id, read(user_id), theirs)

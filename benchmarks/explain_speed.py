@@ -2,7 +2,9 @@
 
 Builds a sequence model of the default size (``configs/default/<model>.toml``) for a
 catalogue of ``--items`` items, with *untrained* (freshly initialised) weights: the cost of an
-explanation does not depend on the weights. Each ``--max-len`` is measured: 200 reads (and
+explanation does not depend on the weights, except where ``sasrec``'s first-layer running
+sums are not trusted for a timeline (attention far below a query's largest weight) and
+its occlusion takes the slower path of groups. Each ``--max-len`` is measured: 200 reads (and
 explains) every event of the timeline; 50, the default config's window, reads the last 50.
 Timelines are random events over every feature group (actions, time gaps, searches with query
 words, social sources, locations, devices).
@@ -223,7 +225,7 @@ def main() -> None:
                 "benchmark": "explain_speed",
                 "case": name,
                 "model": run.model,
-                "weights": "untrained (freshly initialised; cost does not depend on weights)",
+                "weights": "untrained (freshly initialised; see the module docstring)",
                 "dim": getattr(run.model_config, "dim", None),
                 "layers": getattr(run.model_config, "layers", None),
                 "max_len": max_len,

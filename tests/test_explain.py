@@ -287,3 +287,34 @@ def test_bad_inputs_raise_clear_errors(art: blm.Artifact, dataset: blm.Dataset) 
     pop = blm.train(dataset, "pop", progress=False).model
     with pytest.raises(ValueError, match="neural"):
         explain(pop, history)
+
+
+def test_trained_sasrec_takes_the_running_sums(
+    art: blm.Artifact, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trained model's occlusions take the first block's running sums (their fallback is
+    for attention far more peaked than training makes it), and equal re-scoring."""
+    if art.model.name != "sasrec":
+        pytest.skip("the running sums with a fallback are SASRec's")
+    from behaviorlm.models import sasrec, sasrec_deletions
+
+    taken: list[bool] = []
+
+    def spy(*args: object) -> torch.Tensor | None:
+        out = sasrec_deletions.first_block_without(*args)  # type: ignore[arg-type]
+        taken.append(out is not None)
+        return out
+
+    monkeypatch.setattr(sasrec, "first_block_without", spy)
+    model = art.model
+    assert isinstance(model, NeuralRecommender)
+    seqs = art.dataset.sequences()
+    for row in np.flatnonzero(seqs.lengths >= 10)[:20]:
+        history = seqs.row(int(row))
+        e = explain(model, history, method="occlusion")
+        worst = max(e.events, key=lambda ev: abs(ev.logit or 0.0))
+        keep = np.arange(len(history.items)) != worst.index
+        logit, _ = target_of(model.score(history.take_events(keep))[0], e.target.id)
+        full, _ = target_of(model.score(history)[0], e.target.id)
+        assert worst.logit == pytest.approx(full - logit, abs=1e-4)
+    assert taken == [True] * 20

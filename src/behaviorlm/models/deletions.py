@@ -108,9 +108,15 @@ class DeletionInputs:
         x = torch.where(at, self.closing[rows].unsqueeze(1), later)
         return torch.where(before, self.shared[start:].unsqueeze(0), x)
 
-    def groups(self) -> list[tuple[torch.Tensor, int, torch.Tensor]]:
-        """:meth:`spans` with their inputs: ``(rows, start, x)``, ``x`` from :meth:`rows`."""
-        return [(rows, start, self.rows(rows, start)) for rows, start in self.spans()]
+    def groups(
+        self, states: torch.Tensor | None = None
+    ) -> list[tuple[torch.Tensor, int, torch.Tensor]]:
+        """:meth:`spans` with what they compute from: ``(rows, start, x)``, ``x`` the inputs
+        from :meth:`rows`, or with ``states`` (K, n, D) (every row after a first layer taken
+        at once) those rows' states from ``start`` on."""
+        if states is None:
+            return [(rows, start, self.rows(rows, start)) for rows, start in self.spans()]
+        return [(rows, start, states[rows, start:]) for rows, start in self.spans()]
 
 
 def deletion_inputs(
@@ -142,9 +148,11 @@ def deletion_inputs(
     >>> tuple(parts.shared.shape), [(r.tolist(), start, tuple(x.shape))
     ...                             for r, start, x in parts.groups()]
     ((2, 4), [([0, 1], 0, (2, 2, 4))])
+    >>> bool(parts.closing[1].eq(0).all())  # nothing follows the deleted last column
+    True
     """
     full = tokens(batch)[0]  # (n + 1, D)
-    closing = closing_tokens(tokens, batch, drop, gaps)
+    closing = _closing_tokens(tokens, batch, drop, gaps)
     shared, after = full[:-1], full[1:]
     if position is not None:
         shared, after = shared + position, after + position
@@ -259,7 +267,7 @@ def lower_right(queries: int, keys: int, device: torch.device) -> torch.Tensor:
     return torch.ones(queries, keys, dtype=torch.bool, device=device).tril(keys - queries)
 
 
-def closing_tokens(
+def _closing_tokens(
     tokens: TokenEmbedding, batch: SequenceBatch, drop: torch.Tensor, gaps: torch.Tensor
 ) -> torch.Tensor:
     """(K, D) token of the column after each deleted one, with the gap ``gaps[k]`` it takes
@@ -267,19 +275,6 @@ def closing_tokens(
 
     The bare token embedding (no position, no scaling), in the embedding's dtype, on the
     batch's device; ``drop`` and ``gaps`` must be on that device too.
-
-    Examples
-    --------
-    >>> from behaviorlm.models.batch import FeatureSizes, build_batch
-    >>> from behaviorlm.models.neural import FeatureConfig
-    >>> from behaviorlm.schema import Sequences
-    >>> s = Sequences.from_lists([[1, 2, 3]], n_items=3)
-    >>> sizes = FeatureSizes.of(s)
-    >>> emb = TokenEmbedding(sizes, dim=4, features=FeatureConfig())
-    >>> batch = build_batch(s, 3, sizes)
-    >>> out = closing_tokens(emb, batch, torch.tensor([0, 2]), torch.tensor([1, 1]))
-    >>> out.shape, bool(out[1].eq(0).all())  # nothing follows the last column
-    (torch.Size([2, 4]), True)
     """
     n = batch.shape[1] - 1
     moved = drop < n

@@ -405,16 +405,14 @@ class HSTUModule(SequenceModule):
         shared = parts.shared.unsqueeze(0)  # the shared row's states, layer by layer
         shared_context = self._context(batch.columns(slice(None, n)))
         *body, top = cast(list[HSTULayer], list(self.layers))
-        groups: list[tuple[torch.Tensor, int, torch.Tensor]] | None = None
+        states = None
         if body:  # the first layer for all the rows at once, by running sums
             first = body[0]
             shared_states = first(shared, *shared_context)
             states = first_layer_without(first, parts, shared_states[0], pos, times)
             if states is not None:
                 shared, body = shared_states, body[1:]
-                groups = [(rows, start, states[rows, start:]) for rows, start in parts.spans()]
-        if groups is None:
-            groups = parts.groups()
+        groups = parts.groups(states)
         contexts = [context(rows, start) for rows, start, _ in groups] if body else []
         for layer in body:
             u, v, q, k = layer._project(shared)

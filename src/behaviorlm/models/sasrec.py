@@ -287,9 +287,8 @@ class SASRecModule(SequenceModule):
         Exact, and about half the work of encoding the ``K`` rows. Positions count from the
         end, so in the row without column ``d`` the columns before ``d`` hold what they hold
         in one shared row (the ``n`` oldest columns, each one place nearer the end than in the
-        full row),
-        and causal attention keeps every state there equal to that row's. The first block
-        runs for every row at once by running sums over the keys
+        full row), and causal attention keeps every state there equal to that row's. The
+        first block runs for every row at once by running sums over the keys
         (:mod:`behaviorlm.models.sasrec_deletions`). Then the deletions are taken in groups
         by ``d``; a group computes only its columns from its smallest ``d`` on, its queries
         attending to the shared row's keys and values before that. The last block runs for
@@ -303,16 +302,14 @@ class SASRecModule(SequenceModule):
         parts = deletion_inputs(self.tokens, batch, drop.to(device), gaps.to(device), position)
         shared = parts.shared
         *body, top = cast(list[Block], list(self.blocks))
-        groups: list[tuple[torch.Tensor, int, torch.Tensor]] | None = None
+        states = None
         if body:  # the first block for all the rows at once, where its sums can be trusted
             first = body[0]
             shared_states = first(shared.unsqueeze(0), None)[0]
             states = first_block_without(first, parts, shared_states)
             if states is not None:
                 shared, body = shared_states, body[1:]
-                groups = [(rows, start, states[rows, start:]) for rows, start in parts.spans()]
-        if groups is None:
-            groups = parts.groups()
+        groups = parts.groups(states)
         for block in body:
             row = shared.unsqueeze(0)
             q_shared, k_shared, v_shared = block._project(row)  # (1, H, n, d) each

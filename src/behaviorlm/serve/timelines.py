@@ -299,10 +299,9 @@ class LiveTimelines:
         return self._merged(base, own, theirs, user, known)
 
     def stack(self, rows: Sequence[Sequences]) -> Sequences:
-        """Timelines (``Timeline.sequences``, or any rows of timelines) as one
-        ``Sequences``: the rows of each in turn.
+        """Single-row timelines (``Timeline.sequences``) as one ``Sequences``, in order.
 
-        One part is returned as it is (the same object), not copied.
+        One row is returned as it is (the same object), not copied.
         """
         if not rows:
             return self.training.select(np.zeros(0, dtype=np.int64))
@@ -311,7 +310,7 @@ class LiveTimelines:
         per = [row.per_event() for row in rows]
         return _sequences(
             {name: np.concatenate([p[name] for p in per]) for name in per[0]},
-            np.concatenate([row.lengths for row in rows]).tolist(),
+            [len(row.items) for row in rows],
             np.concatenate([row.users for row in rows]),
             self.n_items,
         )

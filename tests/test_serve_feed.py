@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 import behaviorlm as blm
 from behaviorlm.data.feed import followee_source
+from behaviorlm.explain import explain
 from behaviorlm.schema import Sequences
 from behaviorlm.serve import EventRecord, RecommendRequest, Service, create_app, open_store
 from behaviorlm.serve.own_events import OwnEventCache
@@ -180,7 +181,17 @@ def events_round(user: str, items: list[str], k: int, round_: int) -> list[Event
     return out
 
 
-def assert_same(cached: Timeline, whole: Timeline, first_live_event: int) -> None:
+def assert_same(
+    cached: Timeline, whole: Timeline, first_live_event: int, store: EventStore | None = None
+) -> None:
+    """The same rows; with ``store``, the cached timeline's storage positions read the
+    records of the whole one's live events (where known: not for followee events picked
+    from records)."""
+    if store is not None:
+        assert whole.live is not None
+        known = np.flatnonzero(cached.positions)
+        read = store.events_at(cached.positions[known].tolist())
+        assert read == [whole.live[k] for k in known]
     a, b = cached.sequences.per_event(), whole.sequences.per_event()
     # live events are numbered on from the data set's, each once (own, then followees')
     live_ids = b["event_ids"][b["event_ids"] >= first_live_event]
@@ -203,15 +214,21 @@ def test_store_reads_only_what_came_after_a_position(store: EventStore) -> None:
     first = [EventRecord(user_id="u", item_id="i1", timestamp=5, action="view", event_id="a")]
     store.append(first)
     store.append([EventRecord(user_id="v", item_id="i1", timestamp=6, action="view")])
-    events, mark = store.user_events_after("u", 0)
+    events, positions = store.user_events_after("u", 0)
     assert events == first
-    assert store.user_events_after("u", mark) == ([], mark)
+    (mark,) = positions
+    assert store.user_events_after("u", mark) == ([], [])
     later = [EventRecord(user_id="u", item_id="i2", timestamp=7, action="cart", event_id="b")]
     store.append(later)
-    events, after = store.user_events_after("u", mark)
+    events, positions = store.user_events_after("u", mark)
     assert events == later
-    assert after > mark
+    assert positions[0] > mark
     assert store.user_events("u") == first + later
+    # records by storage position, in the order asked, repeats included
+    assert store.events_at([positions[0], mark, positions[0]]) == [*later, *first, *later]
+    assert store.events_at([]) == []
+    with pytest.raises(LookupError, match="no stored event"):
+        store.events_at([mark, positions[0] + 1000])
 
 
 @pytest.mark.parametrize("from_records", [False, True], ids=["codes", "records"])
@@ -255,7 +272,13 @@ def test_cached_timelines_equal_timelines_read_whole(
                 # the followees' events picked from their cached codes: the same timeline
                 cached = live.for_user_coded(user, cache.get(user), cache.get, store.user_events)
                 whole = live.for_user(user, store.user_events(user), theirs)
-                assert_same(cached, whole, live.first_live_event)
+                assert_same(cached, whole, live.first_live_event, store)
+                # every live event has its storage position, but followee events picked
+                # from records (whose records the whole read holds)
+                n_own = cache.get(user).size
+                assert cached.positions[:n_own].all()
+                theirs_known = (cached.positions[n_own:] > 0).tolist()
+                assert theirs_known == [not from_records] * (cached.live_events - n_own)
                 assert len(cache) <= bounds.get("max_users", 4096)
                 assert cache.kept_events <= bounds.get("max_events", 200_000)
     # the follower reads the six shares on known items made after the follows began
@@ -366,10 +389,10 @@ class Spy:
         self.store = store
         self.reads: list[tuple[int, int]] = []  # (after, events returned)
 
-    def user_events_after(self, user_id: str, after: int) -> tuple[list[EventRecord], int]:
-        events, mark = self.store.user_events_after(user_id, after)
+    def user_events_after(self, user_id: str, after: int) -> tuple[list[EventRecord], list[int]]:
+        events, positions = self.store.user_events_after(user_id, after)
         self.reads.append((after, len(events)))
-        return events, mark
+        return events, positions
 
 
 def test_each_read_takes_only_the_events_stored_since(
@@ -422,6 +445,74 @@ def test_recommendations_read_no_timeline_whole(
         assert not isinstance(answer, Exception)
         assert answer.live_events == n + 1  # the followee's shares, fresh
     assert store.whole_reads == []
+    service.close()
+
+
+def test_explanations_read_no_timeline_whole(
+    feed_dir: Path, tmp_path: Path, dataset: blm.Dataset
+) -> None:
+    """Explanations take the cached codes and read the records of the live events they
+    show by storage position: labels as the whole timeline's records give them."""
+    store = CountingStore(open_store(f"sqlite:///{tmp_path / 'ev.db'}"))
+    service = Service(feed_dir, store)  # type: ignore[arg-type]
+    followee, follower = pair(dataset)
+    item = fresh_item(dataset, follower)
+    other = next(str(i) for i in dataset.items["item_id"].to_list() if str(i) != item)
+    for n in range(2):  # two rounds: the second reads only what came since
+        service.ingest(
+            [
+                {
+                    "user_id": followee,
+                    "item_id": item,
+                    "timestamp": NOW + 10 * n,
+                    "action": "share",
+                    "event_id": f"share-{n}",
+                },
+                {
+                    "user_id": follower,
+                    "item_id": other,
+                    "timestamp": NOW + 10 * n + 1,
+                    "action": "view",
+                    "event_id": f"view-{n}",
+                },
+                {
+                    "user_id": follower,
+                    "item_id": "not-in-the-model",
+                    "timestamp": NOW + 10 * n + 2,
+                    "action": "view",
+                    "event_id": f"unknown-{n}",
+                },
+                {
+                    "user_id": follower,
+                    "item_id": None,
+                    "timestamp": NOW + 10 * n + 3,
+                    "action": "search",
+                    "query": f"red shoes {n}",
+                    "event_id": f"search-{n}",
+                },
+            ]
+        )
+        answer = service.explain_user(follower)
+        live = [row for row in answer.model_dump()["events"] if row["live"]]
+        shown = {row["client_event_id"]: row for row in live}
+        expected = {f"{kind}-{m}" for m in range(n + 1) for kind in ("share", "view", "search")}
+        assert set(shown) == expected
+        for m in range(n + 1):
+            assert shown[f"share-{m}"]["followee_id"] == followee
+            assert shown[f"search-{m}"]["query"] == f"red shoes {m}"
+            assert shown[f"view-{m}"]["query"] is None
+    assert store.whole_reads == []
+    # the same explanation as from the timeline read whole, number for number
+    whole = service.timelines.for_user(
+        follower,
+        store.store.user_events(follower),
+        [e for f in service.timelines.followees_of(follower) for e in store.store.user_events(f)],
+    )
+    artifact = blm.Artifact.load(feed_dir)
+    expected_logits = explain(artifact.model, whole.sequences, None, "occlusion")
+    assert [e.logit for e in answer.events] == pytest.approx(
+        [e.logit for e in expected_logits.events], rel=1e-4, abs=1e-6
+    )
     service.close()
 
 

@@ -9,12 +9,13 @@ who keeps sending events slows every request of theirs down, until the server fa
 on each request reads only the events stored after it (``EventStore.user_events_after``), so
 reads stay fresh (read-your-writes) and the store read and the coding in Python cost what the
 new events cost; only numpy's merge of the coded arrays with the training history still grows
-with the history, at a small cost per event. Recommendations and influence (for the user's
-own timeline) read through it, for the user and, with a model that reads followees' events,
-for each followee (whose events of the followee actions are picked from their codes): a
-followee who posts often costs each follower's request what their new events cost. The
-followers' timelines of social reach and explanations (which label live events with their
-records) read whole.
+with the history, at a small cost per event. Recommendations, explanations and influence
+(for the user's own timeline) read through it, for the user and, with a model that reads
+followees' events, for each followee (whose events of the followee actions are picked from
+their codes): a followee who posts often costs each follower's request what their new events
+cost. Each coded event keeps its storage position, so an explanation reads the records of
+the few live events it shows (``EventStore.events_at``) to label them. The followers'
+timelines of social reach read whole.
 
 Memory is bounded: at most ``max_users`` users and ``max_events`` coded events in all, the
 least recently used going first; a user with more events than ``max_events`` is read whole
@@ -94,16 +95,15 @@ class OwnEventCache:
         """
         with self._lock:
             if not keep and user_id not in self._entries:
-                new, mark = self.store.user_events_after(user_id, 0)
-                return self.timelines.own_events(new, None, mark)
+                return self.timelines.own_events(*self.store.user_events_after(user_id, 0), None)
             before = self._entries.pop(user_id, None)
             if before is not None:
                 self._events -= before.size
-            new, mark = self.store.user_events_after(user_id, before.mark if before else 0)
+            new, positions = self.store.user_events_after(user_id, before.mark if before else 0)
             if before is not None and not new:
                 own = before
             else:
-                own = self.timelines.own_events(new, before, mark)
+                own = self.timelines.own_events(new, positions, before)
             if own.size <= self.max_events:
                 self._entries[user_id] = own
                 self._events += own.size

@@ -526,7 +526,10 @@ class Service:
             target = Target.item(self._item_code(item_id))
         elif next_action is not None:
             target = Target.action(self._action_code(next_action))
-        timeline = self._live(user_id)
+        # from the cached codes (only the new events read), with the records of the events
+        # shown read by their storage positions; where followee events are picked from
+        # records (a followee action without a code), the whole timeline as records
+        timeline = self._live(user_id, cached=self.timelines.followee_action_codes is not None)
         if timeline.length == 0:
             raise RequestError(
                 404, f"user {user_id!r} has no event the model can read: nothing to explain"
@@ -559,15 +562,14 @@ class Service:
         except (ValueError, DataError) as exc:
             raise RequestError(422, str(exc)) from exc
         data = labelled_explanation(self.artifact, explanation)
-        records = timeline.live
-        if records is None:  # read whole above, so the records are at hand
-            raise RuntimeError("an explained timeline must keep its event records")
-        for row in [*data["events"], *data["set_aside"]]:
-            position = int(row["event_id"]) - self.timelines.first_live_event
-            row["live"] = 0 <= position < timeline.live_events
+        labelled = [*data["events"], *data["set_aside"]]
+        shown = [int(row["event_id"]) - self.timelines.first_live_event for row in labelled]
+        records = self._live_records(timeline, [k for k in shown if 0 <= k < timeline.live_events])
+        for row, k in zip(labelled, shown, strict=True):
+            row["live"] = 0 <= k < timeline.live_events
             if row["live"]:
-                row["query"] = records[position].query
-                row["client_event_id"] = records[position].event_id
+                row["query"] = records[k].query
+                row["client_event_id"] = records[k].event_id
         return ExplanationResponse(
             user_id=user_id,
             model_version=self.model_version,
@@ -576,6 +578,16 @@ class Service:
             ignored_events=timeline.ignored_events,
             **data,
         )
+
+    def _live_records(self, timeline: Timeline, live: Sequence[int]) -> dict[int, EventRecord]:
+        """The records of the timeline's ``live`` events (their places in ``Timeline.live``):
+        from the timeline where it holds them, else read by their storage positions."""
+        if timeline.live is not None:
+            return {k: timeline.live[k] for k in live}
+        positions = timeline.positions[list(live)]
+        if not positions.all():
+            raise RuntimeError("a live event without its record or storage position")
+        return dict(zip(live, self.store.events_at(positions.tolist()), strict=True))
 
     def influence(self, request: InfluenceRequest) -> InfluenceResponse:
         """What the user doing ``request.action`` on ``request.item_id`` now would change: their

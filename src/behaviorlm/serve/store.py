@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import polars as pl
 
@@ -76,9 +76,9 @@ class EventStore(Protocol):
         """The stored events of one user, in the order they were stored."""
         ...
 
-    def user_events_after(self, user_id: str, after: int) -> tuple[list[EventRecord], int]:
+    def user_events_after(self, user_id: str, after: int) -> tuple[list[EventRecord], list[int]]:
         """The user's events stored after storage position ``after`` (0: all), in storage
-        order, and the position of the last one (``after`` where there is none): pass it
+        order, and the storage position of each (positive, increasing): pass the last one
         back to read only what came since.
 
         Positions must become visible in increasing order: once a reader has seen position
@@ -86,6 +86,11 @@ class EventStore(Protocol):
         on it). SQLite's assigns them under the write lock it takes at ``BEGIN IMMEDIATE``;
         a store whose positions are handed out before commit (a database sequence) does not
         qualify as it is."""
+        ...
+
+    def events_at(self, positions: Sequence[int]) -> list[EventRecord]:
+        """The events at these storage positions, in the order given (LookupError for a
+        position that holds none): an explanation's labels of the few events it shows."""
         ...
 
     def all_events(self) -> pl.DataFrame:
@@ -157,6 +162,15 @@ CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, seq);
 """
 
 
+#: Storage positions asked for in one ``IN (...)`` list.
+_IN_LIST = 500
+
+
+def _records(rows: list[Any]) -> list[EventRecord]:
+    """Records of ``SELECT seq, <the record's columns>`` rows."""
+    return [EventRecord(**dict(zip(_COLUMNS, row[1:], strict=True))) for row in rows]
+
+
 class SQLiteStore:
     """The embedded event store: one SQLite file in WAL mode, ``synchronous=FULL``.
 
@@ -214,8 +228,8 @@ class SQLiteStore:
         """One user's events in storage order."""
         return self.user_events_after(user_id, 0)[0]
 
-    def user_events_after(self, user_id: str, after: int) -> tuple[list[EventRecord], int]:
-        """One user's events stored after sequence number ``after``, and the last one's."""
+    def user_events_after(self, user_id: str, after: int) -> tuple[list[EventRecord], list[int]]:
+        """One user's events stored after sequence number ``after``, and their numbers."""
         rows = (
             self._connection()
             .execute(
@@ -225,8 +239,25 @@ class SQLiteStore:
             )
             .fetchall()
         )
-        events = [EventRecord(**dict(zip(_COLUMNS, row[1:], strict=True))) for row in rows]
-        return events, int(rows[-1][0]) if rows else after
+        return _records(rows), [int(row[0]) for row in rows]
+
+    def events_at(self, positions: Sequence[int]) -> list[EventRecord]:
+        """The events with these sequence numbers, in the order given."""
+        conn = self._connection()
+        found: dict[int, EventRecord] = {}
+        wanted = sorted(set(positions))
+        for lo in range(0, len(wanted), _IN_LIST):  # within SQLite's limit of bound values
+            chunk = wanted[lo : lo + _IN_LIST]
+            rows = conn.execute(
+                f"SELECT seq, {', '.join(_COLUMNS)} FROM events "
+                f"WHERE seq IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            found.update(zip((int(row[0]) for row in rows), _records(rows), strict=True))
+        missing = [p for p in wanted if p not in found]
+        if missing:
+            raise LookupError(f"no stored event at position(s) {missing[:5]}")
+        return [found[p] for p in positions]
 
     def all_events(self) -> pl.DataFrame:
         """Every stored event as a frame of :data:`EXPORT_SCHEMA`, in storage order."""

@@ -46,6 +46,10 @@ class Timeline:
         Events left out because the model does not know their item.
     live_events : int
         Number of events of the row that came from the store or the request.
+    positions : (live_events,) int array
+        The storage position of each live event, in the order of ``live``
+        (``EventStore.events_at`` reads its record); 0 where it is not known (events of a
+        request, and events read whole as records, which ``live`` holds).
     """
 
     sequences: Sequences
@@ -53,6 +57,7 @@ class Timeline:
     live: tuple[EventRecord, ...] | None
     ignored_events: int
     live_events: int
+    positions: Int
 
     @property
     def length(self) -> int:
@@ -75,12 +80,15 @@ class OwnEvents:
         Of them, events on items the model does not know.
     mark : int
         The store's position of the last event read (``EventStore.user_events_after``).
+    positions : int array
+        The storage position of each coded event (0 for events not from the store).
     """
 
     arrays: dict[str, np.ndarray]
     stored: int
     ignored: int
     mark: int
+    positions: Int
 
     @property
     def size(self) -> int:
@@ -91,11 +99,13 @@ class OwnEvents:
 @dataclass(frozen=True)
 class _Followees:
     """The followees' events a timeline reads: per-event arrays (:meth:`LiveTimelines.code`),
-    the internal id of each event's followee, and their records where at hand."""
+    the internal id of each event's followee, their records where at hand, and their
+    storage positions (0 where not known)."""
 
     arrays: dict[str, np.ndarray]
     who: Int
     records: Sequence[EventRecord] | None
+    positions: Int
 
 
 def _codes(values: Sequence[str]) -> dict[str, int]:
@@ -191,11 +201,13 @@ class LiveTimelines:
             None if 0 in codes else np.array(codes, dtype=np.int64)
         )
         # no followee events and no training history, shared: never to be changed
-        self._nobody = _Followees(self.code([]), np.zeros(0, dtype=np.int64), ())
+        none = np.zeros(0, dtype=np.int64)
+        self._nobody = _Followees(self.code([]), none, (), none)
         self._no_history = self.training.select(np.zeros(0, dtype=np.int64))
         for array in (
             *self._nobody.arrays.values(),
             self._nobody.who,
+            self._nobody.positions,
             *self._no_history.per_event().values(),
         ):
             array.flags.writeable = False
@@ -218,26 +230,36 @@ class LiveTimelines:
         """The user's training history (none for a new user) merged with ``live`` events and
         the followees' accepted events (``followee_live``: the store's events of
         :meth:`followees_of`; those the model does not read are left out)."""
-        own = self.own_events(live, None, 0)
+        own = self.own_events(live, None, None)
         return self._user_timeline(user_id, own, followee_live, self.readable(live))
 
     def own_events(
-        self, events: Sequence[EventRecord], after: OwnEvents | None, mark: int
+        self,
+        events: Sequence[EventRecord],
+        positions: Sequence[int] | None,
+        after: OwnEvents | None,
     ) -> OwnEvents:
         """``after`` (a user's coded events; None: none yet) extended by ``events``, the
-        user's events stored after it, up to store position ``mark``."""
-        known = self.readable(events)
-        coded = self.code(known)
+        user's events stored after it at storage ``positions`` (None: events not from the
+        store)."""
+        picks = self._readable_at(events)
+        coded = self.code([events[i] for i in picks])
+        at = np.zeros(len(picks), dtype=np.int64)
+        if positions is not None:
+            at = np.asarray(positions, dtype=np.int64)[picks]
         if after is not None:  # event ids go on counting from the events already coded
             coded["event_ids"] += after.size
             coded = {k: np.concatenate([after.arrays[k], v]) for k, v in coded.items()}
-        for array in coded.values():  # kept and shared by the cache: never to be changed
+            at = np.concatenate([after.positions, at])
+        for array in (*coded.values(), at):  # kept and shared by the cache: never changed
             array.flags.writeable = False
+        mark = after.mark if after is not None else 0
         return OwnEvents(
             arrays=coded,
             stored=len(events) + (after.stored if after else 0),
-            ignored=len(events) - len(known) + (after.ignored if after else 0),
-            mark=mark,
+            ignored=len(events) - len(picks) + (after.ignored if after else 0),
+            mark=int(positions[-1]) if positions else mark,
+            positions=at,
         )
 
     def for_user_coded(
@@ -267,18 +289,22 @@ class LiveTimelines:
         if not followees:  # most users, and every one where the model reads no followees
             return self._merged(base, own, self._nobody, user, None)
         parts, who = [self._nobody.arrays], [self._nobody.who]
+        positions = [self._nobody.positions]
         for followee, since in followees:
-            arrays = events_of(followee).arrays
+            coded = events_of(followee)
+            arrays = coded.arrays
             keep = np.isin(arrays["actions"], codes)  # the picks of _followee_events, on codes
             if since is not None:
                 keep &= arrays["timestamps"] >= since
             parts.append({k: v[keep] for k, v in arrays.items()})
             who.append(np.full(int(keep.sum()), self.users.get(followee, 0), dtype=np.int64))
+            positions.append(coded.positions[keep])
         theirs = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
         # numbered as code() numbers records: on from first_live_event, in order
         n_theirs = len(theirs["items"])
         theirs["event_ids"] = np.arange(n_theirs, dtype=np.int64) + self.first_live_event
-        return self._merged(base, own, _Followees(theirs, np.concatenate(who), None), user, None)
+        followee_events = _Followees(theirs, np.concatenate(who), None, np.concatenate(positions))
+        return self._merged(base, own, followee_events, user, None)
 
     def _user_timeline(
         self,
@@ -295,7 +321,7 @@ class LiveTimelines:
         theirs = self._nobody
         if records:
             who = np.array([self.users.get(e.user_id, 0) for e in records], dtype=np.int64)
-            theirs = _Followees(self.code(records), who, records)
+            theirs = _Followees(self.code(records), who, records, np.zeros_like(who))
         return self._merged(base, own, theirs, user, known)
 
     def stack(self, rows: Sequence[Sequences]) -> Sequences:
@@ -360,12 +386,16 @@ class LiveTimelines:
 
     def for_events(self, events: Sequence[EventRecord]) -> Timeline:
         """A timeline made only of ``events`` (a request's own timeline)."""
-        own = self.own_events(events, None, 0)
+        own = self.own_events(events, None, None)
         return self._merged(None, own, self._nobody, 0, self.readable(events))
 
     def readable(self, live: Sequence[EventRecord]) -> list[EventRecord]:
         """The events of ``live`` the model reads (searches and known items), in order."""
-        return [e for e in live if e.item_id is None or e.item_id in self.items]
+        return [live[i] for i in self._readable_at(live)]
+
+    def _readable_at(self, live: Sequence[EventRecord]) -> list[int]:
+        """The places in ``live`` of the events the model reads, in order."""
+        return [i for i, e in enumerate(live) if e.item_id is None or e.item_id in self.items]
 
     def _followee_events(self, user: int, events: Sequence[EventRecord]) -> list[EventRecord]:
         """Those of ``events`` that ``user``'s timeline reads as followee events."""
@@ -414,6 +444,7 @@ class LiveTimelines:
             live=None if known is None or theirs.records is None else (*known, *theirs.records),
             ignored_events=own.ignored,
             live_events=n_mine + len(theirs.who),
+            positions=np.concatenate([own.positions, theirs.positions]),
         )
 
     def _rows(

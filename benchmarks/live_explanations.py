@@ -1,0 +1,92 @@
+"""What a user's stored events cost the explanation of their next recommendation.
+
+``GET /v1/users/{id}/explanation`` explains the user's timeline as it is now: the training
+history and every event the service accepted for them. This script trains the shipped
+``sasrec`` config briefly on the simulator (the cost of a request does not depend on how well
+it is trained), opens a :class:`~behaviorlm.serve.Service` over an event store in a temporary
+folder, stores ``N`` events of one user (views of random items; each level of ``--events`` in
+turn), and times the user's explanation (``Service.explain_user``, occlusion, the top
+recommendation) after each further event: the read-your-writes case, where the explanation
+must show the new event.
+
+Prints one JSON line per level: the median and p90 over ``--repeat`` requests in ms, and the
+live events the last answer read. Compare code versions by running the script from each
+checkout (``PYTHONPATH=other/src``) with a ``--label``. Example::
+
+    python benchmarks/live_explanations.py --events 0,1000,10000,50000 --repeat 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+import behaviorlm as blm
+from behaviorlm.serve import EventRecord
+from simulated import run_fields, shared_arguments, timing_fields, trained_service
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--users", type=int, default=300, help="simulated users")
+    parser.add_argument("--events", default="0,1000,10000", help="the user's stored events")
+    parser.add_argument("--repeat", type=int, default=20, help="timed requests per level")
+    shared_arguments(parser)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    levels = sorted(int(x) for x in args.events.split(","))
+
+    dataset = blm.preprocess(blm.simulate(args.users, seed=args.seed))
+    user = str(dataset.users["user_id"][0])
+    items = dataset.items["item_id"].cast(str).to_list()
+    rng = np.random.default_rng(args.seed)
+    start = int(dataset.events["timestamp"].max()) + 1
+
+    def views(first: int, n: int) -> list[EventRecord]:
+        picks = rng.integers(0, len(items), n)
+        return [
+            EventRecord(
+                user_id=user, item_id=items[int(i)], timestamp=start + first + k, action="view"
+            )
+            for k, i in enumerate(picks)
+        ]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        service = trained_service(dataset, tmp, args.threads)
+        stored = 0
+        for level in levels:
+            while stored < level:  # batches of at most 1,000 events
+                batch = views(stored, min(1000, level - stored))
+                service.store.append(batch)
+                stored += len(batch)
+            service.explain_user(user)  # the level's first read, untimed
+            times = []
+            answer = None
+            for _ in range(args.repeat):
+                service.store.append(views(stored, 1))  # a new event, then the user asks
+                stored += 1
+                t0 = time.perf_counter()
+                answer = service.explain_user(user)
+                times.append((time.perf_counter() - t0) * 1000)
+            times.sort()
+            line = {
+                "benchmark": "live_explanations",
+                "stored_events": level,
+                "repeat": args.repeat,
+                **timing_fields(times),
+                "live_events_read": None if answer is None else answer.live_events,
+                **run_fields(args),
+            }
+            print(json.dumps(line), flush=True)
+        service.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -270,7 +270,9 @@ def test_cached_timelines_equal_timelines_read_whole(
             for _ in range(2):
                 theirs = [e for f in live.followees_of(user) for e in store.user_events(f)]
                 # the followees' events picked from their cached codes: the same timeline
-                cached = live.for_user_coded(user, cache.get(user), cache.get, store.user_events)
+                cached = live.for_user_coded(
+                    user, cache.get(user), cache.followee_events, store.user_events
+                )
                 whole = live.for_user(user, store.user_events(user), theirs)
                 assert_same(cached, whole, live.first_live_event, store)
                 # every live event has its storage position, but followee events picked
@@ -285,13 +287,21 @@ def test_cached_timelines_equal_timelines_read_whole(
     theirs = [e for f in live.followees_of(follower) for e in store.user_events(f)]
     whole = live.for_user(follower, store.user_events(follower), theirs)
     assert whole.live_events == cache.get(follower).size + 6
-    # every user kept, followees too where they are read from codes: the count is the sum
+    # every user kept, and the followees' shares in entries of their own where they are
+    # read from codes: the count is the sum
     if not bounds:
-        kept = set(users)
-        if not from_records:
-            kept |= {f for user in users for f in live.followees_of(user)}
-        assert len(cache) == len(kept)
-        assert cache.kept_events == sum(cache.get(user).size for user in kept)
+        codes = live.followee_action_codes
+        followees = set()
+        if codes is not None:
+            followees = {f for user in users for f in live.followees_of(user)}
+            assert all(cache.keeps_followee_events(f) for f in followees)
+            # the followee's entry for their followers holds their shares only (two coded
+            # each round: the share and the early one)
+            assert cache.followee_events(followee, codes).size == 6 < cache.get(followee).size
+        assert len(cache) == len(users) + len(followees)
+        assert cache.kept_events == sum(cache.get(u).size for u in users) + sum(
+            cache.followee_events(f, codes).size for f in followees if codes is not None
+        )
     if bounds == {"max_events": 5}:  # every user has more events than that: none is kept
         # only the second followee's three shares (and nobodies), where read from codes
         assert cache.kept_events == (0 if from_records else 3)
@@ -310,7 +320,7 @@ def test_followee_action_without_a_code_picks_from_the_records(
     assert live.followee_action_codes is not None
     live.followee_action_codes = None  # as for a model without a code for "share"
     own = cache.get(follower)
-    coded = live.for_user_coded(follower, own, cache.get, store.user_events)
+    coded = live.for_user_coded(follower, own, cache.followee_events, store.user_events)
     assert_same(coded, whole, live.first_live_event)
     assert whole.live_events == 1
 
@@ -414,6 +424,41 @@ def test_each_read_takes_only_the_events_stored_since(
     assert n1 == 0
     assert a2 == a1
     assert n2 == len(second)
+
+
+def test_a_followee_with_many_events_of_other_kinds_is_kept_by_their_shares(
+    live: LiveTimelines, dataset: blm.Dataset, store: EventStore
+) -> None:
+    """More stored events than the cache's bound, few of them shares: the follower's
+    requests read only the followee's events stored since, and the timeline is the same."""
+    spy = Spy(store)
+    cache = OwnEventCache(live, spy, max_events=20)  # type: ignore[arg-type]  # reads only
+    followee, follower = pair(dataset)
+    codes = live.followee_action_codes
+    assert codes is not None
+    items = [str(i) for i in dataset.items["item_id"].to_list()[:40]]
+    views = [
+        EventRecord(user_id=followee, item_id=items[j % 40], timestamp=NOW + j, action="view")
+        for j in range(50)
+    ]
+    share = EventRecord(user_id=followee, item_id=items[0], timestamp=NOW + 60, action="share")
+    store.append([*views, share])
+    for round_ in range(3):
+        if round_ == 2:  # a new share: read, and only it
+            store.append([replace(share, timestamp=NOW + 70)])
+        spy.reads.clear()
+        cached = live.for_user_coded(
+            follower, cache.get(follower), cache.followee_events, store.user_events
+        )
+        theirs = [e for f in live.followees_of(follower) for e in store.user_events(f)]
+        assert_same(cached, live.for_user(follower, [], theirs), live.first_live_event, store)
+        assert cached.live_events == 1 + (round_ == 2)
+        # the followee's own entry would hold 52 events: over the bound, not kept
+        assert cache.keeps_followee_events(followee)
+        if round_:  # nothing read whole: only the new share, once
+            assert sum(n for _, n in spy.reads) == (round_ == 2)
+    assert followee not in cache
+    assert cache.get(followee).size == 52  # read whole: more than the bound
 
 
 class CountingStore:

@@ -11,20 +11,21 @@ reads stay fresh (read-your-writes) and the store read and the coding in Python 
 new events cost; only numpy's merge of the coded arrays with the training history still grows
 with the history, at a small cost per event. Recommendations, explanations and influence
 (for the user's own timeline) read through it, for the user and, with a model that reads
-followees' events, for each followee (whose events of the followee actions are picked from
-their codes): a followee who posts often costs each follower's request what their new events
-cost. Each coded event keeps its storage position, so an explanation reads the records of
-the few live events it shows (``EventStore.events_at``) to label them. The followers'
-timelines of social reach read whole.
+followees' events, for each followee: their events of the followee actions only, coded and
+kept in an entry of their own (:meth:`OwnEventCache.followee_events`), so a followee who
+posts often costs each follower's request what their new events cost, and a followee with
+many events of other kinds costs nothing for them. Each coded event keeps its storage
+position, so an explanation reads the records of the few live events it shows
+(``EventStore.events_at``) to label them. The followers' timelines of social reach read
+whole.
 
-Memory is bounded: at most ``max_users`` users and ``max_events`` coded events in all, the
-least recently used going first; a user with more events than ``max_events`` is read whole
-every time, as without the cache. Followees share these bounds with the users asking, except
-that the followees of a user who follows more than half ``max_users`` accounts are read
-whole and not kept (``get(..., keep=False)``; those already kept are used as they are), so
-that such a user does not push everyone out on each request. A followee with more than
-``max_events`` events is read and coded whole (all their events, not only those a follower
-reads) on each of their followers' requests.
+Memory is bounded: at most ``max_users`` entries and ``max_events`` coded events in all, the
+least recently used going first; a user with more events than ``max_events`` (a followee:
+more events of the followee actions) is read whole every time, as without the cache.
+Followees share these bounds with the users asking, except that the followees of a user who
+follows more than half ``max_users`` accounts are read whole and not kept (``keep=False``;
+those already kept are used as they are), so that such a user does not push everyone out on
+each request.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+from behaviorlm.schema import Int
 from behaviorlm.serve.store import EventStore
 from behaviorlm.serve.timelines import LiveTimelines, OwnEvents
 
@@ -82,7 +84,8 @@ class OwnEventCache:
         self.store = store
         self.max_users = max_users
         self.max_events = max_events
-        self._entries: OrderedDict[str, OwnEvents] = OrderedDict()
+        # (user, whether only their followee actions): their coded events
+        self._entries: OrderedDict[tuple[str, bool], OwnEvents] = OrderedDict()
         self._events = 0  # coded events kept, all users together
         self._lock = threading.Lock()
 
@@ -93,19 +96,33 @@ class OwnEventCache:
         for the followees of a user who follows more accounts than half the users the cache
         holds, who would push everyone else out on each request.
         """
+        return self._get(user_id, keep, None)
+
+    def followee_events(self, user_id: str, actions: Int, keep: bool = True) -> OwnEvents:
+        """The user's stored events of the action codes ``actions`` as they are now, coded:
+        what a timeline that follows them reads (the followee actions), kept apart from
+        their own entry (:meth:`get`). Only these events count towards ``max_events``, so a
+        followee with more stored events than that is still kept if few are of these
+        actions. ``keep`` as in :meth:`get`."""
+        return self._get(user_id, keep, actions)
+
+    def _get(self, user_id: str, keep: bool, actions: Int | None) -> OwnEvents:
+        """:meth:`get` (``actions`` None) or :meth:`followee_events`."""
+        key = (user_id, actions is not None)
         with self._lock:
-            if not keep and user_id not in self._entries:
-                return self.timelines.own_events(*self.store.user_events_after(user_id, 0), None)
-            before = self._entries.pop(user_id, None)
+            if not keep and key not in self._entries:
+                new, positions = self.store.user_events_after(user_id, 0)
+                return self.timelines.own_events(new, positions, None, actions)
+            before = self._entries.pop(key, None)
             if before is not None:
                 self._events -= before.size
             new, positions = self.store.user_events_after(user_id, before.mark if before else 0)
             if before is not None and not new:
                 own = before
             else:
-                own = self.timelines.own_events(new, positions, before)
+                own = self.timelines.own_events(new, positions, before, actions)
             if own.size <= self.max_events:
-                self._entries[user_id] = own
+                self._entries[key] = own
                 self._events += own.size
                 while self._events > self.max_events or len(self._entries) > self.max_users:
                     _, dropped = self._entries.popitem(last=False)
@@ -113,12 +130,16 @@ class OwnEventCache:
             return own
 
     def __len__(self) -> int:
-        """Number of users kept."""
+        """Number of entries kept (a user's own, and their followee actions, count apart)."""
         return len(self._entries)
 
     def __contains__(self, user_id: object) -> bool:
-        """Whether the user's coded events are kept."""
-        return user_id in self._entries
+        """Whether the user's coded events are kept (their own entry, :meth:`get`)."""
+        return (user_id, False) in self._entries
+
+    def keeps_followee_events(self, user_id: str) -> bool:
+        """Whether the user's followee-action events are kept (:meth:`followee_events`)."""
+        return (user_id, True) in self._entries
 
     @property
     def kept_events(self) -> int:

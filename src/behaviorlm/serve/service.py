@@ -672,15 +672,15 @@ class Service:
         """The user's live timeline: training history and accepted events, and the accepted
         events of their followees where the model reads them (``events_of``: the store's
         events of a user; default: read from the store). ``cached`` takes the user's own
-        events, and the followees', from :attr:`own_events` (the same timeline, without the
-        event records, which explanations need): recommendations and the user's own timeline
-        in influence use it."""
+        events, and the followees', from :attr:`own_events` (the same timeline; its live
+        events carry their storage positions instead of their records): recommendations,
+        explanations and the user's own timeline in influence use it."""
         read = events_of or self.store.user_events
         if cached:
             own = self.own_events.get(user_id)
             # a user who follows very many accounts leaves the cache to the users asking
             many = len(self.timelines.followees_of(user_id)) > self.own_events.max_users // 2
-            coded = partial(self.own_events.get, keep=not many)
+            coded = partial(self.own_events.followee_events, keep=not many)
             return self.timelines.for_user_coded(user_id, own, coded, read)
         theirs = [e for f in self.timelines.followees_of(user_id) for e in read(f)]
         return self.timelines.for_user(user_id, read(user_id), theirs)

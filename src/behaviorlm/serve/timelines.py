@@ -238,11 +238,14 @@ class LiveTimelines:
         events: Sequence[EventRecord],
         positions: Sequence[int] | None,
         after: OwnEvents | None,
+        actions: Int | None = None,
     ) -> OwnEvents:
         """``after`` (a user's coded events; None: none yet) extended by ``events``, the
         user's events stored after it at storage ``positions`` (None: events not from the
-        store)."""
+        store); with ``actions``, only the events of these action codes are coded."""
         picks = self._readable_at(events)
+        if actions is not None:
+            picks = [i for i in picks if self.actions.get(events[i].action, 0) in actions]
         coded = self.code([events[i] for i in picks])
         at = np.zeros(len(picks), dtype=np.int64)
         if positions is not None:
@@ -266,7 +269,7 @@ class LiveTimelines:
         self,
         user_id: str,
         own: OwnEvents,
-        events_of: Callable[[str], OwnEvents],
+        events_of: Callable[[str, Int], OwnEvents],
         records_of: Callable[[str], Sequence[EventRecord]],
     ) -> Timeline:
         """As :meth:`for_user`, from coded events
@@ -274,10 +277,10 @@ class LiveTimelines:
         records (``Timeline.live`` is None).
 
         ``own`` are the user's coded events. For a model that reads followees' events, each
-        followee's come from ``events_of(followee)`` (their coded events), picked on the
-        codes; where the model lacks a code for a followee action
-        (:attr:`followee_action_codes` is None) from their records,
-        ``records_of(followee)``, as in :meth:`for_user`.
+        followee's come from ``events_of(followee, codes)`` (their coded events, at least
+        those of the action codes :attr:`followee_action_codes`), picked on the codes; where
+        the model lacks a code for a followee action (:attr:`followee_action_codes` is None)
+        from their records, ``records_of(followee)``, as in :meth:`for_user`.
         """
         codes = self.followee_action_codes
         if codes is None:
@@ -291,7 +294,7 @@ class LiveTimelines:
         parts, who = [self._nobody.arrays], [self._nobody.who]
         positions = [self._nobody.positions]
         for followee, since in followees:
-            coded = events_of(followee)
+            coded = events_of(followee, codes)
             arrays = coded.arrays
             keep = np.isin(arrays["actions"], codes)  # the picks of _followee_events, on codes
             if since is not None:

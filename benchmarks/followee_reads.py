@@ -8,12 +8,15 @@ simulator (the cost of a request does not depend on how well it is trained), ope
 with followers share ``N`` items (each level of ``--shares`` in turn), and times one of their
 followers' recommendations (``Service.recommend_batch``, one request) after each further share:
 the read-your-writes case, where the follower's next request must show the new share.
+``--views V`` first stores ``V`` views by the same followee, events the follower's timeline
+does not read (the service caches at most 200,000 coded events).
 
 Prints one JSON line per level: the median and p90 over ``--repeat`` requests in ms, and the
 live events the last answer read (the shares since the follow began). Compare code versions by
 running the script from each checkout (``PYTHONPATH=other/src``) with a ``--label``. Example::
 
     python benchmarks/followee_reads.py --shares 0,1000,10000,30000 --repeat 30
+    python benchmarks/followee_reads.py --shares 0,1000 --views 250000 --repeat 30
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=300, help="simulated users")
     parser.add_argument("--shares", default="0,1000,10000", help="the followee's shares, levels")
     parser.add_argument("--repeat", type=int, default=30, help="timed requests per level")
+    parser.add_argument("--views", type=int, default=0, help="the followee's views, stored first")
     shared_arguments(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -59,17 +63,21 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     start = max(int(since or 0), int(dataset.events["timestamp"].max())) + 1
 
-    def shares(first: int, n: int) -> list[EventRecord]:
+    def shares(first: int, n: int, action: str = "share") -> list[EventRecord]:
         picks = rng.integers(0, len(items), n)
         return [
             EventRecord(
-                user_id=followee, item_id=items[int(i)], timestamp=start + first + k, action="share"
+                user_id=followee, item_id=items[int(i)], timestamp=start + first + k, action=action
             )
             for k, i in enumerate(picks)
         ]
 
     with tempfile.TemporaryDirectory() as tmp:
         service = trained_service(dataset, tmp, args.threads)
+        for first in range(0, args.views, 10_000):  # before the shares, in time too
+            service.store.append(
+                shares(first - args.views, min(10_000, args.views - first), "view")
+            )
         stored = 0
         request = [RecommendRequest(user_id=follower, k=10)]
         for level in levels:
@@ -92,6 +100,7 @@ def main() -> None:
             line = {
                 "benchmark": "followee_reads",
                 "followee_shares": level,
+                "followee_views": args.views,
                 "followers_of_followee": n_followers,
                 "repeat": args.repeat,
                 **timing_fields(times),

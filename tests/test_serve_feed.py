@@ -229,6 +229,14 @@ def test_store_reads_only_what_came_after_a_position(store: EventStore) -> None:
     assert store.events_at([]) == []
     with pytest.raises(LookupError, match="no stored event"):
         store.events_at([mark, positions[0] + 1000])
+    # more positions than one query takes, in any order
+    many = [
+        EventRecord(user_id="w", item_id=f"i{j}", timestamp=j, action="view") for j in range(1200)
+    ]
+    store.append(many)
+    _, where = store.user_events_after("w", 0)
+    order = np.random.default_rng(0).permutation(len(many)).tolist()
+    assert store.events_at([where[j] for j in order]) == [many[j] for j in order]
 
 
 @pytest.mark.parametrize("from_records", [False, True], ids=["codes", "records"])
@@ -493,13 +501,17 @@ def test_recommendations_read_no_timeline_whole(
     service.close()
 
 
+@pytest.mark.parametrize("from_records", [False, True], ids=["codes", "records"])
 def test_explanations_read_no_timeline_whole(
-    feed_dir: Path, tmp_path: Path, dataset: blm.Dataset
+    feed_dir: Path, tmp_path: Path, dataset: blm.Dataset, from_records: bool
 ) -> None:
     """Explanations take the cached codes and read the records of the live events they
-    show by storage position: labels as the whole timeline's records give them."""
+    show by storage position: labels as the whole timeline's records give them. Where the
+    model lacks a code for a followee action, the timeline is read whole, records and all."""
     store = CountingStore(open_store(f"sqlite:///{tmp_path / 'ev.db'}"))
     service = Service(feed_dir, store)  # type: ignore[arg-type]
+    if from_records:
+        service.timelines.followee_action_codes = None
     followee, follower = pair(dataset)
     item = fresh_item(dataset, follower)
     other = next(str(i) for i in dataset.items["item_id"].to_list() if str(i) != item)
@@ -542,11 +554,13 @@ def test_explanations_read_no_timeline_whole(
         shown = {row["client_event_id"]: row for row in live}
         expected = {f"{kind}-{m}" for m in range(n + 1) for kind in ("share", "view", "search")}
         assert set(shown) == expected
+        # each label on the event the model read: item, action and whose it is agree
         for m in range(n + 1):
-            assert shown[f"share-{m}"]["followee_id"] == followee
-            assert shown[f"search-{m}"]["query"] == f"red shoes {m}"
-            assert shown[f"view-{m}"]["query"] is None
-    assert store.whole_reads == []
+            share, view, search = (shown[f"{kind}-{m}"] for kind in ("share", "view", "search"))
+            assert (share["followee_id"], share["item_id"]) == (followee, item)
+            assert (view["item_id"], view["action_name"], view["query"]) == (other, "view", None)
+            assert (search["action_name"], search["query"]) == ("search", f"red shoes {m}")
+    assert (store.whole_reads == []) != from_records
     # the same explanation as from the timeline read whole, number for number
     whole = service.timelines.for_user(
         follower,
@@ -624,5 +638,14 @@ def test_a_user_following_many_accounts_leaves_the_cache_to_others(
     assert other in service.own_events
     assert follower in service.own_events
     cached = service._live(follower, cached=True)
-    assert_same(cached, whole, live.first_live_event)
+    assert_same(cached, whole, live.first_live_event, service.store)
+    # a followee whose own events are kept (they asked too): served from that entry, only
+    # what came since read
+    service.own_events.get(followees[0])
+    spy = Spy(service.store)
+    service.own_events.store = spy  # type: ignore[assignment]  # reads only
+    again = service._live(follower, cached=True)
+    assert_same(again, whole, live.first_live_event, service.store)
+    # from position 0: the follower (nothing stored) and the other followees (read whole)
+    assert sorted(after > 0 for after, _ in spy.reads) == [False] * len(followees) + [True]
     service.close()

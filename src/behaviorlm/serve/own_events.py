@@ -48,7 +48,8 @@ class OwnEventCache:
     store : EventStore
         Where accepted events are stored.
     max_users, max_events : int
-        Bounds of what is kept (users; coded events of all of them together).
+        Bounds of what is kept (entries: a user's own events, and apart from them their
+        events of the followee actions; coded events of all of them together).
 
     Examples
     --------
@@ -103,7 +104,8 @@ class OwnEventCache:
         what a timeline that follows them reads (the followee actions), kept apart from
         their own entry (:meth:`get`). Only these events count towards ``max_events``, so a
         followee with more stored events than that is still kept if few are of these
-        actions. ``keep`` as in :meth:`get`."""
+        actions. ``keep`` as in :meth:`get`; with ``keep`` false, the user's own entry serves
+        where it is kept (it holds these events too)."""
         return self._get(user_id, keep, actions)
 
     def _get(self, user_id: str, keep: bool, actions: Int | None) -> OwnEvents:
@@ -111,23 +113,29 @@ class OwnEventCache:
         key = (user_id, actions is not None)
         with self._lock:
             if not keep and key not in self._entries:
+                if (user_id, False) in self._entries:  # their own entry holds these events too
+                    return self._updated((user_id, False), None)
                 new, positions = self.store.user_events_after(user_id, 0)
                 return self.timelines.own_events(new, positions, None, actions)
-            before = self._entries.pop(key, None)
-            if before is not None:
-                self._events -= before.size
-            new, positions = self.store.user_events_after(user_id, before.mark if before else 0)
-            if before is not None and not new:
-                own = before
-            else:
-                own = self.timelines.own_events(new, positions, before, actions)
-            if own.size <= self.max_events:
-                self._entries[key] = own
-                self._events += own.size
-                while self._events > self.max_events or len(self._entries) > self.max_users:
-                    _, dropped = self._entries.popitem(last=False)
-                    self._events -= dropped.size
-            return own
+            return self._updated(key, actions)
+
+    def _updated(self, key: tuple[str, bool], actions: Int | None) -> OwnEvents:
+        """The entry ``key`` brought up to date and kept, if it fits (the lock held)."""
+        before = self._entries.pop(key, None)
+        if before is not None:
+            self._events -= before.size
+        new, positions = self.store.user_events_after(key[0], before.mark if before else 0)
+        if before is not None and not new:
+            own = before
+        else:
+            own = self.timelines.own_events(new, positions, before, actions)
+        if own.size <= self.max_events:
+            self._entries[key] = own
+            self._events += own.size
+            while self._events > self.max_events or len(self._entries) > self.max_users:
+                _, dropped = self._entries.popitem(last=False)
+                self._events -= dropped.size
+        return own
 
     def __len__(self) -> int:
         """Number of entries kept (a user's own, and their followee actions, count apart)."""

@@ -15,7 +15,7 @@ join one's live timeline as followee events.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -48,8 +48,9 @@ class Timeline:
         Number of events of the row that came from the store or the request.
     positions : (live_events,) int array
         The storage position of each live event, in the order of ``live``
-        (``EventStore.events_at`` reads its record); 0 where it is not known (events of a
-        request, and events read whole as records, which ``live`` holds).
+        (``EventStore.events_at`` reads its record); 0 where it is not known: events of a
+        request, and events read as records (followee events picked from records, whose
+        records ``live`` holds where the user's own are at hand too).
     """
 
     sequences: Sequences
@@ -77,7 +78,8 @@ class OwnEvents:
     stored : int
         All the user's stored events (those on unknown items included).
     ignored : int
-        Of them, events on items the model does not know.
+        Of them, events not coded: on items the model does not know (and, in a followee's
+        entry, of actions other than the followee actions).
     mark : int
         The store's position of the last event read (``EventStore.user_events_after``).
     positions : int array
@@ -245,7 +247,13 @@ class LiveTimelines:
         store); with ``actions``, only the events of these action codes are coded."""
         picks = self._readable_at(events)
         if actions is not None:
-            picks = [i for i in picks if self.actions.get(events[i].action, 0) in actions]
+            wanted = set(actions.tolist())
+            picks = [i for i in picks if self.actions.get(events[i].action, 0) in wanted]
+        stored = len(events) + (after.stored if after else 0)
+        ignored = len(events) - len(picks) + (after.ignored if after else 0)
+        mark = int(positions[-1]) if positions else (after.mark if after is not None else 0)
+        if after is not None and not picks:  # nothing new to code: the arrays as they are
+            return replace(after, stored=stored, ignored=ignored, mark=mark)
         coded = self.code([events[i] for i in picks])
         at = np.zeros(len(picks), dtype=np.int64)
         if positions is not None:
@@ -256,14 +264,7 @@ class LiveTimelines:
             at = np.concatenate([after.positions, at])
         for array in (*coded.values(), at):  # kept and shared by the cache: never changed
             array.flags.writeable = False
-        mark = after.mark if after is not None else 0
-        return OwnEvents(
-            arrays=coded,
-            stored=len(events) + (after.stored if after else 0),
-            ignored=len(events) - len(picks) + (after.ignored if after else 0),
-            mark=int(positions[-1]) if positions else mark,
-            positions=at,
-        )
+        return OwnEvents(arrays=coded, stored=stored, ignored=ignored, mark=mark, positions=at)
 
     def for_user_coded(
         self,

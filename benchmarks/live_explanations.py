@@ -5,8 +5,9 @@ history and every event the service accepted for them. This script trains the sh
 ``sasrec`` config briefly on the simulator (the cost of a request does not depend on how well
 it is trained), opens a :class:`~behaviorlm.serve.Service` over an event store in a temporary
 folder, stores ``N`` events of one user (views of random items; each level of ``--events`` in
-turn), and times the user's explanation (``Service.explain_user``, occlusion, the top
-recommendation) after each further event: the read-your-writes case, where the explanation
+turn), and times the user's explanation (``Service.explain_user``, occlusion, of the
+score of one item: the catalogue is small, so the user soon has seen every item and has no
+top recommendation left) after each further event: the read-your-writes case, where the explanation
 must show the new event.
 
 Prints one JSON line per level: the median and p90 over ``--repeat`` requests in ms, and the
@@ -48,6 +49,7 @@ def main() -> None:
     items = dataset.items["item_id"].cast(str).to_list()
     rng = np.random.default_rng(args.seed)
     start = int(dataset.events["timestamp"].max()) + 1
+    target = items[0]
 
     def views(first: int, n: int) -> list[EventRecord]:
         picks = rng.integers(0, len(items), n)
@@ -66,14 +68,14 @@ def main() -> None:
                 batch = views(stored, min(1000, level - stored))
                 service.store.append(batch)
                 stored += len(batch)
-            service.explain_user(user)  # the level's first read, untimed
+            service.explain_user(user, target)  # the level's first read, untimed
             times = []
             answer = None
             for _ in range(args.repeat):
                 service.store.append(views(stored, 1))  # a new event, then the user asks
                 stored += 1
                 t0 = time.perf_counter()
-                answer = service.explain_user(user)
+                answer = service.explain_user(user, target)
                 times.append((time.perf_counter() - t0) * 1000)
             times.sort()
             line = {

@@ -79,14 +79,15 @@ def main() -> None:
     parser.add_argument("--budgets", default="60,0", help="seconds per run, 0 = no budget")
     parser.add_argument("--include-seen", action="store_true")
     parser.add_argument("--target-ndcg", type=float)
+    parser.add_argument("--label", default="", help="a name for this run, echoed in every line")
     parser.add_argument("--one", type=float, help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides")
     args = parser.parse_intermixed_args()
     if args.one is not None:
-        print(json.dumps(one_run(args, args.one)), flush=True)
+        print(json.dumps({**one_run(args, args.one), "label": args.label}), flush=True)
         return
     for budget in (float(b) for b in args.budgets.split(",")):
-        argv = [args.data, "--model", args.model, "--one", str(budget)]
+        argv = [args.data, "--model", args.model, "--one", str(budget), "--label", args.label]
         argv += ["--include-seen"] if args.include_seen else []
         argv += ["--target-ndcg", str(args.target_ndcg)] if args.target_ndcg is not None else []
         subprocess.run([sys.executable, __file__, *argv, *args.overrides], check=True)

@@ -82,13 +82,18 @@ class _ChunkedSoftmax(torch.autograd.Function):
                 z = (hc @ w.T).float()
                 if bias is not None:
                     z += bias.float()
-                lse = torch.logsumexp(z, 1)
-                total += (lse - z.gather(1, tc[:, None])[:, 0]).sum().double()
+                picked = z.gather(1, tc[:, None])[:, 0]
                 if grad_h is None or grad_w is None:
+                    total += (torch.logsumexp(z, 1) - picked).sum().double()
                     continue
-                z.sub_(lse[:, None]).exp_()  # softmax, in place
-                z[torch.arange(len(tc)), tc] -= 1.0
-                g = z.div_(m)
+                # one exponential per logit serves the loss and the gradient: exp(z - max),
+                # in place; its row sums give the log-sum-exp, and divided by them the softmax
+                top = z.amax(1, keepdim=True)
+                sums = z.sub_(top).exp_().sum(1)
+                total += (top[:, 0] + sums.log() - picked).sum().double()
+                rows_at = torch.arange(len(tc))
+                g = z.mul_((1.0 / (sums * m))[:, None])  # softmax / m
+                g[rows_at, tc] -= 1.0 / m
                 if grad_b is not None:
                     grad_b += g.sum(0)
                 g = g.to(w.dtype)

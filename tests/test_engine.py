@@ -386,6 +386,26 @@ def test_chunked_full_softmax_equals_cross_entropy_and_its_gradients(chunk_eleme
     assert float(grads[1][0].abs().sum()) == 0.0  # padding gets no gradient
 
 
+def test_chunked_full_softmax_is_stable_on_large_logits_and_without_gradients() -> None:
+    module, bias = _biased_module()
+    hidden = torch.randn(9, TINY.dim)
+    scale = 400.0 / float(module.logits(hidden).abs().max())  # logits up to 400: exp overflows
+    hidden = (hidden * scale).requires_grad_()
+    targets = torch.tensor([1, 4, 4, 9, 30, 2, 2, 17, 8])
+    table = module.item_embeddings()
+    reference = torch.nn.functional.cross_entropy(module.logits(hidden)[:, 1:], targets - 1)
+    expected = torch.autograd.grad(reference, [hidden, table, bias])
+    got = full_softmax_loss(module, hidden, targets, chunk_elements=31)
+    grads = torch.autograd.grad(got, [hidden, table, bias])
+    assert torch.isfinite(got)
+    assert all(torch.isfinite(g).all() for g in grads)
+    torch.testing.assert_close(got, reference)
+    for g, e in zip(grads, expected, strict=True):  # float32 rounding of logits near 400
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4)
+    with torch.no_grad():  # the loss alone, no gradients computed
+        torch.testing.assert_close(full_softmax_loss(module, hidden, targets, 31), reference)
+
+
 def test_chunked_full_softmax_under_bf16_autocast_stays_close() -> None:
     module, _ = _biased_module()
     hidden = torch.randn(20, TINY.dim, requires_grad=True)

@@ -21,7 +21,6 @@ running the script from each checkout (``PYTHONPATH=other/src``) with a ``--labe
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -32,8 +31,11 @@ import torch
 import behaviorlm as blm
 from behaviorlm.serve import EventRecord, RecommendRequest
 from simulated import (
+    levels,
     most_followed,
+    random_events,
     run_fields,
+    service_parser,
     shared_arguments,
     timing_fields,
     trained_service,
@@ -41,9 +43,7 @@ from simulated import (
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = service_parser(__doc__)
     parser.add_argument("--users", type=int, default=300, help="simulated users")
     parser.add_argument("--shares", default="0,1000,10000", help="the followee's shares, levels")
     parser.add_argument("--repeat", type=int, default=30, help="timed requests per level")
@@ -51,7 +51,6 @@ def main() -> None:
     shared_arguments(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    levels = sorted(int(x) for x in args.shares.split(","))
 
     dataset = blm.preprocess(blm.simulate(args.users, seed=args.seed))
     follows = dataset.follows
@@ -64,13 +63,7 @@ def main() -> None:
     start = max(int(since or 0), int(dataset.events["timestamp"].max())) + 1
 
     def shares(first: int, n: int, action: str = "share") -> list[EventRecord]:
-        picks = rng.integers(0, len(items), n)
-        return [
-            EventRecord(
-                user_id=followee, item_id=items[int(i)], timestamp=start + first + k, action=action
-            )
-            for k, i in enumerate(picks)
-        ]
+        return random_events(followee, items, rng, start + first, n, action)
 
     with tempfile.TemporaryDirectory() as tmp:
         service = trained_service(dataset, tmp, args.threads)
@@ -80,7 +73,7 @@ def main() -> None:
             )
         stored = 0
         request = [RecommendRequest(user_id=follower, k=10)]
-        for level in levels:
+        for level in map(int, levels(args.shares)):
             while stored < level:  # batches of at most 1,000 shares
                 batch = shares(stored, min(1000, level - stored))
                 service.store.append(batch)

@@ -19,7 +19,6 @@ checkout (``PYTHONPATH=other/src``) with a ``--label``. Example::
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -29,20 +28,25 @@ import torch
 
 import behaviorlm as blm
 from behaviorlm.serve import EventRecord
-from simulated import run_fields, shared_arguments, timing_fields, trained_service
+from simulated import (
+    levels,
+    random_events,
+    run_fields,
+    service_parser,
+    shared_arguments,
+    timing_fields,
+    trained_service,
+)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = service_parser(__doc__)
     parser.add_argument("--users", type=int, default=300, help="simulated users")
     parser.add_argument("--events", default="0,1000,10000", help="the user's stored events")
     parser.add_argument("--repeat", type=int, default=20, help="timed requests per level")
     shared_arguments(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    levels = sorted(int(x) for x in args.events.split(","))
 
     dataset = blm.preprocess(blm.simulate(args.users, seed=args.seed))
     user = str(dataset.users["user_id"][0])
@@ -52,18 +56,12 @@ def main() -> None:
     target = items[0]
 
     def views(first: int, n: int) -> list[EventRecord]:
-        picks = rng.integers(0, len(items), n)
-        return [
-            EventRecord(
-                user_id=user, item_id=items[int(i)], timestamp=start + first + k, action="view"
-            )
-            for k, i in enumerate(picks)
-        ]
+        return random_events(user, items, rng, start + first, n, "view")
 
     with tempfile.TemporaryDirectory() as tmp:
         service = trained_service(dataset, tmp, args.threads)
         stored = 0
-        for level in levels:
+        for level in map(int, levels(args.events)):
             while stored < level:  # batches of at most 1,000 events
                 batch = views(stored, min(1000, level - stored))
                 service.store.append(batch)

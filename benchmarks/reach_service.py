@@ -19,7 +19,6 @@ script from each checkout (``PYTHONPATH=other/src``) with a ``--label``. Example
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import tempfile
@@ -33,11 +32,13 @@ import torch
 
 import behaviorlm as blm
 from behaviorlm.explain import reaching_event
-from behaviorlm.serve import EventRecord
 from behaviorlm.serve.schemas import InfluenceRequest
 from simulated import (
+    levels,
     most_followed,
+    random_events,
     run_fields,
+    service_parser,
     shared_arguments,
     timing_fields,
     trained_service,
@@ -57,9 +58,7 @@ def timed(call: Callable[[], Any], repeat: int) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = service_parser(__doc__)
     parser.add_argument("--users", type=int, default=3000, help="simulated users")
     parser.add_argument(
         "--active", default="0,0.1,0.5,1", help="shares of the followers with live events"
@@ -69,7 +68,6 @@ def main() -> None:
     shared_arguments(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    levels = sorted(float(x) for x in args.active.split(","))
 
     dataset = blm.preprocess(blm.simulate(args.users, seed=args.seed))
     follows = dataset.follows
@@ -88,21 +86,11 @@ def main() -> None:
         service = trained_service(dataset, tmp, args.threads)
         reaching = reaching_event(service.artifact, "share")
         active = 0
-        for level in levels:
+        for level in levels(args.active):
             target = round(level * len(followers))
             for f in order[active:target]:
-                picks = rng.integers(0, len(items), args.events)
-                service.store.append(
-                    [
-                        EventRecord(
-                            user_id=followers[int(f)],
-                            item_id=items[int(i)],
-                            timestamp=NOW + k,
-                            action="view",
-                        )
-                        for k, i in enumerate(picks)
-                    ]
-                )
+                views = random_events(followers[int(f)], items, rng, NOW, args.events, "view")
+                service.store.append(views)
             active = max(active, target)
             answer = service.influence(request)  # the level's first call, untimed
             times = timed(partial(service.influence, request), args.repeat)

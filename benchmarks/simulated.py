@@ -11,9 +11,11 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import behaviorlm as blm
 from behaviorlm.config import load_toml
-from behaviorlm.serve import Service, open_store
+from behaviorlm.serve import EventRecord, Service, open_store
 from machine import machine_facts, peak_rss_mib
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "default"
@@ -26,6 +28,29 @@ def trained_service(dataset: blm.Dataset, folder: str | Path, threads: int) -> S
     overrides = ["train.epochs=1", "train.schedule=epochs", f"train.threads={threads}"]
     blm.train(dataset, "sasrec", config=config, overrides=overrides, out_dir=folder, progress=False)
     return Service(folder, open_store(f"sqlite:///{Path(folder) / 'events.db'}"))
+
+
+def service_parser(description: str | None) -> argparse.ArgumentParser:
+    """A service benchmark's parser, its docstring as the help text as written."""
+    return argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+
+
+def levels(text: str) -> list[float]:
+    """The sorted levels of a comma-separated option (``"0,1000"``)."""
+    return sorted(float(x) for x in text.split(","))
+
+
+def random_events(
+    user_id: str, items: list[str], rng: np.random.Generator, at: int, n: int, action: str
+) -> list[EventRecord]:
+    """``n`` events of ``user_id`` on items drawn from ``items``, one a second from ``at`` on."""
+    picks = rng.integers(0, len(items), n)
+    return [
+        EventRecord(user_id=user_id, item_id=items[int(i)], timestamp=at + k, action=action)
+        for k, i in enumerate(picks)
+    ]
 
 
 def shared_arguments(parser: argparse.ArgumentParser) -> None:

@@ -26,31 +26,26 @@ import tempfile
 import time
 
 import numpy as np
-import torch
 
 import behaviorlm as blm
 from behaviorlm.serve import EventRecord, RecommendRequest
 from simulated import (
     levels,
     most_followed,
+    parsed,
     random_events,
     run_fields,
     service_parser,
-    shared_arguments,
     timing_fields,
     trained_service,
 )
 
 
 def main() -> None:
-    parser = service_parser(__doc__)
-    parser.add_argument("--users", type=int, default=300, help="simulated users")
+    parser = service_parser(__doc__, users=300, repeat=30)
     parser.add_argument("--shares", default="0,1000,10000", help="the followee's shares, levels")
-    parser.add_argument("--repeat", type=int, default=30, help="timed requests per level")
     parser.add_argument("--views", type=int, default=0, help="the followee's views, stored first")
-    shared_arguments(parser)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parsed(parser)
 
     dataset = blm.preprocess(blm.simulate(args.users, seed=args.seed))
     follows = dataset.follows

@@ -24,29 +24,24 @@ import tempfile
 import time
 
 import numpy as np
-import torch
 
 import behaviorlm as blm
 from behaviorlm.serve import EventRecord
 from simulated import (
     levels,
+    parsed,
     random_events,
     run_fields,
     service_parser,
-    shared_arguments,
     timing_fields,
     trained_service,
 )
 
 
 def main() -> None:
-    parser = service_parser(__doc__)
-    parser.add_argument("--users", type=int, default=300, help="simulated users")
+    parser = service_parser(__doc__, users=300, repeat=20)
     parser.add_argument("--events", default="0,1000,10000", help="the user's stored events")
-    parser.add_argument("--repeat", type=int, default=20, help="timed requests per level")
-    shared_arguments(parser)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parsed(parser)
 
     dataset = blm.preprocess(blm.simulate(args.users, seed=args.seed))
     user = str(dataset.users["user_id"][0])

@@ -28,7 +28,6 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-import torch
 
 import behaviorlm as blm
 from behaviorlm.explain import reaching_event
@@ -36,10 +35,10 @@ from behaviorlm.serve.schemas import InfluenceRequest
 from simulated import (
     levels,
     most_followed,
+    parsed,
     random_events,
     run_fields,
     service_parser,
-    shared_arguments,
     timing_fields,
     trained_service,
 )
@@ -58,16 +57,12 @@ def timed(call: Callable[[], Any], repeat: int) -> list[float]:
 
 
 def main() -> None:
-    parser = service_parser(__doc__)
-    parser.add_argument("--users", type=int, default=3000, help="simulated users")
+    parser = service_parser(__doc__, users=3000, repeat=10)
     parser.add_argument(
         "--active", default="0,0.1,0.5,1", help="shares of the followers with live events"
     )
     parser.add_argument("--events", type=int, default=3, help="live events per active follower")
-    parser.add_argument("--repeat", type=int, default=10, help="timed calls per level")
-    shared_arguments(parser)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parsed(parser)
 
     dataset = blm.preprocess(blm.simulate(args.users, seed=args.seed))
     follows = dataset.follows

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 import behaviorlm as blm
 from behaviorlm.config import load_toml
@@ -30,11 +31,26 @@ def trained_service(dataset: blm.Dataset, folder: str | Path, threads: int) -> S
     return Service(folder, open_store(f"sqlite:///{Path(folder) / 'events.db'}"))
 
 
-def service_parser(description: str | None) -> argparse.ArgumentParser:
-    """A service benchmark's parser, its docstring as the help text as written."""
-    return argparse.ArgumentParser(
+def service_parser(description: str | None, users: int, repeat: int) -> argparse.ArgumentParser:
+    """A service benchmark's parser (its docstring as the help text, as written) with the
+    options they all take: ``--users`` (simulated users), ``--repeat`` (timed calls per
+    level), ``--threads``, ``--seed`` and ``--label``; read it with :func:`parsed`."""
+    parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--users", type=int, default=users, help="simulated users")
+    parser.add_argument("--repeat", type=int, default=repeat, help="timed calls per level")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--label", default="", help="a name for this run, echoed in every line")
+    return parser
+
+
+def parsed(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """The command line's options; torch set to their ``--threads``."""
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    return args
 
 
 def levels(text: str) -> list[float]:
@@ -51,13 +67,6 @@ def random_events(
         EventRecord(user_id=user_id, item_id=items[int(i)], timestamp=at + k, action=action)
         for k, i in enumerate(picks)
     ]
-
-
-def shared_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--threads``, ``--seed`` and ``--label``, as the service benchmarks take them."""
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--label", default="", help="a name for this run, echoed in every line")
 
 
 def most_followed(dataset: blm.Dataset) -> tuple[int, int]:

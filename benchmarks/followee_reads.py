@@ -23,19 +23,21 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
+from functools import partial
 
 import numpy as np
 
 import behaviorlm as blm
 from behaviorlm.serve import EventRecord, RecommendRequest
 from simulated import (
+    fill_store,
     levels,
     most_followed,
     parsed,
     random_events,
     run_fields,
     service_parser,
+    timed,
     timing_fields,
     trained_service,
 )
@@ -57,34 +59,31 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     start = max(int(since or 0), int(dataset.events["timestamp"].max())) + 1
 
-    def shares(first: int, n: int, action: str = "share") -> list[EventRecord]:
-        return random_events(followee, items, rng, start + first, n, action)
+    def shares(first: int, n: int) -> list[EventRecord]:
+        return random_events(followee, items, rng, start + first, n, "share")
+
+    def views(first: int, n: int) -> list[EventRecord]:  # before the shares, in time too
+        return random_events(followee, items, rng, start + first - args.views, n, "view")
 
     with tempfile.TemporaryDirectory() as tmp:
         service = trained_service(dataset, tmp, args.threads)
-        for first in range(0, args.views, 10_000):  # before the shares, in time too
-            service.store.append(
-                shares(first - args.views, min(10_000, args.views - first), "view")
-            )
+        fill_store(service.store, views, 0, args.views, batch=10_000)
         stored = 0
         request = [RecommendRequest(user_id=follower, k=10)]
         for level in map(int, levels(args.shares)):
-            while stored < level:  # batches of at most 1,000 shares
-                batch = shares(stored, min(1000, level - stored))
-                service.store.append(batch)
-                stored += len(batch)
+            stored = fill_store(service.store, shares, stored, level)
             service.recommend_batch(request)  # the level's first read, untimed
-            times = []
-            answer = None
-            for _ in range(args.repeat):
-                service.store.append(shares(stored, 1))  # a new share, then the follower asks
-                stored += 1
-                t0 = time.perf_counter()
-                answer = service.recommend_batch(request)[0]
-                times.append((time.perf_counter() - t0) * 1000)
+            # a new share, then the follower asks
+            times, answers, stored = timed(
+                partial(service.recommend_batch, request),
+                args.repeat,
+                service.store,
+                shares,
+                stored,
+            )
+            answer = None if answers is None else answers[0]
             if isinstance(answer, Exception):
                 raise answer
-            times.sort()
             line = {
                 "benchmark": "followee_reads",
                 "followee_shares": level,

@@ -21,18 +21,20 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
+from functools import partial
 
 import numpy as np
 
 import behaviorlm as blm
 from behaviorlm.serve import EventRecord
 from simulated import (
+    fill_store,
     levels,
     parsed,
     random_events,
     run_fields,
     service_parser,
+    timed,
     timing_fields,
     trained_service,
 )
@@ -57,20 +59,16 @@ def main() -> None:
         service = trained_service(dataset, tmp, args.threads)
         stored = 0
         for level in map(int, levels(args.events)):
-            while stored < level:  # batches of at most 1,000 events
-                batch = views(stored, min(1000, level - stored))
-                service.store.append(batch)
-                stored += len(batch)
+            stored = fill_store(service.store, views, stored, level)
             service.explain_user(user, target)  # the level's first read, untimed
-            times = []
-            answer = None
-            for _ in range(args.repeat):
-                service.store.append(views(stored, 1))  # a new event, then the user asks
-                stored += 1
-                t0 = time.perf_counter()
-                answer = service.explain_user(user, target)
-                times.append((time.perf_counter() - t0) * 1000)
-            times.sort()
+            # a new event, then the user asks
+            times, answer, stored = timed(
+                partial(service.explain_user, user, target),
+                args.repeat,
+                service.store,
+                views,
+                stored,
+            )
             line = {
                 "benchmark": "live_explanations",
                 "stored_events": level,

@@ -22,10 +22,7 @@ from __future__ import annotations
 import json
 import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from functools import partial
-from typing import Any
 
 import numpy as np
 
@@ -39,21 +36,12 @@ from simulated import (
     random_events,
     run_fields,
     service_parser,
+    timed,
     timing_fields,
     trained_service,
 )
 
 NOW = 2_000_000_000  # after every event of the simulation
-
-
-def timed(call: Callable[[], Any], repeat: int) -> list[float]:
-    """Milliseconds of ``repeat`` calls of ``call()``, sorted."""
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - t0) * 1000)
-    return sorted(times)
 
 
 def main() -> None:
@@ -88,7 +76,7 @@ def main() -> None:
                 service.store.append(views)
             active = max(active, target)
             answer = service.influence(request)  # the level's first call, untimed
-            times = timed(partial(service.influence, request), args.repeat)
+            times, _, _ = timed(partial(service.influence, request), args.repeat)
             # the model's part: the same followers' timelines, built once
             live, read = service.timelines, service.store.user_events
             rows = live.stack(
@@ -99,7 +87,7 @@ def main() -> None:
                     for f in followers
                 ]
             )
-            model_times = timed(
+            model_times, _, _ = timed(
                 partial(reaching.reach, service.artifact.model, rows, 1, None), args.repeat
             )
             line = {

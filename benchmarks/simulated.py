@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
 import behaviorlm as blm
 from behaviorlm.config import load_toml
-from behaviorlm.serve import EventRecord, Service, open_store
+from behaviorlm.serve import EventRecord, EventStore, Service, open_store
 from machine import machine_facts, peak_rss_mib
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "default"
@@ -67,6 +69,40 @@ def random_events(
         EventRecord(user_id=user_id, item_id=items[int(i)], timestamp=at + k, action=action)
         for k, i in enumerate(picks)
     ]
+
+
+#: Makes ``n`` events of a benchmark, the first one its ``first``-th (times count on from it).
+Events = Callable[[int, int], list[EventRecord]]
+T = TypeVar("T")
+
+
+def fill_store(store: EventStore, events: Events, first: int, last: int, batch: int = 1000) -> int:
+    """Store ``events(k, n)`` for ``k`` from ``first`` to ``last``, ``batch`` at a time;
+    returns ``last`` (the events' count then)."""
+    for k in range(first, last, batch):
+        store.append(events(k, min(batch, last - k)))
+    return max(first, last)
+
+
+def timed(
+    call: Callable[[], T],
+    repeat: int,
+    store: EventStore | None = None,
+    events: Events | None = None,
+    stored: int = 0,
+) -> tuple[list[float], T | None, int]:
+    """Milliseconds of ``repeat`` calls of ``call()``, sorted, the last answer, and the count
+    of events stored. With ``store`` and ``events``, each call follows one more stored event
+    (``events(stored, 1)``): the read-your-writes case, where the answer must reflect it."""
+    times, answer = [], None
+    for _ in range(repeat):
+        if store is not None and events is not None:
+            store.append(events(stored, 1))
+            stored += 1
+        t0 = time.perf_counter()
+        answer = call()
+        times.append((time.perf_counter() - t0) * 1000)
+    return sorted(times), answer, stored
 
 
 def most_followed(dataset: blm.Dataset) -> tuple[int, int]:

@@ -18,7 +18,7 @@ import math
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
@@ -410,7 +410,7 @@ class Service:
         """The request's timeline: the user's live one, or the events given (validated)."""
         if request.events is None:
             user_id = request.user_id or ""
-            return self._live(user_id, cached=True)
+            return self._live(user_id)
         records = []
         for index, event in enumerate(request.events):
             record, reason = self.record(event, now)
@@ -526,10 +526,9 @@ class Service:
             target = Target.item(self._item_code(item_id))
         elif next_action is not None:
             target = Target.action(self._action_code(next_action))
-        # from the cached codes (only the new events read), with the records of the events
-        # shown read by their storage positions; where followee events are picked from
-        # records (a followee action without a code), the whole timeline as records
-        timeline = self._live(user_id, cached=self.timelines.followee_action_codes is not None)
+        # from the cached codes (only the new events read); the records of the events shown
+        # are read by their storage positions
+        timeline = self._live(user_id)
         if timeline.length == 0:
             raise RequestError(
                 404, f"user {user_id!r} has no event the model can read: nothing to explain"
@@ -580,13 +579,11 @@ class Service:
         )
 
     def _live_records(self, timeline: Timeline, live: Sequence[int]) -> dict[int, EventRecord]:
-        """The records of the timeline's ``live`` events (their places in ``Timeline.live``):
-        from the timeline where it holds them, else read by their storage positions."""
-        if timeline.live is not None:
-            return {k: timeline.live[k] for k in live}
+        """The records of the timeline's ``live`` events (their places among its live
+        events), read by their storage positions."""
         positions = timeline.positions[list(live)]
         if not positions.all():
-            raise RuntimeError("a live event without its record or storage position")
+            raise RuntimeError("a live event without its storage position")
         return dict(zip(live, self.store.events_at(positions.tolist()), strict=True))
 
     def influence(self, request: InfluenceRequest) -> InfluenceResponse:
@@ -608,7 +605,7 @@ class Service:
         event = HypotheticalEvent(
             item=items[0], action=self._action_code(request.action), timestamp=request.timestamp
         )
-        timeline = self._live(request.user_id, cached=True)
+        timeline = self._live(request.user_id)
         reach = request.action in SOCIAL_ACTIONS if request.reach is None else request.reach
         try:
             # how the act reaches a follower's timeline (a view, or the followee's act itself)
@@ -663,27 +660,20 @@ class Service:
 
         return self.timelines.for_users(ids, events_of)
 
-    def _live(
-        self,
-        user_id: str,
-        events_of: Callable[[str], list[EventRecord]] | None = None,
-        cached: bool = False,
-    ) -> Timeline:
+    def _live(self, user_id: str) -> Timeline:
         """The user's live timeline: training history and accepted events, and the accepted
-        events of their followees where the model reads them (``events_of``: the store's
-        events of a user; default: read from the store). ``cached`` takes the user's own
-        events, and the followees', from :attr:`own_events` (the same timeline; its live
-        events carry their storage positions instead of their records): recommendations,
-        explanations and the user's own timeline in influence use it."""
-        read = events_of or self.store.user_events
-        if cached:
-            own = self.own_events.get(user_id)
-            # a user who follows very many accounts leaves the cache to the users asking
-            many = len(self.timelines.followees_of(user_id)) > self.own_events.max_users // 2
-            coded = partial(self.own_events.followee_events, keep=not many)
-            return self.timelines.for_user_coded(user_id, own, coded, read)
-        theirs = [e for f in self.timelines.followees_of(user_id) for e in read(f)]
-        return self.timelines.for_user(user_id, read(user_id), theirs)
+        events of their followees where the model reads them, from :attr:`own_events` (its
+        live events carry their storage positions instead of their records):
+        recommendations, explanations and the user's own timeline in influence."""
+        own = self.own_events.get(user_id)
+        # a user who follows very many accounts leaves the cache to the users asking
+        many = len(self.timelines.followees_of(user_id)) > self.own_events.max_users // 2
+        coded = partial(self.own_events.followee_events, keep=not many)
+        return self.timelines.for_user_coded(user_id, own, coded, self._stored)
+
+    def _stored(self, user_id: str) -> tuple[list[EventRecord], list[int]]:
+        """A user's stored events, whole, with their storage positions."""
+        return self.store.user_events_after(user_id, 0)
 
     def _item_code(self, item_id: str) -> int:
         """Internal id of a known item; RequestError(404) for an item the model never saw."""

@@ -48,9 +48,8 @@ class Timeline:
         Number of events of the row that came from the store or the request.
     positions : (live_events,) int array
         The storage position of each live event, in the order of ``live``
-        (``EventStore.events_at`` reads its record); 0 where it is not known: events of a
-        request, and events read as records (followee events picked from records, whose
-        records ``live`` holds where the user's own are at hand too).
+        (``EventStore.events_at`` reads its record); 0 where it is not known (the events of a
+        request, and those of :meth:`LiveTimelines.for_user`, whose records ``live`` holds).
     """
 
     sequences: Sequences
@@ -271,22 +270,26 @@ class LiveTimelines:
         user_id: str,
         own: OwnEvents,
         events_of: Callable[[str, Int], OwnEvents],
-        records_of: Callable[[str], Sequence[EventRecord]],
+        records_of: Callable[[str], tuple[Sequence[EventRecord], Sequence[int]]],
     ) -> Timeline:
         """As :meth:`for_user`, from coded events
         (:class:`~behaviorlm.serve.own_events.OwnEventCache`); the same timeline, without the
-        records (``Timeline.live`` is None).
+        records (``Timeline.live`` is None) but with the storage position of every live
+        event (``Timeline.positions``).
 
         ``own`` are the user's coded events. For a model that reads followees' events, each
         followee's come from ``events_of(followee, codes)`` (their coded events, at least
         those of the action codes :attr:`followee_action_codes`), picked on the codes; where
         the model lacks a code for a followee action (:attr:`followee_action_codes` is None)
-        from their records, ``records_of(followee)``, as in :meth:`for_user`.
+        from their records and storage positions, ``records_of(followee)``
+        (``EventStore.user_events_after(followee, 0)``), as in :meth:`for_user`.
         """
         codes = self.followee_action_codes
         if codes is None:
-            records = [e for f in self.followees_of(user_id) for e in records_of(f)]
-            return self._user_timeline(user_id, own, records, None)
+            read = [records_of(f) for f in self.followees_of(user_id)]
+            records = [e for events, _ in read for e in events]
+            at = [p for _, positions in read for p in positions]
+            return self._user_timeline(user_id, own, records, None, at)
         user = self.users.get(user_id, 0)
         base = self.training.row(user - 1) if user else None
         followees = self.followees.get(user, [])
@@ -316,16 +319,22 @@ class LiveTimelines:
         own: OwnEvents,
         followee_live: Sequence[EventRecord],
         known: Sequence[EventRecord] | None,
+        positions: Sequence[int] | None = None,
     ) -> Timeline:
         """The user's training history merged with ``own`` and the followees' events the
-        model reads; ``known``: the records of ``own``, where at hand."""
+        model reads (of ``followee_live``, at storage ``positions`` where known); ``known``:
+        the records of ``own``, where at hand."""
         user = self.users.get(user_id, 0)
         base = self.training.row(user - 1) if user else None
-        records = self._followee_events(user, followee_live)
+        picks = self._followee_at(user, followee_live)
         theirs = self._nobody
-        if records:
+        if picks:
+            records = [followee_live[i] for i in picks]
             who = np.array([self.users.get(e.user_id, 0) for e in records], dtype=np.int64)
-            theirs = _Followees(self.code(records), who, records, np.zeros_like(who))
+            at = np.zeros_like(who)
+            if positions is not None:
+                at = np.asarray(positions, dtype=np.int64)[picks]
+            theirs = _Followees(self.code(records), who, records, at)
         return self._merged(base, own, theirs, user, known)
 
     def stack(self, rows: Sequence[Sequences]) -> Sequences:
@@ -403,11 +412,15 @@ class LiveTimelines:
 
     def _followee_events(self, user: int, events: Sequence[EventRecord]) -> list[EventRecord]:
         """Those of ``events`` that ``user``'s timeline reads as followee events."""
+        return [events[i] for i in self._followee_at(user, events)]
+
+    def _followee_at(self, user: int, events: Sequence[EventRecord]) -> list[int]:
+        """The places in ``events`` of those :meth:`_followee_events` picks, in order."""
         since = dict(self.followees.get(user, []))
         return [
-            e
-            for e in self.readable(events)
-            if e.action in self.followee_actions
+            i
+            for i in self._readable_at(events)
+            if (e := events[i]).action in self.followee_actions
             and e.user_id in since
             and ((start := since[e.user_id]) is None or e.timestamp >= start)
         ]

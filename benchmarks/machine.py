@@ -10,17 +10,23 @@ from typing import Any
 
 
 def machine_facts() -> dict[str, Any]:
-    """CPU count, platform and library versions."""
+    """CPU count, platform, library versions and the GPU that torch sees (where it sees one;
+    lines without ``gpu`` were measured without)."""
     import numpy
     import polars
+    import torch
 
-    return {
+    facts: dict[str, Any] = {
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
         "python": sys.version.split()[0],
         "numpy": numpy.__version__,
         "polars": polars.__version__,
+        "torch": torch.__version__,
     }
+    if torch.cuda.is_available():
+        facts["gpu"] = torch.cuda.get_device_name(0)
+    return facts
 
 
 def peak_rss_mib(children: bool = False) -> float:

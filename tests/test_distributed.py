@@ -27,7 +27,9 @@ from behaviorlm.train.distributed import World
 MAX_LEN = 20
 #: Dropout is off: ranks draw their own dropout masks, so only then can the runs agree exactly.
 MODEL = ["--model", "sasrec", "--model.dim=16", "--model.layers=1", "--model.heads=2"]
+#: on the CPU, also where a GPU is: the one process and the gloo ranks train on one device
 TRAIN = ["--model.dropout=0.0", f"--model.max_len={MAX_LEN}", "--train.threads=1"]
+TRAIN += ["--train.device=cpu"]
 TRAIN += ["--train.lr=0.01", "--train.warmup_steps=2", "--train.epochs=3"]
 #: A launch takes a few seconds; a broken rank would otherwise wait for gloo's 30-minute timeout.
 LAUNCH_TIMEOUT_S = 180

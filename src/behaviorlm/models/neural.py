@@ -264,10 +264,11 @@ class NeuralRecommender(Recommender):
     def hidden(self, histories: Sequences, batch_size: int = 512) -> torch.Tensor:
         """(R, D) hidden state at the last event of each row (the state that predicts next).
 
-        Rows are encoded in batches of similar length (a stable sort by length), so a batch
-        is padded only to its own longest row; the result is in the input order. It is
-        computed in inference mode, so the result is an inference tensor: ``.clone()`` it
-        before an in-place change or a use that autograd records.
+        It is computed on the module's device (a GPU while the training loop validates) and
+        returned there. Rows are encoded in batches of similar length (a stable sort by
+        length), so a batch is padded only to its own longest row; the result is in the input
+        order. It is computed in inference mode, so the result is an inference tensor:
+        ``.clone()`` it before an in-place change or a use that autograd records.
 
         Examples
         --------
@@ -279,25 +280,31 @@ class NeuralRecommender(Recommender):
         """
         if self.module.training:  # eval() walks every submodule: skip it when already set
             self.module.eval()
+        device = self.module.tokens.item.weight.device
         if len(histories) == 0:
-            return torch.zeros(0, self.module.dim)
+            return torch.zeros(0, self.module.dim, device=device)
         traced = self.traced if self.traced and self.traced.module is self.module else None
         encode = traced or self.module.encode_last  # a trace of another module is not used
+
+        def batch(rows: Sequences) -> SequenceBatch:
+            built = self.batch(rows)
+            return built if device.type == "cpu" else built.to(device)
+
         if len(histories) <= batch_size:  # one batch: no reordering needed
-            return encode(self.batch(histories)).float()
+            return encode(batch(histories)).float()
         order = np.argsort(np.minimum(histories.lengths, self.config.max_len), kind="stable")
-        out = torch.empty(len(histories), self.module.dim)
+        out = torch.empty(len(histories), self.module.dim, device=device)
         for lo in range(0, len(histories), batch_size):
             rows = order[lo : lo + batch_size]
-            hidden = encode(self.batch(histories.select(rows)))
-            out[torch.from_numpy(rows)] = hidden.float()
+            hidden = encode(batch(histories.select(rows)))
+            out[torch.from_numpy(rows).to(device)] = hidden.float()
         return out
 
     def score(self, histories: Sequences, items: slice | None = None) -> F32:
         start, stop = self.item_range(items)
         with torch.inference_mode():
             scores = self.module.logits(self.hidden(histories), slice(start, stop))
-        return scores.float().numpy()
+        return scores.float().cpu().numpy()
 
     def state(self) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().numpy() for k, v in self.module.state_dict().items()}

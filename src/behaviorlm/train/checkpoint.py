@@ -59,13 +59,18 @@ class Checkpoint:
         best: dict[str, torch.Tensor] | None,
         meta: dict[str, Any],
     ) -> Checkpoint:
-        """Copy the current state (the training run may go on changing the originals)."""
+        """Copy the current state to the CPU (the training run may go on changing the
+        originals, on any device)."""
         state = optimizer.state_dict()["state"]
+
+        def copy(tensor: torch.Tensor) -> torch.Tensor:  # on the CPU: resumable on any device
+            return tensor.detach().to("cpu", copy=True)
+
         return cls(
-            model={k: v.detach().clone() for k, v in module.state_dict().items()},
-            best=None if best is None else {k: v.clone() for k, v in best.items()},
+            model={k: copy(v) for k, v in module.state_dict().items()},
+            best=None if best is None else {k: copy(v) for k, v in best.items()},
             optimizer={
-                int(i): {k: v.detach().clone() for k, v in s.items() if torch.is_tensor(v)}
+                int(i): {k: copy(v) for k, v in s.items() if torch.is_tensor(v)}
                 for i, s in state.items()
             },
             meta=dict(meta),

@@ -6,8 +6,12 @@ config (``[model]``) holds everything about the network, including ``max_len``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
+
+#: The values of ``train.device``.
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,8 +63,14 @@ class TrainConfig:
         Seeds the initialisation, the shuffling, dropout and negative sampling of every epoch.
     threads : int
         CPU threads for torch (0 = all cores available to the process).
+    device : str
+        Where the loop trains and validates: ``"auto"`` (the default: the GPU when torch sees
+        one, else the CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. Under ``torchrun`` each
+        process takes the GPU of its local rank (``"auto"`` when every local rank has one,
+        ``"cuda"`` always). The fitted model is handed back on the CPU, where artifacts are
+        loaded, scored, explained and served (:func:`behaviorlm.train.device.train_device`).
     bf16 : bool
-        Run forward and loss under bfloat16 autocast on the CPU.
+        Run forward and loss under bfloat16 autocast (on the training device).
     loss : "ce" or "sampled"
         ``"ce"``: softmax cross-entropy over the whole catalogue at every position
         (SASRec+, Klenitskiy & Vasilev 2023). ``"sampled"``: softmax over the target and
@@ -115,6 +125,7 @@ class TrainConfig:
     valid_exclude_seen: bool = True
     seed: int = 0
     threads: int = 0
+    device: str = "auto"
     bf16: bool = False
     loss: Literal["ce", "sampled"] = "ce"
     num_negatives: int = 256
@@ -157,6 +168,10 @@ class TrainConfig:
             raise ValueError(f"train.lr must be positive, got {self.lr}")
         if self.schedule == "budget" and not self.time_budget_s > 0:
             raise ValueError('train.schedule = "budget" needs a train.time_budget_s above 0')
+        if not DEVICE.fullmatch(self.device):
+            raise ValueError(
+                f'train.device must be "auto", "cpu", "cuda" or "cuda:N", got {self.device!r}'
+            )
         if self.min_lr > self.lr:
             raise ValueError(f"train.min_lr ({self.min_lr}) must not exceed train.lr ({self.lr})")
 

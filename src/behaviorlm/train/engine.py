@@ -48,6 +48,7 @@ from behaviorlm.schema import EvalSet, Split
 from behaviorlm.train.batches import TrainingSet
 from behaviorlm.train.checkpoint import Checkpoint
 from behaviorlm.train.config import TrainConfig
+from behaviorlm.train.device import train_device
 from behaviorlm.train.distributed import World, current_world
 from behaviorlm.train.losses import (
     NegativeSampler,
@@ -61,7 +62,7 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 #: Train settings that may differ between a run and its resumption.
-RESUMABLE_CHANGES = frozenset({"time_budget_s", "threads", "patience", "patience_from"})
+RESUMABLE_CHANGES = frozenset({"time_budget_s", "threads", "device", "patience", "patience_from"})
 
 
 def validate(model: Recommender, evalset: EvalSet, exclude_seen: bool = True) -> dict[str, float]:
@@ -273,7 +274,8 @@ class _Loop:
         self.model, self.config, self.path, self.progress = model, config, path, progress
         self.world = world
         self.codes = tuple(int(c) for c in codes)
-        self.module: SequenceModule = model.setup(split.train, config.seed)
+        self.device = train_device(config.device, world)
+        self.module: SequenceModule = model.setup(split.train, config.seed).to(self.device)
         assert model.sizes is not None
         self.data = TrainingSet.build(
             split.train, int(model.config.max_len), model.sizes, windows=config.sliding_windows
@@ -294,7 +296,9 @@ class _Loop:
             else self.row_events
         )
         self.parallel = world.wrap(self.module)
-        self.sampler = NegativeSampler.of(split.train.items, model.n_items, config.negatives)
+        self.sampler = NegativeSampler.of(
+            split.train.items, model.n_items, config.negatives, self.device
+        )
         self.step = 0
         self.epoch = 0
         self.best: dict[str, torch.Tensor] | None = None
@@ -397,8 +401,11 @@ class _Loop:
     ) -> tuple[torch.Tensor, float, float]:
         """Loss of the rows ``rows``; the weights scale this rank's share (World.shard)."""
         inputs, next_items, next_actions = self.data.batch(rows)
+        if self.device.type != "cpu":
+            inputs = inputs.to(self.device)
+            next_items, next_actions = next_items.to(self.device), next_actions.to(self.device)
         cfg = self.config
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             hidden = self.module.encode(inputs)  # (B, T, D)
             mask = item_loss_mask(next_items, next_actions, self.codes)
             # a model may bring its own next-item loss (SequenceModule.item_loss)
@@ -540,7 +547,7 @@ class _Loop:
                     self._save(stopped)
         if self.best is not None:
             self.module.load_state_dict(self.best)
-        self.module.eval()
+        self.module.eval().cpu()  # handed back where artifacts are loaded and served
         return {
             "epochs": self.epoch,
             "best_epoch": self.best_epoch,

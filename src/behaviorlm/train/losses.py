@@ -37,13 +37,18 @@ def item_loss_mask(
     """
     mask = target_items > 0
     if len(codes):
-        allowed = torch.as_tensor(list(codes), dtype=target_actions.dtype)
+        allowed = torch.as_tensor(
+            list(codes), dtype=target_actions.dtype, device=target_actions.device
+        )
         mask &= torch.isin(target_actions, allowed)
     return mask
 
 
 #: Logit elements held at once by the full softmax: rows per chunk = this // catalogue size.
+#: On the CPU a chunk stays in cache; a GPU takes larger chunks (:data:`GPU_CHUNK_ELEMENTS`).
 CHUNK_ELEMENTS = 1 << 21
+#: Logit elements per chunk on a GPU (256 MiB of float32 logits): fewer, larger products.
+GPU_CHUNK_ELEMENTS = 1 << 26
 
 
 class _ChunkedSoftmax(torch.autograd.Function):
@@ -54,7 +59,8 @@ class _ChunkedSoftmax(torch.autograd.Function):
     in cache; the backward pass only scales the stored gradients. The logits and their
     gradient never reach main memory as a whole, which makes training steps faster on CPU
     (``benchmarks/RESULTS.md``, "The chunked full softmax").
-    Under CPU autocast the products run in its dtype (bfloat16), the softmax in float32.
+    Under autocast (of the device that ``hidden`` is on) the products run in its dtype
+    (bfloat16), the softmax in float32.
     """
 
     @staticmethod
@@ -66,16 +72,21 @@ class _ChunkedSoftmax(torch.autograd.Function):
         targets: torch.Tensor,
         chunk_elements: int,
     ) -> torch.Tensor:
-        dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
-        with torch.autocast("cpu", enabled=False):
+        device = hidden.device
+        on = torch.is_autocast_enabled(device.type)
+        dtype = torch.get_autocast_dtype(device.type) if on else None
+        with torch.autocast(device.type, enabled=False):
             h = hidden if dtype is None else hidden.to(dtype)
             w = table if dtype is None else table.to(dtype)
             m, n = len(targets), len(table)
             grads = ctx.needs_input_grad[0] or ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
-            grad_h = torch.empty(hidden.shape, dtype=torch.float32) if grads else None
-            grad_w = torch.zeros(table.shape, dtype=torch.float32) if grads else None
-            grad_b = torch.zeros(n, dtype=torch.float32) if grads and bias is not None else None
-            total = torch.zeros((), dtype=torch.float64)
+            f32 = torch.float32
+            grad_h = torch.empty(hidden.shape, dtype=f32, device=device) if grads else None
+            grad_w = torch.zeros(table.shape, dtype=f32, device=device) if grads else None
+            grad_b = (
+                torch.zeros(n, dtype=f32, device=device) if grads and bias is not None else None
+            )
+            total = torch.zeros((), dtype=torch.float64, device=device)
             rows = max(1, chunk_elements // max(n, 1))
             for lo in range(0, m, rows):
                 hc, tc = h[lo : lo + rows], targets[lo : lo + rows]
@@ -91,7 +102,7 @@ class _ChunkedSoftmax(torch.autograd.Function):
                 top = z.amax(1, keepdim=True)
                 sums = z.sub_(top).exp_().sum(1)
                 total += (top[:, 0] + sums.log() - picked).sum().double()
-                rows_at = torch.arange(len(tc))
+                rows_at = torch.arange(len(tc), device=device)
                 g = z.mul_((1.0 / (sums * m))[:, None])  # softmax / m
                 g[rows_at, tc] -= 1.0 / m
                 if grad_b is not None:
@@ -122,7 +133,7 @@ def full_softmax_loss(
     module: SequenceModule,
     hidden: torch.Tensor,
     targets: torch.Tensor,
-    chunk_elements: int = CHUNK_ELEMENTS,
+    chunk_elements: int | None = None,
 ) -> torch.Tensor:
     """Mean cross-entropy of ``targets`` (M,) against every item of the catalogue.
 
@@ -131,6 +142,8 @@ def full_softmax_loss(
     the value and the gradients equal ``cross_entropy(module.logits(hidden)[:, 1:], targets -
     1)`` in float32 (close to it under bfloat16 autocast, whose products run in bfloat16)
     while memory holds one chunk of logits, not all of them. No targets (``M = 0``) give 0.
+    ``chunk_elements`` defaults to :data:`CHUNK_ELEMENTS` on the CPU and
+    :data:`GPU_CHUNK_ELEMENTS` on a GPU.
 
     Examples
     --------
@@ -149,7 +162,7 @@ def full_softmax_loss(
         module.item_rows(slice(1, None)),
         None if bias is None else bias[1:],
         targets - 1,
-        chunk_elements,
+        chunk_elements or (CHUNK_ELEMENTS if hidden.device.type == "cpu" else GPU_CHUNK_ELEMENTS),
     )
     return out
 
@@ -161,9 +174,11 @@ class NegativeSampler:
     Attributes
     ----------
     probs : (N + 1,) float tensor
-        Proposal probability of each item id (0 for padding).
+        Proposal probability of each item id (0 for padding), on the CPU: negatives are drawn
+        there with the run's generator, so a run draws the same ones on every device.
     log_q : (N + 1,) float tensor
-        ``log(probs)`` (floored), subtracted from the logits: the log-Q correction.
+        ``log(probs)`` (floored), subtracted from the logits: the log-Q correction. It is on
+        the training device, as are the drawn negatives.
 
     Examples
     --------
@@ -179,9 +194,14 @@ class NegativeSampler:
 
     @classmethod
     def of(
-        cls, items: np.ndarray, n_items: int, kind: Literal["uniform", "popularity"]
+        cls,
+        items: np.ndarray,
+        n_items: int,
+        kind: Literal["uniform", "popularity"],
+        device: torch.device | str = "cpu",
     ) -> NegativeSampler:
-        """Proposal from the training item ids ``items`` (popularity) or uniform over items."""
+        """Proposal from the training item ids ``items`` (popularity) or uniform over items,
+        for training on ``device``."""
         if kind == "popularity":
             counts = np.bincount(items[items > 0], minlength=n_items + 1).astype(np.float64)
             counts[1:] += 1.0  # every item can be drawn: unseen items keep a small chance
@@ -189,11 +209,13 @@ class NegativeSampler:
             counts = np.ones(n_items + 1, dtype=np.float64)
         counts[0] = 0.0
         probs = torch.from_numpy(counts / counts.sum()).float()
-        return cls(probs=probs, log_q=torch.log(probs.clamp_min(1e-30)))
+        return cls(probs=probs, log_q=torch.log(probs.clamp_min(1e-30)).to(device))
 
     def sample(self, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``k`` item ids drawn with replacement from the proposal."""
-        return torch.multinomial(self.probs, k, replacement=True, generator=generator)
+        """``k`` item ids drawn with replacement from the proposal (a CPU ``generator``),
+        on the training device."""
+        drawn = torch.multinomial(self.probs, k, replacement=True, generator=generator)
+        return drawn.to(self.log_q.device)
 
 
 def sampled_softmax_loss(
@@ -238,7 +260,8 @@ def sampled_softmax_loss(
         neg = neg + bias[negatives]
     neg = neg.masked_fill(negatives[None, :] == targets[:, None], float("-inf"))
     logits = torch.cat([pos[:, None], neg], dim=1).float()
-    return functional.cross_entropy(logits, torch.zeros(len(targets), dtype=torch.long))
+    first = torch.zeros(len(targets), dtype=torch.long, device=logits.device)
+    return functional.cross_entropy(logits, first)
 
 
 def action_loss(

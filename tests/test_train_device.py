@@ -130,7 +130,8 @@ def test_a_cpu_run_records_its_device_and_hands_the_model_back_on_the_cpu(
     tmp_path: Path,
 ) -> None:
     model = model_of("sasrec")
-    fit_model(model, split(), replace(RUN, epochs=1, device="cpu"), run_dir=tmp_path)
+    summary = fit_model(model, split(), replace(RUN, epochs=1, device="cpu"), run_dir=tmp_path)
+    assert summary["device"] == "cpu"
     assert on_cpu(model)
     assert json.loads((tmp_path / "config.json").read_text())["train"]["device"] == "cpu"
 
@@ -149,6 +150,7 @@ def test_a_gpu_run_trains_the_model_a_cpu_run_trains(name: str, tmp_path: Path) 
             model, data, replace(RUN, device=device), run_dir=tmp_path / device, progress=False
         )
         assert on_cpu(model)  # handed back on the CPU, wherever it trained
+        assert summary["device"] == ("cpu" if device == "cpu" else "cuda:0")
         runs[device] = (model, summary, losses(tmp_path / device))
     (cpu, cpu_summary, cpu_losses), (cuda, cuda_summary, cuda_losses) = runs.values()
     np.testing.assert_allclose(cuda_losses, cpu_losses, rtol=2e-3)
@@ -240,12 +242,16 @@ def test_the_full_softmax_on_a_gpu_equals_cross_entropy(chunk_elements: int | No
 
 
 @gpu
-def test_cli_trains_on_a_gpu_and_the_artifact_scores_on_the_cpu(tmp_path: Path) -> None:
+def test_cli_trains_on_a_gpu_and_the_artifact_scores_on_the_cpu(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     blm.preprocess(blm.simulate(80, seed=2)).save(tmp_path / "ds")
     config = Path(__file__).parents[1] / "configs" / "default" / "sasrec.toml"
     out = tmp_path / "run"
     argv = ["train", str(tmp_path / "ds"), "--config", str(config), "--out", str(out)]
     assert main([*argv, "--train.epochs=2", "--model.dim=16", "--train.device=cuda"]) == 0
+    said = " ".join(capsys.readouterr().out.split())  # the console may wrap its lines
+    assert " on cuda:0," in said  # the closing line says where it trained
     artifact = Artifact.load(out)
     assert artifact.run["config"]["train"]["device"] == "cuda"
     assert on_cpu(artifact.model)  # type: ignore[arg-type]

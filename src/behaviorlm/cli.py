@@ -176,6 +176,7 @@ def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
     if not main_rank:
         return
     fit = artifact.run["fit"]
+    where = f" on {fit['device']}" if fit.get("device", "cpu") != "cpu" else ""
     best = (
         f", best epoch {fit['best_epoch']} (valid NDCG@10 {fit['best_valid']['NDCG@10']:.4f})"
         if fit.get("best_valid")
@@ -183,7 +184,7 @@ def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
     )
     console.print(
         f"trained {artifact.model.name} on {artifact.run['train_events']:,} events "
-        f"in {artifact.run['fit_seconds']:.1f}s{best} -> {out}"
+        f"in {artifact.run['fit_seconds']:.1f}s{where}{best} -> {out}"
     )
 
 

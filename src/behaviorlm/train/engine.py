@@ -211,7 +211,8 @@ def fit_model(
     -------
     dict
         ``epochs`` (last epoch trained), ``best_epoch``, ``best_valid`` (NDCG@10, HR@10),
-        ``seconds``, ``events_per_s``, ``stopped`` and sizes of the run.
+        ``seconds``, ``events_per_s``, ``stopped``, ``device`` (where it trained, e.g.
+        ``"cuda:0"``) and sizes of the run.
 
     Examples
     --------
@@ -248,6 +249,7 @@ def fit_model(
             "seconds": round(seconds, 3),
             "events_per_s": round(len(split.train.items) / max(seconds, 1e-9), 1),
             "stopped": "completed",
+            "device": "cpu",
         }
     else:
         with torch_threads(train_config.threads or world.threads(available_cores())):
@@ -560,6 +562,7 @@ class _Loop:
             "training_rows": len(self.data),
             "batch_size": self.batch_size,
             "events_per_epoch": self.data.n_targets,
+            "device": str(self.device),
         }
 
     def _progress(self) -> float:

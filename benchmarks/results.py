@@ -76,6 +76,7 @@ def one_model(args: argparse.Namespace, model: str) -> dict[str, Any]:
         "train_s": round(train_s, 1),
         "epochs": fit.get("epochs"),
         "best_epoch": fit.get("best_epoch"),
+        "device": fit.get("device", "cpu"),  # where it trained (lines without: the CPU)
         "eval_s": round(eval_s, 2),
         "peak_rss_mib": peak_rss_mib(),
         "metrics": {
@@ -86,9 +87,20 @@ def one_model(args: argparse.Namespace, model: str) -> dict[str, Any]:
 
 
 def shown(line: dict[str, Any]) -> str:
-    """The run's overrides for the config cell (thread counts left out: they change no result)."""
+    """The run's overrides for the config cell (thread counts left out: they change no result),
+    and the GPU it trained on, if any.
+
+    Examples
+    --------
+    >>> shown({"overrides": ["train.threads=1", "model.dropout=0.5"]})
+    ' `model.dropout=0.5`'
+    >>> shown({"overrides": [], "device": "cuda:0", "gpu": "NVIDIA H200"})
+    ' (trained on NVIDIA H200)'
+    """
     kept = [o for o in line.get("overrides", []) if not o.startswith("train.threads=")]
-    return "".join(f" `{o}`" for o in kept)
+    device = line.get("device", "cpu")
+    where = f" (trained on {line.get('gpu', device)})" if device != "cpu" else ""
+    return "".join(f" `{o}`" for o in kept) + where
 
 
 def markdown(files: Sequence[str]) -> str:

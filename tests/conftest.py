@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,3 +33,24 @@ def train_tiny_sasrec(tmp_path_factory: pytest.TempPathFactory) -> Callable[...,
         return out
 
     return train
+
+
+@pytest.fixture
+def crash_at_validation(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """``crash_at_validation(n)``: the training loop's ``n``-th validation from now on raises
+    KeyboardInterrupt, as if the run were stopped there (after the checkpoint of the epoch
+    before); ``monkeypatch.undo()`` restores validation."""
+    from behaviorlm.train import engine
+
+    def crash_at(n: int) -> None:
+        real, calls = engine.validate, []
+
+        def validate(model: Any, evalset: Any, exclude_seen: bool = True) -> dict[str, float]:
+            calls.append(1)
+            if len(calls) == n:
+                raise KeyboardInterrupt
+            return real(model, evalset, exclude_seen)
+
+        monkeypatch.setattr(engine, "validate", validate)
+
+    return crash_at

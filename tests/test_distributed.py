@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,6 @@ from behaviorlm.artifact import Artifact
 from behaviorlm.cli import main
 from behaviorlm.data.protocol import SplitConfig, make_split
 from behaviorlm.models.batch import FeatureSizes
-from behaviorlm.schema import EvalSet
-from behaviorlm.train import engine
 from behaviorlm.train.batches import TrainingSet
 from behaviorlm.train.checkpoint import META_FILE
 from behaviorlm.train.distributed import World
@@ -123,22 +122,16 @@ def test_two_processes_train_the_model_of_one(
 
 @pytest.mark.slow
 def test_a_run_resumed_by_two_processes_continues_the_run_of_one(
-    dataset: tuple[Path, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dataset: tuple[Path, int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    crash_at_validation: Callable[[int], None],
 ) -> None:
     """Rank 0 reads the checkpoint of epoch 2 and gives its state to rank 1 for epoch 3."""
     folder, batch_size = dataset
     args = ["train", str(folder), *MODEL, *TRAIN, f"--train.batch_size={batch_size}"]
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
-
-    real, calls = engine.validate, []
-
-    def crash_at_third(model: Any, evalset: EvalSet, exclude_seen: bool) -> dict[str, float]:
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(model, evalset, exclude_seen)
-
-    monkeypatch.setattr(engine, "validate", crash_at_third)
+    crash_at_validation(3)
     with pytest.raises(KeyboardInterrupt):
         main([*args, "--out", str(tmp_path / "resumed")])
     monkeypatch.undo()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -298,22 +299,10 @@ def test_budget_schedule_decays_by_the_clock(tmp_path: Path) -> None:
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crash_at_validation: Callable[[int], None]
 ) -> None:
     whole, whole_summary = fit(run_dir=tmp_path / "whole")
-
-    calls = {"n": 0}
-    real = engine.validate
-
-    def crash_at_third(
-        model: NeuralRecommender, evalset: EvalSet, exclude_seen: bool
-    ) -> dict[str, float]:
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(model, evalset, exclude_seen)
-
-    monkeypatch.setattr(engine, "validate", crash_at_third)
+    crash_at_validation(3)
     with pytest.raises(KeyboardInterrupt):
         fit(run_dir=tmp_path / "crashed")
     monkeypatch.undo()

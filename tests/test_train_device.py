@@ -7,6 +7,7 @@ the GPU with the same run on the CPU (no dropout, so both draw nothing of their 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,8 @@ from behaviorlm.models.hstu import HSTU, HSTUConfig
 from behaviorlm.models.mlp import MLP, MLPConfig
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.models.sasrec import SASRec, SASRecConfig
-from behaviorlm.schema import EvalSet, Split
-from behaviorlm.train import TrainConfig, engine, fit_model
+from behaviorlm.schema import Split
+from behaviorlm.train import TrainConfig, fit_model
 from behaviorlm.train.device import train_device
 from behaviorlm.train.distributed import World
 from behaviorlm.train.losses import full_softmax_loss
@@ -190,20 +191,13 @@ def test_sampled_softmax_and_bf16_train_on_a_gpu(tmp_path: Path) -> None:
 
 
 @gpu
-def test_a_gpu_run_resumes_on_the_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_gpu_run_resumes_on_the_cpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crash_at_validation: Callable[[int], None]
+) -> None:
     data = split()
     config = replace(RUN, device="cuda")
     fit_model(model_of("sasrec"), data, config, run_dir=tmp_path / "whole", progress=False)
-    calls = {"n": 0}
-    real = engine.validate
-
-    def crash_at_second(model: NeuralRecommender, evalset: EvalSet, exclude: bool) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(model, evalset, exclude)
-
-    monkeypatch.setattr(engine, "validate", crash_at_second)
+    crash_at_validation(2)
     with pytest.raises(KeyboardInterrupt):
         fit_model(model_of("sasrec"), data, config, run_dir=tmp_path / "moved", progress=False)
     monkeypatch.undo()

@@ -76,7 +76,7 @@ def one_model(args: argparse.Namespace, model: str) -> dict[str, Any]:
         "train_s": round(train_s, 1),
         "epochs": fit.get("epochs"),
         "best_epoch": fit.get("best_epoch"),
-        "device": fit.get("device", "cpu"),  # where it trained (lines without: the CPU)
+        "device": fit.get("device", "cpu"),  # where it trained (older lines: see overrides, gpu)
         "eval_s": round(eval_s, 2),
         "peak_rss_mib": peak_rss_mib(),
         "metrics": {

@@ -62,7 +62,7 @@ def one_run(args: argparse.Namespace, budget: float) -> dict[str, object]:
         "s_per_epoch": round(float(fit["train_seconds"]) / epochs, 2),
         "train_events_per_s": fit["events_per_s"],
         "stopped": fit["stopped"],
-        "device": fit["device"],  # where it trained (lines without: the CPU)
+        "device": fit["device"],  # where it trained (older lines: see overrides, gpu)
         "test_NDCG@10": round(ndcg, 5),
         "test_HR@10": round(result.metrics["HR"][10], 5),
         "reached_target": None if args.target_ndcg is None else ndcg >= args.target_ndcg,

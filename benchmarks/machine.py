@@ -10,8 +10,8 @@ from typing import Any
 
 
 def machine_facts() -> dict[str, Any]:
-    """CPU count, platform, library versions and the GPU that torch sees (where it sees one;
-    lines without ``gpu`` were measured without)."""
+    """CPU count, platform, library versions and the first GPU that torch sees (where it sees
+    one; lines without ``gpu`` were measured without)."""
     import numpy
     import polars
     import torch

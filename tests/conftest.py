@@ -54,3 +54,23 @@ def crash_at_validation(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None
         monkeypatch.setattr(engine, "validate", validate)
 
     return crash_at
+
+
+@pytest.fixture
+def count_epochs(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[int]]:
+    """``count_epochs()``: the list of the epochs that the training loop trains from then on,
+    in order, filled as it runs (a resumed run starts after its checkpoint's epoch)."""
+    from behaviorlm.train import engine
+
+    def count() -> list[int]:
+        trained: list[int] = []
+        real = engine._Loop._train_epoch
+
+        def train_epoch(loop: Any, *args: Any) -> Any:
+            trained.append(loop.epoch)
+            return real(loop, *args)
+
+        monkeypatch.setattr(engine._Loop, "_train_epoch", train_epoch)
+        return trained
+
+    return count

@@ -26,9 +26,9 @@ from behaviorlm.models.mlp import MLP, MLPConfig
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.models.sasrec import SASRec, SASRecConfig
 from behaviorlm.schema import Split
-from behaviorlm.train import TrainConfig, fit_model
+from behaviorlm.train import TrainConfig, distributed, fit_model
 from behaviorlm.train.device import train_device
-from behaviorlm.train.distributed import World
+from behaviorlm.train.distributed import World, current_world
 from behaviorlm.train.losses import full_softmax_loss
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -73,9 +73,10 @@ def test_other_device_values_are_refused(name: str) -> None:
         TrainConfig(device=name)
 
 
-def fake_gpus(monkeypatch: pytest.MonkeyPatch, count: int) -> None:
+def fake_gpus(monkeypatch: pytest.MonkeyPatch, count: int, nccl: bool = True) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    monkeypatch.setattr(torch.distributed, "is_nccl_available", lambda: nccl)
 
 
 @pytest.mark.parametrize(
@@ -98,6 +99,29 @@ def test_train_device_resolution(
 ) -> None:
     fake_gpus(monkeypatch, gpus)
     assert train_device(name, world) == torch.device(expected)
+
+
+def test_auto_takes_the_gpus_of_several_processes_only_with_nccl(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_gpus(monkeypatch, 2, nccl=False)  # the process group would carry no CUDA tensors
+    assert train_device("auto", World(rank=1, size=2, local_rank=1, local_size=2)).type == "cpu"
+    assert train_device("auto", World()) == torch.device("cuda:0")  # one process needs none
+
+
+def test_a_group_started_elsewhere_takes_its_local_rank_from_the_launcher(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(distributed, "_launched", None)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: 3)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 4)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    world = current_world()
+    assert world == World(rank=3, size=4, local_rank=1, local_size=2)
+    fake_gpus(monkeypatch, 2)
+    assert train_device("auto", world) == torch.device("cuda:1")
 
 
 @pytest.mark.parametrize(
@@ -125,6 +149,7 @@ def test_cli_refuses_a_gpu_that_is_not_there(
     argv = ["train", str(tmp_path / "ds"), "--model", "sasrec", "--out", str(tmp_path / "run")]
     assert main([*argv, f"--train.device={missing}"]) == 2
     assert f"needs GPU {torch.cuda.device_count()}" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "config.json").exists()  # refused before the run began
 
 
 def test_a_cpu_run_records_its_device_and_hands_the_model_back_on_the_cpu(
@@ -175,24 +200,30 @@ def test_sampled_softmax_and_bf16_train_on_a_gpu(tmp_path: Path) -> None:
             progress=False,
         )
     np.testing.assert_allclose(losses(tmp_path / "cuda"), losses(tmp_path / "cpu"), rtol=2e-3)
-    model = model_of("hstu")
-    summary = fit_model(
-        model,
-        data,
-        replace(RUN, epochs=4, device="cuda", bf16=True),
-        run_dir=tmp_path / "bf16",
-        progress=False,
-    )
-    bf16 = losses(tmp_path / "bf16")
-    assert all(np.isfinite(bf16))
-    assert bf16[-1] < bf16[0]
+    for precision, bf16 in (("bf16", True), ("fp32", False)):
+        model = model_of("hstu")
+        summary = fit_model(
+            model,
+            data,
+            replace(RUN, epochs=4, device="cuda", bf16=bf16),
+            run_dir=tmp_path / precision,
+            progress=False,
+        )
+    low, full = losses(tmp_path / "bf16"), losses(tmp_path / "fp32")
+    assert all(np.isfinite(low))
+    assert low[-1] < low[0]
+    assert low != full  # autocast took effect on the GPU ...
+    np.testing.assert_allclose(low, full, rtol=5e-2)  # ... and trained about the same
     assert summary["best_valid"]["HR@10"] > 0
     assert on_cpu(model)
 
 
 @gpu
 def test_a_gpu_run_resumes_on_the_cpu(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crash_at_validation: Callable[[int], None]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    crash_at_validation: Callable[[int], None],
+    count_epochs: Callable[[], list[int]],
 ) -> None:
     data = split()
     config = replace(RUN, device="cuda")
@@ -201,6 +232,7 @@ def test_a_gpu_run_resumes_on_the_cpu(
     with pytest.raises(KeyboardInterrupt):
         fit_model(model_of("sasrec"), data, config, run_dir=tmp_path / "moved", progress=False)
     monkeypatch.undo()
+    trained = count_epochs()
     model = model_of("sasrec")
     summary = fit_model(
         model,
@@ -211,6 +243,7 @@ def test_a_gpu_run_resumes_on_the_cpu(
         progress=False,
     )
     assert summary["epochs"] == 3
+    assert trained == [2, 3]  # resumed after epoch 1, not started over
     assert on_cpu(model)
     np.testing.assert_allclose(losses(tmp_path / "moved"), losses(tmp_path / "whole"), rtol=2e-3)
 
@@ -232,6 +265,7 @@ def test_the_full_softmax_on_a_gpu_equals_cross_entropy(chunk_elements: int | No
     with torch.autocast("cuda", dtype=torch.bfloat16):  # products in bf16, softmax in float32
         low = full_softmax_loss(module, hidden, targets, chunk_elements)
     assert low.dtype == torch.float32
+    assert not torch.equal(low, got)  # the products did run in bfloat16
     torch.testing.assert_close(low, reference, rtol=2e-2, atol=2e-2)
 
 

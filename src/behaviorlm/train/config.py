@@ -67,8 +67,9 @@ class TrainConfig:
         Where the loop trains and validates: ``"auto"`` (the default: the GPU when torch sees
         one, else the CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. Under ``torchrun`` each
         process takes the GPU of its local rank (``"auto"`` when every local rank has one,
-        ``"cuda"`` always). The fitted model is handed back on the CPU, where artifacts are
-        loaded, scored, explained and served (:func:`behaviorlm.train.device.train_device`).
+        ``"cuda"`` always; ``"cuda:N"`` is refused there). The fitted model is handed back on
+        the CPU, where artifacts are loaded, scored, explained and served
+        (:func:`behaviorlm.train.device.train_device`).
     bf16 : bool
         Run forward and loss under bfloat16 autocast (on the training device).
     loss : "ce" or "sampled"

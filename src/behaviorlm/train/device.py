@@ -11,15 +11,16 @@ from __future__ import annotations
 import torch
 
 from behaviorlm.config import ConfigError
-from behaviorlm.train.distributed import World
+from behaviorlm.train.distributed import World, own_gpus
 
 
 def train_device(name: str, world: World | None = None) -> torch.device:
     """The device that ``train.device = name`` means for this process.
 
-    ``"auto"`` is the GPU when torch sees one (under ``torchrun``: when every local rank has
-    one of its own, as :func:`behaviorlm.train.distributed.start` decides), else the CPU.
-    ``"cuda"`` is GPU 0, or under ``torchrun`` the GPU of the process's local rank.
+    ``"auto"`` is the GPU when torch sees one (with several processes: when every local rank
+    has one of its own and NCCL runs between them, as the process group decides,
+    :func:`behaviorlm.train.distributed.own_gpus`), else the CPU. ``"cuda"`` is GPU 0, or
+    with several processes the GPU of the process's local rank.
 
     Raises
     ------
@@ -38,7 +39,7 @@ def train_device(name: str, world: World | None = None) -> torch.device:
     world = world or World()
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if name == "auto":
-        name = "cuda" if count and world.local_size <= count else "cpu"
+        name = "cuda" if (count if world.size == 1 else own_gpus(world.local_size)) else "cpu"
     if name == "cpu":
         return torch.device("cpu")
     device = torch.device(name)

@@ -10,9 +10,11 @@ the steps, the learning-rate schedule and the model match a single process up to
 of floating-point sums. Only rank 0 validates, reads and writes the run directory and shows
 progress; what it decides (validation results, the resumed state) is broadcast to the rest.
 
-The process group uses gloo for CPU tensors and, when CUDA is available, NCCL for CUDA tensors
-(``"cpu:gloo,cuda:nccl"``). Only the command line reads the launcher's environment
-(``RANK``, ``WORLD_SIZE``, ...); it calls :func:`start` and, at the end, :func:`finish`.
+The process group uses gloo for CPU tensors and, when every local rank can have a GPU of its
+own, NCCL for CUDA tensors (``"cpu:gloo,cuda:nccl"``; :func:`own_gpus`). The command line
+reads the launcher's environment (``RANK``, ``WORLD_SIZE``, ...); it calls :func:`start` and,
+at the end, :func:`finish`. A process group started some other way is read by
+:func:`current_world`.
 """
 
 from __future__ import annotations
@@ -202,6 +204,23 @@ class DataParallel:
 _launched: World | None = None
 
 
+def own_gpus(local_size: int) -> bool:
+    """Whether each of the ``local_size`` processes of this machine can have a GPU of its own,
+    with NCCL between them: then the process group carries CUDA tensors through NCCL, and a
+    run's ``train.device = "auto"`` trains on the GPUs.
+
+    Examples
+    --------
+    >>> own_gpus(1) == (torch.cuda.is_available() and dist.is_nccl_available())
+    True
+    """
+    return (
+        torch.cuda.is_available()
+        and local_size <= torch.cuda.device_count()
+        and dist.is_nccl_available()
+    )
+
+
 def start(rank: int, size: int, local_rank: int = 0, local_size: int = 1) -> World:
     """Join the process group of a launch (``torchrun``) and remember this process's place.
 
@@ -211,8 +230,7 @@ def start(rank: int, size: int, local_rank: int = 0, local_size: int = 1) -> Wor
     """
     global _launched
     backend = "gloo"
-    cuda = torch.cuda.is_available() and local_size <= torch.cuda.device_count()
-    if cuda and dist.is_nccl_available():
+    if own_gpus(local_size):
         torch.cuda.set_device(local_rank)
         backend = "cpu:gloo,cuda:nccl"
     dist.init_process_group(backend, init_method="env://", rank=rank, world_size=size)
@@ -232,7 +250,14 @@ def current_world() -> World:
         return World()
     if _launched is not None:
         return _launched
-    return World(rank=dist.get_rank(), size=dist.get_world_size())
+    # a group started by the caller: the machine's share as the launcher (torchrun) gives it
+    env = os.environ
+    return World(
+        rank=dist.get_rank(),
+        size=dist.get_world_size(),
+        local_rank=int(env.get("LOCAL_RANK", 0)),
+        local_size=int(env.get("LOCAL_WORLD_SIZE", 1)),
+    )
 
 
 def finish(status: int) -> NoReturn:

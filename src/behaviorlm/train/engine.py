@@ -225,6 +225,9 @@ def fit_model(
     0
     """
     world = current_world()
+    # an unusable device fails here, before anything is written (baselines fit on the CPU)
+    neural = isinstance(model, NeuralRecommender)
+    device = train_device(train_config.device, world) if neural else torch.device("cpu")
     if not world.is_main:  # rank 0 alone writes the run directory (and resumes: see _share)
         run_dir, resume, progress = None, False, False
     path = Path(run_dir) if run_dir is not None else None
@@ -249,11 +252,11 @@ def fit_model(
             "seconds": round(seconds, 3),
             "events_per_s": round(len(split.train.items) / max(seconds, 1e-9), 1),
             "stopped": "completed",
-            "device": "cpu",
+            "device": str(device),
         }
     else:
         with torch_threads(train_config.threads or world.threads(available_cores())):
-            loop = _Loop(model, split, train_config, path, progress, target_actions, world)
+            loop = _Loop(model, split, train_config, path, progress, target_actions, world, device)
             summary = loop.run(resume)
     if path is not None:
         _write_json(path / SUMMARY_FILE, summary)
@@ -272,11 +275,11 @@ class _Loop:
         progress: bool,
         codes: Sequence[int],
         world: World,
+        device: torch.device,
     ) -> None:
         self.model, self.config, self.path, self.progress = model, config, path, progress
-        self.world = world
+        self.world, self.device = world, device
         self.codes = tuple(int(c) for c in codes)
-        self.device = train_device(config.device, world)
         self.module: SequenceModule = model.setup(split.train, config.seed).to(self.device)
         assert model.sizes is not None
         self.data = TrainingSet.build(
@@ -410,19 +413,21 @@ class _Loop:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             hidden = self.module.encode(inputs)  # (B, T, D)
             mask = item_loss_mask(next_items, next_actions, self.codes)
-            # a model may bring its own next-item loss (SequenceModule.item_loss)
-            own = self.module.item_loss(hidden[mask], next_items[mask]) if mask.any() else None
             if not bool(mask.any()):
                 item = hidden.sum() * 0.0
-            elif own is not None:
-                item = own
-            elif cfg.loss == "ce":
-                item = full_softmax_loss(self.module, hidden[mask], next_items[mask])
             else:
-                negatives = self.sampler.sample(cfg.num_negatives, generator)
-                item = sampled_softmax_loss(
-                    self.module, hidden[mask], next_items[mask], negatives, self.sampler.log_q
-                )
+                selected, targets = hidden[mask], next_items[mask]
+                # a model may bring its own next-item loss (SequenceModule.item_loss)
+                own = self.module.item_loss(selected, targets)
+                if own is not None:
+                    item = own
+                elif cfg.loss == "ce":
+                    item = full_softmax_loss(self.module, selected, targets)
+                else:
+                    negatives = self.sampler.sample(cfg.num_negatives, generator)
+                    item = sampled_softmax_loss(
+                        self.module, selected, targets, negatives, self.sampler.log_q
+                    )
             item = item * item_weight
             total = item
             act = 0.0
@@ -468,8 +473,9 @@ class _Loop:
             n = int(self.row_events[batch].sum())
             events += n
             # summed over the ranks (below) the weighted shares give the batch's mean losses
-            sums += np.array([float(loss.detach()), item, act]) * n / self.world.size
-            advance(1, float(loss.detach()), events / max(time.perf_counter() - start, 1e-9))
+            value = float(loss.detach())
+            sums += np.array([value, item, act]) * n / self.world.size
+            advance(1, value, events / max(time.perf_counter() - start, 1e-9))
             if deadline is not None and self.world.any(time.perf_counter() > deadline):
                 out_of_time = True
                 break

@@ -157,12 +157,13 @@ def full_softmax_loss(
     1.3863
     """
     bias = module.item_bias()
+    default_chunk = CHUNK_ELEMENTS if hidden.device.type == "cpu" else GPU_CHUNK_ELEMENTS
     out: torch.Tensor = _ChunkedSoftmax.apply(  # type: ignore[no-untyped-call]
         hidden,
         module.item_rows(slice(1, None)),
         None if bias is None else bias[1:],
         targets - 1,
-        chunk_elements or (CHUNK_ELEMENTS if hidden.device.type == "cpu" else GPU_CHUNK_ELEMENTS),
+        chunk_elements if chunk_elements is not None else default_chunk,
     )
     return out
 

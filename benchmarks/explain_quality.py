@@ -20,7 +20,9 @@ overrides), or loads one with ``--artifact``, and prints JSON lines:
     the share where the planted group has the largest attribution among those five groups,
     by group ablation (same for every method) and by the method's attributions summed per
     group (integrated gradients: every group; occlusion and shapley: the event kinds history,
-    search, social); with the confusion counts; each also without the target's events (as
+    search, social), and ``combined``: the summed attributions of the groups that are events
+    (history, search, social) beside the ablation of those that are token components
+    (location, device); with the confusion counts; each also without the target's events (as
     above).
 ``ground_truth_reach`` (simulator only)
     For the most shared items, predicted reach of every user with followers
@@ -74,7 +76,14 @@ from scipy.stats import spearmanr
 import behaviorlm as blm
 from behaviorlm.config import from_dict, load_toml
 from behaviorlm.data.protocol import SplitConfig, make_split
-from behaviorlm.explain import Explanation, Target, explain, rank_by_reach, reaching_event
+from behaviorlm.explain import (
+    Explanation,
+    GroupInfluence,
+    Target,
+    explain,
+    rank_by_reach,
+    reaching_event,
+)
 from behaviorlm.explain.shapley import SAMPLES
 from behaviorlm.explain.target import neural, resolve_target, window
 from behaviorlm.models.neural import NeuralRecommender
@@ -308,6 +317,18 @@ def ground_truth_events(
     )
 
 
+#: The planted groups that are events of the timeline (the rest are token components).
+EVENT_GROUPS = ("history", "search", "social")
+
+
+def combined(group: GroupInfluence) -> float:
+    """A group's logit influence by the ``combined`` rule: its events' summed attributions
+    where it is a kind of event and the method attributes events, else its ablation."""
+    if group.group in EVENT_GROUPS and group.attributed_logit is not None:
+        return group.attributed_logit
+    return group.ablation_logit
+
+
 def ground_truth_groups(
     net: NeuralRecommender,
     ds: blm.Dataset,
@@ -342,6 +363,9 @@ def ground_truth_groups(
             if summed:
                 best = max(summed, key=lambda gi: gi.attributed_logit or 0.0)
                 by.setdefault(f"{m} summed{suffix}", Counter())[(group[r], best.group)] += 1
+            if m != "attention":  # its weights are no influence to set beside an ablation
+                best = max(present, key=combined)
+                by.setdefault(f"{m} combined{suffix}", Counter())[(group[r], best.group)] += 1
     counts = Counter(group[r] for r in rows)
     out: dict[str, Any] = {}
     for name, confusion in by.items():

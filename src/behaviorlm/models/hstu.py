@@ -55,6 +55,7 @@ from behaviorlm.models.deletions import (
     lower_right,
     shareable,
 )
+from behaviorlm.models.dropout import Dropout
 from behaviorlm.models.hstu_deletions import first_layer_without
 from behaviorlm.models.neural import FeatureConfig, NeuralRecommender, SequenceModule
 
@@ -211,8 +212,8 @@ class HSTULayer(nn.Module):
         self.uvqk = nn.Linear(d, 4 * d, bias=False)
         self.norm_attn = nn.LayerNorm(d)
         self.out = nn.Linear(d, d)
-        self.dropout = nn.Dropout(config.dropout)
-        self.attention_dropout = nn.Dropout(config.attention_dropout)
+        self.dropout = Dropout(config.dropout)
+        self.attention_dropout = Dropout(config.attention_dropout)
         # (buckets, H) tables of the relative attention bias
         self.position_bias = nn.Parameter(torch.empty(config.position_buckets, config.heads))
         self.time_bias = nn.Parameter(torch.empty(config.time_buckets, config.heads))
@@ -347,7 +348,7 @@ class HSTUModule(SequenceModule):
     def __init__(self, config: HSTUConfig, sizes: FeatureSizes) -> None:
         super().__init__(sizes, config.dim, config.features)
         self.config = config
-        self.input_dropout = nn.Dropout(config.dropout)
+        self.input_dropout = Dropout(config.dropout)
         self.position: nn.Embedding | None = None
         if config.absolute_position:
             self.position = nn.Embedding(config.max_len, config.dim)

@@ -42,6 +42,7 @@ from torch import nn
 from torch.nn import functional
 
 from behaviorlm.models.batch import FeatureSizes, SequenceBatch
+from behaviorlm.models.dropout import Dropout
 from behaviorlm.models.neural import (
     FeatureConfig,
     NeuralRecommender,
@@ -139,7 +140,7 @@ class MLPModule(SequenceModule):
         )
         self.tokens = TokenEmbedding(items_only, config.hidden, ITEMS_ONLY)
         self.hidden_bias = nn.Parameter(torch.zeros(config.hidden))
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.output = nn.Linear(config.hidden, sizes.items)  # weight (N + 1, hidden) = W_2
         nn.init.normal_(self.output.weight, std=config.hidden**-0.5)
         nn.init.zeros_(self.output.bias)

@@ -46,6 +46,7 @@ from behaviorlm.models.deletions import (
     lower_right,
     shareable,
 )
+from behaviorlm.models.dropout import Dropout, dropout
 from behaviorlm.models.neural import FeatureConfig, NeuralRecommender, SequenceModule
 from behaviorlm.models.sasrec_deletions import first_block_without
 
@@ -101,6 +102,38 @@ class SASRecConfig:
             raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
 
 
+def attention_with_dropout(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    causal: bool,
+    p: float,
+) -> torch.Tensor:
+    """``scaled_dot_product_attention(q, k, v, mask, p, causal)`` with the attention weights
+    dropped by :func:`behaviorlm.models.dropout.dropout` (fast masks on the CPU); the weights
+    are computed whole, as torch's own attention does on the CPU when it drops them.
+    ``mask`` is boolean (True = allowed) or additive.
+
+    Examples
+    --------
+    >>> q, k, v = torch.randn(2, 3, 4, 5), torch.randn(2, 3, 4, 5), torch.randn(2, 3, 4, 5)
+    >>> plain = functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    >>> torch.allclose(attention_with_dropout(q, k, v, None, True, 0.0), plain, atol=1e-6)
+    True
+    """
+    scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (B, H, Q, K)
+    if causal:
+        allowed = torch.ones(scores.shape[-2:], dtype=torch.bool, device=q.device).tril()
+        scores = scores.masked_fill(~allowed, float("-inf"))
+    elif mask is not None and mask.dtype == torch.bool:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    elif mask is not None:
+        scores = scores + mask
+    weights = dropout(torch.softmax(scores, dim=-1), p, training=True)
+    return weights @ v
+
+
 class Block(nn.Module):
     """One pre-LayerNorm transformer block with causal multi-head self-attention.
 
@@ -125,10 +158,10 @@ class Block(nn.Module):
         self.ffn = nn.Sequential(
             nn.Linear(dim, ffn_dim),
             nn.GELU(),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Linear(ffn_dim, dim),
         )
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(
         self, x: torch.Tensor, bias: torch.Tensor | None, last: bool = False
@@ -164,9 +197,12 @@ class Block(nn.Module):
         """
         b, t, d = x.shape
         p = self.dropout if self.training else 0.0
-        att = functional.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=p, is_causal=causal
-        )
+        if p > 0.0 and q.device.type == "cpu":  # torch's attention dropout is slow to draw here
+            att = attention_with_dropout(q, k, v, mask, causal, p)
+        else:
+            att = functional.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=p, is_causal=causal
+            )
         return self.finish(x, att.transpose(1, 2).reshape(b, t, d))
 
     def finish(self, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
@@ -265,7 +301,7 @@ class SASRecModule(SequenceModule):
         self.max_len = config.max_len
         self.position = nn.Embedding(config.max_len, config.dim)
         nn.init.normal_(self.position.weight, std=config.dim**-0.5)
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = Dropout(config.dropout)
         self.blocks = nn.ModuleList(
             Block(config.dim, config.heads, config.ffn_mult * config.dim, config.dropout)
             for _ in range(config.layers)

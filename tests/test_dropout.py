@@ -8,7 +8,7 @@ import torch
 from torch.nn import functional
 
 from behaviorlm.models.dropout import Dropout, dropout, keep_mask
-from behaviorlm.models.sasrec import attention_with_dropout
+from behaviorlm.models.sasrec import Block, attention_bias, attention_with_dropout
 
 
 @pytest.mark.parametrize("p", [0.1, 0.35, 0.5, 0.9])
@@ -91,3 +91,29 @@ def test_attention_drops_the_weights_with_the_fast_mask() -> None:
     torch.manual_seed(6)
     keep = keep_mask(weights.shape, 0.25)
     torch.testing.assert_close(got, torch.where(keep, weights / 0.75, 0.0) @ v)
+
+
+@pytest.mark.parametrize("last", [False, True])
+def test_a_block_in_training_masks_padding_as_in_evaluation(last: bool) -> None:
+    # a rate that rounds to nothing dropped: training takes attention_with_dropout, evaluation
+    # torch's attention, and both must mask the padded keys alike
+    torch.manual_seed(7)
+    block = Block(dim=8, heads=2, ffn_dim=16, dropout=1e-9)
+    present = torch.ones(3, 6, dtype=torch.bool)
+    present[0, :2] = False  # left padding
+    present[1, :5] = False
+    x, bias = torch.randn(3, 6, 8), attention_bias(present)
+    trained = block.train()(x, bias, last=last)
+    evaluated = block.eval()(x, bias, last=last)
+    torch.testing.assert_close(trained, evaluated, atol=1e-5, rtol=1e-5)
+    unmasked = block.train()(x, None, last=last)  # plain causal: padded keys seen
+    assert not torch.allclose(unmasked[0], trained[0], atol=1e-3)
+
+
+def test_attention_under_bf16_autocast_runs_in_single_precision() -> None:
+    q, k, v = (torch.randn(2, 2, 6, 4).bfloat16() for _ in range(3))
+    expected = functional.scaled_dot_product_attention(q.float(), k.float(), v.float())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = attention_with_dropout(q, k, v, None, False, 0.0)
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), expected, atol=1e-2, rtol=1e-2)

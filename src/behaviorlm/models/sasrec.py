@@ -111,9 +111,13 @@ def attention_with_dropout(
     p: float,
 ) -> torch.Tensor:
     """``scaled_dot_product_attention(q, k, v, mask, p, causal)`` with the attention weights
-    dropped by :func:`behaviorlm.models.dropout.dropout` (fast masks on the CPU); the weights
-    are computed whole, as torch's own attention does on the CPU when it drops them.
-    ``mask`` is boolean (True = allowed) or additive.
+    dropped by :func:`behaviorlm.models.dropout.dropout` (fast masks on the CPU).
+
+    As torch's own attention does on the CPU when it drops weights, the weights are computed
+    whole and in single precision (also under bfloat16 autocast); the result has ``q``'s
+    dtype. ``mask`` is boolean (True = allowed) or additive. Every query must be allowed at
+    least one key (a row with none gives NaN, where torch gives zeros; SASRec's masks always
+    let a position see itself).
 
     Examples
     --------
@@ -122,16 +126,17 @@ def attention_with_dropout(
     >>> torch.allclose(attention_with_dropout(q, k, v, None, True, 0.0), plain, atol=1e-6)
     True
     """
-    scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (B, H, Q, K)
-    if causal:
-        allowed = torch.ones(scores.shape[-2:], dtype=torch.bool, device=q.device).tril()
-        scores = scores.masked_fill(~allowed, float("-inf"))
-    elif mask is not None and mask.dtype == torch.bool:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    elif mask is not None:
-        scores = scores + mask
-    weights = dropout(torch.softmax(scores, dim=-1), p, training=True)
-    return weights @ v
+    with torch.autocast(q.device.type, enabled=False):
+        scores = (q.float() @ k.float().transpose(-1, -2)) * q.shape[-1] ** -0.5  # (B, H, Q, K)
+        if causal:
+            allowed = torch.ones(scores.shape[-2:], dtype=torch.bool, device=q.device).tril()
+            scores = scores.masked_fill(~allowed, float("-inf"))
+        elif mask is not None and mask.dtype == torch.bool:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        elif mask is not None:
+            scores = scores + mask.float()
+        weights = dropout(torch.softmax(scores, dim=-1), p, training=True)
+        return (weights @ v.float()).to(q.dtype)
 
 
 class Block(nn.Module):

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -22,13 +21,13 @@ from behaviorlm.models.batch import FeatureSizes
 from behaviorlm.train.batches import TrainingSet
 from behaviorlm.train.checkpoint import META_FILE
 from behaviorlm.train.distributed import World
+from run_files import metrics_lines
 
 MAX_LEN = 20
 #: Dropout is off: ranks draw their own dropout masks, so only then can the runs agree exactly.
 MODEL = ["--model", "sasrec", "--model.dim=16", "--model.layers=1", "--model.heads=2"]
-#: on the CPU, also where a GPU is: the one process and the gloo ranks train on one device
 TRAIN = ["--model.dropout=0.0", f"--model.max_len={MAX_LEN}", "--train.threads=1"]
-TRAIN += ["--train.device=cpu"]
+TRAIN += ["--train.device=cpu"]  # also where a GPU is: one process and the ranks on one device
 TRAIN += ["--train.lr=0.01", "--train.warmup_steps=2", "--train.epochs=3"]
 #: A launch takes a few seconds; a broken rank would otherwise wait for gloo's 30-minute timeout.
 LAUNCH_TIMEOUT_S = 180
@@ -61,13 +60,9 @@ def torchrun(args: list[str], nproc: int = 2) -> subprocess.CompletedProcess[str
     return done
 
 
-def metrics(run_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
 def assert_same_training(one: Path, two: Path) -> None:
     """Same steps, per-epoch losses and validation, and the artifacts score alike."""
-    a, b = metrics(one), metrics(two)
+    a, b = metrics_lines(one), metrics_lines(two)
     assert [x["step"] for x in a] == [x["step"] for x in b]
     for key in ("loss", "item_loss", "action_loss"):
         np.testing.assert_allclose([x[key] for x in b], [x[key] for x in a], rtol=1e-4)
@@ -138,7 +133,7 @@ def test_a_run_resumed_by_two_processes_continues_the_run_of_one(
     assert json.loads((tmp_path / "resumed" / META_FILE).read_text())["epoch"] == 2
     done = torchrun([*args, "--out", str(tmp_path / "resumed"), "--resume"])
     assert done.returncode == 0, done.stderr[-3000:]
-    assert [x["epoch"] for x in metrics(tmp_path / "resumed")] == [1, 2, 3]
+    assert [x["epoch"] for x in metrics_lines(tmp_path / "resumed")] == [1, 2, 3]
     assert_same_training(tmp_path / "whole", tmp_path / "resumed")
 
 

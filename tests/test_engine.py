@@ -32,6 +32,7 @@ from behaviorlm.train.losses import (
     item_loss_mask,
     sampled_softmax_loss,
 )
+from run_files import metrics_lines
 
 TINY = SASRecConfig(dim=16, layers=1, heads=2, max_len=10, dropout=0.1)
 #: on the CPU also where a GPU is: these tests hold the CPU to exact reproducibility, which
@@ -120,10 +121,6 @@ def assert_same_weights(a: NeuralRecommender, b: NeuralRecommender, atol: float 
     assert wa.keys() == wb.keys()
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=atol, msg=k)
-
-
-def metrics_lines(run_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 # ---- learning and the run folder -------------------------------------------------------

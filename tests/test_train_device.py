@@ -30,6 +30,7 @@ from behaviorlm.train import TrainConfig, distributed, fit_model
 from behaviorlm.train.device import train_device
 from behaviorlm.train.distributed import World, current_world
 from behaviorlm.train.losses import full_softmax_loss
+from run_files import metrics_lines
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -51,8 +52,7 @@ def model_of(name: str) -> NeuralRecommender:
 
 
 def losses(run_dir: Path) -> list[float]:
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [json.loads(line)["loss"] for line in lines]
+    return [line["loss"] for line in metrics_lines(run_dir)]
 
 
 def on_cpu(model: NeuralRecommender) -> bool:

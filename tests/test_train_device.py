@@ -152,7 +152,7 @@ def test_cli_refuses_a_gpu_that_is_not_there(
     assert not (tmp_path / "run" / "config.json").exists()  # refused before the run began
 
 
-def test_a_cpu_run_records_its_device_and_hands_the_model_back_on_the_cpu(
+def test_a_cpu_run_records_its_device(
     tmp_path: Path,
 ) -> None:
     model = model_of("sasrec")

@@ -38,6 +38,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from torch.profiler import record_function
 
 from behaviorlm.config import ConfigError, to_dict
 from behaviorlm.evaluate.runner import evaluate
@@ -61,6 +62,11 @@ from behaviorlm.train.losses import (
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
+#: Names of the parts of a training step (and of validation) as torch's profiler shows them
+#: (``benchmarks/profile_train.py``).
+REGIONS = {
+    part: f"behaviorlm.{part}" for part in ("batch", "forward", "backward", "optimizer", "validate")
+}
 #: Train settings that may differ between a run and its resumption.
 RESUMABLE_CHANGES = frozenset({"time_budget_s", "threads", "device", "patience", "patience_from"})
 
@@ -405,12 +411,17 @@ class _Loop:
         action_weight: float = 1.0,
     ) -> tuple[torch.Tensor, float, float]:
         """Loss of the rows ``rows``; the weights scale this rank's share (World.shard)."""
-        inputs, next_items, next_actions = self.data.batch(rows)
-        if self.device.type != "cpu":
-            inputs = inputs.to(self.device)
-            next_items, next_actions = next_items.to(self.device), next_actions.to(self.device)
+        with record_function(REGIONS["batch"]):
+            inputs, next_items, next_actions = self.data.batch(rows)
+            if self.device.type != "cpu":
+                inputs = inputs.to(self.device)
+                next_items = next_items.to(self.device)
+                next_actions = next_actions.to(self.device)
         cfg = self.config
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+        with (
+            record_function(REGIONS["forward"]),
+            torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16),
+        ):
             hidden = self.module.encode(inputs)  # (B, T, D)
             mask = item_loss_mask(next_items, next_actions, self.codes)
             if not bool(mask.any()):
@@ -465,10 +476,12 @@ class _Loop:
                 partial(self._loss, rows, generator, item_weight, action_weight)
             )
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.module.parameters(), cfg.grad_clip)
-            self.optimizer.step()
+            with record_function(REGIONS["backward"]):
+                loss.backward()  # type: ignore[no-untyped-call]
+            with record_function(REGIONS["optimizer"]):
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(self.module.parameters(), cfg.grad_clip)
+                self.optimizer.step()
             self.step += 1
             n = int(self.row_events[batch].sum())
             events += n
@@ -498,7 +511,8 @@ class _Loop:
         if self.valid is None:
             return None
         valid, exclude_seen = self.valid, self.config.valid_exclude_seen
-        result = self.world.from_main(lambda: validate(self.model, valid, exclude_seen))
+        with record_function(REGIONS["validate"]):
+            result = self.world.from_main(lambda: validate(self.model, valid, exclude_seen))
         self.module.train()
         if self.best_valid is None or result["NDCG@10"] > self.best_valid["NDCG@10"]:
             self.best_valid, self.best_epoch = result, self.epoch

@@ -1,7 +1,8 @@
 """Where a training step's time goes: torch's profiler over a short training run.
 
-Trains the model with its default config (``configs/default``) for ``--epochs`` epochs (one
-by default) under ``torch.profiler`` and prints JSON lines:
+Trains the model with its default config (``configs/default``) for ``--seconds`` (5 by
+default; the profiler's own work grows with the steps) or ``--epochs`` epochs, whichever ends
+first, under ``torch.profiler``, and prints JSON lines:
 
 * ``part: "run"``: the device, the steps, seconds per step and training events/s of the
   profiled run (the profiler slows it: compare runs of this script with each other, and
@@ -10,10 +11,12 @@ by default) under ``torch.profiler`` and prints JSON lines:
   (``behaviorlm.train.engine.REGIONS``: building and moving the batch, the forward pass with
   the loss, the backward pass, clipping with the optimizer step, validation), with its calls
   and wall time on the host;
+* ``part: "totals"``: the ``aten`` operators per step (nested ones too) and, on a GPU, the
+  kernels per step;
 * ``part: "op"``: the ``--top`` operators with the most time of their own, on the GPU where
   the run trained on one (else on the CPU), with their calls;
 * ``part: "syncs"`` (on a GPU): the lines of Python that made the host wait for the GPU in
-  one more epoch run under ``torch.cuda.set_sync_debug_mode``, with their counts per step.
+  one more run under ``torch.cuda.set_sync_debug_mode``, with their counts per step.
 
 Example::
 
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
 import behaviorlm as blm
@@ -42,11 +46,11 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "default"
 
 
 def train(args: argparse.Namespace, dataset: blm.Dataset, extra: list[str]) -> dict[str, Any]:
-    """Fit summary of one training run of ``args.epochs`` epochs without a time budget."""
+    """Fit summary of one training run of ``args.epochs`` epochs or ``args.seconds``."""
     config = load_toml(CONFIGS / f"{args.model}.toml")
     overrides = [
         f"train.epochs={args.epochs}",
-        "train.time_budget_s=0",
+        f"train.time_budget_s={args.seconds}",
         "train.schedule=epochs",
         *args.overrides,
         *extra,
@@ -57,12 +61,12 @@ def train(args: argparse.Namespace, dataset: blm.Dataset, extra: list[str]) -> d
 
 
 def sync_sites(args: argparse.Namespace, dataset: blm.Dataset) -> tuple[Counter[str], int]:
-    """Where (``file:line``) one epoch's run made the host wait for the GPU, and its steps."""
+    """Where (``file:line``) one more run made the host wait for the GPU, and its steps."""
     torch.cuda.set_sync_debug_mode("warn")
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            fit = train(args, dataset, ["train.epochs=1"])
+            fit = train(args, dataset, [])
     finally:
         torch.cuda.set_sync_debug_mode("default")
     sites = Counter(
@@ -80,6 +84,9 @@ def main() -> None:
     parser.add_argument("data", help="file or folder that `behaviorlm prepare` reads")
     parser.add_argument("--model", default="sasrec")
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument(
+        "--seconds", type=float, default=5.0, help="training time per run (0 = the epochs)"
+    )
     parser.add_argument("--top", type=int, default=15, help="operators to list")
     parser.add_argument("--label", default="", help="a name for this run, echoed in every line")
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides")
@@ -126,6 +133,12 @@ def main() -> None:
             line["host_ms"] = round(e.cpu_time_total / 1000, 1)
             line["host_ms_per_step"] = round(e.cpu_time_total / 1000 / max(steps, 1), 3)
             print(json.dumps({**common, **line}), flush=True)
+    aten = sum(e.count for e in events if e.key.startswith("aten::"))
+    kernels = sum(e.count for e in events if e.device_type != DeviceType.CPU)
+    line = {"part": "totals", "aten_ops_per_step": round(aten / max(steps, 1), 1)}
+    if on_device:
+        line["device_kernels_per_step"] = round(kernels / max(steps, 1), 1)
+    print(json.dumps({**common, **line}), flush=True)
     own = "self_device_time_total" if on_device else "self_cpu_time_total"
     ops = sorted(
         (e for e in events if e.key not in names and getattr(e, own) > 0),

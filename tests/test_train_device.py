@@ -285,3 +285,18 @@ def test_cli_trains_on_a_gpu_and_the_artifact_scores_on_the_cpu(
     assert on_cpu(artifact.model)  # type: ignore[arg-type]
     histories = artifact.histories(artifact.dataset.users["user_id"][:3].to_list())
     assert np.isfinite(artifact.model.score(histories)).all()
+
+
+@gpu
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_sasrec_attention_on_a_gpu_keeps_off_cudnn(dropout: float) -> None:
+    model = SASRec(SASRecConfig(dim=16, layers=2, heads=2, max_len=20, dropout=dropout))
+    data = split()
+    module = model.setup(data.train).cuda().train()
+    batch = model.batch(data.train.select(np.arange(8))).to(torch.device("cuda"))
+    assert not bool(batch.mask.all())  # padded: the masked attention, not plain causal
+    with torch.profiler.profile() as prof, torch.autocast("cuda", dtype=torch.bfloat16):
+        module.encode(batch).sum().backward()
+    ran = {e.key for e in prof.key_averages()}
+    assert any("attention" in name for name in ran)  # the profile did see the attention
+    assert not any("cudnn_attention" in name for name in ran), sorted(ran)

@@ -32,12 +32,14 @@ Deviations from the paper:
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import ClassVar, cast
 
 import torch
 from torch import nn
 from torch.nn import functional
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from behaviorlm.models.batch import FeatureSizes, SequenceBatch
 from behaviorlm.models.deletions import (
@@ -49,6 +51,12 @@ from behaviorlm.models.deletions import (
 from behaviorlm.models.dropout import Dropout, dropout
 from behaviorlm.models.neural import FeatureConfig, NeuralRecommender, SequenceModule
 from behaviorlm.models.sasrec_deletions import first_block_without
+
+#: Attention kernels on a GPU: all of torch's but cuDNN's. cuDNN builds a graph for every new
+#: shape, and training batches are cut to their longest row, so their lengths vary: with
+#: cuDNN a ``sasrec`` step took about 2.7 times as long as an ``hstu`` step on an H200
+#: (``benchmarks/RESULTS.md``, "Training on a GPU").
+GPU_ATTENTION = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -205,9 +213,10 @@ class Block(nn.Module):
         if p > 0.0 and q.device.type == "cpu":  # torch's attention dropout is slow to draw here
             att = attention_with_dropout(q, k, v, mask, causal, p)
         else:
-            att = functional.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, dropout_p=p, is_causal=causal
-            )
+            with sdpa_kernel(GPU_ATTENTION) if q.is_cuda else nullcontext():
+                att = functional.scaled_dot_product_attention(
+                    q, k, v, attn_mask=mask, dropout_p=p, is_causal=causal
+                )
         return self.finish(x, att.transpose(1, 2).reshape(b, t, d))
 
     def finish(self, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:

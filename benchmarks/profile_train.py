@@ -14,10 +14,14 @@ GPU, over 40 seconds for 176 steps of 25 ms).
   and wall time on the host;
 * ``part: "totals"``: the ``aten`` operators per step (nested ones too) and, on a GPU, the
   kernels per step;
-* ``part: "op"``: the ``--top`` operators with the most time of their own, on the GPU where
-  the run trained on one (else on the CPU), with their calls;
-* ``part: "syncs"`` (on a GPU): the lines of Python that made the host wait for the GPU in
-  one more run under ``torch.cuda.set_sync_debug_mode``, with their counts per step.
+* ``part: "op"``: on the CPU the ``--top`` operators with the most time of their own; on a
+  GPU the ``--top`` kernels and copies with the most GPU time; with their calls;
+* ``part: "syncs"`` (on a GPU): the lines of Python (``folder/file:line``) that made the host
+  wait for the GPU in one more run under ``torch.cuda.set_sync_debug_mode``, with their
+  counts per step; a wait in the backward pass shows as torch's ``autograd/graph.py``.
+
+The regions do not add up to a step: clearing the gradients, reading the loss back for the
+progress bar and, under ``torchrun``, the ranks' exchanges lie between them.
 
 The figures "per step" of ``totals``, ``op`` and ``syncs`` divide the whole run's counts and
 times, the validation after the training steps included, by the training steps.
@@ -64,6 +68,16 @@ def train(args: argparse.Namespace, dataset: blm.Dataset, extra: list[str]) -> d
     return fit
 
 
+def annotation(e: Any) -> bool:
+    """Whether a profile row is a named range (``record_function``), not an operator."""
+    return e.key in REGIONS.values() or bool(getattr(e, "is_user_annotation", False))
+
+
+def on_gpu(e: Any) -> bool:
+    """Whether a profile row is work on the GPU (a kernel, a copy or a fill)."""
+    return e.device_type != DeviceType.CPU and not annotation(e)
+
+
 def sync_sites(args: argparse.Namespace, dataset: blm.Dataset) -> tuple[Counter[str], int]:
     """Where (``file:line``) one more run made the host wait for the GPU, and its steps."""
     torch.cuda.set_sync_debug_mode("warn")
@@ -74,7 +88,7 @@ def sync_sites(args: argparse.Namespace, dataset: blm.Dataset) -> tuple[Counter[
     finally:
         torch.cuda.set_sync_debug_mode("default")
     sites = Counter(
-        f"{Path(w.filename).name}:{w.lineno}"
+        f"{Path(w.filename).parent.name}/{Path(w.filename).name}:{w.lineno}"
         for w in caught
         if "synchroniz" in str(w.message).lower()
     )
@@ -130,30 +144,29 @@ def main() -> None:
         flush=True,
     )
     events = prof.key_averages()
-    names = set(REGIONS.values())
     for e in events:
-        if e.key in names and e.device_type == DeviceType.CPU:  # not the GPU's copy of it
+        if e.key in REGIONS.values() and e.device_type == DeviceType.CPU:  # not the GPU's copy
             line = {"part": "region", "name": e.key, "calls": e.count}
             line["host_ms"] = round(e.cpu_time_total / 1000, 1)
             line["host_ms_per_step"] = round(e.cpu_time_total / 1000 / max(steps, 1), 3)
             print(json.dumps({**common, **line}), flush=True)
     aten = sum(e.count for e in events if e.key.startswith("aten::"))
-    kernels = sum(e.count for e in events if e.device_type != DeviceType.CPU)
     line = {"part": "totals", "aten_ops_per_step": round(aten / max(steps, 1), 1)}
     if on_device:
+        kernels = sum(e.count for e in events if on_gpu(e) and not e.key.startswith("Mem"))
         line["device_kernels_per_step"] = round(kernels / max(steps, 1), 1)
     print(json.dumps({**common, **line}), flush=True)
+    # on a GPU the kernels and copies themselves (an operator's row would count them again)
+    if on_device:
+        ops = [e for e in events if on_gpu(e)]
+    else:
+        ops = [e for e in events if e.device_type == DeviceType.CPU and not annotation(e)]
     own = "self_device_time_total" if on_device else "self_cpu_time_total"
-    ops = sorted(
-        (e for e in events if e.key not in names and getattr(e, own) > 0),
-        key=lambda e: getattr(e, own),
-        reverse=True,
-    )
+    ops.sort(key=lambda e: getattr(e, own), reverse=True)
     for rank, e in enumerate(ops[: args.top], 1):
         line = {"part": "op", "rank": rank, "name": e.key, "calls": e.count}
         line["self_ms"] = round(getattr(e, own) / 1000, 1)
         line["self_ms_per_step"] = round(getattr(e, own) / 1000 / max(steps, 1), 3)
-        line["self_host_ms"] = round(e.self_cpu_time_total / 1000, 1)
         print(json.dumps({**common, **line, "on": "device" if on_device else "host"}), flush=True)
     if on_device:
         sites, sync_steps = sync_sites(args, dataset)

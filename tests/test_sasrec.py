@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import behaviorlm as blm
 from behaviorlm.data.protocol import SplitConfig, make_split
@@ -12,7 +15,7 @@ from behaviorlm.evaluate import evaluate
 from behaviorlm.models.batch import FeatureSizes, build_batch
 from behaviorlm.models.neural import FeatureConfig
 from behaviorlm.models.pop import Pop, PopConfig
-from behaviorlm.models.sasrec import SASRec, SASRecConfig, SASRecModule
+from behaviorlm.models.sasrec import SASRec, SASRecConfig, SASRecModule, gpu_attention
 from behaviorlm.schema import Sequences
 from behaviorlm.train import TrainConfig, fit_model
 
@@ -95,3 +98,41 @@ def test_sasrec_learns_the_simulated_sequences(seed: int) -> None:
 
     assert ndcg(model) > 1.5 * ndcg(pop), (ndcg(model), ndcg(pop))
     assert np.isfinite(summary["best_valid"]["NDCG@10"])
+
+
+def switches() -> dict[str, bool]:
+    cuda = torch.backends.cuda
+    return {
+        "flash": cuda.flash_sdp_enabled(),
+        "efficient": cuda.mem_efficient_sdp_enabled(),
+        "math": cuda.math_sdp_enabled(),
+        "cudnn": cuda.cudnn_sdp_enabled(),
+    }
+
+
+@pytest.mark.parametrize(
+    ("caller", "inside"),
+    [
+        (None, {"flash": True, "efficient": True, "math": True, "cudnn": False}),
+        ([SDPBackend.MATH], {"flash": False, "efficient": False, "math": True, "cudnn": False}),
+        (
+            [SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION],
+            {"flash": True, "efficient": False, "math": False, "cudnn": False},
+        ),
+        # a caller who allows cuDNN alone keeps it
+        (
+            [SDPBackend.CUDNN_ATTENTION],
+            {"flash": False, "efficient": False, "math": False, "cudnn": True},
+        ),
+    ],
+)
+def test_gpu_attention_turns_cudnn_off_and_keeps_the_callers_choices(
+    caller: list[SDPBackend] | None, inside: dict[str, bool]
+) -> None:
+    before = switches()
+    with sdpa_kernel(caller) if caller else contextlib.nullcontext():
+        outside = switches()
+        with gpu_attention():
+            assert switches() == inside
+        assert switches() == outside  # restored on the way out
+    assert switches() == before

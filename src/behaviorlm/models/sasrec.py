@@ -32,7 +32,8 @@ Deviations from the paper:
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import ClassVar, cast
 
@@ -52,11 +53,37 @@ from behaviorlm.models.dropout import Dropout, dropout
 from behaviorlm.models.neural import FeatureConfig, NeuralRecommender, SequenceModule
 from behaviorlm.models.sasrec_deletions import first_block_without
 
-#: Attention kernels on a GPU: all of torch's but cuDNN's. cuDNN builds a graph for every new
-#: shape, and training batches are cut to their longest row, so their lengths vary: with
-#: cuDNN ``sasrec`` trained at 11,043 events/s on an H200, without it at 53,717
+#: Attention kernels that SASRec may use on a GPU, each with the switch that turns it on or
+#: off: torch's CUDA kernels but cuDNN's. cuDNN builds a graph for every new shape, and
+#: training batches are cut to their longest row, so their lengths vary: with cuDNN
+#: ``sasrec`` trained at 11,043 events/s on an H200, without it at 53,717
 #: (``benchmarks/RESULTS.md``, "Training on a GPU").
-GPU_ATTENTION = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+GPU_ATTENTION: tuple[tuple[SDPBackend, Callable[[], bool]], ...] = (
+    (SDPBackend.FLASH_ATTENTION, torch.backends.cuda.flash_sdp_enabled),
+    (SDPBackend.EFFICIENT_ATTENTION, torch.backends.cuda.mem_efficient_sdp_enabled),
+    (SDPBackend.MATH, torch.backends.cuda.math_sdp_enabled),
+)
+
+
+def gpu_attention() -> AbstractContextManager[None]:
+    """A context in which ``scaled_dot_product_attention`` on a GPU keeps off cuDNN.
+
+    Of the kernels in :data:`GPU_ATTENTION`, those the caller has not switched off (with
+    ``torch.nn.attention.sdpa_kernel`` or ``torch.backends.cuda.enable_*_sdp``) stay on;
+    where the caller left cuDNN's alone, nothing changes. The switches are torch's, global
+    to the process: threads that run SASRec on a GPU side by side share them.
+
+    Examples
+    --------
+    >>> with gpu_attention():
+    ...     torch.backends.cuda.cudnn_sdp_enabled()
+    False
+    >>> with sdpa_kernel([SDPBackend.MATH]), gpu_attention():  # the caller's choice stands
+    ...     torch.backends.cuda.flash_sdp_enabled(), torch.backends.cuda.math_sdp_enabled()
+    (False, True)
+    """
+    allowed = [backend for backend, enabled in GPU_ATTENTION if enabled()]
+    return sdpa_kernel(allowed) if allowed else nullcontext()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -213,7 +240,7 @@ class Block(nn.Module):
         if p > 0.0 and q.device.type == "cpu":  # torch's attention dropout is slow to draw here
             att = attention_with_dropout(q, k, v, mask, causal, p)
         else:
-            with sdpa_kernel(GPU_ATTENTION) if q.is_cuda else nullcontext():
+            with gpu_attention() if q.is_cuda else nullcontext():
                 att = functional.scaled_dot_product_attention(
                     q, k, v, attn_mask=mask, dropout_p=p, is_causal=causal
                 )

@@ -79,7 +79,8 @@ def on_gpu(e: Any) -> bool:
 
 
 def sync_sites(args: argparse.Namespace, dataset: blm.Dataset) -> tuple[Counter[str], int]:
-    """Where (``file:line``) one more run made the host wait for the GPU, and its steps."""
+    """Where (``folder/file:line``) one more run made the host wait for the GPU, and its
+    steps."""
     torch.cuda.set_sync_debug_mode("warn")
     try:
         with warnings.catch_warnings(record=True) as caught:

@@ -70,8 +70,9 @@ def gpu_attention() -> AbstractContextManager[None]:
 
     Of the kernels in :data:`GPU_ATTENTION`, those the caller has not switched off (with
     ``torch.nn.attention.sdpa_kernel`` or ``torch.backends.cuda.enable_*_sdp``) stay on;
-    where the caller left cuDNN's alone, nothing changes. The switches are torch's, global
-    to the process: threads that run SASRec on a GPU side by side share them.
+    where the caller has switched all of them off, leaving cuDNN's alone, nothing changes.
+    The switches are torch's, global to the process: threads that run SASRec on a GPU side
+    by side share them.
 
     Examples
     --------

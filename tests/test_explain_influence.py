@@ -141,6 +141,18 @@ def test_explain_command(
         assert "for user u1" in text
     assert main(["explain", str(out), "--user", "u1", "--item", "i3", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
+    # the same explanation as a table, to a pipe (80 columns): every row whole, nothing cut
+    assert main(["explain", str(out), "--user", "u1", "--item", "i3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert not any("…" in line for line in lines)
+    for e in data["events"]:
+        cells = (
+            str(e["index"]),
+            e["title"] or "",
+            f"{e['probability']:+.4f}",
+            f"{e['logit']:+.3f}",
+        )
+        assert any(all(c in line for c in cells) for line in lines), cells
     assert data["target"]["item_id"] == "i3"
     assert all("title" in e and "action_name" in e for e in data["events"])
     assert data["set_aside"] == []

@@ -47,7 +47,7 @@ from behaviorlm.explain import (
 from behaviorlm.explain.shapley import SAMPLES
 from behaviorlm.explain.view import print_explanation
 from behaviorlm.models import MODELS
-from behaviorlm.progress import Console, console, step
+from behaviorlm.progress import Console, console, print_table, step
 from behaviorlm.recommend import recommend
 from behaviorlm.train import resolve_run_config, train
 from behaviorlm.train.distributed import current_world, finish, start
@@ -249,7 +249,7 @@ def _print_recommendations(con: Console, user: str, rows: list[dict[str, Any]]) 
             str(row.get("category") or ""),
             f"{row['score']:.4f}",
         )
-    con.print(table)
+    print_table(con, table)
 
 
 def cmd_explain(args: argparse.Namespace) -> None:
@@ -314,7 +314,7 @@ def cmd_influence(args: argparse.Namespace) -> None:
     table.add_column("uplift of p(next = item) if seen", justify="right")
     for row in followers[: args.k]:
         table.add_row(str(row["user_id"]), f"{row['uplift']:+.5f}")
-    con.print(table)
+    print_table(con, table)
 
 
 def cmd_influencers(args: argparse.Namespace) -> None:
@@ -340,7 +340,7 @@ def cmd_influencers(args: argparse.Namespace) -> None:
             str(row["followers"]),
             "unknown" if seen is None else f"{seen:.3f}",
         )
-    console.print(table)
+    print_table(console, table)
 
 
 def cmd_download(args: argparse.Namespace) -> None:

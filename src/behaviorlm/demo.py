@@ -22,7 +22,7 @@ from behaviorlm.data.synthetic import simulate, write_simulation
 from behaviorlm.evaluate import evaluate_artifact, markdown_table, masking_notes
 from behaviorlm.explain import explain_user, labelled_explanation
 from behaviorlm.explain.view import print_explanation
-from behaviorlm.progress import console, step
+from behaviorlm.progress import console, print_table, step
 from behaviorlm.recommend import recommend
 from behaviorlm.train import train
 
@@ -147,4 +147,4 @@ def _show_users(artifact: Artifact, dataset: Dataset, n: int) -> None:
         ):
             if item > 0:
                 table.add_row(str(rank), str(titles[int(item) - 1]), f"{score:.4f}")
-        console.print(table)
+        print_table(console, table)

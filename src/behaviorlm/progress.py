@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -26,7 +27,35 @@ from rich.progress import (
 console = Console(highlight=False)
 status_console = Console(stderr=True, highlight=False)
 
-__all__ = ["Console", "bar", "console", "status_console", "step"]
+__all__ = ["Console", "bar", "console", "print_table", "status_console", "step"]
+
+#: The widest line :func:`print_table` writes to a file or a pipe.
+WIDEST = 400
+
+
+def print_table(con: Console, table: RenderableType) -> None:
+    """Print ``table``; to a file or a pipe at its natural width, so that nothing is cut.
+
+    A console that is not a terminal is 80 columns wide, and a table wider than that would
+    have its numbers cut short ("+0.51…"). A terminal keeps its own width.
+
+    Examples
+    --------
+    >>> import io
+    >>> from rich.table import Table
+    >>> table = Table()
+    >>> table.add_column("value")
+    >>> table.add_row("x" * 100)
+    >>> out = Console(file=io.StringIO(), width=80)
+    >>> print_table(out, table)
+    >>> "x" * 100 in out.file.getvalue()
+    True
+    """
+    if con.is_terminal:
+        con.print(table)
+        return
+    natural = Measurement.get(con, con.options.update_width(WIDEST), table).maximum
+    Console(file=con.file, width=max(con.width, natural), highlight=False).print(table)
 
 
 @contextmanager

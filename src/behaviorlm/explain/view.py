@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from behaviorlm.progress import print_table
+
 #: Positions of set-aside events listed below the timeline (the latest ones).
 SHOWN_ASIDE = 10
 
@@ -88,7 +90,7 @@ def print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:
         if not attention:
             cells.append(f"{e['logit']:+.3f}")
         table.add_row(*cells)
-    con.print(table)
+    print_table(con, table)
     if data["unread"]:
         con.print(f"({data['unread']} older events lie beyond the model's window)")
     if aside:
@@ -113,6 +115,6 @@ def print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:
             number(g["attributed_probability"], 4),
             number(g["attributed_logit"], 3),
         )
-    con.print(groups)
+    print_table(con, groups)
     if data["note"]:
         con.print(f"note: {data['note']}", markup=False)

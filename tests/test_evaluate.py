@@ -74,6 +74,16 @@ def test_full_catalogue_is_ranked(pop: Pop) -> None:
     assert result.metrics["MRR"][5] == pytest.approx(1 / 5)
 
 
+def test_cut_offs_past_the_catalogue_take_the_whole_list(pop: Pop) -> None:
+    # a list holds at most the 5 items: @20 and @200 measure the whole ranked catalogue
+    data = evalset([[], [2]], [[5], [1]])
+    result = evaluate(pop, data, ks=(5, 20, 200))
+    for metric in ("HR", "MRR", "NDCG", "Recall", "Coverage"):
+        assert result.metrics[metric][20] == result.metrics[metric][5], metric
+        assert result.metrics[metric][200] == result.metrics[metric][5], metric
+    assert result.metrics["HR"][200] == 1.0
+
+
 def test_rows_without_targets_are_left_out(pop: Pop) -> None:
     data = evalset([[], [1], []], [[2], [], [3]])
     result = evaluate(pop, data, ks=(1,), name="label", split="valid")

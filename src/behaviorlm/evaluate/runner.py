@@ -45,7 +45,8 @@ def evaluate(
     evalset : EvalSet
         Histories and targets; rows without any target are left out (counted in ``extra``).
     ks : sequence of int
-        Cut-offs; the lists are ranked once at ``max(ks)``.
+        Cut-offs; the lists are ranked once at ``max(ks)``. A list never holds more than the
+        catalogue, so a cut-off past its size measures the whole ranked catalogue.
     exclude_seen : bool
         Exclude the items of each row's history from its list.
     item_popularity : array, optional
@@ -92,14 +93,16 @@ def evaluate(
         batch_size=batch_size,
         item_chunk=item_chunk,
     ).items
+    # a list never holds more than the catalogue: a cut-off past it takes the whole list
+    cut = {k: min(k, ranked.shape[1]) for k in ks}
     metrics: dict[str, dict[int, float]] = {
-        metric: {k: _mean(fn(ranked, data.target_offsets, data.targets, k)) for k in ks}
+        metric: {k: _mean(fn(ranked, data.target_offsets, data.targets, cut[k])) for k in ks}
         for metric, fn in ACCURACY.items()
     }
-    metrics["Coverage"] = {k: coverage(ranked, model.n_items, k) for k in ks}
+    metrics["Coverage"] = {k: coverage(ranked, model.n_items, cut[k]) for k in ks}
     if item_popularity is not None:
         popularity = np.asarray(item_popularity, dtype=np.float64)
-        metrics["Popularity"] = {k: mean_popularity(ranked, popularity, k) for k in ks}
+        metrics["Popularity"] = {k: mean_popularity(ranked, popularity, cut[k]) for k in ks}
     return EvalResult(
         model=name if name is not None else model.name,
         split=split,

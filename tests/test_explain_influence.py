@@ -122,12 +122,14 @@ def test_influence_user_adds_reach_for_shares_only(saved: tuple[blm.Artifact, Pa
     rate = exposure.of(int(art.dataset.user_index(["u1"])[0]))
     assert 0 < rate < 1
     assert shared.reach.exposure == pytest.approx(rate)
+    assert not shared.reach.exposure_relative  # a probability: the model reads no followees
     assert shared.reach.reach == pytest.approx(rate * float(shared.reach.uplift.sum()), rel=1e-5)
     assert blm.influence_user(art, "u1", "i3", "purchase").reach is None
     ranking = blm.rank_influencers(art, "i3", k=5)
     assert len(ranking.users) == 5
     assert ranking.exposure is not None
     assert ranking.exposure.tolist() == pytest.approx(exposure.rates(ranking.users).tolist())
+    assert ranking.to_dict()["exposure_relative"] is False
 
 
 def test_explain_command(
@@ -183,12 +185,23 @@ def test_influence_command(
     _, out = saved
     argv = ["influence", str(out), "--user", "u1", "--action", "share", "--item", "i3"]
     assert main(argv) == 0
-    assert "social reach" in capsys.readouterr().out
+    text = capsys.readouterr().out
     assert main([*argv, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["event"]["action_name"] == "share"
     assert data["reach"]["followers"]
     assert 0 < data["reach"]["exposure"] < 1
+    assert data["reach"]["exposure_relative"] is False
+    seen = f"each seeing it with probability {data['reach']['exposure']:.3f}"
+    assert f"social reach {data['reach']['reach']:.4f}" in text
+    assert seen in text
+    # a user nobody follows has no reach to show
+    follows = saved[0].dataset.follows
+    followed = set(follows["followee"].to_list())
+    loner = next(u for u in range(1, saved[0].dataset.n_users + 1) if u not in followed)
+    name = saved[0].dataset.users["user_id"][loner - 1]
+    assert main(["influence", str(out), "--user", name, "--action", "share", "--item", "i3"]) == 0
+    assert f"user {name} has no followers" in capsys.readouterr().out
 
 
 def test_influencers_command_ranks_users_by_predicted_reach(
@@ -200,6 +213,8 @@ def test_influencers_command_ranks_users_by_predicted_reach(
     assert "predicted reach" in text
     assert main(["influencers", str(out), "--item", "i3", "-k", "4", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
+    assert data["exposure_relative"] is False
+    assert "the chance that a follower sees their act" in text
     expected = blm.rank_influencers(art, "i3", k=4)
     assert [row["user"] for row in data["users"]] == expected.users.tolist()
     assert [row["reach"] for row in data["users"]] == pytest.approx(expected.reach.tolist())

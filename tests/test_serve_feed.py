@@ -3,6 +3,7 @@ and users' stored events coded once and read incrementally, the same timelines a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from functools import partial
@@ -14,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import behaviorlm as blm
+from behaviorlm.cli import main
 from behaviorlm.data.feed import followee_source
 from behaviorlm.explain import explain
 from behaviorlm.schema import Sequences
@@ -124,6 +126,22 @@ def test_influence_of_a_share_inserts_the_followee_event(
     assert exposure is not None
     relative = exposure.relative().of(int(dataset.user_index([followee])[0]))
     assert data["reach"]["exposure"] == pytest.approx(relative, rel=1e-5)
+    assert data["reach"]["exposure_relative"] is True
+
+
+def test_the_commands_say_a_relative_exposure_is_relative(
+    feed_dir: Path, dataset: blm.Dataset, capsys: pytest.CaptureFixture[str]
+) -> None:
+    followee, follower = pair(dataset)
+    item = fresh_item(dataset, follower)
+    argv = ["influence", str(feed_dir), "--user", followee, "--action", "share", "--item", item]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "times as often as the average act" in text
+    assert "probability" not in text
+    assert "if seen" not in text  # a followee's act: the uplift averages over being seen
+    assert main(["influencers", str(feed_dir), "--item", item, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["exposure_relative"] is True
 
 
 # ---------------------------------------------------------------- own events read incrementally

@@ -284,37 +284,47 @@ def cmd_influence(args: argparse.Namespace) -> None:
         f"user {args.user} {event['action_name']}s item {event.get('item_id')} "
         f"{event.get('title') or ''}: KL(after || before) = {data['kl']:.4f} nats",
         markup=False,
+        soft_wrap=True,
     )
     for c in data["items"]:
         con.print(
             f"  p(next = {c.get('item_id')}) {c['before']:.4f} -> {c['after']:.4f} "
             f"({c['change']:+.4f})",
             markup=False,
+            soft_wrap=True,
         )
     for label, key in (("entering the top", "entering"), ("leaving the top", "leaving")):
         names = ", ".join(f"{r.get('item_id')} {r.get('title') or ''}".strip() for r in data[key])
-        con.print(f"  {label} {args.k}: {names or '-'}", markup=False)
+        con.print(f"  {label} {args.k}: {names or '-'}", markup=False, soft_wrap=True)
     reach = data["reach"]
     if reach is None:
         return
     followers = sorted(reach["followers"], key=lambda r: -r["uplift"])
-    seen = reach["exposure"]
-    table = Table(
-        title=(
-            f"social reach {reach['reach']:.4f} over {len(followers)} followers, "
-            + (
-                f"each seeing it with probability {seen:.3f}"
-                if seen is not None
-                else "all counted (the log does not show who sees what is shared)"
-            )
-        ),
-        title_justify="left",
+    if not followers:
+        con.print(f"social reach: user {args.user} has no followers", markup=False)
+        return
+    con.print(
+        f"social reach {reach['reach']:.4f} over {len(followers)} followers, "
+        + _exposure_words(reach["exposure"], reach["exposure_relative"]),
+        markup=False,
+        soft_wrap=True,
     )
+    table = Table()
     table.add_column("follower")
-    table.add_column("uplift of p(next = item) if seen", justify="right")
+    seen = "" if reach["exposure_relative"] else " if seen"  # a followee's act: seen or not
+    table.add_column(f"uplift of p(next = item){seen}", justify="right")
     for row in followers[: args.k]:
         table.add_row(str(row["user_id"]), f"{row['uplift']:+.5f}")
     print_table(con, table)
+
+
+def _exposure_words(exposure: float | None, relative: bool) -> str:
+    """How the summed uplifts of a reach were weighed, in words."""
+    if exposure is None:
+        return "all counted (the log does not show who sees what is shared)"
+    if relative:
+        return f"seen {exposure:.3f} times as often as the average act"
+    return f"each seeing it with probability {exposure:.3f}"
 
 
 def cmd_influencers(args: argparse.Namespace) -> None:
@@ -323,12 +333,21 @@ def cmd_influencers(args: argparse.Namespace) -> None:
     user_ids = artifact.dataset.users["user_id"]
     rows = [{**row, "user_id": user_ids[row["user"] - 1]} for row in ranking.to_dict()["users"]]
     if args.json:
-        print(json.dumps({"item_id": args.item, "action": args.action, "users": rows}, indent=2))
+        relative = ranking.exposure_relative
+        out = {"item_id": args.item, "action": args.action, "exposure_relative": relative}
+        print(json.dumps({**out, "users": rows}, indent=2))
         return
-    table = Table(
-        title=f"who would move the most followers to item {args.item} with a {args.action}",
-        title_justify="left",
+    console.print(
+        f"who would move the most followers to item {args.item} with a {args.action}"
+        + (
+            " (exposure: how often a follower sees their act, over the average act's)"
+            if ranking.exposure_relative
+            else " (exposure: the chance that a follower sees their act)"
+        ),
+        markup=False,
+        soft_wrap=True,
     )
+    table = Table()
     table.add_column("user")
     for name in ("predicted reach", "followers", "exposure"):
         table.add_column(name, justify="right")

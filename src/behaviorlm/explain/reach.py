@@ -55,6 +55,9 @@ class Reach:
         Weight of the summed uplifts: the chance that a follower sees the share, or that chance
         relative to the pooled rate (:func:`social_reach`); None: unknown (every follower is
         counted).
+    exposure_relative : bool
+        ``exposure`` is relative to the pooled rate (1: as often seen as the average act),
+        not a probability.
     """
 
     item: int
@@ -62,11 +65,13 @@ class Reach:
     uplift: F32
     reach: float
     exposure: float | None = None
+    exposure_relative: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "item": self.item,
             "exposure": self.exposure,
+            "exposure_relative": self.exposure_relative,
             "reach": self.reach,
             "followers": [
                 {"user": int(u), "uplift": float(x)}
@@ -158,6 +163,7 @@ def social_reach(
         uplift=uplift,
         reach=seen * float(uplift.sum()),
         exposure=exposure,
+        exposure_relative=followee_event and exposure is not None,
     )
 
 
@@ -166,8 +172,8 @@ class ReachRanking:
     """Users ordered by predicted reach for one item (largest first, ties by user id).
 
     ``exposure`` is each user's weight of the summed uplifts: the chance that a follower sees
-    their share, or that chance relative to the pooled rate (see :func:`social_reach`); None
-    when unknown (reach then counts every follower).
+    their share, or that chance relative to the pooled rate (see :func:`social_reach`;
+    ``exposure_relative``); None when unknown (reach then counts every follower).
     """
 
     item: int
@@ -175,11 +181,13 @@ class ReachRanking:
     reach: F32
     followers: Int
     exposure: F32 | None = None
+    exposure_relative: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         seen = [None] * len(self.users) if self.exposure is None else self.exposure.tolist()
         return {
             "item": self.item,
+            "exposure_relative": self.exposure_relative,
             "users": [
                 {"user": int(u), "reach": float(r), "followers": int(f), "exposure": e}
                 for u, r, f, e in zip(self.users, self.reach, self.followers, seen, strict=True)
@@ -269,4 +277,5 @@ def rank_by_reach(
         reach=reach[order],
         followers=counts[order],
         exposure=None if seen is None else seen[order],
+        exposure_relative=followee_event and seen is not None,
     )

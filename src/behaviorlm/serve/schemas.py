@@ -290,8 +290,16 @@ class ReachResult(BaseModel):
     item: int
     exposure: float | None = Field(
         description=(
-            "chance that a follower sees the act, learned from the training log; null when "
-            "the log cannot tell (reach then counts every follower)"
+            "weight of the summed uplifts, learned from the training log: the chance that a "
+            "follower sees the act, or with exposure_relative that chance over the average "
+            "act's (1: seen as often as the average act); null when the log cannot tell "
+            "(reach then counts every follower)"
+        )
+    )
+    exposure_relative: bool = Field(
+        description=(
+            "exposure is relative to the average act: the model reads followees' acts, so "
+            "each follower's uplift already averages over whether they see the act"
         )
     )
     reach: float

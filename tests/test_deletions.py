@@ -46,7 +46,7 @@ def module_for(
     if model == "sasrec":
         return SASRecModule(sizes, SASRecConfig(**shape))  # type: ignore[arg-type]
     if model == "hstu+position":
-        shape.update(absolute_position=True, similarity="cosine")
+        shape.update(absolute_position=True, similarity="cosine", scale_inputs=False)
     return HSTUModule(HSTUConfig(**shape), sizes)  # type: ignore[arg-type]
 
 

@@ -28,11 +28,12 @@ from behaviorlm.train.losses import full_softmax_loss, sampled_softmax_loss
 
 N_ITEMS = 12
 CONFIG = HSTUConfig(max_len=8, dim=16, layers=2, heads=2, dropout=0.0)
-#: the same model as is and with the absolute position embedding and cosine scores
+#: the same model as is and with the absolute position embedding, cosine scores and inputs
+#: not scaled by sqrt(dim)
 BOTH = pytest.mark.parametrize(
     "config",
-    [CONFIG, replace(CONFIG, absolute_position=True, similarity="cosine")],
-    ids=["relative", "absolute-cosine"],
+    [CONFIG, replace(CONFIG, absolute_position=True, similarity="cosine", scale_inputs=False)],
+    ids=["relative", "absolute-cosine-unscaled"],
 )
 
 
@@ -208,6 +209,20 @@ def test_absolute_position_counts_from_the_last_event_and_reads_max_len() -> Non
         window = m.encode_last(build_batch(longer, 8, SIZES))
     torch.testing.assert_close(whole, window)
     assert module().position is None  # off by default
+
+
+def test_unscaled_inputs_enter_the_first_layer_as_the_bare_tokens() -> None:
+    scaled, bare = module(), module(replace(CONFIG, scale_inputs=False))  # the same weights
+    batch = build_batch(SEQS.row(0), CONFIG.max_len, SIZES)
+    seen: list[torch.Tensor] = []
+    for m in (scaled, bare):
+        hook = m.layers[0].register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+        with torch.no_grad():
+            tokens = m.tokens(batch)
+            m.encode(batch)
+        hook.remove()
+    torch.testing.assert_close(seen[0], tokens * CONFIG.dim**0.5)
+    torch.testing.assert_close(seen[1], tokens)
 
 
 def test_cosine_scores_are_cosines_over_the_temperature() -> None:

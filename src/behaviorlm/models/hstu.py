@@ -91,6 +91,10 @@ class HSTUConfig:
         divided by ``temperature`` (both L2-normalised, as in the reference code).
     temperature : float
         Divisor of the cosine scores; unused with ``"dot"``.
+    scale_inputs : bool
+        Multiply the input tokens by ``sqrt(dim)``, as the reference code does (its item
+        embeddings start at a standard deviation of 0.02; ours, as SASRec's, at
+        ``dim ** -0.5``, so scaled tokens start at unit scale per component).
     features : FeatureConfig
         Token components in use; ``features.time`` also switches the relative time bias.
 
@@ -111,6 +115,7 @@ class HSTUConfig:
     absolute_position: bool = False
     similarity: Literal["dot", "cosine"] = "dot"
     temperature: float = 0.05
+    scale_inputs: bool = True
     features: FeatureConfig = field(default_factory=FeatureConfig)
 
     def __post_init__(self) -> None:
@@ -385,7 +390,7 @@ class HSTUModule(SequenceModule):
             return super().encode_last_without(batch, drop, gaps)
         c, device = self.config, batch.mask.device
         drop, gaps = drop.to(device), gaps.to(device)
-        scale = math.sqrt(c.dim)  # unit-scale inputs, as in _encode
+        scale = self._input_scale()  # as in _encode
         position = self._positions(n, device)  # (n, D) or None
         parts = deletion_inputs(self.tokens, batch, drop, gaps, position, scale)
         kept = kept_columns(drop, n)  # (K, n): the full row's columns each row keeps
@@ -455,6 +460,10 @@ class HSTUModule(SequenceModule):
             out = functional.normalize(out, dim=-1) / self.config.temperature
         return out
 
+    def _input_scale(self) -> float:
+        """The factor of the input tokens: ``sqrt(dim)`` with ``scale_inputs``, else 1."""
+        return math.sqrt(self.config.dim) if self.config.scale_inputs else 1.0
+
     def _positions(self, t: int, device: torch.device) -> torch.Tensor | None:
         """(T, D) absolute position embeddings of ``t`` columns, the last one 0; None without
         them."""
@@ -482,7 +491,7 @@ class HSTUModule(SequenceModule):
         if self.position is not None:  # the most recent events, as model.batch keeps them
             batch = batch.columns(slice(-self.config.max_len, None))
         mask = batch.mask  # (B, T)
-        scale = math.sqrt(self.config.dim)  # unit-scale inputs, as in the reference code
+        scale = self._input_scale()
         tokens = self.tokens(batch)
         position = self._positions(mask.shape[1], mask.device)
         if position is not None:

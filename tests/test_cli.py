@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 
+from behaviorlm import cli
 from behaviorlm.cli import main
 from behaviorlm.models import MODELS
 from behaviorlm.models.neural import NeuralRecommender
@@ -123,6 +125,51 @@ def test_recommend_filters(prepared: Path, capsys: pytest.CaptureFixture[str]) -
     again = json.loads(capsys.readouterr().out)[0]["recommendations"]
     assert top not in [r["item_id"] for r in again]
     assert main([*argv[:-2], "--category", "no-such-category"]) == 2
+
+
+def test_recommend_every_user_to_a_file(
+    prepared: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = prepared / "runs" / "markov-all"
+    assert main(["train", str(prepared / "ds"), "--model", "markov", "--out", str(out)]) == 0
+    users = pl.read_parquet(prepared / "ds" / "users.parquet")["user_id"].to_list()
+    monkeypatch.setattr(cli, "USERS_PER_STEP", 40)  # several steps of users
+    lists = tmp_path / "recs.parquet"
+    assert main(["recommend", str(out), "--all-users", "-k", "4", "--out", str(lists)]) == 0
+    assert f"for {len(users):,} users" in capsys.readouterr().out
+    table = pl.read_parquet(lists)
+    assert table.columns == ["user_id", "rank", "item_id", "score"]
+    assert set(table["user_id"]) == set(users)
+    per_user = table.group_by("user_id", maintain_order=True).agg("rank", "score")
+    assert all(r == list(range(1, len(r) + 1)) and len(r) <= 4 for r in per_user["rank"].to_list())
+    assert all(s == sorted(s, reverse=True) for s in per_user["score"].to_list())
+    # the same lists as the one-user path, for users of different steps
+    for user in (users[0], users[45], users[-1]):
+        assert main(["recommend", str(out), "--user", user, "-k", "4", "--json"]) == 0
+        one = json.loads(capsys.readouterr().out)[0]["recommendations"]
+        mine = table.filter(pl.col("user_id") == user)
+        assert mine["item_id"].to_list() == [r["item_id"] for r in one]
+        assert mine["score"].to_list() == pytest.approx([r["score"] for r in one])
+    # csv and json lines hold the same rows; the filters apply as for one user
+    for suffix in (".csv", ".jsonl"):
+        other = tmp_path / f"recs{suffix}"
+        assert main(["recommend", str(out), "--all-users", "-k", "4", "--out", str(other)]) == 0
+        read = pl.read_csv(other) if suffix == ".csv" else pl.read_ndjson(other)
+        assert read["item_id"].cast(pl.String).to_list() == table["item_id"].to_list()
+    items = pl.read_parquet(prepared / "ds" / "items.parquet")
+    category = items["category"][0]
+    argv = ["recommend", str(out), "--user", users[0], "--user", users[1], "--out", str(lists)]
+    assert main([*argv, "--category", category]) == 0
+    allowed = set(items.filter(pl.col("category").str.contains(category, literal=True))["item_id"])
+    assert set(pl.read_parquet(lists)["item_id"]) <= allowed
+    capsys.readouterr()
+    assert main(["recommend", str(out), "--all-users"]) == 2
+    assert "add --out" in capsys.readouterr().err
+    assert main(["recommend", str(out), "--all-users", "--out", str(tmp_path / "r.txt")]) == 2
+    assert ".parquet" in capsys.readouterr().err
 
 
 def test_demo_runs_end_to_end_and_explains(

@@ -24,6 +24,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import polars as pl
 from rich.table import Table
 
 from behaviorlm.allocator import retain_freed_memory
@@ -47,8 +49,9 @@ from behaviorlm.explain import (
 from behaviorlm.explain.shapley import SAMPLES
 from behaviorlm.explain.view import print_explanation
 from behaviorlm.models import MODELS
-from behaviorlm.progress import Console, console, print_table, step
+from behaviorlm.progress import Console, bar, console, print_table, step
 from behaviorlm.recommend import recommend
+from behaviorlm.schema import Sequences
 from behaviorlm.train import resolve_run_config, train
 from behaviorlm.train.distributed import current_world, finish, start
 
@@ -208,17 +211,29 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         console.print(f"wrote {args.json}")
 
 
+#: Users ranked per step of ``behaviorlm recommend --out`` (one progress step each).
+USERS_PER_STEP = 4096
+#: File suffixes ``behaviorlm recommend --out`` writes.
+TABLE_SUFFIXES = (".parquet", ".csv", ".jsonl")
+
+
 def cmd_recommend(args: argparse.Namespace) -> None:
+    if args.all_users and not args.out:
+        raise ConfigError("--all-users writes a file: add --out FILE (.parquet, .csv or .jsonl)")
+    if args.out and Path(args.out).suffix.lower() not in TABLE_SUFFIXES:
+        raise ConfigError(f"--out {args.out}: the file must end in {', '.join(TABLE_SUFFIXES)}")
     artifact = Artifact.load(args.artifact)
-    histories = artifact.histories(args.user)
-    ranked = recommend(
-        artifact.model,
-        histories,
-        args.k,
-        exclude_seen=not args.include_seen,
-        allowed_items=artifact.category_mask(args.category) if args.category else None,
-        exclude_items=artifact.item_ids(args.exclude) if args.exclude else None,
-    )
+    users = artifact.dataset.users["user_id"].to_list() if args.all_users else args.user
+    histories = artifact.histories(users)
+    filters: dict[str, Any] = {
+        "exclude_seen": not args.include_seen,
+        "allowed_items": artifact.category_mask(args.category) if args.category else None,
+        "exclude_items": artifact.item_ids(args.exclude) if args.exclude else None,
+    }
+    if args.out:
+        _write_recommendations(artifact, users, histories, args.k, filters, Path(args.out))
+        return
+    ranked = recommend(artifact.model, histories, args.k, **filters)
     out: list[tuple[str, list[dict[str, Any]]]] = []
     for user, items, scores in zip(args.user, ranked.items, ranked.scores, strict=True):
         keep = items > 0
@@ -231,6 +246,35 @@ def cmd_recommend(args: argparse.Namespace) -> None:
         return
     for user, rows in out:
         _print_recommendations(console, user, rows)
+
+
+def _write_recommendations(
+    artifact: Artifact,
+    users: list[str],
+    histories: Sequences,
+    k: int,
+    filters: dict[str, Any],
+    path: Path,
+) -> None:
+    """Rank ``users`` (one history row each) a step at a time and write one file of lists."""
+    items = artifact.dataset.items["item_id"].to_list()
+    parts = []
+    with bar("recommending", len(users), unit="users") as advance:
+        for lo in range(0, len(users), USERS_PER_STEP):
+            rows = np.arange(lo, min(lo + USERS_PER_STEP, len(users)), dtype=np.int64)
+            ranked = recommend(artifact.model, histories.select(rows), k, **filters)
+            parts.append(ranked.table(users[lo : lo + len(rows)], items))
+            advance(len(rows))
+    table = pl.concat(parts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        table.write_parquet(path)
+    elif suffix == ".csv":
+        table.write_csv(path)
+    else:
+        table.write_ndjson(path)
+    console.print(f"wrote {table.height:,} recommendations for {len(users):,} users to {path}")
 
 
 def _print_recommendations(con: Console, user: str, rows: list[dict[str, Any]]) -> None:
@@ -470,12 +514,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("recommend", help="top-K items for users", allow_abbrev=False)
     p.add_argument("artifact")
-    p.add_argument("--user", action="append", required=True, help="external user id (repeatable)")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", action="append", help="external user id (repeatable)")
+    who.add_argument(
+        "--all-users", action="store_true", help="every user of the data set (needs --out)"
+    )
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--include-seen", action="store_true")
     p.add_argument("--category", action="append", help="only items of this category (repeatable)")
     p.add_argument("--exclude", action="append", help="never recommend this item id (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument(
+        "--out",
+        help="write the lists to this file instead (.parquet, .csv or .jsonl; one row per "
+        "recommendation: user_id, rank, item_id, score)",
+    )
 
     p = sub.add_parser(
         "explain", help="why a neural model recommends an item to a user", allow_abbrev=False

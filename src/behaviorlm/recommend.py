@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import polars as pl
 import torch
 
 from behaviorlm.models.base import Recommender
@@ -53,6 +54,34 @@ class Ranked:
     def k(self) -> int:
         """Length of every list (including padding)."""
         return int(self.items.shape[1])
+
+    def table(self, user_ids: Sequence[str], item_ids: Sequence[str]) -> pl.DataFrame:
+        """The lists as one row per recommendation: ``user_id``, ``rank`` (1 = best),
+        ``item_id`` and ``score``, best first within a user; padding is left out.
+
+        ``user_ids[r]`` names list ``r`` and ``item_ids[i - 1]`` names item ``i`` (for an
+        artifact: ``dataset.users["user_id"]`` and ``dataset.items["item_id"]``).
+
+        Examples
+        --------
+        >>> r = Ranked(items=np.array([[2, 1], [1, 0]]),
+        ...            scores=np.array([[0.75, 0.5], [0.25, -np.inf]], dtype=np.float32))
+        >>> r.table(["u1", "u2"], ["i1", "i2"]).rows()
+        [('u1', 1, 'i2', 0.75), ('u1', 2, 'i1', 0.5), ('u2', 1, 'i1', 0.25)]
+        """
+        if len(user_ids) != len(self):
+            raise ValueError(f"{len(user_ids)} user ids for {len(self)} lists")
+        row, col = np.nonzero(self.items > 0)
+        users = pl.Series("user_id", list(user_ids), dtype=pl.String)
+        items = pl.Series("item_id", list(item_ids), dtype=pl.String)
+        return pl.DataFrame(
+            {
+                "user_id": users.gather(row),
+                "rank": pl.Series(col + 1, dtype=pl.Int32),
+                "item_id": items.gather(self.items[row, col] - 1),
+                "score": pl.Series(self.scores[row, col], dtype=pl.Float32),
+            }
+        )
 
 
 def item_mask(

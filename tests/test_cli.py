@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -9,11 +10,14 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from rich.console import Console
+from rich.table import Table
 
 from behaviorlm import cli
 from behaviorlm.cli import main
 from behaviorlm.models import MODELS
 from behaviorlm.models.neural import NeuralRecommender
+from behaviorlm.progress import print_table
 
 
 def quick(model: str) -> list[str]:
@@ -165,11 +169,33 @@ def test_recommend_every_user_to_a_file(
     assert main([*argv, "--category", category]) == 0
     allowed = set(items.filter(pl.col("category").str.contains(category, literal=True))["item_id"])
     assert set(pl.read_parquet(lists)["item_id"]) <= allowed
+    # a user with nothing left after the filters has no row, and the summary says so
+    excluded = [f"--exclude={i}" for i in sorted(allowed)]
     capsys.readouterr()
+    assert main([*argv, "--category", category, *excluded]) == 0
+    assert "(2 with no item left after the filters)" in capsys.readouterr().out
+    assert pl.read_parquet(lists).height == 0
     assert main(["recommend", str(out), "--all-users"]) == 2
     assert "add --out" in capsys.readouterr().err
+    assert main([*argv, "--json"]) == 2
+    assert "choose one" in capsys.readouterr().err
     assert main(["recommend", str(out), "--all-users", "--out", str(tmp_path / "r.txt")]) == 2
     assert ".parquet" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("forced", [False, True], ids=["plain", "colour-forced"])
+def test_tables_to_a_file_keep_their_natural_width(forced: bool) -> None:
+    table = Table()
+    table.add_column("title")
+    table.add_column("Δp", justify="right")
+    table.add_row("a title " * 12, "+0.5123")
+    con = Console(file=io.StringIO(), width=80, force_terminal=forced)
+    assert con.is_terminal is forced
+    print_table(con, table)
+    text = con.file.getvalue()
+    assert "+0.5123" in text
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) > 80
 
 
 def test_demo_runs_end_to_end_and_explains(

@@ -27,8 +27,8 @@ from behaviorlm.models.sasrec_deletions import first_block_without
 from behaviorlm.schema import Sequences
 
 #: "hstu+position": HSTU with the absolute position embedding besides the relative biases and
-#: cosine scores
-SHARED = ("sasrec", "hstu", "hstu+position")
+#: cosine scores; "hstu+unscaled": HSTU with inputs not scaled by sqrt(dim)
+SHARED = ("sasrec", "hstu", "hstu+position", "hstu+unscaled")
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,9 @@ def module_for(
     if model == "sasrec":
         return SASRecModule(sizes, SASRecConfig(**shape))  # type: ignore[arg-type]
     if model == "hstu+position":
-        shape.update(absolute_position=True, similarity="cosine", scale_inputs=False)
+        shape.update(absolute_position=True, similarity="cosine")
+    if model == "hstu+unscaled":
+        shape.update(scale_inputs=False)
     return HSTUModule(HSTUConfig(**shape), sizes)  # type: ignore[arg-type]
 
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from behaviorlm.evaluate import EvalResult, evaluate, markdown_table
+from behaviorlm.evaluate import EvalResult, cutoff_notes, evaluate, markdown_table
 from behaviorlm.models.pop import Pop, PopConfig
 from behaviorlm.schema import EvalSet, Sequences
 
@@ -82,6 +82,10 @@ def test_cut_offs_past_the_catalogue_take_the_whole_list(pop: Pop) -> None:
         assert result.metrics[metric][20] == result.metrics[metric][5], metric
         assert result.metrics[metric][200] == result.metrics[metric][5], metric
     assert result.metrics["HR"][200] == 1.0
+    assert cutoff_notes([result]) == [
+        "pop: the catalogue has 5 items, so @20 and @200 measure the whole ranked list"
+    ]
+    assert cutoff_notes([evaluate(pop, data, ks=(5,))]) == []
 
 
 def test_rows_without_targets_are_left_out(pop: Pop) -> None:

@@ -113,6 +113,21 @@ def test_reach_is_the_sum_of_follower_uplifts(saved: tuple[blm.Artifact, Path]) 
     assert uplift.shape == (len(seqs),)
 
 
+def test_reach_says_how_the_act_reaches_followers_and_what_its_exposure_is(
+    saved: tuple[blm.Artifact, Path],
+) -> None:
+    art, _ = saved
+    timelines = art.dataset.sequences().select(np.arange(5))
+    view = social_reach(art.model, timelines, item=6, exposure=0.25)
+    assert (view.followee_event, view.exposure_relative) == (False, False)
+    act = social_reach(art.model, timelines, item=6, followee_event=True, exposure=1.5)
+    assert (act.followee_event, act.exposure_relative) == (True, True)
+    unknown = social_reach(art.model, timelines, item=6, followee_event=True)
+    assert (unknown.followee_event, unknown.exposure_relative) == (True, False)
+    assert unknown.to_dict()["followee_event"] is True
+    assert unknown.to_dict()["exposure_relative"] is False
+
+
 def test_influence_user_adds_reach_for_shares_only(saved: tuple[blm.Artifact, Path]) -> None:
     art, _ = saved
     shared = blm.influence_user(art, "u1", "i3", "share")
@@ -192,7 +207,9 @@ def test_influence_command(
     assert data["reach"]["followers"]
     assert 0 < data["reach"]["exposure"] < 1
     assert data["reach"]["exposure_relative"] is False
-    seen = f"each seeing it with probability {data['reach']['exposure']:.3f}"
+    assert data["reach"]["followee_event"] is False
+    assert "if seen" in text  # a view of the item: the uplift given that the follower sees it
+    seen = f"exposure {data['reach']['exposure']:.3f}, the chance that a follower sees"
     assert f"social reach {data['reach']['reach']:.4f}" in text
     assert seen in text
     # a user nobody follows has no reach to show
@@ -214,7 +231,7 @@ def test_influencers_command_ranks_users_by_predicted_reach(
     assert main(["influencers", str(out), "--item", "i3", "-k", "4", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["exposure_relative"] is False
-    assert "the chance that a follower sees their act" in text
+    assert "(exposure: the chance that a follower sees the user's act)" in text
     expected = blm.rank_influencers(art, "i3", k=4)
     assert [row["user"] for row in data["users"]] == expected.users.tolist()
     assert [row["reach"] for row in data["users"]] == pytest.approx(expected.reach.tolist())

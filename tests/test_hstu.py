@@ -28,12 +28,16 @@ from behaviorlm.train.losses import full_softmax_loss, sampled_softmax_loss
 
 N_ITEMS = 12
 CONFIG = HSTUConfig(max_len=8, dim=16, layers=2, heads=2, dropout=0.0)
-#: the same model as is and with the absolute position embedding, cosine scores and inputs
-#: not scaled by sqrt(dim)
+#: the same model as is, with the absolute position embedding and cosine scores, and with
+#: inputs not scaled by sqrt(dim)
 BOTH = pytest.mark.parametrize(
     "config",
-    [CONFIG, replace(CONFIG, absolute_position=True, similarity="cosine", scale_inputs=False)],
-    ids=["relative", "absolute-cosine-unscaled"],
+    [
+        CONFIG,
+        replace(CONFIG, absolute_position=True, similarity="cosine"),
+        replace(CONFIG, scale_inputs=False),
+    ],
+    ids=["relative", "absolute-cosine", "unscaled"],
 )
 
 

@@ -127,6 +127,7 @@ def test_influence_of_a_share_inserts_the_followee_event(
     relative = exposure.relative().of(int(dataset.user_index([followee])[0]))
     assert data["reach"]["exposure"] == pytest.approx(relative, rel=1e-5)
     assert data["reach"]["exposure_relative"] is True
+    assert data["reach"]["followee_event"] is True
 
 
 def test_the_commands_say_a_relative_exposure_is_relative(
@@ -137,11 +138,15 @@ def test_the_commands_say_a_relative_exposure_is_relative(
     argv = ["influence", str(feed_dir), "--user", followee, "--action", "share", "--item", item]
     assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "times as often as the average act" in text
+    assert "how often a follower sees the user's act, over the average act's" in text
     assert "probability" not in text
     assert "if seen" not in text  # a followee's act: the uplift averages over being seen
+    assert main(["influencers", str(feed_dir), "--item", item]) == 0
+    assert "(exposure: how often a follower sees the user's act, over" in capsys.readouterr().out
     assert main(["influencers", str(feed_dir), "--item", item, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["exposure_relative"] is True
+    ranked = json.loads(capsys.readouterr().out)
+    assert ranked["exposure_relative"] is True
+    assert ranked["followee_event"] is True
 
 
 # ---------------------------------------------------------------- own events read incrementally

@@ -38,7 +38,7 @@ from behaviorlm.data.io import read
 from behaviorlm.data.preprocess import PrepareConfig, preprocess
 from behaviorlm.data.synthetic import simulate, write_simulation
 from behaviorlm.demo import run_demo
-from behaviorlm.evaluate import evaluate_artifact, markdown_table, masking_notes
+from behaviorlm.evaluate import cutoff_notes, evaluate_artifact, markdown_table, masking_notes
 from behaviorlm.explain import (
     explain_user,
     influence_user,
@@ -204,7 +204,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             # label rows by artifact folder: two artifacts of one model differ by config
             results.append(replace(result, model=Path(path).name))
     console.print(markdown_table(results, ks=ks), markup=False, soft_wrap=True)
-    for note in masking_notes(results):
+    for note in [*masking_notes(results), *cutoff_notes(results)]:
         console.print(f"note: {note}", markup=False, soft_wrap=True)
     if args.json:
         Path(args.json).write_text(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
@@ -220,11 +220,15 @@ TABLE_SUFFIXES = (".parquet", ".csv", ".jsonl")
 def cmd_recommend(args: argparse.Namespace) -> None:
     if args.all_users and not args.out:
         raise ConfigError("--all-users writes a file: add --out FILE (.parquet, .csv or .jsonl)")
+    if args.out and args.json:
+        raise ConfigError("--json prints the lists and --out writes them: choose one")
     if args.out and Path(args.out).suffix.lower() not in TABLE_SUFFIXES:
         raise ConfigError(f"--out {args.out}: the file must end in {', '.join(TABLE_SUFFIXES)}")
     artifact = Artifact.load(args.artifact)
-    users = artifact.dataset.users["user_id"].to_list() if args.all_users else args.user
-    histories = artifact.histories(users)
+    if args.all_users:  # every user: row u - 1 of the timelines is user u
+        users, histories = artifact.dataset.users["user_id"].to_list(), artifact.timelines()
+    else:
+        users, histories = args.user, artifact.histories(args.user)
     filters: dict[str, Any] = {
         "exclude_seen": not args.include_seen,
         "allowed_items": artifact.category_mask(args.category) if args.category else None,
@@ -274,7 +278,11 @@ def _write_recommendations(
         table.write_csv(path)
     else:
         table.write_ndjson(path)
-    console.print(f"wrote {table.height:,} recommendations for {len(users):,} users to {path}")
+    empty = len(users) - table["user_id"].n_unique()
+    none = f" ({empty:,} with no item left after the filters)" if empty else ""
+    console.print(
+        f"wrote {table.height:,} recommendations for {len(users):,} users{none} to {path}"
+    )
 
 
 def _print_recommendations(con: Console, user: str, rows: list[dict[str, Any]]) -> None:
@@ -347,28 +355,33 @@ def cmd_influence(args: argparse.Namespace) -> None:
     if not followers:
         con.print(f"social reach: user {args.user} has no followers", markup=False)
         return
+    exposure, relative = reach["exposure"], reach["exposure_relative"]
+    weight = (
+        f"exposure {exposure:.3f}, {_exposure_meaning(relative)}"
+        if exposure is not None
+        else _exposure_meaning(None)
+    )
     con.print(
-        f"social reach {reach['reach']:.4f} over {len(followers)} followers, "
-        + _exposure_words(reach["exposure"], reach["exposure_relative"]),
+        f"social reach {reach['reach']:.4f} over {len(followers)} followers; {weight}",
         markup=False,
         soft_wrap=True,
     )
     table = Table()
     table.add_column("follower")
-    seen = "" if reach["exposure_relative"] else " if seen"  # a followee's act: seen or not
+    seen = "" if reach["followee_event"] else " if seen"  # a followee's act: seen or not
     table.add_column(f"uplift of p(next = item){seen}", justify="right")
     for row in followers[: args.k]:
         table.add_row(str(row["user_id"]), f"{row['uplift']:+.5f}")
     print_table(con, table)
 
 
-def _exposure_words(exposure: float | None, relative: bool) -> str:
-    """How the summed uplifts of a reach were weighed, in words."""
-    if exposure is None:
-        return "all counted (the log does not show who sees what is shared)"
+def _exposure_meaning(relative: bool | None) -> str:
+    """What a reach's exposure is, in words (None: there is none)."""
+    if relative is None:
+        return "no exposure: every follower counted (the log does not show who sees what is shared)"
     if relative:
-        return f"seen {exposure:.3f} times as often as the average act"
-    return f"each seeing it with probability {exposure:.3f}"
+        return "how often a follower sees the user's act, over the average act's"
+    return "the chance that a follower sees the user's act"
 
 
 def cmd_influencers(args: argparse.Namespace) -> None:
@@ -377,17 +390,17 @@ def cmd_influencers(args: argparse.Namespace) -> None:
     user_ids = artifact.dataset.users["user_id"]
     rows = [{**row, "user_id": user_ids[row["user"] - 1]} for row in ranking.to_dict()["users"]]
     if args.json:
-        relative = ranking.exposure_relative
-        out = {"item_id": args.item, "action": args.action, "exposure_relative": relative}
-        print(json.dumps({**out, "users": rows}, indent=2))
+        head = {k: v for k, v in ranking.to_dict().items() if k != "users"}
+        print(
+            json.dumps(
+                {"item_id": args.item, "action": args.action, **head, "users": rows}, indent=2
+            )
+        )
         return
+    meaning = None if ranking.exposure is None else ranking.exposure_relative
     console.print(
-        f"who would move the most followers to item {args.item} with a {args.action}"
-        + (
-            " (exposure: how often a follower sees their act, over the average act's)"
-            if ranking.exposure_relative
-            else " (exposure: the chance that a follower sees their act)"
-        ),
+        f"who would move the most followers to item {args.item} with a {args.action} "
+        f"(exposure: {_exposure_meaning(meaning)})",
         markup=False,
         soft_wrap=True,
     )

@@ -36,8 +36,9 @@ WIDEST = 400
 def print_table(con: Console, table: RenderableType) -> None:
     """Print ``table``; to a file or a pipe at its natural width, so that nothing is cut.
 
-    A console that is not a terminal is 80 columns wide, and a table wider than that would
-    have its numbers cut short ("+0.51…"). A terminal keeps its own width.
+    Writing to a file or a pipe, a console is usually 80 columns wide (``COLUMNS`` aside),
+    also where colour is forced, and a table wider than that would have its numbers cut
+    short ("+0.51…"). A terminal keeps its own width.
 
     Examples
     --------
@@ -51,7 +52,8 @@ def print_table(con: Console, table: RenderableType) -> None:
     >>> "x" * 100 in out.file.getvalue()
     True
     """
-    if con.is_terminal:
+    isatty = getattr(con.file, "isatty", None)
+    if con.is_terminal and callable(isatty) and isatty():
         con.print(table)
         return
     natural = Measurement.get(con, con.options.update_width(WIDEST), table).maximum

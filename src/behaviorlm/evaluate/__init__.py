@@ -10,13 +10,14 @@ from behaviorlm.evaluate.metrics import (
     recall,
     relevance,
 )
-from behaviorlm.evaluate.results import EvalResult, markdown_table, masking_notes
+from behaviorlm.evaluate.results import EvalResult, cutoff_notes, markdown_table, masking_notes
 from behaviorlm.evaluate.runner import DEFAULT_KS, evaluate
 
 __all__ = [
     "DEFAULT_KS",
     "EvalResult",
     "coverage",
+    "cutoff_notes",
     "evaluate",
     "evaluate_artifact",
     "hit_rate",

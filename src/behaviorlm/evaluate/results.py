@@ -117,6 +117,31 @@ def markdown_table(
     return "\n".join(lines)
 
 
+def cutoff_notes(results: Sequence[EvalResult]) -> list[str]:
+    """Notes for cut-offs past the catalogue: a list never holds more than its items, so
+    those measure the whole ranked list.
+
+    Examples
+    --------
+    >>> r = EvalResult("pop", "test", 2, (10, 200, 500), {}, True, 0.1, {"n_items": 146})
+    >>> cutoff_notes([r])
+    ['pop: the catalogue has 146 items, so @200 and @500 measure the whole ranked list']
+    """
+    notes = []
+    for r in results:
+        if r.extra.get("n_items") is None:
+            continue
+        n_items = int(r.extra["n_items"])
+        past = [f"@{k}" for k in r.ks if k > n_items]
+        if past:
+            cuts = " and ".join([", ".join(past[:-1]), past[-1]] if len(past) > 1 else past)
+            notes.append(
+                f"{r.model}: the catalogue has {n_items:,} items, so {cuts} "
+                f"measure{'s' if len(past) == 1 else ''} the whole ranked list"
+            )
+    return notes
+
+
 def masking_notes(results: Sequence[EvalResult]) -> list[str]:
     """Warnings for results whose seen-item masking hides some targets.
 

@@ -55,9 +55,14 @@ class Reach:
         Weight of the summed uplifts: the chance that a follower sees the share, or that chance
         relative to the pooled rate (:func:`social_reach`); None: unknown (every follower is
         counted).
+    followee_event : bool
+        The act entered each follower's timeline as the followee's act itself (a model that
+        reads followees' acts), so each uplift already averages over whether the follower
+        sees it; otherwise as the follower's view of the item, an uplift given that they
+        see it.
     exposure_relative : bool
         ``exposure`` is relative to the pooled rate (1: as often seen as the average act),
-        not a probability.
+        not a probability: a followee event with an exposure.
     """
 
     item: int
@@ -65,13 +70,19 @@ class Reach:
     uplift: F32
     reach: float
     exposure: float | None = None
-    exposure_relative: bool = False
+    followee_event: bool = False
+
+    @property
+    def exposure_relative(self) -> bool:
+        """``exposure`` is relative to the pooled rate (a followee event with an exposure)."""
+        return self.followee_event and self.exposure is not None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "item": self.item,
             "exposure": self.exposure,
             "exposure_relative": self.exposure_relative,
+            "followee_event": self.followee_event,
             "reach": self.reach,
             "followers": [
                 {"user": int(u), "uplift": float(x)}
@@ -163,7 +174,7 @@ def social_reach(
         uplift=uplift,
         reach=seen * float(uplift.sum()),
         exposure=exposure,
-        exposure_relative=followee_event and exposure is not None,
+        followee_event=followee_event,
     )
 
 
@@ -174,6 +185,7 @@ class ReachRanking:
     ``exposure`` is each user's weight of the summed uplifts: the chance that a follower sees
     their share, or that chance relative to the pooled rate (see :func:`social_reach`;
     ``exposure_relative``); None when unknown (reach then counts every follower).
+    ``followee_event`` as for :class:`Reach`.
     """
 
     item: int
@@ -181,13 +193,19 @@ class ReachRanking:
     reach: F32
     followers: Int
     exposure: F32 | None = None
-    exposure_relative: bool = False
+    followee_event: bool = False
+
+    @property
+    def exposure_relative(self) -> bool:
+        """The exposures are relative to the pooled rate (see :class:`Reach`)."""
+        return self.followee_event and self.exposure is not None
 
     def to_dict(self) -> dict[str, Any]:
         seen = [None] * len(self.users) if self.exposure is None else self.exposure.tolist()
         return {
             "item": self.item,
             "exposure_relative": self.exposure_relative,
+            "followee_event": self.followee_event,
             "users": [
                 {"user": int(u), "reach": float(r), "followers": int(f), "exposure": e}
                 for u, r, f, e in zip(self.users, self.reach, self.followers, seen, strict=True)
@@ -277,5 +295,5 @@ def rank_by_reach(
         reach=reach[order],
         followers=counts[order],
         exposure=None if seen is None else seen[order],
-        exposure_relative=followee_event and seen is not None,
+        followee_event=followee_event,
     )

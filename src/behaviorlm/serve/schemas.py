@@ -297,9 +297,13 @@ class ReachResult(BaseModel):
         )
     )
     exposure_relative: bool = Field(
+        description="exposure is relative to the average act (followee_event with an exposure)"
+    )
+    followee_event: bool = Field(
         description=(
-            "exposure is relative to the average act: the model reads followees' acts, so "
-            "each follower's uplift already averages over whether they see the act"
+            "the act entered each follower's timeline as the followee's act itself (the model "
+            "reads followees' acts), so each uplift already averages over whether the follower "
+            "sees it; false: as the follower's view of the item, an uplift given that they see it"
         )
     )
     reach: float

@@ -12,6 +12,7 @@ from torch.nn import functional
 
 import behaviorlm as blm
 from behaviorlm.models import MODELS
+from behaviorlm.models import hstu as hstu_module
 from behaviorlm.models.batch import FeatureSizes, SequenceBatch, build_batch
 from behaviorlm.models.hstu import (
     HSTU,
@@ -213,6 +214,34 @@ def test_absolute_position_counts_from_the_last_event_and_reads_max_len() -> Non
         window = m.encode_last(build_batch(longer, 8, SIZES))
     torch.testing.assert_close(whole, window)
     assert module().position is None  # off by default
+
+
+def test_rows_of_one_timeline_share_one_attention_context(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    m = module()
+    shapes: list[tuple[int, ...]] = []
+    original = hstu_module.time_buckets
+
+    def spy(timestamps: torch.Tensor, n_buckets: int) -> torch.Tensor:
+        shapes.append(tuple(timestamps.shape))
+        return original(timestamps, n_buckets)
+
+    monkeypatch.setattr(hstu_module, "time_buckets", spy)
+    one = SEQS.row(0)
+    copies = build_batch(SEQS.select(np.zeros(4, dtype=np.int64)), CONFIG.max_len, SIZES)
+    mixed = build_batch(SEQS, CONFIG.max_len, SIZES)
+    with torch.no_grad():
+        alone = m.encode_last(build_batch(one, CONFIG.max_len, SIZES))
+        shared = m.encode_last(copies)
+        each = m.encode_last(mixed)
+    assert shapes[1] == (1, CONFIG.max_len)  # one row of buckets for the four copies
+    assert shapes[2][0] == len(SEQS)  # different rows: their own
+    torch.testing.assert_close(shared, alone.expand(4, -1), rtol=1e-5, atol=1e-6)
+    for r in range(len(SEQS)):
+        with torch.no_grad():
+            single = m.encode_last(build_batch(SEQS.row(r), CONFIG.max_len, SIZES))
+        torch.testing.assert_close(each[r : r + 1], single, rtol=1e-5, atol=1e-5)
 
 
 def test_unscaled_inputs_enter_the_first_layer_as_the_bare_tokens() -> None:

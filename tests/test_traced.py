@@ -165,6 +165,32 @@ def test_a_trace_made_on_one_event_serves_every_batch_and_longer_ones(
                 )
 
 
+@pytest.mark.parametrize("model", TRACEABLE)
+def test_a_trace_made_on_copies_of_one_row_serves_different_rows(
+    simulated: Sequences, model: str
+) -> None:
+    """HSTU shares the attention context of rows with equal times and padding in the eager
+    pass; a trace must not keep that branch."""
+    net = untrained(model, simulated)
+    module = net.module.eval()
+    encoder = TracedEncoder(module)
+    sizes = FeatureSizes.of(simulated)
+    long = np.flatnonzero(simulated.lengths >= 5)[:4]
+    cut = simulated.select(long).last(5)  # four timelines of 5 events, with their times
+    copies = build_batch(cut.select(np.zeros(3, dtype=np.int64)), 20, sizes)
+    different = build_batch(cut, 20, sizes)
+    assert bool(copies.mask.all())
+    assert bool(different.mask.all())  # the same layout: the trace of the copies serves it
+    assert not torch.equal(different.timestamps, different.timestamps[:1].expand(4, -1))
+    with torch.inference_mode():
+        torch.testing.assert_close(encoder(copies), module.encode_last(copies))
+        assert encoder.layouts == 1
+        torch.testing.assert_close(
+            encoder(different), module.encode_last(different), rtol=1e-5, atol=1e-5
+        )
+        assert encoder.layouts == 1
+
+
 def test_a_copied_or_rebuilt_model_does_not_use_the_old_trace(simulated: Sequences) -> None:
     net = untrained("sasrec", simulated)
     users = simulated.select(np.arange(5))

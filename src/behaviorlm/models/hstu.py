@@ -133,6 +133,11 @@ class HSTUConfig:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
 
+def _tracing() -> bool:
+    """Whether a TorchScript trace is recording this call."""
+    return bool(torch.jit.is_tracing())  # type: ignore[attr-defined,no-untyped-call]
+
+
 def position_buckets(t: int, n_buckets: int, max_len: int) -> torch.Tensor:
     """(T, T) bucket of the distance ``i - j`` (clamped at 0 above the diagonal).
 
@@ -475,16 +480,26 @@ class HSTUModule(SequenceModule):
     def _context(
         self, batch: SequenceBatch
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """``allowed`` (B, 1, T, T), ``pos`` (T, T) and ``times`` (B, T, T) of a batch."""
+        """``allowed`` (B, 1, T, T), ``pos`` (T, T) and ``times`` (B, T, T) of a batch; where
+        every row has the same events' times and padding (rows of one timeline: an
+        explanation's ablations or integration steps), ``allowed`` and ``times`` of the first
+        row only, (1, 1, T, T) and (1, T, T), which broadcast over the batch."""
         c = self.config
-        mask = batch.mask  # (B, T)
+        mask, stamps = batch.mask, batch.timestamps  # (B, T)
+        if (
+            not _tracing()  # a trace keeps a branch: it takes the general path
+            and mask.shape[0] > 1
+            and bool((stamps == stamps[:1]).all())
+            and bool((mask == mask[:1]).all())
+        ):
+            mask, stamps = mask[:1], stamps[:1]
         t = mask.shape[1]  # a size, not an int: a trace of this method takes any length
         causal = torch.ones(t, t, dtype=torch.bool, device=mask.device).tril()
         allowed = (causal & mask[:, None, :]).float()  # (B, T, T): valid keys j <= i
         allowed = allowed / allowed.sum(-1, keepdim=True).clamp(min=1.0)  # divide by n_i
         allowed = allowed.unsqueeze(1)  # (B, 1, T, T), broadcast over heads
         pos = position_buckets(t, c.position_buckets, c.max_len).to(mask.device)
-        times = time_buckets(batch.timestamps, c.time_buckets) if c.features.time else None
+        times = time_buckets(stamps, c.time_buckets) if c.features.time else None
         return allowed, pos, times
 
     def _encode(self, batch: SequenceBatch, last: bool) -> torch.Tensor:

@@ -34,8 +34,9 @@ from behaviorlm.config import ConfigError, load_toml
 from behaviorlm.data.dataset import Dataset
 from behaviorlm.data.download import CACHE_ENV, GROUPLENS_URL, MOVIELENS_NAMES, download_movielens
 from behaviorlm.data.errors import DataError
-from behaviorlm.data.io import read
+from behaviorlm.data.io import read, write_table
 from behaviorlm.data.preprocess import PrepareConfig, preprocess
+from behaviorlm.data.readers.tabular import TABLE_EXTENSIONS
 from behaviorlm.data.synthetic import simulate, write_simulation
 from behaviorlm.demo import run_demo
 from behaviorlm.evaluate import cutoff_notes, evaluate_artifact, markdown_table, masking_notes
@@ -213,17 +214,17 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 #: Users ranked per step of ``behaviorlm recommend --out`` (one progress step each).
 USERS_PER_STEP = 4096
-#: File suffixes ``behaviorlm recommend --out`` writes.
-TABLE_SUFFIXES = (".parquet", ".csv", ".jsonl")
 
 
 def cmd_recommend(args: argparse.Namespace) -> None:
     if args.all_users and not args.out:
-        raise ConfigError("--all-users writes a file: add --out FILE (.parquet, .csv or .jsonl)")
+        raise ConfigError(
+            "--all-users writes a file: add --out FILE (.parquet, .csv, .tsv or .jsonl)"
+        )
     if args.out and args.json:
         raise ConfigError("--json prints the lists and --out writes them: choose one")
-    if args.out and Path(args.out).suffix.lower() not in TABLE_SUFFIXES:
-        raise ConfigError(f"--out {args.out}: the file must end in {', '.join(TABLE_SUFFIXES)}")
+    if args.out and Path(args.out).suffix.lower() not in TABLE_EXTENSIONS:
+        raise ConfigError(f"--out {args.out}: the file must end in {', '.join(TABLE_EXTENSIONS)}")
     artifact = Artifact.load(args.artifact)
     if args.all_users:  # every user: row u - 1 of the timelines is user u
         users, histories = artifact.dataset.users["user_id"].to_list(), artifact.timelines()
@@ -270,14 +271,7 @@ def _write_recommendations(
             parts.append(ranked.table(users[lo : lo + len(rows)], items))
             advance(len(rows))
     table = pl.concat(parts)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        table.write_parquet(path)
-    elif suffix == ".csv":
-        table.write_csv(path)
-    else:
-        table.write_ndjson(path)
+    write_table(table, path)
     empty = len(users) - table["user_id"].n_unique()
     none = f" ({empty:,} with no item left after the filters)" if empty else ""
     console.print(
@@ -539,7 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument(
         "--out",
-        help="write the lists to this file instead (.parquet, .csv or .jsonl; one row per "
+        help="write the lists to this file instead (.parquet, .csv, .tsv or .jsonl; one row per "
         "recommendation: user_id, rank, item_id, score)",
     )
 

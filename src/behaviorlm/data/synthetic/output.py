@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from behaviorlm.data.io import write_table
 from behaviorlm.data.raw import RAW_EVENT_DTYPES, RawData
 from behaviorlm.data.synthetic.engine import EVENT_ACTIONS, EventArrays
 from behaviorlm.data.synthetic.vocab import CAUSE_GROUPS, DEVICES
@@ -221,11 +222,5 @@ def write_simulation(
     for name, frame in tables.items():
         if frame is None:
             continue
-        path = out / f"{name}.{format}"
-        if format == "parquet":
-            frame.write_parquet(path)
-        elif format == "csv":
-            frame.write_csv(path)
-        else:
-            frame.write_ndjson(path)
+        write_table(frame, out / f"{name}.{format}")
     return out

@@ -482,12 +482,14 @@ class HSTUModule(SequenceModule):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """``allowed`` (B, 1, T, T), ``pos`` (T, T) and ``times`` (B, T, T) of a batch; where
         every row has the same events' times and padding (rows of one timeline: an
-        explanation's ablations or integration steps), ``allowed`` and ``times`` of the first
-        row only, (1, 1, T, T) and (1, T, T), which broadcast over the batch."""
+        explanation's ablations or integration steps), in evaluation mode, ``allowed`` and
+        ``times`` of the first row only, (1, 1, T, T) and (1, T, T), which broadcast over the
+        batch."""
         c = self.config
         mask, stamps = batch.mask, batch.timestamps  # (B, T)
         if (
-            not _tracing()  # a trace keeps a branch: it takes the general path
+            not self.training  # training batches hold different rows (and skip the check)
+            and not _tracing()  # a trace keeps a branch: it takes the general path
             and mask.shape[0] > 1
             and bool((stamps == stamps[:1]).all())
             and bool((mask == mask[:1]).all())

@@ -262,7 +262,7 @@ def _write_recommendations(
     path: Path,
 ) -> None:
     """Rank ``users`` (one history row each) a step at a time and write one file of lists."""
-    items = artifact.dataset.items["item_id"].to_list()
+    items = artifact.dataset.items["item_id"]  # one column for every step
     parts = []
     with bar("recommending", len(users), unit="users") as advance:
         for lo in range(0, len(users), USERS_PER_STEP):

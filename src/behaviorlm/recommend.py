@@ -55,12 +55,15 @@ class Ranked:
         """Length of every list (including padding)."""
         return int(self.items.shape[1])
 
-    def table(self, user_ids: Sequence[str], item_ids: Sequence[str]) -> pl.DataFrame:
+    def table(
+        self, user_ids: Sequence[str] | pl.Series, item_ids: Sequence[str] | pl.Series
+    ) -> pl.DataFrame:
         """The lists as one row per recommendation: ``user_id``, ``rank`` (1 = best),
         ``item_id`` and ``score``, best first within a user; padding is left out.
 
         ``user_ids[r]`` names list ``r`` and ``item_ids[i - 1]`` names item ``i`` (for an
-        artifact: ``dataset.users["user_id"]`` and ``dataset.items["item_id"]``).
+        artifact: ``dataset.users["user_id"]`` and ``dataset.items["item_id"]``, taken as
+        they are; a caller that tables many batches passes the item column once).
 
         Examples
         --------
@@ -72,8 +75,7 @@ class Ranked:
         if len(user_ids) != len(self):
             raise ValueError(f"{len(user_ids)} user ids for {len(self)} lists")
         row, col = np.nonzero(self.items > 0)
-        users = pl.Series("user_id", list(user_ids), dtype=pl.String)
-        items = pl.Series("item_id", list(item_ids), dtype=pl.String)
+        users, items = _id_column("user_id", user_ids), _id_column("item_id", item_ids)
         return pl.DataFrame(
             {
                 "user_id": users.gather(row),
@@ -82,6 +84,13 @@ class Ranked:
                 "score": pl.Series(self.scores[row, col], dtype=pl.Float32),
             }
         )
+
+
+def _id_column(name: str, ids: Sequence[str] | pl.Series) -> pl.Series:
+    """``ids`` as a text column named ``name`` (a column is renamed, not rebuilt)."""
+    if isinstance(ids, pl.Series):
+        return ids.rename(name).cast(pl.String)
+    return pl.Series(name, list(ids), dtype=pl.String)
 
 
 def item_mask(

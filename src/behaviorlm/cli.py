@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 from rich.table import Table
 
 from behaviorlm.allocator import retain_freed_memory
@@ -34,10 +33,11 @@ from behaviorlm.config import ConfigError, load_toml
 from behaviorlm.data.dataset import Dataset
 from behaviorlm.data.download import CACHE_ENV, GROUPLENS_URL, MOVIELENS_NAMES, download_movielens
 from behaviorlm.data.errors import DataError
-from behaviorlm.data.io import read, write_table
+from behaviorlm.data.io import read
 from behaviorlm.data.preprocess import PrepareConfig, preprocess
 from behaviorlm.data.readers.tabular import TABLE_EXTENSIONS
 from behaviorlm.data.synthetic import simulate, write_simulation
+from behaviorlm.data.write import TableWriter
 from behaviorlm.demo import run_demo
 from behaviorlm.evaluate import cutoff_notes, evaluate_artifact, markdown_table, masking_notes
 from behaviorlm.explain import (
@@ -261,22 +261,21 @@ def _write_recommendations(
     filters: dict[str, Any],
     path: Path,
 ) -> None:
-    """Rank ``users`` (one history row each) a step at a time and write one file of lists."""
+    """Rank ``users`` (one history row each) a step at a time, each step's lists written to
+    ``path`` as it is ranked (the file appears whole at the end)."""
     items = artifact.dataset.items["item_id"]  # one column for every step
-    parts = []
-    with bar("recommending", len(users), unit="users") as advance:
+    listed = 0  # users with at least one item left after the filters
+    with bar("recommending", len(users), unit="users") as advance, TableWriter(path) as out:
         for lo in range(0, len(users), USERS_PER_STEP):
             rows = np.arange(lo, min(lo + USERS_PER_STEP, len(users)), dtype=np.int64)
             ranked = recommend(artifact.model, histories.select(rows), k, **filters)
-            parts.append(ranked.table(users[lo : lo + len(rows)], items))
+            part = ranked.table(users[lo : lo + len(rows)], items)
+            out.write(part)
+            listed += int((ranked.items > 0).any(axis=1).sum())
             advance(len(rows))
-    table = pl.concat(parts)
-    write_table(table, path)
-    empty = len(users) - table["user_id"].n_unique()
+    empty = len(users) - listed
     none = f" ({empty:,} with no item left after the filters)" if empty else ""
-    console.print(
-        f"wrote {table.height:,} recommendations for {len(users):,} users{none} to {path}"
-    )
+    console.print(f"wrote {out.rows:,} recommendations for {len(users):,} users{none} to {path}")
 
 
 def _print_recommendations(con: Console, user: str, rows: list[dict[str, Any]]) -> None:

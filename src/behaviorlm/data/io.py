@@ -31,8 +31,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final, Literal, get_args
 
-import polars as pl
-
 from behaviorlm.data.errors import DataError, OnError
 from behaviorlm.data.raw import RawData
 from behaviorlm.data.readers.movielens import movielens_layout, read_movielens
@@ -54,31 +52,6 @@ Format = Literal[
 FORMATS: Final[tuple[str, ...]] = get_args(Format)
 #: File names that stand for their MovieLens folder.
 MOVIELENS_FILES: Final[tuple[str, ...]] = ("u.data", "ratings.dat")
-
-
-def write_table(frame: pl.DataFrame, path: str | Path) -> Path:
-    """Write ``frame`` in the table format its file extension names (those :func:`read`
-    reads: .csv, .tsv, .parquet / .pq, .jsonl / .ndjson), creating the folder; returns the path.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> out = write_table(pl.DataFrame({"a": [1]}), Path(tempfile.mkdtemp()) / "t.tsv")
-    >>> out.read_text().splitlines()
-    ['a', '1']
-    """
-    path = Path(path)
-    fmt = TABLE_EXTENSIONS.get(path.suffix.lower())
-    if fmt is None:
-        raise ValueError(f"{path}: the file must end in {', '.join(TABLE_EXTENSIONS)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "parquet":
-        frame.write_parquet(path)
-    elif fmt == "jsonl":
-        frame.write_ndjson(path)
-    else:
-        frame.write_csv(path, separator=TABLE_FORMATS[fmt] or ",")
-    return path
 
 
 def detect_format(path: str | Path) -> str:

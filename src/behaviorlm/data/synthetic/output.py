@@ -9,11 +9,11 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from behaviorlm.data.io import write_table
 from behaviorlm.data.raw import RAW_EVENT_DTYPES, RawData
 from behaviorlm.data.synthetic.engine import EVENT_ACTIONS, EventArrays
 from behaviorlm.data.synthetic.vocab import CAUSE_GROUPS, DEVICES
 from behaviorlm.data.synthetic.world import World
+from behaviorlm.data.write import write_table
 
 #: File extensions a behaviorlm folder may use; the simulator writes the first three.
 FORMATS: tuple[str, ...] = ("csv", "parquet", "jsonl", "tsv")

@@ -1,0 +1,120 @@
+"""Write tables in the formats :func:`behaviorlm.data.io.read` reads, whole or in parts.
+
+:class:`TableWriter` takes a table a part at a time (``behaviorlm recommend --all-users
+--out`` writes each step of users as it is ranked, so the whole list never sits in memory)
+and :func:`write_table` writes one table. The format is the one the file extension names
+(``.csv``, ``.tsv``, ``.parquet`` / ``.pq``, ``.jsonl`` / ``.ndjson``). The parts go to a
+hidden file beside the target, renamed onto it when the writer closes, so the file at the
+path is never half written: a run that fails or is interrupted leaves any earlier file there
+as it was.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from behaviorlm.data.readers.tabular import TABLE_EXTENSIONS, TABLE_FORMATS
+
+
+class TableWriter:
+    """Write a table in parts to ``path``, in the format its extension names.
+
+    Use it as a context manager: :meth:`write` each part (every part with the first one's
+    columns and types), and the file appears at ``path`` when the block ends without an
+    error. ``rows`` counts the rows written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "t.csv"
+    >>> with TableWriter(path) as out:
+    ...     out.write(pl.DataFrame({"a": [1, 2]}))
+    ...     out.write(pl.DataFrame({"a": [3]}))
+    >>> path.read_text().splitlines(), out.rows
+    (['a', '1', '2', '3'], 3)
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        fmt = TABLE_EXTENSIONS.get(self.path.suffix.lower())
+        if fmt is None:
+            raise ValueError(f"{self.path}: the file must end in {', '.join(TABLE_EXTENSIONS)}")
+        self.format = fmt
+        self.rows = 0
+        self._schema: pl.Schema | None = None
+        self._part = self.path.with_name(f".{self.path.name}.part")
+        self._file: IO[bytes] | None = None
+        self._parquet: pq.ParquetWriter | None = None
+
+    def __enter__(self) -> TableWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self._part.open("wb")
+        return self
+
+    def write(self, frame: pl.DataFrame) -> None:
+        """Append ``frame``'s rows; its columns and types must be the first part's."""
+        if self._file is None:
+            raise RuntimeError("TableWriter writes inside a with block")
+        first = self._schema is None
+        if self._schema is None:
+            self._schema = frame.schema
+        elif frame.schema != self._schema:
+            raise ValueError(
+                f"every part needs the columns {dict(self._schema)}, got {dict(frame.schema)}"
+            )
+        if self.format == "parquet":
+            table = frame.to_arrow()
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(self._file, table.schema)
+            self._parquet.write_table(table)
+        elif self.format == "jsonl":
+            frame.write_ndjson(self._file)
+        else:
+            separator = TABLE_FORMATS[self.format] or ","
+            frame.write_csv(self._file, separator=separator, include_header=first)
+        self.rows += frame.height
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        try:
+            if self._parquet is not None:
+                self._parquet.close()
+            if self._file is not None:
+                self._file.close()
+            if kind is None and self._schema is None:
+                raise ValueError(f"{self.path}: no table was written")
+        except BaseException:
+            self._part.unlink(missing_ok=True)
+            raise
+        finally:
+            self._file = self._parquet = None
+        if kind is None:
+            os.replace(self._part, self.path)
+        else:
+            self._part.unlink(missing_ok=True)
+
+
+def write_table(frame: pl.DataFrame, path: str | Path) -> Path:
+    """Write ``frame`` in the table format its file extension names (those
+    :func:`behaviorlm.data.io.read` reads), creating the folder; returns the path.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = write_table(pl.DataFrame({"a": [1]}), Path(tempfile.mkdtemp()) / "t.tsv")
+    >>> out.read_text().splitlines()
+    ['a', '1']
+    """
+    with TableWriter(path) as out:
+        out.write(frame)
+    return out.path

@@ -1,0 +1,86 @@
+"""Tables written whole or in parts: every format reads back the same rows, and the file at
+the path is never half written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from behaviorlm.data.io import read
+from behaviorlm.data.readers.tabular import TABLE_EXTENSIONS, TABLE_FORMATS
+from behaviorlm.data.write import TableWriter, write_table
+
+PARTS = [
+    pl.DataFrame({"user_id": ["u1", "u1"], "rank": [1, 2], "score": [0.5, 0.25]}),
+    pl.DataFrame(
+        {"user_id": [], "rank": [], "score": []},
+        schema={"user_id": pl.String, "rank": pl.Int64, "score": pl.Float64},
+    ),
+    pl.DataFrame({"user_id": ["u2"], "rank": [1], "score": [0.75]}),
+]
+
+
+def read_back(path: Path) -> pl.DataFrame:
+    fmt = TABLE_EXTENSIONS[path.suffix]
+    if fmt == "parquet":
+        return pl.read_parquet(path)
+    if fmt == "jsonl":
+        return pl.read_ndjson(path)
+    return pl.read_csv(path, separator=TABLE_FORMATS[fmt] or ",")
+
+
+@pytest.mark.parametrize("suffix", sorted(TABLE_EXTENSIONS))
+def test_parts_read_back_as_one_table(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / "deep" / f"lists{suffix}"
+    with TableWriter(path) as out:
+        for part in PARTS:
+            out.write(part)
+    assert out.rows == 3
+    assert read_back(path).equals(pl.concat(PARTS))  # one header, the empty part adds nothing
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
+    assert read_back(write_table(PARTS[0], path)).equals(PARTS[0])  # replaces the file
+
+
+def test_an_interrupted_write_leaves_the_earlier_file(tmp_path: Path) -> None:
+    path = write_table(PARTS[0], tmp_path / "lists.parquet")
+
+    def interrupted() -> None:
+        with TableWriter(path) as out:
+            out.write(PARTS[2])
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted()
+    assert pl.read_parquet(path).equals(PARTS[0])
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_parts_must_agree_and_be_written(tmp_path: Path) -> None:
+    path = tmp_path / "lists.csv"
+
+    def disagreeing() -> None:
+        with TableWriter(path) as out:
+            out.write(PARTS[0])
+            out.write(PARTS[0].rename({"rank": "position"}))
+
+    with pytest.raises(ValueError, match="every part needs the columns"):
+        disagreeing()
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(ValueError, match="no table was written"), TableWriter(path):
+        pass
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(ValueError, match="must end in"):
+        TableWriter(tmp_path / "lists.txt")
+    with pytest.raises(RuntimeError, match="with block"):
+        TableWriter(path).write(PARTS[0])
+
+
+def test_a_written_events_table_reads_as_events(tmp_path: Path) -> None:
+    events = pl.DataFrame({"user_id": ["a", "a"], "item_id": ["x", "y"], "timestamp": [1, 2]})
+    path = tmp_path / "events.jsonl"
+    with TableWriter(path) as out:
+        out.write(events[:1])
+        out.write(events[1:])
+    assert read(path).events["item_id"].to_list() == ["x", "y"]

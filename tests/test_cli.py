@@ -183,6 +183,32 @@ def test_recommend_every_user_to_a_file(
     assert ".parquet" in capsys.readouterr().err
 
 
+class Terminal(io.StringIO):
+    """A file that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_tables_on_a_narrow_terminal_keep_their_numbers_whole() -> None:
+    table = Table()
+    for name in ("#", "when", "title", "item", "score"):
+        table.add_column(name)
+    for i in range(3):
+        table.add_row(str(i + 1), "2023-11-23 09:13", "a rather long title " * 4, "i7", "-0.00123")
+    terminal = Terminal()
+    print_table(Console(file=terminal, width=40, force_terminal=True, color_system=None), table)
+    lines = terminal.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 40
+    assert sum("-0.00123" in line for line in lines) == 3
+    assert sum("2023-11-23" in line for line in lines) == 3  # the hour may wrap, not the date
+    assert sum(" i7 " in line for line in lines) == 3  # a narrow text column keeps its width
+    # narrower than the numbers: left to rich as it is (cut), not an error
+    terminal = Terminal()
+    print_table(Console(file=terminal, width=12, force_terminal=True, color_system=None), table)
+    assert terminal.getvalue()
+
+
 @pytest.mark.parametrize("forced", [False, True], ids=["plain", "colour-forced"])
 def test_tables_to_a_file_keep_their_natural_width(forced: bool) -> None:
     table = Table()

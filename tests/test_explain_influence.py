@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from rich.console import Console
 
 import behaviorlm as blm
 from behaviorlm.cli import main
 from behaviorlm.explain import Event, append_event, influence, rank_by_reach, social_reach
 from behaviorlm.explain.influence import log_softmax
 from behaviorlm.explain.reach import follower_uplift
+from behaviorlm.explain.view import print_explanation
 
 OVERRIDES = ["model.dim=16", "model.layers=1", "model.heads=2", "model.max_len=20"]
 
@@ -170,6 +174,18 @@ def test_explain_command(
             f"{e['logit']:+.3f}",
         )
         assert any(all(c in line for c in cells) for line in lines), cells
+    # and on a 64-column terminal: narrowed by its text, every number and date whole
+    terminal = io.StringIO()
+    terminal.isatty = lambda: True  # type: ignore[method-assign]
+    con = Console(file=terminal, width=64, force_terminal=True, color_system=None)
+    print_explanation(con, "u1", data)
+    lines = terminal.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 64
+    for e in data["events"]:
+        numbers = (f"{e['probability']:+.4f}", f"{e['logit']:+.3f}")
+        assert any(all(n in line for n in numbers) for line in lines), numbers
+    dates = [line for line in lines if line.startswith("│ ") and line[2:].strip()[:1].isdigit()]
+    assert all(re.search(r"│ \d{4}-\d\d-\d\d", line) for line in dates)
     assert data["target"]["item_id"] == "i3"
     assert all("title" in e and "action_name" in e for e in data["events"])
     assert data["set_aside"] == []

@@ -19,6 +19,8 @@ from behaviorlm.progress import print_table
 
 #: Positions of set-aside events listed below the timeline (the latest ones).
 SHOWN_ASIDE = 10
+#: Consoles narrower than this get half-width influence bars.
+NARROW = 100
 
 
 def _bar(value: float | None, scale: float, width: int = 8) -> Text:
@@ -62,6 +64,7 @@ def print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:
     key = "attention" if attention else "probability"
     values = [e[key] for e in data["events"] if e[key] is not None]
     scale = max((abs(v) for v in values), default=0.0)
+    half = 8 if con.width >= NARROW else 4  # a bar's width on each side of the centre
     aside = len(data["set_aside"])
     without = f", without the user's {aside} own events on it" if aside else ""
     table = Table(
@@ -69,10 +72,15 @@ def print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:
         f"(p = {data['probability']:.4f}, logit {data['logit']:.3f})",
         title_justify="left",
     )
-    for column in ("#", "time", "action", "item", "title"):
-        table.add_column(column, justify="right" if column == "#" else "left")
+    table.add_column("#", justify="right")
+    table.add_column("time", min_width=10)  # a narrow console wraps the hour, not the date
+    for column in ("action", "item", "title"):
+        table.add_column(column)
     table.add_column(
-        "attention" if attention else "influence on p", justify="center", no_wrap=True, min_width=17
+        "attention" if attention else "influence on p" if half == 8 else "influence",
+        justify="center",
+        no_wrap=True,
+        min_width=2 * half + 1,
     )
     table.add_column("weight" if attention else "Δp", justify="right")
     if not attention:
@@ -84,7 +92,7 @@ def print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:
             _action(e),
             str(e["item_id"] or ""),
             str(e["title"] or (f"search: {e['query']}" if e.get("query") else "")),
-            _bar(e[key], scale),
+            _bar(e[key], scale, half),
             f"{e[key]:+.4f}",
         ]
         if not attention:

@@ -235,3 +235,9 @@ def test_demo_runs_end_to_end_and_explains(
     assert "Why sasrec recommends its top item" in text
     assert "feature groups" in text
     assert (out / "runs" / "sasrec" / "artifact.json").is_file()
+    assert f"report with charts: {out / 'report.html'}" in text
+    report = (out / "report.html").read_text()
+    assert "validation NDCG@10" in report
+    assert all(f"<td>{model}</td>" in report for model in ("pop-recent", "sasrec"))
+    assert main(["demo", "--users", "300", "--report", str(tmp_path / "report.txt")]) == 2
+    assert "name it *.html" in capsys.readouterr().err

@@ -7,6 +7,7 @@ The pipeline as plain functions::
     ds = blm.preprocess(raw)                  # or blm.prepare("in/", "out/")
     art = blm.train(ds, "markov", out_dir="runs/markov")
     print(blm.evaluate_artifact(art).metrics["NDCG"][10])
+    blm.write_report([blm.evaluate_artifact(art)], "report.html")  # HTML with charts
     top = blm.recommend(art.model, art.histories(["u1"]), k=10)
     net = blm.train(ds, "sasrec", out_dir="runs/sasrec")
     why = blm.explain_user(net, "u1", method="occlusion")   # why the top item (neural models)
@@ -45,6 +46,7 @@ from behaviorlm.explain import (
 )
 from behaviorlm.models import MODELS, Recommender
 from behaviorlm.recommend import recommend
+from behaviorlm.report import training_log, write_report
 from behaviorlm.schema import Sequences
 from behaviorlm.train import train
 
@@ -84,5 +86,7 @@ __all__ = [
     "social_reach",
     "temporal_split",
     "train",
+    "training_log",
+    "write_report",
     "write_simulation",
 ]

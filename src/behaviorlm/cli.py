@@ -52,6 +52,7 @@ from behaviorlm.explain.view import print_explanation
 from behaviorlm.models import MODELS
 from behaviorlm.progress import Console, bar, console, print_table, step
 from behaviorlm.recommend import recommend
+from behaviorlm.report import training_log, write_report
 from behaviorlm.schema import Sequences
 from behaviorlm.train import resolve_run_config, train
 from behaviorlm.train.distributed import current_world, finish, start
@@ -192,10 +193,18 @@ def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
     )
 
 
+def _report_path(value: str | None) -> Path | None:
+    """The path of ``--report``, checked before any work: an HTML file."""
+    if value and Path(value).suffix.lower() not in (".html", ".htm"):
+        raise ConfigError(f"--report {value}: the report is HTML, name it *.html")
+    return Path(value) if value else None
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
 
     ks = _parse_ks(args.ks)
-    results = []
+    report = _report_path(args.report)
+    results, logs, datasets = [], {}, []
     for path in args.artifacts:
         with step(f"evaluating {path}"):
             artifact = Artifact.load(path)
@@ -204,12 +213,19 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             )
             # label rows by artifact folder: two artifacts of one model differ by config
             results.append(replace(result, model=Path(path).name))
+            logs[Path(path).name] = training_log(path)
+            datasets.append(str(artifact.dataset.meta.get("name") or ""))
     console.print(markdown_table(results, ks=ks), markup=False, soft_wrap=True)
     for note in [*masking_notes(results), *cutoff_notes(results)]:
         console.print(f"note: {note}", markup=False, soft_wrap=True)
     if args.json:
         Path(args.json).write_text(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
-        console.print(f"wrote {args.json}")
+        console.print(f"wrote {args.json}", soft_wrap=True)
+    if report is not None:
+        named = " and ".join(dict.fromkeys(d for d in datasets if d))
+        title = f"behaviorlm evaluation: {named}" if named else "behaviorlm evaluation"
+        path = write_report(results, report, logs=logs, title=title)
+        console.print(f"wrote {path}", soft_wrap=True)
 
 
 #: Users ranked per step of ``behaviorlm recommend --out`` (one progress step each).
@@ -454,7 +470,12 @@ def cmd_export_events(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
 
-    run_demo(users=args.users, seed=args.seed, out=Path(args.out) if args.out else None)
+    run_demo(
+        users=args.users,
+        seed=args.seed,
+        out=Path(args.out) if args.out else None,
+        report=_report_path(args.report),
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -517,6 +538,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--ks", default="1,5,10,20,50,100,200", help="comma-separated cut-offs")
     p.add_argument("--json", help="also write the results as JSON to this file")
+    p.add_argument(
+        "--report",
+        help="also write an HTML report with charts to this file (metrics against the "
+        "cut-off, by history length, training curves)",
+    )
 
     p = sub.add_parser("recommend", help="top-K items for users", allow_abbrev=False)
     p.add_argument("artifact")
@@ -648,8 +674,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--users", type=int, default=10_000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--out", help="keep the demo's files in this folder (default: a temporary folder)"
+        "--out",
+        help="keep the demo's files (and its report, as report.html) in this folder "
+        "(default: a temporary folder)",
     )
+    p.add_argument("--report", help="write the HTML evaluation report with charts to this file")
     return parser
 
 

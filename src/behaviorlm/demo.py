@@ -24,6 +24,7 @@ from behaviorlm.explain import explain_user, labelled_explanation
 from behaviorlm.explain.view import print_explanation
 from behaviorlm.progress import console, print_table, step
 from behaviorlm.recommend import recommend
+from behaviorlm.report import training_log, write_report
 from behaviorlm.train import train
 
 #: Training budget of the sequence model in the demo (seconds).
@@ -50,10 +51,15 @@ DEMO_MODELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ),
 )
 DEMO_KS = (1, 5, 10, 20, 50)
+REPORT_TITLE = "behaviorlm demo: the simulated shop"
 
 
 def run_demo(
-    users: int = 10_000, seed: int = 0, out: Path | None = None, show_users: int = 3
+    users: int = 10_000,
+    seed: int = 0,
+    out: Path | None = None,
+    show_users: int = 3,
+    report: Path | None = None,
 ) -> None:
     """Run the demo, printing the results table and a few users' recommendations.
 
@@ -64,24 +70,30 @@ def run_demo(
     seed : int
         Simulator seed (the demo is deterministic for a seed).
     out : Path, optional
-        Folder to keep the simulated files, the prepared data set and the artifacts in;
-        a temporary folder by default.
+        Folder to keep the simulated files, the prepared data set and the artifacts in
+        (and the report, as ``report.html``, unless ``report`` names another file); a
+        temporary folder by default.
     show_users : int
         How many users' recommendations to print.
+    report : Path, optional
+        Write the HTML evaluation report with charts (:func:`behaviorlm.report.write_report`)
+        to this file.
 
     Examples
     --------
     >>> run_demo(users=200, show_users=1)  # doctest: +SKIP
     """
+    if report is None and out is not None:
+        report = out / "report.html"
     if out is None:
         with tempfile.TemporaryDirectory(prefix="behaviorlm-demo-") as tmp:
-            _run(users, seed, Path(tmp), show_users)
+            _run(users, seed, Path(tmp), show_users, report)
     else:
-        _run(users, seed, out, show_users)
-        console.print(f"\nfiles kept in {out}")
+        _run(users, seed, out, show_users, report)
+        console.print(f"\nfiles kept in {out}", soft_wrap=True)
 
 
-def _run(users: int, seed: int, out: Path, show_users: int) -> None:
+def _run(users: int, seed: int, out: Path, show_users: int, report: Path | None) -> None:
     with step(f"simulating a shop with {users:,} users"):
         files = write_simulation(simulate(users, seed=seed), out / "raw", format="parquet")
     with step(f"reading {files}"):
@@ -107,6 +119,10 @@ def _run(users: int, seed: int, out: Path, show_users: int) -> None:
     console.print(markdown_table(results, ks=(10, 20)), markup=False, soft_wrap=True)
     for note in masking_notes(results[:1]):
         console.print(f"note: {note.split(': ', 1)[1]}", markup=False, soft_wrap=True)
+    if report is not None:
+        logs = {label: training_log(out / "runs" / label) for label in artifacts}
+        written = write_report(results, report, logs=logs, title=REPORT_TITLE)
+        console.print(f"report with charts: {written}", soft_wrap=True)
     best = max(results, key=lambda r: r.metrics["NDCG"][10])
     console.print(f"\nRecommendations of the best model ({best.model}):")
     _show_users(artifacts[best.model], dataset, show_users)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +20,10 @@ from behaviorlm.recommend import recommend
 from behaviorlm.schema import EvalSet
 
 DEFAULT_KS: Final[tuple[int, ...]] = (1, 5, 10, 20, 50, 100, 200)
+#: Lower edges of the history-length groups of ``extra["by_history_length"]`` (own events).
+HISTORY_EDGES: Final[tuple[int, ...]] = (0, 5, 10, 20, 50, 100)
+#: The cut-off of the history-length groups (the nearest one evaluated).
+SEGMENT_K: Final = 10
 #: Per-row accuracy metrics: name -> function(ranked, target_offsets, targets, k) -> (R,).
 ACCURACY = {"HR": hit_rate, "NDCG": ndcg, "MRR": mrr, "Recall": recall}
 
@@ -62,7 +66,9 @@ def evaluate(
     Returns
     -------
     EvalResult
-        Metrics ``HR``, ``NDCG``, ``MRR``, ``Recall``, ``Coverage`` (and ``Popularity``) at each k.
+        Metrics ``HR``, ``NDCG``, ``MRR``, ``Recall``, ``Coverage`` (and ``Popularity``) at each k;
+        ``extra["by_history_length"]`` gives HR and NDCG at the cut-off nearest 10 for the users
+        grouped by the number of their own events in the history (see :func:`by_history_length`).
 
     Examples
     --------
@@ -100,6 +106,11 @@ def evaluate(
         for metric, fn in ACCURACY.items()
     }
     metrics["Coverage"] = {k: coverage(ranked, model.n_items, cut[k]) for k in ks}
+    k_seg = min(ks, key=lambda k: (abs(k - SEGMENT_K), k))
+    per_row = {
+        f"{metric}@{k_seg}": ACCURACY[metric](ranked, data.target_offsets, data.targets, cut[k_seg])
+        for metric in ("HR", "NDCG")
+    }
     if item_popularity is not None:
         popularity = np.asarray(item_popularity, dtype=np.float64)
         metrics["Popularity"] = {k: mean_popularity(ranked, popularity, cut[k]) for k in ks}
@@ -116,8 +127,50 @@ def evaluate(
             "n_targets": len(data.targets),
             "n_items": model.n_items,
             "targets_in_history": round(targets_in_history(data), 6),
+            "by_history_length": by_history_length(own_events(data), per_row),
         },
     )
+
+
+def own_events(evalset: EvalSet) -> npt.NDArray[np.int64]:
+    """(R,) the number of the user's own events in each row's history (followees' aside).
+
+    Examples
+    --------
+    >>> from behaviorlm.schema import Sequences
+    >>> h = Sequences.from_lists([[1, 2, 3], [2]], n_items=3)
+    >>> own_events(EvalSet(h, np.array([0, 1, 2]), np.array([1, 2]), np.array([0, 1]))).tolist()
+    [3, 1]
+    """
+    histories = evalset.histories
+    rows = np.repeat(np.arange(len(histories)), np.diff(histories.offsets))
+    own = ~histories.is_followee_event()
+    return np.bincount(rows[own], minlength=len(histories)).astype(np.int64)
+
+
+def by_history_length(
+    lengths: npt.NDArray[np.int64],
+    per_row: dict[str, npt.NDArray[np.float64]],
+    edges: Sequence[int] = HISTORY_EDGES,
+) -> list[dict[str, Any]]:
+    """Mean per-row metrics of the rows grouped by history length, one dict per non-empty group:
+    ``{"events": "5-9", "users": n, metric: mean, ...}``; the last group is open (``"100+"``).
+
+    Examples
+    --------
+    >>> by_history_length(np.array([1, 3, 7]), {"HR@10": np.array([1.0, 0.0, 1.0])}, (0, 5))
+    [{'events': '0-4', 'users': 2, 'HR@10': 0.5}, {'events': '5+', 'users': 1, 'HR@10': 1.0}]
+    """
+    out: list[dict[str, Any]] = []
+    group = np.searchsorted(np.asarray(edges), lengths, side="right") - 1
+    for g, lo in enumerate(edges):
+        rows = group == g
+        if not rows.any():
+            continue
+        label = f"{lo}-{edges[g + 1] - 1}" if g + 1 < len(edges) else f"{lo}+"
+        means = {name: round(_mean(values[rows]), 6) for name, values in per_row.items()}
+        out.append({"events": label, "users": int(rows.sum()), **means})
+    return out
 
 
 def targets_in_history(evalset: EvalSet) -> float:

@@ -1,0 +1,279 @@
+"""An evaluation report: one self-contained HTML file with the results table and charts.
+
+What it shows, for the models evaluated on one data set:
+
+* the metrics table (HR, NDCG, MRR, Recall and catalogue coverage at @10 and @20), the best
+  accuracy in each column in bold, and the notes of ``behaviorlm evaluate`` (seen-item
+  masking, cut-offs past the catalogue);
+* HR@K, NDCG@K and Coverage@K against the cut-off K, one line per model;
+* NDCG and HR at 10 for the users grouped by the length of their history
+  (``extra["by_history_length"]`` of :func:`behaviorlm.evaluate.evaluate`): where a model's
+  lead comes from, and how it does for users with little history;
+* for trained neural models, the training curves of their run folders (``metrics.jsonl``):
+  validation NDCG@10 and training loss by epoch, the best epoch marked in the table.
+
+The charts are inline SVG (:mod:`behaviorlm.report.svg`): no script, no network, nothing to
+install to view it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Mapping, Sequence
+from html import escape
+from pathlib import Path
+from typing import Any, Final
+
+from behaviorlm.evaluate import EvalResult, cutoff_notes, masking_notes
+from behaviorlm.report.svg import bar_chart, line_chart
+from behaviorlm.train.engine import METRICS_FILE
+
+#: Columns of the table: metric and cut-off.
+TABLE_METRICS: Final[tuple[str, ...]] = ("HR", "NDCG", "MRR", "Recall", "Coverage")
+TABLE_KS: Final[tuple[int, ...]] = (10, 20)
+#: Metrics drawn against the cut-off.
+CURVES: Final[tuple[str, ...]] = ("HR", "NDCG", "Coverage")
+#: The validation metric of the training curves.
+VALID_METRIC: Final = "NDCG@10"
+
+STYLE: Final = """
+body { font-family: sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.3em 0.7em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+.charts { display: flex; flex-wrap: wrap; gap: 1em; }
+.muted { color: #666; }
+"""
+
+
+def training_log(run: str | Path) -> list[dict[str, Any]]:
+    """The per-epoch lines of a training run folder (its ``metrics.jsonl``); ``[]`` where the
+    folder has none (a baseline, or an artifact saved elsewhere).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> training_log(folder)
+    []
+    >>> _ = (folder / "metrics.jsonl").write_text('{"epoch": 1, "loss": 5.0}\\n')
+    >>> training_log(folder)
+    [{'epoch': 1, 'loss': 5.0}]
+    """
+    path = Path(run) / METRICS_FILE
+    if not path.is_file():
+        return []
+    lines = path.read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _table(results: Sequence[EvalResult], logs: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
+    columns = [(m, k) for m in TABLE_METRICS for k in TABLE_KS if any(k in r.ks for r in results)]
+    best = {
+        (m, k): max((r.metrics.get(m, {}).get(k, -math.inf) for r in results), default=None)
+        for m, k in columns
+        if m != "Coverage"
+    }
+    head = "".join(f"<th>{m}@{k}</th>" for m, k in columns)
+    rows = []
+    for r in results:
+        cells = []
+        for m, k in columns:
+            value = r.metrics.get(m, {}).get(k)
+            text = _number(value)
+            if value is not None and value == best.get((m, k)) and len(results) > 1:
+                text = f"<b>{text}</b>"
+            cells.append(f"<td>{text}</td>")
+        log = logs.get(r.model) or []
+        epochs = f"{len(log)} (best {_best_epoch(log)})" if log else "-"
+        rows.append(
+            f"<tr><td>{escape(r.model)}</td>{''.join(cells)}<td>{epochs}</td>"
+            f"<td>{r.n_users:,}</td></tr>"
+        )
+    return (
+        f"<table><tr><th>model</th>{head}<th>epochs</th><th>users</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
+def _best_epoch(log: Sequence[Mapping[str, Any]]) -> int:
+    return int(log[-1].get("best_epoch") or log[-1].get("epoch") or len(log))
+
+
+def _curves(results: Sequence[EvalResult], names: list[str]) -> list[str]:
+    charts = []
+    for metric in CURVES:
+        series = {
+            r.model: sorted(r.metrics[metric].items()) for r in results if metric in r.metrics
+        }
+        if not series:
+            continue
+        ks = sorted({k for points in series.values() for k, _ in points})
+        charts.append(
+            line_chart(
+                {name: [(float(k), v) for k, v in points] for name, points in series.items()},
+                title=f"{metric}@K",
+                x_label="cut-off K (log scale)",
+                y_label=f"{metric}@K",
+                log_x=min(ks) > 0 and len(ks) > 1,
+                x_ticks=[float(k) for k in ks],
+                names=names,
+            )
+        )
+    return charts
+
+
+def _by_history(results: Sequence[EvalResult], names: list[str]) -> list[str]:
+    groups: dict[str, int] = {}  # label -> users (of the first result that has the group)
+    for r in results:
+        for g in r.extra.get("by_history_length", []):
+            groups.setdefault(str(g["events"]), int(g["users"]))
+    if not groups:
+        return []
+    labels = [f"{label} ({users:,})" for label, users in groups.items()]
+    charts = []
+    for metric in ("NDCG", "HR"):
+        series: dict[str, list[float | None]] = {}
+        key = ""
+        for r in results:
+            values = {str(g["events"]): g for g in r.extra.get("by_history_length", [])}
+            found = [k for g in values.values() for k in g if k.startswith(f"{metric}@")]
+            if not found:
+                continue
+            key = found[0]
+            series[r.model] = [
+                float(values[label][key]) if label in values else None for label in groups
+            ]
+        if series:
+            charts.append(
+                bar_chart(
+                    labels,
+                    series,
+                    title=f"{key} by history length",
+                    x_label="the user's own events before the target (users)",
+                    y_label=key,
+                    names=names,
+                )
+            )
+    return charts
+
+
+def _training(logs: Mapping[str, Sequence[Mapping[str, Any]]], names: list[str]) -> list[str]:
+    valid = {
+        name: [
+            (float(e["epoch"]), float(e["valid"][VALID_METRIC]))
+            for e in log
+            if VALID_METRIC in (e.get("valid") or {})
+        ]
+        for name, log in logs.items()
+    }
+    loss = {
+        name: [(float(e["epoch"]), float(e["loss"])) for e in log if "loss" in e]
+        for name, log in logs.items()
+    }
+    charts = []
+    for title, series in ((f"validation {VALID_METRIC}", valid), ("training loss", loss)):
+        series = {name: points for name, points in series.items() if points}
+        if series:
+            charts.append(
+                line_chart(
+                    series,
+                    title=title,
+                    x_label="epoch",
+                    y_label=title,
+                    names=names,
+                    from_zero=title != "training loss",
+                )
+            )
+    return charts
+
+
+def report_html(
+    results: Sequence[EvalResult],
+    *,
+    logs: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    title: str = "behaviorlm evaluation",
+) -> str:
+    """The report of ``results`` (one data set and split, one result per model) as HTML.
+
+    Parameters
+    ----------
+    results : sequence of EvalResult
+        What :func:`behaviorlm.evaluate.evaluate` returned, one per model (``model`` labels
+        the rows and the lines).
+    logs : mapping, optional
+        ``{model label: epoch lines}`` (:func:`training_log` of its run folder) for the
+        training curves.
+    title : str
+        The page's heading.
+
+    Examples
+    --------
+    >>> r = EvalResult("pop", "test", 2, (10, 20), {"HR": {10: 0.5, 20: 1.0}}, True, 0.1)
+    >>> page = report_html([r])
+    >>> page.startswith("<!DOCTYPE html>") and "HR@K" in page and "<svg" in page
+    True
+    """
+    if not results:
+        raise ValueError("a report needs at least one evaluation result")
+    logs = dict(logs or {})
+    names = [r.model for r in results]
+    first = results[0]
+    n_items = first.extra.get("n_items")
+    catalogue = f", {int(n_items):,} items" if n_items is not None else ""
+    seen = "seen items excluded" if first.exclude_seen else "seen items kept"
+    # the masking note holds for every model of one split: once, without the model's name
+    notes = [n.split(": ", 1)[1] for n in masking_notes(results[:1])] + cutoff_notes(results)
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{escape(title)}</h1>",
+        f'<p class="muted">{escape(first.split or "evaluation")} split: {first.n_users:,} users'
+        f"{catalogue}; full ranking over every item, {seen}; written "
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC by behaviorlm.</p>",
+        "<h2>Metrics</h2>",
+        _table(results, logs),
+        *(f'<p class="muted">note: {escape(note)}</p>' for note in notes),
+    ]
+    sections = [
+        ("Metrics against the cut-off", _curves(results, names)),
+        ("By history length", _by_history(results, names)),
+        ("Training", _training(logs, names)),
+    ]
+    for heading, charts in sections:
+        if charts:
+            parts.append(f"<h2>{heading}</h2>")
+            parts.append('<div class="charts">' + "".join(charts) + "</div>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_report(
+    results: Sequence[EvalResult],
+    path: str | Path,
+    *,
+    logs: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    title: str = "behaviorlm evaluation",
+) -> Path:
+    """Write :func:`report_html` to ``path`` (creating its folder); returns the path.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> r = EvalResult("pop", "test", 2, (10,), {"NDCG": {10: 0.25}}, True, 0.1)
+    >>> write_report([r], Path(tempfile.mkdtemp()) / "report.html").suffix
+    '.html'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(report_html(results, logs=logs, title=title))
+    return path

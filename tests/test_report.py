@@ -1,0 +1,150 @@
+"""Evaluation reports: the history-length groups of an evaluation, the SVG charts and the
+HTML page, from the Python API and from ``behaviorlm evaluate --report``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import behaviorlm as blm
+from behaviorlm.cli import main
+from behaviorlm.evaluate import EvalResult
+from behaviorlm.evaluate.runner import own_events
+from behaviorlm.report import report_html, training_log
+from behaviorlm.report.svg import bar_chart, line_chart, nice_ticks
+from behaviorlm.schema import FOLLOWEE, EvalSet, Sequences
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A prepared simulator data set with a markov and a one-epoch sasrec run."""
+    root = tmp_path_factory.mktemp("report")
+    dataset = blm.preprocess(blm.simulate(200, seed=5))
+    dataset.save(root / "ds")
+    for model, overrides in (("markov", []), ("sasrec", ["train.epochs=2", "model.max_len=20"])):
+        blm.train(dataset, model, overrides=overrides, out_dir=root / model)
+    return root
+
+
+def test_history_length_groups_add_up_to_the_whole(runs: Path) -> None:
+    result = blm.evaluate_artifact(blm.Artifact.load(runs / "markov"), ks=(5, 10, 20))
+    groups = result.extra["by_history_length"]
+    assert [g["events"] for g in groups] == sorted(
+        (g["events"] for g in groups), key=lambda label: int(label.rstrip("+").split("-")[0])
+    )
+    assert sum(g["users"] for g in groups) == result.n_users
+    for metric in ("HR", "NDCG"):
+        weighted = sum(g[f"{metric}@10"] * g["users"] for g in groups) / result.n_users
+        assert weighted == pytest.approx(result.metrics[metric][10], abs=1e-5)
+    # the nearest cut-off where 10 is not evaluated; JSON keeps the groups
+    other = blm.evaluate_artifact(blm.Artifact.load(runs / "markov"), ks=(5, 20))
+    assert "NDCG@5" in other.extra["by_history_length"][0]
+    back = EvalResult.from_dict(json.loads(result.to_json()))
+    assert back.extra["by_history_length"] == groups
+
+
+def test_history_length_counts_the_users_own_events_only() -> None:
+    histories = Sequences.from_lists([[1, 2, 3, 4], [2]], n_items=4)
+    followees = np.array([0, 7, 7, 0, 0])  # two events of row 0 are a followee's shares
+    histories = dataclasses.replace(histories, extra={FOLLOWEE: followees})
+    evalset = EvalSet(histories, np.array([0, 1, 2]), np.array([1, 2]), np.array([0, 1]))
+    assert own_events(evalset).tolist() == [2, 1]
+
+
+def test_nice_ticks_cover_the_range_in_round_steps() -> None:
+    for lo, hi in [(0.0, 0.23), (0.0, 1.0), (3.5, 1234.0), (-2.0, 0.7), (0.0001, 0.0004)]:
+        ticks = nice_ticks(lo, hi)
+        assert ticks[0] <= lo
+        assert ticks[-1] >= hi
+        steps = np.diff(ticks)
+        assert np.allclose(steps, steps[0])
+        mantissa = steps[0] / 10 ** math.floor(math.log10(steps[0]))
+        assert round(mantissa, 6) in (1.0, 2.0, 5.0)
+        assert 3 <= len(ticks) <= 12
+    with pytest.raises(ValueError, match="finite"):
+        nice_ticks(0.0, math.inf)
+
+
+def test_line_chart_places_points_on_a_log_axis() -> None:
+    svg = line_chart(
+        {"a": [(1, 0.1), (10, 0.2), (100, 0.4)], "b<c": [(1, 0.05), (100, math.nan)]},
+        title="HR@K",
+        x_label="K",
+        y_label="HR",
+        log_x=True,
+    )
+    root = ET.fromstring(svg)  # well-formed, names escaped
+    assert len(root.findall(f"{SVG}polyline")) == 2
+    assert "b&lt;c" in svg
+    dots = root.findall(f"{SVG}circle")
+    assert len(dots) == 4  # the NaN point is left out
+    xs = [float(d.get("cx", 0)) for d in dots[:3]]
+    assert xs[1] - xs[0] == pytest.approx(xs[2] - xs[1], abs=0.2)  # equal steps per decade
+    ys = [float(d.get("cy", 0)) for d in dots[:3]]
+    assert ys[0] > ys[1] > ys[2]  # larger values higher up
+    assert dots[0].get("fill") != dots[3].get("fill")
+    with pytest.raises(ValueError, match="positive"):
+        line_chart({"a": [(0, 1.0)]}, title="t", x_label="x", y_label="y", log_x=True)
+    with pytest.raises(ValueError, match="no finite"):
+        line_chart({"a": [(1, math.nan)]}, title="t", x_label="x", y_label="y")
+
+
+def test_bar_chart_heights_follow_the_values() -> None:
+    svg = bar_chart(
+        ["0-4", "5-9"], {"a": [0.2, 0.1], "b": [0.4, None]}, title="t", x_label="x", y_label="y"
+    )
+    rects = ET.fromstring(svg).findall(f"{SVG}rect")
+    bars = [r for r in rects if r.find(f"{SVG}title") is not None]  # a0, b0, a1 (b1 is None)
+    heights = [float(r.get("height", 0)) for r in bars]
+    assert len(heights) == 3
+    assert heights[1] == pytest.approx(2 * heights[0], rel=1e-2)
+    assert heights[0] == pytest.approx(2 * heights[2], rel=1e-2)
+
+
+def test_report_page(runs: Path) -> None:
+    results = [
+        dataclasses.replace(blm.evaluate_artifact(blm.Artifact.load(runs / m)), model=m)
+        for m in ("markov", "sasrec")
+    ]
+    logs = {"markov": training_log(runs / "markov"), "sasrec": training_log(runs / "sasrec")}
+    assert logs["markov"] == []
+    assert [e["epoch"] for e in logs["sasrec"]] == [1, 2]
+    page = report_html(results, logs=logs, title="a <report>")
+    assert "<h1>a &lt;report&gt;</h1>" in page
+    svgs = re.findall(r"<svg.*?</svg>", page, flags=re.S)
+    assert len(svgs) == 7  # HR, NDCG, Coverage @K; NDCG, HR by history length; training
+    for svg in svgs:
+        ET.fromstring(svg)
+    best = max(results, key=lambda r: r.metrics["NDCG"][10])
+    assert f"<b>{best.metrics['NDCG'][10]:.4f}</b>" in page
+    assert "2 (best " in page  # sasrec's epochs
+    assert page.count("seen-item masking") <= 1
+    without = report_html(results)
+    assert "Training" not in without
+    assert len(re.findall(r"<svg", without)) == 5
+    with pytest.raises(ValueError, match="at least one"):
+        report_html([])
+
+
+def test_evaluate_command_writes_a_report(
+    runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "out" / "report.html"
+    argv = ["evaluate", str(runs / "markov"), str(runs / "sasrec"), "--report", str(report)]
+    assert main(argv) == 0
+    assert f"wrote {report}" in capsys.readouterr().out
+    page = report.read_text()
+    assert "behaviorlm evaluation: " in page
+    assert "markov" in page
+    assert "validation NDCG@10" in page
+    assert main([*argv[:-1], str(tmp_path / "report.txt")]) == 2
+    assert "*.html" in capsys.readouterr().err

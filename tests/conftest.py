@@ -23,12 +23,14 @@ TINY_SASREC = (
 
 @pytest.fixture(scope="session")
 def train_tiny_sasrec(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
-    """``train(dataset, *overrides)``: the folder of a tiny SASRec artifact trained on it."""
+    """``train(dataset, *overrides)``: the folder of a tiny SASRec artifact trained on it,
+    from the config classes' defaults (no followees' shares unless an override adds them)."""
 
     def train(dataset: blm.Dataset, *overrides: str) -> Path:
         out = tmp_path_factory.mktemp("sasrec")
+        overrides = (*TINY_SASREC, *overrides)
         blm.train(
-            dataset, "sasrec", overrides=[*TINY_SASREC, *overrides], out_dir=out, progress=False
+            dataset, "sasrec", overrides=overrides, out_dir=out, progress=False, defaults=False
         )
         return out
 

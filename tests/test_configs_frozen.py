@@ -1,4 +1,5 @@
-"""The shipped per-data-set config files are the default ones.
+"""The shipped per-data-set config files are the default ones, and the default ones are what a
+model gets without a config file.
 
 The results table promises one default configuration per model: ``configs/<dataset>/<model>.toml``
 may differ from ``configs/default/<model>.toml`` only in the sequence length (``model.max_len``).
@@ -6,12 +7,15 @@ may differ from ``configs/default/<model>.toml`` only in the sequence length (``
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from behaviorlm.config import load_toml
+from behaviorlm.models import MODELS
+from behaviorlm.train.run import resolve_run_config, shipped_defaults
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT = CONFIGS / "default"
@@ -41,3 +45,36 @@ def test_frozen_config_is_the_default_but_for_sequence_length(path: Path) -> Non
     mine, base = _flat(load_toml(path)), _flat(load_toml(default))
     changed = {k for k in mine.keys() | base.keys() if mine.get(k) != base.get(k)}
     assert changed <= ALLOWED, f"{path} changes {sorted(changed - ALLOWED)}"
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_a_model_without_a_config_file_gets_its_shipped_config(model: str) -> None:
+    shipped = resources.files("behaviorlm") / "configs" / f"{model}.toml"
+    assert shipped.is_file(), f"{model} has no shipped config"
+    assert (DEFAULT / f"{model}.toml").read_text() == shipped.read_text()
+    from_file = resolve_run_config(model, load_toml(DEFAULT / f"{model}.toml"))
+    assert resolve_run_config(model) == from_file
+    assert shipped_defaults(model) == {
+        k: v for k, v in load_toml(DEFAULT / f"{model}.toml").items() if k != "run"
+    }
+
+
+def test_a_config_file_and_overrides_win_over_the_shipped_config() -> None:
+    shipped = resolve_run_config("sasrec")
+    assert shipped.split.followee_actions == ("share",)
+    assert shipped.train.lr == load_toml(DEFAULT / "sasrec.toml")["train"]["lr"]
+    mine = resolve_run_config(
+        "sasrec",
+        {"train": {"lr": 1e-4}, "model": {"features": {"social": False}}},
+        ["split.followee_actions=[]"],
+    )
+    assert mine.train.lr == 1e-4
+    assert mine.split.followee_actions == ()
+    assert mine.model_config.features.social is False
+    assert mine.model_config.dropout == shipped.model_config.dropout  # the rest as shipped
+    assert mine.train.epochs == shipped.train.epochs
+    # [run] model of a file picks the shipped config of that model
+    assert resolve_run_config(None, {"run": {"model": "hstu"}}) == resolve_run_config("hstu")
+    bare = resolve_run_config("sasrec", defaults=False)
+    assert bare.split.followee_actions == ()
+    assert bare.train.bf16 is False

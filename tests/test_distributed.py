@@ -29,6 +29,8 @@ MODEL = ["--model", "sasrec", "--model.dim=16", "--model.layers=1", "--model.hea
 TRAIN = ["--model.dropout=0.0", f"--model.max_len={MAX_LEN}", "--train.threads=1"]
 TRAIN += ["--train.device=cpu"]  # also where a GPU is: one process and the ranks on one device
 TRAIN += ["--train.lr=0.01", "--train.warmup_steps=2", "--train.epochs=3"]
+# float32 and an epoch schedule: bfloat16 rounds a split batch differently from a whole one
+TRAIN += ["--train.bf16=false", "--train.schedule=epochs", "--train.time_budget_s=0"]
 #: A launch takes a few seconds; a broken rank would otherwise wait for gloo's 30-minute timeout.
 LAUNCH_TIMEOUT_S = 180
 

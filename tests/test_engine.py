@@ -546,7 +546,7 @@ def test_train_table_of_the_run_config() -> None:
         ({"train": {"epochs": 0}}, ValueError, "train.epochs"),
         ({"train": {"lr": -1.0}}, ValueError, "train.lr"),
         ({"train": {"lr": 1e-3, "min_lr": 1e-2}}, ValueError, "min_lr"),
-        ({"train": {"schedule": "budget"}}, ValueError, "time_budget_s"),
+        ({"train": {"schedule": "budget", "time_budget_s": 0}}, ValueError, "time_budget_s"),
     ],
 )
 def test_bad_train_config_raises(

@@ -34,7 +34,7 @@ def dataset() -> blm.Dataset:
 @pytest.fixture(scope="module", params=NEURAL)
 def art(request: pytest.FixtureRequest, dataset: blm.Dataset) -> blm.Artifact:
     overrides = [*TINY[request.param], "train.epochs=3", "train.threads=1"]
-    return blm.train(dataset, request.param, overrides=overrides, progress=False)
+    return blm.train(dataset, request.param, overrides=overrides, progress=False, defaults=False)
 
 
 def user_row(art: blm.Artifact) -> Sequences:

@@ -31,6 +31,7 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[blm.Artifact, Path]
         overrides=[*OVERRIDES, "train.epochs=3", "train.threads=1"],
         out_dir=out,
         progress=False,
+        defaults=False,  # the config classes' defaults: no followees' shares in the timelines
     )
     return art, out
 

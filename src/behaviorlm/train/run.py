@@ -1,14 +1,18 @@
 """One training run: config -> split -> fit -> artifact.
 
 A run config is composed at the edge from three sources, later ones winning: the model's
-defaults, an experiment TOML file (tables ``[run]``, ``[split]``, ``[model]``, ``[train]``) and
-``section.key=value`` overrides. The resolved config is stored in the artifact.
+shipped defaults (``behaviorlm/configs/<model>.toml``, the repository's ``configs/default``,
+the settings of the published results), an experiment TOML file (tables ``[run]``,
+``[split]``, ``[model]``, ``[train]``) and ``section.key=value`` overrides. What none of them
+sets keeps its dataclass default. The resolved config is stored in the artifact.
 """
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -52,16 +56,58 @@ class RunConfig:
         }
 
 
+def shipped_defaults(model: str) -> dict[str, Any]:
+    """The shipped default config of ``model`` (``behaviorlm/configs/<model>.toml``) as
+    TOML-shaped data without its ``[run]`` table; ``{}`` for a model without one.
+
+    Examples
+    --------
+    >>> shipped_defaults("sasrec")["split"]["followee_actions"]
+    ['share']
+    """
+    path = resources.files("behaviorlm") / "configs" / f"{model}.toml"
+    if not path.is_file():
+        return {}
+    data = tomllib.loads(path.read_text())
+    data.pop("run", None)
+    return data
+
+
+def merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, table by table (a value that is not a table replaces).
+
+    Examples
+    --------
+    >>> merge({"model": {"dim": 64, "features": {"time": True}}}, {"model": {"dim": 32}})
+    {'model': {'dim': 32, 'features': {'time': True}}}
+    """
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def resolve_run_config(
     model: str | None = None,
     data: Mapping[str, Any] | None = None,
     overrides: Sequence[str] = (),
+    *,
+    defaults: bool = True,
 ) -> RunConfig:
-    """Compose a RunConfig from a model name, experiment data (a parsed TOML) and overrides.
+    """Compose a RunConfig from a model name, experiment data (a parsed TOML) and overrides,
+    over the model's shipped defaults (:func:`shipped_defaults`; ``defaults=False``: over the
+    config classes' own defaults only).
 
     Raises ConfigError on unknown sections, unknown keys, wrong types or an unknown model.
     """
-    merged = apply_overrides(dict(data or {}), overrides)
+    given = apply_overrides(dict(data or {}), overrides)
+    table = given.get("run")
+    named = table.get("model") if isinstance(table, Mapping) else None
+    name = model if model is not None else named
+    merged = merge(shipped_defaults(name) if defaults and name in MODELS else {}, given)
     unknown = sorted(set(merged) - set(SECTIONS))
     if unknown:
         raise ConfigError(
@@ -97,6 +143,7 @@ def train(
     out_dir: str | Path | None = None,
     progress: bool = True,
     resume: bool = False,
+    defaults: bool = True,
 ) -> Artifact:
     """Fit a model on the training part of ``dataset``; return (and optionally save) the artifact.
 
@@ -120,6 +167,9 @@ def train(
         Show training progress on standard error.
     resume : bool
         Continue from the checkpoint in ``out_dir`` (same config and data) if there is one.
+    defaults : bool
+        Start from the model's shipped config (``behaviorlm/configs/<model>.toml``, the
+        settings of the published results); ``False``: from the config classes' defaults.
 
     Examples
     --------
@@ -129,7 +179,7 @@ def train(
     >>> art.run["config"]["run"]["model"]
     'pop'
     """
-    cfg = resolve_run_config(model, config, overrides)
+    cfg = resolve_run_config(model, config, overrides, defaults=defaults)
     split = make_split(dataset, cfg.split)
     fitted = MODELS[cfg.model][1](cfg.model_config)
     codes = [dataset.action_code(a) for a in cfg.split.target_actions]

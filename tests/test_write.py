@@ -84,3 +84,25 @@ def test_a_written_events_table_reads_as_events(tmp_path: Path) -> None:
         out.write(events[:1])
         out.write(events[1:])
     assert read(path).events["item_id"].to_list() == ["x", "y"]
+
+
+def test_links_permissions_folders_and_two_writers(tmp_path: Path) -> None:
+    real = write_table(PARTS[0], tmp_path / "real.csv")
+    real.chmod(0o640)
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    write_table(PARTS[2], link)
+    assert link.is_symlink()  # written where the link points
+    assert read_back(real).equals(PARTS[2])
+    assert real.stat().st_mode & 0o777 == 0o640  # the replaced file keeps its permissions
+    folder = tmp_path / "folder.csv"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        write_table(PARTS[0], folder)
+    # two writers of one path never share a temporary file; the last to close wins
+    path = tmp_path / "both.jsonl"
+    with TableWriter(path) as first, TableWriter(path) as second:
+        first.write(PARTS[0])
+        second.write(PARTS[2])
+    assert read_back(path).equals(PARTS[0])  # the outer block closes last
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

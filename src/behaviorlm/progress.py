@@ -35,6 +35,8 @@ __all__ = ["Console", "bar", "console", "fit_table", "print_table", "status_cons
 
 #: The widest line :func:`print_table` writes to a file or a pipe.
 WIDEST = 400
+#: Width :func:`fit_table` leaves at least to a text column (or its longest word if shorter).
+TEXT_FLOOR = 8
 #: Cells :func:`fit_table` keeps whole on a narrow terminal: numbers (signed, with thousands
 #: separators, a unit or a percent sign) and dates, which may wrap only at a space.
 NUMBER = re.compile(
@@ -48,9 +50,12 @@ def fit_table(table: Table, width: int) -> None:
 
     Left to itself, a table too wide for a terminal shrinks every column alike and cuts
     what does not fit, numbers too ("-0.00…"). Here the columns of numbers and dates (and
-    those that may not wrap) keep their width (a date may wrap at its space), and the other
-    columns share what is left: narrow ones keep their width, wide ones (titles, names) get
-    equal parts and wrap. Where even the numbers do not fit, the table is left as it is.
+    those that may not wrap) keep the width of their longest value and header word (a date
+    may wrap at its space, a header at its spaces; where the header words do not fit, only
+    the values are kept whole), and the other columns share what is
+    left: each gets at least a few characters (:data:`TEXT_FLOOR`, or its longest word if
+    shorter), narrow ones keep their width, wide ones (titles, names) get equal parts and
+    wrap. Where even that does not fit, the table is left as it is.
 
     Examples
     --------
@@ -70,38 +75,53 @@ def fit_table(table: Table, width: int) -> None:
     if not all(isinstance(c, str) for col in cells for c in col):
         return
     texts: list[list[str]] = [[str(c) for c in col] for col in cells]
-    natural = [
-        max([cell_len(line) for c in [str(col.header), *text] for line in c.splitlines()] or [0])
-        for col, text in zip(columns, texts, strict=True)
+    heads = [
+        str(col.header.plain if isinstance(col.header, Text) else col.header) for col in columns
     ]
-    total = Measurement.get(Console(width=WIDEST), Console(width=WIDEST).options, table).maximum
-    overhead = total - sum(natural)
+
+    def words(values: list[str]) -> int:
+        return max([cell_len(w) for v in values for w in v.split()] or [0])
+
+    natural = [
+        max([cell_len(line) for c in [head, *text] for line in c.splitlines()] or [0])
+        for head, text in zip(heads, texts, strict=True)
+    ]
+    wide = Console(width=WIDEST)
+    total = Measurement.get(wide, wide.options, table).maximum
     if total <= width:
         return
+    overhead = total - sum(natural)
     kept = [
         col.no_wrap or (bool(text) and all(NUMBER.fullmatch(c.strip()) for c in text))
         for col, text in zip(columns, texts, strict=True)
     ]
-    floors = [
-        max(
-            col.min_width or 0,
-            nat if col.no_wrap else 0,
-            *(cell_len(w) for c in t for w in c.split()),
-        )
-        for col, t, nat in zip(columns, texts, natural, strict=True)
-    ]
-    free = [i for i, keep in enumerate(kept) if not keep]
-    room = width - overhead - sum(f for f, keep in zip(floors, kept, strict=True) if keep)
-    if room < len(free):
+
+    def floors_of(headers: bool) -> list[int]:
+        """Each column's least width: for numbers, their longest value (and header word)."""
+        return [
+            max(col.min_width or 0, nat if col.no_wrap else words([*head, *text]))
+            if keep
+            else min(nat, max(col.min_width or 0, min(TEXT_FLOOR, words([*head, *text]))))
+            for col, head, text, nat, keep in zip(
+                columns, [[h] if headers else [] for h in heads], texts, natural, kept, strict=True
+            )
+        ]
+
+    # header words whole where they fit, else only the values (a header may be cut)
+    floors = floors_of(headers=True)
+    if width - overhead < sum(floors):
+        floors = floors_of(headers=False)
+    room = width - overhead - sum(floors)
+    if room < 0:
         return
-    for i in sorted(free, key=lambda i: natural[i]):  # narrow columns first, whole
-        share = max(1, min(natural[i], room // len(free)))
-        columns[i].max_width, room = share, room - share
-        free = free[1:]
-    for i, keep in enumerate(kept):
-        if keep:
-            columns[i].min_width = floors[i]
-            columns[i].no_wrap = columns[i].no_wrap or not any(" " in c for c in texts[i])
+    shares = list(floors)
+    free = [i for i, keep in enumerate(kept) if not keep]
+    for group in (free, [i for i, keep in enumerate(kept) if keep]):  # text first, then numbers
+        for n, i in enumerate(sorted(group, key=lambda i: natural[i])):  # narrow ones whole
+            extra = max(0, min(natural[i] - floors[i], room // (len(group) - n)))
+            shares[i], room = floors[i] + extra, room - extra
+    for col, share in zip(columns, shares, strict=True):
+        col.width = share  # every width decided here: the sum fits
 
 
 def print_table(con: Console, table: RenderableType) -> None:

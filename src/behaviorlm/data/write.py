@@ -4,14 +4,17 @@
 --out`` writes each step of users as it is ranked, so the whole list never sits in memory)
 and :func:`write_table` writes one table. The format is the one the file extension names
 (``.csv``, ``.tsv``, ``.parquet`` / ``.pq``, ``.jsonl`` / ``.ndjson``). The parts go to a
-hidden file beside the target, renamed onto it when the writer closes, so the file at the
-path is never half written: a run that fails or is interrupted leaves any earlier file there
-as it was.
+hidden file beside the target (a name of its own, so two writers never share one), renamed
+onto it when the writer closes, so the file at the path is never half written: a run that
+fails or is interrupted leaves any earlier file there as it was. A path that is a symbolic
+link is written where the link points, and a file replaced keeps its permissions.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -48,13 +51,20 @@ class TableWriter:
         self.format = fmt
         self.rows = 0
         self._schema: pl.Schema | None = None
-        self._part = self.path.with_name(f".{self.path.name}.part")
+        self._target = self.path.resolve()  # through a symbolic link, to the file it names
+        self._part = self._target
         self._file: IO[bytes] | None = None
         self._parquet: pq.ParquetWriter | None = None
 
     def __enter__(self) -> TableWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self._part.open("wb")
+        if self._target.is_dir():
+            raise IsADirectoryError(f"{self.path} is a folder; name a file to write")
+        self._target.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(
+            dir=self._target.parent, prefix=f".{self._target.name}.", suffix=".part"
+        )
+        self._part = Path(name)
+        self._file = os.fdopen(handle, "wb")
         return self
 
     def write(self, frame: pl.DataFrame) -> None:
@@ -98,10 +108,20 @@ class TableWriter:
             raise
         finally:
             self._file = self._parquet = None
-        if kind is None:
-            os.replace(self._part, self.path)
-        else:
+        if kind is not None:
             self._part.unlink(missing_ok=True)
+            return
+        try:
+            if self._target.exists():
+                shutil.copymode(self._target, self._part)
+            else:  # as a new file would be made: read-write by all, less the umask
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(self._part, 0o666 & ~umask)
+            os.replace(self._part, self._target)
+        except BaseException:
+            self._part.unlink(missing_ok=True)
+            raise
 
 
 def write_table(frame: pl.DataFrame, path: str | Path) -> Path:

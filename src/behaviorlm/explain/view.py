@@ -19,7 +19,7 @@ from behaviorlm.progress import print_table
 
 #: Positions of set-aside events listed below the timeline (the latest ones).
 SHOWN_ASIDE = 10
-#: Consoles narrower than this get half-width influence bars.
+#: Terminals narrower than this get half-width influence bars.
 NARROW = 100
 
 
@@ -64,7 +64,9 @@ def print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:
     key = "attention" if attention else "probability"
     values = [e[key] for e in data["events"] if e[key] is not None]
     scale = max((abs(v) for v in values), default=0.0)
-    half = 8 if con.width >= NARROW else 4  # a bar's width on each side of the centre
+    # a bar's width on each side of the centre: half of it on a narrow terminal (a file or a
+    # pipe gets the table at its natural width)
+    half = 4 if con.is_terminal and con.width < NARROW else 8
     aside = len(data["set_aside"])
     without = f", without the user's {aside} own events on it" if aside else ""
     table = Table(

@@ -203,6 +203,23 @@ def test_tables_on_a_narrow_terminal_keep_their_numbers_whole() -> None:
     assert sum("-0.00123" in line for line in lines) == 3
     assert sum("2023-11-23" in line for line in lines) == 3  # the hour may wrap, not the date
     assert sum(" i7 " in line for line in lines) == 3  # a narrow text column keeps its width
+    # long headers over short numbers: the values whole and the names readable, the headers
+    # cut only where their words do not fit
+    for width, headers_whole in ((50, False), (64, True)):
+        groups = Table()  # a table is narrowed for the terminal it is printed on: one each
+        groups.add_column("group")
+        for name in ("ablation Δp", "ablation Δlogit", "summed Δp", "summed Δlogit"):
+            groups.add_column(name, justify="right")
+        for name in ("history", "location", "followee events"):
+            groups.add_row(name, "+0.0123", "+0.123", "-0.0123", "-0.123")
+        terminal = Terminal()
+        con = Console(file=terminal, width=width, force_terminal=True, color_system=None)
+        print_table(con, groups)
+        text = terminal.getvalue()
+        assert max(len(line) for line in text.splitlines()) <= width
+        assert all(f" {name} " in text for name in ("history", "location", "followee"))
+        assert text.count("+0.0123") == text.count("-0.123") == 3
+        assert ("…" not in text) is headers_whole
     # narrower than the numbers: left to rich as it is (cut), not an error
     terminal = Terminal()
     print_table(Console(file=terminal, width=12, force_terminal=True, color_system=None), table)

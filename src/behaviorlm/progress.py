@@ -96,23 +96,25 @@ def fit_table(table: Table, width: int) -> None:
         for col, text in zip(columns, texts, strict=True)
     ]
 
-    def floors_of(headers: bool) -> list[int]:
-        """Each column's least width: for numbers, their longest value (and header word)."""
+    def floors_of(headers: bool, text: int) -> list[int]:
+        """Each column's least width: for numbers, their longest value (and header word);
+        for text, ``text`` characters (or its longest word if shorter)."""
         return [
-            max(col.min_width or 0, nat if col.no_wrap else words([*head, *text]))
+            max(col.min_width or 0, nat if col.no_wrap else words([*head, *cells]))
             if keep
-            else min(nat, max(col.min_width or 0, min(TEXT_FLOOR, words([*head, *text]))))
-            for col, head, text, nat, keep in zip(
+            else min(nat, max(col.min_width or 0, min(text, words([*head, *cells]))))
+            for col, head, cells, nat, keep in zip(
                 columns, [[h] if headers else [] for h in heads], texts, natural, kept, strict=True
             )
         ]
 
-    # header words whole where they fit, else only the values (a header may be cut)
-    floors = floors_of(headers=True)
-    if width - overhead < sum(floors):
-        floors = floors_of(headers=False)
-    room = width - overhead - sum(floors)
-    if room < 0:
+    # header words whole where they fit, else only the values (a header may be cut); text
+    # columns keep a few characters where they fit, else one
+    for floors in (floors_of(True, TEXT_FLOOR), floors_of(False, TEXT_FLOOR), floors_of(False, 1)):
+        room = width - overhead - sum(floors)
+        if room >= 0:
+            break
+    else:
         return
     shares = list(floors)
     free = [i for i, keep in enumerate(kept) if not keep]

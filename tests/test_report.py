@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import re
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -127,7 +128,7 @@ def test_report_page(runs: Path) -> None:
     best = max(results, key=lambda r: r.metrics["NDCG"][10])
     assert f"<b>{best.metrics['NDCG'][10]:.4f}</b>" in page
     assert "2 (best " in page  # sasrec's epochs
-    assert page.count("seen-item masking") <= 1
+    assert page.count("seen-item masking") == (1 if results[0].extra["targets_in_history"] else 0)
     without = report_html(results)
     assert "Training" not in without
     assert len(re.findall(r"<svg", without)) == 5
@@ -148,3 +149,59 @@ def test_evaluate_command_writes_a_report(
     assert "validation NDCG@10" in page
     assert main([*argv[:-1], str(tmp_path / "report.txt")]) == 2
     assert "*.html" in capsys.readouterr().err
+
+
+def test_bars_and_lines_of_negative_values_stay_in_the_plot() -> None:
+    svg = bar_chart(["g1", "g2"], {"a": [-0.2, -0.1]}, title="t", x_label="x", y_label="y")
+    root = ET.fromstring(svg)
+    frame = next(r for r in root.findall(f"{SVG}rect") if r.get("fill") == "none")
+    top, bottom = float(frame.get("y", 0)), float(frame.get("y", 0)) + float(frame.get("height", 0))
+    for bar in (r for r in root.findall(f"{SVG}rect") if r.find(f"{SVG}title") is not None):
+        y, h = float(bar.get("y", 0)), float(bar.get("height", 0))
+        assert top - 0.1 <= y <= y + h <= bottom + 0.1
+    svg = line_chart({"a": [(1, -0.5), (2, -0.1)]}, title="t", x_label="x", y_label="y")
+    for dot in ET.fromstring(svg).findall(f"{SVG}circle"):
+        assert top - 0.1 <= float(dot.get("cy", 0)) <= bottom + 0.1
+    assert ">0</text>" in svg  # zero is on the axis
+
+
+def test_report_edge_cases() -> None:
+    def result(name: str, hr: float, ks: tuple[int, ...] = (5, 50)) -> EvalResult:
+        return EvalResult(name, "test", 3, ks, {"HR": {k: hr for k in ks}}, True, 0.1)
+
+    # cut-offs without 10 and 20: the table shows the evaluated ones nearest them
+    page = report_html([result("a", 0.1), result("b", math.nan)])
+    assert "<th>HR@5</th>" in page
+    assert "<th>HR@50</th>" in page
+    assert "<b>0.1000</b>" in page  # the best of the finite values, a NaN aside
+    # one label per result; logs of no result and a loss that is NaN throughout are left out
+    with pytest.raises(ValueError, match="a label of its own"):
+        report_html([result("a", 0.1), result("a", 0.2)])
+    nan_loss = [{"epoch": 1, "loss": math.nan}, {"epoch": 2, "loss": math.nan}]
+    page = report_html([result("a", 0.1)], logs={"a": nan_loss, "other": nan_loss})
+    assert "training loss" not in page
+    assert "other" not in page
+    # every metric NaN: no chart, no error
+    assert "<svg" not in report_html([result("a", math.nan, (10,))])
+
+
+def test_a_broken_last_line_of_the_training_log_is_left_out(tmp_path: Path) -> None:
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1, "loss": 5.0}\n{"epoch": 2, "lo')
+    assert training_log(tmp_path) == [{"epoch": 1, "loss": 5.0}]
+
+
+def test_runs_of_one_name_get_labels_of_their_own(
+    runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for parent in ("a", "b"):
+        shutil.copytree(runs / "markov", tmp_path / parent / "markov")
+    (tmp_path / "a" / "markov" / "metrics.jsonl").write_text('{"epoch": 1, "lo')  # broken
+    argv = ["evaluate", str(tmp_path / "a" / "markov"), str(tmp_path / "b" / "markov")]
+    assert main([*argv, "--ks", "10"]) == 0  # the log is read for a report only
+    text = capsys.readouterr().out
+    assert "| a/markov |" in text
+    assert "| b/markov |" in text
+    assert main([*argv, "--report", str(tmp_path / "r.html")]) == 0
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "<td>a/markov</td>" in page
+    assert "<td>b/markov</td>" in page

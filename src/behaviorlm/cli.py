@@ -193,6 +193,32 @@ def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
     )
 
 
+def run_labels(paths: Sequence[str]) -> list[str]:
+    """A label for each run folder: its name, with as many parent folders as it takes to
+    tell runs of one name apart (a folder given twice: ``#2`` on the second).
+
+    Examples
+    --------
+    >>> run_labels(["runs/a/markov", "runs/b/markov", "runs/sasrec", "runs/sasrec"])
+    ['a/markov', 'b/markov', 'sasrec', 'sasrec#2']
+    """
+    parts = [Path(p).resolve().parts for p in paths]
+    depth = [1] * len(paths)
+    while True:
+        labels = [Path(*q[-d:]).as_posix() for q, d in zip(parts, depth, strict=True)]
+        clash = {i for i, label in enumerate(labels) if labels.count(label) > 1}
+        grow = {i for i in clash if parts[i] != parts[labels.index(labels[i])]}
+        if not grow:
+            break
+        for i in grow | {labels.index(labels[i]) for i in grow}:
+            depth[i] = min(depth[i] + 1, len(parts[i]))
+    seen: dict[str, int] = {}
+    for i, label in enumerate(labels):  # the same folder twice
+        seen[label] = seen.get(label, 0) + 1
+        labels[i] = label if seen[label] == 1 else f"{label}#{seen[label]}"
+    return labels
+
+
 def _report_path(value: str | None) -> Path | None:
     """The path of ``--report``, checked before any work: an HTML file."""
     if value and Path(value).suffix.lower() not in (".html", ".htm"):
@@ -205,16 +231,17 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     ks = _parse_ks(args.ks)
     report = _report_path(args.report)
     results, logs, datasets = [], {}, []
-    for path in args.artifacts:
+    # label rows by artifact folder: two artifacts of one model differ by config
+    for path, label in zip(args.artifacts, run_labels(args.artifacts), strict=True):
         with step(f"evaluating {path}"):
             artifact = Artifact.load(path)
             result = evaluate_artifact(
                 artifact, on=args.on, exclude_seen=not args.include_seen, ks=ks
             )
-            # label rows by artifact folder: two artifacts of one model differ by config
-            results.append(replace(result, model=Path(path).name))
-            logs[Path(path).name] = training_log(path)
+            results.append(replace(result, model=label))
             datasets.append(str(artifact.dataset.meta.get("name") or ""))
+            if report is not None:
+                logs[label] = training_log(path)
     console.print(markdown_table(results, ks=ks), markup=False, soft_wrap=True)
     for note in [*masking_notes(results), *cutoff_notes(results)]:
         console.print(f"note: {note}", markup=False, soft_wrap=True)

@@ -55,7 +55,8 @@ def fit_table(table: Table, width: int) -> None:
     the values are kept whole), and the other columns share what is
     left: each gets at least a few characters (:data:`TEXT_FLOOR`, or its longest word if
     shorter), narrow ones keep their width, wide ones (titles, names) get equal parts and
-    wrap. Where even that does not fit, the table is left as it is.
+    wrap. Where even that does not fit, the table is left as it is. It sets the columns'
+    widths: a table is narrowed for the one terminal it is printed on.
 
     Examples
     --------

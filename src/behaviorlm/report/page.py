@@ -30,7 +30,8 @@ from behaviorlm.evaluate import EvalResult, cutoff_notes, masking_notes
 from behaviorlm.report.svg import bar_chart, line_chart
 from behaviorlm.train.engine import METRICS_FILE
 
-#: Columns of the table: metric and cut-off.
+#: Columns of the table: metric and cut-off (where not evaluated: the cut-off nearest the
+#: first and the next ones evaluated).
 TABLE_METRICS: Final[tuple[str, ...]] = ("HR", "NDCG", "MRR", "Recall", "Coverage")
 TABLE_KS: Final[tuple[int, ...]] = (10, 20)
 #: Metrics drawn against the cut-off.
@@ -51,7 +52,8 @@ th:first-child, td:first-child { text-align: left; }
 
 def training_log(run: str | Path) -> list[dict[str, Any]]:
     """The per-epoch lines of a training run folder (its ``metrics.jsonl``); ``[]`` where the
-    folder has none (a baseline, or an artifact saved elsewhere).
+    folder has none (a baseline, or an artifact saved elsewhere). A line that does not parse
+    (a run stopped while writing it) is left out.
 
     Examples
     --------
@@ -66,8 +68,15 @@ def training_log(run: str | Path) -> list[dict[str, Any]]:
     path = Path(run) / METRICS_FILE
     if not path.is_file():
         return []
-    lines = path.read_text().splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            epoch = json.loads(line)
+        except json.JSONDecodeError:  # a run stopped while writing its last line
+            continue
+        if isinstance(epoch, dict):
+            out.append(epoch)
+    return out
 
 
 def _number(value: float | None, digits: int = 4) -> str:
@@ -75,12 +84,16 @@ def _number(value: float | None, digits: int = 4) -> str:
 
 
 def _table(results: Sequence[EvalResult], logs: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
-    columns = [(m, k) for m in TABLE_METRICS for k in TABLE_KS if any(k in r.ks for r in results)]
-    best = {
-        (m, k): max((r.metrics.get(m, {}).get(k, -math.inf) for r in results), default=None)
-        for m, k in columns
-        if m != "Coverage"
-    }
+    evaluated = sorted({k for r in results for k in r.ks})  # the one nearest 10, the next
+    first = min(evaluated, key=lambda k: (abs(k - TABLE_KS[0]), k))
+    ks = [first, *[k for k in evaluated if k > first][: len(TABLE_KS) - 1]]
+    columns = [(m, k) for m in TABLE_METRICS for k in ks]
+    best = {}
+    for m, k in columns:
+        values = [r.metrics.get(m, {}).get(k) for r in results]
+        finite = [v for v in values if v is not None and math.isfinite(v)]
+        if finite and m != "Coverage":
+            best[m, k] = max(finite)
     head = "".join(f"<th>{m}@{k}</th>" for m, k in columns)
     rows = []
     for r in results:
@@ -114,7 +127,7 @@ def _curves(results: Sequence[EvalResult], names: list[str]) -> list[str]:
         series = {
             r.model: sorted(r.metrics[metric].items()) for r in results if metric in r.metrics
         }
-        if not series:
+        if not _drawable(series):
             continue
         ks = sorted({k for points in series.values() for k, _ in points})
         charts.append(
@@ -132,30 +145,32 @@ def _curves(results: Sequence[EvalResult], names: list[str]) -> list[str]:
 
 
 def _by_history(results: Sequence[EvalResult], names: list[str]) -> list[str]:
-    groups: dict[str, int] = {}  # label -> users (of the first result that has the group)
+    users: dict[str, int] = {}  # group label -> users (of the first result that has it)
     for r in results:
         for g in r.extra.get("by_history_length", []):
-            groups.setdefault(str(g["events"]), int(g["users"]))
-    if not groups:
-        return []
-    labels = [f"{label} ({users:,})" for label, users in groups.items()]
+            users.setdefault(str(g["events"]), int(g["users"]))
+    groups = sorted(users, key=lambda label: int(label.split("-")[0].rstrip("+")))
     charts = []
     for metric in ("NDCG", "HR"):
+        keys = {
+            k
+            for r in results
+            for g in r.extra.get("by_history_length", [])
+            for k in g
+            if k.startswith(f"{metric}@")
+        }
+        if len(keys) != 1:  # none, or results at different cut-offs: no common chart
+            continue
+        key = keys.pop()
         series: dict[str, list[float | None]] = {}
-        key = ""
         for r in results:
-            values = {str(g["events"]): g for g in r.extra.get("by_history_length", [])}
-            found = [k for g in values.values() for k in g if k.startswith(f"{metric}@")]
-            if not found:
-                continue
-            key = found[0]
-            series[r.model] = [
-                float(values[label][key]) if label in values else None for label in groups
-            ]
-        if series:
+            values = {str(g["events"]): g.get(key) for g in r.extra.get("by_history_length", [])}
+            if values:
+                series[r.model] = [values.get(label) for label in groups]
+        if _drawable({n: list(enumerate(v)) for n, v in series.items()}):
             charts.append(
                 bar_chart(
-                    labels,
+                    [f"{label} ({users[label]:,})" for label in groups],
                     series,
                     title=f"{key} by history length",
                     x_label="the user's own events before the target (users)",
@@ -164,6 +179,11 @@ def _by_history(results: Sequence[EvalResult], names: list[str]) -> list[str]:
                 )
             )
     return charts
+
+
+def _drawable(series: Mapping[str, Sequence[tuple[Any, float | None]]]) -> bool:
+    """Whether any point of ``series`` has a finite value (a chart has something to draw)."""
+    return any(v is not None and math.isfinite(v) for points in series.values() for _, v in points)
 
 
 def _training(logs: Mapping[str, Sequence[Mapping[str, Any]]], names: list[str]) -> list[str]:
@@ -182,7 +202,7 @@ def _training(logs: Mapping[str, Sequence[Mapping[str, Any]]], names: list[str])
     charts = []
     for title, series in ((f"validation {VALID_METRIC}", valid), ("training loss", loss)):
         series = {name: points for name, points in series.items() if points}
-        if series:
+        if _drawable(series):
             charts.append(
                 line_chart(
                     series,
@@ -211,7 +231,7 @@ def report_html(
         the rows and the lines).
     logs : mapping, optional
         ``{model label: epoch lines}`` (:func:`training_log` of its run folder) for the
-        training curves.
+        training curves; labels of no result are left out.
     title : str
         The page's heading.
 
@@ -224,8 +244,11 @@ def report_html(
     """
     if not results:
         raise ValueError("a report needs at least one evaluation result")
-    logs = dict(logs or {})
     names = [r.model for r in results]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"every result needs a label of its own; {', '.join(twice)} label more")
+    logs = {name: log for name, log in (logs or {}).items() if name in names}
     first = results[0]
     n_items = first.extra.get("n_items")
     catalogue = f", {int(n_items):,} items" if n_items is not None else ""
@@ -275,5 +298,5 @@ def write_report(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(report_html(results, logs=logs, title=title))
+    path.write_text(report_html(results, logs=logs, title=title), encoding="utf-8")
     return path

@@ -45,11 +45,15 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     [0.0, 0.05, 0.1, 0.15, 0.2, 0.25]
     >>> nice_ticks(3.0, 3.0)
     [2.6, 2.8, 3.0, 3.2, 3.4]
+    >>> nice_ticks(0.0, 0.0)
+    [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
     """
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"ticks need finite bounds, got {lo}, {hi}")
-    if hi <= lo:
-        pad = abs(lo) * 0.1 or 1.0
+    if hi <= lo and lo == 0.0:  # all zero: an axis from 0 up
+        hi = 1.0
+    elif hi <= lo:
+        pad = abs(lo) * 0.1
         lo, hi = lo - pad, hi + pad
     raw = (hi - lo) / max(1, count)
     power = 10.0 ** math.floor(math.log10(raw))
@@ -93,12 +97,14 @@ def _legend(shown: Sequence[str], order: Sequence[str], x: float, y: float) -> l
     return out
 
 
-def _frame(title: str, legend_width: float) -> tuple[list[str], float, float]:
-    """The opening of a chart; returns its parts and the plot area's width and height."""
+def _frame(title: str, legend_width: float, rows: int) -> tuple[list[str], float, float]:
+    """The opening of a chart (taller where ``rows`` legend rows need it); returns its parts
+    and the plot area's width and height."""
     width = WIDTH + legend_width
+    height = max(HEIGHT, TOP + 18 * rows + 8)
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{HEIGHT}" '
-        f'viewBox="0 0 {width:.0f} {HEIGHT}" font-family="sans-serif" font-size="12" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height}" '
+        f'viewBox="0 0 {width:.0f} {height}" font-family="sans-serif" font-size="12" '
         f'role="img" aria-label="{escape(title)}">',
         f'<text x="{LEFT}" y="20" font-size="14" font-weight="bold">{escape(title)}</text>',
     ]
@@ -184,16 +190,19 @@ def line_chart(
         raise ValueError(f"{title}: a logarithmic x axis needs positive x, got {min(xs)}")
     shown = [n for n in order if n in clean]
     legend_width = 30 + CHAR * max(len(n) for n in shown)
-    parts, plot_w, plot_h = _frame(title, legend_width)
+    parts, plot_w, plot_h = _frame(title, legend_width, len(shown))
     scale = math.log10 if log_x else float
     if x_ticks is None:
         x_ticks = sorted(set(xs)) if log_x else nice_ticks(min(xs), max(xs))
     x_lo, x_hi = scale(min([*xs, *x_ticks])), scale(max([*xs, *x_ticks]))
-    y_ticks = nice_ticks(min(0.0, min(ys)) if from_zero else min(ys), max(ys))
+    if x_hi == x_lo:  # one x: in the middle
+        x_lo, x_hi = x_lo - 1.0, x_hi + 1.0
+    lo, hi = (min(0.0, min(ys)), max(0.0, max(ys))) if from_zero else (min(ys), max(ys))
+    y_ticks = nice_ticks(lo, hi)
     y_lo, y_hi = y_ticks[0], y_ticks[-1]
 
     def x_of(x: float) -> float:
-        return LEFT + (scale(x) - x_lo) / ((x_hi - x_lo) or 1.0) * plot_w
+        return LEFT + (scale(x) - x_lo) / (x_hi - x_lo) * plot_w
 
     def y_of(y: float) -> float:
         return TOP + plot_h - (y - y_lo) / ((y_hi - y_lo) or 1.0) * plot_h
@@ -248,8 +257,8 @@ def bar_chart(
     if not values:
         raise ValueError(f"{title}: no finite values to draw")
     legend_width = 30 + CHAR * max(len(n) for n in shown)
-    parts, plot_w, plot_h = _frame(title, legend_width)
-    y_ticks = nice_ticks(min(0.0, min(values)), max(values))
+    parts, plot_w, plot_h = _frame(title, legend_width, len(shown))
+    y_ticks = nice_ticks(min(0.0, min(values)), max(0.0, max(values)))  # bars start at 0
     y_lo, y_hi = y_ticks[0], y_ticks[-1]
 
     def y_of(y: float) -> float:

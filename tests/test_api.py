@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import behaviorlm as blm
 
@@ -26,3 +27,17 @@ def test_pipeline_from_the_root() -> None:
     assert top.items.shape == (1, 5)
     rows = art.item_table(top.items[0][top.items[0] > 0])
     assert all("title" in row for row in rows)
+
+
+def test_artifact_files_are_as_readable_as_new_files(tmp_path: Path) -> None:
+    """A server that runs as another user reads every file of an artifact, weights too."""
+    dataset = blm.preprocess(blm.simulate(60, seed=1))
+    blm.train(dataset, "markov", out_dir=tmp_path / "run", progress=False)
+    fresh = tmp_path / "fresh"
+    fresh.write_text("")
+    mode = fresh.stat().st_mode & 0o777
+    files = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
+    assert any(p.suffix == ".safetensors" for p in files)
+    assert {p.relative_to(tmp_path).as_posix(): p.stat().st_mode & 0o777 for p in files} == {
+        p.relative_to(tmp_path).as_posix(): mode for p in files
+    }

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 from rich.console import Console
 
@@ -209,6 +210,17 @@ def test_explain_command(
     assert "set aside" in text
     assert "own events on it" in text
     assert f"#{max(aside)}" in text
+    assert "nothing set aside" not in text
+    # an item the user never acted on: the command says that nothing was set aside
+    dataset = blm.Artifact.load(out).dataset
+    user = int(dataset.users.filter(pl.col("user_id") == "u1")["user"][0])
+    touched = set(dataset.events.filter(pl.col("user") == user)["item"].to_list())
+    untouched = dataset.items.filter(~pl.col("item").is_in(list(touched)))["item_id"][0]
+    argv = ["explain", str(out), "--user", "u1", "--item", untouched, "--without-target-events"]
+    assert main(argv) == 0
+    assert f"nothing set aside: user u1 has no events of their own on item {untouched}" in (
+        capsys.readouterr().out
+    )
 
 
 def test_influence_command(

@@ -357,6 +357,13 @@ def cmd_explain(args: argparse.Namespace) -> None:
         print(json.dumps(data, indent=2))
         return
     print_explanation(console, args.user, data)
+    if args.without_target_events and not data["set_aside"] and data["target"]["kind"] == "item":
+        console.print(
+            f"(nothing set aside: user {args.user} has no events of their own on item "
+            f"{data['target'].get('item_id')})",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def cmd_influence(args: argparse.Namespace) -> None:
@@ -398,7 +405,8 @@ def cmd_influence(args: argparse.Namespace) -> None:
         else _exposure_meaning(None)
     )
     con.print(
-        f"social reach {reach['reach']:.4f} over {len(followers)} followers; {weight}",
+        f"social reach {reach['reach']:.4f} over {len(followers)} "
+        f"follower{'s' if len(followers) != 1 else ''}; {weight}",
         markup=False,
         soft_wrap=True,
     )
@@ -529,11 +537,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "input", help="file or folder (CSV/TSV/Parquet/JSONL, MovieLens, RecBole, sequences)"
     )
-    p.add_argument("out_dir")
-    p.add_argument("--format", default="auto")
+    p.add_argument("out_dir", help="folder to write the Dataset to")
+    p.add_argument(
+        "--format",
+        default="auto",
+        help="csv, tsv, parquet, jsonl, folder, movielens, recbole or sequences "
+        "(auto: from the path)",
+    )
     p.add_argument("--map", help="column mapping, e.g. user_id=uid,item_id=iid,timestamp=ts")
     p.add_argument("--sep", help="field separator of a text file")
-    p.add_argument("--on-error", choices=["raise", "drop"], default="raise")
+    p.add_argument(
+        "--on-error",
+        choices=["raise", "drop"],
+        default="raise",
+        help="a bad row stops the run (raise) or is dropped and counted (drop)",
+    )
     p.add_argument(
         "--strict-actions", action="store_true", help="reject actions that are not built in"
     )
@@ -544,12 +562,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-user-events", type=int, default=1, help="k-core minimum per user")
     p.add_argument("--min-item-events", type=int, default=1, help="k-core minimum per item")
 
-    p = sub.add_parser("train", help="fit a model on a prepared Dataset", allow_abbrev=False)
+    p = sub.add_parser(
+        "train",
+        help="fit a model on a prepared Dataset",
+        description="Fit a model on a prepared Dataset. The model's shipped config applies, "
+        "then --config, then any --section.key=value override (e.g. --train.lr=1e-3 "
+        "--model.dim=128 '--split.followee_actions=[]').",
+        allow_abbrev=False,
+    )
     p.add_argument("dataset", help="folder written by `behaviorlm prepare`")
     p.add_argument(
         "--model", choices=sorted(MODELS), help="model name (or [run] model in --config)"
     )
-    p.add_argument("--config", help="experiment TOML file")
+    p.add_argument(
+        "--config", help="experiment TOML file (its keys over the model's shipped config)"
+    )
     p.add_argument("--out", help="artifact and run folder (default runs/MODEL)")
     p.add_argument(
         "--resume",
@@ -558,8 +585,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("evaluate", help="full-ranking metrics of artifacts", allow_abbrev=False)
-    p.add_argument("artifacts", nargs="+")
-    p.add_argument("--on", choices=["test", "valid"], default="test")
+    p.add_argument("artifacts", nargs="+", help="artifact folders written by `behaviorlm train`")
+    p.add_argument(
+        "--on", choices=["test", "valid"], default="test", help="which held-out event (test)"
+    )
     p.add_argument(
         "--include-seen", action="store_true", help="do not filter the user's seen items"
     )
@@ -578,8 +607,10 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument(
         "--all-users", action="store_true", help="every user of the data set (needs --out)"
     )
-    p.add_argument("-k", type=int, default=10)
-    p.add_argument("--include-seen", action="store_true")
+    p.add_argument("-k", type=int, default=10, help="items per user (10)")
+    p.add_argument(
+        "--include-seen", action="store_true", help="also recommend items the user has seen"
+    )
     p.add_argument("--category", action="append", help="only items of this category (repeatable)")
     p.add_argument("--exclude", action="append", help="never recommend this item id (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -23,6 +23,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from behaviorlm.data.readers.tabular import TABLE_EXTENSIONS, TABLE_FORMATS
+from behaviorlm.files import as_new_file
 
 
 class TableWriter:
@@ -114,10 +115,8 @@ class TableWriter:
         try:
             if self._target.exists():
                 shutil.copymode(self._target, self._part)
-            else:  # as a new file would be made: read-write by all, less the umask
-                umask = os.umask(0)
-                os.umask(umask)
-                os.chmod(self._part, 0o666 & ~umask)
+            else:  # as a new file would be made
+                as_new_file(self._part)
             os.replace(self._part, self._target)
         except BaseException:
             self._part.unlink(missing_ok=True)

@@ -16,6 +16,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from behaviorlm.config import from_dict, to_dict
+from behaviorlm.files import as_new_file
 from behaviorlm.schema import F32, Sequences
 
 WEIGHTS_FILE = "weights.safetensors"
@@ -111,6 +112,7 @@ class Recommender(ABC):
         path.mkdir(parents=True, exist_ok=True)
         (path / CONFIG_FILE).write_text(json.dumps(self.meta(), indent=2) + "\n")
         self.write_weights(path / WEIGHTS_FILE)
+        as_new_file(path / WEIGHTS_FILE)  # the safetensors writer makes it private
 
     @classmethod
     def load(cls, directory: str | Path) -> Self:

@@ -1,0 +1,27 @@
+"""Small helpers for the files behaviorlm writes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def as_new_file(path: str | Path) -> None:
+    """Give ``path`` the permissions a newly created file gets: read-write for everyone, less
+    the process's umask. Files written through a temporary file (which is private, 0600) or
+    by a library that makes them private read like their neighbours then, for example for a
+    server that runs as another user.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> handle, name = tempfile.mkstemp()
+    >>> os.close(handle)
+    >>> as_new_file(name)
+    >>> umask = os.umask(0); _ = os.umask(umask)
+    >>> os.stat(name).st_mode & 0o777 == 0o666 & ~umask
+    True
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)

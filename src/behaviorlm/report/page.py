@@ -130,13 +130,14 @@ def _curves(results: Sequence[EvalResult], names: list[str]) -> list[str]:
         if not _drawable(series):
             continue
         ks = sorted({k for points in series.values() for k, _ in points})
+        log_x = min(ks) > 0 and len(ks) > 1
         charts.append(
             line_chart(
                 {name: [(float(k), v) for k, v in points] for name, points in series.items()},
                 title=f"{metric}@K",
-                x_label="cut-off K (log scale)",
+                x_label="cut-off K" + (" (log scale)" if log_x else ""),
                 y_label=f"{metric}@K",
-                log_x=min(ks) > 0 and len(ks) > 1,
+                log_x=log_x,
                 x_ticks=[float(k) for k in ks],
                 names=names,
             )

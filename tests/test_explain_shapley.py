@@ -9,12 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
 import behaviorlm as blm
 from behaviorlm.cli import main
 from behaviorlm.explain import Target, explain
-from behaviorlm.explain.shapley import orders, shapley
+from behaviorlm.explain.components import edited_components
+from behaviorlm.explain.shapley import CONTEXT_PLAYERS, orders, shapley
+from behaviorlm.explain.target import target_scores
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.schema import Sequences
 from behaviorlm.serve import Limits, create_app
@@ -80,6 +83,47 @@ def test_exact_values_equal_the_subset_formula(art: blm.Artifact) -> None:
         assert values[i] == pytest.approx(exact, abs=1e-4)
 
 
+def test_exact_values_with_context_players_equal_the_subset_formula(art: blm.Artifact) -> None:
+    """Location and device as players beside 3 events: 5! = 120 orders, all taken."""
+    model, history = art.model, long_row(art)
+    assert isinstance(model, NeuralRecommender)
+    n, item, groups = len(history.items), 7, list(CONTEXT_PLAYERS)
+    players = np.arange(n - 3, n)
+    _, _, values, _ = shapley(
+        model, history, Target.item(item), players, samples=120, components=groups
+    )
+    assert values.shape == (5,)
+
+    def value(s: tuple[int, ...]) -> float:
+        """The logit with players ``s`` present: the events kept, the components kept."""
+        keep = np.ones(n, dtype=bool)
+        keep[[p for j, p in enumerate(players) if j not in s]] = False
+        row = history.take_events(keep)
+        batch = model.batch(row)
+        theirs = torch.from_numpy(row.is_followee_event()[-batch.shape[1] :]).view(1, -1, 1)
+
+        def drop(group: str, output: torch.Tensor) -> torch.Tensor:
+            present = 3 + groups.index(group) in s
+            return output if present else torch.where(theirs, output, torch.zeros(()))
+
+        with torch.no_grad(), edited_components(model.module, groups, 1, drop):
+            return float(target_scores(model.module, batch, Target.item(item))[0][0])
+
+    subsets = [s for r in range(6) for s in itertools.combinations(range(5), r)]
+    scores = {s: value(s) for s in subsets}
+    for i in range(5):
+        exact = sum(
+            math.factorial(len(s))
+            * math.factorial(4 - len(s))
+            / math.factorial(5)
+            * (scores[tuple(sorted((*s, i)))] - scores[s])
+            for s in subsets
+            if i not in s
+        )
+        assert values[i] == pytest.approx(exact, abs=1e-4)
+    assert values[3:].any()  # the components matter to this model
+
+
 @pytest.mark.parametrize("kind", ["item", "action"])
 def test_sampled_values_are_efficient_and_seeded(art: blm.Artifact, kind: str) -> None:
     model, history = art.model, long_row(art)
@@ -107,14 +151,18 @@ def test_explain_with_shapley(art: blm.Artifact) -> None:
     assert len(e.events) == 20
     assert e.baseline_logit is not None
     assert e.baseline_probability is not None
-    assert sum(ev.logit or 0.0 for ev in e.events) == pytest.approx(
-        e.logit - e.baseline_logit, abs=1e-4
-    )
+    context = {g.group: g.attributed_logit for g in e.groups if g.group in CONTEXT_PLAYERS}
+    assert set(context) == set(CONTEXT_PLAYERS)  # the simulator has both
+    assert all(v is not None for v in context.values())
+    # the events' values and the context groups' add up to the score minus the baseline
+    assert sum(ev.logit or 0.0 for ev in e.events) + sum(
+        v or 0.0 for v in context.values()
+    ) == pytest.approx(e.logit - e.baseline_logit, abs=1e-4)
     for g in e.groups:  # event kinds sum up, as for occlusion
         if g.group in ("history", "search", "social"):
             kinds = [ev.logit or 0.0 for ev in e.events if ev.kind == g.group]
             assert g.attributed_logit == pytest.approx(sum(kinds), abs=1e-5)
-        else:
+        elif g.group not in CONTEXT_PLAYERS:
             assert g.attributed_logit is None
     json.dumps(e.to_dict())
     item = int(history.items[-1])
@@ -152,10 +200,12 @@ def test_shapley_from_the_cli_and_the_service(
         assert ok.status_code == 200, ok.text
         body = ok.json()
         assert body["method"] == "shapley"
-        assert sum(ev["logit"] for ev in body["events"]) == pytest.approx(
+        context = [g["attributed_logit"] for g in body["groups"] if g["group"] in CONTEXT_PLAYERS]
+        assert len(context) == len(CONTEXT_PLAYERS)
+        assert sum(ev["logit"] for ev in body["events"]) + sum(context) == pytest.approx(
             body["logit"] - body["baseline_logit"], abs=1e-4
         )
-        rows = c.get(url, params={"method": "shapley", "samples": 16})  # 16 x 19 + 2 rows
+        rows = c.get(url, params={"method": "shapley", "samples": 16})  # 16 x 21 + 2 rows
         assert rows.status_code == 422
         assert "limit is 100" in rows.text
         over = c.get(url, params={"method": "shapley", "samples": 17})

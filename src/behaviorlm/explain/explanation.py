@@ -16,8 +16,11 @@ Methods
 ``shapley``
     Shapley values of the events, by permutation sampling (:mod:`behaviorlm.explain.shapley`):
     what each event adds, averaged over the orders in which the events could be added, so
-    evidence that several events share is split among them. Values add up to the score minus
-    the score with every explained event deleted (the baseline). Group sums as for occlusion.
+    evidence that several events share is split among them. Location and device, the
+    context of every token, are players too, so every feature group gets a value in the same
+    game: the group sums add the events of each kind, and location's and device's are their
+    own Shapley values. The events' and those two values add up to the score minus the score
+    with every event deleted and location and device removed (the baseline).
 ``attention``
     Attention read-out of the last layer (:mod:`behaviorlm.explain.attention`), a diagnostic:
     events carry the weight, not an influence.
@@ -35,7 +38,7 @@ from behaviorlm.explain.attention import NOTE, attention
 from behaviorlm.explain.gradients import integrated_gradients
 from behaviorlm.explain.groups import SOCIAL_SOURCE, ablate_groups, event_kinds
 from behaviorlm.explain.occlusion import occlusion
-from behaviorlm.explain.shapley import SAMPLES, shapley
+from behaviorlm.explain.shapley import CONTEXT_PLAYERS, SAMPLES, shapley
 from behaviorlm.explain.target import Target, neural, resolve_target, single_row, window
 from behaviorlm.models.base import Recommender
 from behaviorlm.schema import Sequences
@@ -314,12 +317,17 @@ def explain(
     }
     if method in ("occlusion", "shapley"):
         empty: tuple[float | None, float | None] = (None, None)  # occlusion has no baseline
+        played: dict[str, tuple[float, float]] = {}
         if method == "occlusion":
             (logit, prob), d_logit, d_prob = occlusion(net, history, chosen, events)
         else:
+            context = [g for g in CONTEXT_PLAYERS if g in ablation]
             (logit, prob), empty, d_logit, d_prob = shapley(
-                net, history, chosen, events, samples=samples, seed=seed
+                net, history, chosen, events, samples=samples, seed=seed, components=context
             )
+            k = len(events)
+            played = {g: (d_logit[k + j], d_prob[k + j]) for j, g in enumerate(context)}
+            d_logit, d_prob = d_logit[:k], d_prob[:k]
         rows = tuple(
             event(k, logit=float(d_logit[k]), probability=float(d_prob[k]))
             for k in range(len(events))
@@ -327,6 +335,8 @@ def explain(
         kind = np.asarray([e.kind for e in described])
 
         def summed(g: str) -> tuple[float | None, float | None]:
+            if g in played:  # a Shapley player of its own
+                return float(played[g][0]), float(played[g][1])
             if g not in EVENT_KINDS:  # context groups have no events of their own
                 return None, None
             return float(d_logit[kind == g].sum()), float(d_prob[kind == g].sum())

@@ -8,36 +8,60 @@ events could be added, so evidence held by several events is shared among them a
 that also carries evidence of its own comes out ahead. Here the players are the events the
 model reads, "absent" means deleted from the timeline (as in occlusion: older events take
 their places in the model's window), and the value is the target's logit (and, separately,
-its probability).
+its probability). Feature groups that are context of every token rather than events
+(``components``: location and device, :data:`CONTEXT_PLAYERS`) can join as players of their
+own, "absent" meaning their component zeroed in the user's own tokens (as in the group
+ablation of :mod:`behaviorlm.explain.groups`; followees' events keep theirs): every group
+then has a value in one game, on one scale.
 
 Estimated by permutation sampling (Castro, Gomez and Tejada 2009; Strumbelj and Kononenko
 2010): for each sampled order, the events are added one at a time and each event's value is
 the change of the score when it joins. Orders come in antithetic pairs (an order and its
-reverse), which lowers the variance. Where the events have at most ``samples`` orders in all
-(``k! <= samples``) every order is taken once and the values are exact. Either way the values
-add up exactly to the full timeline's score minus the score with every explained event
-deleted (efficiency): each order's changes telescope.
+reverse), which lowers the variance. Where the ``p`` players have at most ``samples`` orders
+in all (``p! <= samples``) every order is taken once and the values are exact. Either way the
+values add up exactly to the full timeline's score minus the score with every player absent
+(efficiency): each order's changes telescope.
 
-Cost: ``samples x (k - 1) + 2`` rows of the timeline scored in batches (for 50 events and 64
-orders, 3,138 rows): about ``samples`` times as many rows as leave-one-out occlusion scores.
-Each distinct coalition is scored once (with every order taken, most recur: 4 events have
-24 orders but 16 coalitions).
+Cost: ``samples x (p - 1) + 2`` rows of the timeline scored in batches (:func:`shapley_rows`;
+for 50 events, 2 components and 64 orders, 3,266 rows): about ``samples`` times as many rows
+as leave-one-out occlusion scores. Each distinct coalition is scored once (with every order
+taken, most recur: 4 players have 24 orders but 16 coalitions). With components the rows run
+through the untraced model, whose embedding tables can be hooked.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
-from behaviorlm.explain.target import Target, hidden_scores
+from behaviorlm.explain.components import edited_components
+from behaviorlm.explain.target import Target, hidden_scores, target_scores
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.schema import F32, Int, Sequences
 
 #: Orders sampled by default.
 SAMPLES = 64
+#: Feature groups that ``explain(..., method="shapley")`` makes players beside the events:
+#: the context of every token, with no events of their own.
+CONTEXT_PLAYERS = ("location", "device")
+
+
+def shapley_rows(players: int, samples: int) -> int:
+    """Most rows :func:`shapley` scores for ``players`` players and ``samples`` orders.
+
+    Examples
+    --------
+    >>> shapley_rows(52, 64)
+    3266
+    """
+    return samples * max(players - 1, 0) + 2
+
+
 #: Events (rows x the model's window) of the coalitions built and scored at a time.
 CHUNK_EVENTS = 512 * 50
 
@@ -71,13 +95,17 @@ def shapley(
     events: Int,
     samples: int = SAMPLES,
     seed: int = 0,
+    components: Sequence[str] = (),
 ) -> tuple[tuple[float, float], tuple[float, float], F32, F32]:
     """Shapley values of ``events`` (flat indices of one timeline) on the target's score.
 
-    Events outside ``events`` stay in every coalition. Returns ``((logit, probability),
-    (empty_logit, empty_probability), logit_values, probability_values)``: the full
-    timeline's score, the score with all of ``events`` deleted, and the ``(len(events),)``
-    values, which add up to the difference of the two.
+    Events outside ``events`` stay in every coalition; each feature group of ``components``
+    (of the model's token components, e.g. :data:`CONTEXT_PLAYERS`) is a player too. Returns
+    ``((logit, probability), (empty_logit, empty_probability), logit_values,
+    probability_values)``: the full timeline's score, the score with every player absent
+    (all of ``events`` deleted, the ``components`` zeroed), and the ``(len(events) +
+    len(components),)`` values (the events', then the components'), which add up to the
+    difference of the two.
 
     Examples
     --------
@@ -92,6 +120,7 @@ def shapley(
     if len(history) != 1:
         raise ValueError(f"shapley explains one timeline, got {len(history)}")
     events = np.asarray(events, dtype=np.int64)
+    c = len(components)
     k, max_len = len(events), int(model.config.max_len)
     total = len(history.items)
     if events.size and not (total - min(total, max_len) <= events.min() and events.max() < total):
@@ -106,24 +135,30 @@ def shapley(
     start = max(0, total - max_len - k - 1)
     history = history.take_events(np.arange(len(history.items)) >= start)
     events, n = events - start, len(history.items)
-    order = orders(k, samples, np.random.default_rng(seed))  # (M, k)
+    p = k + c  # players: the events, then the components
+    order = orders(p, samples, np.random.default_rng(seed))  # (M, p)
     m = len(order)
-    rank = np.empty_like(order)  # rank[o, e]: the place of event e in order o
-    rank[np.arange(m)[:, None], order] = np.arange(k)
-    # coalition rows: every explained event absent, all present, then each order's k - 1
-    # coalitions between (the events of places 0 .. j - 1 present, j = 1 .. k - 1)
-    present = np.ones((2 + m * max(k - 1, 0), n), dtype=bool)
-    present[0, events] = False
-    if k > 1:
-        joined = rank[:, None, :] < np.arange(1, k)[None, :, None]  # (M, k - 1, k)
-        present[2:, events] = joined.reshape(-1, k)
+    rank = np.empty_like(order)  # rank[o, e]: the place of player e in order o
+    rank[np.arange(m)[:, None], order] = np.arange(p)
+    # coalition rows: every player absent, all present, then each order's p - 1 coalitions
+    # between (the players of places 0 .. j - 1 present, j = 1 .. p - 1); a row is the
+    # timeline's events present, then the components present
+    present = np.ones((2 + m * max(p - 1, 0), n + c), dtype=bool)
+    players = np.concatenate([events, n + np.arange(c)])
+    present[0, players] = False
+    if p > 1:
+        joined = rank[:, None, :] < np.arange(1, p)[None, :, None]  # (M, p - 1, p)
+        present[2:, players] = joined.reshape(-1, p)
     # each distinct coalition once (with every order taken, most coalitions recur)
     distinct, where = np.unique(present, axis=0, return_inverse=True)
     parts = []
     chunk = max(1, CHUNK_EVENTS // max_len)  # coalitions at a time: bounded memory
     for lo in range(0, len(distinct), chunk):
         rows = distinct[lo : lo + chunk]
-        part = history.select(np.zeros(len(rows), dtype=np.int64)).take_events(rows.ravel())
+        part = history.select(np.zeros(len(rows), dtype=np.int64)).take_events(rows[:, :n].ravel())
+        if c:
+            parts.append(_scores_without(model, part, target, components, rows[:, n:]))
+            continue
         with torch.inference_mode():
             parts.append(hidden_scores(model.module, model.hidden(part), target))
     index = torch.from_numpy(where.reshape(-1))
@@ -137,9 +172,39 @@ def shapley(
             [np.full((m, 1), score[0]), score[2:].reshape(m, -1), np.full((m, 1), score[1])],
             axis=1,
         )
-        change = np.diff(path, axis=1)  # (M, k)
-        phi = np.take_along_axis(change, rank, axis=1).mean(axis=0) if k else np.zeros(0)
+        change = np.diff(path, axis=1)  # (M, p)
+        phi = np.take_along_axis(change, rank, axis=1).mean(axis=0) if p else np.zeros(0)
         values.append(phi.astype(np.float32))
     full = (float(logit[1]), float(prob[1]))
     empty = (float(logit[0]), float(prob[0]))
     return full, empty, values[0], values[1]
+
+
+def _scores_without(
+    model: NeuralRecommender,
+    part: Sequences,
+    target: Target,
+    components: Sequence[str],
+    kept: npt.NDArray[np.bool_],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores of the rows of ``part`` with component ``components[j]`` removed (zeroed, as
+    in the group ablation) where ``kept[row, j]`` is False; followees' events keep theirs."""
+    module = model.module.eval()
+    batch = model.batch(part)
+    t = batch.shape[1]
+    lengths = part.lengths
+    row = np.repeat(np.arange(len(part)), lengths)
+    # right-aligned: a row's last event in column t - 1
+    column = np.arange(len(part.items)) - np.repeat(part.offsets[:-1] + lengths - t, lengths)
+    visible = column >= 0
+    theirs = np.zeros((len(part), t), dtype=bool)
+    theirs[row[visible], column[visible]] = part.is_followee_event()[visible]
+    followee = torch.from_numpy(theirs).unsqueeze(-1)
+    keep = torch.from_numpy(kept.astype(np.float32))
+
+    def drop(group: str, output: torch.Tensor) -> torch.Tensor:
+        factor = keep[:, list(components).index(group)].view(-1, 1, 1)
+        return torch.where(followee, output, output * factor)
+
+    with torch.no_grad(), edited_components(module, list(components), len(part), drop):
+        return target_scores(module, batch, target)

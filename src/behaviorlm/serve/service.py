@@ -43,7 +43,7 @@ from behaviorlm.explain import (
     reaching_event,
 )
 from behaviorlm.explain.exposure import SOCIAL_ACTIONS, Exposure, estimate_exposure
-from behaviorlm.explain.shapley import SAMPLES
+from behaviorlm.explain.shapley import CONTEXT_PLAYERS, SAMPLES, shapley_rows
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.models.pop import Pop, PopConfig
 from behaviorlm.recommend import recommend
@@ -540,7 +540,8 @@ class Service:
                 f"the model reads {read:,} events of this timeline: explanations are limited "
                 f"to {max_events:,}",
             )
-        rows = samples * max(read - 1, 0) + 2  # at most, for the Shapley values
+        # at most, for the Shapley values of the events and the context groups
+        rows = shapley_rows(read + len(CONTEXT_PLAYERS), samples)
         if method == "shapley" and rows > max_shapley_rows:
             raise RequestError(
                 422,

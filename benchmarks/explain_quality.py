@@ -136,6 +136,7 @@ def explained(
         method,
         steps=args.steps,
         samples=args.samples,
+        seed=args.shapley_seed,
         without_target_events=aside,
     )
 
@@ -622,6 +623,7 @@ def main() -> None:
     parser.add_argument("--methods", default="occlusion,ig,shapley,attention")
     parser.add_argument("--steps", type=int, default=32, help="integrated gradients steps")
     parser.add_argument("--samples", type=int, default=SAMPLES, help="shapley: orders sampled")
+    parser.add_argument("--shapley-seed", type=int, default=0, help="shapley: seed of the orders")
     parser.add_argument("--reach-items", type=int, default=5, help="most shared items for reach")
     parser.add_argument(
         "--reach-min-trials",
@@ -650,6 +652,7 @@ def main() -> None:
         "methods": methods,
         "steps": args.steps,
         "samples": args.samples,
+        "shapley_seed": args.shapley_seed,
     }
     parts = set(args.parts.split(","))
     if parts - set(PARTS):

@@ -202,7 +202,7 @@ def run_labels(paths: Sequence[str]) -> list[str]:
     >>> run_labels(["runs/a/markov", "runs/b/markov", "runs/sasrec", "runs/sasrec"])
     ['a/markov', 'b/markov', 'sasrec', 'sasrec#2']
     """
-    parts = [Path(p).resolve().parts for p in paths]
+    parts = [Path(os.path.abspath(p)).parts for p in paths]  # as given: links not followed
     depth = [1] * len(paths)
     while True:
         labels = [Path(*q[-d:]).as_posix() for q, d in zip(parts, depth, strict=True)]
@@ -318,7 +318,10 @@ def _write_recommendations(
             advance(len(rows))
     empty = len(users) - listed
     none = f" ({empty:,} with no item left after the filters)" if empty else ""
-    console.print(f"wrote {out.rows:,} recommendations for {len(users):,} users{none} to {path}")
+    console.print(
+        f"wrote {out.rows:,} recommendations for {len(users):,} users{none} to {path}",
+        soft_wrap=True,
+    )
 
 
 def _print_recommendations(con: Console, user: str, rows: list[dict[str, Any]]) -> None:

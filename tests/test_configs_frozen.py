@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from behaviorlm.config import load_toml
+import behaviorlm as blm
+from behaviorlm.cli import main
+from behaviorlm.config import ConfigError, load_toml
 from behaviorlm.models import MODELS
 from behaviorlm.train.run import resolve_run_config, shipped_defaults
 
@@ -78,3 +80,36 @@ def test_a_config_file_and_overrides_win_over_the_shipped_config() -> None:
     bare = resolve_run_config("sasrec", defaults=False)
     assert bare.split.followee_actions == ()
     assert bare.train.bf16 is False
+
+
+def test_a_run_trained_before_the_shipped_defaults_resumes(tmp_path: Path) -> None:
+    """A run folder's stored config, not today's shipped one, is where its resume starts."""
+    dataset = blm.preprocess(blm.simulate(80, seed=2))
+    tiny = ["model.dim=8", "model.layers=1", "model.max_len=10", "train.threads=1"]
+    out = tmp_path / "old-run"
+    # the defaults of the config classes stand in for a run from before
+    blm.train(
+        dataset,
+        "sasrec",
+        overrides=[*tiny, "train.epochs=1"],
+        out_dir=out,
+        progress=False,
+        defaults=False,
+    )
+    again = [*tiny, "train.epochs=1", "train.patience=3"]  # patience may change on resume
+    art = blm.train(dataset, "sasrec", overrides=again, out_dir=out, progress=False, resume=True)
+    assert art.run["config"]["split"]["followee_actions"] == []  # as the run was trained
+    assert art.run["config"]["train"]["patience"] == 3
+    dataset.save(tmp_path / "ds")
+    argv = ["train", str(tmp_path / "ds"), "--model", "sasrec", "--out", str(out)]
+    assert main([*argv, *(f"--{o}" for o in again), "--resume"]) == 0
+    # with the shipped config the checkpoint's config differs: a resume would be refused
+    assert resolve_run_config("sasrec", None, again).split.followee_actions == ("share",)
+
+
+def test_config_sections_must_be_tables() -> None:
+    for bad in ({"run": "sasrec"}, {"train": 5}, {"run": {"model": ["sasrec"]}}):
+        with pytest.raises(ConfigError):
+            resolve_run_config(None, bad)
+    with pytest.raises(ValueError, match=r'set train\.schedule = "epochs"'):
+        resolve_run_config("sasrec", None, ["train.time_budget_s=0"])

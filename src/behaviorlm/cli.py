@@ -56,6 +56,7 @@ from behaviorlm.report import training_log, write_report
 from behaviorlm.schema import Sequences
 from behaviorlm.train import resolve_run_config, train
 from behaviorlm.train.distributed import current_world, finish, start
+from behaviorlm.train.run import stored_config
 
 EXIT_BAD_INPUT = 2
 
@@ -159,8 +160,12 @@ def _torchrun_launch() -> dict[str, int] | None:
 
 def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
     # resolve the config first: a mistake in it is reported before any data is loaded
-    run = resolve_run_config(args.model, load_toml(args.config) if args.config else None, overrides)
+    data = load_toml(args.config) if args.config else None
+    run = resolve_run_config(args.model, data, overrides)
     out = Path(args.out) if args.out else Path("runs") / run.model
+    if args.resume and (stored := stored_config(out)) is not None:
+        # a run resumed starts from its own config: it may predate the shipped defaults
+        run = resolve_run_config(args.model, data, overrides, base=stored)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; the artifact is a folder")
     main_rank = current_world().is_main  # under torchrun only rank 0 prints and writes

@@ -168,7 +168,10 @@ class TrainConfig:
         if not self.lr > 0:
             raise ValueError(f"train.lr must be positive, got {self.lr}")
         if self.schedule == "budget" and not self.time_budget_s > 0:
-            raise ValueError('train.schedule = "budget" needs a train.time_budget_s above 0')
+            raise ValueError(
+                'train.schedule = "budget" needs a train.time_budget_s above 0 '
+                '(without a budget, set train.schedule = "epochs")'
+            )
         if not DEVICE.fullmatch(self.device):
             raise ValueError(
                 f'train.device must be "auto", "cpu", "cuda" or "cuda:N", got {self.device!r}'

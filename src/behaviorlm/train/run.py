@@ -9,6 +9,7 @@ sets keeps its dataclass default. The resolved config is stored in the artifact.
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from behaviorlm.data.protocol import SplitConfig, make_split
 from behaviorlm.models import MODELS
 from behaviorlm.train.config import TrainConfig
 from behaviorlm.train.distributed import current_world
-from behaviorlm.train.engine import fit_model
+from behaviorlm.train.engine import CONFIG_FILE, fit_model
 
 SECTIONS = ("run", "split", "model", "train")
 
@@ -90,24 +91,51 @@ def merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def stored_config(run_dir: str | Path | None) -> dict[str, Any] | None:
+    """The resolved config a run folder's ``config.json`` holds, or None where there is none.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> stored_config(tempfile.mkdtemp()) is None
+    True
+    """
+    path = Path(run_dir) / CONFIG_FILE if run_dir is not None else None
+    if path is None or not path.is_file():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
 def resolve_run_config(
     model: str | None = None,
     data: Mapping[str, Any] | None = None,
     overrides: Sequence[str] = (),
     *,
     defaults: bool = True,
+    base: Mapping[str, Any] | None = None,
 ) -> RunConfig:
     """Compose a RunConfig from a model name, experiment data (a parsed TOML) and overrides,
     over the model's shipped defaults (:func:`shipped_defaults`; ``defaults=False``: over the
-    config classes' own defaults only).
+    config classes' own defaults only; ``base``: over that config instead, e.g. the
+    :func:`stored_config` of a run to resume, trained with the defaults of its time).
 
     Raises ConfigError on unknown sections, unknown keys, wrong types or an unknown model.
     """
     given = apply_overrides(dict(data or {}), overrides)
-    table = given.get("run")
-    named = table.get("model") if isinstance(table, Mapping) else None
-    name = model if model is not None else named
-    merged = merge(shipped_defaults(name) if defaults and name in MODELS else {}, given)
+    for source in (given, base or {}):
+        for section, table in source.items():
+            if not isinstance(table, Mapping):
+                raise ConfigError(f"[{section}] must be a table of settings, got {table!r}")
+    run_table = {**(base or {}).get("run", {}), **given.get("run", {})}
+    name = model if model is not None else run_table.get("model")
+    if name is not None and not isinstance(name, str):
+        raise ConfigError(f"run.model must be a model name, got {name!r}")
+    if base is not None:
+        start: Mapping[str, Any] = base
+    else:
+        start = shipped_defaults(name) if defaults and name in MODELS else {}
+    merged = merge(start, given)
     unknown = sorted(set(merged) - set(SECTIONS))
     if unknown:
         raise ConfigError(
@@ -179,7 +207,9 @@ def train(
     >>> art.run["config"]["run"]["model"]
     'pop'
     """
-    cfg = resolve_run_config(model, config, overrides, defaults=defaults)
+    # a run resumed starts from its own stored config: it may predate the shipped defaults
+    base = stored_config(out_dir) if resume else None
+    cfg = resolve_run_config(model, config, overrides, defaults=defaults, base=base)
     split = make_split(dataset, cfg.split)
     fitted = MODELS[cfg.model][1](cfg.model_config)
     codes = [dataset.action_code(a) for a in cfg.split.target_actions]

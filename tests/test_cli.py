@@ -208,7 +208,7 @@ def test_tables_on_a_narrow_terminal_keep_their_numbers_whole() -> None:
     for width, headers_whole in ((50, False), (64, True)):
         groups = Table()  # a table is narrowed for the terminal it is printed on: one each
         groups.add_column("group")
-        for name in ("ablation Δp", "ablation Δlogit", "summed Δp", "summed Δlogit"):
+        for name in ("ablation Δp", "ablation Δlogit", "attributed Δp", "attributed Δlogit"):
             groups.add_column(name, justify="right")
         for name in ("history", "location", "followee events"):
             groups.add_row(name, "+0.0123", "+0.123", "-0.0123", "-0.123")

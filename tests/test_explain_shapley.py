@@ -16,7 +16,7 @@ import behaviorlm as blm
 from behaviorlm.cli import main
 from behaviorlm.explain import Target, explain
 from behaviorlm.explain.components import edited_components
-from behaviorlm.explain.shapley import CONTEXT_PLAYERS, orders, shapley
+from behaviorlm.explain.shapley import CONTEXT_PLAYERS, context_players, orders, shapley
 from behaviorlm.explain.target import target_scores
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.schema import Sequences
@@ -221,3 +221,19 @@ def test_shapley_takes_each_event_of_the_window_once(art: blm.Artifact) -> None:
         shapley(model, history, Target.item(1), np.array([n - 21, n - 1]))
     with pytest.raises(ValueError, match="once"):
         shapley(model, history, Target.item(1), np.array([n - 2, n - 2]))
+
+
+def test_context_players_are_the_groups_the_model_reads(
+    art: blm.Artifact, dataset: blm.Dataset
+) -> None:
+    assert isinstance(art.model, NeuralRecommender)
+    assert context_players(art.model) == list(CONTEXT_PLAYERS)  # the simulator has both
+    off = ["model.features.location=false", *TINY, "train.epochs=1", "train.threads=1"]
+    without = blm.train(dataset, art.model.name, overrides=off, progress=False)
+    assert isinstance(without.model, NeuralRecommender)
+    assert context_players(without.model) == ["device"]
+    mlp = blm.train(dataset, "mlp", overrides=["train.epochs=1"], progress=False)
+    assert isinstance(mlp.model, NeuralRecommender)
+    assert context_players(mlp.model) == []  # it reads the items only
+    e = explain(mlp.model, long_row(mlp), 5, method="shapley", samples=4)
+    assert all(g.attributed_logit is None for g in e.groups if g.group in CONTEXT_PLAYERS)

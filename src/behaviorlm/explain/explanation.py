@@ -38,7 +38,7 @@ from behaviorlm.explain.attention import NOTE, attention
 from behaviorlm.explain.gradients import integrated_gradients
 from behaviorlm.explain.groups import SOCIAL_SOURCE, ablate_groups, event_kinds
 from behaviorlm.explain.occlusion import occlusion
-from behaviorlm.explain.shapley import CONTEXT_PLAYERS, SAMPLES, shapley
+from behaviorlm.explain.shapley import SAMPLES, context_players, shapley
 from behaviorlm.explain.target import Target, neural, resolve_target, single_row, window
 from behaviorlm.models.base import Recommender
 from behaviorlm.schema import Sequences
@@ -111,7 +111,8 @@ class GroupInfluence:
 
     ``ablation_*`` = full score minus the score with the group's component removed from
     every token; ``attributed_*`` = the method's token attributions summed by group (None
-    where the method attributes nothing to this group). Followees' events
+    where the method attributes nothing to this group; for Shapley values, location's and
+    device's own values as players of the game). Followees' events
     (``behaviorlm.data.feed``) are social activity as a whole: their ablation deletes them,
     and their attributions, every component, count as social.
     """
@@ -141,9 +142,10 @@ class Explanation:
     groups : tuple of GroupInfluence
         Feature groups the model uses.
     baseline_logit, baseline_probability : float or None
-        Integrated gradients: the score at zero tokens; Shapley: the score with every
-        explained event deleted. Either way the event values sum to ``logit -
-        baseline_logit`` (completeness, efficiency).
+        Integrated gradients: the score at zero tokens, and the event values sum to ``logit -
+        baseline_logit`` (completeness); Shapley: the score with every explained event
+        deleted and location and device removed, and the event values and those two groups'
+        ``attributed_logit`` sum to it (efficiency).
     unread : int
         Older events beyond the model's ``max_len`` window (they have no influence).
     set_aside : tuple of EventInfluence
@@ -321,7 +323,7 @@ def explain(
         if method == "occlusion":
             (logit, prob), d_logit, d_prob = occlusion(net, history, chosen, events)
         else:
-            context = [g for g in CONTEXT_PLAYERS if g in ablation]
+            context = context_players(net)
             (logit, prob), empty, d_logit, d_prob = shapley(
                 net, history, chosen, events, samples=samples, seed=seed, components=context
             )

@@ -39,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from behaviorlm.explain.components import edited_components
+from behaviorlm.explain.components import edited_components, groups_of
 from behaviorlm.explain.target import Target, hidden_scores, target_scores
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.schema import F32, Int, Sequences
@@ -49,6 +49,23 @@ SAMPLES = 64
 #: Feature groups that ``explain(..., method="shapley")`` makes players beside the events:
 #: the context of every token, with no events of their own.
 CONTEXT_PLAYERS = ("location", "device")
+
+
+def context_players(model: NeuralRecommender) -> list[str]:
+    """The :data:`CONTEXT_PLAYERS` whose components ``model`` builds (its features on, the
+    data has them, its tokens read them).
+
+    Examples
+    --------
+    >>> from behaviorlm.models.sasrec import SASRec, SASRecConfig
+    >>> model = SASRec(SASRecConfig(dim=8, layers=1))
+    >>> _ = model.setup(Sequences.from_lists([[1, 2, 3]], n_items=3))
+    >>> context_players(model)  # lists of item ids only: no location, no device
+    []
+    """
+    one = model.batch(Sequences.from_lists([[1]], n_items=model.n_items))
+    built = groups_of(model.module, one)
+    return [g for g in CONTEXT_PLAYERS if g in built]
 
 
 def shapley_rows(players: int, samples: int) -> int:
@@ -190,7 +207,8 @@ def _scores_without(
     """Scores of the rows of ``part`` with component ``components[j]`` removed (zeroed, as
     in the group ablation) where ``kept[row, j]`` is False; followees' events keep theirs."""
     module = model.module.eval()
-    batch = model.batch(part)
+    device = next(module.parameters()).device
+    batch = model.batch(part).to(device)
     t = batch.shape[1]
     lengths = part.lengths
     row = np.repeat(np.arange(len(part)), lengths)
@@ -199,8 +217,8 @@ def _scores_without(
     visible = column >= 0
     theirs = np.zeros((len(part), t), dtype=bool)
     theirs[row[visible], column[visible]] = part.is_followee_event()[visible]
-    followee = torch.from_numpy(theirs).unsqueeze(-1)
-    keep = torch.from_numpy(kept.astype(np.float32))
+    followee = torch.from_numpy(theirs).unsqueeze(-1).to(device)
+    keep = torch.from_numpy(kept.astype(np.float32)).to(device)
 
     def drop(group: str, output: torch.Tensor) -> torch.Tensor:
         factor = keep[:, list(components).index(group)].view(-1, 1, 1)

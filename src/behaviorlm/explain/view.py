@@ -2,8 +2,9 @@
 
 Each event the model reads is a row with its time, action, item and title and a signed bar
 (red to the left for events that lower the target's probability, green to the right for
-events that raise it); a second table gives the feature groups by ablation and by summed
-attributions.
+events that raise it); a second table gives the feature groups by ablation and by the
+method's attributions (the events' summed by kind; Shapley values give location and device
+their own).
 """
 
 from __future__ import annotations
@@ -111,8 +112,8 @@ def print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:
     groups.add_column("group")
     groups.add_column("ablation Δp", justify="right")
     groups.add_column("ablation Δlogit", justify="right")
-    groups.add_column("summed Δp", justify="right")
-    groups.add_column("summed Δlogit", justify="right")
+    groups.add_column("attributed Δp", justify="right")
+    groups.add_column("attributed Δlogit", justify="right")
 
     def number(value: float | None, digits: int) -> str:
         return "" if value is None else f"{value:+.{digits}f}"

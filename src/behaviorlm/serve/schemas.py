@@ -204,8 +204,10 @@ class ExplanationResponse(BaseModel):
     groups: list[ExplainedGroup]
     baseline_logit: float | None = Field(
         default=None,
-        description="integrated gradients: the score at zero tokens; shapley: the score with "
-        "every explained event deleted (event values sum to logit minus this)",
+        description="integrated gradients: the score at zero tokens (event values sum to "
+        "logit minus this); shapley: the score with every explained event deleted and "
+        "location and device removed (event values and those groups' attributed values sum "
+        "to logit minus this)",
     )
     baseline_probability: float | None = None
     unread: int = Field(description="older events beyond the model's window (no influence)")

@@ -43,7 +43,7 @@ from behaviorlm.explain import (
     reaching_event,
 )
 from behaviorlm.explain.exposure import SOCIAL_ACTIONS, Exposure, estimate_exposure
-from behaviorlm.explain.shapley import CONTEXT_PLAYERS, SAMPLES, shapley_rows
+from behaviorlm.explain.shapley import SAMPLES, context_players, shapley_rows
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.models.pop import Pop, PopConfig
 from behaviorlm.recommend import recommend
@@ -197,6 +197,11 @@ class Service:
             warm_traces(self.artifact)
         self.model_name = self.artifact.model.name
         self.model_version = model_version(artifact_path)
+        # the groups a Shapley explanation adds as players: found once, before any request
+        # can put hooks on the model's tables
+        self.context_players = (
+            context_players(model) if isinstance(model, NeuralRecommender) else []
+        )
         self.store = store
         self.metrics = metrics or Metrics()
         self.timelines = LiveTimelines(self.artifact)
@@ -541,7 +546,7 @@ class Service:
                 f"to {max_events:,}",
             )
         # at most, for the Shapley values of the events and the context groups
-        rows = shapley_rows(read + len(CONTEXT_PLAYERS), samples)
+        rows = shapley_rows(read + len(self.context_players), samples)
         if method == "shapley" and rows > max_shapley_rows:
             raise RequestError(
                 422,

@@ -26,8 +26,9 @@ class Limits:
     max_samples : int
         Most orders of events one Shapley explanation samples.
     max_shapley_rows : int
-        Most timelines one Shapley explanation scores (``samples x (events - 1) + 2``; 64
-        orders of a 50-event window are 3,138): it holds the model while it runs, so
+        Most timelines one Shapley explanation scores (``samples x (players - 1) + 2``, the
+        players being the events and location and device where the model reads them; 64
+        orders of a 50-event window are 3,266): it holds the model while it runs, so
         recommendations wait for it.
     model_batch : int
         Most recommendation requests ranked together in one batched pass of the model

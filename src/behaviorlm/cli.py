@@ -45,6 +45,7 @@ from behaviorlm.explain import (
     influence_user,
     labelled_explanation,
     labelled_influence,
+    labelled_ranking,
     rank_influencers,
 )
 from behaviorlm.explain.shapley import SAMPLES
@@ -439,15 +440,10 @@ def _exposure_meaning(relative: bool | None) -> str:
 def cmd_influencers(args: argparse.Namespace) -> None:
     artifact = Artifact.load(args.artifact)
     ranking = rank_influencers(artifact, args.item, k=args.k, action=args.action)
-    user_ids = artifact.dataset.users["user_id"]
-    rows = [{**row, "user_id": user_ids[row["user"] - 1]} for row in ranking.to_dict()["users"]]
+    data = labelled_ranking(artifact, ranking)
+    rows = data["users"]
     if args.json:
-        head = {k: v for k, v in ranking.to_dict().items() if k != "users"}
-        print(
-            json.dumps(
-                {"item_id": args.item, "action": args.action, **head, "users": rows}, indent=2
-            )
-        )
+        print(json.dumps({"item_id": args.item, "action": args.action, **data}, indent=2))
         return
     meaning = None if ranking.exposure is None else ranking.exposure_relative
     console.print(

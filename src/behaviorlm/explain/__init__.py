@@ -18,6 +18,7 @@ from behaviorlm.explain.artifacts import (
     influence_user,
     labelled_explanation,
     labelled_influence,
+    labelled_ranking,
     rank_influencers,
     reaching_event,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "influence_user",
     "labelled_explanation",
     "labelled_influence",
+    "labelled_ranking",
     "rank_by_reach",
     "rank_influencers",
     "reaching_event",

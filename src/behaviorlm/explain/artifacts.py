@@ -301,3 +301,21 @@ def labelled_influence(artifact: Artifact, result: Influence) -> dict[str, Any]:
         for row in out["reach"]["followers"]:
             row["user_id"] = users[row["user"] - 1]
     return out
+
+
+def labelled_ranking(artifact: Artifact, ranking: ReachRanking) -> dict[str, Any]:
+    """``ranking.to_dict()`` (:func:`rank_influencers`) with each user's external id.
+
+    Examples
+    --------
+    >>> import behaviorlm as blm
+    >>> ds = blm.preprocess(blm.simulate(60, seed=1))
+    >>> art = blm.train(ds, "mlp", overrides=["train.epochs=1"], progress=False)
+    >>> ranked = labelled_ranking(art, rank_influencers(art, ds.items["item_id"][0], k=2))
+    >>> [sorted(row) for row in ranked["users"]][0][-1]
+    'user_id'
+    """
+    out = ranking.to_dict()
+    users = artifact.dataset.users["user_id"]
+    out["users"] = [{**row, "user_id": users[row["user"] - 1]} for row in out["users"]]
+    return out

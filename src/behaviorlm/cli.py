@@ -166,6 +166,8 @@ def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
     out = Path(args.out) if args.out else Path("runs") / run.model
     if args.resume and (stored := stored_config(out)) is not None:
         # a run resumed starts from its own config: it may predate the shipped defaults
+        # (resolved here, as train() would, because under torchrun only rank 0 hands train()
+        # the run folder and every rank must train with the same config)
         run = resolve_run_config(args.model, data, overrides, base=stored)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; the artifact is a folder")

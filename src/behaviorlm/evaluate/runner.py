@@ -101,16 +101,17 @@ def evaluate(
     ).items
     # a list never holds more than the catalogue: a cut-off past it takes the whole list
     cut = {k: min(k, ranked.shape[1]) for k in ks}
-    metrics: dict[str, dict[int, float]] = {
-        metric: {k: _mean(fn(ranked, data.target_offsets, data.targets, cut[k])) for k in ks}
+    rows_of = {
+        (metric, k): fn(ranked, data.target_offsets, data.targets, cut[k])
         for metric, fn in ACCURACY.items()
+        for k in ks
+    }
+    metrics: dict[str, dict[int, float]] = {
+        metric: {k: _mean(rows_of[metric, k]) for k in ks} for metric in ACCURACY
     }
     metrics["Coverage"] = {k: coverage(ranked, model.n_items, cut[k]) for k in ks}
     k_seg = min(ks, key=lambda k: (abs(k - SEGMENT_K), k))
-    per_row = {
-        f"{metric}@{k_seg}": ACCURACY[metric](ranked, data.target_offsets, data.targets, cut[k_seg])
-        for metric in ("HR", "NDCG")
-    }
+    per_row = {f"{metric}@{k_seg}": rows_of[metric, k_seg] for metric in ("HR", "NDCG")}
     if item_popularity is not None:
         popularity = np.asarray(item_popularity, dtype=np.float64)
         metrics["Popularity"] = {k: mean_popularity(ranked, popularity, cut[k]) for k in ks}

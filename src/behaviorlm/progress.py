@@ -101,10 +101,10 @@ def fit_table(table: Table, width: int) -> None:
         """Each column's least width: for numbers, their longest value (and header word);
         for text, ``text`` characters (or its longest word if shorter)."""
         return [
-            max(col.min_width or 0, nat if col.no_wrap else words([*head, *cells]))
+            max(col.min_width or 0, nat if col.no_wrap else words([*head, *values]))
             if keep
-            else min(nat, max(col.min_width or 0, min(text, words([*head, *cells]))))
-            for col, head, cells, nat, keep in zip(
+            else min(nat, max(col.min_width or 0, min(text, words([*head, *values]))))
+            for col, head, values, nat, keep in zip(
                 columns, [[h] if headers else [] for h in heads], texts, natural, kept, strict=True
             )
         ]

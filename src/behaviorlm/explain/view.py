@@ -75,10 +75,8 @@ def print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:
         f"(p = {data['probability']:.4f}, logit {data['logit']:.3f})",
         title_justify="left",
     )
-    table.add_column("#", justify="right")
-    table.add_column("time", min_width=10)  # a narrow console wraps the hour, not the date
-    for column in ("action", "item", "title"):
-        table.add_column(column)
+    for column in ("#", "time", "action", "item", "title"):
+        table.add_column(column, justify="right" if column == "#" else "left")
     table.add_column(
         "attention" if attention else "influence on p" if half == 8 else "influence",
         justify="center",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any, Final
@@ -127,7 +127,7 @@ def _curves(results: Sequence[EvalResult], names: list[str]) -> list[str]:
         series = {
             r.model: sorted(r.metrics[metric].items()) for r in results if metric in r.metrics
         }
-        if not _drawable(series):
+        if not _drawable(v for points in series.values() for _, v in points):
             continue
         ks = sorted({k for points in series.values() for k, _ in points})
         log_x = min(ks) > 0 and len(ks) > 1
@@ -168,7 +168,7 @@ def _by_history(results: Sequence[EvalResult], names: list[str]) -> list[str]:
             values = {str(g["events"]): g.get(key) for g in r.extra.get("by_history_length", [])}
             if values:
                 series[r.model] = [values.get(label) for label in groups]
-        if _drawable({n: list(enumerate(v)) for n, v in series.items()}):
+        if _drawable(v for values in series.values() for v in values):
             charts.append(
                 bar_chart(
                     [f"{label} ({users[label]:,})" for label in groups],
@@ -182,9 +182,9 @@ def _by_history(results: Sequence[EvalResult], names: list[str]) -> list[str]:
     return charts
 
 
-def _drawable(series: Mapping[str, Sequence[tuple[Any, float | None]]]) -> bool:
-    """Whether any point of ``series`` has a finite value (a chart has something to draw)."""
-    return any(v is not None and math.isfinite(v) for points in series.values() for _, v in points)
+def _drawable(values: Iterable[float | None]) -> bool:
+    """Whether any of a chart's ``values`` is finite (it has something to draw)."""
+    return any(v is not None and math.isfinite(v) for v in values)
 
 
 def _training(logs: Mapping[str, Sequence[Mapping[str, Any]]], names: list[str]) -> list[str]:
@@ -203,7 +203,7 @@ def _training(logs: Mapping[str, Sequence[Mapping[str, Any]]], names: list[str])
     charts = []
     for title, series in ((f"validation {VALID_METRIC}", valid), ("training loss", loss)):
         series = {name: points for name, points in series.items() if points}
-        if _drawable(series):
+        if _drawable(v for points in series.values() for _, v in points):
             charts.append(
                 line_chart(
                     series,

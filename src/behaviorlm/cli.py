@@ -35,9 +35,8 @@ from behaviorlm.data.download import CACHE_ENV, GROUPLENS_URL, MOVIELENS_NAMES, 
 from behaviorlm.data.errors import DataError
 from behaviorlm.data.io import read
 from behaviorlm.data.preprocess import PrepareConfig, preprocess
-from behaviorlm.data.readers.tabular import TABLE_EXTENSIONS
 from behaviorlm.data.synthetic import simulate, write_simulation
-from behaviorlm.data.write import TableWriter
+from behaviorlm.data.write import TableWriter, table_format
 from behaviorlm.demo import run_demo
 from behaviorlm.evaluate import cutoff_notes, evaluate_artifact, markdown_table, masking_notes
 from behaviorlm.explain import (
@@ -274,8 +273,8 @@ def cmd_recommend(args: argparse.Namespace) -> None:
         )
     if args.out and args.json:
         raise ConfigError("--json prints the lists and --out writes them: choose one")
-    if args.out and Path(args.out).suffix.lower() not in TABLE_EXTENSIONS:
-        raise ConfigError(f"--out {args.out}: the file must end in {', '.join(TABLE_EXTENSIONS)}")
+    if args.out:
+        table_format(args.out)  # before any work: a file type the writer writes
     artifact = Artifact.load(args.artifact)
     if args.all_users:  # every user: row u - 1 of the timelines is user u
         users, histories = artifact.dataset.users["user_id"].to_list(), artifact.timelines()

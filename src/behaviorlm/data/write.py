@@ -26,6 +26,20 @@ from behaviorlm.data.readers.tabular import TABLE_EXTENSIONS, TABLE_FORMATS
 from behaviorlm.files import as_new_file
 
 
+def table_format(path: str | Path) -> str:
+    """The table format the extension of ``path`` names; ValueError for any other file.
+
+    Examples
+    --------
+    >>> table_format("recs.PARQUET"), table_format("recs.ndjson")
+    ('parquet', 'jsonl')
+    """
+    fmt = TABLE_EXTENSIONS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path}: the file must end in {', '.join(TABLE_EXTENSIONS)}")
+    return fmt
+
+
 class TableWriter:
     """Write a table in parts to ``path``, in the format its extension names.
 
@@ -46,10 +60,7 @@ class TableWriter:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        fmt = TABLE_EXTENSIONS.get(self.path.suffix.lower())
-        if fmt is None:
-            raise ValueError(f"{self.path}: the file must end in {', '.join(TABLE_EXTENSIONS)}")
-        self.format = fmt
+        self.format = table_format(path)
         self.rows = 0
         self._schema: pl.Schema | None = None
         self._target = self.path.resolve()  # through a symbolic link, to the file it names

@@ -178,7 +178,8 @@ def test_report_edge_cases() -> None:
     with pytest.raises(ValueError, match="a label of its own"):
         report_html([result("a", 0.1), result("a", 0.2)])
     nan_loss = [{"epoch": 1, "loss": math.nan}, {"epoch": 2, "loss": math.nan}]
-    page = report_html([result("a", 0.1)], logs={"a": nan_loss, "other": nan_loss})
+    finite = [{"epoch": 1, "loss": 5.0}, {"epoch": 2, "loss": 4.0}]  # drawn if it were kept
+    page = report_html([result("a", 0.1)], logs={"a": nan_loss, "other": finite})
     assert "training loss" not in page
     assert "other" not in page
     # every metric NaN: no chart, no error

@@ -547,6 +547,7 @@ def test_train_table_of_the_run_config() -> None:
         ({"train": {"lr": -1.0}}, ValueError, "train.lr"),
         ({"train": {"lr": 1e-3, "min_lr": 1e-2}}, ValueError, "min_lr"),
         ({"train": {"schedule": "budget", "time_budget_s": 0}}, ValueError, "time_budget_s"),
+        ({"train": {"weight_average": 1.0}}, ValueError, "weight_average"),
     ],
 )
 def test_bad_train_config_raises(

@@ -3,7 +3,8 @@
 A checkpoint is two files in the run directory:
 
 * ``checkpoint.safetensors``: every tensor: the module weights (``model.*``), the best
-  weights so far (``best.*``) and the optimizer state (``optim.<param index>.<name>``);
+  weights so far (``best.*``), the moving average of the weights where the run keeps one
+  (``average.*``) and the optimizer state (``optim.<param index>.<name>``);
 * ``checkpoint.json``: every scalar: epoch, step, best validation result, the configs.
 
 Both carry the epoch (the tensors in their safetensors metadata), so a pair written by two
@@ -50,6 +51,7 @@ class Checkpoint:
     best: dict[str, torch.Tensor] | None
     optimizer: dict[int, dict[str, torch.Tensor]]
     meta: dict[str, Any]
+    average: dict[str, torch.Tensor] | None = None
 
     @classmethod
     def capture(
@@ -58,9 +60,11 @@ class Checkpoint:
         optimizer: torch.optim.Optimizer,
         best: dict[str, torch.Tensor] | None,
         meta: dict[str, Any],
+        average: dict[str, torch.Tensor] | None = None,
     ) -> Checkpoint:
         """Copy the current state to the CPU (the training run may go on changing the
-        originals, on any device)."""
+        originals, on any device); ``average`` is the run's moving average of the weights
+        (:class:`behaviorlm.train.averaging.WeightAverage`), if it keeps one."""
         state = optimizer.state_dict()["state"]
 
         def copy(tensor: torch.Tensor) -> torch.Tensor:  # on the CPU: resumable on any device
@@ -74,6 +78,7 @@ class Checkpoint:
                 for i, s in state.items()
             },
             meta=dict(meta),
+            average=None if average is None else {k: copy(v) for k, v in average.items()},
         )
 
     def restore(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
@@ -89,6 +94,8 @@ class Checkpoint:
         tensors = {f"model.{k}": v.contiguous() for k, v in self.model.items()}
         if self.best is not None:
             tensors.update({f"best.{k}": v.contiguous() for k, v in self.best.items()})
+        if self.average is not None:
+            tensors.update({f"average.{k}": v.contiguous() for k, v in self.average.items()})
         for i, s in self.optimizer.items():
             tensors.update({f"optim.{i}.{k}": v.contiguous() for k, v in s.items()})
         epoch = str(self.meta.get("epoch"))
@@ -111,6 +118,7 @@ class Checkpoint:
         meta = json.loads((path / META_FILE).read_text())
         model: dict[str, torch.Tensor] = {}
         best: dict[str, torch.Tensor] = {}
+        average: dict[str, torch.Tensor] = {}
         optimizer: dict[int, dict[str, torch.Tensor]] = {}
         with safe_open(str(path / TENSORS_FILE), framework="pt") as f:
             written = (f.metadata() or {}).get("epoch")
@@ -125,7 +133,15 @@ class Checkpoint:
                     model[name] = f.get_tensor(key)
                 elif kind == "best":
                     best[name] = f.get_tensor(key)
+                elif kind == "average":
+                    average[name] = f.get_tensor(key)
                 else:
                     index, _, field = name.partition(".")
                     optimizer.setdefault(int(index), {})[field] = f.get_tensor(key)
-        return cls(model=model, best=best or None, optimizer=optimizer, meta=meta)
+        return cls(
+            model=model,
+            best=best or None,
+            optimizer=optimizer,
+            meta=meta,
+            average=average or None,
+        )

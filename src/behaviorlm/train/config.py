@@ -93,6 +93,11 @@ class TrainConfig:
         epoch but, with batches of alike timelines, it learns less per epoch: on Amazon Beauty
         with equal time (benchmarks/RESULTS.md), 8 buckets ran 1.6x more epochs and still
         ended lower (validation NDCG@10 0.0651 against 0.0668), so the default stays 1.
+    weight_average : float
+        Decay of an exponential moving average of the weights, updated after every optimiser
+        step (0 = off, the default; 0.999: a horizon of about a thousand steps). Validation,
+        early stopping, the kept best state and so the artifact use the average; training
+        goes on with the live weights (:mod:`behaviorlm.train.averaging`).
     time_budget_s : float
         Stop after this much wall time, keeping the best state so far (0 = no limit).
     schedule : {"epochs", "budget"}
@@ -134,6 +139,7 @@ class TrainConfig:
     action_loss_weight: float = 0.1
     sliding_windows: bool = True
     length_buckets: int = 1
+    weight_average: float = 0.0
     time_budget_s: float = 0.0
     schedule: Literal["epochs", "budget"] = "epochs"
 
@@ -165,6 +171,8 @@ class TrainConfig:
                 raise ValueError(f"train.{name} must be >= 0, got {number}")
         if not 0.0 <= self.patience_from < 1.0:
             raise ValueError(f"train.patience_from must be in [0, 1), got {self.patience_from}")
+        if not 0.0 <= self.weight_average < 1.0:
+            raise ValueError(f"train.weight_average must be in [0, 1), got {self.weight_average}")
         if not self.lr > 0:
             raise ValueError(f"train.lr must be positive, got {self.lr}")
         if self.schedule == "budget" and not self.time_budget_s > 0:

@@ -6,7 +6,9 @@
 and slices batches; AdamW with a linear warm-up and a cosine decay, gradient clipping,
 validation NDCG@10 with full ranking after every ``eval_every`` epochs, early stopping with
 patience, the best weights restored at the end, and a checkpoint after every epoch from which
-a run resumes exactly. Baselines are fitted directly (they have no loop).
+a run resumes exactly. With ``weight_average`` the loop keeps a moving average of the weights
+(:mod:`behaviorlm.train.averaging`) and validates, keeps and hands back the average.
+Baselines are fitted directly (they have no loop).
 
 Every epoch reseeds torch and numpy from ``(seed, epoch)``, so a resumed run draws the same
 shuffles, dropout masks and negatives as an uninterrupted one.
@@ -23,7 +25,7 @@ import math
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,7 @@ from behaviorlm.models.base import Recommender
 from behaviorlm.models.neural import NeuralRecommender, SequenceModule
 from behaviorlm.progress import status_console
 from behaviorlm.schema import EvalSet, Split
+from behaviorlm.train.averaging import WeightAverage
 from behaviorlm.train.batches import TrainingSet
 from behaviorlm.train.checkpoint import Checkpoint
 from behaviorlm.train.config import TrainConfig
@@ -307,6 +310,9 @@ class _Loop:
             else self.row_events
         )
         self.parallel = world.wrap(self.module)
+        self.average = (
+            WeightAverage(self.module, config.weight_average) if config.weight_average else None
+        )
         self.sampler = NegativeSampler.of(
             split.train.items, model.n_items, config.negatives, self.device
         )
@@ -356,7 +362,12 @@ class _Loop:
             "stopped": stopped,
             "identity": self._identity(),
         }
-        return Checkpoint.capture(self.module, self.optimizer, self.best, meta)
+        if self.average is None:
+            return Checkpoint.capture(self.module, self.optimizer, self.best, meta)
+        meta["average_updates"] = self.average.updates
+        return Checkpoint.capture(
+            self.module, self.optimizer, self.best, meta, self.average.state()
+        )
 
     def _save(self, stopped: str | None) -> None:
         if self.path is not None:
@@ -371,6 +382,10 @@ class _Loop:
         self.best_valid, self.best_epoch = meta["best_valid"], meta["best_epoch"]
         self.bad_evals = int(meta["bad_evals"])
         self.train_seconds, self.events = float(meta["train_seconds"]), int(meta["events"])
+        if self.average is not None:
+            if ckpt.average is None:
+                raise ValueError("the checkpoint holds no weight average")
+            self.average.load(ckpt.average, int(meta["average_updates"]))
         stopped: str | None = meta["stopped"]
         return stopped
 
@@ -482,6 +497,8 @@ class _Loop:
                 if cfg.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(self.module.parameters(), cfg.grad_clip)
                 self.optimizer.step()
+                if self.average is not None:
+                    self.average.update()
             self.step += 1
             n = int(self.row_events[batch].sum())
             events += n
@@ -510,16 +527,17 @@ class _Loop:
     def _validate(self) -> dict[str, float] | None:
         if self.valid is None:
             return None
-        valid, exclude_seen = self.valid, self.config.valid_exclude_seen
-        with record_function(REGIONS["validate"]):
-            result = self.world.from_main(lambda: validate(self.model, valid, exclude_seen))
-        self.module.train()
-        if self.best_valid is None or result["NDCG@10"] > self.best_valid["NDCG@10"]:
-            self.best_valid, self.best_epoch = result, self.epoch
-            self.best = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
-            self.bad_evals = 0
-        elif self._progress() >= self.config.patience_from:  # patience counts from there
-            self.bad_evals += 1
+        with self.average.applied() if self.average is not None else nullcontext():
+            valid, exclude_seen = self.valid, self.config.valid_exclude_seen
+            with record_function(REGIONS["validate"]):
+                result = self.world.from_main(lambda: validate(self.model, valid, exclude_seen))
+            self.module.train()
+            if self.best_valid is None or result["NDCG@10"] > self.best_valid["NDCG@10"]:
+                self.best_valid, self.best_epoch = result, self.epoch
+                self.best = self._weights()
+                self.bad_evals = 0
+            elif self._progress() >= self.config.patience_from:  # patience counts from there
+                self.bad_evals += 1
         return result
 
     # ---- the run ----------------------------------------------------------------------
@@ -567,6 +585,9 @@ class _Loop:
                 self._record(stats, valid)
                 if not out_of_time:  # a partial epoch cannot be resumed exactly
                     self._save(stopped)
+        if self.best is None and self.average is not None:  # never validated: the average
+            with self.average.applied():
+                self.best = self._weights()
         if self.best is not None:
             self.module.load_state_dict(self.best)
         self.module.eval().cpu()  # handed back where artifacts are loaded and served
@@ -584,6 +605,10 @@ class _Loop:
             "events_per_epoch": self.data.n_targets,
             "device": str(self.device),
         }
+
+    def _weights(self) -> dict[str, torch.Tensor]:
+        """A copy of the module's state."""
+        return {k: v.detach().clone() for k, v in self.module.state_dict().items()}
 
     def _progress(self) -> float:
         """Share of the run done: of all steps, or of the time budget when the schedule

@@ -6,6 +6,13 @@ users of the most recent event posts; read-your-writes makes every such request 
 store) and ``POST /v1/events`` (one new event each, a known item, the time now), 80 % / 20 %
 by default, for ``--duration`` seconds after a ``--warmup`` whose requests are not counted.
 
+With ``--explainers N`` another ``N`` clients ask for explanations
+(``GET /v1/users/{user}/explanation?method=--explain-method`` of random users), each as soon as
+its last one is answered, beside the mix and outside its rate; their latencies are reported
+apart (``explanation``) and left out of the mix's percentiles and throughput. This measures
+what a long explanation (Shapley values take hundreds of milliseconds) does to the
+recommendations and event posts served at the same time.
+
 Two ways to load the server:
 
 * closed loop (the default): each client sends its next request as soon as the last one is
@@ -49,6 +56,7 @@ Examples::
     python benchmarks/serve_load.py runs/markov --duration 10 --warmup 2
     python benchmarks/serve_load.py runs/markov --duration 10 --rate 400  # open loop
     python benchmarks/serve_load.py runs/markov --duration 10 --retain-freed-memory
+    python benchmarks/serve_load.py runs/sasrec --duration 10 --rate 400 --explainers 1
     # against a server already running on 127.0.0.1:8000 (process id 1234)
     python benchmarks/serve_load.py runs/markov --url http://127.0.0.1:8000 --server-pid 1234
 """
@@ -82,6 +90,8 @@ from machine import malloc_label
 MAX_SECONDS = 3600.0
 #: Events posted to a user are remembered for this many recent posts (the "fresh" users).
 FRESH_USERS = 1000
+#: The request kinds of the mix (explanations are counted apart).
+MIX = ("recommend", "events")
 #: Error messages kept for the result line.
 KEPT_ERRORS = 5
 START_TIMEOUT_S = 120.0
@@ -91,8 +101,10 @@ START_TIMEOUT_S = 120.0
 class Tally:
     """Latencies (seconds) per request kind and errors, of the measured window."""
 
-    latency: dict[str, list[float]] = field(default_factory=lambda: {"recommend": [], "events": []})
-    #: every kind's latencies in the order the answers came
+    latency: dict[str, list[float]] = field(
+        default_factory=lambda: {"recommend": [], "events": [], "explanation": []}
+    )
+    #: the mix's latencies in the order the answers came
     answered: list[float] = field(default_factory=list)
     errors: int = 0
     messages: list[str] = field(default_factory=list)
@@ -101,12 +113,14 @@ class Tally:
 
     @property
     def requests(self) -> int:
-        return sum(len(v) for v in self.latency.values())
+        """Measured requests of the mix."""
+        return sum(len(self.latency[kind]) for kind in MIX)
 
     def record(self, kind: str, seconds: float) -> None:
-        """One measured answer of ``kind`` (recommend, events) after ``seconds``."""
+        """One measured answer of ``kind`` (recommend, events, explanation) after ``seconds``."""
         self.latency[kind].append(seconds)
-        self.answered.append(seconds)
+        if kind in MIX:
+            self.answered.append(seconds)
 
     def since(self, count: int) -> list[float]:
         """Latencies of the answers after the first ``count``."""
@@ -234,6 +248,28 @@ class Load:
                 if not ok:
                     self.tally.error(problem)
 
+    async def explainer(self, http: aiohttp.ClientSession, worker: int) -> None:
+        """Ask for explanations of random users, one after the other, until the run stops."""
+        rng = random.Random(self.args.seed * 1_000_003 - 1 - worker)
+        params = {"method": self.args.explain_method}
+        while not self.stopping:
+            user = rng.choice(self.users)
+            measuring = self.measuring
+            start = time.perf_counter()
+            path = f"/v1/users/{user}/explanation"
+            try:
+                async with http.get(path, params=params) as response:
+                    body = await response.read()
+                # a user without an event the model reads has nothing to explain (404)
+                ok = response.status < 300 or response.status == 404
+                problem = "" if ok else f"explanation {response.status}: {body[:300]!r}"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                ok, problem = False, f"explanation {type(exc).__name__}: {exc}"
+            if measuring:
+                self.tally.record("explanation", time.perf_counter() - start)
+                if not ok:
+                    self.tally.error(problem)
+
 
 def emit(record: dict[str, Any]) -> None:
     print(json.dumps(record), flush=True)
@@ -263,9 +299,13 @@ async def run(
                     base_url=base, timeout=timeout, connector=aiohttp.TCPConnector(limit=1)
                 )
             )
-            for _ in range(args.clients)
+            for _ in range(args.clients + args.explainers)
         ]
-        workers = [asyncio.create_task(load.client(http, w)) for w, http in enumerate(clients)]
+        mix, explaining = clients[: args.clients], clients[args.clients :]
+        workers = [asyncio.create_task(load.client(http, w)) for w, http in enumerate(mix)]
+        workers += [
+            asyncio.create_task(load.explainer(http, w)) for w, http in enumerate(explaining)
+        ]
         await asyncio.sleep(args.warmup)
         load.measuring = True
         start = time.perf_counter()
@@ -317,11 +357,15 @@ async def run(
             "requests_per_s": round(tally.requests / wall, 1) if wall > 0 else None,
             "errors": tally.errors,
             "error_messages": tally.messages,
-            **percentiles([x for v in tally.latency.values() for x in v]),
-            "recommend": {"requests": len(tally.latency["recommend"])}
-            | percentiles(tally.latency["recommend"]),
-            "events": {"requests": len(tally.latency["events"])}
-            | percentiles(tally.latency["events"]),
+            **percentiles([x for kind in MIX for x in tally.latency[kind]]),
+            **{
+                kind: {"requests": len(tally.latency[kind])} | percentiles(tally.latency[kind])
+                for kind in MIX
+            },
+            "explainers": args.explainers,
+            "explain_method": args.explain_method if args.explainers else None,
+            "explanation": {"requests": len(tally.latency["explanation"])}
+            | percentiles(tally.latency["explanation"]),
             "warmup_requests": tally.warmup_requests,
             "warmup_errors": tally.warmup_errors,
             "server_cpu_ms_per_request": round(1000.0 * (cpu_end - cpu_start) / tally.requests, 3)
@@ -368,6 +412,18 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--report-every", type=float, default=30.0, help="seconds between progress")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--explainers",
+        type=int,
+        default=0,
+        help="clients asking for explanations back to back, beside the mix (reported apart)",
+    )
+    p.add_argument(
+        "--explain-method",
+        default="shapley",
+        choices=["occlusion", "integrated_gradients", "attention", "shapley"],
+        help="the explainers' method",
+    )
+    p.add_argument(
         "--eager",
         action="store_true",
         help="start the server with --no-trace (its model runs eagerly; with --url: a label only)",
@@ -387,6 +443,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--rate must be >= 0 (0: closed loop)")
     if not 1 <= args.clients <= 1024:
         p.error("--clients must be between 1 and 1024")
+    if not 0 <= args.explainers <= 64:
+        p.error("--explainers must be between 0 and 64")
     if not 0.0 <= args.recommend_share <= 1.0:
         p.error("--recommend-share must be between 0 and 1")
     if args.max_requests < 1 or args.batch < 1 or args.k < 1 or args.report_every <= 0:
@@ -427,6 +485,8 @@ def main(argv: list[str] | None = None) -> None:
             "duration_s": args.duration,
             "warmup_s": args.warmup,
             "recommend_share": args.recommend_share,
+            "explainers": args.explainers,
+            "explain_method": args.explain_method if args.explainers else None,
             "k": args.k,
             "batch": args.batch,
             "users": len(users),

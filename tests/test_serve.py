@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from behaviorlm.explain import Event as HypotheticalEvent
 from behaviorlm.explain import explain, influence
 from behaviorlm.schema import Sequences
 from behaviorlm.serve import EventRecord, Limits, Service, create_app, export_events, open_store
+from behaviorlm.serve import service as service_module
 from behaviorlm.serve.timelines import LiveTimelines
 
 KEY = "test-key"
@@ -705,6 +707,40 @@ def test_explanation_needs_a_neural_model_events_and_a_small_window(
         over = c.get(f"/v1/users/{user}/explanation")
     assert over.status_code == 422
     assert "limited to 3" in over.json()["detail"]
+
+
+def test_recommendations_do_not_wait_for_an_explanation(
+    sasrec_dir: Path, dataset: blm.Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # eager ranking: a trace would not see hooks on the modules even if they were shared
+    service = Service(sasrec_dir, open_store(f"sqlite:///{tmp_path / 'ev.db'}"), traced=False)
+    user, _ = user_with_history(dataset)
+    expected = service.recommend_user(user, k=5)
+    hooked, release = threading.Event(), threading.Event()
+
+    def held_explanation(model: Any, *args: Any, **kwargs: Any) -> Any:
+        """An explanation that keeps a hook on its model's item table until released."""
+        handle = model.module.tokens.item.register_forward_hook(lambda m, i, out: out * 0)
+        hooked.set()
+        release.wait(60)
+        handle.remove()
+        return explain(model, *args, **kwargs)
+
+    monkeypatch.setattr(service_module, "explain", held_explanation)
+    worker = threading.Thread(target=service.explain_user, args=(user,))
+    worker.start()
+    try:
+        assert hooked.wait(60)
+        during = service.recommend_user(user, k=5)  # answered while the explanation runs
+        assert worker.is_alive()
+    finally:
+        release.set()
+        worker.join()
+    assert [i.item_id for i in during.items] == [i.item_id for i in expected.items]
+    assert [i.score for i in during.items] == [i.score for i in expected.items]
+    assert service.explainer is not None
+    assert service.explainer.module is not service.artifact.model.module  # type: ignore[attr-defined]
+    service.close()
 
 
 # ---------------------------------------------------------------------------- influence

@@ -13,6 +13,7 @@ training loop lives in ``behaviorlm.train``; scoring, saving and loading live he
 
 from __future__ import annotations
 
+import copy
 from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,6 +244,35 @@ class NeuralRecommender(Recommender):
         self.module.eval()
         self.traced = TracedEncoder(self.module)
         return True
+
+    def shared_copy(self) -> Self:
+        """The same model on the same weights (shared, not copied) in module objects of its own.
+
+        Forward hooks put on one copy's modules (an explanation's,
+        :mod:`behaviorlm.explain.components`) never touch the other's forward passes, so a
+        service explains with one copy while it ranks with the other. The copy encodes
+        eagerly (no traces); a change of the weights through either shows in both.
+
+        Examples
+        --------
+        >>> from behaviorlm.models.sasrec import SASRec, SASRecConfig
+        >>> model = SASRec(SASRecConfig(dim=8, heads=2, layers=1))
+        >>> _ = model.setup(Sequences.from_lists([[1, 2, 3]], n_items=3))
+        >>> twin = model.shared_copy()
+        >>> twin.module is model.module
+        False
+        >>> twin.module.tokens.item.weight.data_ptr() == model.module.tokens.item.weight.data_ptr()
+        True
+        """
+        if self.sizes is None:
+            raise RuntimeError(f"{self.name} is not fitted")
+        other = copy.copy(self)
+        with torch.device("meta"):  # no memory for weights that are replaced at once
+            module = self.build(self.sizes)
+        module.load_state_dict(self.module.state_dict(), assign=True)
+        other.module = module.train(self.module.training)
+        other.traced = None
+        return other
 
     def fit(self, train: Sequences) -> Self:
         raise TypeError(

@@ -7,8 +7,12 @@ and the item-similarity index. Ranking always goes through :func:`behaviorlm.rec
 attribution and influence through :mod:`behaviorlm.explain`, on the same live timelines.
 
 Explanations put forward hooks on the model's embedding tables for the length of a call
-(:mod:`behaviorlm.explain.components`), which would change any forward pass running at the
-same time; so every use of a neural model (recommendations included) holds ``model_lock``.
+(:mod:`behaviorlm.explain.components`), which would change any forward pass of those modules
+running at the same time. So explanations and influence run on :attr:`Service.explainer`, a
+copy of the model on the same weights in module objects of its own
+(:meth:`behaviorlm.models.neural.NeuralRecommender.shared_copy`), one at a time
+(``explain_lock``); recommendations rank with the artifact's model (``model_lock``) and never
+wait for an explanation.
 """
 
 from __future__ import annotations
@@ -197,11 +201,11 @@ class Service:
             warm_traces(self.artifact)
         self.model_name = self.artifact.model.name
         self.model_version = model_version(artifact_path)
+        # explanations and influence: the same weights, module objects of their own (hooks)
+        self.explainer = model.shared_copy() if isinstance(model, NeuralRecommender) else None
         # the groups a Shapley explanation adds as players: found once, before any request
-        # can put hooks on the model's tables
-        self.context_players = (
-            context_players(model) if isinstance(model, NeuralRecommender) else []
-        )
+        # can put hooks on the explainer's tables
+        self.context_players = context_players(self.explainer) if self.explainer else []
         self.store = store
         self.metrics = metrics or Metrics()
         self.timelines = LiveTimelines(self.artifact)
@@ -211,7 +215,8 @@ class Service:
         self.popularity = Pop(PopConfig()).fit(own)
         self.similarity = ItemSimilarity(self.artifact.model, own)
         self.metrics.model.labels(model=self.model_name, version=self.model_version).set(1)
-        self.model_lock = threading.Lock()
+        self.model_lock = threading.Lock()  # recommendations with the artifact's model
+        self.explain_lock = threading.Lock()  # explanations and influence with the explainer
         self._exposure: dict[str, Exposure | None] = {}
 
     def close(self) -> None:
@@ -491,9 +496,10 @@ class Service:
         return nullcontext()
 
     def _neural(self, what: str) -> NeuralRecommender:
-        """The artifact's model, or RequestError(422) when it is not a neural sequence model."""
-        model = self.artifact.model
-        if not isinstance(model, NeuralRecommender):
+        """The explainer (the artifact's model on the same weights, hooks of its own), or
+        RequestError(422) when the model is not a neural sequence model."""
+        model = self.explainer
+        if model is None:
             raise RequestError(
                 422,
                 f"{what} needs a neural sequence model (sasrec, hstu, mlp); this server runs "
@@ -554,7 +560,7 @@ class Service:
                 f"the limit is {max_shapley_rows:,}; ask for fewer samples",
             )
         try:
-            with self.model_lock:
+            with self.explain_lock:
                 explanation = explain(
                     net,
                     timeline.sequences,
@@ -618,7 +624,7 @@ class Service:
             reaching = reaching_event(self.artifact, request.action) if reach else None
             # learned once per action, outside the lock that recommendations wait for
             seen = self._exposure_of(request.user_id, reaching, request.action)
-            with self.model_lock:
+            with self.explain_lock:
                 result = influence(net, timeline.sequences, event, k=request.k, items=items[1:])
                 if reaching is not None:
                     followers = self._followers(request.user_id)

@@ -271,6 +271,11 @@ class Load:
                     self.tally.error(problem)
 
 
+def labelled(args: argparse.Namespace) -> dict[str, str]:
+    """The run's ``--label`` as a field of its lines, where it has one."""
+    return {"label": args.label} if args.label else {}
+
+
 def emit(record: dict[str, Any]) -> None:
     print(json.dumps(record), flush=True)
 
@@ -326,6 +331,7 @@ async def run(
                 emit(
                     {
                         "event": "progress",
+                        **labelled(args),
                         "seconds": round(now, 1),
                         "requests": load.tally.requests,
                         "requests_per_s": round(load.tally.requests / now, 1),
@@ -347,6 +353,7 @@ async def run(
     emit(
         {
             "event": "result",
+            **labelled(args),
             "loop": "open" if args.rate else "closed",
             "model_pass": "eager" if args.eager else "traced",
             "server_malloc": server_malloc(args),
@@ -411,6 +418,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--request-timeout", type=float, default=30.0)
     p.add_argument("--report-every", type=float, default=30.0, help="seconds between progress")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--label", default="", help="a name for this run, echoed in every line")
     p.add_argument(
         "--explainers",
         type=int,
@@ -475,6 +483,7 @@ def main(argv: list[str] | None = None) -> None:
     emit(
         {
             "event": "config",
+            **labelled(args),
             "artifact": str(args.artifact),
             "url": args.url,
             "clients": args.clients,

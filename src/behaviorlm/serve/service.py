@@ -622,7 +622,7 @@ class Service:
         try:
             # how the act reaches a follower's timeline (a view, or the followee's act itself)
             reaching = reaching_event(self.artifact, request.action) if reach else None
-            # learned once per action, outside the lock that recommendations wait for
+            # learned once per action, outside the lock that other explanations wait for
             seen = self._exposure_of(request.user_id, reaching, request.action)
             with self.explain_lock:
                 result = influence(net, timeline.sequences, event, k=request.k, items=items[1:])

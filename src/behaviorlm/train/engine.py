@@ -362,12 +362,8 @@ class _Loop:
             "stopped": stopped,
             "identity": self._identity(),
         }
-        if self.average is None:
-            return Checkpoint.capture(self.module, self.optimizer, self.best, meta)
-        meta["average_updates"] = self.average.updates
-        return Checkpoint.capture(
-            self.module, self.optimizer, self.best, meta, self.average.state()
-        )
+        average = None if self.average is None else self.average.state()
+        return Checkpoint.capture(self.module, self.optimizer, self.best, meta, average)
 
     def _save(self, stopped: str | None) -> None:
         if self.path is not None:
@@ -382,10 +378,8 @@ class _Loop:
         self.best_valid, self.best_epoch = meta["best_valid"], meta["best_epoch"]
         self.bad_evals = int(meta["bad_evals"])
         self.train_seconds, self.events = float(meta["train_seconds"]), int(meta["events"])
-        if self.average is not None:
-            if ckpt.average is None:
-                raise ValueError("the checkpoint holds no weight average")
-            self.average.load(ckpt.average, int(meta["average_updates"]))
+        if self.average is not None:  # updated once a step
+            self.average.load(ckpt.average or {}, self.step)
         stopped: str | None = meta["stopped"]
         return stopped
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from behaviorlm.train.averaging import WeightAverage
+from behaviorlm.train.checkpoint import META_FILE
 from run_files import metrics_lines
 from test_engine import FAST, assert_same_weights, fit, scripted_validation, weights
 
@@ -108,6 +110,13 @@ def test_resume_continues_the_average_exactly(
     resumed, summary = fit(config, run_dir=tmp_path / "crashed", resume=True)
     assert_same_weights(resumed, whole)
     assert summary["best_valid"] == whole_summary["best_valid"]
+    # a checkpoint written before the setting existed resumes as a run without an average
+    fit(replace(FAST, epochs=1), run_dir=tmp_path / "older")
+    meta = json.loads((tmp_path / "older" / META_FILE).read_text())
+    del meta["identity"]["train"]["weight_average"]
+    (tmp_path / "older" / META_FILE).write_text(json.dumps(meta))
+    _, older = fit(replace(FAST, epochs=1), run_dir=tmp_path / "older", resume=True)
+    assert older["epochs"] == 1  # found finished, not refused
     # a run without an average cannot resume as one with it
     fit(replace(FAST, epochs=1), run_dir=tmp_path / "plain")
     with pytest.raises(ValueError, match="another config"):

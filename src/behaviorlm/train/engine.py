@@ -339,12 +339,16 @@ class _Loop:
 
     # ---- checkpoints ------------------------------------------------------------------
 
+    @staticmethod
+    def _train_identity(config: TrainConfig) -> dict[str, Any]:
+        """The train settings that must not change when a run resumes."""
+        return {k: v for k, v in to_dict(config).items() if k not in RESUMABLE_CHANGES}
+
     def _identity(self) -> dict[str, Any]:
-        train = {k: v for k, v in to_dict(self.config).items() if k not in RESUMABLE_CHANGES}
         return {
             "model": self.model.name,
             "model_config": to_dict(self.model.config),
-            "train": train,
+            "train": self._train_identity(self.config),
             "training_rows": len(self.data),
             "n_items": self.model.n_items,
             "target_actions": list(self.codes),
@@ -393,7 +397,10 @@ class _Loop:
         """Load the checkpoint of the run directory; returns how the run had stopped."""
         assert self.path is not None
         ckpt = Checkpoint.load(self.path)
-        if ckpt.meta["identity"] != self._identity():
+        stored = dict(ckpt.meta["identity"])
+        # a train setting added since the checkpoint was written ran at its default there
+        stored["train"] = {**self._train_identity(TrainConfig()), **stored["train"]}
+        if stored != self._identity():
             raise ConfigError(
                 f"the checkpoint in {self.path} was written by another config or data set "
                 f"(only {', '.join(sorted(RESUMABLE_CHANGES))} may change when resuming); "

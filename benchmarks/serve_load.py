@@ -8,8 +8,10 @@ by default, for ``--duration`` seconds after a ``--warmup`` whose requests are n
 
 With ``--explainers N`` another ``N`` clients ask for explanations
 (``GET /v1/users/{user}/explanation?method=--explain-method`` of random users), each as soon as
-its last one is answered, beside the mix and outside its rate; their latencies are reported
-apart (``explanation``) and left out of the mix's percentiles and throughput. This measures
+its last one is answered, beside the mix and outside its rate; their latencies and errors
+are reported apart (``explanation``) and left out of the mix's percentiles, throughput and
+error count (the server's CPU per request still divides all of its CPU, the explanations'
+included, by the mix's requests). This measures
 what a long explanation (Shapley values take hundreds of milliseconds) does to the
 recommendations and event posts served at the same time.
 
@@ -107,6 +109,8 @@ class Tally:
     #: the mix's latencies in the order the answers came
     answered: list[float] = field(default_factory=list)
     errors: int = 0
+    #: errors of the explanations (also in ``errors``' messages, not in its count)
+    explanation_errors: int = 0
     messages: list[str] = field(default_factory=list)
     warmup_requests: int = 0
     warmup_errors: int = 0
@@ -126,8 +130,12 @@ class Tally:
         """Latencies of the answers after the first ``count``."""
         return self.answered[count:]
 
-    def error(self, message: str) -> None:
-        self.errors += 1
+    def error(self, message: str, explanation: bool = False) -> None:
+        """One failed request; an explanation's counts apart from the mix's."""
+        if explanation:
+            self.explanation_errors += 1
+        else:
+            self.errors += 1
         if len(self.messages) < KEPT_ERRORS:
             self.messages.append(message[:300])
 
@@ -260,15 +268,18 @@ class Load:
             try:
                 async with http.get(path, params=params) as response:
                     body = await response.read()
-                # a user without an event the model reads has nothing to explain (404)
-                ok = response.status < 300 or response.status == 404
+                # a user without an event the model reads has nothing to explain (404):
+                # neither an error nor an explanation's latency
+                if response.status == 404:
+                    continue
+                ok = response.status < 300
                 problem = "" if ok else f"explanation {response.status}: {body[:300]!r}"
             except (aiohttp.ClientError, TimeoutError) as exc:
                 ok, problem = False, f"explanation {type(exc).__name__}: {exc}"
             if measuring:
                 self.tally.record("explanation", time.perf_counter() - start)
                 if not ok:
-                    self.tally.error(problem)
+                    self.tally.error(problem, explanation=True)
 
 
 def labelled(args: argparse.Namespace) -> dict[str, str]:
@@ -371,7 +382,10 @@ async def run(
             },
             "explainers": args.explainers,
             "explain_method": args.explain_method if args.explainers else None,
-            "explanation": {"requests": len(tally.latency["explanation"])}
+            "explanation": {
+                "requests": len(tally.latency["explanation"]),
+                "errors": tally.explanation_errors,
+            }
             | percentiles(tally.latency["explanation"]),
             "warmup_requests": tally.warmup_requests,
             "warmup_errors": tally.warmup_errors,

@@ -712,7 +712,6 @@ def test_explanation_needs_a_neural_model_events_and_a_small_window(
 def test_recommendations_do_not_wait_for_an_explanation(
     sasrec_dir: Path, dataset: blm.Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # eager ranking: a trace would not see hooks on the modules even if they were shared
     service = Service(sasrec_dir, open_store(f"sqlite:///{tmp_path / 'ev.db'}"), traced=False)
     user, _ = user_with_history(dataset)
     expected = service.recommend_user(user, k=5)
@@ -736,11 +735,11 @@ def test_recommendations_do_not_wait_for_an_explanation(
     finally:
         release.set()
         worker.join()
+        service.close()
     assert [i.item_id for i in during.items] == [i.item_id for i in expected.items]
     assert [i.score for i in during.items] == [i.score for i in expected.items]
     assert service.explainer is not None
     assert service.explainer.module is not service.artifact.model.module  # type: ignore[attr-defined]
-    service.close()
 
 
 # ---------------------------------------------------------------------------- influence

@@ -144,9 +144,8 @@ def own_events(evalset: EvalSet) -> npt.NDArray[np.int64]:
     [3, 1]
     """
     histories = evalset.histories
-    rows = np.repeat(np.arange(len(histories)), np.diff(histories.offsets))
     own = ~histories.is_followee_event()
-    return np.bincount(rows[own], minlength=len(histories)).astype(np.int64)
+    return np.bincount(histories.row_of_event[own], minlength=len(histories)).astype(np.int64)
 
 
 def by_history_length(

@@ -160,7 +160,7 @@ def shapley(
     # coalition rows: every player absent, all present, then each order's p - 1 coalitions
     # between (the players of places 0 .. j - 1 present, j = 1 .. p - 1); a row is the
     # timeline's events present, then the components present
-    present = np.ones((2 + m * max(p - 1, 0), n + c), dtype=bool)
+    present = np.ones((shapley_rows(p, m), n + c), dtype=bool)
     players = np.concatenate([events, n + np.arange(c)])
     present[0, players] = False
     if p > 1:

@@ -41,6 +41,7 @@ import torch
 
 from behaviorlm.explain.components import edited_components, groups_of
 from behaviorlm.explain.target import Target, hidden_scores, target_scores
+from behaviorlm.models.batch import batch_layout
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.schema import F32, Int, Sequences
 
@@ -209,14 +210,9 @@ def _scores_without(
     module = model.module.eval()
     device = next(module.parameters()).device
     batch = model.batch(part).to(device)
-    t = batch.shape[1]
-    lengths = part.lengths
-    row = np.repeat(np.arange(len(part)), lengths)
-    # right-aligned: a row's last event in column t - 1
-    column = np.arange(len(part.items)) - np.repeat(part.offsets[:-1] + lengths - t, lengths)
-    visible = column >= 0
-    theirs = np.zeros((len(part), t), dtype=bool)
-    theirs[row[visible], column[visible]] = part.is_followee_event()[visible]
+    visible, row, column, b, t = batch_layout(part, int(model.config.max_len))
+    theirs = np.zeros((b, t), dtype=bool)
+    theirs[row, column] = part.is_followee_event()[visible]
     followee = torch.from_numpy(theirs).unsqueeze(-1).to(device)
     keep = torch.from_numpy(kept.astype(np.float32)).to(device)
 

@@ -184,9 +184,16 @@ def gap_bucket(seconds: Int) -> Int:
     return np.minimum(buckets, N_GAP_BUCKETS - 1)
 
 
-def _layout(seqs: Sequences, max_len: int) -> tuple[Bool, Int, Int, int, int]:
+def batch_layout(seqs: Sequences, max_len: int) -> tuple[Bool, Int, Int, int, int]:
     """Where :func:`build_batch` puts each row's last ``max_len`` events: ``(keep, row, col,
-    B, T)``, ``keep`` (E,) marks the kept events, ``row`` and ``col`` their cells in order."""
+    B, T)``, ``keep`` (E,) marks the kept events, ``row`` and ``col`` their cells in order.
+
+    Examples
+    --------
+    >>> keep, row, col, b, t = batch_layout(Sequences.from_lists([[1, 2, 3], [4]], 4), 2)
+    >>> keep.tolist(), row.tolist(), col.tolist(), (b, t)
+    ([False, True, True, True], [0, 0, 1], [0, 1, 1], (2, 2))
+    """
     keep_from_end = np.repeat(seqs.offsets[1:], seqs.lengths) - np.arange(len(seqs.items))
     keep = keep_from_end <= max_len
     lengths = np.minimum(seqs.lengths, max_len)
@@ -212,7 +219,7 @@ def build_batch(seqs: Sequences, max_len: int, sizes: FeatureSizes) -> SequenceB
     ([[2, 3], [0, 4]], [[True, True], [False, True]])
     """
     gaps_all = time_gap_buckets(seqs)  # gaps before truncation: the first kept event keeps its gap
-    keep, row, col, b, t = _layout(seqs, max_len)
+    keep, row, col, b, t = batch_layout(seqs, max_len)
     last = seqs.take_events(keep)
 
     def grid(values: Int, size: int) -> torch.Tensor:
@@ -277,7 +284,7 @@ def build_training_batch(
     valid = inputs.mask & full.mask[:, 1:]
     context = seqs.is_followee_event()
     if context.any():
-        keep, row, col, b, t = _layout(seqs, max_len + 1)
+        keep, row, col, b, t = batch_layout(seqs, max_len + 1)
         own = np.zeros((b, t), dtype=bool)
         own[row, col] = ~context[keep]
         valid &= torch.from_numpy(own[:, 1:])

@@ -190,7 +190,7 @@ def batch_layout(seqs: Sequences, max_len: int) -> tuple[Bool, Int, Int, int, in
 
     Examples
     --------
-    >>> keep, row, col, b, t = batch_layout(Sequences.from_lists([[1, 2, 3], [4]], 4), 2)
+    >>> keep, row, col, b, t = batch_layout(Sequences.from_lists([[1, 2, 3], [4]], n_items=4), 2)
     >>> keep.tolist(), row.tolist(), col.tolist(), (b, t)
     ([False, True, True, True], [0, 0, 1], [0, 1, 1], (2, 2))
     """

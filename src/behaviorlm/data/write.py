@@ -113,25 +113,18 @@ class TableWriter:
                 self._parquet.close()
             if self._file is not None:
                 self._file.close()
-            if kind is None and self._schema is None:
+            if kind is not None:
+                return
+            if self._schema is None:
                 raise ValueError(f"{self.path}: no table was written")
-        except BaseException:
-            self._part.unlink(missing_ok=True)
-            raise
-        finally:
-            self._file = self._parquet = None
-        if kind is not None:
-            self._part.unlink(missing_ok=True)
-            return
-        try:
             if self._target.exists():
                 shutil.copymode(self._target, self._part)
             else:  # as a new file would be made
                 as_new_file(self._part)
             os.replace(self._part, self._target)
-        except BaseException:
-            self._part.unlink(missing_ok=True)
-            raise
+        finally:
+            self._file = self._parquet = None
+            self._part.unlink(missing_ok=True)  # gone already once it replaced the target
 
 
 def write_table(frame: pl.DataFrame, path: str | Path) -> Path:

@@ -141,10 +141,7 @@ def resolve_run_config(
         raise ConfigError(
             f"unknown config section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}"
         )
-    run = dict(merged.get("run", {}))
-    if model is not None:
-        run["model"] = model
-    name = run.pop("model", None)
+    run = [key for key in merged.get("run", {}) if key != "model"]  # the name is read above
     if run:
         raise ConfigError(
             f"unknown config key(s) {', '.join('run.' + k for k in run)}; known: run.model"

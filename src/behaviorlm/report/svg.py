@@ -112,8 +112,16 @@ def _frame(title: str, legend_width: float, rows: int) -> tuple[list[str], float
 
 
 def _y_axis(
-    parts: list[str], ticks: list[float], plot_w: float, y_of: Callable[[float], float]
-) -> None:
+    parts: list[str], lo: float, hi: float, plot_w: float, plot_h: float
+) -> Callable[[float], float]:
+    """Draw a y axis with round ticks spanning ``lo`` to ``hi``; returns the map from a value
+    to its y coordinate."""
+    ticks = nice_ticks(lo, hi)
+    y_lo, y_hi = ticks[0], ticks[-1]
+
+    def y_of(y: float) -> float:
+        return TOP + plot_h - (y - y_lo) / ((y_hi - y_lo) or 1.0) * plot_h
+
     for t in ticks:
         y = y_of(t)
         parts.append(
@@ -123,6 +131,7 @@ def _y_axis(
         parts.append(
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{tick_label(t)}</text>'
         )
+    return y_of
 
 
 def _labels(parts: list[str], x_label: str, y_label: str, plot_w: float, plot_h: float) -> None:
@@ -198,16 +207,11 @@ def line_chart(
     if x_hi == x_lo:  # one x: in the middle
         x_lo, x_hi = x_lo - 1.0, x_hi + 1.0
     lo, hi = (min(0.0, min(ys)), max(0.0, max(ys))) if from_zero else (min(ys), max(ys))
-    y_ticks = nice_ticks(lo, hi)
-    y_lo, y_hi = y_ticks[0], y_ticks[-1]
+    y_of = _y_axis(parts, lo, hi, plot_w, plot_h)
 
     def x_of(x: float) -> float:
         return LEFT + (scale(x) - x_lo) / (x_hi - x_lo) * plot_w
 
-    def y_of(y: float) -> float:
-        return TOP + plot_h - (y - y_lo) / ((y_hi - y_lo) or 1.0) * plot_h
-
-    _y_axis(parts, y_ticks, plot_w, y_of)
     for t in x_ticks:
         parts.append(
             f'<text x="{x_of(t):.1f}" y="{TOP + plot_h + 16:.1f}" text-anchor="middle">'
@@ -258,13 +262,7 @@ def bar_chart(
         raise ValueError(f"{title}: no finite values to draw")
     legend_width = 30 + CHAR * max(len(n) for n in shown)
     parts, plot_w, plot_h = _frame(title, legend_width, len(shown))
-    y_ticks = nice_ticks(min(0.0, min(values)), max(0.0, max(values)))  # bars start at 0
-    y_lo, y_hi = y_ticks[0], y_ticks[-1]
-
-    def y_of(y: float) -> float:
-        return TOP + plot_h - (y - y_lo) / ((y_hi - y_lo) or 1.0) * plot_h
-
-    _y_axis(parts, y_ticks, plot_w, y_of)
+    y_of = _y_axis(parts, min(0.0, min(values)), max(0.0, max(values)), plot_w, plot_h)  # from 0
     slot = plot_w / max(1, len(groups))
     bar = slot * 0.8 / max(1, len(shown))
     for g, group in enumerate(groups):

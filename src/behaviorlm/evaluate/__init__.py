@@ -10,7 +10,13 @@ from behaviorlm.evaluate.metrics import (
     recall,
     relevance,
 )
-from behaviorlm.evaluate.results import EvalResult, cutoff_notes, markdown_table, masking_notes
+from behaviorlm.evaluate.results import (
+    EvalResult,
+    cutoff_notes,
+    markdown_table,
+    masking_notes,
+    nearest_cutoff,
+)
 from behaviorlm.evaluate.runner import DEFAULT_KS, evaluate
 
 __all__ = [
@@ -26,6 +32,7 @@ __all__ = [
     "mean_popularity",
     "mrr",
     "ndcg",
+    "nearest_cutoff",
     "recall",
     "relevance",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,6 +115,17 @@ def markdown_table(
             cells.append("-" if value is None or math.isnan(value) else f"{value:.{digits}f}")
         lines.append(f"| {result.model} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def nearest_cutoff(ks: Iterable[int], k: int) -> int:
+    """The cut-off of ``ks`` nearest ``k`` (the smaller one on a tie).
+
+    Examples
+    --------
+    >>> nearest_cutoff([5, 20, 50], 10), nearest_cutoff([5, 15], 10)
+    (5, 5)
+    """
+    return min(ks, key=lambda c: (abs(c - k), c))
 
 
 def cutoff_notes(results: Sequence[EvalResult]) -> list[str]:

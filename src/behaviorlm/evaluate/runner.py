@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from behaviorlm.evaluate.metrics import coverage, hit_rate, mean_popularity, mrr, ndcg, recall
-from behaviorlm.evaluate.results import EvalResult
+from behaviorlm.evaluate.results import EvalResult, nearest_cutoff
 from behaviorlm.models.base import Recommender
 from behaviorlm.recommend import recommend
 from behaviorlm.schema import EvalSet
@@ -110,7 +110,7 @@ def evaluate(
         metric: {k: _mean(rows_of[metric, k]) for k in ks} for metric in ACCURACY
     }
     metrics["Coverage"] = {k: coverage(ranked, model.n_items, cut[k]) for k in ks}
-    k_seg = min(ks, key=lambda k: (abs(k - SEGMENT_K), k))
+    k_seg = nearest_cutoff(ks, SEGMENT_K)
     per_row = {f"{metric}@{k_seg}": rows_of[metric, k_seg] for metric in ("HR", "NDCG")}
     if item_popularity is not None:
         popularity = np.asarray(item_popularity, dtype=np.float64)

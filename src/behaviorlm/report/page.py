@@ -26,7 +26,7 @@ from html import escape
 from pathlib import Path
 from typing import Any, Final
 
-from behaviorlm.evaluate import EvalResult, cutoff_notes, masking_notes
+from behaviorlm.evaluate import EvalResult, cutoff_notes, masking_notes, nearest_cutoff
 from behaviorlm.report.svg import bar_chart, line_chart
 from behaviorlm.train.engine import METRICS_FILE
 
@@ -85,7 +85,7 @@ def _number(value: float | None, digits: int = 4) -> str:
 
 def _table(results: Sequence[EvalResult], logs: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
     evaluated = sorted({k for r in results for k in r.ks})  # the one nearest 10, the next
-    first = min(evaluated, key=lambda k: (abs(k - TABLE_KS[0]), k))
+    first = nearest_cutoff(evaluated, TABLE_KS[0])
     ks = [first, *[k for k in evaluated if k > first][: len(TABLE_KS) - 1]]
     columns = [(m, k) for m in TABLE_METRICS for k in ks]
     best = {}

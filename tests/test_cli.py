@@ -52,10 +52,11 @@ def test_train_evaluate_recommend(
     metrics = prepared / f"{model}.json"
     assert main(["evaluate", str(out), "--ks", "5,10", "--json", str(metrics)]) == 0
     table = capsys.readouterr().out
-    assert "NDCG@10" in table
-    assert model in table
+    assert "| model | metric | @5 | @10 |" in table
     results = json.loads(metrics.read_text())
     assert 0.0 <= results[0]["metrics"]["HR"]["10"] <= 1.0
+    ndcg = next(line for line in table.splitlines() if line.startswith(f"| {model} | NDCG |"))
+    assert ndcg.split("|")[4].strip() == f"{results[0]['metrics']['NDCG']['10']:.4f}"
     user = json.loads((prepared / "ds" / "dataset.json").read_text())
     assert user["n_users"] > 0
     users_table = __import__("polars").read_parquet(prepared / "ds" / "users.parquet")

@@ -7,7 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from behaviorlm.evaluate import EvalResult, cutoff_notes, evaluate, markdown_table
+from behaviorlm.evaluate import (
+    EvalResult,
+    cutoff_notes,
+    cutoff_table,
+    evaluate,
+    markdown_table,
+)
 from behaviorlm.models.pop import Pop, PopConfig
 from behaviorlm.schema import EvalSet, Sequences
 
@@ -118,6 +124,20 @@ def test_result_round_trip() -> None:
     assert data["metrics"]["HR"] == {"1": 0.25, "10": 0.5}
     assert EvalResult.from_dict(data) == result
     assert EvalResult.from_dict(result.to_dict()) == result
+
+
+def test_cutoff_table_one_row_per_metric() -> None:
+    a = EvalResult("pop", "test", 3, (10, 20), {"HR": {10: 0.1, 20: 0.2}}, True, 0.0)
+    b = EvalResult("markov", "test", 3, (10,), {"HR": {10: 0.123456}, "NDCG": {10: 0.5}}, True, 0.0)
+    table = cutoff_table([a, b], metrics=("HR", "NDCG"), ks=(10, 20))
+    assert table.splitlines() == [
+        "| model | metric | @10 | @20 |",
+        "|---|---|---:|---:|",
+        "| pop | HR | 0.1000 | 0.2000 |",
+        "| pop | NDCG | - | - |",
+        "| markov | HR | 0.1235 | - |",
+        "| markov | NDCG | 0.5000 | - |",
+    ]
 
 
 def test_markdown_table() -> None:

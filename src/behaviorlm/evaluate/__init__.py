@@ -13,6 +13,7 @@ from behaviorlm.evaluate.metrics import (
 from behaviorlm.evaluate.results import (
     EvalResult,
     cutoff_notes,
+    cutoff_table,
     markdown_table,
     masking_notes,
     nearest_cutoff,
@@ -24,6 +25,7 @@ __all__ = [
     "EvalResult",
     "coverage",
     "cutoff_notes",
+    "cutoff_table",
     "evaluate",
     "evaluate_artifact",
     "hit_rate",

@@ -109,12 +109,44 @@ def markdown_table(
         "|---|" + "---:|" * len(columns),
     ]
     for result in results:
-        cells = []
-        for m, k in columns:
-            value = result.metrics.get(m, {}).get(k)
-            cells.append("-" if value is None or math.isnan(value) else f"{value:.{digits}f}")
+        cells = [_cell(result, m, k, digits) for m, k in columns]
         lines.append(f"| {result.model} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def cutoff_table(
+    results: Sequence[EvalResult],
+    metrics: Sequence[str] = ("HR", "NDCG", "MRR", "Recall"),
+    ks: Sequence[int] = (10, 20),
+    *,
+    digits: int = 4,
+) -> str:
+    """The metrics as a Markdown table that stays narrow with many cut-offs: one row per
+    result and metric, one column per cut-off; ``-`` where missing.
+
+    Examples
+    --------
+    >>> r = EvalResult("pop", "test", 2, (1, 10), {"HR": {1: 0.25, 10: 0.5}}, True, 0.1)
+    >>> print(cutoff_table([r], metrics=("HR", "MRR"), ks=(1, 10)))
+    | model | metric | @1 | @10 |
+    |---|---|---:|---:|
+    | pop | HR | 0.2500 | 0.5000 |
+    | pop | MRR | - | - |
+    """
+    lines = [
+        "| model | metric | " + " | ".join(f"@{k}" for k in ks) + " |",
+        "|---|---|" + "---:|" * len(ks),
+    ]
+    for result in results:
+        for m in metrics:
+            cells = [_cell(result, m, k, digits) for k in ks]
+            lines.append(f"| {result.model} | {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _cell(result: EvalResult, metric: str, k: int, digits: int) -> str:
+    value = result.metrics.get(metric, {}).get(k)
+    return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
 def nearest_cutoff(ks: Iterable[int], k: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -126,27 +127,37 @@ def test_result_round_trip() -> None:
     assert EvalResult.from_dict(result.to_dict()) == result
 
 
-def test_cutoff_table_one_row_per_metric() -> None:
-    a = EvalResult("pop", "test", 3, (10, 20), {"HR": {10: 0.1, 20: 0.2}}, True, 0.0)
-    b = EvalResult("markov", "test", 3, (10,), {"HR": {10: 0.123456}, "NDCG": {10: 0.5}}, True, 0.0)
-    table = cutoff_table([a, b], metrics=("HR", "NDCG"), ks=(10, 20))
-    assert table.splitlines() == [
-        "| model | metric | @10 | @20 |",
-        "|---|---|---:|---:|",
-        "| pop | HR | 0.1000 | 0.2000 |",
-        "| pop | NDCG | - | - |",
-        "| markov | HR | 0.1235 | - |",
-        "| markov | NDCG | 0.5000 | - |",
-    ]
+#: Two results for the tables: one without NDCG, one without the cut-off 20.
+TABLE_RESULTS = [
+    EvalResult("pop", "test", 3, (10, 20), {"HR": {10: 0.1, 20: 0.2}}, True, 0.0),
+    EvalResult("markov", "test", 3, (10,), {"HR": {10: 0.123456}, "NDCG": {10: 0.5}}, True, 0.0),
+]
 
 
-def test_markdown_table() -> None:
-    a = EvalResult("pop", "test", 3, (10, 20), {"HR": {10: 0.1, 20: 0.2}}, True, 0.0)
-    b = EvalResult("markov", "test", 3, (10,), {"HR": {10: 0.123456}, "NDCG": {10: 0.5}}, True, 0.0)
-    table = markdown_table([a, b], metrics=("HR", "NDCG"), ks=(10, 20))
-    assert table.splitlines() == [
-        "| model | HR@10 | HR@20 | NDCG@10 | NDCG@20 |",
-        "|---|---:|---:|---:|---:|",
-        "| pop | 0.1000 | 0.2000 | - | - |",
-        "| markov | 0.1235 | - | 0.5000 | - |",
-    ]
+@pytest.mark.parametrize(
+    ("render", "expected"),
+    [
+        (
+            cutoff_table,
+            [
+                "| model | metric | @10 | @20 |",
+                "|---|---|---:|---:|",
+                "| pop | HR | 0.1000 | 0.2000 |",
+                "| pop | NDCG | - | - |",
+                "| markov | HR | 0.1235 | - |",
+                "| markov | NDCG | 0.5000 | - |",
+            ],
+        ),
+        (
+            markdown_table,
+            [
+                "| model | HR@10 | HR@20 | NDCG@10 | NDCG@20 |",
+                "|---|---:|---:|---:|---:|",
+                "| pop | 0.1000 | 0.2000 | - | - |",
+                "| markov | 0.1235 | - | 0.5000 | - |",
+            ],
+        ),
+    ],
+)
+def test_tables(render: Callable[..., str], expected: list[str]) -> None:
+    assert render(TABLE_RESULTS, metrics=("HR", "NDCG"), ks=(10, 20)).splitlines() == expected

@@ -3,8 +3,9 @@
 Every model runs in a fresh process (so its peak memory is its own) with the config file
 ``CONFIG_DIR/<model>.toml`` (``configs/<dataset>/`` for the published table, ``configs/default``
 for any other data). Each prints one JSON line: test HR / NDCG / MRR at 10 and 20 with full
-ranking, training wall time, epochs, peak RSS. ``--markdown FILE...`` renders saved JSON lines
-as the README's results table instead: the last line per data set and model wins, so name the
+ranking, training wall time, epochs, the kept epoch and its validation metrics, peak RSS.
+``--markdown FILE...`` renders saved JSON lines as the README's results table instead: the
+last line per data set and model wins, so name the
 table's files only (exploratory runs live in ``explore_*.jsonl``). Examples::
 
     python benchmarks/results.py DATA/s3rec/Beauty.txt --name Beauty --config-dir configs/beauty \\
@@ -76,6 +77,8 @@ def one_model(args: argparse.Namespace, model: str) -> dict[str, Any]:
         "train_s": round(train_s, 1),
         "epochs": fit.get("epochs"),
         "best_epoch": fit.get("best_epoch"),
+        # validation metrics of the kept epoch (none for the baselines)
+        "best_valid": {k: round(v, 5) for k, v in (fit.get("best_valid") or {}).items()} or None,
         "device": fit.get("device", "cpu"),  # where it trained (older lines: see overrides, gpu)
         "eval_s": round(eval_s, 2),
         "peak_rss_mib": peak_rss_mib(),

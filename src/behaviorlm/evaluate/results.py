@@ -6,7 +6,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 
 @dataclass(frozen=True)
@@ -86,10 +86,15 @@ class EvalResult:
         )
 
 
+#: Metrics and cut-offs of the Markdown tables unless named.
+SHOWN_METRICS: Final[tuple[str, ...]] = ("HR", "NDCG", "MRR", "Recall")
+SHOWN_KS: Final[tuple[int, ...]] = (10, 20)
+
+
 def markdown_table(
     results: Sequence[EvalResult],
-    metrics: Sequence[str] = ("HR", "NDCG", "MRR", "Recall"),
-    ks: Sequence[int] = (10, 20),
+    metrics: Sequence[str] = SHOWN_METRICS,
+    ks: Sequence[int] = SHOWN_KS,
     *,
     digits: int = 4,
 ) -> str:
@@ -116,8 +121,8 @@ def markdown_table(
 
 def cutoff_table(
     results: Sequence[EvalResult],
-    metrics: Sequence[str] = ("HR", "NDCG", "MRR", "Recall"),
-    ks: Sequence[int] = (10, 20),
+    metrics: Sequence[str] = SHOWN_METRICS,
+    ks: Sequence[int] = SHOWN_KS,
     *,
     digits: int = 4,
 ) -> str:

@@ -126,6 +126,30 @@ def test_bad_store_urls_are_refused(tmp_path: Path, markov_dir: Path) -> None:
             create_app(markov_dir, url)
     with pytest.raises(FileNotFoundError):
         export_events(f"sqlite:///{tmp_path / 'none.db'}", tmp_path / "out.parquet")
+    (tmp_path / "notes.db").write_text("not a database\n" * 100)
+    with pytest.raises(ValueError, match="cannot be opened as an event store"):
+        open_store(f"sqlite:///{tmp_path / 'notes.db'}")
+
+
+def test_commands_refuse_a_bad_store_in_one_line(
+    markov_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from behaviorlm.cli import main
+
+    (tmp_path / "notes.db").write_text("not a database\n" * 100)
+    bad = f"sqlite:///{tmp_path / 'notes.db'}"
+    missing_folder = f"sqlite:///{tmp_path / 'nowhere' / 'events.db'}"
+    out = str(tmp_path / "out.parquet")
+    for argv in (
+        ["serve", str(markov_dir), "--store", bad],  # before uvicorn starts: no traceback
+        ["serve", str(markov_dir), "--store", missing_folder],
+        ["export-events", bad, out],
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("behaviorlm: error: ")
+        assert "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1, err
 
 
 def test_export_reads_back_for_a_retrain(client: TestClient, tmp_path: Path) -> None:
@@ -230,6 +254,32 @@ def test_duplicates_and_per_event_rejections(client: TestClient) -> None:
     again = post(client, [{"user_id": "u1", "item_id": "i1", "event_id": "same"}])
     assert again["duplicates"] == 1
     assert again["accepted"] == 0
+
+
+def test_a_rejected_event_id_that_cannot_be_echoed_is_not(client: TestClient) -> None:
+    # a JSON escape of a lone surrogate: valid JSON, no valid string; the event before it
+    # is stored, so the response must still come, naming what it can
+    body = b'{"events": [{"user_id": "u1", "item_id": "i1", "event_id": "ok-1"}, ' + (
+        b'{"user_id": "u1", "item_id": "i1", "event_id": "bad-\\udfff"}]}'
+    )
+    headers = {**AUTH, "content-type": "application/json"}
+    response = client.post("/v1/events", content=body, headers=headers)
+    assert response.status_code == 200, response.text
+    first, second = response.json()["results"]
+    assert (first["status"], first["event_id"]) == ("accepted", "ok-1")
+    assert (second["status"], second["event_id"]) == ("rejected", None)
+    assert "event_id" in second["reason"]
+
+
+def test_ids_with_a_slash_can_be_posted_and_read(client: TestClient, dataset: blm.Dataset) -> None:
+    item = str(dataset.items["item_id"][0])
+    assert post(client, [{"user_id": "shop/42", "item_id": item}])["accepted"] == 1
+    data = client.get("/v1/users/shop%2F42/recommendations").json()
+    assert (data["user_id"], data["live_events"]) == ("shop/42", 1)
+    assert item not in item_ids(data)  # the posted event is the user's timeline
+    unknown = client.get("/v1/items/shelf%2F7/similar")
+    assert unknown.status_code == 404
+    assert "shelf/7" in unknown.json()["detail"]  # the item is unknown; the route is found
 
 
 def test_unknown_item_is_stored_counted_and_ignored(
@@ -420,6 +470,22 @@ def test_api_key_is_required_to_write(client: TestClient) -> None:
             "valid number",
         ),
         ("POST", "/v1/recommendations", {"json": [1, 2]}, 422, "valid dictionary"),
+        (
+            "POST",
+            "/v1/events",
+            {"content": b'{"events": []}', "headers": {**AUTH, "content-type": "text/plain"}},
+            415,
+            "application/json",
+        ),
+        (
+            "POST",
+            "/v1/recommendations",
+            {"data": {"k": "5"}},  # a form
+            415,
+            "must be JSON",
+        ),
+        ("POST", "/v1/recommendations", {"json": {"k": True}}, 422, "valid integer"),
+        ("POST", "/v1/recommendations", {"json": {"k": "5"}}, 422, "valid integer"),
         ("GET", "/v1/nothing", {}, 404, "Not Found"),
         ("DELETE", "/v1/events", {}, 405, "Method Not Allowed"),
     ],
@@ -453,7 +519,13 @@ def test_health_readiness_metrics_and_openapi(client: TestClient) -> None:
     ) in text
     assert "behaviorlm_http_request_duration_seconds_bucket" in text
     assert f'behaviorlm_model_info{{model="markov",version="{ready["model_version"]}"}} 1.0' in text
+    for probe in ("/healthz", "/readyz", "/metrics"):  # as some load balancers send them
+        head = client.head(probe)
+        assert head.status_code == 200, probe
+        assert head.content == b""
     paths = client.get("/openapi.json").json()["paths"]
+    for probe in ("/healthz", "/readyz", "/metrics"):
+        assert set(paths[probe]) == {"get"}  # HEAD is answered, not documented twice
     assert {
         "/v1/events",
         "/v1/users/{user_id}/recommendations",

@@ -690,8 +690,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--api-key-env",
         metavar="NAME",
-        help="environment variable holding the API key required by POST /v1/events "
-        "(without one the server listens on localhost only)",
+        help="environment variable holding the API key required by POST /v1/events and "
+        "POST /v1/influence (without one the server listens on localhost only)",
     )
     p.add_argument(
         "--model-batch",

@@ -1,6 +1,6 @@
-"""ASGI middleware: request metrics and the request body limit.
+"""ASGI middleware: request metrics, the request body limit and JSON bodies only.
 
-Both are plain ASGI (no per-request task or body copy beyond the limit): the body limit
+All are plain ASGI (no per-request task or body copy beyond the limit): the body limit
 rejects a declared ``Content-Length`` over the limit before reading anything, and counts
 the bytes of a streamed body, answering 413 as soon as they pass the limit.
 """
@@ -38,7 +38,8 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_and_record)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            # the template as OpenAPI shows it: `{user_id}`, not `{user_id:path}`
+            route = getattr(scope.get("route"), "path_format", None) or "unmatched"
             method = str(scope.get("method", ""))
             self.metrics.requests.labels(method=method, route=route, status=str(status)).inc()
             self.metrics.latency.labels(method=method, route=route).observe(
@@ -98,3 +99,43 @@ class BodyLimit:
     @staticmethod
     async def _reject(scope: Scope, receive: Receive, send: Send, status: int, detail: str) -> None:
         await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
+
+
+def is_json(content_type: str) -> bool:
+    """Whether a Content-Type header names JSON (``application/json`` or ``application/*+json``,
+    any parameters).
+
+    Examples
+    --------
+    >>> is_json("application/json; charset=utf-8"), is_json("application/problem+json")
+    (True, True)
+    >>> is_json("text/plain"), is_json("application/x-www-form-urlencoded")
+    (False, False)
+    """
+    media = content_type.split(";", 1)[0].strip().lower()
+    kind, _, subtype = media.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+class JsonBodies:
+    """Answers 415 to a POST whose Content-Type is not JSON: every request body of the API is
+    JSON, and a form or text body would otherwise fail validation with a message about
+    dictionaries. A POST without a Content-Type is read as JSON (as FastAPI does)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("method") == "POST":
+            declared = dict(scope.get("headers") or []).get(b"content-type")
+            if declared is not None:
+                content_type = declared.decode("latin-1")
+                if not is_json(content_type):
+                    detail = (
+                        "the request body must be JSON: send Content-Type: application/json "
+                        f"(got {content_type[:100]!r})"
+                    )
+                    response = JSONResponse({"detail": detail}, status_code=415)
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)

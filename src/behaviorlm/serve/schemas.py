@@ -92,8 +92,14 @@ class Recommendations(BaseModel):
         description="popularity when the timeline has no event the model can read"
     )
     known_user: bool = Field(description="the user occurs in the training data")
-    timeline_events: int = Field(description="events of the timeline the model read")
-    live_events: int = Field(description="of these, events ingested since training")
+    timeline_events: int = Field(
+        description="events of the timeline the model can read (on known items, and searches);"
+        " a sequence model looks at the most recent max_len of them"
+    )
+    live_events: int = Field(
+        description="of these, events not from the training data: ingested since training, "
+        "or given in the request"
+    )
     ignored_events: int = Field(description="events on items unknown to the model")
     note: str | None = None
     items: list[RecommendedItem]
@@ -105,7 +111,7 @@ class TimelineRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     events: list[TimelineEvent] = Field(default_factory=list)
-    k: int = Field(default=10, ge=1)
+    k: int = Field(default=10, ge=1, strict=True)
     exclude_seen: bool = True
     action: str | None = Field(
         default=None,
@@ -239,7 +245,7 @@ class InfluenceRequest(BaseModel):
     items: list[Annotated[str, Field(min_length=1, max_length=MAX_ID)]] = Field(
         default_factory=list, description="further items whose probability change to report"
     )
-    k: int = Field(default=10, ge=1, description="length of the top-K lists compared")
+    k: int = Field(default=10, ge=1, strict=True, description="length of the top-K lists compared")
     reach: bool | None = Field(
         default=None,
         description="social reach over the user's followers; default: for a share or like",

@@ -13,6 +13,7 @@ from behaviorlm.artifact import META_FILE
 from behaviorlm.data.errors import DataError
 from behaviorlm.serve.app import create_app
 from behaviorlm.serve.settings import Limits
+from behaviorlm.serve.store import open_store
 
 
 def is_loopback(host: str) -> bool:
@@ -84,6 +85,7 @@ def run_server(
             how="pass the folder written by `behaviorlm train`",
         )
     message = check_binding(host, api_key)
+    open_store(store_url).close()  # a bad store is one line here, not a traceback at start-up
     app = create_app(artifact_path, store_url, api_key=api_key, limits=limits, traced=traced)
     print(f"behaviorlm serve: {message}", flush=True)
     uvicorn.run(

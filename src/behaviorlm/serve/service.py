@@ -55,6 +55,7 @@ from behaviorlm.schema import F32, Int, Sequences
 from behaviorlm.serve.metrics import Metrics
 from behaviorlm.serve.own_events import OwnEventCache
 from behaviorlm.serve.schemas import (
+    MAX_ID,
     Event,
     EventResult,
     EventsResponse,
@@ -112,6 +113,26 @@ def warm_traces(artifact: Artifact) -> None:
     longer = readable[lengths[readable] != lengths[readable[0]]]
     if len(longer):  # two lengths: padding
         model.hidden(seqs.select(np.array([readable[0], longer[0]])))
+
+
+def _echoed_id(raw: Any) -> str | None:
+    """The ``event_id`` of a rejected event, to name it in the response: only a string that
+    is a valid id (length within :data:`MAX_ID`, encodable as UTF-8; a JSON escape of a lone
+    surrogate is not), else None.
+
+    Examples
+    --------
+    >>> _echoed_id({"event_id": "e1"}), _echoed_id({"event_id": "e\\udfff"}), _echoed_id(7)
+    ('e1', None, None)
+    """
+    event_id = raw.get("event_id") if isinstance(raw, dict) else None
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= MAX_ID:
+        return None
+    try:
+        event_id.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return event_id
 
 
 def describe(error: ValidationError) -> str:
@@ -264,11 +285,10 @@ class Service:
         for index, raw in enumerate(events):
             record, reason = self._validate(raw, now)
             if record is None:
-                event_id = raw.get("event_id") if isinstance(raw, dict) else None
                 rejected.append(
                     EventResult(
                         index=index,
-                        event_id=event_id if isinstance(event_id, str) else None,
+                        event_id=_echoed_id(raw),
                         status="rejected",
                         reason=reason,
                     )

@@ -188,7 +188,11 @@ class SQLiteStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._connection().executescript(_SCHEMA)
+        try:
+            self._connection().executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:  # e.g. "file is not a database"
+            self.close()
+            raise ValueError(f"{self.path} cannot be opened as an event store: {exc}") from exc
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

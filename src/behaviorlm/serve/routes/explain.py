@@ -27,7 +27,9 @@ def router(limits: Limits) -> APIRouter:
         422: {"model": Problem, "description": "bad request, or a model without explanations"},
     }
 
-    @api.get("/users/{user_id}/explanation", response_model=ExplanationResponse, responses=errors)
+    @api.get(
+        "/users/{user_id:path}/explanation", response_model=ExplanationResponse, responses=errors
+    )
     def explanation(
         service: ServiceDep,
         user_id: Annotated[str, Path(min_length=1, max_length=MAX_ID)],

@@ -38,4 +38,9 @@ def router() -> APIRouter:
         registry: Metrics = request.app.state.metrics
         return Response(registry.render(), media_type=CONTENT_TYPE)
 
+    # HEAD too, which some load balancers' probes send (headers only; not in the schema)
+    for path, endpoint in (("/healthz", healthz), ("/readyz", readyz), ("/metrics", metrics)):
+        api.add_api_route(
+            path, endpoint, methods=["HEAD"], include_in_schema=False, response_model=None
+        )
     return api

@@ -16,7 +16,7 @@ def router(limits: Limits) -> APIRouter:
     api = APIRouter(prefix="/v1", tags=["items"])
 
     @api.get(
-        "/items/{item_id}/similar",
+        "/items/{item_id:path}/similar",
         response_model=SimilarItems,
         responses={404: {"model": Problem, "description": "unknown item"}},
     )

@@ -17,7 +17,9 @@ def router(limits: Limits) -> APIRouter:
     api = APIRouter(prefix="/v1", tags=["recommendations"])
     errors: dict[int | str, dict[str, Any]] = {422: {"model": Problem}}
 
-    @api.get("/users/{user_id}/recommendations", response_model=Recommendations, responses=errors)
+    @api.get(
+        "/users/{user_id:path}/recommendations", response_model=Recommendations, responses=errors
+    )
     async def user_recommendations(
         batcher: BatcherDep,
         user_id: Annotated[str, Path(min_length=1, max_length=MAX_ID)],

@@ -12,6 +12,7 @@ import torch
 import behaviorlm as blm
 from behaviorlm.explain import Target, explain
 from behaviorlm.explain.attention import attention, last_layer
+from behaviorlm.explain.gradients import integrated_gradients, path_rule
 from behaviorlm.explain.groups import ablate_groups, event_kinds
 from behaviorlm.explain.occlusion import occlusion
 from behaviorlm.models.neural import NeuralRecommender
@@ -91,7 +92,9 @@ def test_occlusion_deletes_only_events_the_model_reads(art: blm.Artifact) -> Non
 def test_integrated_gradients_completeness(art: blm.Artifact, kind: str) -> None:
     history = user_row(art)
     target = Target.item(5) if kind == "item" else Target.action(4)
-    e = explain(art.model, history, target, method="ig", steps=256)
+    e = explain(art.model, history, target, method="ig")  # the default points, as users get
+    assert e.steps is not None
+    assert e.steps >= 32
     assert e.baseline_logit is not None
     assert e.baseline_probability is not None
     assert e.logit - e.baseline_logit != pytest.approx(0.0)
@@ -105,6 +108,40 @@ def test_integrated_gradients_completeness(art: blm.Artifact, kind: str) -> None
         assert sum(ev.components.values()) == pytest.approx(ev.logit, abs=1e-5)
     groups = sum(g.attributed_logit or 0.0 for g in e.groups)
     assert groups == pytest.approx(e.logit - e.baseline_logit, rel=0.01)
+
+
+def test_path_rule_integrates_smooth_and_steep_functions() -> None:
+    for steps in (1, 2, 3, 4, 7, 32):
+        alpha, w = path_rule(steps)
+        assert (alpha[0], alpha[-1], w[0], w[-1]) == (0.0, 1.0, 0.0, 0.0)  # the two scores
+        assert float(w.sum()) == pytest.approx(1.0, abs=1e-6)
+        assert bool((alpha[1:] > alpha[:-1]).all())
+    alpha, w = path_rule(32)
+    a, w = alpha.double(), w.double()
+    assert float((w * a**5).sum()) == pytest.approx(1 / 6, rel=1e-6)  # exact (float32 points)
+    # what a LayerNorm of alpha * x does near the baseline: from 0 to 1 within alpha ~ 0.003
+    eps = 1e-5
+    steep = float((w * eps / (a**2 + eps) ** 1.5).sum())  # d/da of a / sqrt(a^2 + eps)
+    assert steep == pytest.approx(1 / (1 + eps) ** 0.5, rel=1e-3)
+    with pytest.raises(ValueError, match="at least 1"):
+        path_rule(0)
+
+
+def test_integrated_gradients_doubles_the_points_until_complete(art: blm.Artifact) -> None:
+    model, history = art.model, user_row(art)
+    assert isinstance(model, NeuralRecommender)
+    target = Target.item(5)
+    first = integrated_gradients(model, history, target, steps=4, max_steps=4)
+    assert first.steps == 4  # no doubling past max_steps, and the gap is reported
+    total = sum(float(a.sum()) for a in first.logit.values())
+    assert first.gap[0] == pytest.approx(total - (first.score[0] - first.baseline[0]), abs=1e-5)
+    never = integrated_gradients(model, history, target, steps=4, tolerance=0.0, max_steps=16)
+    assert never.steps == 16  # 4, 8, 16: each pass missed a tolerance of 0
+    done = integrated_gradients(model, history, target, steps=4, tolerance=0.01)
+    for gap, score, base in zip(done.gap, done.score, done.baseline, strict=True):
+        assert abs(gap) <= max(0.01 * abs(score - base), 1e-5)
+    with pytest.raises(ValueError, match="max_steps"):
+        integrated_gradients(model, history, target, steps=64, max_steps=32)
 
 
 def test_group_ablation_equals_rescoring_with_the_group_switched_off(art: blm.Artifact) -> None:

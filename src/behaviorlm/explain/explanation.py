@@ -146,6 +146,9 @@ class Explanation:
         baseline_logit`` (completeness); Shapley: the score with every explained event
         deleted and location and device removed, and the event values and those two groups'
         ``attributed_logit`` sum to it (efficiency).
+    steps : int or None
+        Integrated gradients: the quadrature points used along the path (more than asked
+        for where the first pass missed completeness by over 1 %).
     unread : int
         Older events beyond the model's ``max_len`` window (they have no influence).
     set_aside : tuple of EventInfluence
@@ -166,6 +169,7 @@ class Explanation:
     groups: tuple[GroupInfluence, ...]
     baseline_logit: float | None = None
     baseline_probability: float | None = None
+    steps: int | None = None
     unread: int = 0
     set_aside: tuple[EventInfluence, ...] = ()
     note: str = ""
@@ -255,7 +259,9 @@ def explain(
     method : {"occlusion", "integrated_gradients", "ig", "shapley", "attention"}
         The attribution method; see the module docstring.
     steps : int
-        Integrated gradients: trapezoid steps along the path.
+        Integrated gradients: quadrature points along the path to start with; doubled (up
+        to 256) while the attributions of the logit or the probability miss completeness
+        by more than 1 % (:func:`behaviorlm.explain.gradients.integrated_gradients`).
     samples, seed : int
         Shapley: orders of the events sampled (all of them where there are fewer), and the
         seed that draws them.
@@ -382,6 +388,7 @@ def explain(
             groups=groups,
             baseline_logit=ig.baseline[0],
             baseline_probability=ig.baseline[1],
+            steps=ig.steps,
             **common,
         )
     weights = attention(net, history)

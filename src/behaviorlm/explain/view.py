@@ -34,6 +34,18 @@ def _bar(value: float | None, scale: float, width: int = 8) -> Text:
     return Text(left, style="red") + Text("│") + Text(right, style="green")
 
 
+def signed(value: float, scale: float) -> str:
+    """A signed value with four decimals, or three significant digits where the largest of
+    its column (``scale``) is too small for decimals to show.
+
+    Examples
+    --------
+    >>> signed(0.01234, 0.05), signed(-0.0000123, 0.00004)
+    ('+0.0123', '-1.23e-05')
+    """
+    return f"{value:+.4f}" if scale >= 1e-3 or value == 0 else f"{value:+.2e}"
+
+
 def _when(timestamp: int) -> str:
     """Seconds since 1970 as a UTC time; small numbers (positions, not times) as they are."""
     if timestamp < 100_000_000:
@@ -77,9 +89,9 @@ def print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:
     )
     for column in ("#", "time", "action", "item", "title"):
         table.add_column(column, justify="right" if column == "#" else "left")
-    table.add_column(
+    table.add_column(  # left: every bar has the same width, so the axis stays in one column
         "attention" if attention else "influence on p" if half == 8 else "influence",
-        justify="center",
+        justify="left",
         no_wrap=True,
         min_width=2 * half + 1,
     )
@@ -94,12 +106,18 @@ def print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:
             str(e["item_id"] or ""),
             str(e["title"] or (f"search: {e['query']}" if e.get("query") else "")),
             _bar(e[key], scale, half),
-            f"{e[key]:+.4f}",
+            signed(e[key], scale),
         ]
         if not attention:
             cells.append(f"{e['logit']:+.3f}")
         table.add_row(*cells)
     print_table(con, table)
+    if data.get("steps") is not None and data.get("baseline_logit") is not None:
+        total = sum(e["logit"] for e in data["events"])
+        con.print(
+            f"(completeness: the events sum to {total:+.4f}, logit - baseline "
+            f"{data['logit'] - data['baseline_logit']:+.4f}; {data['steps']} points)"
+        )
     if data["unread"]:
         con.print(f"({data['unread']} older events lie beyond the model's window)")
     if aside:

@@ -216,6 +216,11 @@ class ExplanationResponse(BaseModel):
         "to logit minus this)",
     )
     baseline_probability: float | None = None
+    steps: int | None = Field(
+        default=None,
+        description="integrated gradients: quadrature points used along the path (doubled "
+        "from the asked number while completeness missed by over 1 %)",
+    )
     unread: int = Field(description="older events beyond the model's window (no influence)")
     set_aside: list[ExplainedEvent] = Field(
         default_factory=list,

@@ -47,6 +47,34 @@ def test_append_event_puts_the_event_last_in_every_row() -> None:
     assert after.timestamps[after.offsets[1:] - 1].tolist() == [9, 9, 9]
 
 
+def test_the_appended_event_takes_the_context_of_the_users_own_last_event() -> None:
+    from behaviorlm.schema import FOLLOWEE
+
+    s = blm.Sequences.from_lists([[1, 2, 3], [4], [2]], n_items=5)
+    # row 0 ends with a followee's event (no device or location), row 2 has only one
+    s = blm.Sequences(
+        offsets=s.offsets,
+        users=s.users,
+        n_items=s.n_items,
+        items=s.items,
+        actions=s.actions,
+        timestamps=np.array([1, 2, 3, 4, 5]),
+        event_ids=s.event_ids,
+        values=s.values,
+        devices=np.array([6, 7, 0, 8, 0]),
+        locations=np.array([9, 10, 0, 11, 0]),
+        sources=s.sources,
+        extra={FOLLOWEE: np.array([0, 0, 42, 0, 42])},
+    )
+    after = append_event(s, Event(item=5, action=1))
+    last = after.offsets[1:] - 1
+    assert after.devices[last].tolist() == [7, 8, 0]  # row 0: its own last, not the followee's
+    assert after.locations[last].tolist() == [10, 11, 0]
+    assert after.timestamps[last].tolist() == [3, 4, 5]  # the time of the latest event, any
+    theirs = append_event(s, Event(item=5, action=1, followee=42))
+    assert theirs.devices[theirs.offsets[1:] - 1].tolist() == [0, 0, 0]
+
+
 def test_influence_changes_the_distribution(saved: tuple[blm.Artifact, Path]) -> None:
     art, _ = saved
     history = art.histories(["u1"])
@@ -60,6 +88,10 @@ def test_influence_changes_the_distribution(saved: tuple[blm.Artifact, Path]) ->
     assert out.items[0].change == pytest.approx(float(np.exp(after[3]) - np.exp(before[3])))
     assert set(out.entering) == set(out.after) - set(out.before)
     assert set(out.leaving) == set(out.before) - set(out.after)
+    # the purchased item is seen after the event: in neither list, so it never "leaves"
+    assert 4 not in out.before + out.after
+    plain = blm.recommend(art.model, history, k=11).items[0].tolist()
+    assert list(out.before) == [i for i in plain if i != 4][:10]
     assert json.loads(json.dumps(out.to_dict()))["kl"] == pytest.approx(out.kl)
     same = influence(art.model, history, Event(item=4, action=purchase), k=10)
     assert same.kl == pytest.approx(out.kl)
@@ -248,6 +280,13 @@ def test_influence_command(
     name = saved[0].dataset.users["user_id"][loner - 1]
     assert main(["influence", str(out), "--user", name, "--action", "share", "--item", "i3"]) == 0
     assert f"user {name} has no followers" in capsys.readouterr().out
+    # further items, and a follower table cut at -k that says so
+    assert main([*argv, "--items", "i4", "i5", "-k", "1", "--json"]) == 0
+    named = json.loads(capsys.readouterr().out)["items"]
+    assert [c["item_id"] for c in named] == ["i3", "i4", "i5"]
+    assert main([*argv, "-k", "1"]) == 0
+    shown = len(data["reach"]["followers"])
+    assert f"(the 1 largest uplifts of {shown}; -k shows more)" in capsys.readouterr().out
 
 
 def test_influencers_command_ranks_users_by_predicted_reach(
@@ -278,6 +317,9 @@ def test_influencers_command_ranks_users_by_predicted_reach(
         (["influence", "ART", "--user", "u1", "--item", "i3", "--action", "fly"], "fly"),
         (["influencers", "ART", "--item", "nothing"], "unknown item id"),
         (["influencers", "ART", "--item", "i3", "--action", "shrae"], "shrae"),
+        (["influencers", "ART", "--item", "i3", "-k", "0"], "k must be at least 1"),
+        (["influencers", "ART", "--item", "i3", "--action", "purchase"], "(share, like)"),
+        (["influence", "ART", "--user", "u1", "--item", "i3", "--action", "search"], "a search"),
     ],
 )
 def test_bad_ids_give_one_line_and_exit_2(

@@ -901,6 +901,8 @@ def test_influence_of_a_share_on_the_live_timeline_and_its_reach(
         ({"item_id": "no-such-item"}, 404, "unknown item"),
         ({"items": ["i1", "nope"]}, 404, "'nope'"),
         ({"action": "teleport"}, 422, "teleport"),
+        ({"action": "search"}, 422, "a search has a query, not an item"),
+        ({"k": "5"}, 422, "valid integer"),
         ({"k": 51}, 422, "limit of 50"),
         ({"k": 0}, 422, "greater than or equal"),
         ({"items": ["i1"] * 51}, 422, "limit is 50"),

@@ -378,7 +378,7 @@ def cmd_explain(args: argparse.Namespace) -> None:
 
 def cmd_influence(args: argparse.Namespace) -> None:
     artifact = Artifact.load(args.artifact)
-    result = influence_user(artifact, args.user, args.item, args.action, k=args.k)
+    result = influence_user(artifact, args.user, args.item, args.action, k=args.k, items=args.items)
     data = labelled_influence(artifact, result)
     if args.json:
         print(json.dumps(data, indent=2))
@@ -427,6 +427,8 @@ def cmd_influence(args: argparse.Namespace) -> None:
     for row in followers[: args.k]:
         table.add_row(str(row["user_id"]), f"{row['uplift']:+.5f}")
     print_table(con, table)
+    if len(followers) > args.k:
+        con.print(f"(the {args.k} largest uplifts of {len(followers)}; -k shows more)")
 
 
 def _exposure_meaning(relative: bool | None) -> str:
@@ -633,11 +635,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--item", help="external item id (default: the top recommendation)")
     p.add_argument("--action", help="explain the score of this next action instead of an item")
     p.add_argument(
-        "--method", choices=["occlusion", "ig", "shapley", "attention"], default="occlusion"
+        "--method",
+        choices=["occlusion", "ig", "shapley", "attention"],
+        default="occlusion",
+        help="occlusion (exact leave-one-out, the default), ig (integrated gradients), shapley "
+        "(Shapley values of the events), attention (a diagnostic read-out, not an explanation)",
     )
-    p.add_argument("--steps", type=int, default=32, help="integrated gradients steps")
     p.add_argument(
-        "--samples", type=int, default=SAMPLES, help="shapley: orders of the events sampled"
+        "--steps",
+        type=int,
+        default=32,
+        help="integrated gradients: points along the path to start with, doubled until the "
+        "attributions sum to the score minus the baseline within 1%% (default 32)",
+    )
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=SAMPLES,
+        help=f"shapley: orders of the events sampled (default {SAMPLES})",
     )
     p.add_argument(
         "--without-target-events",
@@ -655,8 +670,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("artifact")
     p.add_argument("--user", required=True, help="external user id")
     p.add_argument("--item", required=True, help="external item id")
-    p.add_argument("--action", default="share", help="action name (share and like reach followers)")
-    p.add_argument("-k", type=int, default=10, help="length of the top-K lists compared")
+    p.add_argument(
+        "--action",
+        default="share",
+        help="action name (default share; share and like also reach the user's followers)",
+    )
+    p.add_argument(
+        "--items",
+        nargs="+",
+        default=[],
+        metavar="ITEM",
+        help="further external item ids whose probability change to report",
+    )
+    p.add_argument(
+        "-k",
+        type=int,
+        default=10,
+        help="length of the top-K lists compared, and followers listed (default 10)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser(
@@ -666,8 +697,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("artifact")
     p.add_argument("--item", required=True, help="external item id")
-    p.add_argument("--action", default="share", help="the act (its exposure rate is learned)")
-    p.add_argument("-k", type=int, default=10, help="how many users to list")
+    p.add_argument(
+        "--action",
+        default="share",
+        help="the act: share (the default) or like; its exposure rate is learned from the log",
+    )
+    p.add_argument("-k", type=int, default=10, help="how many users to list (default 10)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = sub.add_parser(

@@ -114,6 +114,7 @@ def influence_user(
     (True, True)
     """
     net = neural(artifact.model)
+    check_item_action(action)
     history = artifact.histories([user_id])
     item = int(artifact.item_ids([item_id])[0])
     named = [int(i) for i in artifact.item_ids(items)] if items else []
@@ -197,6 +198,23 @@ def reaching_event(artifact: Artifact, action: str) -> Reaching:
     return Reaching(ds.action_code("view"), SOCIAL_SOURCE, followee=False)
 
 
+def check_item_action(action: str) -> None:
+    """ValueError where ``action`` cannot be done on an item: a search has a query, no item.
+
+    Examples
+    --------
+    >>> check_item_action("share")
+    >>> check_item_action("search")
+    Traceback (most recent call last):
+    ...
+    ValueError: a search has a query, not an item: name an action done on an item (view, share, ...)
+    """
+    if action == "search":
+        raise ValueError(
+            "a search has a query, not an item: name an action done on an item (view, share, ...)"
+        )
+
+
 def rank_influencers(
     artifact: Artifact,
     item_id: str,
@@ -218,6 +236,11 @@ def rank_influencers(
     5
     """
     net = neural(artifact.model)
+    if action not in SOCIAL_ACTIONS:
+        acts = ", ".join(SOCIAL_ACTIONS)
+        raise ValueError(
+            f"influencers ranks the reach of an act followers see ({acts}), not {action!r}"
+        )
     item = int(artifact.item_ids([item_id])[0])
     follows = artifact.dataset.follows
     if follows.height == 0:

@@ -39,7 +39,7 @@ def last_layer(model: NeuralRecommender) -> Block | HSTULayer:
         layers = list(module.layers)
     else:
         raise ValueError(
-            f"{model.name} has no attention to read out; use method 'occlusion' or 'ig'"
+            f"{model.name} has no attention to read out; use method 'occlusion', 'ig' or 'shapley'"
         )
     if not layers:
         raise ValueError(f"this {model.name} model has no layers, so no attention to read out")

@@ -63,9 +63,11 @@ class Event:
 def append_event(histories: Sequences, event: Event) -> Sequences:
     """Every row of ``histories`` with ``event`` appended as its most recent event.
 
-    The new event has ``event_id`` -1, no value and no query words; device and location
-    copy the row's last event (0 for an empty row; 0 for a followee's event), and so does the
-    time unless given.
+    The new event has ``event_id`` -1, no value and no query words. Its device and location
+    are those of the row's last event of its user's own (a followee's event carries none;
+    0 where the row has no own event), as the user acts from where they last did; a
+    followee's event (``event.followee``) has none. Its time is the row's last event's,
+    unless given.
 
     Examples
     --------
@@ -84,11 +86,20 @@ def append_event(histories: Sequences, event: Event) -> Sequences:
     old = np.arange(len(histories.items), dtype=np.int64) + histories.row_of_event
     has_last = lengths > 0
     last = np.maximum(histories.offsets[1:] - 1, 0)  # (R,) last event (valid where has_last)
+    own = np.where(~histories.is_followee_event(), np.arange(len(histories.items)), -1)
+    last_own = np.full(rows, -1, dtype=np.int64)  # (R,) the row's last own event, or -1
+    if len(own):
+        last_own[has_last] = np.maximum.reduceat(own, histories.offsets[:-1][has_last])
 
     def from_last(values: Int) -> Int:
         if len(values) == 0:
             return np.zeros(rows, dtype=np.int64)
         return np.where(has_last, values[last], 0)
+
+    def from_last_own(values: Int) -> Int:
+        if len(values) == 0:
+            return np.zeros(rows, dtype=np.int64)
+        return np.where(last_own >= 0, values[np.maximum(last_own, 0)], 0)
 
     when = (
         from_last(histories.timestamps)
@@ -101,8 +112,8 @@ def append_event(histories: Sequences, event: Event) -> Sequences:
         "timestamps": when,
         "event_ids": np.full(rows, -1, dtype=np.int64),
         "values": np.full(rows, np.nan, dtype=np.float32),
-        "devices": from_last(histories.devices),
-        "locations": from_last(histories.locations),
+        "devices": from_last_own(histories.devices),
+        "locations": from_last_own(histories.locations),
         "sources": np.full(rows, event.source, dtype=np.int64),
     }
     if event.followee:
@@ -155,7 +166,8 @@ class Influence:
     kl : float
         ``KL(after || before)`` of the next-item softmax over the catalogue (nats, >= 0).
     before, after : tuple of int
-        Top-K recommendations before and after (seen items excluded).
+        Top-K recommendations before and after (with ``exclude_seen``, both without the
+        items seen after the event: the event's item is in neither list).
     entering, leaving : tuple of int
         Items in ``after`` but not ``before``, and the reverse.
     items : tuple of ItemChange
@@ -228,7 +240,10 @@ def influence(
     before = log_softmax(net.score(history))[0]  # (N,) items 1..N
     after = log_softmax(net.score(after_history))[0]
     kl = float(max(0.0, np.sum(np.exp(after) * (after - before))))
-    top_before = recommend(net, history, k, exclude_seen=exclude_seen).items[0]
+    # with exclude_seen both lists leave out what the user has seen after the event, so the
+    # acted-on item does not "leave" the top K merely by being acted on
+    acted = [event.item] if exclude_seen and not event.followee else []
+    top_before = recommend(net, history, k, exclude_seen=exclude_seen, exclude_items=acted).items[0]
     top_after = recommend(net, after_history, k, exclude_seen=exclude_seen).items[0]
     b = tuple(int(i) for i in top_before if i > 0)
     a = tuple(int(i) for i in top_after if i > 0)

@@ -261,6 +261,8 @@ def rank_by_reach(
     >>> ranking.users.tolist() in ([1, 2], [2, 1]), ranking.followers.tolist()[0] in (1, 2)
     (True, True)
     """
+    if k is not None and k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
     follower = np.asarray(follower, dtype=np.int64)
     followee = np.asarray(followee, dtype=np.int64)
     if follower.shape != followee.shape:

@@ -51,7 +51,8 @@ def neural(model: Recommender) -> NeuralRecommender:
     """``model`` as a fitted sequence model, or a ValueError that says which models qualify."""
     if not isinstance(model, NeuralRecommender):
         raise ValueError(
-            f"explanations need a neural sequence model (sasrec, hstu, mlp), got {model.name!r}"
+            "explanations and influence need a neural sequence model (sasrec, hstu, mlp), "
+            f"got {model.name!r}"
         )
     if model.sizes is None:
         raise ValueError(f"{model.name} is not fitted")

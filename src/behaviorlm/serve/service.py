@@ -46,6 +46,7 @@ from behaviorlm.explain import (
     labelled_influence,
     reaching_event,
 )
+from behaviorlm.explain.artifacts import check_item_action
 from behaviorlm.explain.exposure import SOCIAL_ACTIONS, Exposure, estimate_exposure
 from behaviorlm.explain.shapley import SAMPLES, context_players, shapley_rows
 from behaviorlm.models.neural import NeuralRecommender
@@ -634,6 +635,10 @@ class Service:
         if unknown:
             shown = ", ".join(repr(i) for i in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
             raise RequestError(404, f"unknown item(s) {shown}: the model was not trained on them")
+        try:
+            check_item_action(request.action)
+        except ValueError as exc:
+            raise RequestError(422, str(exc)) from exc
         event = HypotheticalEvent(
             item=items[0], action=self._action_code(request.action), timestamp=request.timestamp
         )

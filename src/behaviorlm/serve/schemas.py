@@ -162,7 +162,11 @@ class ExplainedEvent(BaseModel):
     it; none for the events set aside (``set_aside``)."""
 
     index: int = Field(description="position in the user's timeline (0 = oldest event)")
-    event_id: int = Field(description="internal event id (live events follow the data set's)")
+    event_id: int = Field(
+        description="internal event id; a live event's counts on from the data set's last, by "
+        "its place among this timeline's live events (so it repeats across users: "
+        "client_event_id names a live event)"
+    )
     item: int
     action: int
     timestamp: int

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -228,10 +229,11 @@ def test_duplicates_and_per_event_rejections(client: TestClient) -> None:
         {"user_id": "u1", "item_id": "i1", "timestamp": "yesterday"},
         "not an event",
         {"user_id": "u1", "item_id": "x" * 1000},
+        {"user_id": "u1", "item_id": "i1", "timestamp": int(time.time()) + 3 * 86_400},
     ]
     data = post(client, events)
     status = [r["status"] for r in data["results"]]
-    assert status == ["accepted", "duplicate"] + ["rejected"] * 9
+    assert status == ["accepted", "duplicate"] + ["rejected"] * 10
     assert [r["index"] for r in data["results"]] == list(range(len(events)))
     reasons = [r["reason"] for r in data["results"][2:]]
     for reason, word in zip(
@@ -246,11 +248,12 @@ def test_duplicates_and_per_event_rejections(client: TestClient) -> None:
             "timestamp",
             "JSON object",
             "item_id",
+            "3 days ahead of the server's clock",
         ],
         strict=True,
     ):
         assert word in reason
-    assert (data["accepted"], data["duplicates"], data["rejected"]) == (1, 1, 9)
+    assert (data["accepted"], data["duplicates"], data["rejected"]) == (1, 1, 10)
     again = post(client, [{"user_id": "u1", "item_id": "i1", "event_id": "same"}])
     assert again["duplicates"] == 1
     assert again["accepted"] == 0

@@ -72,6 +72,9 @@ from behaviorlm.serve.similar import ItemSimilarity
 from behaviorlm.serve.store import EventRecord, EventStore
 from behaviorlm.serve.timelines import LiveTimelines, Timeline
 
+#: How far ahead of the server's clock an ingested event's timestamp may lie (clock skew);
+#: one further ahead is rejected, since it would stay the user's latest event.
+MAX_AHEAD_S = 86_400
 UNKNOWN_ITEM_NOTE = "unknown item: stored and counted, ignored by the model until a retrain"
 
 
@@ -342,6 +345,12 @@ class Service:
             event = Event.model_validate(raw)
         except ValidationError as exc:
             return None, describe(exc)
+        if event.timestamp is not None and event.timestamp > now + MAX_AHEAD_S:
+            days = (event.timestamp - now) / 86_400
+            return None, (
+                f"timestamp {event.timestamp} lies {days:,.0f} days ahead of the server's clock; "
+                "at most a day ahead is stored (it would stay the user's latest event)"
+            )
         return self.record(event, now)
 
     def record(self, event: TimelineEvent, now: int) -> tuple[EventRecord | None, str]:

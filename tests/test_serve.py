@@ -25,6 +25,9 @@ from behaviorlm.serve import EventRecord, Limits, Service, create_app, export_ev
 from behaviorlm.serve import service as service_module
 from behaviorlm.serve.timelines import LiveTimelines
 
+#: After every simulated event (2023) and not ahead of the server's clock, which refuses
+#: events over a day ahead.
+LATER = int(time.time())
 KEY = "test-key"
 AUTH = {"X-API-Key": KEY}
 LIMITS = Limits(max_body_bytes=20_000, max_batch=20, max_timeline=30, max_k=50)
@@ -197,7 +200,7 @@ def test_ingested_event_is_in_the_next_recommendation(
                 "user_id": user,
                 "item_id": item_id,
                 "action": "view",
-                "timestamp": 2_000_000_000,
+                "timestamp": LATER,
                 "event_id": "fresh-1",
             }
         ],
@@ -332,6 +335,9 @@ def test_timeline_in_the_request(
     empty = client.post("/v1/recommendations", json={"k": 2}).json()
     assert empty["source"] == "popularity"
     assert len(empty["items"]) == 2
+    # a search alone: markov reads items only, so popularity, and the answer says so
+    searched = {"events": [{"query": "usb charger"}], "k": 2}
+    assert client.post("/v1/recommendations", json=searched).json()["source"] == "popularity"
     bad = client.post("/v1/recommendations", json={"events": [{"item_id": "i1", "action": "fly"}]})
     assert bad.status_code == 422
     assert "events[0]" in bad.json()["detail"]
@@ -379,7 +385,7 @@ def test_fresh_recommendations_of_a_neural_model_and_embedding_neighbours(
                             "user_id": user,
                             "item_id": item_id,
                             "action": "purchase",
-                            "timestamp": 2_000_000_000,
+                            "timestamp": LATER,
                         }
                     ]
                 },
@@ -665,7 +671,7 @@ def test_explanation_of_the_live_timeline(
     assert before["target"]["item_id"] == top["items"][0]["item_id"]  # default: the top item
 
     event = EventRecord(
-        user_id=user, item_id=item_id, timestamp=2_000_000_000, action="cart", event_id="x1"
+        user_id=user, item_id=item_id, timestamp=LATER, action="cart", event_id="x1"
     )
     post(
         neural_client,
@@ -673,7 +679,7 @@ def test_explanation_of_the_live_timeline(
             {
                 "user_id": user,
                 "item_id": item_id,
-                "timestamp": 2_000_000_000,
+                "timestamp": LATER,
                 "action": "cart",
                 "event_id": "x1",
             }
@@ -842,16 +848,14 @@ def test_influence_of_a_share_on_the_live_timeline_and_its_reach(
     assert wrong.status_code == 401
     assert "X-API-Key" in wrong.json()["detail"]
 
-    stored = EventRecord(
-        user_id=user, item_id=named, timestamp=2_000_000_000, action="cart", event_id="i1"
-    )
+    stored = EventRecord(user_id=user, item_id=named, timestamp=LATER, action="cart", event_id="i1")
     post(
         neural_client,
         [
             {
                 "user_id": user,
                 "item_id": named,
-                "timestamp": 2_000_000_000,
+                "timestamp": LATER,
                 "action": "cart",
                 "event_id": "i1",
             }

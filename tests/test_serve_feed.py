@@ -4,6 +4,7 @@ and users' stored events coded once and read incrementally, the same timelines a
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from functools import partial
@@ -26,7 +27,9 @@ from behaviorlm.serve.timelines import LiveTimelines, Timeline
 
 KEY = "test-key"
 AUTH = {"X-API-Key": KEY}
-NOW = 2_000_000_000  # after every event and follow of the simulation
+#: After every event and follow of the simulation (2023), and not ahead of the server's clock,
+#: which refuses events over a day ahead.
+NOW = int(time.time())
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,9 @@ from behaviorlm.schema import Sequences
 from behaviorlm.serve import open_store
 from behaviorlm.serve.process import ServerProcess, start_server
 
+#: After every simulated event (2023) and not ahead of the server's clock, which refuses
+#: events over a day ahead.
+LATER = int(time.time())
 KEY_ENV = "BEHAVIORLM_TEST_API_KEY"
 
 
@@ -62,7 +65,7 @@ def test_real_server_ingestion_fresh_recommendation_auth_and_bad_input(
     counts[[0, *history]] = 0
     item = int(np.argmax(counts))
     item_id = str(dataset.items["item_id"][item - 1])
-    event = {"user_id": user, "item_id": item_id, "timestamp": 2_000_000_000, "event_id": "r1"}
+    event = {"user_id": user, "item_id": item_id, "timestamp": LATER, "event_id": "r1"}
     store_url = f"sqlite:///{tmp_path / 'events.db'}"
     with (
         server(artifact, store_url, tmp_path / "server.log", api_key="s3cret") as srv,
@@ -125,7 +128,7 @@ def test_real_server_explains_the_live_timeline_and_predicts_influence(
     user = str(dataset.users["user_id"][row])
     item_id = str(dataset.items["item_id"][0])
     auth = {"X-API-Key": "s3cret"}
-    event = {"user_id": user, "item_id": item_id, "timestamp": 2_000_000_000, "event_id": "n1"}
+    event = {"user_id": user, "item_id": item_id, "timestamp": LATER, "event_id": "n1"}
     influence = {"user_id": user, "item_id": item_id, "action": "share", "k": 5}
     with (
         server(
@@ -217,7 +220,7 @@ def test_acknowledged_events_survive_sigkill_exactly_once(
             {
                 "user_id": f"w{worker}",
                 "item_id": items[(n + j) % len(items)],
-                "timestamp": 1_800_000_000 + n,
+                "timestamp": LATER + n,
                 "event_id": f"w{worker}-{n}-{j}",
             }
             for j in range(BATCH)

@@ -423,8 +423,8 @@ class Service:
                 prepared[index] = (timeline, self._excluded(timeline, request))
             except Exception as exc:  # this request's own problem: the others go on
                 answers[index] = exc
-        readable = [i for i, (t, _) in prepared.items() if t.length > 0]
-        cold = [i for i, (t, _) in prepared.items() if t.length == 0]
+        readable = [i for i, (t, _) in prepared.items() if self._readable(t)]
+        cold = [i for i, (t, _) in prepared.items() if not self._readable(t)]
         for model, rows in ((self.artifact.model, readable), (self.popularity, cold)):
             if not rows:
                 continue
@@ -472,10 +472,17 @@ class Service:
             return np.zeros(0, dtype=np.int64)
         return np.unique(history.items[known])
 
+    def _readable(self, timeline: Timeline) -> bool:
+        """Whether the model can rank from this timeline: a sequence model reads every event
+        (a search by its words), the other models only events on items."""
+        if isinstance(self.artifact.model, NeuralRecommender):
+            return timeline.length > 0
+        return bool((timeline.sequences.items > 0).any())
+
     def _answer(
         self, timeline: Timeline, request: RecommendRequest, items: Int, scores: F32
     ) -> Recommendations:
-        readable = timeline.length > 0
+        readable = self._readable(timeline)
         note = None
         if not readable:
             note = "no event the model can read: most popular items"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+import pytest
+
 import behaviorlm as blm
 
 
@@ -22,6 +24,8 @@ def test_pipeline_from_the_root() -> None:
     art = blm.train(ds, "markov")
     result = blm.evaluate_artifact(art, ks=(10,))
     assert 0.0 <= result.metrics["NDCG"][10] <= 1.0
+    with pytest.raises(ValueError, match="'test' or 'valid'"):
+        blm.evaluate_artifact(art, on="Test")  # type: ignore[arg-type]
     user = ds.users["user_id"][0]
     top = blm.recommend(art.model, art.histories([user]), k=5)
     assert top.items.shape == (1, 5)

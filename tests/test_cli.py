@@ -68,6 +68,41 @@ def test_train_evaluate_recommend(
     assert {"item_id", "title", "score"} <= set(recs[0]["recommendations"][0])
 
 
+def test_prepare_never_overwrites_its_input(
+    prepared: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    events = (prepared / "raw" / "events.csv").read_bytes()
+    (raw / "events.csv").write_bytes(events)
+    capsys.readouterr()
+    for argv, words in (
+        (["prepare", str(raw), str(raw)], "would overwrite the input"),
+        (["prepare", str(prepared / "ds"), str(tmp_path / "again")], "prepared data set already"),
+    ):
+        assert main(argv) == 2, argv
+        assert words in capsys.readouterr().err
+    assert (raw / "events.csv").read_bytes() == events
+    assert not (raw / "dataset.json").exists()
+    parquet = tmp_path / "p"  # a Parquet log named as the prepared events table
+    parquet.mkdir()
+    pl.read_csv(raw / "events.csv").write_parquet(parquet / "events.parquet")
+    assert main(["prepare", str(parquet / "events.parquet"), str(parquet)]) == 2
+    assert "would overwrite the input" in capsys.readouterr().err
+
+
+def test_evaluate_sorts_its_cut_offs_and_creates_the_json_folder(
+    prepared: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "pop"
+    assert main(["train", str(prepared / "ds"), "--model", "pop", "--out", str(out)]) == 0
+    capsys.readouterr()
+    metrics = tmp_path / "new" / "folder" / "m.json"
+    assert main(["evaluate", str(out), "--ks", "10,5,10", "--json", str(metrics)]) == 0
+    assert "| model | metric | @5 | @10 |" in capsys.readouterr().out
+    assert sorted(json.loads(metrics.read_text())[0]["metrics"]["HR"]) == ["10", "5"]
+
+
 def test_train_with_config_file_and_overrides(prepared: Path, tmp_path: Path) -> None:
     config = tmp_path / "knn.toml"
     config.write_text('[run]\nmodel = "itemknn"\n\n[split]\ntarget_actions = ["purchase"]\n')

@@ -340,6 +340,40 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(
     assert again_summary["steps"] == summary["steps"]
 
 
+def test_a_resumed_run_counts_the_time_its_budget_already_spent(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    crash_at_validation: Callable[[int], None],
+) -> None:
+    budget = replace(FAST, epochs=6, time_budget_s=600.0, schedule="budget")
+    crash_at_validation(3)
+    with pytest.raises(KeyboardInterrupt):
+        fit(budget, run_dir=tmp_path)
+    monkeypatch.undo()
+    meta = json.loads((tmp_path / META_FILE).read_text())
+    assert meta["epoch"] == 2
+    assert 0 < meta["elapsed_s"] < 600  # the run's clock, saved with the checkpoint
+    meta["elapsed_s"] = 600.0  # as if the two epochs had taken the whole budget
+    (tmp_path / META_FILE).write_text(json.dumps(meta))
+    _, summary = fit(budget, run_dir=tmp_path, resume=True)
+    # the budget is spent: the next epoch stops at its first step (a fresh budget of ten
+    # minutes would have trained the four epochs left)
+    assert summary["stopped"] == "time_budget"
+    assert summary["epochs"] == 3
+    lines = metrics_lines(tmp_path)
+    assert lines[-1]["lr"] == pytest.approx(budget.min_lr, abs=1e-6)  # the schedule's end
+
+
+def test_a_fresh_run_leaves_no_file_of_an_earlier_run_in_its_folder(tmp_path: Path) -> None:
+    fit(replace(FAST, epochs=1), run_dir=tmp_path)
+    assert (tmp_path / META_FILE).is_file()
+    fit_model(Pop(PopConfig()), SPLIT, FAST, progress=False, run_dir=tmp_path)
+    assert not (tmp_path / META_FILE).exists()  # a baseline has no checkpoint
+    assert not (tmp_path / TENSORS_FILE).exists()
+    assert not (tmp_path / engine.METRICS_FILE).exists()  # nor per-epoch metrics
+    assert json.loads((tmp_path / engine.SUMMARY_FILE).read_text())["epochs"] == 0
+
+
 def test_resume_refuses_another_config(tmp_path: Path) -> None:
     fit(replace(FAST, epochs=1), run_dir=tmp_path)
     with pytest.raises(ConfigError, match="another config"):

@@ -30,7 +30,7 @@ from rich.table import Table
 from behaviorlm.allocator import retain_freed_memory
 from behaviorlm.artifact import Artifact
 from behaviorlm.config import ConfigError, load_toml
-from behaviorlm.data.dataset import Dataset
+from behaviorlm.data.dataset import Dataset, check_prepare_paths
 from behaviorlm.data.download import CACHE_ENV, GROUPLENS_URL, MOVIELENS_NAMES, download_movielens
 from behaviorlm.data.errors import DataError
 from behaviorlm.data.io import read
@@ -75,14 +75,14 @@ def _parse_map(text: str | None) -> dict[str, str] | None:
 
 
 def _parse_ks(text: str) -> tuple[int, ...]:
-    """``"5,10,20"`` -> (5, 10, 20); anything else is a ConfigError."""
+    """``"5,10,20"`` -> (5, 10, 20), sorted without repeats; anything else is a ConfigError."""
     try:
         ks = tuple(int(k) for k in text.split(","))
     except ValueError:
         raise ConfigError(f"--ks {text!r} must be positive integers separated by commas") from None
     if not ks or min(ks) < 1:
         raise ConfigError(f"--ks {text!r} must be positive integers separated by commas")
-    return ks
+    return tuple(sorted(set(ks)))
 
 
 def _split_overrides(extra: Sequence[str]) -> list[str]:
@@ -105,6 +105,7 @@ def cmd_simulate(args: argparse.Namespace) -> None:
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
+    check_prepare_paths(args.input, args.out_dir)
     with step(f"reading {args.input}"):
         raw = read(
             args.input,
@@ -253,6 +254,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     for note in [*masking_notes(results), *cutoff_notes(results)]:
         console.print(f"note: {note}", markup=False, soft_wrap=True)
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)  # as --report and --out do
         Path(args.json).write_text(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
         console.print(f"wrote {args.json}", soft_wrap=True)
     if report is not None:

@@ -53,6 +53,34 @@ VOCAB_COLUMNS = ("action", "device", "location", "source")
 QUERY_WORDS = 4
 
 
+def check_prepare_paths(source: str | Path, directory: str | Path) -> None:
+    """DataError where preparing ``source`` into ``directory`` would go wrong: ``source`` is a
+    prepared data set already, or a file :meth:`Dataset.save` writes would replace it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> check_prepare_paths(folder / "ratings.csv", folder)  # beside it: fine
+    >>> check_prepare_paths(folder, folder)
+    Traceback (most recent call last):
+    ...
+    behaviorlm.data.errors.DataError: ...
+    """
+    src, out = Path(source).resolve(), Path(directory).resolve()
+    if (src / META_FILE).is_file():
+        raise DataError(
+            f"{source} is a prepared data set already (it holds {META_FILE})",
+            how="train on it directly, or prepare the raw files it came from",
+        )
+    written = {out / f"{name}.parquet" for name in TABLES} | {out / META_FILE}
+    if src == out or src in written:
+        raise DataError(
+            f"preparing {source} into {directory} would overwrite the input",
+            how="write the prepared data set to another folder",
+        )
+
+
 @dataclass
 class Dataset:
     """Events with internal ids, side tables, vocabularies and metadata.

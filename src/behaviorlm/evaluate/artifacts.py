@@ -58,6 +58,8 @@ def evaluate_artifact(
         )
     split_config = from_dict(SplitConfig, stored)
     split = make_split(artifact.dataset, split_config)
+    if on not in ("test", "valid"):
+        raise ValueError(f"on must be 'test' or 'valid', got {on!r}")
     evalset = split.test if on == "test" else split.valid
     return evaluate(
         artifact.model,

@@ -6,8 +6,10 @@
 and slices batches; AdamW with a linear warm-up and a cosine decay, gradient clipping,
 validation NDCG@10 with full ranking after every ``eval_every`` epochs, early stopping with
 patience, the best weights restored at the end, and a checkpoint after every epoch from which
-a run resumes exactly. With ``weight_average`` the loop keeps a moving average of the weights
-(:mod:`behaviorlm.train.averaging`) and validates, keeps and hands back the average.
+a run resumes exactly (the checkpoint keeps the run's clock, so the time budget and the
+schedule that follows it go on where they were). With ``weight_average`` the loop keeps a
+moving average of the weights (:mod:`behaviorlm.train.averaging`) and validates, keeps and
+hands back the average.
 Baselines are fitted directly (they have no loop).
 
 Every epoch reseeds torch and numpy from ``(seed, epoch)``, so a resumed run draws the same
@@ -50,6 +52,8 @@ from behaviorlm.progress import status_console
 from behaviorlm.schema import EvalSet, Split
 from behaviorlm.train.averaging import WeightAverage
 from behaviorlm.train.batches import TrainingSet
+from behaviorlm.train.checkpoint import META_FILE as CHECKPOINT_META
+from behaviorlm.train.checkpoint import TENSORS_FILE as CHECKPOINT_TENSORS
 from behaviorlm.train.checkpoint import Checkpoint
 from behaviorlm.train.config import TrainConfig
 from behaviorlm.train.device import train_device
@@ -244,6 +248,9 @@ def fit_model(
         raise ValueError("resume needs the run directory that holds the checkpoint")
     if path is not None:
         path.mkdir(parents=True, exist_ok=True)
+        if not resume:  # a fresh run: no file of an earlier run in this folder may stay
+            for name in (METRICS_FILE, SUMMARY_FILE, CHECKPOINT_TENSORS, CHECKPOINT_META):
+                (path / name).unlink(missing_ok=True)
         config = run_config or {
             "model": model.name,
             "model_config": to_dict(model.config),
@@ -325,6 +332,10 @@ class _Loop:
         self.spent = 0.0  # share of the time budget used (schedule "budget")
         self.train_seconds = 0.0
         self.events = 0
+        # the run's clock: seconds it ran in earlier processes (a resumed run), and when it
+        # started in this one; the time budget counts both
+        self.elapsed = 0.0
+        self.clock = time.perf_counter()
 
     def _validation_rows(self, valid: EvalSet) -> EvalSet | None:
         rows = np.flatnonzero(np.diff(valid.target_offsets) > 0)
@@ -363,6 +374,7 @@ class _Loop:
             "bad_evals": self.bad_evals,
             "train_seconds": self.train_seconds,
             "events": self.events,
+            "elapsed_s": self.elapsed + time.perf_counter() - self.clock,
             "stopped": stopped,
             "identity": self._identity(),
         }
@@ -382,6 +394,9 @@ class _Loop:
         self.best_valid, self.best_epoch = meta["best_valid"], meta["best_epoch"]
         self.bad_evals = int(meta["bad_evals"])
         self.train_seconds, self.events = float(meta["train_seconds"]), int(meta["events"])
+        # a checkpoint from before the clock was saved: its run's training time, a lower bound
+        self.elapsed = float(meta.get("elapsed_s", self.train_seconds))
+        self.clock = time.perf_counter()
         if self.average is not None:  # updated once a step
             self.average.load(ckpt.average or {}, self.step)
         stopped: str | None = meta["stopped"]
@@ -552,8 +567,11 @@ class _Loop:
             else:
                 (self.path / METRICS_FILE).write_text("")
         stopped = self._share(stopped)
-        deadline = time.perf_counter() + cfg.time_budget_s if cfg.time_budget_s > 0 else None
         start = time.perf_counter()
+        # a resumed run has spent part of its budget already: the deadline and the schedule
+        # that follows it go on from there
+        left = cfg.time_budget_s - self.elapsed - (start - self.clock)
+        deadline = start + left if cfg.time_budget_s > 0 else None
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),

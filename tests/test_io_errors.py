@@ -253,3 +253,17 @@ def test_bad_json_and_ragged_csv(tmp_path: Path) -> None:
     ragged.write_text("user_id,item_id,timestamp\nu,i,1,extra\n")
     with pytest.raises(DataError, match="cannot read csv file"):
         read(ragged)
+
+
+@pytest.mark.parametrize(("scale", "unit"), [(1000, "milliseconds"), (1_000_000, "microseconds")])
+def test_timestamps_in_milliseconds_or_microseconds_are_refused(
+    tmp_path: Path, scale: int, unit: str
+) -> None:
+    path = tmp_path / "ms.csv"
+    path.write_text(
+        "user_id,item_id,timestamp\n"
+        + "".join(f"u1,i{k},{(1_700_000_000 + k) * scale}\n" for k in range(3))
+    )
+    with pytest.raises(DataError, match=f"look like {unit}") as error:
+        read(path)
+    assert f"divide the timestamp column by {scale}" in error.value.line()

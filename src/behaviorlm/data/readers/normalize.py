@@ -229,6 +229,38 @@ def to_seconds(column: pl.Series) -> pl.Series:
     return seconds
 
 
+#: Latest plausible timestamp in seconds since 1970 (the year 5138): timestamps beyond it are
+#: milliseconds or microseconds.
+LATEST_SECONDS: Final = 100_000_000_000
+
+
+def check_seconds(seconds: pl.Series, where: str) -> None:
+    """DataError where the timestamps are not seconds: their median lies past the year 5138,
+    as milliseconds (about 1.7e12 for 2024) or microseconds do.
+
+    Examples
+    --------
+    >>> check_seconds(pl.Series([1_700_000_000, None]), "x.csv")
+    >>> check_seconds(pl.Series([1_700_000_000_000]), "x.csv")
+    Traceback (most recent call last):
+    ...
+    behaviorlm.data.errors.DataError: ...
+    """
+    if seconds.is_empty() or seconds.null_count() == len(seconds):
+        return
+    median = float(seconds.drop_nulls().cast(pl.Float64).median())  # type: ignore[arg-type]
+    if median <= LATEST_SECONDS:
+        return
+    unit = "milliseconds" if median < 1e15 else "microseconds"
+    raise DataError(
+        f"the timestamps look like {unit} since 1970 (median {median:.4g}, past the year "
+        "5138 as seconds); behaviorlm reads seconds",
+        where=where,
+        how=f"divide the timestamp column by {1000 if unit == 'milliseconds' else 1_000_000} "
+        "before preparing",
+    )
+
+
 def to_values(column: pl.Series) -> pl.Series:
     """Event values as Float64; null where empty or not a number (NaN stays NaN).
 
@@ -333,6 +365,7 @@ def normalize_events(
         raw_time = frame.get_column("timestamp") if "timestamp" in frame.columns else none
         raw_time = nonempty_text(raw_time) if raw_time.dtype == pl.String else raw_time
         seconds, time_missing = to_seconds(raw_time), raw_time.is_null()
+        check_seconds(seconds, where)
     if "value" in frame.columns:
         raw_value = frame.get_column("value")
         raw_value = nonempty_text(raw_value) if raw_value.dtype == pl.String else raw_value

@@ -45,7 +45,7 @@ from rich.progress import (
 from torch.profiler import record_function
 
 from behaviorlm.config import ConfigError, to_dict
-from behaviorlm.evaluate.runner import evaluate
+from behaviorlm.evaluate.runner import evaluate, targets_in_history
 from behaviorlm.models.base import Recommender
 from behaviorlm.models.neural import NeuralRecommender, SequenceModule
 from behaviorlm.progress import status_console
@@ -346,7 +346,16 @@ class _Loop:
             rows = np.random.default_rng(self.config.seed).choice(rows, size=n, replace=False)
         # by history length: scoring batches of similar length carry little padding
         lengths = np.minimum(valid.histories.lengths[rows], int(self.model.config.max_len))
-        return valid.select(rows[np.argsort(lengths, kind="stable")])
+        chosen = valid.select(rows[np.argsort(lengths, kind="stable")])
+        if self.config.valid_exclude_seen and targets_in_history(chosen) == 1.0:
+            # masked, every target is unreachable: validation would read 0 at every epoch and
+            # early stopping would keep the first (a purchase of an item viewed before, say)
+            raise ConfigError(
+                "every validation target is an item already in the user's history, so with "
+                "seen items masked validation NDCG@10 is 0 at every epoch; set "
+                "train.valid_exclude_seen=false (and evaluate with --include-seen)"
+            )
+        return chosen
 
     # ---- checkpoints ------------------------------------------------------------------
 

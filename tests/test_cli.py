@@ -294,3 +294,20 @@ def test_demo_runs_end_to_end_and_explains(
     assert all(f"<td>{model}</td>" in report for model in ("pop-recent", "sasrec"))
     assert main(["demo", "--users", "300", "--report", str(tmp_path / "report.txt")]) == 2
     assert "name it *.html" in capsys.readouterr().err
+
+
+def test_ctrl_c_is_one_line_with_the_way_to_go_on(
+    prepared: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_train", interrupted)
+    assert main(["train", str(prepared / "ds"), "--model", "sasrec"]) == cli.EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "behaviorlm: interrupted; the same command with --resume continues from the last "
+        "finished epoch"
+    ]
+    with pytest.raises(KeyboardInterrupt):  # --debug shows where
+        main(["train", str(prepared / "ds"), "--model", "sasrec", "--debug"])

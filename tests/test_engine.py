@@ -382,6 +382,23 @@ def test_resume_refuses_another_config(tmp_path: Path) -> None:
     fit(replace(FAST, epochs=1, patience=3), run_dir=tmp_path, resume=True)
 
 
+def test_a_checkpoint_cut_short_is_named_and_a_half_written_metrics_line_dropped(
+    tmp_path: Path,
+) -> None:
+    fit(replace(FAST, epochs=1), run_dir=tmp_path)
+    with (tmp_path / engine.METRICS_FILE).open("a") as f:
+        f.write('{"epoch": 2, "lo')  # the process died while writing epoch 2's line
+    fit(replace(FAST, epochs=1), run_dir=tmp_path, resume=True)
+    assert [line["epoch"] for line in metrics_lines(tmp_path)] == [1]
+    tensors = tmp_path / TENSORS_FILE
+    tensors.write_bytes(tensors.read_bytes()[: tensors.stat().st_size // 2])
+    with pytest.raises(ValueError, match="the checkpoint cannot be read"):
+        fit(replace(FAST, epochs=1), run_dir=tmp_path, resume=True)
+    (tmp_path / META_FILE).write_text('{"epoch": 1, "st')
+    with pytest.raises(ValueError, match="the checkpoint cannot be read"):
+        fit(replace(FAST, epochs=1), run_dir=tmp_path, resume=True)
+
+
 def test_mismatched_checkpoint_files_are_detected(tmp_path: Path) -> None:
     fit(replace(FAST, epochs=1), run_dir=tmp_path)
     meta = json.loads((tmp_path / META_FILE).read_text())

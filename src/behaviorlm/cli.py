@@ -59,6 +59,8 @@ from behaviorlm.train.distributed import current_world, finish, start
 from behaviorlm.train.run import stored_config
 
 EXIT_BAD_INPUT = 2
+#: Exit status after Ctrl-C, as a shell reports a process ended by SIGINT (128 + 2).
+EXIT_INTERRUPTED = 130
 
 
 def _parse_map(text: str | None) -> dict[str, str] | None:
@@ -841,6 +843,15 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[
             message = str(exc)
         print(f"behaviorlm: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        again = ""
+        if args.command == "train":  # the run folder holds the last finished epoch
+            again = "; the same command with --resume continues from the last finished epoch"
+
+        print(f"behaviorlm: interrupted{again}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 TENSORS_FILE = "checkpoint.safetensors"
@@ -115,6 +115,17 @@ class Checkpoint:
     def load(cls, run_dir: str | Path) -> Checkpoint:
         """Read a checkpoint written by :meth:`save`; raises ValueError if the files disagree."""
         path = Path(run_dir)
+        try:
+            return cls._read(path)
+        except (OSError, json.JSONDecodeError, SafetensorError) as exc:  # cut short, say
+            raise ValueError(
+                f"{path}: the checkpoint cannot be read ({str(exc).splitlines()[0]}); delete "
+                f"{META_FILE} and {TENSORS_FILE} to start the run again"
+            ) from exc
+
+    @classmethod
+    def _read(cls, path: Path) -> Checkpoint:
+        """:meth:`load` without the translation of unreadable files."""
         meta = json.loads((path / META_FILE).read_text())
         model: dict[str, torch.Tensor] = {}
         best: dict[str, torch.Tensor] = {}

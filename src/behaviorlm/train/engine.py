@@ -175,6 +175,21 @@ def parameter_groups(module: torch.nn.Module, weight_decay: float) -> list[dict[
     ]
 
 
+def _epoch_of(line: str) -> int | None:
+    """The epoch of a line of ``metrics.jsonl``; None for a blank or half-written one (a run
+    stopped while writing it).
+
+    Examples
+    --------
+    >>> _epoch_of('{"epoch": 3, "loss": 1.5}'), _epoch_of('{"epoch": 4, "lo'), _epoch_of("")
+    (3, None, None)
+    """
+    try:
+        return int(json.loads(line)["epoch"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
@@ -436,7 +451,7 @@ class _Loop:
             kept = [
                 line
                 for line in metrics.read_text().splitlines()
-                if line.strip() and json.loads(line)["epoch"] <= self.epoch
+                if (epoch := _epoch_of(line)) is not None and epoch <= self.epoch
             ]
             metrics.write_text("".join(line + "\n" for line in kept))
         return stopped

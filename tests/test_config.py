@@ -70,3 +70,14 @@ def test_to_dict_round_trip(tmp_path: Path) -> None:
     path.write_text("[train\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_toml(path)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("time_budget_s", float("nan")), ("weight_decay", -0.1), ("grad_clip", float("nan"))],
+)
+def test_train_settings_below_zero_or_not_a_number_are_refused(setting: str, value: float) -> None:
+    from behaviorlm.train import TrainConfig
+
+    with pytest.raises(ValueError, match=f"train.{setting} must be >= 0"):
+        TrainConfig(**{setting: value})  # type: ignore[arg-type]

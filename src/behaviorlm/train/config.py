@@ -167,7 +167,7 @@ class TrainConfig:
             "min_steps_per_epoch": self.min_steps_per_epoch,
         }
         for name, number in non_negative.items():
-            if number < 0:
+            if not number >= 0:  # NaN too
                 raise ValueError(f"train.{name} must be >= 0, got {number}")
         if not 0.0 <= self.patience_from < 1.0:
             raise ValueError(f"train.patience_from must be in [0, 1), got {self.patience_from}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import tomllib
 import types
 import typing
@@ -111,12 +112,35 @@ def to_dict(config: object) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(config)))  # type: ignore[no-any-return]
 
 
+#: A number as people type it where TOML wants more (``.001``, ``5.``, ``-.5e-3``).
+_LOOSE_NUMBER = re.compile(r"[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def parse_value(text: str) -> Any:
-    """Parse an override value as TOML (numbers, booleans, lists, quoted strings) or a string."""
+    """Parse an override value as TOML (numbers, booleans, lists, quoted strings), else as a
+    number, a boolean or a list written loosely (``.001``, ``False``, ``[purchase, cart]``),
+    else keep it as a string.
+
+    Examples
+    --------
+    >>> parse_value("1e-3"), parse_value(".001"), parse_value("False"), parse_value("adamw")
+    (0.001, 0.001, False, 'adamw')
+    >>> parse_value("[purchase, cart]"), parse_value('["purchase"]'), parse_value("[]")
+    (['purchase', 'cart'], ['purchase'], [])
+    """
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
-        return text
+        pass
+    bare = text.strip()
+    if _LOOSE_NUMBER.fullmatch(bare):
+        return float(bare)
+    if bare.lower() in ("true", "false"):
+        return bare.lower() == "true"
+    if bare.startswith("[") and bare.endswith("]"):
+        inside = bare[1:-1].strip()
+        return [parse_value(part.strip()) for part in inside.split(",")] if inside else []
+    return text
 
 
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:

@@ -103,9 +103,11 @@ def leave_one_out(
     evaluated = enough & long_enough
     rows = np.flatnonzero(evaluated)
     if len(rows) == 0:
+        none = "" if is_target.any() else f"; the data set has no event of the {_describe(names)}"
         raise DataError(
-            f"no user has two target events ({_describe(names)}) after {min_history} event(s)",
-            how="choose other target actions or lower min_history",
+            f"no user has two target events ({_describe(names)}) after {min_history} "
+            f"event(s){none}",
+            how="choose other target actions (split.target_actions)",
         )
     train = seqs.prefixes(np.arange(n_rows), np.where(evaluated, valid_pos, ends))
     one = np.arange(len(rows) + 1, dtype=np.int64)
@@ -254,7 +256,7 @@ def temporal_split(
             raise DataError(
                 f"no user has a target event ({_describe(names)}) in the {label} window "
                 f"after {min_history} history event(s)",
-                how="move the cut-offs or choose other target actions",
+                how="move the cut-offs or choose other target actions (split.target_actions)",
             )
     info: dict[str, object] = {
         "target_actions": names,

@@ -10,6 +10,7 @@ import pytest
 
 from behaviorlm.data.errors import DataError
 from behaviorlm.data.io import read
+from behaviorlm.data.preprocess import preprocess
 from behaviorlm.data.readers.normalize import EVENT_REASONS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "io"
@@ -150,18 +151,25 @@ def test_missing_required_column_lists_columns_and_suggests_map(tmp_path: Path) 
     assert "--map user_id=COL" in message
 
 
-@pytest.mark.parametrize(
-    ("header", "expected"),
-    [
-        ("user_id,item_id\n", "'timestamp' is missing"),
-        ("user_id,timestamp\n", "'item_id' or a 'query'"),
-    ],
-)
-def test_other_required_columns(tmp_path: Path, header: str, expected: str) -> None:
+def test_other_required_columns(tmp_path: Path) -> None:
     path = tmp_path / "e.csv"
-    path.write_text(header + "a,1\n")
-    with pytest.raises(DataError, match=expected):
+    path.write_text("user_id,timestamp\na,1\n")
+    with pytest.raises(DataError, match="'item_id' or a 'query'"):
         read(path)
+
+
+@pytest.mark.parametrize("name", ["e.csv", "e.jsonl", "e.parquet"])
+def test_a_table_without_timestamps_keeps_the_order_of_its_rows(tmp_path: Path, name: str) -> None:
+    rows = {"user_id": ["a", "a", "b", "a"], "item_id": ["x", "y", "x", "z"]}
+    path = tmp_path / name
+    frame = pl.DataFrame(rows)
+    {"e.csv": frame.write_csv, "e.jsonl": frame.write_ndjson, "e.parquet": frame.write_parquet}[
+        name
+    ](path)
+    raw = read(path)
+    assert raw.has_time is False
+    assert raw.events["timestamp"].to_list() == [0, 1, 2, 3]  # the row positions
+    assert preprocess(raw).sequences().row(0).items.tolist() == [1, 2, 3]  # a: x, y, z
 
 
 @pytest.mark.parametrize(

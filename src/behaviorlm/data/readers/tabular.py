@@ -120,8 +120,9 @@ def collect(lazy: pl.LazyFrame, path: Path, fmt: str) -> pl.DataFrame:
 
 def read_events_table(
     path: Path, fmt: str, *, opts: ReadOptions, report: Report, sep: str | None = None
-) -> pl.DataFrame:
-    """Read, map and validate one events table.
+) -> tuple[pl.DataFrame, bool]:
+    """Read, map and validate one events table; also whether it has timestamps (without a
+    timestamp column the rows are taken to be in time order, and their positions stand in).
 
     Examples
     --------
@@ -129,12 +130,18 @@ def read_events_table(
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "e.csv"
     >>> _ = p.write_text("uid,item_id,timestamp,junk\\nu1,i1,5,x\\n")
     >>> r = Report()
-    >>> read_events_table(p, "csv", opts=ReadOptions(mapping={"user_id": "uid"}), report=r).row(0)
-    ('u1', 'i1', 5, 'view', None, None, None, None, 'self')
+    >>> frame, has_time = read_events_table(
+    ...     p, "csv", opts=ReadOptions(mapping={"user_id": "uid"}), report=r
+    ... )
+    >>> frame.row(0), has_time
+    (('u1', 'i1', 5, 'view', None, None, None, None, 'self'), True)
     >>> r.steps[0].step
     'read e.csv (ignored columns: junk)'
     """
-    keep, ignored = plan_columns(table_columns(path, fmt, sep=sep), opts.mapping, where=str(path))
+    columns = table_columns(path, fmt, sep=sep)
+    keep, ignored = plan_columns(columns, opts.mapping, where=str(path), need_time=False)
+    # without a timestamp column the rows are in time order (as sequence files are)
+    has_time = "timestamp" in keep.values()
     text = [column for column, target in keep.items() if target in EVENT_COLUMNS]
     lazy = scan_table(path, fmt, sep=sep, text=text).select(
         pl.col(column).alias(target) for column, target in keep.items()
@@ -142,14 +149,15 @@ def read_events_table(
     frame = collect(lazy, path, fmt)
     step = f"read {path.name}" + (f" (ignored columns: {', '.join(ignored)})" if ignored else "")
     report.add(step, frame.height, frame.height)
-    return normalize_events(frame, where=path.name, opts=opts, report=report)
+    events = normalize_events(frame, where=path.name, opts=opts, report=report, has_time=has_time)
+    return events, has_time
 
 
 def read_file(path: Path, fmt: str, opts: ReadOptions) -> RawData:
     """Read a single events file (csv, tsv, parquet or jsonl) into RawData."""
     report = Report()
-    events = read_events_table(path, fmt, opts=opts, report=report, sep=opts.sep)
-    return RawData(events=events, name=opts.name or path.stem, report=report)
+    events, has_time = read_events_table(path, fmt, opts=opts, report=report, sep=opts.sep)
+    return RawData(events=events, name=opts.name or path.stem, report=report, has_time=has_time)
 
 
 def folder_tables(folder: Path) -> dict[str, tuple[Path, str]]:
@@ -194,7 +202,7 @@ def read_folder(folder: Path, opts: ReadOptions) -> RawData:
         )
     report = Report()
     path, fmt = tables["events"]
-    events = read_events_table(path, fmt, opts=opts, report=report)
+    events, has_time = read_events_table(path, fmt, opts=opts, report=report)
     sides: dict[str, pl.DataFrame] = {}
     for table in ("items", "users", "follows"):
         if table not in tables:
@@ -218,4 +226,5 @@ def read_folder(folder: Path, opts: ReadOptions) -> RawData:
         follows=sides.get("follows"),
         name=opts.name or folder.resolve().name,
         report=report,
+        has_time=has_time,
     )

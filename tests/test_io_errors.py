@@ -275,3 +275,18 @@ def test_timestamps_in_milliseconds_or_microseconds_are_refused(
     with pytest.raises(DataError, match=f"look like {unit}") as error:
         read(path)
     assert f"divide the timestamp column by {scale}" in error.value.line()
+
+
+def test_a_compressed_table_is_read_by_its_inner_suffix(tmp_path: Path) -> None:
+    import gzip
+
+    path = tmp_path / "events.csv.gz"
+    path.write_bytes(gzip.compress(b"user_id,item_id,timestamp\na,x,1\na,y,2\n"))
+    assert read(path).events["item_id"].to_list() == ["x", "y"]
+
+
+def test_a_file_column_mapped_twice_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "e.csv"
+    path.write_text("user,item,ts\na,x,1\n")
+    with pytest.raises(DataError, match="'user' is mapped to more than one"):
+        read(path, mapping={"user_id": "user", "item_id": "user", "timestamp": "ts"})

@@ -72,6 +72,8 @@ def _parse_map(text: str | None) -> dict[str, str] | None:
         key, sep, value = part.partition("=")
         if not sep or not key.strip() or not value.strip():
             raise ConfigError(f"--map entry {part!r} must look like schema_name=file_column")
+        if key.strip() in mapping:
+            raise ConfigError(f"--map names {key.strip()} twice: map each schema column once")
         mapping[key.strip()] = value.strip()
     return mapping
 

@@ -54,6 +54,10 @@ FORMATS: Final[tuple[str, ...]] = get_args(Format)
 MOVIELENS_FILES: Final[tuple[str, ...]] = ("u.data", "ratings.dat")
 
 
+#: Suffixes of compressed text files that the readers take as they are (``events.csv.gz``).
+COMPRESSED = (".gz", ".zst")
+
+
 def detect_format(path: str | Path) -> str:
     """The format :func:`read` would use for ``path`` with ``format="auto"``.
 
@@ -81,6 +85,8 @@ def detect_format(path: str | Path) -> str:
     ):
         return "movielens"
     suffix = path.suffix.lower()
+    if suffix in COMPRESSED and Path(path.stem).suffix.lower() in (".csv", ".tsv", ".jsonl"):
+        suffix = Path(path.stem).suffix.lower()  # events.csv.gz: polars reads it compressed
     if suffix == ".inter":
         return "recbole"
     if suffix in TABLE_EXTENSIONS:

@@ -135,6 +135,14 @@ def plan_columns(
                 where=where,
                 how=f"choose one of the available columns: {listing}",
             )
+    twice = sorted({c for c in mapping.values() if list(mapping.values()).count(c) > 1})
+    if twice:
+        named = ", ".join(t for t, c in mapping.items() if c == twice[0])
+        raise DataError(
+            f"column {twice[0]!r} is mapped to more than one schema column ({named})",
+            where=where,
+            how="map each file column once",
+        )
     keep = {column: target for target, column in mapping.items()}
     for column in available:
         if column not in keep and column not in mapping and is_event_column(column):

@@ -50,7 +50,7 @@ from behaviorlm.explain import (
 from behaviorlm.explain.shapley import SAMPLES
 from behaviorlm.explain.view import print_explanation
 from behaviorlm.models import MODELS
-from behaviorlm.progress import Console, bar, console, print_table, step
+from behaviorlm.progress import Console, bar, console, figure, print_table, step
 from behaviorlm.recommend import recommend
 from behaviorlm.report import training_log, write_report
 from behaviorlm.schema import Sequences
@@ -345,13 +345,14 @@ def _print_recommendations(con: Console, user: str, rows: list[dict[str, Any]]) 
     table.add_column("title")
     table.add_column("category")
     table.add_column("score", justify="right")
+    scale = max((abs(row["score"]) for row in rows), default=0.0)
     for rank, row in enumerate(rows, 1):
         table.add_row(
             str(rank),
             str(row.get("item_id", "")),
             str(row.get("title") or ""),
             str(row.get("category") or ""),
-            f"{row['score']:.4f}",
+            figure(row["score"], scale),
         )
     print_table(con, table)
 
@@ -392,8 +393,9 @@ def cmd_influence(args: argparse.Namespace) -> None:
     event = data["event"]
     con = console
     con.print(
-        f"user {args.user} {event['action_name']}s item {event.get('item_id')} "
-        f"{event.get('title') or ''}: KL(after || before) = {data['kl']:.4f} nats",
+        f"user {args.user} {event['action_name']}s item "
+        f"{' '.join(filter(None, [event.get('item_id'), event.get('title')]))}: "
+        f"KL(after || before) = {data['kl']:.4f} nats",
         markup=False,
         soft_wrap=True,
     )

@@ -127,6 +127,23 @@ def fit_table(table: Table, width: int) -> None:
         col.width = share  # every width decided here: the sum fits
 
 
+def figure(value: float, scale: float, sign: bool = False) -> str:
+    """A number for a table: four decimals, or three significant digits where the largest
+    value of its column (``scale``) is too small for decimals to show; ``sign`` adds a +.
+
+    Examples
+    --------
+    >>> figure(0.01234, 0.05, sign=True), figure(-0.0000123, 0.00004, sign=True)
+    ('+0.0123', '-1.23e-05')
+    >>> figure(3.1e-8, 4.2e-8), figure(0.0, 4.2e-8)
+    ('3.10e-08', '0.0000')
+    """
+    plus = "+" if sign else ""
+    if abs(scale) >= 1e-3 or value == 0:
+        return f"{value:{plus}.4f}"
+    return f"{value:{plus}.2e}"
+
+
 def print_table(con: Console, table: RenderableType) -> None:
     """Print ``table``; to a file or a pipe at its natural width, so that nothing is cut.
 

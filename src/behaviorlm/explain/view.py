@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from behaviorlm.progress import print_table
+from behaviorlm.progress import figure, print_table
 
 #: Positions of set-aside events listed below the timeline (the latest ones).
 SHOWN_ASIDE = 10
@@ -32,18 +32,6 @@ def _bar(value: float | None, scale: float, width: int = 8) -> Text:
     left = ("█" * n if value < 0 else "").rjust(width)
     right = ("█" * n if value > 0 else "").ljust(width)
     return Text(left, style="red") + Text("│") + Text(right, style="green")
-
-
-def signed(value: float, scale: float) -> str:
-    """A signed value with four decimals, or three significant digits where the largest of
-    its column (``scale``) is too small for decimals to show.
-
-    Examples
-    --------
-    >>> signed(0.01234, 0.05), signed(-0.0000123, 0.00004)
-    ('+0.0123', '-1.23e-05')
-    """
-    return f"{value:+.4f}" if scale >= 1e-3 or value == 0 else f"{value:+.2e}"
 
 
 def _when(timestamp: int) -> str:
@@ -106,7 +94,7 @@ def print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:
             str(e["item_id"] or ""),
             str(e["title"] or (f"search: {e['query']}" if e.get("query") else "")),
             _bar(e[key], scale, half),
-            signed(e[key], scale),
+            figure(e[key], scale, sign=True),
         ]
         if not attention:
             cells.append(f"{e['logit']:+.3f}")

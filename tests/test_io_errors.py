@@ -290,3 +290,12 @@ def test_a_file_column_mapped_twice_is_named(tmp_path: Path) -> None:
     path.write_text("user,item,ts\na,x,1\n")
     with pytest.raises(DataError, match="'user' is mapped to more than one"):
         read(path, mapping={"user_id": "user", "item_id": "user", "timestamp": "ts"})
+
+
+def test_a_table_saved_as_txt_is_not_read_as_sequences(tmp_path: Path) -> None:
+    path = tmp_path / "log.txt"
+    path.write_text("user_id\titem_id\tts\nu1\ti1\t5\n")
+    with pytest.raises(DataError, match="looks like the header of a table"):
+        read(path)
+    path.write_text("1 10 11\n2 12\n")  # a sequence file still reads
+    assert read(path).events.height == 3

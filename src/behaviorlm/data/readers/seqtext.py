@@ -24,7 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
-from behaviorlm.data.errors import Report
+from behaviorlm.data.errors import DataError, Report
 from behaviorlm.data.raw import RawData
 from behaviorlm.data.readers.normalize import ReadOptions, normalize_events
 from behaviorlm.data.readers.tabular import collect
@@ -44,6 +44,24 @@ def sequence_layout(tokens: pl.DataFrame) -> str:
         return "rows"
     users = tokens.get_column("tokens").list.first()
     return "pairs" if users.n_unique() < tokens.height else "rows"
+
+
+#: First-line words that say a ``.txt`` file is a table with a header, not a sequence file.
+HEADER_WORDS = frozenset(
+    {"user_id", "item_id", "timestamp", "user", "item", "rating", "userid", "itemid"}
+)
+
+
+def _refuse_a_header(first: list[str], path: Path) -> None:
+    """DataError where the first line of a sequence file reads as a table's header."""
+    words = {w.strip(",;\"'").lower() for token in first for w in token.split(",")}
+    if words & HEADER_WORDS:
+        raise DataError(
+            f"the first line ({' '.join(first)[:80]}) looks like the header of a table, "
+            "not a sequence of items",
+            where=str(path),
+            how="pass --format csv or --format tsv (format= in Python) to read it as a table",
+        )
 
 
 def read_sequences(path: Path, opts: ReadOptions) -> RawData:
@@ -66,6 +84,8 @@ def read_sequences(path: Path, opts: ReadOptions) -> RawData:
     lines = collect(
         lazy.filter(line.str.len_bytes() > 0).select(split.alias("tokens")), path, "sequences"
     )
+    if lines.height and opts.sep is None:
+        _refuse_a_header(lines.get_column("tokens")[0].to_list(), path)
     layout = sequence_layout(lines)
     events = lines.select(
         pl.col("tokens").list.first().alias("user_id"),

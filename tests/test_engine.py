@@ -516,15 +516,18 @@ def test_negative_sampler_follows_popularity() -> None:
     torch.testing.assert_close(sampler.log_q[1:], torch.log(sampler.probs[1:]))
 
 
-def test_validation_that_masking_makes_all_zero_is_refused() -> None:
+def test_validation_that_masking_makes_all_zero_is_refused(tmp_path: Path) -> None:
     # every user repeats the item before last: each validation target was seen already
     lengths = np.full(40, 6)
     items = np.tile(np.array([1, 2, 3, 4, 4, 5]), 40) + np.repeat(np.arange(40) % 20, 6)
     split = split_of(timelines(items, lengths, 30))
-    with pytest.raises(ConfigError, match="valid_exclude_seen=false"):
-        fit(replace(FAST, epochs=1), split)
-    _, summary = fit(replace(FAST, epochs=1, valid_exclude_seen=False), split)
+    _, summary = fit(replace(FAST, epochs=1, valid_exclude_seen=False), split, run_dir=tmp_path)
     assert summary["best_valid"]["NDCG@10"] > 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(ConfigError, match="valid_exclude_seen=false"):
+        fit(replace(FAST, epochs=1), split, run_dir=tmp_path)
+    # a refused run leaves the earlier run's folder as it was
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 def test_target_actions_restrict_the_item_loss() -> None:

@@ -263,7 +263,10 @@ def test_bad_json_and_ragged_csv(tmp_path: Path) -> None:
         read(ragged)
 
 
-@pytest.mark.parametrize(("scale", "unit"), [(1000, "milliseconds"), (1_000_000, "microseconds")])
+@pytest.mark.parametrize(
+    ("scale", "unit"),
+    [(1000, "milliseconds"), (1_000_000, "microseconds"), (1_000_000_000, "nanoseconds")],
+)
 def test_timestamps_in_milliseconds_or_microseconds_are_refused(
     tmp_path: Path, scale: int, unit: str
 ) -> None:
@@ -274,7 +277,7 @@ def test_timestamps_in_milliseconds_or_microseconds_are_refused(
     )
     with pytest.raises(DataError, match=f"look like {unit}") as error:
         read(path)
-    assert f"divide the timestamp column by {scale}" in error.value.line()
+    assert f"divide the timestamp column by {scale:,}" in error.value.line()
 
 
 def test_a_compressed_table_is_read_by_its_inner_suffix(tmp_path: Path) -> None:
@@ -299,3 +302,21 @@ def test_a_table_saved_as_txt_is_not_read_as_sequences(tmp_path: Path) -> None:
         read(path)
     path.write_text("1 10 11\n2 12\n")  # a sequence file still reads
     assert read(path).events.height == 3
+
+
+def test_a_time_column_under_another_name_is_not_taken_for_row_order(tmp_path: Path) -> None:
+    path = tmp_path / "e.csv"
+    path.write_text("user_id,item_id,event_time\na,x,5\n")
+    with pytest.raises(DataError, match="'event_time' looks like the times") as error:
+        read(path)
+    assert "--map timestamp=event_time" in error.value.line()
+    path.write_text("user_id,item_id,candidate\na,x,5\n")  # not a time
+    assert read(path).report.steps[0].step.endswith("no timestamp column: rows in file order)")
+
+
+def test_a_folder_with_a_compressed_events_table(tmp_path: Path) -> None:
+    import gzip
+
+    (tmp_path / "events.csv.gz").write_bytes(gzip.compress(b"user_id,item_id\na,x\nb,y\n"))
+    assert read(tmp_path).events.height == 2
+    assert read(tmp_path / "events.csv.gz").name == "events"

@@ -5,10 +5,12 @@ event store and its export."""
 from __future__ import annotations
 
 import contextlib
+import importlib
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -251,7 +253,7 @@ def test_duplicates_and_per_event_rejections(client: TestClient) -> None:
             "timestamp",
             "JSON object",
             "item_id",
-            "3 days ahead of the server's clock",
+            "3.0 days ahead of the server's clock",
         ],
         strict=True,
     ):
@@ -493,6 +495,7 @@ def test_api_key_is_required_to_write(client: TestClient) -> None:
             415,
             "must be JSON",
         ),
+        ("POST", "/v1/recommendations", {"content": b'{"k": 2}'}, 415, "(got none)"),
         ("POST", "/v1/recommendations", {"json": {"k": True}}, 422, "valid integer"),
         ("POST", "/v1/recommendations", {"json": {"k": "5"}}, 422, "valid integer"),
         ("GET", "/v1/nothing", {}, 404, "Not Found"),
@@ -737,6 +740,27 @@ def test_explanation_of_the_live_timeline(
         [e.logit for e in before_cart.events], rel=1e-4, abs=1e-6
     )
     assert after["set_aside"] == []
+
+
+def test_the_integrated_gradients_of_the_service_double_up_to_its_limit(
+    sasrec_dir: Path, tmp_path: Path, dataset: blm.Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    explanation = importlib.import_module("behaviorlm.explain.explanation")
+    asked: list[int | None] = []
+    real = explanation.integrated_gradients
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        asked.append(kwargs.get("max_steps"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(explanation, "integrated_gradients", recorded)
+    limits = replace(LIMITS, max_steps=16)
+    app = create_app(sasrec_dir, f"sqlite:///{tmp_path / 'e.db'}", api_key=KEY, limits=limits)
+    user, _ = user_with_history(dataset)
+    with TestClient(app) as c:
+        data = c.get(f"/v1/users/{user}/explanation", params={"method": "ig", "steps": 4}).json()
+    assert asked == [16]
+    assert 4 <= data["steps"] <= 16
 
 
 @pytest.mark.parametrize(

@@ -854,7 +854,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[
         if args.command == "train":  # the run folder holds the last finished epoch
             again = "; the same command with --resume continues from the last finished epoch"
 
-        print(f"behaviorlm: interrupted{again}", file=sys.stderr)
+        if current_world().is_main:  # under torchrun every rank gets the Ctrl-C
+            print(f"behaviorlm: interrupted{again}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
 

@@ -138,8 +138,9 @@ def parse_value(text: str) -> Any:
     if bare.lower() in ("true", "false"):
         return bare.lower() == "true"
     if bare.startswith("[") and bare.endswith("]"):
-        inside = bare[1:-1].strip()
-        return [parse_value(part.strip()) for part in inside.split(",")] if inside else []
+        inside = bare[1:-1].strip().removesuffix(",")
+        if not any(c in inside for c in "[]\"'"):  # quoted or nested: TOML's to read, not ours
+            return [parse_value(part.strip()) for part in inside.split(",")] if inside else []
     return text
 
 

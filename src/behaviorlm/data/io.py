@@ -43,6 +43,7 @@ from behaviorlm.data.readers.tabular import (
     folder_tables,
     read_file,
     read_folder,
+    table_name,
 )
 
 Format = Literal[
@@ -52,10 +53,6 @@ Format = Literal[
 FORMATS: Final[tuple[str, ...]] = get_args(Format)
 #: File names that stand for their MovieLens folder.
 MOVIELENS_FILES: Final[tuple[str, ...]] = ("u.data", "ratings.dat")
-
-
-#: Suffixes of compressed text files that the readers take as they are (``events.csv.gz``).
-COMPRESSED = (".gz", ".zst")
 
 
 def detect_format(path: str | Path) -> str:
@@ -84,9 +81,7 @@ def detect_format(path: str | Path) -> str:
         path.name == "ratings.csv" and (path.parent / "movies.csv").is_file()
     ):
         return "movielens"
-    suffix = path.suffix.lower()
-    if suffix in COMPRESSED and Path(path.stem).suffix.lower() in (".csv", ".tsv", ".jsonl"):
-        suffix = Path(path.stem).suffix.lower()  # events.csv.gz: polars reads it compressed
+    suffix = table_name(path)[1]  # events.csv.gz: polars reads it compressed
     if suffix == ".inter":
         return "recbole"
     if suffix in TABLE_EXTENSIONS:

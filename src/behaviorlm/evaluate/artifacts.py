@@ -49,6 +49,8 @@ def evaluate_artifact(
     >>> sorted(result.metrics)[:2]
     ['Coverage', 'HR']
     """
+    if on not in ("test", "valid"):
+        raise ValueError(f"on must be 'test' or 'valid', got {on!r}")
     stored = artifact.run.get("config", {}).get("split")
     if stored is None:
         raise DataError(
@@ -58,8 +60,6 @@ def evaluate_artifact(
         )
     split_config = from_dict(SplitConfig, stored)
     split = make_split(artifact.dataset, split_config)
-    if on not in ("test", "valid"):
-        raise ValueError(f"on must be 'test' or 'valid', got {on!r}")
     evalset = split.test if on == "test" else split.valid
     return evaluate(
         artifact.model,

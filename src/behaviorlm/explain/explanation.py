@@ -240,6 +240,7 @@ def explain(
     method: str = "occlusion",
     *,
     steps: int = 32,
+    max_steps: int | None = None,
     samples: int = SAMPLES,
     seed: int = 0,
     social_source: int = SOCIAL_SOURCE,
@@ -260,8 +261,11 @@ def explain(
         The attribution method; see the module docstring.
     steps : int
         Integrated gradients: quadrature points along the path to start with; doubled (up
-        to 256) while the attributions of the logit or the probability miss completeness
+        to ``max_steps``) while the attributions of the logit or the probability miss completeness
         by more than 1 % (:func:`behaviorlm.explain.gradients.integrated_gradients`).
+    max_steps : int, optional
+        Integrated gradients: the most points the doubling reaches (default 256, or
+        ``steps`` if more).
     samples, seed : int
         Shapley: orders of the events sampled (all of them where there are fewer), and the
         seed that draws them.
@@ -364,7 +368,7 @@ def explain(
             **common,
         )
     if method == "integrated_gradients":
-        ig = integrated_gradients(net, history, chosen, steps=steps)
+        ig = integrated_gradients(net, history, chosen, steps=steps, max_steps=max_steps)
         rows = tuple(
             event(
                 k,

@@ -91,18 +91,14 @@ def append_event(histories: Sequences, event: Event) -> Sequences:
     if len(own):
         last_own[has_last] = np.maximum.reduceat(own, histories.offsets[:-1][has_last])
 
-    def from_last(values: Int) -> Int:
+    def taken(values: Int, at: Int, valid: np.ndarray) -> Int:
+        """``values`` at the events ``at`` of each row, 0 where not ``valid``."""
         if len(values) == 0:
             return np.zeros(rows, dtype=np.int64)
-        return np.where(has_last, values[last], 0)
-
-    def from_last_own(values: Int) -> Int:
-        if len(values) == 0:
-            return np.zeros(rows, dtype=np.int64)
-        return np.where(last_own >= 0, values[np.maximum(last_own, 0)], 0)
+        return np.where(valid, values[np.maximum(at, 0)], 0)
 
     when = (
-        from_last(histories.timestamps)
+        taken(histories.timestamps, last, has_last)
         if event.timestamp is None
         else np.full(rows, event.timestamp, dtype=np.int64)
     )
@@ -112,8 +108,8 @@ def append_event(histories: Sequences, event: Event) -> Sequences:
         "timestamps": when,
         "event_ids": np.full(rows, -1, dtype=np.int64),
         "values": np.full(rows, np.nan, dtype=np.float32),
-        "devices": from_last_own(histories.devices),
-        "locations": from_last_own(histories.locations),
+        "devices": taken(histories.devices, last_own, last_own >= 0),
+        "locations": taken(histories.locations, last_own, last_own >= 0),
         "sources": np.full(rows, event.source, dtype=np.int64),
     }
     if event.followee:

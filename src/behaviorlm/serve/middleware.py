@@ -118,9 +118,10 @@ def is_json(content_type: str) -> bool:
 
 
 class JsonBodies:
-    """Answers 415 to a POST whose Content-Type is not JSON: every request body of the API is
-    JSON, and a form or text body would otherwise fail validation with a message about
-    dictionaries. A POST without a Content-Type is read as JSON (as FastAPI does)."""
+    """Answers 415 to a POST whose Content-Type is missing or not JSON: every request body of
+    the API is JSON, and FastAPI would otherwise answer such a body with a validation error
+    about dictionaries. It runs before routing, so a POST to an unknown path with such a body
+    gets 415, not 404."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -128,14 +129,13 @@ class JsonBodies:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope.get("method") == "POST":
             declared = dict(scope.get("headers") or []).get(b"content-type")
-            if declared is not None:
-                content_type = declared.decode("latin-1")
-                if not is_json(content_type):
-                    detail = (
-                        "the request body must be JSON: send Content-Type: application/json "
-                        f"(got {content_type[:100]!r})"
-                    )
-                    response = JSONResponse({"detail": detail}, status_code=415)
-                    await response(scope, receive, send)
-                    return
+            content_type = "" if declared is None else declared.decode("latin-1")
+            if not is_json(content_type):
+                got = f"got {content_type[:100]!r}" if declared is not None else "got none"
+                detail = (
+                    f"the request body must be JSON: send Content-Type: application/json ({got})"
+                )
+                response = JSONResponse({"detail": detail}, status_code=415)
+                await response(scope, receive, send)
+                return
         await self.app(scope, receive, send)

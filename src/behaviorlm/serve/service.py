@@ -48,6 +48,7 @@ from behaviorlm.explain import (
 )
 from behaviorlm.explain.artifacts import check_item_action
 from behaviorlm.explain.exposure import SOCIAL_ACTIONS, Exposure, estimate_exposure
+from behaviorlm.explain.gradients import MAX_STEPS
 from behaviorlm.explain.shapley import SAMPLES, context_players, shapley_rows
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.models.pop import Pop, PopConfig
@@ -348,7 +349,7 @@ class Service:
         if event.timestamp is not None and event.timestamp > now + MAX_AHEAD_S:
             days = (event.timestamp - now) / 86_400
             return None, (
-                f"timestamp {event.timestamp} lies {days:,.0f} days ahead of the server's clock; "
+                f"timestamp {event.timestamp} lies {days:,.1f} days ahead of the server's clock; "
                 "at most a day ahead is stored (it would stay the user's latest event)"
             )
         return self.record(event, now)
@@ -552,6 +553,7 @@ class Service:
         next_action: str | None = None,
         method: str = "occlusion",
         steps: int = 32,
+        max_steps: int = MAX_STEPS,
         samples: int = SAMPLES,
         max_events: int = 1000,
         max_shapley_rows: int = 4096,
@@ -604,6 +606,7 @@ class Service:
                     target,
                     method,
                     steps=steps,
+                    max_steps=max(steps, max_steps),
                     samples=samples,
                     without_target_events=without_target_events,
                 )

@@ -22,7 +22,8 @@ class Limits:
         Longest list of recommendations, similar items or influence top-K (and most items
         named in one influence request).
     max_steps : int
-        Most integrated-gradients steps of one explanation.
+        Most integrated-gradients points of one explanation: those asked for, and those its
+        doubling reaches where completeness is missed.
     max_samples : int
         Most orders of events one Shapley explanation samples.
     max_shapley_rows : int

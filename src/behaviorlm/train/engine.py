@@ -261,9 +261,14 @@ def fit_model(
     path = Path(run_dir) if run_dir is not None else None
     if resume and path is None:
         raise ValueError("resume needs the run directory that holds the checkpoint")
-    if path is not None:
+
+    def begin() -> None:
+        """The run folder, once the run has passed its checks: this run's config, and no file
+        of an earlier run (a fresh run), so a refused run leaves the folder as it was."""
+        if path is None:
+            return
         path.mkdir(parents=True, exist_ok=True)
-        if not resume:  # a fresh run: no file of an earlier run in this folder may stay
+        if not resume:
             for name in (METRICS_FILE, SUMMARY_FILE, CHECKPOINT_TENSORS, CHECKPOINT_META):
                 (path / name).unlink(missing_ok=True)
         config = run_config or {
@@ -272,7 +277,9 @@ def fit_model(
             "train": to_dict(train_config),
         }
         _write_json(path / CONFIG_FILE, config)
+
     if not isinstance(model, NeuralRecommender):
+        begin()
         start = time.perf_counter()
         model.fit(split.train)
         seconds = time.perf_counter() - start
@@ -288,6 +295,7 @@ def fit_model(
     else:
         with torch_threads(train_config.threads or world.threads(available_cores())):
             loop = _Loop(model, split, train_config, path, progress, target_actions, world, device)
+            begin()
             summary = loop.run(resume)
     if path is not None:
         _write_json(path / SUMMARY_FILE, summary)

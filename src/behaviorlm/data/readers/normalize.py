@@ -259,13 +259,18 @@ def check_seconds(seconds: pl.Series, where: str) -> None:
     median = float(seconds.drop_nulls().cast(pl.Float64).median())  # type: ignore[arg-type]
     if median <= LATEST_SECONDS:
         return
-    unit = "milliseconds" if median < 1e15 else "microseconds"
+    unit, factor = (
+        ("milliseconds", 1000)
+        if median < 1e15
+        else ("microseconds", 1_000_000)
+        if median < 1e18
+        else ("nanoseconds", 1_000_000_000)
+    )
     raise DataError(
         f"the timestamps look like {unit} since 1970 (median {median:.4g}, past the year "
         "5138 as seconds); behaviorlm reads seconds",
         where=where,
-        how=f"divide the timestamp column by {1000 if unit == 'milliseconds' else 1_000_000} "
-        "before preparing",
+        how=f"divide the timestamp column by {factor:,} before preparing",
     )
 
 

@@ -13,6 +13,7 @@ bad row, not a failed read) and converted in one vectorised pass.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Final
 
@@ -33,6 +34,29 @@ TABLE_EXTENSIONS: Final[dict[str, str]] = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
 }
+#: Suffixes of compressed text tables that polars reads as they are (``events.csv.gz``).
+COMPRESSED: Final[tuple[str, ...]] = (".gz", ".zst")
+
+
+def table_name(path: Path) -> tuple[str, str]:
+    """The stem and the table suffix of a file, past a compression suffix of a text table.
+
+    Examples
+    --------
+    >>> table_name(Path("events.csv.gz")), table_name(Path("Events.Parquet"))
+    (('events', '.csv'), ('Events', '.parquet'))
+    """
+    inner = Path(path.stem)
+    if path.suffix.lower() in COMPRESSED and inner.suffix.lower() in (".csv", ".tsv", ".jsonl"):
+        return inner.stem, inner.suffix.lower()
+    return path.stem, path.suffix.lower()
+
+
+#: Column names that say a column holds times (``ts``, ``event_time``, ``created_at``, ...).
+TIME_NAME = re.compile(
+    r"(^|[_\s-])(ts|time|times|timestamp|date|datetime|epoch)([_\s-]|$)", re.IGNORECASE
+)
+
 #: Table formats and their default field separator (None: not a delimited text format).
 TABLE_FORMATS: Final[dict[str, str | None]] = {
     "csv": ",",
@@ -140,14 +164,25 @@ def read_events_table(
     """
     columns = table_columns(path, fmt, sep=sep)
     keep, ignored = plan_columns(columns, opts.mapping, where=str(path), need_time=False)
-    # without a timestamp column the rows are in time order (as sequence files are)
+    # without a timestamp column the rows are in time order (as sequence files are), unless
+    # a column that is not read looks like the times under another name
     has_time = "timestamp" in keep.values()
+    timely = [c for c in ignored if TIME_NAME.search(c)]
+    if not has_time and timely:
+        raise DataError(
+            f"no 'timestamp' column, but {timely[0]!r} looks like the times",
+            where=str(path),
+            how=f"pass --map timestamp={timely[0]} (mapping={{'timestamp': {timely[0]!r}}})",
+        )
     text = [column for column, target in keep.items() if target in EVENT_COLUMNS]
     lazy = scan_table(path, fmt, sep=sep, text=text).select(
         pl.col(column).alias(target) for column, target in keep.items()
     )
     frame = collect(lazy, path, fmt)
-    step = f"read {path.name}" + (f" (ignored columns: {', '.join(ignored)})" if ignored else "")
+    notes = ([f"ignored columns: {', '.join(ignored)}"] if ignored else []) + (
+        [] if has_time else ["no timestamp column: rows in file order"]
+    )
+    step = f"read {path.name}" + (f" ({'; '.join(notes)})" if notes else "")
     report.add(step, frame.height, frame.height)
     events = normalize_events(frame, where=path.name, opts=opts, report=report, has_time=has_time)
     return events, has_time
@@ -157,7 +192,8 @@ def read_file(path: Path, fmt: str, opts: ReadOptions) -> RawData:
     """Read a single events file (csv, tsv, parquet or jsonl) into RawData."""
     report = Report()
     events, has_time = read_events_table(path, fmt, opts=opts, report=report, sep=opts.sep)
-    return RawData(events=events, name=opts.name or path.stem, report=report, has_time=has_time)
+    name = opts.name or table_name(path)[0]
+    return RawData(events=events, name=name, report=report, has_time=has_time)
 
 
 def folder_tables(folder: Path) -> dict[str, tuple[Path, str]]:
@@ -167,7 +203,7 @@ def folder_tables(folder: Path) -> dict[str, tuple[Path, str]]:
         matches = sorted(
             p
             for p in folder.glob(f"{table}.*")
-            if p.suffix.lower() in TABLE_EXTENSIONS and p.is_file()
+            if table_name(p)[1] in TABLE_EXTENSIONS and p.is_file()
         )
         if len(matches) > 1:
             raise DataError(
@@ -176,7 +212,7 @@ def folder_tables(folder: Path) -> dict[str, tuple[Path, str]]:
                 how=f"keep one {table}.<csv|tsv|parquet|jsonl> file in the folder",
             )
         if matches:
-            found[table] = (matches[0], TABLE_EXTENSIONS[matches[0].suffix.lower()])
+            found[table] = (matches[0], TABLE_EXTENSIONS[table_name(matches[0])[1]])
     return found
 
 

@@ -89,6 +89,7 @@ def router(limits: Limits) -> APIRouter:
             next_action=next_action,
             method=method,
             steps=steps,
+            max_steps=limits.max_steps,
             samples=samples,
             max_events=limits.max_timeline,
             max_shapley_rows=limits.max_shapley_rows,

@@ -26,6 +26,18 @@ from behaviorlm.artifact import Artifact
 from machine import machine_facts, peak_rss_mib
 
 
+def written_rows(path: Path) -> int:
+    """Rows of a recommendation file that ``behaviorlm recommend --out`` wrote, any format."""
+    scans = {
+        ".parquet": lambda: pl.scan_parquet(path),
+        ".csv": lambda: pl.scan_csv(path),
+        ".tsv": lambda: pl.scan_csv(path, separator="\t"),
+        ".jsonl": lambda: pl.scan_ndjson(path),
+    }
+    rows: int = scans[path.suffix.lower()]().select(pl.len()).collect().item()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("artifact", help="a folder written by `behaviorlm train`")
@@ -45,11 +57,7 @@ def main() -> None:
         if cli.main(argv) != 0:
             raise SystemExit(f"behaviorlm {' '.join(argv)} failed")
         seconds = time.perf_counter() - start
-        rows = (
-            pl.scan_parquet(out).select(pl.len()).collect().item()
-            if out.suffix == ".parquet"
-            else None
-        )
+        rows = written_rows(out)
         size = out.stat().st_size
     users = int(meta["n_users"])
     print(

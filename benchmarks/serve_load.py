@@ -53,8 +53,8 @@ recommendations under 25 ms in both runs).
 
 Examples::
 
-    behaviorlm simulate 200 sim/ && behaviorlm prepare sim/ sim.ds
-    behaviorlm train sim.ds markov --out runs/markov
+    behaviorlm simulate sim --users 200 && behaviorlm prepare sim sim.ds
+    behaviorlm train sim.ds --model markov --out runs/markov
     python benchmarks/serve_load.py runs/markov --duration 10 --warmup 2
     python benchmarks/serve_load.py runs/markov --duration 10 --rate 400  # open loop
     python benchmarks/serve_load.py runs/markov --duration 10 --retain-freed-memory
@@ -200,6 +200,7 @@ class Load:
         self.fresh: collections.deque[str] = collections.deque(maxlen=FRESH_USERS)
         self.tally = Tally()
         self.sent = 0
+        self.measured = 0  # requests sent after the warm-up (``--max-requests`` counts these)
         self.posted = 0
         self.measuring = False
         self.stopping = False
@@ -209,10 +210,11 @@ class Load:
         headers = {"X-API-Key": self.args.api_key} if self.args.api_key else {}
         interval = self.args.clients / self.args.rate if self.args.rate else 0.0
         due = time.perf_counter() + interval * rng.random()  # open loop: spread the phases
-        while not self.stopping and self.sent < self.args.max_requests:
+        while not self.stopping and self.measured < self.args.max_requests:
             if interval:
                 await asyncio.sleep(max(0.0, due - time.perf_counter()))
             self.sent += 1
+            self.measured += self.measuring
             if rng.random() < self.args.recommend_share:
                 kind = "recommend"
                 user = rng.choice(self.fresh) if self.fresh else rng.choice(self.users)
@@ -352,7 +354,7 @@ async def run(
                         "store_wal_mib": wal_sizes[-1],
                     }
                 )
-            if now >= args.duration or load.sent >= args.max_requests:
+            if now >= args.duration or load.measured >= args.max_requests:
                 load.stopping = True
         await asyncio.gather(*workers)  # the requests in flight finish and count
         wall = time.perf_counter() - start
@@ -428,7 +430,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--batch", type=int, default=1, help="events per POST /v1/events")
     p.add_argument("--users", type=int, default=0, help="use the first N users (0 = all)")
-    p.add_argument("--max-requests", type=int, default=2_000_000, help="stop after this many")
+    p.add_argument(
+        "--max-requests",
+        type=int,
+        default=2_000_000,
+        help="stop after this many requests past the warm-up",
+    )
     p.add_argument("--request-timeout", type=float, default=30.0)
     p.add_argument("--report-every", type=float, default=30.0, help="seconds between progress")
     p.add_argument("--seed", type=int, default=0)

@@ -31,7 +31,8 @@ def _bar(value: float | None, scale: float, width: int = 8) -> Text:
     n = min(width, round(abs(value) / scale * width))
     left = ("█" * n if value < 0 else "").rjust(width)
     right = ("█" * n if value > 0 else "").ljust(width)
-    return Text(left, style="red") + Text("│") + Text(right, style="green")
+    # the axis is dashed: a solid one reads as the table's own column separator
+    return Text(left, style="red") + Text("┆", style="dim") + Text(right, style="green")
 
 
 def _when(timestamp: int) -> str:

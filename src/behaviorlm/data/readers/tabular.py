@@ -52,7 +52,7 @@ def table_name(path: Path) -> tuple[str, str]:
     return path.stem, path.suffix.lower()
 
 
-#: Column names that say a column holds times (``ts``, ``event_time``, ``created_at``, ...).
+#: Column names that say a column holds times (``ts``, ``event_time``, ``rating_date``, ...).
 TIME_NAME = re.compile(
     r"(^|[_\s-])(ts|time|times|timestamp|date|datetime|epoch)([_\s-]|$)", re.IGNORECASE
 )

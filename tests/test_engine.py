@@ -374,6 +374,16 @@ def test_a_fresh_run_leaves_no_file_of_an_earlier_run_in_its_folder(tmp_path: Pa
     assert json.loads((tmp_path / engine.SUMMARY_FILE).read_text())["epochs"] == 0
 
 
+def test_resuming_a_folder_without_a_checkpoint_says_a_new_run_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = SASRec(TINY)
+    summary = fit_model(model, SPLIT, replace(FAST, epochs=1), run_dir=tmp_path, resume=True)
+    assert summary["epochs"] == 1
+    captured = capsys.readouterr()
+    assert "no checkpoint in" in captured.out + captured.err
+
+
 def test_resume_refuses_another_config(tmp_path: Path) -> None:
     fit(replace(FAST, epochs=1), run_dir=tmp_path)
     with pytest.raises(ConfigError, match="another config"):

@@ -597,6 +597,10 @@ class _Loop:
             if resume and Checkpoint.exists(self.path):
                 stopped = self._resume()
             else:
+                if resume and self.progress:  # said, not refused: the run starts from epoch 1
+                    status_console.print(
+                        f"no checkpoint in {self.path} to resume: a new run starts", highlight=False
+                    )
                 (self.path / METRICS_FILE).write_text("")
         stopped = self._share(stopped)
         start = time.perf_counter()

@@ -57,6 +57,9 @@ def test_train_evaluate_recommend(
     assert 0.0 <= results[0]["metrics"]["HR"]["10"] <= 1.0
     ndcg = next(line for line in table.splitlines() if line.startswith(f"| {model} | NDCG |"))
     assert ndcg.split("|")[4].strip() == f"{results[0]['metrics']['NDCG']['10']:.4f}"
+    for name in ("Coverage", "Popularity"):  # as the README's protocol lists them
+        row = next(line for line in table.splitlines() if line.startswith(f"| {model} | {name} |"))
+        assert row.split("|")[4].strip() == f"{results[0]['metrics'][name]['10']:.4f}"
     user = json.loads((prepared / "ds" / "dataset.json").read_text())
     assert user["n_users"] > 0
     users_table = __import__("polars").read_parquet(prepared / "ds" / "users.parquet")

@@ -38,7 +38,13 @@ from behaviorlm.data.preprocess import PrepareConfig, preprocess
 from behaviorlm.data.synthetic import simulate, write_simulation
 from behaviorlm.data.write import TableWriter, table_format
 from behaviorlm.demo import run_demo
-from behaviorlm.evaluate import cutoff_notes, cutoff_table, evaluate_artifact, masking_notes
+from behaviorlm.evaluate import (
+    SHOWN_METRICS,
+    cutoff_notes,
+    cutoff_table,
+    evaluate_artifact,
+    masking_notes,
+)
 from behaviorlm.explain import (
     explain_user,
     influence_user,
@@ -254,7 +260,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             datasets.append(str(artifact.dataset.meta.get("name") or ""))
             if report is not None:
                 logs[label] = training_log(path)
-    console.print(cutoff_table(results, ks=ks), markup=False, soft_wrap=True)
+    # the accuracy metrics, then catalogue coverage and the mean popularity of what is shown
+    metrics = (*SHOWN_METRICS, "Coverage", "Popularity")
+    console.print(cutoff_table(results, metrics, ks=ks), markup=False, soft_wrap=True)
     for note in [*masking_notes(results), *cutoff_notes(results)]:
         console.print(f"note: {note}", markup=False, soft_wrap=True)
     if args.json:

@@ -11,6 +11,7 @@ from behaviorlm.evaluate.metrics import (
     relevance,
 )
 from behaviorlm.evaluate.results import (
+    SHOWN_METRICS,
     EvalResult,
     cutoff_notes,
     cutoff_table,
@@ -22,6 +23,7 @@ from behaviorlm.evaluate.runner import DEFAULT_KS, evaluate
 
 __all__ = [
     "DEFAULT_KS",
+    "SHOWN_METRICS",
     "EvalResult",
     "coverage",
     "cutoff_notes",

@@ -158,6 +158,15 @@ class Explanation:
         happened.
     note : str
         What the numbers mean, where it is not an influence.
+
+    Examples
+    --------
+    >>> from behaviorlm.models.sasrec import SASRec, SASRecConfig
+    >>> model = SASRec(SASRecConfig(dim=8, layers=1))
+    >>> _ = model.setup(Sequences.from_lists([[1, 2, 3]], n_items=3))
+    >>> e = explain(model, Sequences.from_lists([[1, 2]], n_items=3), target=3)
+    >>> sorted(e.to_dict())[:4], [ev.index for ev in e.events]
+    (['baseline_logit', 'baseline_probability', 'events', 'groups'], [0, 1])
     """
 
     model: str

@@ -170,6 +170,15 @@ class Influence:
         The event's item and any named items.
     reach : Reach, optional
         Social reach of the event over the user's followers, where computed.
+
+    Examples
+    --------
+    >>> from behaviorlm.models.sasrec import SASRec, SASRecConfig
+    >>> model = SASRec(SASRecConfig(dim=8, layers=1))
+    >>> _ = model.setup(Sequences.from_lists([[1, 2, 3, 4]], n_items=4))
+    >>> out = influence(model, Sequences.from_lists([[1, 2]], n_items=4), Event(item=3, action=1))
+    >>> out.to_dict()["items"][0]["item"], out.reach is None
+    (3, True)
     """
 
     model: str

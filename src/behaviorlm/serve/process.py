@@ -32,6 +32,13 @@ class ServerProcess:
     """A running ``behaviorlm serve``: its process, base URL and log file.
 
     A context manager: leaving the ``with`` block stops the server.
+
+    Examples
+    --------
+    >>> import httpx
+    >>> with start_server("runs/markov", "sqlite:///ev.db", "server.log") as s:  # doctest: +SKIP
+    ...     httpx.get(f"{s.url}/healthz").json()["status"]
+    'ok'
     """
 
     proc: subprocess.Popen[bytes]

@@ -73,6 +73,11 @@ def run_server(
     (:func:`behaviorlm.allocator.retain_freed_memory`): off by default, since recommendation
     requests gained nothing from it in load runs; explanations of long windows took less
     CPU with it through the Python API (benchmarks/RESULTS.md), not measured in the server.
+
+    Examples
+    --------
+    >>> run_server("runs/sasrec", "sqlite:///events.db", port=8000)  # doctest: +SKIP
+    behaviorlm serve: no API key configured: POST /v1/events and /v1/influence are open, ...
     """
     if threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")

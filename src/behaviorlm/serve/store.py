@@ -65,7 +65,18 @@ EXPORT_SCHEMA: dict[str, pl.DataType] = {**RAW_EVENT_DTYPES, "event_id": pl.Stri
 
 
 class EventStore(Protocol):
-    """What the service needs from an event store."""
+    """What the service needs from an event store (:class:`SQLiteStore` is the embedded one;
+    a server database can follow behind the same methods).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> store: EventStore = open_store(f"sqlite:///{pathlib.Path(tempfile.mkdtemp()) / 'e.db'}")
+    >>> store.append([EventRecord(user_id="u1", item_id="i1", timestamp=1, action="view")])
+    [True]
+    >>> [e.item_id for e in store.user_events("u1")], store.count()
+    (['i1'], 1)
+    """
 
     def append(self, events: Sequence[EventRecord]) -> list[bool]:
         """Store a batch durably (all or nothing); per event True = stored, False = its
@@ -176,6 +187,15 @@ class SQLiteStore:
 
     Each thread gets its own connection (SQLite connections are not shared between
     threads); writers are serialised by SQLite's lock, waiting up to ``busy_timeout_s``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> store = SQLiteStore(pathlib.Path(tempfile.mkdtemp()) / "events.db")
+    >>> event = EventRecord(user_id="u1", item_id="i1", timestamp=1, action="view", event_id="e1")
+    >>> store.append([event, event])  # an event_id is stored once
+    [True, False]
+    >>> store.close()
     """
 
     def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0) -> None:

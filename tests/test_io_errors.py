@@ -320,3 +320,19 @@ def test_a_folder_with_a_compressed_events_table(tmp_path: Path) -> None:
     (tmp_path / "events.csv.gz").write_bytes(gzip.compress(b"user_id,item_id\na,x\nb,y\n"))
     assert read(tmp_path).events.height == 2
     assert read(tmp_path / "events.csv.gz").name == "events"
+
+
+def test_fractions_of_a_second_order_the_events_within_it(tmp_path: Path) -> None:
+    path = tmp_path / "e.csv"
+    # y happened first, though it is written second
+    path.write_text("user_id,item_id,timestamp\na,x,10.9\na,y,10.1\na,z,11.0\n")
+    ds = preprocess(read(path))
+    names = ds.items["item_id"].to_list()
+    assert [names[i - 1] for i in ds.sequences().row(0).items] == ["y", "x", "z"]
+    iso = tmp_path / "iso.csv"
+    iso.write_text(
+        "user_id,item_id,timestamp\na,x,2024-01-01T00:00:00.900Z\na,y,2024-01-01T00:00:00.100Z\n"
+    )
+    ds = preprocess(read(iso))
+    names = ds.items["item_id"].to_list()
+    assert [names[i - 1] for i in ds.sequences().row(0).items] == ["y", "x"]

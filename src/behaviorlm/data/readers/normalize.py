@@ -274,6 +274,44 @@ def check_seconds(seconds: pl.Series, where: str) -> None:
     )
 
 
+#: Working columns of :func:`normalize_events`: the times to a fraction of a second and the
+#: input row, which order events within one second.
+FINER, ROW = "__finer_time", "__input_row"
+
+
+def finer_times(column: pl.Series) -> pl.Series | None:
+    """Float seconds of timestamps that have fractions of a second (float numbers, numeric
+    text, datetimes), to order the events within one second; None where every time is a whole
+    second (the floored seconds of :func:`to_seconds` order them exactly).
+
+    Examples
+    --------
+    >>> finer_times(pl.Series([10.9, 10.1])).to_list()
+    [10.9, 10.1]
+    >>> finer_times(pl.Series(["10.9", "2024-01-01T00:00:00.5Z", "x"])).to_list()[::2]
+    [10.9, None]
+    >>> finer_times(pl.Series([10, 11])) is None, finer_times(pl.Series(["10", "12"])) is None
+    (True, True)
+    """
+    dtype = column.dtype
+    if dtype.is_float():
+        finer = column.cast(pl.Float64)
+    elif isinstance(dtype, pl.Datetime):
+        finer = column.dt.epoch("us").cast(pl.Float64) / 1e6
+    elif dtype == pl.String:
+        if not column.str.contains(".", literal=True).any():  # no fractions written
+            return None
+        text = column.str.strip_chars()
+        dates = text.str.to_datetime(strict=False, time_zone="UTC", time_unit="us")
+        finer = text.cast(pl.Float64, strict=False).fill_null(
+            dates.dt.epoch("us").cast(pl.Float64) / 1e6
+        )
+    else:
+        return None
+    whole = (finer - finer.floor()).fill_null(0.0).fill_nan(0.0) == 0.0
+    return None if bool(whole.all()) else finer
+
+
 def to_values(column: pl.Series) -> pl.Series:
     """Event values as Float64; null where empty or not a number (NaN stays NaN).
 
@@ -372,6 +410,7 @@ def normalize_events(
     def text(name: str) -> pl.Series:
         return nonempty_text(frame.get_column(name)) if name in frame.columns else none
 
+    finer: pl.Series | None = None  # times with fractions of a second, where the input has them
     if not has_time:
         seconds, time_missing = pl.int_range(0, n, dtype=pl.Int64, eager=True), false
     else:
@@ -379,6 +418,7 @@ def normalize_events(
         raw_time = nonempty_text(raw_time) if raw_time.dtype == pl.String else raw_time
         seconds, time_missing = to_seconds(raw_time), raw_time.is_null()
         check_seconds(seconds, where)
+        finer = finer_times(raw_time)
     if "value" in frame.columns:
         raw_value = frame.get_column("value")
         raw_value = nonempty_text(raw_value) if raw_value.dtype == pl.String else raw_value
@@ -414,7 +454,11 @@ def normalize_events(
     _raise_or_drop(counts, opts, where)
     extra = [c for c in frame.columns if c == PASSTHROUGH or c.startswith(TRUTH_PREFIX)]
     out = pl.concat([work, frame.select(extra)], how="horizontal") if extra else work
+    if finer is not None:  # events within one second in the order they happened
+        out = out.with_columns(finer.alias(FINER)).with_row_index(ROW)
     out = out.filter(~bad) if any(counts.values()) else out
+    if finer is not None:
+        out = out.sort(FINER, ROW, nulls_last=True).drop(FINER, ROW)
     default_action = (
         pl.when(pl.col("query").is_not_null() & pl.col("item_id").is_null())
         .then(pl.lit("search"))

@@ -161,12 +161,10 @@ class Explanation:
 
     Examples
     --------
-    >>> from behaviorlm.models.sasrec import SASRec, SASRecConfig
-    >>> model = SASRec(SASRecConfig(dim=8, layers=1))
-    >>> _ = model.setup(Sequences.from_lists([[1, 2, 3]], n_items=3))
-    >>> e = explain(model, Sequences.from_lists([[1, 2]], n_items=3), target=3)
-    >>> sorted(e.to_dict())[:4], [ev.index for ev in e.events]
-    (['baseline_logit', 'baseline_probability', 'events', 'groups'], [0, 1])
+    >>> e = Explanation(model="sasrec", method="occlusion", target=Target.item(3), logit=1.5,
+    ...                 probability=0.25, events=(), groups=())
+    >>> e.to_dict()["target"], e.steps is None  # made by explain(), serialised as JSON
+    ({'kind': 'item', 'id': 3}, True)
     """
 
     model: str

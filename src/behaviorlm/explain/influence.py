@@ -173,12 +173,11 @@ class Influence:
 
     Examples
     --------
-    >>> from behaviorlm.models.sasrec import SASRec, SASRecConfig
-    >>> model = SASRec(SASRecConfig(dim=8, layers=1))
-    >>> _ = model.setup(Sequences.from_lists([[1, 2, 3, 4]], n_items=4))
-    >>> out = influence(model, Sequences.from_lists([[1, 2]], n_items=4), Event(item=3, action=1))
-    >>> out.to_dict()["items"][0]["item"], out.reach is None
-    (3, True)
+    >>> out = Influence(model="sasrec", event=Event(item=3, action=1), kl=0.1, before=(1, 2),
+    ...                 after=(2, 4), entering=(4,), leaving=(1,),
+    ...                 items=(ItemChange(3, before=0.1, after=0.3),))
+    >>> round(out.items[0].change, 3), out.to_dict()["entering"]  # made by influence()
+    (0.2, (4,))
     """
 
     model: str

@@ -127,6 +127,10 @@ def test_report_page(runs: Path) -> None:
         ET.fromstring(svg)
     best = max(results, key=lambda r: r.metrics["NDCG"][10])
     assert f"<b>{best.metrics['NDCG'][10]:.4f}</b>" in page
+    for name in ("Coverage", "Popularity"):  # described, not ranked: never in bold
+        assert f"<th>{name}@10</th>" in page
+        for r in results:
+            assert f"<td>{r.metrics[name][10]:.4f}</td>" in page
     assert "2 (best " in page  # sasrec's epochs
     assert page.count("seen-item masking") == (1 if results[0].extra["targets_in_history"] else 0)
     without = report_html(results)

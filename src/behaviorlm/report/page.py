@@ -2,8 +2,8 @@
 
 What it shows, for the models evaluated on one data set:
 
-* the metrics table (HR, NDCG, MRR, Recall and catalogue coverage at @10 and @20), the best
-  accuracy in each column in bold, and the notes of ``behaviorlm evaluate`` (seen-item
+* the metrics table (HR, NDCG, MRR, Recall, catalogue coverage and the mean popularity of the
+  recommended items at @10 and @20), the best accuracy in each column in bold, and the notes of ``behaviorlm evaluate`` (seen-item
   masking, cut-offs past the catalogue);
 * HR@K, NDCG@K and Coverage@K against the cut-off K, one line per model;
 * NDCG and HR at 10 for the users grouped by the length of their history
@@ -32,7 +32,9 @@ from behaviorlm.train.engine import METRICS_FILE
 
 #: Columns of the table: metric and cut-off (where not evaluated: the cut-off nearest the
 #: first and the next ones evaluated).
-TABLE_METRICS: Final[tuple[str, ...]] = ("HR", "NDCG", "MRR", "Recall", "Coverage")
+TABLE_METRICS: Final[tuple[str, ...]] = ("HR", "NDCG", "MRR", "Recall", "Coverage", "Popularity")
+#: Columns of the table that describe the lists rather than score them: no value is in bold.
+DESCRIPTIVE: Final[tuple[str, ...]] = ("Coverage", "Popularity")
 TABLE_KS: Final[tuple[int, ...]] = (10, 20)
 #: Metrics drawn against the cut-off.
 CURVES: Final[tuple[str, ...]] = ("HR", "NDCG", "Coverage")
@@ -92,7 +94,7 @@ def _table(results: Sequence[EvalResult], logs: Mapping[str, Sequence[Mapping[st
     for m, k in columns:
         values = [r.metrics.get(m, {}).get(k) for r in results]
         finite = [v for v in values if v is not None and math.isfinite(v)]
-        if finite and m != "Coverage":
+        if finite and m not in DESCRIPTIVE:
             best[m, k] = max(finite)
     head = "".join(f"<th>{m}@{k}</th>" for m, k in columns)
     rows = []

@@ -3,8 +3,8 @@
 What it shows, for the models evaluated on one data set:
 
 * the metrics table (HR, NDCG, MRR, Recall, catalogue coverage and the mean popularity of the
-  recommended items at @10 and @20), the best accuracy in each column in bold, and the notes of ``behaviorlm evaluate`` (seen-item
-  masking, cut-offs past the catalogue);
+  recommended items at @10 and @20), the best accuracy in each column in bold, and the notes
+  of ``behaviorlm evaluate`` (seen-item masking, cut-offs past the catalogue);
 * HR@K, NDCG@K and Coverage@K against the cut-off K, one line per model;
 * NDCG and HR at 10 for the users grouped by the length of their history
   (``extra["by_history_length"]`` of :func:`behaviorlm.evaluate.evaluate`): where a model's

@@ -18,6 +18,7 @@ Bad rows are counted by reason (each row under its first reason, in the order of
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -135,7 +136,7 @@ def plan_columns(
                 where=where,
                 how=f"choose one of the available columns: {listing}",
             )
-    twice = sorted({c for c in mapping.values() if list(mapping.values()).count(c) > 1})
+    twice = [c for c, n in Counter(mapping.values()).items() if n > 1]
     if twice:
         named = ", ".join(t for t, c in mapping.items() if c == twice[0])
         raise DataError(
@@ -185,56 +186,77 @@ def nonempty_text(column: pl.Series) -> pl.Series:
     return text.set(empty, None) if empty.any() else text
 
 
-def _parse_seconds(text: pl.Series, layout: str | None) -> pl.Series:
-    """Text as float seconds (``layout=None``) or as a datetime layout, in Int64 seconds."""
+def _parse_times(text: pl.Series, layout: str | None) -> pl.Series:
+    """Text as float seconds (``layout=None``) or as a datetime layout, in Float64 seconds
+    (microseconds kept)."""
     if layout is None:
-        return text.cast(pl.Float64, strict=False).floor().cast(pl.Int64, strict=False)
+        return text.cast(pl.Float64, strict=False)
     parsed = text.str.to_datetime(layout, strict=False, time_zone="UTC", time_unit="us")
-    return parsed.dt.epoch("s")
+    return parsed.dt.epoch("us").cast(pl.Float64) / 1e6
+
+
+def to_times(column: pl.Series) -> tuple[pl.Series, pl.Series | None]:
+    """Timestamps of any supported form as Int64 seconds (floored; null where missing or
+    unparsable) and, where some of them have fractions of a second, the same times as Float64
+    seconds with their fractions, which order the events within one second (None otherwise).
+
+    Examples
+    --------
+    >>> seconds, finer = to_times(pl.Series(["10", "2.7", "1970-01-01T00:01:00.5Z", "x", None]))
+    >>> seconds.to_list(), finer.to_list()
+    ([10, 2, 60, None, None], [10.0, 2.7, 60.5, None, None])
+    >>> to_times(pl.Series([10.0, 11.0]))[1] is None, to_times(pl.Series(["10", "12"]))[1]
+    (True, None)
+    """
+    dtype = column.dtype
+    if dtype.is_integer():
+        return column.cast(pl.Int64), None
+    if dtype == pl.Date:
+        return column.cast(pl.Datetime("us")).dt.epoch("s"), None
+    if dtype.is_float():
+        finer = column.cast(pl.Float64)
+    elif isinstance(dtype, pl.Datetime):
+        finer = column.dt.epoch("us").cast(pl.Float64) / 1e6
+    elif dtype != pl.String:
+        return pl.repeat(None, len(column), dtype=pl.Int64, eager=True), None
+    else:
+        whole = column.cast(pl.Int64, strict=False)
+        todo = whole.is_null() & column.is_not_null()
+        if not todo.any():
+            return whole, None
+        finer = whole.cast(pl.Float64)
+        # Work on the rows still unparsed only, trying float seconds, then each datetime
+        # layout (the layouts that parse most of a sample first: a clean column takes one pass)
+        rows = todo.arg_true()
+        pending = column.gather(rows).str.strip_chars()
+        sample = pending.head(1000)
+        hits = {
+            layout: int(sample.str.to_datetime(layout, strict=False).is_not_null().sum())
+            for layout in DATETIME_FORMATS
+        }
+        layouts: list[str | None] = [None, *sorted(DATETIME_FORMATS, key=lambda f: -hits[f])]
+        for layout in layouts:
+            parsed = _parse_times(pending, layout)
+            got = parsed.is_finite().fill_null(False)
+            if got.any():
+                finer = finer.scatter(rows.filter(got), parsed.filter(got))
+                rows, pending = rows.filter(~got), pending.filter(~got)
+            if pending.is_empty():
+                break
+    seconds = finer.floor().cast(pl.Int64, strict=False)
+    fractions = (finer - finer.floor()).fill_null(0.0).fill_nan(0.0) != 0.0
+    return seconds, finer if bool(fractions.any()) else None
 
 
 def to_seconds(column: pl.Series) -> pl.Series:
-    """Timestamps of any supported form as Int64 seconds; null where missing or unparsable.
+    """Timestamps of any supported form as Int64 seconds (:func:`to_times`).
 
     Examples
     --------
     >>> to_seconds(pl.Series(["10", "2.7", "1970-01-01T00:01:00Z", "x", None])).to_list()
     [10, 2, 60, None, None]
     """
-    dtype = column.dtype
-    if dtype.is_integer():
-        return column.cast(pl.Int64)
-    if dtype.is_float():
-        return column.floor().cast(pl.Int64, strict=False)
-    if dtype == pl.Date:
-        return column.cast(pl.Datetime("us")).dt.epoch("s")
-    if isinstance(dtype, pl.Datetime):
-        return column.dt.epoch("s")
-    if dtype != pl.String:
-        return pl.repeat(None, len(column), dtype=pl.Int64, eager=True)
-    seconds = column.cast(pl.Int64, strict=False)
-    todo = seconds.is_null() & column.is_not_null()
-    if not todo.any():
-        return seconds
-    # Work on the rows still unparsed only, trying float seconds, then each datetime layout
-    # (the layouts that parse most of a sample first, so a clean column takes one pass).
-    rows = todo.arg_true()
-    pending = column.gather(rows).str.strip_chars()
-    sample = pending.head(1000)
-    hits = {
-        layout: int(sample.str.to_datetime(layout, strict=False).is_not_null().sum())
-        for layout in DATETIME_FORMATS
-    }
-    layouts: list[str | None] = [None, *sorted(DATETIME_FORMATS, key=lambda f: -hits[f])]
-    for layout in layouts:
-        parsed = _parse_seconds(pending, layout)
-        got = parsed.is_not_null()
-        if got.any():
-            seconds = seconds.scatter(rows.filter(got), parsed.filter(got))
-            rows, pending = rows.filter(~got), pending.filter(~got)
-        if pending.is_empty():
-            break
-    return seconds
+    return to_times(column)[0]
 
 
 #: Latest plausible timestamp in seconds since 1970 (the year 5138): timestamps beyond it are
@@ -274,42 +296,9 @@ def check_seconds(seconds: pl.Series, where: str) -> None:
     )
 
 
-#: Working columns of :func:`normalize_events`: the times to a fraction of a second and the
-#: input row, which order events within one second.
-FINER, ROW = "__finer_time", "__input_row"
-
-
-def finer_times(column: pl.Series) -> pl.Series | None:
-    """Float seconds of timestamps that have fractions of a second (float numbers, numeric
-    text, datetimes), to order the events within one second; None where every time is a whole
-    second (the floored seconds of :func:`to_seconds` order them exactly).
-
-    Examples
-    --------
-    >>> finer_times(pl.Series([10.9, 10.1])).to_list()
-    [10.9, 10.1]
-    >>> finer_times(pl.Series(["10.9", "2024-01-01T00:00:00.5Z", "x"])).to_list()[::2]
-    [10.9, None]
-    >>> finer_times(pl.Series([10, 11])) is None, finer_times(pl.Series(["10", "12"])) is None
-    (True, True)
-    """
-    dtype = column.dtype
-    if dtype.is_float():
-        finer = column.cast(pl.Float64)
-    elif isinstance(dtype, pl.Datetime):
-        finer = column.dt.epoch("us").cast(pl.Float64) / 1e6
-    elif dtype == pl.String:
-        if not column.str.contains(".", literal=True).any():  # no fractions written
-            return None
-        text = column.str.strip_chars()
-        dates = text.str.to_datetime(strict=False, time_zone="UTC", time_unit="us")
-        finer = text.cast(pl.Float64, strict=False).fill_null(
-            dates.dt.epoch("us").cast(pl.Float64) / 1e6
-        )
-    else:
-        return None
-    whole = (finer - finer.floor()).fill_null(0.0).fill_nan(0.0) == 0.0
-    return None if bool(whole.all()) else finer
+#: Working column of :func:`normalize_events`: the times to a fraction of a second, which
+#: order the events within one second.
+FINER = "__finer_time"
 
 
 def to_values(column: pl.Series) -> pl.Series:
@@ -416,9 +405,8 @@ def normalize_events(
     else:
         raw_time = frame.get_column("timestamp") if "timestamp" in frame.columns else none
         raw_time = nonempty_text(raw_time) if raw_time.dtype == pl.String else raw_time
-        seconds, time_missing = to_seconds(raw_time), raw_time.is_null()
+        (seconds, finer), time_missing = to_times(raw_time), raw_time.is_null()
         check_seconds(seconds, where)
-        finer = finer_times(raw_time)
     if "value" in frame.columns:
         raw_value = frame.get_column("value")
         raw_value = nonempty_text(raw_value) if raw_value.dtype == pl.String else raw_value
@@ -455,10 +443,10 @@ def normalize_events(
     extra = [c for c in frame.columns if c == PASSTHROUGH or c.startswith(TRUTH_PREFIX)]
     out = pl.concat([work, frame.select(extra)], how="horizontal") if extra else work
     if finer is not None:  # events within one second in the order they happened
-        out = out.with_columns(finer.alias(FINER)).with_row_index(ROW)
+        out = out.with_columns(finer.alias(FINER))
     out = out.filter(~bad) if any(counts.values()) else out
     if finer is not None:
-        out = out.sort(FINER, ROW, nulls_last=True).drop(FINER, ROW)
+        out = out.sort(FINER, nulls_last=True, maintain_order=True).drop(FINER)
     default_action = (
         pl.when(pl.col("query").is_not_null() & pl.col("item_id").is_null())
         .then(pl.lit("search"))

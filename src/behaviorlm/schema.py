@@ -41,10 +41,11 @@ SOURCES: Final[tuple[str, ...]] = ("self", "social")
 #: event (context from ``behaviorlm.data.feed``, never a target) where not 0 (-1: a followee
 #: event whose user is not named, as a hypothetical share scored for many sharers at once).
 FOLLOWEE: Final = "followee"
-#: The feature groups of DESIGN.md; explanations and planted causes use these names.
+#: The feature groups (docs/ARCHITECTURE.md); explanations and planted causes use these names.
 FEATURE_GROUPS: Final[tuple[str, ...]] = ("history", "social", "search", "location", "device")
 
-#: Columns of an event as users bring them (external ids, text).
+#: Columns of an event as users bring them (external ids, text). Only user_id and one of
+#: item_id / query are required (a table without timestamps is taken to be in time order).
 EVENT_COLUMNS: Final[tuple[str, ...]] = (
     "user_id",
     "item_id",
@@ -56,8 +57,6 @@ EVENT_COLUMNS: Final[tuple[str, ...]] = (
     "location",
     "source",
 )
-#: Of these only user_id, timestamp and one of item_id / query are required.
-REQUIRED_COLUMNS: Final[tuple[str, ...]] = ("user_id", "timestamp")
 #: Optional side-table columns.
 ITEM_COLUMNS: Final[tuple[str, ...]] = ("item_id", "title", "category", "text", "price")
 USER_COLUMNS: Final[tuple[str, ...]] = ("user_id",)

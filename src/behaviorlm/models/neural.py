@@ -46,7 +46,7 @@ class FeatureConfig:
 
 
 class TokenEmbedding(nn.Module):
-    """Sum of the event components of DESIGN.md; ``item`` is shared with the output layer.
+    """Sum of the event components (docs/ARCHITECTURE.md); ``item`` is shared with the output layer.
 
     Examples
     --------

@@ -151,6 +151,21 @@ def test_neural_fit_points_to_the_training_loop() -> None:
             model_class(config_class()).fit(TRAIN)
 
 
+def test_shared_copy_shares_every_tensor_and_no_module(neural: NeuralRecommender) -> None:
+    twin = neural.shared_copy()
+    pairs = list(zip(neural.module.state_dict().values(), twin.module.state_dict().values()))
+    assert pairs and all(a.data_ptr() == b.data_ptr() for a, b in pairs)
+    originals = {id(m) for m in neural.module.modules()}
+    assert not any(id(m) in originals for m in twin.module.modules())
+    np.testing.assert_array_equal(twin.score(QUERIES), neural.score(QUERIES))
+    # a hook on the copy leaves the original's forward pass alone
+    handle = twin.module.tokens.item.register_forward_hook(lambda m, i, out: out * 0)
+    try:
+        assert not np.array_equal(twin.score(QUERIES), neural.score(QUERIES))
+    finally:
+        handle.remove()
+
+
 def encode(model: NeuralRecommender, seqs: Sequences) -> torch.Tensor:
     model.module.eval()
     with torch.no_grad():

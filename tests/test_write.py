@@ -3,6 +3,8 @@ the path is never half written."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -106,3 +108,18 @@ def test_links_permissions_folders_and_two_writers(tmp_path: Path) -> None:
         second.write(PARTS[2])
     assert read_back(path).equals(PARTS[0])  # the outer block closes last
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_pyarrow_is_imported_only_to_write_parquet() -> None:
+    """The package and its server leave pyarrow (30 MiB resident) unloaded until a Parquet
+    part is written."""
+    code = (
+        "import sys, behaviorlm, behaviorlm.cli, behaviorlm.serve.app\n"
+        "assert 'pyarrow' not in sys.modules, 'imported'\n"
+        "import polars as pl, tempfile, os\n"
+        "from behaviorlm.data.write import TableWriter\n"
+        "with TableWriter(os.path.join(tempfile.mkdtemp(), 't.parquet')) as out:\n"
+        "    out.write(pl.DataFrame({'a': [1]}))\n"
+        "assert 'pyarrow' in sys.modules, 'not imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

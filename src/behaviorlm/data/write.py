@@ -17,13 +17,15 @@ import shutil
 import tempfile
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from behaviorlm.data.readers.tabular import TABLE_EXTENSIONS, TABLE_FORMATS
 from behaviorlm.files import as_new_file
+
+if TYPE_CHECKING:  # imported where a Parquet file is written: 30 MiB that a server never needs
+    import pyarrow.parquet as pq
 
 
 def table_format(path: str | Path) -> str:
@@ -93,6 +95,8 @@ class TableWriter:
         if self.format == "parquet":
             table = frame.to_arrow()
             if self._parquet is None:
+                import pyarrow.parquet as pq
+
                 self._parquet = pq.ParquetWriter(self._file, table.schema)
             self._parquet.write_table(table)
         elif self.format == "jsonl":

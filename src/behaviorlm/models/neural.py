@@ -251,7 +251,8 @@ class NeuralRecommender(Recommender):
         Forward hooks put on one copy's modules (an explanation's,
         :mod:`behaviorlm.explain.components`) never touch the other's forward passes, so a
         service explains with one copy while it ranks with the other. The copy encodes
-        eagerly (no traces); a change of the weights through either shows in both.
+        eagerly (no traces); a change of the weights through either shows in both. Hooks on
+        the modules when the copy is taken come with it: take it before adding any.
 
         Examples
         --------
@@ -267,10 +268,11 @@ class NeuralRecommender(Recommender):
         if self.sizes is None:
             raise RuntimeError(f"{self.name} is not fitted")
         other = copy.copy(self)
-        with torch.device("meta"):  # no memory for weights that are replaced at once
-            module = self.build(self.sizes)
-        module.load_state_dict(self.module.state_dict(), assign=True)
-        other.module = module.train(self.module.training)
+        # the module objects copied, every parameter and buffer kept as it is (a memo that maps
+        # each tensor to itself); building on the meta device instead loaded torch's meta
+        # registrations, 70 MiB more resident memory in a server
+        tensors = (*self.module.parameters(), *self.module.buffers())
+        other.module = copy.deepcopy(self.module, {id(t): t for t in tensors})
         other.traced = None
         return other
 

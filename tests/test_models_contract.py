@@ -153,8 +153,9 @@ def test_neural_fit_points_to_the_training_loop() -> None:
 
 def test_shared_copy_shares_every_tensor_and_no_module(neural: NeuralRecommender) -> None:
     twin = neural.shared_copy()
-    pairs = list(zip(neural.module.state_dict().values(), twin.module.state_dict().values()))
-    assert pairs and all(a.data_ptr() == b.data_ptr() for a, b in pairs)
+    mine, its = neural.module.state_dict(), twin.module.state_dict()
+    assert list(mine) == list(its)
+    assert all(mine[name].data_ptr() == its[name].data_ptr() for name in mine)
     originals = {id(m) for m in neural.module.modules()}
     assert not any(id(m) in originals for m in twin.module.modules())
     np.testing.assert_array_equal(twin.score(QUERIES), neural.score(QUERIES))

@@ -33,6 +33,21 @@ def test_pipeline_from_the_root() -> None:
     assert all("title" in row for row in rows)
 
 
+def test_item_table_leaves_padding_out_and_refuses_unknown_ids() -> None:
+    ds = blm.preprocess(blm.simulate(60, seed=3))
+    art = blm.train(ds, "markov", progress=False)
+    user = ds.users["user_id"][0]
+    top = blm.recommend(art.model, art.histories([user]), k=10, allowed_items=[3, 5])
+    listed = top.items[0][top.items[0] > 0]
+    assert 1 <= len(listed) <= 2
+    assert (top.items[0][len(listed) :] == 0).all()  # padding after the allowed items
+    names = [row["item_id"] for row in art.item_table(top.items[0])]
+    assert names == [ds.items["item_id"][int(i) - 1] for i in listed]
+    for bad in (-1, ds.n_items + 1):
+        with pytest.raises(ValueError, match="outside"):
+            art.item_table([bad])  # type: ignore[arg-type]
+
+
 def test_artifact_files_are_as_readable_as_new_files(tmp_path: Path) -> None:
     """A server that runs as another user reads every file of an artifact, weights too."""
     dataset = blm.preprocess(blm.simulate(60, seed=1))

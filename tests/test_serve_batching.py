@@ -190,6 +190,22 @@ def test_a_batch_answers_each_request_as_it_would_alone(service: Service) -> Non
     assert service.recommend_batch([]) == []
 
 
+@pytest.mark.parametrize("k", [0, -3, True, 2.5])
+def test_a_bad_k_is_refused_in_its_own_place_of_a_batch(service: Service, k: object) -> None:
+    user = service.timelines.user_ids[0]
+    good = RecommendRequest(user_id=user, k=10)
+    bad = RecommendRequest(user_id=user, k=k)  # type: ignore[arg-type]
+    for requests in ([good, bad], [bad]):
+        answers = service.recommend_batch(requests)
+        refused = answers[-1]
+        assert isinstance(refused, RequestError)
+        assert refused.status == 422
+        assert "k must be" in refused.detail
+    first = service.recommend_batch([good, bad])[0]
+    assert not isinstance(first, Exception)
+    assert len(first.items) == 10
+
+
 def test_posts_ingested_together_share_one_transaction(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -191,8 +191,27 @@ class Artifact:
         return index
 
     def item_table(self, items: np.ndarray) -> list[dict[str, Any]]:
-        """Item metadata rows (external id, title, category where present) for internal ids."""
-        rows = np.asarray(items, dtype=np.int64) - 1
+        """Item metadata rows (external id, title, category where present) for internal ids.
+
+        The padding id 0, which ends a ranked list shorter than its ``k``
+        (:class:`behaviorlm.recommend.Ranked`), gets no row, so a list's rows stay in its
+        order; an id outside ``1..n_items`` is a ValueError.
+
+        Examples
+        --------
+        >>> import behaviorlm as blm
+        >>> ds = blm.preprocess(blm.simulate(30, seed=0))
+        >>> art = blm.train(ds, "pop", progress=False)
+        >>> [row["item_id"] for row in art.item_table(np.array([2, 1, 0]))] == [
+        ...     ds.items["item_id"][1], ds.items["item_id"][0]]
+        True
+        """
+        ids = np.asarray(items, dtype=np.int64).ravel()
+        n_items = self.dataset.n_items
+        bad = ids[(ids < 0) | (ids > n_items)]
+        if len(bad):
+            raise ValueError(f"item {int(bad[0])} is outside 1..{n_items} (0 is padding)")
+        rows = ids[ids > 0] - 1
         columns = self._item_columns
         return [{name: values[r] for name, values in columns.items()} for r in rows.tolist()]
 

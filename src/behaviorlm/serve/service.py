@@ -420,6 +420,10 @@ class Service:
         prepared: dict[int, tuple[Timeline, Int]] = {}
         for index, request in enumerate(requests):
             try:
+                if isinstance(request.k, bool) or not isinstance(request.k, int) or request.k < 1:
+                    raise RequestError(
+                        422, f"k must be a whole number of at least 1, got {request.k!r}"
+                    )
                 timeline = self._timeline(request, now)
                 prepared[index] = (timeline, self._excluded(timeline, request))
             except Exception as exc:  # this request's own problem: the others go on

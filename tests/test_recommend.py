@@ -135,6 +135,9 @@ def test_exclude_by_row_blocks_items_per_row(batch_size: int, exclude_seen: bool
     assert ranked.items.tolist() == reference(table, seen, 5, True).tolist()
     with pytest.raises(ValueError, match="2 entries for 3 rows"):
         recommend(Table(table), h, k=2, exclude_by_row=[[1], [2]])
+    for bad in ([[6], [], []], [[-1], [], []]):  # as exclude_items: ids of the catalogue only
+        with pytest.raises(ValueError, match=r"exclude_by_row holds ids outside 0\.\.5"):
+            recommend(Table(table), h, k=2, exclude_by_row=bad)
 
 
 def test_padding_item_never_recommended() -> None:

@@ -274,7 +274,8 @@ def recommend(
     histories : Sequences
         One row per user to recommend for (rows may be empty).
     k : int
-        Length of every list.
+        Length of every list; at most the catalogue's size (a larger ``k`` gives lists of
+        ``n_items``).
     exclude_seen : bool
         Never recommend an item that occurs in the row's history (its own events: an item a
         followee shared is still recommended).
@@ -293,8 +294,8 @@ def recommend(
     Returns
     -------
     Ranked
-        ``items`` (R, k) int64 and ``scores`` (R, k) float32, best first, padded with item 0 /
-        ``-inf`` when a row has fewer than ``k`` candidates.
+        ``items`` (R, k) int64 and ``scores`` (R, k) float32 (``k`` capped at ``n_items``),
+        best first, padded with item 0 / ``-inf`` when a row has fewer than ``k`` candidates.
 
     Examples
     --------
@@ -317,6 +318,7 @@ def recommend(
     ok = item_mask(n_items, exclude_items=exclude_items, allowed_items=allowed_items)
     R = len(histories)
     own_rows, own_items = per_row_items(exclude_by_row, R)
+    own_items = _check_ids(own_items, n_items, "exclude_by_row")
     chunks = [(lo, min(lo + item_chunk, n_items + 1)) for lo in range(1, n_items + 1, item_chunk)]
     # per chunk, the columns (relative to the chunk start) that are never allowed
     blocked = {lo: np.flatnonzero(~ok[lo:hi]) for lo, hi in chunks}

@@ -246,13 +246,24 @@ class Sequences:
     ) -> Sequences:
         """Build from Python lists (for tests, examples and single requests; not a hot path).
 
-        Timestamps become positions 0, 1, ... within each row; action codes default to 1 (view).
+        Timestamps become positions 0, 1, ... within each row; action codes default to 1 (view);
+        every event is the user's own (source "self"), without device or location. Item ids
+        must lie in ``0..n_items`` (0: an event on no item).
+
+        Examples
+        --------
+        >>> s = Sequences.from_lists([[3, 1], [2]], n_items=3)
+        >>> s.items.tolist(), s.lengths.tolist(), s.sources.tolist()
+        ([3, 1, 2], [2, 1], [1, 1, 1])
         """
         lengths = np.array([len(r) for r in items], dtype=np.int64)
         offsets = np.zeros(len(items) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         flat = np.array([i for r in items for i in r], dtype=np.int64)
         n = len(flat)
+        if n and (flat.min() < 0 or flat.max() > n_items):
+            bad = int(flat[(flat < 0) | (flat > n_items)][0])
+            raise ValueError(f"item {bad} is outside 0..{n_items}")
         acts = (
             np.array([a for r in actions for a in r], dtype=np.int64)
             if actions is not None
@@ -271,7 +282,7 @@ class Sequences:
             values=np.full(n, np.nan, dtype=np.float32),
             devices=np.zeros(n, dtype=np.int64),
             locations=np.zeros(n, dtype=np.int64),
-            sources=np.zeros(n, dtype=np.int64),
+            sources=np.full(n, SOURCES.index("self") + 1, dtype=np.int64),
             n_items=n_items,
         )
 

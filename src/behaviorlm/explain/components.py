@@ -47,7 +47,7 @@ def groups_of(module: SequenceModule, batch: SequenceBatch) -> list[str]:
     >>> s = Sequences.from_lists([[1, 2]], n_items=2)
     >>> sizes = FeatureSizes.of(s)
     >>> groups_of(SASRecModule(sizes, SASRecConfig(dim=8)), build_batch(s, 5, sizes))
-    ['history', 'actions', 'time']
+    ['history', 'actions', 'time', 'social']
     """
     with torch.no_grad():
         return list(module.tokens.components(batch))

@@ -300,7 +300,7 @@ def explain(
     >>> _ = model.setup(Sequences.from_lists([[1, 2, 3]], n_items=3))
     >>> e = explain(model, Sequences.from_lists([[1, 2]], n_items=3), target=3)
     >>> e.method, len(e.events), [g.group for g in e.groups]
-    ('occlusion', 2, ['history', 'actions', 'time'])
+    ('occlusion', 2, ['history', 'actions', 'time', 'social'])
     >>> e = explain(model, Sequences.from_lists([[1, 2, 3]], n_items=3), target=3,
     ...             without_target_events=True)
     >>> [ev.index for ev in e.events], [ev.index for ev in e.set_aside]

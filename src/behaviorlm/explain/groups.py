@@ -42,7 +42,7 @@ def ablate_groups(
     >>> model = SASRec(SASRecConfig(dim=8, layers=1))
     >>> _ = model.setup(Sequences.from_lists([[1, 2, 3]], n_items=3))
     >>> sorted(ablate_groups(model, Sequences.from_lists([[1, 2]], n_items=3), Target.item(3)))
-    ['actions', 'history', 'time']
+    ['actions', 'history', 'social', 'time']
     """
     module = model.module.eval()
     one = model.batch(history)

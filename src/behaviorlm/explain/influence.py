@@ -240,6 +240,13 @@ def influence(
     for item in named:
         if not 1 <= item <= net.n_items:
             raise ValueError(f"item {item} is outside 1..{net.n_items}")
+    # a code the model has no embedding for would read as "unknown" (where it has codes at all)
+    for what, code, size in (
+        ("action", event.action, net.sizes.actions if net.sizes else 1),
+        ("source", event.source, net.sizes.sources if net.sizes else 1),
+    ):
+        if size > 1 and not 1 <= code < size:
+            raise ValueError(f"{what} code {code} is outside 1..{size - 1}")
     after_history = append_event(history, event)
     before = log_softmax(net.score(history))[0]  # (N,) items 1..N
     after = log_softmax(net.score(after_history))[0]

@@ -168,6 +168,24 @@ def test_recommend_filters(prepared: Path, capsys: pytest.CaptureFixture[str]) -
     again = json.loads(capsys.readouterr().out)[0]["recommendations"]
     assert top not in [r["item_id"] for r in again]
     assert main([*argv[:-2], "--category", "no-such-category"]) == 2
+    capsys.readouterr()
+    assert main([*argv, "--category", "no-such-category"]) == 2  # one typo among good names
+    assert "no item has category no-such-category" in capsys.readouterr().err
+
+
+def test_output_to_a_closed_pipe_ends_quietly(prepared: Path) -> None:
+    out = prepared / "runs" / "pop-pipe"
+    assert main(["train", str(prepared / "ds"), "--model", "pop", "--out", str(out)]) == 0
+    users = __import__("polars").read_parquet(prepared / "ds" / "users.parquet")["user_id"]
+    argv = [sys.executable, "-m", "behaviorlm.cli", "recommend", str(out), "-k", "50", "--json"]
+    for user in users[:200]:  # far more output than a pipe holds
+        argv += ["--user", str(user)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.read(10)
+    proc.stdout.close()  # as `| head -c 10` does
+    assert proc.wait(120) == 141
+    assert proc.stderr.read() == b""
 
 
 def test_recommend_every_user_to_a_file(

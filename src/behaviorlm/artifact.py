@@ -168,18 +168,23 @@ class Artifact:
     def category_mask(self, categories: list[str]) -> np.ndarray:
         """(n_items + 1,) True for items in any of ``categories`` (``"a|b"`` lists count each).
 
-        Raises DataError when the data set has no categories or none of them occurs.
+        Raises DataError when the data set has no categories or one of ``categories`` names
+        no item.
         """
+        if isinstance(categories, str):
+            categories = [categories]
         table = self.dataset.items
         if "category" not in table.columns:
             raise DataError("this data set has no item categories", how="drop --category")
         parts = table["category"].fill_null("").str.split("|")
-        hit = parts.list.eval(pl.element().is_in(categories)).list.any().to_numpy()
-        if not hit.any():
+        known = set(parts.explode().drop_nulls().to_list())
+        missing = [c for c in categories if c not in known]
+        if missing:  # one mistyped name among good ones would otherwise go unnoticed
             raise DataError(
-                f"no item has category {', '.join(categories)}",
+                f"no item has category {', '.join(missing)}",
                 how="use categories of the data set's items table",
             )
+        hit = parts.list.eval(pl.element().is_in(categories)).list.any().to_numpy()
         return np.concatenate([[False], hit])
 
     def item_ids(self, item_ids: list[str]) -> np.ndarray:

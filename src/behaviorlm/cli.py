@@ -67,6 +67,9 @@ from behaviorlm.train.run import stored_config
 EXIT_BAD_INPUT = 2
 #: Exit status after Ctrl-C, as a shell reports a process ended by SIGINT (128 + 2).
 EXIT_INTERRUPTED = 130
+#: Exit status when the reader of standard output went away (``| head``), as a shell
+#: reports a process that SIGPIPE ended: 128 + 13.
+EXIT_BROKEN_PIPE = 141
 
 
 def _parse_map(text: str | None) -> dict[str, str] | None:
@@ -844,6 +847,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[
                 "serve": cmd_serve,
                 "export-events": cmd_export_events,
             }[args.command](args)
+    except BrokenPipeError:  # the output's reader is gone (| head): stop without a word
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the exit's flush cannot fail again
+        return EXIT_BROKEN_PIPE
     except (DataError, ConfigError, OSError, ValueError) as exc:
         if args.debug:
             raise

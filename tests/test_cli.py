@@ -181,7 +181,8 @@ def test_output_to_a_closed_pipe_ends_quietly(prepared: Path) -> None:
     for user in users[:200]:  # far more output than a pipe holds
         argv += ["--user", str(user)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
     proc.stdout.read(10)
     proc.stdout.close()  # as `| head -c 10` does
     assert proc.wait(120) == 141

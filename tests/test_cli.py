@@ -104,6 +104,14 @@ def test_evaluate_sorts_its_cut_offs_and_creates_the_json_folder(
     assert main(["evaluate", str(out), "--ks", "10,5,10", "--json", str(metrics)]) == 0
     assert "| model | metric | @5 | @10 |" in capsys.readouterr().out
     assert sorted(json.loads(metrics.read_text())[0]["metrics"]["HR"]) == ["10", "5"]
+    report = tmp_path / "r.html"
+    for flags in (["--json", str(tmp_path)], ["--report", str(tmp_path / "dir.html")]):
+        (tmp_path / "dir.html").mkdir(exist_ok=True)
+        capsys.readouterr()
+        assert main(["evaluate", str(out), "--report", str(report), *flags]) == 2
+        captured = capsys.readouterr()
+        assert "is a folder; name a file to write" in captured.err
+        assert "| model |" not in captured.out  # refused before any evaluation
 
 
 def test_train_with_config_file_and_overrides(prepared: Path, tmp_path: Path) -> None:

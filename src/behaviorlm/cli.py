@@ -240,17 +240,25 @@ def run_labels(paths: Sequence[str]) -> list[str]:
     return labels
 
 
+def _output_file(value: str | None, flag: str) -> Path | None:
+    """The path of an output file option, checked before any work: not a folder."""
+    if value and Path(value).is_dir():
+        raise ConfigError(f"{flag} {value} is a folder; name a file to write")
+    return Path(value) if value else None
+
+
 def _report_path(value: str | None) -> Path | None:
     """The path of ``--report``, checked before any work: an HTML file."""
     if value and Path(value).suffix.lower() not in (".html", ".htm"):
         raise ConfigError(f"--report {value}: the report is HTML, name it *.html")
-    return Path(value) if value else None
+    return _output_file(value, "--report")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
 
     ks = _parse_ks(args.ks)
     report = _report_path(args.report)
+    _output_file(args.json, "--json")
     results, logs, datasets = [], {}, []
     # label rows by artifact folder: two artifacts of one model differ by config
     for path, label in zip(args.artifacts, run_labels(args.artifacts), strict=True):

@@ -190,6 +190,21 @@ def test_report_edge_cases() -> None:
     assert "<svg" not in report_html([result("a", math.nan, (10,))])
 
 
+def test_report_names_each_models_split_and_note_where_they_differ() -> None:
+    def result(name: str, users: int, items: int, in_history: float) -> EvalResult:
+        extra = {"n_items": items, "targets_in_history": in_history}
+        return EvalResult(name, "test", users, (10,), {"HR": {10: 0.1}}, True, 0.1, extra)
+
+    same = report_html([result("a", 164, 149, 0.5), result("b", 164, 149, 0.5)])
+    assert "test split: 164 users, 149 items, seen items excluded;" in same
+    assert "note: 50.0% of the test targets" in same  # once, without a name
+    assert "note: a:" not in same
+    mixed = report_html([result("a", 164, 149, 0.517), result("b", 4378, 2222, 1.0)])
+    assert "a: test split: 164 users, 149 items, seen items excluded; b: test split: 4,378" in mixed
+    assert "note: a: 51.7% of the test targets" in mixed
+    assert "note: b: 100.0% of the test targets" in mixed
+
+
 def test_a_broken_last_line_of_the_training_log_is_left_out(tmp_path: Path) -> None:
     (tmp_path / "metrics.jsonl").write_text('{"epoch": 1, "loss": 5.0}\n{"epoch": 2, "lo')
     assert training_log(tmp_path) == [{"epoch": 1, "loss": 5.0}]

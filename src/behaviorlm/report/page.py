@@ -219,6 +219,15 @@ def _training(logs: Mapping[str, Sequence[Mapping[str, Any]]], names: list[str])
     return charts
 
 
+def _split_line(result: EvalResult) -> str:
+    """What a result was evaluated on, e.g. ``test split: 164 users, 149 items, seen items
+    excluded``."""
+    n_items = result.extra.get("n_items")
+    catalogue = f", {int(n_items):,} items" if n_items is not None else ""
+    seen = "seen items excluded" if result.exclude_seen else "seen items kept"
+    return f"{result.split or 'evaluation'} split: {result.n_users:,} users{catalogue}, {seen}"
+
+
 def report_html(
     results: Sequence[EvalResult],
     *,
@@ -250,21 +259,27 @@ def report_html(
     names = [r.model for r in results]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
-        raise ValueError(f"every result needs a label of its own; {', '.join(twice)} label more")
+        raise ValueError(
+            f"every result needs a label of its own; more than one result is labelled "
+            f"{', '.join(twice)}"
+        )
     logs = {name: log for name, log in (logs or {}).items() if name in names}
-    first = results[0]
-    n_items = first.extra.get("n_items")
-    catalogue = f", {int(n_items):,} items" if n_items is not None else ""
-    seen = "seen items excluded" if first.exclude_seen else "seen items kept"
-    # the masking note holds for every model of one split: once, without the model's name
-    notes = [n.split(": ", 1)[1] for n in masking_notes(results[:1])] + cutoff_notes(results)
+    splits = {r.model: _split_line(r) for r in results}
+    # one line and notes without the models' names where every result has the same ones
+    if len(set(splits.values())) == 1:
+        about = next(iter(splits.values()))
+    else:
+        about = "; ".join(f"{model}: {line}" for model, line in splits.items())
+    masking = masking_notes(results)
+    if len(masking) == len(results) and len({n.split(": ", 1)[1] for n in masking}) == 1:
+        masking = [masking[0].split(": ", 1)[1]]
+    notes = masking + cutoff_notes(results)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
-        f'<p class="muted">{escape(first.split or "evaluation")} split: {first.n_users:,} users'
-        f"{catalogue}; full ranking over every item, {seen}; written "
+        f'<p class="muted">{escape(about)}; full ranking over every item; written '
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC by behaviorlm.</p>",
         "<h2>Metrics</h2>",
         _table(results, logs),

@@ -20,6 +20,7 @@ from behaviorlm.data.split import (
     temporal_cutoffs,
     temporal_split,
 )
+from behaviorlm.data.synthetic import simulate
 from behaviorlm.schema import EvalSet, Sequences
 
 
@@ -114,6 +115,13 @@ def test_leave_one_out_target_actions() -> None:
         leave_one_out(ds, target_actions=["share"])
     with pytest.raises(DataError, match="'fly'"):
         leave_one_out(ds, target_actions=["fly"])
+
+
+def test_searches_are_no_targets_and_the_error_says_why() -> None:
+    ds = preprocess(simulate(60, seed=0))
+    assert "search" in ds.vocab["action"]
+    with pytest.raises(DataError, match="no event of the actions search on an item"):
+        leave_one_out(ds, target_actions=["search"])
 
 
 def temporal_example() -> Dataset:

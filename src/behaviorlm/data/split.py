@@ -103,7 +103,12 @@ def leave_one_out(
     evaluated = enough & long_enough
     rows = np.flatnonzero(evaluated)
     if len(rows) == 0:
-        none = "" if is_target.any() else f"; the data set has no event of the {_describe(names)}"
+        none = (
+            ""
+            if is_target.any()
+            else f"; the data set has no event of the {_describe(names)} on an item (a target "
+            "is an item)"
+        )
         raise DataError(
             f"no user has two target events ({_describe(names)}) after {min_history} "
             f"event(s){none}",

@@ -57,6 +57,13 @@ def test_overrides_parse_toml_values() -> None:
         apply_overrides({}, ["novalue"])
     with pytest.raises(ConfigError, match="not a table"):
         apply_overrides({"a": 1}, ["a.b=1"])
+    for bad in ("lr=5", ".lr=5", "train.=5"):
+        with pytest.raises(ConfigError, match=r"section\.key=value \(e\.g\."):
+            apply_overrides({}, [bad])
+    with pytest.raises(ConfigError, match=r"a list of section\.key=value strings"):
+        apply_overrides({}, "train.lr=5")  # type: ignore[arg-type]
+    # a section may be given as its config object
+    assert apply_overrides({"inner": Inner(dim=2)}, ["inner.dim=3"]) == {"inner": {"dim": 3}}
 
 
 def test_to_dict_round_trip(tmp_path: Path) -> None:

@@ -144,6 +144,13 @@ def parse_value(text: str) -> Any:
     return text
 
 
+def _plain(value: Any) -> Any:
+    """JSON form of a config object inside config data (a dataclass as its fields)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"{type(value).__name__} is not a config value")
+
+
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Apply ``section.key=value`` overrides to nested config data.
 
@@ -152,11 +159,16 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
     >>> apply_overrides({"train": {"lr": 0.1}}, ["train.lr=0.01", "model.dim=64"])
     {'train': {'lr': 0.01}, 'model': {'dim': 64}}
     """
-    out: dict[str, Any] = json.loads(json.dumps(dict(data)))
+    if isinstance(overrides, str):
+        raise ConfigError(f"overrides are a list of section.key=value strings, got {overrides!r}")
+    # a section may also be given as its config object (SplitConfig, TrainConfig, ...)
+    out: dict[str, Any] = json.loads(json.dumps(dict(data), default=_plain))
     for override in overrides:
         key, sep, value = override.removeprefix("--").partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {override!r} must look like section.key=value")
+        if not sep or "." not in key or key.startswith(".") or key.endswith("."):
+            raise ConfigError(
+                f"override {override!r} must look like section.key=value (e.g. train.lr=0.001)"
+            )
         node = out
         parts = key.split(".")
         for part in parts[:-1]:

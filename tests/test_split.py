@@ -244,3 +244,13 @@ def test_leakage_temporal_cutoff() -> None:
     moved = replace(split, info={**split.info, "valid_start": 4})
     with pytest.raises(LeakageError, match="train event"):
         check_no_leakage(moved)
+
+
+def test_split_config_refuses_an_unknown_protocol_and_a_string_of_actions() -> None:
+    from behaviorlm.data.protocol import SplitConfig
+
+    with pytest.raises(ValueError, match="'leave_one_out' or 'temporal', got 'bogus'"):
+        SplitConfig(protocol="bogus")  # type: ignore[arg-type]
+    for name in ("target_actions", "followee_actions"):
+        with pytest.raises(ValueError, match=f"{name} is a list of action names"):
+            SplitConfig(**{name: "purchase"})  # type: ignore[arg-type]

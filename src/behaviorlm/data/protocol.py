@@ -44,6 +44,15 @@ class SplitConfig:
     test_fraction: float = 0.1
     followee_actions: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        if self.protocol not in ("leave_one_out", "temporal"):
+            raise ValueError(
+                f"protocol must be 'leave_one_out' or 'temporal', got {self.protocol!r}"
+            )
+        for name in ("target_actions", "followee_actions"):
+            if isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} is a list of action names, got {getattr(self, name)!r}")
+
 
 def make_split(dataset: Dataset, config: SplitConfig) -> Split:
     """Split ``dataset`` as ``config`` says (the leakage checks run inside, on the users' own

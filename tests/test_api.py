@@ -60,3 +60,15 @@ def test_artifact_files_are_as_readable_as_new_files(tmp_path: Path) -> None:
     assert {p.relative_to(tmp_path).as_posix(): p.stat().st_mode & 0o777 for p in files} == {
         p.relative_to(tmp_path).as_posix(): mode for p in files
     }
+
+
+def test_unknown_or_misgiven_ids_are_named() -> None:
+    ds = blm.preprocess(blm.simulate(60, seed=3))
+    art = blm.train(ds, "markov", progress=False)
+    known = str(ds.users["user_id"][0])
+    with pytest.raises(TypeError, match="a list of ids"):
+        art.histories(known)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="a list of ids"):
+        art.item_ids(str(ds.items["item_id"][0]))  # type: ignore[arg-type]
+    with pytest.raises(blm.DataError, match=r"unknown user id\(s\): zz \(in"):
+        art.user_index([known, "zz"])

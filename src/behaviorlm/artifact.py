@@ -129,21 +129,37 @@ class Artifact:
             ) from exc
         return cls(model=model, dataset=Dataset.load(path / "dataset"), run=meta.get("run", {}))
 
+    def user_index(self, user_ids: list[str]) -> np.ndarray:
+        """Internal ids (``1..n_users``) of external user ids; raises DataError naming the
+        unknown ones.
+
+        Examples
+        --------
+        >>> import behaviorlm as blm
+        >>> ds = blm.preprocess(blm.simulate(30, seed=0))
+        >>> art = blm.train(ds, "pop", progress=False)
+        >>> art.user_index([ds.users["user_id"][2]]).tolist()
+        [3]
+        """
+        if isinstance(user_ids, str):
+            raise TypeError(f"user_ids is a list of ids, got the string {user_ids!r}")
+        index = self.dataset.user_index(user_ids)
+        unknown = [u for u, i in zip(user_ids, index, strict=True) if i == 0]
+        if unknown:
+            raise DataError(
+                f"unknown user id(s): {', '.join(map(str, unknown[:5]))}"
+                + (" ..." if len(unknown) > 5 else ""),
+                where=self.dataset.meta.get("name") or None,
+                how="use ids that occur in the training data",
+            )
+        return index
+
     def histories(self, user_ids: list[str]) -> Sequences:
         """Full timelines of external user ids (as trained on), one row each, in that order.
 
         Raises DataError naming the unknown ids.
         """
-        index = self.dataset.user_index(user_ids)
-        unknown = [u for u, i in zip(user_ids, index, strict=True) if i == 0]
-        if unknown:
-            raise DataError(
-                f"unknown user id(s): {', '.join(unknown[:5])}"
-                + (" ..." if len(unknown) > 5 else ""),
-                where=self.dataset.meta.get("name") or None,
-                how="use ids that occur in the training data",
-            )
-        return self.timelines().select(index - 1)
+        return self.timelines().select(self.user_index(user_ids) - 1)
 
     @property
     def followee_actions(self) -> tuple[str, ...]:
@@ -189,6 +205,8 @@ class Artifact:
 
     def item_ids(self, item_ids: list[str]) -> np.ndarray:
         """Internal ids of external item ids; raises DataError naming unknown ones."""
+        if isinstance(item_ids, str):
+            raise TypeError(f"item_ids is a list of ids, got the string {item_ids!r}")
         index = self.dataset.item_index(item_ids)
         unknown = [i for i, k in zip(item_ids, index, strict=True) if k == 0]
         if unknown:

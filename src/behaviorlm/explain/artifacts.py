@@ -247,9 +247,7 @@ def rank_influencers(
         raise DataError("this data set has no follow graph", how="use data with follows")
     candidates: Int | None = None
     if users is not None:
-        candidates = artifact.dataset.user_index(users)
-        if (candidates == 0).any():
-            raise DataError(f"unknown user id(s) among {', '.join(users[:5])}")
+        candidates = artifact.user_index(users)
     reaching = reaching_event(artifact, action)
     return rank_by_reach(
         net,

@@ -26,6 +26,7 @@ def test_pipeline_from_the_root() -> None:
     assert 0.0 <= result.metrics["NDCG"][10] <= 1.0
     with pytest.raises(ValueError, match="'test' or 'valid'"):
         blm.evaluate_artifact(art, on="Test")  # type: ignore[arg-type]
+    assert blm.evaluate_artifact(art, ks=(10,), name="markov-a").model == "markov-a"
     user = ds.users["user_id"][0]
     top = blm.recommend(art.model, art.histories([user]), k=5)
     assert top.items.shape == (1, 5)

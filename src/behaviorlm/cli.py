@@ -20,7 +20,6 @@ import sys
 import traceback
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -265,9 +264,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         with step(f"evaluating {path}"):
             artifact = Artifact.load(path)
             result = evaluate_artifact(
-                artifact, on=args.on, exclude_seen=not args.include_seen, ks=ks
+                artifact, on=args.on, exclude_seen=not args.include_seen, ks=ks, name=label
             )
-            results.append(replace(result, model=label))
+            results.append(result)
             datasets.append(str(artifact.dataset.meta.get("name") or ""))
             if report is not None:
                 logs[label] = training_log(path)

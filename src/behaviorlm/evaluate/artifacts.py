@@ -33,11 +33,13 @@ def evaluate_artifact(
     on: Literal["test", "valid"] = "test",
     exclude_seen: bool = True,
     ks: Sequence[int] = DEFAULT_KS,
+    name: str | None = None,
 ) -> EvalResult:
     """Full-ranking metrics of an artifact on the test (or validation) part of its own split.
 
     The split is rebuilt from the config stored in the artifact, so the evaluated targets
-    are exactly the events the model did not train on.
+    are exactly the events the model did not train on. ``name`` labels the result (default:
+    the model's name), so that two runs of one model can share a table or a report.
 
     Examples
     --------
@@ -68,4 +70,5 @@ def evaluate_artifact(
         exclude_seen=exclude_seen,
         item_popularity=item_popularity(split.train),
         split=on,
+        name=name,
     )

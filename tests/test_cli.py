@@ -13,6 +13,7 @@ import pytest
 from rich.console import Console
 from rich.table import Table
 
+import behaviorlm as blm
 from behaviorlm import cli
 from behaviorlm.cli import main
 from behaviorlm.models import MODELS
@@ -179,6 +180,32 @@ def test_recommend_filters(prepared: Path, capsys: pytest.CaptureFixture[str]) -
     capsys.readouterr()
     assert main([*argv, "--category", "no-such-category"]) == 2  # one typo among good names
     assert "no item has category no-such-category" in capsys.readouterr().err
+
+
+def test_recommend_action_counts_only_those_events_as_seen(
+    prepared: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = prepared / "runs" / "pop-action"
+    assert main(["train", str(prepared / "ds"), "--model", "pop", "--out", str(out)]) == 0
+    art = blm.Artifact.load(out)
+    events = art.dataset.events
+    viewed = events.filter(events["action"] == art.dataset.action_code("view"))
+    user = int(viewed["user"][0])
+    user_id = str(art.dataset.users["user_id"][user - 1])
+    mine = events.filter(events["user"] == user)
+    bought = set(mine.filter(mine["action"] == art.dataset.action_code("purchase"))["item"])
+    k = art.dataset.n_items
+    argv = ["recommend", str(out), "--user", user_id, "-k", str(k), "--json"]
+    capsys.readouterr()
+    assert main([*argv, "--action", "purchase"]) == 0
+    listed = {r["item_id"] for r in json.loads(capsys.readouterr().out)[0]["recommendations"]}
+    names = art.dataset.items["item_id"]
+    assert not listed & {names[i - 1] for i in bought}  # purchases are seen ...
+    only_viewed = set(mine["item"]) - bought
+    assert only_viewed
+    assert {names[i - 1] for i in only_viewed} <= listed  # ... views are not
+    assert main([*argv, "--action", "purchase", "--include-seen"]) == 2
+    assert main([*argv, "--action", "fly"]) == 2
 
 
 def test_output_to_a_closed_pipe_ends_quietly(prepared: Path) -> None:

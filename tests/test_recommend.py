@@ -140,6 +140,18 @@ def test_exclude_by_row_blocks_items_per_row(batch_size: int, exclude_seen: bool
             recommend(Table(table), h, k=2, exclude_by_row=bad)
 
 
+def test_seen_actions_count_only_those_events_as_seen() -> None:
+    table = np.tile(np.array([[0, 5, 4, 3, 2, 1]], dtype=np.float32), (2, 1))
+    # row 0 viewed (1) item 1 and bought (3) item 2; row 1 bought item 1
+    h = Sequences.from_lists([[1, 2], [1]], n_items=5, actions=[[1, 3], [3]])
+    plain = recommend(Table(table), h, k=3)
+    assert plain.items.tolist() == [[3, 4, 5], [2, 3, 4]]
+    bought = recommend(Table(table), h, k=3, seen_actions=[3])
+    assert bought.items.tolist() == [[1, 3, 4], [2, 3, 4]]  # the viewed item 1 comes back
+    kept = recommend(Table(table), h, k=3, exclude_seen=False, seen_actions=[3])
+    assert kept.items.tolist() == [[1, 2, 3], [1, 2, 3]]  # nothing seen without exclude_seen
+
+
 def test_padding_item_never_recommended() -> None:
     # item 0 has the best score of all but is padding
     table = np.array([[100, 1, 2], [100, 3, 3]], dtype=np.float32)

@@ -297,6 +297,8 @@ def cmd_recommend(args: argparse.Namespace) -> None:
         )
     if args.out and args.json:
         raise ConfigError("--json prints the lists and --out writes them: choose one")
+    if args.action and args.include_seen:
+        raise ConfigError("--action says which seen items to leave out: drop --include-seen")
     if args.out:
         table_format(args.out)  # before any work: a file type the writer writes
     artifact = Artifact.load(args.artifact)
@@ -306,6 +308,9 @@ def cmd_recommend(args: argparse.Namespace) -> None:
         users, histories = args.user, artifact.histories(args.user)
     filters: dict[str, Any] = {
         "exclude_seen": not args.include_seen,
+        "seen_actions": [artifact.dataset.action_code(a) for a in args.action]
+        if args.action
+        else None,
         "allowed_items": artifact.category_mask(args.category) if args.category else None,
         "exclude_items": artifact.item_ids(args.exclude) if args.exclude else None,
     }
@@ -645,6 +650,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--include-seen", action="store_true", help="also recommend items the user has seen"
     )
     p.add_argument("--category", action="append", help="only items of this category (repeatable)")
+    p.add_argument(
+        "--action",
+        action="append",
+        metavar="ACTION",
+        help="count as seen only the items the user did ACTION on (repeatable; e.g. purchase, "
+        "for a model trained to predict purchases: it still recommends what was only viewed)",
+    )
     p.add_argument("--exclude", action="append", help="never recommend this item id (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument(

@@ -262,6 +262,7 @@ def recommend(
     exclude_items: npt.ArrayLike | None = None,
     allowed_items: npt.ArrayLike | None = None,
     exclude_by_row: Sequence[npt.ArrayLike] | None = None,
+    seen_actions: npt.ArrayLike | None = None,
     batch_size: int = 256,
     item_chunk: int = 262_144,
 ) -> Ranked:
@@ -286,6 +287,9 @@ def recommend(
     exclude_by_row : sequence of arrays of int, optional
         One array per row: item ids never to recommend to that row (a per-user block list,
         or the items a user bought when only purchases count as seen).
+    seen_actions : array of int, optional
+        With ``exclude_seen``: only events of these action codes count as seen (a model that
+        predicts the next purchase should still recommend what the user only viewed).
     batch_size : int
         Rows scored at once.
     item_chunk : int
@@ -319,6 +323,7 @@ def recommend(
     R = len(histories)
     own_rows, own_items = per_row_items(exclude_by_row, R)
     own_items = _check_ids(own_items, n_items, "exclude_by_row")
+    seen_codes = None if seen_actions is None else np.asarray(seen_actions, dtype=np.int64)
     chunks = [(lo, min(lo + item_chunk, n_items + 1)) for lo in range(1, n_items + 1, item_chunk)]
     # per chunk, the columns (relative to the chunk start) that are never allowed
     blocked = {lo: np.flatnonzero(~ok[lo:hi]) for lo, hi in chunks}
@@ -338,6 +343,8 @@ def recommend(
         seen_rows, seen_items = own_rows[own] - first, own_items[own]
         if exclude_seen:  # the row's own events: a followee's share is not seen by the user
             own_event = ~batch.is_followee_event()
+            if seen_codes is not None:
+                own_event &= np.isin(batch.actions, seen_codes)
             seen_rows = np.concatenate([batch.row_of_event[own_event], seen_rows])
             seen_items = np.concatenate([batch.items[own_event], seen_items])
         # (B, <= k) running top-k keys of the batch over the chunks scored so far

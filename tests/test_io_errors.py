@@ -45,7 +45,7 @@ def test_bad_row_raises(tmp_path: Path, reason: str) -> None:
     with pytest.raises(DataError) as info:
         read(path, strict_actions=True)
     message = str(info.value)
-    assert f"1 bad row(s): {reason}" in message
+    assert f"1 bad row(s): {reason} (the first problem found" in message
     assert "events.csv" in message
     assert "on_error='drop'" in message
 

@@ -94,7 +94,8 @@ def check_bad_rows(counts: dict[str, int], on_error: OnError, *, where: str, how
     for reason, n in counts.items():
         if n:
             raise DataError(
-                f"{n:,} bad row(s): {reason}",
+                f"{n:,} bad row(s): {reason} (the first problem found; rows may have others)",
                 where=where,
-                how=f"{how}, or pass on_error='drop' (--on-error drop) to drop and count them",
+                how=f"{how}, or pass on_error='drop' (--on-error drop) to drop and count every "
+                "bad row by reason",
             )

@@ -360,6 +360,7 @@ def test_a_resumed_run_counts_the_time_its_budget_already_spent(
     # minutes would have trained the four epochs left)
     assert summary["stopped"] == "time_budget"
     assert summary["epochs"] == 3
+    assert summary["run_seconds"] >= 600.0 > summary["seconds"]  # the run's, the session's
     lines = metrics_lines(tmp_path)
     assert lines[-1]["lr"] == pytest.approx(budget.min_lr, abs=1e-6)  # the schedule's end
 

@@ -650,7 +650,8 @@ class _Loop:
             "epochs": self.epoch,
             "best_epoch": self.best_epoch,
             "best_valid": self.best_valid,
-            "seconds": round(time.perf_counter() - start, 3),
+            "seconds": round(time.perf_counter() - start, 3),  # this session
+            "run_seconds": round(self.elapsed + time.perf_counter() - self.clock, 3),  # resumed too
             "train_seconds": round(self.train_seconds, 3),
             "events_per_s": round(self.events / max(self.train_seconds, 1e-9), 1),
             "stopped": stopped or "completed",

@@ -12,6 +12,7 @@ from behaviorlm.data.dataset import EVENT_DTYPES, Dataset
 from behaviorlm.data.errors import DataError
 from behaviorlm.data.preprocess import PrepareConfig, prepare, preprocess
 from behaviorlm.data.raw import RAW_EVENT_DTYPES, RawData
+from behaviorlm.data.synthetic import simulate
 from behaviorlm.schema import ACTIONS, SOURCES
 
 
@@ -435,3 +436,9 @@ def test_prepare_reads_preprocesses_and_saves(tmp_path: Path) -> None:
     steps = back.meta["quality"]
     assert [s["step"] for s in steps][-2:] == ["dedupe", "min counts"]
     assert steps[-1]["dropped"] == {"item with fewer than 2 events": 1}
+
+
+def test_preprocess_refuses_a_prepared_dataset() -> None:
+    ds = preprocess(simulate(30, seed=0))
+    with pytest.raises(TypeError, match="preprocessed already"):
+        preprocess(ds)  # type: ignore[arg-type]

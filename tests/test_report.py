@@ -190,6 +190,12 @@ def test_report_edge_cases() -> None:
     assert "<svg" not in report_html([result("a", math.nan, (10,))])
 
 
+def test_training_log_of_a_missing_folder_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no run folder"):
+        training_log(tmp_path / "nope")
+    assert training_log(tmp_path) == []  # a folder without a log: a baseline's
+
+
 def test_report_names_each_models_split_and_note_where_they_differ() -> None:
     def result(name: str, users: int, items: int, in_history: float) -> EvalResult:
         extra = {"n_items": items, "targets_in_history": in_history}

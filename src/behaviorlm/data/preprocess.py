@@ -130,6 +130,12 @@ def preprocess(raw: RawData, config: PrepareConfig | None = None) -> Dataset:
     >>> ds.meta["quality"][-1]
     {'step': 'dedupe', 'rows_in': 3, 'rows_out': 2, 'dropped': {'duplicate event': 1}}
     """
+    if not isinstance(raw, RawData):
+        what = "a prepared Dataset" if isinstance(raw, Dataset) else type(raw).__name__
+        raise TypeError(
+            f"preprocess reads RawData (from read() or simulate()), got {what}"
+            + (": it is preprocessed already" if isinstance(raw, Dataset) else "")
+        )
     config = config or PrepareConfig()
     report = Report(steps=list(raw.report.steps))
     ev = _require_fields(_complete(raw.events), report)

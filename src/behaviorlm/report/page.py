@@ -54,8 +54,9 @@ th:first-child, td:first-child { text-align: left; }
 
 def training_log(run: str | Path) -> list[dict[str, Any]]:
     """The per-epoch lines of a training run folder (its ``metrics.jsonl``); ``[]`` where the
-    folder has none (a baseline, or an artifact saved elsewhere). A line that does not parse
-    (a run stopped while writing it) is left out.
+    folder has none (a baseline, or an artifact saved elsewhere); FileNotFoundError where the
+    folder does not exist. A line that does not parse (a run stopped while writing it) is
+    left out.
 
     Examples
     --------
@@ -67,6 +68,8 @@ def training_log(run: str | Path) -> list[dict[str, Any]]:
     >>> training_log(folder)
     [{'epoch': 1, 'loss': 5.0}]
     """
+    if not Path(run).is_dir():
+        raise FileNotFoundError(f"no run folder {run}")
     path = Path(run) / METRICS_FILE
     if not path.is_file():
         return []

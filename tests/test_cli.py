@@ -171,6 +171,7 @@ def test_recommend_filters(prepared: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(argv) == 0
     recs = json.loads(capsys.readouterr().out)[0]["recommendations"]
     assert recs
+    assert [r["rank"] for r in recs] == list(range(1, len(recs) + 1))
     assert all(category in r["category"].split("|") for r in recs)
     top = recs[0]["item_id"]
     assert main([*argv, "--exclude", top]) == 0

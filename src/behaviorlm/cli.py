@@ -325,9 +325,12 @@ def cmd_recommend(args: argparse.Namespace) -> None:
     out: list[tuple[str, list[dict[str, Any]]]] = []
     for user, items, scores in zip(args.user, ranked.items, ranked.scores, strict=True):
         keep = items > 0
-        rows = artifact.item_table(items[keep])
-        for row, score in zip(rows, scores[keep], strict=True):
-            row["score"] = float(score)
+        rows = [
+            {"rank": rank, **row, "score": float(score)}  # the columns of --out's rows
+            for rank, (row, score) in enumerate(
+                zip(artifact.item_table(items[keep]), scores[keep], strict=True), start=1
+            )
+        ]
         out.append((user, rows))
     if args.json:
         print(json.dumps([{"user_id": u, "recommendations": r} for u, r in out], indent=2))
@@ -373,9 +376,9 @@ def _print_recommendations(con: Console, user: str, rows: list[dict[str, Any]]) 
     table.add_column("category")
     table.add_column("score", justify="right")
     scale = max((abs(row["score"]) for row in rows), default=0.0)
-    for rank, row in enumerate(rows, 1):
+    for row in rows:
         table.add_row(
-            str(rank),
+            str(row["rank"]),
             str(row.get("item_id", "")),
             str(row.get("title") or ""),
             str(row.get("category") or ""),

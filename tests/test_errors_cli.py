@@ -85,3 +85,8 @@ def test_nan_scores_raise_and_item_ranges_start_at_one() -> None:
 def test_prefixes_stay_inside_their_row() -> None:
     s = Sequences.from_lists([[1, 2, 3], [4, 5]], n_items=5)
     assert s.prefixes(np.array([0]), np.array([5])).items.tolist() == [1, 2, 3]
+
+
+def test_simulate_names_its_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", str(tmp_path / "s"), "--users", "0"]) == 2
+    assert one_error_line(capsys) == "behaviorlm: error: --users must be at least 1, got 0"

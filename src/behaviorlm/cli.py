@@ -108,7 +108,8 @@ def _split_overrides(extra: Sequence[str]) -> list[str]:
 
 
 def cmd_simulate(args: argparse.Namespace) -> None:
-
+    if args.users < 1:
+        raise ConfigError(f"--users must be at least 1, got {args.users}")
     with step(f"simulating {args.users:,} users"):
         raw = simulate(args.users, seed=args.seed)
     with step(f"writing {args.format} files"):

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from behaviorlm.data.errors import Report
+from behaviorlm.data.errors import DataError, Report
 from behaviorlm.data.io import detect_format, read
 from behaviorlm.data.raw import RAW_EVENT_DTYPES, RawData
 from behaviorlm.data.readers.normalize import to_seconds
@@ -389,3 +389,76 @@ def test_timestamp_forms() -> None:
         None,
         None,
     ]
+
+
+def test_jsonl_keys_that_first_appear_late_are_read(tmp_path: Path) -> None:
+    lines = [f'{{"user_id": "u1", "item_id": "i{n}", "timestamp": {n}}}' for n in range(150)]
+    lines.append('{"user_id": "u1", "item_id": "x", "timestamp": 200, "action": "purchase"}')
+    path = tmp_path / "late.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    events = read(path).events
+    assert events.row(-1)[:4] == ("u1", "x", 200, "purchase")
+
+
+def test_blank_lines_are_skipped_and_counted(tmp_path: Path) -> None:
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    (folder / "events.csv").write_text(
+        "user_id,item_id,timestamp\r\nu1,i1,1\r\n\r\nu2,i2,2\r\n\r\n"
+    )
+    (folder / "items.csv").write_text("item_id,title\ni1,one\n\ni2,two\n")
+    raw = read(folder)
+    assert raw.events.height == 2
+    assert raw.items is not None
+    assert raw.items.height == 2
+    assert raw.report.steps[0].dropped == {"blank line": 2}
+    assert_accounting(raw.report)
+
+
+def test_a_folder_of_semicolon_files_with_sep_and_a_typed_tab(tmp_path: Path) -> None:
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    (folder / "events.csv").write_text("user_id;item_id;timestamp\nu1;i1;1\nu1;i2;2\n")
+    # a side table's types come from every row: a price of 1.5 after 1,000 whole numbers
+    prices = "".join(f"i{n};{n}\n" for n in range(1200)) + "late;1.5\n"
+    (folder / "items.csv").write_text("item_id;price\n" + prices)
+    raw = read(folder, sep=";")
+    assert raw.events.height == 2
+    assert raw.items is not None
+    assert raw.items.filter(pl.col("item_id") == "late")["price"].to_list() == [1.5]
+    tabbed = tmp_path / "t.csv"
+    tabbed.write_text("user_id\titem_id\ttimestamp\nu1\ti1\t1\n")
+    assert read(tabbed, sep="\\t").events.height == 1  # as typed: backslash, t
+
+
+@pytest.mark.parametrize("name", ["created_at", "eventTime", "occurredAt", "event_date"])
+def test_a_time_column_under_a_common_name_is_named(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "e.csv"
+    path.write_text(f"user_id,item_id,{name}\nu1,a,2024-01-03\nu1,b,2024-01-01\n")
+    with pytest.raises(DataError, match=f"'{name}' looks like the times"):
+        read(path)
+
+
+def test_parquet_times_of_offset_zones_categories_and_decimals(tmp_path: Path) -> None:
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    utc = [dt.datetime(2024, 1, 1, 10, tzinfo=dt.UTC) + dt.timedelta(hours=h) for h in (0, 1)]
+    columns = {
+        "offset": pa.array(utc, pa.timestamp("us", tz="+05:30")),
+        "categorical": pa.array(
+            ["2024-01-01T10:00:00Z", "2024-01-01T11:00:00Z"]
+        ).dictionary_encode(),
+        "decimal": pa.array(
+            [decimal.Decimal("1704103200.00"), decimal.Decimal("1704106800.00")],
+            pa.decimal128(12, 2),
+        ),
+    }
+    for name, times in columns.items():
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(
+            pa.table({"user_id": ["u1", "u1"], "item_id": ["a", "b"], "timestamp": times}), path
+        )
+        assert read(path).events["timestamp"].to_list() == [1704103200, 1704106800], name

@@ -104,9 +104,10 @@ def _check_arguments(path: Path, fmt: str, opts: ReadOptions) -> None:
             where=str(path),
             how="drop the mapping (--map), or convert the data to a CSV events file",
         )
-    if opts.sep is not None and fmt not in ("csv", "tsv", "sequences"):
+    if opts.sep is not None and fmt not in ("csv", "tsv", "sequences", "folder"):
         raise DataError(
-            f"sep applies to csv, tsv and sequence files, not to the {fmt} format",
+            f"sep applies to csv, tsv and sequence files (and those of a folder), not to the "
+            f"{fmt} format",
             where=str(path),
             how="drop sep (--sep)",
         )

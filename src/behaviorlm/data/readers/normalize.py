@@ -207,8 +207,16 @@ def to_times(column: pl.Series) -> tuple[pl.Series, pl.Series | None]:
     ([10, 2, 60, None, None], [10.0, 2.7, 60.5, None, None])
     >>> to_times(pl.Series([10.0, 11.0]))[1] is None, to_times(pl.Series(["10", "12"]))[1]
     (True, None)
+    >>> to_times(pl.Series(["1970-01-01T00:00:05Z"], dtype=pl.Categorical))[0].to_list()
+    [5]
     """
     dtype = column.dtype
+    if isinstance(dtype, pl.Categorical | pl.Enum):  # dictionary-encoded text
+        return to_times(column.cast(pl.String))
+    if isinstance(dtype, pl.Decimal):
+        return to_times(column.cast(pl.Float64))
+    if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+        column = column.dt.convert_time_zone("UTC")  # the same instants
     if dtype.is_integer():
         return column.cast(pl.Int64), None
     if dtype == pl.Date:

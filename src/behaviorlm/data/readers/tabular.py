@@ -52,10 +52,25 @@ def table_name(path: Path) -> tuple[str, str]:
     return path.stem, path.suffix.lower()
 
 
-#: Column names that say a column holds times (``ts``, ``event_time``, ``rating_date``, ...).
-TIME_NAME = re.compile(
-    r"(^|[_\s-])(ts|time|times|timestamp|date|datetime|epoch)([_\s-]|$)", re.IGNORECASE
-)
+#: Words of a column name that say it holds times (``ts``, ``event_time``, ``eventTime``, ...).
+TIME_WORDS: Final = frozenset({"ts", "time", "times", "timestamp", "date", "datetime", "epoch"})
+
+
+def time_like(name: str) -> bool:
+    """Whether a column name says the column holds times: a word of :data:`TIME_WORDS`
+    (words split at ``_``, ``-``, spaces and camel case), or a last word ``at`` as in
+    ``created_at`` and ``occurredAt``.
+
+    Examples
+    --------
+    >>> [time_like(n) for n in ("event_time", "eventTime", "created_at", "createdAt", "ts")]
+    [True, True, True, True, True]
+    >>> [time_like(n) for n in ("rating", "status", "category", "at", "states")]
+    [False, False, False, False, False]
+    """
+    words = [w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", name)]
+    return bool(TIME_WORDS.intersection(words)) or (len(words) > 1 and words[-1] == "at")
+
 
 #: Table formats and their default field separator (None: not a delimited text format).
 TABLE_FORMATS: Final[dict[str, str | None]] = {
@@ -88,7 +103,14 @@ def _unreadable(path: Path, fmt: str, error: Exception) -> DataError:
     return DataError(f"cannot read {fmt} file: {first}", where=str(path), how=hint)
 
 
+def _delimited(fmt: str, sep: str | None) -> str | None:
+    """A folder's ``sep`` for one of its tables: delimited text only."""
+    return sep if fmt in ("csv", "tsv") else None
+
+
 def _separator(fmt: str, sep: str | None) -> str:
+    if sep == "\\t":  # a tab as users type it on a command line
+        sep = "\t"
     separator = sep if sep is not None else TABLE_FORMATS[fmt]
     if separator is None or len(separator.encode()) != 1:
         raise DataError(
@@ -104,9 +126,9 @@ def table_columns(path: Path, fmt: str, *, sep: str | None = None) -> list[str]:
         if fmt in ("csv", "tsv"):
             lazy = pl.scan_csv(path, separator=_separator(fmt, sep), infer_schema=False)
         elif fmt == "parquet":
-            lazy = pl.scan_parquet(path)
-        else:
-            lazy = pl.scan_ndjson(path)
+            lazy = _scan_parquet(path)
+        else:  # every line: a key that first appears late would otherwise be left out
+            lazy = pl.scan_ndjson(path, infer_schema_length=None)
         return lazy.collect_schema().names()
     except DataError:
         raise
@@ -114,10 +136,45 @@ def table_columns(path: Path, fmt: str, *, sep: str | None = None) -> list[str]:
         raise _unreadable(path, fmt, error) from error
 
 
+#: A time zone written as a fixed offset (``+05:30``), as pandas writes some; polars reads
+#: only named zones.
+_OFFSET_ZONE = re.compile(r"^[+-]\d{2}:?\d{2}$")
+
+
+def _scan_parquet(path: Path) -> pl.LazyFrame:
+    """A lazy scan of a Parquet file; times in a fixed-offset zone are read as the same
+    instants in UTC (polars cannot read such a column's type)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    offset = [
+        i
+        for i, field in enumerate(schema)
+        if pa.types.is_timestamp(field.type) and _OFFSET_ZONE.match(field.type.tz or "")
+    ]
+    if not offset:
+        return pl.scan_parquet(path)
+    table = pq.read_table(path)
+    for i in offset:
+        field = schema.field(i)
+        utc = table.column(i).cast(pa.timestamp(field.type.unit, tz="UTC"))
+        table = table.set_column(i, field.name, utc)
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame.lazy()
+
+
 def scan_table(
-    path: Path, fmt: str, *, sep: str | None = None, text: tuple[str, ...] | list[str] = ()
+    path: Path,
+    fmt: str,
+    *,
+    sep: str | None = None,
+    text: tuple[str, ...] | list[str] = (),
+    infer_rows: int | None = 1000,
 ) -> pl.LazyFrame:
-    """A lazy scan of a table file with the columns ``text`` read as strings."""
+    """A lazy scan of a table file with the columns ``text`` read as strings; a delimited
+    file's other column types are inferred from its first ``infer_rows`` rows (None: all)."""
     overrides = {c: pl.String() for c in text}
     try:
         if fmt in ("csv", "tsv"):
@@ -125,11 +182,11 @@ def scan_table(
                 path,
                 separator=_separator(fmt, sep),
                 schema_overrides=overrides,
-                infer_schema_length=1000,
+                infer_schema_length=infer_rows,
             )
         if fmt == "parquet":
-            return pl.scan_parquet(path)
-        return pl.scan_ndjson(path, schema_overrides=overrides or None, infer_schema_length=1000)
+            return _scan_parquet(path)
+        return pl.scan_ndjson(path, schema_overrides=overrides or None, infer_schema_length=None)
     except (pl.exceptions.PolarsError, OSError, ValueError) as error:
         raise _unreadable(path, fmt, error) from error
 
@@ -140,6 +197,23 @@ def collect(lazy: pl.LazyFrame, path: Path, fmt: str) -> pl.DataFrame:
         return lazy.collect()
     except (pl.exceptions.PolarsError, OSError, ValueError) as error:
         raise _unreadable(path, fmt, error) from error
+
+
+def without_blank_rows(frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
+    """``frame`` without its rows that hold nothing at all (a blank line of a text file),
+    and their count under the reason ``"blank line"``.
+
+    Examples
+    --------
+    >>> kept, dropped = without_blank_rows(pl.DataFrame({"a": ["x", None], "b": [1, None]}))
+    >>> kept.height, dropped
+    (1, {'blank line': 1})
+    """
+    if frame.width == 0:
+        return frame, {}
+    blank = pl.all_horizontal(pl.all().is_null())
+    kept = frame.filter(~blank)
+    return kept, {"blank line": frame.height - kept.height}
 
 
 def read_events_table(
@@ -167,7 +241,7 @@ def read_events_table(
     # without a timestamp column the rows are in time order (as sequence files are), unless
     # a column that is not read looks like the times under another name
     has_time = "timestamp" in keep.values()
-    timely = [c for c in ignored if TIME_NAME.search(c)]
+    timely = [c for c in ignored if time_like(c)]
     if not has_time and timely:
         raise DataError(
             f"no 'timestamp' column, but {timely[0]!r} looks like the times",
@@ -178,12 +252,12 @@ def read_events_table(
     lazy = scan_table(path, fmt, sep=sep, text=text).select(
         pl.col(column).alias(target) for column, target in keep.items()
     )
-    frame = collect(lazy, path, fmt)
+    frame, blank = without_blank_rows(collect(lazy, path, fmt))
     notes = ([f"ignored columns: {', '.join(ignored)}"] if ignored else []) + (
         [] if has_time else ["no timestamp column: rows in file order"]
     )
     step = f"read {path.name}" + (f" ({'; '.join(notes)})" if notes else "")
-    report.add(step, frame.height, frame.height)
+    report.add(step, frame.height + blank["blank line"], frame.height, blank)
     events = normalize_events(frame, where=path.name, opts=opts, report=report, has_time=has_time)
     return events, has_time
 
@@ -238,16 +312,23 @@ def read_folder(folder: Path, opts: ReadOptions) -> RawData:
         )
     report = Report()
     path, fmt = tables["events"]
-    events, has_time = read_events_table(path, fmt, opts=opts, report=report)
+    events, has_time = read_events_table(
+        path, fmt, opts=opts, report=report, sep=_delimited(fmt, opts.sep)
+    )
     sides: dict[str, pl.DataFrame] = {}
     for table in ("items", "users", "follows"):
         if table not in tables:
             continue
         path, fmt = tables[table]
-        columns = table_columns(path, fmt)
+        sep = _delimited(fmt, opts.sep)
+        columns = table_columns(path, fmt, sep=sep)
         text = [c for c in _SIDE_TEXT[table] if c in columns]
-        frame = collect(scan_table(path, fmt, text=text), path, fmt)
-        report.add(f"read {path.name}", frame.height, frame.height)
+        # types from every row: a side table is small, and a price of 1.5 after 1,000 whole
+        # numbers must not fail the read
+        frame, blank = without_blank_rows(
+            collect(scan_table(path, fmt, sep=sep, text=text, infer_rows=None), path, fmt)
+        )
+        report.add(f"read {path.name}", frame.height + blank["blank line"], frame.height, blank)
         if table == "follows":
             sides[table] = normalize_follows(frame, where=path.name, opts=opts, report=report)
         else:

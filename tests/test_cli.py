@@ -212,7 +212,7 @@ def test_recommend_action_counts_only_those_events_as_seen(
 def test_output_to_a_closed_pipe_ends_quietly(prepared: Path) -> None:
     out = prepared / "runs" / "pop-pipe"
     assert main(["train", str(prepared / "ds"), "--model", "pop", "--out", str(out)]) == 0
-    users = __import__("polars").read_parquet(prepared / "ds" / "users.parquet")["user_id"]
+    users = pl.read_parquet(prepared / "ds" / "users.parquet")["user_id"]
     argv = [sys.executable, "-m", "behaviorlm.cli", "recommend", str(out), "-k", "50", "--json"]
     for user in users[:200]:  # far more output than a pipe holds
         argv += ["--user", str(user)]

@@ -306,12 +306,15 @@ def test_a_table_saved_as_txt_is_not_read_as_sequences(tmp_path: Path) -> None:
 
 def test_a_time_column_under_another_name_is_not_taken_for_row_order(tmp_path: Path) -> None:
     path = tmp_path / "e.csv"
-    path.write_text("user_id,item_id,event_time\na,x,5\n")
+    path.write_text("user_id,item_id,event_time\na,x,1700000000\n")
     with pytest.raises(DataError, match="'event_time' looks like the times") as error:
         read(path)
     assert "--map timestamp=event_time" in error.value.line()
-    path.write_text("user_id,item_id,candidate\na,x,5\n")  # not a time
-    assert read(path).report.steps[0].step.endswith("no timestamp column: rows in file order)")
+    # neither a name that says nothing of times, nor one whose values are no times
+    for column in ("candidate", "watchTime"):
+        path.write_text(f"user_id,item_id,{column}\na,x,5\na,y,120\n")
+        step = read(path).report.steps[0].step
+        assert step.endswith("no timestamp column: rows in file order)")
 
 
 def test_a_folder_with_a_compressed_events_table(tmp_path: Path) -> None:

@@ -413,6 +413,10 @@ def test_blank_lines_are_skipped_and_counted(tmp_path: Path) -> None:
     assert raw.items.height == 2
     assert raw.report.steps[0].dropped == {"blank line": 2}
     assert_accounting(raw.report)
+    # a row with a value only in a column that is not read is no blank line: a bad row
+    (folder / "events.csv").write_text("user_id,item_id,timestamp,note\nu1,i1,1,\n,,,orphan\n")
+    with pytest.raises(DataError, match="1 bad row"):
+        read(folder)
 
 
 def test_a_folder_of_semicolon_files_with_sep_and_a_typed_tab(tmp_path: Path) -> None:

@@ -21,7 +21,12 @@ import polars as pl
 
 from behaviorlm.data.errors import DataError, Report
 from behaviorlm.data.raw import RawData
-from behaviorlm.data.readers.normalize import ReadOptions, normalize_events, plan_columns
+from behaviorlm.data.readers.normalize import (
+    ReadOptions,
+    normalize_events,
+    plan_columns,
+    to_times,
+)
 from behaviorlm.data.readers.tables import normalize_follows, normalize_keyed
 from behaviorlm.schema import EVENT_COLUMNS
 
@@ -70,6 +75,24 @@ def time_like(name: str) -> bool:
     """
     words = [w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", name)]
     return bool(TIME_WORDS.intersection(words)) or (len(words) > 1 and words[-1] == "at")
+
+
+#: Earliest time a column must reach to be taken for epoch seconds or dates (1973-03-03):
+#: smaller numbers are counts or durations.
+_EPOCH_FLOOR = 100_000_000
+
+
+def holds_times(column: pl.Series) -> bool:
+    """Whether a column's values read as times: dates or datetimes, ISO text, or epoch
+    seconds from 1973 on (not small numbers such as durations).
+
+    Examples
+    --------
+    >>> holds_times(pl.Series(["2024-01-03", "2024-01-01"])), holds_times(pl.Series([120, 30]))
+    (True, False)
+    """
+    seconds = to_times(column)[0].drop_nulls()
+    return len(seconds) > 0 and int(seconds.min()) >= _EPOCH_FLOOR
 
 
 #: Table formats and their default field separator (None: not a delimited text format).
@@ -199,20 +222,29 @@ def collect(lazy: pl.LazyFrame, path: Path, fmt: str) -> pl.DataFrame:
         raise _unreadable(path, fmt, error) from error
 
 
-def without_blank_rows(frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
-    """``frame`` without its rows that hold nothing at all (a blank line of a text file),
-    and their count under the reason ``"blank line"``.
+_BLANK = "__blank__"
+
+
+def read_rows(
+    lazy: pl.LazyFrame, columns: dict[str, str], path: Path, fmt: str
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """The ``{file column: name}`` columns of a scan, renamed, and the rows dropped by reason:
+    a delimited text file's blank lines (rows with no value in any column of the file, read or
+    not) are skipped and counted as ``"blank line"``.
 
     Examples
     --------
-    >>> kept, dropped = without_blank_rows(pl.DataFrame({"a": ["x", None], "b": [1, None]}))
-    >>> kept.height, dropped
-    (1, {'blank line': 1})
+    >>> lazy = pl.LazyFrame({"a": ["x", None, None], "b": [1, None, 2]})
+    >>> frame, dropped = read_rows(lazy, {"a": "user"}, Path("e.csv"), "csv")
+    >>> frame["user"].to_list(), dropped
+    (['x', None], {'blank line': 1})
     """
-    if frame.width == 0:
-        return frame, {}
-    blank = pl.all_horizontal(pl.all().is_null())
-    kept = frame.filter(~blank)
+    picked = [pl.col(column).alias(name) for column, name in columns.items()]
+    if fmt not in ("csv", "tsv"):  # other formats have no blank lines
+        return collect(lazy.select(picked), path, fmt), {}
+    blank = pl.all_horizontal(pl.all().is_null()).alias(_BLANK)
+    frame = collect(lazy.select(*picked, blank), path, fmt)
+    kept = frame.filter(~pl.col(_BLANK)).drop(_BLANK)
     return kept, {"blank line": frame.height - kept.height}
 
 
@@ -241,23 +273,23 @@ def read_events_table(
     # without a timestamp column the rows are in time order (as sequence files are), unless
     # a column that is not read looks like the times under another name
     has_time = "timestamp" in keep.values()
-    timely = [c for c in ignored if time_like(c)]
-    if not has_time and timely:
+    timely = [c for c in ignored if time_like(c)] if not has_time else []
+    if timely:  # the name says times; so must the values (watchTime may hold durations)
+        sample = collect(scan_table(path, fmt, sep=sep, text=timely).head(1000), path, fmt)
+        timely = [c for c in timely if holds_times(sample[c])]
+    if timely:
         raise DataError(
             f"no 'timestamp' column, but {timely[0]!r} looks like the times",
             where=str(path),
             how=f"pass --map timestamp={timely[0]} (mapping={{'timestamp': {timely[0]!r}}})",
         )
     text = [column for column, target in keep.items() if target in EVENT_COLUMNS]
-    lazy = scan_table(path, fmt, sep=sep, text=text).select(
-        pl.col(column).alias(target) for column, target in keep.items()
-    )
-    frame, blank = without_blank_rows(collect(lazy, path, fmt))
+    frame, blank = read_rows(scan_table(path, fmt, sep=sep, text=text), keep, path, fmt)
     notes = ([f"ignored columns: {', '.join(ignored)}"] if ignored else []) + (
         [] if has_time else ["no timestamp column: rows in file order"]
     )
     step = f"read {path.name}" + (f" ({'; '.join(notes)})" if notes else "")
-    report.add(step, frame.height + blank["blank line"], frame.height, blank)
+    report.add(step, frame.height + sum(blank.values()), frame.height, blank)
     events = normalize_events(frame, where=path.name, opts=opts, report=report, has_time=has_time)
     return events, has_time
 
@@ -325,10 +357,9 @@ def read_folder(folder: Path, opts: ReadOptions) -> RawData:
         text = [c for c in _SIDE_TEXT[table] if c in columns]
         # types from every row: a side table is small, and a price of 1.5 after 1,000 whole
         # numbers must not fail the read
-        frame, blank = without_blank_rows(
-            collect(scan_table(path, fmt, sep=sep, text=text, infer_rows=None), path, fmt)
-        )
-        report.add(f"read {path.name}", frame.height + blank["blank line"], frame.height, blank)
+        lazy = scan_table(path, fmt, sep=sep, text=text, infer_rows=None)
+        frame, blank = read_rows(lazy, {c: c for c in columns}, path, fmt)
+        report.add(f"read {path.name}", frame.height + sum(blank.values()), frame.height, blank)
         if table == "follows":
             sides[table] = normalize_follows(frame, where=path.name, opts=opts, report=report)
         else:

@@ -240,13 +240,12 @@ def influence(
     for item in named:
         if not 1 <= item <= net.n_items:
             raise ValueError(f"item {item} is outside 1..{net.n_items}")
-    # a code the model has no embedding for would read as "unknown" (where it has codes at all)
-    for what, code, size in (
-        ("action", event.action, net.sizes.actions if net.sizes else 1),
-        ("source", event.source, net.sizes.sources if net.sizes else 1),
-    ):
-        if size > 1 and not 1 <= code < size:
-            raise ValueError(f"{what} code {code} is outside 1..{size - 1}")
+    # codes from 1: 0 is "no action"; a code the model never saw in training (an action of
+    # the vocabulary that the training data lacks) reads as unknown, as an ingested one does
+    if event.action < 1 or event.source < 1:
+        raise ValueError(
+            f"action and source codes start at 1, got action {event.action}, source {event.source}"
+        )
     after_history = append_event(history, event)
     before = log_softmax(net.score(history))[0]  # (N,) items 1..N
     after = log_softmax(net.score(after_history))[0]

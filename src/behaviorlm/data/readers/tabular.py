@@ -13,6 +13,7 @@ bad row, not a failed read) and converted in one vectorised pass.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Final
@@ -144,19 +145,34 @@ def _separator(fmt: str, sep: str | None) -> str:
 
 
 def table_columns(path: Path, fmt: str, *, sep: str | None = None) -> list[str]:
-    """The column names of a table file, read without parsing its rows."""
+    """The column names of a table file: from the header or the Parquet schema; a JSON Lines
+    file's keys from every line (:func:`_ndjson_schema`)."""
     try:
         if fmt in ("csv", "tsv"):
             lazy = pl.scan_csv(path, separator=_separator(fmt, sep), infer_schema=False)
-        elif fmt == "parquet":
-            lazy = _scan_parquet(path)
-        else:  # every line: a key that first appears late would otherwise be left out
-            lazy = pl.scan_ndjson(path, infer_schema_length=None)
-        return lazy.collect_schema().names()
+            return lazy.collect_schema().names()
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names)
+        return _ndjson_schema(path, _version(path)).names()
     except DataError:
         raise
     except (pl.exceptions.PolarsError, OSError, ValueError) as error:
         raise _unreadable(path, fmt, error) from error
+
+
+def _version(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+@functools.lru_cache(maxsize=8)
+def _ndjson_schema(path: Path, version: tuple[int, int]) -> pl.Schema:
+    """The schema of a JSON Lines file from every line (a key that first appears late must
+    not be left out), inferred once per version of the file (modification time and size)
+    for both the column names and the scan."""
+    return pl.scan_ndjson(path, infer_schema_length=None).collect_schema()
 
 
 #: A time zone written as a fixed offset (``+05:30``), as pandas writes some; polars reads
@@ -209,7 +225,8 @@ def scan_table(
             )
         if fmt == "parquet":
             return _scan_parquet(path)
-        return pl.scan_ndjson(path, schema_overrides=overrides or None, infer_schema_length=None)
+        schema = dict(_ndjson_schema(path, _version(path)))
+        return pl.scan_ndjson(path, schema={**schema, **overrides})
     except (pl.exceptions.PolarsError, OSError, ValueError) as error:
         raise _unreadable(path, fmt, error) from error
 

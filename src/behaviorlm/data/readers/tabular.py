@@ -92,8 +92,8 @@ def holds_times(column: pl.Series) -> bool:
     >>> holds_times(pl.Series(["2024-01-03", "2024-01-01"])), holds_times(pl.Series([120, 30]))
     (True, False)
     """
-    seconds = to_times(column)[0].drop_nulls()
-    return len(seconds) > 0 and int(seconds.min()) >= _EPOCH_FLOOR
+    earliest = to_times(column)[0].min()  # None where no value reads as a time
+    return isinstance(earliest, int) and earliest >= _EPOCH_FLOOR
 
 
 #: Table formats and their default field separator (None: not a delimited text format).

@@ -209,11 +209,13 @@ def test_recommend_action_counts_only_those_events_as_seen(
     assert main([*argv, "--action", "fly"]) == 2
 
 
-def test_output_to_a_closed_pipe_ends_quietly(prepared: Path) -> None:
+@pytest.mark.parametrize("output", [["--json"], []])  # print() and rich's tables
+def test_output_to_a_closed_pipe_ends_quietly(prepared: Path, output: list[str]) -> None:
     out = prepared / "runs" / "pop-pipe"
-    assert main(["train", str(prepared / "ds"), "--model", "pop", "--out", str(out)]) == 0
+    if not out.exists():
+        assert main(["train", str(prepared / "ds"), "--model", "pop", "--out", str(out)]) == 0
     users = pl.read_parquet(prepared / "ds" / "users.parquet")["user_id"]
-    argv = [sys.executable, "-m", "behaviorlm.cli", "recommend", str(out), "-k", "50", "--json"]
+    argv = [sys.executable, "-m", "behaviorlm.cli", "recommend", str(out), "-k", "50", *output]
     for user in users[:200]:  # far more output than a pipe holds
         argv += ["--user", str(user)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

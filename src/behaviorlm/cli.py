@@ -875,6 +875,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[
                 "export-events": cmd_export_events,
             }[args.command](args)
     except BrokenPipeError:  # the output's reader is gone (| head): stop without a word
+        if args.debug:
+            raise
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so that the exit's flush cannot fail again
         return EXIT_BROKEN_PIPE

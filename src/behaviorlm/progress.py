@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.cells import cell_len
-from rich.console import Console, RenderableType
+from rich.console import Console as RichConsole
+from rich.console import RenderableType
 from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
@@ -28,6 +29,24 @@ from rich.table import Table
 from rich.text import Text
 
 #: Results go to standard output; progress goes to standard error.
+
+
+class Console(RichConsole):
+    """rich's Console, except that output to a closed pipe (``| head``) raises
+    BrokenPipeError, which the CLI ends quietly with status 141, instead of exiting with 1.
+
+    Examples
+    --------
+    >>> import io
+    >>> Console(file=io.StringIO()).is_terminal
+    False
+    """
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 console = Console(highlight=False)
 status_console = Console(stderr=True, highlight=False)
 
@@ -144,7 +163,7 @@ def figure(value: float, scale: float, sign: bool = False) -> str:
     return f"{value:{plus}.2e}"
 
 
-def print_table(con: Console, table: RenderableType) -> None:
+def print_table(con: RichConsole, table: RenderableType) -> None:
     """Print ``table``; to a file or a pipe at its natural width, so that nothing is cut.
 
     Writing to a file or a pipe, a console is usually 80 columns wide (``COLUMNS`` aside),

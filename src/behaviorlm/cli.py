@@ -210,7 +210,7 @@ def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
     )
     took = f"in {artifact.run['fit_seconds']:.1f}s"
     whole = fit.get("run_seconds")
-    if whole is not None and whole > artifact.run["fit_seconds"] + 0.05:  # a resumed run
+    if args.resume and whole is not None and whole > artifact.run["fit_seconds"]:
         took += f" ({whole:.1f}s with the sessions before)"
     console.print(
         f"trained {artifact.model.name} on {artifact.run['train_events']:,} events "

@@ -190,7 +190,7 @@ def read(
         mapping=dict(mapping or {}),
         on_error=on_error,
         strict_actions=strict_actions,
-        sep=sep,
+        sep="\t" if sep == "\\t" else sep,  # a tab as users type it on a command line
         name=name,
     )
     fmt = detect_format(path) if format == "auto" else format

@@ -133,8 +133,6 @@ def _delimited(fmt: str, sep: str | None) -> str | None:
 
 
 def _separator(fmt: str, sep: str | None) -> str:
-    if sep == "\\t":  # a tab as users type it on a command line
-        sep = "\t"
     separator = sep if sep is not None else TABLE_FORMATS[fmt]
     if separator is None or len(separator.encode()) != 1:
         raise DataError(

@@ -466,3 +466,17 @@ def test_parquet_times_of_offset_zones_categories_and_decimals(tmp_path: Path) -
             pa.table({"user_id": ["u1", "u1"], "item_id": ["a", "b"], "timestamp": times}), path
         )
         assert read(path).events["timestamp"].to_list() == [1704103200, 1704106800], name
+
+
+def test_a_side_table_named_in_capitals_and_a_jsonl_bom(tmp_path: Path) -> None:
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    (folder / "events.csv").write_text("user_id,item_id,timestamp\nu1,i1,1\n")
+    (folder / "Items.csv").write_text("item_id,title\ni1,one\n")
+    raw = read(folder)
+    assert raw.items is not None
+    assert raw.items["title"].to_list() == ["one"]
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"user_id": "u1", "item_id": "i1", "timestamp": 1}\n')
+    with pytest.raises(DataError, match="byte-order mark"):
+        read(path)

@@ -124,7 +124,17 @@ def _unreadable(path: Path, fmt: str, error: Exception) -> DataError:
         "recbole": "check that it is a tab-separated RecBole atomic file with a typed header",
         "sequences": "check that each line is 'user item ...' (pass sep= for other separators)",
     }.get(fmt, "check the file and the format")
+    if fmt == "jsonl" and _starts_with_bom(path):
+        first, hint = "it starts with a byte-order mark", "save it as UTF-8 without a BOM"
     return DataError(f"cannot read {fmt} file: {first}", where=str(path), how=hint)
+
+
+def _starts_with_bom(path: Path) -> bool:
+    try:
+        with path.open("rb") as file:
+            return file.read(3) == b"\xef\xbb\xbf"
+    except OSError:
+        return False
 
 
 def _delimited(fmt: str, sep: str | None) -> str | None:
@@ -320,11 +330,12 @@ def read_file(path: Path, fmt: str, opts: ReadOptions) -> RawData:
 def folder_tables(folder: Path) -> dict[str, tuple[Path, str]]:
     """The tables of a behaviorlm folder: name -> (file, format); raises on ambiguous files."""
     found: dict[str, tuple[Path, str]] = {}
+    files = [p for p in folder.iterdir() if p.is_file()]
     for table in FOLDER_TABLES:
-        matches = sorted(
+        matches = sorted(  # Items.csv too: a name written in capitals is the same table
             p
-            for p in folder.glob(f"{table}.*")
-            if table_name(p)[1] in TABLE_EXTENSIONS and p.is_file()
+            for p in files
+            if table_name(p)[0].lower() == table and table_name(p)[1] in TABLE_EXTENSIONS
         )
         if len(matches) > 1:
             raise DataError(

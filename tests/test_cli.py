@@ -93,6 +93,12 @@ def test_prepare_never_overwrites_its_input(
     pl.read_csv(raw / "events.csv").write_parquet(parquet / "events.parquet")
     assert main(["prepare", str(parquet / "events.parquet"), str(parquet)]) == 2
     assert "would overwrite the input" in capsys.readouterr().err
+    model = tmp_path / "model"  # a trained model's folder is no place for a data set
+    model.mkdir()
+    (model / "artifact.json").write_text("{}")
+    assert main(["prepare", str(raw), str(model)]) == 2
+    assert "trained model's folder" in capsys.readouterr().err
+    assert sorted(p.name for p in model.iterdir()) == ["artifact.json"]
 
 
 def test_evaluate_sorts_its_cut_offs_and_creates_the_json_folder(

@@ -55,7 +55,8 @@ QUERY_WORDS = 4
 
 def check_prepare_paths(source: str | Path, directory: str | Path) -> None:
     """DataError where preparing ``source`` into ``directory`` would go wrong: ``source`` is a
-    prepared data set already, or a file :meth:`Dataset.save` writes would replace it.
+    prepared data set already, ``directory`` holds a trained model, or a file
+    :meth:`Dataset.save` writes would replace ``source``.
 
     Examples
     --------
@@ -72,6 +73,11 @@ def check_prepare_paths(source: str | Path, directory: str | Path) -> None:
         raise DataError(
             f"{source} is a prepared data set already (it holds {META_FILE})",
             how="train on it directly, or prepare the raw files it came from",
+        )
+    if (out / "artifact.json").is_file():  # behaviorlm.artifact.META_FILE (a layer above)
+        raise DataError(
+            f"{directory} is a trained model's folder (it holds artifact.json)",
+            how="write the prepared data set to a folder of its own",
         )
     written = {out / f"{name}.parquet" for name in TABLES} | {out / META_FILE}
     if src == out or src in written:

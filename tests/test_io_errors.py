@@ -339,3 +339,14 @@ def test_fractions_of_a_second_order_the_events_within_it(tmp_path: Path) -> Non
     ds = preprocess(read(iso))
     names = ds.items["item_id"].to_list()
     assert [names[i - 1] for i in ds.sequences().row(0).items] == ["y", "x"]
+
+
+@pytest.mark.parametrize("stamps", [("20240131", "20240201"), ("20240131130000", "20240131140500")])
+def test_dates_written_as_digits_are_not_taken_for_seconds(
+    tmp_path: Path, stamps: tuple[str, str]
+) -> None:
+    path = tmp_path / "e.csv"
+    path.write_text(f"user_id,item_id,timestamp\nu1,a,{stamps[0]}\nu1,b,{stamps[1]}\n")
+    with pytest.raises(DataError, match="dates written as digits") as error:
+        read(path)
+    assert "ISO-8601" in error.value.line()

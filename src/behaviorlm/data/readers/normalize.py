@@ -272,9 +272,17 @@ def to_seconds(column: pl.Series) -> pl.Series:
 LATEST_SECONDS: Final = 100_000_000_000
 
 
+#: Dates written as digits: (smallest, largest, layout, example).
+_COMPACT_DATES: Final = (
+    (19000101, 21001231, "%Y%m%d", "20240131"),
+    (19000101000000, 21001231235959, "%Y%m%d%H%M%S", "20240131130000"),
+)
+
+
 def check_seconds(seconds: pl.Series, where: str) -> None:
-    """DataError where the timestamps are not seconds: their median lies past the year 5138,
-    as milliseconds (about 1.7e12 for 2024) or microseconds do.
+    """DataError where the timestamps are not seconds: dates written as digits (20240131),
+    or a median past the year 5138, as milliseconds (about 1.7e12 for 2024) or microseconds
+    have.
 
     Examples
     --------
@@ -283,10 +291,27 @@ def check_seconds(seconds: pl.Series, where: str) -> None:
     Traceback (most recent call last):
     ...
     behaviorlm.data.errors.DataError: ...
+    >>> check_seconds(pl.Series([20240131, 20240201]), "x.csv")
+    Traceback (most recent call last):
+    ...
+    behaviorlm.data.errors.DataError: the timestamps look like dates written as digits ...
     """
     if seconds.is_empty() or seconds.null_count() == len(seconds):
         return
-    median = float(seconds.drop_nulls().cast(pl.Float64).median())  # type: ignore[arg-type]
+    values = seconds.drop_nulls()
+    for low, high, layout, example in _COMPACT_DATES:
+        # every value a date written as digits: 20240131 would read as August 1970
+        if low <= int(values.min()) and int(values.max()) <= high:  # type: ignore[arg-type]
+            dates = values.cast(pl.String).str.to_datetime(layout, strict=False)
+            if dates.null_count() == 0:
+                raise DataError(
+                    f"the timestamps look like dates written as digits ({example}), not "
+                    "seconds since 1970",
+                    where=where,
+                    how="write them as ISO-8601 text (2024-01-31, 2024-01-31T13:00:00) or as "
+                    "seconds since 1970 before preparing",
+                )
+    median = float(values.cast(pl.Float64).median())  # type: ignore[arg-type]
     if median <= LATEST_SECONDS:
         return
     unit, factor = (

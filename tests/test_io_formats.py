@@ -480,3 +480,10 @@ def test_a_side_table_named_in_capitals_and_a_jsonl_bom(tmp_path: Path) -> None:
     path.write_bytes(b'\xef\xbb\xbf{"user_id": "u1", "item_id": "i1", "timestamp": 1}\n')
     with pytest.raises(DataError, match="byte-order mark"):
         read(path)
+
+
+def test_header_names_with_spaces_around_them(tmp_path: Path) -> None:
+    path = tmp_path / "e.tsv"
+    path.write_text("user_id \t item\ttimestamp\nu1\ti1\t1\n")
+    events = read(path, mapping={"item_id": "item"}).events  # as --map strips the name
+    assert events.select("user_id", "item_id", "timestamp").rows() == [("u1", "i1", 1)]

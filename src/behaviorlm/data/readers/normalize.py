@@ -121,8 +121,14 @@ def plan_columns(
     --------
     >>> plan_columns(["uid", "item_id", "timestamp", "x"], {"user_id": "uid"}, where="e.csv")
     ({'uid': 'user_id', 'item_id': 'item_id', 'timestamp': 'timestamp'}, ['x'])
+    >>> plan_columns(["user_id ", " item", "ts"], {"item_id": "item", "timestamp": "ts"},
+    ...              where="e.csv")[0]
+    {' item': 'item_id', 'ts': 'timestamp', 'user_id ': 'user_id'}
     """
     listing = ", ".join(available)
+    # a header written with spaces around a name ("user_id ") names the same column
+    spaced = {c.strip(): c for c in available if c != c.strip() and c.strip() not in available}
+    mapping = {target: spaced.get(column, column) for target, column in mapping.items()}
     for target, column in mapping.items():
         if not is_event_column(target):
             raise DataError(
@@ -146,8 +152,9 @@ def plan_columns(
         )
     keep = {column: target for target, column in mapping.items()}
     for column in available:
-        if column not in keep and column not in mapping and is_event_column(column):
-            keep[column] = column
+        name = column.strip()
+        if column not in keep and name not in mapping and is_event_column(name):
+            keep[column] = name
     targets = set(keep.values())
     required = ["user_id"] + (["timestamp"] if need_time else [])
     for target in required:

@@ -487,3 +487,17 @@ def test_header_names_with_spaces_around_them(tmp_path: Path) -> None:
     path.write_text("user_id \t item\ttimestamp\nu1\ti1\t1\n")
     events = read(path, mapping={"item_id": "item"}).events  # as --map strips the name
     assert events.select("user_id", "item_id", "timestamp").rows() == [("u1", "i1", 1)]
+
+
+def test_whole_float_ids_name_the_same_items_as_integer_ids(tmp_path: Path) -> None:
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    # as pandas writes an id column with a missing value: floats
+    events = pl.DataFrame({"user_id": [1.0, 2.0], "item_id": [7.0, 12.0], "timestamp": [1, 2]})
+    events.write_parquet(folder / "events.parquet")
+    (folder / "items.csv").write_text("item_id,title\n7,seven\n12,twelve\n")
+    raw = read(folder)
+    assert raw.events["item_id"].to_list() == ["7", "12"]
+    assert raw.events["user_id"].to_list() == ["1", "2"]
+    assert raw.items is not None
+    assert set(raw.items["item_id"]) == {"7", "12"}

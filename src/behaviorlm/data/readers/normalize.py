@@ -180,15 +180,38 @@ def blank(expr: pl.Expr) -> pl.Expr:
     return expr.is_null() | (expr.cast(pl.String).str.len_bytes() == 0)
 
 
+def as_text(column: pl.Series) -> pl.Series:
+    """``column`` as String; floats that are all whole numbers as integers ("7", not "7.0"),
+    as pandas writes an id column with a missing value to Parquet, so that they name the same
+    ids as the integers of a CSV side table.
+
+    Examples
+    --------
+    >>> as_text(pl.Series([7.0, None, 12.0])).to_list(), as_text(pl.Series([1.5])).to_list()
+    (['7', None, '12'], ['1.5'])
+    """
+    if column.dtype.is_float():
+        values = column.drop_nulls()
+        largest = values.abs().max()  # None where there is no value
+        if (
+            isinstance(largest, float)
+            and largest < 2**53
+            and not values.is_nan().any()
+            and (values == values.round(0)).all()
+        ):
+            return column.cast(pl.Int64).cast(pl.String)
+    return column.cast(pl.String)
+
+
 def nonempty_text(column: pl.Series) -> pl.Series:
-    """``column`` as String with empty strings turned into nulls.
+    """``column`` as String (:func:`as_text`) with empty strings turned into nulls.
 
     Examples
     --------
     >>> nonempty_text(pl.Series(["a", "", None, " "])).to_list()
     ['a', None, None, ' ']
     """
-    text = column.cast(pl.String)
+    text = as_text(column)
     empty = (text.str.len_bytes() == 0).fill_null(False)
     return text.set(empty, None) if empty.any() else text
 

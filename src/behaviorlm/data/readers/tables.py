@@ -11,7 +11,13 @@ from __future__ import annotations
 import polars as pl
 
 from behaviorlm.data.errors import DataError, Report, check_bad_rows
-from behaviorlm.data.readers.normalize import ReadOptions, blank, count_first_reasons, to_seconds
+from behaviorlm.data.readers.normalize import (
+    ReadOptions,
+    as_text,
+    blank,
+    count_first_reasons,
+    to_seconds,
+)
 from behaviorlm.schema import FOLLOW_COLUMNS, ITEM_COLUMNS
 
 
@@ -61,7 +67,7 @@ def normalize_keyed(
     ['a', 'c']
     """
     _require(frame, (key,), where)
-    frame = frame.with_columns(pl.col(key).cast(pl.String))
+    frame = frame.with_columns(as_text(frame.get_column(key)))
     flags = {f"empty {key}": blank(pl.col(key))}
     fixes = {f"empty {key}": f"fill in {key} on every row"}
     if key == "item_id":
@@ -102,7 +108,9 @@ def normalize_follows(
     given = ~blank(pl.col("since").cast(pl.String)) if since is not None else pl.lit(False)
     seconds = to_seconds(since) if since is not None else pl.lit(None, dtype=pl.Int64)
     frame = frame.with_columns(
-        pl.col("follower_id", "followee_id").cast(pl.String), _since_given=given
+        as_text(frame.get_column("follower_id")),
+        as_text(frame.get_column("followee_id")),
+        _since_given=given,
     ).with_columns(since=seconds)
     flags = {
         "empty follower_id or followee_id": blank(pl.col("follower_id"))

@@ -233,6 +233,22 @@ def chunk_top_keys(scores: F32, start: int, k: int) -> Int:
     return top_keys(out, k)
 
 
+def seen_events(histories: Sequences, actions: npt.ArrayLike | None = None) -> Bool:
+    """The events whose items count as seen: the user's own events (a followee's share is not
+    seen by the user), of ``actions`` (action codes) where given.
+
+    Examples
+    --------
+    >>> s = Sequences.from_lists([[1, 2, 3]], n_items=3, actions=[[1, 3, 1]])
+    >>> seen_events(s).tolist(), seen_events(s, [3]).tolist()
+    ([True, True, True], [False, True, False])
+    """
+    own = ~histories.is_followee_event()
+    if actions is not None:
+        own &= np.isin(histories.actions, np.asarray(actions, dtype=np.int64))
+    return own
+
+
 def per_row_items(by_row: Sequence[npt.ArrayLike] | None, rows: int) -> tuple[Int, Int]:
     """``(row, item)`` pairs as two flat arrays from one array of item ids per row.
 
@@ -323,7 +339,6 @@ def recommend(
     R = len(histories)
     own_rows, own_items = per_row_items(exclude_by_row, R)
     own_items = _check_ids(own_items, n_items, "exclude_by_row")
-    seen_codes = None if seen_actions is None else np.asarray(seen_actions, dtype=np.int64)
     chunks = [(lo, min(lo + item_chunk, n_items + 1)) for lo in range(1, n_items + 1, item_chunk)]
     # per chunk, the columns (relative to the chunk start) that are never allowed
     blocked = {lo: np.flatnonzero(~ok[lo:hi]) for lo, hi in chunks}
@@ -341,10 +356,8 @@ def recommend(
         # its history with exclude_seen
         own = (own_rows >= first) & (own_rows < first + B)
         seen_rows, seen_items = own_rows[own] - first, own_items[own]
-        if exclude_seen:  # the row's own events: a followee's share is not seen by the user
-            own_event = ~batch.is_followee_event()
-            if seen_codes is not None:
-                own_event &= np.isin(batch.actions, seen_codes)
+        if exclude_seen:
+            own_event = seen_events(batch, seen_actions)
             seen_rows = np.concatenate([batch.row_of_event[own_event], seen_rows])
             seen_items = np.concatenate([batch.items[own_event], seen_items])
         # (B, <= k) running top-k keys of the batch over the chunks scored so far

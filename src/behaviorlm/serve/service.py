@@ -52,7 +52,7 @@ from behaviorlm.explain.gradients import MAX_STEPS
 from behaviorlm.explain.shapley import SAMPLES, context_players, shapley_rows
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.models.pop import Pop, PopConfig
-from behaviorlm.recommend import recommend
+from behaviorlm.recommend import recommend, seen_events
 from behaviorlm.schema import F32, Int, Sequences
 from behaviorlm.serve.metrics import Metrics
 from behaviorlm.serve.own_events import OwnEventCache
@@ -469,12 +469,11 @@ class Service:
         the items it did ``action`` on (``exclude_seen`` with ``action``); the user's own
         events only, as in ``recommend`` (a followee's share is not seen)."""
         history = timeline.sequences
-        known = (history.items > 0) & ~history.is_followee_event()
-        if request.action is not None:
-            code = self._action_code(request.action)  # checked even without exclude_seen
-            known &= history.actions == code  # "seen" = done this action on
+        # checked even without exclude_seen; "seen" = done this action on
+        codes = None if request.action is None else [self._action_code(request.action)]
         if not request.exclude_seen:
             return np.zeros(0, dtype=np.int64)
+        known = seen_events(history, codes) & (history.items > 0)
         return np.unique(history.items[known])
 
     def _readable(self, timeline: Timeline) -> bool:

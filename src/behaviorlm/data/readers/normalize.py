@@ -297,6 +297,24 @@ def to_seconds(column: pl.Series) -> pl.Series:
     return to_times(column)[0]
 
 
+#: Earliest time a column must reach to be taken for epoch seconds or dates (1973-03-03):
+#: smaller numbers are counts or durations.
+_EPOCH_FLOOR = 100_000_000
+
+
+def holds_times(column: pl.Series) -> bool:
+    """Whether a column's values read as times: dates or datetimes, ISO text, or epoch
+    seconds from 1973 on (not small numbers such as durations).
+
+    Examples
+    --------
+    >>> holds_times(pl.Series(["2024-01-03", "2024-01-01"])), holds_times(pl.Series([120, 30]))
+    (True, False)
+    """
+    earliest = to_times(column)[0].min()  # None where no value reads as a time
+    return isinstance(earliest, int) and earliest >= _EPOCH_FLOOR
+
+
 #: Latest plausible timestamp in seconds since 1970 (the year 5138): timestamps beyond it are
 #: milliseconds or microseconds.
 LATEST_SECONDS: Final = 100_000_000_000

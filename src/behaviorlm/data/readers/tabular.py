@@ -24,9 +24,9 @@ from behaviorlm.data.errors import DataError, Report
 from behaviorlm.data.raw import RawData
 from behaviorlm.data.readers.normalize import (
     ReadOptions,
+    holds_times,
     normalize_events,
     plan_columns,
-    to_times,
 )
 from behaviorlm.data.readers.tables import normalize_follows, normalize_keyed
 from behaviorlm.schema import EVENT_COLUMNS
@@ -76,24 +76,6 @@ def time_like(name: str) -> bool:
     """
     words = [w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", name)]
     return bool(TIME_WORDS.intersection(words)) or (len(words) > 1 and words[-1] == "at")
-
-
-#: Earliest time a column must reach to be taken for epoch seconds or dates (1973-03-03):
-#: smaller numbers are counts or durations.
-_EPOCH_FLOOR = 100_000_000
-
-
-def holds_times(column: pl.Series) -> bool:
-    """Whether a column's values read as times: dates or datetimes, ISO text, or epoch
-    seconds from 1973 on (not small numbers such as durations).
-
-    Examples
-    --------
-    >>> holds_times(pl.Series(["2024-01-03", "2024-01-01"])), holds_times(pl.Series([120, 30]))
-    (True, False)
-    """
-    earliest = to_times(column)[0].min()  # None where no value reads as a time
-    return isinstance(earliest, int) and earliest >= _EPOCH_FLOOR
 
 
 #: Table formats and their default field separator (None: not a delimited text format).
@@ -300,7 +282,7 @@ def read_events_table(
     has_time = "timestamp" in keep.values()
     timely = [c for c in ignored if time_like(c)] if not has_time else []
     if timely:  # the name says times; so must the values (watchTime may hold durations)
-        sample = collect(scan_table(path, fmt, sep=sep, text=timely).head(1000), path, fmt)
+        sample = collect(scan_table(path, fmt, sep=sep).select(timely).head(1000), path, fmt)
         timely = [c for c in timely if holds_times(sample[c])]
     if timely:
         raise DataError(

@@ -245,8 +245,6 @@ def to_times(column: pl.Series) -> tuple[pl.Series, pl.Series | None]:
         return to_times(column.cast(pl.String))
     if isinstance(dtype, pl.Decimal):
         return to_times(column.cast(pl.Float64))
-    if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
-        column = column.dt.convert_time_zone("UTC")  # the same instants
     if dtype.is_integer():
         return column.cast(pl.Int64), None
     if dtype == pl.Date:

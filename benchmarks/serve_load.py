@@ -86,7 +86,7 @@ import behaviorlm as blm
 from behaviorlm.allocator import is_glibc, user_configured
 from behaviorlm.serve.process import start_server
 from behaviorlm.serve.server import is_loopback
-from machine import malloc_label
+from machine import malloc_label, rss_mib
 
 #: Longest run accepted (seconds of measurement plus warm-up).
 MAX_SECONDS = 3600.0
@@ -152,17 +152,6 @@ def percentiles(seconds: list[float]) -> dict[str, float | None]:
         "p99_ms": round(float(p99), 3),
         "max_ms": round(float(ms.max()), 3),
     }
-
-
-def rss_mib(pid: int) -> float | None:
-    """Resident memory of process ``pid`` in MiB (None when it cannot be read)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024.0, 1)
-    except (OSError, ValueError):
-        return None
-    return None
 
 
 def cpu_seconds(pid: int) -> float | None:

@@ -397,6 +397,10 @@ class _Loop:
             "target_actions": list(self.codes),
         }
 
+    def _run_seconds(self) -> float:
+        """The run's clock: seconds in earlier processes (a resumed run) and in this one."""
+        return self.elapsed + time.perf_counter() - self.clock
+
     def _capture(self, stopped: str | None) -> Checkpoint:
         meta = {
             "epoch": self.epoch,
@@ -406,7 +410,7 @@ class _Loop:
             "bad_evals": self.bad_evals,
             "train_seconds": self.train_seconds,
             "events": self.events,
-            "elapsed_s": self.elapsed + time.perf_counter() - self.clock,
+            "elapsed_s": self._run_seconds(),
             "stopped": stopped,
             "identity": self._identity(),
         }
@@ -603,10 +607,10 @@ class _Loop:
                     )
                 (self.path / METRICS_FILE).write_text("")
         stopped = self._share(stopped)
-        start = time.perf_counter()
         # a resumed run has spent part of its budget already: the deadline and the schedule
         # that follows it go on from there
-        left = cfg.time_budget_s - self.elapsed - (start - self.clock)
+        left = cfg.time_budget_s - self._run_seconds()
+        start = time.perf_counter()
         deadline = start + left if cfg.time_budget_s > 0 else None
         columns = (
             TextColumn("{task.description}"),
@@ -651,7 +655,7 @@ class _Loop:
             "best_epoch": self.best_epoch,
             "best_valid": self.best_valid,
             "seconds": round(time.perf_counter() - start, 3),  # this session
-            "run_seconds": round(self.elapsed + time.perf_counter() - self.clock, 3),  # resumed too
+            "run_seconds": round(self._run_seconds(), 3),  # resumed sessions too
             "train_seconds": round(self.train_seconds, 3),
             "events_per_s": round(self.events / max(self.train_seconds, 1e-9), 1),
             "stopped": stopped or "completed",

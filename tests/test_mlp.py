@@ -10,9 +10,10 @@ import pytest
 import torch
 
 import behaviorlm as blm
+from behaviorlm.config import ConfigError
 from behaviorlm.models import MODELS
 from behaviorlm.models.batch import FeatureSizes, build_batch
-from behaviorlm.models.mlp import MLP, MLPConfig, MLPModule, first_occurrence
+from behaviorlm.models.mlp import MLP, MLPConfig, MLPModule, item_weights
 from behaviorlm.models.pop import Pop, PopConfig
 from behaviorlm.schema import Sequences
 from behaviorlm.train import TrainConfig, fit_model
@@ -72,12 +73,13 @@ def test_encode_shapes_and_output_layer() -> None:
 
 def test_hidden_layer_is_the_normalised_weighted_multi_hot() -> None:
     m = module()
-    # item 3 unrated (weight 1), item 5 rated 4 of 5 (0.8), item 3 again (a multi-hot: not
-    # counted twice), a search without an item (ignored), item 7 rated 5 (1.0)
+    # item 3 unrated (weight 1), item 5 rated 4 of 5 (0.8), item 3 again, now rated 2 (a
+    # multi-hot: counted once, with its rating 0.4 from then on), a search without an item
+    # (ignored), item 7 rated 5 (1.0)
     seqs = history([3, 5, 3, 0, 7], [np.nan, 4.0, 2.0, np.nan, 5.0])
     W1, b1 = m.tokens.item.weight.detach(), m.hidden_bias.detach()
     x = torch.zeros(N_ITEMS + 1)
-    x[[3, 5, 7]] = torch.tensor([1.0, 0.8, 1.0])
+    x[[3, 5, 7]] = torch.tensor([0.4, 0.8, 1.0])
     want = torch.relu(x @ W1 / x.norm() + b1)
     torch.testing.assert_close(encode(m, seqs)[0, -1], want, rtol=1e-5, atol=1e-6)
     # the prefix after two events: items 3 and 5 only
@@ -97,11 +99,30 @@ def test_rating_scale_weights_rated_items() -> None:
     torch.testing.assert_close(got, torch.relu(0.5 * W1[2] + W1[6] + b1))
 
 
-def test_first_occurrence_marks_repeats() -> None:
-    items = torch.tensor([[0, 4, 4, 2, 4], [3, 3, 1, 1, 3]])
-    mask = torch.tensor([[False, True, True, True, True], [True] * 5])
-    want = [[False, True, False, True, False], [True, False, True, False, False]]
-    assert first_occurrence(items, mask).tolist() == want
+def test_an_item_weighs_its_latest_rating() -> None:
+    items = torch.tensor([[0, 4, 4, 2, 4, 4], [3, 3, 1, 1, 3, 3]])
+    mask = torch.tensor([[False] + [True] * 5, [True] * 6])
+    nan = float("nan")
+    values = torch.tensor([[nan, nan, 0.6, nan, nan, 0.2], [0.8, nan, nan, 0.4, nan, 1.0]])
+    rated = ~torch.isnan(values)
+    now, before = item_weights(items, mask, rated, torch.nan_to_num(values))
+    # row 0: item 4 viewed (1), rated 0.6, item 2 (1), item 4 again (still 0.6), rated 0.2
+    assert now[0].tolist() == pytest.approx([0.0, 1.0, 0.6, 1.0, 0.6, 0.2])
+    assert before[0].tolist() == pytest.approx([0.0, 0.0, 1.0, 0.0, 0.6, 0.6])
+    # row 1: item 3 rated 0.8 and kept through its repeat; item 1 viewed, then rated 0.4
+    assert now[1].tolist() == pytest.approx([0.8, 0.8, 1.0, 0.4, 0.8, 1.0])
+    assert before[1].tolist() == pytest.approx([0.0, 0.8, 0.0, 1.0, 0.8, 0.8])
+
+
+def test_a_rating_after_a_view_sets_the_weight() -> None:
+    # a view of item 2, then its rating of 1 star: the item weighs 0.2 from the rating on,
+    # in the vector and in its norm, as a timeline with the rating alone
+    m = module(replace(CONFIG, normalize="l2"))
+    viewed_first = encode(m, history([2, 6, 2], [np.nan, np.nan, 1.0]))[0, -1]
+    rated_only = encode(m, history([6, 2], [np.nan, 1.0]))[0, -1]
+    torch.testing.assert_close(viewed_first, rated_only, rtol=1e-5, atol=1e-6)
+    five_stars = encode(m, history([2, 6, 2], [np.nan, np.nan, 5.0]))[0, -1]
+    assert not torch.allclose(viewed_first, five_stars)
 
 
 def test_only_the_item_history_matters() -> None:
@@ -194,3 +215,10 @@ def test_learns_the_simulator_beyond_popularity() -> None:
     pop_ndcg = pop.metrics["NDCG"][10]
     assert summary["best_epoch"] == epochs
     assert summary["best_valid"]["NDCG@10"] > 1.2 * pop_ndcg, (summary, pop_ndcg)
+
+
+def test_the_squared_loss_refuses_another_training_loss() -> None:
+    split = blm.leave_one_out(blm.preprocess(blm.simulate(30, seed=0)))
+    model = MLP(replace(CONFIG, loss="squared"))
+    with pytest.raises(ConfigError, match="would be ignored"):
+        fit_model(model, split, TrainConfig(loss="sampled", epochs=1), progress=False)

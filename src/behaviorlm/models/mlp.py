@@ -26,7 +26,9 @@ token embedding (``module.tokens.item``); the output layer ``W_2, b_2`` is separ
 :meth:`MLPModule.item_embeddings` / :meth:`MLPModule.item_bias` return it.
 
 Choices within the design: an item repeated in the window counts once (a multi-hot), with
-the weight of its first occurrence; events without an item (searches) are ignored; the
+the weight of its latest rating so far (a view followed by a rating of the same item weighs
+as the rating from then on; 1 while the item has no rating); events without an item
+(searches) are ignored; the
 normaliser is the L2 norm of ``x`` (or its sum, or none); dropout acts on the hidden layer.
 Only the item history is used (every other feature group is ignored), so the token
 embedding is built with vocabulary size 1 (padding only) for all other components.
@@ -69,7 +71,8 @@ class MLPConfig:
     dropout : float
         Dropout on the hidden layer.
     rating_scale : float
-        An event with a value (a rating) weighs ``value / rating_scale``; others weigh 1.
+        An item the user rated weighs ``value / rating_scale`` (its latest rating); an item
+        without a rating weighs 1.
     normalize : {"l2", "sum", "none"}
         Divide the multi-hot vector by its L2 norm, by its sum, or not at all.
     loss : {"ce", "squared"}
@@ -102,18 +105,44 @@ class MLPConfig:
             raise ValueError(f"loss must be 'ce' or 'squared', got {self.loss!r}")
 
 
-def first_occurrence(items: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(B, T) True where an event's item does not occur at an earlier valid event of its row.
+def item_weights(
+    items: torch.Tensor, mask: torch.Tensor, rated: torch.Tensor, value: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weight of each event's item in the multi-hot of its prefix, and just before it.
+
+    An item weighs its latest rating up to and including the event (``value`` where
+    ``rated``), or 1 if it has none yet. Returns ``(now, before)``, each (B, T): the item's
+    weight in the prefix that ends at the event, and in the prefix before it (0 where the
+    item does not occur there); both 0 where ``mask`` is false. The multi-hot of a prefix
+    is then the running sum of ``(now - before)`` times the item's row.
 
     Examples
     --------
-    >>> first_occurrence(torch.tensor([[0, 3, 4, 3]]), torch.tensor([[False, True, True, True]]))
-    tensor([[False,  True,  True, False]])
+    >>> items, mask = torch.tensor([[0, 3, 4, 3]]), torch.tensor([[False, True, True, True]])
+    >>> rated = torch.tensor([[False, False, False, True]])
+    >>> now, before = item_weights(items, mask, rated, torch.tensor([[0.0, 0.0, 0.0, 0.4]]))
+    >>> now.tolist(), before.tolist()
+    ([[0.0, 1.0, 1.0, 0.4000000059604645]], [[0.0, 0.0, 0.0, 1.0]])
     """
     t = items.shape[1]
-    earlier = torch.ones(t, t, dtype=torch.bool, device=items.device).tril(-1)  # j < i
-    same = (items[:, :, None] == items[:, None, :]) & mask[:, None, :]  # (B, T, T)
-    return mask & ~(same & earlier).any(-1)
+    order = torch.arange(t, device=items.device)
+    upto = torch.ones(t, t, dtype=torch.bool, device=items.device).tril()  # j <= i
+    same = (items[:, :, None] == items[:, None, :]) & mask[:, None, :] & mask[:, :, None]
+    first = mask & ~(same & upto.tril(-1)).any(-1)
+    sets = mask & (rated | first)  # events that set their item's weight
+    weight = torch.where(rated, value, torch.ones_like(value))
+    setters = same & sets[:, None, :]  # (B, T, T): earlier-or-same events that set the weight
+
+    def latest(allowed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weight set by the latest allowed setter of each event, and whether there is one."""
+        index = torch.where(allowed, order, -1).amax(-1)  # (B, T)
+        found = index >= 0
+        return weight.gather(1, index.clamp(min=0)) * found, found
+
+    now, _ = latest(setters & upto)
+    before, _ = latest(setters & upto.tril(-1))
+    zero = torch.zeros_like(now)
+    return torch.where(mask, now, zero), torch.where(mask, before, zero)
 
 
 class MLPModule(SequenceModule):
@@ -145,24 +174,20 @@ class MLPModule(SequenceModule):
         nn.init.normal_(self.output.weight, std=config.hidden**-0.5)
         nn.init.zeros_(self.output.bias)
 
-    def event_weights(self, batch: SequenceBatch) -> torch.Tensor:
-        """(B, T) weight of each event in the multi-hot vector (0 if it does not count)."""
-        rated = batch.values / self.config.rating_scale
-        weight = torch.where(torch.isnan(batch.values), torch.ones_like(rated), rated)
-        counts = first_occurrence(batch.items, batch.mask & (batch.items > 0))
-        return weight * counts
-
     def encode(self, batch: SequenceBatch) -> torch.Tensor:
-        w = self.event_weights(batch)  # (B, T)
+        rated = ~torch.isnan(batch.values)
+        value = torch.where(rated, batch.values, 0.0) / self.config.rating_scale
+        now, before = item_weights(batch.items, batch.mask & (batch.items > 0), rated, value)
         rows = self.tokens.item(batch.items)  # (B, T, H): row of W_1 for each event
-        total = torch.cumsum(w.unsqueeze(-1) * rows, dim=1)  # (B, T, H): W_1^T x of each prefix
+        # (B, T, H): W_1^T x of each prefix, the item's weight changed by each event
+        total = torch.cumsum((now - before).unsqueeze(-1) * rows, dim=1)
         norm = self.config.normalize
         if norm == "l2":
-            scale = torch.cumsum(w * w, dim=1).sqrt()
+            scale = torch.cumsum(now * now - before * before, dim=1).clamp(min=0).sqrt()
         elif norm == "sum":
-            scale = torch.cumsum(w, dim=1).abs()
+            scale = torch.cumsum(now - before, dim=1).abs()
         else:
-            scale = torch.ones_like(w)
+            scale = torch.ones_like(now)
         total = total / scale.clamp(min=1e-6).unsqueeze(-1)
         out: torch.Tensor = self.dropout(functional.relu(total + self.hidden_bias))
         return out

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import behaviorlm as blm
@@ -73,3 +75,40 @@ def test_unknown_or_misgiven_ids_are_named() -> None:
         art.item_ids(str(ds.items["item_id"][0]))  # type: ignore[arg-type]
     with pytest.raises(blm.DataError, match=r"unknown user id\(s\): zz \(in"):
         art.user_index([known, "zz"])
+
+
+def test_a_log_without_times_trains_without_the_time_group(tmp_path: Path) -> None:
+    """Row numbers are no times: the gap embedding and hstu's time bias stay off, so a
+    later event stamped by a real clock scores as one stamped like the training rows."""
+    rows = [f"u{u},i{(u * 3 + k) % 7}" for u in range(12) for k in range(5)]
+    (tmp_path / "log.csv").write_text("user_id,item_id\n" + "\n".join(rows) + "\n")
+    ds = blm.preprocess(blm.read(tmp_path / "log.csv"))
+    assert not ds.meta["has_time"]
+    tiny = ["model.dim=8", "model.heads=1", "train.epochs=1", "train.schedule=epochs"]
+    for name in ("sasrec", "hstu"):
+        art = blm.train(ds, name, overrides=tiny, progress=False)
+        assert art.run["config"]["model"]["features"]["time"] is False
+        assert art.model.config.features.time is False
+        (seqs,) = [art.histories(["u1"])]
+        late = seqs.timestamps.copy()
+        late[-1] = 1_700_000_000  # the service stamps a live event with the clock
+        now = blm.recommend(art.model, seqs, k=5).scores
+        later = blm.recommend(art.model, replace(seqs, timestamps=late), k=5).scores
+        np.testing.assert_allclose(now, later, rtol=0, atol=0)
+
+
+def test_followee_events_join_only_the_timelines_of_models_that_tell_them_apart() -> None:
+    ds = blm.preprocess(blm.simulate(60, seed=4))
+    feed = ["split.followee_actions=['share']"]
+    assert (
+        blm.train(ds, "markov", overrides=feed, progress=False).run["config"]["split"][
+            "followee_actions"
+        ]
+        == []
+    )
+    tiny = [*feed, "model.dim=8", "model.heads=1", "train.epochs=1", "train.schedule=epochs"]
+    social = blm.train(ds, "sasrec", overrides=tiny, progress=False)
+    assert social.run["config"]["split"]["followee_actions"] == ["share"]
+    off = blm.train(ds, "sasrec", overrides=[*tiny, "model.features.social=false"], progress=False)
+    assert off.run["config"]["split"]["followee_actions"] == []
+    assert off.run["train_events"] < social.run["train_events"]

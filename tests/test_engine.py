@@ -375,6 +375,44 @@ def test_a_fresh_run_leaves_no_file_of_an_earlier_run_in_its_folder(tmp_path: Pa
     assert json.loads((tmp_path / engine.SUMMARY_FILE).read_text())["epochs"] == 0
 
 
+def test_a_fresh_run_takes_the_earlier_artifact_off(tmp_path: Path) -> None:
+    """Until the new run saves its own, the folder holds no artifact that could pass for it."""
+    (tmp_path / "artifact.json").write_text("{}")
+    fit(replace(FAST, epochs=1), run_dir=tmp_path)
+    assert not (tmp_path / "artifact.json").exists()
+
+
+def test_a_larger_patience_lets_an_early_stopped_run_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[dict[str, torch.Tensor]] = []
+    scripted_validation(monkeypatch, [0.3, 0.1, 0.1, 0.5, 0.1, 0.1, 0.1, 0.1], seen)
+    _, summary = fit(replace(FAST, epochs=8, patience=1), run_dir=tmp_path)
+    assert (summary["stopped"], summary["epochs"]) == ("early_stopping", 2)
+    _, summary = fit(replace(FAST, epochs=8, patience=3), run_dir=tmp_path, resume=True)
+    # epochs 2 and 3 count toward the new patience; epoch 4 is the best; 5 to 7 run it out
+    assert (summary["stopped"], summary["epochs"], summary["best_epoch"]) == (
+        "early_stopping",
+        7,
+        4,
+    )
+    # the same patience again: nothing more to train
+    _, again = fit(replace(FAST, epochs=8, patience=3), run_dir=tmp_path, resume=True)
+    assert again["steps"] == summary["steps"]
+
+
+def test_a_clock_behind_the_steps_never_moves_the_learning_rate() -> None:
+    """A run ahead of its budget's pace follows its steps alone, so its seed repeats it
+    (the clock once led right after the warm-up, where the steps' decay restarted at 0)."""
+    cfg = replace(FAST, lr=1.0, min_lr=0.0, warmup_steps=10)
+    for step in range(101):
+        for pace in (0.0, 0.3, 0.99):
+            spent = pace * step / 100
+            assert engine.lr_at(step, 101, cfg, spent) == engine.lr_at(step, 101, cfg), (step, pace)
+    # a clock ahead of the steps leads: at step 10 with 55 % of the budget spent, as step 55
+    assert engine.lr_at(10, 101, cfg, 0.55) == pytest.approx(engine.lr_at(55, 101, cfg))
+
+
 def test_resuming_a_folder_without_a_checkpoint_says_a_new_run_starts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -387,8 +425,11 @@ def test_resuming_a_folder_without_a_checkpoint_says_a_new_run_starts(
 
 def test_resume_refuses_another_config(tmp_path: Path) -> None:
     fit(replace(FAST, epochs=1), run_dir=tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     with pytest.raises(ConfigError, match="another config"):
         fit(replace(FAST, epochs=1, lr=0.5), run_dir=tmp_path, resume=True)
+    # the refused run changed nothing: the first command still resumes its folder
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
     # allowed changes (threads, patience, time budget) resume fine
     fit(replace(FAST, epochs=1, patience=3), run_dir=tmp_path, resume=True)
 
@@ -612,6 +653,26 @@ def test_train_table_of_the_run_config() -> None:
     assert (cfg.train.epochs, cfg.train.lr) == (3, 3e-4)
     assert cfg.to_dict()["train"]["lr"] == 3e-4
     assert resolve_run_config("pop", {"train": {"epochs": 3}}).train.epochs == 3
+
+
+def test_a_model_that_disagrees_with_the_config_or_the_run_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sasrec_file = {"run": {"model": "sasrec"}, "model": {"dim": 32}}
+    with pytest.raises(ConfigError, match="model = 'sasrec' but the model given is 'hstu'"):
+        resolve_run_config("hstu", sasrec_file)
+    assert resolve_run_config("sasrec", sasrec_file).model_config.dim == 32
+    # resuming the folder of another model names the model it holds
+    ds = blm.preprocess(blm.simulate(40, seed=1))
+    run = tmp_path / "run"
+    blm.train(ds, "markov", out_dir=run, progress=False)
+    with pytest.raises(ConfigError, match="the run to resume trained 'markov', not 'sasrec'"):
+        blm.train(ds, "sasrec", out_dir=run, resume=True, progress=False)
+    ds.save(tmp_path / "ds")
+    capsys.readouterr()
+    argv = ["train", str(tmp_path / "ds"), "--model", "sasrec", "--out", str(run), "--resume"]
+    assert main(argv) != 0
+    assert "the run to resume trained 'markov'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

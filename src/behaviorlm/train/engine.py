@@ -26,7 +26,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
@@ -44,6 +44,7 @@ from rich.progress import (
 )
 from torch.profiler import record_function
 
+from behaviorlm.artifact import META_FILE as ARTIFACT_META
 from behaviorlm.config import ConfigError, to_dict
 from behaviorlm.evaluate.runner import evaluate, targets_in_history
 from behaviorlm.models.base import Recommender
@@ -134,10 +135,13 @@ def torch_threads(threads: int) -> Iterator[None]:
 def lr_at(step: int, total_steps: int, config: TrainConfig, spent: float = 0.0) -> float:
     """Learning rate of optimiser step ``step`` (0-based): linear warm-up, then cosine decay.
 
-    The warm-up lasts ``warmup_steps``, but at most a tenth of all steps (or of the time
-    budget), so that a short run on a small data set does not spend most of its time warming
-    up. ``spent`` is the share of the time budget used so far (``schedule = "budget"``): the
-    warm-up and the decay go by whichever is further on, the steps or the clock.
+    The warm-up lasts ``warmup_steps``, but at most a tenth of all steps, so that a short
+    run on a small data set does not spend most of its time warming up. ``spent`` is the
+    share of the time budget used so far (``schedule = "budget"``): the warm-up and the
+    decay go by whichever is further on, the steps or the clock (``spent`` of the budget
+    counts as that share of all steps, in whole steps). Both are measured from the start of
+    the run, so a run that keeps ahead of its budget's pace follows its steps alone and
+    repeats with its seed.
 
     Examples
     --------
@@ -146,15 +150,21 @@ def lr_at(step: int, total_steps: int, config: TrainConfig, spent: float = 0.0) 
     [0.1, 1.0, 1.0, 0.5, 0.0]
     >>> [round(lr_at(s, 21, cfg), 3) for s in (0, 1, 2, 20)]  # warm-up cut to 2 steps
     [0.5, 1.0, 1.0, 0.0]
-    >>> round(lr_at(10, 101, cfg, spent=0.5), 3)  # half the time budget gone
+    >>> round(lr_at(55, 101, cfg, spent=0.3), 3)  # ahead of the clock: the steps count
     0.5
-    >>> round(lr_at(2, 101, cfg, spent=0.05), 3)  # half of a tenth of the budget: warm-up half
+    >>> round(lr_at(10, 101, cfg, spent=0.55), 3)  # behind it: as if at step 55
+    0.5
+    >>> round(lr_at(2, 101, cfg, spent=0.049), 3)  # 4.9 steps' worth of the budget: step 4
     0.5
     """
+    last = max(1, total_steps - 1)
     warmup = min(config.warmup_steps, total_steps // 10)
-    if step < warmup and spent < 0.1:
-        return config.lr * max((step + 1) / warmup, spent / 0.1)
-    done = min(1.0, max((step - warmup) / max(1, total_steps - 1 - warmup), spent))
+    # the step the run is at: its own, or where the clock says it should be (whole steps of
+    # the budget's pace), whichever is further on; a run ahead of the clock never reads it
+    at = max(step, math.floor(spent * last))
+    if at < warmup:
+        return config.lr * (at + 1) / warmup
+    done = min(1.0, (at - warmup) / max(1, last - warmup))
     return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1.0 + math.cos(math.pi * done))
 
 
@@ -261,15 +271,29 @@ def fit_model(
     path = Path(run_dir) if run_dir is not None else None
     if resume and path is None:
         raise ValueError("resume needs the run directory that holds the checkpoint")
+    own_loss = getattr(model.config, "loss", "ce")  # mlp's squared error replaces train.loss
+    if neural and own_loss != "ce" and train_config.loss != "ce":
+        raise ConfigError(
+            f"model.loss = {own_loss!r} is the model's own item loss and replaces "
+            f"train.loss; train.loss = {train_config.loss!r} would be ignored: leave it 'ce'"
+        )
 
-    def begin() -> None:
-        """The run folder, once the run has passed its checks: this run's config, and no file
-        of an earlier run (a fresh run), so a refused run leaves the folder as it was."""
+    def begin(resumed: bool) -> None:
+        """The run folder, once the run has passed its checks (a resumed run: its checkpoint
+        too): this run's config, and no file of an earlier run (a fresh run), so a refused
+        run leaves the folder as it was. An earlier artifact loses its ``artifact.json``, so
+        a fresh run cut short leaves no model that reads as this run's."""
         if path is None:
             return
         path.mkdir(parents=True, exist_ok=True)
-        if not resume:
-            for name in (METRICS_FILE, SUMMARY_FILE, CHECKPOINT_TENSORS, CHECKPOINT_META):
+        if not resumed:
+            for name in (
+                METRICS_FILE,
+                SUMMARY_FILE,
+                CHECKPOINT_TENSORS,
+                CHECKPOINT_META,
+                ARTIFACT_META,
+            ):
                 (path / name).unlink(missing_ok=True)
         config = run_config or {
             "model": model.name,
@@ -279,7 +303,7 @@ def fit_model(
         _write_json(path / CONFIG_FILE, config)
 
     if not isinstance(model, NeuralRecommender):
-        begin()
+        begin(False)  # a baseline fits anew: nothing to resume
         start = time.perf_counter()
         model.fit(split.train)
         seconds = time.perf_counter() - start
@@ -295,8 +319,7 @@ def fit_model(
     else:
         with torch_threads(train_config.threads or world.threads(available_cores())):
             loop = _Loop(model, split, train_config, path, progress, target_actions, world, device)
-            begin()
-            summary = loop.run(resume)
+            summary = loop.run(resume, begin)
     if path is not None:
         _write_json(path / SUMMARY_FILE, summary)
     return summary
@@ -458,6 +481,9 @@ class _Loop:
                 "use another run directory or drop --resume"
             )
         stopped = self._restore(ckpt)
+        patience = self.config.patience
+        if stopped == "early_stopping" and not (patience and self.bad_evals >= patience):
+            stopped = None  # a larger patience (or none) lets the run go on from its last epoch
         metrics = self.path / METRICS_FILE
         if metrics.is_file():  # drop lines of epochs after the checkpoint (a crash between)
             kept = [
@@ -594,18 +620,21 @@ class _Loop:
 
     # ---- the run ----------------------------------------------------------------------
 
-    def run(self, resume: bool) -> dict[str, Any]:
+    def run(self, resume: bool, begin: Callable[[bool], None]) -> dict[str, Any]:
+        """Train (or go on training); ``begin(resumed)`` prepares the run folder once the
+        checkpoint to resume from, if any, has been checked."""
         cfg = self.config
         stopped: str | None = None
-        if self.path is not None:
-            if resume and Checkpoint.exists(self.path):
-                stopped = self._resume()
-            else:
-                if resume and self.progress:  # said, not refused: the run starts from epoch 1
-                    status_console.print(
-                        f"no checkpoint in {self.path} to resume: a new run starts", highlight=False
-                    )
-                (self.path / METRICS_FILE).write_text("")
+        resumed = resume and self.path is not None and Checkpoint.exists(self.path)
+        if resumed:
+            stopped = self._resume()  # refuses another config before the folder changes
+        begin(resumed)
+        if self.path is not None and not resumed:
+            if resume and self.progress:  # said, not refused: the run starts from epoch 1
+                status_console.print(
+                    f"no checkpoint in {self.path} to resume: a new run starts", highlight=False
+                )
+            (self.path / METRICS_FILE).write_text("")
         stopped = self._share(stopped)
         # a resumed run has spent part of its budget already: the deadline and the schedule
         # that follows it go on from there

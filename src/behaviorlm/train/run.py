@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -128,6 +128,18 @@ def resolve_run_config(
             if not isinstance(table, Mapping):
                 raise ConfigError(f"[{section}] must be a table of settings, got {table!r}")
     run_table = {**(base or {}).get("run", {}), **given.get("run", {})}
+    named = given.get("run", {}).get("model")
+    if model is not None and named is not None and named != model:
+        raise ConfigError(
+            f"the config sets [run] model = {named!r} but the model given is {model!r}; "
+            "the settings of one model do not fit another: drop one of them"
+        )
+    stored = (base or {}).get("run", {}).get("model")
+    if stored is not None and (model or named or stored) != stored:
+        raise ConfigError(
+            f"the run to resume trained {stored!r}, not {model or named!r}; resume it as "
+            f"{stored!r}, or train {model or named!r} in another folder or without resuming"
+        )
     name = model if model is not None else run_table.get("model")
     if name is not None and not isinstance(name, str):
         raise ConfigError(f"run.model must be a model name, got {name!r}")
@@ -157,6 +169,44 @@ def resolve_run_config(
         model_config=from_dict(config_class, merged.get("model", {}), where="model"),
         train=from_dict(TrainConfig, merged.get("train", {}), where="train"),
     )
+
+
+def fit_to_data(cfg: RunConfig, dataset: Dataset) -> RunConfig:
+    """``cfg`` with the feature groups the data set cannot feed switched off.
+
+    A data set without real times (``meta["has_time"]`` false: its events are in the order
+    of the input rows, their "times" row numbers) gets no time group: gaps between row
+    numbers say nothing, and events stamped by a real clock later (the service's) would
+    fall in gap buckets that training never saw. Other groups need no switch: absent data
+    leaves their tables empty, and the model leaves them out.
+
+    The followees' events (``split.followee_actions``) join the timelines only of a model
+    that reads the social group (``features.social``): they are told apart from the user's
+    own events by their source alone, so a model without it (a baseline, ``mlp``, or a
+    sequence model with the group off) would take a followee's share for the user's own.
+
+    Examples
+    --------
+    >>> from behaviorlm.data.synthetic import simulate
+    >>> from behaviorlm.data.preprocess import preprocess
+    >>> ds = preprocess(simulate(n_users=30, seed=0))
+    >>> cfg = resolve_run_config("sasrec")
+    >>> fit_to_data(cfg, ds).model_config.features.time
+    True
+    >>> ds.meta["has_time"] = False
+    >>> fit_to_data(cfg, ds).model_config.features.time
+    False
+    >>> cfg.split.followee_actions, fit_to_data(resolve_run_config("markov", overrides=[
+    ...     "split.followee_actions=['share']"]), ds).split.followee_actions
+    (('share',), ())
+    """
+    features = getattr(cfg.model_config, "features", None)
+    if cfg.split.followee_actions and (features is None or not features.social):
+        cfg = replace(cfg, split=replace(cfg.split, followee_actions=()))
+    if dataset.meta.get("has_time", True) or features is None or not features.time:
+        return cfg
+    model_config = replace(cfg.model_config, features=replace(features, time=False))
+    return replace(cfg, model_config=model_config)
 
 
 def train(
@@ -206,7 +256,9 @@ def train(
     """
     # a run resumed starts from its own stored config: it may predate the shipped defaults
     base = stored_config(out_dir) if resume else None
-    cfg = resolve_run_config(model, config, overrides, defaults=defaults, base=base)
+    cfg = fit_to_data(
+        resolve_run_config(model, config, overrides, defaults=defaults, base=base), dataset
+    )
     split = make_split(dataset, cfg.split)
     fitted = MODELS[cfg.model][1](cfg.model_config)
     codes = [dataset.action_code(a) for a in cfg.split.target_actions]

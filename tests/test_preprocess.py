@@ -347,6 +347,9 @@ def test_side_tables_users_items_follows() -> None:
         "duplicate edge": 1,
     }
     check_accounting(ds)
+    # kept duplicate events keep no duplicate edge: a follower counts once (reach, exposure)
+    kept = preprocess(raw, PrepareConfig(min_item_events=2, dedupe=False))
+    assert kept.follows.rows() == [(1, 2, 5), (2, 1, 6)]
 
 
 def test_without_side_tables() -> None:

@@ -20,8 +20,9 @@ rows out, drops by reason), named as quoted here:
 6. ``"items table"`` / ``"users table"``: side-table rows of items or users without kept
    events are dropped (and counted apart from missing and duplicate ids); kept items or users
    without a side-table row get nulls. ``"follows table"``: edges are mapped to internal ids;
-   edges with a user without kept events, self follows and (with ``dedupe``) repeated edges
-   are dropped.
+   edges with a user without kept events, self follows and repeated edges are dropped (a
+   follow graph is a set of edges, whatever ``dedupe`` says of events; the first ``since``
+   is kept).
 
 Id maps: users ``1..n_users`` and items ``1..n_items`` (0 = padding / none) are numbered in
 the natural order of their external ids: by the text before the trailing digits, then by
@@ -68,7 +69,8 @@ class PrepareConfig:
     Attributes
     ----------
     dedupe : bool
-        Drop exact duplicate events (and duplicate follow edges), keeping the first.
+        Drop exact duplicate events, keeping the first (repeated follow edges are always
+        dropped: a follower counts once for reach and exposure).
     collapse_repeats : bool
         Drop an event that repeats the user's previous event (same item, action and query).
     min_user_events : int
@@ -156,7 +158,7 @@ def preprocess(raw: RawData, config: PrepareConfig | None = None) -> Dataset:
 
     items = _side_table(raw.items, "item", item_ids.filter(items_kept), item_ids, report)
     users = _side_table(raw.users, "user", user_ids.filter(users_kept), user_ids, report)
-    follows = _follows(raw.follows, users, config.dedupe, report)
+    follows = _follows(raw.follows, users, report)
     counts = np.bincount(events["action"].to_numpy(), minlength=len(vocab["action"]) + 1)
     meta: dict[str, Any] = {
         "name": raw.name,
@@ -505,9 +507,7 @@ def _side_table(
     return base.join(table, on=key, how="left", maintain_order="left")
 
 
-def _follows(
-    follows: pl.DataFrame | None, users: pl.DataFrame, dedupe: bool, report: Report
-) -> pl.DataFrame:
+def _follows(follows: pl.DataFrame | None, users: pl.DataFrame, report: Report) -> pl.DataFrame:
     """Follow edges with internal ids; edges whose users have no events are dropped."""
     schema = {"follower": pl.Int64(), "followee": pl.Int64(), "since": pl.Int64()}
     if follows is None:
@@ -538,7 +538,7 @@ def _follows(
     # sorted stably, a duplicate edge directly follows its first occurrence
     edges = edges.filter(~self_loop).sort("follower", "followee", maintain_order=True)
     repeat = np.zeros(edges.height, dtype=np.bool_)
-    if dedupe and edges.height:
+    if edges.height:
         a, b = edges["follower"].to_numpy(), edges["followee"].to_numpy()
         repeat[1:] = (a[1:] == a[:-1]) & (b[1:] == b[:-1])
         edges = edges.filter(pl.Series(~repeat))

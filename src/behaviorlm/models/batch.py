@@ -6,8 +6,10 @@ Rows are right-aligned: the most recent event of every row sits at column ``T - 
 padding fills the left, so the last column is always the position to predict from and the
 output at an event never depends on how much padding stands before it.
 
-Codes are clamped to the model's vocabulary sizes (a code the model never saw becomes 0,
-"unknown"), so a model scores timelines with new devices or cities without failing.
+Codes are clamped to the model's vocabulary sizes (a code above them becomes 0, "unknown"),
+so a model scores timelines with new devices or cities without failing; a context code
+below them that training never had has a zero row, read as unknown too
+(:func:`behaviorlm.models.neural.unseen_to_zero`).
 """
 
 from __future__ import annotations

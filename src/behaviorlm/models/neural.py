@@ -106,6 +106,43 @@ class TokenEmbedding(nn.Module):
         return total * batch.mask.unsqueeze(-1)
 
 
+def unseen_to_zero(tokens: TokenEmbedding, train: Sequences) -> None:
+    """Zero the context rows (action, device, location, source, query word) of codes that no
+    training event has.
+
+    A table is sized by the largest code in training, so a code below it that training never
+    had (a query word first searched after the cut, an action only of test events) would keep
+    its random first row for good: no event looks it up, so no gradient or weight decay ever
+    moves it. At zero it reads as the unknown code 0 does. Item rows are left alone: they
+    are also the output layer.
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> s = Sequences.from_lists([[1, 2]], n_items=2)
+    >>> s = replace(s, actions=np.array([1, 3]))  # action 2 never occurs
+    >>> tokens = TokenEmbedding(FeatureSizes.of(s), dim=4, features=FeatureConfig())
+    >>> unseen_to_zero(tokens, s)
+    >>> [bool(row.any()) for row in tokens.action.weight]
+    [False, True, False, True]
+    """
+    tables = (
+        (tokens.action, train.actions),
+        (tokens.device, train.devices),
+        (tokens.location, train.locations),
+        (tokens.source, train.sources),
+        (tokens.query, train.extra.get("query_words")),
+    )
+    with torch.no_grad():
+        for table, codes in tables:
+            if codes is None:
+                continue
+            seen = torch.zeros(table.num_embeddings, dtype=torch.bool)
+            present = np.unique(np.asarray(codes))
+            seen[torch.as_tensor(present[present < table.num_embeddings])] = True
+            table.weight[~seen] = 0.0
+
+
 class SequenceModule(nn.Module):
     """A sequence model body: token embedding -> ``encode`` -> hidden states, two heads.
 
@@ -212,6 +249,7 @@ class NeuralRecommender(Recommender):
         self.sizes = FeatureSizes.of(train)
         self.n_items = train.n_items
         self.module = self.build(self.sizes)
+        unseen_to_zero(self.module.tokens, train)
         self.traced = None
         return self.module
 

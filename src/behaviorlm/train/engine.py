@@ -655,8 +655,16 @@ class _Loop:
                 self.model.name, total=self.total_steps, completed=self.step, loss=0.0, rate=0.0
             )
 
+            first_step = self.step
+
             def advance(n: int, loss: float, rate: float) -> None:
-                bar.update(task, advance=n, loss=loss, rate=rate)
+                total = self.total_steps
+                if deadline is not None:  # the budget may end the run first: the bar (and its
+                    # remaining time) goes to the step the session's pace reaches by then
+                    now = time.perf_counter()
+                    pace = (self.step - first_step) / max(now - start, 1e-9)
+                    total = min(total, self.step + int(pace * max(deadline - now, 0.0)))
+                bar.update(task, advance=n, loss=loss, rate=rate, total=max(total, self.step))
 
             while stopped is None and self.epoch < cfg.epochs:
                 self.epoch += 1

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from rich.console import Console
 
 import behaviorlm as blm
 from behaviorlm.explain import Target, explain
+from behaviorlm.explain.artifacts import labelled_explanation
 from behaviorlm.explain.attention import attention, last_layer
+from behaviorlm.explain.explanation import single_valued
 from behaviorlm.explain.gradients import integrated_gradients, path_rule
 from behaviorlm.explain.groups import ablate_groups, event_kinds
 from behaviorlm.explain.occlusion import occlusion
+from behaviorlm.explain.view import print_explanation
 from behaviorlm.models.neural import NeuralRecommender
-from behaviorlm.models.sasrec import Block
+from behaviorlm.models.sasrec import Block, SASRec, SASRecConfig
 from behaviorlm.schema import FOLLOWEE, Sequences
 
 NEURAL = ("sasrec", "hstu", "mlp")
@@ -324,6 +330,12 @@ def test_bad_inputs_raise_clear_errors(art: blm.Artifact, dataset: blm.Dataset) 
     pop = blm.train(dataset, "pop", progress=False).model
     with pytest.raises(ValueError, match="neural"):
         explain(pop, history)
+    # an item id above the catalogue would read as "unknown" and be credited all the same
+    outside = replace(history, items=np.where(history.items > 0, art.model.n_items + 7, 0))
+    with pytest.raises(ValueError, match="outside the model's catalogue"):
+        explain(art.model, outside)
+    with pytest.raises(ValueError, match="outside the model's catalogue"):
+        blm.influence(art.model, outside, blm.Event(item=1, action=1))
 
 
 def test_trained_sasrec_takes_the_running_sums(
@@ -355,3 +367,24 @@ def test_trained_sasrec_takes_the_running_sums(
         full, _ = target_of(model.score(history)[0], e.target.id)
         assert worst.logit == pytest.approx(full - logit, abs=1e-4)
     assert taken == [True] * 20
+
+
+def test_groups_with_one_value_in_the_data_are_marked(tmp_path: Path, dataset: blm.Dataset) -> None:
+    """Views only, no follow graph: every token has the same action and source component,
+    whose ablation removes a constant; the output says so instead of calling it social."""
+    rows = [f"u{u},i{(u * 3 + k) % 9},{1000 * k}" for u in range(15) for k in range(6)]
+    (tmp_path / "log.csv").write_text("user_id,item_id,timestamp\n" + "\n".join(rows) + "\n")
+    ds = blm.preprocess(blm.read(tmp_path / "log.csv"))
+    tiny = ["model.dim=8", "model.heads=1", "train.epochs=1", "train.schedule=epochs"]
+    plain = blm.train(ds, "sasrec", overrides=tiny, progress=False)
+    e = blm.explain_user(plain, "u1")
+    flags = {g.group: g.single_value for g in e.groups}
+    assert (flags["social"], flags["actions"], flags["history"]) == (True, True, False)
+    assert e.to_dict()["groups"][0]["single_value"] is False
+    con = Console(file=io.StringIO(), width=160)
+    print_explanation(con, "u1", labelled_explanation(plain, e))
+    assert "one value in the training data" in con.file.getvalue()  # type: ignore[attr-defined]
+    # the simulator has several actions, sources, places and devices: nothing is marked
+    sim = SASRec(SASRecConfig(dim=8, layers=1))
+    sim.setup(dataset.sequences())
+    assert single_valued(sim) == frozenset()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from rich.console import Console
 import behaviorlm as blm
 from behaviorlm.cli import main
 from behaviorlm.explain import Event, append_event, influence, rank_by_reach, social_reach
+from behaviorlm.explain.artifacts import reaching_event
 from behaviorlm.explain.influence import log_softmax
 from behaviorlm.explain.reach import follower_uplift
 from behaviorlm.explain.view import print_explanation
@@ -71,7 +73,7 @@ def test_the_appended_event_takes_the_context_of_the_users_own_last_event() -> N
     assert after.devices[last].tolist() == [7, 8, 0]  # row 0: its own last, not the followee's
     assert after.locations[last].tolist() == [10, 11, 0]
     assert after.timestamps[last].tolist() == [3, 4, 5]  # the time of the latest event, any
-    theirs = append_event(s, Event(item=5, action=1, followee=42))
+    theirs = append_event(s, Event(item=5, action=1, source=3, followee=42))
     assert theirs.devices[theirs.offsets[1:] - 1].tolist() == [0, 0, 0]
 
 
@@ -100,7 +102,7 @@ def test_influence_changes_the_distribution(saved: tuple[blm.Artifact, Path]) ->
 def test_influence_refuses_codes_below_one(saved: tuple[blm.Artifact, Path]) -> None:
     art, _ = saved
     history = art.histories(["u1"])
-    for event in (Event(item=4, action=0), Event(item=4, action=1, source=0)):
+    for event in (Event(item=4, action=0), Event(item=4, action=1, source=-1)):
         with pytest.raises(ValueError, match="codes start at 1"):
             influence(art.model, history, event)
 
@@ -166,9 +168,16 @@ def test_reach_says_how_the_act_reaches_followers_and_what_its_exposure_is(
     timelines = art.dataset.sequences().select(np.arange(5))
     view = social_reach(art.model, timelines, item=6, exposure=0.25)
     assert (view.followee_event, view.exposure_relative) == (False, False)
-    act = social_reach(art.model, timelines, item=6, followee_event=True, exposure=1.5)
+    reaching = reaching_event(art, "share")
+    codes = {"action": reaching.action, "source": reaching.source}
+    act = social_reach(art.model, timelines, 6, followee_event=True, exposure=1.5, **codes)
     assert (act.followee_event, act.exposure_relative) == (True, True)
-    unknown = social_reach(art.model, timelines, item=6, followee_event=True)
+    # a followee's act is no social view: its codes are named, never guessed
+    with pytest.raises(ValueError, match="followee source code"):
+        social_reach(art.model, timelines, item=6, followee_event=True)
+    with pytest.raises(ValueError, match="followee_source"):
+        blm.Event(item=6, action=reaching.action, followee=3)
+    unknown = social_reach(art.model, timelines, item=6, followee_event=True, **codes)
     assert (unknown.followee_event, unknown.exposure_relative) == (True, False)
     assert unknown.to_dict()["followee_event"] is True
     assert unknown.to_dict()["exposure_relative"] is False
@@ -352,3 +361,35 @@ def test_non_neural_artifact_exits_2(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "neural" in err
+
+
+def test_a_hypothetical_event_comes_after_the_timeline() -> None:
+    s = blm.Sequences.from_lists([[1, 2]], n_items=5)
+    s = replace(s, timestamps=np.array([10, 20]))
+    with pytest.raises(ValueError, match="before the timeline's last event"):
+        append_event(s, Event(item=3, action=1, timestamp=15))
+    later = append_event(s, Event(item=3, action=1, timestamp=20))
+    assert later.timestamps.tolist() == [10, 20, 20]
+
+
+def test_actions_the_model_never_read_are_refused_and_reach_says_why_it_is_empty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [f"u{u},i{(u + k) % 8},{100 * k},view" for u in range(12) for k in range(6)]
+    rows += [f"u{u},i{u % 8},50,share" for u in range(0, 12, 3)]  # some shares, no follows
+    rows += ["u1,i3,800,wishlist"]  # the test target of u1: never in the training rows
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,item_id,timestamp,action\n" + "\n".join(rows) + "\n")
+    ds = blm.preprocess(blm.read(path))
+    tiny = [*OVERRIDES, "train.epochs=1", "train.schedule=epochs", "train.threads=1"]
+    art = blm.train(ds, "sasrec", overrides=tiny, out_dir=tmp_path / "run", progress=False)
+    with pytest.raises(ValueError, match="not trained on action 'wishlist'"):
+        blm.influence_user(art, "u2", "i2", "wishlist")
+    with pytest.raises(ValueError, match="not trained on action 'wishlist'"):
+        blm.explain_user(art, "u2", action="wishlist")
+    capsys.readouterr()
+    run = str(tmp_path / "run")
+    assert main(["influence", run, "--user", "u2", "--item", "i5", "--action", "share"]) == 0
+    out = capsys.readouterr().out
+    assert "social reach: this data set has no follow graph" in out
+    assert re.search(r"p\(next = i5\) \d", out)

@@ -311,7 +311,7 @@ def test_a_hypothetical_followee_event_has_no_context_of_the_user() -> None:
         locations=np.array([4, 5]),
     )
     own = append_event(rows, Event(item=5, action=1))
-    theirs = append_event(rows, Event(item=5, action=1, followee=7))
+    theirs = append_event(rows, Event(item=5, action=1, source=3, followee=7))
     assert (own.devices[-1], own.locations[-1]) == (3, 5)
     assert (theirs.devices[-1], theirs.locations[-1]) == (0, 0)
     assert theirs.extra[FOLLOWEE].tolist() == [0, 0, 7]

@@ -431,9 +431,10 @@ def cmd_influence(args: argparse.Namespace) -> None:
         soft_wrap=True,
     )
     for c in data["items"]:
+        scale = max(abs(c["before"]), abs(c["after"]))  # small probabilities: significant digits
         con.print(
-            f"  p(next = {c.get('item_id')}) {c['before']:.4f} -> {c['after']:.4f} "
-            f"({c['change']:+.4f})",
+            f"  p(next = {c.get('item_id')}) {figure(c['before'], scale)} -> "
+            f"{figure(c['after'], scale)} ({figure(c['change'], scale, sign=True)})",
             markup=False,
             soft_wrap=True,
         )
@@ -445,7 +446,9 @@ def cmd_influence(args: argparse.Namespace) -> None:
         return
     followers = sorted(reach["followers"], key=lambda r: -r["uplift"])
     if not followers:
-        con.print(f"social reach: user {args.user} has no followers", markup=False)
+        graph = artifact.dataset.follows.height > 0
+        why = f"user {args.user} has no followers" if graph else "this data set has no follow graph"
+        con.print(f"social reach: {why}", markup=False)
         return
     exposure, relative = reach["exposure"], reach["exposure_relative"]
     weight = (
@@ -602,7 +605,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--strict-actions", action="store_true", help="reject actions that are not built in"
     )
     p.add_argument(
-        "--keep-duplicates", action="store_true", help="do not drop exact duplicate events"
+        "--keep-duplicates",
+        action="store_true",
+        help="do not drop exact duplicate events (repeated follow edges are dropped all the same)",
     )
     p.add_argument("--collapse-repeats", action="store_true", help="collapse immediate repeats")
     p.add_argument("--min-user-events", type=int, default=1, help="k-core minimum per user")

@@ -72,7 +72,7 @@ def explain_user(
         raise ValueError("name an item or an action to explain, not both")
     target: Target | None = None
     if action is not None:
-        target = Target.action(artifact.dataset.action_code(action))
+        target = Target.action(trained_action(artifact, action, head=True))
     elif item_id is not None:
         target = Target.item(int(artifact.item_ids([item_id])[0]))
     return explain(
@@ -118,7 +118,7 @@ def influence_user(
     history = artifact.histories([user_id])
     item = int(artifact.item_ids([item_id])[0])
     named = [int(i) for i in artifact.item_ids(items)] if items else []
-    event = Event(item=item, action=artifact.dataset.action_code(action))
+    event = Event(item=item, action=trained_action(artifact, action))
     result = influence(net, history, event, k=k, items=named)
     if reach is None:
         reach = action in SOCIAL_ACTIONS
@@ -173,6 +173,52 @@ class Reaching:
         if exposure is None or not self.followee:
             return exposure
         return exposure.relative()
+
+
+def trained_action(artifact: Artifact, action: str, *, head: bool = False) -> int:
+    """The code of ``action``, checked to mean something to the model.
+
+    An action the model's training data never had reads as one unknown token, every such
+    action alike, so an influence of it (or an explanation of its score) would say nothing
+    about the action named. With ``head``, the model's next-action head must have been
+    trained: a run with ``train.action_loss_weight = 0`` (the shipped ``mlp``) left it at
+    its random start.
+
+    Raises
+    ------
+    DataError
+        If the data set has no such action.
+    ValueError
+        If the model never saw it, or (``head``) never learned to predict actions.
+
+    Examples
+    --------
+    >>> import behaviorlm as blm
+    >>> ds = blm.preprocess(blm.simulate(60, seed=0))
+    >>> art = blm.train(ds, "mlp", overrides=["train.epochs=1", "model.hidden=8"], progress=False)
+    >>> trained_action(art, "share") == ds.action_code("share")
+    True
+    >>> try:
+    ...     trained_action(art, "share", head=True)
+    ... except ValueError as exc:
+    ...     print(str(exc)[:44])
+    the model's next-action head was not trained
+    """
+    net = neural(artifact.model)
+    code = artifact.dataset.action_code(action)
+    assert net.sizes is not None
+    if code >= net.sizes.actions:
+        raise ValueError(
+            f"the model was not trained on action {action!r}: its training data has no "
+            f"{action} events, so it reads every such action alike"
+        )
+    weight = artifact.run.get("config", {}).get("train", {}).get("action_loss_weight", 1.0)
+    if head and not float(weight) > 0:
+        raise ValueError(
+            "the model's next-action head was not trained (train.action_loss_weight = 0): "
+            "it has no next-action score to explain"
+        )
+    return code
 
 
 def reaching_event(artifact: Artifact, action: str) -> Reaching:

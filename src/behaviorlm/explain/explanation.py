@@ -41,6 +41,7 @@ from behaviorlm.explain.occlusion import occlusion
 from behaviorlm.explain.shapley import SAMPLES, context_players, shapley
 from behaviorlm.explain.target import Target, neural, resolve_target, single_row, window
 from behaviorlm.models.base import Recommender
+from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.schema import Sequences
 
 METHODS = ("occlusion", "integrated_gradients", "shapley", "attention")
@@ -115,6 +116,10 @@ class GroupInfluence:
     device's own values as players of the game). Followees' events
     (``behaviorlm.data.feed``) are social activity as a whole: their ablation deletes them,
     and their attributions, every component, count as social.
+
+    ``single_value``: the model's training data had one value of this group only (every
+    source ``self`` on data without a follow graph, every action a view), so the component
+    is the same on every token: its ablation removes a learned constant, not information.
     """
 
     group: str
@@ -122,6 +127,32 @@ class GroupInfluence:
     ablation_probability: float
     attributed_logit: float | None = None
     attributed_probability: float | None = None
+    single_value: bool = False
+
+
+#: Token groups whose table size (``FeatureSizes`` field) tells how many values they had.
+VALUED_GROUPS = {
+    "actions": "actions",
+    "social": "sources",
+    "location": "locations",
+    "device": "devices",
+}
+
+
+def single_valued(model: NeuralRecommender) -> frozenset[str]:
+    """Groups of which the model's training data had one value (a table of padding and one
+    code), whose component is therefore the same on every token.
+
+    Examples
+    --------
+    >>> from behaviorlm.models.sasrec import SASRec, SASRecConfig
+    >>> model = SASRec(SASRecConfig(dim=8, layers=1))
+    >>> _ = model.setup(Sequences.from_lists([[1, 2, 3]], n_items=3))
+    >>> sorted(single_valued(model))  # one action (view), one source (self)
+    ['actions', 'social']
+    """
+    assert model.sizes is not None
+    return frozenset(g for g, size in VALUED_GROUPS.items() if getattr(model.sizes, size) == 2)
 
 
 @dataclass(frozen=True)
@@ -312,7 +343,7 @@ def explain(
         raise ValueError(
             f"unknown method {method!r}; use one of: occlusion, ig, shapley, attention"
         )
-    history = single_row(history)
+    history = single_row(history, net)
     chosen = resolve_target(net, history, target)
     positions = np.arange(len(history.items))  # timeline position of each explained event
     aside: tuple[EventInfluence, ...] = ()
@@ -323,7 +354,11 @@ def explain(
         aside = _described(whole, set_aside, set_aside, social_source)
     events = window(net, history)
     described = _described(history, events, positions[events], social_source)
-    ablation = ablate_groups(net, history, chosen)
+    constant = single_valued(net)
+    ablation = {
+        g: (a_logit, a_prob, g in constant)
+        for g, (a_logit, a_prob) in ablate_groups(net, history, chosen).items()
+    }
 
     def event(k: int, **values: Any) -> EventInfluence:
         return replace(described[k], **values)
@@ -361,8 +396,8 @@ def explain(
             return float(d_logit[kind == g].sum()), float(d_prob[kind == g].sum())
 
         groups = tuple(
-            GroupInfluence(g, a_logit, a_prob, *summed(g))
-            for g, (a_logit, a_prob) in ablation.items()
+            GroupInfluence(g, a_logit, a_prob, *summed(g), single_value=one)
+            for g, (a_logit, a_prob, one) in ablation.items()
         )
         return Explanation(
             method=method,
@@ -388,8 +423,8 @@ def explain(
         theirs = history.is_followee_event()[events]
         by_logit, by_prob = group_sums(ig.logit, theirs), group_sums(ig.probability, theirs)
         groups = tuple(
-            GroupInfluence(g, a_logit, a_prob, by_logit.get(g), by_prob.get(g))
-            for g, (a_logit, a_prob) in ablation.items()
+            GroupInfluence(g, a_logit, a_prob, by_logit.get(g), by_prob.get(g), one)
+            for g, (a_logit, a_prob, one) in ablation.items()
         )
         return Explanation(
             method=method,
@@ -405,7 +440,7 @@ def explain(
     weights = attention(net, history)
     (logit, prob), _, _ = occlusion(net, history, chosen, events[:0])
     rows = tuple(event(k, attention=float(weights[k])) for k in range(len(events)))
-    groups = tuple(GroupInfluence(g, a, p) for g, (a, p) in ablation.items())
+    groups = tuple(GroupInfluence(g, a, p, single_value=one) for g, (a, p, one) in ablation.items())
     return Explanation(
         method=method,
         logit=logit,

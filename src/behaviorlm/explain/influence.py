@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from behaviorlm.data.feed import as_followee_events
-from behaviorlm.explain.target import neural
+from behaviorlm.explain.target import in_catalogue, neural
 from behaviorlm.models.base import Recommender
 from behaviorlm.recommend import recommend
 from behaviorlm.schema import F32, FOLLOWEE, SOURCES, Int, Sequences
@@ -38,7 +38,9 @@ class Event:
     action : int
         Action code (the data set's vocabulary, e.g. ``dataset.action_code("share")``).
     source : int
-        Source code (own behaviour by default).
+        Source code; 0 (default): the user's own behaviour (``self``). A followee's event
+        names the source the model reads followees' events with
+        (:func:`behaviorlm.data.feed.followee_source` of the data set).
     timestamp : int, optional
         Event time; default: the time of the timeline's last event ("now", in the same
         session). Device and location are those of the last event.
@@ -55,9 +57,19 @@ class Event:
 
     item: int
     action: int
-    source: int = SELF_SOURCE
+    source: int = 0
     timestamp: int | None = None
     followee: int = 0
+
+    def __post_init__(self) -> None:
+        if self.source:
+            return
+        if self.followee:
+            raise ValueError(
+                "a followee's event needs the source code the model reads followees' events "
+                "with: source=behaviorlm.data.feed.followee_source(dataset)"
+            )
+        object.__setattr__(self, "source", SELF_SOURCE)
 
 
 def append_event(histories: Sequences, event: Event) -> Sequences:
@@ -67,7 +79,7 @@ def append_event(histories: Sequences, event: Event) -> Sequences:
     are those of the row's last event of its user's own (a followee's event carries none;
     0 where the row has no own event), as the user acts from where they last did; a
     followee's event (``event.followee``) has none. Its time is the row's last event's,
-    unless given.
+    unless given; a time before a row's last event is refused (the event comes next).
 
     Examples
     --------
@@ -97,11 +109,14 @@ def append_event(histories: Sequences, event: Event) -> Sequences:
             return np.zeros(rows, dtype=np.int64)
         return np.where(valid, values[np.maximum(at, 0)], 0)
 
-    when = (
-        taken(histories.timestamps, last, has_last)
-        if event.timestamp is None
-        else np.full(rows, event.timestamp, dtype=np.int64)
-    )
+    latest = taken(histories.timestamps, last, has_last)
+    if event.timestamp is not None and has_last.any() and event.timestamp < latest.max():
+        raise ValueError(
+            f"the event's time {event.timestamp} is before the timeline's last event "
+            f"({int(latest.max())}): a hypothetical event comes next; leave its time out "
+            "for now"
+        )
+    when = latest if event.timestamp is None else np.full(rows, event.timestamp, dtype=np.int64)
     added: dict[str, np.ndarray] = {
         "items": np.full(rows, event.item, dtype=np.int64),
         "actions": np.full(rows, event.action, dtype=np.int64),
@@ -236,6 +251,7 @@ def influence(
     net = neural(model)
     if len(history) != 1:
         raise ValueError(f"influence takes one timeline, got {len(history)} rows")
+    in_catalogue(history, net)
     named = list(dict.fromkeys([event.item, *items]))
     for item in named:
         if not 1 <= item <= net.n_items:

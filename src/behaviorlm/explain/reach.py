@@ -96,14 +96,19 @@ def follower_uplift(
     histories: Sequences,
     item: int,
     *,
-    action: int = VIEW_ACTION,
-    source: int = SOCIAL_SOURCE,
+    action: int = 0,
+    source: int = 0,
     followee_event: bool = False,
     batch_size: int = 256,
 ) -> F32:
     """(R,) rise in each row's probability of ``item`` next after a social event of ``item``
     (with ``followee_event`` the sharer's act as a followee event, :class:`Event` ``followee``
     -1: the model does not read who it was, so one pass serves every sharer).
+
+    ``action`` and ``source`` are the codes of the event; 0 (default): a view from the
+    social source, which a followee's act is not, so with ``followee_event`` both must be
+    given (the act's action code and :func:`behaviorlm.data.feed.followee_source`, as
+    :func:`behaviorlm.explain.artifacts.reaching_event` finds them).
 
     Examples
     --------
@@ -118,8 +123,18 @@ def follower_uplift(
         raise ValueError(f"item {item} is outside 1..{net.n_items}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if followee_event and not (action and source):
+        raise ValueError(
+            "a followee's act needs its action code and the followee source code "
+            "(dataset.action_code('share'), behaviorlm.data.feed.followee_source(dataset))"
+        )
     out = np.zeros(len(histories), dtype=np.float32)
-    event = Event(item=item, action=action, source=source, followee=-1 if followee_event else 0)
+    event = Event(
+        item=item,
+        action=action or VIEW_ACTION,
+        source=source or SOCIAL_SOURCE,
+        followee=-1 if followee_event else 0,
+    )
     for lo in range(0, len(histories), batch_size):
         rows = histories.select(np.arange(lo, min(lo + batch_size, len(histories))))
         before = log_softmax(net.score(rows))[:, item - 1]
@@ -133,8 +148,8 @@ def social_reach(
     followers: Sequences,
     item: int,
     *,
-    action: int = VIEW_ACTION,
-    source: int = SOCIAL_SOURCE,
+    action: int = 0,
+    source: int = 0,
     followee_event: bool = False,
     exposure: float | None = None,
     batch_size: int = 256,
@@ -222,8 +237,8 @@ def rank_by_reach(
     *,
     users: Int | None = None,
     k: int | None = None,
-    action: int = VIEW_ACTION,
-    source: int = SOCIAL_SOURCE,
+    action: int = 0,
+    source: int = 0,
     followee_event: bool = False,
     exposure: Exposure | None = None,
     batch_size: int = 256,
@@ -245,8 +260,9 @@ def rank_by_reach(
     k : int, optional
         Keep the best ``k``.
     action, source, followee_event : int, int, bool
-        The event the share puts in each follower's timeline; with ``followee_event`` a
-        followee's act (see :func:`follower_uplift`).
+        The event the share puts in each follower's timeline (default: a view from the
+        social source); with ``followee_event`` a followee's act, whose codes must be given
+        (see :func:`follower_uplift`).
     exposure : Exposure, optional
         Per user, the weight of the summed uplifts (see :func:`social_reach`); None:
         unknown, every follower is counted.

@@ -132,5 +132,12 @@ def print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:
             number(g["attributed_logit"], 3),
         )
     print_table(con, groups)
+    constant = [g["group"] for g in data["groups"] if g.get("single_value")]
+    if constant:
+        con.print(
+            f"({', '.join(constant)}: one value in the training data, the same on every "
+            "event; the ablation removes a learned constant, not information)",
+            markup=False,
+        )
     if data["note"]:
         con.print(f"note: {data['note']}", markup=False)

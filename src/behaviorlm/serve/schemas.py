@@ -198,6 +198,11 @@ class ExplainedGroup(BaseModel):
     ablation_probability: float | None
     attributed_logit: float | None = None
     attributed_probability: float | None = None
+    single_value: bool = Field(
+        default=False,
+        description="the training data had one value of this group (e.g. every source "
+        "'self'): the ablation removes a learned constant, not information",
+    )
 
 
 class ExplanationResponse(BaseModel):

@@ -46,7 +46,7 @@ from behaviorlm.explain import (
     labelled_influence,
     reaching_event,
 )
-from behaviorlm.explain.artifacts import check_item_action
+from behaviorlm.explain.artifacts import check_item_action, trained_action
 from behaviorlm.explain.exposure import SOCIAL_ACTIONS, Exposure, estimate_exposure
 from behaviorlm.explain.gradients import MAX_STEPS
 from behaviorlm.explain.shapley import SAMPLES, context_players, shapley_rows
@@ -578,7 +578,12 @@ class Service:
         if item_id is not None:
             target = Target.item(self._item_code(item_id))
         elif next_action is not None:
-            target = Target.action(self._action_code(next_action))
+            try:
+                target = Target.action(
+                    trained_action(self.artifact, self._known_action(next_action), head=True)
+                )
+            except ValueError as exc:
+                raise RequestError(422, str(exc)) from exc
         # from the cached codes (only the new events read); the records of the events shown
         # are read by their storage positions
         timeline = self._live(user_id)
@@ -661,9 +666,11 @@ class Service:
             check_item_action(request.action)
         except ValueError as exc:
             raise RequestError(422, str(exc)) from exc
-        event = HypotheticalEvent(
-            item=items[0], action=self._action_code(request.action), timestamp=request.timestamp
-        )
+        try:
+            code = trained_action(self.artifact, self._known_action(request.action))
+        except ValueError as exc:
+            raise RequestError(422, str(exc)) from exc
+        event = HypotheticalEvent(item=items[0], action=code, timestamp=request.timestamp)
         timeline = self._live(request.user_id)
         reach = request.action in SOCIAL_ACTIONS if request.reach is None else request.reach
         try:
@@ -747,6 +754,11 @@ class Service:
         if code is None:
             raise RequestError(422, self._unknown_action(action))
         return code
+
+    def _known_action(self, action: str) -> str:
+        """``action``, checked to be an action of the data set (RequestError(422) if not)."""
+        self._action_code(action)
+        return action
 
     def _unknown_action(self, action: str) -> str:
         return f"unknown action {action!r}; known: {', '.join(self.timelines.actions)}"

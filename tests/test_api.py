@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import behaviorlm as blm
+from behaviorlm.train.run import fit_to_data, resolve_run_config
 
 
 def test_root_names_are_functions_even_after_submodule_imports() -> None:
@@ -112,3 +113,7 @@ def test_followee_events_join_only_the_timelines_of_models_that_tell_them_apart(
     off = blm.train(ds, "sasrec", overrides=[*tiny, "model.features.social=false"], progress=False)
     assert off.run["config"]["split"]["followee_actions"] == []
     assert off.run["train_events"] < social.run["train_events"]
+    # without real times no feed can be built: none is configured for the service to add
+    cfg = resolve_run_config("sasrec", overrides=feed)
+    ds.meta["has_time"] = False
+    assert fit_to_data(cfg, ds).split.followee_actions == ()

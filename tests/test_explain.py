@@ -384,6 +384,11 @@ def test_groups_with_one_value_in_the_data_are_marked(tmp_path: Path, dataset: b
     con = Console(file=io.StringIO(), width=160)
     print_explanation(con, "u1", labelled_explanation(plain, e))
     assert "one value in the training data" in con.file.getvalue()  # type: ignore[attr-defined]
+    # one action whose code is not 1 (every event a rating): marked too
+    rated = SASRec(SASRecConfig(dim=8, layers=1))
+    seqs = Sequences.from_lists([[1, 2, 3]], n_items=3)
+    rated.setup(replace(seqs, actions=np.full(3, 5)))
+    assert "actions" in single_valued(rated)
     # the simulator has several actions, sources, places and devices: nothing is marked
     sim = SASRec(SASRecConfig(dim=8, layers=1))
     sim.setup(dataset.sequences())

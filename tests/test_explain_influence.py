@@ -387,6 +387,9 @@ def test_actions_the_model_never_read_are_refused_and_reach_says_why_it_is_empty
         blm.influence_user(art, "u2", "i2", "wishlist")
     with pytest.raises(ValueError, match="not trained on action 'wishlist'"):
         blm.explain_user(art, "u2", action="wishlist")
+    # a built-in action coded below the data's largest, never in the log: refused as well
+    with pytest.raises(ValueError, match="not trained on action 'cart'"):
+        blm.influence_user(art, "u2", "i2", "cart")
     capsys.readouterr()
     run = str(tmp_path / "run")
     assert main(["influence", run, "--user", "u2", "--item", "i5", "--action", "share"]) == 0

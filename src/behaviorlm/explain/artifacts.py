@@ -24,6 +24,7 @@ from behaviorlm.explain.reach import Reach, ReachRanking, rank_by_reach, social_
 from behaviorlm.explain.shapley import SAMPLES
 from behaviorlm.explain.target import Target, neural
 from behaviorlm.models.base import Recommender
+from behaviorlm.models.neural import seen_codes
 from behaviorlm.schema import Int, Sequences
 
 
@@ -180,7 +181,7 @@ def trained_action(artifact: Artifact, action: str, *, head: bool = False) -> in
 
     An action the model's training data never had reads as one unknown token, every such
     action alike, so an influence of it (or an explanation of its score) would say nothing
-    about the action named. With ``head``, the model's next-action head must have been
+    about the action named (a model that reads no actions, such as ``mlp``, takes any). With ``head``, the model's next-action head must have been
     trained: a run with ``train.action_loss_weight = 0`` (the shipped ``mlp``) left it at
     its random start.
 
@@ -206,8 +207,9 @@ def trained_action(artifact: Artifact, action: str, *, head: bool = False) -> in
     """
     net = neural(artifact.model)
     code = artifact.dataset.action_code(action)
-    assert net.sizes is not None
-    if code >= net.sizes.actions:
+    tokens = net.module.tokens
+    reads = tokens.features.actions and tokens.action.num_embeddings > 1  # mlp reads no action
+    if reads and code not in seen_codes(tokens.action):
         raise ValueError(
             f"the model was not trained on action {action!r}: its training data has no "
             f"{action} events, so it reads every such action alike"

@@ -41,7 +41,7 @@ from behaviorlm.explain.occlusion import occlusion
 from behaviorlm.explain.shapley import SAMPLES, context_players, shapley
 from behaviorlm.explain.target import Target, neural, resolve_target, single_row, window
 from behaviorlm.models.base import Recommender
-from behaviorlm.models.neural import NeuralRecommender
+from behaviorlm.models.neural import NeuralRecommender, seen_codes
 from behaviorlm.schema import Sequences
 
 METHODS = ("occlusion", "integrated_gradients", "shapley", "attention")
@@ -130,18 +130,19 @@ class GroupInfluence:
     single_value: bool = False
 
 
-#: Token groups whose table size (``FeatureSizes`` field) tells how many values they had.
+#: Token groups of one value per event (their token tables; ``TokenEmbedding`` attributes).
 VALUED_GROUPS = {
-    "actions": "actions",
-    "social": "sources",
-    "location": "locations",
-    "device": "devices",
+    "actions": "action",
+    "social": "source",
+    "location": "location",
+    "device": "device",
 }
 
 
 def single_valued(model: NeuralRecommender) -> frozenset[str]:
-    """Groups of which the model's training data had one value (a table of padding and one
-    code), whose component is therefore the same on every token.
+    """Groups of which the model's training data had one value (one code with a trained row,
+    :func:`behaviorlm.models.neural.seen_codes`), whose component is therefore the same on
+    every token.
 
     Examples
     --------
@@ -151,8 +152,10 @@ def single_valued(model: NeuralRecommender) -> frozenset[str]:
     >>> sorted(single_valued(model))  # one action (view), one source (self)
     ['actions', 'social']
     """
-    assert model.sizes is not None
-    return frozenset(g for g, size in VALUED_GROUPS.items() if getattr(model.sizes, size) == 2)
+    tokens = model.module.tokens
+    return frozenset(
+        g for g, name in VALUED_GROUPS.items() if len(seen_codes(getattr(tokens, name))) == 1
+    )
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,7 @@ def item_weights(
     ([[0.0, 1.0, 1.0, 0.4000000059604645]], [[0.0, 0.0, 0.0, 1.0]])
     """
     t = items.shape[1]
-    order = torch.arange(t, device=items.device)
+    order = torch.arange(t, device=items.device, dtype=torch.int32)  # (B, T, T) picks below
     upto = torch.ones(t, t, dtype=torch.bool, device=items.device).tril()  # j <= i
     same = (items[:, :, None] == items[:, None, :]) & mask[:, None, :] & mask[:, :, None]
     first = mask & ~(same & upto.tril(-1)).any(-1)
@@ -137,7 +137,7 @@ def item_weights(
         """Weight set by the latest allowed setter of each event, and whether there is one."""
         index = torch.where(allowed, order, -1).amax(-1)  # (B, T)
         found = index >= 0
-        return weight.gather(1, index.clamp(min=0)) * found, found
+        return weight.gather(1, index.clamp(min=0).long()) * found, found
 
     now, _ = latest(setters & upto)
     before, _ = latest(setters & upto.tril(-1))

@@ -25,9 +25,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from behaviorlm.models.base import Recommender
-from behaviorlm.models.batch import FeatureSizes, SequenceBatch, build_batch
+from behaviorlm.models.batch import FeatureSizes, SequenceBatch, build_batch, time_gap_buckets
 from behaviorlm.models.traced import TracedEncoder
-from behaviorlm.schema import F32, Sequences
+from behaviorlm.schema import F32, Int, Sequences
 
 #: Token components by feature group; "history" (item + query words) is always on.
 GROUPS = ("actions", "time", "search", "social", "location", "device")
@@ -107,14 +107,17 @@ class TokenEmbedding(nn.Module):
 
 
 def unseen_to_zero(tokens: TokenEmbedding, train: Sequences) -> None:
-    """Zero the context rows (action, device, location, source, query word) of codes that no
-    training event has.
+    """Zero the context rows (action, time gap, device, location, source, query word) of
+    codes that no training event has.
 
-    A table is sized by the largest code in training, so a code below it that training never
-    had (a query word first searched after the cut, an action only of test events) would keep
-    its random first row for good: no event looks it up, so no gradient or weight decay ever
-    moves it. At zero it reads as the unknown code 0 does. Item rows are left alone: they
-    are also the output layer.
+    A table is sized by the largest code in training (the gap table by its fixed number of
+    buckets), so a code below it that training never had (a query word first searched after
+    the cut, an action only of test events, a gap longer than any in training) would keep its
+    random first row: no event looks it up, so no gradient reaches it, and weight decay only
+    shrinks it. A zero row stays zero through training (no gradient, and decay keeps zero
+    at zero) and reads as the unknown code 0 does; a trained model's zero rows are thus the
+    codes it never saw (:func:`seen_codes`). Item rows are left alone: they are also the
+    output layer.
 
     Examples
     --------
@@ -128,6 +131,7 @@ def unseen_to_zero(tokens: TokenEmbedding, train: Sequences) -> None:
     """
     tables = (
         (tokens.action, train.actions),
+        (tokens.gap, time_gap_buckets(train)),
         (tokens.device, train.devices),
         (tokens.location, train.locations),
         (tokens.source, train.sources),
@@ -141,6 +145,26 @@ def unseen_to_zero(tokens: TokenEmbedding, train: Sequences) -> None:
             present = np.unique(np.asarray(codes))
             seen[torch.as_tensor(present[present < table.num_embeddings])] = True
             table.weight[~seen] = 0.0
+
+
+def seen_codes(table: nn.Embedding | nn.EmbeddingBag) -> Int:
+    """Codes (1 and up) whose row of a trained token table is not zero: those its training
+    data had (:func:`unseen_to_zero`; a model set up before that rule keeps random rows for
+    the others, so every code of its table counts).
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> s = replace(Sequences.from_lists([[1, 2]], n_items=2), actions=np.array([1, 3]))
+    >>> tokens = TokenEmbedding(FeatureSizes.of(s), dim=4, features=FeatureConfig())
+    >>> unseen_to_zero(tokens, s)
+    >>> seen_codes(tokens.action).tolist()
+    [1, 3]
+    """
+    with torch.no_grad():
+        rows = table.weight.detach()[1:].abs().sum(dim=1) > 0
+    out: Int = np.flatnonzero(rows.cpu().numpy()) + 1
+    return out
 
 
 class SequenceModule(nn.Module):

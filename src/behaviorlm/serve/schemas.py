@@ -254,7 +254,10 @@ class InfluenceRequest(BaseModel):
     item_id: str = Field(min_length=1, max_length=MAX_ID)
     action: str = Field(default="share", min_length=1, max_length=MAX_ID)
     timestamp: int | None = Field(
-        default=None, ge=0, le=MAX_TIMESTAMP, description="default: the last event's time"
+        default=None,
+        ge=0,
+        le=MAX_TIMESTAMP,
+        description="default: the last event's time; an earlier time is refused (422)",
     )
     items: list[Annotated[str, Field(min_length=1, max_length=MAX_ID)]] = Field(
         default_factory=list, description="further items whose probability change to report"

@@ -568,7 +568,8 @@ class Service:
         aside the user's own events on the target item first (:func:`explain`).
 
         Raises RequestError: 422 for a model without explanations, an unknown action, a
-        model window over ``max_events`` events or a target the method cannot explain; 404
+        next action the model never read or whose action head was not trained, a model
+        window over ``max_events`` events or a target the method cannot explain; 404
         for an unknown item or a timeline without an event the model reads.
         """
         net = self._neural("an explanation")
@@ -652,8 +653,8 @@ class Service:
         ``reach`` true), the uplift of each follower if they see it (on the followers'
         timelines as they are now), the user's exposure rate and the predicted reach.
 
-        Raises RequestError: 422 for a model without influence or an unknown action; 404 for
-        an unknown item.
+        Raises RequestError: 422 for a model without influence, an unknown action or one the
+        model never read, or a time before the timeline's last event; 404 for an unknown item.
         """
         net = self._neural("influence")
         named = [request.item_id, *request.items]

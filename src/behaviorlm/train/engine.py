@@ -135,13 +135,14 @@ def torch_threads(threads: int) -> Iterator[None]:
 def lr_at(step: int, total_steps: int, config: TrainConfig, spent: float = 0.0) -> float:
     """Learning rate of optimiser step ``step`` (0-based): linear warm-up, then cosine decay.
 
-    The warm-up lasts ``warmup_steps``, but at most a tenth of all steps, so that a short
-    run on a small data set does not spend most of its time warming up. ``spent`` is the
-    share of the time budget used so far (``schedule = "budget"``): the warm-up and the
-    decay go by whichever is further on, the steps or the clock (``spent`` of the budget
-    counts as that share of all steps, in whole steps). Both are measured from the start of
-    the run, so a run that keeps ahead of its budget's pace follows its steps alone and
-    repeats with its seed.
+    The warm-up lasts ``warmup_steps``, but at most a tenth of all steps (or of the time
+    budget), so that a short run on a small data set does not spend most of its time warming
+    up. ``spent`` is the share of the time budget used so far (``schedule = "budget"``): the
+    warm-up and the decay go by whichever is further on, the steps or the clock (in whole
+    steps: a tenth of the budget counts as the warm-up's steps, and after it ``spent`` of the
+    budget as that share of all steps). Both are measured from the start of the run, so a
+    run that keeps ahead of its budget's pace follows its steps alone and repeats with its
+    seed.
 
     Examples
     --------
@@ -154,17 +155,19 @@ def lr_at(step: int, total_steps: int, config: TrainConfig, spent: float = 0.0) 
     0.5
     >>> round(lr_at(10, 101, cfg, spent=0.55), 3)  # behind it: as if at step 55
     0.5
-    >>> round(lr_at(2, 101, cfg, spent=0.049), 3)  # 4.9 steps' worth of the budget: step 4
+    >>> round(lr_at(2, 101, cfg, spent=0.049), 3)  # half of a tenth of the budget: step 4
     0.5
     """
     last = max(1, total_steps - 1)
     warmup = min(config.warmup_steps, total_steps // 10)
+    if step < warmup:  # the clock's warm-up is a tenth of the budget
+        at = max(step, math.floor(spent / 0.1 * warmup))
+        if at < warmup:
+            return config.lr * (at + 1) / warmup
     # the step the run is at: its own, or where the clock says it should be (whole steps of
     # the budget's pace), whichever is further on; a run ahead of the clock never reads it
     at = max(step, math.floor(spent * last))
-    if at < warmup:
-        return config.lr * (at + 1) / warmup
-    done = min(1.0, (at - warmup) / max(1, last - warmup))
+    done = min(1.0, max(0, at - warmup) / max(1, last - warmup))
     return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1.0 + math.cos(math.pi * done))
 
 

@@ -120,7 +120,8 @@ def resolve_run_config(
     config classes' own defaults only; ``base``: over that config instead, e.g. the
     :func:`stored_config` of a run to resume, trained with the defaults of its time).
 
-    Raises ConfigError on unknown sections, unknown keys, wrong types or an unknown model.
+    Raises ConfigError on unknown sections, unknown keys, wrong types or an unknown model,
+    and where ``model``, the file's ``[run] model`` and the ``base`` run's model disagree.
     """
     given = apply_overrides(dict(data or {}), overrides)
     for source in (given, base or {}):
@@ -184,6 +185,8 @@ def fit_to_data(cfg: RunConfig, dataset: Dataset) -> RunConfig:
     that reads the social group (``features.social``): they are told apart from the user's
     own events by their source alone, so a model without it (a baseline, ``mlp``, or a
     sequence model with the group off) would take a followee's share for the user's own.
+    They are also left out where no feed can be built (no follow graph, or no real times),
+    so that the service adds no followee event the model never read.
 
     Examples
     --------
@@ -201,9 +204,12 @@ def fit_to_data(cfg: RunConfig, dataset: Dataset) -> RunConfig:
     (('share',), ())
     """
     features = getattr(cfg.model_config, "features", None)
-    if cfg.split.followee_actions and (features is None or not features.social):
+    timed = bool(dataset.meta.get("has_time", True))
+    reads = features is not None and features.social
+    feed = dataset.follows.height > 0 and timed  # as behaviorlm.data.feed builds one
+    if cfg.split.followee_actions and not (reads and feed):
         cfg = replace(cfg, split=replace(cfg.split, followee_actions=()))
-    if dataset.meta.get("has_time", True) or features is None or not features.time:
+    if timed or features is None or not features.time:
         return cfg
     model_config = replace(cfg.model_config, features=replace(features, time=False))
     return replace(cfg, model_config=model_config)
@@ -231,7 +237,8 @@ def train(
     dataset : Dataset
         A prepared data set.
     model : str, optional
-        A name in ``behaviorlm.models.MODELS``; overrides ``[run] model`` of ``config``.
+        A name in ``behaviorlm.models.MODELS``; where ``config`` names one in ``[run] model``
+        too, the two must agree.
     config : mapping, optional
         Experiment data with tables ``run``, ``split``, ``model``, ``train`` (a parsed TOML file).
     overrides : sequence of str
@@ -256,9 +263,9 @@ def train(
     """
     # a run resumed starts from its own stored config: it may predate the shipped defaults
     base = stored_config(out_dir) if resume else None
-    cfg = fit_to_data(
-        resolve_run_config(model, config, overrides, defaults=defaults, base=base), dataset
-    )
+    cfg = resolve_run_config(model, config, overrides, defaults=defaults, base=base)
+    if base is None:  # a resumed run goes on as its checkpoint was trained
+        cfg = fit_to_data(cfg, dataset)
     split = make_split(dataset, cfg.split)
     fitted = MODELS[cfg.model][1](cfg.model_config)
     codes = [dataset.action_code(a) for a in cfg.split.target_actions]

@@ -56,6 +56,20 @@ def followee_source(ds: Dataset) -> int:
     return len(ds.vocab["source"]) + 1
 
 
+def has_feed(ds: Dataset) -> bool:
+    """Whether followees' events can join the data set's timelines: it has a follow graph and
+    real times (the order of a followee's events says nothing about the follower's without).
+
+    Examples
+    --------
+    >>> from behaviorlm.data.preprocess import preprocess
+    >>> from behaviorlm.data.synthetic import simulate
+    >>> has_feed(preprocess(simulate(30, seed=0)))
+    True
+    """
+    return ds.follows.height > 0 and bool(ds.meta.get("has_time", True))
+
+
 def followee_feed(ds: Dataset, actions: Sequence[str]) -> Sequences:
     """Per user (row ``u - 1`` is user ``u``, as :meth:`Dataset.sequences`), in time order:
     the events of ``actions`` by the users they follow.
@@ -65,8 +79,7 @@ def followee_feed(ds: Dataset, actions: Sequence[str]) -> Sequences:
     order of a followee's events says nothing about the follower's).
     """
     vocab = list(ds.vocab["action"])
-    usable = ds.follows.height > 0 and bool(ds.meta.get("has_time", True))
-    codes = [vocab.index(a) + 1 for a in actions if a in vocab] if usable else []
+    codes = [vocab.index(a) + 1 for a in actions if a in vocab] if has_feed(ds) else []
     ev = ds.events.with_row_index(_ROW).filter(pl.col("action").is_in(codes))
     edges = ds.follows.unique(subset=["follower", "followee"], keep="first", maintain_order=True)
     joined = (

@@ -181,9 +181,9 @@ def trained_action(artifact: Artifact, action: str, *, head: bool = False) -> in
 
     An action the model's training data never had reads as one unknown token, every such
     action alike, so an influence of it (or an explanation of its score) would say nothing
-    about the action named (a model that reads no actions, such as ``mlp``, takes any). With ``head``, the model's next-action head must have been
-    trained: a run with ``train.action_loss_weight = 0`` (the shipped ``mlp``) left it at
-    its random start.
+    about the action named (a model that reads no actions, such as ``mlp``, takes any).
+    With ``head``, the model's next-action head must have been trained: a run with
+    ``train.action_loss_weight = 0`` (the shipped ``mlp``) left it at its random start.
 
     Raises
     ------

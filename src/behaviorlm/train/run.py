@@ -20,6 +20,7 @@ from typing import Any
 from behaviorlm.artifact import Artifact
 from behaviorlm.config import ConfigError, apply_overrides, from_dict, to_dict
 from behaviorlm.data.dataset import Dataset
+from behaviorlm.data.feed import has_feed
 from behaviorlm.data.protocol import SplitConfig, make_split
 from behaviorlm.models import MODELS
 from behaviorlm.train.config import TrainConfig
@@ -204,12 +205,10 @@ def fit_to_data(cfg: RunConfig, dataset: Dataset) -> RunConfig:
     (('share',), ())
     """
     features = getattr(cfg.model_config, "features", None)
-    timed = bool(dataset.meta.get("has_time", True))
     reads = features is not None and features.social
-    feed = dataset.follows.height > 0 and timed  # as behaviorlm.data.feed builds one
-    if cfg.split.followee_actions and not (reads and feed):
+    if cfg.split.followee_actions and not (reads and has_feed(dataset)):
         cfg = replace(cfg, split=replace(cfg.split, followee_actions=()))
-    if timed or features is None or not features.time:
+    if dataset.meta.get("has_time", True) or features is None or not features.time:
         return cfg
     model_config = replace(cfg.model_config, features=replace(features, time=False))
     return replace(cfg, model_config=model_config)

@@ -102,7 +102,7 @@ def test_influence_changes_the_distribution(saved: tuple[blm.Artifact, Path]) ->
 def test_influence_refuses_codes_below_one(saved: tuple[blm.Artifact, Path]) -> None:
     art, _ = saved
     history = art.histories(["u1"])
-    for event in (Event(item=4, action=0), Event(item=4, action=1, source=-1)):
+    for event in (Event(item=4, action=0), Event(item=4, action=1, source=0)):
         with pytest.raises(ValueError, match="codes start at 1"):
             influence(art.model, history, event)
 

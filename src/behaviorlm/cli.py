@@ -724,7 +724,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--action",
         default="share",
-        help="action name (default share; share and like also reach the user's followers)",
+        help="action name (default share; share and like also reach the user's followers); "
+        "one the model's training data never had is refused: on data without shares, use view",
     )
     p.add_argument(
         "--items",

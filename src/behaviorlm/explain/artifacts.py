@@ -209,10 +209,12 @@ def trained_action(artifact: Artifact, action: str, *, head: bool = False) -> in
     code = artifact.dataset.action_code(action)
     tokens = net.module.tokens
     reads = tokens.features.actions and tokens.action.num_embeddings > 1  # mlp reads no action
-    if reads and code not in seen_codes(tokens.action):
+    if reads and code not in (seen := seen_codes(tokens.action)):
+        names = artifact.dataset.vocab["action"]
+        read = ", ".join(names[int(c) - 1] for c in seen if c <= len(names))
         raise ValueError(
             f"the model was not trained on action {action!r}: its training data has no "
-            f"{action} events, so it reads every such action alike"
+            f"{action} events, so it reads every such action alike; it read: {read}"
         )
     weight = artifact.run.get("config", {}).get("train", {}).get("action_loss_weight", 1.0)
     if head and not float(weight) > 0:

@@ -37,8 +37,8 @@ class Event:
         Internal item id.
     action : int
         Action code (the data set's vocabulary, e.g. ``dataset.action_code("share")``).
-    source : int
-        Source code; 0 (default): the user's own behaviour (``self``). A followee's event
+    source : int, optional
+        Source code; not given: the user's own behaviour (``self``). A followee's event
         names the source the model reads followees' events with
         (:func:`behaviorlm.data.feed.followee_source` of the data set).
     timestamp : int, optional
@@ -57,12 +57,12 @@ class Event:
 
     item: int
     action: int
-    source: int = 0
+    source: int | None = None
     timestamp: int | None = None
     followee: int = 0
 
     def __post_init__(self) -> None:
-        if self.source:
+        if self.source is not None:
             return
         if self.followee:
             raise ValueError(
@@ -70,6 +70,12 @@ class Event:
                 "with: source=behaviorlm.data.feed.followee_source(dataset)"
             )
         object.__setattr__(self, "source", SELF_SOURCE)
+
+
+def source_of(event: Event) -> int:
+    """The event's source code (set by :class:`Event` when not given)."""
+    assert event.source is not None
+    return event.source
 
 
 def append_event(histories: Sequences, event: Event) -> Sequences:
@@ -125,10 +131,10 @@ def append_event(histories: Sequences, event: Event) -> Sequences:
         "values": np.full(rows, np.nan, dtype=np.float32),
         "devices": taken(histories.devices, last_own, last_own >= 0),
         "locations": taken(histories.locations, last_own, last_own >= 0),
-        "sources": np.full(rows, event.source, dtype=np.int64),
+        "sources": np.full(rows, source_of(event), dtype=np.int64),
     }
     if event.followee:
-        added = as_followee_events(added, np.full(rows, event.followee), event.source)
+        added = as_followee_events(added, np.full(rows, event.followee), source_of(event))
     arrays: dict[str, Any] = {}
     for name, values in histories.per_event().items():
         extra = np.zeros((len(values) + rows, *values.shape[1:]), dtype=values.dtype)
@@ -258,7 +264,7 @@ def influence(
             raise ValueError(f"item {item} is outside 1..{net.n_items}")
     # codes from 1: 0 is "no action"; a code the model never saw in training (an action of
     # the vocabulary that the training data lacks) reads as unknown, as an ingested one does
-    if event.action < 1 or event.source < 1:
+    if event.action < 1 or source_of(event) < 1:
         raise ValueError(
             f"action and source codes start at 1, got action {event.action}, source {event.source}"
         )

@@ -96,8 +96,8 @@ def follower_uplift(
     histories: Sequences,
     item: int,
     *,
-    action: int = 0,
-    source: int = 0,
+    action: int | None = None,
+    source: int | None = None,
     followee_event: bool = False,
     batch_size: int = 256,
 ) -> F32:
@@ -105,7 +105,7 @@ def follower_uplift(
     (with ``followee_event`` the sharer's act as a followee event, :class:`Event` ``followee``
     -1: the model does not read who it was, so one pass serves every sharer).
 
-    ``action`` and ``source`` are the codes of the event; 0 (default): a view from the
+    ``action`` and ``source`` are the codes of the event; not given: a view from the
     social source, which a followee's act is not, so with ``followee_event`` both must be
     given (the act's action code and :func:`behaviorlm.data.feed.followee_source`, as
     :func:`behaviorlm.explain.artifacts.reaching_event` finds them).
@@ -123,7 +123,7 @@ def follower_uplift(
         raise ValueError(f"item {item} is outside 1..{net.n_items}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    if followee_event and not (action and source):
+    if followee_event and (action is None or source is None):
         raise ValueError(
             "a followee's act needs its action code and the followee source code "
             "(dataset.action_code('share'), behaviorlm.data.feed.followee_source(dataset))"
@@ -131,8 +131,8 @@ def follower_uplift(
     out = np.zeros(len(histories), dtype=np.float32)
     event = Event(
         item=item,
-        action=action or VIEW_ACTION,
-        source=source or SOCIAL_SOURCE,
+        action=VIEW_ACTION if action is None else action,
+        source=SOCIAL_SOURCE if source is None else source,
         followee=-1 if followee_event else 0,
     )
     for lo in range(0, len(histories), batch_size):
@@ -148,8 +148,8 @@ def social_reach(
     followers: Sequences,
     item: int,
     *,
-    action: int = 0,
-    source: int = 0,
+    action: int | None = None,
+    source: int | None = None,
     followee_event: bool = False,
     exposure: float | None = None,
     batch_size: int = 256,
@@ -237,8 +237,8 @@ def rank_by_reach(
     *,
     users: Int | None = None,
     k: int | None = None,
-    action: int = 0,
-    source: int = 0,
+    action: int | None = None,
+    source: int | None = None,
     followee_event: bool = False,
     exposure: Exposure | None = None,
     batch_size: int = 256,

@@ -252,7 +252,12 @@ class InfluenceRequest(BaseModel):
 
     user_id: str = Field(min_length=1, max_length=MAX_ID)
     item_id: str = Field(min_length=1, max_length=MAX_ID)
-    action: str = Field(default="share", min_length=1, max_length=MAX_ID)
+    action: str = Field(
+        default="share",
+        min_length=1,
+        max_length=MAX_ID,
+        description="an action the model's training data never had is refused (422)",
+    )
     timestamp: int | None = Field(
         default=None,
         ge=0,

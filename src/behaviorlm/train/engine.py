@@ -661,17 +661,26 @@ class _Loop:
             first_step = self.step
 
             def advance(n: int, loss: float, rate: float) -> None:
-                total = self.total_steps
-                if deadline is not None:  # the budget may end the run first: the bar (and its
-                    # remaining time) goes to the step the session's pace reaches by then
-                    now = time.perf_counter()
-                    pace = (self.step - first_step) / max(now - start, 1e-9)
-                    total = min(total, self.step + int(pace * max(deadline - now, 0.0)))
-                bar.update(task, advance=n, loss=loss, rate=rate, total=max(total, self.step))
+                bar.update(task, advance=n, loss=loss, rate=rate)
+
+            def expected_total() -> int:
+                """The run's last step: of its epochs, or, where the budget ends it first, the
+                step the session's pace reaches by the deadline (set once an epoch, since a
+                new total resets the bar's speed and so its remaining time)."""
+                now = time.perf_counter()
+                if deadline is None or self.step == first_step:
+                    return self.total_steps
+                pace = (self.step - first_step) / max(now - start, 1e-9)
+                reached = self.step + int(pace * max(deadline - now, 0.0))
+                return max(min(self.total_steps, reached), self.step)
 
             while stopped is None and self.epoch < cfg.epochs:
                 self.epoch += 1
-                bar.update(task, description=f"{self.model.name} epoch {self.epoch}/{cfg.epochs}")
+                bar.update(
+                    task,
+                    description=f"{self.model.name} epoch {self.epoch}/{cfg.epochs}",
+                    total=expected_total(),
+                )
                 stats, out_of_time = self._train_epoch(deadline, advance)
                 due = self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs
                 valid = self._validate() if (due or out_of_time) else None

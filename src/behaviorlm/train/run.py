@@ -262,9 +262,11 @@ def train(
     """
     # a run resumed starts from its own stored config: it may predate the shipped defaults
     base = stored_config(out_dir) if resume else None
-    cfg = resolve_run_config(model, config, overrides, defaults=defaults, base=base)
-    if base is None:  # a resumed run goes on as its checkpoint was trained
-        cfg = fit_to_data(cfg, dataset)
+    # on resuming too: under torchrun only rank 0 reads the stored config, and every rank
+    # must train the same one (a checkpoint from before a switch made here is then refused)
+    cfg = fit_to_data(
+        resolve_run_config(model, config, overrides, defaults=defaults, base=base), dataset
+    )
     split = make_split(dataset, cfg.split)
     fitted = MODELS[cfg.model][1](cfg.model_config)
     codes = [dataset.action_code(a) for a in cfg.split.target_actions]

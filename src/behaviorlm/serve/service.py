@@ -579,12 +579,7 @@ class Service:
         if item_id is not None:
             target = Target.item(self._item_code(item_id))
         elif next_action is not None:
-            try:
-                target = Target.action(
-                    trained_action(self.artifact, self._known_action(next_action), head=True)
-                )
-            except ValueError as exc:
-                raise RequestError(422, str(exc)) from exc
+            target = Target.action(self._trained_action(next_action, head=True))
         # from the cached codes (only the new events read); the records of the events shown
         # are read by their storage positions
         timeline = self._live(user_id)
@@ -667,10 +662,7 @@ class Service:
             check_item_action(request.action)
         except ValueError as exc:
             raise RequestError(422, str(exc)) from exc
-        try:
-            code = trained_action(self.artifact, self._known_action(request.action))
-        except ValueError as exc:
-            raise RequestError(422, str(exc)) from exc
+        code = self._trained_action(request.action)
         event = HypotheticalEvent(item=items[0], action=code, timestamp=request.timestamp)
         timeline = self._live(request.user_id)
         reach = request.action in SOCIAL_ACTIONS if request.reach is None else request.reach
@@ -756,10 +748,15 @@ class Service:
             raise RequestError(422, self._unknown_action(action))
         return code
 
-    def _known_action(self, action: str) -> str:
-        """``action``, checked to be an action of the data set (RequestError(422) if not)."""
-        self._action_code(action)
-        return action
+    def _trained_action(self, action: str, *, head: bool = False) -> int:
+        """Code of an action of the data set that the model read (and, with ``head``, can
+        predict: :func:`behaviorlm.explain.artifacts.trained_action`); RequestError(422)
+        otherwise."""
+        self._action_code(action)  # an unknown action is named with the known ones
+        try:
+            return trained_action(self.artifact, action, head=head)
+        except ValueError as exc:
+            raise RequestError(422, str(exc)) from exc
 
     def _unknown_action(self, action: str) -> str:
         return f"unknown action {action!r}; known: {', '.join(self.timelines.actions)}"

@@ -16,7 +16,7 @@ from rich.console import Console
 import behaviorlm as blm
 from behaviorlm.cli import main
 from behaviorlm.explain import Event, append_event, influence, rank_by_reach, social_reach
-from behaviorlm.explain.artifacts import reaching_event
+from behaviorlm.explain.artifacts import labelled_influence, reaching_event
 from behaviorlm.explain.influence import log_softmax
 from behaviorlm.explain.reach import follower_uplift
 from behaviorlm.explain.view import print_explanation
@@ -373,7 +373,7 @@ def test_a_hypothetical_event_comes_after_the_timeline() -> None:
 
 
 def test_actions_the_model_never_read_are_refused_and_reach_says_why_it_is_empty(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rows = [f"u{u},i{(u + k) % 8},{100 * k},view" for u in range(12) for k in range(6)]
     rows += [f"u{u},i{u % 8},50,share" for u in range(0, 12, 3)]  # some shares, no follows
@@ -396,3 +396,15 @@ def test_actions_the_model_never_read_are_refused_and_reach_says_why_it_is_empty
     out = capsys.readouterr().out
     assert "social reach: this data set has no follow graph" in out
     assert re.search(r"p\(next = i5\) \d", out)
+    # probabilities too small for four decimals are printed in significant digits
+    import behaviorlm.cli as cli
+
+    def tiny(artifact: blm.Artifact, result: blm.Influence) -> dict[str, object]:
+        data = labelled_influence(artifact, result)
+        data["items"] = [{**data["items"][0], "before": 4.42e-05, "after": 7.12e-05,
+                          "change": 2.70e-05}]  # fmt: skip
+        return data
+
+    monkeypatch.setattr(cli, "labelled_influence", tiny)
+    assert main(["influence", run, "--user", "u2", "--item", "i5", "--action", "share"]) == 0
+    assert "4.42e-05 -> 7.12e-05 (+2.70e-05)" in capsys.readouterr().out

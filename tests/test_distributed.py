@@ -165,3 +165,21 @@ def test_shards_deal_the_batch_out_row_by_row() -> None:
     assert [s.tolist() for s in shards] == [[10, 13, 16], [11, 14], [12, 15]]
     # a rank without rows of its own trains on a row of the batch with weight 0
     assert World(rank=2, size=4).shard(np.array([5]), ones, ones)[1:] == (0.0, 0.0)
+
+
+@pytest.mark.slow
+def test_a_resume_refused_on_rank_0_stops_every_rank(
+    dataset: tuple[Path, int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rank 0 alone reads the checkpoint: its refusal reaches rank 1, which would otherwise
+    wait for rank 0's state until the launch times out."""
+    folder, batch_size = dataset
+    args = ["train", str(folder), *MODEL, *TRAIN, f"--train.batch_size={batch_size}"]
+    assert main([*args, "--out", str(tmp_path / "run"), "--train.epochs=1"]) == 0
+    capsys.readouterr()
+    before = (tmp_path / "run" / META_FILE).read_text()
+    done = torchrun([*args, "--train.lr=0.02", "--out", str(tmp_path / "run"), "--resume"])
+    assert done.returncode != 0
+    assert "another config" in done.stderr  # rank 0's own error
+    assert "rank 0 could not resume the run" in done.stderr  # rank 1's
+    assert (tmp_path / "run" / META_FILE).read_text() == before

@@ -629,8 +629,19 @@ class _Loop:
         cfg = self.config
         stopped: str | None = None
         resumed = resume and self.path is not None and Checkpoint.exists(self.path)
+        failed: Exception | None = None
         if resumed:
-            stopped = self._resume()  # refuses another config before the folder changes
+            try:
+                stopped = self._resume()  # refuses another config before the folder changes
+            except Exception as err:  # raised below, once every rank knows
+                failed = err
+        # rank 0 alone reads the checkpoint: the other ranks learn that it could not resume,
+        # and stop with it, instead of waiting for its state
+        reason = self.world.from_main(lambda: None if failed is None else str(failed))
+        if failed is not None:
+            raise failed
+        if reason is not None:
+            raise ConfigError(f"rank 0 could not resume the run: {reason}")
         begin(resumed)
         if self.path is not None and not resumed:
             if resume and self.progress:  # said, not refused: the run starts from epoch 1

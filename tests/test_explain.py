@@ -20,6 +20,7 @@ from behaviorlm.explain.explanation import single_valued
 from behaviorlm.explain.gradients import integrated_gradients, path_rule
 from behaviorlm.explain.groups import ablate_groups, event_kinds
 from behaviorlm.explain.occlusion import occlusion
+from behaviorlm.explain.target import neural
 from behaviorlm.explain.view import print_explanation
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.models.sasrec import Block, SASRec, SASRecConfig
@@ -185,6 +186,39 @@ def test_occlusion_group_sums_follow_event_kinds(art: blm.Artifact) -> None:
     if "device" in by_group:
         assert by_group["device"].attributed_logit is None
     assert {ev.kind for ev in e.events} >= {"social"}
+
+
+def test_a_click_on_a_search_result_is_search_activity(dataset: blm.Dataset) -> None:
+    """A view that carries its search's query (the simulator's clicks on search results) is
+    search activity, as the search is; a view without one is history."""
+    seqs = dataset.sequences()
+    words = np.asarray(seqs.extra["query_words"]).reshape(len(seqs.items), -1).any(axis=1)
+    clicks = np.flatnonzero(words & (seqs.items > 0))
+    plain = np.flatnonzero(~words & (seqs.items > 0) & (seqs.sources == 1))
+    assert len(clicks) > 0
+    assert len(plain) > 0
+    assert set(event_kinds(seqs, clicks)) == {"search"}
+    assert set(event_kinds(seqs, plain)) == {"history"}
+
+
+def test_the_view_says_where_a_view_came_from(art: blm.Artifact) -> None:
+    seqs = art.dataset.sequences()
+    words = np.asarray(seqs.extra["query_words"]).reshape(len(seqs.items), -1).any(axis=1)
+    click, social = words & (seqs.items > 0), seqs.sources == 2
+    window = int(neural(art.model).config.max_len)
+    row = next(
+        r
+        for r in range(len(seqs))
+        if click[max(seqs.offsets[r], seqs.offsets[r + 1] - window) : seqs.offsets[r + 1]].any()
+        and social[max(seqs.offsets[r], seqs.offsets[r + 1] - window) : seqs.offsets[r + 1]].any()
+    )
+    e = explain(art.model, seqs.row(row), target=3)
+    con = Console(file=io.StringIO(), width=200)
+    print_explanation(con, "u1", labelled_explanation(art, e))
+    out = con.file.getvalue()  # type: ignore[attr-defined]
+    assert "view (search)" in out  # a click on a search result
+    assert "view (social)" in out
+    assert "search (search)" not in out
 
 
 def test_attention_read_out(art: blm.Artifact) -> None:

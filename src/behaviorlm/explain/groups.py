@@ -11,9 +11,10 @@ of the user's own events only).
 Which component each group is: :data:`behaviorlm.explain.components.TABLES` ("history" is
 the item embedding, "time" the time-gap embedding; HSTU's relative time bias stays).
 
-Events also have a kind, used to sum per-event attributions by group: a search
-(query words or no item), a social event (the social source, or a followee's event from
-``behaviorlm.data.feed``, whatever its action), else the user's own history.
+Events also have a kind, used to sum per-event attributions by group: search activity
+(query words or no item: a search, or a click on one of its results, which carries the
+search's query as search logs record it), a social event (the social source, or a followee's
+event from ``behaviorlm.data.feed``, whatever its action), else the user's own history.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def ablate_groups(
 
 
 def event_kinds(history: Sequences, events: Int, social_source: int = SOCIAL_SOURCE) -> list[str]:
-    """Kind of each of ``events`` (flat indices): "search", "social" or "history".
+    """Kind of each of ``events`` (flat indices): "search" (query words, or no item), "social"
+    or "history".
 
     Examples
     --------

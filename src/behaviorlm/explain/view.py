@@ -43,11 +43,16 @@ def _when(timestamp: int) -> str:
 
 
 def _action(e: dict[str, Any]) -> str:
-    """The action of an explained event, with who did it for a followee's event."""
+    """The action of an explained event, with who did it for a followee's event, and where a
+    view came from (a followee's share, a search result)."""
     name = str(e["action_name"])
     if e.get("followee_id"):
         return f"{name} by {e['followee_id']}"
-    return name + (" (social)" if e["kind"] == "social" else "")
+    if e["kind"] == "social":
+        return f"{name} (social)"
+    if e["kind"] == "search" and e.get("item_id"):  # a search has no item: its name says it
+        return f"{name} (search)"
+    return name
 
 
 def print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:

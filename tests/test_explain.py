@@ -24,7 +24,7 @@ from behaviorlm.explain.target import neural
 from behaviorlm.explain.view import print_explanation
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.models.sasrec import Block, SASRec, SASRecConfig
-from behaviorlm.schema import FOLLOWEE, Sequences
+from behaviorlm.schema import FOLLOWEE, SEARCH_SOURCE, SOCIAL_SOURCE, Sequences
 
 NEURAL = ("sasrec", "hstu", "mlp")
 TINY = {
@@ -46,10 +46,13 @@ def art(request: pytest.FixtureRequest, dataset: blm.Dataset) -> blm.Artifact:
 
 
 def user_row(art: blm.Artifact) -> Sequences:
-    """The timeline of a user with social events and more events than the model reads."""
+    """The timeline of a user with social events, clicks on search results among the events
+    the model reads, and more events than it reads."""
     seqs = art.dataset.sequences()
-    social = np.bincount(seqs.row_of_event[seqs.sources == 2], minlength=len(seqs))
-    ok = np.flatnonzero((social > 0) & (seqs.lengths > 25) & (seqs.lengths < 60))
+    social = np.bincount(seqs.row_of_event[seqs.sources == SOCIAL_SOURCE], minlength=len(seqs))
+    last = seqs.offsets[1:, None] - np.arange(1, 21)  # each row's last 20 events
+    clicks = (seqs.sources[np.maximum(last, 0)] == SEARCH_SOURCE).any(axis=1)
+    ok = np.flatnonzero((social > 0) & clicks & (seqs.lengths > 25) & (seqs.lengths < 60))
     return seqs.row(int(ok[0]))
 
 
@@ -155,6 +158,7 @@ def test_group_ablation_equals_rescoring_with_the_group_switched_off(art: blm.Ar
     model = art.model
     assert isinstance(model, NeuralRecommender)
     history, item = user_row(art), 7
+    assert (history.sources[-20:] == SEARCH_SOURCE).any()  # the source split is exercised
     full = target_of(model.score(history)[0], item)
     ablated = ablate_groups(model, history, Target.item(item))
     expected = ["history"] if art.model.name == "mlp" else ["history", "actions", "time"]
@@ -189,22 +193,36 @@ def test_occlusion_group_sums_follow_event_kinds(art: blm.Artifact) -> None:
 
 
 def test_a_click_on_a_search_result_is_search_activity(dataset: blm.Dataset) -> None:
-    """A view that carries its search's query (the simulator's clicks on search results) is
-    search activity, as the search is; a view without one is history."""
+    """A view from the search source (the simulator's clicks on search results) is search
+    activity, as the search is; the user's own view is history."""
     seqs = dataset.sequences()
-    words = np.asarray(seqs.extra["query_words"]).reshape(len(seqs.items), -1).any(axis=1)
-    clicks = np.flatnonzero(words & (seqs.items > 0))
-    plain = np.flatnonzero(~words & (seqs.items > 0) & (seqs.sources == 1))
+    clicks = np.flatnonzero(seqs.sources == SEARCH_SOURCE)
+    plain = np.flatnonzero((seqs.items > 0) & (seqs.sources == 1))
     assert len(clicks) > 0
     assert len(plain) > 0
     assert set(event_kinds(seqs, clicks)) == {"search"}
     assert set(event_kinds(seqs, plain)) == {"history"}
 
 
+def test_integrated_gradients_count_a_search_results_source_as_search(art: blm.Artifact) -> None:
+    e = explain(art.model, user_row(art), target=3, method="ig")
+    by_group = {g.group: g for g in e.groups}
+    if "social" not in by_group:  # mlp reads items only
+        assert all(set(ev.components) == {"history"} for ev in e.events)
+        return
+    clicks = [ev for ev in e.events if ev.kind == "search" and ev.item]
+    assert clicks
+    assert all(ev.components["social"] == 0.0 for ev in clicks)
+    assert any(ev.components["search"] != 0.0 for ev in clicks)  # no query: the source
+    search = sum(ev.components["search"] for ev in e.events if not ev.followee)
+    assert by_group["search"].attributed_logit == pytest.approx(search, abs=1e-5)
+    total = sum(ev.logit or 0.0 for ev in e.events)
+    assert total == pytest.approx(e.logit - (e.baseline_logit or 0.0), rel=0.02, abs=1e-3)
+
+
 def test_the_view_says_where_a_view_came_from(art: blm.Artifact) -> None:
     seqs = art.dataset.sequences()
-    words = np.asarray(seqs.extra["query_words"]).reshape(len(seqs.items), -1).any(axis=1)
-    click, social = words & (seqs.items > 0), seqs.sources == 2
+    click, social = seqs.sources == SEARCH_SOURCE, seqs.sources == SOCIAL_SOURCE
     window = int(neural(art.model).config.max_len)
     row = next(
         r

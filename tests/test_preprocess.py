@@ -264,7 +264,7 @@ def test_vocabularies_builtin_first_custom_sorted_compacted() -> None:
     assert rows_of(ds, "action", "device", "location", "source") == [
         (len(ACTIONS) + 2, 3, 2, 1),
         (ACTIONS.index("purchase") + 1, 2, 0, 2),
-        (len(ACTIONS) + 1, 1, 1, 3),
+        (len(ACTIONS) + 1, 1, 1, len(SOURCES) + 1),
         (0, 0, 2, 0),
     ]
     assert ds.action_code("purchase") == ACTIONS.index("purchase") + 1

@@ -35,8 +35,13 @@ ACTIONS: Final[tuple[str, ...]] = (
     "share",
     "search",
 )
-#: Where an event came from: the user's own behaviour or a followee's activity that reached them.
-SOURCES: Final[tuple[str, ...]] = ("self", "social")
+#: Where an event came from: the user's own behaviour, a followee's activity that reached them,
+#: or a search (a click on a search result).
+SOURCES: Final[tuple[str, ...]] = ("self", "social", "search")
+#: Codes of the social and the search source: data sets code sources with :data:`SOURCES`
+#: first (0 = unknown).
+SOCIAL_SOURCE: Final = SOURCES.index("social") + 1
+SEARCH_SOURCE: Final = SOURCES.index("search") + 1
 #: Key of ``Sequences.extra`` that holds, per event, the followed user who acted: a followee
 #: event (context from ``behaviorlm.data.feed``, never a target) where not 0 (-1: a followee
 #: event whose user is not named, as a hypothetical share scored for many sharers at once).

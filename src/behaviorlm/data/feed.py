@@ -50,8 +50,8 @@ def followee_source(ds: Dataset) -> int:
     --------
     >>> from behaviorlm.data.preprocess import preprocess
     >>> from behaviorlm.data.synthetic import simulate
-    >>> followee_source(preprocess(simulate(20, seed=0)))  # after "self" and "social"
-    3
+    >>> followee_source(preprocess(simulate(20, seed=0)))  # after "self", "social", "search"
+    4
     """
     return len(ds.vocab["source"]) + 1
 

@@ -18,14 +18,13 @@ from behaviorlm.data.errors import DataError
 from behaviorlm.data.feed import followee_source
 from behaviorlm.explain.explanation import EventInfluence, Explanation, explain
 from behaviorlm.explain.exposure import SOCIAL_ACTIONS, Exposure, estimate_exposure
-from behaviorlm.explain.groups import SOCIAL_SOURCE
 from behaviorlm.explain.influence import Event, Influence, influence
 from behaviorlm.explain.reach import Reach, ReachRanking, rank_by_reach, social_reach
 from behaviorlm.explain.shapley import SAMPLES
 from behaviorlm.explain.target import Target, neural
 from behaviorlm.models.base import Recommender
 from behaviorlm.models.neural import seen_codes
-from behaviorlm.schema import Int, Sequences
+from behaviorlm.schema import SOCIAL_SOURCE, Int, Sequences
 
 
 def explain_user(

@@ -21,7 +21,8 @@ from torch import nn
 from behaviorlm.models.batch import SequenceBatch
 from behaviorlm.models.neural import SequenceModule
 
-#: The embedding table (attribute of ``TokenEmbedding``) behind each feature group.
+#: The embedding table (attribute of ``TokenEmbedding``) behind each feature group (the source
+#: table's rows of clicks on search results are search activity: ``explain.groups``).
 TABLES: dict[str, str] = {
     "history": "item",
     "search": "query",

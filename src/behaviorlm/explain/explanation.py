@@ -36,13 +36,13 @@ import numpy as np
 
 from behaviorlm.explain.attention import NOTE, attention
 from behaviorlm.explain.gradients import integrated_gradients
-from behaviorlm.explain.groups import SOCIAL_SOURCE, ablate_groups, event_kinds
+from behaviorlm.explain.groups import ablate_groups, event_kinds
 from behaviorlm.explain.occlusion import occlusion
 from behaviorlm.explain.shapley import SAMPLES, context_players, shapley
 from behaviorlm.explain.target import Target, neural, resolve_target, single_row, window
 from behaviorlm.models.base import Recommender
 from behaviorlm.models.neural import NeuralRecommender, seen_codes
-from behaviorlm.schema import Sequences
+from behaviorlm.schema import SEARCH_SOURCE, SOCIAL_SOURCE, Sequences
 
 METHODS = ("occlusion", "integrated_gradients", "shapley", "attention")
 ALIASES = {"ig": "integrated_gradients"}
@@ -86,6 +86,27 @@ class EventInfluence:
     attention: float | None = None
     components: dict[str, float] = field(default_factory=dict)
     followee: int = 0
+
+
+def by_origin(components: dict[str, np.ndarray], search: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-component attributions with the source component of search events (a click on a
+    search result) moved from "social" to "search": the source says where an event came
+    from, and a search result is search activity.
+
+    Examples
+    --------
+    >>> parts = {"history": np.array([1.0, 2.0]), "social": np.array([0.5, 0.25])}
+    >>> moved = by_origin(parts, np.array([False, True]))
+    >>> moved["social"].tolist(), moved["search"].tolist()
+    ([0.5, 0.0], [0.0, 0.25])
+    """
+    if "social" not in components or not search.any():
+        return components
+    out = dict(components)
+    source = components["social"]
+    out["social"] = np.where(search, 0.0, source)
+    out["search"] = out.get("search", np.zeros_like(source)) + np.where(search, source, 0.0)
+    return out
 
 
 def group_sums(components: dict[str, np.ndarray], followee: np.ndarray) -> dict[str, float]:
@@ -414,6 +435,11 @@ def explain(
         )
     if method == "integrated_gradients":
         ig = integrated_gradients(net, history, chosen, steps=steps, max_steps=max_steps)
+        theirs = history.is_followee_event()[events]
+        searched = (history.sources[events] == SEARCH_SOURCE) & ~theirs
+        ig = replace(
+            ig, logit=by_origin(ig.logit, searched), probability=by_origin(ig.probability, searched)
+        )
         rows = tuple(
             event(
                 k,
@@ -423,7 +449,6 @@ def explain(
             )
             for k in range(len(events))
         )
-        theirs = history.is_followee_event()[events]
         by_logit, by_prob = group_sums(ig.logit, theirs), group_sums(ig.probability, theirs)
         groups = tuple(
             GroupInfluence(g, a_logit, a_prob, by_logit.get(g), by_prob.get(g), one)

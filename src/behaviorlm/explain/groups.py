@@ -11,10 +11,14 @@ of the user's own events only).
 Which component each group is: :data:`behaviorlm.explain.components.TABLES` ("history" is
 the item embedding, "time" the time-gap embedding; HSTU's relative time bias stays).
 
-Events also have a kind, used to sum per-event attributions by group: search activity
-(query words or no item: a search, or a click on one of its results, which carries the
-search's query as search logs record it), a social event (the social source, or a followee's
-event from ``behaviorlm.data.feed``, whatever its action), else the user's own history.
+The source component says where an event came from, and it belongs to the group of that
+origin: on an event with the search source (a click on a search result) it is search
+activity, removed with "search"; on every other event it is "social".
+
+Events also have a kind, used to sum per-event attributions by group: search activity (a
+search: query words or no item; or a click on a search result: the search source), a social
+event (the social source, or a followee's event from ``behaviorlm.data.feed``, whatever its
+action), else the user's own history.
 """
 
 from __future__ import annotations
@@ -26,10 +30,7 @@ from behaviorlm.explain.components import edited_components, groups_of
 from behaviorlm.explain.gradients import repeat_rows
 from behaviorlm.explain.target import Target, target_scores
 from behaviorlm.models.neural import NeuralRecommender
-from behaviorlm.schema import SOURCES, Int, Sequences
-
-#: Code of the social source: data sets code sources with :data:`SOURCES` first (0 = unknown).
-SOCIAL_SOURCE = SOURCES.index("social") + 1
+from behaviorlm.schema import SEARCH_SOURCE, SOCIAL_SOURCE, Int, Sequences
 
 
 def ablate_groups(
@@ -54,6 +55,8 @@ def ablate_groups(
     theirs = history.is_followee_event()
     # the batch's columns (the last events) that hold followees' events
     followee_cols = torch.from_numpy(theirs[len(theirs) - one.shape[1] :]).view(1, -1, 1)
+    # clicks on search results (a followee's event is social, whatever its source code)
+    searched = (one.sources.view(1, -1, 1) == SEARCH_SOURCE) & ~followee_cols
 
     def drop(group: str, output: torch.Tensor) -> torch.Tensor:
         factor = keep[:, groups.index(group)].view(-1, 1, 1)
@@ -61,6 +64,11 @@ def ablate_groups(
         # are (a model that reads its tokens in another layout, mlp, has them all removed)
         if group != "social" and theirs.any() and output.shape[1] == followee_cols.shape[1]:
             factor = torch.where(followee_cols, torch.ones(()), factor)
+        if group == "social" and output.shape[1] == searched.shape[1]:
+            # the source of a click on a search result is search activity (kept where the
+            # model has no search group: then the feature switch has zeroed it already)
+            search = keep[:, groups.index("search")] if "search" in groups else torch.ones(rows)
+            factor = torch.where(searched, search.view(-1, 1, 1), factor)
         return output * factor
 
     with torch.no_grad(), edited_components(module, groups, rows, drop):
@@ -86,8 +94,8 @@ def ablate_groups(
 
 
 def event_kinds(history: Sequences, events: Int, social_source: int = SOCIAL_SOURCE) -> list[str]:
-    """Kind of each of ``events`` (flat indices): "search" (query words, or no item), "social"
-    or "history".
+    """Kind of each of ``events`` (flat indices): "search" (query words, no item, or the
+    search source), "social" or "history".
 
     Examples
     --------
@@ -105,7 +113,8 @@ def event_kinds(history: Sequences, events: Int, social_source: int = SOCIAL_SOU
         else np.zeros(len(events), dtype=bool)
     )
     followee = history.is_followee_event()[events]
-    search = (has_words | (history.items[events] == 0)) & ~followee
+    searched = history.sources[events] == SEARCH_SOURCE
+    search = (has_words | (history.items[events] == 0) | searched) & ~followee
     social = (history.sources[events] == social_source) | followee
     return [
         "search" if s else "social" if o else "history" for s, o in zip(search, social, strict=True)

@@ -25,11 +25,10 @@ from typing import Any
 import numpy as np
 
 from behaviorlm.explain.exposure import Exposure
-from behaviorlm.explain.groups import SOCIAL_SOURCE
 from behaviorlm.explain.influence import Event, append_event, log_softmax
 from behaviorlm.explain.target import neural
 from behaviorlm.models.base import Recommender
-from behaviorlm.schema import ACTIONS, F32, Int, Sequences
+from behaviorlm.schema import ACTIONS, F32, SOCIAL_SOURCE, Int, Sequences
 
 #: Action code of a view in the built-in coding (how a shared item reaches a follower).
 VIEW_ACTION = ACTIONS.index("view") + 1

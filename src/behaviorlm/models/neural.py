@@ -2,7 +2,8 @@
 
 A token is one event. Its embedding is the sum of an item embedding (plus a bag of query-word
 embeddings for searches) and embeddings of the action, the time-gap bucket, the device, the
-location and the source (self / social); the position embedding belongs to each model.
+location and the source (self / social / search); the position embedding belongs to each
+model.
 Each component is a feature group that a config can switch off, and that explanations can
 remove one at a time (:meth:`TokenEmbedding.components`).
 
@@ -27,7 +28,7 @@ from torch import nn
 from behaviorlm.models.base import Recommender
 from behaviorlm.models.batch import FeatureSizes, SequenceBatch, build_batch, time_gap_buckets
 from behaviorlm.models.traced import TracedEncoder
-from behaviorlm.schema import F32, Int, Sequences
+from behaviorlm.schema import F32, SEARCH_SOURCE, Int, Sequences
 
 #: Token components by feature group; "history" (item + query words) is always on.
 GROUPS = ("actions", "time", "search", "social", "location", "device")
@@ -88,7 +89,7 @@ class TokenEmbedding(nn.Module):
         lookups = (
             ("actions", f.actions, self.action, batch.actions),
             ("time", f.time, self.gap, batch.gaps),
-            ("social", f.social, self.source, batch.sources),
+            ("social", f.social or f.search, self.source, self._sources(batch.sources)),
             ("location", f.location, self.location, batch.locations),
             ("device", f.device, self.device, batch.devices),
         )
@@ -96,6 +97,18 @@ class TokenEmbedding(nn.Module):
             if enabled and table.num_embeddings > 1:
                 out[group] = table(codes)
         return out
+
+    def _sources(self, codes: torch.Tensor) -> torch.Tensor:
+        """Source codes as the feature switches allow: the search source (a click on a search
+        result) is search activity, every other source social; a switched-off group's codes
+        read as unknown (0, a zero row). Its table stays under "social" in
+        :meth:`components`, so with social off and search on that entry holds the search
+        clicks alone."""
+        f = self.features
+        if f.social and f.search:
+            return codes
+        searched = codes == SEARCH_SOURCE
+        return torch.where(searched if not f.search else ~searched, 0, codes)
 
     def forward(self, batch: SequenceBatch) -> torch.Tensor:
         """(B, T, D) token embeddings (zero at padding)."""

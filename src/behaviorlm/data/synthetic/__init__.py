@@ -14,8 +14,7 @@ causing event in ``truth_cause_event`` where there is one):
 * ``social``: a share makes each follower view the item in the next window with the sharer's
   ``truth_influence``; the follower's view has ``source = "social"``, cause = the share;
 * ``search``: views after a search are steered into the searched category; cause = the search;
-  such a view is a click on a search result and carries the search's ``query`` (its funnel
-  events do not), as the social view carries its source;
+  such a view is a click on a search result and has ``source = "search"``;
 * ``location``: local items (items column ``city``) are shown only to users of that city;
 * ``device``: app-only items (items column ``app_only``) are shown only on ``mobile_app``.
 

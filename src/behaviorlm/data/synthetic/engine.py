@@ -11,10 +11,10 @@ A session is a list of *entries*, each one item shown to the user, in this order
 2. the complement of the user's last purchase (cause group ``history``);
 3. a search (``query``, no item), on scheduled sessions only;
 4. browsing views, each steered into the searched category if there was a search (cause
-   ``search``; the view is a click on a search result and carries the search's ``query``, as
-   a search log records it), else drawn from the user's tastes (cause ``none``); one local
-   item of the user's city (cause ``location``) and one app-only item on the app (cause
-   ``device``) may be mixed in.
+   ``search``; such a view is a click on a search result, ``source = search``), else drawn
+   from the user's tastes (cause ``none``); one local item of the
+   user's city (cause ``location``) and one app-only item on the app (cause ``device``) may be
+   mixed in.
 
 Each entry expands into its view and funnel (like, comment, cart, purchase, rate, share).
 Every event of an entry carries the entry's planted cause: the funnel of a socially viewed
@@ -111,7 +111,7 @@ class _Rows:
     item: Int  # -1 on search rows
     group: Int
     cause: Int  # generation id, -1 none, _OWN_SEARCH: the session's search
-    query: Int  # -1 except on search rows and the views a search steered
+    query: Int  # -1 except on search rows
     social: Bool
 
 
@@ -259,8 +259,6 @@ def _window(
     )
     searched = np.full(n_s, -1, dtype=np.int64)
     searched[s_sess] = s_cat
-    searched_query = np.full(n_s, -1, dtype=np.int64)
-    searched_query[s_sess] = query
 
     # 4. browsing, steered by the search; one local and one app-only item may be mixed in
     n_views = np.where(is_sched, 1 + rng.poisson(cfg.views_per_session - 1.0, n_s), 0)
@@ -278,7 +276,6 @@ def _window(
         v_item,
         v_group,
         np.where(steer, _OWN_SEARCH, -1),
-        query=np.where(steer, searched_query[v_sess], -1),  # a click on a search result
     )
 
     local = np.flatnonzero(is_sched & (rng.random(n_s) < cfg.p_local_view))
@@ -307,7 +304,7 @@ def _expand(
     rows = entries.rows()
     sess, item, group, query = rows.sess, rows.item, rows.group, rows.query
     n_rows = len(sess)
-    is_search = item < 0
+    is_search = query >= 0
     shown = ~is_search
     p_cart = np.minimum(
         1.0, cfg.p_cart * np.where(group == HISTORY, cfg.complement_cart_boost, 1.0)
@@ -361,8 +358,7 @@ def _expand(
         time=time,
         action=action.astype(np.int8),
         rating=rating,
-        # the search and the view of a search result carry the query, not the view's funnel
-        query=np.where(action <= A_VIEW, query[row], -1).astype(np.int32),
+        query=query[row].astype(np.int32),
         device=device[ev_sess].astype(np.int8),
         social=rows.social[row] & (action == A_VIEW),
         cause=ev_cause,

@@ -10,8 +10,8 @@ import numpy.typing as npt
 import polars as pl
 
 from behaviorlm.data.raw import RAW_EVENT_DTYPES, RawData
-from behaviorlm.data.synthetic.engine import EVENT_ACTIONS, EventArrays
-from behaviorlm.data.synthetic.vocab import CAUSE_GROUPS, DEVICES
+from behaviorlm.data.synthetic.engine import A_VIEW, EVENT_ACTIONS, EventArrays
+from behaviorlm.data.synthetic.vocab import CAUSE_GROUPS, DEVICES, SEARCH
 from behaviorlm.data.synthetic.world import World
 from behaviorlm.data.write import write_table
 
@@ -91,7 +91,14 @@ def _event_strings(
         _lookup(world.vocab.queries, pl.when(c("q") >= 0).then(c("q"))).alias("query"),
         _lookup(list(DEVICES), c("d")).alias("device"),
         _lookup(world.cities, c("c")).alias("location"),
-        pl.when(c("s")).then(pl.lit("social")).otherwise(pl.lit("self")).alias("source"),
+        # where the view came from: a followee's share, or a search result (a view that the
+        # session's search steered; its funnel events are the user's own doing)
+        pl.when(c("s"))
+        .then(pl.lit("social"))
+        .when((c("g") == SEARCH) & (c("a") == A_VIEW))
+        .then(pl.lit("search"))
+        .otherwise(pl.lit("self"))
+        .alias("source"),
         pl.int_range(first_id, first_id + pl.len(), dtype=pl.Int64).alias("event_id"),
         pl.when(c("e") >= 0).then(c("e")).cast(pl.Int64).alias("truth_cause_event"),
         _lookup(list(CAUSE_GROUPS), c("g")).alias("truth_cause_group"),

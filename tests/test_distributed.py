@@ -181,5 +181,5 @@ def test_a_resume_refused_on_rank_0_stops_every_rank(
     done = torchrun([*args, "--train.lr=0.02", "--out", str(tmp_path / "run"), "--resume"])
     assert done.returncode != 0
     assert "another config" in done.stderr  # rank 0's own error
-    assert "rank 0 could not resume the run" in done.stderr  # rank 1's
+    assert "rank 0 could not start the run" in done.stderr  # rank 1's
     assert (tmp_path / "run" / META_FILE).read_text() == before

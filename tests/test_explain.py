@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 import torch
 from rich.console import Console
@@ -218,6 +219,47 @@ def test_integrated_gradients_count_a_search_results_source_as_search(art: blm.A
     assert by_group["search"].attributed_logit == pytest.approx(search, abs=1e-5)
     total = sum(ev.logit or 0.0 for ev in e.events)
     assert total == pytest.approx(e.logit - (e.baseline_logit or 0.0), rel=0.02, abs=1e-3)
+
+
+def test_a_data_set_from_before_the_search_source_keeps_its_code_3(dataset: blm.Dataset) -> None:
+    """Data sets prepared before "search" was a built-in source gave code 3 to another source
+    (or to followees' events): it is no click on a search result there."""
+    old = replace(dataset, vocab={**dataset.vocab, "source": ["self", "social", "partner"]})
+    tiny = [*TINY["sasrec"], "train.epochs=1", "train.threads=1"]
+    art = blm.train(old, "sasrec", overrides=tiny, progress=False, defaults=False)
+    model = neural(art.model)
+    assert model.module.tokens.search_source == -1
+    history = user_row(art)
+    e = explain(model, history, target=3)
+    partner = [ev for ev in e.events if history.sources[ev.index] == 3]
+    assert partner
+    assert {ev.kind for ev in partner} == {"history"}
+    # with the search switch off, the source still reads as it did
+    tokens = model.module.tokens
+    tokens.features = replace(tokens.features, search=False)
+    codes = torch.from_numpy(history.sources)
+    assert torch.equal(tokens._sources(codes), codes)
+    # the same model with the current vocabulary reads code 3 as search again
+    assert blm.Artifact(model=model, dataset=dataset).model is model
+    assert model.module.tokens.search_source == SEARCH_SOURCE
+
+
+def test_clicks_on_search_results_make_a_search_group_without_queries() -> None:
+    """A log that says which views came from a search but has no search queries."""
+    raw = blm.simulate(150, seed=3)
+    raw = replace(raw, events=raw.events.filter(pl.col("action") != "search"))
+    tiny = [*TINY["sasrec"], "train.epochs=1", "train.threads=1"]
+    art = blm.train(blm.preprocess(raw), "sasrec", overrides=tiny, progress=False, defaults=False)
+    assert neural(art.model).module.tokens.search_clicks
+    history = user_row(art)
+    e = explain(art.model, history, target=3, method="ig")
+    groups = {g.group: g for g in e.groups}
+    clicks = [ev for ev in e.events if history.sources[ev.index] == SEARCH_SOURCE]
+    assert clicks
+    assert {ev.kind for ev in clicks} == {"search"}
+    search = sum(ev.components["search"] for ev in e.events)
+    assert groups["search"].attributed_logit == pytest.approx(search, abs=1e-5)
+    assert search != 0.0
 
 
 def test_the_view_says_where_a_view_came_from(art: blm.Artifact) -> None:

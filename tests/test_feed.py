@@ -17,13 +17,12 @@ from behaviorlm.data.protocol import SplitConfig, make_split
 from behaviorlm.data.raw import RawData
 from behaviorlm.data.split import leave_one_out
 from behaviorlm.explain import explain, labelled_explanation, reaching_event
-from behaviorlm.explain.components import edited_components
 from behaviorlm.explain.groups import ablate_groups, event_kinds
 from behaviorlm.explain.target import Target, target_scores
 from behaviorlm.models.batch import FeatureSizes, build_training_batch
 from behaviorlm.models.neural import FeatureConfig
 from behaviorlm.models.sasrec import SASRec, SASRecConfig
-from behaviorlm.schema import FOLLOWEE, Sequences
+from behaviorlm.schema import FOLLOWEE, SEARCH_SOURCE, Sequences
 
 
 def shop() -> blm.Dataset:
@@ -266,14 +265,21 @@ TARGET = Target.item(3)
 
 
 def test_social_ablation_deletes_the_followee_events() -> None:
+    """And keeps the source of the user's clicks on search results, which is search
+    activity: the same as re-scoring the user's own events with the social switch off."""
     model, row = untrained_with_feed()
-    module, target = model.module, TARGET
+    module, target, tokens = model.module, TARGET, model.module.tokens
+    own = row.take_events(~row.is_followee_event())
+    assert (own.sources[-model.config.max_len :] == SEARCH_SOURCE).any()
     ablated = ablate_groups(model, row, target)
+    features = tokens.features
     with torch.no_grad():
         full, _ = target_scores(module, model.batch(row), target)
-        with edited_components(module, ["social"], 1, lambda _, out: out * 0.0):
-            own = row.take_events(~row.is_followee_event())
+        tokens.features = replace(features, social=False)
+        try:
             without, _ = target_scores(module, model.batch(own), target)
+        finally:
+            tokens.features = features
     assert ablated["social"][0] == pytest.approx(float(full[0] - without[0]), abs=1e-5)
 
 

@@ -27,6 +27,7 @@ from behaviorlm.data.dataset import Dataset
 from behaviorlm.data.errors import DataError
 from behaviorlm.data.feed import followee_feed, merge_feed
 from behaviorlm.models import MODELS, Recommender
+from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.schema import TRUTH_PREFIX, Sequences
 
 FORMAT_VERSION = 1
@@ -62,6 +63,10 @@ class Artifact:
     model: Recommender
     dataset: Dataset
     run: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, NeuralRecommender) and self.model.sizes is not None:
+            self.model.use_sources(self.dataset.vocab["source"])
 
     def save(self, directory: str | Path) -> Path:
         """Write the artifact folder; returns its path."""

@@ -42,7 +42,7 @@ from behaviorlm.explain.shapley import SAMPLES, context_players, shapley
 from behaviorlm.explain.target import Target, neural, resolve_target, single_row, window
 from behaviorlm.models.base import Recommender
 from behaviorlm.models.neural import NeuralRecommender, seen_codes
-from behaviorlm.schema import SEARCH_SOURCE, SOCIAL_SOURCE, Sequences
+from behaviorlm.schema import SOCIAL_SOURCE, Sequences
 
 METHODS = ("occlusion", "integrated_gradients", "shapley", "attention")
 ALIASES = {"ig": "integrated_gradients"}
@@ -95,17 +95,18 @@ def by_origin(components: dict[str, np.ndarray], search: np.ndarray) -> dict[str
 
     Examples
     --------
-    >>> parts = {"history": np.array([1.0, 2.0]), "social": np.array([0.5, 0.25])}
+    >>> parts = {"history": np.array([1.0, 2.0]), "social": np.array([0.5, 0.25]),
+    ...          "search": np.array([0.0, 0.0])}
     >>> moved = by_origin(parts, np.array([False, True]))
     >>> moved["social"].tolist(), moved["search"].tolist()
     ([0.5, 0.0], [0.0, 0.25])
     """
-    if "social" not in components or not search.any():
+    if "social" not in components or "search" not in components or not search.any():
         return components
     out = dict(components)
     source = components["social"]
     out["social"] = np.where(search, 0.0, source)
-    out["search"] = out.get("search", np.zeros_like(source)) + np.where(search, source, 0.0)
+    out["search"] = components["search"] + np.where(search, source, 0.0)
     return out
 
 
@@ -174,9 +175,14 @@ def single_valued(model: NeuralRecommender) -> frozenset[str]:
     ['actions', 'social']
     """
     tokens = model.module.tokens
-    return frozenset(
-        g for g, name in VALUED_GROUPS.items() if len(seen_codes(getattr(tokens, name))) == 1
-    )
+
+    def values(group: str) -> int:
+        codes = seen_codes(getattr(tokens, VALUED_GROUPS[group]))
+        if group == "social":  # a click on a search result is search activity
+            codes = codes[codes != tokens.search_source]
+        return len(codes)
+
+    return frozenset(g for g in VALUED_GROUPS if values(g) == 1)
 
 
 @dataclass(frozen=True)
@@ -262,11 +268,15 @@ def _set_aside_target_events(
 
 
 def _described(
-    history: Sequences, flat: np.ndarray, index: np.ndarray, social_source: int
+    history: Sequences,
+    flat: np.ndarray,
+    index: np.ndarray,
+    social_source: int,
+    search_source: int,
 ) -> tuple[EventInfluence, ...]:
     """The events at flat indices ``flat`` of ``history``, named by timeline positions
     ``index``, without influence values yet."""
-    kinds = event_kinds(history, flat, social_source)
+    kinds = event_kinds(history, flat, social_source, search_source)
     who = history.followees()
     return tuple(
         EventInfluence(
@@ -369,15 +379,16 @@ def explain(
         )
     history = single_row(history, net)
     chosen = resolve_target(net, history, target)
+    search = net.module.tokens.search_source  # a click on a search result is search activity
     positions = np.arange(len(history.items))  # timeline position of each explained event
     aside: tuple[EventInfluence, ...] = ()
     if without_target_events:
         whole = history
         history, positions, set_aside = _set_aside_target_events(history, chosen)
         # in the whole (single-row) timeline a flat index is the timeline position
-        aside = _described(whole, set_aside, set_aside, social_source)
+        aside = _described(whole, set_aside, set_aside, social_source, search)
     events = window(net, history)
-    described = _described(history, events, positions[events], social_source)
+    described = _described(history, events, positions[events], social_source, search)
     constant = single_valued(net)
     ablation = {
         g: (a_logit, a_prob, g in constant)
@@ -436,7 +447,7 @@ def explain(
     if method == "integrated_gradients":
         ig = integrated_gradients(net, history, chosen, steps=steps, max_steps=max_steps)
         theirs = history.is_followee_event()[events]
-        searched = (history.sources[events] == SEARCH_SOURCE) & ~theirs
+        searched = (history.sources[events] == net.module.tokens.search_source) & ~theirs
         ig = replace(
             ig, logit=by_origin(ig.logit, searched), probability=by_origin(ig.probability, searched)
         )

@@ -56,7 +56,8 @@ def ablate_groups(
     # the batch's columns (the last events) that hold followees' events
     followee_cols = torch.from_numpy(theirs[len(theirs) - one.shape[1] :]).view(1, -1, 1)
     # clicks on search results (a followee's event is social, whatever its source code)
-    searched = (one.sources.view(1, -1, 1) == SEARCH_SOURCE) & ~followee_cols
+    code = module.tokens.search_source
+    searched = (one.sources.view(1, -1, 1) == code) & ~followee_cols
 
     def drop(group: str, output: torch.Tensor) -> torch.Tensor:
         factor = keep[:, groups.index(group)].view(-1, 1, 1)
@@ -66,7 +67,7 @@ def ablate_groups(
             factor = torch.where(followee_cols, torch.ones(()), factor)
         if group == "social" and output.shape[1] == searched.shape[1]:
             # the source of a click on a search result is search activity (kept where the
-            # model has no search group: then the feature switch has zeroed it already)
+            # search switch is off: the model has then read it as unknown, a zero row)
             search = keep[:, groups.index("search")] if "search" in groups else torch.ones(rows)
             factor = torch.where(searched, search.view(-1, 1, 1), factor)
         return output * factor
@@ -80,11 +81,16 @@ def ablate_groups(
     if theirs.any():  # social activity also means the followees' events: delete them too
         social = [g for g in groups if g == "social"]
 
+        alone = model.batch(history.take_events(~theirs))
+        # the source of a click on a search result is search activity: it stays
+        clicks = (alone.sources == code).unsqueeze(-1)
+
         def zero(_: str, output: torch.Tensor) -> torch.Tensor:
+            if output.shape[:2] == clicks.shape[:2]:
+                return torch.where(clicks, output, 0.0)
             return output * 0.0
 
         with torch.no_grad(), edited_components(module, social, 1, zero):
-            alone = model.batch(history.take_events(~theirs))
             without_logit, without_prob = target_scores(module, alone, target)
         out["social"] = (
             float(logit[0] - without_logit[0]),
@@ -93,9 +99,14 @@ def ablate_groups(
     return out
 
 
-def event_kinds(history: Sequences, events: Int, social_source: int = SOCIAL_SOURCE) -> list[str]:
+def event_kinds(
+    history: Sequences,
+    events: Int,
+    social_source: int = SOCIAL_SOURCE,
+    search_source: int = SEARCH_SOURCE,
+) -> list[str]:
     """Kind of each of ``events`` (flat indices): "search" (query words, no item, or the
-    search source), "social" or "history".
+    search source: ``search_source``, -1 for none), "social" or "history".
 
     Examples
     --------
@@ -113,7 +124,7 @@ def event_kinds(history: Sequences, events: Int, social_source: int = SOCIAL_SOU
         else np.zeros(len(events), dtype=bool)
     )
     followee = history.is_followee_event()[events]
-    searched = history.sources[events] == SEARCH_SOURCE
+    searched = history.sources[events] == search_source
     search = (has_words | (history.items[events] == 0) | searched) & ~followee
     social = (history.sources[events] == social_source) | followee
     return [

@@ -50,7 +50,7 @@ def _action(e: dict[str, Any]) -> str:
         return f"{name} by {e['followee_id']}"
     if e["kind"] == "social":
         return f"{name} (social)"
-    if e["kind"] == "search" and e.get("item_id"):  # a search has no item: its name says it
+    if e["kind"] == "search" and e.get("item_id") and name != "search":  # a search says it
         return f"{name} (search)"
     return name
 

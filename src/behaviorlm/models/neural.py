@@ -68,6 +68,13 @@ class TokenEmbedding(nn.Module):
         self.device = nn.Embedding(sizes.devices, dim, padding_idx=0)
         self.location = nn.Embedding(sizes.locations, dim, padding_idx=0)
         self.source = nn.Embedding(sizes.sources, dim, padding_idx=0)
+        #: Source code of a click on a search result, whose source component is search
+        #: activity; -1 where the data set's sources have no "search"
+        #: (:meth:`NeuralRecommender.use_sources`).
+        self.search_source = SEARCH_SOURCE
+        #: Whether training had such clicks (their source row is trained): then the model
+        #: has a search group even without query words (:meth:`find_search_clicks`).
+        self.search_clicks = False
         for table in (self.item, self.action, self.gap, self.device, self.location, self.source):
             nn.init.normal_(table.weight, std=dim**-0.5)
             with torch.no_grad():
@@ -83,13 +90,14 @@ class TokenEmbedding(nn.Module):
         f = self.features
         b, t = batch.items.shape  # sizes, not ints: a trace stays general in both
         out = {"history": self.item(batch.items)}
-        if f.search and self.query.num_embeddings > 1:
-            words = batch.query_words.reshape(b * t, -1)  # (B*T, Q)
+        if f.search and (self.query.num_embeddings > 1 or self.search_clicks):
+            words = batch.query_words.reshape(b * t, -1)  # (B*T, Q); all padding: zero
             out["search"] = self.query(words).reshape(b, t, -1)
+        clicks = f.search and self.search_clicks
         lookups = (
             ("actions", f.actions, self.action, batch.actions),
             ("time", f.time, self.gap, batch.gaps),
-            ("social", f.social or f.search, self.source, self._sources(batch.sources)),
+            ("social", f.social or clicks, self.source, self._sources(batch.sources)),
             ("location", f.location, self.location, batch.locations),
             ("device", f.device, self.device, batch.devices),
         )
@@ -98,17 +106,23 @@ class TokenEmbedding(nn.Module):
                 out[group] = table(codes)
         return out
 
+    def find_search_clicks(self) -> None:
+        """Set :attr:`search_clicks` from the trained source rows (after training or loading,
+        and once :attr:`search_source` is known)."""
+        code = self.search_source
+        self.search_clicks = bool(code > 0 and (seen_codes(self.source) == code).any())
+
     def _sources(self, codes: torch.Tensor) -> torch.Tensor:
         """Source codes as the feature switches allow: the search source (a click on a search
-        result) is search activity, every other source social; a switched-off group's codes
-        read as unknown (0, a zero row). Its table stays under "social" in
-        :meth:`components`, so with social off and search on that entry holds the search
-        clicks alone."""
-        f = self.features
-        if f.social and f.search:
+        result, :attr:`search_source`) is search activity, every other source social; a
+        switched-off group's codes read as unknown (0, a zero row). The table stays under
+        "social" in :meth:`components`, so with social off and search on that entry holds
+        the search clicks alone."""
+        social, search = self.features.social, self.features.search
+        if not self.search_clicks or (social and search):
             return codes
-        searched = codes == SEARCH_SOURCE
-        return torch.where(searched if not f.search else ~searched, 0, codes)
+        searched = codes == self.search_source
+        return torch.where(searched if not search else ~searched, 0, codes)
 
     def forward(self, batch: SequenceBatch) -> torch.Tensor:
         """(B, T, D) token embeddings (zero at padding)."""
@@ -287,8 +301,30 @@ class NeuralRecommender(Recommender):
         self.n_items = train.n_items
         self.module = self.build(self.sizes)
         unseen_to_zero(self.module.tokens, train)
+        self.module.tokens.find_search_clicks()
         self.traced = None
         return self.module
+
+    def use_sources(self, sources: list[str]) -> None:
+        """Read the source codes of the data set with this vocabulary: the code of "search"
+        (a click on a search result) there, if any. A data set prepared before "search" was
+        a built-in source may give code 3 to another source or to followees' events.
+
+        Examples
+        --------
+        >>> from behaviorlm.models.sasrec import SASRec, SASRecConfig
+        >>> model = SASRec(SASRecConfig(dim=8, layers=1))
+        >>> _ = model.setup(Sequences.from_lists([[1, 2, 3]], n_items=3))
+        >>> model.use_sources(["self", "social"])
+        >>> model.module.tokens.search_source
+        -1
+        """
+        tokens = self.module.tokens
+        code = sources.index("search") + 1 if "search" in sources else -1
+        if code != tokens.search_source:
+            tokens.search_source = code
+            tokens.find_search_clicks()
+            self.traced = None  # traces hold the switches' codes
 
     def trace(self) -> bool:
         """Encode through TorchScript traces from now on (:mod:`behaviorlm.models.traced`).
@@ -418,6 +454,7 @@ class NeuralRecommender(Recommender):
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()})
+        self.module.tokens.find_search_clicks()
 
     def meta(self) -> dict[str, Any]:
         """Name, config, catalogue size and the embedding table sizes."""
@@ -437,4 +474,5 @@ class NeuralRecommender(Recommender):
 
     def read_weights(self, file: Path) -> None:
         self.module.load_state_dict(load_file(str(file)))
+        self.module.tokens.find_search_clicks()
         self.module.eval()

@@ -630,25 +630,26 @@ class _Loop:
         stopped: str | None = None
         resumed = resume and self.path is not None and Checkpoint.exists(self.path)
         failed: Exception | None = None
-        if resumed:
-            try:
+        try:
+            if resumed:
                 stopped = self._resume()  # refuses another config before the folder changes
-            except Exception as err:  # raised below, once every rank knows
-                failed = err
-        # rank 0 alone reads the checkpoint: the other ranks learn that it could not resume,
-        # and stop with it, instead of waiting for its state
+            begin(resumed)
+            if self.path is not None and not resumed:
+                if resume and self.progress:  # said, not refused: the run starts from epoch 1
+                    status_console.print(
+                        f"no checkpoint in {self.path} to resume: a new run starts",
+                        highlight=False,
+                    )
+                (self.path / METRICS_FILE).write_text("")
+        except Exception as err:  # raised below, once every rank knows
+            failed = err
+        # rank 0 alone reads the checkpoint and writes the folder: the other ranks learn that
+        # it could not, and stop with it, instead of waiting for its state
         reason = self.world.from_main(lambda: None if failed is None else str(failed))
         if failed is not None:
             raise failed
         if reason is not None:
-            raise ConfigError(f"rank 0 could not resume the run: {reason}")
-        begin(resumed)
-        if self.path is not None and not resumed:
-            if resume and self.progress:  # said, not refused: the run starts from epoch 1
-                status_console.print(
-                    f"no checkpoint in {self.path} to resume: a new run starts", highlight=False
-                )
-            (self.path / METRICS_FILE).write_text("")
+            raise ConfigError(f"rank 0 could not start the run: {reason}")
         stopped = self._share(stopped)
         # a resumed run has spent part of its budget already: the deadline and the schedule
         # that follows it go on from there

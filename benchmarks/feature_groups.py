@@ -1,9 +1,10 @@
 """Do the feature groups matter? Train one model with groups added one at a time.
 
 On the simulator (whose planted causes use actions, time, search, social, location and device),
-trains the model with item ids only, then adds actions, time gaps, search queries, social
-activity (first the social source of the user's own events, then the shares of the users they
-follow, ``split.followee_actions``), and location and device together; prints one JSON line per
+trains the model with item ids only, then adds actions, time gaps, search activity (queries
+and the source of clicks on search results), social activity (first the social source of the
+user's own events, then the shares of the users they follow, ``split.followee_actions``), and
+location and device together; prints one JSON line per
 variant with test NDCG@10 and HR@10 (full ranking, seen items masked and not masked), after
 a ``data`` line on what the followees' shares tell about the test targets
 (``--data-only``: that line only). Example::

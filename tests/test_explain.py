@@ -23,7 +23,7 @@ from behaviorlm.explain.groups import ablate_groups, event_kinds
 from behaviorlm.explain.occlusion import occlusion
 from behaviorlm.explain.target import neural
 from behaviorlm.explain.view import print_explanation
-from behaviorlm.models.neural import NeuralRecommender
+from behaviorlm.models.neural import FeatureConfig, NeuralRecommender
 from behaviorlm.models.sasrec import Block, SASRec, SASRecConfig
 from behaviorlm.schema import FOLLOWEE, SEARCH_SOURCE, SOCIAL_SOURCE, Sequences
 
@@ -239,6 +239,12 @@ def test_a_data_set_from_before_the_search_source_keeps_its_code_3(dataset: blm.
     tokens.features = replace(tokens.features, search=False)
     codes = torch.from_numpy(history.sources)
     assert torch.equal(tokens._sources(codes), codes)
+    # told before training, as `train` does: the model never reads code 3 as search
+    fresh = SASRec(SASRecConfig(dim=8, layers=1, features=FeatureConfig(search=False)))
+    fresh.use_sources(old.vocab["source"])
+    fresh.setup(old.sequences())
+    assert (fresh.module.tokens.search_source, fresh.module.tokens.search_clicks) == (-1, False)
+    assert torch.equal(fresh.module.tokens._sources(codes), codes)
     # the same model with the current vocabulary reads code 3 as search again
     assert blm.Artifact(model=model, dataset=dataset).model is model
     assert model.module.tokens.search_source == SEARCH_SOURCE
@@ -276,7 +282,8 @@ def test_the_view_says_where_a_view_came_from(art: blm.Artifact) -> None:
     con = Console(file=io.StringIO(), width=200)
     print_explanation(con, "u1", labelled_explanation(art, e))
     out = con.file.getvalue()  # type: ignore[attr-defined]
-    assert "view (search)" in out  # a click on a search result
+    # a click on a search result (mlp reads items only: to it the click is history)
+    assert ("view (search)" in out) == (art.model.name != "mlp")
     assert "view (social)" in out
     assert "search (search)" not in out
 

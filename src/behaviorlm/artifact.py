@@ -66,7 +66,7 @@ class Artifact:
 
     def __post_init__(self) -> None:
         if isinstance(self.model, NeuralRecommender) and self.model.sizes is not None:
-            self.model.use_sources(self.dataset.vocab["source"])
+            self.model.use_sources(self.dataset.vocab.get("source", []))
 
     def save(self, directory: str | Path) -> Path:
         """Write the artifact folder; returns its path."""

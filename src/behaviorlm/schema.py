@@ -38,8 +38,9 @@ ACTIONS: Final[tuple[str, ...]] = (
 #: Where an event came from: the user's own behaviour, a followee's activity that reached them,
 #: or a search (a click on a search result).
 SOURCES: Final[tuple[str, ...]] = ("self", "social", "search")
-#: Codes of the social and the search source: data sets code sources with :data:`SOURCES`
+#: Codes of the built-in sources: data sets code sources with :data:`SOURCES`
 #: first (0 = unknown).
+SELF_SOURCE: Final = SOURCES.index("self") + 1
 SOCIAL_SOURCE: Final = SOURCES.index("social") + 1
 SEARCH_SOURCE: Final = SOURCES.index("search") + 1
 #: Key of ``Sequences.extra`` that holds, per event, the followed user who acted: a followee

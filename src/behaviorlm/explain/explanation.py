@@ -179,7 +179,7 @@ def single_valued(model: NeuralRecommender) -> frozenset[str]:
     def values(group: str) -> int:
         codes = seen_codes(getattr(tokens, VALUED_GROUPS[group]))
         if group == "social":  # a click on a search result is search activity
-            codes = codes[codes != tokens.search_source]
+            codes = codes[codes != tokens.search_code]
         return len(codes)
 
     return frozenset(g for g in VALUED_GROUPS if values(g) == 1)
@@ -379,7 +379,7 @@ def explain(
         )
     history = single_row(history, net)
     chosen = resolve_target(net, history, target)
-    search = net.module.tokens.search_source  # a click on a search result is search activity
+    search = net.module.tokens.search_code  # a click on a search result is search activity
     positions = np.arange(len(history.items))  # timeline position of each explained event
     aside: tuple[EventInfluence, ...] = ()
     if without_target_events:
@@ -447,7 +447,7 @@ def explain(
     if method == "integrated_gradients":
         ig = integrated_gradients(net, history, chosen, steps=steps, max_steps=max_steps)
         theirs = history.is_followee_event()[events]
-        searched = (history.sources[events] == net.module.tokens.search_source) & ~theirs
+        searched = (history.sources[events] == search) & ~theirs
         ig = replace(
             ig, logit=by_origin(ig.logit, searched), probability=by_origin(ig.probability, searched)
         )

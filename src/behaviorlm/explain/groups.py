@@ -30,7 +30,7 @@ from behaviorlm.explain.components import edited_components, groups_of
 from behaviorlm.explain.gradients import repeat_rows
 from behaviorlm.explain.target import Target, target_scores
 from behaviorlm.models.neural import NeuralRecommender
-from behaviorlm.schema import SEARCH_SOURCE, SOCIAL_SOURCE, Int, Sequences
+from behaviorlm.schema import SEARCH_SOURCE, SELF_SOURCE, SOCIAL_SOURCE, Int, Sequences
 
 
 def ablate_groups(
@@ -56,7 +56,7 @@ def ablate_groups(
     # the batch's columns (the last events) that hold followees' events
     followee_cols = torch.from_numpy(theirs[len(theirs) - one.shape[1] :]).view(1, -1, 1)
     # clicks on search results (a followee's event is social, whatever its source code)
-    code = module.tokens.search_source
+    code = module.tokens.search_code
     searched = (one.sources.view(1, -1, 1) == code) & ~followee_cols
 
     def drop(group: str, output: torch.Tensor) -> torch.Tensor:
@@ -66,10 +66,14 @@ def ablate_groups(
         if group != "social" and theirs.any() and output.shape[1] == followee_cols.shape[1]:
             factor = torch.where(followee_cols, torch.ones(()), factor)
         if group == "social" and output.shape[1] == searched.shape[1]:
-            # the source of a click on a search result is search activity (kept where the
-            # search switch is off: the model has then read it as unknown, a zero row)
-            search = keep[:, groups.index("search")] if "search" in groups else torch.ones(rows)
-            factor = torch.where(searched, search.view(-1, 1, 1), factor)
+            # the source of a click on a search result is search activity: without search
+            # the click reads as the user's own view (TokenEmbedding._sources)
+            out = output * torch.where(searched, torch.ones(()), factor)
+            if "search" in groups:
+                gone = searched & (keep[:, groups.index("search")] == 0).view(-1, 1, 1)
+                own = module.tokens.source.weight[SELF_SOURCE].view(1, 1, -1)
+                out = torch.where(gone, own, out)
+            return out
         return output * factor
 
     with torch.no_grad(), edited_components(module, groups, rows, drop):

@@ -18,13 +18,12 @@ from behaviorlm.data.feed import as_followee_events
 from behaviorlm.explain.target import in_catalogue, neural
 from behaviorlm.models.base import Recommender
 from behaviorlm.recommend import recommend
-from behaviorlm.schema import F32, FOLLOWEE, SOURCES, Int, Sequences
+from behaviorlm.schema import F32, FOLLOWEE, SELF_SOURCE, Int, Sequences
 
 if TYPE_CHECKING:
     from behaviorlm.explain.reach import Reach
 
 #: Code of the user's own behaviour in the built-in source coding.
-SELF_SOURCE = SOURCES.index("self") + 1
 
 
 @dataclass(frozen=True)

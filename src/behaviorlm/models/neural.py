@@ -28,7 +28,7 @@ from torch import nn
 from behaviorlm.models.base import Recommender
 from behaviorlm.models.batch import FeatureSizes, SequenceBatch, build_batch, time_gap_buckets
 from behaviorlm.models.traced import TracedEncoder
-from behaviorlm.schema import F32, SEARCH_SOURCE, Int, Sequences
+from behaviorlm.schema import F32, SEARCH_SOURCE, SELF_SOURCE, Int, Sequences
 
 #: Token components by feature group; "history" (item + query words) is always on.
 GROUPS = ("actions", "time", "search", "social", "location", "device")
@@ -106,23 +106,34 @@ class TokenEmbedding(nn.Module):
                 out[group] = table(codes)
         return out
 
-    def find_search_clicks(self) -> None:
+    @property
+    def search_code(self) -> int:
+        """The source code whose component is search activity in this model: the clicks on
+        search results, where it reads them as such (search on, clicks in training); -1
+        where it does not (they then read as the user's own views, or as unknown)."""
+        return self.search_source if self.features.search and self.search_clicks else -1
+
+    def find_search_clicks(self) -> bool:
         """Set :attr:`search_clicks` from the trained source rows (after training or loading,
-        and once :attr:`search_source` is known)."""
-        code = self.search_source
+        and once :attr:`search_source` is known); returns whether it changed."""
+        code, before = self.search_source, self.search_clicks
         self.search_clicks = bool(code > 0 and (seen_codes(self.source) == code).any())
+        return self.search_clicks != before
 
     def _sources(self, codes: torch.Tensor) -> torch.Tensor:
         """Source codes as the feature switches allow: the search source (a click on a search
-        result, :attr:`search_source`) is search activity, every other source social; a
-        switched-off group's codes read as unknown (0, a zero row). The table stays under
-        "social" in :meth:`components`, so with social off and search on that entry holds
-        the search clicks alone."""
+        result, :attr:`search_source`) is search activity, every other source social. With
+        search off a click reads as the user's own view (``self``); with social off every
+        other source reads as unknown (0, a zero row), so self and social look alike. The
+        table stays under "social" in :meth:`components`, so with social off and search on
+        that entry holds the search clicks alone."""
         social, search = self.features.social, self.features.search
         if not self.search_clicks or (social and search):
             return codes
         searched = codes == self.search_source
-        return torch.where(searched if not search else ~searched, 0, codes)
+        if not search:
+            return torch.where(searched, SELF_SOURCE, codes)
+        return torch.where(searched, codes, 0)
 
     def forward(self, batch: SequenceBatch) -> torch.Tensor:
         """(B, T, D) token embeddings (zero at padding)."""
@@ -289,6 +300,8 @@ class NeuralRecommender(Recommender):
         super().__init__(config)
         self.sizes: FeatureSizes | None = None
         self.traced: TracedEncoder | None = None
+        #: The data set's code of the "search" source (:meth:`use_sources`), -1 for none.
+        self.search_source = SEARCH_SOURCE
 
     @abstractmethod
     def build(self, sizes: FeatureSizes) -> SequenceModule:
@@ -301,6 +314,7 @@ class NeuralRecommender(Recommender):
         self.n_items = train.n_items
         self.module = self.build(self.sizes)
         unseen_to_zero(self.module.tokens, train)
+        self.module.tokens.search_source = self.search_source
         self.module.tokens.find_search_clicks()
         self.traced = None
         return self.module
@@ -319,11 +333,13 @@ class NeuralRecommender(Recommender):
         >>> model.module.tokens.search_source
         -1
         """
-        tokens = self.module.tokens
-        code = sources.index("search") + 1 if "search" in sources else -1
-        if code != tokens.search_source:
-            tokens.search_source = code
-            tokens.find_search_clicks()
+        self.search_source = sources.index("search") + 1 if "search" in sources else -1
+        if self.sizes is not None:  # else setup applies it
+            self.module.tokens.search_source = self.search_source
+            self._find_search_clicks()
+
+    def _find_search_clicks(self) -> None:
+        if self.module.tokens.find_search_clicks():
             self.traced = None  # traces hold the switches' codes
 
     def trace(self) -> bool:
@@ -454,7 +470,7 @@ class NeuralRecommender(Recommender):
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()})
-        self.module.tokens.find_search_clicks()
+        self._find_search_clicks()
 
     def meta(self) -> dict[str, Any]:
         """Name, config, catalogue size and the embedding table sizes."""
@@ -474,5 +490,6 @@ class NeuralRecommender(Recommender):
 
     def read_weights(self, file: Path) -> None:
         self.module.load_state_dict(load_file(str(file)))
-        self.module.tokens.find_search_clicks()
+        self.module.tokens.search_source = self.search_source
+        self._find_search_clicks()
         self.module.eval()

@@ -23,6 +23,7 @@ from behaviorlm.data.dataset import Dataset
 from behaviorlm.data.feed import has_feed
 from behaviorlm.data.protocol import SplitConfig, make_split
 from behaviorlm.models import MODELS
+from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.train.config import TrainConfig
 from behaviorlm.train.distributed import current_world
 from behaviorlm.train.engine import CONFIG_FILE, fit_model
@@ -269,6 +270,8 @@ def train(
     )
     split = make_split(dataset, cfg.split)
     fitted = MODELS[cfg.model][1](cfg.model_config)
+    if isinstance(fitted, NeuralRecommender):  # where a click on a search result comes from
+        fitted.use_sources(dataset.vocab.get("source", []))
     codes = [dataset.action_code(a) for a in cfg.split.target_actions]
     summary = fit_model(
         fitted,

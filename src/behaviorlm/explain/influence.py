@@ -23,8 +23,6 @@ from behaviorlm.schema import F32, FOLLOWEE, SELF_SOURCE, Int, Sequences
 if TYPE_CHECKING:
     from behaviorlm.explain.reach import Reach
 
-#: Code of the user's own behaviour in the built-in source coding.
-
 
 @dataclass(frozen=True)
 class Event:

@@ -85,7 +85,9 @@ class TokenEmbedding(nn.Module):
         """Each enabled component as ``(B, T, D)``, keyed by feature group.
 
         A group whose table holds only the padding code (the data has no such feature) is
-        left out: its embedding would be zero everywhere.
+        left out: its embedding would be zero everywhere. "search" is there also without
+        query words where training had clicks on search results (:attr:`search_clicks`):
+        their source is search activity.
         """
         f = self.features
         b, t = batch.items.shape  # sizes, not ints: a trace stays general in both

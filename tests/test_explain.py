@@ -17,6 +17,7 @@ import behaviorlm as blm
 from behaviorlm.explain import Target, explain
 from behaviorlm.explain.artifacts import labelled_explanation
 from behaviorlm.explain.attention import attention, last_layer
+from behaviorlm.explain.components import groups_of
 from behaviorlm.explain.explanation import single_valued
 from behaviorlm.explain.gradients import integrated_gradients, path_rule
 from behaviorlm.explain.groups import ablate_groups, event_kinds
@@ -266,6 +267,19 @@ def test_clicks_on_search_results_make_a_search_group_without_queries() -> None:
     search = sum(ev.components["search"] for ev in e.events)
     assert groups["search"].attributed_logit == pytest.approx(search, abs=1e-5)
     assert search != 0.0
+
+
+def test_a_model_without_the_social_group_reports_none(dataset: blm.Dataset) -> None:
+    """With social off the source table still reads the clicks on search results (search
+    activity): no "social" row comes of it."""
+    tiny = [*TINY["sasrec"], "train.epochs=1", "train.threads=1", "model.features.social=false"]
+    art = blm.train(dataset, "sasrec", overrides=tiny, progress=False, defaults=False)
+    history = user_row(art)
+    groups_of_model = groups_of(neural(art.model).module, neural(art.model).batch(history))
+    assert "social" in groups_of_model  # the table is read, for the clicks
+    for method in ("occlusion", "ig"):
+        e = explain(art.model, history, target=3, method=method)
+        assert [g.group for g in e.groups if g.group in ("social", "search")] == ["search"]
 
 
 def test_the_view_says_where_a_view_came_from(art: blm.Artifact) -> None:

@@ -100,6 +100,8 @@ def ablate_groups(
             float(logit[0] - without_logit[0]),
             float(prob[0] - without_prob[0]),
         )
+    if not module.tokens.features.social and not theirs.any():
+        out.pop("social", None)  # the source table served the search clicks alone
     return out
 
 

@@ -65,7 +65,7 @@ class Artifact:
     run: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if isinstance(self.model, NeuralRecommender) and self.model.sizes is not None:
+        if isinstance(self.model, NeuralRecommender):  # before setup too: setup applies it
             self.model.use_sources(self.dataset.vocab.get("source", []))
 
     def save(self, directory: str | Path) -> Path:

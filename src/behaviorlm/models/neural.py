@@ -73,7 +73,8 @@ class TokenEmbedding(nn.Module):
         #: (:meth:`NeuralRecommender.use_sources`).
         self.search_source = SEARCH_SOURCE
         #: Whether training had such clicks (their source row is trained): then the model
-        #: has a search group even without query words (:meth:`find_search_clicks`).
+        #: has a search group even without query words (:meth:`find_search_clicks`, which
+        #: also sets :attr:`search_source`).
         self.search_clicks = False
         for table in (self.item, self.action, self.gap, self.device, self.location, self.source):
             nn.init.normal_(table.weight, std=dim**-0.5)
@@ -115,12 +116,13 @@ class TokenEmbedding(nn.Module):
         where it does not (they then read as the user's own views, or as unknown)."""
         return self.search_source if self.features.search and self.search_clicks else -1
 
-    def find_search_clicks(self) -> bool:
-        """Set :attr:`search_clicks` from the trained source rows (after training or loading,
-        and once :attr:`search_source` is known); returns whether it changed."""
-        code, before = self.search_source, self.search_clicks
+    def find_search_clicks(self, code: int) -> bool:
+        """Take ``code`` as :attr:`search_source` and set :attr:`search_clicks` from the
+        trained source rows (after training or loading); returns whether either changed."""
+        before = (self.search_source, self.search_clicks)
+        self.search_source = code
         self.search_clicks = bool(code > 0 and (seen_codes(self.source) == code).any())
-        return self.search_clicks != before
+        return (self.search_source, self.search_clicks) != before
 
     def _sources(self, codes: torch.Tensor) -> torch.Tensor:
         """Source codes as the feature switches allow: the search source (a click on a search
@@ -316,8 +318,7 @@ class NeuralRecommender(Recommender):
         self.n_items = train.n_items
         self.module = self.build(self.sizes)
         unseen_to_zero(self.module.tokens, train)
-        self.module.tokens.search_source = self.search_source
-        self.module.tokens.find_search_clicks()
+        self._find_search_clicks()
         self.traced = None
         return self.module
 
@@ -337,11 +338,10 @@ class NeuralRecommender(Recommender):
         """
         self.search_source = sources.index("search") + 1 if "search" in sources else -1
         if self.sizes is not None:  # else setup applies it
-            self.module.tokens.search_source = self.search_source
             self._find_search_clicks()
 
     def _find_search_clicks(self) -> None:
-        if self.module.tokens.find_search_clicks():
+        if self.module.tokens.find_search_clicks(self.search_source):
             self.traced = None  # traces hold the switches' codes
 
     def trace(self) -> bool:
@@ -492,6 +492,5 @@ class NeuralRecommender(Recommender):
 
     def read_weights(self, file: Path) -> None:
         self.module.load_state_dict(load_file(str(file)))
-        self.module.tokens.search_source = self.search_source
         self._find_search_clicks()
         self.module.eval()

@@ -183,6 +183,13 @@ def test_recommend_filters(prepared: Path, capsys: pytest.CaptureFixture[str]) -
     assert main([*argv, "--exclude", top]) == 0
     again = json.loads(capsys.readouterr().out)[0]["recommendations"]
     assert top not in [r["item_id"] for r in again]
+    # "a|b" given, as items list them, means items of a or of b
+    categories = sorted({c for cats in items["category"].drop_nulls() for c in cats.split("|")})
+    both = "|".join(categories[:2])
+    assert main([*argv[:-1], both]) == 0
+    recs = json.loads(capsys.readouterr().out)[0]["recommendations"]
+    assert recs
+    assert all(set(r["category"].split("|")) & set(categories[:2]) for r in recs)
     assert main([*argv[:-2], "--category", "no-such-category"]) == 2
     capsys.readouterr()
     assert main([*argv, "--category", "no-such-category"]) == 2  # one typo among good names

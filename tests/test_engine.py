@@ -298,7 +298,26 @@ def test_time_budget_stops_and_keeps_the_best(tmp_path: Path) -> None:
     assert summary["epochs"] == 1
     assert summary["steps"] == 1  # stopped after the first optimiser step
     assert summary["best_epoch"] == 1  # the partial epoch is validated
-    assert not (tmp_path / META_FILE).exists()  # a partial epoch is never checkpointed
+    meta = json.loads((tmp_path / META_FILE).read_text())
+    assert (meta["epoch"], meta["step"], meta["stopped"]) == (1, 1, "time_budget")
+
+
+def test_a_budget_stopped_run_resumes_only_with_a_larger_budget(
+    tmp_path: Path, count_epochs: Callable[[], list[int]]
+) -> None:
+    cut = replace(FAST, epochs=4, time_budget_s=1e-6)
+    first, _ = fit(cut, run_dir=tmp_path)
+    trained = count_epochs()
+    # the same budget: the run is over, nothing is trained again
+    again, summary = fit(cut, run_dir=tmp_path, resume=True)
+    assert trained == []
+    assert (summary["stopped"], summary["epochs"], summary["steps"]) == ("time_budget", 1, 1)
+    assert_same_weights(again, first)
+    # a larger budget goes on with the epoch after the cut one
+    _, summary = fit(replace(cut, time_budget_s=600.0), run_dir=tmp_path, resume=True)
+    assert trained == [2, 3, 4]
+    assert (summary["stopped"], summary["epochs"]) == ("completed", 4)
+    assert [line["epoch"] for line in metrics_lines(tmp_path)] == [1, 2, 3, 4]
 
 
 def test_budget_schedule_decays_by_the_clock(tmp_path: Path) -> None:

@@ -70,6 +70,25 @@ def test_custom_actions_kept_without_strict_mode(tmp_path: Path) -> None:
     assert raw.events["action"].to_list() == ["view", "click", "teleport"]
 
 
+def test_built_in_names_in_another_case_are_the_built_in_ones(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text(
+        "user_id,item_id,timestamp,action,source\n"
+        "u1,i1,100,Purchase,SOCIAL\n"
+        "u1,i2,101, view ,self\n"
+        "u1,i3,102,AddToWishlist,Friend\n"
+    )
+    raw = read(path, strict_actions=False)
+    assert raw.events["action"].to_list() == ["purchase", "view", "AddToWishlist"]
+    assert raw.events["source"].to_list() == ["social", "self", "Friend"]
+    ds = preprocess(raw)
+    assert ds.vocab["action"].count("purchase") == 1  # one entry, the built-in one
+    assert ds.action_code("PURCHASE") == ds.action_code("purchase")
+    # strict mode checks the names after folding: only the custom action is a bad row
+    dropped = read(path, strict_actions=True, on_error="drop")
+    assert dropped.events["action"].to_list() == ["purchase", "view"]
+
+
 def test_counts_by_reason_and_accounting(tmp_path: Path) -> None:
     body = "\n".join(
         [

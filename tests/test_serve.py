@@ -182,6 +182,29 @@ def test_export_reads_back_for_a_retrain(client: TestClient, tmp_path: Path) -> 
     assert blm.preprocess(raw).n_events == 3
 
 
+def test_built_in_names_in_another_case_are_stored_as_the_built_in_ones(
+    client: TestClient, tmp_path: Path
+) -> None:
+    data = post(
+        client,
+        [
+            {"user_id": "u1", "item_id": "i1", "timestamp": 100, "action": "Cart"},
+            {
+                "user_id": "u1",
+                "item_id": "i1",
+                "timestamp": 101,
+                "action": " VIEW",
+                "source": "Self",
+            },
+        ],
+    )
+    assert data["accepted"] == 2, data
+    export_events(f"sqlite:///{tmp_path / 'events.db'}", tmp_path / "out.parquet")
+    raw = blm.read(tmp_path / "out.parquet")
+    assert raw.events["action"].to_list() == ["cart", "view"]
+    assert raw.events["source"].to_list() == ["self", "self"]
+
+
 # ---------------------------------------------------------------------------- ingestion
 
 
@@ -499,6 +522,8 @@ def test_api_key_is_required_to_write(client: TestClient) -> None:
         ("POST", "/v1/recommendations", {"json": {"k": True}}, 422, "valid integer"),
         ("POST", "/v1/recommendations", {"json": {"k": "5"}}, 422, "valid integer"),
         ("GET", "/v1/nothing", {}, 404, "Not Found"),
+        ("POST", "/v1/nothing", {"content": b"text"}, 404, "Not Found"),  # not 415
+        ("POST", "/healthz", {"content": b"text"}, 405, "Method Not Allowed"),
         ("DELETE", "/v1/events", {}, 405, "Method Not Allowed"),
     ],
 )

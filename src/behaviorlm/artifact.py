@@ -187,13 +187,15 @@ class Artifact:
         return merge_feed(seqs, followee_feed(self.dataset, self.followee_actions))
 
     def category_mask(self, categories: list[str]) -> np.ndarray:
-        """(n_items + 1,) True for items in any of ``categories`` (``"a|b"`` lists count each).
+        """(n_items + 1,) True for items in any of ``categories``; an item's ``"a|b"`` lists
+        count each, and so does a given ``"a|b"`` (items of a or b).
 
         Raises DataError when the data set has no categories or one of ``categories`` names
         no item.
         """
         if isinstance(categories, str):
             categories = [categories]
+        categories = [part for given in categories for part in given.split("|")]
         table = self.dataset.items
         if "category" not in table.columns:
             raise DataError("this data set has no item categories", how="drop --category")

@@ -43,6 +43,23 @@ SOURCES: Final[tuple[str, ...]] = ("self", "social", "search")
 SELF_SOURCE: Final = SOURCES.index("self") + 1
 SOCIAL_SOURCE: Final = SOURCES.index("social") + 1
 SEARCH_SOURCE: Final = SOURCES.index("search") + 1
+
+
+def builtin_name(name: str, names: tuple[str, ...]) -> str:
+    """The built-in name among ``names`` that ``name`` spells in another case or with spaces
+    around it, else ``name`` as written (custom names keep their case).
+
+    Examples
+    --------
+    >>> builtin_name("Purchase", ACTIONS), builtin_name(" SOCIAL", SOURCES)
+    ('purchase', 'social')
+    >>> builtin_name("AddToWishlist", ACTIONS)
+    'AddToWishlist'
+    """
+    folded = name.strip().lower()
+    return folded if folded in names else name
+
+
 #: Key of ``Sequences.extra`` that holds, per event, the followed user who acted: a followee
 #: event (context from ``behaviorlm.data.feed``, never a target) where not 0 (-1: a followee
 #: event whose user is not named, as a hypothetical share scored for many sharers at once).

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 from starlette.responses import JSONResponse
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from behaviorlm.serve.metrics import Metrics
@@ -120,14 +121,14 @@ def is_json(content_type: str) -> bool:
 class JsonBodies:
     """Answers 415 to a POST whose Content-Type is missing or not JSON: every request body of
     the API is JSON, and FastAPI would otherwise answer such a body with a validation error
-    about dictionaries. It runs before routing, so a POST to an unknown path with such a body
-    gets 415, not 404."""
+    about dictionaries. Only a POST that a route takes is checked: one to an unknown path
+    gets the router's 404, one to a path without POST its 405."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope.get("method") == "POST":
+        if scope["type"] == "http" and scope.get("method") == "POST" and _routed(scope):
             declared = dict(scope.get("headers") or []).get(b"content-type")
             content_type = "" if declared is None else declared.decode("latin-1")
             if not is_json(content_type):
@@ -139,3 +140,11 @@ class JsonBodies:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _routed(scope: Scope) -> bool:
+    """Whether a route of the application (``scope["app"]``, set before the middleware runs)
+    takes this request's path and method."""
+    router = getattr(scope.get("app"), "router", None)
+    routes = getattr(router, "routes", ())
+    return any(route.matches(scope)[0] == Match.FULL for route in routes)

@@ -53,7 +53,7 @@ from behaviorlm.explain.shapley import SAMPLES, context_players, shapley_rows
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.models.pop import Pop, PopConfig
 from behaviorlm.recommend import recommend, seen_events
-from behaviorlm.schema import F32, Int, Sequences
+from behaviorlm.schema import ACTIONS, F32, SOURCES, Int, Sequences, builtin_name
 from behaviorlm.serve.metrics import Metrics
 from behaviorlm.serve.own_events import OwnEventCache
 from behaviorlm.serve.schemas import (
@@ -359,9 +359,10 @@ class Service:
         if event.item_id is None and event.query is None:
             return None, "an event needs an item_id (or a query for a search)"
         action = event.action or ("search" if event.item_id is None else "view")
+        action = builtin_name(action, ACTIONS)
         if action not in self.timelines.actions:
             return None, self._unknown_action(action)
-        source = event.source or "self"
+        source = builtin_name(event.source or "self", SOURCES)
         if source not in self.timelines.sources:
             return None, f"unknown source {source!r}; known: {', '.join(self.timelines.sources)}"
         return (
@@ -743,7 +744,7 @@ class Service:
 
     def _action_code(self, action: str) -> int:
         """Code of a known action; RequestError(422) naming the known ones otherwise."""
-        code = self.timelines.actions.get(action)
+        code = self.timelines.actions.get(builtin_name(action, ACTIONS))
         if code is None:
             raise RequestError(422, self._unknown_action(action))
         return code

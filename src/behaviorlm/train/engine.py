@@ -7,9 +7,10 @@ and slices batches; AdamW with a linear warm-up and a cosine decay, gradient cli
 validation NDCG@10 with full ranking after every ``eval_every`` epochs, early stopping with
 patience, the best weights restored at the end, and a checkpoint after every epoch from which
 a run resumes exactly (the checkpoint keeps the run's clock, so the time budget and the
-schedule that follows it go on where they were). With ``weight_average`` the loop keeps a
-moving average of the weights (:mod:`behaviorlm.train.averaging`) and validates, keeps and
-hands back the average.
+schedule that follows it go on where they were; an epoch that the budget cut is saved as it
+ended, so resuming with the same budget trains nothing more). With ``weight_average`` the loop
+keeps a moving average of the weights (:mod:`behaviorlm.train.averaging`) and validates, keeps
+and hands back the average.
 Baselines are fitted directly (they have no loop).
 
 Every epoch reseeds torch and numpy from ``(seed, epoch)``, so a resumed run draws the same
@@ -487,6 +488,9 @@ class _Loop:
         patience = self.config.patience
         if stopped == "early_stopping" and not (patience and self.bad_evals >= patience):
             stopped = None  # a larger patience (or none) lets the run go on from its last epoch
+        budget = self.config.time_budget_s
+        if stopped == "time_budget" and (budget <= 0 or self._run_seconds() < budget):
+            stopped = None  # a larger budget (or none) goes on with the epoch after the cut one
         metrics = self.path / METRICS_FILE
         if metrics.is_file():  # drop lines of epochs after the checkpoint (a crash between)
             kept = [
@@ -703,8 +707,11 @@ class _Loop:
                 elif self.epoch == cfg.epochs:
                     stopped = "completed"
                 self._record(stats, valid)
-                if not out_of_time:  # a partial epoch cannot be resumed exactly
-                    self._save(stopped)
+                # a cut epoch is saved as it ended: resuming it with the same budget trains
+                # nothing more, and a larger budget goes on with the next epoch (the rest of
+                # the cut one's batches are skipped; a run given the larger budget from the
+                # start would have followed another schedule anyway)
+                self._save(stopped)
         if self.best is None and self.average is not None:  # never validated: the average
             with self.average.applied():
                 self.best = self._weights()

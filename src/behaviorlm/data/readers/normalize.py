@@ -9,7 +9,9 @@ Every reader hands its tables to these functions, so all formats share one set o
   or native date / datetime columns; naive datetimes are read as UTC;
 * ``value`` must be a finite number when present ("NaN value" covers NaN and infinities);
 * a null action becomes ``"search"`` on a row with a query and no item, otherwise ``"view"``;
-  custom action names are kept unless ``strict_actions`` is set; a null source becomes ``"self"``.
+  custom action names are kept unless ``strict_actions`` is set; a null source becomes ``"self"``;
+  an action or source that spells a built-in name in another case (``"Purchase"``, ``"SOCIAL"``)
+  is that name (:func:`behaviorlm.schema.builtin_name`).
 
 Bad rows are counted by reason (each row under its first reason, in the order of
 :data:`EVENT_REASONS`); ``on_error="raise"`` raises for the first reason with bad rows,
@@ -26,7 +28,7 @@ import polars as pl
 
 from behaviorlm.data.errors import DataError, OnError, Report, check_bad_rows
 from behaviorlm.data.raw import RAW_EVENT_DTYPES
-from behaviorlm.schema import ACTIONS, EVENT_COLUMNS, TRUTH_PREFIX
+from behaviorlm.schema import ACTIONS, EVENT_COLUMNS, SOURCES, TRUTH_PREFIX
 
 #: Reasons an event row is bad, in the order they are checked (a row counts under its first).
 EVENT_REASONS: Final[tuple[str, ...]] = (
@@ -201,6 +203,19 @@ def as_text(column: pl.Series) -> pl.Series:
         ):
             return column.cast(pl.Int64).cast(pl.String)
     return column.cast(pl.String)
+
+
+def builtin_names(column: pl.Series, names: tuple[str, ...]) -> pl.Series:
+    """``column`` with each value that spells one of ``names`` in another case (or with spaces
+    around it) replaced by that name; :func:`behaviorlm.schema.builtin_name` for a column.
+
+    Examples
+    --------
+    >>> builtin_names(pl.Series(["Purchase", " view ", "Wishlist", None]), ACTIONS).to_list()
+    ['purchase', 'view', 'Wishlist', None]
+    """
+    folded = column.str.strip_chars().str.to_lowercase()
+    return folded.zip_with(folded.is_in(names).fill_null(False), column).alias(column.name)
 
 
 def nonempty_text(column: pl.Series) -> pl.Series:
@@ -497,12 +512,12 @@ def normalize_events(
             "user_id": text("user_id"),
             "item_id": text("item_id"),
             "timestamp": seconds,
-            "action": text("action"),
+            "action": builtin_names(text("action"), ACTIONS),
             "value": value,
             "query": text("query"),
             "device": text("device"),
             "location": text("location"),
-            "source": text("source"),
+            "source": builtin_names(text("source"), SOURCES),
         }
     )
     flags = {

@@ -662,7 +662,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--include-seen", action="store_true", help="also recommend items the user has seen"
     )
-    p.add_argument("--category", action="append", help="only items of this category (repeatable)")
+    p.add_argument(
+        "--category",
+        action="append",
+        help="only items of this category (repeatable; 'a|b': of a or b)",
+    )
     p.add_argument(
         "--action",
         action="append",

@@ -29,7 +29,7 @@ import numpy as np
 import polars as pl
 
 from behaviorlm.data.errors import DataError
-from behaviorlm.schema import ACTIONS, TRUTH_PREFIX, Int, Sequences, builtin_name
+from behaviorlm.schema import TRUTH_PREFIX, Int, Sequences
 
 FORMAT_VERSION = 1
 META_FILE = "dataset.json"
@@ -219,7 +219,7 @@ class Dataset:
     def action_code(self, name: str) -> int:
         """Code of an action name; raises DataError if the data set has no such action."""
         try:
-            return self.vocab["action"].index(builtin_name(name, ACTIONS)) + 1
+            return self.vocab["action"].index(name) + 1
         except ValueError:
             raise DataError(
                 f"action {name!r} does not occur in this data set",

@@ -744,7 +744,7 @@ class Service:
 
     def _action_code(self, action: str) -> int:
         """Code of a known action; RequestError(422) naming the known ones otherwise."""
-        code = self.timelines.actions.get(builtin_name(action, ACTIONS))
+        code = self.timelines.actions.get(action)
         if code is None:
             raise RequestError(422, self._unknown_action(action))
         return code

@@ -190,6 +190,7 @@ def test_recommend_filters(prepared: Path, capsys: pytest.CaptureFixture[str]) -
     recs = json.loads(capsys.readouterr().out)[0]["recommendations"]
     assert recs
     assert all(set(r["category"].split("|")) & set(categories[:2]) for r in recs)
+    assert main([*argv[:-1], "|"]) == 2  # no category named: refused, not every item
     assert main([*argv[:-2], "--category", "no-such-category"]) == 2
     capsys.readouterr()
     assert main([*argv, "--category", "no-such-category"]) == 2  # one typo among good names

@@ -320,6 +320,34 @@ def test_a_budget_stopped_run_resumes_only_with_a_larger_budget(
     assert [line["epoch"] for line in metrics_lines(tmp_path)] == [1, 2, 3, 4]
 
 
+def test_a_larger_budget_does_not_resume_a_cut_last_epoch_or_a_spent_patience(
+    tmp_path: Path, count_epochs: Callable[[], list[int]]
+) -> None:
+    last = replace(FAST, epochs=1, time_budget_s=1e-6)
+    fit(last, run_dir=tmp_path / "last")
+    trained = count_epochs()
+    _, summary = fit(replace(last, time_budget_s=600.0), run_dir=tmp_path / "last", resume=True)
+    assert trained == []  # the cut epoch was the last: it cannot be finished
+    assert (summary["stopped"], summary["steps"]) == ("time_budget", 1)
+    cut = replace(FAST, epochs=4, time_budget_s=1e-6, patience=1)
+    fit(cut, run_dir=tmp_path / "patience")
+    trained = count_epochs()
+    meta = json.loads((tmp_path / "patience" / META_FILE).read_text())
+    meta["bad_evals"] = 1  # as if the cut epoch's validation had used up the patience
+    (tmp_path / "patience" / META_FILE).write_text(json.dumps(meta))
+    larger = replace(cut, time_budget_s=600.0)
+    _, summary = fit(larger, run_dir=tmp_path / "patience", resume=True)
+    assert trained == []
+    assert summary["stopped"] == "early_stopping"
+    # the budget compared is the one the epoch was cut with, not the clock (under torchrun
+    # a rank may cut the epoch a little before rank 0's own deadline)
+    meta["bad_evals"], meta["elapsed_s"], meta["time_budget_s"] = 0, 10.0, 600.0
+    (tmp_path / "patience" / META_FILE).write_text(json.dumps(meta))
+    _, summary = fit(larger, run_dir=tmp_path / "patience", resume=True)
+    assert trained == []
+    assert summary["stopped"] == "time_budget"
+
+
 def test_budget_schedule_decays_by_the_clock(tmp_path: Path) -> None:
     # the budget is gone at the first step: the learning rate is already at its floor
     cfg = replace(FAST, epochs=50, time_budget_s=1e-6, schedule="budget", min_lr=1e-5)

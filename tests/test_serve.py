@@ -25,6 +25,7 @@ from behaviorlm.explain import explain, influence
 from behaviorlm.schema import Sequences
 from behaviorlm.serve import EventRecord, Limits, Service, create_app, export_events, open_store
 from behaviorlm.serve import service as service_module
+from behaviorlm.serve.schemas import Event
 from behaviorlm.serve.timelines import LiveTimelines
 
 #: After every simulated event (2023) and not ahead of the server's clock, which refuses
@@ -180,6 +181,23 @@ def test_export_reads_back_for_a_retrain(client: TestClient, tmp_path: Path) -> 
     assert raw.events["event_id"].to_list() == ["e1", None, None]
     assert raw.events["action"].to_list() == ["cart", "search", "view"]
     assert blm.preprocess(raw).n_events == 3
+
+
+def test_a_data_set_that_kept_a_case_variant_still_codes_it_as_trained(tmp_path: Path) -> None:
+    # data sets prepared before built-in names were folded hold variants as custom actions
+    raw = blm.simulate(40, seed=1)
+    actions = raw.events["action"].replace("cart", "Cart")
+    ds = blm.preprocess(replace(raw, events=raw.events.with_columns(actions)))
+    assert "Cart" in ds.vocab["action"]
+    out = tmp_path / "markov"
+    blm.train(ds, "markov", out_dir=out, progress=False)
+    service = Service(out, open_store(f"sqlite:///{tmp_path / 'ev.db'}"))
+    records = [
+        service.record(Event.model_validate({"user_id": "u", "item_id": "i1", "action": a}), LATER)
+        for a in ("Cart", "CART")
+    ]
+    # the variant itself is the code the model was trained on; another case is the built-in
+    assert [None if r is None else r.action for r, _ in records] == ["Cart", "cart"]
 
 
 def test_built_in_names_in_another_case_are_stored_as_the_built_in_ones(

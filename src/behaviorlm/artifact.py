@@ -195,16 +195,16 @@ class Artifact:
         """
         if isinstance(categories, str):
             categories = [categories]
-        categories = [part for given in categories for part in given.split("|")]
+        categories = [part for given in categories for part in given.split("|") if part]
         table = self.dataset.items
         if "category" not in table.columns:
             raise DataError("this data set has no item categories", how="drop --category")
         parts = table["category"].fill_null("").str.split("|")
-        known = set(parts.explode().drop_nulls().to_list())
+        known = set(parts.explode().drop_nulls().to_list()) - {""}
         missing = [c for c in categories if c not in known]
-        if missing:  # one mistyped name among good ones would otherwise go unnoticed
+        if missing or not categories:  # one mistyped name among good ones would go unnoticed
             raise DataError(
-                f"no item has category {', '.join(missing)}",
+                f"no item has category {', '.join(map(repr, missing)) or repr('')}",
                 how="use categories of the data set's items table",
             )
         hit = parts.list.eval(pl.element().is_in(categories)).list.any().to_numpy()

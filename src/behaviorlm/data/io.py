@@ -22,7 +22,8 @@ sequences     ``.txt`` files: SASRec pairs or S3Rec rows, no timestamps
 Rules shared by all formats (see :mod:`behaviorlm.data.readers.normalize`): ids are
 strings as written; timestamps are seconds (integers, floored floats, ISO-8601 text or
 native datetimes, naive ones read as UTC); a missing action is ``"view"`` (``"search"`` for a
-query without an item); a missing source is ``"self"``; bad rows are counted by reason and
+query without an item); a missing source is ``"self"``; an action or source that spells a
+built-in name in another case is that name; bad rows are counted by reason and
 either raise (``on_error="raise"``) or are dropped (``"drop"``).
 """
 
@@ -150,7 +151,8 @@ def read(
         Raise a DataError for bad rows, or drop them and count them by reason in the report.
     strict_actions : bool
         Count actions outside ``schema.ACTIONS`` as bad rows ("unknown action");
-        otherwise custom action names are kept as they are.
+        otherwise custom action names are kept as they are. A built-in name in another case
+        (``Purchase``) is the built-in one either way.
     sep : str, optional
         Field separator of a csv / tsv file, or token separator of a sequence file.
     name : str, optional

@@ -12,7 +12,7 @@ from typing import Literal
 from behaviorlm.data.dataset import Dataset
 from behaviorlm.data.feed import split_with_feed
 from behaviorlm.data.split import leave_one_out, temporal_split
-from behaviorlm.schema import Split
+from behaviorlm.schema import ACTIONS, Split, builtin_name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +36,8 @@ class SplitConfig:
     --------
     >>> SplitConfig(target_actions=("purchase",)).protocol
     'leave_one_out'
+    >>> SplitConfig(followee_actions=("Share",)).followee_actions  # a built-in name, any case
+    ('share',)
     """
 
     protocol: Literal["leave_one_out", "temporal"] = "leave_one_out"
@@ -52,6 +54,9 @@ class SplitConfig:
         for name in ("target_actions", "followee_actions"):
             if isinstance(getattr(self, name), str):
                 raise ValueError(f"{name} is a list of action names, got {getattr(self, name)!r}")
+            # the data's built-in names in another case read as the built-in ones; so here
+            folded = tuple(builtin_name(a, ACTIONS) for a in getattr(self, name))
+            object.__setattr__(self, name, folded)
 
 
 def make_split(dataset: Dataset, config: SplitConfig) -> Split:

@@ -18,8 +18,9 @@ class TimelineEvent(BaseModel):
     """One event of a timeline: what a user did to which item (or which search), and when.
 
     Only one of ``item_id`` / ``query`` is required. ``action`` defaults to ``search`` for an
-    event with a query and no item, else ``view``; ``timestamp`` (seconds since 1970)
-    defaults to the time the server received it.
+    event with a query and no item, else ``view``; an action or source that spells a built-in
+    name in another case (``Purchase``) is that name, as in data files; ``timestamp`` (seconds
+    since 1970) defaults to the time the server received it.
     """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)

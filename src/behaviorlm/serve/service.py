@@ -359,10 +359,15 @@ class Service:
         if event.item_id is None and event.query is None:
             return None, "an event needs an item_id (or a query for a search)"
         action = event.action or ("search" if event.item_id is None else "view")
-        action = builtin_name(action, ACTIONS)
+        # a built-in name in another case is the built-in one, as data files read; a data set
+        # prepared before that rule may hold the variant itself, so an exact match comes first
+        if action not in self.timelines.actions:
+            action = builtin_name(action, ACTIONS)
         if action not in self.timelines.actions:
             return None, self._unknown_action(action)
-        source = builtin_name(event.source or "self", SOURCES)
+        source = event.source or "self"
+        if source not in self.timelines.sources:
+            source = builtin_name(source, SOURCES)
         if source not in self.timelines.sources:
             return None, f"unknown source {source!r}; known: {', '.join(self.timelines.sources)}"
         return (

@@ -439,6 +439,7 @@ class _Loop:
             "events": self.events,
             "elapsed_s": self._run_seconds(),
             "stopped": stopped,
+            "time_budget_s": self.config.time_budget_s,  # the budget that cut it, if one did
             "identity": self._identity(),
         }
         average = None if self.average is None else self.average.state()
@@ -465,6 +466,12 @@ class _Loop:
         stopped: str | None = meta["stopped"]
         return stopped
 
+    def _budget_raised(self, meta: dict[str, Any]) -> bool:
+        """Whether this run's time budget is larger than the one its checkpoint's epoch was
+        cut with (0: none, the largest)."""
+        budget, cut = self.config.time_budget_s, float(meta.get("time_budget_s", 0.0))
+        return cut > 0 and (budget <= 0 or budget > cut)
+
     def _share(self, stopped: str | None) -> str | None:
         """Give every rank the state of rank 0, the only one that reads the run directory."""
         if self.world.size == 1:
@@ -488,9 +495,13 @@ class _Loop:
         patience = self.config.patience
         if stopped == "early_stopping" and not (patience and self.bad_evals >= patience):
             stopped = None  # a larger patience (or none) lets the run go on from its last epoch
-        budget = self.config.time_budget_s
-        if stopped == "time_budget" and (budget <= 0 or self._run_seconds() < budget):
-            stopped = None  # a larger budget (or none) goes on with the epoch after the cut one
+        if stopped == "time_budget" and self._budget_raised(ckpt.meta):
+            # a larger budget (or none) goes on with the epoch after the cut one, unless the
+            # cut one was the last or its validation had used up the patience
+            if patience and self.bad_evals >= patience:
+                stopped = "early_stopping"
+            elif self.epoch < self.config.epochs:
+                stopped = None
         metrics = self.path / METRICS_FILE
         if metrics.is_file():  # drop lines of epochs after the checkpoint (a crash between)
             kept = [
@@ -709,8 +720,8 @@ class _Loop:
                 self._record(stats, valid)
                 # a cut epoch is saved as it ended: resuming it with the same budget trains
                 # nothing more, and a larger budget goes on with the next epoch (the rest of
-                # the cut one's batches are skipped; a run given the larger budget from the
-                # start would have followed another schedule anyway)
+                # the cut one's batches are skipped, so a schedule by steps ends that many
+                # steps short of its floor)
                 self._save(stopped)
         if self.best is None and self.average is not None:  # never validated: the average
             with self.average.applied():

@@ -85,6 +85,10 @@ def one_model(args: argparse.Namespace, model: str) -> dict[str, Any]:
         "metrics": {
             m: {str(k): round(v, 5) for k, v in by_k.items()} for m, by_k in result.metrics.items()
         },
+        # each accuracy metric's standard error over the test users
+        "standard_errors": {
+            m: {str(k): round(v, 5) for k, v in by_k.items()} for m, by_k in result.errors.items()
+        },
         **machine_facts(),
     }
 

@@ -57,7 +57,8 @@ def test_train_evaluate_recommend(
     results = json.loads(metrics.read_text())
     assert 0.0 <= results[0]["metrics"]["HR"]["10"] <= 1.0
     ndcg = next(line for line in table.splitlines() if line.startswith(f"| {model} | NDCG |"))
-    assert ndcg.split("|")[4].strip() == f"{results[0]['metrics']['NDCG']['10']:.4f}"
+    value, error = results[0]["metrics"]["NDCG"]["10"], results[0]["standard_errors"]["NDCG"]["10"]
+    assert ndcg.split("|")[4].strip() == f"{value:.4f} ± {error:.4f}"
     for name in ("Coverage", "Popularity"):  # as the README's protocol lists them
         row = next(line for line in table.splitlines() if line.startswith(f"| {model} | {name} |"))
         assert row.split("|")[4].strip() == f"{results[0]['metrics'][name]['10']:.4f}"
@@ -109,8 +110,14 @@ def test_evaluate_sorts_its_cut_offs_and_creates_the_json_folder(
     capsys.readouterr()
     metrics = tmp_path / "new" / "folder" / "m.json"
     assert main(["evaluate", str(out), "--ks", "10,5,10", "--json", str(metrics)]) == 0
-    assert "| model | metric | @5 | @10 |" in capsys.readouterr().out
-    assert sorted(json.loads(metrics.read_text())[0]["metrics"]["HR"]) == ["10", "5"]
+    printed = capsys.readouterr().out
+    assert "| model | metric | @5 | @10 |" in printed
+    saved = json.loads(metrics.read_text())[0]
+    assert sorted(saved["metrics"]["HR"]) == ["10", "5"]
+    hr, error = saved["metrics"]["HR"]["10"], saved["standard_errors"]["HR"]["10"]
+    assert f"| HR | {saved['metrics']['HR']['5']:.4f} ± " in printed
+    assert f"{hr:.4f} ± {error:.4f} |" in printed
+    assert "± is the standard error of the mean over the users" in printed
     report = tmp_path / "r.html"
     for flags in (["--json", str(tmp_path)], ["--report", str(tmp_path / "dir.html")]):
         (tmp_path / "dir.html").mkdir(exist_ok=True)
@@ -194,7 +201,7 @@ def test_recommend_filters(prepared: Path, capsys: pytest.CaptureFixture[str]) -
     assert main([*argv[:-2], "--category", "no-such-category"]) == 2
     capsys.readouterr()
     assert main([*argv, "--category", "no-such-category"]) == 2  # one typo among good names
-    assert "no item has category no-such-category" in capsys.readouterr().err
+    assert "no item has category 'no-such-category'" in capsys.readouterr().err
 
 
 def test_recommend_action_counts_only_those_events_as_seen(

@@ -62,6 +62,12 @@ def test_evaluate_hand_computed(pop: Pop) -> None:
     assert result.metrics["Popularity"][1] == pytest.approx(0.7 / 3)
     assert result.exclude_seen is True
     assert result.seconds >= 0
+    # standard errors of the means over the three users: HR@2 per user 1, 1, 0
+    assert result.errors["HR"][2] == pytest.approx(np.std([1, 1, 0], ddof=1) / np.sqrt(3))
+    assert result.errors["HR"][1] == 0.0  # every user 0: no spread
+    per_user = [1 / l3, (1 / l3) / (1 + 1 / l3), 0.0]
+    assert result.errors["NDCG"][2] == pytest.approx(np.std(per_user, ddof=1) / np.sqrt(3))
+    assert "Coverage" not in result.errors  # a catalogue figure, not a mean over users
 
 
 def test_exclude_seen_switch(pop: Pop) -> None:
@@ -120,11 +126,15 @@ def test_result_round_trip() -> None:
         exclude_seen=True,
         seconds=1.5,
         extra={"n_items": 7},
+        errors={"HR": {1: 0.1, 10: 0.2}},
     )
     data = json.loads(result.to_json())
     assert data["metrics"]["HR"] == {"1": 0.25, "10": 0.5}
+    assert data["standard_errors"]["HR"] == {"1": 0.1, "10": 0.2}
     assert EvalResult.from_dict(data) == result
     assert EvalResult.from_dict(result.to_dict()) == result
+    del data["standard_errors"]  # a result saved before standard errors were kept
+    assert EvalResult.from_dict(data).errors == {}
 
 
 #: Two results for the tables: one without NDCG, one without the cut-off 20.

@@ -41,6 +41,7 @@ from behaviorlm.evaluate import (
     SHOWN_METRICS,
     cutoff_notes,
     cutoff_table,
+    error_notes,
     evaluate_artifact,
     masking_notes,
 )
@@ -277,8 +278,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                 logs[label] = training_log(path)
     # the accuracy metrics, then catalogue coverage and the mean popularity of what is shown
     metrics = (*SHOWN_METRICS, "Coverage", "Popularity")
-    console.print(cutoff_table(results, metrics, ks=ks), markup=False, soft_wrap=True)
-    for note in [*masking_notes(results), *cutoff_notes(results)]:
+    table = cutoff_table(results, metrics, ks=ks, errors=True)
+    console.print(table, markup=False, soft_wrap=True)
+    for note in [*error_notes(results), *masking_notes(results), *cutoff_notes(results)]:
         console.print(f"note: {note}", markup=False, soft_wrap=True)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)  # as --report and --out do

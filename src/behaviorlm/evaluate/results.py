@@ -31,6 +31,9 @@ class EvalResult:
         Wall time of ranking plus metrics.
     extra : dict
         Anything else worth keeping (JSON-ready values).
+    errors : dict
+        ``{metric: {k: standard error}}`` of each accuracy metric's mean over the users
+        (sample standard deviation / sqrt(users)); empty for results saved without them.
 
     Examples
     --------
@@ -47,6 +50,7 @@ class EvalResult:
     exclude_seen: bool
     seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, dict[int, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data (cut-offs become string keys, as JSON requires)."""
@@ -62,6 +66,10 @@ class EvalResult:
             "exclude_seen": self.exclude_seen,
             "seconds": self.seconds,
             "extra": dict(self.extra),
+            "standard_errors": {
+                name: {str(k): float(v) for k, v in values.items()}
+                for name, values in self.errors.items()
+            },
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -83,6 +91,10 @@ class EvalResult:
             exclude_seen=bool(data["exclude_seen"]),
             seconds=float(data["seconds"]),
             extra=dict(data.get("extra", {})),
+            errors={
+                str(name): {int(k): float(v) for k, v in values.items()}
+                for name, values in data.get("standard_errors", {}).items()
+            },
         )
 
 
@@ -97,8 +109,10 @@ def markdown_table(
     ks: Sequence[int] = SHOWN_KS,
     *,
     digits: int = 4,
+    errors: bool = False,
 ) -> str:
-    """One Markdown row per result, one column per metric and cut-off; ``-`` where missing.
+    """One Markdown row per result, one column per metric and cut-off; ``-`` where missing;
+    with ``errors``, ``value ± standard error`` where the result has one.
 
     Examples
     --------
@@ -114,7 +128,7 @@ def markdown_table(
         "|---|" + "---:|" * len(columns),
     ]
     for result in results:
-        cells = [_cell(result, m, k, digits) for m, k in columns]
+        cells = [_cell(result, m, k, digits, errors) for m, k in columns]
         lines.append(f"| {result.model} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -125,9 +139,11 @@ def cutoff_table(
     ks: Sequence[int] = SHOWN_KS,
     *,
     digits: int = 4,
+    errors: bool = False,
 ) -> str:
     """The metrics as a Markdown table that stays narrow with many cut-offs: one row per
-    result and metric, one column per cut-off; ``-`` where missing.
+    result and metric, one column per cut-off; ``-`` where missing; with ``errors``,
+    ``value ± standard error`` where the result has one.
 
     Examples
     --------
@@ -137,6 +153,9 @@ def cutoff_table(
     |---|---|---:|---:|
     | pop | HR | 0.2500 | 0.5000 |
     | pop | MRR | - | - |
+    >>> r = EvalResult("pop", "test", 4, (10,), {"HR": {10: 0.5}}, True, 0, {}, {"HR": {10: 0.25}})
+    >>> print(cutoff_table([r], metrics=("HR",), ks=(10,), errors=True).splitlines()[-1])
+    | pop | HR | 0.5000 ± 0.2500 |
     """
     lines = [
         "| model | metric | " + " | ".join(f"@{k}" for k in ks) + " |",
@@ -144,14 +163,17 @@ def cutoff_table(
     ]
     for result in results:
         for m in metrics:
-            cells = [_cell(result, m, k, digits) for k in ks]
+            cells = [_cell(result, m, k, digits, errors) for k in ks]
             lines.append(f"| {result.model} | {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _cell(result: EvalResult, metric: str, k: int, digits: int) -> str:
+def _cell(result: EvalResult, metric: str, k: int, digits: int, errors: bool = False) -> str:
     value = result.metrics.get(metric, {}).get(k)
-    return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+    if value is None or math.isnan(value):
+        return "-"
+    error = result.errors.get(metric, {}).get(k) if errors else None
+    return f"{value:.{digits}f}" + ("" if error is None else f" ± {error:.{digits}f}")
 
 
 def nearest_cutoff(ks: Iterable[int], k: int) -> int:
@@ -188,6 +210,24 @@ def cutoff_notes(results: Sequence[EvalResult]) -> list[str]:
                 f"measure{'s' if len(past) == 1 else ''} the whole ranked list"
             )
     return notes
+
+
+def error_notes(results: Sequence[EvalResult]) -> list[str]:
+    """What the ``±`` of the tables means, where a result has standard errors.
+
+    Examples
+    --------
+    >>> r = EvalResult("pop", "test", 4, (10,), {"HR": {10: 0.5}}, True, 0, {}, {"HR": {10: 0.25}})
+    >>> error_notes([r])[0][:44]
+    '± is the standard error of the mean over the'
+    """
+    if not any(r.errors for r in results):
+        return []
+    return [
+        "± is the standard error of the mean over the users: figures that differ by less "
+        "than about twice it are not told apart (models compared on the same users differ "
+        "less by chance than their errors suggest)"
+    ]
 
 
 def masking_notes(results: Sequence[EvalResult]) -> list[str]:

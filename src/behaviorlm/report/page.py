@@ -26,7 +26,13 @@ from html import escape
 from pathlib import Path
 from typing import Any, Final
 
-from behaviorlm.evaluate import EvalResult, cutoff_notes, masking_notes, nearest_cutoff
+from behaviorlm.evaluate import (
+    EvalResult,
+    cutoff_notes,
+    error_notes,
+    masking_notes,
+    nearest_cutoff,
+)
 from behaviorlm.report.svg import bar_chart, line_chart
 from behaviorlm.train.engine import METRICS_FILE
 
@@ -108,6 +114,8 @@ def _table(results: Sequence[EvalResult], logs: Mapping[str, Sequence[Mapping[st
             text = _number(value)
             if value is not None and value == best.get((m, k)) and len(results) > 1:
                 text = f"<b>{text}</b>"
+            if (error := r.errors.get(m, {}).get(k)) is not None:
+                text += f'<span class="muted"> ± {_number(error)}</span>'
             cells.append(f"<td>{text}</td>")
         log = logs.get(r.model) or []
         epochs = f"{len(log)} (best {_best_epoch(log)})" if log else "-"
@@ -276,7 +284,7 @@ def report_html(
     masking = masking_notes(results)
     if len(masking) == len(results) and len({n.split(": ", 1)[1] for n in masking}) == 1:
         masking = [masking[0].split(": ", 1)[1]]
-    notes = masking + cutoff_notes(results)
+    notes = error_notes(results) + masking + cutoff_notes(results)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',

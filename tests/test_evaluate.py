@@ -171,3 +171,30 @@ TABLE_RESULTS = [
 )
 def test_tables(render: Callable[..., str], expected: list[str]) -> None:
     assert render(TABLE_RESULTS, metrics=("HR", "NDCG"), ks=(10, 20)).splitlines() == expected
+
+
+def test_paired_difference_pairs_users() -> None:
+    from behaviorlm.evaluate import paired_difference, paired_table
+    from behaviorlm.models.markov import Markov, MarkovConfig
+
+    data = evalset([[2], [1], [3], [4], [2, 3]], [[3], [2], [4], [2], [4]])
+    pop = evaluate(Pop(PopConfig()).fit(TRAIN), data, ks=(1, 2))
+    markov = evaluate(Markov(MarkovConfig()).fit(TRAIN), data, ks=(1, 2), name="markov")
+    d = paired_difference(pop, markov, "NDCG", 2)
+    per_user = markov.per_user["NDCG", 2] - pop.per_user["NDCG", 2]
+    assert d.metric == "NDCG@2"
+    assert d.difference == pytest.approx(markov.metrics["NDCG"][2] - pop.metrics["NDCG"][2])
+    assert d.error == pytest.approx(np.std(per_user, ddof=1) / np.sqrt(5))
+    table = paired_table([pop, markov], k=2)
+    assert table is not None
+    assert table.splitlines()[0] == "| against pop | HR@2 | NDCG@2 |"
+    assert f"| markov | {markov.metrics['HR'][2] - pop.metrics['HR'][2]:+.4f} ± " in table
+    # other users, other masking, or a result read back from JSON: refused
+    fewer = evaluate(Pop(PopConfig()).fit(TRAIN), data.select(np.arange(4)), ks=(1, 2))
+    unmasked = evaluate(Pop(PopConfig()).fit(TRAIN), data, ks=(1, 2), exclude_seen=False)
+    saved = EvalResult.from_dict(markov.to_dict())
+    assert saved == markov  # per-user values are left out of equality ...
+    for other, words in ((fewer, "other users"), (unmasked, "other users"), (saved, "per-user")):
+        with pytest.raises(ValueError, match=words):
+            paired_difference(pop, other, "NDCG", 2)
+    assert paired_table([pop, saved]) is None  # ... and of the saved file

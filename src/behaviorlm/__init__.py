@@ -29,7 +29,7 @@ from behaviorlm.data.preprocess import PrepareConfig, prepare, preprocess
 from behaviorlm.data.protocol import SplitConfig
 from behaviorlm.data.split import leave_one_out, temporal_split
 from behaviorlm.data.synthetic import SimConfig, simulate, write_simulation
-from behaviorlm.evaluate import evaluate, evaluate_artifact
+from behaviorlm.evaluate import evaluate, evaluate_artifact, paired_difference
 from behaviorlm.explain import (
     Event,
     Explanation,
@@ -75,6 +75,7 @@ __all__ = [
     "influence",
     "influence_user",
     "leave_one_out",
+    "paired_difference",
     "prepare",
     "preprocess",
     "rank_by_reach",

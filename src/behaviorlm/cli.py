@@ -44,6 +44,7 @@ from behaviorlm.evaluate import (
     error_notes,
     evaluate_artifact,
     masking_notes,
+    paired_table,
 )
 from behaviorlm.explain import (
     explain_user,
@@ -282,6 +283,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     console.print(table, markup=False, soft_wrap=True)
     for note in [*error_notes(results), *masking_notes(results), *cutoff_notes(results)]:
         console.print(f"note: {note}", markup=False, soft_wrap=True)
+    paired = paired_table(results)
+    if paired is not None:
+        console.print(
+            "\nPaired by user (each model minus the first, on the same users; ± is the "
+            "standard error of the mean difference):\n" + paired,
+            markup=False,
+            soft_wrap=True,
+        )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)  # as --report and --out do
         Path(args.json).write_text(json.dumps([r.to_dict() for r in results], indent=2) + "\n")

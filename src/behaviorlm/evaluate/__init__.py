@@ -1,6 +1,7 @@
 """Honest evaluation: full-catalogue ranking and pure vectorised ranking metrics."""
 
 from behaviorlm.evaluate.artifacts import evaluate_artifact
+from behaviorlm.evaluate.compare import Difference, paired_difference, paired_table
 from behaviorlm.evaluate.metrics import (
     coverage,
     hit_rate,
@@ -25,6 +26,7 @@ from behaviorlm.evaluate.runner import DEFAULT_KS, evaluate
 __all__ = [
     "DEFAULT_KS",
     "SHOWN_METRICS",
+    "Difference",
     "EvalResult",
     "coverage",
     "cutoff_notes",
@@ -39,6 +41,8 @@ __all__ = [
     "mrr",
     "ndcg",
     "nearest_cutoff",
+    "paired_difference",
+    "paired_table",
     "recall",
     "relevance",
 ]

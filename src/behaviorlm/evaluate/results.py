@@ -8,6 +8,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import numpy as np
+import numpy.typing as npt
+
 
 @dataclass(frozen=True)
 class EvalResult:
@@ -34,6 +37,10 @@ class EvalResult:
     errors : dict
         ``{metric: {k: standard error}}`` of each accuracy metric's mean over the users
         (sample standard deviation / sqrt(users)); empty for results saved without them.
+    per_user : dict
+        ``{(metric, k): (users,) values}`` of the accuracy metrics, for paired comparisons
+        (:func:`behaviorlm.evaluate.compare.paired_difference`); kept in memory only, not in
+        JSON, and left out of equality.
 
     Examples
     --------
@@ -51,6 +58,9 @@ class EvalResult:
     seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
     errors: dict[str, dict[int, float]] = field(default_factory=dict)
+    per_user: dict[tuple[str, int], npt.NDArray[np.float64]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data (cut-offs become string keys, as JSON requires)."""

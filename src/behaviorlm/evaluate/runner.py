@@ -15,6 +15,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from behaviorlm.evaluate.compare import TARGETS_DIGEST, targets_digest
 from behaviorlm.evaluate.metrics import coverage, hit_rate, mean_popularity, mrr, ndcg, recall
 from behaviorlm.evaluate.results import EvalResult, nearest_cutoff
 from behaviorlm.models.base import Recommender
@@ -132,8 +133,12 @@ def evaluate(
             "n_items": model.n_items,
             "targets_in_history": round(targets_in_history(data), 6),
             "by_history_length": by_history_length(own_events(data), per_row),
+            TARGETS_DIGEST: targets_digest(
+                data.target_offsets, data.targets, data.target_event_ids
+            ),
         },
         errors=errors,
+        per_user=rows_of,
     )
 
 

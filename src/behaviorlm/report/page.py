@@ -32,6 +32,7 @@ from behaviorlm.evaluate import (
     error_notes,
     masking_notes,
     nearest_cutoff,
+    paired_table,
 )
 from behaviorlm.report.svg import bar_chart, line_chart
 from behaviorlm.train.engine import METRICS_FILE
@@ -128,6 +129,22 @@ def _table(results: Sequence[EvalResult], logs: Mapping[str, Sequence[Mapping[st
         + "".join(rows)
         + "</table>"
     )
+
+
+def _paired(results: Sequence[EvalResult]) -> list[str]:
+    """Each result against the first, paired by user (where the per-user values are there)."""
+    table = paired_table(results)
+    if table is None:
+        return []
+    head, _, *rows = table.splitlines()
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in (head, *rows)]
+    html = ["<table><tr>" + "".join(f"<th>{escape(c)}</th>" for c in cells[0]) + "</tr>"]
+    html += ["<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in cells[1:]]
+    return [
+        "<p>Each model minus the first, paired by user (the same users; ± is the standard "
+        "error of the mean difference; not clear: within twice it):</p>",
+        "".join(html) + "</table>",
+    ]
 
 
 def _best_epoch(log: Sequence[Mapping[str, Any]]) -> int:
@@ -295,6 +312,7 @@ def report_html(
         "<h2>Metrics</h2>",
         _table(results, logs),
         *(f'<p class="muted">note: {escape(note)}</p>' for note in notes),
+        *_paired(results),
     ]
     sections = [
         ("Metrics against the cut-off", _curves(results, names)),

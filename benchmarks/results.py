@@ -3,7 +3,8 @@
 Every model runs in a fresh process (so its peak memory is its own) with the config file
 ``CONFIG_DIR/<model>.toml`` (``configs/<dataset>/`` for the published table, ``configs/default``
 for any other data). Each prints one JSON line: test HR / NDCG / MRR at 10 and 20 with full
-ranking, training wall time, epochs, the kept epoch and its validation metrics, peak RSS.
+ranking and their standard errors over the test users, training wall time, epochs, the kept
+epoch and its validation metrics, peak RSS.
 ``--markdown FILE...`` renders saved JSON lines as the README's results table instead: the
 last line per data set and model wins, so name the
 table's files only (exploratory runs live in ``explore_*.jsonl``). Examples::

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from behaviorlm.evaluate import (
     EvalResult,
@@ -174,7 +176,7 @@ def test_tables(render: Callable[..., str], expected: list[str]) -> None:
 
 
 def test_paired_difference_pairs_users() -> None:
-    from behaviorlm.evaluate import paired_difference, paired_table
+    from behaviorlm.evaluate import compare_to_first, paired_difference, paired_table
     from behaviorlm.models.markov import Markov, MarkovConfig
 
     data = evalset([[2], [1], [3], [4], [2, 3]], [[3], [2], [4], [2], [4]])
@@ -185,16 +187,45 @@ def test_paired_difference_pairs_users() -> None:
     assert d.metric == "NDCG@2"
     assert d.difference == pytest.approx(markov.metrics["NDCG"][2] - pop.metrics["NDCG"][2])
     assert d.error == pytest.approx(np.std(per_user, ddof=1) / np.sqrt(5))
-    table = paired_table([pop, markov], k=2)
-    assert table is not None
-    assert table.splitlines()[0] == "| against pop | HR@2 | NDCG@2 |"
+    assert d.p_value == pytest.approx(
+        stats.ttest_rel(markov.per_user["NDCG", 2], pop.per_user["NDCG", 2]).pvalue
+    )
+    comparison = compare_to_first([pop, markov], k=2)
+    assert comparison is not None
+    table = paired_table(comparison)
+    assert table.splitlines()[0] == "| model minus pop | HR@2 | NDCG@2 |"
     assert f"| markov | {markov.metrics['HR'][2] - pop.metrics['HR'][2]:+.4f} ± " in table
     # other users, other masking, or a result read back from JSON: refused
     fewer = evaluate(Pop(PopConfig()).fit(TRAIN), data.select(np.arange(4)), ks=(1, 2))
     unmasked = evaluate(Pop(PopConfig()).fit(TRAIN), data, ks=(1, 2), exclude_seen=False)
     saved = EvalResult.from_dict(markov.to_dict())
     assert saved == markov  # per-user values are left out of equality ...
-    for other, words in ((fewer, "other users"), (unmasked, "other users"), (saved, "per-user")):
+    no_digest = replace(fewer, extra={})  # a result built by hand: nothing says who it measured
+    cases = (
+        (fewer, "not evaluated on the same users"),
+        (no_digest, "not evaluated on the same users"),
+        (unmasked, "masked seen items differently"),
+        (saved, "saved results keep the means only"),
+        (evaluate(Pop(PopConfig()).fit(TRAIN), data, ks=(1,)), "evaluated at @1"),
+    )
+    for other, words in cases:
         with pytest.raises(ValueError, match=words):
             paired_difference(pop, other, "NDCG", 2)
-    assert paired_table([pop, saved]) is None  # ... and of the saved file
+    left = compare_to_first([pop, saved, markov], k=2)  # ... and of the saved file
+    assert left is not None
+    assert [label for label, _ in left.rows] == ["markov"]
+    assert left.left_out[0].startswith("markov (markov has no per-user HR@2")
+    assert "not paired: markov" in paired_table(left)
+
+
+def test_paired_differences_without_spread_and_one_user() -> None:
+    from behaviorlm.evaluate import paired_difference
+
+    data = evalset([[2], [1], [1]], [[3], [3], [3]])
+    pop = evaluate(Pop(PopConfig()).fit(TRAIN), data, ks=(1, 2))
+    better = replace(pop, model="better", per_user={("HR", 1): pop.per_user["HR", 1] + 1})
+    # every user gains alike: an exact sign test, 2 * 0.5 ** 3, not a certainty
+    d = paired_difference(pop, better, "HR", 1)
+    assert (d.error, d.p_value, d.clear) == (0.0, 0.25, False)
+    one = evaluate(Pop(PopConfig()).fit(TRAIN), data.select(np.array([0])), ks=(1,))
+    assert one.errors == {}  # a mean over one user has no standard error

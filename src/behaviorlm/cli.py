@@ -39,6 +39,7 @@ from behaviorlm.data.write import TableWriter, table_format
 from behaviorlm.demo import run_demo
 from behaviorlm.evaluate import (
     SHOWN_METRICS,
+    compare_to_first,
     cutoff_notes,
     cutoff_table,
     error_notes,
@@ -283,11 +284,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     console.print(table, markup=False, soft_wrap=True)
     for note in [*error_notes(results), *masking_notes(results), *cutoff_notes(results)]:
         console.print(f"note: {note}", markup=False, soft_wrap=True)
-    paired = paired_table(results)
-    if paired is not None:
+    comparison = compare_to_first(results)
+    if comparison is not None:
         console.print(
-            "\nPaired by user (each model minus the first, on the same users; ± is the "
-            "standard error of the mean difference):\n" + paired,
+            "\nPaired by user (each model minus the first on the same users; ± is the "
+            "standard error of the mean difference, p a paired t-test's; it compares these "
+            "trained models, not their configs: another seed can differ too):\n"
+            + paired_table(comparison),
             markup=False,
             soft_wrap=True,
         )

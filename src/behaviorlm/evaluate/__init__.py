@@ -1,7 +1,13 @@
 """Honest evaluation: full-catalogue ranking and pure vectorised ranking metrics."""
 
 from behaviorlm.evaluate.artifacts import evaluate_artifact
-from behaviorlm.evaluate.compare import Difference, paired_difference, paired_table
+from behaviorlm.evaluate.compare import (
+    Comparison,
+    Difference,
+    compare_to_first,
+    paired_difference,
+    paired_table,
+)
 from behaviorlm.evaluate.metrics import (
     coverage,
     hit_rate,
@@ -26,8 +32,10 @@ from behaviorlm.evaluate.runner import DEFAULT_KS, evaluate
 __all__ = [
     "DEFAULT_KS",
     "SHOWN_METRICS",
+    "Comparison",
     "Difference",
     "EvalResult",
+    "compare_to_first",
     "coverage",
     "cutoff_notes",
     "cutoff_table",

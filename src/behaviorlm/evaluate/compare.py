@@ -1,16 +1,17 @@
-"""Paired comparison of two models evaluated on the same users.
+"""Paired comparison of two trained models evaluated on the same users.
 
 Two models ranked for the same users are compared user by user: the mean of the per-user
 differences has a standard error far below either model's own (a user easy for one model is
 mostly easy for the other), so differences that the models' separate errors cannot tell apart
-often stand out here. :func:`paired_difference` needs the per-user values that
+often stand out here. The test is about these two trained models on these users: it does not
+cover the randomness of training, so two seeds of one config can differ clearly; compare
+configs over several seeds. :func:`paired_difference` needs the per-user values that
 :func:`behaviorlm.evaluate.evaluate` keeps in memory (not in saved JSON).
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,6 +22,8 @@ from behaviorlm.schema import Int
 
 #: ``EvalResult.extra`` key of the digest of the evaluated targets: equal digests, same users.
 TARGETS_DIGEST = "targets_digest"
+#: A difference is clear below this two-sided p-value.
+CLEAR_P = 0.05
 
 
 def targets_digest(target_offsets: Int, targets: Int, target_event_ids: Int) -> str:
@@ -52,30 +55,37 @@ class Difference:
     error : float
         Standard error of that mean (sample standard deviation of the per-user differences /
         sqrt(users)).
+    users : int
+        Users compared.
+    p_value : float
+        Two-sided p-value of a paired t-test (a sign test where every user differs alike).
+
+    Examples
+    --------
+    >>> d = Difference("HR@10", 0.01, 0.004, 2000, 0.012)
+    >>> d.clear
+    True
     """
 
     metric: str
     difference: float
     error: float
-
-    @property
-    def z(self) -> float:
-        """The difference in standard errors (inf where the error is 0 and they differ)."""
-        if self.error > 0:
-            return self.difference / self.error
-        return 0.0 if self.difference == 0 else math.copysign(math.inf, self.difference)
+    users: int
+    p_value: float
 
     @property
     def clear(self) -> bool:
-        """Whether the difference is more than twice its standard error."""
-        return abs(self.z) > 2
+        """Whether the difference is unlikely to come from which users were sampled alone
+        (p below 0.05; it says nothing of another training run)."""
+        return self.p_value < CLEAR_P
 
 
 def paired_difference(a: EvalResult, b: EvalResult, metric: str, k: int) -> Difference:
     """``b - a`` of ``metric@k`` over the users both were evaluated on, paired by user.
 
-    Raises ValueError where either result has no per-user values (one read back from JSON)
-    or the two did not measure the same users and targets.
+    Raises ValueError where either result has no per-user ``metric@k`` (one read back from
+    JSON, or evaluated at other cut-offs), the two masked seen items differently, or they did
+    not measure the same users and targets.
 
     Examples
     --------
@@ -87,55 +97,128 @@ def paired_difference(a: EvalResult, b: EvalResult, metric: str, k: int) -> Diff
     ...                np.array([2, 1]), np.array([0, 1]))
     >>> pop = evaluate(Pop(PopConfig()).fit(train), data, ks=(1,))
     >>> d = paired_difference(pop, pop, "HR", 1)
-    >>> (d.difference, d.error, d.clear)
-    (0.0, 0.0, False)
+    >>> (d.difference, d.error, d.p_value, d.clear)
+    (0.0, 0.0, 1.0, False)
     """
     for r in (a, b):
         if (metric, k) not in r.per_user:
-            raise ValueError(
-                f"{r.model} has no per-user {metric}@{k}: compare results of evaluate() run "
-                "in this process (saved results keep the means only)"
+            why = (
+                f"it was evaluated at @{', @'.join(map(str, r.ks))}"
+                if r.per_user
+                else "saved results keep the means only: evaluate again in this process"
             )
-    if a.extra.get(TARGETS_DIGEST) != b.extra.get(TARGETS_DIGEST) or (
-        a.exclude_seen != b.exclude_seen
-    ):
+            raise ValueError(f"{r.model} has no per-user {metric}@{k}: {why}")
+    if a.exclude_seen != b.exclude_seen:
         raise ValueError(
-            f"{a.model} and {b.model} were evaluated on other users or targets: a paired "
-            "comparison needs the same data set, split and filters"
+            f"{a.model} and {b.model} masked seen items differently: a paired comparison "
+            "needs the same masking"
         )
-    delta = b.per_user[metric, k] - a.per_user[metric, k]
+    digest = a.extra.get(TARGETS_DIGEST)
+    x, y = a.per_user[metric, k], b.per_user[metric, k]
+    if digest is None or digest != b.extra.get(TARGETS_DIGEST) or len(x) != len(y):
+        raise ValueError(
+            f"{a.model} and {b.model} were not evaluated on the same users and targets: a "
+            "paired comparison needs the same data set and split"
+        )
+    delta = y - x
     n = len(delta)
+    mean = float(delta.mean()) if n else 0.0
     error = float(delta.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
-    return Difference(f"{metric}@{k}", float(delta.mean()) if n else 0.0, error)
+    return Difference(f"{metric}@{k}", mean, error, n, _p_value(delta, mean, error))
 
 
-def paired_table(
+def _p_value(delta: np.ndarray, mean: float, error: float) -> float:
+    """Two-sided p-value of the paired t-test of ``delta``; where the differences do not
+    vary, an exact sign test (every user differs alike, or none does)."""
+    n = len(delta)
+    if mean == 0.0 and error == 0.0:
+        return 1.0
+    if error == 0.0:  # every user's difference is the same, nonzero: n signs alike
+        return min(1.0, 2.0 * 0.5**n)
+    from scipy import stats
+
+    return float(2.0 * stats.t.sf(abs(mean / error), n - 1))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Each result after the first against the first, paired by user, at one cut-off.
+
+    Attributes
+    ----------
+    baseline : str
+        The first result's model label.
+    k : int
+        The cut-off compared.
+    rows : list of (str, list of Difference)
+        A model label and its differences, one per metric.
+    left_out : list of str
+        Results that could not be paired with the first, each with why.
+    """
+
+    baseline: str
+    k: int
+    rows: list[tuple[str, list[Difference]]]
+    left_out: list[str]
+
+
+def compare_to_first(
     results: Sequence[EvalResult], metrics: Sequence[str] = ("HR", "NDCG"), k: int = 10
-) -> str | None:
-    """A Markdown table of each result after the first against the first, paired by user, at
-    the evaluated cut-off nearest ``k``; None where no two results can be paired.
+) -> Comparison | None:
+    """Every result after the first against the first at the evaluated cut-off nearest
+    ``k``; None for fewer than two results.
 
     Examples
     --------
     >>> r = EvalResult("pop", "test", 2, (10,), {}, True, 0.0)
-    >>> paired_table([r, r]) is None  # read back from JSON: no per-user values
-    True
+    >>> compare_to_first([r, r]).left_out[0][:40]  # read back from JSON: no per-user values
+    'pop (pop has no per-user HR@10: saved re'
     """
     if len(results) < 2:
         return None
     first = results[0]
     cut = nearest_cutoff(first.ks, k)
-    lines = []
+    rows, left_out = [], []
     for other in results[1:]:
         try:
-            diffs = [paired_difference(first, other, m, cut) for m in metrics]
-        except ValueError:
-            continue
-        cells = [
-            f"{d.difference:+.4f} ± {d.error:.4f}{'' if d.clear else ' (not clear)'}" for d in diffs
+            rows.append((other.model, [paired_difference(first, other, m, cut) for m in metrics]))
+        except ValueError as exc:
+            left_out.append(f"{other.model} ({exc})")
+    return Comparison(first.model, cut, rows, left_out)
+
+
+def format_difference(d: Difference) -> str:
+    """``+0.0107 ± 0.0042, p 0.011`` (``p < 0.001`` below that).
+
+    Examples
+    --------
+    >>> format_difference(Difference("HR@10", -0.0021, 0.0004, 900, 2e-7))
+    '-0.0021 ± 0.0004, p < 0.001'
+    """
+    p = "p < 0.001" if d.p_value < 0.001 else f"p {d.p_value:.3f}"
+    return f"{d.difference:+.4f} ± {d.error:.4f}, {p}"
+
+
+def paired_table(comparison: Comparison, metrics: Sequence[str] = ("HR", "NDCG")) -> str:
+    """The comparison as a Markdown table (a line per paired model), and a line per model
+    left out.
+
+    Examples
+    --------
+    >>> d = Difference("HR@10", 0.01, 0.004, 2000, 0.012)
+    >>> print(paired_table(Comparison("pop", 10, [("mlp", [d])], []), metrics=("HR",)))
+    | model minus pop | HR@10 |
+    |---|---:|
+    | mlp | +0.0100 ± 0.0040, p 0.012 |
+    """
+    lines = []
+    if comparison.rows:
+        cols = " | ".join(f"{m}@{comparison.k}" for m in metrics)
+        lines += [
+            f"| model minus {comparison.baseline} | {cols} |",
+            "|---|" + "---:|" * len(metrics),
         ]
-        lines.append(f"| {other.model} | " + " | ".join(cells) + " |")
-    if not lines:
-        return None
-    head = f"| against {first.model} | " + " | ".join(f"{m}@{cut}" for m in metrics) + " |"
-    return "\n".join([head, "|---|" + "---:|" * len(metrics), *lines])
+        for label, diffs in comparison.rows:
+            lines.append(f"| {label} | " + " | ".join(map(format_difference, diffs)) + " |")
+    lines += [f"not paired: {why}" for why in comparison.left_out]
+    return "\n".join(lines)

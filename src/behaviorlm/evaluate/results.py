@@ -152,8 +152,8 @@ def cutoff_table(
     errors: bool = False,
 ) -> str:
     """The metrics as a Markdown table that stays narrow with many cut-offs: one row per
-    result and metric, one column per cut-off; ``-`` where missing; with ``errors``,
-    ``value ± standard error`` where the result has one.
+    result and metric, one column per cut-off; ``-`` where missing; with ``errors``, a row
+    ``± metric`` of the standard errors under each metric that has them.
 
     Examples
     --------
@@ -164,8 +164,10 @@ def cutoff_table(
     | pop | HR | 0.2500 | 0.5000 |
     | pop | MRR | - | - |
     >>> r = EvalResult("pop", "test", 4, (10,), {"HR": {10: 0.5}}, True, 0, {}, {"HR": {10: 0.25}})
-    >>> print(cutoff_table([r], metrics=("HR",), ks=(10,), errors=True).splitlines()[-1])
-    | pop | HR | 0.5000 ± 0.2500 |
+    >>> table = cutoff_table([r], metrics=("HR",), ks=(10,), errors=True)
+    >>> print(*table.splitlines()[2:], sep=chr(10))
+    | pop | HR | 0.5000 |
+    | pop | ± HR | 0.2500 |
     """
     lines = [
         "| model | metric | " + " | ".join(f"@{k}" for k in ks) + " |",
@@ -173,8 +175,12 @@ def cutoff_table(
     ]
     for result in results:
         for m in metrics:
-            cells = [_cell(result, m, k, digits, errors) for k in ks]
+            cells = [_cell(result, m, k, digits) for k in ks]
             lines.append(f"| {result.model} | {m} | " + " | ".join(cells) + " |")
+            spread = result.errors.get(m, {})
+            if errors and spread:  # a row of its own: the table stays as narrow
+                cells = ["-" if k not in spread else f"{spread[k]:.{digits}f}" for k in ks]
+                lines.append(f"| {result.model} | ± {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -234,9 +240,9 @@ def error_notes(results: Sequence[EvalResult]) -> list[str]:
     if not any(r.errors for r in results):
         return []
     return [
-        "± is the standard error of the mean over the users: figures that differ by less "
-        "than about twice it are not told apart (models compared on the same users differ "
-        "less by chance than their errors suggest)"
+        "± is the standard error of the mean over the users; two models' figures are told "
+        "apart only where they differ by more than about twice the error of the difference "
+        "(sqrt(a² + b²) for separate users; smaller for the same users, compared below)"
     ]
 
 

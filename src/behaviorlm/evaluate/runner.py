@@ -3,7 +3,8 @@
 Never sampled negatives: every row is ranked against all items (``behaviorlm.recommend``),
 and the metrics are means over the rows that have at least one target, each with its standard
 error over those rows (how far a mean over that many users may stray from the model's
-expected value: two models' figures closer than about twice their errors are not told apart).
+expected value over such users); :mod:`behaviorlm.evaluate.compare` compares two models user
+by user.
 """
 
 from __future__ import annotations
@@ -71,7 +72,10 @@ def evaluate(
     EvalResult
         Metrics ``HR``, ``NDCG``, ``MRR``, ``Recall``, ``Coverage`` (and ``Popularity``) at each k;
         ``extra["by_history_length"]`` gives HR and NDCG at the cut-off nearest 10 for the users
-        grouped by the number of their own events in the history (see :func:`by_history_length`).
+        grouped by the number of their own events in the history (see :func:`by_history_length`);
+        ``errors`` the accuracy metrics' standard errors over the users (none for one user),
+        ``per_user`` their values per user and ``extra["targets_digest"]`` which users and
+        targets were measured, for :mod:`behaviorlm.evaluate.compare`.
 
     Examples
     --------
@@ -112,7 +116,12 @@ def evaluate(
     metrics: dict[str, dict[int, float]] = {
         metric: {k: _mean(rows_of[metric, k]) for k in ks} for metric in ACCURACY
     }
-    errors = {metric: {k: _standard_error(rows_of[metric, k]) for k in ks} for metric in ACCURACY}
+    # a mean over one user has no spread to measure: no error
+    errors = (
+        {metric: {k: _standard_error(rows_of[metric, k]) for k in ks} for metric in ACCURACY}
+        if len(rows) > 1
+        else {}
+    )
     metrics["Coverage"] = {k: coverage(ranked, model.n_items, cut[k]) for k in ks}
     k_seg = nearest_cutoff(ks, SEGMENT_K)
     per_row = {f"{metric}@{k_seg}": rows_of[metric, k_seg] for metric in ("HR", "NDCG")}
@@ -223,8 +232,5 @@ def _standard_error(values: npt.NDArray[np.float64]) -> float:
     --------
     >>> round(_standard_error(np.array([1.0, 0.0, 1.0, 0.0])), 6)
     0.288675
-    >>> _standard_error(np.array([1.0]))
-    0.0
     """
-    n = len(values)
-    return float(values.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+    return float(values.std(ddof=1) / np.sqrt(len(values)))

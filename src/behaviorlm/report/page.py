@@ -28,12 +28,13 @@ from typing import Any, Final
 
 from behaviorlm.evaluate import (
     EvalResult,
+    compare_to_first,
     cutoff_notes,
     error_notes,
     masking_notes,
     nearest_cutoff,
-    paired_table,
 )
+from behaviorlm.evaluate.compare import format_difference
 from behaviorlm.report.svg import bar_chart, line_chart
 from behaviorlm.train.engine import METRICS_FILE
 
@@ -133,17 +134,27 @@ def _table(results: Sequence[EvalResult], logs: Mapping[str, Sequence[Mapping[st
 
 def _paired(results: Sequence[EvalResult]) -> list[str]:
     """Each result against the first, paired by user (where the per-user values are there)."""
-    table = paired_table(results)
-    if table is None:
+    comparison = compare_to_first(results)
+    if comparison is None:
         return []
-    head, _, *rows = table.splitlines()
-    cells = [[c.strip() for c in line.strip("|").split("|")] for line in (head, *rows)]
-    html = ["<table><tr>" + "".join(f"<th>{escape(c)}</th>" for c in cells[0]) + "</tr>"]
-    html += ["<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in cells[1:]]
+    out = [f'<p class="muted">not paired: {escape(why)}</p>' for why in comparison.left_out]
+    if not comparison.rows:
+        return out
+    metrics = [d.metric for d in comparison.rows[0][1]]
+    head = f"<th>model minus {escape(comparison.baseline)}</th>"
+    head += "".join(f"<th>{escape(m)}</th>" for m in metrics)
+    rows = "".join(
+        f"<tr><td>{escape(label)}</td>"
+        + "".join(f"<td>{escape(format_difference(d))}</td>" for d in diffs)
+        + "</tr>"
+        for label, diffs in comparison.rows
+    )
     return [
-        "<p>Each model minus the first, paired by user (the same users; ± is the standard "
-        "error of the mean difference; not clear: within twice it):</p>",
-        "".join(html) + "</table>",
+        "<p>Each model minus the first, paired by user on the same users (± is the standard "
+        "error of the mean difference, p a paired t-test's; it compares these trained "
+        "models, not their configs: another seed can differ too):</p>",
+        f"<table><tr>{head}</tr>{rows}</table>",
+        *out,
     ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -367,6 +368,8 @@ def test_demo_runs_end_to_end_and_explains(
     text = capsys.readouterr().out
     for model in ("pop-recent", "itemknn", "markov", "sasrec"):
         assert f"| {model} " in text
+    assert "| model | HR@10 | HR@20 | NDCG@10 | NDCG@20 |" in text
+    assert re.search(r"\| sasrec \| \d\.\d{4} ± \d\.\d{4} \|", text)  # with its error
     assert "Why sasrec recommends its top item" in text
     assert "feature groups" in text
     assert (out / "runs" / "sasrec" / "artifact.json").is_file()

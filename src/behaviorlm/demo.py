@@ -19,7 +19,7 @@ from behaviorlm.data.dataset import Dataset
 from behaviorlm.data.io import read
 from behaviorlm.data.preprocess import preprocess
 from behaviorlm.data.synthetic import simulate, write_simulation
-from behaviorlm.evaluate import evaluate_artifact, markdown_table, masking_notes
+from behaviorlm.evaluate import error_notes, evaluate_artifact, markdown_table, masking_notes
 from behaviorlm.explain import explain_user, labelled_explanation
 from behaviorlm.explain.view import print_explanation
 from behaviorlm.progress import console, print_table, step
@@ -105,9 +105,11 @@ def _run(users: int, seed: int, out: Path, show_users: int, report: Path | None)
         with step(f"evaluating {label} (full ranking, {dataset.n_items:,} items)"):
             results.append(replace(evaluate_artifact(artifact, ks=DEMO_KS), model=label))
     console.print("\nTest metrics (leave-one-out, full ranking, seen items filtered):\n")
-    console.print(markdown_table(results, ks=(10, 20)), markup=False, soft_wrap=True)
-    for note in masking_notes(results[:1]):
-        console.print(f"note: {note.split(': ', 1)[1]}", markup=False, soft_wrap=True)
+    table = markdown_table(results, metrics=("HR", "NDCG"), ks=(10, 20), errors=True)
+    console.print(table, markup=False, soft_wrap=True)
+    notes = [*error_notes(results), *(n.split(": ", 1)[1] for n in masking_notes(results[:1]))]
+    for note in notes:
+        console.print(f"note: {note}", markup=False, soft_wrap=True)
     if report is not None:
         logs = {label: training_log(out / "runs" / label) for label in artifacts}
         written = write_report(results, report, logs=logs, title=REPORT_TITLE)

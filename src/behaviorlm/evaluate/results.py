@@ -242,7 +242,8 @@ def error_notes(results: Sequence[EvalResult]) -> list[str]:
     return [
         "± is the standard error of the mean over the users; two models' figures are told "
         "apart only where they differ by more than about twice the error of the difference "
-        "(sqrt(a² + b²) for separate users; smaller for the same users, compared below)"
+        "(sqrt(a² + b²) for separate users; smaller for the same users, which `evaluate` "
+        "compares user by user)"
     ]
 
 

@@ -501,3 +501,47 @@ def test_whole_float_ids_name_the_same_items_as_integer_ids(tmp_path: Path) -> N
     assert raw.events["user_id"].to_list() == ["1", "2"]
     assert raw.items is not None
     assert set(raw.items["item_id"]) == {"7", "12"}
+
+
+def test_columns_not_read_and_event_ids_are_text(tmp_path: Path) -> None:
+    # a delimited file's types are guessed from its first rows: a column nobody reads that
+    # changes type later must not stop the read, and event ids keep their leading zeros
+    rows = "".join(f"u{n % 7},i{n % 13},{n},{n % 5},{n},{n}\n" for n in range(1200))
+    path = tmp_path / "e.csv"
+    path.write_text(
+        "user_id,item_id,timestamp,price,session,event_id\n"
+        + rows
+        + "u1,i1,5000,2.5,abc,e-x\nu1,i1,5001,3,s,007\n"
+    )
+    raw = read(path)
+    assert raw.events.height == 1202
+    assert raw.events["event_id"].tail(2).to_list() == ["e-x", "007"]
+    assert "ignored columns: price, session" in raw.report.steps[0].step
+
+
+def test_more_readers_edge_cases(tmp_path: Path) -> None:
+    # a RecBole file's blank lines are skipped and counted, as RecBole's loader skips them
+    (tmp_path / "rb.inter").write_text(
+        "user_id:token\titem_id:token\ttimestamp:float\n1\t10\t5\n\n1\t11\t6\n\n"
+    )
+    raw = read(tmp_path / "rb.inter")
+    assert raw.events["item_id"].to_list() == ["10", "11"]
+    assert raw.report.steps[0].dropped == {"blank line": 2}
+    # a sequence file's header is refused whatever the separator
+    (tmp_path / "seq.txt").write_text("user,item\n1,10\n1,11\n")
+    with pytest.raises(DataError, match="looks like the header of a table"):
+        read(tmp_path / "seq.txt", sep=",")
+    # ISO-8601 minutes with a zone
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "user_id,item_id,timestamp\nu,a,2024-01-01T10:00Z\nu,b,2024-01-01 10:00+02:00\n"
+    )
+    assert read(path).events["timestamp"].to_list() == [1704103200, 1704096000]
+    # a folder's sep is for its CSV files: a TSV file stays tab-separated
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    (folder / "events.csv").write_text("user_id;item_id;timestamp\nu1;i1;1\n")
+    (folder / "items.tsv").write_text("item_id\ttitle\ni1\tsalt; pepper\n")
+    raw = read(folder, sep=";")
+    assert raw.items is not None
+    assert raw.items["title"].to_list() == ["salt; pepper"]

@@ -67,6 +67,11 @@ def check_prepare_paths(source: str | Path, directory: str | Path) -> None:
     Traceback (most recent call last):
     ...
     behaviorlm.data.errors.DataError: ...
+    >>> _ = (folder / "items.parquet").write_bytes(b"raw items")  # the user's own table
+    >>> check_prepare_paths(folder / "ratings.csv", folder)
+    Traceback (most recent call last):
+    ...
+    behaviorlm.data.errors.DataError: preparing into ... would overwrite items.parquet, ...
     """
     src, out = Path(source).resolve(), Path(directory).resolve()
     if (src / META_FILE).is_file():
@@ -84,6 +89,16 @@ def check_prepare_paths(source: str | Path, directory: str | Path) -> None:
         raise DataError(
             f"preparing {source} into {directory} would overwrite the input",
             how="write the prepared data set to another folder",
+        )
+    # a folder that is no prepared data set may hold the raw side tables of the same names
+    others = (
+        sorted(p.name for p in written if p.is_file()) if not (out / META_FILE).is_file() else []
+    )
+    if others:
+        raise DataError(
+            f"preparing into {directory} would overwrite {', '.join(others)}, which no "
+            "prepared data set wrote there",
+            how="write the prepared data set to a folder of its own",
         )
 
 

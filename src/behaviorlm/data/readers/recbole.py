@@ -64,13 +64,20 @@ def _header(path: Path) -> list[tuple[str, str]]:
     return fields
 
 
-def _read_atomic(path: Path) -> tuple[pl.DataFrame, dict[str, str]]:
-    """All columns as String with the type suffix stripped, and name -> declared type."""
+def _read_atomic(path: Path) -> tuple[pl.DataFrame, dict[str, str], int]:
+    """All columns as String with the type suffix stripped, name -> declared type, and the
+    number of blank lines skipped (as RecBole's own loader skips them)."""
     fields = _header(path)
     lazy = pl.scan_csv(path, separator="\t", quote_char=None, infer_schema=False)
     names = lazy.collect_schema().names()
     lazy = lazy.rename({old: name for old, (name, _) in zip(names, fields, strict=True)})
-    return collect(lazy, path, "recbole"), dict(fields)
+    frame = collect(lazy, path, "recbole")
+    kept = frame.filter(~pl.all_horizontal(pl.all().is_null() | (pl.all().str.strip_chars() == "")))
+    return kept, dict(fields), frame.height - kept.height
+
+
+def _blank(lines: int) -> dict[str, int]:
+    return {"blank line": lines} if lines else {}
 
 
 def _typed(frame: pl.DataFrame, kinds: dict[str, str], where: str) -> pl.DataFrame:
@@ -88,8 +95,8 @@ def _typed(frame: pl.DataFrame, kinds: dict[str, str], where: str) -> pl.DataFra
 def _side(path: Path, key: str, opts: ReadOptions, report: Report) -> pl.DataFrame | None:
     if not path.is_file():
         return None
-    frame, kinds = _read_atomic(path)
-    report.add(f"read {path.name}", frame.height, frame.height)
+    frame, kinds, blank = _read_atomic(path)
+    report.add(f"read {path.name}", frame.height + blank, frame.height, _blank(blank))
     mapped = opts.mapping.get(key)
     if key not in frame.columns and mapped in frame.columns:
         frame = frame.rename({mapped: key})
@@ -124,7 +131,7 @@ def read_recbole(path: Path, opts: ReadOptions) -> RawData:
     """
     inter = find_inter(path)
     report = Report()
-    frame, _ = _read_atomic(inter)
+    frame, _, blank = _read_atomic(inter)
     mapping = dict(opts.mapping)
     if "value" not in mapping and "value" not in frame.columns and "rating" in frame.columns:
         mapping["value"] = "rating"
@@ -134,7 +141,7 @@ def read_recbole(path: Path, opts: ReadOptions) -> RawData:
     if "value" in frame.columns and "action" not in frame.columns:
         frame = frame.with_columns(action=pl.lit("rate"))
     step = f"read {inter.name}" + (f" (ignored columns: {', '.join(ignored)})" if ignored else "")
-    report.add(step, frame.height, frame.height)
+    report.add(step, frame.height + blank, frame.height, _blank(blank))
     events = normalize_events(frame, where=inter.name, opts=opts, report=report, has_time=has_time)
     items = _side(inter.with_name(inter.stem + ".item"), "item_id", opts, report)
     users = _side(inter.with_name(inter.stem + ".user"), "user_id", opts, report)

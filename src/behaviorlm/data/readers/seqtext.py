@@ -84,7 +84,7 @@ def read_sequences(path: Path, opts: ReadOptions) -> RawData:
     lines = collect(
         lazy.filter(line.str.len_bytes() > 0).select(split.alias("tokens")), path, "sequences"
     )
-    if lines.height and opts.sep is None:
+    if lines.height:  # with any separator: a header would become a user and items
         _refuse_a_header(lines.get_column("tokens")[0].to_list(), path)
     layout = sequence_layout(lines)
     events = lines.select(

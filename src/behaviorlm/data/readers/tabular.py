@@ -23,6 +23,7 @@ import polars as pl
 from behaviorlm.data.errors import DataError, Report
 from behaviorlm.data.raw import RawData
 from behaviorlm.data.readers.normalize import (
+    PASSTHROUGH,
     ReadOptions,
     holds_times,
     normalize_events,
@@ -120,8 +121,9 @@ def _starts_with_bom(path: Path) -> bool:
 
 
 def _delimited(fmt: str, sep: str | None) -> str | None:
-    """A folder's ``sep`` for one of its tables: delimited text only."""
-    return sep if fmt in ("csv", "tsv") else None
+    """A folder's ``sep`` for one of its tables: its CSV files only (a TSV file is
+    tab-separated by its name)."""
+    return sep if fmt == "csv" else None
 
 
 def _separator(fmt: str, sep: str | None) -> str:
@@ -290,7 +292,12 @@ def read_events_table(
             where=str(path),
             how=f"pass --map timestamp={timely[0]} (mapping={{'timestamp': {timely[0]!r}}})",
         )
-    text = [column for column, target in keep.items() if target in EVENT_COLUMNS]
+    # the schema's columns and the client's event ids are text (ids keep leading zeros; times
+    # and values are parsed later), and so are the columns not read: a delimited file's types
+    # are guessed from its first rows, and a guess that a later row breaks must not stop the
+    # read of a column nobody asked for (the blank-line check reads every column)
+    text = [c for c, target in keep.items() if target in EVENT_COLUMNS or target == PASSTHROUGH]
+    text += ignored if fmt in ("csv", "tsv") else []
     frame, blank = read_rows(scan_table(path, fmt, sep=sep, text=text), keep, path, fmt)
     notes = ([f"ignored columns: {', '.join(ignored)}"] if ignored else []) + (
         [] if has_time else ["no timestamp column: rows in file order"]

@@ -301,7 +301,20 @@ class Dataset:
 
 
 def _lookup(table: pl.DataFrame, external: str, internal: str, ids: list[str] | pl.Series) -> Int:
-    keys = pl.DataFrame({external: pl.Series(ids, dtype=pl.String)})
+    """Internal ids of external ids (0 where unknown); ids given as numbers are looked up as
+    they print (7 as "7"), as a file's ids are read as text.
+
+    Examples
+    --------
+    >>> table = pl.DataFrame({"user_id": ["7", "u1"], "user": [1, 2]})
+    >>> _lookup(table, "user_id", "user", [7, "u1", 8]).tolist()
+    [1, 2, 0]
+    """
+    if isinstance(ids, pl.Series):
+        series = ids.cast(pl.String)
+    else:
+        series = pl.Series([None if i is None else str(i) for i in ids], dtype=pl.String)
+    keys = pl.DataFrame({external: series})
     joined = keys.join(
         table.select(external, internal), on=external, how="left", maintain_order="left"
     )

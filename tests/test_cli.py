@@ -200,6 +200,7 @@ def test_recommend_filters(prepared: Path, capsys: pytest.CaptureFixture[str]) -
     assert recs
     assert all(set(r["category"].split("|")) & set(categories[:2]) for r in recs)
     assert main([*argv[:-1], "|"]) == 2  # no category named: refused, not every item
+    capsys.readouterr()
     assert main([*argv[:-2], "--category", "no-such-category"]) == 2
     capsys.readouterr()
     assert main([*argv, "--category", "no-such-category"]) == 2  # one typo among good names
@@ -396,3 +397,24 @@ def test_ctrl_c_is_one_line_with_the_way_to_go_on(
     ]
     with pytest.raises(KeyboardInterrupt):  # --debug shows where
         main(["train", str(prepared / "ds"), "--model", "sasrec", "--debug"])
+
+
+def test_titles_and_ids_print_as_written_not_as_markup(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dataclasses import replace
+
+    import behaviorlm as blm
+
+    raw = blm.simulate(60, seed=2)
+    assert raw.items is not None
+    titles = raw.items["title"] + pl.Series(["[refurbished] [/oops]"] * raw.items.height)
+    ds = blm.preprocess(replace(raw, items=raw.items.with_columns(titles.alias("title"))))
+    ds.save(tmp_path / "ds")
+    assert (
+        main(["train", str(tmp_path / "ds"), "--model", "pop", "--out", str(tmp_path / "pop")]) == 0
+    )
+    capsys.readouterr()
+    user = str(ds.users["user_id"][0])
+    assert main(["recommend", str(tmp_path / "pop"), "--user", user, "-k", "3"]) == 0
+    assert "[refurbished] [/oops]" in capsys.readouterr().out

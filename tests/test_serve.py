@@ -151,6 +151,8 @@ def test_commands_refuse_a_bad_store_in_one_line(
         ["serve", str(markov_dir), "--store", bad],  # before uvicorn starts: no traceback
         ["serve", str(markov_dir), "--store", missing_folder],
         ["export-events", bad, out],
+        ["serve", str(markov_dir), "--port", "99999"],  # uvicorn would bind 99999 % 65536
+        ["export-events", f"sqlite:///{tmp_path / 'e.db'}", str(tmp_path / "events.csv")],
     ):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
@@ -474,6 +476,18 @@ def test_api_key_is_required_to_write(client: TestClient) -> None:
     assert client.get("/v1/users/u1/recommendations").status_code == 200  # reads need no key
 
 
+def test_a_key_that_is_not_ascii_matches_as_clients_send_it(
+    markov_dir: Path, tmp_path: Path
+) -> None:
+    app = create_app(markov_dir, f"sqlite:///{tmp_path / 'e.db'}", api_key="clé-secrète")
+    body = {"events": [{"user_id": "u1", "item_id": "i1"}]}
+    with TestClient(app) as c:
+        sent = {"X-API-Key": "clé-secrète".encode()}  # its UTF-8 bytes, as curl sends it
+        assert c.post("/v1/events", json=body, headers=sent).status_code == 200
+        other = {"X-API-Key": "clé-secrete".encode()}
+        assert c.post("/v1/events", json=body, headers=other).status_code == 401
+
+
 @pytest.mark.parametrize(
     ("method", "url", "kwargs", "status", "words"),
     [
@@ -573,6 +587,11 @@ def test_health_readiness_metrics_and_openapi(client: TestClient) -> None:
         'route="/v1/users/{user_id}/recommendations",status="200"} 2.0'
     ) in text
     assert "behaviorlm_http_request_duration_seconds_bucket" in text
+    # an answer given before routing (415 here) is counted under the route it was sent to
+    client.post("/v1/recommendations", content=b"k=2")
+    assert (
+        'behaviorlm_http_requests_total{method="POST",route="/v1/recommendations",status="415"} 1.0'
+    ) in client.get("/metrics").text
     assert f'behaviorlm_model_info{{model="markov",version="{ready["model_version"]}"}} 1.0' in text
     for probe in ("/healthz", "/readyz", "/metrics"):  # as some load balancers send them
         head = client.head(probe)

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 from rich.table import Table
+from rich.text import Text
 
 from behaviorlm.allocator import retain_freed_memory
 from behaviorlm.artifact import Artifact
@@ -117,7 +118,9 @@ def cmd_simulate(args: argparse.Namespace) -> None:
         raw = simulate(args.users, seed=args.seed)
     with step(f"writing {args.format} files"):
         out = write_simulation(raw, args.out, format=args.format)
-    console.print(f"wrote {raw.events.height:,} events of {args.users:,} users to {out}")
+    console.print(
+        f"wrote {raw.events.height:,} events of {args.users:,} users to {out}", markup=False
+    )
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
@@ -142,7 +145,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     with step(f"writing {args.out_dir}"):
         ds.save(args.out_dir)
     for line in _quality_lines(ds.meta.get("quality", [])):
-        console.print(f"  {line}")
+        console.print(f"  {line}", markup=False)
     console.print(
         f"prepared {ds.n_events:,} events, {ds.n_users:,} users, {ds.n_items:,} items"
         f" -> {args.out_dir}"
@@ -297,12 +300,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)  # as --report and --out do
         Path(args.json).write_text(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
-        console.print(f"wrote {args.json}", soft_wrap=True)
+        console.print(f"wrote {args.json}", soft_wrap=True, markup=False)
     if report is not None:
         named = " and ".join(dict.fromkeys(d for d in datasets if d))
         title = f"behaviorlm evaluation: {named}" if named else "behaviorlm evaluation"
         path = write_report(results, report, logs=logs, title=title)
-        console.print(f"wrote {path}", soft_wrap=True)
+        console.print(f"wrote {path}", soft_wrap=True, markup=False)
 
 
 #: Users ranked per step of ``behaviorlm recommend --out`` (one progress step each).
@@ -384,7 +387,8 @@ def _write_recommendations(
 
 def _print_recommendations(con: Console, user: str, rows: list[dict[str, Any]]) -> None:
 
-    table = Table(title=f"top {len(rows)} for user {user}", title_justify="left")
+    # the data's own text (ids, titles) is printed as written, never read as rich markup
+    table = Table(title=Text(f"top {len(rows)} for user {user}"), title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("item")
     table.add_column("title")
@@ -394,9 +398,9 @@ def _print_recommendations(con: Console, user: str, rows: list[dict[str, Any]]) 
     for row in rows:
         table.add_row(
             str(row["rank"]),
-            str(row.get("item_id", "")),
-            str(row.get("title") or ""),
-            str(row.get("category") or ""),
+            Text(str(row.get("item_id", ""))),
+            Text(str(row.get("title") or "")),
+            Text(str(row.get("category") or "")),
             figure(row["score"], scale),
         )
     print_table(con, table)
@@ -530,7 +534,10 @@ def cmd_download(args: argparse.Namespace) -> None:
     cache = Path(args.cache) if args.cache else None
     with step(f"downloading {args.name}"):
         folder = download_movielens(args.name, cache, sha256=args.sha256, base_url=args.base_url)
-    console.print(f"{args.name} is in {folder}; next: behaviorlm prepare {folder} data/{args.name}")
+    console.print(
+        f"{args.name} is in {folder}; next: behaviorlm prepare {folder} data/{args.name}",
+        markup=False,
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -538,6 +545,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from behaviorlm.serve import run_server
     from behaviorlm.serve.settings import Limits
 
+    if not 0 < args.port < 65536:  # uvicorn would bind the port modulo 65536 without a word
+        raise ConfigError(f"--port must be 1 to 65535, got {args.port}")
     api_key = None
     if args.api_key_env:
         api_key = os.environ.get(args.api_key_env)
@@ -562,8 +571,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
 def cmd_export_events(args: argparse.Namespace) -> None:
     from behaviorlm.serve import export_events
 
+    if Path(args.out).suffix.lower() not in (".parquet", ".pq"):
+        raise ConfigError(f"export-events writes Parquet: name the file *.parquet, not {args.out}")
     n = export_events(args.store, args.out)
-    console.print(f"wrote {n:,} events to {args.out}")
+    console.print(f"wrote {n:,} events to {args.out}", markup=False)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:

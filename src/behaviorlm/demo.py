@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from rich.table import Table
+from rich.text import Text
 
 from behaviorlm.artifact import Artifact
 from behaviorlm.data.dataset import Dataset
@@ -144,7 +145,9 @@ def _show_users(artifact: Artifact, dataset: Dataset, n: int) -> None:
             )
             for a, i, f in zip(row.actions[-4:], row.items[-4:], row.followees()[-4:], strict=True)
         ]
-        console.print(f"\nuser {user}, last events: " + "; ".join(recent), soft_wrap=True)
+        console.print(
+            f"\nuser {user}, last events: " + "; ".join(recent), soft_wrap=True, markup=False
+        )
         table = Table()
         table.add_column("#", justify="right")
         table.add_column("recommended item")
@@ -153,5 +156,5 @@ def _show_users(artifact: Artifact, dataset: Dataset, n: int) -> None:
             zip(ranked.items[r], ranked.scores[r], strict=True), 1
         ):
             if item > 0:
-                table.add_row(str(rank), str(titles[int(item) - 1]), f"{score:.4f}")
+                table.add_row(str(rank), Text(str(titles[int(item) - 1])), f"{score:.4f}")
         print_table(console, table)

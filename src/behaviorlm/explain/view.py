@@ -76,9 +76,11 @@ def print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:
     half = 4 if con.is_terminal and con.width < NARROW else 8
     aside = len(data["set_aside"])
     without = f", without the user's {aside} own events on it" if aside else ""
-    table = Table(
-        title=f"{data['method']} of {name} for user {user}{without} "
-        f"(p = {data['probability']:.4f}, logit {data['logit']:.3f})",
+    table = Table(  # the data's own text is printed as written, never read as rich markup
+        title=Text(
+            f"{data['method']} of {name} for user {user}{without} "
+            f"(p = {data['probability']:.4f}, logit {data['logit']:.3f})"
+        ),
         title_justify="left",
     )
     for column in ("#", "time", "action", "item", "title"):
@@ -96,9 +98,9 @@ def print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:
         cells: list[str | Text] = [
             str(e["index"]),
             _when(e["timestamp"]),
-            _action(e),
-            str(e["item_id"] or ""),
-            str(e["title"] or (f"search: {e['query']}" if e.get("query") else "")),
+            Text(_action(e)),
+            Text(str(e["item_id"] or "")),
+            Text(str(e["title"] or (f"search: {e['query']}" if e.get("query") else ""))),
             _bar(e[key], scale, half),
             figure(e[key], scale, sign=True),
         ]
@@ -113,11 +115,13 @@ def print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:
             f"{data['logit'] - data['baseline_logit']:+.4f}; {data['steps']} points)"
         )
     if data["unread"]:
-        con.print(f"({data['unread']} older events lie beyond the model's window)")
+        con.print(f"({data['unread']} older events lie beyond the model's window)", markup=False)
     if aside:
         shown = ", ".join(f"#{e['index']}" for e in data["set_aside"][-SHOWN_ASIDE:])
         more = f"{aside - SHOWN_ASIDE} more and " if aside > SHOWN_ASIDE else ""
-        con.print(f"(set aside: the user's own events on the target item, {more}{shown})")
+        con.print(
+            f"(set aside: the user's own events on the target item, {more}{shown})", markup=False
+        )
     groups = Table(title="feature groups", title_justify="left")
     groups.add_column("group")
     groups.add_column("ablation Δp", justify="right")

@@ -49,7 +49,9 @@ async def require_api_key(request: Request, key: str | None = Security(api_key_h
     expected: bytes | None = request.app.state.api_key
     if expected is None:
         return
-    if key is None or not hmac.compare_digest(key.encode("utf-8", "surrogateescape"), expected):
+    # the server reads header bytes as latin-1: encoding back gives the bytes the client sent
+    # (a key in UTF-8 matches the configured key's UTF-8 bytes)
+    if key is None or not hmac.compare_digest(key.encode("latin-1", "replace"), expected):
         raise HTTPException(
             401,
             f"missing or wrong API key: send it in the {API_KEY_HEADER} header",

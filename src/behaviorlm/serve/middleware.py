@@ -8,6 +8,7 @@ the bytes of a streamed body, answering 413 as soon as they pass the limit.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from starlette.responses import JSONResponse
 from starlette.routing import Match
@@ -99,6 +100,7 @@ class BodyLimit:
 
     @staticmethod
     async def _reject(scope: Scope, receive: Receive, send: Send, status: int, detail: str) -> None:
+        _route(scope)  # counted under the route it was sent to
         await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
 
 
@@ -128,7 +130,7 @@ class JsonBodies:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope.get("method") == "POST" and _routed(scope):
+        if scope["type"] == "http" and scope.get("method") == "POST" and _route(scope):
             declared = dict(scope.get("headers") or []).get(b"content-type")
             content_type = "" if declared is None else declared.decode("latin-1")
             if not is_json(content_type):
@@ -142,9 +144,25 @@ class JsonBodies:
         await self.app(scope, receive, send)
 
 
-def _routed(scope: Scope) -> bool:
+def _route(scope: Scope) -> bool:
     """Whether a route of the application (``scope["app"]``, set before the middleware runs)
-    takes this request's path and method."""
+    takes this request's path and method; if so it is put in ``scope["route"]``, as routing
+    would, so that :class:`RequestMetrics` counts an answer given before routing under it."""
     router = getattr(scope.get("app"), "router", None)
-    routes = getattr(router, "routes", ())
-    return any(route.matches(scope)[0] == Match.FULL for route in routes)
+    route = _matching(getattr(router, "routes", ()), scope)
+    if route is None:
+        return False
+    scope["route"] = route
+    return True
+
+
+def _matching(routes: Any, scope: Scope) -> Any:
+    """The route of ``routes`` that takes the request, looking into included routers (which
+    match as a whole) for the route itself; None where none does."""
+    for route in routes:
+        match, child = route.matches(scope)
+        if match == Match.FULL:
+            inner = getattr(route, "original_router", None)  # FastAPI's included router
+            found = _matching(getattr(inner, "routes", ()), {**scope, **child})
+            return found if found is not None else route
+    return None

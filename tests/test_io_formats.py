@@ -513,8 +513,11 @@ def test_columns_not_read_and_event_ids_are_text(tmp_path: Path) -> None:
         + rows
         + "u1,i1,5000,2.5,abc,e-x\nu1,i1,5001,3,s,007\n"
     )
+    with path.open("a") as f:
+        f.write("   \n")  # a line of spaces: blank, not a row without an item
     raw = read(path)
     assert raw.events.height == 1202
+    assert raw.report.steps[0].dropped == {"blank line": 1}
     assert raw.events["event_id"].tail(2).to_list() == ["e-x", "007"]
     assert "ignored columns: price, session" in raw.report.steps[0].step
 

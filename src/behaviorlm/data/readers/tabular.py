@@ -238,20 +238,25 @@ def read_rows(
     lazy: pl.LazyFrame, columns: dict[str, str], path: Path, fmt: str
 ) -> tuple[pl.DataFrame, dict[str, int]]:
     """The ``{file column: name}`` columns of a scan, renamed, and the rows dropped by reason:
-    a delimited text file's blank lines (rows with no value in any column of the file, read or
-    not) are skipped and counted as ``"blank line"``.
+    a delimited text file's blank lines (rows with no value, or only spaces, in every column of
+    the file, read or not) are skipped and counted as ``"blank line"``.
 
     Examples
     --------
-    >>> lazy = pl.LazyFrame({"a": ["x", None, None], "b": [1, None, 2]})
+    >>> lazy = pl.LazyFrame({"a": ["x", None, None, "  "], "b": [1, None, 2, None]})
     >>> frame, dropped = read_rows(lazy, {"a": "user"}, Path("e.csv"), "csv")
     >>> frame["user"].to_list(), dropped
-    (['x', None], {'blank line': 1})
+    (['x', None], {'blank line': 2})
     """
     picked = [pl.col(column).alias(name) for column, name in columns.items()]
     if fmt not in ("csv", "tsv"):  # other formats have no blank lines
         return collect(lazy.select(picked), path, fmt), {}
-    blank = pl.all_horizontal(pl.all().is_null()).alias(_BLANK)
+    # a line of spaces is blank too: it fills the first column alone (so one column is
+    # stripped, not all: the check stays cheap on large files)
+    first, *rest = lazy.collect_schema().names()
+    text = pl.col(first).cast(pl.String).str.strip_chars()
+    empty = pl.col(first).is_null() | (text == "")
+    blank = (pl.all_horizontal(pl.col(rest).is_null()) & empty if rest else empty).alias(_BLANK)
     frame = collect(lazy.select(*picked, blank), path, fmt)
     kept = frame.filter(~pl.col(_BLANK)).drop(_BLANK)
     return kept, {"blank line": frame.height - kept.height}

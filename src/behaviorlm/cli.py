@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 from rich.table import Table
-from rich.text import Text
 
 from behaviorlm.allocator import retain_freed_memory
 from behaviorlm.artifact import Artifact
@@ -118,9 +117,7 @@ def cmd_simulate(args: argparse.Namespace) -> None:
         raw = simulate(args.users, seed=args.seed)
     with step(f"writing {args.format} files"):
         out = write_simulation(raw, args.out, format=args.format)
-    console.print(
-        f"wrote {raw.events.height:,} events of {args.users:,} users to {out}", markup=False
-    )
+    console.print(f"wrote {raw.events.height:,} events of {args.users:,} users to {out}")
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
@@ -145,7 +142,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     with step(f"writing {args.out_dir}"):
         ds.save(args.out_dir)
     for line in _quality_lines(ds.meta.get("quality", [])):
-        console.print(f"  {line}", markup=False)
+        console.print(f"  {line}")
     console.print(
         f"prepared {ds.n_events:,} events, {ds.n_users:,} users, {ds.n_items:,} items"
         f" -> {args.out_dir}"
@@ -284,9 +281,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     # the accuracy metrics, then catalogue coverage and the mean popularity of what is shown
     metrics = (*SHOWN_METRICS, "Coverage", "Popularity")
     table = cutoff_table(results, metrics, ks=ks, errors=True)
-    console.print(table, markup=False, soft_wrap=True)
+    console.print(table, soft_wrap=True)
     for note in [*error_notes(results), *masking_notes(results), *cutoff_notes(results)]:
-        console.print(f"note: {note}", markup=False, soft_wrap=True)
+        console.print(f"note: {note}", soft_wrap=True)
     comparison = compare_to_first(results)
     if comparison is not None:
         console.print(
@@ -294,18 +291,17 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             "standard error of the mean difference, p a paired t-test's; it compares these "
             "trained models, not their configs: another seed can differ too):\n"
             + paired_table(comparison),
-            markup=False,
             soft_wrap=True,
         )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)  # as --report and --out do
         Path(args.json).write_text(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
-        console.print(f"wrote {args.json}", soft_wrap=True, markup=False)
+        console.print(f"wrote {args.json}", soft_wrap=True)
     if report is not None:
         named = " and ".join(dict.fromkeys(d for d in datasets if d))
         title = f"behaviorlm evaluation: {named}" if named else "behaviorlm evaluation"
         path = write_report(results, report, logs=logs, title=title)
-        console.print(f"wrote {path}", soft_wrap=True, markup=False)
+        console.print(f"wrote {path}", soft_wrap=True)
 
 
 #: Users ranked per step of ``behaviorlm recommend --out`` (one progress step each).
@@ -387,8 +383,7 @@ def _write_recommendations(
 
 def _print_recommendations(con: Console, user: str, rows: list[dict[str, Any]]) -> None:
 
-    # the data's own text (ids, titles) is printed as written, never read as rich markup
-    table = Table(title=Text(f"top {len(rows)} for user {user}"), title_justify="left")
+    table = Table(title=f"top {len(rows)} for user {user}", title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("item")
     table.add_column("title")
@@ -398,9 +393,9 @@ def _print_recommendations(con: Console, user: str, rows: list[dict[str, Any]]) 
     for row in rows:
         table.add_row(
             str(row["rank"]),
-            Text(str(row.get("item_id", ""))),
-            Text(str(row.get("title") or "")),
-            Text(str(row.get("category") or "")),
+            str(row.get("item_id", "")),
+            str(row.get("title") or ""),
+            str(row.get("category") or ""),
             figure(row["score"], scale),
         )
     print_table(con, table)
@@ -427,7 +422,6 @@ def cmd_explain(args: argparse.Namespace) -> None:
         console.print(
             f"(nothing set aside: user {args.user} has no events of their own on item "
             f"{data['target'].get('item_id')})",
-            markup=False,
             soft_wrap=True,
         )
 
@@ -445,7 +439,6 @@ def cmd_influence(args: argparse.Namespace) -> None:
         f"user {args.user} {event['action_name']}s item "
         f"{' '.join(filter(None, [event.get('item_id'), event.get('title')]))}: "
         f"KL(after || before) = {data['kl']:.4f} nats",
-        markup=False,
         soft_wrap=True,
     )
     for c in data["items"]:
@@ -453,12 +446,11 @@ def cmd_influence(args: argparse.Namespace) -> None:
         con.print(
             f"  p(next = {c.get('item_id')}) {figure(c['before'], scale)} -> "
             f"{figure(c['after'], scale)} ({figure(c['change'], scale, sign=True)})",
-            markup=False,
             soft_wrap=True,
         )
     for label, key in (("entering the top", "entering"), ("leaving the top", "leaving")):
         names = ", ".join(f"{r.get('item_id')} {r.get('title') or ''}".strip() for r in data[key])
-        con.print(f"  {label} {args.k}: {names or '-'}", markup=False, soft_wrap=True)
+        con.print(f"  {label} {args.k}: {names or '-'}", soft_wrap=True)
     reach = data["reach"]
     if reach is None:
         return
@@ -466,7 +458,7 @@ def cmd_influence(args: argparse.Namespace) -> None:
     if not followers:
         graph = artifact.dataset.follows.height > 0
         why = f"user {args.user} has no followers" if graph else "this data set has no follow graph"
-        con.print(f"social reach: {why}", markup=False)
+        con.print(f"social reach: {why}")
         return
     exposure, relative = reach["exposure"], reach["exposure_relative"]
     weight = (
@@ -477,7 +469,6 @@ def cmd_influence(args: argparse.Namespace) -> None:
     con.print(
         f"social reach {reach['reach']:.4f} over {len(followers)} "
         f"follower{'s' if len(followers) != 1 else ''}; {weight}",
-        markup=False,
         soft_wrap=True,
     )
     table = Table()
@@ -512,7 +503,6 @@ def cmd_influencers(args: argparse.Namespace) -> None:
     console.print(
         f"who would move the most followers to item {args.item} with a {args.action} "
         f"(exposure: {_exposure_meaning(meaning)})",
-        markup=False,
         soft_wrap=True,
     )
     table = Table()
@@ -536,7 +526,6 @@ def cmd_download(args: argparse.Namespace) -> None:
         folder = download_movielens(args.name, cache, sha256=args.sha256, base_url=args.base_url)
     console.print(
         f"{args.name} is in {folder}; next: behaviorlm prepare {folder} data/{args.name}",
-        markup=False,
     )
 
 
@@ -574,7 +563,7 @@ def cmd_export_events(args: argparse.Namespace) -> None:
     if Path(args.out).suffix.lower() not in (".parquet", ".pq"):
         raise ConfigError(f"export-events writes Parquet: name the file *.parquet, not {args.out}")
     n = export_events(args.store, args.out)
-    console.print(f"wrote {n:,} events to {args.out}", markup=False)
+    console.print(f"wrote {n:,} events to {args.out}")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:

@@ -13,7 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from rich.table import Table
-from rich.text import Text
 
 from behaviorlm.artifact import Artifact
 from behaviorlm.data.dataset import Dataset
@@ -107,10 +106,10 @@ def _run(users: int, seed: int, out: Path, show_users: int, report: Path | None)
             results.append(replace(evaluate_artifact(artifact, ks=DEMO_KS), model=label))
     console.print("\nTest metrics (leave-one-out, full ranking, seen items filtered):\n")
     table = markdown_table(results, metrics=("HR", "NDCG"), ks=(10, 20), errors=True)
-    console.print(table, markup=False, soft_wrap=True)
+    console.print(table, soft_wrap=True)
     notes = [*error_notes(results), *(n.split(": ", 1)[1] for n in masking_notes(results[:1]))]
     for note in notes:
-        console.print(f"note: {note}", markup=False, soft_wrap=True)
+        console.print(f"note: {note}", soft_wrap=True)
     if report is not None:
         logs = {label: training_log(out / "runs" / label) for label in artifacts}
         written = write_report(results, report, logs=logs, title=REPORT_TITLE)
@@ -145,9 +144,7 @@ def _show_users(artifact: Artifact, dataset: Dataset, n: int) -> None:
             )
             for a, i, f in zip(row.actions[-4:], row.items[-4:], row.followees()[-4:], strict=True)
         ]
-        console.print(
-            f"\nuser {user}, last events: " + "; ".join(recent), soft_wrap=True, markup=False
-        )
+        console.print(f"\nuser {user}, last events: " + "; ".join(recent), soft_wrap=True)
         table = Table()
         table.add_column("#", justify="right")
         table.add_column("recommended item")
@@ -156,5 +153,5 @@ def _show_users(artifact: Artifact, dataset: Dataset, n: int) -> None:
             zip(ranked.items[r], ranked.scores[r], strict=True), 1
         ):
             if item > 0:
-                table.add_row(str(rank), Text(str(titles[int(item) - 1])), f"{score:.4f}")
+                table.add_row(str(rank), str(titles[int(item) - 1]), f"{score:.4f}")
         print_table(console, table)

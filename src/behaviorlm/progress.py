@@ -47,7 +47,9 @@ class Console(RichConsole):
         raise BrokenPipeError
 
 
-console = Console(highlight=False)
+#: Results print the data's own text (ids, titles, queries) as written: no rich markup, so
+#: a title such as "[refurbished]" stays whole and "[/]" cannot break the output.
+console = Console(highlight=False, markup=False)
 status_console = Console(stderr=True, highlight=False)
 
 __all__ = ["Console", "bar", "console", "fit_table", "print_table", "status_console", "step"]
@@ -190,7 +192,11 @@ def print_table(con: RichConsole, table: RenderableType) -> None:
         con.print(table)
         return
     natural = Measurement.get(con, con.options.update_width(WIDEST), table).maximum
-    Console(file=con.file, width=max(con.width, natural), highlight=False).print(table)
+    # as wide as the table, and reading its text as ``con`` does (markup or not)
+    wide = Console(
+        file=con.file, width=max(con.width, natural), highlight=False, markup=con._markup
+    )
+    wide.print(table)
 
 
 @contextmanager

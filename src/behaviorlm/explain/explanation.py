@@ -36,7 +36,7 @@ import numpy as np
 
 from behaviorlm.explain.attention import NOTE, attention
 from behaviorlm.explain.gradients import integrated_gradients
-from behaviorlm.explain.groups import ablate_groups, event_kinds
+from behaviorlm.explain.groups import ablate_groups, event_kinds, search_clicks
 from behaviorlm.explain.occlusion import occlusion
 from behaviorlm.explain.shapley import SAMPLES, context_players, shapley
 from behaviorlm.explain.target import Target, neural, resolve_target, single_row, window
@@ -447,7 +447,7 @@ def explain(
     if method == "integrated_gradients":
         ig = integrated_gradients(net, history, chosen, steps=steps, max_steps=max_steps)
         theirs = history.is_followee_event()[events]
-        searched = (history.sources[events] == search) & ~theirs
+        searched = search_clicks(history, events, search)
         ig = replace(
             ig, logit=by_origin(ig.logit, searched), probability=by_origin(ig.probability, searched)
         )

@@ -30,7 +30,7 @@ from behaviorlm.explain.components import edited_components, groups_of
 from behaviorlm.explain.gradients import repeat_rows
 from behaviorlm.explain.target import Target, target_scores
 from behaviorlm.models.neural import NeuralRecommender
-from behaviorlm.schema import SEARCH_SOURCE, SELF_SOURCE, SOCIAL_SOURCE, Int, Sequences
+from behaviorlm.schema import SEARCH_SOURCE, SELF_SOURCE, SOCIAL_SOURCE, Bool, Int, Sequences
 
 
 def ablate_groups(
@@ -105,6 +105,21 @@ def ablate_groups(
     return out
 
 
+def search_clicks(history: Sequences, events: Int, search_source: int) -> Bool:
+    """Which of ``events`` (flat indices) are the user's clicks on search results (the source
+    ``search_source``, -1 for none); a followee's event is social, whatever its source.
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> s = replace(Sequences.from_lists([[1, 2]], n_items=2), sources=np.array([1, 3]))
+    >>> search_clicks(s, np.array([0, 1]), 3).tolist()
+    [False, True]
+    """
+    searched: Bool = history.sources[events] == search_source
+    return searched & ~history.is_followee_event()[events]
+
+
 def event_kinds(
     history: Sequences,
     events: Int,
@@ -130,8 +145,8 @@ def event_kinds(
         else np.zeros(len(events), dtype=bool)
     )
     followee = history.is_followee_event()[events]
-    searched = history.sources[events] == search_source
-    search = (has_words | (history.items[events] == 0) | searched) & ~followee
+    search = (has_words | (history.items[events] == 0)) & ~followee
+    search |= search_clicks(history, events, search_source)
     social = (history.sources[events] == social_source) | followee
     return [
         "search" if s else "social" if o else "history" for s, o in zip(search, social, strict=True)

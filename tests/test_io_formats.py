@@ -220,6 +220,54 @@ def test_folder_of_parquet_and_jsonl(tmp_path: Path) -> None:
     assert raw.items.rows() == [("7", "T", 2.5)]
 
 
+def test_lists_of_categories_become_a_or_b(tmp_path: Path) -> None:
+    """A category list (JSON Lines arrays, also mixed with strings; Parquet lists) is stored as
+    the "a|b" text that category filters read; title parts are joined by spaces."""
+    events = "user_id,item_id,timestamp\nu1,a,1\nu1,b,2\nu2,c,3\nu2,d,4\n"
+    jsonl = tmp_path / "jsonl"
+    jsonl.mkdir()
+    (jsonl / "events.csv").write_text(events)
+    lines = [
+        '{"item_id": "a", "category": ["x", " y ", null, ""], "title": ["Big", "Box"]}',
+        '{"item_id": "b", "category": [], "title": ["T"]}',
+        '{"item_id": "c", "category": null, "title": []}',
+        '{"item_id": "d", "category": [7], "title": null}',
+    ]
+    (jsonl / "items.jsonl").write_text("\n".join(lines) + "\n")
+    items = read(jsonl).items
+    assert items is not None
+    assert items.select("category", "title").rows() == [
+        ("x|y", "Big Box"),
+        (None, "T"),
+        (None, None),
+        ("7", None),
+    ]
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "events.csv").write_text(events)
+    lines = [
+        '{"item_id": "a", "category": "x"}',
+        '{"item_id": "b", "category": ["y", "z"]}',
+        '{"item_id": "c", "category": "[refurbished]"}',
+    ]
+    (mixed / "items.jsonl").write_text("\n".join(lines) + "\n")
+    items = read(mixed).items
+    assert items is not None
+    assert items["category"].to_list() == ["x", "y|z", "[refurbished]"]
+    parquet = tmp_path / "parquet"
+    parquet.mkdir()
+    (parquet / "events.csv").write_text(events)
+    frame = pl.DataFrame({"item_id": ["a", "b"], "category": [["x", "y"], None]})
+    frame.write_parquet(parquet / "items.parquet")
+    items = read(parquet).items
+    assert items is not None
+    assert items["category"].to_list() == ["x|y", None]
+    nested = pl.DataFrame({"item_id": ["a"], "category": [[["x"]]]})
+    nested.write_parquet(parquet / "items.parquet")
+    with pytest.raises(DataError, match="lists of"):
+        read(parquet)
+
+
 def test_movielens_100k() -> None:
     raw = read(FIXTURES / "ml-100k")
     assert raw.events.select("user_id", "item_id", "timestamp", "action", "value").rows() == [

@@ -1,12 +1,16 @@
 """Side tables (items, users, follows): required columns, types and bad rows.
 
 Items and users are keyed by their external id (String); a row with an empty id or an id
-seen before (the first one is kept) is a bad row. Item ``price`` is a number. Follows carry
+seen before (the first one is kept) is a bad row. Item ``price`` is a number; a list of
+categories (or of title or text parts) is joined into text (:func:`item_text`). Follows carry
 ``follower_id``, ``followee_id`` and an optional ``since`` parsed like event timestamps.
 Bad rows follow ``on_error`` exactly like events and are counted in the report.
 """
 
 from __future__ import annotations
+
+import json
+from typing import Any, Final
 
 import polars as pl
 
@@ -50,6 +54,72 @@ def _finish(
     return out
 
 
+#: How the values of a list are joined, by column: a category list is the ``"a|b"`` form
+#: that ``recommend --category`` reads (``Artifact.category_mask``); other text with spaces.
+LIST_JOINS: Final[dict[str, str]] = {"category": "|", "title": " ", "text": " "}
+
+#: A JSON array written as text (a JSON Lines file whose lines mix lists and strings).
+_JSON_ARRAY = r"^\s*\[.*\]\s*$"
+
+
+def _joined(values: list[Any] | None, sep: str) -> str | None:
+    parts = [str(v).strip() for v in values or () if v is not None]
+    return sep.join(p for p in parts if p) or None
+
+
+def _decoded(text: str | None, sep: str) -> str | None:
+    """A JSON array of scalars as its values joined by ``sep``; anything else as it is."""
+    try:
+        values = json.loads(text or "")
+    except ValueError:
+        return text
+    if not isinstance(values, list) or any(isinstance(v, (list, dict)) for v in values):
+        return text
+    return _joined(values, sep)
+
+
+def item_text(column: pl.Series, *, where: str) -> pl.Series:
+    """An items table's ``title``, ``category`` or ``text`` column as String: a list's values
+    (a Parquet list column, a JSON Lines array) joined by :data:`LIST_JOINS`, so a list of
+    categories is the ``"a|b"`` text that category filters read; a category written as a JSON
+    array of scalars in text is read the same way. Empty lists and values are null.
+
+    Raises DataError for lists of lists or of objects.
+
+    Examples
+    --------
+    >>> item_text(pl.Series("category", [["a", "b"], [], None]), where="i").to_list()
+    ['a|b', None, None]
+    >>> item_text(pl.Series("category", ['["a", 1]', "[refurbished]"]), where="i").to_list()
+    ['a|1', '[refurbished]']
+    """
+    sep = LIST_JOINS[column.name]
+    dtype = column.dtype
+    if isinstance(dtype, (pl.List, pl.Array)):
+        if dtype.inner.is_nested():
+            raise DataError(
+                f"column {column.name!r} holds lists of {dtype.inner}",
+                where=where,
+                how="give a flat list of names (or one text value) per item",
+            )
+        values = column.cast(pl.List(dtype.inner)).to_list()
+        return pl.Series(column.name, [_joined(v, sep) for v in values], dtype=pl.String)
+    if dtype.is_nested():
+        raise DataError(
+            f"column {column.name!r} holds {dtype} values",
+            where=where,
+            how="give one text value (or a list of names) per item",
+        )
+    text = column.cast(pl.String)
+    if column.name != "category":
+        return text
+    listed = text.str.contains(_JSON_ARRAY).fill_null(False)
+    if not listed.any():
+        return text
+    fixed = [_decoded(v, sep) for v in text.filter(listed).to_list()]
+    return text.scatter(listed.arg_true(), pl.Series(fixed, dtype=pl.String))
+
+
 def normalize_keyed(
     frame: pl.DataFrame, *, key: str, where: str, opts: ReadOptions, report: Report
 ) -> pl.DataFrame:
@@ -74,7 +144,7 @@ def normalize_keyed(
         known = [c for c in ITEM_COLUMNS if c in frame.columns]
         frame = frame.select(*known, pl.exclude(known))
         text = [c for c in ("title", "category", "text") if c in frame.columns]
-        frame = frame.with_columns(pl.col(text).cast(pl.String))
+        frame = frame.with_columns(item_text(frame.get_column(c), where=where) for c in text)
         if "price" in frame.columns and not frame.schema["price"].is_numeric():
             given = ~blank(pl.col("price").cast(pl.String))
             frame = frame.with_columns(

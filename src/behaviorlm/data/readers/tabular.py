@@ -375,6 +375,9 @@ def read_folder(folder: Path, opts: ReadOptions) -> RawData:
         sep = _delimited(fmt, opts.sep)
         columns = table_columns(path, fmt, sep=sep)
         text = [c for c in _SIDE_TEXT[table] if c in columns]
+        if fmt == "jsonl":  # arrays stay lists, to be joined (tables.item_text), not JSON text
+            schema = _ndjson_schema(path, _version(path))
+            text = [c for c in text if not isinstance(schema[c], pl.List)]
         # types from every row: a side table is small, and a price of 1.5 after 1,000 whole
         # numbers must not fail the read
         lazy = scan_table(path, fmt, sep=sep, text=text, infer_rows=None)

@@ -8,8 +8,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from behaviorlm.data.dataset import Dataset
 from behaviorlm.data.errors import DataError, Report
 from behaviorlm.data.io import detect_format, read
+from behaviorlm.data.preprocess import preprocess
 from behaviorlm.data.raw import RAW_EVENT_DTYPES, RawData
 from behaviorlm.data.readers.normalize import to_seconds
 
@@ -266,6 +268,29 @@ def test_lists_of_categories_become_a_or_b(tmp_path: Path) -> None:
     nested.write_parquet(parquet / "items.parquet")
     with pytest.raises(DataError, match="lists of"):
         read(parquet)
+
+
+def test_paths_with_glob_characters_are_read_literally(tmp_path: Path) -> None:
+    """Folder and file names with [, ?, * are paths, not patterns: a sibling that the pattern
+    would match is not read, and a prepared data set in such a folder loads."""
+    for name in ("a[1]", "a1", "a?"):
+        folder = tmp_path / name
+        folder.mkdir()
+        pl.DataFrame(
+            {"user_id": ["u", "u"], "item_id": [name, "j"], "timestamp": [1, 2]}
+        ).write_ndjson(folder / "events.jsonl")
+        pl.DataFrame({"item_id": [name]}).write_parquet(folder / "items.parquet")
+        (folder / "log.csv").write_text(f"user_id,item_id\nu,{name}\n")
+    for name in ("a[1]", "a?"):
+        raw = read(tmp_path / name)
+        assert raw.events["item_id"].to_list() == [name, "j"]
+        assert raw.items is not None
+        assert raw.items["item_id"].to_list() == [name]
+        assert read(tmp_path / name / "log.csv").events["item_id"].to_list() == [name]
+    dataset = preprocess(read(tmp_path / "a?"))
+    dataset.save(tmp_path / "d[x]?")
+    (tmp_path / "d[x]1").mkdir()
+    assert Dataset.load(tmp_path / "d[x]?").n_events == dataset.n_events
 
 
 def test_movielens_100k() -> None:

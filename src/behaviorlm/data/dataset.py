@@ -290,7 +290,9 @@ class Dataset:
         vocab = meta.pop("vocab")
         meta.pop("schema", None)
         try:
-            tables = {name: pl.read_parquet(path / f"{name}.parquet") for name in TABLES}
+            tables = {
+                name: pl.read_parquet(path / f"{name}.parquet", glob=False) for name in TABLES
+            }
         except (OSError, pl.exceptions.PolarsError) as exc:
             raise DataError(
                 f"cannot read the data set: {exc}".splitlines()[0],

@@ -142,6 +142,7 @@ def _read_ratings(path: Path, layout: str, report: Report) -> pl.DataFrame:
             separator="\t",
             quote_char=None,
             schema=dict.fromkeys(names, pl.String()),
+            glob=False,
         )
     elif layout == "1m":
         # "u::i::r::t" split on ":" gives u, "", i, "", r, "", t: read the even fields.
@@ -152,6 +153,7 @@ def _read_ratings(path: Path, layout: str, report: Report) -> pl.DataFrame:
             separator=":",
             quote_char=None,
             schema=dict.fromkeys(fields, pl.String()),
+            glob=False,
         ).select(pl.col(f).alias(n) for f, n in zip(fields[::2], names, strict=True))
     else:
         lazy = pl.scan_csv(
@@ -162,6 +164,7 @@ def _read_ratings(path: Path, layout: str, report: Report) -> pl.DataFrame:
                 "rating": pl.String(),
                 "timestamp": pl.String(),
             },
+            glob=False,
         )
         lazy = lazy.select(
             pl.col("userId").alias("user_id"),
@@ -205,7 +208,7 @@ def _read_items(folder: Path, layout: str) -> tuple[Path, pl.DataFrame] | None:
         frame = _split_lines(path, "::", ["item_id", "title", "genres"])
         return path, frame.select("item_id", "title", _genres("genres"))
     path = folder / "movies.csv"
-    frame = collect(pl.scan_csv(path, infer_schema=False), path, "movielens")
+    frame = collect(pl.scan_csv(path, infer_schema=False, glob=False), path, "movielens")
     if not {"movieId", "title", "genres"} <= set(frame.columns):
         raise DataError(
             f"movies.csv needs columns movieId, title, genres; found {', '.join(frame.columns)}",

@@ -68,7 +68,7 @@ def _read_atomic(path: Path) -> tuple[pl.DataFrame, dict[str, str], int]:
     """All columns as String with the type suffix stripped, name -> declared type, and the
     number of blank lines skipped (as RecBole's own loader skips them)."""
     fields = _header(path)
-    lazy = pl.scan_csv(path, separator="\t", quote_char=None, infer_schema=False)
+    lazy = pl.scan_csv(path, separator="\t", quote_char=None, infer_schema=False, glob=False)
     names = lazy.collect_schema().names()
     lazy = lazy.rename({old: name for old, (name, _) in zip(names, fields, strict=True)})
     frame = collect(lazy, path, "recbole")

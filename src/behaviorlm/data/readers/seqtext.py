@@ -77,7 +77,12 @@ def read_sequences(path: Path, opts: ReadOptions) -> RawData:
     [('1', '10', 0), ('1', '11', 1), ('2', '12', 2)]
     """
     lazy = pl.scan_csv(
-        path, has_header=False, separator="\x1f", quote_char=None, schema={"line": pl.String()}
+        path,
+        has_header=False,
+        separator="\x1f",
+        quote_char=None,
+        schema={"line": pl.String()},
+        glob=False,
     )
     line = pl.col("line").str.strip_chars()
     split = line.str.extract_all(r"\S+") if opts.sep is None else line.str.split(opts.sep)

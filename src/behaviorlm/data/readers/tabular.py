@@ -141,7 +141,7 @@ def table_columns(path: Path, fmt: str, *, sep: str | None = None) -> list[str]:
     file's keys from every line (:func:`_ndjson_schema`)."""
     try:
         if fmt in ("csv", "tsv"):
-            lazy = pl.scan_csv(path, separator=_separator(fmt, sep), infer_schema=False)
+            lazy = pl.scan_csv(path, separator=_separator(fmt, sep), infer_schema=False, glob=False)
             return lazy.collect_schema().names()
         if fmt == "parquet":
             import pyarrow.parquet as pq
@@ -154,6 +154,19 @@ def table_columns(path: Path, fmt: str, *, sep: str | None = None) -> list[str]:
         raise _unreadable(path, fmt, error) from error
 
 
+def _literal(path: Path) -> str:
+    """``path`` as a pattern that matches only itself, for polars scans that take every path
+    as a glob (``scan_ndjson`` has no ``glob=False``): ``[``, ``*`` and ``?`` in a folder or
+    file name are escaped as one-character classes.
+
+    Examples
+    --------
+    >>> _literal(Path("runs/a[1]/e?.jsonl"))
+    'runs/a[[]1]/e[?].jsonl'
+    """
+    return re.sub(r"([\[*?])", r"[\1]", str(path))
+
+
 def _version(path: Path) -> tuple[int, int]:
     stat = path.stat()
     return stat.st_mtime_ns, stat.st_size
@@ -164,7 +177,7 @@ def _ndjson_schema(path: Path, version: tuple[int, int]) -> pl.Schema:
     """The schema of a JSON Lines file from every line (a key that first appears late must
     not be left out), inferred once per version of the file (modification time and size)
     for both the column names and the scan."""
-    return pl.scan_ndjson(path, infer_schema_length=None).collect_schema()
+    return pl.scan_ndjson(_literal(path), infer_schema_length=None).collect_schema()
 
 
 #: A time zone written as a fixed offset (``+05:30``), as pandas writes some; polars reads
@@ -185,7 +198,7 @@ def _scan_parquet(path: Path) -> pl.LazyFrame:
         if pa.types.is_timestamp(field.type) and _OFFSET_ZONE.match(field.type.tz or "")
     ]
     if not offset:
-        return pl.scan_parquet(path)
+        return pl.scan_parquet(path, glob=False)
     table = pq.read_table(path)
     for i in offset:
         field = schema.field(i)
@@ -214,11 +227,12 @@ def scan_table(
                 separator=_separator(fmt, sep),
                 schema_overrides=overrides,
                 infer_schema_length=infer_rows,
+                glob=False,
             )
         if fmt == "parquet":
             return _scan_parquet(path)
         schema = dict(_ndjson_schema(path, _version(path)))
-        return pl.scan_ndjson(path, schema={**schema, **overrides})
+        return pl.scan_ndjson(_literal(path), schema={**schema, **overrides})
     except (pl.exceptions.PolarsError, OSError, ValueError) as error:
         raise _unreadable(path, fmt, error) from error
 

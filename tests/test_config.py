@@ -88,3 +88,25 @@ def test_train_settings_below_zero_or_not_a_number_are_refused(setting: str, val
 
     with pytest.raises(ValueError, match=f"train.{setting} must be >= 0"):
         TrainConfig(**{setting: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.lr=inf", "train.lr must be a finite number"),
+        ("train.time_budget_s=inf", "train.time_budget_s must be a finite number"),
+        ("train.weight_decay=inf", "train.weight_decay must be a finite number"),
+        ("train.grad_clip=inf", "train.grad_clip must be a finite number"),
+        ("train.seed=-1", r"train.seed must be in \[0, 2\*\*63\)"),
+        ("train.seed=18446744073709551616", r"train.seed must be in \[0, 2\*\*63\)"),
+    ],
+)
+def test_infinite_settings_and_seeds_out_of_range_are_refused_before_a_run(
+    override: str, message: str
+) -> None:
+    """They would fail mid-run (NaN schedule, NaN scores, a seed torch cannot take), after
+    the run folder had been reset."""
+    from behaviorlm.train.run import resolve_run_config
+
+    with pytest.raises(ValueError, match=message):
+        resolve_run_config("sasrec", overrides=[override])

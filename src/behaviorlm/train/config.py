@@ -6,8 +6,9 @@ config (``[model]``) holds everything about the network, including ``max_len``.
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
 #: The values of ``train.device``.
@@ -169,6 +170,12 @@ class TrainConfig:
         for name, number in non_negative.items():
             if not number >= 0:  # NaN too
                 raise ValueError(f"train.{name} must be >= 0, got {number}")
+        for f in fields(self):
+            number = getattr(self, f.name)
+            if isinstance(number, float) and not math.isfinite(number):
+                raise ValueError(f"train.{f.name} must be a finite number, got {number}")
+        if not 0 <= self.seed < 2**63:  # torch's and numpy's seeds
+            raise ValueError(f"train.seed must be in [0, 2**63), got {self.seed}")
         if not 0.0 <= self.patience_from < 1.0:
             raise ValueError(f"train.patience_from must be in [0, 1), got {self.patience_from}")
         if not 0.0 <= self.weight_average < 1.0:

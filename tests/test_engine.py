@@ -722,6 +722,27 @@ def test_a_model_that_disagrees_with_the_config_or_the_run_is_refused(
     assert "the run to resume trained 'markov'" in capsys.readouterr().err
 
 
+def test_the_train_command_resumes_a_run_by_its_stored_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--resume reads the run's own config before the shipped defaults: no --model is
+    needed, and an override that suits the run (no budget for a run scheduled by epochs) is
+    not checked against the defaults (sasrec's budget schedule)."""
+    blm.preprocess(blm.simulate(40, seed=1)).save(tmp_path / "ds")
+    run = tmp_path / "run"
+    tiny = ["--model.dim=8", "--model.layers=1", "--model.max_len=8", "--train.threads=1"]
+    first = ["train", str(tmp_path / "ds"), "--model", "sasrec", "--out", str(run), *tiny]
+    assert main([*first, "--train.schedule=epochs", "--train.epochs=1"]) == 0
+    assert main(["train", str(tmp_path / "ds"), "--out", str(run), "--resume"]) == 0
+    again = ["train", str(tmp_path / "ds"), "--out", str(run), "--resume"]
+    assert main([*again, "--train.time_budget_s=0"]) == 0
+    assert json.loads((run / "config.json").read_text())["train"]["schedule"] == "epochs"
+    capsys.readouterr()
+    # a folder without a run still needs a model
+    assert main(["train", str(tmp_path / "ds"), "--out", str(tmp_path / "new"), "--resume"]) != 0
+    assert "no model given" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("data", "error", "message"),
     [

@@ -178,13 +178,18 @@ def _torchrun_launch() -> dict[str, int] | None:
 def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
     # resolve the config first: a mistake in it is reported before any data is loaded
     data = load_toml(args.config) if args.config else None
-    run = resolve_run_config(args.model, data, overrides)
-    out = Path(args.out) if args.out else Path("runs") / run.model
-    if args.resume and (stored := stored_config(out)) is not None:
-        # a run resumed starts from its own config: it may predate the shipped defaults
-        # (resolved here, as train() would, because under torchrun only rank 0 hands train()
-        # the run folder and every rank must train with the same config)
+    out = Path(args.out) if args.out else None
+    # a run resumed starts from its own config, not the shipped defaults: it names its model
+    # and may predate them (resolved here, as train() would, because under torchrun only
+    # rank 0 hands train() the run folder and every rank must train with the same config)
+    stored = stored_config(out) if args.resume and out is not None else None
+    if stored is None:
+        run = resolve_run_config(args.model, data, overrides)  # names the default folder
+        out = out or Path("runs") / run.model
+        stored = stored_config(out) if args.resume else None
+    if stored is not None:
         run = resolve_run_config(args.model, data, overrides, base=stored)
+    assert out is not None
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; the artifact is a folder")
     main_rank = current_world().is_main  # under torchrun only rank 0 prints and writes

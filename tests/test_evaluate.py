@@ -175,6 +175,20 @@ def test_tables(render: Callable[..., str], expected: list[str]) -> None:
     assert render(TABLE_RESULTS, metrics=("HR", "NDCG"), ks=(10, 20)).splitlines() == expected
 
 
+def test_a_label_with_a_bar_stays_one_cell_of_each_table() -> None:
+    from behaviorlm.evaluate import Comparison, Difference, paired_table
+
+    result = replace(TABLE_RESULTS[0], model="runs/a|b")
+    for render in (cutoff_table, markdown_table):
+        header, _, row = render([result], metrics=("HR",), ks=(10,)).splitlines()
+        assert row.startswith("| runs/a\\|b | ")
+        assert row.replace("\\|", "").count("|") == header.count("|")
+    d = Difference("HR@10", 0.01, 0.004, 3, 0.1)
+    table = paired_table(Comparison("x|y", 10, [("a|b", [d])], []), metrics=("HR",))
+    assert table.splitlines()[0] == "| model minus x\\|y | HR@10 |"
+    assert table.splitlines()[2].startswith("| a\\|b | +0.0100")
+
+
 def test_paired_difference_pairs_users() -> None:
     from behaviorlm.evaluate import compare_to_first, paired_difference, paired_table
     from behaviorlm.models.markov import Markov, MarkovConfig

@@ -214,6 +214,8 @@ def test_report_names_each_models_split_and_note_where_they_differ() -> None:
     assert "a: test split: 164 users, 149 items, seen items excluded; b: test split: 4,378" in mixed
     assert "note: a: 51.7% of the test targets" in mixed
     assert "note: b: 100.0% of the test targets" in mixed
+    # a label with ": " in it is left whole, and left out whole
+    assert "note: 50.0% of the test targets" in report_html([result("s: t", 164, 149, 0.5)])
 
 
 def test_a_broken_last_line_of_the_training_log_is_left_out(tmp_path: Path) -> None:

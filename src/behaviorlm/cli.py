@@ -234,6 +234,8 @@ def run_labels(paths: Sequence[str]) -> list[str]:
     --------
     >>> run_labels(["runs/a/markov", "runs/b/markov", "runs/sasrec", "runs/sasrec"])
     ['a/markov', 'b/markov', 'sasrec', 'sasrec#2']
+    >>> run_labels(["m", "m", "m#2"])
+    ['m', 'm#3', 'm#2']
     """
     parts = [Path(os.path.abspath(p)).parts for p in paths]  # as given: links not followed
     depth = [1] * len(paths)
@@ -245,10 +247,16 @@ def run_labels(paths: Sequence[str]) -> list[str]:
             break
         for i in grow | {labels.index(labels[i]) for i in grow}:
             depth[i] = min(depth[i] + 1, len(parts[i]))
+    taken = set(labels)
     seen: dict[str, int] = {}
     for i, label in enumerate(labels):  # the same folder twice
         seen[label] = seen.get(label, 0) + 1
-        labels[i] = label if seen[label] == 1 else f"{label}#{seen[label]}"
+        if seen[label] == 1:
+            continue
+        while f"{label}#{seen[label]}" in taken:  # a folder named "markov#2" given too
+            seen[label] += 1
+        labels[i] = f"{label}#{seen[label]}"
+        taken.add(labels[i])
     return labels
 
 

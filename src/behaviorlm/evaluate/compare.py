@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from behaviorlm.evaluate.results import EvalResult, nearest_cutoff
+from behaviorlm.evaluate.results import EvalResult, markdown_text, nearest_cutoff
 from behaviorlm.schema import Int
 
 #: ``EvalResult.extra`` key of the digest of the evaluated targets: equal digests, same users.
@@ -215,10 +215,11 @@ def paired_table(comparison: Comparison, metrics: Sequence[str] = ("HR", "NDCG")
     if comparison.rows:
         cols = " | ".join(f"{m}@{comparison.k}" for m in metrics)
         lines += [
-            f"| model minus {comparison.baseline} | {cols} |",
+            f"| model minus {markdown_text(comparison.baseline)} | {cols} |",
             "|---|" + "---:|" * len(metrics),
         ]
         for label, diffs in comparison.rows:
-            lines.append(f"| {label} | " + " | ".join(map(format_difference, diffs)) + " |")
+            cells = " | ".join(map(format_difference, diffs))
+            lines.append(f"| {markdown_text(label)} | {cells} |")
     lines += [f"not paired: {why}" for why in comparison.left_out]
     return "\n".join(lines)

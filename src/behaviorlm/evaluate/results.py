@@ -113,6 +113,17 @@ SHOWN_METRICS: Final[tuple[str, ...]] = ("HR", "NDCG", "MRR", "Recall")
 SHOWN_KS: Final[tuple[int, ...]] = (10, 20)
 
 
+def markdown_text(text: str) -> str:
+    """``text`` for a Markdown table cell: ``|`` escaped, so a label with one stays one cell.
+
+    Examples
+    --------
+    >>> print(markdown_text("runs/a|b"))
+    runs/a\\|b
+    """
+    return text.replace("|", "\\|")
+
+
 def markdown_table(
     results: Sequence[EvalResult],
     metrics: Sequence[str] = SHOWN_METRICS,
@@ -139,7 +150,7 @@ def markdown_table(
     ]
     for result in results:
         cells = [_cell(result, m, k, digits, errors) for m, k in columns]
-        lines.append(f"| {result.model} | " + " | ".join(cells) + " |")
+        lines.append(f"| {markdown_text(result.model)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -176,11 +187,13 @@ def cutoff_table(
     for result in results:
         for m in metrics:
             cells = [_cell(result, m, k, digits) for k in ks]
-            lines.append(f"| {result.model} | {m} | " + " | ".join(cells) + " |")
+            lines.append(f"| {markdown_text(result.model)} | {m} | " + " | ".join(cells) + " |")
             spread = result.errors.get(m, {})
             if errors and spread:  # a row of its own: the table stays as narrow
                 cells = ["-" if k not in spread else f"{spread[k]:.{digits}f}" for k in ks]
-                lines.append(f"| {result.model} | ± {m} | " + " | ".join(cells) + " |")
+                lines.append(
+                    f"| {markdown_text(result.model)} | ± {m} | " + " | ".join(cells) + " |"
+                )
     return "\n".join(lines)
 
 
@@ -247,21 +260,23 @@ def error_notes(results: Sequence[EvalResult]) -> list[str]:
     ]
 
 
-def masking_notes(results: Sequence[EvalResult]) -> list[str]:
-    """Warnings for results whose seen-item masking hides some targets.
+def masking_notes(results: Sequence[EvalResult], *, named: bool = True) -> list[str]:
+    """Warnings for results whose seen-item masking hides some targets, each starting with
+    the result's label (``named=False``: without it).
 
     Examples
     --------
     >>> r = EvalResult("pop", "test", 2, (10,), {}, True, 0.1, {"targets_in_history": 0.25})
-    >>> masking_notes([r])[0][:33]
-    'pop: 25.0% of the test targets ar'
+    >>> masking_notes([r])[0][:33], masking_notes([r], named=False)[0][:28]
+    ('pop: 25.0% of the test targets ar', '25.0% of the test targets ar')
     """
     notes = []
     for r in results:
         share = float(r.extra.get("targets_in_history", 0.0))
         if r.exclude_seen and share > 0:
             notes.append(
-                f"{r.model}: {share:.1%} of the {r.split or 'evaluation'} targets are items "
+                (f"{r.model}: " if named else "")
+                + f"{share:.1%} of the {r.split or 'evaluation'} targets are items "
                 "already in the user's history; seen-item masking makes them unreachable "
                 "(--include-seen counts them)"
             )

@@ -309,9 +309,9 @@ def report_html(
         about = next(iter(splits.values()))
     else:
         about = "; ".join(f"{model}: {line}" for model, line in splits.items())
-    masking = masking_notes(results)
-    if len(masking) == len(results) and len({n.split(": ", 1)[1] for n in masking}) == 1:
-        masking = [masking[0].split(": ", 1)[1]]
+    masking, unnamed = masking_notes(results), masking_notes(results, named=False)
+    if len(unnamed) == len(results) and len(set(unnamed)) == 1:
+        masking = unnamed[:1]
     notes = error_notes(results) + masking + cutoff_notes(results)
     parts = [
         "<!DOCTYPE html>",

@@ -26,7 +26,7 @@ from behaviorlm.explain.target import neural
 from behaviorlm.explain.view import print_explanation
 from behaviorlm.models.neural import FeatureConfig, NeuralRecommender
 from behaviorlm.models.sasrec import Block, SASRec, SASRecConfig
-from behaviorlm.schema import FOLLOWEE, SEARCH_SOURCE, SOCIAL_SOURCE, Sequences
+from behaviorlm.schema import FOLLOWEE, SEARCH_SOURCE, SELF_SOURCE, SOCIAL_SOURCE, Sequences
 
 NEURAL = ("sasrec", "hstu", "mlp")
 TINY = {
@@ -239,13 +239,13 @@ def test_a_data_set_from_before_the_search_source_keeps_its_code_3(dataset: blm.
     tokens = model.module.tokens
     tokens.features = replace(tokens.features, search=False)
     codes = torch.from_numpy(history.sources)
-    assert torch.equal(tokens._sources(codes), codes)
+    assert torch.equal(tokens.read_sources(codes), codes)
     # told before training, as `train` does: the model never reads code 3 as search
     fresh = SASRec(SASRecConfig(dim=8, layers=1, features=FeatureConfig(search=False)))
     fresh.use_sources(old.vocab["source"])
     fresh.setup(old.sequences())
     assert (fresh.module.tokens.search_source, fresh.module.tokens.search_clicks) == (-1, False)
-    assert torch.equal(fresh.module.tokens._sources(codes), codes)
+    assert torch.equal(fresh.module.tokens.read_sources(codes), codes)
     # the same model with the current vocabulary reads code 3 as search again
     assert blm.Artifact(model=model, dataset=dataset).model is model
     assert model.module.tokens.search_source == SEARCH_SOURCE
@@ -280,6 +280,22 @@ def test_a_model_without_the_social_group_reports_none(dataset: blm.Dataset) -> 
     for method in ("occlusion", "ig"):
         e = explain(art.model, history, target=3, method=method)
         assert [g.group for g in e.groups if g.group in ("social", "search")] == ["search"]
+    # without search a click reads as this model reads the user's own views: the zero row,
+    # not the self row, which it never reads (nor trains)
+    model = neural(art.model)
+    tokens = model.module.tokens
+    assert (history.sources == SEARCH_SOURCE).any()
+    assert tokens.source.weight[SELF_SOURCE].norm() > 0
+    full = target_of(model.score(history)[0], 3)
+    d_logit, d_prob = ablate_groups(model, history, Target.item(3))["search"]
+    features = tokens.features
+    tokens.features = replace(features, search=False)
+    try:
+        logit, prob = target_of(model.score(history)[0], 3)
+    finally:
+        tokens.features = features
+    assert d_logit == pytest.approx(full[0] - logit, abs=1e-4)
+    assert d_prob == pytest.approx(full[1] - prob, abs=1e-6)
 
 
 def test_the_view_says_where_a_view_came_from(art: blm.Artifact) -> None:

@@ -67,11 +67,13 @@ def ablate_groups(
             factor = torch.where(followee_cols, torch.ones(()), factor)
         if group == "social" and output.shape[1] == searched.shape[1]:
             # the source of a click on a search result is search activity: without search
-            # the click reads as the user's own view (TokenEmbedding._sources)
+            # the click reads as the user's own view does in this model (its self row; with
+            # social off, the zero row: TokenEmbedding.read_sources)
             out = output * torch.where(searched, torch.ones(()), factor)
             if "search" in groups:
                 gone = searched & (keep[:, groups.index("search")] == 0).view(-1, 1, 1)
-                own = module.tokens.source.weight[SELF_SOURCE].view(1, 1, -1)
+                own_code = module.tokens.read_sources(torch.tensor([SELF_SOURCE]))
+                own = module.tokens.source.weight[own_code].view(1, 1, -1)
                 out = torch.where(gone, own, out)
             return out
         return output * factor

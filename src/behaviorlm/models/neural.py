@@ -100,7 +100,7 @@ class TokenEmbedding(nn.Module):
         lookups = (
             ("actions", f.actions, self.action, batch.actions),
             ("time", f.time, self.gap, batch.gaps),
-            ("social", f.social or clicks, self.source, self._sources(batch.sources)),
+            ("social", f.social or clicks, self.source, self.read_sources(batch.sources)),
             ("location", f.location, self.location, batch.locations),
             ("device", f.device, self.device, batch.devices),
         )
@@ -124,7 +124,7 @@ class TokenEmbedding(nn.Module):
         self.search_clicks = bool(code > 0 and (seen_codes(self.source) == code).any())
         return (self.search_source, self.search_clicks) != before
 
-    def _sources(self, codes: torch.Tensor) -> torch.Tensor:
+    def read_sources(self, codes: torch.Tensor) -> torch.Tensor:
         """Source codes as the feature switches allow: the search source (a click on a search
         result, :attr:`search_source`) is search activity, every other source social. With
         search off a click reads as the user's own view (``self``); with social off every

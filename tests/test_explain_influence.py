@@ -408,3 +408,33 @@ def test_actions_the_model_never_read_are_refused_and_reach_says_why_it_is_empty
     monkeypatch.setattr(cli, "labelled_influence", tiny)
     assert main(["influence", run, "--user", "u2", "--item", "i5", "--action", "share"]) == 0
     assert "4.42e-05 -> 7.12e-05 (+2.70e-05)" in capsys.readouterr().out
+
+
+def test_reach_by_an_event_the_model_never_learned_is_refused(tmp_path: Path) -> None:
+    """A like reaches a follower as a view from the social source: a model whose data has
+    no such views cannot tell its uplift (it would read an unknown token), while a share that
+    it reads as the followee's own act still reaches them; a user without followers gets
+    the empty reach."""
+    raw = blm.simulate(150, seed=3)
+    raw = replace(raw, events=raw.events.filter(pl.col("source") != "social"))
+    ds = blm.preprocess(raw)
+    tiny = [*OVERRIDES, "train.epochs=1", "train.threads=1", 'split.followee_actions=["share"]']
+    art = blm.train(ds, "sasrec", overrides=tiny, progress=False, defaults=False)
+    follows = ds.follows
+    ids = ds.users["user_id"].to_list()  # internal user k is row k - 1
+    sharer = ids[int(follows["followee"][0]) - 1]
+    like = reaching_event(art, "like")
+    assert "not trained on views from the social source" in like.unlearned
+    with pytest.raises(ValueError, match="train it with 'like' in split.followee_actions"):
+        blm.influence_user(art, sharer, "i3", "like")
+    with pytest.raises(ValueError, match="views from the social source"):
+        blm.rank_influencers(art, "i3", action="like")
+    assert reaching_event(art, "share").unlearned == ""
+    shared = blm.influence_user(art, sharer, "i3", "share")
+    assert shared.reach is not None
+    assert len(shared.reach.users) > 0
+    followed = set(follows["followee"].to_list())
+    loner = next(u for k, u in enumerate(ids, start=1) if k not in followed)
+    alone = blm.influence_user(art, loner, "i3", "like")
+    assert alone.reach is not None
+    assert len(alone.reach.users) == 0

@@ -147,17 +147,29 @@ class Reaching:
         from every follower the act reached, so the sharer's exposure counts relative to the
         pooled rate (:meth:`Exposure.relative`). Otherwise a view from the social source, the
         follower's own event once they see it, weighed by the exposure rate itself.
+    unlearned : str
+        Why the model never learned this event (its action or source was not in its training
+        data), so its uplifts would be those of an unknown token; empty where it did.
     """
 
     action: int
     source: int
     followee: bool
+    unlearned: str = ""
+
+    def check(self) -> None:
+        """ValueError with :attr:`unlearned` where the model never learned the event."""
+        if self.unlearned:
+            raise ValueError(self.unlearned)
 
     def reach(
         self, model: Recommender, followers: Sequences, item: int, exposure: float | None
     ) -> Reach:
         """:func:`social_reach` of ``item`` over ``followers`` with this event; ``exposure``
-        is the sharer's factor from :meth:`weights`."""
+        is the sharer's factor from :meth:`weights`. Raises ValueError where there are
+        followers and the model never learned the event (:attr:`unlearned`)."""
+        if len(followers):
+            self.check()
         return social_reach(
             model,
             followers,
@@ -229,7 +241,12 @@ def reaching_event(artifact: Artifact, action: str) -> Reaching:
 
     A model that reads followees' ``action`` events (``split.followee_actions``) gets that
     very event, as a followee event; otherwise a view from the social source, as the
-    follower's own event after seeing the share. Raises DataError without a view action.
+    follower's own event after seeing the share.
+
+    Where the model never learned that event (its action, :func:`trained_action`, or its
+    source, followees' ``action`` events or views from the social source, was not in its
+    training data), :attr:`Reaching.unlearned` says so, and a reach over any follower raises
+    ValueError: the uplifts would be those of an unknown token.
 
     Examples
     --------
@@ -240,11 +257,29 @@ def reaching_event(artifact: Artifact, action: str) -> Reaching:
     True
     """
     ds = artifact.dataset
-    if action in artifact.followee_actions:
-        return Reaching(ds.action_code(action), followee_source(ds), followee=True)
-    if "view" not in ds.vocab["action"]:
-        raise DataError("social reach needs a view action (how a share reaches a follower)")
-    return Reaching(ds.action_code("view"), SOCIAL_SOURCE, followee=False)
+    followee = action in artifact.followee_actions
+    act = action if followee else "view"
+    source = followee_source(ds) if followee else SOCIAL_SOURCE
+    if followee:
+        never = f"followees' {action} events (its timelines had none)"
+        how = f"train it without {action!r} in split.followee_actions"
+    else:
+        never = "views from the social source (its training data has none)"
+        how = f"train it with {action!r} in split.followee_actions (a data set with follows)"
+    tokens = neural(artifact.model).module.tokens
+    reads = tokens.features.social and tokens.source.num_embeddings > 1  # mlp reads none
+    unlearned = ""
+    if reads and source not in seen_codes(tokens.source):
+        unlearned = (
+            f"the model was not trained on {never}, so it cannot tell how a {action} reaches "
+            f"a follower: {how}"
+        )
+    try:
+        code = trained_action(artifact, act)
+    except ValueError as exc:
+        how_it_reaches = "" if followee else f" (a {action} reaches a follower as a view)"
+        code, unlearned = ds.action_code(act), unlearned or f"{exc}{how_it_reaches}"
+    return Reaching(code, source, followee, unlearned)
 
 
 def check_item_action(action: str) -> None:
@@ -298,6 +333,7 @@ def rank_influencers(
     if users is not None:
         candidates = artifact.user_index(users)
     reaching = reaching_event(artifact, action)
+    reaching.check()
     return rank_by_reach(
         net,
         artifact.timelines(),

@@ -425,7 +425,7 @@ def test_reach_by_an_event_the_model_never_learned_is_refused(tmp_path: Path) ->
     sharer = ids[int(follows["followee"][0]) - 1]
     like = reaching_event(art, "like")
     assert "not trained on views from the social source" in like.unlearned
-    with pytest.raises(ValueError, match="train it with 'like' in split.followee_actions"):
+    with pytest.raises(ValueError, match=r"train it with 'like' in split\.followee_actions"):
         blm.influence_user(art, sharer, "i3", "like")
     with pytest.raises(ValueError, match="views from the social source"):
         blm.rank_influencers(art, "i3", action="like")

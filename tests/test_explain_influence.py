@@ -409,6 +409,16 @@ def test_actions_the_model_never_read_are_refused_and_reach_says_why_it_is_empty
     assert main(["influence", run, "--user", "u2", "--item", "i5", "--action", "share"]) == 0
     assert "4.42e-05 -> 7.12e-05 (+2.70e-05)" in capsys.readouterr().out
 
+    def small(artifact: blm.Artifact, result: blm.Influence) -> dict[str, object]:
+        data = labelled_influence(artifact, result)
+        data["items"] = [{**data["items"][0], "before": 0.0102, "after": 0.010218,
+                          "change": 1.85e-05}]  # fmt: skip
+        return data
+
+    monkeypatch.setattr(cli, "labelled_influence", small)
+    assert main(["influence", run, "--user", "u2", "--item", "i5", "--action", "share"]) == 0
+    assert "0.0102 -> 0.0102 (+1.85e-05)" in capsys.readouterr().out  # not +0.0000
+
 
 def test_reach_by_an_event_the_model_never_learned_is_refused(tmp_path: Path) -> None:
     """A like reaches a follower as a view from the social source: a model whose data has

@@ -456,9 +456,10 @@ def cmd_influence(args: argparse.Namespace) -> None:
     )
     for c in data["items"]:
         scale = max(abs(c["before"]), abs(c["after"]))  # small probabilities: significant digits
+        change = figure(c["change"], abs(c["change"]), sign=True)  # a small change too
         con.print(
             f"  p(next = {c.get('item_id')}) {figure(c['before'], scale)} -> "
-            f"{figure(c['after'], scale)} ({figure(c['change'], scale, sign=True)})",
+            f"{figure(c['after'], scale)} ({change})",
             soft_wrap=True,
         )
     for label, key in (("entering the top", "entering"), ("leaving the top", "leaving")):

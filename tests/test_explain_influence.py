@@ -211,6 +211,9 @@ def test_explain_command(
         text = capsys.readouterr().out
         assert "feature groups" in text
         assert "for user u1" in text
+        # integrated gradients show their completeness in the logit and in the probability
+        check = r"completeness: the events sum to \S+, logit - baseline \S+; in probability"
+        assert bool(re.search(check, text)) == (method == "ig")
     assert main(["explain", str(out), "--user", "u1", "--item", "i3", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     # the same explanation as a table, to a pipe (80 columns): every row whole, nothing cut

@@ -110,9 +110,14 @@ def print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:
     print_table(con, table)
     if data.get("steps") is not None and data.get("baseline_logit") is not None:
         total = sum(e["logit"] for e in data["events"])
+        prob = sum(e["probability"] for e in data["events"])
+        gain = data["probability"] - data["baseline_probability"]
         con.print(
             f"(completeness: the events sum to {total:+.4f}, logit - baseline "
-            f"{data['logit'] - data['baseline_logit']:+.4f}; {data['steps']} points)"
+            f"{data['logit'] - data['baseline_logit']:+.4f}; in probability "
+            f"{figure(prob, abs(gain), sign=True)} and {figure(gain, abs(gain), sign=True)}; "
+            f"{data['steps']} points)",
+            soft_wrap=True,
         )
     if data["unread"]:
         con.print(f"({data['unread']} older events lie beyond the model's window)", markup=False)

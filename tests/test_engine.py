@@ -733,6 +733,10 @@ def test_the_train_command_resumes_a_run_by_its_stored_config(
     tiny = ["--model.dim=8", "--model.layers=1", "--model.max_len=8", "--train.threads=1"]
     first = ["train", str(tmp_path / "ds"), "--model", "sasrec", "--out", str(run), *tiny]
     assert main([*first, "--train.schedule=epochs", "--train.epochs=1"]) == 0
+    # the shipped config reads followees' shares: the count says how many joined
+    theirs = json.loads((run / "artifact.json").read_text())["run"]["followee_events"]
+    assert theirs > 0
+    assert f"({theirs:,} of them followees' events in the timelines)" in capsys.readouterr().out
     assert main(["train", str(tmp_path / "ds"), "--out", str(run), "--resume"]) == 0
     again = ["train", str(tmp_path / "ds"), "--out", str(run), "--resume"]
     assert main([*again, "--train.time_budget_s=0"]) == 0

@@ -220,8 +220,10 @@ def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
     whole = fit.get("run_seconds")
     if args.resume and whole is not None and whole > artifact.run["fit_seconds"]:
         took += f" ({whole:.1f}s with the sessions before)"
+    theirs = artifact.run.get("followee_events", 0)
+    shares = f" ({theirs:,} of them followees' events in the timelines)" if theirs else ""
     console.print(
-        f"trained {artifact.model.name} on {artifact.run['train_events']:,} events "
+        f"trained {artifact.model.name} on {artifact.run['train_events']:,} events{shares} "
         f"{took}{where}{best} -> {out}"
     )
 

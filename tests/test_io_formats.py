@@ -236,7 +236,12 @@ def test_lists_of_categories_become_a_or_b(tmp_path: Path) -> None:
         '{"item_id": "d", "category": [7], "title": null}',
     ]
     (jsonl / "items.jsonl").write_text("\n".join(lines) + "\n")
-    items = read(jsonl).items
+    # an id written as a list is no list of names: read as its text, as before
+    (jsonl / "users.jsonl").write_text('{"user_id": ["u1"]}\n{"user_id": ["u2"]}\n')
+    raw = read(jsonl)
+    assert raw.users is not None
+    assert raw.users["user_id"].to_list() == ['["u1"]', '["u2"]']
+    items = raw.items
     assert items is not None
     assert items.select("category", "title").rows() == [
         ("x|y", "Big Box"),

@@ -10,7 +10,7 @@ Bad rows follow ``on_error`` exactly like events and are counted in the report.
 from __future__ import annotations
 
 import json
-from typing import Any, Final
+from typing import Final
 
 import polars as pl
 
@@ -62,9 +62,19 @@ LIST_JOINS: Final[dict[str, str]] = {"category": "|", "title": " ", "text": " "}
 _JSON_ARRAY = r"^\s*\[.*\]\s*$"
 
 
-def _joined(values: list[Any] | None, sep: str) -> str | None:
-    parts = [str(v).strip() for v in values or () if v is not None]
-    return sep.join(p for p in parts if p) or None
+def joined_list(column: pl.Series, sep: str) -> pl.Series:
+    """A list column's values as text, stripped, empty ones and nulls left out, joined by
+    ``sep``; null where nothing is left (also the MovieLens genres).
+
+    Examples
+    --------
+    >>> joined_list(pl.Series("c", [[" a ", None, "", "b"], [], None]), "|").to_list()
+    ['a|b', None, None]
+    """
+    parts = column.list.eval(pl.element().cast(pl.String).str.strip_chars())
+    text = parts.list.eval(pl.element().filter(pl.element().str.len_bytes() > 0))
+    out = text.list.join(sep)
+    return out.set(out.str.len_bytes() == 0, None).alias(column.name)
 
 
 def _decoded(text: str | None, sep: str) -> str | None:
@@ -75,7 +85,8 @@ def _decoded(text: str | None, sep: str) -> str | None:
         return text
     if not isinstance(values, list) or any(isinstance(v, (list, dict)) for v in values):
         return text
-    return _joined(values, sep)
+    parts = [(v if isinstance(v, str) else json.dumps(v)).strip() for v in values if v is not None]
+    return sep.join(p for p in parts if p) or None
 
 
 def item_text(column: pl.Series, *, where: str) -> pl.Series:
@@ -102,8 +113,7 @@ def item_text(column: pl.Series, *, where: str) -> pl.Series:
                 where=where,
                 how="give a flat list of names (or one text value) per item",
             )
-        values = column.cast(pl.List(dtype.inner)).to_list()
-        return pl.Series(column.name, [_joined(v, sep) for v in values], dtype=pl.String)
+        return joined_list(column.cast(pl.List(dtype.inner)), sep)
     if dtype.is_nested():
         raise DataError(
             f"column {column.name!r} holds {dtype} values",

@@ -29,7 +29,7 @@ from behaviorlm.data.readers.normalize import (
     normalize_events,
     plan_columns,
 )
-from behaviorlm.data.readers.tables import normalize_follows, normalize_keyed
+from behaviorlm.data.readers.tables import LIST_JOINS, normalize_follows, normalize_keyed
 from behaviorlm.schema import EVENT_COLUMNS
 
 #: File extension -> table format.
@@ -389,9 +389,9 @@ def read_folder(folder: Path, opts: ReadOptions) -> RawData:
         sep = _delimited(fmt, opts.sep)
         columns = table_columns(path, fmt, sep=sep)
         text = [c for c in _SIDE_TEXT[table] if c in columns]
-        if fmt == "jsonl":  # arrays stay lists, to be joined (tables.item_text), not JSON text
-            schema = _ndjson_schema(path, _version(path))
-            text = [c for c in text if not isinstance(schema[c], pl.List)]
+        if fmt == "jsonl" and table == "items":  # lists of item text stay lists, to be
+            schema = _ndjson_schema(path, _version(path))  # joined (tables.item_text)
+            text = [c for c in text if not (c in LIST_JOINS and isinstance(schema[c], pl.List))]
         # types from every row: a side table is small, and a price of 1.5 after 1,000 whole
         # numbers must not fail the read
         lazy = scan_table(path, fmt, sep=sep, text=text, infer_rows=None)

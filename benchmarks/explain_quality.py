@@ -405,6 +405,7 @@ def ground_truth_reach(
         raise SystemExit("the log has no social views of shares: no exposure to learn")
     # what a share puts in a follower's timeline for this model, and how exposure weighs it
     reaching = reaching_event(artifact, "share")
+    reaching.check()  # a model that never learned the event has no reach to measure
     exposure = reaching.weights(learned)
     assert exposure is not None
     follows = ds.follows

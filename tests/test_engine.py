@@ -723,7 +723,7 @@ def test_a_model_that_disagrees_with_the_config_or_the_run_is_refused(
 
 
 def test_the_train_command_resumes_a_run_by_its_stored_config(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """--resume reads the run's own config before the shipped defaults: no --model is
     needed, and an override that suits the run (no budget for a run scheduled by epochs) is
@@ -734,13 +734,19 @@ def test_the_train_command_resumes_a_run_by_its_stored_config(
     first = ["train", str(tmp_path / "ds"), "--model", "sasrec", "--out", str(run), *tiny]
     assert main([*first, "--train.schedule=epochs", "--train.epochs=1"]) == 0
     # the shipped config reads followees' shares: the count says how many joined
-    theirs = json.loads((run / "artifact.json").read_text())["run"]["followee_events"]
+    theirs = json.loads((run / "artifact.json").read_text())["run"]["split_info"]
+    theirs = theirs["followee_events"]["train"]
     assert theirs > 0
     assert f"({theirs:,} of them followees' events in the timelines)" in capsys.readouterr().out
     assert main(["train", str(tmp_path / "ds"), "--out", str(run), "--resume"]) == 0
     again = ["train", str(tmp_path / "ds"), "--out", str(run), "--resume"]
     assert main([*again, "--train.time_budget_s=0"]) == 0
     assert json.loads((run / "config.json").read_text())["train"]["schedule"] == "epochs"
+    # the default folder, runs/MODEL, named by the model alone
+    monkeypatch.chdir(tmp_path)
+    default = ["train", "ds", "--model", "sasrec", *tiny, "--train.schedule=epochs"]
+    assert main([*default, "--train.epochs=1"]) == 0
+    assert main(["train", "ds", "--model", "sasrec", "--resume", "--train.time_budget_s=0"]) == 0
     capsys.readouterr()
     # a folder without a run still needs a model
     assert main(["train", str(tmp_path / "ds"), "--out", str(tmp_path / "new"), "--resume"]) != 0

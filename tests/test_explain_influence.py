@@ -432,7 +432,8 @@ def test_reach_by_an_event_the_model_never_learned_is_refused(tmp_path: Path) ->
     raw = replace(raw, events=raw.events.filter(pl.col("source") != "social"))
     ds = blm.preprocess(raw)
     tiny = [*OVERRIDES, "train.epochs=1", "train.threads=1", 'split.followee_actions=["share"]']
-    art = blm.train(ds, "sasrec", overrides=tiny, progress=False, defaults=False)
+    run = tmp_path / "run"
+    art = blm.train(ds, "sasrec", overrides=tiny, out_dir=run, progress=False, defaults=False)
     follows = ds.follows
     ids = ds.users["user_id"].to_list()  # internal user k is row k - 1
     sharer = ids[int(follows["followee"][0]) - 1]
@@ -451,3 +452,25 @@ def test_reach_by_an_event_the_model_never_learned_is_refused(tmp_path: Path) ->
     alone = blm.influence_user(art, loner, "i3", "like")
     assert alone.reach is not None
     assert len(alone.reach.users) == 0
+    # a log without views: a like reaches a follower as a view, which the model never read
+    viewless = replace(raw, events=raw.events.filter(pl.col("action") != "view"))
+    other = blm.train(blm.preprocess(viewless), "sasrec", overrides=tiny, progress=False)
+    assert reaching_event(other, "like").unlearned.startswith(
+        "a like reaches a follower as a view, and the model was not trained on action 'view'"
+    )
+    # the user's own influence is there without the reach: --no-reach, "reach": false
+    assert blm.influence_user(art, sharer, "i3", "like", reach=False).reach is None
+    argv = ["influence", str(run), "--user", sharer, "--item", "i3", "--action", "like"]
+    assert main(argv) == 2
+    assert main([*argv, "--no-reach", "--json"]) == 0
+    from fastapi.testclient import TestClient
+
+    from behaviorlm.serve import create_app
+
+    app = create_app(run, f"sqlite:///{tmp_path / 'events.db'}")
+    with TestClient(app, raise_server_exceptions=False) as client:
+        body = {"user_id": sharer, "item_id": "i3", "action": "like"}
+        refused = client.post("/v1/influence", json=body)
+        assert refused.status_code == 422
+        assert '"reach": false' in refused.json()["detail"]
+        assert client.post("/v1/influence", json={**body, "reach": False}).status_code == 200

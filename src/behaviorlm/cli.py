@@ -28,7 +28,7 @@ from rich.table import Table
 
 from behaviorlm.allocator import retain_freed_memory
 from behaviorlm.artifact import Artifact
-from behaviorlm.config import ConfigError, load_toml
+from behaviorlm.config import ConfigError, apply_overrides, load_toml
 from behaviorlm.data.dataset import Dataset, check_prepare_paths
 from behaviorlm.data.download import CACHE_ENV, GROUPLENS_URL, MOVIELENS_NAMES, download_movielens
 from behaviorlm.data.errors import DataError
@@ -179,15 +179,18 @@ def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
     # resolve the config first: a mistake in it is reported before any data is loaded
     data = load_toml(args.config) if args.config else None
     out = Path(args.out) if args.out else None
+    if out is None and args.resume:  # the default folder, named before the config is checked
+        table = apply_overrides(dict(data or {}), overrides).get("run")
+        named = args.model or (table.get("model") if isinstance(table, dict) else None)
+        out = Path("runs") / named if isinstance(named, str) else None
     # a run resumed starts from its own config, not the shipped defaults: it names its model
     # and may predate them (resolved here, as train() would, because under torchrun only
     # rank 0 hands train() the run folder and every rank must train with the same config)
     stored = stored_config(out) if args.resume and out is not None else None
     if stored is None:
-        run = resolve_run_config(args.model, data, overrides)  # names the default folder
+        run = resolve_run_config(args.model, data, overrides)
         out = out or Path("runs") / run.model
-        stored = stored_config(out) if args.resume else None
-    if stored is not None:
+    else:
         run = resolve_run_config(args.model, data, overrides, base=stored)
     assert out is not None
     if out.exists() and not out.is_dir():
@@ -220,7 +223,7 @@ def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
     whole = fit.get("run_seconds")
     if args.resume and whole is not None and whole > artifact.run["fit_seconds"]:
         took += f" ({whole:.1f}s with the sessions before)"
-    theirs = artifact.run.get("followee_events", 0)
+    theirs = artifact.run["split_info"].get("followee_events", {}).get("train", 0)
     shares = f" ({theirs:,} of them followees' events in the timelines)" if theirs else ""
     console.print(
         f"trained {artifact.model.name} on {artifact.run['train_events']:,} events{shares} "
@@ -443,7 +446,9 @@ def cmd_explain(args: argparse.Namespace) -> None:
 
 def cmd_influence(args: argparse.Namespace) -> None:
     artifact = Artifact.load(args.artifact)
-    result = influence_user(artifact, args.user, args.item, args.action, k=args.k, items=args.items)
+    result = influence_user(
+        artifact, args.user, args.item, args.action, k=args.k, items=args.items, reach=args.reach
+    )
     data = labelled_influence(artifact, result)
     if args.json:
         print(json.dumps(data, indent=2))
@@ -773,6 +778,22 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=10,
         help="length of the top-K lists compared, and followers listed (default 10)",
+    )
+    reach = p.add_mutually_exclusive_group()
+    reach.add_argument(
+        "--reach",
+        dest="reach",
+        action="store_const",
+        const=True,
+        default=None,
+        help="also the social reach over the user's followers (the default for share and like)",
+    )
+    reach.add_argument(
+        "--no-reach",
+        dest="reach",
+        action="store_const",
+        const=False,
+        help="the user's own next behaviour only, also for a share or a like",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 

@@ -119,16 +119,18 @@ def influence_user(
     item = int(artifact.item_ids([item_id])[0])
     named = [int(i) for i in artifact.item_ids(items)] if items else []
     event = Event(item=item, action=trained_action(artifact, action))
-    result = influence(net, history, event, k=k, items=named)
     if reach is None:
         reach = action in SOCIAL_ACTIONS
     if not reach:
-        return result
+        return influence(net, history, event, k=k, items=named)
     user = int(history.users[0])
     follows = artifact.dataset.follows
     followers = follows.filter(follows["followee"] == user)["follower"].to_numpy()
     timelines = artifact.timelines().select(np.asarray(followers, dtype=np.int64) - 1)
     reaching = reaching_event(artifact, action)
+    if len(timelines) and reaching.unlearned:  # before any work
+        raise ValueError(f"{reaching.unlearned}; or leave the reach out (--no-reach)")
+    result = influence(net, history, event, k=k, items=named)
     exposure = reaching.weights(estimate_exposure(artifact.dataset, action))
     seen = None if exposure is None else exposure.of(user)
     return replace(result, reach=reaching.reach(net, timelines, item, exposure=seen))
@@ -266,19 +268,20 @@ def reaching_event(artifact: Artifact, action: str) -> Reaching:
     else:
         never = "views from the social source (its training data has none)"
         how = f"train it with {action!r} in split.followee_actions (a data set with follows)"
+    code = ds.vocab["action"].index(act) + 1 if act in ds.vocab["action"] else 0
     tokens = neural(artifact.model).module.tokens
     reads = tokens.features.social and tokens.source.num_embeddings > 1  # mlp reads none
     unlearned = ""
-    if reads and source not in seen_codes(tokens.source):
+    try:
+        trained_action(artifact, act)
+    except (ValueError, DataError) as exc:  # never trained, or not in the data set at all
+        how_it_reaches = "" if followee else f"a {action} reaches a follower as a view, and "
+        unlearned = f"{how_it_reaches}{exc}"
+    if not unlearned and reads and source not in seen_codes(tokens.source):
         unlearned = (
             f"the model was not trained on {never}, so it cannot tell how a {action} reaches "
             f"a follower: {how}"
         )
-    try:
-        code = trained_action(artifact, act)
-    except ValueError as exc:
-        how_it_reaches = "" if followee else f" (a {action} reaches a follower as a view)"
-        code, unlearned = ds.action_code(act), unlearned or f"{exc}{how_it_reaches}"
     return Reaching(code, source, followee, unlearned)
 
 

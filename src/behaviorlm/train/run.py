@@ -290,7 +290,6 @@ def train(
             "config": cfg.to_dict(),
             "fit_seconds": summary["seconds"],
             "train_events": len(split.train.items),  # followees' events in the timelines too
-            "followee_events": int(split.train.is_followee_event().sum()),
             "split_info": split.info,
             "fit": summary,
         },

@@ -268,7 +268,7 @@ def reaching_event(artifact: Artifact, action: str) -> Reaching:
     else:
         never = "views from the social source (its training data has none)"
         how = f"train it with {action!r} in split.followee_actions (a data set with follows)"
-    code = ds.vocab["action"].index(act) + 1 if act in ds.vocab["action"] else 0
+    code = ds.action_code(act) if act in ds.vocab["action"] else 0
     tokens = neural(artifact.model).module.tokens
     reads = tokens.features.social and tokens.source.num_embeddings > 1  # mlp reads none
     unlearned = ""

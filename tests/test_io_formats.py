@@ -225,17 +225,24 @@ def test_folder_of_parquet_and_jsonl(tmp_path: Path) -> None:
 def test_lists_of_categories_become_a_or_b(tmp_path: Path) -> None:
     """A category list (JSON Lines arrays, also mixed with strings; Parquet lists) is stored as
     the "a|b" text that category filters read; title parts are joined by spaces."""
-    events = "user_id,item_id,timestamp\nu1,a,1\nu1,b,2\nu2,c,3\nu2,d,4\n"
-    jsonl = tmp_path / "jsonl"
-    jsonl.mkdir()
-    (jsonl / "events.csv").write_text(events)
-    lines = [
-        '{"item_id": "a", "category": ["x", " y ", null, ""], "title": ["Big", "Box"]}',
-        '{"item_id": "b", "category": [], "title": ["T"]}',
-        '{"item_id": "c", "category": null, "title": []}',
-        '{"item_id": "d", "category": [7], "title": null}',
-    ]
-    (jsonl / "items.jsonl").write_text("\n".join(lines) + "\n")
+
+    def folder(name: str, items: list[str]) -> Path:
+        """A folder of three events and the JSON Lines items table ``items``."""
+        path = tmp_path / name
+        path.mkdir()
+        (path / "events.csv").write_text("user_id,item_id,timestamp\nu1,a,1\nu1,b,2\nu2,c,3\n")
+        (path / "items.jsonl").write_text("\n".join(items) + "\n")
+        return path
+
+    jsonl = folder(
+        "jsonl",
+        [
+            '{"item_id": "a", "category": ["x", " y ", null, ""], "title": ["Big", "Box"]}',
+            '{"item_id": "b", "category": [], "title": ["T"]}',
+            '{"item_id": "c", "category": null, "title": []}',
+            '{"item_id": "d", "category": [7], "title": null}',
+        ],
+    )
     # an id written as a list is no list of names: read as its text, as before
     (jsonl / "users.jsonl").write_text('{"user_id": ["u1"]}\n{"user_id": ["u2"]}\n')
     raw = read(jsonl)
@@ -249,21 +256,19 @@ def test_lists_of_categories_become_a_or_b(tmp_path: Path) -> None:
         (None, None),
         ("7", None),
     ]
-    mixed = tmp_path / "mixed"
-    mixed.mkdir()
-    (mixed / "events.csv").write_text(events)
-    lines = [
-        '{"item_id": "a", "category": "x"}',
-        '{"item_id": "b", "category": ["y", "z"]}',
-        '{"item_id": "c", "category": "[refurbished]"}',
-    ]
-    (mixed / "items.jsonl").write_text("\n".join(lines) + "\n")
+    mixed = folder(
+        "mixed",
+        [
+            '{"item_id": "a", "category": "x"}',
+            '{"item_id": "b", "category": ["y", "z"]}',
+            '{"item_id": "c", "category": "[refurbished]"}',
+        ],
+    )
     items = read(mixed).items
     assert items is not None
     assert items["category"].to_list() == ["x", "y|z", "[refurbished]"]
-    parquet = tmp_path / "parquet"
-    parquet.mkdir()
-    (parquet / "events.csv").write_text(events)
+    parquet = folder("parquet", [])
+    (parquet / "items.jsonl").unlink()
     frame = pl.DataFrame({"item_id": ["a", "b"], "category": [["x", "y"], None]})
     frame.write_parquet(parquet / "items.parquet")
     items = read(parquet).items

@@ -128,8 +128,8 @@ def influence_user(
     followers = follows.filter(follows["followee"] == user)["follower"].to_numpy()
     timelines = artifact.timelines().select(np.asarray(followers, dtype=np.int64) - 1)
     reaching = reaching_event(artifact, action)
-    if len(timelines) and reaching.unlearned:  # before any work
-        raise ValueError(f"{reaching.unlearned}; or leave the reach out (--no-reach)")
+    if len(timelines):
+        reaching.check("--no-reach")  # before any work
     result = influence(net, history, event, k=k, items=named)
     exposure = reaching.weights(estimate_exposure(artifact.dataset, action))
     seen = None if exposure is None else exposure.of(user)
@@ -159,10 +159,22 @@ class Reaching:
     followee: bool
     unlearned: str = ""
 
-    def check(self) -> None:
-        """ValueError with :attr:`unlearned` where the model never learned the event."""
+    def check(self, without: str = "") -> None:
+        """ValueError with :attr:`unlearned` where the model never learned the event;
+        ``without`` names how the caller leaves the reach out, added to the message.
+
+        Examples
+        --------
+        >>> Reaching(1, 2, False).check()  # learned: nothing to say
+        >>> try:
+        ...     Reaching(1, 2, False, "never saw it").check("--no-reach")
+        ... except ValueError as exc:
+        ...     print(exc)
+        never saw it; or leave the reach out (--no-reach)
+        """
         if self.unlearned:
-            raise ValueError(self.unlearned)
+            skip = f"; or leave the reach out ({without})" if without else ""
+            raise ValueError(f"{self.unlearned}{skip}")
 
     def reach(
         self, model: Recommender, followers: Sequences, item: int, exposure: float | None

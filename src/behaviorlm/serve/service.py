@@ -679,9 +679,8 @@ class Service:
             seen = self._exposure_of(request.user_id, reaching, request.action)
             with self.explain_lock:
                 followers = None if reaching is None else self._followers(request.user_id)
-                unlearned = reaching.unlearned if reaching is not None and followers else ""
-                if unlearned:  # refused before any work
-                    raise ValueError(f'{unlearned}; or leave the reach out ("reach": false)')
+                if reaching is not None and followers:
+                    reaching.check('"reach": false')  # before any work
                 result = influence(net, timeline.sequences, event, k=request.k, items=items[1:])
                 if reaching is not None and followers is not None:
                     predicted = reaching.reach(net, followers, items[0], exposure=seen)

@@ -299,7 +299,9 @@ def test_paths_with_glob_characters_are_read_literally(tmp_path: Path) -> None:
         assert read(tmp_path / name / "log.csv").events["item_id"].to_list() == [name]
     dataset = preprocess(read(tmp_path / "a?"))
     dataset.save(tmp_path / "d[x]?")
-    (tmp_path / "d[x]1").mkdir()
+    other = preprocess(read(tmp_path / "a1" / "log.csv"))  # "dxa" matches the pattern "d[x]?"
+    other.save(tmp_path / "dxa")
+    assert other.n_events != dataset.n_events
     assert Dataset.load(tmp_path / "d[x]?").n_events == dataset.n_events
 
 

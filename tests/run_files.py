@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from behaviorlm.train.engine import METRICS_FILE
+from behaviorlm.train.folder import METRICS_FILE
 
 
 def metrics_lines(run_dir: Path) -> list[dict[str, Any]]:

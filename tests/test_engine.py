@@ -422,13 +422,6 @@ def test_a_fresh_run_leaves_no_file_of_an_earlier_run_in_its_folder(tmp_path: Pa
     assert json.loads((tmp_path / engine.SUMMARY_FILE).read_text())["epochs"] == 0
 
 
-def test_a_fresh_run_takes_the_earlier_artifact_off(tmp_path: Path) -> None:
-    """Until the new run saves its own, the folder holds no artifact that could pass for it."""
-    (tmp_path / "artifact.json").write_text("{}")
-    fit(replace(FAST, epochs=1), run_dir=tmp_path)
-    assert not (tmp_path / "artifact.json").exists()
-
-
 def test_a_larger_patience_lets_an_early_stopped_run_go_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

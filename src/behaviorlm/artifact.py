@@ -7,6 +7,8 @@ Layout::
     dataset/        the Dataset the model was trained on (ids, titles, timelines), without
                     ground-truth columns
 
+A training run's folder holds these beside its logs (:mod:`behaviorlm.train.folder`).
+
 Nothing in an artifact executes code on load: JSON, Parquet and safetensors only.
 """
 
@@ -32,6 +34,13 @@ from behaviorlm.schema import TRUTH_PREFIX, Sequences
 
 FORMAT_VERSION = 1
 META_FILE = "artifact.json"
+MODEL_DIR = "model"
+DATASET_DIR = "dataset"
+#: What :meth:`Artifact.save` writes into a folder (``artifact.json`` last).
+PARTS = (META_FILE, MODEL_DIR, DATASET_DIR)
+#: Where a fresh training run keeps the earlier run of its folder until it saves its own
+#: artifact (:mod:`behaviorlm.train.folder`).
+PREVIOUS_DIR = "previous"
 
 
 def package_version() -> str:
@@ -72,7 +81,7 @@ class Artifact:
         """Write the artifact folder; returns its path."""
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
-        self.model.save(path / "model")
+        self.model.save(path / MODEL_DIR)
         ds = self.dataset
         truth = [c for c in ds.events.columns if c.startswith(TRUTH_PREFIX)]
         Dataset(
@@ -82,7 +91,7 @@ class Artifact:
             follows=ds.follows,
             vocab=ds.vocab,
             meta=ds.meta,
-        ).save(path / "dataset")
+        ).save(path / DATASET_DIR)
         meta = {
             "format_version": FORMAT_VERSION,
             "model": self.model.name,
@@ -105,6 +114,13 @@ class Artifact:
         path = Path(directory)
         meta_path = path / META_FILE
         if not meta_path.is_file():
+            earlier = path / PREVIOUS_DIR
+            if (earlier / META_FILE).is_file():  # a fresh run that did not finish
+                raise DataError(
+                    f"{path} holds a training run that did not finish (no {META_FILE})",
+                    how=f"its earlier model is in {earlier}; `behaviorlm train --resume "
+                    f"--out {path}` finishes the run",
+                )
             raise DataError(
                 f"{path} is not a behaviorlm artifact (no {META_FILE})",
                 how="pass the folder written by `behaviorlm train`",
@@ -126,13 +142,13 @@ class Artifact:
                 how=f"use a behaviorlm version that has it; known: {', '.join(MODELS)}",
             )
         try:
-            model = MODELS[name][1].load(path / "model")
+            model = MODELS[name][1].load(path / MODEL_DIR)
         except Exception as exc:  # any failure to read the weights: say which file, no traceback
             raise DataError(
                 f"cannot read the model in {path / 'model'}: {exc}".splitlines()[0],
                 how="train the model again",
             ) from exc
-        return cls(model=model, dataset=Dataset.load(path / "dataset"), run=meta.get("run", {}))
+        return cls(model=model, dataset=Dataset.load(path / DATASET_DIR), run=meta.get("run", {}))
 
     def user_index(self, user_ids: list[str]) -> np.ndarray:
         """Internal ids (``1..n_users``) of external user ids; raises DataError naming the

@@ -27,7 +27,8 @@ import numpy as np
 from rich.table import Table
 
 from behaviorlm.allocator import retain_freed_memory
-from behaviorlm.artifact import Artifact
+from behaviorlm.artifact import META_FILE as ARTIFACT_META
+from behaviorlm.artifact import PREVIOUS_DIR, Artifact
 from behaviorlm.config import ConfigError, apply_overrides, load_toml
 from behaviorlm.data.dataset import Dataset, check_prepare_paths
 from behaviorlm.data.download import CACHE_ENV, GROUPLENS_URL, MOVIELENS_NAMES, download_movielens
@@ -202,14 +203,20 @@ def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
 
     with shown(f"loading {args.dataset}"):
         ds = Dataset.load(args.dataset)
-    with shown(f"training {run.model}"):
-        artifact = train(
-            ds,
-            config=run.to_dict(),
-            out_dir=out if main_rank else None,
-            resume=args.resume,
-            progress=main_rank,
-        )
+    try:
+        with shown(f"training {run.model}"):
+            artifact = train(
+                ds,
+                config=run.to_dict(),
+                out_dir=out if main_rank else None,
+                resume=args.resume,
+                progress=main_rank,
+            )
+    except BaseException:  # the run did not finish: say where the folder's earlier model is
+        kept = out / PREVIOUS_DIR
+        if main_rank and (kept / ARTIFACT_META).is_file() and not (out / ARTIFACT_META).is_file():
+            print(f"behaviorlm: the earlier model of {out} is kept in {kept}", file=sys.stderr)
+        raise
     if not main_rank:
         return
     fit = artifact.run["fit"]

@@ -36,7 +36,7 @@ from behaviorlm.evaluate import (
 )
 from behaviorlm.evaluate.compare import format_difference
 from behaviorlm.report.svg import bar_chart, line_chart
-from behaviorlm.train.engine import METRICS_FILE
+from behaviorlm.train.folder import METRICS_FILE
 
 #: Columns of the table: metric and cut-off (where not evaluated: the cut-off nearest the
 #: first and the next ones evaluated).

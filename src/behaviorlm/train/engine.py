@@ -45,7 +45,6 @@ from rich.progress import (
 )
 from torch.profiler import record_function
 
-from behaviorlm.artifact import META_FILE as ARTIFACT_META
 from behaviorlm.config import ConfigError, to_dict
 from behaviorlm.evaluate.runner import evaluate, targets_in_history
 from behaviorlm.models.base import Recommender
@@ -54,12 +53,11 @@ from behaviorlm.progress import status_console
 from behaviorlm.schema import EvalSet, Split
 from behaviorlm.train.averaging import WeightAverage
 from behaviorlm.train.batches import TrainingSet
-from behaviorlm.train.checkpoint import META_FILE as CHECKPOINT_META
-from behaviorlm.train.checkpoint import TENSORS_FILE as CHECKPOINT_TENSORS
 from behaviorlm.train.checkpoint import Checkpoint
 from behaviorlm.train.config import TrainConfig
 from behaviorlm.train.device import train_device
 from behaviorlm.train.distributed import World, current_world
+from behaviorlm.train.folder import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, set_aside
 from behaviorlm.train.losses import (
     NegativeSampler,
     action_loss,
@@ -68,9 +66,6 @@ from behaviorlm.train.losses import (
     sampled_softmax_loss,
 )
 
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.jsonl"
-SUMMARY_FILE = "summary.json"
 #: Names of the parts of a training step (and of validation) as torch's profiler shows them
 #: (``benchmarks/profile_train.py``).
 REGIONS = {
@@ -235,7 +230,9 @@ def fit_model(
         The ``[train]`` table (baselines ignore it).
     run_dir : path, optional
         Folder for ``config.json``, ``metrics.jsonl`` (one line per epoch), ``summary.json``
-        and the checkpoint (``checkpoint.safetensors`` + ``checkpoint.json``).
+        and the checkpoint (``checkpoint.safetensors`` + ``checkpoint.json``). A fresh run
+        moves an earlier run that left a model into ``previous/``; the caller that saves the
+        new artifact removes it (:func:`behaviorlm.train.folder.release`, as ``train`` does).
     progress : bool
         Show a progress bar (only on a terminal) and one line per epoch on standard error.
     target_actions : sequence of int
@@ -284,21 +281,14 @@ def fit_model(
 
     def begin(resumed: bool) -> None:
         """The run folder, once the run has passed its checks (a resumed run: its checkpoint
-        too): this run's config, and no file of an earlier run (a fresh run), so a refused
-        run leaves the folder as it was. An earlier artifact loses its ``artifact.json``, so
-        a fresh run cut short leaves no model that reads as this run's."""
+        too), so a refused run leaves the folder as it was: this run's config, and for a
+        fresh run no file of an earlier one (an earlier model waits in ``previous/`` until
+        this run saves its artifact; :mod:`behaviorlm.train.folder`)."""
         if path is None:
             return
         path.mkdir(parents=True, exist_ok=True)
         if not resumed:
-            for name in (
-                METRICS_FILE,
-                SUMMARY_FILE,
-                CHECKPOINT_TENSORS,
-                CHECKPOINT_META,
-                ARTIFACT_META,
-            ):
-                (path / name).unlink(missing_ok=True)
+            set_aside(path)
         config = run_config or {
             "model": model.name,
             "model_config": to_dict(model.config),

@@ -26,7 +26,8 @@ from behaviorlm.models import MODELS
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.train.config import TrainConfig
 from behaviorlm.train.distributed import current_world
-from behaviorlm.train.engine import CONFIG_FILE, fit_model
+from behaviorlm.train.engine import fit_model
+from behaviorlm.train.folder import CONFIG_FILE, release
 
 SECTIONS = ("run", "split", "model", "train")
 
@@ -230,7 +231,9 @@ def train(
 
     Sequence models are trained by :func:`behaviorlm.train.engine.fit_model` with the
     ``[train]`` table; baselines are fitted directly. ``out_dir`` is also the run directory
-    (``config.json``, ``metrics.jsonl``, ``summary.json``, the training checkpoint).
+    (``config.json``, ``metrics.jsonl``, ``summary.json``, the training checkpoint); a fresh
+    run keeps the folder's earlier model in ``previous/`` until it has saved its own
+    (:mod:`behaviorlm.train.folder`).
 
     Parameters
     ----------
@@ -296,4 +299,5 @@ def train(
     )
     if out_dir is not None and current_world().is_main:  # one writer under torchrun
         artifact.save(out_dir)
+        release(Path(out_dir))  # the earlier run set aside in the folder
     return artifact

@@ -1,0 +1,95 @@
+"""The run folder: what a training run writes, and the earlier run it keeps until it is done.
+
+Layout (``behaviorlm train --out FOLDER``; the default folder is ``runs/MODEL``)::
+
+    config.json              the run's resolved config
+    metrics.jsonl            one line per epoch (sequence models)
+    summary.json             how the run ended
+    checkpoint.safetensors   the last finished epoch, read by ``--resume``
+    checkpoint.json          (with its step, schedule and random states)
+    artifact.json, model/, dataset/
+                             the artifact (:mod:`behaviorlm.artifact`), written at the end
+    previous/                the earlier run of the folder, while a fresh run replaces it
+
+A fresh run into a folder that holds a model moves that run, whole, into ``previous/``
+(:func:`set_aside`), once the new run has passed its checks. There it stays a loadable
+artifact, with its logs and checkpoint, until the new run has saved its own artifact
+(:func:`release`). So a run that fails, is interrupted or is killed loses no earlier model,
+and the folder holds no model that passes for the unfinished run's.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from behaviorlm.artifact import META_FILE as ARTIFACT_META
+from behaviorlm.artifact import PARTS as ARTIFACT_PARTS
+from behaviorlm.artifact import PREVIOUS_DIR
+from behaviorlm.train.checkpoint import META_FILE as CHECKPOINT_META
+from behaviorlm.train.checkpoint import TENSORS_FILE as CHECKPOINT_TENSORS
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+#: The files of a run besides its artifact.
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, CHECKPOINT_TENSORS, CHECKPOINT_META)
+
+
+def set_aside(path: Path) -> Path | None:
+    """Clear ``path`` for a fresh run: an earlier run that left a model moves into
+    ``previous/``; the files of one that left none are removed.
+
+    Parameters
+    ----------
+    path : Path
+        The run folder (it exists).
+
+    Returns
+    -------
+    Path or None
+        ``path / "previous"`` where it holds an earlier model (set aside now, or by a fresh
+        run before this one that did not finish), else None.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     run = Path(tmp)
+    ...     _ = (run / "artifact.json").write_text("{}")
+    ...     _ = (run / "metrics.jsonl").write_text("")
+    ...     kept = set_aside(run)
+    ...     sorted(p.name for p in kept.iterdir()), (run / "artifact.json").exists()
+    (['artifact.json', 'metrics.jsonl'], False)
+    """
+    kept = path / PREVIOUS_DIR
+    if (path / ARTIFACT_META).is_file():  # a finished run: the model to keep
+        if kept.is_dir():
+            shutil.rmtree(kept)
+        kept.mkdir()
+        for name in (*ARTIFACT_PARTS, *RUN_FILES):
+            if (path / name).exists():
+                (path / name).rename(kept / name)
+    else:  # a run that did not finish: its files go, an earlier model set aside stays
+        for name in RUN_FILES:
+            (path / name).unlink(missing_ok=True)
+    return kept if (kept / ARTIFACT_META).is_file() else None
+
+
+def release(path: Path) -> None:
+    """The run in ``path`` has saved its artifact: remove the earlier run set aside.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     run = Path(tmp)
+    ...     (run / "previous").mkdir()
+    ...     _ = (run / "previous" / "artifact.json").write_text("{}")
+    ...     release(run)
+    ...     (run / "previous").exists()
+    False
+    """
+    kept = path / PREVIOUS_DIR
+    if (kept / ARTIFACT_META).is_file():
+        shutil.rmtree(kept)

@@ -1,0 +1,116 @@
+"""A fresh run into a used folder keeps the earlier model until it has saved its own."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import behaviorlm as blm
+from behaviorlm.artifact import Artifact
+from behaviorlm.cli import main
+from behaviorlm.data.dataset import Dataset
+from behaviorlm.data.errors import DataError
+from behaviorlm.train import engine
+
+DS = blm.preprocess(blm.simulate(60, seed=3))
+QUICK = ["train.epochs=2", "model.dim=16", "train.threads=1", "train.schedule=epochs"]
+
+
+def cut_short(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
+    """Training fails at its first validation, after the folder was cleared for it."""
+
+    def fail(*args: object, **kwargs: object) -> dict[str, float]:
+        raise error
+
+    monkeypatch.setattr(engine, "validate", fail)
+
+
+def test_a_failed_run_keeps_the_earlier_model_until_a_run_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = tmp_path / "run"
+    blm.train(DS, "pop", out_dir=run, progress=False)
+    with monkeypatch.context() as patch:
+        cut_short(patch, RuntimeError("out of memory"))
+        with pytest.raises(RuntimeError):
+            blm.train(DS, "sasrec", overrides=QUICK, out_dir=run, progress=False)
+    # no model passes for the unfinished run's, and the earlier one loads from previous/
+    with pytest.raises(DataError, match="did not finish") as refused:
+        Artifact.load(run)
+    assert str(run / "previous") in refused.value.line()
+    kept = Artifact.load(run / "previous")
+    assert kept.model.name == "pop"
+    assert json.loads((run / "previous" / "summary.json").read_text())["epochs"] == 0
+    assert json.loads((run / "config.json").read_text())["run"]["model"] == "sasrec"
+    # a second fresh run that fails too keeps the same earlier model
+    with monkeypatch.context() as patch:
+        cut_short(patch, RuntimeError("out of memory"))
+        with pytest.raises(RuntimeError):
+            blm.train(DS, "mlp", overrides=["train.epochs=1"], out_dir=run, progress=False)
+    assert Artifact.load(run / "previous").model.name == "pop"
+    # a run that finishes replaces it
+    blm.train(DS, "sasrec", overrides=QUICK, out_dir=run, progress=False)
+    assert Artifact.load(run).model.name == "sasrec"
+    assert not (run / "previous").exists()
+
+
+def test_a_run_whose_artifact_cannot_be_written_loses_no_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = tmp_path / "run"
+    blm.train(DS, "pop", out_dir=run, progress=False)
+
+    def disk_full(self: Dataset, path: str | Path) -> Path:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Dataset, "save", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        blm.train(DS, "markov", out_dir=run, progress=False)
+    assert Artifact.load(run / "previous").model.name == "pop"
+    assert not (run / "artifact.json").exists()
+
+
+def test_a_resumed_run_that_finishes_replaces_the_model_set_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = tmp_path / "run"
+    blm.train(DS, "pop", out_dir=run, progress=False)
+    with monkeypatch.context() as patch:
+        calls: list[int] = []
+        real = engine.validate
+
+        def second_fails(*args: object, **kwargs: object) -> dict[str, float]:
+            calls.append(1)
+            if len(calls) > 1:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)  # type: ignore[arg-type]
+
+        patch.setattr(engine, "validate", second_fails)
+        with pytest.raises(KeyboardInterrupt):
+            blm.train(DS, "sasrec", overrides=QUICK, out_dir=run, progress=False)
+    assert (run / "checkpoint.safetensors").is_file()  # the first epoch, to resume from
+    assert Artifact.load(run / "previous").model.name == "pop"
+    blm.train(DS, "sasrec", overrides=QUICK, out_dir=run, progress=False, resume=True)
+    assert Artifact.load(run).run["fit"]["epochs"] == 2
+    assert not (run / "previous").exists()
+
+
+def test_the_cli_says_where_the_earlier_model_is_when_a_run_is_cut_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    DS.save(tmp_path / "ds")
+    run = tmp_path / "run"
+    argv = ["train", str(tmp_path / "ds"), "--out", str(run)]
+    assert main([*argv, "--model", "pop"]) == 0
+    cut_short(monkeypatch, KeyboardInterrupt())
+    quick = [f"--{o}" for o in QUICK]
+    assert main([*argv, "--model", "sasrec", *quick]) == 130
+    err = capsys.readouterr().err
+    assert f"the earlier model of {run} is kept in {run / 'previous'}" in err
+    assert "--resume continues" in err
+    # a run refused before it starts leaves the folder as it was, and says nothing of it
+    assert main([*argv, "--model", "sasrec", "--train.lr=-1"]) == 2
+    assert "earlier model" not in capsys.readouterr().err
+    assert Artifact.load(run / "previous").model.name == "pop"

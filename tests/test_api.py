@@ -76,6 +76,11 @@ def test_unknown_or_misgiven_ids_are_named() -> None:
         art.item_ids(str(ds.items["item_id"][0]))  # type: ignore[arg-type]
     with pytest.raises(blm.DataError, match=r"unknown user id\(s\): zz \(in"):
         art.user_index([known, "zz"])
+    # ids given as numbers are named as they print, for items as for users
+    with pytest.raises(blm.DataError, match=r"unknown item id\(s\): 123456 \(in"):
+        art.item_ids([123456])  # type: ignore[list-item]
+    with pytest.raises(blm.DataError, match=r"unknown user id\(s\): 123456 \(in"):
+        art.user_index([123456])  # type: ignore[list-item]
 
 
 def test_a_log_without_times_trains_without_the_time_group(tmp_path: Path) -> None:

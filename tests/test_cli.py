@@ -231,6 +231,15 @@ def test_recommend_action_counts_only_those_events_as_seen(
     assert {names[i - 1] for i in only_viewed} <= listed  # ... views are not
     assert main([*argv, "--action", "purchase", "--include-seen"]) == 2
     assert main([*argv, "--action", "fly"]) == 2
+    capsys.readouterr()
+    # a built-in action without events would leave nothing out: refused, with the ones it has
+    absent = [a for a in art.dataset.vocab["action"] if a not in art.dataset.event_actions()]
+    assert absent
+    assert main([*argv, "--action", absent[0]]) == 2
+    err = capsys.readouterr().err
+    assert f"no event of this data set has the action {absent[0]!r}" in err
+    assert "view" in err
+    assert absent[0] not in err.split("actions:")[1]
 
 
 @pytest.mark.parametrize("output", [["--json"], []])  # print() and rich's tables
@@ -359,6 +368,15 @@ def test_tables_to_a_file_keep_their_natural_width(forced: bool) -> None:
     assert "+0.5123" in text
     assert "…" not in text
     assert max(len(line) for line in text.splitlines()) > 80
+
+
+def test_demo_refuses_too_few_users_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--users", "3", "--out", str(out)]) == 2
+    assert "the demo needs at least 20 users (--users), got 3" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_demo_runs_end_to_end_and_explains(

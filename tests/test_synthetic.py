@@ -337,6 +337,21 @@ def test_write_simulation_refuses_a_second_format_in_one_folder(tmp_path: Path) 
     write_simulation(raw, tmp_path, format="csv")  # same format: overwritten
     with pytest.raises(FileExistsError, match=r"events\.csv"):
         write_simulation(raw, tmp_path, format="parquet")
+    # any file a folder read would take for a table: compressed, another extension, capitals
+    for name in ("events.csv.gz", "Items.pq", "follows.ndjson"):
+        other = tmp_path / name.replace(".", "_", 1)
+        other.mkdir()
+        (other / name).write_text("")
+        with pytest.raises(FileExistsError, match=name.replace(".", r"\.")):
+            write_simulation(raw, other, format="csv")
+
+
+def test_simulation_settings_must_be_finite() -> None:
+    for name in ("mean_gap_seconds", "price_sigma", "events_per_user", "activity_sigma"):
+        with pytest.raises(ValueError, match=name):
+            SimConfig(**{name: float("nan")})
+        with pytest.raises(ValueError, match=name):
+            SimConfig(**{name: float("inf")})
 
 
 def test_config_overrides_and_validation() -> None:

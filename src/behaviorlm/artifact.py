@@ -164,11 +164,14 @@ class Artifact:
         """
         if isinstance(user_ids, str):
             raise TypeError(f"user_ids is a list of ids, got the string {user_ids!r}")
-        index = self.dataset.user_index(user_ids)
-        unknown = [u for u, i in zip(user_ids, index, strict=True) if i == 0]
+        return self._known("user", user_ids, self.dataset.user_index(user_ids))
+
+    def _known(self, kind: str, ids: list[str], index: np.ndarray) -> np.ndarray:
+        """``index``, the internal ids of ``ids``; DataError naming the unknown ids (0)."""
+        unknown = [u for u, i in zip(ids, index, strict=True) if i == 0]
         if unknown:
             raise DataError(
-                f"unknown user id(s): {', '.join(map(str, unknown[:5]))}"
+                f"unknown {kind} id(s): {', '.join(map(str, unknown[:5]))}"
                 + (" ..." if len(unknown) > 5 else ""),
                 where=self.dataset.meta.get("name") or None,
                 how="use ids that occur in the training data",
@@ -230,11 +233,7 @@ class Artifact:
         """Internal ids of external item ids; raises DataError naming unknown ones."""
         if isinstance(item_ids, str):
             raise TypeError(f"item_ids is a list of ids, got the string {item_ids!r}")
-        index = self.dataset.item_index(item_ids)
-        unknown = [i for i, k in zip(item_ids, index, strict=True) if k == 0]
-        if unknown:
-            raise DataError(f"unknown item id(s): {', '.join(unknown[:5])}", how="check the ids")
-        return index
+        return self._known("item", item_ids, self.dataset.item_index(item_ids))
 
     def item_table(self, items: np.ndarray) -> list[dict[str, Any]]:
         """Item metadata rows (external id, title, category where present) for internal ids.

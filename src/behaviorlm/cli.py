@@ -351,7 +351,7 @@ def cmd_recommend(args: argparse.Namespace) -> None:
         users, histories = args.user, artifact.histories(args.user)
     filters: dict[str, Any] = {
         "exclude_seen": not args.include_seen,
-        "seen_actions": [artifact.dataset.action_code(a) for a in args.action]
+        "seen_actions": [artifact.dataset.acted_code(a) for a in args.action]
         if args.action
         else None,
         "allowed_items": artifact.category_mask(args.category) if args.category else None,
@@ -883,7 +883,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="output Parquet file")
 
     p = sub.add_parser("demo", help="end-to-end demo on the built-in simulator", allow_abbrev=False)
-    p.add_argument("--users", type=int, default=10_000)
+    p.add_argument(
+        "--users", type=int, default=10_000, help="simulated users (default 10,000; at least 20)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--out",

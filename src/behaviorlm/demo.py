@@ -40,6 +40,9 @@ DEMO_MODELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("sasrec", "sasrec", ("train.patience=3", f"train.time_budget_s={DEMO_TRAIN_SECONDS}")),
 )
 DEMO_KS = (1, 5, 10, 20, 50)
+#: Fewer simulated users leave too few to validate and test on (with 3, every validation
+#: target can be an item the user has seen, and the sequence model's run is refused).
+MIN_DEMO_USERS = 20
 REPORT_TITLE = "behaviorlm demo: the simulated shop"
 
 
@@ -55,9 +58,11 @@ def run_demo(
     Parameters
     ----------
     users : int
-        Number of simulated users.
+        Number of simulated users (at least ``MIN_DEMO_USERS``, 20).
     seed : int
-        Simulator seed (the demo is deterministic for a seed).
+        Simulator seed: the data set is the same for a seed, and so are the baselines'
+        figures; the sequence model trains against a 60-second clock, so its figures, and
+        the recommendations and explanation shown, can differ a little between runs.
     out : Path, optional
         Folder to keep the simulated files, the prepared data set and the artifacts in
         (and the report, as ``report.html``, unless ``report`` names another file); a
@@ -72,6 +77,8 @@ def run_demo(
     --------
     >>> run_demo(users=200, show_users=1)  # doctest: +SKIP
     """
+    if users < MIN_DEMO_USERS:  # before any work
+        raise ValueError(f"the demo needs at least {MIN_DEMO_USERS} users (--users), got {users}")
     if report is None and out is not None:
         report = out / "report.html"
     if out is None:

@@ -238,8 +238,43 @@ class Dataset:
         except ValueError:
             raise DataError(
                 f"action {name!r} does not occur in this data set",
-                how=f"use one of: {', '.join(self.vocab['action'])}",
+                how=f"its events' actions: {', '.join(self.event_actions())}",
             ) from None
+
+    def event_actions(self) -> list[str]:
+        """Names of the actions that the data set's events have, in code order (the action
+        vocabulary also holds every built-in action, with or without events).
+
+        Examples
+        --------
+        >>> from behaviorlm.data.synthetic import simulate
+        >>> from behaviorlm.data.preprocess import preprocess
+        >>> preprocess(simulate(n_users=30, seed=0)).event_actions()[:2]
+        ['view', 'cart']
+        """
+        codes = self.events.get_column("action").unique().sort().to_list()
+        names = self.vocab["action"]
+        return [names[c - 1] for c in codes if 1 <= c <= len(names)]
+
+    def acted_code(self, name: str) -> int:
+        """Code of an action that the data set's events have; DataError naming them otherwise
+        (where an action marks what counts as seen, one without events would leave nothing
+        out without a word).
+
+        Examples
+        --------
+        >>> from behaviorlm.data.synthetic import simulate
+        >>> from behaviorlm.data.preprocess import preprocess
+        >>> preprocess(simulate(n_users=30, seed=0)).acted_code("purchase")
+        4
+        """
+        code = self.action_code(name)
+        if name not in self.event_actions():
+            raise DataError(
+                f"no event of this data set has the action {name!r}",
+                how=f"its events' actions: {', '.join(self.event_actions())}",
+            )
+        return code
 
     def user_index(self, user_ids: list[str] | pl.Series) -> Int:
         """Internal ids of external user ids; unknown ids map to 0."""

@@ -335,16 +335,36 @@ def read_file(path: Path, fmt: str, opts: ReadOptions) -> RawData:
     return RawData(events=events, name=name, report=report, has_time=has_time)
 
 
+def table_files(folder: Path, table: str) -> list[Path]:
+    """The files in ``folder`` that a folder read takes for ``table`` (any format the
+    readers know, compressed too; ``Items.csv`` too: a name written in capitals is the same
+    table), sorted; more than one is ambiguous.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ("events.csv.gz", "Events.pq", "events_old.csv"):
+    ...     _ = (d / name).write_text("")
+    >>> [p.name for p in table_files(d, "events")]
+    ['Events.pq', 'events.csv.gz']
+    """
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file()
+        and table_name(p)[0].lower() == table
+        and table_name(p)[1] in TABLE_EXTENSIONS
+    )
+
+
 def folder_tables(folder: Path) -> dict[str, tuple[Path, str]]:
     """The tables of a behaviorlm folder: name -> (file, format); raises on ambiguous files."""
     found: dict[str, tuple[Path, str]] = {}
-    files = [p for p in folder.iterdir() if p.is_file()]
     for table in FOLDER_TABLES:
-        matches = sorted(  # Items.csv too: a name written in capitals is the same table
-            p
-            for p in files
-            if table_name(p)[0].lower() == table and table_name(p)[1] in TABLE_EXTENSIONS
-        )
+        matches = table_files(folder, table)
         if len(matches) > 1:
             raise DataError(
                 f"more than one {table} table: {', '.join(p.name for p in matches)}",

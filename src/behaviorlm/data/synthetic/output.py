@@ -10,13 +10,13 @@ import numpy.typing as npt
 import polars as pl
 
 from behaviorlm.data.raw import RAW_EVENT_DTYPES, RawData
+from behaviorlm.data.readers.tabular import table_files
 from behaviorlm.data.synthetic.engine import A_VIEW, EVENT_ACTIONS, EventArrays
 from behaviorlm.data.synthetic.vocab import CAUSE_GROUPS, DEVICES, SEARCH
 from behaviorlm.data.synthetic.world import World
 from behaviorlm.data.write import write_table
 
 #: File extensions a behaviorlm folder may use; the simulator writes the first three.
-FORMATS: tuple[str, ...] = ("csv", "parquet", "jsonl", "tsv")
 TABLES: tuple[str, ...] = ("events", "items", "users", "follows")
 _MODEL_LETTERS = list("ABCDEFGHKLMNPRSTVWXZ")
 #: Rows of events turned into strings at a time.
@@ -202,8 +202,8 @@ def write_simulation(
     Raises
     ------
     FileExistsError
-        If the folder already holds one of the tables in another format (a reader could not
-        tell which one to use).
+        If the folder already holds one of the tables in another file (another format, a
+        compressed file, ``Events.csv``: a folder read could not tell which one to use).
 
     Examples
     --------
@@ -217,13 +217,12 @@ def write_simulation(
         raise ValueError(f"format must be 'csv', 'parquet' or 'jsonl', got {format!r}")
     out = Path(out_dir)
     tables = {"events": raw.events, "items": raw.items, "users": raw.users, "follows": raw.follows}
-    for name in TABLES:
-        for ext in FORMATS:
-            other = out / f"{name}.{ext}"
-            if ext != format and other.exists():
+    for name in TABLES:  # each table in one file: any other a folder read would take
+        for other in table_files(out, name):
+            if other.name != f"{name}.{format}":
                 raise FileExistsError(
                     f"{other} exists; remove it or write to another folder (a folder holds "
-                    "each table in one format)"
+                    "each table in one file)"
                 )
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in tables.items():

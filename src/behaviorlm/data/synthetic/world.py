@@ -186,9 +186,10 @@ def make_users(cfg: SimConfig, rng: np.random.Generator) -> Users:
 def make_follows(cfg: SimConfig, users: Users, rng: np.random.Generator) -> Follows:
     """A follow graph whose in-degrees follow a power law (a few influencers).
 
-    Every user follows a Poisson number of others, each chosen with probability proportional
-    to a Pareto "attractiveness", so in-degrees inherit its tail; a share of follows stays in
-    the follower's city.
+    Every user draws a Poisson number of others to follow, each chosen with probability
+    proportional to a Pareto "attractiveness", so in-degrees inherit its tail; a share of
+    follows stays in the follower's city. Draws of oneself and repeated draws are dropped
+    (not drawn again), so users follow fewer than ``cfg.follows_per_user`` on average.
     """
     n = cfg.n_users
     out_degree = np.minimum(rng.poisson(cfg.follows_per_user, n), n - 1)

@@ -131,7 +131,14 @@ def test_report_page(runs: Path) -> None:
         assert f"<th>{name}@10</th>" in page
         for r in results:
             assert f"<td>{r.metrics[name][10]:.4f}</td>" in page
-    assert "2 (best " in page  # sasrec's epochs
+    assert f"2 (best {logs['sasrec'][-1]['best_epoch']})" in page  # sasrec's epochs
+    unvalidated = [{**line, "valid": None, "best_epoch": None} for line in logs["sasrec"]]
+    assert "2 (not validated)" in report_html(results, logs={**logs, "sasrec": unvalidated})
+    one = report_html(results, logs={"sasrec": logs["sasrec"][:1]})
+    training = one[one.index("training loss") :]
+    ticks = re.findall(r'text-anchor="middle">([^<]*)</text>', training)
+    assert "1" in ticks
+    assert not [t for t in ticks if "." in t]  # whole epochs only
     assert page.count("seen-item masking") == (1 if results[0].extra["targets_in_history"] else 0)
     without = report_html(results)
     assert "Training" not in without

@@ -35,7 +35,7 @@ from behaviorlm.evaluate import (
     nearest_cutoff,
 )
 from behaviorlm.evaluate.compare import format_difference
-from behaviorlm.report.svg import bar_chart, line_chart
+from behaviorlm.report.svg import bar_chart, line_chart, nice_ticks
 from behaviorlm.train.folder import METRICS_FILE
 
 #: Columns of the table: metric and cut-off (where not evaluated: the cut-off nearest the
@@ -120,7 +120,7 @@ def _table(results: Sequence[EvalResult], logs: Mapping[str, Sequence[Mapping[st
                 text += f'<span class="muted"> ± {_number(error)}</span>'
             cells.append(f"<td>{text}</td>")
         log = logs.get(r.model) or []
-        epochs = f"{len(log)} (best {_best_epoch(log)})" if log else "-"
+        epochs = _epochs(log)
         rows.append(
             f"<tr><td>{escape(r.model)}</td>{''.join(cells)}<td>{epochs}</td>"
             f"<td>{r.n_users:,}</td></tr>"
@@ -158,8 +158,13 @@ def _paired(results: Sequence[EvalResult]) -> list[str]:
     ]
 
 
-def _best_epoch(log: Sequence[Mapping[str, Any]]) -> int:
-    return int(log[-1].get("best_epoch") or log[-1].get("epoch") or len(log))
+def _epochs(log: Sequence[Mapping[str, Any]]) -> str:
+    """Epochs trained, with the best validated one; a run without validation kept its last
+    epoch's weights, which no validation called best."""
+    if not log:
+        return "-"
+    best = log[-1].get("best_epoch")
+    return f"{len(log)} (best {best})" if best is not None else f"{len(log)} (not validated)"
 
 
 def _curves(results: Sequence[EvalResult], names: list[str]) -> list[str]:
@@ -245,12 +250,15 @@ def _training(logs: Mapping[str, Sequence[Mapping[str, Any]]], names: list[str])
     for title, series in ((f"validation {VALID_METRIC}", valid), ("training loss", loss)):
         series = {name: points for name, points in series.items() if points}
         if _drawable(v for points in series.values() for _, v in points):
+            epochs = [x for points in series.values() for x, _ in points]
+            whole = [t for t in nice_ticks(min(epochs), max(epochs)) if t.is_integer()]
             charts.append(
                 line_chart(
                     series,
                     title=title,
                     x_label="epoch",
                     y_label=title,
+                    x_ticks=whole,  # no epoch 0.95 on a run of one epoch
                     names=names,
                     from_zero=title != "training loss",
                 )

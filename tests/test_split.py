@@ -189,8 +189,23 @@ def test_temporal_split_rejects_bad_arguments_and_order_only_data() -> None:
         temporal_split(ds, valid_start=20, test_start=10)
     with pytest.raises(ValueError, match="valid_fraction"):
         temporal_cutoffs(ds, valid_fraction=0.6, test_fraction=0.5)
-    with pytest.raises(DataError, match="validation window"):
+    with pytest.raises(DataError, match=r"validation window.*move the cut-offs \(valid_start"):
         temporal_split(ds, valid_start=26, test_start=26)
+    # fractions on heavily tied times: the fix names what the user gave
+    n = 20
+    tied = preprocess(
+        RawData(
+            events=pl.DataFrame(
+                {
+                    "user_id": [f"u{i % 4}" for i in range(n)],
+                    "item_id": [str(i) for i in range(n)],
+                    "timestamp": [10] * (n - 1) + [50],
+                }
+            )
+        )
+    )
+    with pytest.raises(DataError, match=r"validation window.*widen the windows \(split\.valid_f"):
+        temporal_split(tied, valid_fraction=0.1, test_fraction=0.1)
     order_only = dataset([("a", "1", 0, "view"), ("a", "2", 1, "view")], has_time=False)
     with pytest.raises(DataError, match="leave_one_out"):
         temporal_split(order_only, valid_start=1, test_start=1)

@@ -261,7 +261,13 @@ def temporal_split(
             raise DataError(
                 f"no user has a target event ({_describe(names)}) in the {label} window "
                 f"after {min_history} history event(s)",
-                how="move the cut-offs or choose other target actions (split.target_actions)",
+                how=(
+                    "widen the windows (split.valid_fraction, split.test_fraction; where many "
+                    "events share a time, a window can be empty even so)"
+                    if fractions
+                    else "move the cut-offs (valid_start, test_start)"
+                )
+                + " or choose other target actions (split.target_actions)",
             )
     info: dict[str, object] = {
         "target_actions": names,

@@ -10,9 +10,11 @@ import pytest
 import behaviorlm as blm
 from behaviorlm.artifact import Artifact
 from behaviorlm.cli import main
-from behaviorlm.data.dataset import Dataset
+from behaviorlm.data.dataset import Dataset, check_prepare_paths
 from behaviorlm.data.errors import DataError
+from behaviorlm.serve.server import run_server
 from behaviorlm.train import engine
+from behaviorlm.train.folder import set_aside
 
 DS = blm.preprocess(blm.simulate(60, seed=3))
 QUICK = ["train.epochs=2", "model.dim=16", "train.threads=1", "train.schedule=epochs"]
@@ -37,9 +39,14 @@ def test_a_failed_run_keeps_the_earlier_model_until_a_run_finishes(
         with pytest.raises(RuntimeError):
             blm.train(DS, "sasrec", overrides=QUICK, out_dir=run, progress=False)
     # no model passes for the unfinished run's, and the earlier one loads from previous/
-    with pytest.raises(DataError, match="did not finish") as refused:
+    with pytest.raises(DataError, match="has not finished") as refused:
         Artifact.load(run)
     assert str(run / "previous") in refused.value.line()
+    with pytest.raises(DataError, match="has not finished"):  # the server says so too
+        run_server(run, f"sqlite:///{tmp_path / 'events.db'}")
+    assert not (tmp_path / "events.db").exists()
+    with pytest.raises(DataError, match=r"trained model's folder \(it holds previous/"):
+        check_prepare_paths(tmp_path / "raw", run)  # nor a data set into its folder
     kept = Artifact.load(run / "previous")
     assert kept.model.name == "pop"
     assert json.loads((run / "previous" / "summary.json").read_text())["epochs"] == 0
@@ -110,7 +117,39 @@ def test_the_cli_says_where_the_earlier_model_is_when_a_run_is_cut_short(
     err = capsys.readouterr().err
     assert f"the earlier model of {run} is kept in {run / 'previous'}" in err
     assert "--resume continues" in err
-    # a run refused before it starts leaves the folder as it was, and says nothing of it
+    # a run whose config is refused leaves the folder as it was, and needs no word on it
     assert main([*argv, "--model", "sasrec", "--train.lr=-1"]) == 2
     assert "earlier model" not in capsys.readouterr().err
     assert Artifact.load(run / "previous").model.name == "pop"
+
+
+def test_a_move_that_fails_puts_back_what_moved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = tmp_path / "run"
+    blm.train(DS, "pop", out_dir=run, progress=False)
+    before = sorted(p.relative_to(run).as_posix() for p in run.rglob("*"))
+    real = Path.rename
+
+    def held_open(self: Path, target: Path) -> Path:  # as a file held open elsewhere may
+        if self.name == "dataset":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, target)
+
+    monkeypatch.setattr(Path, "rename", held_open)
+    with pytest.raises(PermissionError):
+        set_aside(run)
+    assert sorted(p.relative_to(run).as_posix() for p in run.rglob("*")) == before
+    monkeypatch.undo()
+    assert Artifact.load(run).model.name == "pop"
+
+
+def test_a_previous_folder_that_is_no_run_set_aside_is_not_removed(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    blm.train(DS, "pop", out_dir=run, progress=False)
+    (run / "previous").mkdir()
+    (run / "previous" / "notes.txt").write_text("mine")
+    with pytest.raises(DataError, match="not a run that behaviorlm set aside"):
+        blm.train(DS, "markov", out_dir=run, progress=False)
+    assert (run / "previous" / "notes.txt").read_text() == "mine"
+    assert Artifact.load(run).model.name == "pop"  # refused before anything moved

@@ -352,6 +352,9 @@ def test_simulation_settings_must_be_finite() -> None:
             SimConfig(**{name: float("nan")})
         with pytest.raises(ValueError, match=name):
             SimConfig(**{name: float("inf")})
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="device_shares"):
+            SimConfig(device_shares=(bad, 0.3, 0.25))
 
 
 def test_config_overrides_and_validation() -> None:

@@ -51,6 +51,41 @@ def package_version() -> str:
         return "unknown"
 
 
+def kept_model(directory: str | Path) -> Path | None:
+    """``previous/`` of a run folder whose fresh run has not finished, where the folder's
+    earlier model waits (:mod:`behaviorlm.train.folder`); None otherwise."""
+    path = Path(directory)
+    kept = path / PREVIOUS_DIR
+    return kept if (kept / META_FILE).is_file() and not (path / META_FILE).is_file() else None
+
+
+def require_artifact(directory: str | Path) -> Path:
+    """The folder, where it holds an artifact; a DataError that says what it holds instead.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> require_artifact(tempfile.mkdtemp())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    behaviorlm.data.errors.DataError: ... is not a behaviorlm artifact (no artifact.json) ...
+    """
+    path = Path(directory)
+    if (path / META_FILE).is_file():
+        return path
+    kept = kept_model(path)
+    if kept is not None:
+        raise DataError(
+            f"{path} holds a training run that has not finished (no {META_FILE})",
+            how=f"its earlier model is in {kept}; `behaviorlm train DATASET --resume --out "
+            f"{path}` goes on with the run from its last finished epoch",
+        )
+    raise DataError(
+        f"{path} is not a behaviorlm artifact (no {META_FILE})",
+        how="pass the folder written by `behaviorlm train`",
+    )
+
+
 @dataclass
 class Artifact:
     """A fitted model with its data set and the config of the run that made it.
@@ -111,20 +146,8 @@ class Artifact:
     @classmethod
     def load(cls, directory: str | Path) -> Artifact:
         """Read an artifact folder written by :meth:`save`."""
-        path = Path(directory)
+        path = require_artifact(directory)
         meta_path = path / META_FILE
-        if not meta_path.is_file():
-            earlier = path / PREVIOUS_DIR
-            if (earlier / META_FILE).is_file():  # a fresh run that did not finish
-                raise DataError(
-                    f"{path} holds a training run that did not finish (no {META_FILE})",
-                    how=f"its earlier model is in {earlier}; `behaviorlm train --resume "
-                    f"--out {path}` finishes the run",
-                )
-            raise DataError(
-                f"{path} is not a behaviorlm artifact (no {META_FILE})",
-                how="pass the folder written by `behaviorlm train`",
-            )
         try:
             meta = json.loads(meta_path.read_text())
             name = meta["model"]

@@ -27,8 +27,7 @@ import numpy as np
 from rich.table import Table
 
 from behaviorlm.allocator import retain_freed_memory
-from behaviorlm.artifact import META_FILE as ARTIFACT_META
-from behaviorlm.artifact import PREVIOUS_DIR, Artifact
+from behaviorlm.artifact import Artifact, kept_model
 from behaviorlm.config import ConfigError, apply_overrides, load_toml
 from behaviorlm.data.dataset import Dataset, check_prepare_paths
 from behaviorlm.data.download import CACHE_ENV, GROUPLENS_URL, MOVIELENS_NAMES, download_movielens
@@ -213,8 +212,8 @@ def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
                 progress=main_rank,
             )
     except BaseException:  # the run did not finish: say where the folder's earlier model is
-        kept = out / PREVIOUS_DIR
-        if main_rank and (kept / ARTIFACT_META).is_file() and not (out / ARTIFACT_META).is_file():
+        kept = kept_model(out)
+        if main_rank and kept is not None:
             print(f"behaviorlm: the earlier model of {out} is kept in {kept}", file=sys.stderr)
         raise
     if not main_rank:

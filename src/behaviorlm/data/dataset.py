@@ -79,9 +79,12 @@ def check_prepare_paths(source: str | Path, directory: str | Path) -> None:
             f"{source} is a prepared data set already (it holds {META_FILE})",
             how="train on it directly, or prepare the raw files it came from",
         )
-    if (out / "artifact.json").is_file():  # behaviorlm.artifact.META_FILE (a layer above)
+    # behaviorlm.artifact.META_FILE and PREVIOUS_DIR (a layer above): the model or the one a
+    # run that has not finished set aside
+    held = [m for m in ("artifact.json", "previous/artifact.json") if (out / m).is_file()]
+    if held:
         raise DataError(
-            f"{directory} is a trained model's folder (it holds artifact.json)",
+            f"{directory} is a trained model's folder (it holds {held[0]})",
             how="write the prepared data set to a folder of its own",
         )
     written = {out / f"{name}.parquet" for name in TABLES} | {out / META_FILE}

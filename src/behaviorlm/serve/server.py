@@ -9,8 +9,7 @@ import torch
 import uvicorn
 
 from behaviorlm.allocator import retain_freed_memory
-from behaviorlm.artifact import META_FILE
-from behaviorlm.data.errors import DataError
+from behaviorlm.artifact import require_artifact
 from behaviorlm.serve.app import create_app
 from behaviorlm.serve.settings import Limits
 from behaviorlm.serve.store import open_store
@@ -84,11 +83,7 @@ def run_server(
     torch.set_num_threads(threads)
     if retain_memory:
         retain_freed_memory()
-    if not (Path(artifact_path) / META_FILE).is_file():
-        raise DataError(
-            f"{artifact_path} is not a behaviorlm artifact (no {META_FILE})",
-            how="pass the folder written by `behaviorlm train`",
-        )
+    require_artifact(artifact_path)  # before the store is opened
     message = check_binding(host, api_key)
     open_store(store_url).close()  # a bad store is one line here, not a traceback at start-up
     app = create_app(artifact_path, store_url, api_key=api_key, limits=limits, traced=traced)

@@ -26,6 +26,7 @@ from pathlib import Path
 from behaviorlm.artifact import META_FILE as ARTIFACT_META
 from behaviorlm.artifact import PARTS as ARTIFACT_PARTS
 from behaviorlm.artifact import PREVIOUS_DIR
+from behaviorlm.data.errors import DataError
 from behaviorlm.train.checkpoint import META_FILE as CHECKPOINT_META
 from behaviorlm.train.checkpoint import TENSORS_FILE as CHECKPOINT_TENSORS
 
@@ -38,7 +39,8 @@ RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, CHECKPOINT_TENSORS, CHECKP
 
 def set_aside(path: Path) -> Path | None:
     """Clear ``path`` for a fresh run: an earlier run that left a model moves into
-    ``previous/``; the files of one that left none are removed.
+    ``previous/`` (all of it or, where a move fails, none of it); the files of one that left
+    none are removed.
 
     Parameters
     ----------
@@ -50,6 +52,12 @@ def set_aside(path: Path) -> Path | None:
     Path or None
         ``path / "previous"`` where it holds an earlier model (set aside now, or by a fresh
         run before this one that did not finish), else None.
+
+    Raises
+    ------
+    DataError
+        Where the folder holds a model and a ``previous/`` that is no run set aside (it
+        holds no ``artifact.json``), before anything is moved.
 
     Examples
     --------
@@ -64,12 +72,26 @@ def set_aside(path: Path) -> Path | None:
     """
     kept = path / PREVIOUS_DIR
     if (path / ARTIFACT_META).is_file():  # a finished run: the model to keep
-        if kept.is_dir():
+        if kept.exists() and not (kept / ARTIFACT_META).is_file():
+            raise DataError(
+                f"{kept} is not a run that behaviorlm set aside (no {ARTIFACT_META}), and a "
+                f"fresh run keeps the model of {path} there",
+                how=f"move {kept} elsewhere, or train into another folder",
+            )
+        if kept.exists():  # a model set aside before the one the folder holds now
             shutil.rmtree(kept)
         kept.mkdir()
-        for name in (*ARTIFACT_PARTS, *RUN_FILES):
-            if (path / name).exists():
-                (path / name).rename(kept / name)
+        moved: list[str] = []
+        try:
+            for name in (*ARTIFACT_PARTS, *RUN_FILES):
+                if (path / name).exists():
+                    (path / name).rename(kept / name)
+                    moved.append(name)
+        except OSError:  # put back what moved: the folder stays as it was
+            for name in reversed(moved):
+                (kept / name).rename(path / name)
+            kept.rmdir()
+            raise
     else:  # a run that did not finish: its files go, an earlier model set aside stays
         for name in RUN_FILES:
             (path / name).unlink(missing_ok=True)
@@ -92,4 +114,4 @@ def release(path: Path) -> None:
     """
     kept = path / PREVIOUS_DIR
     if (kept / ARTIFACT_META).is_file():
-        shutil.rmtree(kept)
+        shutil.rmtree(kept, ignore_errors=True)  # the new model is saved: no reason to fail

@@ -166,9 +166,10 @@ class SimConfig:
             )
         if self.p_local_item + self.p_app_only_item > 1.0:
             raise ValueError("SimConfig.p_local_item + p_app_only_item must be at most 1")
-        if len(self.device_shares) != len(DEVICES) or min(self.device_shares) < 0:
+        shares = self.device_shares
+        if len(shares) != len(DEVICES) or not all(0 <= v < math.inf for v in shares):
             raise ValueError(
-                f"SimConfig.device_shares needs {len(DEVICES)} non-negative shares "
+                f"SimConfig.device_shares needs {len(DEVICES)} finite non-negative shares "
                 f"({', '.join(DEVICES)}), got {self.device_shares}"
             )
         if sum(self.device_shares) <= 0:

@@ -16,7 +16,7 @@ from behaviorlm.data.synthetic.vocab import CAUSE_GROUPS, DEVICES, SEARCH
 from behaviorlm.data.synthetic.world import World
 from behaviorlm.data.write import write_table
 
-#: File extensions a behaviorlm folder may use; the simulator writes the first three.
+#: The tables of a behaviorlm folder.
 TABLES: tuple[str, ...] = ("events", "items", "users", "follows")
 _MODEL_LETTERS = list("ABCDEFGHKLMNPRSTVWXZ")
 #: Rows of events turned into strings at a time.

@@ -91,12 +91,40 @@ def test_train_settings_below_zero_or_not_a_number_are_refused(setting: str, val
 
 
 @pytest.mark.parametrize(
+    ("model", "setting"),
+    [
+        ("pop", "action_weights"),
+        ("itemknn", "shrinkage"),
+        ("markov", "smoothing"),
+        ("markov", "backoff_weight"),
+        ("mlp", "rating_scale"),
+        ("hstu", "temperature"),
+        ("sasrec", "dropout"),
+    ],
+)
+def test_models_refuse_settings_that_are_no_finite_number(model: str, setting: str) -> None:
+    """A comparison lets NaN through every range check: it trained, then scored NaN or
+    tied every item."""
+    from behaviorlm.models import MODELS
+    from behaviorlm.train.run import resolve_run_config
+
+    config_class = MODELS[model][1].config_class
+    for bad in (float("nan"), float("inf")):
+        value = (1.0, bad) if setting == "action_weights" else bad
+        with pytest.raises(ValueError, match=f"{setting} must be a finite number"):
+            config_class(**{setting: value})
+        given = f"[1.0, {bad}]" if setting == "action_weights" else str(bad)
+        with pytest.raises(ValueError, match=rf"model\.{setting}(\[1\])?: expected a finite"):
+            resolve_run_config(model, overrides=[f"model.{setting}={given}"])
+
+
+@pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("train.lr=inf", "train.lr must be a finite number"),
-        ("train.time_budget_s=inf", "train.time_budget_s must be a finite number"),
-        ("train.weight_decay=inf", "train.weight_decay must be a finite number"),
-        ("train.grad_clip=inf", "train.grad_clip must be a finite number"),
+        ("train.lr=inf", "train.lr: expected a finite number"),
+        ("train.time_budget_s=inf", "train.time_budget_s: expected a finite number"),
+        ("train.weight_decay=inf", "train.weight_decay: expected a finite number"),
+        ("train.grad_clip=inf", "train.grad_clip: expected a finite number"),
         ("train.seed=-1", r"train.seed must be in \[0, 2\*\*63\)"),
         ("train.seed=18446744073709551616", r"train.seed must be in \[0, 2\*\*63\)"),
     ],

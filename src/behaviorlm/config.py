@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import tomllib
 import types
@@ -63,6 +64,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         raise ConfigError(f"{where}: expected an integer, got {value!r}")
     if annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):  # nan and inf are floats in TOML too
+                raise ConfigError(f"{where}: expected a finite number, got {value!r}")
             return float(value)
         raise ConfigError(f"{where}: expected a number, got {value!r}")
     if annotation is str:
@@ -74,6 +77,27 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a table, got {value!r}")
         return from_dict(annotation, value, where=where)
     return value
+
+
+def check_finite(config: object) -> None:
+    """Refuse a NaN or infinite number in a config dataclass's fields (or in a tuple field),
+    which every comparison in a range check lets through.
+
+    Examples
+    --------
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class C:
+    ...     rate: float = 1.0
+    >>> check_finite(C(rate=float("nan")))
+    Traceback (most recent call last):
+    ...
+    ValueError: rate must be a finite number, got nan
+    """
+    for field in dataclasses.fields(config):  # type: ignore[arg-type]
+        value = getattr(config, field.name)
+        values = value if isinstance(value, (tuple, list)) else (value,)
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            raise ValueError(f"{field.name} must be a finite number, got {value}")
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:

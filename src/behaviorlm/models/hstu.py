@@ -48,6 +48,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from behaviorlm.config import check_finite
 from behaviorlm.models.batch import FeatureSizes, SequenceBatch, kept_columns
 from behaviorlm.models.deletions import (
     after_prefix,
@@ -119,6 +120,7 @@ class HSTUConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
 
     def __post_init__(self) -> None:
+        check_finite(self)
         for name in ("max_len", "dim", "layers", "heads", "position_buckets", "time_buckets"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

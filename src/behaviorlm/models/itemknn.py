@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import scipy.sparse as sp  # type: ignore[import-untyped, unused-ignore]
 
+from behaviorlm.config import check_finite
 from behaviorlm.models.base import Recommender
 from behaviorlm.schema import F32, Int, Sequences
 
@@ -63,6 +64,7 @@ class ItemKNNConfig:
     recency_decay: float = 1.0
 
     def __post_init__(self) -> None:
+        check_finite(self)
         if self.neighbours < 1:
             raise ValueError(f"neighbours must be at least 1, got {self.neighbours}")
         if self.shrinkage < 0:

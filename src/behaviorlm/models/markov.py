@@ -23,6 +23,7 @@ from typing import ClassVar, Self
 
 import numpy as np
 
+from behaviorlm.config import check_finite
 from behaviorlm.models.base import Recommender
 from behaviorlm.schema import F32, Int, Sequences
 
@@ -51,6 +52,7 @@ class MarkovConfig:
     drop_repeats: bool = True
 
     def __post_init__(self) -> None:
+        check_finite(self)
         if self.smoothing < 0:
             raise ValueError(f"smoothing must be non-negative, got {self.smoothing}")
         if self.backoff_weight < 0:

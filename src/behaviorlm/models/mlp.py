@@ -43,6 +43,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from behaviorlm.config import check_finite
 from behaviorlm.models.batch import FeatureSizes, SequenceBatch
 from behaviorlm.models.dropout import Dropout
 from behaviorlm.models.neural import (
@@ -93,6 +94,7 @@ class MLPConfig:
     loss: Literal["ce", "squared"] = "ce"
 
     def __post_init__(self) -> None:
+        check_finite(self)
         if self.max_len < 1 or self.hidden < 1:
             raise ValueError(f"max_len and hidden must be at least 1, got {self}")
         if not 0.0 <= self.dropout < 1.0:

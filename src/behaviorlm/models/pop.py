@@ -16,6 +16,7 @@ from typing import ClassVar, Self
 
 import numpy as np
 
+from behaviorlm.config import check_finite
 from behaviorlm.models.base import Recommender
 from behaviorlm.schema import F32, Int, Sequences
 
@@ -43,6 +44,7 @@ class PopConfig:
     action_weights: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        check_finite(self)
         if self.window_seconds is not None and self.window_seconds <= 0:
             raise ValueError(f"window_seconds must be positive, got {self.window_seconds}")
         if any(w < 0 for w in self.action_weights):

@@ -42,6 +42,7 @@ from torch import nn
 from torch.nn import functional
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from behaviorlm.config import check_finite
 from behaviorlm.models.batch import FeatureSizes, SequenceBatch
 from behaviorlm.models.deletions import (
     after_prefix,
@@ -125,6 +126,7 @@ class SASRecConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
 
     def __post_init__(self) -> None:
+        check_finite(self)
         for name in ("max_len", "dim", "heads", "ffn_mult"):
             if getattr(self, name) < 1:
                 raise ValueError(f"model.{name} must be at least 1, got {getattr(self, name)}")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+import behaviorlm as blm
 from behaviorlm.evaluate import evaluate
 from behaviorlm.models import MODELS, Recommender, itemknn
 from behaviorlm.models.itemknn import ItemKNN, ItemKNNConfig
@@ -276,7 +277,7 @@ def test_pop_config_rejects_bad_values() -> None:
 
 def test_itemknn_scores_co_occurring_items_higher() -> None:
     train = Sequences.from_lists([[1, 2], [1, 2, 3], [4, 5], [4, 5], [3, 5]], n_items=5)
-    model = ItemKNN(ItemKNNConfig()).fit(train)
+    model = ItemKNN(ItemKNNConfig(backoff_weight=0.0)).fit(train)
     scores = model.score(Sequences.from_lists([[1]], n_items=5))[0]
     # item 2 shares 2 users with item 1 (cosine 2 / sqrt(2 * 2) = 1), item 3 one user
     # (1 / sqrt(2 * 2) = 0.5); items 4, 5 never co-occur with 1
@@ -285,7 +286,7 @@ def test_itemknn_scores_co_occurring_items_higher() -> None:
 
 def test_itemknn_keeps_top_neighbours_and_sums_history() -> None:
     train = Sequences.from_lists([[1, 2, 3], [1, 2], [1, 4]], n_items=4)
-    model = ItemKNN(ItemKNNConfig(neighbours=1)).fit(train)
+    model = ItemKNN(ItemKNNConfig(neighbours=1, backoff_weight=0.0)).fit(train)
     S = model.similarity.toarray()
     assert (np.count_nonzero(S, axis=1) <= 1).all()
     # item 1's single kept neighbour is item 2 (2 / sqrt(3 * 2)), the strongest
@@ -299,11 +300,25 @@ def test_itemknn_keeps_top_neighbours_and_sums_history() -> None:
 def test_itemknn_recency_and_history_window() -> None:
     train = Sequences.from_lists([[1, 2], [3, 4]], n_items=4)
     h = Sequences.from_lists([[1, 3]], n_items=4)
-    decayed = ItemKNN(ItemKNNConfig(recency_decay=0.5)).fit(train).score(h)[0]
+    decayed = ItemKNN(ItemKNNConfig(recency_decay=0.5, backoff_weight=0)).fit(train).score(h)[0]
     # item 3 is the last event (weight 1), item 1 one step older (weight 0.5)
     np.testing.assert_allclose(decayed, [0.0, 0.5, 0.0, 1.0])
-    last_only = ItemKNN(ItemKNNConfig(max_history=1)).fit(train).score(h)[0]
+    last_only = ItemKNN(ItemKNNConfig(max_history=1, backoff_weight=0)).fit(train).score(h)[0]
     np.testing.assert_allclose(last_only, [0.0, 0.0, 0.0, 1.0])
+
+
+def test_itemknn_backs_off_to_popularity_where_no_neighbour_scores() -> None:
+    """An empty history, or items no history item has as a neighbour, follow popularity
+    (as in markov), not the item id order."""
+    train = Sequences.from_lists([[1, 2], [1, 2], [5, 4], [5, 4], [5, 4], [5, 3]], n_items=5)
+    model = ItemKNN(ItemKNNConfig()).fit(train)
+    empty = model.score(Sequences.from_lists([[]], n_items=5))[0]
+    assert np.argsort(-empty, kind="stable").tolist() == [4, 3, 0, 1, 2]  # 5, 4, then 1, 2, 3
+    after_1 = model.score(Sequences.from_lists([[1]], n_items=5))[0]
+    assert np.argsort(-after_1, kind="stable").tolist() == [1, 4, 3, 0, 2]  # 2, then popularity
+    assert after_1[1] == pytest.approx(1.0, abs=1e-5)  # the neighbours decide first
+    ranked = blm.recommend(model, Sequences.from_lists([[]], n_items=5), k=3)
+    assert ranked.items.tolist() == [[5, 4, 1]]
 
 
 def test_itemknn_shrinkage_damps_weak_support() -> None:

@@ -11,9 +11,12 @@ without the diagonal. Only the ``neighbours`` most similar items of each item ar
 the model takes O(n_items * neighbours) memory. ``C`` is computed in blocks of item rows
 sized by their number of products, never as one dense matrix.
 
-Score: ``score(j) = sum over history items i of w_i * sim(i, j)``, with ``w_i = decay**age``
-(``age`` = how many item events ago, 0 for the last one), over the last ``max_history``
-item events. One batch is one sparse matmul ``(H @ S)[:, start:stop]``.
+Score: ``score(j) = sum over history items i of w_i * sim(i, j) + backoff_weight * pop[j]``,
+with ``w_i = decay**age`` (``age`` = how many item events ago, 0 for the last one), over the
+last ``max_history`` item events, and ``pop[j]`` the share of training item events on ``j``.
+With the default tiny ``backoff_weight`` the neighbours decide the order, and items that are
+no neighbour of the history (all items, for an empty history) follow in popularity order, as
+in ``markov``. One batch is one sparse matmul ``(H @ S)[:, start:stop]``.
 
 Deviations: repeated events on an item in the history add up (each occurrence has its own
 recency weight); ties of the top-k neighbour cut keep the lower item id.
@@ -51,6 +54,9 @@ class ItemKNNConfig:
     recency_decay : float
         Weight ``decay**age`` of a history event ``age`` item events before the last one;
         1.0 weighs all events alike.
+    backoff_weight : float
+        Weight of the popularity share added to every score: orders the items that no
+        history item has as a neighbour (0 leaves them tied, in item id order).
 
     Examples
     --------
@@ -62,6 +68,7 @@ class ItemKNNConfig:
     shrinkage: float = 0.0
     max_history: int | None = None
     recency_decay: float = 1.0
+    backoff_weight: float = 1e-6
 
     def __post_init__(self) -> None:
         check_finite(self)
@@ -73,6 +80,8 @@ class ItemKNNConfig:
             raise ValueError(f"max_history must be at least 1, got {self.max_history}")
         if not 0.0 < self.recency_decay <= 1.0:
             raise ValueError(f"recency_decay must be in (0, 1], got {self.recency_decay}")
+        if self.backoff_weight < 0:
+            raise ValueError(f"backoff_weight must be non-negative, got {self.backoff_weight}")
 
 
 def top_k_per_row(rows: Int, cols: Int, vals: F32, k: int) -> tuple[Int, Int, F32]:
@@ -132,9 +141,12 @@ class ItemKNN(Recommender):
     Examples
     --------
     >>> train = Sequences.from_lists([[1, 2], [1, 2], [3, 4]], n_items=4)
-    >>> model = ItemKNN(ItemKNNConfig()).fit(train)
+    >>> model = ItemKNN(ItemKNNConfig(backoff_weight=0.0)).fit(train)
     >>> model.score(Sequences.from_lists([[1]], n_items=4)).round(3).tolist()
     [[0.0, 1.0, 0.0, 0.0]]
+    >>> ItemKNN(ItemKNNConfig(backoff_weight=1.0)).fit(train).score(
+    ...     Sequences.from_lists([[]], n_items=4)).tolist()  # popularity
+    [[0.3333333432674408, 0.3333333432674408, 0.1666666716337204, 0.1666666716337204]]
     """
 
     name: ClassVar[str] = "itemknn"
@@ -144,6 +156,7 @@ class ItemKNN(Recommender):
     def __init__(self, config: ItemKNNConfig) -> None:
         super().__init__(config)
         self.similarity: Any = sp.csr_matrix((1, 1), dtype=np.float32)
+        self.popularity: F32 = np.zeros(1, dtype=np.float32)
 
     def fit(self, train: Sequences) -> Self:
         """Compute the top-k cosine neighbours of every item."""
@@ -178,6 +191,8 @@ class ItemKNN(Recommender):
         cols = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
         sims = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, dtype=np.float32)
         self.n_items = train.n_items
+        events = np.bincount(train.items[mask], minlength=n).astype(np.float64)
+        self.popularity = (events / max(1.0, events.sum())).astype(np.float32)
         self.similarity = sp.csr_matrix((sims, (rows, cols)), shape=(n, n), dtype=np.float32)
         self.similarity.sort_indices()
         return self
@@ -190,16 +205,19 @@ class ItemKNN(Recommender):
         )
         # CSR @ CSR needs no format conversion; the sparse (R, n_items + 1) product is small
         # (at most history length x neighbours entries per row), so slice it, not the matrix
-        scores = (H @ self.similarity)[:, start:stop].toarray()
-        return np.asarray(scores, dtype=np.float32)
+        scores = np.asarray((H @ self.similarity)[:, start:stop].toarray(), dtype=np.float32)
+        scores += np.float32(self.config.backoff_weight) * self.popularity[start:stop]
+        return scores
 
     def state(self) -> dict[str, np.ndarray]:
-        """The neighbour matrix in CSR form: ``indptr``, ``indices`` (int64), ``data`` (float32)."""
+        """The neighbour matrix in CSR form: ``indptr``, ``indices`` (int64), ``data``
+        (float32); and ``popularity``."""
         S = self.similarity
         return {
             "indptr": S.indptr.astype(np.int64),
             "indices": S.indices.astype(np.int64),
             "data": S.data.astype(np.float32),
+            "popularity": self.popularity,
         }
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
@@ -207,4 +225,9 @@ class ItemKNN(Recommender):
         n = len(arrays["indptr"]) - 1
         self.similarity = sp.csr_matrix(
             (arrays["data"].astype(np.float32), arrays["indices"], arrays["indptr"]), shape=(n, n)
+        )
+        # an artifact saved before the backoff has no popularity: its scores stay as they were
+        popularity = arrays.get("popularity")
+        self.popularity = (
+            popularity.astype(np.float32) if popularity is not None else np.zeros(n, np.float32)
         )

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import behaviorlm as blm
+from behaviorlm.data.protocol import SplitConfig, make_split
 from behaviorlm.evaluate import evaluate
 from behaviorlm.models import MODELS, Recommender, itemknn
 from behaviorlm.models.itemknn import ItemKNN, ItemKNNConfig
@@ -339,6 +340,54 @@ def test_itemknn_blocked_fit_equals_single_block(monkeypatch: pytest.MonkeyPatch
     assert (np.count_nonzero(whole, axis=1) <= 3).all()
     assert np.count_nonzero(whole) > 0
     np.testing.assert_array_equal(np.diag(whole), 0)
+
+
+# ---- target actions ----------------------------------------------------------------------
+
+VIEW, PURCHASE = 1, 4
+
+
+def test_baselines_learn_the_items_of_the_target_actions() -> None:
+    """With split.target_actions (e.g. purchases) each baseline learns which items those
+    events are on, from timelines of every action; before, they learnt every event alike."""
+    train = Sequences.from_lists(
+        [[1, 2, 1, 2], [1, 2, 1, 2], [1, 3, 3], [1, 3]],
+        n_items=3,
+        actions=[[VIEW, VIEW, VIEW, PURCHASE]] * 2 + [[VIEW, VIEW, VIEW], [VIEW, VIEW]],
+    )
+    only_1 = Sequences.from_lists([[1]], n_items=3)
+    # pop: item 2's two purchases, not item 1's six views
+    pop = Pop(PopConfig()).fit(train, [PURCHASE])
+    assert pop.popularity.tolist() == [0.0, 0.0, 2.0, 0.0]
+    assert Pop(PopConfig()).fit(train).popularity.argmax() == 1
+    # markov: after item 1 comes a purchase of 2 (twice); views of 2 and 3 count for nothing
+    markov = Markov(MarkovConfig(backoff_weight=0.0)).fit(train, [PURCHASE])
+    np.testing.assert_allclose(markov.score(only_1)[0], [0.0, 1.0, 0.0])
+    assert Markov(MarkovConfig()).fit(train).score(only_1)[0].argmax() == 1  # views: 2 or 3
+    # itemknn: item 1's users bought 2 (cosine over 4 viewers of 1 and 2 buyers of 2)
+    knn = ItemKNN(ItemKNNConfig(backoff_weight=0.0)).fit(train, [PURCHASE])
+    np.testing.assert_allclose(knn.score(only_1)[0], [0.0, 2 / np.sqrt(4 * 2), 0.0], rtol=1e-6)
+    plain = ItemKNN(ItemKNNConfig(backoff_weight=0.0)).fit(train).score(only_1)[0]
+    assert plain[2] > 0  # without the targets, item 3 is as near as item 2
+
+
+def test_a_repeat_purchase_of_the_item_just_viewed_is_learnt() -> None:
+    train = Sequences.from_lists(
+        [[1, 1], [2, 2], [1, 1]], n_items=2, actions=[[VIEW, PURCHASE]] * 3
+    )
+    markov = Markov(MarkovConfig(backoff_weight=0.0)).fit(train, [PURCHASE])
+    assert markov.score(Sequences.from_lists([[1]], n_items=2))[0].argmax() == 0  # item 1
+    knn = ItemKNN(ItemKNNConfig(backoff_weight=0.0)).fit(train, [PURCHASE])
+    assert knn.score(Sequences.from_lists([[2]], n_items=2))[0].tolist() == [0.0, 1.0]
+
+
+def test_train_hands_the_target_actions_to_the_baselines() -> None:
+    ds = blm.preprocess(blm.simulate(80, seed=4))
+    art = blm.train(ds, "pop", overrides=["split.target_actions=['purchase']"], progress=False)
+    split = make_split(ds, SplitConfig(target_actions=("purchase",)))
+    bought = split.train.items[split.train.actions == ds.action_code("purchase")]
+    expected = np.bincount(bought, minlength=ds.n_items + 1).astype(np.float32)
+    np.testing.assert_array_equal(art.model.popularity, expected)  # type: ignore[attr-defined]
 
 
 # ---- markov ----------------------------------------------------------------------------

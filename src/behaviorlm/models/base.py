@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -17,10 +18,26 @@ from safetensors.numpy import load_file, save_file
 
 from behaviorlm.config import from_dict, to_dict
 from behaviorlm.files import as_new_file
-from behaviorlm.schema import F32, Sequences
+from behaviorlm.schema import F32, Bool, Sequences
 
 WEIGHTS_FILE = "weights.safetensors"
 CONFIG_FILE = "model.json"
+
+
+def target_events(train: Sequences, target_actions: Sequence[int] = ()) -> Bool:
+    """(E,) the events of ``train`` to predict: those with an item and, where
+    ``target_actions`` are given, of one of those action codes.
+
+    Examples
+    --------
+    >>> s = Sequences.from_lists([[1, 2, 0]], n_items=2, actions=[[1, 4, 9]])
+    >>> target_events(s).tolist(), target_events(s, [4]).tolist()
+    ([True, True, False], [False, True, False])
+    """
+    keep = train.items > 0
+    if len(target_actions):
+        keep &= np.isin(train.actions, np.asarray(target_actions, dtype=np.int64))
+    return keep
 
 
 class Recommender(ABC):
@@ -48,8 +65,13 @@ class Recommender(ABC):
         self.n_items = 0
 
     @abstractmethod
-    def fit(self, train: Sequences) -> Self:
-        """Learn from the training timelines; returns self."""
+    def fit(self, train: Sequences, target_actions: Sequence[int] = ()) -> Self:
+        """Learn from the training timelines; returns self.
+
+        ``target_actions`` (action codes; empty: every event with an item) are the events
+        to predict, as ``split.target_actions`` says: the model learns which items those
+        events are on, from timelines of every action.
+        """
 
     @abstractmethod
     def score(self, histories: Sequences, items: slice | None = None) -> F32:

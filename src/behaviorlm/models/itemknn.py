@@ -25,6 +25,7 @@ recency weight); ties of the top-k neighbour cut keep the lower item id.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -32,8 +33,8 @@ import numpy as np
 import scipy.sparse as sp  # type: ignore[import-untyped, unused-ignore]
 
 from behaviorlm.config import check_finite
-from behaviorlm.models.base import Recommender
-from behaviorlm.schema import F32, Int, Sequences
+from behaviorlm.models.base import Recommender, target_events
+from behaviorlm.schema import F32, Bool, Int, Sequences
 
 #: Upper bound on the scalar products of one block of ``X^T X`` (bounds its memory).
 BLOCK_PRODUCTS = 1 << 24
@@ -135,6 +136,26 @@ def history_matrix(
     return sp.csr_matrix((weights.astype(np.float32), (rows, items)), shape=shape)
 
 
+def user_items(train: Sequences, events: Bool) -> tuple[Any, Int, Int]:
+    """The binary (rows x n_items + 1) CSR matrix of which row had ``events`` on which item
+    (repeats collapse to one), with its entries' rows and items.
+
+    Examples
+    --------
+    >>> s = Sequences.from_lists([[1, 2, 1], [3]], n_items=3)
+    >>> X, rows, items = user_items(s, s.items > 0)
+    >>> X.toarray().tolist(), rows.tolist(), items.tolist()
+    ([[0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]], [0, 0, 1], [1, 2, 3])
+    """
+    n = train.n_items + 1
+    keys = np.unique(train.row_of_event[events] * n + train.items[events])
+    rows, items = keys // n, keys % n
+    matrix = sp.csr_matrix(
+        (np.ones(len(keys), dtype=np.float32), (rows, items)), shape=(len(train), n)
+    )
+    return matrix, rows, items
+
+
 class ItemKNN(Recommender):
     """Item-item cosine neighbours, scored by summing the neighbours of the history items.
 
@@ -158,40 +179,42 @@ class ItemKNN(Recommender):
         self.similarity: Any = sp.csr_matrix((1, 1), dtype=np.float32)
         self.popularity: F32 = np.zeros(1, dtype=np.float32)
 
-    def fit(self, train: Sequences) -> Self:
-        """Compute the top-k cosine neighbours of every item."""
+    def fit(self, train: Sequences, target_actions: Sequence[int] = ()) -> Self:
+        """Compute the top-k cosine neighbours of every item; with ``target_actions``, the
+        neighbours ``j`` of an item ``i`` are items of those actions' events, by the users
+        who touched ``i`` and did such an event on ``j`` (``j = i`` too: buying the item
+        just viewed is what such a model learns)."""
         n = train.n_items + 1
         mask = train.items > 0
-        # binary user x item matrix: duplicate (row, item) pairs collapse to one
-        keys = np.unique(train.row_of_event[mask] * n + train.items[mask])
-        users, items = keys // n, keys % n
-        X = sp.csr_matrix(
-            (np.ones(len(keys), dtype=np.float32), (users, items)), shape=(len(train), n)
+        target = target_events(train, target_actions)
+        X, users, items = user_items(train, mask)  # who touched what: the history side
+        Y, target_users, _ = (
+            (X, users, items) if not len(target_actions) else user_items(train, target)
         )
         XT = X.T.tocsr()
-        item_users = np.bincount(items, minlength=n).astype(np.float32)
-        norm = np.sqrt(item_users)
-        # products that row i of C costs: sum over its users of their number of items
-        user_items = np.bincount(users, minlength=len(train)).astype(np.float64)
-        work = np.asarray(XT @ user_items).ravel()
+        norm = np.sqrt(np.bincount(items, minlength=n).astype(np.float32))
+        target_norm = np.sqrt(np.asarray(Y.sum(axis=0)).ravel().astype(np.float32))
+        # products that row i of C costs: sum over its users of their number of target items
+        per_user = np.bincount(target_users, minlength=len(train)).astype(np.float64)
+        work = np.asarray(XT @ per_user).ravel()
         # cut item rows into blocks of at most BLOCK_PRODUCTS products (at least one row each)
         block_of = (np.cumsum(work) // BLOCK_PRODUCTS).astype(np.int64)
         bounds = np.flatnonzero(np.r_[True, block_of[1:] != block_of[:-1], True])
         parts: list[tuple[Int, Int, F32]] = []
         for lo, hi in itertools.pairwise(bounds.tolist()):
-            block = (XT[lo:hi] @ X).tocoo()
+            block = (XT[lo:hi] @ Y).tocoo()
             rows = block.row.astype(np.int64) + lo
             cols = block.col.astype(np.int64)
-            off_diagonal = rows != cols
-            rows, cols = rows[off_diagonal], cols[off_diagonal]
-            counts = block.data[off_diagonal].astype(np.float32)
-            sims = counts / (norm[rows] * norm[cols] + np.float32(self.config.shrinkage))
+            kept = rows != cols if not len(target_actions) else np.ones(len(rows), dtype=bool)
+            rows, cols = rows[kept], cols[kept]
+            counts = block.data[kept].astype(np.float32)
+            sims = counts / (norm[rows] * target_norm[cols] + np.float32(self.config.shrinkage))
             parts.append(top_k_per_row(rows, cols, sims, self.config.neighbours))
         rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
         cols = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
         sims = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, dtype=np.float32)
         self.n_items = train.n_items
-        events = np.bincount(train.items[mask], minlength=n).astype(np.float64)
+        events = np.bincount(train.items[target], minlength=n).astype(np.float64)
         self.popularity = (events / max(1.0, events.sum())).astype(np.float32)
         self.similarity = sp.csr_matrix((sims, (rows, cols)), shape=(n, n), dtype=np.float32)
         self.similarity.sort_indices()

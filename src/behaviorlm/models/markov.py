@@ -3,7 +3,9 @@
 Fit: counts ``c[i, j]`` of item ``j`` directly following item ``i`` on a user timeline
 (events without an item are skipped first; with ``drop_repeats`` consecutive events on the
 same item, e.g. view -> cart -> purchase of one product, collapse into one), kept as a sparse
-CSR matrix, and the popularity ``pop[j]`` = share of item events on ``j``.
+CSR matrix, and the popularity ``pop[j]`` = share of item events on ``j``. With target
+actions (``split.target_actions``, e.g. purchases) only transitions into their events count,
+repeats kept, and ``pop`` is their share.
 
 Score, with ``l`` the last item of the history, ``T_l = sum_j c[l, j]`` and ``s`` = smoothing:
 
@@ -18,13 +20,14 @@ would add the same constant to every item and not change the ranking.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
 import numpy as np
 
 from behaviorlm.config import check_finite
-from behaviorlm.models.base import Recommender
+from behaviorlm.models.base import Recommender, target_events
 from behaviorlm.schema import F32, Int, Sequences
 
 
@@ -99,19 +102,23 @@ class Markov(Recommender):
         self.totals: F32 = np.zeros(1, dtype=np.float32)
         self.popularity: F32 = np.zeros(1, dtype=np.float32)
 
-    def fit(self, train: Sequences) -> Self:
-        """Count transitions between consecutive item events of every timeline."""
+    def fit(self, train: Sequences, target_actions: Sequence[int] = ()) -> Self:
+        """Count transitions between consecutive item events of every timeline; with
+        ``target_actions``, only those into an event of them (from the item event before
+        it, of any action; repeats are kept, since buying the item just viewed is what such
+        a model learns), and the popularity of those events."""
         n = train.n_items + 1
         mask = train.items > 0
         rows = train.row_of_event[mask]
         items = train.items[mask]
-        popularity = np.bincount(items, minlength=n).astype(np.float64)
+        target = target_events(train, target_actions)[mask]
+        popularity = np.bincount(items[target], minlength=n).astype(np.float64)
         self.popularity = (popularity / max(1.0, popularity.sum())).astype(np.float32)
-        if self.config.drop_repeats and len(items):
+        if self.config.drop_repeats and len(items) and not len(target_actions):
             repeat = np.r_[False, (rows[1:] == rows[:-1]) & (items[1:] == items[:-1])]
-            rows, items = rows[~repeat], items[~repeat]
-        same_row = rows[1:] == rows[:-1]
-        keys, counts = np.unique(items[:-1][same_row] * n + items[1:][same_row], return_counts=True)
+            rows, items, target = rows[~repeat], items[~repeat], target[~repeat]
+        into = (rows[1:] == rows[:-1]) & target[1:]
+        keys, counts = np.unique(items[:-1][into] * n + items[1:][into], return_counts=True)
         # np.unique sorts the keys: transitions come grouped by source item, targets ascending
         sources = keys // n
         self.indptr = np.zeros(n + 1, dtype=np.int64)

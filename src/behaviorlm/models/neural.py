@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 from abc import abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -405,7 +406,7 @@ class NeuralRecommender(Recommender):
         other.traced = None
         return other
 
-    def fit(self, train: Sequences) -> Self:
+    def fit(self, train: Sequences, target_actions: Sequence[int] = ()) -> Self:
         raise TypeError(
             f"{self.name} is trained by the shared loop: use behaviorlm.train.fit_model "
             "or `behaviorlm train`"

@@ -11,13 +11,14 @@ Only events with an item (``item > 0``) count; search events carry item 0 and ar
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
 import numpy as np
 
 from behaviorlm.config import check_finite
-from behaviorlm.models.base import Recommender
+from behaviorlm.models.base import Recommender, target_events
 from behaviorlm.schema import F32, Int, Sequences
 
 
@@ -84,9 +85,10 @@ class Pop(Recommender):
         super().__init__(config)
         self.popularity: F32 = np.zeros(1, dtype=np.float32)
 
-    def fit(self, train: Sequences) -> Self:
-        """Count (weighted) item events, within the recent window if one is set."""
-        keep = train.items > 0
+    def fit(self, train: Sequences, target_actions: Sequence[int] = ()) -> Self:
+        """Count (weighted) item events (of the target actions, where given), within the
+        recent window if one is set."""
+        keep = target_events(train, target_actions)
         if self.config.window_seconds is not None and len(train.timestamps):
             latest = int(train.timestamps.max())
             keep &= train.timestamps > latest - self.config.window_seconds

@@ -236,7 +236,8 @@ def fit_model(
     progress : bool
         Show a progress bar (only on a terminal) and one line per epoch on standard error.
     target_actions : sequence of int
-        Action codes whose events are next-item targets (empty = every event with an item).
+        Action codes whose events are next-item targets (empty = every event with an item);
+        a baseline learns the items of those events too (``Recommender.fit``).
     resume : bool
         Continue from the checkpoint in ``run_dir`` if there is one (its configs must match).
     run_config : mapping, optional
@@ -299,7 +300,7 @@ def fit_model(
     if not isinstance(model, NeuralRecommender):
         begin(False)  # a baseline fits anew: nothing to resume
         start = time.perf_counter()
-        model.fit(split.train)
+        model.fit(split.train, target_actions)
         seconds = time.perf_counter() - start
         summary: dict[str, Any] = {
             "epochs": 0,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from behaviorlm.allocator import retain_freed_memory
 from behaviorlm.artifact import Artifact
+from behaviorlm.config import ConfigError
 from behaviorlm.data.dataset import Dataset
 from behaviorlm.data.errors import DataError
 from behaviorlm.data.io import read
@@ -55,6 +56,7 @@ __version__ = "0.1.0"
 __all__ = [
     "MODELS",
     "Artifact",
+    "ConfigError",
     "DataError",
     "Dataset",
     "Event",

@@ -181,8 +181,9 @@ def fit_to_data(cfg: RunConfig, dataset: Dataset) -> RunConfig:
     A data set without real times (``meta["has_time"]`` false: its events are in the order
     of the input rows, their "times" row numbers) gets no time group: gaps between row
     numbers say nothing, and events stamped by a real clock later (the service's) would
-    fall in gap buckets that training never saw. Other groups need no switch: absent data
-    leaves their tables empty, and the model leaves them out.
+    fall in gap buckets that training never saw; there ``pop``'s ``window_seconds``, which
+    would count the last rows of the file, is refused (ConfigError). Other groups need no
+    switch: absent data leaves their tables empty, and the model leaves them out.
 
     The followees' events (``split.followee_actions``) join the timelines only of a model
     that reads the social group (``features.social``): they are told apart from the user's
@@ -206,11 +207,17 @@ def fit_to_data(cfg: RunConfig, dataset: Dataset) -> RunConfig:
     ...     "split.followee_actions=['share']"]), ds).split.followee_actions
     (('share',), ())
     """
+    timed = dataset.meta.get("has_time", True)
+    if not timed and getattr(cfg.model_config, "window_seconds", None) is not None:
+        raise ConfigError(  # a window of row numbers would count the last rows of the file
+            "model.window_seconds counts back from the latest timestamp, and this data set "
+            "has no timestamps (its events are in file order): leave the window out"
+        )
     features = getattr(cfg.model_config, "features", None)
     reads = features is not None and features.social
     if cfg.split.followee_actions and not (reads and has_feed(dataset)):
         cfg = replace(cfg, split=replace(cfg.split, followee_actions=()))
-    if dataset.meta.get("has_time", True) or features is None or not features.time:
+    if timed or features is None or not features.time:
         return cfg
     model_config = replace(cfg.model_config, features=replace(features, time=False))
     return replace(cfg, model_config=model_config)

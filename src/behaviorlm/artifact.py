@@ -78,7 +78,8 @@ def require_artifact(directory: str | Path) -> Path:
         raise DataError(
             f"{path} holds a training run that has not finished (no {META_FILE})",
             how=f"its earlier model is in {kept}; `behaviorlm train DATASET --resume --out "
-            f"{path}` goes on with the run from its last finished epoch",
+            f"{path}` goes on with the run from its last finished epoch (or starts it "
+            "again, where it finished none)",
         )
     raise DataError(
         f"{path} is not a behaviorlm artifact (no {META_FILE})",
@@ -168,7 +169,7 @@ class Artifact:
             model = MODELS[name][1].load(path / MODEL_DIR)
         except Exception as exc:  # any failure to read the weights: say which file, no traceback
             raise DataError(
-                f"cannot read the model in {path / 'model'}: {exc}".splitlines()[0],
+                f"cannot read the model in {path / MODEL_DIR}: {exc}".splitlines()[0],
                 how="train the model again",
             ) from exc
         return cls(model=model, dataset=Dataset.load(path / DATASET_DIR), run=meta.get("run", {}))

@@ -9,7 +9,10 @@ any event on the item), co-occurrence counts ``C = X^T X`` and the cosine
 
 without the diagonal. Only the ``neighbours`` most similar items of each item are kept, so
 the model takes O(n_items * neighbours) memory. ``C`` is computed in blocks of item rows
-sized by their number of products, never as one dense matrix.
+sized by their number of products, never as one dense matrix. With target actions
+(``split.target_actions``, e.g. purchases) the columns are the items of those events: ``C =
+X^T Y`` with ``Y`` the binary user x item matrix of target events, ``n_j`` the users with
+such an event on ``j``, and the diagonal kept (buying the item one viewed).
 
 Score: ``score(j) = sum over history items i of w_i * sim(i, j) + backoff_weight * pop[j]``,
 with ``w_i = decay**age`` (``age`` = how many item events ago, 0 for the last one), over the

@@ -102,7 +102,7 @@ def test_a_log_without_times_trains_without_the_time_group(tmp_path: Path) -> No
         later = blm.recommend(art.model, replace(seqs, timestamps=late), k=5).scores
         np.testing.assert_allclose(now, later, rtol=0, atol=0)
     # pop's window would count the last rows of the file: refused before any work
-    with pytest.raises(blm.ConfigError, match="window_seconds.*no timestamps"):
+    with pytest.raises(blm.ConfigError, match=r"window_seconds.*no timestamps"):
         blm.train(ds, "pop", overrides=["model.window_seconds=20"], progress=False)
     assert blm.train(ds, "pop", progress=False).model.name == "pop"
 

@@ -20,6 +20,14 @@ DS = blm.preprocess(blm.simulate(60, seed=3))
 QUICK = ["train.epochs=2", "model.dim=16", "train.threads=1", "train.schedule=epochs"]
 
 
+@pytest.fixture
+def pop_run(tmp_path: Path) -> Path:
+    """A run folder that holds a finished model (pop)."""
+    run = tmp_path / "run"
+    blm.train(DS, "pop", out_dir=run, progress=False)
+    return run
+
+
 def cut_short(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
     """Training fails at its first validation, after the folder was cleared for it."""
 
@@ -30,10 +38,9 @@ def cut_short(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
 
 
 def test_a_failed_run_keeps_the_earlier_model_until_a_run_finishes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, pop_run: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run = tmp_path / "run"
-    blm.train(DS, "pop", out_dir=run, progress=False)
+    run = pop_run
     with monkeypatch.context() as patch:
         cut_short(patch, RuntimeError("out of memory"))
         with pytest.raises(RuntimeError):
@@ -64,10 +71,9 @@ def test_a_failed_run_keeps_the_earlier_model_until_a_run_finishes(
 
 
 def test_a_run_whose_artifact_cannot_be_written_loses_no_model(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pop_run: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run = tmp_path / "run"
-    blm.train(DS, "pop", out_dir=run, progress=False)
+    run = pop_run
 
     def disk_full(self: Dataset, path: str | Path) -> Path:
         raise OSError(28, "No space left on device")
@@ -80,10 +86,9 @@ def test_a_run_whose_artifact_cannot_be_written_loses_no_model(
 
 
 def test_a_resumed_run_that_finishes_replaces_the_model_set_aside(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pop_run: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run = tmp_path / "run"
-    blm.train(DS, "pop", out_dir=run, progress=False)
+    run = pop_run
     with monkeypatch.context() as patch:
         calls: list[int] = []
         real = engine.validate
@@ -124,10 +129,9 @@ def test_the_cli_says_where_the_earlier_model_is_when_a_run_is_cut_short(
 
 
 def test_a_move_that_fails_puts_back_what_moved(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pop_run: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run = tmp_path / "run"
-    blm.train(DS, "pop", out_dir=run, progress=False)
+    run = pop_run
     before = sorted(p.relative_to(run).as_posix() for p in run.rglob("*"))
     real = Path.rename
 
@@ -144,9 +148,8 @@ def test_a_move_that_fails_puts_back_what_moved(
     assert Artifact.load(run).model.name == "pop"
 
 
-def test_a_previous_folder_that_is_no_run_set_aside_is_not_removed(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    blm.train(DS, "pop", out_dir=run, progress=False)
+def test_a_previous_folder_that_is_no_run_set_aside_is_not_removed(pop_run: Path) -> None:
+    run = pop_run
     (run / "previous").mkdir()
     (run / "previous" / "notes.txt").write_text("mine")
     with pytest.raises(DataError, match="not a run that behaviorlm set aside"):

@@ -150,6 +150,10 @@ def test_seen_actions_count_only_those_events_as_seen() -> None:
     assert bought.items.tolist() == [[1, 3, 4], [2, 3, 4]]  # the viewed item 1 comes back
     kept = recommend(Table(table), h, k=3, exclude_seen=False, seen_actions=[3])
     assert kept.items.tolist() == [[1, 2, 3], [1, 2, 3]]  # nothing seen without exclude_seen
+    with pytest.raises(TypeError, match="action codes"):  # names are refused with the way
+        recommend(Table(table), h, k=3, seen_actions=["purchase"])
+    nothing = recommend(Table(table), h, k=3, seen_actions=[])  # no action: nothing is seen
+    assert nothing.items.tolist() == [[1, 2, 3], [1, 2, 3]]
 
 
 def test_padding_item_never_recommended() -> None:

@@ -245,7 +245,12 @@ def seen_events(histories: Sequences, actions: npt.ArrayLike | None = None) -> B
     """
     own = ~histories.is_followee_event()
     if actions is not None:
-        own &= np.isin(histories.actions, np.asarray(actions, dtype=np.int64))
+        codes = np.asarray(actions)
+        if codes.size and codes.dtype.kind not in "iu":  # names, or codes given as floats
+            raise TypeError(
+                f"seen actions are action codes (Dataset.action_code(name)), got {actions!r}"
+            )
+        own &= np.isin(histories.actions, codes.astype(np.int64))
     return own
 
 

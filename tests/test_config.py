@@ -90,6 +90,16 @@ def test_train_settings_below_zero_or_not_a_number_are_refused(setting: str, val
         TrainConfig(**{setting: value})  # type: ignore[arg-type]
 
 
+def test_sampler_settings_without_the_sampled_loss_are_refused() -> None:
+    from behaviorlm.train.run import resolve_run_config
+
+    for override in ("train.num_negatives=512", "train.negatives='popularity'"):
+        with pytest.raises(ValueError, match="with the full softmax"):
+            resolve_run_config("sasrec", overrides=[override])
+        sampled = resolve_run_config("sasrec", overrides=[override, "train.loss='sampled'"])
+        assert sampled.train.loss == "sampled"
+
+
 @pytest.mark.parametrize(
     ("model", "setting"),
     [

@@ -79,9 +79,10 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
-def check_finite(config: object) -> None:
+def check_finite(config: object, prefix: str = "") -> None:
     """Refuse a NaN or infinite number in a config dataclass's fields (or in a tuple field),
-    which every comparison in a range check lets through.
+    which every comparison in a range check lets through; ``prefix`` (``"train."``) names
+    the table in the message.
 
     Examples
     --------
@@ -97,7 +98,7 @@ def check_finite(config: object) -> None:
         value = getattr(config, field.name)
         values = value if isinstance(value, (tuple, list)) else (value,)
         if any(isinstance(v, float) and not math.isfinite(v) for v in values):
-            raise ValueError(f"{field.name} must be a finite number, got {value}")
+            raise ValueError(f"{prefix}{field.name} must be a finite number, got {value}")
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:

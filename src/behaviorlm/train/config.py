@@ -6,10 +6,11 @@ config (``[model]``) holds everything about the network, including ``max_len``.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, fields
 from typing import Literal
+
+from behaviorlm.config import check_finite
 
 #: The values of ``train.device``.
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -170,10 +171,15 @@ class TrainConfig:
         for name, number in non_negative.items():
             if not number >= 0:  # NaN too
                 raise ValueError(f"train.{name} must be >= 0, got {number}")
-        for f in fields(self):
-            number = getattr(self, f.name)
-            if isinstance(number, float) and not math.isfinite(number):
-                raise ValueError(f"train.{f.name} must be a finite number, got {number}")
+        check_finite(self, "train.")
+        if self.loss == "ce":  # the sampler's settings would be ignored without a word
+            for f in fields(self):
+                if f.name in ("num_negatives", "negatives") and getattr(self, f.name) != f.default:
+                    raise ValueError(
+                        f"train.{f.name} sets the negatives of train.loss = 'sampled'; with "
+                        "the full softmax ('ce') it does nothing: set train.loss = 'sampled' "
+                        "or leave it out"
+                    )
         if not 0 <= self.seed < 2**63:  # torch's and numpy's seeds
             raise ValueError(f"train.seed must be in [0, 2**63), got {self.seed}")
         if not 0.0 <= self.patience_from < 1.0:

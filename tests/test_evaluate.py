@@ -98,7 +98,7 @@ def test_cut_offs_past_the_catalogue_take_the_whole_list(pop: Pop) -> None:
         assert result.metrics[metric][200] == result.metrics[metric][5], metric
     assert result.metrics["HR"][200] == 1.0
     assert cutoff_notes([result]) == [
-        "pop: the catalogue has 5 items, so @20 and @200 measure the whole ranked list"
+        "the catalogue has 5 items, so @20 and @200 measure the whole ranked list"
     ]
     assert cutoff_notes([evaluate(pop, data, ks=(5,))]) == []
 

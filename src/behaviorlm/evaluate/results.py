@@ -218,15 +218,19 @@ def nearest_cutoff(ks: Iterable[int], k: int) -> int:
 
 def cutoff_notes(results: Sequence[EvalResult]) -> list[str]:
     """Notes for cut-offs past the catalogue: a list never holds more than its items, so
-    those measure the whole ranked list.
+    those measure the whole ranked list. One note serves the results that share it, named
+    unless it serves them all.
 
     Examples
     --------
     >>> r = EvalResult("pop", "test", 2, (10, 200, 500), {}, True, 0.1, {"n_items": 146})
-    >>> cutoff_notes([r])
+    >>> from dataclasses import replace
+    >>> cutoff_notes([r, replace(r, model="markov")])
+    ['the catalogue has 146 items, so @200 and @500 measure the whole ranked list']
+    >>> cutoff_notes([r, replace(r, model="knn", ks=(10, 20))])
     ['pop: the catalogue has 146 items, so @200 and @500 measure the whole ranked list']
     """
-    notes = []
+    shared: dict[str, list[str]] = {}  # note -> the results it serves
     for r in results:
         if r.extra.get("n_items") is None:
             continue
@@ -234,11 +238,15 @@ def cutoff_notes(results: Sequence[EvalResult]) -> list[str]:
         past = [f"@{k}" for k in r.ks if k > n_items]
         if past:
             cuts = " and ".join([", ".join(past[:-1]), past[-1]] if len(past) > 1 else past)
-            notes.append(
-                f"{r.model}: the catalogue has {n_items:,} items, so {cuts} "
+            note = (
+                f"the catalogue has {n_items:,} items, so {cuts} "
                 f"measure{'s' if len(past) == 1 else ''} the whole ranked list"
             )
-    return notes
+            shared.setdefault(note, []).append(r.model)
+    return [
+        note if len(models) == len(results) else f"{', '.join(models)}: {note}"
+        for note, models in shared.items()
+    ]
 
 
 def error_notes(results: Sequence[EvalResult]) -> list[str]:

@@ -77,14 +77,21 @@ def tick_label(value: float) -> str:
 
 
 def colour(name: str, order: Sequence[str]) -> str:
-    """The colour of series ``name``: its place in ``order`` (every name of the page).
+    """The colour of series ``name``: its place in ``order`` (every name of the page); past
+    the palette, hues a golden angle apart, so no two series of a page share a colour.
 
     Examples
     --------
     >>> colour("b", ["a", "b"])
     '#f28e2b'
+    >>> names = [str(i) for i in range(12)]
+    >>> colour("10", names), colour("11", names)
+    ('hsl(137.5, 60%, 42%)', 'hsl(275.0, 60%, 42%)')
     """
-    return PALETTE[list(order).index(name) % len(PALETTE)]
+    place = list(order).index(name)
+    if place < len(PALETTE):
+        return PALETTE[place]
+    return f"hsl({(place - len(PALETTE) + 1) * 137.508 % 360:.1f}, 60%, 42%)"
 
 
 def _legend(shown: Sequence[str], order: Sequence[str], x: float, y: float) -> list[str]:

@@ -94,10 +94,29 @@ def test_sampler_settings_without_the_sampled_loss_are_refused() -> None:
     from behaviorlm.train.run import resolve_run_config
 
     for override in ("train.num_negatives=512", "train.negatives='popularity'"):
-        with pytest.raises(ValueError, match="with the full softmax"):
+        with pytest.raises(ConfigError, match="with the full softmax"):
             resolve_run_config("sasrec", overrides=[override])
         sampled = resolve_run_config("sasrec", overrides=[override, "train.loss='sampled'"])
         assert sampled.train.loss == "sampled"
+
+
+def test_values_a_config_class_refuses_are_config_errors() -> None:
+    """blm.ConfigError covers values out of range, as the README says, not only bad keys."""
+    from behaviorlm.train.run import resolve_run_config
+
+    for model, override in (("pop", "train.epochs=0"), ("itemknn", "model.neighbours=0")):
+        with pytest.raises(ConfigError):
+            resolve_run_config(model, overrides=[override])
+
+
+def test_numpy_floats_that_are_no_finite_number_are_refused_too() -> None:
+    import numpy as np
+
+    from behaviorlm.models.pop import PopConfig
+
+    with pytest.raises(ValueError, match="action_weights must be a finite number"):
+        PopConfig(action_weights=(1.0, np.float32("nan")))  # type: ignore[arg-type]
+    assert PopConfig(action_weights=(1.0, np.float32(2.0))).action_weights[1] == 2.0  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -152,6 +152,8 @@ def test_seen_actions_count_only_those_events_as_seen() -> None:
     assert kept.items.tolist() == [[1, 2, 3], [1, 2, 3]]  # nothing seen without exclude_seen
     with pytest.raises(TypeError, match="action codes"):  # names are refused with the way
         recommend(Table(table), h, k=3, seen_actions=["purchase"])
+    with pytest.raises(TypeError, match="action codes"):  # whether or not a row needs them
+        recommend(Table(table), h, k=3, exclude_seen=False, seen_actions=["purchase"])
     nothing = recommend(Table(table), h, k=3, seen_actions=[])  # no action: nothing is seen
     assert nothing.items.tolist() == [[1, 2, 3], [1, 2, 3]]
 

@@ -202,6 +202,21 @@ def test_a_data_set_that_kept_a_case_variant_still_codes_it_as_trained(tmp_path:
     assert [None if r is None else r.action for r, _ in records] == ["Cart", "cart"]
 
 
+def test_the_popularity_fallback_ranks_the_events_the_model_predicts(tmp_path: Path) -> None:
+    """A model trained on purchases answers a stranger with the most bought items."""
+    ds = blm.preprocess(blm.simulate(150, seed=1))
+    out = tmp_path / "pop"
+    blm.train(ds, "pop", overrides=["split.target_actions=['purchase']"], out_dir=out)
+    service = Service(out, open_store(f"sqlite:///{tmp_path / 'ev.db'}"))
+    cold = service.recommend_user("nobody-yet", k=5)
+    assert cold.source == "popularity"
+    seqs = ds.sequences()
+    bought = seqs.items[seqs.actions == ds.action_code("purchase")]
+    order = np.argsort(-np.bincount(bought, minlength=ds.n_items + 1)[1:], kind="stable")
+    top = [str(ds.items["item_id"][int(i)]) for i in order[:5]]
+    assert [r.item_id for r in cold.items] == top
+
+
 def test_built_in_names_in_another_case_are_stored_as_the_built_in_ones(
     client: TestClient, tmp_path: Path
 ) -> None:

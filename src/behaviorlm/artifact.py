@@ -210,6 +210,13 @@ class Artifact:
         return self.timelines().select(self.user_index(user_ids) - 1)
 
     @property
+    def target_codes(self) -> list[int]:
+        """Action codes of the events the model was trained to predict (``split.target_actions``
+        of its training run; empty: every event with an item)."""
+        split = self.run.get("config", {}).get("split") or {}
+        return [self.dataset.action_code(a) for a in split.get("target_actions") or ()]
+
+    @property
     def followee_actions(self) -> tuple[str, ...]:
         """Actions of followed users that the model reads in a timeline (``split.followee_actions``
         of its training run; empty: none)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 import re
 import tomllib
 import types
@@ -79,6 +80,11 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
+def _real(value: object) -> bool:
+    """A number that can be NaN or infinite: a float, numpy's too (not an int or a bool)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral)
+
+
 def check_finite(config: object, prefix: str = "") -> None:
     """Refuse a NaN or infinite number in a config dataclass's fields (or in a tuple field),
     which every comparison in a range check lets through; ``prefix`` (``"train."``) names
@@ -97,7 +103,7 @@ def check_finite(config: object, prefix: str = "") -> None:
     for field in dataclasses.fields(config):  # type: ignore[arg-type]
         value = getattr(config, field.name)
         values = value if isinstance(value, (tuple, list)) else (value,)
-        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+        if any(_real(v) and not math.isfinite(v) for v in values):
             raise ValueError(f"{prefix}{field.name} must be a finite number, got {value}")
 
 
@@ -127,7 +133,12 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:
         key: _coerce(value, hints[key], f"{where}.{key}" if where else key)
         for key, value in data.items()
     }
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except ValueError as exc:  # a value out of range, refused by the class: a config error
+        raise ConfigError(str(exc)) from exc
 
 
 def to_dict(config: object) -> dict[str, Any]:

@@ -114,7 +114,7 @@ def _run(users: int, seed: int, out: Path, show_users: int, report: Path | None)
     console.print("\nTest metrics (leave-one-out, full ranking, seen items filtered):\n")
     table = markdown_table(results, metrics=("HR", "NDCG"), ks=(10, 20), errors=True)
     console.print(table, soft_wrap=True)
-    notes = [*error_notes(results), *(n.split(": ", 1)[1] for n in masking_notes(results[:1]))]
+    notes = [*error_notes(results), *masking_notes(results)]
     for note in notes:
         console.print(f"note: {note}", soft_wrap=True)
     if report is not None:

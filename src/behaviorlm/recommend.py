@@ -244,14 +244,28 @@ def seen_events(histories: Sequences, actions: npt.ArrayLike | None = None) -> B
     ([True, True, True], [False, True, False])
     """
     own = ~histories.is_followee_event()
-    if actions is not None:
-        codes = np.asarray(actions)
-        if codes.size and codes.dtype.kind not in "iu":  # names, or codes given as floats
-            raise TypeError(
-                f"seen actions are action codes (Dataset.action_code(name)), got {actions!r}"
-            )
-        own &= np.isin(histories.actions, codes.astype(np.int64))
+    codes = action_codes(actions)
+    if codes is not None:
+        own &= np.isin(histories.actions, codes)
     return own
+
+
+def action_codes(actions: npt.ArrayLike | None) -> Int | None:
+    """``actions`` as int64 action codes; TypeError for names (or codes given as floats).
+
+    Examples
+    --------
+    >>> action_codes([4]).tolist(), action_codes(None)
+    ([4], None)
+    """
+    if actions is None:
+        return None
+    codes = np.asarray(actions)
+    if codes.size and codes.dtype.kind not in "iu":
+        raise TypeError(
+            f"seen actions are action codes (Dataset.action_code(name)), got {actions!r}"
+        )
+    return codes.astype(np.int64)
 
 
 def per_row_items(by_row: Sequence[npt.ArrayLike] | None, rows: int) -> tuple[Int, Int]:
@@ -341,6 +355,7 @@ def recommend(
     if n_items >= 2**32 - 1:
         raise ValueError(f"catalogues of 2**32 - 1 items or more are not supported, got {n_items}")
     ok = item_mask(n_items, exclude_items=exclude_items, allowed_items=allowed_items)
+    seen_codes = action_codes(seen_actions)  # checked once, whether or not a row needs them
     R = len(histories)
     own_rows, own_items = per_row_items(exclude_by_row, R)
     own_items = _check_ids(own_items, n_items, "exclude_by_row")
@@ -362,7 +377,7 @@ def recommend(
         own = (own_rows >= first) & (own_rows < first + B)
         seen_rows, seen_items = own_rows[own] - first, own_items[own]
         if exclude_seen:
-            own_event = seen_events(batch, seen_actions)
+            own_event = seen_events(batch, seen_codes)
             seen_rows = np.concatenate([batch.row_of_event[own_event], seen_rows])
             seen_items = np.concatenate([batch.items[own_event], seen_items])
         # (B, <= k) running top-k keys of the batch over the chunks scored so far

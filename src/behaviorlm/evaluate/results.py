@@ -230,7 +230,7 @@ def cutoff_notes(results: Sequence[EvalResult]) -> list[str]:
     >>> cutoff_notes([r, replace(r, model="knn", ks=(10, 20))])
     ['pop: the catalogue has 146 items, so @200 and @500 measure the whole ranked list']
     """
-    shared: dict[str, list[str]] = {}  # note -> the results it serves
+    notes = []
     for r in results:
         if r.extra.get("n_items") is None:
             continue
@@ -242,11 +242,8 @@ def cutoff_notes(results: Sequence[EvalResult]) -> list[str]:
                 f"the catalogue has {n_items:,} items, so {cuts} "
                 f"measure{'s' if len(past) == 1 else ''} the whole ranked list"
             )
-            shared.setdefault(note, []).append(r.model)
-    return [
-        note if len(models) == len(results) else f"{', '.join(models)}: {note}"
-        for note, models in shared.items()
-    ]
+            notes.append((r.model, note))
+    return shared_notes(notes, len(results))
 
 
 def error_notes(results: Sequence[EvalResult]) -> list[str]:
@@ -268,24 +265,47 @@ def error_notes(results: Sequence[EvalResult]) -> list[str]:
     ]
 
 
-def masking_notes(results: Sequence[EvalResult], *, named: bool = True) -> list[str]:
-    """Warnings for results whose seen-item masking hides some targets, each starting with
-    the result's label (``named=False``: without it).
+def masking_notes(results: Sequence[EvalResult]) -> list[str]:
+    """Warnings for results whose seen-item masking hides some targets; one note serves
+    the results that share it, named unless it serves them all.
 
     Examples
     --------
+    >>> from dataclasses import replace
     >>> r = EvalResult("pop", "test", 2, (10,), {}, True, 0.1, {"targets_in_history": 0.25})
-    >>> masking_notes([r])[0][:33], masking_notes([r], named=False)[0][:28]
-    ('pop: 25.0% of the test targets ar', '25.0% of the test targets ar')
+    >>> masking_notes([r, replace(r, model="markov")])[0][:28]
+    '25.0% of the test targets ar'
+    >>> masking_notes([r, replace(r, model="knn", exclude_seen=False)])[0][:33]
+    'pop: 25.0% of the test targets ar'
     """
     notes = []
     for r in results:
         share = float(r.extra.get("targets_in_history", 0.0))
         if r.exclude_seen and share > 0:
-            notes.append(
-                (f"{r.model}: " if named else "")
-                + f"{share:.1%} of the {r.split or 'evaluation'} targets are items "
-                "already in the user's history; seen-item masking makes them unreachable "
+            note = (
+                f"{share:.1%} of the {r.split or 'evaluation'} targets are items already in "
+                "the user's history; seen-item masking makes them unreachable "
                 "(--include-seen counts them)"
             )
-    return notes
+            notes.append((r.model, note))
+    return shared_notes(notes, len(results))
+
+
+def shared_notes(notes: Sequence[tuple[str, str]], results: int) -> list[str]:
+    """``(label, note)`` pairs as one line per distinct note, in first-seen order, with the
+    labels it serves in front unless it serves all ``results`` results.
+
+    Examples
+    --------
+    >>> shared_notes([("a", "x"), ("b", "x"), ("c", "y")], 3)
+    ['a, b: x', 'c: y']
+    >>> shared_notes([("a", "x"), ("b", "x")], 2)
+    ['x']
+    """
+    serves: dict[str, list[str]] = {}
+    for label, note in notes:
+        serves.setdefault(note, []).append(label)
+    return [
+        note if len(labels) == results else f"{', '.join(labels)}: {note}"
+        for note, labels in serves.items()
+    ]

@@ -16,10 +16,13 @@ such an event on ``j``, and the diagonal kept (buying the item one viewed).
 
 Score: ``score(j) = sum over history items i of w_i * sim(i, j) + backoff_weight * pop[j]``,
 with ``w_i = decay**age`` (``age`` = how many item events ago, 0 for the last one), over the
-last ``max_history`` item events, and ``pop[j]`` the share of training item events on ``j``.
-With the default tiny ``backoff_weight`` the neighbours decide the order, and items that are
-no neighbour of the history (all items, for an empty history) follow in popularity order, as
-in ``markov``. One batch is one sparse matmul ``(H @ S)[:, start:stop]``.
+last ``max_history`` item events, and ``pop[j]`` the share of training item events on ``j``
+(of target events, with target actions). With the default tiny ``backoff_weight`` the
+neighbours decide the order, and items that are no neighbour of the history (all items, for
+an empty history) follow in popularity order, as in ``markov``; only a neighbour score below
+``backoff_weight * pop`` (an old history item's, under a strong ``recency_decay``) can rank
+below a popular item that is no neighbour. One batch is one sparse matmul
+``(H @ S)[:, start:stop]``.
 
 Deviations: repeated events on an item in the history add up (each occurrence has its own
 recency weight); ties of the top-k neighbour cut keep the lower item id.

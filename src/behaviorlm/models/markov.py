@@ -42,7 +42,9 @@ class MarkovConfig:
     backoff_weight : float
         Weight of popularity added to every score; orders the items without transitions.
     drop_repeats : bool
-        Collapse consecutive events on the same item before counting transitions.
+        Collapse consecutive events on the same item before counting transitions. Not with
+        target actions (``split.target_actions``), whose transitions keep repeats: the
+        purchase of the item just viewed is what such a model learns.
 
     Examples
     --------

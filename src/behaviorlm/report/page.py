@@ -317,10 +317,7 @@ def report_html(
         about = next(iter(splits.values()))
     else:
         about = "; ".join(f"{model}: {line}" for model, line in splits.items())
-    masking, unnamed = masking_notes(results), masking_notes(results, named=False)
-    if len(unnamed) == len(results) and len(set(unnamed)) == 1:
-        masking = unnamed[:1]
-    notes = error_notes(results) + masking + cutoff_notes(results)
+    notes = error_notes(results) + masking_notes(results) + cutoff_notes(results)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',

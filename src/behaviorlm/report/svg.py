@@ -8,6 +8,7 @@ given its place in the list of names.
 
 from __future__ import annotations
 
+import colorsys
 import math
 from collections.abc import Callable, Mapping, Sequence
 from html import escape
@@ -86,12 +87,14 @@ def colour(name: str, order: Sequence[str]) -> str:
     '#f28e2b'
     >>> names = [str(i) for i in range(12)]
     >>> colour("10", names), colour("11", names)
-    ('hsl(137.5, 60%, 42%)', 'hsl(275.0, 60%, 42%)')
+    ('#2bab50', '#762bab')
     """
     place = list(order).index(name)
     if place < len(PALETTE):
         return PALETTE[place]
-    return f"hsl({(place - len(PALETTE) + 1) * 137.508 % 360:.1f}, 60%, 42%)"
+    hue = (place - len(PALETTE) + 1) * 137.508 % 360 / 360
+    red, green, blue = colorsys.hls_to_rgb(hue, 0.42, 0.6)  # hex: any SVG renderer reads it
+    return f"#{round(red * 255):02x}{round(green * 255):02x}{round(blue * 255):02x}"
 
 
 def _legend(shown: Sequence[str], order: Sequence[str], x: float, y: float) -> list[str]:

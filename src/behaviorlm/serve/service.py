@@ -238,7 +238,8 @@ class Service:
         # recommendations read each user's stored events through it: only what came since
         self.own_events = OwnEventCache(self.timelines, store)
         own = self.artifact.dataset.sequences()  # the users' own events: a share counts once
-        self.popularity = Pop(PopConfig()).fit(own)
+        # the most popular items among those the model predicts (its target actions' events)
+        self.popularity = Pop(PopConfig()).fit(own, self.artifact.target_codes)
         self.similarity = ItemSimilarity(self.artifact.model, own)
         self.metrics.model.labels(model=self.model_name, version=self.model_version).set(1)
         self.model_lock = threading.Lock()  # recommendations with the artifact's model

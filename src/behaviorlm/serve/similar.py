@@ -15,9 +15,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-import scipy.sparse as sp
 
 from behaviorlm.models.base import Recommender
+from behaviorlm.models.itemknn import user_items
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.recommend import decode, encode, item_mask, top_keys
 from behaviorlm.schema import F32, Int, Sequences
@@ -48,13 +48,9 @@ class ItemSimilarity:
             self._unit: F32 = np.divide(emb, norm, out=np.zeros_like(emb), where=norm > 0)
         else:
             self.method = "cooccurrence_cosine"
-            n = self.n_items + 1
-            mask = train.items > 0
-            keys = np.unique(train.row_of_event[mask] * n + train.items[mask])
-            users, items = keys // n, keys % n
-            ones = np.ones(len(keys), dtype=np.float32)
-            self._user_items: Any = sp.csr_matrix((ones, (users, items)), shape=(len(train), n))
+            self._user_items, _, items = user_items(train, train.items > 0)
             self._item_users: Any = self._user_items.T.tocsr()
+            n = train.n_items + 1
             self._norm = np.sqrt(np.bincount(items, minlength=n)).astype(np.float32)
 
     def scores(self, item: int) -> F32:

@@ -1,7 +1,8 @@
 """The ``[train]`` table of a run config: how the shared loop fits a sequence model.
 
-Baselines (pop, itemknn, markov) have no training loop and ignore it. The model's own
-config (``[model]``) holds everything about the network, including ``max_len``.
+Baselines (pop, itemknn, markov) have no training loop and use none of its settings, but
+the table is checked for them too (a setting that could never apply is refused). The
+model's own config (``[model]``) holds everything about the network, including ``max_len``.
 """
 
 from __future__ import annotations

@@ -62,8 +62,12 @@ def test_bad_ks_and_debug_after_the_command(
 ) -> None:
     assert main(["evaluate", str(trained / "art"), "--ks", "5,"]) == 2
     assert "--ks" in one_error_line(capsys)
-    with pytest.raises(blm.DataError):
-        main(["evaluate", str(trained / "nope"), "--debug"])
+    # --debug adds the traceback; the status stays that of bad input
+    assert main(["evaluate", str(trained / "nope"), "--debug"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert "DataError" in err
+    assert err.strip().splitlines()[-1].startswith("behaviorlm: error:")
 
 
 def test_artifact_without_split_is_not_evaluated() -> None:

@@ -154,6 +154,8 @@ def test_integrated_gradients_doubles_the_points_until_complete(art: blm.Artifac
         assert abs(gap) <= max(0.01 * abs(score - base), 1e-5)
     with pytest.raises(ValueError, match="max_steps"):
         integrated_gradients(model, history, target, steps=64, max_steps=32)
+    with pytest.raises(ValueError, match="at most 4096 steps"):  # refused before any work
+        integrated_gradients(model, history, target, steps=100_000)
 
 
 def test_group_ablation_equals_rescoring_with_the_group_switched_off(art: blm.Artifact) -> None:

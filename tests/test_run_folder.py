@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,32 @@ def test_a_previous_folder_that_is_no_run_set_aside_is_not_removed(pop_run: Path
         blm.train(DS, "markov", out_dir=run, progress=False)
     assert (run / "previous" / "notes.txt").read_text() == "mine"
     assert Artifact.load(run).model.name == "pop"  # refused before anything moved
+
+
+def test_a_data_folder_is_no_run_folder(tmp_path: Path) -> None:
+    DS.save(tmp_path / "ds")
+    with pytest.raises(DataError, match=r"holds data \(dataset.json, events.parquet\)"):
+        blm.train(DS, "pop", out_dir=tmp_path / "ds", progress=False)
+    assert not (tmp_path / "ds" / "artifact.json").exists()
+    blm.write_simulation(blm.simulate(20, seed=0), tmp_path / "raw", format="csv")
+    with pytest.raises(DataError, match=r"holds data \(events.csv\)"):
+        blm.train(DS, "pop", out_dir=tmp_path / "raw", progress=False)
+
+
+def test_a_first_run_cut_short_is_named_as_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = tmp_path / "run"
+    cut_short(monkeypatch, KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        blm.train(DS, "sasrec", overrides=QUICK, out_dir=run, progress=False)
+    with pytest.raises(DataError, match="has not finished") as refused:
+        Artifact.load(run)
+    assert "--resume" in refused.value.line()
+
+
+def test_a_damaged_artifact_is_to_be_trained_again(pop_run: Path) -> None:
+    shutil.rmtree(pop_run / "dataset")
+    with pytest.raises(DataError, match="cannot read the data set") as refused:
+        Artifact.load(pop_run)
+    assert refused.value.line().endswith("fix: train the model again")

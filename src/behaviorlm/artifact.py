@@ -81,6 +81,12 @@ def require_artifact(directory: str | Path) -> Path:
             f"{path}` goes on with the run from its last finished epoch (or starts it "
             "again, where it finished none)",
         )
+    if (path / "config.json").is_file():  # behaviorlm.train.folder.CONFIG_FILE: a run's
+        raise DataError(
+            f"{path} holds a training run that has not finished (no {META_FILE})",
+            how=f"`behaviorlm train DATASET --resume --out {path}` goes on with it from its "
+            "last finished epoch (or starts it again, where it finished none)",
+        )
     raise DataError(
         f"{path} is not a behaviorlm artifact (no {META_FILE})",
         how="pass the folder written by `behaviorlm train`",
@@ -172,7 +178,14 @@ class Artifact:
                 f"cannot read the model in {path / MODEL_DIR}: {exc}".splitlines()[0],
                 how="train the model again",
             ) from exc
-        return cls(model=model, dataset=Dataset.load(path / DATASET_DIR), run=meta.get("run", {}))
+        try:
+            dataset = Dataset.load(path / DATASET_DIR)
+        except DataError as exc:  # a damaged artifact: the data set is its own part
+            raise DataError(
+                f"cannot read the data set in {path / DATASET_DIR}: {exc.what}",
+                how="train the model again",
+            ) from exc
+        return cls(model=model, dataset=dataset, run=meta.get("run", {}))
 
     def user_index(self, user_ids: list[str]) -> np.ndarray:
         """Internal ids (``1..n_users``) of external user ids; raises DataError naming the

@@ -950,8 +950,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[
         os.dup2(devnull, sys.stdout.fileno())  # so that the exit's flush cannot fail again
         return EXIT_BROKEN_PIPE
     except (DataError, ConfigError, OSError, ValueError) as exc:
-        if args.debug:
-            raise
+        if args.debug:  # the traceback too, and the same status as without it
+            traceback.print_exc()
         if isinstance(exc, DataError):
             message = exc.line()
         elif isinstance(exc, OSError) and exc.strerror:

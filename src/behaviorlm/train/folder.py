@@ -26,7 +26,9 @@ from pathlib import Path
 from behaviorlm.artifact import META_FILE as ARTIFACT_META
 from behaviorlm.artifact import PARTS as ARTIFACT_PARTS
 from behaviorlm.artifact import PREVIOUS_DIR
+from behaviorlm.data.dataset import META_FILE as DATASET_META
 from behaviorlm.data.errors import DataError
+from behaviorlm.data.readers.tabular import table_files
 from behaviorlm.train.checkpoint import META_FILE as CHECKPOINT_META
 from behaviorlm.train.checkpoint import TENSORS_FILE as CHECKPOINT_TENSORS
 
@@ -35,6 +37,30 @@ METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 #: The files of a run besides its artifact.
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, CHECKPOINT_TENSORS, CHECKPOINT_META)
+
+
+def check_run_folder(path: Path) -> None:
+    """Refuse a data folder as a run folder (a prepared data set, or raw tables that
+    ``prepare`` reads), before any work: the artifact would be written among its files.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "events.csv").write_text("user_id,item_id\n")
+    >>> check_run_folder(folder)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    behaviorlm.data.errors.DataError: ... holds data (events.csv), not a training run...
+    """
+    held = [p.name for p in table_files(path, "events")]
+    if (path / DATASET_META).is_file():
+        held.insert(0, DATASET_META)
+    if held:
+        raise DataError(
+            f"{path} holds data ({', '.join(held)}), not a training run",
+            how="train into a folder of its own (--out, out_dir=)",
+        )
 
 
 def set_aside(path: Path) -> Path | None:

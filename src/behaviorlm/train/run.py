@@ -27,7 +27,7 @@ from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.train.config import TrainConfig
 from behaviorlm.train.distributed import current_world
 from behaviorlm.train.engine import fit_model
-from behaviorlm.train.folder import CONFIG_FILE, release
+from behaviorlm.train.folder import CONFIG_FILE, check_run_folder, release
 
 SECTIONS = ("run", "split", "model", "train")
 
@@ -271,6 +271,8 @@ def train(
     >>> art.run["config"]["run"]["model"]
     'pop'
     """
+    if out_dir is not None:  # before any work: no artifact among a data set's files
+        check_run_folder(Path(out_dir))
     # a run resumed starts from its own stored config: it may predate the shipped defaults
     base = stored_config(out_dir) if resume else None
     # on resuming too: under torchrun only rank 0 reads the stored config, and every rank

@@ -47,7 +47,7 @@ def check_run_folder(path: Path) -> None:
     --------
     >>> import tempfile
     >>> folder = Path(tempfile.mkdtemp())
-    >>> _ = (folder / "events.csv").write_text("user_id,item_id\n")
+    >>> _ = (folder / "events.csv").write_text("user_id,item_id\\n")
     >>> check_run_folder(folder)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...

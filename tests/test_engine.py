@@ -466,8 +466,9 @@ def test_resuming_a_folder_without_a_checkpoint_says_a_new_run_starts(
 def test_resume_refuses_another_config(tmp_path: Path) -> None:
     fit(replace(FAST, epochs=1), run_dir=tmp_path)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
-    with pytest.raises(ConfigError, match="another config"):
+    with pytest.raises(ConfigError, match="another config") as refused:
         fit(replace(FAST, epochs=1, lr=0.5), run_dir=tmp_path, resume=True)
+    assert "train.lr: 0.01 in the checkpoint, 0.5 now" in str(refused.value)  # names it
     # the refused run changed nothing: the first command still resumes its folder
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
     # allowed changes (threads, patience, time budget) resume fine

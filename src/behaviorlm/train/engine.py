@@ -207,6 +207,34 @@ def _write_json(path: Path, data: Mapping[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
 
 
+#: How a checkpoint's identity names its parts in a message.
+IDENTITY_NAMES = {
+    "model_config": "model",
+    "training_rows": "the data set's training rows",
+    "n_items": "the data set's items",
+    "target_actions": "split.target_actions",
+}
+
+
+def identity_changes(stored: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """What differs between a checkpoint's identity and this run's, a setting each.
+
+    Examples
+    --------
+    >>> identity_changes({"train": {"epochs": 4, "lr": 0.1}}, {"train": {"epochs": 2, "lr": 0.1}})
+    ['train.epochs: 4 in the checkpoint, 2 now']
+    """
+    changes = []
+    for key in sorted(set(stored) | set(now)):
+        was, is_ = stored.get(key), now.get(key)
+        name = IDENTITY_NAMES.get(key, key)
+        if isinstance(was, Mapping) and isinstance(is_, Mapping):
+            changes += [f"{name}.{line}" for line in identity_changes(was, is_)]
+        elif was != is_:
+            changes.append(f"{name}: {was!r} in the checkpoint, {is_!r} now")
+    return changes
+
+
 def fit_model(
     model: Recommender,
     split: Split,
@@ -477,10 +505,11 @@ class _Loop:
         # a train setting added since the checkpoint was written ran at its default there
         stored["train"] = {**self._train_identity(TrainConfig()), **stored["train"]}
         if stored != self._identity():
+            changed = "; ".join(identity_changes(stored, self._identity())[:3])
             raise ConfigError(
                 f"the checkpoint in {self.path} was written by another config or data set "
-                f"(only {', '.join(sorted(RESUMABLE_CHANGES))} may change when resuming); "
-                "use another run directory or drop --resume"
+                f"({changed}; only {', '.join(sorted(RESUMABLE_CHANGES))} may change when "
+                "resuming); use another run directory or drop --resume"
             )
         stopped = self._restore(ckpt)
         patience = self.config.patience

@@ -204,7 +204,9 @@ def test_recommend_filters(prepared: Path, capsys: pytest.CaptureFixture[str]) -
     assert main([*argv[:-2], "--category", "no-such-category"]) == 2
     capsys.readouterr()
     assert main([*argv, "--category", "no-such-category"]) == 2  # one typo among good names
-    assert "no item has category 'no-such-category'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no item has category 'no-such-category'" in err
+    assert f"items table: {min(c for c in categories if c)}" in err  # the known ones, sorted
 
 
 def test_recommend_action_counts_only_those_events_as_seen(

@@ -268,7 +268,9 @@ class Artifact:
         if missing or not categories:  # one mistyped name among good ones would go unnoticed
             raise DataError(
                 f"no item has category {', '.join(map(repr, missing)) or repr('')}",
-                how="use categories of the data set's items table",
+                how="use categories of the data set's items table: "
+                + ", ".join(sorted(known)[:10])
+                + (f" (and {len(known) - 10:,} more)" if len(known) > 10 else ""),
             )
         hit = parts.list.eval(pl.element().is_in(categories)).list.any().to_numpy()
         return np.concatenate([[False], hit])

@@ -272,10 +272,11 @@ class Dataset:
         4
         """
         code = self.action_code(name)
-        if name not in self.event_actions():
+        acted = self.event_actions()
+        if name not in acted:
             raise DataError(
                 f"no event of this data set has the action {name!r}",
-                how=f"its events' actions: {', '.join(self.event_actions())}",
+                how=f"its events' actions: {', '.join(acted)}",
             )
         return code
 

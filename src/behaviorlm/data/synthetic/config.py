@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 
+from behaviorlm.config import check_finite
 from behaviorlm.data.synthetic.vocab import DEVICES
 
 #: Funnel actions an item entry can add after its view, in the order they happen.
@@ -155,10 +155,7 @@ class SimConfig:
         for name in non_negative:
             if not getattr(self, name) >= 0:
                 raise ValueError(f"SimConfig.{name} must be >= 0, got {getattr(self, name)}")
-        for f in fields(self):  # an infinite gap, price or count has no meaning either
-            value = getattr(self, f.name)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"SimConfig.{f.name} must be finite, got {value}")
+        check_finite(self, "SimConfig.")  # an infinite gap, price or share means nothing
         if self.item_count < self.n_categories:
             raise ValueError(
                 f"SimConfig.n_items ({self.item_count}) must be at least n_categories "
@@ -167,9 +164,9 @@ class SimConfig:
         if self.p_local_item + self.p_app_only_item > 1.0:
             raise ValueError("SimConfig.p_local_item + p_app_only_item must be at most 1")
         shares = self.device_shares
-        if len(shares) != len(DEVICES) or not all(0 <= v < math.inf for v in shares):
+        if len(shares) != len(DEVICES) or min(shares) < 0:
             raise ValueError(
-                f"SimConfig.device_shares needs {len(DEVICES)} finite non-negative shares "
+                f"SimConfig.device_shares needs {len(DEVICES)} non-negative shares "
                 f"({', '.join(DEVICES)}), got {self.device_shares}"
             )
         if sum(self.device_shares) <= 0:

@@ -142,24 +142,22 @@ def history_matrix(
     return sp.csr_matrix((weights.astype(np.float32), (rows, items)), shape=shape)
 
 
-def user_items(train: Sequences, events: Bool) -> tuple[Any, Int, Int]:
+def user_items(train: Sequences, events: Bool) -> Any:
     """The binary (rows x n_items + 1) CSR matrix of which row had ``events`` on which item
-    (repeats collapse to one), with its entries' rows and items.
+    (repeats collapse to one): its column counts are each item's users, its row counts
+    each row's items.
 
     Examples
     --------
     >>> s = Sequences.from_lists([[1, 2, 1], [3]], n_items=3)
-    >>> X, rows, items = user_items(s, s.items > 0)
-    >>> X.toarray().tolist(), rows.tolist(), items.tolist()
-    ([[0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]], [0, 0, 1], [1, 2, 3])
+    >>> X = user_items(s, s.items > 0)
+    >>> X.toarray().tolist(), X.getnnz(axis=0).tolist(), X.getnnz(axis=1).tolist()
+    ([[0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]], [0, 1, 1, 1], [2, 1])
     """
     n = train.n_items + 1
     keys = np.unique(train.row_of_event[events] * n + train.items[events])
-    rows, items = keys // n, keys % n
-    matrix = sp.csr_matrix(
-        (np.ones(len(keys), dtype=np.float32), (rows, items)), shape=(len(train), n)
-    )
-    return matrix, rows, items
+    ones = np.ones(len(keys), dtype=np.float32)
+    return sp.csr_matrix((ones, (keys // n, keys % n)), shape=(len(train), n))
 
 
 class ItemKNN(Recommender):
@@ -191,18 +189,14 @@ class ItemKNN(Recommender):
         who touched ``i`` and did such an event on ``j`` (``j = i`` too: buying the item
         just viewed is what such a model learns)."""
         n = train.n_items + 1
-        mask = train.items > 0
         target = target_events(train, target_actions)
-        X, users, items = user_items(train, mask)  # who touched what: the history side
-        Y, target_users, _ = (
-            (X, users, items) if not len(target_actions) else user_items(train, target)
-        )
+        X = user_items(train, train.items > 0)  # who touched what: the history side
+        Y = X if not len(target_actions) else user_items(train, target)
         XT = X.T.tocsr()
-        norm = np.sqrt(np.bincount(items, minlength=n).astype(np.float32))
-        target_norm = np.sqrt(np.asarray(Y.sum(axis=0)).ravel().astype(np.float32))
+        norm = np.sqrt(X.getnnz(axis=0).astype(np.float32))
+        target_norm = np.sqrt(Y.getnnz(axis=0).astype(np.float32))
         # products that row i of C costs: sum over its users of their number of target items
-        per_user = np.bincount(target_users, minlength=len(train)).astype(np.float64)
-        work = np.asarray(XT @ per_user).ravel()
+        work = np.asarray(XT @ Y.getnnz(axis=1).astype(np.float64)).ravel()
         # cut item rows into blocks of at most BLOCK_PRODUCTS products (at least one row each)
         block_of = (np.cumsum(work) // BLOCK_PRODUCTS).astype(np.int64)
         bounds = np.flatnonzero(np.r_[True, block_of[1:] != block_of[:-1], True])

@@ -48,10 +48,9 @@ class ItemSimilarity:
             self._unit: F32 = np.divide(emb, norm, out=np.zeros_like(emb), where=norm > 0)
         else:
             self.method = "cooccurrence_cosine"
-            self._user_items, _, items = user_items(train, train.items > 0)
+            self._user_items: Any = user_items(train, train.items > 0)
             self._item_users: Any = self._user_items.T.tocsr()
-            n = train.n_items + 1
-            self._norm = np.sqrt(np.bincount(items, minlength=n)).astype(np.float32)
+            self._norm = np.sqrt(self._user_items.getnnz(axis=0)).astype(np.float32)
 
     def scores(self, item: int) -> F32:
         """(n_items + 1,) similarity of ``item`` to every item id (entry 0 is padding)."""

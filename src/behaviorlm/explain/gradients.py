@@ -77,7 +77,7 @@ PANELS = (0.0, 1e-3, 1e-2, 1e-1, 1.0)
 #: Most quadrature points :func:`integrated_gradients` doubles to by default.
 MAX_STEPS = 256
 #: Most quadrature points of one pass: its points are scored as one batch, whose memory grows
-#: with them (100,000 points of a 50-event timeline took 10 GiB).
+#: with them, a copy of the timeline's activations per point.
 STEPS_LIMIT = 4096
 #: Smallest differences ``score - baseline`` held to the relative tolerance of
 #: :func:`integrated_gradients` (logit, probability); below them the gap is held to these.

@@ -397,17 +397,39 @@ def test_markov_follows_transitions_and_backs_off_to_popularity() -> None:
     train = Sequences.from_lists([[1, 2], [1, 2], [1, 3], [4, 4, 4, 5], [5]], n_items=5)
     model = Markov(MarkovConfig()).fit(train)
     after_1 = model.score(Sequences.from_lists([[1]], n_items=5))[0]
-    # P(2 | 1) = 2/3, P(3 | 1) = 1/3, other items only get the tiny popularity backoff
-    np.testing.assert_allclose(after_1[[1, 2]], [2 / 3, 1 / 3], rtol=1e-5)
+    pop = model.popularity
+    b = model.config.backoff_weight
+    # P(2 | 1) = 2/3, P(3 | 1) = 1/3, every item also gets b pseudo-counts of popularity / T
+    np.testing.assert_allclose(after_1, ([0, 0, 2, 1, 0, 0] + b * pop)[1:] / 3, rtol=1e-5)
     # then the rest by popularity (events: item 1: 3, item 4: 3, item 5: 2), ties by lower id
     order = np.argsort(-after_1, kind="stable") + 1
     assert order.tolist() == [2, 3, 1, 4, 5]
-    pop = model.popularity
     # an empty history and an item never followed by anything get popularity order
     cases: list[list[list[int]]] = [[[]], [[0]], [[3]]]
     for rows in cases:
         scores = model.score(Sequences.from_lists(rows, n_items=5))[0]
-        np.testing.assert_allclose(scores, model.config.backoff_weight * pop[1:], rtol=1e-6)
+        np.testing.assert_allclose(scores, b * pop[1:], rtol=1e-6)
+
+
+def test_markov_orders_equal_transition_counts_by_popularity() -> None:
+    # items 2..7 each follow item 1 once, in a catalogue of 5,000 items seen once each: the
+    # six differ in popularity by a few events in 5,000, far below float32 beside 1 / 6
+    n = 5_000
+    followers = [[1, j] for j in range(2, 8)]
+    more = [[j] * (j - 1) for j in range(2, 8)] + [[j] for j in range(8, n + 1)]
+    last = Sequences.from_lists([[1]], n_items=n)
+    once = Markov(MarkovConfig()).fit(Sequences.from_lists(followers + more, n_items=n))
+    assert (np.argsort(-once.score(last)[0], kind="stable") + 1)[:6].tolist() == [
+        7,
+        6,
+        5,
+        4,
+        3,
+        2,
+    ]
+    # popularity never outweighs a transition count: a second 1 -> 2 puts item 2 first
+    twice = Markov(MarkovConfig()).fit(Sequences.from_lists([[1, 2], *followers, *more], n_items=n))
+    assert int(twice.score(last)[0].argmax()) + 1 == 2
 
 
 def test_markov_drop_repeats_and_smoothing() -> None:

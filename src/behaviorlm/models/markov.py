@@ -7,15 +7,21 @@ CSR matrix, and the popularity ``pop[j]`` = share of item events on ``j``. With 
 actions (``split.target_actions``, e.g. purchases) only transitions into their events count,
 repeats kept, and ``pop`` is their share.
 
-Score, with ``l`` the last item of the history, ``T_l = sum_j c[l, j]`` and ``s`` = smoothing:
+Score, with ``l`` the last item of the history, ``T_l = sum_j c[l, j]``, ``s`` = smoothing
+and ``b`` = backoff_weight:
 
-    P(j | l)  = (c[l, j] + s * pop[j]) / (T_l + s)          (0 when T_l + s == 0)
-    score(j)  = P(j | l) + backoff_weight * pop[j]
+    P(j | l)  = (c[l, j] + s * pop[j]) / (T_l + s)
+    score(j)  = P(j | l) + b * pop[j] / (T_l + s)           (T_l + s read as 1 when it is 0)
 
-With the default tiny ``backoff_weight`` transitions decide the order and items never seen
-after ``l`` follow in popularity order; an empty history gets popularity. The smoothing is a
-Dirichlet prior centred on popularity rather than additive (add-alpha) smoothing, which
-would add the same constant to every item and not change the ranking.
+The backoff is ``b`` pseudo-counts of popularity outside the normaliser. With the default
+``b = 0.5`` (any ``b`` of at most 1 does the same) no item's popularity adds a whole count,
+so without smoothing transitions decide the order, items with equal counts follow in
+popularity order, and so do the items never seen after ``l``; an empty history gets
+popularity. Scaled by the row's normaliser, the backoff stays within float32's precision
+beside the transition counts (an absolute ``1e-6 * pop[j]`` fell below it, and equal counts
+tied by item id). The smoothing is a Dirichlet prior centred on popularity rather than
+additive (add-alpha) smoothing, which would add the same constant to every item and not
+change the ranking.
 """
 
 from __future__ import annotations
@@ -40,7 +46,9 @@ class MarkovConfig:
     smoothing : float
         Prior mass ``s`` pulling ``P(j | l)`` towards popularity; 0 = raw transition frequencies.
     backoff_weight : float
-        Weight of popularity added to every score; orders the items without transitions.
+        Pseudo-counts of popularity added to every item's transition count, outside the
+        normaliser; at most 1 orders items with equal counts (and those without transitions)
+        by popularity without ever outweighing a transition count.
     drop_repeats : bool
         Collapse consecutive events on the same item before counting transitions. Not with
         target actions (``split.target_actions``), whose transitions keep repeats: the
@@ -53,7 +61,7 @@ class MarkovConfig:
     """
 
     smoothing: float = 0.0
-    backoff_weight: float = 1e-6
+    backoff_weight: float = 0.5
     drop_repeats: bool = True
 
     def __post_init__(self) -> None:
@@ -132,17 +140,19 @@ class Markov(Recommender):
         return self
 
     def score(self, histories: Sequences, items: slice | None = None) -> F32:
-        """(R, stop - start) ``P(j | last item) + backoff_weight * pop[j]`` for each item j."""
+        """(R, stop - start) ``(c[l, j] + (s + b) * pop[j]) / (T_l + s)`` for each item j,
+        with ``l`` the row's last item (module docstring)."""
         start, stop = self.item_range(items)
         s = np.float32(self.config.smoothing)
         last = last_items(histories, self.n_items)
         denominator = self.totals[last] + s
         inverse = np.divide(
-            1.0, denominator, out=np.zeros_like(denominator), where=denominator > 0
+            1.0, denominator, out=np.ones_like(denominator), where=denominator > 0
         ).astype(np.float32)
         pop = self.popularity[start:stop]
-        # (R, n) smoothing prior share plus backoff, both proportional to popularity: one pass
-        scores: F32 = np.multiply.outer(s * inverse + np.float32(self.config.backoff_weight), pop)
+        # (R, n) smoothing prior and backoff, both pseudo-counts of popularity: one pass
+        prior = (s + np.float32(self.config.backoff_weight)) * inverse
+        scores: F32 = np.multiply.outer(prior, pop)
         # gather the observed transitions out of each row's last item that fall in the range
         lo, hi = self.indptr[last], self.indptr[last + 1]
         lengths = hi - lo

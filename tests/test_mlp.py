@@ -176,6 +176,30 @@ def test_squared_loss_matches_one_hot_and_ce_defers() -> None:
     assert module().item_loss(hidden, targets) is None  # "ce": the training loop's own loss
 
 
+def test_squared_loss_holds_one_chunk_of_the_softmax() -> None:
+    m = module(replace(CONFIG, loss="squared"))
+    hidden = torch.rand(7, 8, requires_grad=True)
+    targets = torch.tensor([1, 9, 4, 4, 2, 3, 8])
+    whole = m.item_loss(hidden, targets)
+    assert whole is not None
+    expected = torch.autograd.grad(whole, [hidden, m.output.weight])
+    saved: list[int] = []
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        saved.append(tensor.numel())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        chunked = m.item_loss(hidden, targets, chunk_elements=2 * N_ITEMS)  # 2 rows at a time
+    assert chunked is not None
+    # nothing that the backward pass keeps is as large as the 7 x 9 softmax
+    assert max(saved) < 7 * N_ITEMS
+    torch.testing.assert_close(chunked, whole)
+    grads = torch.autograd.grad(chunked, [hidden, m.output.weight])
+    for got, want in zip(grads, expected, strict=True):
+        torch.testing.assert_close(got, want)
+
+
 def test_config_rejects_bad_values() -> None:
     with pytest.raises(ValueError, match="rating_scale"):
         MLPConfig(rating_scale=0.0)

@@ -42,11 +42,13 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 from torch.nn import functional
+from torch.utils.checkpoint import checkpoint
 
 from behaviorlm.config import check_finite
 from behaviorlm.models.batch import FeatureSizes, SequenceBatch
 from behaviorlm.models.dropout import Dropout
 from behaviorlm.models.neural import (
+    CHUNK_ELEMENTS,
     FeatureConfig,
     NeuralRecommender,
     SequenceModule,
@@ -202,7 +204,9 @@ class MLPModule(SequenceModule):
         """(N + 1,) output bias ``b_2``."""
         return self.output.bias
 
-    def item_loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
+    def item_loss(
+        self, hidden: torch.Tensor, targets: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS
+    ) -> torch.Tensor | None:
         """The model's own next-item loss, or None to use the shared loss of the training loop.
 
         Parameters
@@ -211,6 +215,10 @@ class MLPModule(SequenceModule):
             Hidden states of the positions that get a next-item loss.
         targets : (M,) long tensor
             Their next item ids (all > 0).
+        chunk_elements : int
+            Softmax elements held at once: the positions are scored in chunks of
+            ``chunk_elements // N`` rows, each recomputed in the backward pass
+            (``torch.utils.checkpoint``), so no ``(M, N)`` matrix is built or kept.
 
         Returns
         -------
@@ -229,10 +237,19 @@ class MLPModule(SequenceModule):
         """
         if self.config.loss == "ce":
             return None
-        p = torch.softmax(self.logits(hidden, slice(1, None)).float(), dim=-1)  # (M, N)
-        p_target = p.gather(1, targets.unsqueeze(1) - 1).squeeze(1)  # (M,)
+        rows = max(1, chunk_elements // max(1, len(self.output.weight) - 1))
+        total = hidden.new_zeros((), dtype=torch.float32)
+        for lo in range(0, len(targets), rows):
+            chunk = hidden[lo : lo + rows], targets[lo : lo + rows]
+            total = total + checkpoint(self.squared_errors, *chunk, use_reentrant=False)
+        return total / max(1, len(targets))
+
+    def squared_errors(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The sum over positions of ``sum_j (p_j - onehot(target)_j) ** 2`` (one chunk)."""
+        p = torch.softmax(self.logits(hidden, slice(1, None)).float(), dim=-1)  # (m, N)
+        p_target = p.gather(1, targets.unsqueeze(1) - 1).squeeze(1)  # (m,)
         # sum_j (p_j - y_j)^2 = sum_j p_j^2 - 2 p_target + 1, without building the one-hot
-        return ((p * p).sum(-1) - 2.0 * p_target + 1.0).mean()
+        return ((p * p).sum(-1) - 2.0 * p_target + 1.0).sum()
 
 
 class MLP(NeuralRecommender):

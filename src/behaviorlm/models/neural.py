@@ -34,6 +34,11 @@ from behaviorlm.schema import F32, SEARCH_SOURCE, SELF_SOURCE, Int, Sequences
 #: Token components by feature group; "history" (item + query words) is always on.
 GROUPS = ("actions", "time", "search", "social", "location", "device")
 
+#: Logit elements a loss over the whole catalogue holds at once: rows per chunk = this //
+#: catalogue size (the training loop's full softmax, ``mlp``'s squared error). On the CPU a
+#: chunk stays in cache; the full softmax takes larger chunks on a GPU.
+CHUNK_ELEMENTS = 1 << 21
+
 
 @dataclass(frozen=True, kw_only=True)
 class FeatureConfig:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.nn import functional
 
-from behaviorlm.models.neural import SequenceModule
+from behaviorlm.models.neural import CHUNK_ELEMENTS, SequenceModule
 
 
 def item_loss_mask(
@@ -44,9 +44,6 @@ def item_loss_mask(
     return mask
 
 
-#: Logit elements held at once by the full softmax: rows per chunk = this // catalogue size.
-#: On the CPU a chunk stays in cache; a GPU takes larger chunks (:data:`GPU_CHUNK_ELEMENTS`).
-CHUNK_ELEMENTS = 1 << 21
 #: Logit elements per chunk on a GPU (256 MiB of float32 logits): fewer, larger products.
 GPU_CHUNK_ELEMENTS = 1 << 26
 
@@ -54,7 +51,7 @@ GPU_CHUNK_ELEMENTS = 1 << 26
 class _ChunkedSoftmax(torch.autograd.Function):
     """Mean cross-entropy over the whole catalogue without the ``(M, N)`` logits held whole.
 
-    The forward pass scores ``CHUNK_ELEMENTS`` logits at a time and computes the gradients of
+    The forward pass scores ``chunk_elements`` logits at a time and computes the gradients of
     the chunk there (``softmax - onehot``, then two matrix products), while the chunk is still
     in cache; the backward pass only scales the stored gradients. The logits and their
     gradient never reach main memory as a whole, which makes training steps faster on CPU
@@ -142,7 +139,7 @@ def full_softmax_loss(
     the value and the gradients equal ``cross_entropy(module.logits(hidden)[:, 1:], targets -
     1)`` in float32 (close to it under bfloat16 autocast, whose products run in bfloat16)
     while memory holds one chunk of logits, not all of them. No targets (``M = 0``) give 0.
-    ``chunk_elements`` defaults to :data:`CHUNK_ELEMENTS` on the CPU and
+    ``chunk_elements`` defaults to :data:`~behaviorlm.models.neural.CHUNK_ELEMENTS` on the CPU and
     :data:`GPU_CHUNK_ELEMENTS` on a GPU.
 
     Examples

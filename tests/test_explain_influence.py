@@ -97,6 +97,9 @@ def test_influence_changes_the_distribution(saved: tuple[blm.Artifact, Path]) ->
     assert json.loads(json.dumps(out.to_dict()))["kl"] == pytest.approx(out.kl)
     same = influence(art.model, history, Event(item=4, action=purchase), k=10)
     assert same.kl == pytest.approx(out.kl)
+    # the event took the time of the timeline's last event, and says so
+    assert out.event.timestamp == int(history.timestamps[-1]) > 0
+    assert out.to_dict()["event"]["timestamp"] == out.event.timestamp
 
 
 def test_influence_refuses_codes_below_one(saved: tuple[blm.Artifact, Path]) -> None:

@@ -176,7 +176,8 @@ class Influence:
     Attributes
     ----------
     event : Event
-        The appended event.
+        The appended event, with the time it was given (the timeline's last event's when
+        none was named; none for an empty timeline).
     kl : float
         ``KL(after || before)`` of the next-item softmax over the catalogue (nats, >= 0).
     before, after : tuple of int
@@ -276,6 +277,8 @@ def influence(
     top_after = recommend(net, after_history, k, exclude_seen=exclude_seen).items[0]
     b = tuple(int(i) for i in top_before if i > 0)
     a = tuple(int(i) for i in top_after if i > 0)
+    if event.timestamp is None and len(history.items):  # "now": the time it was given
+        event = replace(event, timestamp=int(after_history.timestamps[-1]))
     return Influence(
         model=net.name,
         event=event,

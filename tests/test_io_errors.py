@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import shutil
 from pathlib import Path
 
@@ -275,10 +276,46 @@ def test_bad_json_and_ragged_csv(tmp_path: Path) -> None:
     bad_json.write_text('{"user_id": "u", "item_id": "i", "timestamp": 1}\n{not json\n')
     with pytest.raises(DataError, match="cannot read jsonl file"):
         read(bad_json)
+
+
+def test_rows_with_more_fields_than_the_header_are_named_or_dropped(tmp_path: Path) -> None:
     ragged = tmp_path / "r.csv"
-    ragged.write_text("user_id,item_id,timestamp\nu,i,1,extra\n")
-    with pytest.raises(DataError, match="cannot read csv file"):
+    lines = [
+        "user_id,item_id,timestamp,title",
+        "u1,i1,1,plain",
+        'u2,i2,2,"quoted, with a comma and a',
+        'line break"',
+        "u3,i3,3,a title, unquoted",  # line 5: one field too many
+        "",
+        "u4,i4,4,x,y,z",
+        "u5,i5,5,fine",
+    ]
+    ragged.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"2 bad row\(s\): more fields than the header") as error:
         read(ragged)
+    assert "line 5 has 5 fields, the header 4" in error.value.line()
+    assert "--on-error drop" in error.value.line()
+    raw = read(ragged, on_error="drop")
+    assert raw.events["user_id"].to_list() == ["u1", "u2", "u5"]
+    assert raw.report.steps[0].dropped == {"blank line": 1, "more fields than the header": 2}
+    assert raw.report.steps[0].rows_in == 6
+    # a compressed file is read the same way
+    packed = tmp_path / "r.csv.gz"
+    packed.write_bytes(gzip.compress(ragged.read_bytes()))
+    assert read(packed, on_error="drop").events["user_id"].to_list() == ["u1", "u2", "u5"]
+
+
+def test_side_table_rows_with_more_fields_are_dropped(tmp_path: Path) -> None:
+    folder = tmp_path / "f"
+    shutil.copytree(FIXTURES / "folder", folder)
+    (folder / "items.csv").write_text("item_id,title,price\ni1,A,1\ni2,B, C,2\n")
+    with pytest.raises(DataError, match="line 3 has 4 fields"):
+        read(folder)
+    raw = read(folder, on_error="drop")
+    assert raw.items is not None
+    assert raw.items.rows() == [("i1", "A", 1)]
+    steps = {s.step: s.dropped for s in raw.report.steps}
+    assert steps["read items.csv"] == {"more fields than the header": 1}
 
 
 @pytest.mark.parametrize(

@@ -13,14 +13,17 @@ bad row, not a failed read) and converted in one vectorised pass.
 
 from __future__ import annotations
 
+import csv
 import functools
+import gzip
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, TextIO
 
 import polars as pl
 
-from behaviorlm.data.errors import DataError, Report
+from behaviorlm.data.errors import DataError, OnError, Report, check_bad_rows
 from behaviorlm.data.raw import RawData
 from behaviorlm.data.readers.normalize import (
     PASSTHROUGH,
@@ -105,7 +108,7 @@ def _unreadable(path: Path, fmt: str, error: Exception) -> DataError:
         "jsonl": "check that it holds one JSON object per line, or pass the right format=",
         "movielens": "check that it is an unmodified MovieLens file",
         "recbole": "check that it is a tab-separated RecBole atomic file with a typed header",
-        "sequences": "check that each line is 'user item ...' (pass sep= for other separators)",
+        "sequences": "check that each line is 'user item ...' (pass sep= / --sep for others)",
     }.get(fmt, "check the file and the format")
     if fmt == "jsonl" and _starts_with_bom(path):
         first, hint = "it starts with a byte-order mark", "save it as UTF-8 without a BOM"
@@ -216,9 +219,12 @@ def scan_table(
     sep: str | None = None,
     text: tuple[str, ...] | list[str] = (),
     infer_rows: int | None = 1000,
+    truncate: bool = False,
 ) -> pl.LazyFrame:
     """A lazy scan of a table file with the columns ``text`` read as strings; a delimited
-    file's other column types are inferred from its first ``infer_rows`` rows (None: all)."""
+    file's other column types are inferred from its first ``infer_rows`` rows (None: all).
+    A delimited row with more fields than the header fails the read, or with ``truncate``
+    loses its extra fields (:func:`read_rows` finds and counts such rows)."""
     overrides = {c: pl.String() for c in text}
     try:
         if fmt in ("csv", "tsv"):
@@ -227,6 +233,7 @@ def scan_table(
                 separator=_separator(fmt, sep),
                 schema_overrides=overrides,
                 infer_schema_length=infer_rows,
+                truncate_ragged_lines=truncate,
                 glob=False,
             )
         if fmt == "parquet":
@@ -246,34 +253,138 @@ def collect(lazy: pl.LazyFrame, path: Path, fmt: str) -> pl.DataFrame:
 
 
 _BLANK = "__blank__"
+_ROW = "__row__"
+#: polars' message for a delimited row with more fields than the header row.
+_MORE_FIELDS = "more fields than defined"
+#: The reason a delimited row with more fields than the header row is dropped under.
+TOO_MANY_FIELDS = "more fields than the header"
 
 
-def read_rows(
-    lazy: pl.LazyFrame, columns: dict[str, str], path: Path, fmt: str
-) -> tuple[pl.DataFrame, dict[str, int]]:
-    """The ``{file column: name}`` columns of a scan, renamed, and the rows dropped by reason:
-    a delimited text file's blank lines (rows with no value, or only spaces, in every column of
-    the file, read or not) are skipped and counted as ``"blank line"``.
+@dataclass(frozen=True)
+class LongRows:
+    """The rows of a delimited file with more fields than its header row.
+
+    Attributes
+    ----------
+    rows : list of int
+        Their positions among the file's rows (0 = the first row after the header).
+    records : int
+        Rows after the header, of any length.
+    line, fields : int
+        The line where the first such row starts (1 = the header), and its fields.
+    header : int
+        Fields of the header row.
+    """
+
+    rows: list[int]
+    records: int
+    line: int
+    fields: int
+    header: int
+
+
+def _open_text(path: Path) -> TextIO | None:
+    """A delimited file (plain or gzip-compressed) as text for :mod:`csv`; None for other
+    compressions."""
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", newline="", encoding="utf-8-sig", errors="replace")
+    if path.suffix in COMPRESSED:
+        return None
+    return path.open(newline="", encoding="utf-8-sig", errors="replace")
+
+
+def long_rows(path: Path, separator: str) -> LongRows | None:
+    """Find the rows of a delimited file with more fields than its header row, by reading it
+    with :mod:`csv` (quoted fields may hold the separator and line breaks, as polars reads
+    them). None where it cannot be read that way (a ``.zst`` file, a NUL byte).
 
     Examples
     --------
-    >>> lazy = pl.LazyFrame({"a": ["x", None, None, "  "], "b": [1, None, 2, None]})
-    >>> frame, dropped = read_rows(lazy, {"a": "user"}, Path("e.csv"), "csv")
-    >>> frame["user"].to_list(), dropped
-    (['x', None], {'blank line': 2})
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "e.csv"
+    >>> _ = p.write_text('u,i\\nu1,i1\\nu2,"i,2"\\nu3,i3,x\\n\\nu4,i4,x,y\\n')
+    >>> found = long_rows(p, ",")
+    >>> found.rows, found.records, found.line, found.fields, found.header
+    ([2, 4], 5, 4, 3, 2)
     """
+    text = _open_text(path)
+    if text is None:
+        return None
+    rows: list[int] = []
+    line = fields = records = 0
+    try:
+        with text:
+            reader = csv.reader(text, delimiter=separator)
+            header = len(next(reader, []))
+            start = reader.line_num + 1
+            for records, record in enumerate(reader, start=1):
+                if len(record) > header:
+                    if not rows:
+                        line, fields = start, len(record)
+                    rows.append(records - 1)
+                start = reader.line_num + 1
+    except (csv.Error, OSError, EOFError):
+        return None
+    return LongRows(rows, records, line, fields, header)
+
+
+def read_rows(
+    path: Path,
+    fmt: str,
+    columns: dict[str, str],
+    *,
+    sep: str | None = None,
+    text: tuple[str, ...] | list[str] = (),
+    infer_rows: int | None = 1000,
+    on_error: OnError = "raise",
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """The ``{file column: name}`` columns of a table file (:func:`scan_table`), renamed, and
+    the rows dropped by reason. A delimited text file's blank lines (rows with no value, or
+    only spaces, in every column of the file, read or not) are skipped and counted as
+    ``"blank line"``; its rows with more fields than the header (a value holding the
+    separator unquoted) raise a DataError naming the first one's line, or with
+    ``on_error="drop"`` are dropped and counted as ``"more fields than the header"``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "e.csv"
+    >>> _ = p.write_text("a,b\\nx,1\\n,\\n,2\\n  ,\\ny,3,extra\\n")
+    >>> frame, dropped = read_rows(p, "csv", {"a": "user"}, text=["a"], on_error="drop")
+    >>> frame["user"].to_list(), dropped
+    (['x', None], {'blank line': 2, 'more fields than the header': 1})
+    """
+    lazy = scan_table(path, fmt, sep=sep, text=text, infer_rows=infer_rows)
     picked = [pl.col(column).alias(name) for column, name in columns.items()]
     if fmt not in ("csv", "tsv"):  # other formats have no blank lines
         return collect(lazy.select(picked), path, fmt), {}
     # a line of spaces is blank too: it fills the first column alone (so one column is
     # stripped, not all: the check stays cheap on large files)
     first, *rest = lazy.collect_schema().names()
-    text = pl.col(first).cast(pl.String).str.strip_chars()
-    empty = pl.col(first).is_null() | (text == "")
+    stripped = pl.col(first).cast(pl.String).str.strip_chars()
+    empty = pl.col(first).is_null() | (stripped == "")
     blank = (pl.all_horizontal(pl.col(rest).is_null()) & empty if rest else empty).alias(_BLANK)
-    frame = collect(lazy.select(*picked, blank), path, fmt)
+    long = 0
+    try:
+        frame = collect(lazy.select(*picked, blank), path, fmt)
+    except DataError as error:
+        found = long_rows(path, _separator(fmt, sep)) if _MORE_FIELDS in str(error) else None
+        if found is None or not found.rows:
+            raise
+        what = (
+            f"{TOO_MANY_FIELDS} (line {found.line} has {found.fields} fields, "
+            f"the header {found.header})"
+        )
+        how = "quote the values that hold the separator"
+        check_bad_rows({what: len(found.rows)}, on_error, where=str(path), how=how)
+        every = scan_table(path, fmt, sep=sep, text=text, infer_rows=infer_rows, truncate=True)
+        frame = collect(every.select(*picked, blank).with_row_index(_ROW), path, fmt)
+        if frame.height != found.records:  # polars and csv split the file differently
+            raise
+        frame = frame.filter(~pl.col(_ROW).is_in(found.rows)).drop(_ROW)
+        long = len(found.rows)
     kept = frame.filter(~pl.col(_BLANK)).drop(_BLANK)
-    return kept, {"blank line": frame.height - kept.height}
+    return kept, {"blank line": frame.height - kept.height, TOO_MANY_FIELDS: long}
 
 
 def read_events_table(
@@ -303,8 +414,8 @@ def read_events_table(
     has_time = "timestamp" in keep.values()
     timely = [c for c in ignored if time_like(c)] if not has_time else []
     if timely:  # the name says times; so must the values (watchTime may hold durations)
-        sample = collect(scan_table(path, fmt, sep=sep).select(timely).head(1000), path, fmt)
-        timely = [c for c in timely if holds_times(sample[c])]
+        sample = scan_table(path, fmt, sep=sep, truncate=True).select(timely).head(1000)
+        timely = [c for c in timely if holds_times(collect(sample, path, fmt)[c])]
     if timely:
         raise DataError(
             f"no 'timestamp' column, but {timely[0]!r} looks like the times",
@@ -317,7 +428,7 @@ def read_events_table(
     # read of a column nobody asked for (the blank-line check reads every column)
     text = [c for c, target in keep.items() if target in EVENT_COLUMNS or target == PASSTHROUGH]
     text += ignored if fmt in ("csv", "tsv") else []
-    frame, blank = read_rows(scan_table(path, fmt, sep=sep, text=text), keep, path, fmt)
+    frame, blank = read_rows(path, fmt, keep, sep=sep, text=text, on_error=opts.on_error)
     notes = ([f"ignored columns: {', '.join(ignored)}"] if ignored else []) + (
         [] if has_time else ["no timestamp column: rows in file order"]
     )
@@ -414,8 +525,15 @@ def read_folder(folder: Path, opts: ReadOptions) -> RawData:
             text = [c for c in text if not (c in LIST_JOINS and isinstance(schema[c], pl.List))]
         # types from every row: a side table is small, and a price of 1.5 after 1,000 whole
         # numbers must not fail the read
-        lazy = scan_table(path, fmt, sep=sep, text=text, infer_rows=None)
-        frame, blank = read_rows(lazy, {c: c for c in columns}, path, fmt)
+        frame, blank = read_rows(
+            path,
+            fmt,
+            {c: c for c in columns},
+            sep=sep,
+            text=text,
+            infer_rows=None,
+            on_error=opts.on_error,
+        )
         report.add(f"read {path.name}", frame.height + sum(blank.values()), frame.height, blank)
         if table == "follows":
             sides[table] = normalize_follows(frame, where=path.name, opts=opts, report=report)

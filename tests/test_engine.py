@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -403,13 +404,15 @@ def test_a_resumed_run_counts_the_time_its_budget_already_spent(
     meta["elapsed_s"] = 600.0  # as if the two epochs had taken the whole budget
     (tmp_path / META_FILE).write_text(json.dumps(meta))
     _, summary = fit(budget, run_dir=tmp_path, resume=True)
-    # the budget is spent: the next epoch stops at its first step (a fresh budget of ten
-    # minutes would have trained the four epochs left)
+    # the budget is spent: no epoch starts (a fresh budget of ten minutes would have
+    # trained the four epochs left; before, a third "epoch" of one step and a whole
+    # validation ran past the budget)
     assert summary["stopped"] == "time_budget"
-    assert summary["epochs"] == 3
+    assert summary["epochs"] == 2
+    assert summary["steps"] == meta["step"]
     assert summary["run_seconds"] >= 600.0 > summary["seconds"]  # the run's, the session's
-    lines = metrics_lines(tmp_path)
-    assert lines[-1]["lr"] == pytest.approx(budget.min_lr, abs=1e-6)  # the schedule's end
+    assert [line["epoch"] for line in metrics_lines(tmp_path)] == [1, 2]
+    assert json.loads((tmp_path / META_FILE).read_text())["stopped"] == "time_budget"
 
 
 def test_a_fresh_run_leaves_no_file_of_an_earlier_run_in_its_folder(tmp_path: Path) -> None:
@@ -461,6 +464,69 @@ def test_resuming_a_folder_without_a_checkpoint_says_a_new_run_starts(
     assert summary["epochs"] == 1
     captured = capsys.readouterr()
     assert "no checkpoint in" in captured.out + captured.err
+
+
+def test_a_budget_spent_in_validation_starts_no_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = engine.validate
+
+    def slow(model: Any, evalset: Any, exclude_seen: bool = True) -> dict[str, float]:
+        time.sleep(1.2)  # the budget runs out while epoch 1 is validated
+        return real(model, evalset, exclude_seen)
+
+    monkeypatch.setattr(engine, "validate", slow)
+    _, summary = fit(replace(FAST, epochs=50, time_budget_s=1.0), run_dir=tmp_path)
+    # before, an epoch 2 of a single step and a whole validation ran past the budget
+    assert (summary["stopped"], summary["epochs"]) == ("time_budget", 1)
+    assert [line["epoch"] for line in metrics_lines(tmp_path)] == [1]
+    meta = json.loads((tmp_path / META_FILE).read_text())
+    assert (meta["epoch"], meta["stopped"]) == (1, "time_budget")
+
+
+def test_resume_refuses_other_data_or_split_settings(tmp_path: Path) -> None:
+    train = SPLIT.train
+    # the same size, the same catalogue, other items: another data set
+    other = replace(SPLIT, train=replace(train, items=train.items % train.n_items + 1))
+    fit(replace(FAST, epochs=1), run_dir=tmp_path / "data")
+    with pytest.raises(ConfigError, match="another config") as refused:
+        fit(replace(FAST, epochs=1), split=other, run_dir=tmp_path / "data", resume=True)
+    assert "the training and validation events (a digest)" in str(refused.value)
+    fit(replace(FAST, epochs=1), run_dir=tmp_path / "data", resume=True)  # the same data
+    # split settings that leave the rows as they are (here) are named too
+    config: dict[str, Any] = {"model": "sasrec", "split": {"followee_actions": ["share"]}}
+    fit(replace(FAST, epochs=1), run_dir=tmp_path / "split", run_config=config)
+    other_split = {**config, "split": {"followee_actions": ["share", "purchase"]}}
+    with pytest.raises(ConfigError, match=r"split\.followee_actions"):
+        fit(
+            replace(FAST, epochs=1), run_dir=tmp_path / "split", resume=True, run_config=other_split
+        )
+
+
+def test_an_interrupted_run_whose_lowered_patience_is_spent_trains_no_more(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    crash_at_validation: Callable[[int], None],
+    count_epochs: Callable[[], list[int]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cfg = replace(FAST, epochs=6, patience=5)
+    crash_at_validation(3)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, run_dir=tmp_path)
+    monkeypatch.undo()
+    meta = json.loads((tmp_path / META_FILE).read_text())
+    meta["bad_evals"] = 2  # the two epochs did not improve (by patience 5: go on)
+    (tmp_path / META_FILE).write_text(json.dumps(meta))
+    trained = count_epochs()
+    summary = fit_model(
+        SASRec(TINY), SPLIT, replace(cfg, patience=1), run_dir=tmp_path, resume=True
+    )
+    assert trained == []  # patience 1 is used up already
+    assert (summary["stopped"], summary["epochs"]) == ("early_stopping", 2)
+    captured = capsys.readouterr()
+    said = " ".join((captured.out + captured.err).split())  # the console wraps lines
+    assert "(early_stopping): nothing more to train; raise train.patience" in said
 
 
 def test_resume_refuses_another_config(tmp_path: Path) -> None:

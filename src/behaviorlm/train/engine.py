@@ -23,6 +23,7 @@ validates and writes the run directory (:mod:`behaviorlm.train.distributed`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -211,8 +212,17 @@ def _write_json(path: Path, data: Mapping[str, Any]) -> None:
 IDENTITY_NAMES = {
     "model_config": "model",
     "training_rows": "the data set's training rows",
+    "training_data": "the training and validation events (a digest)",
     "n_items": "the data set's items",
     "target_actions": "split.target_actions",
+}
+
+
+#: How a run that had stopped goes on when resumed, by the reason it stopped.
+_GO_ON = {
+    "time_budget": "raise train.time_budget_s (0: no budget)",
+    "early_stopping": "raise train.patience (0: none)",
+    "completed": "raise train.epochs",
 }
 
 
@@ -233,6 +243,29 @@ def identity_changes(stored: Mapping[str, Any], now: Mapping[str, Any]) -> list[
         elif was != is_:
             changes.append(f"{name}: {was!r} in the checkpoint, {is_!r} now")
     return changes
+
+
+def data_digest(split: Split) -> str:
+    """A short digest of the events a run trains and validates on: a resumed run must see the
+    same ones (another data set of the same size, or other split settings, would not).
+
+    Examples
+    --------
+    >>> from behaviorlm.schema import EvalSet, Sequences
+    >>> s = Sequences.from_lists([[1, 2, 3]], n_items=3)
+    >>> valid = EvalSet(s, np.array([0, 1]), np.array([3]), np.array([2]))
+    >>> other = Sequences.from_lists([[1, 3, 2]], n_items=3)
+    >>> a, b = (Split(t, valid, valid, "leave_one_out") for t in (s, other))
+    >>> len(data_digest(a)), data_digest(a) == data_digest(b)
+    (16, False)
+    """
+    digest = hashlib.blake2b(digest_size=8)
+    train, valid = split.train, split.valid
+    for part in (train.offsets, train.items, train.actions, train.timestamps, train.sources):
+        digest.update(np.ascontiguousarray(part).tobytes())
+    for part in (valid.target_offsets, valid.targets, valid.histories.offsets):
+        digest.update(np.ascontiguousarray(part).tobytes())
+    return digest.hexdigest()
 
 
 def fit_model(
@@ -341,7 +374,18 @@ def fit_model(
         }
     else:
         with torch_threads(train_config.threads or world.threads(available_cores())):
-            loop = _Loop(model, split, train_config, path, progress, target_actions, world, device)
+            split_config = (run_config or {}).get("split")
+            loop = _Loop(
+                model,
+                split,
+                train_config,
+                path,
+                progress,
+                target_actions,
+                world,
+                device,
+                split_config=split_config,
+            )
             summary = loop.run(resume, begin)
     if path is not None:
         _write_json(path / SUMMARY_FILE, summary)
@@ -361,8 +405,11 @@ class _Loop:
         codes: Sequence[int],
         world: World,
         device: torch.device,
+        split_config: Mapping[str, Any] | None = None,
     ) -> None:
         self.model, self.config, self.path, self.progress = model, config, path, progress
+        self.split_config = dict(split_config or {})
+        self.digest = data_digest(split) if path is not None else ""
         self.world, self.device = world, device
         self.codes = tuple(int(c) for c in codes)
         self.module: SequenceModule = model.setup(split.train, config.seed).to(self.device)
@@ -441,6 +488,8 @@ class _Loop:
             "training_rows": len(self.data),
             "n_items": self.model.n_items,
             "target_actions": list(self.codes),
+            "split": self.split_config,
+            "training_data": self.digest,
         }
 
     def _run_seconds(self) -> float:
@@ -502,10 +551,15 @@ class _Loop:
         assert self.path is not None
         ckpt = Checkpoint.load(self.path)
         stored = dict(ckpt.meta["identity"])
-        # a train setting added since the checkpoint was written ran at its default there
+        # a train setting added since the checkpoint was written ran at its default there,
+        # and a checkpoint written before the split and the data's digest joined the identity
+        # cannot tell them
         stored["train"] = {**self._train_identity(TrainConfig()), **stored["train"]}
-        if stored != self._identity():
-            changed = "; ".join(identity_changes(stored, self._identity())[:3])
+        now = self._identity()
+        for key in ("split", "training_data"):
+            stored.setdefault(key, now[key])
+        if stored != now:
+            changed = "; ".join(identity_changes(stored, now)[:3])
             raise ConfigError(
                 f"the checkpoint in {self.path} was written by another config or data set "
                 f"({changed}; only {', '.join(sorted(RESUMABLE_CHANGES))} may change when "
@@ -522,6 +576,8 @@ class _Loop:
                 stopped = "early_stopping"
             elif self.epoch < self.config.epochs:
                 stopped = None
+        if stopped is None and patience and self.bad_evals >= patience:
+            stopped = "early_stopping"  # an interrupted run whose patience is now used up
         metrics = self.path / METRICS_FILE
         if metrics.is_file():  # drop lines of epochs after the checkpoint (a crash between)
             kept = [
@@ -691,6 +747,15 @@ class _Loop:
         left = cfg.time_budget_s - self._run_seconds()
         start = time.perf_counter()
         deadline = start + left if cfg.time_budget_s > 0 else None
+        if self.epoch and deadline is not None and stopped is None and self.world.any(left <= 0):
+            stopped = "time_budget"  # resumed with its budget spent: no epoch starts
+            self._save(stopped)
+        if resumed and stopped is not None and self.progress:
+            status_console.print(
+                f"the run in {self.path} had stopped after epoch {self.epoch} ({stopped}): "
+                f"nothing more to train; {_GO_ON[stopped]} to go on",
+                highlight=False,
+            )
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),
@@ -705,7 +770,7 @@ class _Loop:
                 self.model.name, total=self.total_steps, completed=self.step, loss=0.0, rate=0.0
             )
 
-            first_step = self.step
+            first_step, first_epoch = self.step, self.epoch
 
             def advance(n: int, loss: float, rate: float) -> None:
                 bar.update(task, advance=n, loss=loss, rate=rate)
@@ -722,6 +787,14 @@ class _Loop:
                 return max(min(self.total_steps, reached), self.step)
 
             while stopped is None and self.epoch < cfg.epochs:
+                if self.epoch > first_epoch and self.world.any(
+                    deadline is not None and time.perf_counter() > deadline
+                ):
+                    # the budget ran out in the last epoch's validation: no epoch of a
+                    # single batch and a whole validation more
+                    stopped = "time_budget"
+                    self._save(stopped)
+                    break
                 self.epoch += 1
                 bar.update(
                     task,

@@ -117,6 +117,15 @@ def test_leave_one_out_target_actions() -> None:
         leave_one_out(ds, target_actions=["fly"])
 
 
+def test_timelines_too_short_for_any_split_are_named_as_such() -> None:
+    events = pl.DataFrame({"user_id": ["a", "b"], "item_id": ["1", "2"], "timestamp": [1, 2]})
+    with pytest.raises(DataError, match="two target events") as error:
+        leave_one_out(preprocess(RawData(events=events)))
+    # no target actions were chosen: the timelines are short, not the actions wrong
+    assert "every user needs 3 events on items or more" in error.value.line()
+    assert "target actions" not in (error.value.how or "")
+
+
 def test_searches_are_no_targets_and_the_error_says_why() -> None:
     ds = preprocess(simulate(60, seed=0))
     assert "search" in ds.vocab["action"]

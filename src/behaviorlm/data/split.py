@@ -109,10 +109,16 @@ def leave_one_out(
             else f"; the data set has no event of the {_describe(names)} on an item (a target "
             "is an item)"
         )
+        how = (
+            "choose other target actions (split.target_actions)"
+            if target_actions
+            else f"every user needs {min_history + 2} events on items or more: give the data "
+            "set longer timelines (or lower split.min_history)"
+        )
         raise DataError(
             f"no user has two target events ({_describe(names)}) after {min_history} "
             f"event(s){none}",
-            how="choose other target actions (split.target_actions)",
+            how=how,
         )
     train = seqs.prefixes(np.arange(n_rows), np.where(evaluated, valid_pos, ends))
     one = np.arange(len(rows) + 1, dtype=np.int64)

@@ -205,8 +205,8 @@ def test_a_data_set_that_kept_a_case_variant_still_codes_it_as_trained(tmp_path:
 def test_the_popularity_fallback_ranks_the_events_the_model_predicts(tmp_path: Path) -> None:
     """A model trained on purchases answers a stranger with the most bought items."""
     ds = blm.preprocess(blm.simulate(150, seed=1))
-    out = tmp_path / "pop"
-    blm.train(ds, "pop", overrides=["split.target_actions=['purchase']"], out_dir=out)
+    out = tmp_path / "markov"
+    blm.train(ds, "markov", overrides=["split.target_actions=['purchase']"], out_dir=out)
     service = Service(out, open_store(f"sqlite:///{tmp_path / 'ev.db'}"))
     cold = service.recommend_user("nobody-yet", k=5)
     assert cold.source == "popularity"
@@ -215,6 +215,56 @@ def test_the_popularity_fallback_ranks_the_events_the_model_predicts(tmp_path: P
     order = np.argsort(-np.bincount(bought, minlength=ds.n_items + 1)[1:], kind="stable")
     top = [str(ds.items["item_id"][int(i)]) for i in order[:5]]
     assert [r.item_id for r in cold.items] == top
+
+
+def test_a_popularity_model_answers_a_stranger_with_its_own_list(tmp_path: Path) -> None:
+    """A `pop` model over a recent window ranks what is popular in it, for every user."""
+    ds = blm.preprocess(blm.simulate(150, seed=1))
+    out = tmp_path / "pop"
+    blm.train(ds, "pop", overrides=["model.window_seconds=86400"], out_dir=out, progress=False)
+    service = Service(out, open_store(f"sqlite:///{tmp_path / 'ev.db'}"))
+    art = blm.Artifact.load(out)
+    offline = blm.recommend(art.model, Sequences.from_lists([[]], n_items=ds.n_items), k=5)
+    cold = service.recommend_user("nobody-yet", k=5)
+    assert [r.item_id for r in cold.items] == external(ds, offline.items[0])
+    # the window's list, not the counts of the whole log
+    counts = np.bincount(ds.sequences().items, minlength=ds.n_items + 1)[1:]
+    overall = external(ds, np.argsort(-counts, kind="stable")[:5] + 1)
+    assert [r.item_id for r in cold.items] != overall
+
+
+def test_a_search_alone_is_no_timeline_for_a_model_that_reads_items_only(
+    dataset: blm.Dataset, tmp_path: Path
+) -> None:
+    out = tmp_path / "mlp"
+    blm.train(dataset, "mlp", overrides=["train.epochs=1"], out_dir=out, progress=False)
+    service = Service(out, open_store(f"sqlite:///{tmp_path / 'ev.db'}"))
+    searched = service.recommend_events([{"query": "usb charger"}], k=5)
+    assert searched.source == "popularity"  # mlp reads no search: its output bias was served
+    assert searched.note == "no event the model can read: most popular items"
+    item = str(dataset.items["item_id"][0])
+    assert service.recommend_events([{"item_id": item}], k=5).source == "model"
+
+
+def test_the_python_api_takes_its_own_event_objects_and_refuses_booleans(
+    client: TestClient, markov_dir: Path, tmp_path: Path
+) -> None:
+    service = Service(markov_dir, open_store(f"sqlite:///{tmp_path / 'ev.db'}"))
+    item = "i1"
+    done = service.ingest([Event(user_id="u-api", item_id=item, timestamp=LATER)])
+    assert done.accepted == 1, done
+    with pytest.raises(service_module.RequestError, match="event 0"):
+        service.recommend_events([{"item_id": item, "timestamp": "soon"}])
+    # true is no time nor rating (it was stored as 1970-01-01T00:00:01)
+    data = post(
+        client,
+        [
+            {"user_id": "u1", "item_id": item, "timestamp": True},
+            {"user_id": "u1", "item_id": item, "action": "rate", "value": False},
+        ],
+    )
+    assert data["accepted"] == 0
+    assert all("not a boolean" in r["reason"] for r in data["results"]), data
 
 
 def test_built_in_names_in_another_case_are_stored_as_the_built_in_ones(

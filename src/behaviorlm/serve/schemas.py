@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 #: Longest external id (user, item, event) or context value (device, location, source, action).
 MAX_ID = 256
@@ -12,6 +12,17 @@ MAX_ID = 256
 MAX_QUERY = 1000
 #: Latest accepted timestamp (seconds since 1970, the year 5000 or so): keeps sums exact.
 MAX_TIMESTAMP = 100_000_000_000
+
+
+def _not_a_boolean(value: Any) -> Any:
+    """Refuse ``true`` and ``false`` where a number is expected (pydantic reads them as 1 and 0)."""
+    if isinstance(value, bool):
+        raise ValueError("a number is expected, not a boolean")
+    return value
+
+
+#: A number field that refuses booleans.
+NotBool = BeforeValidator(_not_a_boolean)
 
 
 class TimelineEvent(BaseModel):
@@ -26,9 +37,9 @@ class TimelineEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     item_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID)
-    timestamp: int | None = Field(default=None, ge=0, le=MAX_TIMESTAMP)
+    timestamp: Annotated[int | None, NotBool] = Field(default=None, ge=0, le=MAX_TIMESTAMP)
     action: str | None = Field(default=None, min_length=1, max_length=MAX_ID)
-    value: float | None = None
+    value: Annotated[float | None, NotBool] = None
     query: str | None = Field(default=None, min_length=1, max_length=MAX_QUERY)
     device: str | None = Field(default=None, min_length=1, max_length=MAX_ID)
     location: str | None = Field(default=None, min_length=1, max_length=MAX_ID)
@@ -259,7 +270,7 @@ class InfluenceRequest(BaseModel):
         max_length=MAX_ID,
         description="an action the model's training data never had is refused (422)",
     )
-    timestamp: int | None = Field(
+    timestamp: Annotated[int | None, NotBool] = Field(
         default=None,
         ge=0,
         le=MAX_TIMESTAMP,

@@ -2,7 +2,8 @@
 items, explanations and influence. Routes only parse requests and call these methods.
 
 A :class:`Service` holds the loaded artifact, the event store, the live-timeline builder, a
-popularity model (fitted once on the training timelines, for timelines the model cannot read)
+popularity model (fitted once on the data set's timelines, or the artifact's own ``pop``
+model, for timelines the model cannot read)
 and the item-similarity index. Ranking always goes through :func:`behaviorlm.recommend`;
 attribution and influence through :mod:`behaviorlm.explain`, on the same live timelines.
 
@@ -238,8 +239,19 @@ class Service:
         # recommendations read each user's stored events through it: only what came since
         self.own_events = OwnEventCache(self.timelines, store)
         own = self.artifact.dataset.sequences()  # the users' own events: a share counts once
-        # the most popular items among those the model predicts (its target actions' events)
-        self.popularity = Pop(PopConfig()).fit(own, self.artifact.target_codes)
+        # the most popular items among those the model predicts (its target actions' events);
+        # a popularity model is its own fallback (its window, say, is part of the model)
+        model = self.artifact.model
+        self.popularity = (
+            model
+            if isinstance(model, Pop)
+            else Pop(PopConfig()).fit(own, self.artifact.target_codes)
+        )
+        # a search is read by the sequence models that read query words (not mlp, which
+        # reads items only, nor a model trained with features.search off)
+        self.reads_searches = (
+            isinstance(model, NeuralRecommender) and model.module.tokens.features.search
+        )
         self.similarity = ItemSimilarity(self.artifact.model, own)
         self.metrics.model.labels(model=self.model_name, version=self.model_version).set(1)
         self.model_lock = threading.Lock()  # recommendations with the artifact's model
@@ -340,13 +352,17 @@ class Service:
         )
 
     def _validate(self, raw: Any, now: int) -> tuple[EventRecord | None, str]:
-        """The event as a record, or None and why it is rejected."""
-        if not isinstance(raw, dict):
+        """The event as a record, or None and why it is rejected (an :class:`Event` of the
+        Python API is taken as it is, a mapping is validated as one)."""
+        if isinstance(raw, Event):
+            event = raw
+        elif not isinstance(raw, dict):
             return None, "an event must be a JSON object"
-        try:
-            event = Event.model_validate(raw)
-        except ValidationError as exc:
-            return None, describe(exc)
+        else:
+            try:
+                event = Event.model_validate(raw)
+            except ValidationError as exc:
+                return None, describe(exc)
         if event.timestamp is not None and event.timestamp > now + MAX_AHEAD_S:
             days = (event.timestamp - now) / 86_400
             return None, (
@@ -398,15 +414,25 @@ class Service:
 
     def recommend_events(
         self,
-        events: Sequence[TimelineEvent],
+        events: Sequence[TimelineEvent | dict[str, Any]],
         k: int = 10,
         exclude_seen: bool = True,
         action: str | None = None,
     ) -> Recommendations:
-        """Top-``k`` for a timeline given in the request; raises RequestError(422) on a bad
-        event, naming it."""
+        """Top-``k`` for a timeline given in the request (events, or mappings validated as
+        events); raises RequestError(422) on a bad event, naming it."""
+        timeline: list[TimelineEvent] = []
+        for index, event in enumerate(events):
+            try:
+                timeline.append(
+                    event
+                    if isinstance(event, TimelineEvent)
+                    else TimelineEvent.model_validate(event)
+                )
+            except ValidationError as exc:
+                raise RequestError(422, f"event {index}: {describe(exc)}") from exc
         request = RecommendRequest(
-            events=tuple(events), k=k, exclude_seen=exclude_seen, action=action
+            events=tuple(timeline), k=k, exclude_seen=exclude_seen, action=action
         )
         return _only(self.recommend_batch([request]))
 
@@ -484,9 +510,10 @@ class Service:
         return np.unique(history.items[known])
 
     def _readable(self, timeline: Timeline) -> bool:
-        """Whether the model can rank from this timeline: a sequence model reads every event
-        (a search by its words), the other models only events on items."""
-        if isinstance(self.artifact.model, NeuralRecommender):
+        """Whether the model can rank from this timeline: a sequence model that reads query
+        words reads every event (a search by its words), the other models only events on
+        items."""
+        if self.reads_searches:
             return timeline.length > 0
         return bool((timeline.sequences.items > 0).any())
 

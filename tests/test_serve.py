@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import pytest
 import torch
 from fastapi.testclient import TestClient
@@ -183,6 +184,38 @@ def test_export_reads_back_for_a_retrain(client: TestClient, tmp_path: Path) -> 
     assert raw.events["event_id"].to_list() == ["e1", None, None]
     assert raw.events["action"].to_list() == ["cart", "search", "view"]
     assert blm.preprocess(raw).n_events == 3
+
+
+def test_a_model_retrained_on_the_exported_events_reads_them_once(tmp_path: Path) -> None:
+    raw = blm.simulate(40, seed=2)
+    first = tmp_path / "first"
+    blm.train(blm.preprocess(raw), "markov", out_dir=first, progress=False)
+    url = f"sqlite:///{tmp_path / 'ev.db'}"
+    service = Service(first, open_store(url))
+    items = raw.events["item_id"].drop_nulls().unique().sort().to_list()[:3]
+    posted = [
+        {"user_id": "u0", "item_id": item, "timestamp": LATER - 10 + k, "action": "view"}
+        for k, item in enumerate(items)
+    ]
+    posted.append({"user_id": "u0", "query": "red shoes", "timestamp": LATER - 5})
+    assert service.ingest(posted).accepted == 4
+    before = service.recommend_user("u0", k=5)
+    assert before.live_events == 4
+    service.close()
+    # the documented retrain: export the store, add it to the data, train, serve the store
+    export_events(url, tmp_path / "new.parquet")
+    new = blm.read(tmp_path / "new.parquet").events.drop("event_id")
+    both = replace(raw, events=pl.concat([raw.events, new], how="diagonal_relaxed"))
+    second = tmp_path / "second"
+    blm.train(blm.preprocess(both), "markov", out_dir=second, progress=False)
+    service = Service(second, open_store(url))
+    after = service.recommend_user("u0", k=5)
+    # before, each of the four was read twice: from the training data and from the store
+    assert (after.timeline_events, after.live_events) == (before.timeline_events, 0)
+    assert after.note is None
+    later = {"user_id": "u0", "item_id": items[0], "timestamp": LATER, "action": "view"}
+    assert service.ingest([later]).accepted == 1  # a new event still counts
+    assert service.recommend_user("u0", k=5).live_events == 1
 
 
 def test_a_data_set_that_kept_a_case_variant_still_codes_it_as_trained(tmp_path: Path) -> None:

@@ -245,11 +245,12 @@ class LiveTimelines:
         user's events stored after it at storage ``positions`` (None: events not from the
         store); with ``actions``, only the events of these action codes are coded."""
         picks = self._readable_at(events)
+        trained = sum(1 for e in events if self.in_training(e))  # read with the training data
         if actions is not None:
             wanted = set(actions.tolist())
             picks = [i for i in picks if self.actions.get(events[i].action, 0) in wanted]
         stored = len(events) + (after.stored if after else 0)
-        ignored = len(events) - len(picks) + (after.ignored if after else 0)
+        ignored = len(events) - len(picks) - trained + (after.ignored if after else 0)
         mark = int(positions[-1]) if positions else (after.mark if after is not None else 0)
         if after is not None and not picks:  # nothing new to code: the arrays as they are
             return replace(after, stored=stored, ignored=ignored, mark=mark)
@@ -407,8 +408,49 @@ class LiveTimelines:
         return [live[i] for i in self._readable_at(live)]
 
     def _readable_at(self, live: Sequence[EventRecord]) -> list[int]:
-        """The places in ``live`` of the events the model reads, in order."""
-        return [i for i, e in enumerate(live) if e.item_id is None or e.item_id in self.items]
+        """The places in ``live`` of the events the model reads, in order: searches and
+        events on known items, but not those already in the training data
+        (:meth:`in_training`)."""
+        return [
+            i
+            for i, e in enumerate(live)
+            if (e.item_id is None or e.item_id in self.items) and not self.in_training(e)
+        ]
+
+    def in_training(self, event: EventRecord) -> bool:
+        """Whether ``event`` is one of its user's training events: the same item (or search),
+        action and time. A store's events exported into the data of the model now served
+        (``behaviorlm export-events``, then a retrain) are then read once, not twice.
+
+        Examples
+        --------
+        >>> import behaviorlm as blm
+        >>> ds = blm.preprocess(blm.simulate(30, seed=1))
+        >>> art = blm.Artifact(model=blm.MODELS["pop"][1](blm.MODELS["pop"][0]()).fit(
+        ...     ds.sequences()), dataset=ds)
+        >>> live = LiveTimelines(art)
+        >>> e = ds.events.row(0, named=True)
+        >>> again = EventRecord(
+        ...     user_id=ds.users["user_id"][e["user"] - 1],
+        ...     item_id=ds.items["item_id"][e["item"] - 1],
+        ...     timestamp=e["timestamp"], action=ds.vocab["action"][e["action"] - 1])
+        >>> live.in_training(again), live.in_training(replace(again, timestamp=2_000_000_000))
+        (True, False)
+        """
+        user = self.users.get(event.user_id, 0)
+        if not user:
+            return False
+        start, stop = self.training.offsets[user - 1], self.training.offsets[user]
+        times = self.training.timestamps[start:stop]
+        if stop == start or event.timestamp > times[-1]:  # after training, as most are
+            return False
+        item = 0 if event.item_id is None else self.items.get(event.item_id, 0)
+        same = (
+            (times == event.timestamp)
+            & (self.training.items[start:stop] == item)
+            & (self.training.actions[start:stop] == self.actions.get(event.action, 0))
+        )
+        return bool(same.any())
 
     def _followee_events(self, user: int, events: Sequence[EventRecord]) -> list[EventRecord]:
         """Those of ``events`` that ``user``'s timeline reads as followee events."""

@@ -574,6 +574,32 @@ def test_api_key_is_required_to_write(client: TestClient) -> None:
     assert client.get("/v1/users/u1/recommendations").status_code == 200  # reads need no key
 
 
+@pytest.mark.parametrize(
+    ("url", "content", "content_type"),
+    [
+        ("/v1/events", b'{"events": [}', "application/json"),  # not JSON
+        ("/v1/events", b'{"events": 3}', "application/json"),  # not the schema
+        ("/v1/events", b"events=1", "text/plain"),  # not a JSON body
+        ("/v1/events", b"x" * 30_000, "application/json"),  # over the body limit
+        ("/v1/influence", b'{"user_id": 1}', "application/json"),
+    ],
+    ids=["not-json", "not-the-schema", "not-a-json-body", "over-the-limit", "influence"],
+)
+def test_the_key_is_checked_before_the_body(
+    client: TestClient, url: str, content: bytes, content_type: str
+) -> None:
+    """A client without the key learns nothing about the body the route takes."""
+    for headers in ({}, {"X-API-Key": "wrong"}):
+        response = client.post(
+            url, content=content, headers={**headers, "content-type": content_type}
+        )
+        assert response.status_code == 401, response.text
+        assert response.headers["www-authenticate"] == "ApiKey"
+    # with the key, the body's own error
+    response = client.post(url, content=content, headers={**AUTH, "content-type": content_type})
+    assert response.status_code in (413, 415, 422)
+
+
 def test_a_key_that_is_not_ascii_matches_as_clients_send_it(
     markov_dir: Path, tmp_path: Path
 ) -> None:

@@ -25,7 +25,7 @@ from behaviorlm.artifact import package_version
 from behaviorlm.serve.batching import Batcher, OverloadedError
 from behaviorlm.serve.deps import IngestBatcher, RecommendBatcher
 from behaviorlm.serve.metrics import Metrics
-from behaviorlm.serve.middleware import BodyLimit, JsonBodies, RequestMetrics
+from behaviorlm.serve.middleware import ApiKeyGate, BodyLimit, JsonBodies, RequestMetrics
 from behaviorlm.serve.routes import events, explain, health, items, recommendations
 from behaviorlm.serve.service import RequestError, Service
 from behaviorlm.serve.settings import Limits
@@ -184,6 +184,7 @@ def create_app(
     _add_error_handlers(app)
     app.add_middleware(JsonBodies)
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    app.add_middleware(ApiKeyGate)  # the key before the body's size, type and schema
     app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: counts every answer
     return app
 

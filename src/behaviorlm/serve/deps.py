@@ -28,6 +28,24 @@ api_key_header = APIKeyHeader(
 )
 
 
+#: The answer to a request that lacks the configured key.
+KEY_DETAIL = f"missing or wrong API key: send it in the {API_KEY_HEADER} header"
+
+
+def key_matches(expected: bytes | None, sent: bytes | None) -> bool:
+    """Whether ``sent``, the key header's bytes, is the configured key ``expected`` (compared
+    in constant time); every request passes when the server has no key.
+
+    Examples
+    --------
+    >>> key_matches(b"s3cret", b"s3cret"), key_matches(b"s3cret", None), key_matches(None, None)
+    (True, False, True)
+    """
+    if expected is None:
+        return True
+    return sent is not None and hmac.compare_digest(sent, expected)
+
+
 def _loaded(request: Request, name: str) -> Any:
     """``app.state.<name>``, set by the lifespan handler once the model is loaded; 503 before
     (and after shutdown)."""
@@ -46,17 +64,11 @@ async def get_service(request: Request) -> Service:
 async def require_api_key(request: Request, key: str | None = Security(api_key_header)) -> None:
     """401 unless the request carries the configured key (constant-time comparison);
     nothing is checked when the server has no key (it then listens on localhost only)."""
-    expected: bytes | None = request.app.state.api_key
-    if expected is None:
-        return
     # the server reads header bytes as latin-1: encoding back gives the bytes the client sent
     # (a key in UTF-8 matches the configured key's UTF-8 bytes)
-    if key is None or not hmac.compare_digest(key.encode("latin-1", "replace"), expected):
-        raise HTTPException(
-            401,
-            f"missing or wrong API key: send it in the {API_KEY_HEADER} header",
-            headers={"WWW-Authenticate": "ApiKey"},
-        )
+    sent = None if key is None else key.encode("latin-1", "replace")
+    if not key_matches(request.app.state.api_key, sent):
+        raise HTTPException(401, KEY_DETAIL, headers={"WWW-Authenticate": "ApiKey"})
 
 
 async def get_batcher(request: Request) -> RecommendBatcher:

@@ -1,4 +1,5 @@
-"""ASGI middleware: request metrics, the request body limit and JSON bodies only.
+"""ASGI middleware: request metrics, the API key of the write routes, the request body
+limit and JSON bodies only.
 
 All are plain ASGI (no per-request task or body copy beyond the limit): the body limit
 rejects a declared ``Content-Length`` over the limit before reading anything, and counts
@@ -14,6 +15,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from behaviorlm.serve.deps import API_KEY_HEADER, KEY_DETAIL, key_matches, require_api_key
 from behaviorlm.serve.metrics import Metrics
 
 
@@ -142,6 +144,33 @@ class JsonBodies:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class ApiKeyGate:
+    """Answers 401 to a request for a route that needs the API key (a route with the
+    ``require_api_key`` dependency) when it lacks the key, before its body is read, limited
+    or parsed: a client without the key learns nothing about the request schema. The
+    dependency stays on the routes (the API's documentation names the key there)."""
+
+    _HEADER = API_KEY_HEADER.lower().encode()
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _route(scope) and _needs_key(scope["route"]):
+            expected = getattr(scope["app"].state, "api_key", None)
+            if not key_matches(expected, dict(scope.get("headers") or []).get(self._HEADER)):
+                headers = {"WWW-Authenticate": "ApiKey"}
+                response = JSONResponse({"detail": KEY_DETAIL}, status_code=401, headers=headers)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _needs_key(route: Any) -> bool:
+    """Whether ``route`` has the ``require_api_key`` dependency."""
+    return any(d.dependency is require_api_key for d in getattr(route, "dependencies", ()))
 
 
 def _route(scope: Scope) -> bool:

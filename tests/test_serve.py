@@ -600,6 +600,16 @@ def test_the_key_is_checked_before_the_body(
     assert response.status_code in (413, 415, 422)
 
 
+def test_a_key_read_with_a_trailing_newline_still_matches(markov_dir: Path, tmp_path: Path) -> None:
+    # a key mounted from a file ends in a newline; no client can send one in a header
+    app = create_app(markov_dir, f"sqlite:///{tmp_path / 'e.db'}", api_key="s3cret\n")
+    body = {"events": [{"user_id": "u1", "item_id": "i1"}]}
+    with TestClient(app) as c:
+        assert c.post("/v1/events", json=body, headers={"X-API-Key": "s3cret"}).status_code == 200
+    with pytest.raises(ValueError, match="only whitespace"):
+        create_app(markov_dir, f"sqlite:///{tmp_path / 'e.db'}", api_key=" \n")
+
+
 def test_a_key_that_is_not_ascii_matches_as_clients_send_it(
     markov_dir: Path, tmp_path: Path
 ) -> None:

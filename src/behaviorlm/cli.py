@@ -565,10 +565,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
         raise ConfigError(f"--port must be 1 to 65535, got {args.port}")
     api_key = None
     if args.api_key_env:
-        api_key = os.environ.get(args.api_key_env)
+        api_key = os.environ.get(args.api_key_env, "").strip()  # a file's newline too
         if not api_key:
             raise ConfigError(
-                f"--api-key-env {args.api_key_env}: that environment variable is not set or empty"
+                f"--api-key-env {args.api_key_env}: that environment variable is not set, or empty"
             )
     run_server(
         args.artifact,

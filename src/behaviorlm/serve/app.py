@@ -96,7 +96,8 @@ def create_app(
         The event store, ``sqlite:///path/to/events.db`` (created if missing).
     api_key : str, optional
         Required in the ``X-API-Key`` header of ``POST /v1/events`` and
-        ``POST /v1/influence`` when given.
+        ``POST /v1/influence`` when given; without surrounding whitespace (a key read from a
+        file often ends in a newline, which no HTTP header value can carry).
     limits : Limits, optional
         Request size limits.
     traced : bool
@@ -171,7 +172,10 @@ def create_app(
     )
     app.state.service = app.state.batcher = app.state.ingester = None
     app.state.metrics = metrics
-    app.state.api_key = api_key.encode("utf-8") if api_key else None
+    key = api_key.strip() if api_key else ""
+    if api_key and not key:
+        raise ValueError("the API key is only whitespace")
+    app.state.api_key = key.encode("utf-8") if key else None
     app.state.limits = limits
     for module_router in (
         health.router(),

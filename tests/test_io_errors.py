@@ -46,9 +46,34 @@ def test_bad_row_raises(tmp_path: Path, reason: str) -> None:
     with pytest.raises(DataError) as info:
         read(path, strict_actions=True)
     message = str(info.value)
-    assert f"1 bad row(s): {reason} (the first problem found" in message
+    # the header, two good rows, then the bad one: the third row after the header
+    assert f"1 bad row(s): {reason}, the first on data row 3 (the first problem found" in message
     assert "events.csv" in message
     assert "on_error='drop'" in message
+
+
+def test_the_first_bad_row_is_named_by_its_place_in_the_file(tmp_path: Path) -> None:
+    # a blank line, skipped before the checks, still counts
+    csv = tmp_path / "e.csv"
+    csv.write_text(HEADER + GOOD + "\nu4,i4,soon,view,,\n")
+    with pytest.raises(DataError, match="unparsable timestamp, the first on data row 4"):
+        read(csv)
+    lines = tmp_path / "e.jsonl"
+    good, bad = (
+        '{"user_id": "u", "item_id": "i", "timestamp": 1}',
+        '{"user_id": "", "item_id": "i"}',
+    )
+    lines.write_text(f"{good}\n{bad}\n")
+    with pytest.raises(DataError, match="empty user_id, the first on data row 2"):
+        read(lines)
+    folder = tmp_path / "f"
+    shutil.copytree(FIXTURES / "folder", folder)
+    (folder / "items.csv").write_text("item_id,title,price\ni1,A,1\ni2,B,2\ni3,C,cheap\n")
+    with pytest.raises(DataError, match="unparsable price, the first on data row 3"):
+        read(folder)
+    raw = read(folder, on_error="drop")
+    assert raw.items is not None
+    assert raw.items.columns == ["item_id", "title", "price"]  # the row numbers left out
 
 
 @pytest.mark.parametrize("reason", list(BAD_ROWS))

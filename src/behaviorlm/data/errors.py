@@ -85,16 +85,36 @@ class Report:
         return out
 
 
-def check_bad_rows(counts: dict[str, int], on_error: OnError, *, where: str, how: str) -> None:
-    """Raise a DataError for the first reason with bad rows when ``on_error == "raise"``."""
+def check_bad_rows(
+    counts: dict[str, int],
+    on_error: OnError,
+    *,
+    where: str,
+    how: str,
+    first_row: int | None = None,
+) -> None:
+    """Raise a DataError for the first reason with bad rows when ``on_error == "raise"``,
+    naming the data row of the first such row where it is known (``first_row``: 1 = the
+    first row after a header, a JSON Lines file's first line).
+
+    Examples
+    --------
+    >>> try:
+    ...     check_bad_rows({"empty user_id": 2}, "raise", where="e.csv", how="fill it in",
+    ...                    first_row=7)
+    ... except DataError as error:
+    ...     print(error.what.split(" (")[0])
+    2 bad row(s): empty user_id, the first on data row 7
+    """
     if on_error not in ("raise", "drop"):
         raise ValueError(f"on_error must be 'raise' or 'drop', got {on_error!r}")
     if on_error == "drop":
         return
+    at = "" if first_row is None else f", the first on data row {first_row:,}"
     for reason, n in counts.items():
         if n:
             raise DataError(
-                f"{n:,} bad row(s): {reason} (the first problem found; rows may have others)",
+                f"{n:,} bad row(s): {reason}{at} (the first problem found; rows may have others)",
                 where=where,
                 how=f"{how}, or pass on_error='drop' (--on-error drop) to drop and count every "
                 "bad row by reason",

@@ -417,36 +417,62 @@ def to_values(column: pl.Series) -> pl.Series:
     return values
 
 
+#: A reader's data row number of each row of a table (1 = the first row after a header, a
+#: JSON Lines file's first line), where it knows it: a bad-row error names the first bad row.
+ROW = "__row__"
+
+
 def count_first_reasons(
     frame: pl.DataFrame, flags: dict[str, pl.Expr]
-) -> tuple[dict[str, int], pl.Expr]:
-    """Count rows under their first bad reason; return the counts and the "any bad" expression."""
+) -> tuple[dict[str, int], pl.Expr, dict[str, int]]:
+    """Count rows under their first bad reason; return the counts, the "any bad" expression
+    and, by reason with bad rows, the position of the first of them."""
     seen = pl.lit(False)
     exprs = []
     for reason, flag in flags.items():
         flag = flag.fill_null(False)
-        exprs.append((flag & ~seen).sum().alias(reason))
+        first = flag & ~seen
+        exprs += [first.sum().alias(reason), first.arg_true().first().alias(f"{reason}#first")]
         seen = seen | flag
     row = frame.select(exprs).row(0, named=True) if exprs else {}
-    return {k: int(v) for k, v in row.items()}, seen
+    counts = {k: int(v) for k, v in row.items() if not k.endswith("#first")}
+    firsts = {k[:-6]: int(v) for k, v in row.items() if k.endswith("#first") and v is not None}
+    return counts, seen, firsts
 
 
-def _count_series(flags: dict[str, pl.Series], n: int) -> tuple[dict[str, int], pl.Series]:
+def _count_series(
+    flags: dict[str, pl.Series], n: int
+) -> tuple[dict[str, int], pl.Series, dict[str, int]]:
     """Like :func:`count_first_reasons` for precomputed boolean Series."""
     seen = pl.repeat(False, n, eager=True)
-    counts = {}
+    counts, firsts = {}, {}
     for reason, flag in flags.items():
         flag = flag.fill_null(False)
-        counts[reason] = int((flag & ~seen).sum())
+        first = flag & ~seen
+        counts[reason] = int(first.sum())
+        if counts[reason]:
+            firsts[reason] = int(first.arg_true()[0])
         seen = seen | flag
-    return counts, seen
+    return counts, seen, firsts
 
 
-def _raise_or_drop(counts: dict[str, int], opts: ReadOptions, where: str) -> None:
+def raise_bad_rows(
+    frame: pl.DataFrame,
+    counts: dict[str, int],
+    firsts: dict[str, int],
+    fixes: dict[str, str],
+    *,
+    opts: ReadOptions,
+    where: str,
+) -> None:
+    """With ``on_error="raise"``, a DataError for the first reason with bad rows, naming the
+    data row of the first one where ``frame`` has the reader's :data:`ROW` numbers."""
     for reason, n in counts.items():
         if n:
-            fix = _FIXES.get(reason, f"fix the rows with {reason}")
-            check_bad_rows({reason: n}, opts.on_error, where=where, how=fix)
+            rows = frame.get_column(ROW) if ROW in frame.columns else None
+            at = None if rows is None else int(rows[firsts[reason]])
+            fix = fixes.get(reason, f"fix the rows with {reason}")
+            check_bad_rows({reason: n}, opts.on_error, where=where, how=fix, first_row=at)
             return
     check_bad_rows({}, opts.on_error, where=where, how="")
 
@@ -534,8 +560,8 @@ def normalize_events(
     if opts.strict_actions:
         action = work.get_column("action")
         flags["unknown action"] = action.is_not_null() & ~action.is_in(ACTIONS)
-    counts, bad = _count_series(flags, n)
-    _raise_or_drop(counts, opts, where)
+    counts, bad, firsts = _count_series(flags, n)
+    raise_bad_rows(frame, counts, firsts, _FIXES, opts=opts, where=where)
     extra = [c for c in frame.columns if c == PASSTHROUGH or c.startswith(TRUTH_PREFIX)]
     out = pl.concat([work, frame.select(extra)], how="horizontal") if extra else work
     if finer is not None:  # events within one second in the order they happened

@@ -14,12 +14,14 @@ from typing import Final
 
 import polars as pl
 
-from behaviorlm.data.errors import DataError, Report, check_bad_rows
+from behaviorlm.data.errors import DataError, Report
 from behaviorlm.data.readers.normalize import (
+    ROW,
     ReadOptions,
     as_text,
     blank,
     count_first_reasons,
+    raise_bad_rows,
     to_seconds,
 )
 from behaviorlm.schema import FOLLOW_COLUMNS, ITEM_COLUMNS
@@ -44,14 +46,11 @@ def _finish(
     opts: ReadOptions,
     report: Report,
 ) -> pl.DataFrame:
-    counts, bad = count_first_reasons(frame, flags)
-    for reason, n in counts.items():
-        if n:
-            check_bad_rows({reason: n}, opts.on_error, where=where, how=fixes[reason])
-            break
+    counts, bad, firsts = count_first_reasons(frame, flags)
+    raise_bad_rows(frame, counts, firsts, fixes, opts=opts, where=where)
     out = frame.filter(~bad) if any(counts.values()) else frame
     report.add(f"validate {where}", frame.height, out.height, counts)
-    return out
+    return out.drop(ROW, strict=False)
 
 
 #: How the values of a list are joined, by column: a category list is the ``"a|b"`` form

@@ -27,6 +27,7 @@ from behaviorlm.data.errors import DataError, OnError, Report, check_bad_rows
 from behaviorlm.data.raw import RawData
 from behaviorlm.data.readers.normalize import (
     PASSTHROUGH,
+    ROW,
     ReadOptions,
     holds_times,
     normalize_events,
@@ -253,7 +254,6 @@ def collect(lazy: pl.LazyFrame, path: Path, fmt: str) -> pl.DataFrame:
 
 
 _BLANK = "__blank__"
-_ROW = "__row__"
 #: polars' message for a delimited row with more fields than the header row.
 _MORE_FIELDS = "more fields than defined"
 #: The reason a delimited row with more fields than the header row is dropped under.
@@ -357,7 +357,7 @@ def read_rows(
     lazy = scan_table(path, fmt, sep=sep, text=text, infer_rows=infer_rows)
     picked = [pl.col(column).alias(name) for column, name in columns.items()]
     if fmt not in ("csv", "tsv"):  # other formats have no blank lines
-        return collect(lazy.select(picked), path, fmt), {}
+        return collect(lazy.select(picked).with_row_index(ROW, offset=1), path, fmt), {}
     # a line of spaces is blank too: it fills the first column alone (so one column is
     # stripped, not all: the check stays cheap on large files)
     first, *rest = lazy.collect_schema().names()
@@ -366,7 +366,7 @@ def read_rows(
     blank = (pl.all_horizontal(pl.col(rest).is_null()) & empty if rest else empty).alias(_BLANK)
     long = 0
     try:
-        frame = collect(lazy.select(*picked, blank), path, fmt)
+        frame = collect(lazy.select(*picked, blank).with_row_index(ROW, offset=1), path, fmt)
     except DataError as error:
         found = long_rows(path, _separator(fmt, sep)) if _MORE_FIELDS in str(error) else None
         if found is None or not found.rows:
@@ -378,10 +378,10 @@ def read_rows(
         how = "quote the values that hold the separator"
         check_bad_rows({what: len(found.rows)}, on_error, where=str(path), how=how)
         every = scan_table(path, fmt, sep=sep, text=text, infer_rows=infer_rows, truncate=True)
-        frame = collect(every.select(*picked, blank).with_row_index(_ROW), path, fmt)
+        frame = collect(every.select(*picked, blank).with_row_index(ROW), path, fmt)
         if frame.height != found.records:  # polars and csv split the file differently
             raise
-        frame = frame.filter(~pl.col(_ROW).is_in(found.rows)).drop(_ROW)
+        frame = frame.filter(~pl.col(ROW).is_in(found.rows)).with_columns(pl.col(ROW) + 1)
         long = len(found.rows)
     kept = frame.filter(~pl.col(_BLANK)).drop(_BLANK)
     return kept, {"blank line": frame.height - kept.height, TOO_MANY_FIELDS: long}

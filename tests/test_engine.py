@@ -484,6 +484,44 @@ def test_a_budget_spent_in_validation_starts_no_epoch(
     assert (meta["epoch"], meta["stopped"]) == (1, "time_budget")
 
 
+def test_an_epoch_that_ends_past_the_deadline_is_validated_and_the_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = engine._Loop._train_epoch
+
+    def slow(loop: Any, *args: Any) -> Any:
+        out = real(loop, *args)
+        time.sleep(1.2)  # the budget runs out after the epoch's last step
+        return out
+
+    monkeypatch.setattr(engine._Loop, "_train_epoch", slow)
+    cfg = replace(FAST, epochs=4, eval_every=2, time_budget_s=1.0)
+    _, summary = fit(cfg, run_dir=tmp_path)
+    assert (summary["stopped"], summary["epochs"], summary["best_epoch"]) == ("time_budget", 1, 1)
+    assert metrics_lines(tmp_path)[-1]["valid"] is not None  # off the eval_every beat
+
+
+def test_a_run_that_cannot_go_on_says_so_on_resuming(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def said() -> str:
+        captured = capsys.readouterr()
+        return " ".join((captured.out + captured.err).split())
+
+    done = replace(FAST, epochs=1)
+    fit_model(SASRec(TINY), SPLIT, done, run_dir=tmp_path / "done")
+    said()
+    fit_model(SASRec(TINY), SPLIT, done, run_dir=tmp_path / "done", resume=True)
+    assert "(completed): nothing more to train; the run is over: train anew" in said()
+    cut = replace(FAST, epochs=1, time_budget_s=1e-6)  # its one epoch cut after a step
+    fit_model(SASRec(TINY), SPLIT, cut, run_dir=tmp_path / "cut")
+    said()
+    longer = replace(cut, time_budget_s=600.0)
+    fit_model(SASRec(TINY), SPLIT, longer, run_dir=tmp_path / "cut", resume=True)
+    # not "raise train.time_budget_s": a larger budget cannot finish a cut last epoch
+    assert "(time_budget): nothing more to train; the run is over" in said()
+
+
 def test_resume_refuses_other_data_or_split_settings(tmp_path: Path) -> None:
     train = SPLIT.train
     # the same size, the same catalogue, other items: another data set
@@ -493,14 +531,21 @@ def test_resume_refuses_other_data_or_split_settings(tmp_path: Path) -> None:
         fit(replace(FAST, epochs=1), split=other, run_dir=tmp_path / "data", resume=True)
     assert "the training and validation events (a digest)" in str(refused.value)
     fit(replace(FAST, epochs=1), run_dir=tmp_path / "data", resume=True)  # the same data
-    # split settings that leave the rows as they are (here) are named too
+    # split settings that change the events are named with them; those that leave the
+    # events as they were (valid_fraction under leave-one-out, say) may change
     config: dict[str, Any] = {"model": "sasrec", "split": {"followee_actions": ["share"]}}
     fit(replace(FAST, epochs=1), run_dir=tmp_path / "split", run_config=config)
     other_split = {**config, "split": {"followee_actions": ["share", "purchase"]}}
-    with pytest.raises(ConfigError, match=r"split\.followee_actions"):
+    with pytest.raises(ConfigError, match=r"split\.followee_actions") as refused:
         fit(
-            replace(FAST, epochs=1), run_dir=tmp_path / "split", resume=True, run_config=other_split
+            replace(FAST, epochs=1),
+            split=other,
+            run_dir=tmp_path / "split",
+            resume=True,
+            run_config=other_split,
         )
+    assert "a digest" in str(refused.value)
+    fit(replace(FAST, epochs=1), run_dir=tmp_path / "split", resume=True, run_config=other_split)
 
 
 def test_an_interrupted_run_whose_lowered_patience_is_spent_trains_no_more(

@@ -220,10 +220,11 @@ IDENTITY_NAMES = {
 
 #: How a run that had stopped goes on when resumed, by the reason it stopped.
 _GO_ON = {
-    "time_budget": "raise train.time_budget_s (0: no budget)",
-    "early_stopping": "raise train.patience (0: none)",
-    "completed": "raise train.epochs",
+    "time_budget": "raise train.time_budget_s (0: no budget) to go on",
+    "early_stopping": "raise train.patience (0: none) to go on",
 }
+#: What a resumed run that cannot go on says (its epochs are done, or its last one was cut).
+_OVER = "the run is over: train anew (without --resume) for more epochs"
 
 
 def identity_changes(stored: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
@@ -558,6 +559,8 @@ class _Loop:
         now = self._identity()
         for key in ("split", "training_data"):
             stored.setdefault(key, now[key])
+        if stored["training_data"] == now["training_data"]:
+            stored["split"] = now["split"]  # split settings that leave the events as they were
         if stored != now:
             changed = "; ".join(identity_changes(stored, now)[:3])
             raise ConfigError(
@@ -751,9 +754,10 @@ class _Loop:
             stopped = "time_budget"  # resumed with its budget spent: no epoch starts
             self._save(stopped)
         if resumed and stopped is not None and self.progress:
+            last = self.epoch >= cfg.epochs  # no setting that may change goes on from there
             status_console.print(
                 f"the run in {self.path} had stopped after epoch {self.epoch} ({stopped}): "
-                f"nothing more to train; {_GO_ON[stopped]} to go on",
+                f"nothing more to train; {_OVER if last else _GO_ON.get(stopped, _OVER)}",
                 highlight=False,
             )
         columns = (
@@ -802,6 +806,12 @@ class _Loop:
                     total=expected_total(),
                 )
                 stats, out_of_time = self._train_epoch(deadline, advance)
+                # an epoch that ends past the deadline is the last: it is validated (even
+                # off the eval_every beat) and no epoch follows
+                out_of_time = out_of_time or (
+                    self.epoch < cfg.epochs
+                    and self.world.any(deadline is not None and time.perf_counter() > deadline)
+                )
                 due = self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs
                 valid = self._validate() if (due or out_of_time) else None
                 if out_of_time:

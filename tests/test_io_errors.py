@@ -324,10 +324,24 @@ def test_rows_with_more_fields_than_the_header_are_named_or_dropped(tmp_path: Pa
     assert raw.events["user_id"].to_list() == ["u1", "u2", "u5"]
     assert raw.report.steps[0].dropped == {"blank line": 1, "more fields than the header": 2}
     assert raw.report.steps[0].rows_in == 6
-    # a compressed file is read the same way
-    packed = tmp_path / "r.csv.gz"
-    packed.write_bytes(gzip.compress(ragged.read_bytes()))
-    assert read(packed, on_error="drop").events["user_id"].to_list() == ["u1", "u2", "u5"]
+    # a compressed file is read the same way, whatever the case of its suffix
+    for name in ("r.csv.gz", "R.CSV.GZ"):
+        packed = tmp_path / "packed" / name
+        packed.parent.mkdir(exist_ok=True)
+        packed.write_bytes(gzip.compress(ragged.read_bytes()))
+        assert read(packed, on_error="drop").events["user_id"].to_list() == ["u1", "u2", "u5"]
+        packed.unlink()
+
+
+def test_long_rows_are_found_past_blank_lines_and_long_fields(tmp_path: Path) -> None:
+    lead = tmp_path / "lead.csv"  # polars skips blank lines before the header
+    lead.write_text("\nuser_id,item_id,timestamp\nu1,i1,1\nu1,i2,2,x\nu1,i3,3\n")
+    with pytest.raises(DataError, match=r"1 bad row\(s\): more fields than the header \(line 4"):
+        read(lead)
+    assert read(lead, on_error="drop").events["item_id"].to_list() == ["i1", "i3"]
+    big = tmp_path / "big.csv"  # a field longer than the csv module's default limit
+    big.write_text(f'user_id,item_id,timestamp,text\nu1,i1,1,"{"x" * 200_000}"\nu1,i2,2,a,b\n')
+    assert read(big, on_error="drop").events["item_id"].to_list() == ["i1"]
 
 
 def test_side_table_rows_with_more_fields_are_dropped(tmp_path: Path) -> None:

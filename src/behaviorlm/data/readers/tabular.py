@@ -285,12 +285,18 @@ class LongRows:
 
 def _open_text(path: Path) -> TextIO | None:
     """A delimited file (plain or gzip-compressed) as text for :mod:`csv`; None for other
-    compressions."""
-    if path.suffix == ".gz":
+    compressions (``.zst``: the standard library has no reader for it)."""
+    suffix = path.suffix.lower()
+    if suffix == ".gz":
         return gzip.open(path, "rt", newline="", encoding="utf-8-sig", errors="replace")
-    if path.suffix in COMPRESSED:
+    if suffix in COMPRESSED:
         return None
     return path.open(newline="", encoding="utf-8-sig", errors="replace")
+
+
+#: The longest field :func:`long_rows` reads (the csv module's default is 128 KiB; polars has
+#: no such limit).
+_FIELD_LIMIT = 2**31 - 1
 
 
 def long_rows(path: Path, separator: str) -> LongRows | None:
@@ -312,10 +318,11 @@ def long_rows(path: Path, separator: str) -> LongRows | None:
         return None
     rows: list[int] = []
     line = fields = records = 0
+    limit = csv.field_size_limit(_FIELD_LIMIT)
     try:
         with text:
             reader = csv.reader(text, delimiter=separator)
-            header = len(next(reader, []))
+            header = len(next((r for r in reader if r), []))  # blank lines before it skipped
             start = reader.line_num + 1
             for records, record in enumerate(reader, start=1):
                 if len(record) > header:
@@ -325,6 +332,8 @@ def long_rows(path: Path, separator: str) -> LongRows | None:
                 start = reader.line_num + 1
     except (csv.Error, OSError, EOFError):
         return None
+    finally:
+        csv.field_size_limit(limit)
     return LongRows(rows, records, line, fields, header)
 
 

@@ -288,6 +288,23 @@ def test_the_python_api_takes_its_own_event_objects_and_refuses_booleans(
     assert done.accepted == 1, done
     with pytest.raises(service_module.RequestError, match="event 0"):
         service.recommend_events([{"item_id": item, "timestamp": "soon"}])
+    # a request's own timeline is read whole, even of events that name a user and repeat
+    # their training events (no training history stands beside it)
+    art = blm.Artifact.load(markov_dir)
+    seqs = art.dataset.sequences()
+    first = seqs.row(0)
+    named = [
+        Event(
+            user_id=str(art.dataset.users["user_id"][0]),
+            item_id=str(art.dataset.items["item_id"][int(i) - 1]),
+            timestamp=int(t),
+            action=art.dataset.vocab["action"][int(a) - 1],
+        )
+        for i, t, a in zip(first.items, first.timestamps, first.actions, strict=True)
+        if i > 0
+    ]
+    answer = service.recommend_events(named, k=5)
+    assert (answer.source, answer.timeline_events) == ("model", len(named))
     # true is no time nor rating (it was stored as 1970-01-01T00:00:01)
     data = post(
         client,

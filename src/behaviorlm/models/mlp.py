@@ -48,12 +48,12 @@ from behaviorlm.config import check_finite
 from behaviorlm.models.batch import FeatureSizes, SequenceBatch
 from behaviorlm.models.dropout import Dropout
 from behaviorlm.models.neural import (
-    CHUNK_ELEMENTS,
     FeatureConfig,
     NeuralRecommender,
     SequenceModule,
     TokenEmbedding,
 )
+from behaviorlm.models.neural import chunk_elements as device_chunk
 
 #: The baseline reads items only: every optional token component is off.
 ITEMS_ONLY = FeatureConfig(
@@ -205,7 +205,7 @@ class MLPModule(SequenceModule):
         return self.output.bias
 
     def item_loss(
-        self, hidden: torch.Tensor, targets: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS
+        self, hidden: torch.Tensor, targets: torch.Tensor, chunk_elements: int | None = None
     ) -> torch.Tensor | None:
         """The model's own next-item loss, or None to use the shared loss of the training loop.
 
@@ -215,9 +215,10 @@ class MLPModule(SequenceModule):
             Hidden states of the positions that get a next-item loss.
         targets : (M,) long tensor
             Their next item ids (all > 0).
-        chunk_elements : int
-            Softmax elements held at once: the positions are scored in chunks of
-            ``chunk_elements // N`` rows, each recomputed in the backward pass
+        chunk_elements : int, optional
+            Softmax elements held at once (default: as the full softmax on the device,
+            :func:`~behaviorlm.models.neural.chunk_elements`): the positions are scored in
+            chunks of ``chunk_elements // N`` rows, each recomputed in the backward pass
             (``torch.utils.checkpoint``), so no ``(M, N)`` matrix is built or kept.
 
         Returns
@@ -237,7 +238,8 @@ class MLPModule(SequenceModule):
         """
         if self.config.loss == "ce":
             return None
-        rows = max(1, chunk_elements // max(1, len(self.output.weight) - 1))
+        elements = chunk_elements if chunk_elements is not None else device_chunk(hidden.device)
+        rows = max(1, elements // max(1, len(self.output.weight) - 1))
         total = hidden.new_zeros((), dtype=torch.float32)
         for lo in range(0, len(targets), rows):
             chunk = hidden[lo : lo + rows], targets[lo : lo + rows]

@@ -36,8 +36,21 @@ GROUPS = ("actions", "time", "search", "social", "location", "device")
 
 #: Logit elements a loss over the whole catalogue holds at once: rows per chunk = this //
 #: catalogue size (the training loop's full softmax, ``mlp``'s squared error). On the CPU a
-#: chunk stays in cache; the full softmax takes larger chunks on a GPU.
+#: chunk stays in cache; a GPU takes larger chunks (:data:`GPU_CHUNK_ELEMENTS`).
 CHUNK_ELEMENTS = 1 << 21
+#: Logit elements per chunk on a GPU (256 MiB of float32 logits): fewer, larger products.
+GPU_CHUNK_ELEMENTS = 1 << 26
+
+
+def chunk_elements(device: torch.device) -> int:
+    """The logit elements a loss over the catalogue holds at once on ``device``.
+
+    Examples
+    --------
+    >>> chunk_elements(torch.device("cpu")) == CHUNK_ELEMENTS
+    True
+    """
+    return CHUNK_ELEMENTS if device.type == "cpu" else GPU_CHUNK_ELEMENTS
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -240,12 +240,15 @@ class LiveTimelines:
         positions: Sequence[int] | None,
         after: OwnEvents | None,
         actions: Int | None = None,
+        alone: bool = False,
     ) -> OwnEvents:
         """``after`` (a user's coded events; None: none yet) extended by ``events``, the
         user's events stored after it at storage ``positions`` (None: events not from the
-        store); with ``actions``, only the events of these action codes are coded."""
-        picks = self._readable_at(events)
-        trained = sum(1 for e in events if self.in_training(e))  # read with the training data
+        store); with ``actions``, only the events of these action codes are coded; events
+        already in the training data are left out, unless they make a timeline ``alone``."""
+        picks = self._readable_at(events, alone)
+        # read with the training data
+        trained = 0 if alone else sum(1 for e in events if self.in_training(e))
         if actions is not None:
             wanted = set(actions.tolist())
             picks = [i for i in picks if self.actions.get(events[i].action, 0) in wanted]
@@ -399,22 +402,23 @@ class LiveTimelines:
         return self._rows(base, np.repeat(known, base.lengths), live, rows, who, users)
 
     def for_events(self, events: Sequence[EventRecord]) -> Timeline:
-        """A timeline made only of ``events`` (a request's own timeline)."""
-        own = self.own_events(events, None, None)
-        return self._merged(None, own, self._nobody, 0, self.readable(events))
+        """A timeline made only of ``events`` (a request's own timeline: no training events
+        to read any of them twice, whatever user they name)."""
+        own = self.own_events(events, None, None, alone=True)
+        return self._merged(None, own, self._nobody, 0, self.readable(events, alone=True))
 
-    def readable(self, live: Sequence[EventRecord]) -> list[EventRecord]:
+    def readable(self, live: Sequence[EventRecord], alone: bool = False) -> list[EventRecord]:
         """The events of ``live`` the model reads (searches and known items), in order."""
-        return [live[i] for i in self._readable_at(live)]
+        return [live[i] for i in self._readable_at(live, alone)]
 
-    def _readable_at(self, live: Sequence[EventRecord]) -> list[int]:
+    def _readable_at(self, live: Sequence[EventRecord], alone: bool = False) -> list[int]:
         """The places in ``live`` of the events the model reads, in order: searches and
         events on known items, but not those already in the training data
-        (:meth:`in_training`)."""
+        (:meth:`in_training`) unless the events make a timeline ``alone``."""
         return [
             i
             for i, e in enumerate(live)
-            if (e.item_id is None or e.item_id in self.items) and not self.in_training(e)
+            if (e.item_id is None or e.item_id in self.items) and (alone or not self.in_training(e))
         ]
 
     def in_training(self, event: EventRecord) -> bool:

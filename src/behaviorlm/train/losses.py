@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch.nn import functional
 
-from behaviorlm.models.neural import CHUNK_ELEMENTS, SequenceModule
+from behaviorlm.models.neural import SequenceModule
+from behaviorlm.models.neural import chunk_elements as device_chunk
 
 
 def item_loss_mask(
@@ -42,10 +43,6 @@ def item_loss_mask(
         )
         mask &= torch.isin(target_actions, allowed)
     return mask
-
-
-#: Logit elements per chunk on a GPU (256 MiB of float32 logits): fewer, larger products.
-GPU_CHUNK_ELEMENTS = 1 << 26
 
 
 class _ChunkedSoftmax(torch.autograd.Function):
@@ -139,8 +136,8 @@ def full_softmax_loss(
     the value and the gradients equal ``cross_entropy(module.logits(hidden)[:, 1:], targets -
     1)`` in float32 (close to it under bfloat16 autocast, whose products run in bfloat16)
     while memory holds one chunk of logits, not all of them. No targets (``M = 0``) give 0.
-    ``chunk_elements`` defaults to :data:`~behaviorlm.models.neural.CHUNK_ELEMENTS` on the CPU and
-    :data:`GPU_CHUNK_ELEMENTS` on a GPU.
+    ``chunk_elements`` defaults to :func:`behaviorlm.models.neural.chunk_elements` of the
+    device (larger chunks on a GPU).
 
     Examples
     --------
@@ -154,7 +151,7 @@ def full_softmax_loss(
     1.3863
     """
     bias = module.item_bias()
-    default_chunk = CHUNK_ELEMENTS if hidden.device.type == "cpu" else GPU_CHUNK_ELEMENTS
+    default_chunk = device_chunk(hidden.device)
     out: torch.Tensor = _ChunkedSoftmax.apply(  # type: ignore[no-untyped-call]
         hidden,
         module.item_rows(slice(1, None)),

@@ -306,45 +306,66 @@ def test_time_budget_stops_and_keeps_the_best(tmp_path: Path) -> None:
 def test_a_budget_stopped_run_resumes_only_with_a_larger_budget(
     tmp_path: Path, count_epochs: Callable[[], list[int]]
 ) -> None:
-    cut = replace(FAST, epochs=4, time_budget_s=1e-6)
-    first, _ = fit(cut, run_dir=tmp_path)
+    cut = replace(FAST, epochs=4, time_budget_s=1e-6)  # epoch 1 is cut after its first step
+    first, _ = fit(cut, run_dir=tmp_path / "cut")
+    assert json.loads((tmp_path / "cut" / META_FILE).read_text())["batch"] == 1
     trained = count_epochs()
     # the same budget: the run is over, nothing is trained again
-    again, summary = fit(cut, run_dir=tmp_path, resume=True)
+    again, summary = fit(cut, run_dir=tmp_path / "cut", resume=True)
     assert trained == []
     assert (summary["stopped"], summary["epochs"], summary["steps"]) == ("time_budget", 1, 1)
     assert_same_weights(again, first)
-    # a larger budget goes on with the epoch after the cut one
-    _, summary = fit(replace(cut, time_budget_s=600.0), run_dir=tmp_path, resume=True)
-    assert trained == [2, 3, 4]
+    # a larger budget finishes the cut epoch from its second batch, then goes on
+    larger = replace(cut, time_budget_s=600.0)
+    _, summary = fit(larger, run_dir=tmp_path / "cut", resume=True)
+    assert trained == [1, 2, 3, 4]
     assert (summary["stopped"], summary["epochs"]) == ("completed", 4)
-    assert [line["epoch"] for line in metrics_lines(tmp_path)] == [1, 2, 3, 4]
+    # as if never cut: every batch once, with the same draws (the cut epoch's partial
+    # validation aside, which trains nothing and whose line is replaced)
+    _, whole = fit(larger, run_dir=tmp_path / "whole")
+    assert summary["steps"] == whole["steps"]
+    lines, expected = metrics_lines(tmp_path / "cut"), metrics_lines(tmp_path / "whole")
+    assert [line["epoch"] for line in lines] == [1, 2, 3, 4]
+    assert [line["step"] for line in lines] == [line["step"] for line in expected]
+    np.testing.assert_allclose(
+        [line["loss"] for line in lines], [line["loss"] for line in expected], rtol=1e-5
+    )
 
 
-def test_a_larger_budget_does_not_resume_a_cut_last_epoch_or_a_spent_patience(
+def test_a_larger_budget_finishes_a_cut_last_epoch_and_undoes_its_part_validation(
     tmp_path: Path, count_epochs: Callable[[], list[int]]
 ) -> None:
     last = replace(FAST, epochs=1, time_budget_s=1e-6)
     fit(last, run_dir=tmp_path / "last")
     trained = count_epochs()
     _, summary = fit(replace(last, time_budget_s=600.0), run_dir=tmp_path / "last", resume=True)
-    assert trained == []  # the cut epoch was the last: it cannot be finished
-    assert (summary["stopped"], summary["steps"]) == ("time_budget", 1)
+    assert trained == [1]  # the cut epoch was the last: it is finished
+    assert summary["stopped"] == "completed"
+    assert summary["steps"] == fit(replace(last, time_budget_s=0.0))[1]["steps"]
     cut = replace(FAST, epochs=4, time_budget_s=1e-6, patience=1)
     fit(cut, run_dir=tmp_path / "patience")
     trained = count_epochs()
     meta = json.loads((tmp_path / "patience" / META_FILE).read_text())
-    meta["bad_evals"] = 1  # as if the cut epoch's validation had used up the patience
+    meta["bad_evals"] = 1  # as if the cut epoch's partial validation had used up the patience
     (tmp_path / "patience" / META_FILE).write_text(json.dumps(meta))
     larger = replace(cut, time_budget_s=600.0)
-    _, summary = fit(larger, run_dir=tmp_path / "patience", resume=True)
+    fit(larger, run_dir=tmp_path / "patience", resume=True)
+    assert trained[0] == 1  # the partial validation does not count: the epoch is finished
+    # a patience used up before the cut epoch stops the run
+    fit(cut, run_dir=tmp_path / "spent")
+    trained = count_epochs()
+    meta = json.loads((tmp_path / "spent" / META_FILE).read_text())
+    meta["bad_evals"] = meta["bad_evals_before"] = 1
+    (tmp_path / "spent" / META_FILE).write_text(json.dumps(meta))
+    _, summary = fit(larger, run_dir=tmp_path / "spent", resume=True)
     assert trained == []
     assert summary["stopped"] == "early_stopping"
     # the budget compared is the one the epoch was cut with, not the clock (under torchrun
     # a rank may cut the epoch a little before rank 0's own deadline)
-    meta["bad_evals"], meta["elapsed_s"], meta["time_budget_s"] = 0, 10.0, 600.0
-    (tmp_path / "patience" / META_FILE).write_text(json.dumps(meta))
-    _, summary = fit(larger, run_dir=tmp_path / "patience", resume=True)
+    meta["bad_evals"] = meta["bad_evals_before"] = 0
+    meta["elapsed_s"], meta["time_budget_s"] = 10.0, 600.0
+    (tmp_path / "spent" / META_FILE).write_text(json.dumps(meta))
+    _, summary = fit(larger, run_dir=tmp_path / "spent", resume=True)
     assert trained == []
     assert summary["stopped"] == "time_budget"
 
@@ -516,10 +537,9 @@ def test_a_run_that_cannot_go_on_says_so_on_resuming(
     cut = replace(FAST, epochs=1, time_budget_s=1e-6)  # its one epoch cut after a step
     fit_model(SASRec(TINY), SPLIT, cut, run_dir=tmp_path / "cut")
     said()
-    longer = replace(cut, time_budget_s=600.0)
-    fit_model(SASRec(TINY), SPLIT, longer, run_dir=tmp_path / "cut", resume=True)
-    # not "raise train.time_budget_s": a larger budget cannot finish a cut last epoch
-    assert "(time_budget): nothing more to train; the run is over" in said()
+    fit_model(SASRec(TINY), SPLIT, cut, run_dir=tmp_path / "cut", resume=True)
+    # a larger budget finishes the cut epoch, even the last
+    assert "(time_budget): nothing more to train; raise train.time_budget_s" in said()
 
 
 def test_resume_refuses_other_data_or_split_settings(tmp_path: Path) -> None:

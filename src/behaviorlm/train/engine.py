@@ -446,6 +446,11 @@ class _Loop:
         self.best_valid: dict[str, float] | None = None
         self.best_epoch: int | None = None
         self.bad_evals = 0
+        self.bad_before = 0  # bad_evals before the last validation (a cut epoch's is undone)
+        # a cut epoch: its batches done, and its loss sums, events and seconds so far (a
+        # resumed run with a larger budget finishes it from the next batch)
+        self.batch = 0
+        self.partial: dict[str, Any] = {"sums": [0.0, 0.0, 0.0], "events": 0, "seconds": 0.0}
         self.spent = 0.0  # share of the time budget used (schedule "budget")
         self.train_seconds = 0.0
         self.events = 0
@@ -509,6 +514,9 @@ class _Loop:
             "elapsed_s": self._run_seconds(),
             "stopped": stopped,
             "time_budget_s": self.config.time_budget_s,  # the budget that cut it, if one did
+            "batch": self.batch,
+            "partial": self.partial,
+            "bad_evals_before": self.bad_before,
             "identity": self._identity(),
         }
         average = None if self.average is None else self.average.state()
@@ -526,6 +534,10 @@ class _Loop:
         self.best = ckpt.best
         self.best_valid, self.best_epoch = meta["best_valid"], meta["best_epoch"]
         self.bad_evals = int(meta["bad_evals"])
+        self.bad_before = int(meta.get("bad_evals_before", self.bad_evals))
+        # a checkpoint from before cut epochs were finished: its cut epoch counts as whole
+        self.batch = int(meta.get("batch", 0))
+        self.partial = dict(meta.get("partial", self.partial))
         self.train_seconds, self.events = float(meta["train_seconds"]), int(meta["events"])
         # a checkpoint from before the clock was saved: its run's training time, a lower bound
         self.elapsed = float(meta.get("elapsed_s", self.train_seconds))
@@ -573,9 +585,15 @@ class _Loop:
         if stopped == "early_stopping" and not (patience and self.bad_evals >= patience):
             stopped = None  # a larger patience (or none) lets the run go on from its last epoch
         if stopped == "time_budget" and self._budget_raised(ckpt.meta):
-            # a larger budget (or none) goes on with the epoch after the cut one, unless the
-            # cut one was the last or its validation had used up the patience
-            if patience and self.bad_evals >= patience:
+            if self.batch:
+                # a larger budget (or none) finishes the cut epoch from its next batch; the
+                # validation of its part does not count for the patience (its line goes)
+                self.epoch -= 1
+                self.bad_evals = self.bad_before
+                stopped = None
+            # an epoch that ended past the deadline was whole: the run goes on with the
+            # next, unless it was the last or its validation had used up the patience
+            elif patience and self.bad_evals >= patience:
                 stopped = "early_stopping"
             elif self.epoch < self.config.epochs:
                 stopped = None
@@ -641,18 +659,33 @@ class _Loop:
         return total, float(item.detach()), act
 
     def _train_epoch(self, deadline: float | None, advance: Any) -> tuple[dict[str, float], bool]:
+        """Train the epoch's batches (of a cut epoch, those after :attr:`batch`); its stats,
+        and whether the deadline cut it."""
         cfg = self.config
         seed = _epoch_seed(cfg.seed, self.epoch)
-        torch.manual_seed(seed + self.world.rank)  # ranks draw their own dropout masks
-        generator = torch.Generator().manual_seed(seed)
-        rng = np.random.default_rng(seed)
+        generator = torch.Generator()
+        batches = self.data.epoch_batches(
+            self.batch_size, np.random.default_rng(seed), cfg.length_buckets
+        )
+        first = self.batch  # a cut epoch goes on from its next batch
+        carried: dict[str, Any] = (
+            self.partial if first else {"sums": [0.0] * 3, "events": 0, "seconds": 0.0}
+        )
         self.module.train()
-        sums = np.zeros(3)
+        # the sums of a cut epoch's part, shared among the ranks (summed over them below)
+        sums = np.asarray(carried["sums"], dtype=np.float64) / self.world.size
         events = 0
         start = time.perf_counter()
         out_of_time = False
         spent = 0.0
-        for batch in self.data.epoch_batches(self.batch_size, rng, cfg.length_buckets):
+        done = first
+        for index in range(first, len(batches)):
+            batch = batches[index]
+            # seeded by batch, so a cut epoch finishes with the draws it would have had;
+            # ranks draw their own dropout masks
+            step_seed = _epoch_seed(seed, index)
+            torch.manual_seed(step_seed + self.world.rank)
+            generator.manual_seed(step_seed)
             rows, item_weight, action_weight = self.world.shard(
                 batch, self.row_items, self.row_events
             )
@@ -681,6 +714,7 @@ class _Loop:
             value = float(loss.detach())
             sums += np.array([value, item, act]) * n / self.world.size
             advance(1, value, events / max(time.perf_counter() - start, 1e-9))
+            done = index + 1
             if deadline is not None and self.world.any(time.perf_counter() > deadline):
                 out_of_time = True
                 break
@@ -688,14 +722,23 @@ class _Loop:
         seconds = time.perf_counter() - start
         self.train_seconds += seconds
         self.events += events
-        mean = sums / max(events, 1)
+        epoch_events = int(carried["events"]) + events
+        epoch_seconds = float(carried["seconds"]) + seconds
+        # a cut epoch keeps its place and its sums so far (a whole one: 0)
+        self.batch = done if out_of_time and done < len(batches) else 0
+        self.partial = {
+            "sums": [float(x) for x in sums],
+            "events": epoch_events,
+            "seconds": epoch_seconds,
+        }
+        mean = sums / max(epoch_events, 1)
         stats = {
             "loss": float(mean[0]),
             "item_loss": float(mean[1]),
             "action_loss": float(mean[2]),
             "lr": lr_at(max(self.step - 1, 0), self.total_steps, cfg, spent),
-            "seconds": round(seconds, 3),
-            "events_per_s": round(events / max(seconds, 1e-9), 1),
+            "seconds": round(epoch_seconds, 3),
+            "events_per_s": round(epoch_events / max(epoch_seconds, 1e-9), 1),
         }
         return stats, out_of_time
 
@@ -754,7 +797,8 @@ class _Loop:
             stopped = "time_budget"  # resumed with its budget spent: no epoch starts
             self._save(stopped)
         if resumed and stopped is not None and self.progress:
-            last = self.epoch >= cfg.epochs  # no setting that may change goes on from there
+            # a run whose epochs are done: no setting that may change goes on from there
+            last = self.epoch >= cfg.epochs and not self.batch
             status_console.print(
                 f"the run in {self.path} had stopped after epoch {self.epoch} ({stopped}): "
                 f"nothing more to train; {_OVER if last else _GO_ON.get(stopped, _OVER)}",
@@ -813,6 +857,7 @@ class _Loop:
                     and self.world.any(deadline is not None and time.perf_counter() > deadline)
                 )
                 due = self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs
+                self.bad_before = self.bad_evals
                 valid = self._validate() if (due or out_of_time) else None
                 if out_of_time:
                     stopped = "time_budget"
@@ -822,9 +867,7 @@ class _Loop:
                     stopped = "completed"
                 self._record(stats, valid)
                 # a cut epoch is saved as it ended: resuming it with the same budget trains
-                # nothing more, and a larger budget goes on with the next epoch (the rest of
-                # the cut one's batches are skipped, so a schedule by steps ends that many
-                # steps short of its floor)
+                # nothing more, and a larger budget finishes it from its next batch
                 self._save(stopped)
         if self.best is None and self.average is not None:  # never validated: the average
             with self.average.applied():

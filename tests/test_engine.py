@@ -315,6 +315,17 @@ def test_a_budget_stopped_run_resumes_only_with_a_larger_budget(
     assert trained == []
     assert (summary["stopped"], summary["epochs"], summary["steps"]) == ("time_budget", 1, 1)
     assert_same_weights(again, first)
+    # a budget larger than the one that cut it, but spent already: nothing either, and the
+    # checkpoint and the metrics stay as they were
+    before = (tmp_path / "cut" / META_FILE).read_text(), metrics_lines(tmp_path / "cut")
+    meta = json.loads(before[0])
+    _, summary = fit(
+        replace(cut, time_budget_s=meta["elapsed_s"] / 2), run_dir=tmp_path / "cut", resume=True
+    )
+    assert trained == []
+    assert summary["stopped"] == "time_budget"
+    assert json.loads((tmp_path / "cut" / META_FILE).read_text())["batch"] == 1
+    assert metrics_lines(tmp_path / "cut") == before[1]
     # a larger budget finishes the cut epoch from its second batch, then goes on
     larger = replace(cut, time_budget_s=600.0)
     _, summary = fit(larger, run_dir=tmp_path / "cut", resume=True)

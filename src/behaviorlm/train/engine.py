@@ -584,7 +584,9 @@ class _Loop:
         patience = self.config.patience
         if stopped == "early_stopping" and not (patience and self.bad_evals >= patience):
             stopped = None  # a larger patience (or none) lets the run go on from its last epoch
-        if stopped == "time_budget" and self._budget_raised(ckpt.meta):
+        budget = self.config.time_budget_s
+        time_left = budget <= 0 or self.elapsed < budget  # a raised budget may be spent too
+        if stopped == "time_budget" and self._budget_raised(ckpt.meta) and time_left:
             if self.batch:
                 # a larger budget (or none) finishes the cut epoch from its next batch; the
                 # validation of its part does not count for the patience (its line goes)
@@ -793,7 +795,8 @@ class _Loop:
         left = cfg.time_budget_s - self._run_seconds()
         start = time.perf_counter()
         deadline = start + left if cfg.time_budget_s > 0 else None
-        if self.epoch and deadline is not None and stopped is None and self.world.any(left <= 0):
+        spent = self.epoch and not self.batch and deadline is not None and stopped is None
+        if spent and self.world.any(left <= 0):
             stopped = "time_budget"  # resumed with its budget spent: no epoch starts
             self._save(stopped)
         if resumed and stopped is not None and self.progress:

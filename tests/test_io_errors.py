@@ -66,9 +66,7 @@ def test_the_first_bad_row_is_named_by_its_place_in_the_file(tmp_path: Path) -> 
     lines.write_text(f"{good}\n{bad}\n")
     with pytest.raises(DataError, match="empty user_id, the first on data row 2"):
         read(lines)
-    folder = tmp_path / "f"
-    shutil.copytree(FIXTURES / "folder", folder)
-    (folder / "items.csv").write_text("item_id,title,price\ni1,A,1\ni2,B,2\ni3,C,cheap\n")
+    folder = folder_with_items(tmp_path, "item_id,title,price\ni1,A,1\ni2,B,2\ni3,C,cheap\n")
     with pytest.raises(DataError, match="unparsable price, the first on data row 3"):
         read(folder)
     raw = read(folder, on_error="drop")
@@ -144,10 +142,16 @@ def test_counts_by_reason_and_accounting(tmp_path: Path) -> None:
         read(write(tmp_path, body))
 
 
-def test_bad_side_table_rows(tmp_path: Path) -> None:
+def folder_with_items(tmp_path: Path, items: str) -> Path:
+    """A copy of the fixture folder whose items table is ``items`` (CSV text)."""
     folder = tmp_path / "f"
     shutil.copytree(FIXTURES / "folder", folder)
-    (folder / "items.csv").write_text("item_id,title,price\ni1,A,1\ni1,B,2\n,C,3\ni2,D,cheap\n")
+    (folder / "items.csv").write_text(items)
+    return folder
+
+
+def test_bad_side_table_rows(tmp_path: Path) -> None:
+    folder = folder_with_items(tmp_path, "item_id,title,price\ni1,A,1\ni1,B,2\n,C,3\ni2,D,cheap\n")
     (folder / "follows.csv").write_text("follower_id,followee_id,since\nu1,,1\nu1,u2,never\n")
     with pytest.raises(DataError, match=r"1 bad row\(s\): empty item_id"):
         read(folder)
@@ -345,9 +349,7 @@ def test_long_rows_are_found_past_blank_lines_and_long_fields(tmp_path: Path) ->
 
 
 def test_side_table_rows_with_more_fields_are_dropped(tmp_path: Path) -> None:
-    folder = tmp_path / "f"
-    shutil.copytree(FIXTURES / "folder", folder)
-    (folder / "items.csv").write_text("item_id,title,price\ni1,A,1\ni2,B, C,2\n")
+    folder = folder_with_items(tmp_path, "item_id,title,price\ni1,A,1\ni2,B, C,2\n")
     with pytest.raises(DataError, match="line 3 has 4 fields"):
         read(folder)
     raw = read(folder, on_error="drop")

@@ -164,6 +164,13 @@ class LiveTimelines:
     (2, True)
     >>> len(live.stack([])), live.stack([t.sequences]) is t.sequences
     (0, True)
+    >>> e = ds.events.row(0, named=True)  # a training event, stored again (in_training)
+    >>> again = EventRecord(
+    ...     user_id=ds.users["user_id"][e["user"] - 1],
+    ...     item_id=ds.items["item_id"][e["item"] - 1],
+    ...     timestamp=e["timestamp"], action=ds.vocab["action"][e["action"] - 1])
+    >>> live.in_training(again), live.in_training(replace(again, timestamp=2_000_000_000))
+    (True, False)
     >>> stored = {"u0": [new]}  # many users at once, as for the followers of a social reach
     >>> many = live.for_users(["u1", "u0"], lambda user: stored.get(user, []))
     >>> many.lengths.tolist() == [live.for_user("u1", []).length, t.length]
@@ -426,20 +433,7 @@ class LiveTimelines:
         action and time. A store's events exported into the data of the model now served
         (``behaviorlm export-events``, then a retrain) are then read once, not twice.
 
-        Examples
-        --------
-        >>> import behaviorlm as blm
-        >>> ds = blm.preprocess(blm.simulate(30, seed=1))
-        >>> art = blm.Artifact(model=blm.MODELS["pop"][1](blm.MODELS["pop"][0]()).fit(
-        ...     ds.sequences()), dataset=ds)
-        >>> live = LiveTimelines(art)
-        >>> e = ds.events.row(0, named=True)
-        >>> again = EventRecord(
-        ...     user_id=ds.users["user_id"][e["user"] - 1],
-        ...     item_id=ds.items["item_id"][e["item"] - 1],
-        ...     timestamp=e["timestamp"], action=ds.vocab["action"][e["action"] - 1])
-        >>> live.in_training(again), live.in_training(replace(again, timestamp=2_000_000_000))
-        (True, False)
+        (The class's example shows one.)
         """
         user = self.users.get(event.user_id, 0)
         if not user:

@@ -95,7 +95,7 @@ def check_bad_rows(
 ) -> None:
     """Raise a DataError for the first reason with bad rows when ``on_error == "raise"``,
     naming the data row of the first such row where it is known (``first_row``: 1 = the
-    first row after a header, a JSON Lines file's first line).
+    first row after a header, a JSON Lines file's first object).
 
     Examples
     --------

@@ -418,7 +418,7 @@ def to_values(column: pl.Series) -> pl.Series:
 
 
 #: A reader's data row number of each row of a table (1 = the first row after a header, a
-#: JSON Lines file's first line), where it knows it: a bad-row error names the first bad row.
+#: JSON Lines file's first object), where it knows it: a bad-row error names the first bad row.
 ROW = "__row__"
 
 

@@ -343,6 +343,71 @@ def test_a_budget_stopped_run_resumes_only_with_a_larger_budget(
     )
 
 
+def cut_in_epoch_2(monkeypatch: pytest.MonkeyPatch, scores: list[float]) -> None:
+    """Epoch 2 is cut after its first batch (the clock jumps past a 3 s budget there), and
+    validation reads ``scores`` in order."""
+    real_loss = engine._Loop._loss
+
+    def loss(loop: Any, *args: Any) -> Any:
+        if loop.step == loop.steps_per_epoch:  # the first batch of epoch 2
+            time.sleep(3.2)
+        return real_loss(loop, *args)
+
+    left = list(scores)
+    monkeypatch.setattr(engine._Loop, "_loss", loss)
+    monkeypatch.setattr(engine, "validate", lambda *a, **k: {"NDCG@10": left.pop(0), "HR@10": 0.0})
+
+
+def test_a_finished_cut_epoch_keeps_the_best_state_an_uncut_run_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = replace(FAST, epochs=4, patience=2, time_budget_s=3.0)
+    cut_in_epoch_2(monkeypatch, [0.1, 0.3])  # epoch 1, then epoch 2's part, the best so far
+    _, summary = fit(cfg, run_dir=tmp_path)
+    assert (summary["stopped"], summary["best_epoch"]) == ("time_budget", 2)
+    monkeypatch.undo()
+    left = [0.2, 0.25, 0.26]  # epochs 2 to 4 whole, each better than the one before
+    monkeypatch.setattr(engine, "validate", lambda *a, **k: {"NDCG@10": left.pop(0), "HR@10": 0.0})
+    _, summary = fit(replace(cfg, time_budget_s=600.0), run_dir=tmp_path, resume=True)
+    # as if never cut: the part's 0.3 is undone (before, epochs 2 and 3 were "bad" against
+    # it and the run stopped early with the weights of the middle of epoch 2)
+    assert (summary["stopped"], summary["best_epoch"]) == ("completed", 4)
+    assert summary["best_valid"]["NDCG@10"] == 0.26
+    assert [line["valid"]["NDCG@10"] for line in metrics_lines(tmp_path)] == [0.1, 0.2, 0.25, 0.26]
+
+
+def test_a_cut_epoch_left_unfinished_keeps_its_line_and_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = replace(FAST, epochs=4, patience=5, time_budget_s=3.0)
+    cut_in_epoch_2(monkeypatch, [0.3, 0.2])
+    fit(cfg, run_dir=tmp_path)
+    monkeypatch.undo()
+    before = (tmp_path / META_FILE).read_text(), metrics_lines(tmp_path)
+    assert json.loads(before[0])["bad_evals_before"] == 0
+    # a lowered patience that the epochs before the cut one used up: the run is over
+    meta = json.loads(before[0])
+    meta["bad_evals_before"] = meta["bad_evals"] = 1
+    (tmp_path / META_FILE).write_text(json.dumps(meta))
+    _, summary = fit(replace(cfg, patience=1, time_budget_s=600.0), run_dir=tmp_path, resume=True)
+    assert summary["stopped"] == "early_stopping"
+    assert metrics_lines(tmp_path) == before[1]  # before, the cut epoch's line was dropped
+    (tmp_path / META_FILE).write_text(before[0])
+    # interrupted while it finishes the cut epoch: the line stays until the epoch replaces it
+    real_loss = engine._Loop._loss
+
+    def interrupted(loop: Any, *args: Any) -> Any:
+        if loop.step == loop.steps_per_epoch + 2:
+            raise KeyboardInterrupt
+        return real_loss(loop, *args)
+
+    monkeypatch.setattr(engine._Loop, "_loss", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fit(replace(cfg, time_budget_s=600.0), run_dir=tmp_path, resume=True)
+    assert metrics_lines(tmp_path) == before[1]
+    assert (tmp_path / META_FILE).read_text() == before[0]
+
+
 def test_a_larger_budget_finishes_a_cut_last_epoch_and_undoes_its_part_validation(
     tmp_path: Path, count_epochs: Callable[[], list[int]]
 ) -> None:

@@ -964,7 +964,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[
         if args.debug:
             raise
         again = ""
-        if args.command == "train":  # the run folder holds the last finished epoch
+        if args.command == "train":  # the run folder holds the last checkpoint
             again = "; the same command with --resume continues from the last finished epoch"
 
         if current_world().is_main:  # under torchrun every rank gets the Ctrl-C

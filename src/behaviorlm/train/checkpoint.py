@@ -3,8 +3,9 @@
 A checkpoint is two files in the run directory:
 
 * ``checkpoint.safetensors``: every tensor: the module weights (``model.*``), the best
-  weights so far (``best.*``), the moving average of the weights where the run keeps one
-  (``average.*``) and the optimizer state (``optim.<param index>.<name>``);
+  weights so far (``best.*``), the best weights before a cut epoch's partial validation
+  (``best_before.*``, where it replaced them), the moving average of the weights where the
+  run keeps one (``average.*``) and the optimizer state (``optim.<param index>.<name>``);
 * ``checkpoint.json``: every scalar: epoch, step, best validation result, the configs.
 
 Both carry the epoch (the tensors in their safetensors metadata), so a pair written by two
@@ -52,6 +53,7 @@ class Checkpoint:
     optimizer: dict[int, dict[str, torch.Tensor]]
     meta: dict[str, Any]
     average: dict[str, torch.Tensor] | None = None
+    best_before: dict[str, torch.Tensor] | None = None
 
     @classmethod
     def capture(
@@ -61,10 +63,12 @@ class Checkpoint:
         best: dict[str, torch.Tensor] | None,
         meta: dict[str, Any],
         average: dict[str, torch.Tensor] | None = None,
+        best_before: dict[str, torch.Tensor] | None = None,
     ) -> Checkpoint:
         """Copy the current state to the CPU (the training run may go on changing the
         originals, on any device); ``average`` is the run's moving average of the weights
-        (:class:`behaviorlm.train.averaging.WeightAverage`), if it keeps one."""
+        (:class:`behaviorlm.train.averaging.WeightAverage`), if it keeps one; ``best_before``
+        the best weights that a cut epoch's partial validation replaced, if it did."""
         state = optimizer.state_dict()["state"]
 
         def copy(tensor: torch.Tensor) -> torch.Tensor:  # on the CPU: resumable on any device
@@ -79,6 +83,9 @@ class Checkpoint:
             },
             meta=dict(meta),
             average=None if average is None else {k: copy(v) for k, v in average.items()},
+            best_before=None
+            if best_before is None
+            else {k: copy(v) for k, v in best_before.items()},
         )
 
     def restore(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
@@ -96,6 +103,10 @@ class Checkpoint:
             tensors.update({f"best.{k}": v.contiguous() for k, v in self.best.items()})
         if self.average is not None:
             tensors.update({f"average.{k}": v.contiguous() for k, v in self.average.items()})
+        if self.best_before is not None:
+            tensors.update(
+                {f"best_before.{k}": v.contiguous() for k, v in self.best_before.items()}
+            )
         for i, s in self.optimizer.items():
             tensors.update({f"optim.{i}.{k}": v.contiguous() for k, v in s.items()})
         epoch = str(self.meta.get("epoch"))
@@ -130,6 +141,7 @@ class Checkpoint:
         model: dict[str, torch.Tensor] = {}
         best: dict[str, torch.Tensor] = {}
         average: dict[str, torch.Tensor] = {}
+        before: dict[str, torch.Tensor] = {}
         optimizer: dict[int, dict[str, torch.Tensor]] = {}
         with safe_open(str(path / TENSORS_FILE), framework="pt") as f:
             written = (f.metadata() or {}).get("epoch")
@@ -146,6 +158,8 @@ class Checkpoint:
                     best[name] = f.get_tensor(key)
                 elif kind == "average":
                     average[name] = f.get_tensor(key)
+                elif kind == "best_before":
+                    before[name] = f.get_tensor(key)
                 else:
                     index, _, field = name.partition(".")
                     optimizer.setdefault(int(index), {})[field] = f.get_tensor(key)
@@ -155,4 +169,5 @@ class Checkpoint:
             optimizer=optimizer,
             meta=meta,
             average=average or None,
+            best_before=before or None,
         )

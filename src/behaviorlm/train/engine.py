@@ -13,8 +13,10 @@ keeps a moving average of the weights (:mod:`behaviorlm.train.averaging`) and va
 and hands back the average.
 Baselines are fitted directly (they have no loop).
 
-Every epoch reseeds torch and numpy from ``(seed, epoch)``, so a resumed run draws the same
-shuffles, dropout masks and negatives as an uninterrupted one.
+Every epoch shuffles with numpy seeded from ``(seed, epoch)``, and every batch reseeds torch
+(dropout masks) and the negatives from the epoch's seed and the batch's place, so a resumed
+run draws the same shuffles, masks and negatives as an uninterrupted one, also where it
+finishes an epoch that the budget cut.
 
 Under ``torchrun`` the same loop trains with DistributedDataParallel: the ranks split every
 batch and average their gradients, so they train the model one process would; rank 0 alone
@@ -446,7 +448,11 @@ class _Loop:
         self.best_valid: dict[str, float] | None = None
         self.best_epoch: int | None = None
         self.bad_evals = 0
-        self.bad_before = 0  # bad_evals before the last validation (a cut epoch's is undone)
+        # the state that the last validation found (a cut epoch's partial one is undone):
+        # bad_evals, and the best weights, result and epoch
+        self.bad_before = 0
+        self.best_before: tuple[dict[str, torch.Tensor] | None, dict[str, float] | None, int | None]
+        self.best_before = (None, None, None)
         # a cut epoch: its batches done, and its loss sums, events and seconds so far (a
         # resumed run with a larger budget finishes it from the next batch)
         self.batch = 0
@@ -519,8 +525,13 @@ class _Loop:
             "bad_evals_before": self.bad_before,
             "identity": self._identity(),
         }
+        # the best state before a cut epoch's partial validation, where it replaced it
+        replaced = bool(self.batch) and self.best_before[0] is not self.best
+        if replaced:
+            meta["best_before"] = {"valid": self.best_before[1], "epoch": self.best_before[2]}
         average = None if self.average is None else self.average.state()
-        return Checkpoint.capture(self.module, self.optimizer, self.best, meta, average)
+        before = self.best_before[0] if replaced else None
+        return Checkpoint.capture(self.module, self.optimizer, self.best, meta, average, before)
 
     def _save(self, stopped: str | None) -> None:
         if self.path is not None:
@@ -535,6 +546,12 @@ class _Loop:
         self.best_valid, self.best_epoch = meta["best_valid"], meta["best_epoch"]
         self.bad_evals = int(meta["bad_evals"])
         self.bad_before = int(meta.get("bad_evals_before", self.bad_evals))
+        before = meta.get("best_before")  # replaced by the cut epoch's partial validation
+        self.best_before = (
+            (ckpt.best_before, before["valid"], before["epoch"])
+            if before is not None
+            else (self.best, self.best_valid, self.best_epoch)
+        )
         # a checkpoint from before cut epochs were finished: its cut epoch counts as whole
         self.batch = int(meta.get("batch", 0))
         self.partial = dict(meta.get("partial", self.partial))
@@ -587,11 +604,15 @@ class _Loop:
         budget = self.config.time_budget_s
         time_left = budget <= 0 or self.elapsed < budget  # a raised budget may be spent too
         if stopped == "time_budget" and self._budget_raised(ckpt.meta) and time_left:
-            if self.batch:
-                # a larger budget (or none) finishes the cut epoch from its next batch; the
-                # validation of its part does not count for the patience (its line goes)
+            if self.batch and patience and self.bad_before >= patience:
+                stopped = "early_stopping"  # used up before the cut epoch (a lowered patience)
+            elif self.batch:
+                # a larger budget (or none) finishes the cut epoch from its next batch, as if
+                # never cut: the validation of its part is undone (the patience, the best
+                # state; its metrics line is replaced once the epoch is validated whole)
                 self.epoch -= 1
                 self.bad_evals = self.bad_before
+                self.best, self.best_valid, self.best_epoch = self.best_before
                 stopped = None
             # an epoch that ended past the deadline was whole: the run goes on with the
             # next, unless it was the last or its validation had used up the patience
@@ -601,15 +622,20 @@ class _Loop:
                 stopped = None
         if stopped is None and patience and self.bad_evals >= patience:
             stopped = "early_stopping"  # an interrupted run whose patience is now used up
-        metrics = self.path / METRICS_FILE
-        if metrics.is_file():  # drop lines of epochs after the checkpoint (a crash between)
-            kept = [
-                line
-                for line in metrics.read_text().splitlines()
-                if (epoch := _epoch_of(line)) is not None and epoch <= self.epoch
-            ]
-            metrics.write_text("".join(line + "\n" for line in kept))
+        # drop lines of epochs after the checkpoint (a crash between); a cut epoch's line
+        # stays until the epoch, finished, writes its own (_record)
+        self._keep_lines(int(ckpt.meta["epoch"]))
         return stopped
+
+    def _keep_lines(self, last: int) -> None:
+        """Keep the metrics lines of epochs up to ``last`` (and drop half-written ones)."""
+        metrics = None if self.path is None else self.path / METRICS_FILE
+        if metrics is None or not metrics.is_file():
+            return
+        lines = metrics.read_text().splitlines()
+        kept = [line for line in lines if (epoch := _epoch_of(line)) is not None and epoch <= last]
+        if kept != lines:
+            metrics.write_text("".join(line + "\n" for line in kept))
 
     # ---- one step, one epoch ----------------------------------------------------------
 
@@ -861,6 +887,7 @@ class _Loop:
                 )
                 due = self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs
                 self.bad_before = self.bad_evals
+                self.best_before = (self.best, self.best_valid, self.best_epoch)
                 valid = self._validate() if (due or out_of_time) else None
                 if out_of_time:
                     stopped = "time_budget"
@@ -907,6 +934,7 @@ class _Loop:
         line = {"epoch": self.epoch, "step": self.step, **stats, "valid": valid}
         line["best_epoch"] = self.best_epoch
         if self.path is not None:
+            self._keep_lines(self.epoch - 1)  # a finished cut epoch replaces its part's line
             with (self.path / METRICS_FILE).open("a") as f:
                 f.write(json.dumps(line) + "\n")
         if self.progress:

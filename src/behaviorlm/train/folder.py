@@ -5,7 +5,8 @@ Layout (``behaviorlm train --out FOLDER``; the default folder is ``runs/MODEL``)
     config.json              the run's resolved config
     metrics.jsonl            one line per epoch (sequence models)
     summary.json             how the run ended
-    checkpoint.safetensors   the last finished epoch, read by ``--resume``
+    checkpoint.safetensors   the last finished epoch (or the part of one the time budget
+                             cut), read by ``--resume``
     checkpoint.json          (with its step, schedule and random states)
     artifact.json, model/, dataset/
                              the artifact (:mod:`behaviorlm.artifact`), written at the end

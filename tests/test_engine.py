@@ -615,7 +615,32 @@ def test_a_run_that_cannot_go_on_says_so_on_resuming(
     said()
     fit_model(SASRec(TINY), SPLIT, cut, run_dir=tmp_path / "cut", resume=True)
     # a larger budget finishes the cut epoch, even the last
-    assert "(time_budget): nothing more to train; raise train.time_budget_s" in said()
+    assert "(time_budget): nothing more to train; raise train.time_budget_s above the" in said()
+    # an early stop at the last epoch, resumed with a larger patience: nothing to go on with
+    fit_model(SASRec(TINY), SPLIT, done, run_dir=tmp_path / "early")
+    meta = json.loads((tmp_path / "early" / META_FILE).read_text())
+    meta["stopped"] = "early_stopping"
+    (tmp_path / "early" / META_FILE).write_text(json.dumps(meta))
+    said()
+    more = replace(done, patience=9)
+    summary = fit_model(SASRec(TINY), SPLIT, more, run_dir=tmp_path / "early", resume=True)
+    assert summary["stopped"] == "completed"
+    assert "(completed): nothing more to train; the run is over" in said()
+
+
+def test_a_deadline_passed_in_the_last_batch_of_the_last_epoch_completes_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_loss = engine._Loop._loss
+
+    def loss(loop: Any, *args: Any) -> Any:
+        if loop.step == loop.total_steps - 1:  # the last batch of all
+            time.sleep(2.2)
+        return real_loss(loop, *args)
+
+    monkeypatch.setattr(engine._Loop, "_loss", loss)
+    _, summary = fit(replace(FAST, epochs=2, time_budget_s=2.0), run_dir=tmp_path)
+    assert (summary["stopped"], summary["epochs"]) == ("completed", 2)  # every batch ran
 
 
 def test_resume_refuses_other_data_or_split_settings(tmp_path: Path) -> None:

@@ -222,7 +222,8 @@ IDENTITY_NAMES = {
 
 #: How a run that had stopped goes on when resumed, by the reason it stopped.
 _GO_ON = {
-    "time_budget": "raise train.time_budget_s (0: no budget) to go on",
+    "time_budget": "raise train.time_budget_s above the {used:,.0f} s it has run (0: no budget) "
+    "to go on",
     "early_stopping": "raise train.patience (0: none) to go on",
 }
 #: What a resumed run that cannot go on says (its epochs are done, or its last one was cut).
@@ -266,7 +267,12 @@ def data_digest(split: Split) -> str:
     train, valid = split.train, split.valid
     for part in (train.offsets, train.items, train.actions, train.timestamps, train.sources):
         digest.update(np.ascontiguousarray(part).tobytes())
-    for part in (valid.target_offsets, valid.targets, valid.histories.offsets):
+    for part in (
+        valid.target_offsets,
+        valid.targets,
+        valid.histories.offsets,
+        valid.histories.items,
+    ):
         digest.update(np.ascontiguousarray(part).tobytes())
     return digest.hexdigest()
 
@@ -622,6 +628,8 @@ class _Loop:
                 stopped = None
         if stopped is None and patience and self.bad_evals >= patience:
             stopped = "early_stopping"  # an interrupted run whose patience is now used up
+        if stopped is None and self.epoch >= self.config.epochs:
+            stopped = "completed"  # its last epoch done (an early stop there, say)
         # drop lines of epochs after the checkpoint (a crash between); a cut epoch's line
         # stays until the epoch, finished, writes its own (_record)
         self._keep_lines(int(ckpt.meta["epoch"]))
@@ -744,7 +752,7 @@ class _Loop:
             advance(1, value, events / max(time.perf_counter() - start, 1e-9))
             done = index + 1
             if deadline is not None and self.world.any(time.perf_counter() > deadline):
-                out_of_time = True
+                out_of_time = done < len(batches)  # past its last batch the epoch is whole
                 break
         sums = self.world.sum(sums)
         seconds = time.perf_counter() - start
@@ -830,7 +838,8 @@ class _Loop:
             last = self.epoch >= cfg.epochs and not self.batch
             status_console.print(
                 f"the run in {self.path} had stopped after epoch {self.epoch} ({stopped}): "
-                f"nothing more to train; {_OVER if last else _GO_ON.get(stopped, _OVER)}",
+                "nothing more to train; "
+                + (_OVER if last else _GO_ON.get(stopped, _OVER).format(used=self.elapsed)),
                 highlight=False,
             )
         columns = (

@@ -15,7 +15,7 @@ from behaviorlm.data.feed import followee_feed, followee_source, merge_feed, spl
 from behaviorlm.data.preprocess import preprocess
 from behaviorlm.data.protocol import SplitConfig, make_split
 from behaviorlm.data.raw import RawData
-from behaviorlm.data.split import leave_one_out
+from behaviorlm.data.split import leave_one_out, temporal_split
 from behaviorlm.explain import explain, labelled_explanation, reaching_event
 from behaviorlm.explain.groups import ablate_groups, event_kinds
 from behaviorlm.explain.target import Target, target_scores
@@ -28,7 +28,8 @@ from behaviorlm.schema import FOLLOWEE, SEARCH_SOURCE, Sequences
 def shop() -> blm.Dataset:
     """a shares i1 at 10 and i2 at 30; b follows a since 20, c follows a (no date); a follows b.
 
-    b: views at 5, 25, 30, 35, 40, shares at 50; c: views at 1, 2, 60, 70; a: views at 3, 4, 55.
+    b: views at 5, 25, 30, 35, 40, shares at 50; c: views at 1, 2, 60, 70; a: views at 3, 4, 55,
+    56, 57 (its held-out targets are views: its shares are training events, which feeds read).
     """
     rows = [
         ("a", "i1", 10, "share"),
@@ -36,6 +37,8 @@ def shop() -> blm.Dataset:
         ("a", "i3", 3, "view"),
         ("a", "i4", 4, "view"),
         ("a", "i5", 55, "view"),
+        ("a", "i3", 56, "view"),
+        ("a", "i4", 57, "view"),
         ("b", "i5", 5, "view"),
         ("b", "i6", 25, "view"),
         ("b", "i10", 30, "view"),  # at the time of a's share of i2
@@ -152,6 +155,39 @@ def test_split_takes_no_followee_event_from_after_a_target() -> None:
     last = plain.train.timestamps[np.maximum(plain.train.offsets[1:] - 1, 0)]
     assert (train.timestamps[theirs] <= last[train.row_of_event[theirs]]).all()
     assert split.info["followee_events"]["train"] == int(theirs.sum())
+
+
+def test_no_held_out_target_is_an_input_of_another_timeline() -> None:
+    ds = blm.preprocess(blm.simulate(200, seed=3))
+    plain = leave_one_out(ds)
+    # before, a sharer's held-out share was a followee event of their followers' training rows
+    assert np.isin(plain.test.target_event_ids, followee_feed(ds, ["share"]).event_ids).any()
+    split = split_with_feed(ds, plain, ["share"])
+    trained = split.train.event_ids[split.train.is_followee_event()]
+    held = np.concatenate([plain.valid.target_event_ids, plain.test.target_event_ids])
+    assert not np.isin(held, trained).any()
+    shown = split.valid.histories.event_ids[split.valid.histories.is_followee_event()]
+    assert not np.isin(plain.test.target_event_ids, shown).any()
+    assert split.info["followee_events"]["train"] > 0  # the others stay
+
+
+def test_a_temporal_split_takes_no_followee_event_from_its_cut_off_on() -> None:
+    events = pl.DataFrame(
+        {
+            "user_id": ["b", "b", "b", "b", "a", "a"],
+            "item_id": ["i1", "i2", "i3", "i4", "s1", "s2"],
+            "timestamp": [10, 20, 55, 60, 52, 58],
+            "action": ["view", "view", "view", "purchase", "share", "share"],
+        }
+    )
+    follows = pl.DataFrame({"follower_id": ["b"], "followee_id": ["a"], "since": [0]})
+    ds = preprocess(RawData(events=events, follows=follows))
+    cut = temporal_split(ds, valid_start=15, test_start=50, target_actions=["purchase", "view"])
+    split = split_with_feed(ds, cut, ["share"])
+    # b's test history: b's own events before 50, and no share from 50 on (the one at 52
+    # came in before, with b's own views between 50 and the first target left out)
+    assert split.test.histories.timestamps.tolist() == [10, 20]
+    assert split.valid.histories.timestamps.tolist() == [10]
 
 
 def test_followee_events_are_never_training_targets() -> None:

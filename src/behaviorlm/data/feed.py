@@ -194,7 +194,11 @@ def split_with_feed(ds: Dataset, split: Split, actions: Sequence[str]) -> Split:
     """``split`` with followee events of ``actions`` in every timeline, none after its cut.
 
     Training rows take those up to their last own event (later ones precede no target);
-    evaluation histories those strictly before the row's first target. ``info`` counts them.
+    evaluation histories those strictly before the row's first target and, in a temporal
+    split, before its cut-off (``valid_start``, ``test_start``), as the user's own events.
+    A followee event that is itself an evaluation target (a share held out as its sharer's
+    test target) is no training input, nor a validation input where it is a test target,
+    as the sharer's own timeline holds it back. ``info`` counts them.
 
     Examples
     --------
@@ -213,17 +217,24 @@ def split_with_feed(ds: Dataset, split: Split, actions: Sequence[str]) -> Split:
     has = train.lengths > 0
     last[has] = train.timestamps[train.offsets[1:][has] - 1]
 
-    def cut(evalset: EvalSet) -> EvalSet:
+    def without(targets: Sequence[EvalSet]) -> Sequences:
+        """The feed without the events that are targets of ``targets``."""
+        held = np.concatenate([t.target_event_ids for t in targets])
+        return feed.take_events(~np.isin(feed.event_ids, held))
+
+    def cut(evalset: EvalSet, shown: Sequences, start: object) -> EvalSet:
         rows = np.repeat(np.arange(len(evalset), dtype=np.int64), np.diff(evalset.target_offsets))
         first = np.full(len(evalset), np.iinfo(np.int64).max, dtype=np.int64)
         np.minimum.at(first, rows, times[evalset.target_event_ids])
-        return replace(evalset, histories=merge_feed(evalset.histories, feed, first))
+        if isinstance(start, int):  # a temporal split: nothing from its cut-off on
+            first = np.minimum(first, start)
+        return replace(evalset, histories=merge_feed(evalset.histories, shown, first))
 
     out = replace(
         split,
-        train=merge_feed(train, feed, last, inclusive=True),
-        valid=cut(split.valid),
-        test=cut(split.test),
+        train=merge_feed(train, without([split.valid, split.test]), last, inclusive=True),
+        valid=cut(split.valid, without([split.test]), split.info.get("valid_start")),
+        test=cut(split.test, feed, split.info.get("test_start")),
     )
     counts = {
         name: int(s.is_followee_event().sum())

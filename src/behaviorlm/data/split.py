@@ -113,7 +113,7 @@ def leave_one_out(
             "choose other target actions (split.target_actions)"
             if target_actions
             else f"every user needs {min_history + 2} events on items or more: give the data "
-            "set longer timelines (or lower split.min_history)"
+            "set longer timelines"
         )
         raise DataError(
             f"no user has two target events ({_describe(names)}) after {min_history} "

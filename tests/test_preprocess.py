@@ -8,12 +8,16 @@ import numpy as np
 import polars as pl
 import pytest
 
+from behaviorlm.artifact import Artifact
 from behaviorlm.data.dataset import EVENT_DTYPES, Dataset
 from behaviorlm.data.errors import DataError
 from behaviorlm.data.preprocess import PrepareConfig, prepare, preprocess
 from behaviorlm.data.raw import RAW_EVENT_DTYPES, RawData
 from behaviorlm.data.synthetic import simulate
+from behaviorlm.models.pop import Pop, PopConfig
 from behaviorlm.schema import ACTIONS, SOURCES
+from behaviorlm.serve.store import EventRecord
+from behaviorlm.serve.timelines import LiveTimelines
 
 
 def events(rows: list[dict[str, object]], **extra: list[object]) -> pl.DataFrame:
@@ -151,6 +155,26 @@ def test_searches_do_not_count_for_items_and_stay_with_their_user() -> None:
             RawData(events=events(rows)),
             PrepareConfig(min_user_events=2, min_item_events=2, max_iterations=1),
         )
+
+
+def test_query_words_are_split_on_white_space_as_the_service_codes_them() -> None:
+    events = pl.DataFrame(
+        {
+            "user_id": ["u", "u", "u"],
+            "item_id": ["i1", None, "i2"],
+            "timestamp": [1, 2, 3],
+            "query": [None, "  Red   shoes\tsize 42 ", None],
+        }
+    )
+    ds = preprocess(RawData(events=events))
+    assert ds.query_vocab() == ["42", "red", "shoes", "size"]
+    # before, repeated spaces and the tab held the four slots with empty and unknown words
+    assert ds.query_words()[1].tolist() == [2, 3, 4, 1]
+    art = Artifact(model=Pop(PopConfig()).fit(ds.sequences()), dataset=ds)
+    live = EventRecord(
+        user_id="u", item_id=None, timestamp=9, action="search", query="red  shoes\tsize  42"
+    )
+    assert LiveTimelines(art).code([live])["query_words"][0].tolist() == [2, 3, 4, 1]
 
 
 def test_nothing_left_raises() -> None:

@@ -21,6 +21,7 @@ On disk a Dataset is a folder::
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,20 @@ EVENT_DTYPES: dict[str, pl.DataType] = {
 VOCAB_COLUMNS = ("action", "device", "location", "source")
 #: Words of a search query kept per event (``Sequences.extra["query_words"]``, 0 = none).
 QUERY_WORDS = 4
+#: A word of a search query: a run of characters between white space.
+WORD = r"\S+"
+
+
+def query_text_words(query: str) -> list[str]:
+    """The words of one query as :meth:`Dataset.query_words` reads them (lower case, split on
+    white space), for queries coded one at a time (the service's live events).
+
+    Examples
+    --------
+    >>> query_text_words("  Red   Shoes\tsize 42 ")
+    ['red', 'shoes', 'size', '42']
+    """
+    return re.findall(WORD, query.lower())
 
 
 def check_prepare_paths(source: str | Path, directory: str | Path) -> None:
@@ -207,7 +222,9 @@ class Dataset:
         """
         if "query_word" not in self.vocab:
             words = (
-                self.events.select(pl.col("query").drop_nulls().str.to_lowercase().str.split(" "))
+                self.events.select(
+                    pl.col("query").drop_nulls().str.to_lowercase().str.extract_all(WORD)
+                )
                 .explode("query")
                 .filter(pl.col("query") != "")
                 .unique()
@@ -217,13 +234,16 @@ class Dataset:
         return self.vocab["query_word"]
 
     def query_words(self, max_words: int = QUERY_WORDS) -> Int:
-        """(E, max_words) codes of the first words of each event's query; 0 = no word."""
+        """(E, max_words) codes of the first words of each event's query; 0 = no word.
+
+        Words are the runs of characters between white space (so repeated spaces, tabs and
+        line breaks hold no slot), lower-cased, as the service codes live queries."""
         vocab = pl.DataFrame(
             {"word": self.query_vocab()}, schema={"word": pl.String()}
         ).with_row_index("code", offset=1)
         words = (
             self.events.select(
-                pl.col("query").str.to_lowercase().str.split(" ").list.head(max_words)
+                pl.col("query").str.to_lowercase().str.extract_all(WORD).list.head(max_words)
             )
             .with_row_index("event")
             .explode("query")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from behaviorlm.artifact import Artifact
-from behaviorlm.data.dataset import QUERY_WORDS
+from behaviorlm.data.dataset import QUERY_WORDS, query_text_words
 from behaviorlm.data.feed import as_followee_events, followee_source
 from behaviorlm.schema import FOLLOWEE, Int, Sequences
 from behaviorlm.serve.store import EventRecord
@@ -545,8 +545,8 @@ class LiveTimelines:
         words = np.zeros((n, QUERY_WORDS), dtype=np.int64)
         for row, e in enumerate(events):
             if e.query:
-                # as Dataset.query_words: lower case, split on spaces, the first few words
-                for slot, word in enumerate(e.query.lower().split(" ")[:QUERY_WORDS]):
+                # as Dataset.query_words: lower case, split on white space, the first words
+                for slot, word in enumerate(query_text_words(e.query)[:QUERY_WORDS]):
                     words[row, slot] = self.words.get(word, 0)
         return {
             "items": ints([self.items[e.item_id] if e.item_id else 0 for e in events]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -175,6 +176,34 @@ def test_query_words_are_split_on_white_space_as_the_service_codes_them() -> Non
         user_id="u", item_id=None, timestamp=9, action="search", query="red  shoes\tsize  42"
     )
     assert LiveTimelines(art).code([live])["query_words"][0].tolist() == [2, 3, 4, 1]
+    # the separators \x1c to \x1f split words in the data set as in the service
+    odd = preprocess(
+        RawData(events=events.with_columns(query=pl.Series([None, "red\x1fshoes", None])))
+    )
+    assert odd.query_vocab() == ["red", "shoes"]
+    one = Artifact(model=Pop(PopConfig()).fit(odd.sequences()), dataset=odd)
+    coded = LiveTimelines(one).code([replace(live, query="red\x1fshoes")])["query_words"][0]
+    assert coded.tolist() == odd.query_words()[1].tolist() == [1, 2, 0, 0]
+
+
+def test_a_word_vocabulary_made_before_the_white_space_rule_codes_as_it_was_trained() -> None:
+    events = pl.DataFrame(
+        {
+            "user_id": ["u", "u"],
+            "item_id": [None, "i1"],
+            "timestamp": [1, 2],
+            "query": ["red  shoes\tsize 42", None],
+        }
+    )
+    ds = preprocess(RawData(events=events))
+    ds.vocab["query_word"] = ["42", "red", "shoes\tsize"]  # as a data set saved then holds it
+    assert ds.query_split == "space"
+    assert ds.query_words()[0].tolist() == [2, 0, 3, 1]  # as the model was trained
+    art = Artifact(model=Pop(PopConfig()).fit(ds.sequences()), dataset=ds)
+    live = EventRecord(
+        user_id="u", item_id=None, timestamp=9, action="search", query="red  shoes\tsize 42"
+    )
+    assert LiveTimelines(art).code([live])["query_words"][0].tolist() == [2, 0, 3, 1]
 
 
 def test_nothing_left_raises() -> None:

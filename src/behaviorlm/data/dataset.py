@@ -52,20 +52,28 @@ EVENT_DTYPES: dict[str, pl.DataType] = {
 VOCAB_COLUMNS = ("action", "device", "location", "source")
 #: Words of a search query kept per event (``Sequences.extra["query_words"]``, 0 = none).
 QUERY_WORDS = 4
-#: A word of a search query: a run of characters between white space.
-WORD = r"\S+"
+#: A word of a search query: a run of characters between white space (the separators
+#: ``\x1c``-``\x1f`` named too: Python's ``\s`` holds them, polars' does not).
+WORD = r"[^\s\x1c-\x1f]+"
+#: How a data set splits queries into words (``vocab["query_split"]``): on white space, or, in
+#: a data set whose word vocabulary was made before that rule, on single spaces.
+WHITE_SPACE, SPACE = "white_space", "space"
 
 
-def query_text_words(query: str) -> list[str]:
+def query_text_words(query: str, split: str = WHITE_SPACE) -> list[str]:
     """The words of one query as :meth:`Dataset.query_words` reads them (lower case, split on
-    white space), for queries coded one at a time (the service's live events).
+    white space, or with ``split = SPACE`` on single spaces), for queries coded one at a time
+    (the service's live events).
 
     Examples
     --------
     >>> query_text_words("  Red   Shoes\tsize 42 ")
     ['red', 'shoes', 'size', '42']
+    >>> query_text_words("red  shoes", SPACE)  # a data set made before the white-space rule
+    ['red', '', 'shoes']
     """
-    return re.findall(WORD, query.lower())
+    lower = query.lower()
+    return lower.split(" ") if split == SPACE else re.findall(WORD, lower)
 
 
 def check_prepare_paths(source: str | Path, directory: str | Path) -> None:
@@ -221,10 +229,9 @@ class Dataset:
         an artifact codes new queries exactly as in training (unknown words get 0).
         """
         if "query_word" not in self.vocab:
+            self.vocab["query_split"] = [WHITE_SPACE]
             words = (
-                self.events.select(
-                    pl.col("query").drop_nulls().str.to_lowercase().str.extract_all(WORD)
-                )
+                self.events.select(self._words(pl.col("query").drop_nulls()))
                 .explode("query")
                 .filter(pl.col("query") != "")
                 .unique()
@@ -232,6 +239,19 @@ class Dataset:
             )
             self.vocab["query_word"] = words["query"].to_list()
         return self.vocab["query_word"]
+
+    @property
+    def query_split(self) -> str:
+        """How queries split into words: :data:`WHITE_SPACE`, or :data:`SPACE` for a word
+        vocabulary made before that rule (an artifact trained then codes as it was trained)."""
+        if "query_word" in self.vocab and "query_split" not in self.vocab:
+            return SPACE
+        return WHITE_SPACE
+
+    def _words(self, query: pl.Expr) -> pl.Expr:
+        """The words of ``query`` (lower case) by :attr:`query_split`."""
+        lower = query.str.to_lowercase()
+        return lower.str.split(" ") if self.query_split == SPACE else lower.str.extract_all(WORD)
 
     def query_words(self, max_words: int = QUERY_WORDS) -> Int:
         """(E, max_words) codes of the first words of each event's query; 0 = no word.
@@ -242,9 +262,7 @@ class Dataset:
             {"word": self.query_vocab()}, schema={"word": pl.String()}
         ).with_row_index("code", offset=1)
         words = (
-            self.events.select(
-                pl.col("query").str.to_lowercase().str.extract_all(WORD).list.head(max_words)
-            )
+            self.events.select(self._words(pl.col("query")).list.head(max_words))
             .with_row_index("event")
             .explode("query")
             .with_columns(pl.int_range(pl.len()).over("event").alias("slot"))

@@ -14,7 +14,9 @@ follows U where ``follows.since`` is known, as a *followee event*:
 Followee events are context (:meth:`behaviorlm.schema.Sequences.is_followee_event`): inputs
 of the model, never prediction targets (:func:`behaviorlm.models.batch.build_training_batch`)
 and never items the user has "seen" (:func:`behaviorlm.recommend.recommend`). An evaluation
-history takes the followee events strictly before its target (:func:`merge_feed`); in every
+history takes the followee events strictly before its target (:func:`merge_feed`) and, in a
+temporal split, before its cut-off; an event held out as an evaluation target is no input of
+the parts before it (:func:`split_with_feed`); in every
 timeline a followee event comes after the user's own events of the same time, so a training
 target never sees a followee event that an evaluation cut would leave out.
 
@@ -197,8 +199,8 @@ def split_with_feed(ds: Dataset, split: Split, actions: Sequence[str]) -> Split:
     evaluation histories those strictly before the row's first target and, in a temporal
     split, before its cut-off (``valid_start``, ``test_start``), as the user's own events.
     A followee event that is itself an evaluation target (a share held out as its sharer's
-    test target) is no training input, nor a validation input where it is a test target,
-    as the sharer's own timeline holds it back. ``info`` counts them.
+    test target) is no training input, nor a validation input where it is a test target.
+    ``info`` counts them.
 
     Examples
     --------
@@ -226,7 +228,7 @@ def split_with_feed(ds: Dataset, split: Split, actions: Sequence[str]) -> Split:
         rows = np.repeat(np.arange(len(evalset), dtype=np.int64), np.diff(evalset.target_offsets))
         first = np.full(len(evalset), np.iinfo(np.int64).max, dtype=np.int64)
         np.minimum.at(first, rows, times[evalset.target_event_ids])
-        if isinstance(start, int):  # a temporal split: nothing from its cut-off on
+        if isinstance(start, (int, np.integer)):  # a temporal split: none from its cut-off on
             first = np.minimum(first, start)
         return replace(evalset, histories=merge_feed(evalset.histories, shown, first))
 

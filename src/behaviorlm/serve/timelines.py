@@ -190,6 +190,7 @@ class LiveTimelines:
         self.locations = _codes(ds.vocab.get("location", []))
         self.sources = _codes(ds.vocab.get("source", []))
         self.words = _codes(ds.query_vocab())
+        self.query_split = ds.query_split  # as the model's data set split its queries
         self.followee_actions = frozenset(artifact.followee_actions)
         self.followee_source = followee_source(ds)
         # per follower (internal id): the followees' external ids and since, when read
@@ -546,7 +547,9 @@ class LiveTimelines:
         for row, e in enumerate(events):
             if e.query:
                 # as Dataset.query_words: lower case, split on white space, the first words
-                for slot, word in enumerate(query_text_words(e.query)[:QUERY_WORDS]):
+                for slot, word in enumerate(
+                    query_text_words(e.query, self.query_split)[:QUERY_WORDS]
+                ):
                     words[row, slot] = self.words.get(word, 0)
         return {
             "items": ints([self.items[e.item_id] if e.item_id else 0 for e in events]),

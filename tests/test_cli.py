@@ -104,6 +104,44 @@ def test_prepare_never_overwrites_its_input(
     assert sorted(p.name for p in model.iterdir()) == ["artifact.json"]
 
 
+def test_evaluate_pairs_a_run_with_results_saved_with_their_per_user_values(
+    prepared: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for model in ("pop", "markov"):
+        argv = ["train", str(prepared / "ds"), "--model", model, "--out", str(tmp_path / model)]
+        assert main(argv) == 0
+    saved = tmp_path / "pop.json"
+    assert main(["evaluate", str(tmp_path / "pop"), "--json", str(saved), "--per-user"]) == 0
+    assert "HR@10" in json.loads(saved.read_text())[0]["per_user"]
+    capsys.readouterr()
+    # the saved pop against markov evaluated now: the same table and pairing as both now
+    assert main(["evaluate", str(saved), str(tmp_path / "markov"), "--ks", "10"]) == 0
+    later = capsys.readouterr().out
+    both = ["evaluate", str(tmp_path / "pop"), str(tmp_path / "markov"), "--ks", "10"]
+    assert main(both) == 0
+    now = capsys.readouterr().out
+
+    def paired(printed: str) -> list[str]:
+        return [
+            line for line in printed.split("Paired by user")[1].splitlines() if "markov" in line
+        ]
+
+    assert paired(later) == paired(now)
+    assert len(paired(now)) == 1
+    assert "±" in paired(now)[0]
+    # without --per-user the saved result is shown, and named as not paired
+    plain = tmp_path / "plain.json"
+    assert main(["evaluate", str(tmp_path / "pop"), "--json", str(plain)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "markov"), str(plain), "--ks", "10"]) == 0
+    assert "saved without per-user values" in capsys.readouterr().out
+    assert main(["evaluate", str(tmp_path / "pop"), "--per-user"]) == 2
+    assert "add --json" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text('{"not": "results"}')
+    assert main(["evaluate", str(tmp_path / "bad.json")]) == 2
+    assert "not the results of `behaviorlm evaluate --json`" in capsys.readouterr().err
+
+
 def test_evaluate_sorts_its_cut_offs_and_creates_the_json_folder(
     prepared: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -219,7 +219,7 @@ def test_paired_difference_pairs_users() -> None:
         (fewer, "not evaluated on the same users"),
         (no_digest, "not evaluated on the same users"),
         (unmasked, "masked seen items differently"),
-        (saved, "saved results keep the means only"),
+        (saved, "saved without per-user values"),
         (evaluate(Pop(PopConfig()).fit(TRAIN), data, ks=(1,)), "evaluated at @1"),
     )
     for other, words in cases:
@@ -230,6 +230,9 @@ def test_paired_difference_pairs_users() -> None:
     assert [label for label, _ in left.rows] == ["markov"]
     assert left.left_out[0].startswith("markov (markov has no per-user HR@2")
     assert "not paired: markov" in paired_table(left)
+    # saved with its per-user values, it pairs as it did in memory
+    kept = EvalResult.from_dict(json.loads(json.dumps(markov.to_dict(per_user=True))))
+    assert paired_difference(pop, kept, "NDCG", 2) == paired_difference(pop, markov, "NDCG", 2)
 
 
 def test_paired_differences_without_spread_and_one_user() -> None:

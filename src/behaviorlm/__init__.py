@@ -30,7 +30,7 @@ from behaviorlm.data.preprocess import PrepareConfig, prepare, preprocess
 from behaviorlm.data.protocol import SplitConfig
 from behaviorlm.data.split import leave_one_out, temporal_split
 from behaviorlm.data.synthetic import SimConfig, simulate, write_simulation
-from behaviorlm.evaluate import evaluate, evaluate_artifact, paired_difference
+from behaviorlm.evaluate import EvalResult, evaluate, evaluate_artifact, paired_difference
 from behaviorlm.explain import (
     Event,
     Explanation,
@@ -59,6 +59,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "Dataset",
+    "EvalResult",
     "Event",
     "Explanation",
     "Influence",

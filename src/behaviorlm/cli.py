@@ -20,6 +20,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from behaviorlm.data.write import TableWriter, table_format
 from behaviorlm.demo import run_demo
 from behaviorlm.evaluate import (
     SHOWN_METRICS,
+    EvalResult,
     compare_to_first,
     cutoff_notes,
     cutoff_table,
@@ -237,6 +239,52 @@ def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
     )
 
 
+def saved_results(path: str | Path) -> list[EvalResult]:
+    """The results of an ``evaluate --json`` file; a DataError where it holds none.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "r.json"
+    >>> r = EvalResult("pop", "test", 2, (10,), {"HR": {10: 0.5}}, True, 0.1)
+    >>> _ = p.write_text(json.dumps([r.to_dict()]))
+    >>> saved_results(p) == [r]
+    True
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+        return [EvalResult.from_dict(item) for item in data]
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise DataError(
+            f"not the results of `behaviorlm evaluate --json` ({type(error).__name__}: {error})",
+            where=str(path),
+            how="pass an artifact folder, or a file written by evaluate --json",
+        ) from error
+
+
+def distinct_labels(results: Sequence[EvalResult]) -> list[EvalResult]:
+    """``results`` with every label told apart: a repeated one gets ``#2``, ``#3`` (a saved
+    result named like a run evaluated now, say).
+
+    Examples
+    --------
+    >>> r = EvalResult("sasrec", "test", 2, (10,), {}, True, 0.1)
+    >>> two = replace(r, model="sasrec#2")
+    >>> [x.model for x in distinct_labels([r, two, r, r])]
+    ['sasrec', 'sasrec#2', 'sasrec#3', 'sasrec#4']
+    """
+    used: set[str] = set()
+    out = []
+    for r in results:
+        label, n = r.model, 1
+        while label in used:
+            n += 1
+            label = f"{r.model}#{n}"
+        used.add(label)
+        out.append(r if label == r.model else replace(r, model=label))
+    return out
+
+
 def run_labels(paths: Sequence[str]) -> list[str]:
     """A label for each run folder: its name, with as many parent folders as it takes to
     tell runs of one name apart (a folder given twice: ``#2`` on the second).
@@ -290,9 +338,16 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     ks = _parse_ks(args.ks)
     report = _report_path(args.report)
     _output_file(args.json, "--json")
+    if args.per_user and not args.json:
+        raise ConfigError("--per-user keeps the per-user values in the --json file: add --json")
     results, logs, datasets = [], {}, []
     # label rows by artifact folder: two artifacts of one model differ by config
     for path, label in zip(args.artifacts, run_labels(args.artifacts), strict=True):
+        if Path(path).suffix.lower() == ".json" and Path(path).is_file():
+            saved = saved_results(path)  # an earlier evaluate --json: taken as it was
+            results += saved
+            datasets += [""] * len(saved)
+            continue
         with step(f"evaluating {path}"):
             artifact = Artifact.load(path)
             result = evaluate_artifact(
@@ -302,6 +357,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             datasets.append(str(artifact.dataset.meta.get("name") or ""))
             if report is not None:
                 logs[label] = training_log(path)
+    results = distinct_labels(results)
     # the accuracy metrics, then catalogue coverage and the mean popularity of what is shown
     metrics = (*SHOWN_METRICS, "Coverage", "Popularity")
     table = cutoff_table(results, metrics, ks=ks, errors=True)
@@ -319,7 +375,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)  # as --report and --out do
-        Path(args.json).write_text(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
+        written = [r.to_dict(per_user=args.per_user) for r in results]
+        Path(args.json).write_text(json.dumps(written, indent=2) + "\n")
         console.print(f"wrote {args.json}", soft_wrap=True)
     if report is not None:
         named = " and ".join(dict.fromkeys(d for d in datasets if d))
@@ -677,7 +734,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("evaluate", help="full-ranking metrics of artifacts", allow_abbrev=False)
-    p.add_argument("artifacts", nargs="+", help="artifact folders written by `behaviorlm train`")
+    p.add_argument(
+        "artifacts",
+        nargs="+",
+        help="artifact folders written by `behaviorlm train`, or .json files of an earlier "
+        "`evaluate --json` (their results as saved; paired with the others where saved with "
+        "--per-user)",
+    )
     p.add_argument(
         "--on", choices=["test", "valid"], default="test", help="which held-out event (test)"
     )
@@ -686,6 +749,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--ks", default="1,5,10,20,50,100,200", help="comma-separated cut-offs")
     p.add_argument("--json", help="also write the results as JSON to this file")
+    p.add_argument(
+        "--per-user",
+        action="store_true",
+        help="keep each user's values in the --json file, so a later evaluate pairs them",
+    )
     p.add_argument(
         "--report",
         help="also write an HTML report with charts to this file (metrics against the "

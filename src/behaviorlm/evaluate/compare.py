@@ -105,7 +105,8 @@ def paired_difference(a: EvalResult, b: EvalResult, metric: str, k: int) -> Diff
             why = (
                 f"it was evaluated at @{', @'.join(map(str, r.ks))}"
                 if r.per_user
-                else "saved results keep the means only: evaluate again in this process"
+                else "it was saved without per-user values (evaluate --json FILE --per-user "
+                "keeps them)"
             )
             raise ValueError(f"{r.model} has no per-user {metric}@{k}: {why}")
     if a.exclude_seen != b.exclude_seen:
@@ -171,8 +172,8 @@ def compare_to_first(
     Examples
     --------
     >>> r = EvalResult("pop", "test", 2, (10,), {}, True, 0.0)
-    >>> compare_to_first([r, r]).left_out[0][:40]  # read back from JSON: no per-user values
-    'pop (pop has no per-user HR@10: saved re'
+    >>> compare_to_first([r, r]).left_out[0][:46]  # read back from JSON: no per-user values
+    'pop (pop has no per-user HR@10: it was saved w'
     """
     if len(results) < 2:
         return None

@@ -39,14 +39,18 @@ class EvalResult:
         (sample standard deviation / sqrt(users)); empty for results saved without them.
     per_user : dict
         ``{(metric, k): (users,) values}`` of the accuracy metrics, for paired comparisons
-        (:func:`behaviorlm.evaluate.compare.paired_difference`); kept in memory only, not in
-        JSON, and left out of equality.
+        (:func:`behaviorlm.evaluate.compare.paired_difference`); in JSON only where asked
+        (``to_dict(per_user=True)``, ``behaviorlm evaluate --json FILE --per-user``), and
+        left out of equality.
 
     Examples
     --------
     >>> r = EvalResult("pop", "test", 2, (10,), {"HR": {10: 0.5}}, True, 0.1)
     >>> EvalResult.from_dict(json.loads(r.to_json())) == r
     True
+    >>> r.per_user["HR", 10] = np.array([1.0, 0.0])
+    >>> EvalResult.from_dict(r.to_dict(per_user=True)).per_user["HR", 10].tolist()
+    [1.0, 0.0]
     """
 
     model: str
@@ -62,9 +66,11 @@ class EvalResult:
         default_factory=dict, compare=False, repr=False
     )
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready data (cut-offs become string keys, as JSON requires)."""
-        return {
+    def to_dict(self, per_user: bool = False) -> dict[str, Any]:
+        """JSON-ready data (cut-offs become string keys, as JSON requires); with ``per_user``
+        also the per-user values (``"per_user": {"HR@10": [...]}``), so that a result read
+        back pairs with another (:func:`behaviorlm.evaluate.compare.paired_difference`)."""
+        out = {
             "model": self.model,
             "split": self.split,
             "n_users": self.n_users,
@@ -81,6 +87,12 @@ class EvalResult:
                 for name, values in self.errors.items()
             },
         }
+        if per_user:
+            out["per_user"] = {
+                f"{name}@{k}": [float(v) for v in values]
+                for (name, k), values in self.per_user.items()
+            }
+        return out
 
     def to_json(self, indent: int | None = 2) -> str:
         """The result as a JSON string."""
@@ -104,6 +116,12 @@ class EvalResult:
             errors={
                 str(name): {int(k): float(v) for k, v in values.items()}
                 for name, values in data.get("standard_errors", {}).items()
+            },
+            per_user={
+                (key.rsplit("@", 1)[0], int(key.rsplit("@", 1)[1])): np.asarray(
+                    values, dtype=np.float64
+                )
+                for key, values in data.get("per_user", {}).items()
             },
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -140,6 +141,55 @@ def test_evaluate_pairs_a_run_with_results_saved_with_their_per_user_values(
     (tmp_path / "bad.json").write_text('{"not": "results"}')
     assert main(["evaluate", str(tmp_path / "bad.json")]) == 2
     assert "not the results of `behaviorlm evaluate --json`" in capsys.readouterr().err
+    result = json.loads(saved.read_text())[0]
+    broken = {**result, "per_user": {"HR10": result["per_user"]["HR@10"]}}
+    short = {**result, "per_user": {"HR@10": result["per_user"]["HR@10"][:-1]}}
+    for case, words in ((broken, "is not metric@k"), (short, "values for"), ([], "no results")):
+        (tmp_path / "case.json").write_text(json.dumps(case))
+        assert main(["evaluate", str(tmp_path / "case.json")]) == 2
+        assert words in capsys.readouterr().err
+    (tmp_path / "one.json").write_text(json.dumps(result))  # one result, as to_json writes it
+    assert main(["evaluate", str(tmp_path / "one.json")]) == 0
+    # the per-user file is compact: not a line per value
+    assert len(saved.read_text().splitlines()) == 1
+    # a file read is not overwritten by --json
+    assert main(["evaluate", str(saved), str(tmp_path / "markov"), "--json", str(saved)]) == 2
+    assert "one of the saved results read" in capsys.readouterr().err
+
+
+def test_saved_results_pair_at_a_shared_cut_off_and_keep_their_own_training_log(
+    prepared: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for model in ("pop", "markov"):
+        argv = ["train", str(prepared / "ds"), "--model", model, "--out", str(tmp_path / model)]
+        assert main(argv) == 0
+    saved = tmp_path / "markov.json"
+    assert main(["evaluate", str(tmp_path / "markov"), "--json", str(saved), "--per-user"]) == 0
+    capsys.readouterr()
+    # the saved result has every default cut-off, the new one @20 alone: paired at @20
+    assert main(["evaluate", str(saved), str(tmp_path / "pop"), "--ks", "20"]) == 0
+    printed = capsys.readouterr().out
+    assert "| model minus markov | HR@20 | NDCG@20 |" in printed
+    assert "not paired" not in printed
+    # results of other held-out events are named as such
+    valid = tmp_path / "valid.json"
+    assert main(["evaluate", str(tmp_path / "pop"), "--on", "valid", "--json", str(valid)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(valid), str(tmp_path / "markov")]) == 0
+    assert "of different held-out events (test, valid)" in capsys.readouterr().out
+    # a new run labelled like the saved one keeps its own training log in the report
+    again = tmp_path / "again" / "markov"
+    shutil.copytree(tmp_path / "markov", again)
+    (again / "metrics.jsonl").write_text(
+        "".join(f'{{"epoch": {e}, "loss": 1.0}}\n' for e in (1, 2, 3))
+    )
+    report = tmp_path / "r.html"
+    assert main(["evaluate", str(saved), str(again), "--report", str(report)]) == 0
+    rows = [r for r in report.read_text().split("<tr>") if r.startswith("<td>markov")]
+    assert rows[0].startswith("<td>markov</td>")  # the saved one: no training log
+    assert "3 (not validated)" not in rows[0]
+    assert rows[1].startswith("<td>markov#2</td>")
+    assert "3 (not validated)" in rows[1]
 
 
 def test_evaluate_sorts_its_cut_offs_and_creates_the_json_folder(

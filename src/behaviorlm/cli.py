@@ -49,6 +49,7 @@ from behaviorlm.evaluate import (
     masking_notes,
     paired_table,
 )
+from behaviorlm.evaluate.artifacts import DATASET
 from behaviorlm.explain import (
     explain_user,
     influence_user,
@@ -253,13 +254,17 @@ def saved_results(path: str | Path) -> list[EvalResult]:
     """
     try:
         data = json.loads(Path(path).read_text())
-        return [EvalResult.from_dict(item) for item in data]
-    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        items = [data] if isinstance(data, dict) else data  # one result (to_json) or a list
+        results = [EvalResult.from_dict(item) for item in items]
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as error:
         raise DataError(
             f"not the results of `behaviorlm evaluate --json` ({type(error).__name__}: {error})",
             where=str(path),
             how="pass an artifact folder, or a file written by evaluate --json",
         ) from error
+    if not results:
+        raise DataError("no results in the file", where=str(path), how="pass another file")
+    return results
 
 
 def distinct_labels(results: Sequence[EvalResult]) -> list[EvalResult]:
@@ -340,13 +345,17 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     _output_file(args.json, "--json")
     if args.per_user and not args.json:
         raise ConfigError("--per-user keeps the per-user values in the --json file: add --json")
-    results, logs, datasets = [], {}, []
+    saved_files = [p for p in args.artifacts if Path(p).suffix.lower() == ".json"]
+    if args.json and any(Path(args.json).resolve() == Path(p).resolve() for p in saved_files):
+        raise ConfigError(f"--json {args.json} is one of the saved results read: name another file")
+    results: list[EvalResult] = []
+    runs: list[str | None] = []  # each result's run folder (None: a saved result)
     # label rows by artifact folder: two artifacts of one model differ by config
     for path, label in zip(args.artifacts, run_labels(args.artifacts), strict=True):
-        if Path(path).suffix.lower() == ".json" and Path(path).is_file():
+        if path in saved_files and not Path(path).is_dir():
             saved = saved_results(path)  # an earlier evaluate --json: taken as it was
             results += saved
-            datasets += [""] * len(saved)
+            runs += [None] * len(saved)
             continue
         with step(f"evaluating {path}"):
             artifact = Artifact.load(path)
@@ -354,10 +363,21 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                 artifact, on=args.on, exclude_seen=not args.include_seen, ks=ks, name=label
             )
             results.append(result)
-            datasets.append(str(artifact.dataset.meta.get("name") or ""))
-            if report is not None:
-                logs[label] = training_log(path)
+            runs.append(path)
     results = distinct_labels(results)
+    datasets = [str(r.extra.get(DATASET) or "") for r in results]
+    logs = {
+        r.model: training_log(run)
+        for r, run in zip(results, runs, strict=True)
+        if run is not None and report is not None
+    }
+    splits = sorted({r.split for r in results})
+    if len(splits) > 1:
+        console.print(
+            f"note: the results are of different held-out events ({', '.join(splits)}): "
+            "compare each with those of its own",
+            soft_wrap=True,
+        )
     # the accuracy metrics, then catalogue coverage and the mean popularity of what is shown
     metrics = (*SHOWN_METRICS, "Coverage", "Popularity")
     table = cutoff_table(results, metrics, ks=ks, errors=True)
@@ -376,7 +396,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)  # as --report and --out do
         written = [r.to_dict(per_user=args.per_user) for r in results]
-        Path(args.json).write_text(json.dumps(written, indent=2) + "\n")
+        # per-user values: compact (a value a line would take 16 bytes each)
+        Path(args.json).write_text(json.dumps(written, indent=None if args.per_user else 2) + "\n")
         console.print(f"wrote {args.json}", soft_wrap=True)
     if report is not None:
         named = " and ".join(dict.fromkeys(d for d in datasets if d))

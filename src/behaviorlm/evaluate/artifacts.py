@@ -27,6 +27,10 @@ def item_popularity(train: Sequences) -> np.ndarray:
     return share
 
 
+#: ``EvalResult.extra`` key of the evaluated data set's name.
+DATASET = "dataset"
+
+
 def evaluate_artifact(
     artifact: Artifact,
     *,
@@ -63,7 +67,7 @@ def evaluate_artifact(
     split_config = from_dict(SplitConfig, stored)
     split = make_split(artifact.dataset, split_config)
     evalset = split.test if on == "test" else split.valid
-    return evaluate(
+    result = evaluate(
         artifact.model,
         evalset,
         ks=tuple(ks),
@@ -72,3 +76,7 @@ def evaluate_artifact(
         split=on,
         name=name,
     )
+    dataset = artifact.dataset.meta.get("name")
+    if dataset:  # kept with the result, for saved results beside new ones
+        result.extra[DATASET] = str(dataset)
+    return result

@@ -6,7 +6,8 @@ mostly easy for the other), so differences that the models' separate errors cann
 often stand out here. The test is about these two trained models on these users: it does not
 cover the randomness of training, so two seeds of one config can differ clearly; compare
 configs over several seeds. :func:`paired_difference` needs the per-user values that
-:func:`behaviorlm.evaluate.evaluate` keeps in memory (not in saved JSON).
+:func:`behaviorlm.evaluate.evaluate` keeps (in saved JSON only where written with them,
+``EvalResult.to_dict(per_user=True)``).
 """
 
 from __future__ import annotations
@@ -84,8 +85,8 @@ def paired_difference(a: EvalResult, b: EvalResult, metric: str, k: int) -> Diff
     """``b - a`` of ``metric@k`` over the users both were evaluated on, paired by user.
 
     Raises ValueError where either result has no per-user ``metric@k`` (one read back from
-    JSON, or evaluated at other cut-offs), the two masked seen items differently, or they did
-    not measure the same users and targets.
+    JSON saved without them, or evaluated at other cut-offs), the two masked seen items
+    differently, or they did not measure the same users and targets.
 
     Examples
     --------
@@ -166,8 +167,9 @@ class Comparison:
 def compare_to_first(
     results: Sequence[EvalResult], metrics: Sequence[str] = ("HR", "NDCG"), k: int = 10
 ) -> Comparison | None:
-    """Every result after the first against the first at the evaluated cut-off nearest
-    ``k``; None for fewer than two results.
+    """Every result after the first against the first at the cut-off nearest ``k`` that
+    every result was evaluated at (of the first's where they share none); None for fewer
+    than two results.
 
     Examples
     --------
@@ -178,7 +180,8 @@ def compare_to_first(
     if len(results) < 2:
         return None
     first = results[0]
-    cut = nearest_cutoff(first.ks, k)
+    common = set(first.ks).intersection(*(r.ks for r in results[1:]))
+    cut = nearest_cutoff(common or first.ks, k)
     rows, left_out = [], []
     for other in results[1:]:
         try:

@@ -117,13 +117,25 @@ class EvalResult:
                 str(name): {int(k): float(v) for k, v in values.items()}
                 for name, values in data.get("standard_errors", {}).items()
             },
-            per_user={
-                (key.rsplit("@", 1)[0], int(key.rsplit("@", 1)[1])): np.asarray(
-                    values, dtype=np.float64
-                )
-                for key, values in data.get("per_user", {}).items()
-            },
+            per_user=_per_user(data.get("per_user", {}), int(data["n_users"])),
         )
+
+
+def _per_user(
+    saved: Mapping[str, Any], n_users: int
+) -> dict[tuple[str, int], npt.NDArray[np.float64]]:
+    """Saved per-user values (``{"HR@10": [...]}``) by ``(metric, k)``; ValueError for a key
+    that is no ``metric@k`` or a list that is not one value per user."""
+    out = {}
+    for key, values in saved.items():
+        name, at, k = str(key).partition("@")
+        if not at or not k.isdigit():
+            raise ValueError(f"per-user key {key!r} is not metric@k")
+        array = np.asarray(values, dtype=np.float64)
+        if array.shape != (n_users,):
+            raise ValueError(f"per-user {key} holds {array.size} values for {n_users} users")
+        out[name, int(k)] = array
+    return out
 
 
 #: Metrics and cut-offs of the Markdown tables unless named.

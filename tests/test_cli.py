@@ -105,14 +105,21 @@ def test_prepare_never_overwrites_its_input(
     assert sorted(p.name for p in model.iterdir()) == ["artifact.json"]
 
 
+def saved_with_per_user(prepared: Path, folder: Path, saved: str) -> Path:
+    """``pop`` and ``markov`` trained into ``folder``; the run ``saved`` evaluated into
+    ``folder/saved.json`` with its per-user values."""
+    for model in ("pop", "markov"):
+        argv = ["train", str(prepared / "ds"), "--model", model, "--out", str(folder / model)]
+        assert main(argv) == 0
+    path = folder / f"{saved}.json"
+    assert main(["evaluate", str(folder / saved), "--json", str(path), "--per-user"]) == 0
+    return path
+
+
 def test_evaluate_pairs_a_run_with_results_saved_with_their_per_user_values(
     prepared: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for model in ("pop", "markov"):
-        argv = ["train", str(prepared / "ds"), "--model", model, "--out", str(tmp_path / model)]
-        assert main(argv) == 0
-    saved = tmp_path / "pop.json"
-    assert main(["evaluate", str(tmp_path / "pop"), "--json", str(saved), "--per-user"]) == 0
+    saved = saved_with_per_user(prepared, tmp_path, "pop")
     assert "HR@10" in json.loads(saved.read_text())[0]["per_user"]
     capsys.readouterr()
     # the saved pop against markov evaluated now: the same table and pairing as both now
@@ -160,11 +167,7 @@ def test_evaluate_pairs_a_run_with_results_saved_with_their_per_user_values(
 def test_saved_results_pair_at_a_shared_cut_off_and_keep_their_own_training_log(
     prepared: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for model in ("pop", "markov"):
-        argv = ["train", str(prepared / "ds"), "--model", model, "--out", str(tmp_path / model)]
-        assert main(argv) == 0
-    saved = tmp_path / "markov.json"
-    assert main(["evaluate", str(tmp_path / "markov"), "--json", str(saved), "--per-user"]) == 0
+    saved = saved_with_per_user(prepared, tmp_path, "markov")
     capsys.readouterr()
     # the saved result has every default cut-off, the new one @20 alone: paired at @20
     assert main(["evaluate", str(saved), str(tmp_path / "pop"), "--ks", "20"]) == 0

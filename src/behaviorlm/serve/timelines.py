@@ -255,8 +255,8 @@ class LiveTimelines:
         store); with ``actions``, only the events of these action codes are coded; events
         already in the training data are left out, unless they make a timeline ``alone``."""
         picks = self._readable_at(events, alone)
-        # read with the training data
-        trained = 0 if alone else sum(1 for e in events if self.in_training(e))
+        # the readable events left out are read with the training data
+        trained = sum(1 for e in events if self._known(e)) - len(picks)
         if actions is not None:
             wanted = set(actions.tolist())
             picks = [i for i in picks if self.actions.get(events[i].action, 0) in wanted]
@@ -424,10 +424,12 @@ class LiveTimelines:
         events on known items, but not those already in the training data
         (:meth:`in_training`) unless the events make a timeline ``alone``."""
         return [
-            i
-            for i, e in enumerate(live)
-            if (e.item_id is None or e.item_id in self.items) and (alone or not self.in_training(e))
+            i for i, e in enumerate(live) if self._known(e) and (alone or not self.in_training(e))
         ]
+
+    def _known(self, event: EventRecord) -> bool:
+        """Whether the model can read ``event``: a search, or an event on a known item."""
+        return event.item_id is None or event.item_id in self.items
 
     def in_training(self, event: EventRecord) -> bool:
         """Whether ``event`` is one of its user's training events: the same item (or search),

@@ -278,15 +278,33 @@ def distinct_labels(results: Sequence[EvalResult]) -> list[EvalResult]:
     >>> [x.model for x in distinct_labels([r, two, r, r])]
     ['sasrec', 'sasrec#2', 'sasrec#3', 'sasrec#4']
     """
-    used: set[str] = set()
-    out = []
-    for r in results:
-        label, n = r.model, 1
-        while label in used:
-            n += 1
-            label = f"{r.model}#{n}"
-        used.add(label)
-        out.append(r if label == r.model else replace(r, model=label))
+    labels = numbered([r.model for r in results])
+    return [
+        r if r.model == label else replace(r, model=label)
+        for r, label in zip(results, labels, strict=True)
+    ]
+
+
+def numbered(labels: Sequence[str]) -> list[str]:
+    """``labels`` with a repeated one numbered ``#2``, ``#3`` on its later places, past any
+    number that another label already is.
+
+    Examples
+    --------
+    >>> numbered(["m", "m", "m#2"])
+    ['m', 'm#3', 'm#2']
+    """
+    out = list(labels)
+    taken = set(out)
+    seen: dict[str, int] = {}
+    for i, label in enumerate(out):
+        seen[label] = seen.get(label, 0) + 1
+        if seen[label] == 1:
+            continue
+        while f"{label}#{seen[label]}" in taken:  # a folder named "markov#2" given too
+            seen[label] += 1
+        out[i] = f"{label}#{seen[label]}"
+        taken.add(out[i])
     return out
 
 
@@ -311,17 +329,7 @@ def run_labels(paths: Sequence[str]) -> list[str]:
             break
         for i in grow | {labels.index(labels[i]) for i in grow}:
             depth[i] = min(depth[i] + 1, len(parts[i]))
-    taken = set(labels)
-    seen: dict[str, int] = {}
-    for i, label in enumerate(labels):  # the same folder twice
-        seen[label] = seen.get(label, 0) + 1
-        if seen[label] == 1:
-            continue
-        while f"{label}#{seen[label]}" in taken:  # a folder named "markov#2" given too
-            seen[label] += 1
-        labels[i] = f"{label}#{seen[label]}"
-        taken.add(labels[i])
-    return labels
+    return numbered(labels)  # the same folder twice
 
 
 def _output_file(value: str | None, flag: str) -> Path | None:

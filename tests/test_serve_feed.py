@@ -90,6 +90,28 @@ def test_live_timeline_reads_the_followees_shares(feed_dir: Path, dataset: blm.D
     assert base.is_followee_event().any() or not live.followees_of(follower)
 
 
+def test_an_own_event_equal_to_a_followee_event_of_training_is_read(
+    feed_dir: Path, dataset: blm.Dataset
+) -> None:
+    """A user's own stored event with the item, action and time of a followee's share in the
+    user's training row is no training event of the user's: it is read."""
+    artifact = blm.Artifact.load(feed_dir)
+    live = LiveTimelines(artifact)
+    rows = artifact.timelines()
+    source = followee_source(dataset)
+    row = next(r for r in range(len(rows)) if (rows.row(r).sources == source).any())
+    events = rows.row(row)
+    at = int(np.flatnonzero(events.sources == source)[0])
+    own = EventRecord(
+        user_id=str(dataset.users["user_id"][row]),
+        item_id=str(dataset.items["item_id"][int(events.items[at]) - 1]),
+        timestamp=int(events.timestamps[at]),
+        action=dataset.vocab["action"][int(events.actions[at]) - 1],
+    )
+    assert not live.in_training(own)
+    assert live.for_user(own.user_id, [own]).live_events == 1
+
+
 def test_accepted_share_reaches_the_followers_next_request(
     client: TestClient, dataset: blm.Dataset
 ) -> None:

@@ -432,9 +432,11 @@ class LiveTimelines:
         return event.item_id is None or event.item_id in self.items
 
     def in_training(self, event: EventRecord) -> bool:
-        """Whether ``event`` is one of its user's training events: the same item (or search),
-        action and time. A store's events exported into the data of the model now served
-        (``behaviorlm export-events``, then a retrain) are then read once, not twice.
+        """Whether ``event`` is one of its user's own training events: the same item (or
+        search), action and time (a followee's event of the user's training row is none, even
+        with the same item, action and time). A store's events exported into the data of the
+        model now served (``behaviorlm export-events``, then a retrain) are then read once, not
+        twice.
 
         (The class's example shows one.)
         """
@@ -450,6 +452,7 @@ class LiveTimelines:
             (times == event.timestamp)
             & (self.training.items[start:stop] == item)
             & (self.training.actions[start:stop] == self.actions.get(event.action, 0))
+            & (self.training.followees()[start:stop] == 0)
         )
         return bool(same.any())
 

@@ -359,6 +359,40 @@ def test_side_table_rows_with_more_fields_are_dropped(tmp_path: Path) -> None:
     assert steps["read items.csv"] == {"more fields than the header": 1}
 
 
+def test_a_quote_inside_a_field_is_text(tmp_path: Path) -> None:
+    """Polars' parser refuses a quote inside a field that does not start with one (a title
+    such as 12" vinyl); it is read as written, in events and side tables, beside quoted
+    fields and rows with more fields than the header."""
+    folder = folder_with_items(tmp_path, 'item_id,title,price\ni1,12" vinyl,1\ni2,"B, C",2\n')
+    raw = read(folder)
+    assert raw.items is not None
+    assert raw.items.rows() == [("i1", '12" vinyl', 1), ("i2", "B, C", 2)]
+    events = tmp_path / "quotes.tsv"
+    events.write_text('user_id\titem_id\ttimestamp\nu1\ta"b\t1\nu1\ti2\t2\textra\nu2\t"c\td"\t3\n')
+    with pytest.raises(DataError, match=r"1 bad row\(s\): more fields than the header \(line 3"):
+        read(events)
+    raw = read(events, on_error="drop")
+    assert raw.events["item_id"].to_list() == ['a"b', "c\td"]
+    assert raw.report.steps[0].dropped == {"more fields than the header": 1}
+
+
+@pytest.mark.parametrize(
+    "body",
+    ['u1,"i1,1\nu2,i2,2\n', 'u1,"i1"x,1\nu2,i2,2\n', "u1,caf\xe9,1\n"],
+    ids=["never closed", "text after the closing quote", "not UTF-8"],
+)
+def test_a_file_the_csv_module_reads_otherwise_fails_as_polars_said(
+    tmp_path: Path, body: str
+) -> None:
+    """Where polars' parser and the csv module's strict one both refuse a file, the read
+    fails with polars' message: nothing of the file is guessed at."""
+    path = tmp_path / "e.csv"
+    path.write_bytes(("user_id,item_id,timestamp\n" + body).encode("latin-1"))
+    for on_error in ("raise", "drop"):
+        with pytest.raises(DataError, match="cannot read csv file"):
+            read(path, on_error=on_error)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("scale", "unit"),
     [(1000, "milliseconds"), (1_000_000, "microseconds"), (1_000_000_000, "nanoseconds")],

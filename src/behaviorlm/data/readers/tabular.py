@@ -17,6 +17,7 @@ import csv
 import functools
 import gzip
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TextIO
@@ -254,8 +255,6 @@ def collect(lazy: pl.LazyFrame, path: Path, fmt: str) -> pl.DataFrame:
 
 
 _BLANK = "__blank__"
-#: polars' message for a delimited row with more fields than the header row.
-_MORE_FIELDS = "more fields than defined"
 #: The reason a delimited row with more fields than the header row is dropped under.
 TOO_MANY_FIELDS = "more fields than the header"
 
@@ -285,13 +284,14 @@ class LongRows:
 
 def _open_text(path: Path) -> TextIO | None:
     """A delimited file (plain or gzip-compressed) as text for :mod:`csv`; None for other
-    compressions (``.zst``: the standard library has no reader for it)."""
+    compressions (``.zst``: the standard library has no reader for it). Bytes that are not
+    UTF-8 fail the read, as they fail polars'."""
     suffix = path.suffix.lower()
     if suffix == ".gz":
-        return gzip.open(path, "rt", newline="", encoding="utf-8-sig", errors="replace")
+        return gzip.open(path, "rt", newline="", encoding="utf-8-sig")
     if suffix in COMPRESSED:
         return None
-    return path.open(newline="", encoding="utf-8-sig", errors="replace")
+    return path.open(newline="", encoding="utf-8-sig")
 
 
 #: The longest field :func:`long_rows` reads (the csv module's default is 128 KiB; polars has
@@ -299,10 +299,16 @@ def _open_text(path: Path) -> TextIO | None:
 _FIELD_LIMIT = 2**31 - 1
 
 
-def long_rows(path: Path, separator: str) -> LongRows | None:
+def long_rows(path: Path, separator: str, copy: TextIO | None = None) -> LongRows | None:
     """Find the rows of a delimited file with more fields than its header row, by reading it
     with :mod:`csv` (quoted fields may hold the separator and line breaks, as polars reads
-    them). None where it cannot be read that way (a ``.zst`` file, a NUL byte).
+    them). None where it cannot be read that way (a ``.zst`` file, a NUL byte, bytes that are
+    not UTF-8, a quoted field never closed or with text after its closing quote).
+
+    With ``copy``, the file is written there as polars reads every row of it: a quote inside
+    a field that does not start with one kept as text (``12" vinyl``, which polars' parser
+    refuses), fields quoted where they need it, and rows with more fields than the header
+    cut to the header's.
 
     Examples
     --------
@@ -319,18 +325,24 @@ def long_rows(path: Path, separator: str) -> LongRows | None:
     rows: list[int] = []
     line = fields = records = 0
     limit = csv.field_size_limit(_FIELD_LIMIT)
+    write = csv.writer(copy, delimiter=separator, lineterminator="\n").writerow if copy else None
     try:
         with text:
-            reader = csv.reader(text, delimiter=separator)
-            header = len(next((r for r in reader if r), []))  # blank lines before it skipped
+            reader = csv.reader(text, delimiter=separator, strict=True)
+            names = next((r for r in reader if r), [])  # blank lines before it skipped
+            header = len(names)
+            if write:
+                write(names)
             start = reader.line_num + 1
             for records, record in enumerate(reader, start=1):
                 if len(record) > header:
                     if not rows:
                         line, fields = start, len(record)
                     rows.append(records - 1)
+                if write:
+                    write(record[:header])
                 start = reader.line_num + 1
-    except (csv.Error, OSError, EOFError):
+    except (csv.Error, OSError, EOFError, UnicodeDecodeError):
         return None
     finally:
         csv.field_size_limit(limit)
@@ -377,17 +389,26 @@ def read_rows(
     try:
         frame = collect(lazy.select(*picked, blank).with_row_index(ROW, offset=1), path, fmt)
     except DataError as error:
-        found = long_rows(path, _separator(fmt, sep)) if _MORE_FIELDS in str(error) else None
-        if found is None or not found.rows:
-            raise
-        what = (
-            f"{TOO_MANY_FIELDS} (line {found.line} has {found.fields} fields, "
-            f"the header {found.header})"
-        )
-        how = "quote the values that hold the separator"
-        check_bad_rows({what: len(found.rows)}, on_error, where=str(path), how=how)
-        every = scan_table(path, fmt, sep=sep, text=text, infer_rows=infer_rows, truncate=True)
-        frame = collect(every.select(*picked, blank).with_row_index(ROW), path, fmt)
+        # rows with more fields than the header, or quotes inside fields, which polars'
+        # parser refuses: read by the csv module, and by polars from its copy of the file
+        with tempfile.TemporaryDirectory() as folder:
+            copy = Path(folder) / f"rows.{fmt}"
+            with copy.open("w", newline="", encoding="utf-8") as out:
+                found = long_rows(path, _separator(fmt, sep), out)
+            if found is None:
+                raise
+            if found.rows:
+                what = (
+                    f"{TOO_MANY_FIELDS} (line {found.line} has {found.fields} fields, "
+                    f"the header {found.header})"
+                )
+                how = "quote the values that hold the separator"
+                check_bad_rows({what: len(found.rows)}, on_error, where=str(path), how=how)
+            every = scan_table(copy, fmt, sep=sep, text=text, infer_rows=infer_rows)
+            try:
+                frame = collect(every.select(*picked, blank).with_row_index(ROW), path, fmt)
+            except DataError:
+                raise error from None
         if frame.height != found.records:  # polars and csv split the file differently
             raise
         frame = frame.filter(~pl.col(ROW).is_in(found.rows)).with_columns(pl.col(ROW) + 1)

@@ -284,6 +284,17 @@ def test_make_split_reads_followee_actions_from_the_config(actions: list[str]) -
     assert split.train.is_followee_event().any() == bool(actions)
 
 
+def test_a_followee_action_the_data_does_not_know_is_refused() -> None:
+    """A misspelt action (``shares``) is refused by name; a built-in one without events
+    (``like`` in this shop) adds no followee event."""
+    ds = shop()
+    with pytest.raises(blm.DataError, match=r"followee_actions names 'shares'.*share"):
+        make_split(ds, SplitConfig(followee_actions=("share", "shares")))
+    assert "like" not in ds.event_actions()
+    split = make_split(ds, SplitConfig(followee_actions=("like",)))
+    assert not split.train.is_followee_event().any()
+
+
 def untrained_with_feed(features: FeatureConfig | None = None) -> tuple[SASRec, Sequences]:
     """An untrained SASRec over a small simulation with followees' shares, and the test
     history with the most followee events."""

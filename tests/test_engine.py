@@ -615,7 +615,15 @@ def test_a_run_that_cannot_go_on_says_so_on_resuming(
     said()
     fit_model(SASRec(TINY), SPLIT, cut, run_dir=tmp_path / "cut", resume=True)
     # a larger budget finishes the cut epoch, even the last
-    assert "(time_budget): nothing more to train; raise train.time_budget_s above the" in said()
+    assert (
+        "(time_budget): nothing more to train; raise train.time_budget_s (now 1e-06 s) above"
+        in said()
+    )
+    # a raise that the run has used up already says the budget it was given
+    fit_model(
+        SASRec(TINY), SPLIT, replace(cut, time_budget_s=2e-6), run_dir=tmp_path / "cut", resume=True
+    )
+    assert "raise train.time_budget_s (now 2e-06 s) above the" in said()
     # an early stop at the last epoch, resumed with a larger patience: nothing to go on with
     fit_model(SASRec(TINY), SPLIT, done, run_dir=tmp_path / "early")
     meta = json.loads((tmp_path / "early" / META_FILE).read_text())

@@ -222,8 +222,8 @@ IDENTITY_NAMES = {
 
 #: How a run that had stopped goes on when resumed, by the reason it stopped.
 _GO_ON = {
-    "time_budget": "raise train.time_budget_s above the {used:,.0f} s it has run (0: no budget) "
-    "to go on",
+    "time_budget": "raise train.time_budget_s (now {budget:,g} s) above the {used:,.0f} s it "
+    "has run (0: no budget) to go on",
     "early_stopping": "raise train.patience (0: none) to go on",
 }
 #: What a resumed run that cannot go on says (its epochs are done, or its last one was cut).
@@ -839,7 +839,13 @@ class _Loop:
             status_console.print(
                 f"the run in {self.path} had stopped after epoch {self.epoch} ({stopped}): "
                 "nothing more to train; "
-                + (_OVER if last else _GO_ON.get(stopped, _OVER).format(used=self.elapsed)),
+                + (
+                    _OVER
+                    if last
+                    else _GO_ON.get(stopped, _OVER).format(
+                        used=self.elapsed, budget=cfg.time_budget_s
+                    )
+                ),
                 highlight=False,
             )
         columns = (

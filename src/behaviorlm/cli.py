@@ -29,7 +29,7 @@ from rich.table import Table
 
 from behaviorlm.allocator import retain_freed_memory
 from behaviorlm.artifact import Artifact, kept_model
-from behaviorlm.config import ConfigError, apply_overrides, load_toml
+from behaviorlm.config import ConfigError, load_toml
 from behaviorlm.data.dataset import Dataset, check_prepare_paths
 from behaviorlm.data.download import CACHE_ENV, GROUPLENS_URL, MOVIELENS_NAMES, download_movielens
 from behaviorlm.data.errors import DataError
@@ -65,7 +65,7 @@ from behaviorlm.progress import Console, bar, console, figure, print_table, step
 from behaviorlm.recommend import recommend
 from behaviorlm.report import training_log, write_report
 from behaviorlm.schema import Sequences
-from behaviorlm.train import resolve_run_config, train
+from behaviorlm.train import named_model, resolve_run_config, train
 from behaviorlm.train.distributed import current_world, finish, start
 from behaviorlm.train.run import stored_config
 
@@ -183,9 +183,8 @@ def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
     data = load_toml(args.config) if args.config else None
     out = Path(args.out) if args.out else None
     if out is None and args.resume:  # the default folder, named before the config is checked
-        table = apply_overrides(dict(data or {}), overrides).get("run")
-        named = args.model or (table.get("model") if isinstance(table, dict) else None)
-        out = Path("runs") / named if isinstance(named, str) else None
+        named = named_model(args.model, data, overrides)
+        out = Path("runs") / named if named is not None else None
     # a run resumed starts from its own config, not the shipped defaults: it names its model
     # and may predate them (resolved here, as train() would, because under torchrun only
     # rank 0 hands train() the run folder and every rank must train with the same config)

@@ -6,6 +6,13 @@ Sequence models are trained by the shared loop :func:`fit_model` with a :class:`
 
 from behaviorlm.train.config import TrainConfig
 from behaviorlm.train.engine import fit_model
-from behaviorlm.train.run import RunConfig, resolve_run_config, train
+from behaviorlm.train.run import RunConfig, named_model, resolve_run_config, train
 
-__all__ = ["RunConfig", "TrainConfig", "fit_model", "resolve_run_config", "train"]
+__all__ = [
+    "RunConfig",
+    "TrainConfig",
+    "fit_model",
+    "named_model",
+    "resolve_run_config",
+    "train",
+]

@@ -110,6 +110,29 @@ def stored_config(run_dir: str | Path | None) -> dict[str, Any] | None:
     return data
 
 
+def named_model(
+    model: str | None, data: Mapping[str, Any] | None, overrides: Sequence[str] = ()
+) -> str | None:
+    """The model a run is given: ``model``, else the ``[run] model`` of the config ``data``
+    with ``overrides`` (None where neither names one, or the config's is no name).
+
+    Examples
+    --------
+    >>> named_model(None, {"run": {"model": "hstu"}}), named_model("mlp", None, ["run.model=pop"])
+    ('hstu', 'mlp')
+    """
+    if model is not None:
+        return model
+    named = _named_model(apply_overrides(dict(data or {}), overrides))
+    return named if isinstance(named, str) else None
+
+
+def _named_model(given: Mapping[str, Any]) -> object:
+    """The ``[run] model`` of a config with its overrides applied (None where it names none)."""
+    table = given.get("run")
+    return table.get("model") if isinstance(table, Mapping) else None
+
+
 def resolve_run_config(
     model: str | None = None,
     data: Mapping[str, Any] | None = None,
@@ -127,12 +150,12 @@ def resolve_run_config(
     and where ``model``, the file's ``[run] model`` and the ``base`` run's model disagree.
     """
     given = apply_overrides(dict(data or {}), overrides)
+    named = _named_model(given)
     for source in (given, base or {}):
         for section, table in source.items():
             if not isinstance(table, Mapping):
                 raise ConfigError(f"[{section}] must be a table of settings, got {table!r}")
     run_table = {**(base or {}).get("run", {}), **given.get("run", {})}
-    named = given.get("run", {}).get("model")
     if model is not None and named is not None and named != model:
         raise ConfigError(
             f"the config sets [run] model = {named!r} but the model given is {model!r}; "

@@ -187,8 +187,10 @@ def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
         out = Path("runs") / named if named is not None else None
     # a run resumed starts from its own config, not the shipped defaults: it names its model
     # and may predate them (resolved here, as train() would, because under torchrun only
-    # rank 0 hands train() the run folder and every rank must train with the same config)
-    stored = stored_config(out) if args.resume and out is not None else None
+    # rank 0 hands train() the run folder and every rank must train with the same config:
+    # rank 0 reads it for all, as it reads the checkpoint; other nodes may not see the folder)
+    world = current_world()
+    stored = world.from_main(lambda: stored_config(out)) if args.resume and out else None
     if stored is None:
         run = resolve_run_config(args.model, data, overrides)
         out = out or Path("runs") / run.model
@@ -197,7 +199,7 @@ def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
     assert out is not None
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; the artifact is a folder")
-    main_rank = current_world().is_main  # under torchrun only rank 0 prints and writes
+    main_rank = world.is_main  # under torchrun only rank 0 prints and writes
 
     def shown(description: str) -> AbstractContextManager[None]:
         return step(description) if main_rank else nullcontext()

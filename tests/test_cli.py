@@ -162,6 +162,21 @@ def test_evaluate_pairs_a_run_with_results_saved_with_their_per_user_values(
     # a file read is not overwritten by --json
     assert main(["evaluate", str(saved), str(tmp_path / "markov"), "--json", str(saved)]) == 2
     assert "one of the saved results read" in capsys.readouterr().err
+    # nor a file of a run, a data set or a model; a file of one's own in a run folder is
+    run = tmp_path / "markov"
+    for owned in ("artifact.json", "config.json", "dataset/events.parquet", "model/model.json"):
+        before = (run / owned).read_bytes()
+        assert main(["evaluate", str(run), "--json", str(run / owned)]) == 2
+        assert "is a file of the " in capsys.readouterr().err
+        assert (run / owned).read_bytes() == before
+    for argv in (
+        ["recommend", str(run), "--all-users", "--out", str(run / "dataset" / "events.parquet")],
+        ["export-events", str(tmp_path / "store.db"), str(prepared / "ds" / "events.parquet")],
+    ):
+        assert main(argv) == 2
+        assert "is a file of the data set in" in capsys.readouterr().err
+    assert main(["evaluate", str(run), "--json", str(run / "eval.json")]) == 0
+    assert main(["evaluate", str(run / "eval.json")]) == 0
 
 
 def test_saved_results_pair_at_a_shared_cut_off_and_keep_their_own_training_log(
@@ -174,6 +189,20 @@ def test_saved_results_pair_at_a_shared_cut_off_and_keep_their_own_training_log(
     printed = capsys.readouterr().out
     assert "| model minus markov | HR@20 | NDCG@20 |" in printed
     assert "not paired" not in printed
+    # a saved result is shown at its own cut-offs beside those asked for now
+    assert main(["evaluate", str(saved), str(tmp_path / "pop"), "--ks", "7"]) == 0
+    printed = capsys.readouterr().out
+    hr = json.loads(saved.read_text())[0]["metrics"]["HR"]
+    assert "| model | metric | @1 | @5 | @7 | @10 | @20 |" in printed
+    assert f"| markov | HR | {hr['1']:.4f} | {hr['5']:.4f} | - | {hr['10']:.4f} |" in printed
+    # a result that cannot be paired does not choose the cut-off of those that can
+    plain = tmp_path / "plain.json"
+    assert main(["evaluate", str(tmp_path / "pop"), "--ks", "5", "--json", str(plain)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(saved), str(plain), str(tmp_path / "pop")]) == 0
+    printed = capsys.readouterr().out
+    assert "| model minus markov | HR@10 | NDCG@10 |" in printed
+    assert "not paired: pop (pop has no per-user HR@10" in printed
     # results of other held-out events are named as such
     valid = tmp_path / "valid.json"
     assert main(["evaluate", str(tmp_path / "pop"), "--on", "valid", "--json", str(valid)]) == 0

@@ -230,6 +230,13 @@ def test_paired_difference_pairs_users() -> None:
     assert [label for label, _ in left.rows] == ["markov"]
     assert left.left_out[0].startswith("markov (markov has no per-user HR@2")
     assert "not paired: markov" in paired_table(left)
+    # a result that cannot be paired does not choose the cut-off of those that can
+    for other in (EvalResult.from_dict(fewer.to_dict()), fewer, unmasked):
+        only_one = replace(other, ks=(1,), metrics={m: {1: v[1]} for m, v in other.metrics.items()})
+        chosen = compare_to_first([pop, only_one, markov], k=2)
+        assert chosen is not None
+        assert chosen.k == 2
+        assert [label for label, _ in chosen.rows] == ["markov"]
     # saved with its per-user values, it pairs as it did in memory
     kept = EvalResult.from_dict(json.loads(json.dumps(markov.to_dict(per_user=True))))
     assert paired_difference(pop, kept, "NDCG", 2) == paired_difference(pop, markov, "NDCG", 2)
@@ -246,3 +253,10 @@ def test_paired_differences_without_spread_and_one_user() -> None:
     assert (d.error, d.p_value, d.clear) == (0.0, 0.25, False)
     one = evaluate(Pop(PopConfig()).fit(TRAIN), data.select(np.array([0])), ks=(1,))
     assert one.errors == {}  # a mean over one user has no standard error
+
+
+def test_a_set_without_targets_is_refused_not_scored_zero() -> None:
+    pop = Pop(PopConfig()).fit(TRAIN)
+    with pytest.raises(ValueError, match="no row of the evaluation set has a target"):
+        evaluate(pop, evalset([[1], [2]], [[], []]), ks=(1, 10))
+    assert evaluate(pop, evalset([[1], [2]], [[], [3]]), ks=(1,)).n_users == 1

@@ -67,6 +67,7 @@ from behaviorlm.report import training_log, write_report
 from behaviorlm.schema import Sequences
 from behaviorlm.train import named_model, resolve_run_config, train
 from behaviorlm.train.distributed import current_world, finish, start
+from behaviorlm.train.folder import owner_of
 from behaviorlm.train.run import stored_config
 
 EXIT_BAD_INPUT = 2
@@ -334,9 +335,13 @@ def run_labels(paths: Sequence[str]) -> list[str]:
 
 
 def _output_file(value: str | None, flag: str) -> Path | None:
-    """The path of an output file option, checked before any work: not a folder."""
+    """The path of an output file option, checked before any work: not a folder, nor a file
+    of a run, data set or model folder (``--json runs/x/artifact.json`` lost the model)."""
     if value and Path(value).is_dir():
         raise ConfigError(f"{flag} {value} is a folder; name a file to write")
+    owner = owner_of(Path(value)) if value else None
+    if owner is not None:
+        raise ConfigError(f"{flag} {value} is a file of {owner}; name another file to write")
     return Path(value) if value else None
 
 
@@ -389,7 +394,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         )
     # the accuracy metrics, then catalogue coverage and the mean popularity of what is shown
     metrics = (*SHOWN_METRICS, "Coverage", "Popularity")
-    table = cutoff_table(results, metrics, ks=ks, errors=True)
+    # the cut-offs asked for, and those of the saved results, which are shown as they were
+    shown = tuple(sorted(set(ks).union(*(r.ks for r in results))))
+    table = cutoff_table(results, metrics, ks=shown, errors=True)
     console.print(table, soft_wrap=True)
     for note in [*error_notes(results), *masking_notes(results), *cutoff_notes(results)]:
         console.print(f"note: {note}", soft_wrap=True)
@@ -430,6 +437,7 @@ def cmd_recommend(args: argparse.Namespace) -> None:
         raise ConfigError("--action says which seen items to leave out: drop --include-seen")
     if args.out:
         table_format(args.out)  # before any work: a file type the writer writes
+        _output_file(args.out, "--out")
     artifact = Artifact.load(args.artifact)
     if args.all_users:  # every user: row u - 1 of the timelines is user u
         users, histories = artifact.dataset.users["user_id"].to_list(), artifact.timelines()
@@ -676,6 +684,7 @@ def cmd_export_events(args: argparse.Namespace) -> None:
 
     if Path(args.out).suffix.lower() not in (".parquet", ".pq"):
         raise ConfigError(f"export-events writes Parquet: name the file *.parquet, not {args.out}")
+    _output_file(args.out, "OUT")
     n = export_events(args.store, args.out)
     console.print(f"wrote {n:,} events to {args.out}")
 

@@ -110,23 +110,35 @@ def paired_difference(a: EvalResult, b: EvalResult, metric: str, k: int) -> Diff
                 "keeps them)"
             )
             raise ValueError(f"{r.model} has no per-user {metric}@{k}: {why}")
-    if a.exclude_seen != b.exclude_seen:
-        raise ValueError(
-            f"{a.model} and {b.model} masked seen items differently: a paired comparison "
-            "needs the same masking"
-        )
-    digest = a.extra.get(TARGETS_DIGEST)
     x, y = a.per_user[metric, k], b.per_user[metric, k]
-    if digest is None or digest != b.extra.get(TARGETS_DIGEST) or len(x) != len(y):
-        raise ValueError(
-            f"{a.model} and {b.model} were not evaluated on the same users and targets: a "
-            "paired comparison needs the same data set and split"
-        )
+    problem = _unpaired(a, b) or (None if len(x) == len(y) else _NOT_SAME.format(a=a, b=b))
+    if problem is not None:
+        raise ValueError(problem)
     delta = y - x
     n = len(delta)
     mean = float(delta.mean()) if n else 0.0
     error = float(delta.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
     return Difference(f"{metric}@{k}", mean, error, n, _p_value(delta, mean, error))
+
+
+_NOT_SAME = (
+    "{a.model} and {b.model} were not evaluated on the same users and targets: a paired "
+    "comparison needs the same data set and split"
+)
+
+
+def _unpaired(a: EvalResult, b: EvalResult) -> str | None:
+    """Why ``a`` and ``b`` cannot be paired at any cut-off their per-user values have (they
+    masked seen items differently, or measured other users or targets); None where they can."""
+    if a.exclude_seen != b.exclude_seen:
+        return (
+            f"{a.model} and {b.model} masked seen items differently: a paired comparison "
+            "needs the same masking"
+        )
+    digest = a.extra.get(TARGETS_DIGEST)
+    if digest is None or digest != b.extra.get(TARGETS_DIGEST):
+        return _NOT_SAME.format(a=a, b=b)
+    return None
 
 
 def _p_value(delta: np.ndarray, mean: float, error: float) -> float:
@@ -168,8 +180,10 @@ def compare_to_first(
     results: Sequence[EvalResult], metrics: Sequence[str] = ("HR", "NDCG"), k: int = 10
 ) -> Comparison | None:
     """Every result after the first against the first at the cut-off nearest ``k`` that
-    every result was evaluated at (of the first's where they share none); None for fewer
-    than two results.
+    every result that can be paired with the first was evaluated at (of the first's where
+    they share none); None for fewer than two results. A result that cannot be paired (no
+    per-user values, other masking, other users or targets) is left out with the reason,
+    and does not choose the cut-off.
 
     Examples
     --------
@@ -180,7 +194,8 @@ def compare_to_first(
     if len(results) < 2:
         return None
     first = results[0]
-    common = set(first.ks).intersection(*(r.ks for r in results[1:]))
+    paired = [r for r in results[1:] if r.per_user and _unpaired(first, r) is None]
+    common = set(first.ks).intersection(*(r.ks for r in paired))
     cut = nearest_cutoff(common or first.ks, k)
     rows, left_out = [], []
     for other in results[1:]:

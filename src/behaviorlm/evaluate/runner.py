@@ -52,6 +52,7 @@ def evaluate(
         A fitted model.
     evalset : EvalSet
         Histories and targets; rows without any target are left out (counted in ``extra``).
+        A set without any target raises ValueError.
     ks : sequence of int
         Cut-offs; the lists are ranked once at ``max(ks)``. A list never holds more than the
         catalogue, so a cut-off past its size measures the whole ranked catalogue.
@@ -97,6 +98,8 @@ def evaluate(
     start = time.perf_counter()
     has_target = np.diff(evalset.target_offsets) > 0
     rows = np.flatnonzero(has_target)
+    if not len(rows):  # means over no user would read 0.0, as if measured
+        raise ValueError("no row of the evaluation set has a target: there is nothing to measure")
     data = evalset if len(rows) == len(evalset) else evalset.select(rows)
     ranked = recommend(
         model,

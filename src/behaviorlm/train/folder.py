@@ -28,8 +28,11 @@ from behaviorlm.artifact import META_FILE as ARTIFACT_META
 from behaviorlm.artifact import PARTS as ARTIFACT_PARTS
 from behaviorlm.artifact import PREVIOUS_DIR
 from behaviorlm.data.dataset import META_FILE as DATASET_META
+from behaviorlm.data.dataset import TABLES as DATASET_TABLES
 from behaviorlm.data.errors import DataError
 from behaviorlm.data.readers.tabular import table_files
+from behaviorlm.models.base import CONFIG_FILE as MODEL_CONFIG
+from behaviorlm.models.base import WEIGHTS_FILE as MODEL_WEIGHTS
 from behaviorlm.train.checkpoint import META_FILE as CHECKPOINT_META
 from behaviorlm.train.checkpoint import TENSORS_FILE as CHECKPOINT_TENSORS
 
@@ -62,6 +65,31 @@ def check_run_folder(path: Path) -> None:
             f"{path} holds data ({', '.join(held)}), not a training run",
             how="train into a folder of its own (--out, out_dir=)",
         )
+
+
+def owner_of(path: Path) -> str | None:
+    """The folder of the project that a file written at ``path`` would break, or None: a
+    run's (its artifact, config, metrics, checkpoint), a data set's (its tables and
+    ``dataset.json``) or a model's (its config and weights).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> run = Path(tempfile.mkdtemp())
+    >>> _ = (run / "artifact.json").write_text("{}")
+    >>> owner_of(run / "config.json") == f"the run in {run}", owner_of(run / "eval.json")
+    (True, None)
+    """
+    folder, name = path.parent, path.name
+    owned = {
+        "run": ((ARTIFACT_META, CHECKPOINT_META), (*ARTIFACT_PARTS, *RUN_FILES)),
+        "data set": ((DATASET_META,), (DATASET_META, *(f"{t}.parquet" for t in DATASET_TABLES))),
+        "model": ((MODEL_CONFIG,), (MODEL_CONFIG, MODEL_WEIGHTS)),
+    }
+    for owner, (marks, files) in owned.items():
+        if name in files and any((folder / mark).is_file() for mark in marks):
+            return f"the {owner} in {folder}"
+    return None
 
 
 def set_aside(path: Path) -> Path | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +95,24 @@ def test_prefixes_stay_inside_their_row() -> None:
 def test_simulate_names_its_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", str(tmp_path / "s"), "--users", "0"]) == 2
     assert one_error_line(capsys) == "behaviorlm: error: --users must be at least 1, got 0"
+    assert main(["simulate", str(tmp_path / "s"), "--seed", "-1"]) == 2
+    assert one_error_line(capsys) == "behaviorlm: error: --seed must be 0 or more, got -1"
+
+
+def test_simulate_never_writes_over_a_data_set_or_a_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw, data, run = tmp_path / "raw", tmp_path / "data", tmp_path / "run"
+    assert main(["simulate", str(raw), "--users", "20"]) == 0
+    assert main(["prepare", str(raw), str(data)]) == 0
+    assert main(["train", str(data), "--model", "pop", "--out", str(run)]) == 0
+    capsys.readouterr()
+    for folder, words in ((data, "a prepared data set"), (run, "a training run's folder")):
+        before = sorted(p.name for p in folder.iterdir())
+        assert main(["simulate", str(folder), "--users", "20"]) == 2
+        assert words in one_error_line(capsys)
+        assert sorted(p.name for p in folder.iterdir()) == before
+    # a data set whose tables were replaced since: one line, not a traceback
+    shutil.copy(raw / "events.parquet", data / "events.parquet")
+    assert main(["train", str(data), "--model", "pop", "--out", str(tmp_path / "again")]) == 2
+    assert "events.parquet lacks the column(s) " in one_error_line(capsys)

@@ -36,6 +36,7 @@ from behaviorlm.data.errors import DataError
 from behaviorlm.data.io import read
 from behaviorlm.data.preprocess import PrepareConfig, preprocess
 from behaviorlm.data.synthetic import simulate, write_simulation
+from behaviorlm.data.synthetic.output import check_simulation_folder
 from behaviorlm.data.write import TableWriter, table_format
 from behaviorlm.demo import run_demo
 from behaviorlm.evaluate import (
@@ -117,6 +118,9 @@ def _split_overrides(extra: Sequence[str]) -> list[str]:
 def cmd_simulate(args: argparse.Namespace) -> None:
     if args.users < 1:
         raise ConfigError(f"--users must be at least 1, got {args.users}")
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be 0 or more, got {args.seed}")
+    check_simulation_folder(args.out, args.format)  # before the work of simulating
     with step(f"simulating {args.users:,} users"):
         raw = simulate(args.users, seed=args.seed)
     with step(f"writing {args.format} files"):

@@ -76,6 +76,27 @@ def query_text_words(query: str, split: str = WHITE_SPACE) -> list[str]:
     return lower.split(" ") if split == SPACE else re.findall(WORD, lower)
 
 
+#: Files that mark a training run's folder: its model, the one a run that has not finished set
+#: aside, a run's checkpoint (``behaviorlm.artifact.META_FILE`` and ``PREVIOUS_DIR``, and
+#: ``behaviorlm.train.checkpoint.META_FILE``: layers above).
+RUN_MARKS = ("artifact.json", "previous/artifact.json", "checkpoint.json")
+
+
+def run_folder_mark(folder: str | Path) -> str | None:
+    """The first of :data:`RUN_MARKS` that ``folder`` holds (it is a run's), or None.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> run_folder_mark(folder) is None, (folder / "checkpoint.json").write_text("{}") > 0
+    (True, True)
+    >>> run_folder_mark(folder)
+    'checkpoint.json'
+    """
+    return next((m for m in RUN_MARKS if (Path(folder) / m).is_file()), None)
+
+
 def check_prepare_paths(source: str | Path, directory: str | Path) -> None:
     """DataError where preparing ``source`` into ``directory`` would go wrong: ``source`` is a
     prepared data set already, ``directory`` holds a trained model, or a file
@@ -102,12 +123,10 @@ def check_prepare_paths(source: str | Path, directory: str | Path) -> None:
             f"{source} is a prepared data set already (it holds {META_FILE})",
             how="train on it directly, or prepare the raw files it came from",
         )
-    # behaviorlm.artifact.META_FILE and PREVIOUS_DIR (a layer above): the model or the one a
-    # run that has not finished set aside
-    held = [m for m in ("artifact.json", "previous/artifact.json") if (out / m).is_file()]
+    held = run_folder_mark(out)
     if held:
         raise DataError(
-            f"{directory} is a trained model's folder (it holds {held[0]})",
+            f"{directory} is a trained model's folder (it holds {held})",
             how="write the prepared data set to a folder of its own",
         )
     written = {out / f"{name}.parquet" for name in TABLES} | {out / META_FILE}
@@ -365,7 +384,7 @@ class Dataset:
                 how="prepare the data again",
             )
         vocab = meta.pop("vocab")
-        meta.pop("schema", None)
+        schema = meta.pop("schema", None) or {}
         try:
             tables = {
                 name: pl.read_parquet(path / f"{name}.parquet", glob=False) for name in TABLES
@@ -376,6 +395,15 @@ class Dataset:
                 where=str(path),
                 how="prepare the data again",
             ) from exc
+        for name, frame in tables.items():  # a table replaced since (raw tables written over)
+            missing = [c for c in schema.get(name, {}) if c not in frame.columns]
+            if missing:
+                raise DataError(
+                    f"{name}.parquet lacks the column(s) {', '.join(missing)} that {META_FILE} "
+                    "names: the table was replaced after the data set was prepared",
+                    where=str(path),
+                    how="prepare the data again",
+                )
         return cls(vocab=vocab, meta=meta, **tables)
 
 

@@ -9,6 +9,9 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from behaviorlm.data.dataset import META_FILE as DATASET_META
+from behaviorlm.data.dataset import run_folder_mark
+from behaviorlm.data.errors import DataError
 from behaviorlm.data.raw import RAW_EVENT_DTYPES, RawData
 from behaviorlm.data.readers.tabular import table_files
 from behaviorlm.data.synthetic.engine import A_VIEW, EVENT_ACTIONS, EventArrays
@@ -177,6 +180,37 @@ def follows_frame(world: World) -> pl.DataFrame:
     )
 
 
+def check_simulation_folder(out_dir: str | Path, format: str) -> Path:
+    """The folder :func:`write_simulation` would write ``format`` tables to, checked (it
+    raises as that function does) before any work.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> check_simulation_folder(tempfile.mkdtemp(), "tsv")
+    Traceback (most recent call last):
+    ...
+    ValueError: format must be 'csv', 'parquet' or 'jsonl', got 'tsv'
+    """
+    if format not in ("csv", "parquet", "jsonl"):
+        raise ValueError(f"format must be 'csv', 'parquet' or 'jsonl', got {format!r}")
+    out = Path(out_dir)
+    held = DATASET_META if (out / DATASET_META).is_file() else run_folder_mark(out)
+    if held is not None:  # its files would be replaced by raw tables
+        what = "a prepared data set" if held == DATASET_META else "a training run's folder"
+        raise DataError(
+            f"{out} is {what} (it holds {held})", how="write the simulation to a folder of its own"
+        )
+    for name in TABLES:  # each table in one file: any other a folder read would take
+        for other in table_files(out, name):
+            if other.name != f"{name}.{format}":
+                raise FileExistsError(
+                    f"{other} exists; remove it or write to another folder (a folder holds "
+                    "each table in one file)"
+                )
+    return out
+
+
 def write_simulation(
     raw: RawData,
     out_dir: str | Path,
@@ -201,6 +235,8 @@ def write_simulation(
 
     Raises
     ------
+    DataError
+        If the folder is a prepared data set or a training run's folder.
     FileExistsError
         If the folder already holds one of the tables in another file (another format, a
         compressed file, ``Events.csv``: a folder read could not tell which one to use).
@@ -213,17 +249,8 @@ def write_simulation(
     >>> sorted(p.name for p in out.iterdir())
     ['events.csv', 'follows.csv', 'items.csv', 'users.csv']
     """
-    if format not in ("csv", "parquet", "jsonl"):
-        raise ValueError(f"format must be 'csv', 'parquet' or 'jsonl', got {format!r}")
-    out = Path(out_dir)
+    out = check_simulation_folder(out_dir, format)
     tables = {"events": raw.events, "items": raw.items, "users": raw.users, "follows": raw.follows}
-    for name in TABLES:  # each table in one file: any other a folder read would take
-        for other in table_files(out, name):
-            if other.name != f"{name}.{format}":
-                raise FileExistsError(
-                    f"{other} exists; remove it or write to another folder (a folder holds "
-                    "each table in one file)"
-                )
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in tables.items():
         if frame is None:

@@ -258,6 +258,14 @@ def test_train_with_config_file_and_overrides(prepared: Path, tmp_path: Path) ->
     run = json.loads((out / "artifact.json").read_text())["run"]
     assert run["config"]["split"]["target_actions"] == ["purchase"]
     assert run["config"]["run"]["model"] == "itemknn"
+    # an override with a space in its value, before the data set; one for another command
+    spaced = tmp_path / "spaced"
+    argv = ["train", "--model", "pop", "--split.target_actions=[purchase, cart]"]
+    assert main([*argv, "--out", str(spaced), str(prepared / "ds")]) == 0
+    run = json.loads((spaced / "artifact.json").read_text())["run"]
+    assert run["config"]["split"]["target_actions"] == ["purchase", "cart"]
+    with pytest.raises(SystemExit, match="2"):  # argparse's own refusal
+        main(["evaluate", str(spaced), "--train.lr=1 0"])
 
 
 @pytest.mark.parametrize(

@@ -100,6 +100,24 @@ def test_sampler_settings_without_the_sampled_loss_are_refused() -> None:
         assert sampled.train.loss == "sampled"
 
 
+def test_a_table_given_as_an_override_changes_only_its_keys() -> None:
+    """``--model.features={social=false}`` over a config file that switched time off keeps
+    time off, as a file changes only the keys it sets."""
+    from behaviorlm.train.run import resolve_run_config
+
+    data = {"run": {"model": "sasrec"}, "model": {"features": {"time": False}}}
+    for overrides in (
+        ["model.features={social=false}"],
+        ["model.features.search=false", "model.features={social=false}"],
+    ):
+        features = resolve_run_config(None, data, overrides).model_config.features
+        assert (features.time, features.social) == (False, False)
+        assert features.search == ("search" not in overrides[0])
+    # a value that is no table still replaces one
+    with pytest.raises(ConfigError):
+        resolve_run_config(None, data, ["model.features=1"])
+
+
 def test_values_a_config_class_refuses_are_config_errors() -> None:
     """blm.ConfigError covers values out of range, as the README says, not only bad keys."""
     from behaviorlm.train.run import resolve_run_config

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -103,6 +104,10 @@ def _parse_ks(text: str) -> tuple[int, ...]:
     if not ks or min(ks) < 1:
         raise ConfigError(f"--ks {text!r} must be positive integers separated by commas")
     return tuple(sorted(set(ks)))
+
+
+#: A ``--section.key=value`` override (no option of the commands has a dot in its name).
+_OVERRIDE = re.compile(r"--[A-Za-z_][\w-]*\.[\w.-]+=")
 
 
 def _split_overrides(extra: Sequence[str]) -> list[str]:
@@ -1015,7 +1020,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv  # accepted before or after the command
-    args, extra = parser.parse_known_args([a for a in argv if a != "--debug"])
+    given = [a for a in argv if a != "--debug"]
+    # overrides are taken out first: argparse takes an unknown option whose value holds a
+    # space ('--split.target_actions=[purchase, cart]') for a positional argument
+    overrides = [a for a in given if _OVERRIDE.match(a)]
+    args, extra = parser.parse_known_args([a for a in given if not _OVERRIDE.match(a)])
+    extra = overrides + extra
     args.debug = debug
     if args.command != "serve":  # fewer page faults in repeated tensor work; not the server's
         retain_freed_memory()  # hot path, whose requests fault no pages (behaviorlm.allocator)

@@ -187,13 +187,33 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not a config value")
 
 
+def merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, table by table (a value that is not a table replaces).
+
+    Examples
+    --------
+    >>> merge({"model": {"dim": 64, "features": {"time": True}}}, {"model": {"dim": 32}})
+    {'model': {'dim': 32, 'features': {'time': True}}}
+    """
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Apply ``section.key=value`` overrides to nested config data.
+    """Apply ``section.key=value`` overrides to nested config data. A table given as a value
+    (``model.features={social=false}``) changes only the keys it sets, as a config file does.
 
     Examples
     --------
     >>> apply_overrides({"train": {"lr": 0.1}}, ["train.lr=0.01", "model.dim=64"])
     {'train': {'lr': 0.01}, 'model': {'dim': 64}}
+    >>> apply_overrides({"model": {"features": {"time": False}}}, ["model.features={social=false}"])
+    {'model': {'features': {'time': False, 'social': False}}}
     """
     if isinstance(overrides, str):
         raise ConfigError(f"overrides are a list of section.key=value strings, got {overrides!r}")
@@ -212,7 +232,10 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
             if not isinstance(child, dict):
                 raise ConfigError(f"override {override!r}: {part} is not a table")
             node = child
-        node[parts[-1]] = parse_value(value)
+        parsed, held = parse_value(value), node.get(parts[-1])
+        if isinstance(parsed, Mapping) and isinstance(held, Mapping):
+            parsed = merge(held, parsed)
+        node[parts[-1]] = parsed
     return out
 
 

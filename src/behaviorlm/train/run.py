@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from behaviorlm.artifact import Artifact
-from behaviorlm.config import ConfigError, apply_overrides, from_dict, to_dict
+from behaviorlm.config import ConfigError, apply_overrides, from_dict, merge, to_dict
 from behaviorlm.data.dataset import Dataset
 from behaviorlm.data.feed import has_feed
 from behaviorlm.data.protocol import SplitConfig, make_split
@@ -75,23 +75,6 @@ def shipped_defaults(model: str) -> dict[str, Any]:
     data = tomllib.loads(path.read_text())
     data.pop("run", None)
     return data
-
-
-def merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    """``top`` over ``base``, table by table (a value that is not a table replaces).
-
-    Examples
-    --------
-    >>> merge({"model": {"dim": 64, "features": {"time": True}}}, {"model": {"dim": 32}})
-    {'model': {'dim': 32, 'features': {'time': True}}}
-    """
-    out = dict(base)
-    for key, value in top.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def stored_config(run_dir: str | Path | None) -> dict[str, Any] | None:

@@ -623,7 +623,17 @@ def test_a_run_that_cannot_go_on_says_so_on_resuming(
     fit_model(
         SASRec(TINY), SPLIT, replace(cut, time_budget_s=2e-6), run_dir=tmp_path / "cut", resume=True
     )
-    assert "raise train.time_budget_s (now 2e-06 s) above the" in said()
+    told = said()
+    assert "raise train.time_budget_s (now 2e-06 s) above the" in told
+    assert "s it has run (0: no budget) to go on" in told
+    # a schedule that follows the budget cannot go on without one: 0 is not offered
+    paced = replace(cut, schedule="budget")
+    fit_model(SASRec(TINY), SPLIT, paced, run_dir=tmp_path / "paced")
+    said()
+    fit_model(SASRec(TINY), SPLIT, paced, run_dir=tmp_path / "paced", resume=True)
+    told = said()
+    assert "raise train.time_budget_s (now 1e-06 s) above the" in told
+    assert "0: no budget" not in told
     # an early stop at the last epoch, resumed with a larger patience: nothing to go on with
     fit_model(SASRec(TINY), SPLIT, done, run_dir=tmp_path / "early")
     meta = json.loads((tmp_path / "early" / META_FILE).read_text())

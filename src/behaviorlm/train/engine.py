@@ -222,8 +222,8 @@ IDENTITY_NAMES = {
 
 #: How a run that had stopped goes on when resumed, by the reason it stopped.
 _GO_ON = {
-    "time_budget": "raise train.time_budget_s (now {budget:,g} s) above the {used:,.0f} s it "
-    "has run (0: no budget) to go on",
+    "time_budget": "raise train.time_budget_s (now {budget:,g} s) above the {used:,.1f} s it "
+    "has run{unbounded} to go on",
     "early_stopping": "raise train.patience (0: none) to go on",
 }
 #: What a resumed run that cannot go on says (its epochs are done, or its last one was cut).
@@ -843,7 +843,10 @@ class _Loop:
                     _OVER
                     if last
                     else _GO_ON.get(stopped, _OVER).format(
-                        used=self.elapsed, budget=cfg.time_budget_s
+                        used=self.elapsed,
+                        budget=cfg.time_budget_s,
+                        # a schedule that follows the budget needs one
+                        unbounded=" (0: no budget)" if cfg.schedule == "epochs" else "",
                     )
                 ),
                 highlight=False,

@@ -183,3 +183,9 @@ def test_a_resume_refused_on_rank_0_stops_every_rank(
     assert "another config" in done.stderr  # rank 0's own error
     assert "rank 0 could not start the run" in done.stderr  # rank 1's
     assert (tmp_path / "run" / META_FILE).read_text() == before
+    # a damaged config.json: rank 0 reads it for every rank, and each says why it stops
+    (tmp_path / "run" / "config.json").write_text('{"run": {"mo')
+    done = torchrun([*args, "--out", str(tmp_path / "run"), "--resume"])
+    assert done.returncode != 0
+    said = [line for line in done.stderr.splitlines() if "is not a run's config" in line]
+    assert len(said) == 2, done.stderr  # rank 1 too, not a broken connection

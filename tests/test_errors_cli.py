@@ -116,3 +116,18 @@ def test_simulate_never_writes_over_a_data_set_or_a_run(
     shutil.copy(raw / "events.parquet", data / "events.parquet")
     assert main(["train", str(data), "--model", "pop", "--out", str(tmp_path / "again")]) == 2
     assert "events.parquet lacks the column(s) " in one_error_line(capsys)
+
+
+def test_a_damaged_run_config_is_named_on_resuming(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw, data, run = tmp_path / "raw", tmp_path / "data", tmp_path / "run"
+    assert main(["simulate", str(raw), "--users", "20"]) == 0
+    assert main(["prepare", str(raw), str(data)]) == 0
+    assert main(["train", str(data), "--model", "pop", "--out", str(run)]) == 0
+    assert not [p.name for p in run.iterdir() if p.name.endswith(".tmp")]  # written whole
+    capsys.readouterr()
+    for damaged in ('{"run": {"mo', "[1, 2]"):
+        (run / "config.json").write_text(damaged)
+        assert main(["train", str(data), "--model", "pop", "--out", str(run), "--resume"]) == 2
+        assert f"{run / 'config.json'} is not a run's config" in one_error_line(capsys)

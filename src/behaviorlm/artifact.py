@@ -28,6 +28,7 @@ import polars as pl
 from behaviorlm.data.dataset import Dataset
 from behaviorlm.data.errors import DataError
 from behaviorlm.data.feed import followee_feed, merge_feed
+from behaviorlm.files import write_whole
 from behaviorlm.models import MODELS, Recommender
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.schema import TRUTH_PREFIX, Sequences
@@ -147,7 +148,8 @@ class Artifact:
             },
             "run": self.run,
         }
-        (path / META_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        # last and whole: a folder with an artifact.json holds a model that loads
+        write_whole(path / META_FILE, json.dumps(meta, indent=2, default=str) + "\n")
         return path
 
     @classmethod

@@ -19,11 +19,11 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from rich.table import Table
@@ -68,7 +68,7 @@ from behaviorlm.recommend import recommend
 from behaviorlm.report import training_log, write_report
 from behaviorlm.schema import Sequences
 from behaviorlm.train import named_model, resolve_run_config, train
-from behaviorlm.train.distributed import current_world, finish, start
+from behaviorlm.train.distributed import World, current_world, finish, start
 from behaviorlm.train.folder import owner_of
 from behaviorlm.train.run import stored_config
 
@@ -78,6 +78,8 @@ EXIT_INTERRUPTED = 130
 #: Exit status when the reader of standard output went away (``| head``), as a shell
 #: reports a process that SIGPIPE ended: 128 + 13.
 EXIT_BROKEN_PIPE = 141
+
+T = TypeVar("T")
 
 
 def _parse_map(text: str | None) -> dict[str, str] | None:
@@ -188,6 +190,21 @@ def _torchrun_launch() -> dict[str, int] | None:
     }
 
 
+def _on_main(world: World, read: Callable[[], T]) -> T:
+    """``read()`` on rank 0, its value, or its ConfigError, handed to every rank."""
+
+    def attempt() -> tuple[T | None, str | None]:
+        try:
+            return read(), None
+        except ConfigError as error:
+            return None, str(error)
+
+    value, error = world.from_main(attempt)
+    if error is not None:
+        raise ConfigError(error)
+    return cast(T, value)
+
+
 def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
     # resolve the config first: a mistake in it is reported before any data is loaded
     data = load_toml(args.config) if args.config else None
@@ -200,7 +217,7 @@ def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
     # rank 0 hands train() the run folder and every rank must train with the same config:
     # rank 0 reads it for all, as it reads the checkpoint; other nodes may not see the folder)
     world = current_world()
-    stored = world.from_main(lambda: stored_config(out)) if args.resume and out else None
+    stored = _on_main(world, lambda: stored_config(out)) if args.resume and out else None
     if stored is None:
         run = resolve_run_config(args.model, data, overrides)
         out = out or Path("runs") / run.model

@@ -25,3 +25,22 @@ def as_new_file(path: str | Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(path, 0o666 & ~umask)
+
+
+def write_whole(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file beside it, renamed onto ``path``:
+    a reader, or a run stopped while writing, sees the old file or the new one whole, never
+    a part.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "config.json"
+    >>> write_whole(path, "{}\\n")
+    >>> path.read_text(), [p.name for p in path.parent.iterdir()]
+    ('{}\\n', ['config.json'])
+    """
+    target = Path(path)
+    part = target.with_name(target.name + ".tmp")
+    part.write_text(text)
+    os.replace(part, target)

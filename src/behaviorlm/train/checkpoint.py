@@ -25,6 +25,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from behaviorlm.files import write_whole
+
 TENSORS_FILE = "checkpoint.safetensors"
 META_FILE = "checkpoint.json"
 
@@ -113,9 +115,7 @@ class Checkpoint:
         tmp = path / (TENSORS_FILE + ".tmp")
         save_file(tensors, str(tmp), metadata={"epoch": epoch})
         os.replace(tmp, path / TENSORS_FILE)
-        tmp = path / (META_FILE + ".tmp")
-        tmp.write_text(json.dumps(self.meta, indent=2) + "\n")
-        os.replace(tmp, path / META_FILE)
+        write_whole(path / META_FILE, json.dumps(self.meta, indent=2) + "\n")
 
     @staticmethod
     def exists(run_dir: str | Path) -> bool:

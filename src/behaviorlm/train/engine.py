@@ -50,6 +50,7 @@ from torch.profiler import record_function
 
 from behaviorlm.config import ConfigError, to_dict
 from behaviorlm.evaluate.runner import evaluate, targets_in_history
+from behaviorlm.files import write_whole
 from behaviorlm.models.base import Recommender
 from behaviorlm.models.neural import NeuralRecommender, SequenceModule
 from behaviorlm.progress import status_console
@@ -207,7 +208,7 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    write_whole(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 #: How a checkpoint's identity names its parts in a message.

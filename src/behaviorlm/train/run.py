@@ -85,11 +85,18 @@ def stored_config(run_dir: str | Path | None) -> dict[str, Any] | None:
     >>> import tempfile
     >>> stored_config(tempfile.mkdtemp()) is None
     True
+
+    Raises ConfigError where the file is no JSON table (it was damaged).
     """
     path = Path(run_dir) / CONFIG_FILE if run_dir is not None else None
     if path is None or not path.is_file():
         return None
-    data: dict[str, Any] = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, OSError) as error:
+        raise ConfigError(f"{path} is not a run's config ({error})") from error
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} is not a run's config (it holds no table of settings)")
     return data
 
 

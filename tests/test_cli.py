@@ -367,9 +367,15 @@ def test_recommend_action_counts_only_those_events_as_seen(
     assert absent
     assert main([*argv, "--action", absent[0]]) == 2
     err = capsys.readouterr().err
-    assert f"no event of this data set has the action {absent[0]!r}" in err
+    assert f"no event of this data set on an item has the action {absent[0]!r}" in err
     assert "view" in err
-    assert absent[0] not in err.split("actions:")[1]
+    assert absent[0] not in err.split("on items:")[1]
+    # so would searches, which have no item
+    assert "search" in art.dataset.event_actions()
+    assert main([*argv, "--action", "search"]) == 2
+    err = capsys.readouterr().err
+    assert "on an item has the action 'search'" in err
+    assert "search" not in err.split("on items:")[1]
 
 
 @pytest.mark.parametrize("output", [["--json"], []])  # print() and rich's tables

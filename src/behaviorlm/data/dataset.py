@@ -301,25 +301,28 @@ class Dataset:
                 how=f"its events' actions: {', '.join(self.event_actions())}",
             ) from None
 
-    def event_actions(self) -> list[str]:
-        """Names of the actions that the data set's events have, in code order (the action
-        vocabulary also holds every built-in action, with or without events).
+    def event_actions(self, on_items: bool = False) -> list[str]:
+        """Names of the actions that the data set's events (``on_items``: those on an item,
+        not searches) have, in code order (the action vocabulary also holds every built-in
+        action, with or without events).
 
         Examples
         --------
         >>> from behaviorlm.data.synthetic import simulate
         >>> from behaviorlm.data.preprocess import preprocess
-        >>> preprocess(simulate(n_users=30, seed=0)).event_actions()[:2]
-        ['view', 'cart']
+        >>> ds = preprocess(simulate(n_users=30, seed=0))
+        >>> ds.event_actions()[-2:], ds.event_actions(on_items=True)[-1]
+        (['share', 'search'], 'share')
         """
-        codes = self.events.get_column("action").unique().sort().to_list()
+        events = self.events.filter(pl.col("item") > 0) if on_items else self.events
+        codes = events.get_column("action").unique().sort().to_list()
         names = self.vocab["action"]
         return [names[c - 1] for c in codes if 1 <= c <= len(names)]
 
     def acted_code(self, name: str) -> int:
-        """Code of an action that the data set's events have; DataError naming them otherwise
-        (where an action marks what counts as seen, one without events would leave nothing
-        out without a word).
+        """Code of an action that the data set's events on items have; DataError naming them
+        otherwise (where an action marks what counts as seen, one without such events, a
+        search say, would leave nothing out without a word).
 
         Examples
         --------
@@ -329,11 +332,11 @@ class Dataset:
         4
         """
         code = self.action_code(name)
-        acted = self.event_actions()
+        acted = self.event_actions(on_items=True)
         if name not in acted:
             raise DataError(
-                f"no event of this data set has the action {name!r}",
-                how=f"its events' actions: {', '.join(acted)}",
+                f"no event of this data set on an item has the action {name!r}",
+                how=f"the actions of its events on items: {', '.join(acted)}",
             )
         return code
 

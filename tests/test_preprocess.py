@@ -212,6 +212,24 @@ def test_nothing_left_raises() -> None:
         preprocess(raw, PrepareConfig(min_item_events=2))
 
 
+def test_searches_alone_left_raise() -> None:
+    """A k-core that leaves the searches alone leaves nothing to recommend: refused, not a
+    data set of 0 items."""
+    search = {"action": "search", "query": "red shoes"}
+    rows = [
+        ev("a", "x", 1),
+        ev("a", None, 2, **search),
+        ev("b", "y", 3),
+        ev("b", None, 4, **search),
+    ]
+    with pytest.raises(DataError, match="no item left after preprocessing") as error:
+        preprocess(RawData(events=events(rows)), PrepareConfig(min_item_events=2))
+    assert "lower min_user_events / min_item_events" in error.value.line()
+    with pytest.raises(DataError, match="every event left is a search") as error:
+        preprocess(RawData(events=events([r for r in rows if r["item_id"] is None])))
+    assert "a data set needs events on items" in error.value.line()
+
+
 def test_stable_time_sort_keeps_input_order_for_equal_timestamps() -> None:
     rows = [
         ev("b", "p", 5),

@@ -124,6 +124,9 @@ def test_timelines_too_short_for_any_split_are_named_as_such() -> None:
     # no target actions were chosen: the timelines are short, not the actions wrong
     assert "every user needs 3 events on items or more" in error.value.line()
     assert "target actions" not in (error.value.how or "")
+    with pytest.raises(DataError, match="in the validation window") as error:
+        temporal_split(preprocess(RawData(events=events)), valid_fraction=0.1, test_fraction=0.1)
+    assert "target actions" not in (error.value.how or "")
 
 
 def test_searches_are_no_targets_and_the_error_says_why() -> None:

@@ -155,6 +155,14 @@ def preprocess(raw: RawData, config: PrepareConfig | None = None) -> Dataset:
         table, keep, len(user_ids), len(item_ids), vocab
     )
     del table
+    if not items_kept.any():  # searches alone: nothing to recommend or to learn to
+        raise DataError(
+            "no item left after preprocessing: every event left is a search",
+            where=raw.name or None,
+            how="lower min_user_events / min_item_events"
+            if config.min_user_events > 1 or config.min_item_events > 1
+            else "check the input: a data set needs events on items",
+        )
 
     items = _side_table(raw.items, "item", item_ids.filter(items_kept), item_ids, report)
     users = _side_table(raw.users, "user", user_ids.filter(users_kept), user_ids, report)

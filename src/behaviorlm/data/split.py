@@ -106,8 +106,9 @@ def leave_one_out(
         none = (
             ""
             if is_target.any()
-            else f"; the data set has no event of the {_describe(names)} on an item (a target "
-            "is an item)"
+            else "; the data set has no event"
+            + ("" if names is None else f" of the {_describe(names)}")
+            + " on an item (a target is an item)"
         )
         how = (
             "choose other target actions (split.target_actions)"
@@ -273,7 +274,7 @@ def temporal_split(
                     if fractions
                     else "move the cut-offs (valid_start, test_start)"
                 )
-                + " or choose other target actions (split.target_actions)",
+                + (" or choose other target actions (split.target_actions)" if names else ""),
             )
     info: dict[str, object] = {
         "target_actions": names,

@@ -5,6 +5,10 @@ Every model runs in a fresh process (so its peak memory is its own) with the con
 for any other data). Each prints one JSON line: test HR / NDCG / MRR at 10 and 20 with full
 ranking and their standard errors over the test users, training wall time, epochs, the kept
 epoch and its validation metrics, peak RSS.
+``--per-user DIR`` also keeps each model's test result with every user's values in
+``DIR/<name>-<model>.json`` (the file ``behaviorlm evaluate RUN --json FILE --per-user``
+writes), so that ``behaviorlm evaluate DIR/beauty-sasrec.json runs/new`` compares a new run
+with the table's user by user.
 ``--markdown FILE...`` renders saved JSON lines as the README's results table instead: the
 last line per data set and model wins, so name the
 table's files only (exploratory runs live in ``explore_*.jsonl``). Examples::
@@ -59,6 +63,12 @@ def one_model(args: argparse.Namespace, model: str) -> dict[str, Any]:
     t1 = time.perf_counter()
     result = evaluate_artifact(artifact, ks=KS, exclude_seen=not args.include_seen)
     eval_s = time.perf_counter() - t1
+    name = args.name or dataset.meta.get("name", "data")
+    kept = None
+    if args.per_user:  # the evaluate --json --per-user file of the result
+        kept = Path(args.per_user) / f"{name}-{model}.json"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_text(json.dumps([result.to_dict(per_user=True)]) + "\n")
     fit = artifact.run.get("fit", {})
     try:
         config_name = str(config_path.resolve().relative_to(ROOT))
@@ -66,7 +76,7 @@ def one_model(args: argparse.Namespace, model: str) -> dict[str, Any]:
         config_name = str(config_path)
     return {
         "benchmark": "results",
-        "dataset": args.name or dataset.meta.get("name", "data"),
+        "dataset": name,
         "model": model,
         "config": config_name,
         "overrides": list(args.overrides),
@@ -90,6 +100,7 @@ def one_model(args: argparse.Namespace, model: str) -> dict[str, Any]:
         "standard_errors": {
             m: {str(k): round(v, 5) for k, v in by_k.items()} for m, by_k in result.errors.items()
         },
+        **({"per_user_file": str(kept)} if kept else {}),
         **machine_facts(),
     }
 
@@ -158,6 +169,9 @@ def main() -> None:
     parser.add_argument("--config-dir", default=str(ROOT / "configs" / "default"))
     parser.add_argument("--include-seen", action="store_true", help="do not mask seen items")
     parser.add_argument("--markdown", nargs="+", metavar="JSONL", help="render saved lines")
+    parser.add_argument(
+        "--per-user", metavar="DIR", help="keep each result with its per-user values in DIR"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides for all models")
     args = parser.parse_intermixed_args()
@@ -176,6 +190,7 @@ def main() -> None:
     argv += ["--seed", str(args.seed), "--config-dir", args.config_dir]
     argv += ["--name", args.name] if args.name else []
     argv += ["--include-seen"] if args.include_seen else []
+    argv += ["--per-user", args.per_user] if args.per_user else []
     for model in args.models.split(","):
         cmd = [sys.executable, __file__, *argv, "--one", model, *args.overrides]
         subprocess.run(cmd, check=True)

@@ -172,6 +172,18 @@ def test_bad_side_table_rows(tmp_path: Path) -> None:
     assert raw.follows.height == 0
 
 
+def test_follow_times_in_milliseconds_are_refused(tmp_path: Path) -> None:
+    """A follow since 1.69e12 (milliseconds) would start every follow long after the events
+    and leave the followees' feeds empty without a word."""
+    folder = folder_with_items(tmp_path, "item_id,title\ni1,A\n")
+    (folder / "follows.csv").write_text("follower_id,followee_id,since\nu1,u2,1690000000000\n")
+    with pytest.raises(DataError, match="the since times look like milliseconds") as error:
+        read(folder)
+    assert "divide the since column by 1,000" in error.value.line()
+    (folder / "follows.csv").write_text("follower_id,followee_id,since\nu1,u2,1690000000\n")
+    assert read(folder).follows is not None
+
+
 def test_sequence_line_without_items(tmp_path: Path) -> None:
     path = tmp_path / "s.txt"
     path.write_text("1 10 11\n2\n3 12\n")

@@ -342,10 +342,10 @@ _COMPACT_DATES: Final = (
 )
 
 
-def check_seconds(seconds: pl.Series, where: str) -> None:
-    """DataError where the timestamps are not seconds: dates written as digits (20240131),
-    or a median past the year 5138, as milliseconds (about 1.7e12 for 2024) or microseconds
-    have.
+def check_seconds(seconds: pl.Series, where: str, column: str = "timestamp") -> None:
+    """DataError where the times of ``column`` are not seconds: dates written as digits
+    (20240131), or a median past the year 5138, as milliseconds (about 1.7e12 for 2024) or
+    microseconds have.
 
     Examples
     --------
@@ -368,7 +368,7 @@ def check_seconds(seconds: pl.Series, where: str) -> None:
             dates = values.cast(pl.String).str.to_datetime(layout, strict=False)
             if dates.null_count() == 0:
                 raise DataError(
-                    f"the timestamps look like dates written as digits ({example}), not "
+                    f"the {_times(column)} look like dates written as digits ({example}), not "
                     "seconds since 1970",
                     where=where,
                     how="write them as ISO-8601 text (2024-01-31, 2024-01-31T13:00:00) or as "
@@ -385,11 +385,16 @@ def check_seconds(seconds: pl.Series, where: str) -> None:
         else ("nanoseconds", 1_000_000_000)
     )
     raise DataError(
-        f"the timestamps look like {unit} since 1970 (median {median:.4g}, past the year "
-        "5138 as seconds); behaviorlm reads seconds",
+        f"the {_times(column)} look like {unit} since 1970 (median {median:.4g}, past the "
+        "year 5138 as seconds); behaviorlm reads seconds",
         where=where,
-        how=f"divide the timestamp column by {factor:,} before preparing",
+        how=f"divide the {column} column by {factor:,} before preparing",
     )
+
+
+def _times(column: str) -> str:
+    """How a message names the times of ``column``: "timestamps", or "since times"."""
+    return "timestamps" if column == "timestamp" else f"{column} times"
 
 
 #: Working column of :func:`normalize_events`: the times to a fraction of a second, which

@@ -20,6 +20,7 @@ from behaviorlm.data.readers.normalize import (
     ReadOptions,
     as_text,
     blank,
+    check_seconds,
     count_first_reasons,
     raise_bad_rows,
     to_seconds,
@@ -186,6 +187,8 @@ def normalize_follows(
     since = frame.get_column("since") if "since" in frame.columns else None
     given = ~blank(pl.col("since").cast(pl.String)) if since is not None else pl.lit(False)
     seconds = to_seconds(since) if since is not None else pl.lit(None, dtype=pl.Int64)
+    if isinstance(seconds, pl.Series):  # in milliseconds, every follow would start too late
+        check_seconds(seconds, where, "since")
     frame = frame.with_columns(
         as_text(frame.get_column("follower_id")),
         as_text(frame.get_column("followee_id")),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -370,6 +371,31 @@ def test_movielens_20m_quoted_titles() -> None:
         ("2", "American President, The (1995)", "Comedy|Drama|Romance"),
         ("3", "Some Film (2015)", None),
     ]
+
+
+@pytest.mark.parametrize(("layout", "ratings"), [("ml-100k", "u.data"), ("ml-1m", "ratings.dat")])
+def test_movielens_blank_lines_are_skipped_and_counted(
+    tmp_path: Path, layout: str, ratings: str
+) -> None:
+    folder = tmp_path / layout
+    shutil.copytree(FIXTURES / layout, folder)
+    path = folder / ratings
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], "", *lines[1:]]) + "\n\n")
+    raw = read(folder)
+    assert raw.events.height == len(lines)
+    assert raw.report.steps[0].dropped == {"blank line": 2}
+
+
+def test_movielens_20m_latin1_movies(tmp_path: Path) -> None:
+    folder = tmp_path / "ml"
+    shutil.copytree(FIXTURES / "ml-20m", folder)
+    (folder / "movies.csv").write_bytes(
+        "movieId,title,genres\n1,Misérables (1995),Drama\n".encode("latin-1")
+    )
+    raw = read(folder)
+    assert raw.items is not None
+    assert raw.items.rows()[0] == ("1", "Misérables (1995)", "Drama")
 
 
 def test_recbole_atomic_files() -> None:

@@ -173,8 +173,14 @@ def _read_ratings(path: Path, layout: str, report: Report) -> pl.DataFrame:
             "timestamp",
         )
     frame = collect(lazy, path, "movielens")
-    report.add(f"read {path.name}", frame.height, frame.height)
-    return _ratings(frame)
+    # a blank line (one at the end, say) reads as a row without a value: skipped and counted,
+    # as in CSV files, not a bad row
+    blank = pl.all_horizontal(pl.col(names).str.strip_chars().fill_null("") == "")
+    kept = frame.filter(~blank)
+    report.add(
+        f"read {path.name}", frame.height, kept.height, {"blank line": frame.height - kept.height}
+    )
+    return _ratings(kept)
 
 
 def _items_100k(path: Path) -> pl.DataFrame:
@@ -208,7 +214,12 @@ def _read_items(folder: Path, layout: str) -> tuple[Path, pl.DataFrame] | None:
         frame = _split_lines(path, "::", ["item_id", "title", "genres"])
         return path, frame.select("item_id", "title", _genres("genres"))
     path = folder / "movies.csv"
-    frame = collect(pl.scan_csv(path, infer_schema=False, glob=False), path, "movielens")
+    try:  # read whole, as the other layouts' movie files are: a Latin-1 file is decoded
+        frame = pl.read_csv(_decoded(path), infer_schema=False)
+    except pl.exceptions.PolarsError as error:
+        raise DataError(
+            f"cannot read movielens file: {error}".splitlines()[0], where=str(path)
+        ) from error
     if not {"movieId", "title", "genres"} <= set(frame.columns):
         raise DataError(
             f"movies.csv needs columns movieId, title, genres; found {', '.join(frame.columns)}",

@@ -398,6 +398,18 @@ def test_movielens_20m_latin1_movies(tmp_path: Path) -> None:
     assert raw.items.rows()[0] == ("1", "Misérables (1995)", "Drama")
 
 
+def test_a_csv_of_another_header_beside_movies_csv_is_read_as_csv(tmp_path: Path) -> None:
+    """The README's --map example for a ratings.csv of its own: a movies.csv beside it does
+    not make it MovieLens' file."""
+    (tmp_path / "ratings.csv").write_text("uid,movie,ts,rating\nu1,m1,1700000000,4\n")
+    (tmp_path / "movies.csv").write_text("movieId,title,genres\nm1,A,Drama\n")
+    mapping = {"user_id": "uid", "item_id": "movie", "timestamp": "ts", "value": "rating"}
+    raw = read(tmp_path / "ratings.csv", mapping=mapping)
+    assert raw.events.select("user_id", "item_id", "value").rows() == [("u1", "m1", 4.0)]
+    with pytest.raises(DataError, match="cannot tell the format of this folder"):
+        read(tmp_path)  # nor is the folder MovieLens'
+
+
 def test_recbole_atomic_files() -> None:
     raw = read(FIXTURES / "recbole")
     assert raw.name == "toy"

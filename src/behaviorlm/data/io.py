@@ -79,7 +79,7 @@ def detect_format(path: str | Path) -> str:
             how="add events.<csv|tsv|parquet|jsonl>, or pass the events file or format=",
         )
     if path.name in MOVIELENS_FILES or (
-        path.name == "ratings.csv" and (path.parent / "movies.csv").is_file()
+        path.name == "ratings.csv" and movielens_layout(path.parent) == "20m"
     ):
         return "movielens"
     suffix = table_name(path)[1]  # events.csv.gz: polars reads it compressed

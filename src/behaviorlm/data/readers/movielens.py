@@ -85,9 +85,21 @@ def movielens_layout(folder: Path) -> str | None:
         return "100k"
     if (folder / "ratings.dat").is_file():
         return "1m"
-    if (folder / "ratings.csv").is_file() and (folder / "movies.csv").is_file():
+    ratings = folder / "ratings.csv"
+    if ratings.is_file() and (folder / "movies.csv").is_file() and _movielens_header(ratings):
         return "20m"
     return None
+
+
+def _movielens_header(path: Path) -> bool:
+    """Whether a ``ratings.csv`` has MovieLens' header (``userId,movieId,...``): a CSV events
+    file of another header beside a movies.csv is read as CSV, where ``--map`` applies."""
+    try:
+        with path.open(encoding="utf-8-sig", errors="replace") as text:
+            header = text.readline()
+    except OSError:
+        return False
+    return [name.strip().strip('"') for name in header.split(",")][:2] == ["userId", "movieId"]
 
 
 def _decoded(path: Path) -> io.BytesIO:

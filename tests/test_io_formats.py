@@ -410,6 +410,28 @@ def test_a_csv_of_another_header_beside_movies_csv_is_read_as_csv(tmp_path: Path
         read(tmp_path)  # nor is the folder MovieLens'
 
 
+def test_recbole_times_under_another_name_must_be_mapped(tmp_path: Path) -> None:
+    """RecBole's Yelp file keeps its times in a 'date' field: read without it, the rows
+    would be taken in file order."""
+    header = "review_id:token\tuser_id:token\tbusiness_id:token\tstars:float\tdate:float\n"
+    rows = "r1\tu1\tb1\t4\t1500000000\nr2\tu1\tb2\t5\t1400000000\n"
+    path = tmp_path / "yelp.inter"
+    path.write_text(header + rows)
+    with pytest.raises(DataError, match="no 'timestamp' column, but 'date' looks like the times"):
+        read(path, mapping={"item_id": "business_id"})
+    raw = read(path, mapping={"item_id": "business_id", "timestamp": "date", "value": "stars"})
+    assert raw.events.select("item_id", "timestamp").rows() == [
+        ("b1", 1500000000),
+        ("b2", 1400000000),
+    ]
+    path.write_text(header.replace("date", "votes") + rows)  # no times: file order, said so
+    raw = read(path, mapping={"item_id": "business_id"})
+    assert "no timestamp field: rows in file order" in raw.report.steps[0].step
+    bom = tmp_path / "bom.inter"  # a byte-order mark before the first field's name
+    bom.write_text("\ufeffuser_id:token\titem_id:token\ttimestamp:float\nu1\ti1\t1500000000\n")
+    assert read(bom).events.select("user_id", "item_id").rows() == [("u1", "i1")]
+
+
 def test_recbole_atomic_files() -> None:
     raw = read(FIXTURES / "recbole")
     assert raw.name == "toy"

@@ -24,7 +24,7 @@ from behaviorlm.data.errors import DataError, Report
 from behaviorlm.data.raw import RawData
 from behaviorlm.data.readers.normalize import ReadOptions, normalize_events, plan_columns
 from behaviorlm.data.readers.tables import normalize_keyed
-from behaviorlm.data.readers.tabular import collect
+from behaviorlm.data.readers.tabular import collect, refuse_unmapped_times
 
 #: .item fields that feed the schema's title and category, in order of preference.
 TITLE_FIELDS: Final[tuple[str, ...]] = ("movie_title", "title")
@@ -51,7 +51,7 @@ def find_inter(path: Path) -> Path:
 def _header(path: Path) -> list[tuple[str, str]]:
     """(name, type) of every field of an atomic file."""
     try:
-        with path.open(encoding="utf-8", errors="replace") as handle:
+        with path.open(encoding="utf-8-sig", errors="replace") as handle:
             line = handle.readline().rstrip("\r\n")
     except OSError as error:
         raise DataError(f"cannot read file: {error.strerror}", where=str(path)) from error
@@ -137,10 +137,15 @@ def read_recbole(path: Path, opts: ReadOptions) -> RawData:
         mapping["value"] = "rating"
     has_time = "timestamp" in mapping or "timestamp" in frame.columns
     keep, ignored = plan_columns(frame.columns, mapping, where=str(inter), need_time=has_time)
+    if not has_time:  # a 'date' field of times must be mapped, as in a CSV file
+        refuse_unmapped_times(ignored, frame.head(1000).select, where=str(inter))
     frame = frame.select(pl.col(c).alias(t) for c, t in keep.items())
     if "value" in frame.columns and "action" not in frame.columns:
         frame = frame.with_columns(action=pl.lit("rate"))
-    step = f"read {inter.name}" + (f" (ignored columns: {', '.join(ignored)})" if ignored else "")
+    notes = ([f"ignored columns: {', '.join(ignored)}"] if ignored else []) + (
+        [] if has_time else ["no timestamp field: rows in file order"]
+    )
+    step = f"read {inter.name}" + (f" ({'; '.join(notes)})" if notes else "")
     report.add(step, frame.height + blank, frame.height, _blank(blank))
     events = normalize_events(frame, where=inter.name, opts=opts, report=report, has_time=has_time)
     items = _side(inter.with_name(inter.stem + ".item"), "item_id", opts, report)

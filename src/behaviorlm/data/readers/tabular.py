@@ -18,6 +18,7 @@ import functools
 import gzip
 import re
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TextIO
@@ -82,6 +83,35 @@ def time_like(name: str) -> bool:
     """
     words = [w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", name)]
     return bool(TIME_WORDS.intersection(words)) or (len(words) > 1 and words[-1] == "at")
+
+
+def refuse_unmapped_times(
+    ignored: Sequence[str], sample: Callable[[list[str]], pl.DataFrame], *, where: str
+) -> None:
+    """DataError where an events table without a timestamp column has a column left unread
+    (``ignored``) that looks like the times: named so (:func:`time_like`) and, in its first
+    rows (``sample(columns)``), holding times (:func:`holds_times`; ``watchTime`` may hold
+    durations). Its rows would be taken in file order.
+
+    Examples
+    --------
+    >>> frame = pl.DataFrame({"date": ["2024-01-02"], "watchTime": [30]})
+    >>> refuse_unmapped_times(["watchTime"], frame.select, where="e.csv")
+    >>> refuse_unmapped_times(["date", "watchTime"], frame.select, where="e.csv")
+    Traceback (most recent call last):
+    ...
+    behaviorlm.data.errors.DataError: no 'timestamp' column, but 'date' looks like the times ...
+    """
+    timely = [c for c in ignored if time_like(c)]
+    if timely:  # the name says times; so must the values
+        rows = sample(timely)
+        timely = [c for c in timely if holds_times(rows[c])]
+    if timely:
+        raise DataError(
+            f"no 'timestamp' column, but {timely[0]!r} looks like the times",
+            where=where,
+            how=f"pass --map timestamp={timely[0]} (mapping={{'timestamp': {timely[0]!r}}})",
+        )
 
 
 #: Table formats and their default field separator (None: not a delimited text format).
@@ -442,15 +472,13 @@ def read_events_table(
     # without a timestamp column the rows are in time order (as sequence files are), unless
     # a column that is not read looks like the times under another name
     has_time = "timestamp" in keep.values()
-    timely = [c for c in ignored if time_like(c)] if not has_time else []
-    if timely:  # the name says times; so must the values (watchTime may hold durations)
-        sample = scan_table(path, fmt, sep=sep, truncate=True).select(timely).head(1000)
-        timely = [c for c in timely if holds_times(collect(sample, path, fmt)[c])]
-    if timely:
-        raise DataError(
-            f"no 'timestamp' column, but {timely[0]!r} looks like the times",
+    if not has_time:
+        refuse_unmapped_times(
+            ignored,
+            lambda columns: collect(
+                scan_table(path, fmt, sep=sep, truncate=True).select(columns).head(1000), path, fmt
+            ),
             where=str(path),
-            how=f"pass --map timestamp={timely[0]} (mapping={{'timestamp': {timely[0]!r}}})",
         )
     # the schema's columns and the client's event ids are text (ids keep leading zeros; times
     # and values are parsed later), and so are the columns not read: a delimited file's types

@@ -516,3 +516,19 @@ def test_preprocess_refuses_a_prepared_dataset() -> None:
     ds = preprocess(simulate(30, seed=0))
     with pytest.raises(TypeError, match="preprocessed already"):
         preprocess(ds)  # type: ignore[arg-type]
+
+
+def test_events_built_by_hand_read_as_a_file_of_them_would() -> None:
+    """No action column: views from the user, as a file without one; datetimes and ISO text
+    become seconds; numeric ids become text. (They were coded unknown, in microseconds, or
+    failed with a TypeError.)"""
+    import datetime as dt
+
+    when = [dt.datetime(2024, 1, 1, tzinfo=dt.UTC), dt.datetime(2024, 1, 2, tzinfo=dt.UTC)]
+    for times in (when, ["2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z"], [1704067200, 1704153600]):
+        frame = pl.DataFrame({"user_id": [7, 7], "item_id": [1, 2], "timestamp": times})
+        ds = preprocess(RawData(events=frame))
+        assert ds.event_actions() == ["view"]
+        assert ds.events["timestamp"].to_list() == [1704067200, 1704153600]
+        assert ds.vocab["source"][int(ds.events["source"][0]) - 1] == "self"
+        assert ds.users["user_id"].to_list() == ["7"]

@@ -56,6 +56,7 @@ from behaviorlm.data.coding import Codes, code_ids, code_vocabs, compact_vocab, 
 from behaviorlm.data.dataset import EVENT_DTYPES, Dataset
 from behaviorlm.data.errors import DataError, OnError, Report
 from behaviorlm.data.raw import RAW_EVENT_DTYPES, RawData
+from behaviorlm.data.readers.normalize import ReadOptions, normalize_events
 from behaviorlm.schema import ACTIONS, SOURCES, TRUTH_PREFIX, Bool, Int
 
 #: Raw event columns that are carried to the Dataset untouched (besides ``truth_*`` columns).
@@ -105,7 +106,10 @@ def preprocess(raw: RawData, config: PrepareConfig | None = None) -> Dataset:
     Parameters
     ----------
     raw : RawData
-        Events with external ids as read by ``data.io`` or produced by the simulator.
+        Events with external ids as read by ``data.io`` or produced by the simulator; events
+        built by hand without every column of ``RAW_EVENT_DTYPES`` in its type are read by
+        the readers' rules first (no action column: views; times as datetimes or ISO text
+        become seconds; a bad row raises).
     config : PrepareConfig, optional
         Filters to apply; the default dedupes and keeps every user and item.
 
@@ -140,7 +144,7 @@ def preprocess(raw: RawData, config: PrepareConfig | None = None) -> Dataset:
         )
     config = config or PrepareConfig()
     report = Report(steps=list(raw.report.steps))
-    ev = _require_fields(_complete(raw.events), report)
+    ev = _require_fields(_complete(_as_read(raw, report)), report)
     if ev.height == 0:
         raise DataError("no events to prepare", where=raw.name or None, how="check the input file")
     table, user_ids, item_ids, vocab = _encode(ev)
@@ -313,6 +317,22 @@ def _renumber_events(
         + [pl.Series(c, columns[c]) for c in carried]
     )
     return events, pl.Series(users_kept), pl.Series(items_kept)
+
+
+def _as_read(raw: RawData, report: Report) -> pl.DataFrame:
+    """``raw.events`` as the readers give them: a table without every column of
+    ``RAW_EVENT_DTYPES`` in its type (built by hand: no action column, ids as numbers, times
+    as datetimes or text) goes through the readers' rules first, so it reads as a file of
+    it would (views, from the user, times in seconds); a null in a table of those columns
+    stays an unknown code."""
+    events = raw.events
+    if all(events.schema.get(c) == dtype for c, dtype in RAW_EVENT_DTYPES.items()):
+        return events
+    _complete(events)  # the two columns every events table needs
+    where = raw.name or "events"
+    return normalize_events(
+        events, where=where, opts=ReadOptions(), report=report, has_time=raw.has_time
+    )
 
 
 def _complete(events: pl.DataFrame) -> pl.DataFrame:

@@ -158,6 +158,18 @@ def test_searches_do_not_count_for_items_and_stay_with_their_user() -> None:
         )
 
 
+def test_a_long_chain_is_filtered_to_its_fixed_point_without_a_cap() -> None:
+    """A chain that the k-core peels one user at a time took more than 100 rounds, and
+    refused it with a setting the command line does not have."""
+    rows = [ev(f"u{k}", f"i{j}", j) for k in range(120) for j in (k, k + 1)]
+    rows += [ev(f"c{a}", f"d{b}", b) for a in range(3) for b in range(3)]
+    ds = preprocess(
+        RawData(events=events(rows)), PrepareConfig(min_user_events=2, min_item_events=2)
+    )
+    assert ds.n_events == 9
+    assert ds.meta["min_counts"]["iterations"] > 100
+
+
 def test_query_words_are_split_on_white_space_as_the_service_codes_them() -> None:
     events = pl.DataFrame(
         {
@@ -449,7 +461,7 @@ def test_meta_and_report_include_reading_steps() -> None:
         "collapse_repeats": False,
         "min_user_events": 1,
         "min_item_events": 1,
-        "max_iterations": 100,
+        "max_iterations": None,
     }
 
 

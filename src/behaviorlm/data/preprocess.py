@@ -79,8 +79,9 @@ class PrepareConfig:
     min_item_events : int
         Items with fewer events are dropped; together with ``min_user_events`` > 1 this is
         the usual iterative k-core filter.
-    max_iterations : int
-        Upper bound on k-core rounds; not converging within it raises a DataError.
+    max_iterations : int or None
+        Upper bound on k-core rounds, not converging within it raising a DataError; None
+        (the default): until it converges, which it always does (each round drops an event).
 
     Examples
     --------
@@ -92,12 +93,13 @@ class PrepareConfig:
     collapse_repeats: bool = False
     min_user_events: int = 1
     min_item_events: int = 1
-    max_iterations: int = 100
+    max_iterations: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("min_user_events", "min_item_events", "max_iterations"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
 
 
 def preprocess(raw: RawData, config: PrepareConfig | None = None) -> Dataset:
@@ -467,7 +469,7 @@ def _min_counts(
         if not drop.any():
             break
         rounds += 1
-        if rounds > config.max_iterations:
+        if config.max_iterations is not None and rounds > config.max_iterations:
             raise DataError(
                 f"minimum-count filtering did not converge in {config.max_iterations} rounds",
                 how="raise max_iterations",

@@ -56,11 +56,8 @@ from behaviorlm.data.coding import Codes, code_ids, code_vocabs, compact_vocab, 
 from behaviorlm.data.dataset import EVENT_DTYPES, Dataset
 from behaviorlm.data.errors import DataError, OnError, Report
 from behaviorlm.data.raw import RAW_EVENT_DTYPES, RawData
-from behaviorlm.data.readers.normalize import ReadOptions, normalize_events
+from behaviorlm.data.readers.normalize import PASSTHROUGH, ReadOptions, normalize_events
 from behaviorlm.schema import ACTIONS, SOURCES, TRUTH_PREFIX, Bool, Int
-
-#: Raw event columns that are carried to the Dataset untouched (besides ``truth_*`` columns).
-PASSTHROUGH = "event_id"
 
 
 @dataclass(frozen=True, kw_only=True)

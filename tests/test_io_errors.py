@@ -172,6 +172,15 @@ def test_bad_side_table_rows(tmp_path: Path) -> None:
     assert raw.follows.height == 0
 
 
+def test_a_header_of_one_column_with_another_separator_names_sep(tmp_path: Path) -> None:
+    path = tmp_path / "semi.csv"
+    path.write_text("user_id;item_id;timestamp\nu1;i1;1\n")
+    with pytest.raises(DataError, match="required column 'user_id' is missing") as error:
+        read(path)
+    assert "its header reads as one column: pass --sep ';'" in error.value.line()
+    assert read(path, sep=";").events["item_id"].to_list() == ["i1"]
+
+
 def test_follow_times_in_milliseconds_are_refused(tmp_path: Path) -> None:
     """A follow since 1.69e12 (milliseconds) would start every follow long after the events
     and leave the followees' feeds empty without a word."""

@@ -161,14 +161,17 @@ def plan_columns(
             keep[column] = name
     targets = set(keep.values())
     required = ["user_id"] + (["timestamp"] if need_time else [])
+    # one column whose name holds another separator: the file is not split where it should be
+    other = next((c for c in ";|\t," if len(available) == 1 and c in available[0]), None)
     for target in required:
         if target not in targets:
-            raise DataError(
-                f"required column {target!r} is missing",
-                where=where,
-                how=f"available columns: {listing}; pass --map {target}=COL "
-                f"(mapping={{{target!r}: 'COL'}})",
+            how = (
+                f"available columns: {listing}; pass --map {target}=COL "
+                f"(mapping={{{target!r}: 'COL'}})"
             )
+            if other is not None:
+                how = f"its header reads as one column: pass --sep {other!r} (sep={other!r}); {how}"
+            raise DataError(f"required column {target!r} is missing", where=where, how=how)
     if "item_id" not in targets and "query" not in targets:
         raise DataError(
             "events need an 'item_id' or a 'query' column, found neither",

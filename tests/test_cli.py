@@ -101,7 +101,7 @@ def test_prepare_never_overwrites_its_input(
     model.mkdir()
     (model / "artifact.json").write_text("{}")
     assert main(["prepare", str(raw), str(model)]) == 2
-    assert "trained model's folder" in capsys.readouterr().err
+    assert "training run's folder" in capsys.readouterr().err
     assert sorted(p.name for p in model.iterdir()) == ["artifact.json"]
 
 
@@ -177,6 +177,14 @@ def test_evaluate_pairs_a_run_with_results_saved_with_their_per_user_values(
         assert "is a file of the data set in" in capsys.readouterr().err
     assert main(["evaluate", str(run), "--json", str(run / "eval.json")]) == 0
     assert main(["evaluate", str(run / "eval.json")]) == 0
+    # one's own file named like a mark is one's own, written again and again; a link to a
+    # run's file is that file
+    for name in ("model.json", "dataset.json", "artifact.json"):
+        for _ in range(2):
+            assert main(["evaluate", str(run), "--json", str(tmp_path / "mine" / name)]) == 0
+    (tmp_path / "link.json").symlink_to(run / "artifact.json")
+    assert main(["evaluate", str(run), "--json", str(tmp_path / "link.json")]) == 2
+    assert "is a file of the run in" in capsys.readouterr().err
 
 
 def test_saved_results_pair_at_a_shared_cut_off_and_keep_their_own_training_log(

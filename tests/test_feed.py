@@ -287,9 +287,13 @@ def test_make_split_reads_followee_actions_from_the_config(actions: list[str]) -
 def test_a_followee_action_the_data_does_not_know_is_refused() -> None:
     """A misspelt action (``shares``) is refused by name; a built-in one without events
     (``like`` in this shop) adds no followee event."""
+    from behaviorlm.train.run import fit_to_data, resolve_run_config
+
     ds = shop()
-    with pytest.raises(blm.DataError, match=r"followee_actions names 'shares'.*share"):
-        make_split(ds, SplitConfig(followee_actions=("share", "shares")))
+    for model in ("sasrec", "markov"):  # whether or not the model reads the feed
+        run = resolve_run_config(model, overrides=["split.followee_actions=['share', 'shares']"])
+        with pytest.raises(blm.DataError, match=r"followee_actions names 'shares'.*share"):
+            fit_to_data(run, ds)
     assert "like" not in ds.event_actions()
     split = make_split(ds, SplitConfig(followee_actions=("like",)))
     assert not split.train.is_followee_event().any()

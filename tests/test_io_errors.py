@@ -399,8 +399,13 @@ def test_a_quote_inside_a_field_is_text(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    ['u1,"i1,1\nu2,i2,2\n', 'u1,"i1"x,1\nu2,i2,2\n', "u1,caf\xe9,1\n"],
-    ids=["never closed", "text after the closing quote", "not UTF-8"],
+    [
+        'u1,"i1,1\nu2,i2,2\n',
+        'u1,"i1"x,1\nu2,i2,2\n',
+        "u1,caf\xe9,1\n",
+        'u1,i1,1\nu1,12" vinyl,2\nu1,ab\rcd,3\n',
+    ],
+    ids=["never closed", "text after the closing quote", "not UTF-8", "a carriage return alone"],
 )
 def test_a_file_the_csv_module_reads_otherwise_fails_as_polars_said(
     tmp_path: Path, body: str

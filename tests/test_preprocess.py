@@ -237,9 +237,11 @@ def test_searches_alone_left_raise() -> None:
     with pytest.raises(DataError, match="no item left after preprocessing") as error:
         preprocess(RawData(events=events(rows)), PrepareConfig(min_item_events=2))
     assert "lower min_user_events / min_item_events" in error.value.line()
-    with pytest.raises(DataError, match="every event left is a search") as error:
-        preprocess(RawData(events=events([r for r in rows if r["item_id"] is None])))
-    assert "a data set needs events on items" in error.value.line()
+    searches = RawData(events=events([r for r in rows if r["item_id"] is None]))
+    for config in (PrepareConfig(), PrepareConfig(min_item_events=2)):
+        with pytest.raises(DataError, match="every event left is a search") as error:
+            preprocess(searches, config)
+        assert "a data set needs events on items" in error.value.line()
 
 
 def test_stable_time_sort_keeps_input_order_for_equal_timestamps() -> None:

@@ -53,7 +53,7 @@ def test_a_failed_run_keeps_the_earlier_model_until_a_run_finishes(
     with pytest.raises(DataError, match="has not finished"):  # the server says so too
         run_server(run, f"sqlite:///{tmp_path / 'events.db'}")
     assert not (tmp_path / "events.db").exists()
-    with pytest.raises(DataError, match=r"trained model's folder \(it holds previous/"):
+    with pytest.raises(DataError, match=r"training run's folder \(it holds previous/"):
         check_prepare_paths(tmp_path / "raw", run)  # nor a data set into its folder
     kept = Artifact.load(run / "previous")
     assert kept.model.name == "pop"

@@ -123,3 +123,29 @@ def test_pyarrow_is_imported_only_to_write_parquet() -> None:
         "assert 'pyarrow' in sys.modules, 'not imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_write_whole_keeps_modes_and_links_and_leaves_no_part(tmp_path: Path) -> None:
+    import os
+
+    from behaviorlm.files import write_whole
+
+    private = tmp_path / "config.json"
+    private.write_text("old")
+    os.chmod(private, 0o600)
+    write_whole(private, "new")
+    assert (private.read_text(), private.stat().st_mode & 0o777) == ("new", 0o600)
+    link = tmp_path / "link.json"
+    link.symlink_to(private)
+    write_whole(link, "through")
+    assert link.is_symlink()
+    assert private.read_text() == "through"
+    folder = tmp_path / "artifact.json"  # a folder where the file should go: no part left
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError):
+        write_whole(folder, "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "artifact.json",
+        "config.json",
+        "link.json",
+    ]

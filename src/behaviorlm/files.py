@@ -30,7 +30,7 @@ def as_new_file(path: str | Path) -> None:
 def write_whole(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file beside it, renamed onto ``path``:
     a reader, or a run stopped while writing, sees the old file or the new one whole, never
-    a part.
+    a part. An existing file keeps its permissions, and a link stays a link.
 
     Examples
     --------
@@ -40,7 +40,12 @@ def write_whole(path: str | Path, text: str) -> None:
     >>> path.read_text(), [p.name for p in path.parent.iterdir()]
     ('{}\\n', ['config.json'])
     """
-    target = Path(path)
+    target = Path(path).resolve()  # through a link, as a plain write goes
     part = target.with_name(target.name + ".tmp")
-    part.write_text(text)
-    os.replace(part, target)
+    try:
+        part.write_text(text)
+        if target.is_file():  # the file's own permissions, not the temporary file's
+            os.chmod(part, target.stat().st_mode & 0o7777)
+        os.replace(part, target)
+    finally:
+        part.unlink(missing_ok=True)  # a write or rename that failed leaves no part behind

@@ -126,7 +126,7 @@ def check_prepare_paths(source: str | Path, directory: str | Path) -> None:
     held = run_folder_mark(out)
     if held:
         raise DataError(
-            f"{directory} is a trained model's folder (it holds {held})",
+            f"{directory} is a training run's folder (it holds {held})",
             how="write the prepared data set to a folder of its own",
         )
     written = {out / f"{name}.parquet" for name in TABLES} | {out / META_FILE}

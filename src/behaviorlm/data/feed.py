@@ -39,7 +39,6 @@ import numpy as np
 import polars as pl
 
 from behaviorlm.data.dataset import Dataset
-from behaviorlm.data.errors import DataError
 from behaviorlm.schema import FOLLOWEE, EvalSet, Int, Sequences, Split, ragged_index
 
 #: Column of an event's row in the event table while the feed is built.
@@ -201,9 +200,8 @@ def split_with_feed(ds: Dataset, split: Split, actions: Sequence[str]) -> Split:
     split, before its cut-off (``valid_start``, ``test_start``), as the user's own events.
     A followee event that is itself an evaluation target (a share held out as its sharer's
     test target) is no training input, nor a validation input where it is a test target.
-    ``info`` counts them. An action the data set does not know (neither built in nor in its
-    events: a misspelt ``"shares"``) raises DataError; a built-in one without events adds
-    none.
+    ``info`` counts them. An action the data set does not have adds none (training refuses
+    one it does not know, :func:`behaviorlm.train.run.fit_to_data`).
 
     Examples
     --------
@@ -215,12 +213,6 @@ def split_with_feed(ds: Dataset, split: Split, actions: Sequence[str]) -> Split:
     >>> split.info["followee_events"]["train"] > 0
     True
     """
-    unknown = [a for a in actions if a not in ds.vocab["action"]]
-    if unknown:
-        raise DataError(
-            f"split.followee_actions names {unknown[0]!r}, an action this data set does not know",
-            how=f"its events' actions: {', '.join(ds.event_actions())}",
-        )
     feed = followee_feed(ds, actions)
     times = ds.events["timestamp"].to_numpy().astype(np.int64)
     train = split.train

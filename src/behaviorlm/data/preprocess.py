@@ -163,7 +163,7 @@ def preprocess(raw: RawData, config: PrepareConfig | None = None) -> Dataset:
             "no item left after preprocessing: every event left is a search",
             where=raw.name or None,
             how="lower min_user_events / min_item_events"
-            if config.min_user_events > 1 or config.min_item_events > 1
+            if len(item_ids)  # the input had items: the filters left none
             else "check the input: a data set needs events on items",
         )
 

@@ -25,8 +25,8 @@ import shutil
 from pathlib import Path
 
 from behaviorlm.artifact import META_FILE as ARTIFACT_META
+from behaviorlm.artifact import MODEL_DIR, PREVIOUS_DIR
 from behaviorlm.artifact import PARTS as ARTIFACT_PARTS
-from behaviorlm.artifact import PREVIOUS_DIR
 from behaviorlm.data.dataset import META_FILE as DATASET_META
 from behaviorlm.data.dataset import TABLES as DATASET_TABLES
 from behaviorlm.data.errors import DataError
@@ -80,15 +80,22 @@ def owner_of(path: Path) -> str | None:
     >>> owner_of(run / "config.json") == f"the run in {run}", owner_of(run / "eval.json")
     (True, None)
     """
-    folder, name = path.parent, path.name
+    real = path.resolve()  # a link to a run's file is that file
+    folder, name = real.parent, real.name
+    tables = tuple(f"{t}.parquet" for t in DATASET_TABLES)
+    # (marks, files): a folder is the owner's where it holds a mark other than the file
+    # written (an evaluation saved as results/model.json makes no model of results/)
     owned = {
-        "run": ((ARTIFACT_META, CHECKPOINT_META), (*ARTIFACT_PARTS, *RUN_FILES)),
-        "data set": ((DATASET_META,), (DATASET_META, *(f"{t}.parquet" for t in DATASET_TABLES))),
-        "model": ((MODEL_CONFIG,), (MODEL_CONFIG, MODEL_WEIGHTS)),
+        "run": (
+            (ARTIFACT_META, CHECKPOINT_META, f"{MODEL_DIR}/{MODEL_CONFIG}"),
+            (*ARTIFACT_PARTS, *RUN_FILES),
+        ),
+        "data set": ((DATASET_META, tables[0]), (DATASET_META, *tables)),
+        "model": ((MODEL_CONFIG, MODEL_WEIGHTS), (MODEL_CONFIG, MODEL_WEIGHTS)),
     }
     for owner, (marks, files) in owned.items():
-        if name in files and any((folder / mark).is_file() for mark in marks):
-            return f"the {owner} in {folder}"
+        if name in files and any(m != name and (folder / m).is_file() for m in marks):
+            return f"the {owner} in {path.parent}"
     return None
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from behaviorlm.artifact import Artifact
 from behaviorlm.config import ConfigError, apply_overrides, from_dict, merge, to_dict
 from behaviorlm.data.dataset import Dataset
+from behaviorlm.data.errors import DataError
 from behaviorlm.data.feed import has_feed
 from behaviorlm.data.protocol import SplitConfig, make_split
 from behaviorlm.models import MODELS
@@ -203,7 +204,9 @@ def fit_to_data(cfg: RunConfig, dataset: Dataset) -> RunConfig:
     own events by their source alone, so a model without it (a baseline, ``mlp``, or a
     sequence model with the group off) would take a followee's share for the user's own.
     They are also left out where no feed can be built (no follow graph, or no real times),
-    so that the service adds no followee event the model never read.
+    so that the service adds no followee event the model never read. A followee action the
+    data set does not know (neither built in nor among its events' actions: a misspelt
+    ``"shares"``) raises DataError for every model.
 
     Examples
     --------
@@ -225,6 +228,12 @@ def fit_to_data(cfg: RunConfig, dataset: Dataset) -> RunConfig:
         raise ConfigError(  # a window of row numbers would count the last rows of the file
             "model.window_seconds counts back from the latest timestamp, and this data set "
             "has no timestamps (its events are in file order): leave the window out"
+        )
+    unknown = [a for a in cfg.split.followee_actions if a not in dataset.vocab["action"]]
+    if unknown:  # a misspelt "shares": refused whether or not the model reads the feed
+        raise DataError(
+            f"split.followee_actions names {unknown[0]!r}, an action this data set does not know",
+            how=f"its events' actions: {', '.join(dataset.event_actions())}",
         )
     features = getattr(cfg.model_config, "features", None)
     reads = features is not None and features.social

@@ -18,7 +18,7 @@ import functools
 import gzip
 import re
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TextIO
@@ -332,8 +332,9 @@ _FIELD_LIMIT = 2**31 - 1
 def long_rows(path: Path, separator: str, copy: TextIO | None = None) -> LongRows | None:
     """Find the rows of a delimited file with more fields than its header row, by reading it
     with :mod:`csv` (quoted fields may hold the separator and line breaks, as polars reads
-    them). None where it cannot be read that way (a ``.zst`` file, a NUL byte, bytes that are
-    not UTF-8, a quoted field never closed or with text after its closing quote).
+    them). None where it cannot be read that way (a ``.zst`` file, bytes that are not UTF-8,
+    a quoted field never closed or with text after its closing quote, a carriage return
+    not followed by a line feed).
 
     With ``copy``, the file is written there as polars reads every row of it: a quote inside
     a field that does not start with one kept as text (``12" vinyl``, which polars' parser
@@ -356,9 +357,19 @@ def long_rows(path: Path, separator: str, copy: TextIO | None = None) -> LongRow
     line = fields = records = 0
     limit = csv.field_size_limit(_FIELD_LIMIT)
     write = csv.writer(copy, delimiter=separator, lineterminator="\n").writerow if copy else None
+    bare_return = False
+
+    def lines(handle: TextIO) -> Iterator[str]:
+        """The file's lines (their endings kept), minding a carriage return alone: polars
+        reads it as text inside a field, where the csv module would end the row."""
+        nonlocal bare_return
+        for line in handle:
+            bare_return |= line.endswith("\r")
+            yield line
+
     try:
         with text:
-            reader = csv.reader(text, delimiter=separator, strict=True)
+            reader = csv.reader(lines(text), delimiter=separator, strict=True)
             names = next((r for r in reader if r), [])  # blank lines before it skipped
             header = len(names)
             if write:
@@ -376,6 +387,8 @@ def long_rows(path: Path, separator: str, copy: TextIO | None = None) -> LongRow
         return None
     finally:
         csv.field_size_limit(limit)
+    if bare_return:  # rows split where polars would not: nothing of the file is guessed at
+        return None
     return LongRows(rows, records, line, fields, header)
 
 

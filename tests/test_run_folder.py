@@ -186,3 +186,22 @@ def test_a_damaged_artifact_is_to_be_trained_again(pop_run: Path) -> None:
     with pytest.raises(DataError, match="cannot read the data set") as refused:
         Artifact.load(pop_run)
     assert refused.value.line().endswith("fix: train the model again")
+
+
+def test_owner_of_names_the_files_of_runs_data_sets_and_models(tmp_path: Path) -> None:
+    from behaviorlm.train.folder import owner_of
+
+    cut = tmp_path / "cut"  # a run cut before it saved its model: its checkpoint is its own
+    cut.mkdir()
+    for name in ("config.json", "checkpoint.json", "checkpoint.safetensors", "metrics.jsonl"):
+        (cut / name).write_text("{}")
+    for name in ("checkpoint.json", "checkpoint.safetensors", "config.json"):
+        assert owner_of(cut / name) == f"the run in {cut}"
+    mine = tmp_path / "mine"  # one's own files named like a run's, a data set's or a model's
+    (mine / "model").mkdir(parents=True)
+    for name in ("model/model.json", "config.json", "dataset.json", "artifact.json"):
+        (mine / name).write_text("{}")
+        assert owner_of(mine / name) is None
+    link = mine / "out.json"  # a link to a run's file names the run
+    link.symlink_to(cut / "checkpoint.json")
+    assert owner_of(link) == f"the run in {cut.resolve()}"

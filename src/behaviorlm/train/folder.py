@@ -25,8 +25,8 @@ import shutil
 from pathlib import Path
 
 from behaviorlm.artifact import META_FILE as ARTIFACT_META
-from behaviorlm.artifact import MODEL_DIR, PREVIOUS_DIR
 from behaviorlm.artifact import PARTS as ARTIFACT_PARTS
+from behaviorlm.artifact import PREVIOUS_DIR
 from behaviorlm.data.dataset import META_FILE as DATASET_META
 from behaviorlm.data.dataset import TABLES as DATASET_TABLES
 from behaviorlm.data.errors import DataError
@@ -83,19 +83,26 @@ def owner_of(path: Path) -> str | None:
     real = path.resolve()  # a link to a run's file is that file
     folder, name = real.parent, real.name
     tables = tuple(f"{t}.parquet" for t in DATASET_TABLES)
-    # (marks, files): a folder is the owner's where it holds a mark other than the file
-    # written (an evaluation saved as results/model.json makes no model of results/)
-    owned = {
+    # (marks, files): a folder is the owner's where it holds a mark, every file of it, other
+    # than the file written (an evaluation saved as results/model.json makes no model)
+    owned: dict[str, tuple[tuple[tuple[str, ...], ...], tuple[str, ...]]] = {
         "run": (
-            (ARTIFACT_META, CHECKPOINT_META, f"{MODEL_DIR}/{MODEL_CONFIG}"),
+            (
+                (ARTIFACT_META,),
+                (CHECKPOINT_META,),
+                (CHECKPOINT_TENSORS,),
+                (CONFIG_FILE, METRICS_FILE),
+            ),
             (*ARTIFACT_PARTS, *RUN_FILES),
         ),
-        "data set": ((DATASET_META, tables[0]), (DATASET_META, *tables)),
-        "model": ((MODEL_CONFIG, MODEL_WEIGHTS), (MODEL_CONFIG, MODEL_WEIGHTS)),
+        "data set": (((DATASET_META,), (tables[0],)), (DATASET_META, *tables)),
+        "model": (((MODEL_CONFIG,), (MODEL_WEIGHTS,)), (MODEL_CONFIG, MODEL_WEIGHTS)),
     }
     for owner, (marks, files) in owned.items():
-        if name in files and any(m != name and (folder / m).is_file() for m in marks):
-            return f"the {owner} in {path.parent}"
+        if name in files and any(
+            name not in mark and all((folder / m).is_file() for m in mark) for mark in marks
+        ):
+            return f"the {owner} in {folder}"
     return None
 
 

@@ -397,6 +397,21 @@ def test_a_quote_inside_a_field_is_text(tmp_path: Path) -> None:
     assert raw.report.steps[0].dropped == {"more fields than the header": 1}
 
 
+def test_a_carriage_return_in_quotes_or_at_the_end_is_read(tmp_path: Path) -> None:
+    """Where the csv module and polars split the rows alike (a carriage return inside a
+    quoted field, or ending the file), the fallback reads the file."""
+    inside = tmp_path / "inside.csv"
+    inside.write_text(
+        'user_id,item_id,title,timestamp\nu1,i1,"a\rb",1\nu1,i2,c,2,extra\n', newline=""
+    )
+    raw = read(inside, on_error="drop")
+    assert raw.events["item_id"].to_list() == ["i1"]
+    assert raw.report.steps[0].dropped == {"more fields than the header": 1}
+    last = tmp_path / "last.csv"
+    last.write_text('user_id,item_id,timestamp\r\nu1,12" vinyl,1\r\nu1,i2,2\r', newline="")
+    assert read(last).events["item_id"].to_list() == ['12" vinyl', "i2"]
+
+
 @pytest.mark.parametrize(
     "body",
     [

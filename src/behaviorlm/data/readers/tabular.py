@@ -333,8 +333,8 @@ def long_rows(path: Path, separator: str, copy: TextIO | None = None) -> LongRow
     """Find the rows of a delimited file with more fields than its header row, by reading it
     with :mod:`csv` (quoted fields may hold the separator and line breaks, as polars reads
     them). None where it cannot be read that way (a ``.zst`` file, bytes that are not UTF-8,
-    a quoted field never closed or with text after its closing quote, a carriage return
-    not followed by a line feed).
+    a quoted field never closed or with text after its closing quote, a row ended by a
+    carriage return alone with more rows after it).
 
     With ``copy``, the file is written there as polars reads every row of it: a quote inside
     a field that does not start with one kept as text (``12" vinyl``, which polars' parser
@@ -357,14 +357,14 @@ def long_rows(path: Path, separator: str, copy: TextIO | None = None) -> LongRow
     line = fields = records = 0
     limit = csv.field_size_limit(_FIELD_LIMIT)
     write = csv.writer(copy, delimiter=separator, lineterminator="\n").writerow if copy else None
-    bare_return = False
+    ended_at_return = split_at_return = False
 
     def lines(handle: TextIO) -> Iterator[str]:
         """The file's lines (their endings kept), minding a carriage return alone: polars
-        reads it as text inside a field, where the csv module would end the row."""
-        nonlocal bare_return
+        reads it as text inside an unquoted field, where the csv module ends the row."""
+        nonlocal ended_at_return
         for line in handle:
-            bare_return |= line.endswith("\r")
+            ended_at_return = line.endswith("\r")
             yield line
 
     try:
@@ -375,7 +375,11 @@ def long_rows(path: Path, separator: str, copy: TextIO | None = None) -> LongRow
             if write:
                 write(names)
             start = reader.line_num + 1
+            ended_before = ended_at_return
             for records, record in enumerate(reader, start=1):
+                # the row before ended at a carriage return alone, and this one follows it
+                split_at_return |= ended_before
+                ended_before = ended_at_return
                 if len(record) > header:
                     if not rows:
                         line, fields = start, len(record)
@@ -387,7 +391,7 @@ def long_rows(path: Path, separator: str, copy: TextIO | None = None) -> LongRow
         return None
     finally:
         csv.field_size_limit(limit)
-    if bare_return:  # rows split where polars would not: nothing of the file is guessed at
+    if split_at_return:  # rows split where polars would not: nothing of it is guessed at
         return None
     return LongRows(rows, records, line, fields, header)
 

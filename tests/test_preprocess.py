@@ -546,3 +546,18 @@ def test_events_built_by_hand_read_as_a_file_of_them_would() -> None:
         assert ds.events["timestamp"].to_list() == [1704067200, 1704153600]
         assert ds.vocab["source"][int(ds.events["source"][0]) - 1] == "self"
         assert ds.users["user_id"].to_list() == ["7"]
+
+
+def test_hand_built_events_are_dropped_counted_and_checked_as_typed_ones_are() -> None:
+    partial = pl.DataFrame(
+        {"user_id": ["a", None, "a"], "item_id": ["x", "y", "z"], "timestamp": [1, 2, 3]}
+    )
+    ds = preprocess(RawData(events=partial))  # a bad row is dropped and counted, not raised
+    assert ds.n_events == 2
+    assert any(s["dropped"] for s in ds.meta["quality"])
+    ms = events([ev("a", "x", 1_700_000_000_000), ev("a", "y", 1_700_000_001_000)])
+    with pytest.raises(DataError, match="look like milliseconds"):
+        preprocess(RawData(events=ms))  # typed as the readers give it: checked all the same
+    order = pl.DataFrame({"user_id": ["a", "a"], "item_id": ["x", "y"], "timestamp": [2, 1]})
+    ds = preprocess(RawData(events=order, has_time=False))  # positions given are kept
+    assert ds.items["item_id"][int(ds.events["item"][0]) - 1] == "y"

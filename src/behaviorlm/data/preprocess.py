@@ -4,7 +4,9 @@ Steps, in order; each one that can drop rows is a step of the data-quality repor
 rows out, drops by reason), named as quoted here:
 
 1. ``"required fields"``: events without a user id or a timestamp are dropped (readers
-   guarantee both, so the step only appears for a hand-built RawData that lacks them).
+   guarantee both, so the step only appears for a hand-built RawData that lacks them). A
+   hand-built table without every raw column in its type is first read by the readers'
+   rules (``"validate"``: defaults, times in seconds, bad rows dropped and counted).
 2. Stable time sort by (user, timestamp, input order): equal timestamps keep their input
    order, so order-only inputs (SASRec-style sequence files) keep their order.
 3. ``"dedupe"``: exact duplicate events (equal in user_id, item_id, timestamp, action, value,
@@ -56,7 +58,12 @@ from behaviorlm.data.coding import Codes, code_ids, code_vocabs, compact_vocab, 
 from behaviorlm.data.dataset import EVENT_DTYPES, Dataset
 from behaviorlm.data.errors import DataError, OnError, Report
 from behaviorlm.data.raw import RAW_EVENT_DTYPES, RawData
-from behaviorlm.data.readers.normalize import PASSTHROUGH, ReadOptions, normalize_events
+from behaviorlm.data.readers.normalize import (
+    PASSTHROUGH,
+    ReadOptions,
+    check_seconds,
+    normalize_events,
+)
 from behaviorlm.schema import ACTIONS, SOURCES, TRUTH_PREFIX, Bool, Int
 
 
@@ -322,16 +329,19 @@ def _as_read(raw: RawData, report: Report) -> pl.DataFrame:
     """``raw.events`` as the readers give them: a table without every column of
     ``RAW_EVENT_DTYPES`` in its type (built by hand: no action column, ids as numbers, times
     as datetimes or text) goes through the readers' rules first, so it reads as a file of
-    it would (views, from the user, times in seconds); a null in a table of those columns
-    stays an unknown code."""
+    it would (views, from the user, times in seconds; bad rows dropped and counted, as
+    events without a user or a time are); a null in a table of those columns stays an
+    unknown code. Times in milliseconds are refused either way."""
     events = raw.events
+    where = raw.name or "events"
     if all(events.schema.get(c) == dtype for c, dtype in RAW_EVENT_DTYPES.items()):
+        if raw.has_time:
+            check_seconds(events["timestamp"], where)
         return events
     _complete(events)  # the two columns every events table needs
-    where = raw.name or "events"
-    return normalize_events(
-        events, where=where, opts=ReadOptions(), report=report, has_time=raw.has_time
-    )
+    # the timestamps as given (positions too, where the rows have no real times)
+    opts = ReadOptions(on_error="drop")
+    return normalize_events(events, where=where, opts=opts, report=report, has_time=True)
 
 
 def _complete(events: pl.DataFrame) -> pl.DataFrame:

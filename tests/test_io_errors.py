@@ -179,6 +179,19 @@ def test_a_header_of_one_column_with_another_separator_names_sep(tmp_path: Path)
         read(path)
     assert "its header reads as one column: pass --sep ';'" in error.value.line()
     assert read(path, sep=";").events["item_id"].to_list() == ["i1"]
+    with pytest.raises(DataError, match="mapped column 'uid'") as error:  # --map first
+        read(path, mapping={"user_id": "uid"})
+    assert "pass --sep ';'" in error.value.line()
+    quoted = tmp_path / "quoted.csv"  # the separator read with: no hint to pass it again
+    quoted.write_text('"user_id,item_id"\nx\n')
+    with pytest.raises(DataError, match="required column 'user_id' is missing") as error:
+        read(quoted)
+    assert "--sep" not in error.value.line()
+    table = tmp_path / "one.parquet"  # no separator to pass
+    pl.DataFrame({"user_id;item_id": ["a"]}).write_parquet(table)
+    with pytest.raises(DataError, match="required column 'user_id' is missing") as error:
+        read(table)
+    assert "--sep" not in error.value.line()
 
 
 def test_follow_times_in_milliseconds_are_refused(tmp_path: Path) -> None:

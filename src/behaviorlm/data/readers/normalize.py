@@ -102,6 +102,7 @@ def plan_columns(
     *,
     where: str,
     need_time: bool = True,
+    separator: str | None = None,
 ) -> tuple[dict[str, str], list[str]]:
     """Decide which file column feeds which schema column.
 
@@ -115,6 +116,9 @@ def plan_columns(
         The file, for error messages.
     need_time : bool
         Whether a timestamp column is required.
+    separator : str, optional
+        The field separator a delimited text file was read with (None: another format): a
+        header read as one column that holds another one gets a ``--sep`` hint.
 
     Returns
     -------
@@ -130,6 +134,15 @@ def plan_columns(
     {' item': 'item_id', 'ts': 'timestamp', 'user_id ': 'user_id'}
     """
     listing = ", ".join(available)
+    # one column whose name holds another separator: the file is not split where it should be
+    other = (
+        next((c for c in ";|\t," if separator and c != separator and c in available[0]), None)
+        if len(available) == 1
+        else None
+    )
+    unsplit = (
+        f"its header reads as one column: pass --sep {other!r} (sep={other!r}); " if other else ""
+    )
     # a header written with spaces around a name ("user_id ") names the same column
     spaced = {c.strip(): c for c in available if c != c.strip() and c.strip() not in available}
     mapping = {target: spaced.get(column, column) for target, column in mapping.items()}
@@ -144,7 +157,7 @@ def plan_columns(
             raise DataError(
                 f"mapped column {column!r} (for {target}) is not in the file",
                 where=where,
-                how=f"choose one of the available columns: {listing}",
+                how=f"{unsplit}choose one of the available columns: {listing}",
             )
     twice = [c for c, n in Counter(mapping.values()).items() if n > 1]
     if twice:
@@ -161,17 +174,14 @@ def plan_columns(
             keep[column] = name
     targets = set(keep.values())
     required = ["user_id"] + (["timestamp"] if need_time else [])
-    # one column whose name holds another separator: the file is not split where it should be
-    other = next((c for c in ";|\t," if len(available) == 1 and c in available[0]), None)
     for target in required:
         if target not in targets:
-            how = (
-                f"available columns: {listing}; pass --map {target}=COL "
-                f"(mapping={{{target!r}: 'COL'}})"
+            raise DataError(
+                f"required column {target!r} is missing",
+                where=where,
+                how=f"{unsplit}available columns: {listing}; pass --map {target}=COL "
+                f"(mapping={{{target!r}: 'COL'}})",
             )
-            if other is not None:
-                how = f"its header reads as one column: pass --sep {other!r} (sep={other!r}); {how}"
-            raise DataError(f"required column {target!r} is missing", where=where, how=how)
     if "item_id" not in targets and "query" not in targets:
         raise DataError(
             "events need an 'item_id' or a 'query' column, found neither",

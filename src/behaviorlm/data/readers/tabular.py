@@ -485,7 +485,10 @@ def read_events_table(
     'read e.csv (ignored columns: junk)'
     """
     columns = table_columns(path, fmt, sep=sep)
-    keep, ignored = plan_columns(columns, opts.mapping, where=str(path), need_time=False)
+    delimited = _separator(fmt, sep) if fmt in ("csv", "tsv") else None
+    keep, ignored = plan_columns(
+        columns, opts.mapping, where=str(path), need_time=False, separator=delimited
+    )
     # without a timestamp column the rows are in time order (as sequence files are), unless
     # a column that is not read looks like the times under another name
     has_time = "timestamp" in keep.values()

@@ -187,8 +187,10 @@ def _read_ratings(path: Path, layout: str, report: Report) -> pl.DataFrame:
     frame = collect(lazy, path, "movielens")
     # a blank line (one at the end, say) reads as a row without a value: skipped and counted,
     # as in CSV files, not a bad row
-    blank = pl.all_horizontal(pl.col(names).str.strip_chars().fill_null("") == "")
-    kept = frame.filter(~blank)
+    # a line of spaces fills the first field alone: only it is stripped (as tabular.read_rows)
+    empty = pl.col(names[0]).is_null() | (pl.col(names[0]).str.strip_chars() == "")
+    blank = empty & pl.all_horizontal(pl.col(names[1:]).is_null())
+    kept = frame.filter(~blank) if frame.select(blank.any()).item() else frame
     report.add(
         f"read {path.name}", frame.height, kept.height, {"blank line": frame.height - kept.height}
     )

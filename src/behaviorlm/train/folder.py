@@ -24,9 +24,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from behaviorlm.artifact import DATASET_DIR, MODEL_DIR, PREVIOUS_DIR
 from behaviorlm.artifact import META_FILE as ARTIFACT_META
 from behaviorlm.artifact import PARTS as ARTIFACT_PARTS
-from behaviorlm.artifact import PREVIOUS_DIR
 from behaviorlm.data.dataset import META_FILE as DATASET_META
 from behaviorlm.data.dataset import TABLES as DATASET_TABLES
 from behaviorlm.data.errors import DataError
@@ -92,6 +92,8 @@ def owner_of(path: Path) -> str | None:
                 (CHECKPOINT_META,),
                 (CHECKPOINT_TENSORS,),
                 (CONFIG_FILE, METRICS_FILE),
+                (CONFIG_FILE, SUMMARY_FILE),
+                (f"{MODEL_DIR}/{MODEL_CONFIG}", f"{DATASET_DIR}/{DATASET_META}"),
             ),
             (*ARTIFACT_PARTS, *RUN_FILES),
         ),

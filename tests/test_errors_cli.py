@@ -99,14 +99,20 @@ def test_simulate_names_its_option(tmp_path: Path, capsys: pytest.CaptureFixture
     assert one_error_line(capsys) == "behaviorlm: error: --seed must be 0 or more, got -1"
 
 
-def test_simulate_never_writes_over_a_data_set_or_a_run(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def pop_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, Path, Path]:
+    """A 20-user simulation (raw tables), its data set and a pop run of it."""
     raw, data, run = tmp_path / "raw", tmp_path / "data", tmp_path / "run"
     assert main(["simulate", str(raw), "--users", "20"]) == 0
     assert main(["prepare", str(raw), str(data)]) == 0
     assert main(["train", str(data), "--model", "pop", "--out", str(run)]) == 0
     capsys.readouterr()
+    return raw, data, run
+
+
+def test_simulate_never_writes_over_a_data_set_or_a_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw, data, run = pop_run(tmp_path, capsys)
     for folder, words in ((data, "a prepared data set"), (run, "a training run's folder")):
         before = sorted(p.name for p in folder.iterdir())
         assert main(["simulate", str(folder), "--users", "20"]) == 2
@@ -121,11 +127,7 @@ def test_simulate_never_writes_over_a_data_set_or_a_run(
 def test_a_damaged_run_config_is_named_on_resuming(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    raw, data, run = tmp_path / "raw", tmp_path / "data", tmp_path / "run"
-    assert main(["simulate", str(raw), "--users", "20"]) == 0
-    assert main(["prepare", str(raw), str(data)]) == 0
-    assert main(["train", str(data), "--model", "pop", "--out", str(run)]) == 0
-    capsys.readouterr()
+    _, data, run = pop_run(tmp_path, capsys)
     for damaged in ('{"run": {"mo', "[1, 2]"):
         (run / "config.json").write_text(damaged)
         assert main(["train", str(data), "--model", "pop", "--out", str(run), "--resume"]) == 2

@@ -114,7 +114,7 @@ _OVERRIDE = re.compile(r"--[A-Za-z_][\w-]*\.[\w.-]+=")
 
 def _split_overrides(extra: Sequence[str]) -> list[str]:
     """Unknown arguments must be ``--section.key=value`` overrides."""
-    bad = [a for a in extra if not (a.startswith("--") and "." in a.split("=")[0] and "=" in a)]
+    bad = [a for a in extra if not _OVERRIDE.match(a)]
     if bad:
         raise ConfigError(
             f"unrecognised argument(s): {' '.join(bad)} (overrides look like --train.lr=1e-3)"

@@ -456,7 +456,7 @@ def read_rows(
                 frame = collect(every.select(*picked, blank).with_row_index(ROW), path, fmt)
             except DataError:
                 raise error from None
-        if frame.height != found.records:  # polars and csv split the file differently
+        if frame.height != found.records:  # polars read the copy otherwise than csv wrote it
             raise
         frame = frame.filter(~pl.col(ROW).is_in(found.rows)).with_columns(pl.col(ROW) + 1)
         long = len(found.rows)

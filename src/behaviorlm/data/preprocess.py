@@ -115,7 +115,7 @@ def preprocess(raw: RawData, config: PrepareConfig | None = None) -> Dataset:
         Events with external ids as read by ``data.io`` or produced by the simulator; events
         built by hand without every column of ``RAW_EVENT_DTYPES`` in its type are read by
         the readers' rules first (no action column: views; times as datetimes or ISO text
-        become seconds; a bad row raises).
+        become seconds; bad rows dropped and counted).
     config : PrepareConfig, optional
         Filters to apply; the default dedupes and keeps every user and item.
 

@@ -161,6 +161,19 @@ def test_no_estimate_where_the_log_cannot_tell() -> None:
         [("b", "a", None)],
     )
     assert blm.estimate_exposure(missed, "share") is None  # no view credited to any act
+    # views credited to shares and none to likes: likes are not seen (rate 0), not unknown
+    unseen = dataset(
+        [
+            ev("a", "x", 100, "like"),
+            ev("a", "y", 200, "share"),
+            ev("b", "y", 250, source="social"),
+        ],
+        [("b", "a", None)],
+    )
+    likes = blm.estimate_exposure(unseen, "like")
+    assert likes is not None
+    assert (likes.pooled, likes.of(uid(unseen, "a"))) == (0.0, 0.0)
+    assert likes.relative().of(uid(unseen, "a")) == 1.0  # a model's uplift holds it already
     with pytest.raises(DataError, match="shrae"):
         blm.estimate_exposure(log(), "shrae")
 

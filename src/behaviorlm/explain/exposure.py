@@ -80,8 +80,8 @@ class Exposure:
         >>> e.relative().rates(np.array([1, 2, 99])).tolist()
         [0.5, 2.0, 1.0]
         """
-        if self.pooled <= 0:
-            return self
+        if self.pooled <= 0:  # no act of the kind is seen: the uplift holds that, factor 1
+            return replace(self, rate=np.ones_like(self.rate), pooled=1.0)
         return replace(self, rate=(self.rate / self.pooled).astype(np.float32), pooled=1.0)
 
     def rates(self, users: Int) -> F32:
@@ -177,8 +177,9 @@ def estimate_exposure(
     size = dataset.n_users + 1
     n = np.bincount(sharer, minlength=size).astype(np.int64)
     h = np.bincount(sharer, weights=is_hit, minlength=size).astype(np.int64)
-    if h.sum() == 0:
+    if credited.height == 0:  # no social view comes after any act: the log cannot tell
         return None
+    # views credited to other acts and none to this one: it is not seen (pooled rate 0)
     pooled = float(h.sum() / n.sum())
     strength = _prior_strength(n, h, pooled)
     rate = ((h + strength * pooled) / (n + strength)).astype(np.float32)

@@ -203,6 +203,9 @@ def test_influence_user_adds_reach_for_shares_only(saved: tuple[blm.Artifact, Pa
     assert ranking.exposure is not None
     assert ranking.exposure.tolist() == pytest.approx(exposure.rates(ranking.users).tolist())
     assert ranking.to_dict()["exposure_relative"] is False
+    top = [str(art.dataset.users["user_id"][u - 1]) for u in ranking.users[:2].tolist()]
+    twice = blm.rank_influencers(art, "i3", users=[top[0], top[1], top[0]])
+    assert len(twice.users) == 2  # a user given twice is ranked once
 
 
 def test_explain_command(

@@ -299,7 +299,8 @@ def rank_by_reach(
         batch_size=batch_size,
     )
     per_edge = uplift[np.searchsorted(distinct, follower)]  # (M,) the follower's uplift
-    candidates = np.unique(followee) if users is None else np.asarray(users, dtype=np.int64)
+    # each candidate once, however often given
+    candidates = np.unique(followee if users is None else np.asarray(users, dtype=np.int64))
     top = int(max(followee.max(initial=0), candidates.max(initial=0))) + 1
     seen = None if exposure is None else exposure.rates(candidates)
     summed = np.bincount(followee, weights=per_edge, minlength=top)[candidates]

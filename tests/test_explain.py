@@ -14,7 +14,7 @@ import torch
 from rich.console import Console
 
 import behaviorlm as blm
-from behaviorlm.explain import Target, explain
+from behaviorlm.explain import Target, explain, gradients
 from behaviorlm.explain.artifacts import labelled_explanation
 from behaviorlm.explain.attention import attention, last_layer
 from behaviorlm.explain.components import groups_of
@@ -154,6 +154,11 @@ def test_integrated_gradients_doubles_the_points_until_complete(art: blm.Artifac
         assert abs(gap) <= max(0.01 * abs(score - base), 1e-5)
     with pytest.raises(ValueError, match="max_steps"):
         integrated_gradients(model, history, target, steps=64, max_steps=32)
+    # a start above the default's 256 points can still double, twice (every pass missing)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gradients, "ATOL", (-1.0, -1.0))
+        large = integrated_gradients(model, history, target, steps=200, tolerance=0.0)
+    assert large.steps == 800
     with pytest.raises(ValueError, match="at most 4096 steps"):  # refused before any work
         integrated_gradients(model, history, target, steps=100_000)
 

@@ -875,7 +875,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=32,
         help="integrated gradients: points along the path to start with, doubled until the "
-        "attributions sum to the score minus the baseline within 1%% (default 32)",
+        "attributions sum to the score minus the baseline within 1%% (default 32; up to 256, "
+        "or four times the start if more, 4,096 at most)",
     )
     p.add_argument(
         "--samples",

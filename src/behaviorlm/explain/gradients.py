@@ -140,8 +140,8 @@ def integrated_gradients(
     ``steps`` quadrature points first; while the summed attributions of the logit or the
     probability miss ``score - baseline`` by more than ``tolerance`` of it (or of
     :data:`ATOL`, if larger), the points are doubled, up to ``max_steps`` (default:
-    :data:`MAX_STEPS`, or ``steps`` if more; the last pass stands, with its gap in
-    ``Gradients.gap``).
+    :data:`MAX_STEPS`, or two doublings of ``steps`` if more, within :data:`STEPS_LIMIT`;
+    the last pass stands, with its gap in ``Gradients.gap``).
 
     Examples
     --------
@@ -156,7 +156,8 @@ def integrated_gradients(
     >>> ig.steps, abs(ig.gap[0]) < 1e-4
     (32, True)
     """
-    max_steps = max(steps, MAX_STEPS) if max_steps is None else max_steps
+    if max_steps is None:  # room to double a larger start too
+        max_steps = max(steps, min(STEPS_LIMIT, max(MAX_STEPS, 4 * steps)))
     if max_steps < steps:
         raise ValueError(f"max_steps ({max_steps}) must be at least steps ({steps})")
     if max_steps > STEPS_LIMIT:

@@ -29,10 +29,12 @@ Methods
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from behaviorlm.explain.attention import NOTE, attention
 from behaviorlm.explain.gradients import integrated_gradients
@@ -137,7 +139,9 @@ class GroupInfluence:
     where the method attributes nothing to this group; for Shapley values, location's and
     device's own values as players of the game). Followees' events
     (``behaviorlm.data.feed``) are social activity as a whole: their ablation deletes them,
-    and their attributions, every component, count as social.
+    and their attributions, every component, count as social. Events of a kind the model has
+    no group for (a view from the social source, for a model without the social group; every
+    event, for ``mlp``) count under history, as the model reads them.
 
     ``single_value``: the model's training data had one value of this group only (every
     source ``self`` on data without a follow graph, every action a view), so the component
@@ -150,6 +154,28 @@ class GroupInfluence:
     attributed_logit: float | None = None
     attributed_probability: float | None = None
     single_value: bool = False
+
+
+def _as_grouped(
+    kinds: npt.NDArray[np.object_], groups: Mapping[str, object]
+) -> npt.NDArray[np.object_]:
+    """``kinds`` of events with those of a kind the model has no group for (a view from the
+    social source, for a model without the social group) as ``"history"``: it reads them so."""
+    if "history" not in groups:
+        return kinds
+    return np.where(np.isin(kinds, list(groups)), kinds, "history")
+
+
+def _folded(sums: dict[str, float], groups: Mapping[str, object]) -> dict[str, float]:
+    """Summed attributions by group, those of event kinds the model has no group for added
+    to ``"history"`` (as :func:`_as_grouped`)."""
+    if "history" not in groups:
+        return sums
+    out = {g: v for g, v in sums.items() if g in groups or g not in EVENT_KINDS}
+    lost = sum(v for g, v in sums.items() if g in EVENT_KINDS and g not in groups)
+    if lost:
+        out["history"] = out.get("history", 0.0) + lost
+    return out
 
 
 #: Token groups of one value per event (their token tables; ``TokenEmbedding`` attributes).
@@ -421,7 +447,7 @@ def explain(
             event(k, logit=float(d_logit[k]), probability=float(d_prob[k]))
             for k in range(len(events))
         )
-        kind = np.asarray([e.kind for e in described])
+        kind = _as_grouped(np.asarray([e.kind for e in described], dtype=object), ablation)
 
         def summed(g: str) -> tuple[float | None, float | None]:
             if g in played:  # a Shapley player of its own
@@ -460,7 +486,8 @@ def explain(
             )
             for k in range(len(events))
         )
-        by_logit, by_prob = group_sums(ig.logit, theirs), group_sums(ig.probability, theirs)
+        by_logit = _folded(group_sums(ig.logit, theirs), ablation)
+        by_prob = _folded(group_sums(ig.probability, theirs), ablation)
         groups = tuple(
             GroupInfluence(g, a_logit, a_prob, by_logit.get(g), by_prob.get(g), one)
             for g, (a_logit, a_prob, one) in ablation.items()

@@ -188,6 +188,11 @@ def test_shapley_from_the_cli_and_the_service(
     assert data["baseline_logit"] is not None
     assert main(argv) == 0
     assert "shapley" in capsys.readouterr().out
+    # a setting of another method is refused, not ignored
+    for flag, method in (("--samples", "occlusion"), ("--steps", "shapley")):
+        other = ["explain", str(folder), "--user", user, "--method", method, flag, "4"]
+        assert main(other) == 2
+        assert f"{flag} sets --method" in capsys.readouterr().err
 
     app = create_app(
         folder,

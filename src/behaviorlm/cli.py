@@ -547,6 +547,13 @@ def _print_recommendations(con: Console, user: str, rows: list[dict[str, Any]]) 
 
 
 def cmd_explain(args: argparse.Namespace) -> None:
+    # a setting of another method would be ignored without a word
+    for flag, value, method in (
+        ("--steps", args.steps, "ig"),
+        ("--samples", args.samples, "shapley"),
+    ):
+        if value is not None and args.method != method:
+            raise ConfigError(f"{flag} sets --method {method}, not {args.method}: drop it")
     artifact = Artifact.load(args.artifact)
     explanation = explain_user(
         artifact,
@@ -554,8 +561,7 @@ def cmd_explain(args: argparse.Namespace) -> None:
         args.item,
         action=args.action,
         method=args.method,
-        steps=args.steps,
-        samples=args.samples,
+        **{k: v for k, v in (("steps", args.steps), ("samples", args.samples)) if v is not None},
         without_target_events=args.without_target_events,
     )
     data = labelled_explanation(artifact, explanation)
@@ -873,7 +879,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--steps",
         type=int,
-        default=32,
+        default=None,
         help="integrated gradients: points along the path to start with, doubled until the "
         "attributions sum to the score minus the baseline within 1%% (default 32; up to 256, "
         "or four times the start if more, 4,096 at most)",
@@ -881,7 +887,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--samples",
         type=int,
-        default=SAMPLES,
+        default=None,
         help=f"shapley: orders of the events sampled (default {SAMPLES})",
     )
     p.add_argument(

@@ -216,6 +216,11 @@ def test_shapley_from_the_cli_and_the_service(
         over = c.get(url, params={"method": "shapley", "samples": 17})
         assert over.status_code == 422
         assert "less than or equal" in over.text
+        # a setting of another method is refused, as on the command line
+        for params in ({"method": "occlusion", "samples": 4}, {"method": "shapley", "steps": 64}):
+            other = c.get(url, params=params)
+            assert other.status_code == 422, other.text
+            assert "sets method" in other.text
 
 
 def test_shapley_takes_each_event_of_the_window_once(art: blm.Artifact) -> None:

@@ -561,3 +561,9 @@ def test_hand_built_events_are_dropped_counted_and_checked_as_typed_ones_are() -
     order = pl.DataFrame({"user_id": ["a", "a"], "item_id": ["x", "y"], "timestamp": [2, 1]})
     ds = preprocess(RawData(events=order, has_time=False))  # positions given are kept
     assert ds.items["item_id"][int(ds.events["item"][0]) - 1] == "y"
+    # positions as digits of dates are no dates; positions that are no numbers give row order
+    for times in ([20240131, 20240201], [None, None], ["b", "a"]):
+        placeholder = pl.DataFrame(
+            {"user_id": ["a", "a"], "item_id": ["x", "y"], "timestamp": times}
+        )
+        assert preprocess(RawData(events=placeholder, has_time=False)).n_events == 2

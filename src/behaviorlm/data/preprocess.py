@@ -339,9 +339,19 @@ def _as_read(raw: RawData, report: Report) -> pl.DataFrame:
             check_seconds(events["timestamp"], where)
         return events
     _complete(events)  # the two columns every events table needs
-    # the timestamps as given (positions too, where the rows have no real times)
     opts = ReadOptions(on_error="drop")
-    return normalize_events(events, where=where, opts=opts, report=report, has_time=True)
+    if raw.has_time:  # the timestamps as given, read as times
+        return normalize_events(events, where=where, opts=opts, report=report)
+    # no real times: numbers stand as the positions they are, anything else gives row order
+    positions = events["timestamp"]
+    given = positions.dtype.is_integer() and positions.null_count() == 0
+    read = normalize_events(
+        events.drop("timestamp"), where=where, opts=opts, report=report, has_time=False
+    )
+    if not given:
+        return read
+    # the readers number the rows they keep by their place in the input
+    return read.with_columns(timestamp=positions.cast(pl.Int64).gather(read["timestamp"]))
 
 
 def _complete(events: pl.DataFrame) -> pl.DataFrame:

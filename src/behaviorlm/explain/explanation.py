@@ -362,8 +362,8 @@ def explain(
         to ``max_steps``) while the attributions of the logit or the probability miss completeness
         by more than 1 % (:func:`behaviorlm.explain.gradients.integrated_gradients`).
     max_steps : int, optional
-        Integrated gradients: the most points the doubling reaches (default 256, or
-        ``steps`` if more).
+        Integrated gradients: the most points the doubling reaches (default 256, or four
+        times ``steps`` if more, 4,096 at most).
     samples, seed : int
         Shapley: orders of the events sampled (all of them where there are fewer), and the
         seed that draws them.

@@ -74,7 +74,8 @@ class Gradients:
 
 #: Panel edges of :func:`path_rule`: each panel ten times as long as the one before.
 PANELS = (0.0, 1e-3, 1e-2, 1e-1, 1.0)
-#: Most quadrature points :func:`integrated_gradients` doubles to by default.
+#: Most quadrature points :func:`integrated_gradients` doubles to by default (a start of
+#: more than a quarter of it may double twice).
 MAX_STEPS = 256
 #: Most quadrature points of one pass: its points are scored as one batch, whose memory grows
 #: with them, a copy of the timeline's activations per point.

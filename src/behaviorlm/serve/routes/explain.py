@@ -57,12 +57,17 @@ def router(limits: Limits) -> APIRouter:
             ),
         ] = "occlusion",
         steps: Annotated[
-            int, Query(ge=1, le=limits.max_steps, description="integrated gradients steps")
-        ] = 32,
+            int | None,
+            Query(ge=1, le=limits.max_steps, description="integrated gradients steps (32)"),
+        ] = None,
         samples: Annotated[
-            int,
-            Query(ge=1, le=limits.max_samples, description="Shapley: orders of the events sampled"),
-        ] = SAMPLES,
+            int | None,
+            Query(
+                ge=1,
+                le=limits.max_samples,
+                description=f"Shapley: orders of the events sampled ({SAMPLES})",
+            ),
+        ] = None,
         without_target_events: Annotated[
             bool,
             Query(
@@ -82,15 +87,23 @@ def router(limits: Limits) -> APIRouter:
         layer's attention weights (a diagnostic, not an influence). Feature groups are also
         ablated one at a time. With ``without_target_events`` the user's own events on the
         target item are set aside first (listed in ``set_aside``). Needs a neural model.
+        ``steps`` (ig) and ``samples`` (shapley) are refused with another method, as the
+        command line refuses them.
         """
+        for name, value, owner in (
+            ("steps", steps, ("ig", "integrated_gradients")),
+            ("samples", samples, ("shapley",)),
+        ):
+            if value is not None and method not in owner:
+                raise RequestError(422, f"{name} sets method {owner[0]}, not {method}: drop it")
         return service.explain_user(
             user_id,
             item,
             next_action=next_action,
             method=method,
-            steps=steps,
+            steps=32 if steps is None else steps,
             max_steps=limits.max_steps,
-            samples=samples,
+            samples=SAMPLES if samples is None else samples,
             max_events=limits.max_timeline,
             max_shapley_rows=limits.max_shapley_rows,
             without_target_events=without_target_events,

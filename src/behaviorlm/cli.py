@@ -60,6 +60,7 @@ from behaviorlm.explain import (
     labelled_ranking,
     rank_influencers,
 )
+from behaviorlm.explain.artifacts import unused_setting
 from behaviorlm.explain.shapley import SAMPLES
 from behaviorlm.explain.view import print_explanation
 from behaviorlm.models import MODELS
@@ -547,13 +548,9 @@ def _print_recommendations(con: Console, user: str, rows: list[dict[str, Any]]) 
 
 
 def cmd_explain(args: argparse.Namespace) -> None:
-    # a setting of another method would be ignored without a word
-    for flag, value, method in (
-        ("--steps", args.steps, "ig"),
-        ("--samples", args.samples, "shapley"),
-    ):
-        if value is not None and args.method != method:
-            raise ConfigError(f"{flag} sets --method {method}, not {args.method}: drop it")
+    unused = unused_setting(args.method, steps=args.steps, samples=args.samples)
+    if unused is not None:  # it would be ignored without a word
+        raise ConfigError(f"--{unused[0]} sets --method {unused[1]}, not {args.method}: drop it")
     artifact = Artifact.load(args.artifact)
     explanation = explain_user(
         artifact,

@@ -26,6 +26,25 @@ from behaviorlm.models.base import Recommender
 from behaviorlm.models.neural import seen_codes
 from behaviorlm.schema import SOCIAL_SOURCE, Int, Sequences
 
+#: The settings of one method each: a setting given with another method would be ignored.
+METHOD_SETTINGS = {"steps": ("ig", "integrated_gradients"), "samples": ("shapley",)}
+
+
+def unused_setting(method: str, **given: int | None) -> tuple[str, str] | None:
+    """The first setting of ``given`` (not None) that ``method`` does not use, with the
+    method that does, or None (the command line and the service refuse it).
+
+    Examples
+    --------
+    >>> unused_setting("occlusion", steps=None, samples=4), unused_setting("ig", steps=64)
+    (('samples', 'shapley'), None)
+    """
+    for name, value in given.items():
+        owners = METHOD_SETTINGS[name]
+        if value is not None and method not in owners:
+            return name, owners[0]
+    return None
+
 
 def explain_user(
     artifact: Artifact,

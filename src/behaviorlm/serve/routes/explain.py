@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 
+from behaviorlm.explain.artifacts import unused_setting
 from behaviorlm.explain.shapley import SAMPLES
 from behaviorlm.serve.deps import ServiceDep, require_api_key
 from behaviorlm.serve.schemas import (
@@ -90,20 +91,17 @@ def router(limits: Limits) -> APIRouter:
         ``steps`` (ig) and ``samples`` (shapley) are refused with another method, as the
         command line refuses them.
         """
-        for name, value, owner in (
-            ("steps", steps, ("ig", "integrated_gradients")),
-            ("samples", samples, ("shapley",)),
-        ):
-            if value is not None and method not in owner:
-                raise RequestError(422, f"{name} sets method {owner[0]}, not {method}: drop it")
+        unused = unused_setting(method, steps=steps, samples=samples)
+        if unused is not None:
+            raise RequestError(422, f"{unused[0]} sets method {unused[1]}, not {method}: drop it")
+        given = {k: v for k, v in (("steps", steps), ("samples", samples)) if v is not None}
         return service.explain_user(
             user_id,
             item,
             next_action=next_action,
             method=method,
-            steps=32 if steps is None else steps,
             max_steps=limits.max_steps,
-            samples=SAMPLES if samples is None else samples,
+            **given,
             max_events=limits.max_timeline,
             max_shapley_rows=limits.max_shapley_rows,
             without_target_events=without_target_events,

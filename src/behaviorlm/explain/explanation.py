@@ -168,7 +168,14 @@ def _as_grouped(
 
 def _folded(sums: dict[str, float], groups: Mapping[str, object]) -> dict[str, float]:
     """Summed attributions by group, those of event kinds the model has no group for added
-    to ``"history"`` (as :func:`_as_grouped`)."""
+    to ``"history"`` (as :func:`_as_grouped`): followees' events, given to a model without
+    the social group.
+
+    Examples
+    --------
+    >>> _folded({"history": 1.0, "social": 0.5, "time": 0.25}, {"history": 0, "time": 0})
+    {'history': 1.5, 'time': 0.25}
+    """
     if "history" not in groups:
         return sums
     out = {g: v for g, v in sums.items() if g in groups or g not in EVENT_KINDS}

@@ -181,6 +181,7 @@ class LiveTimelines:
         ds = artifact.dataset
         self.n_items = ds.n_items
         self.training = artifact.timelines()
+        self._followee_of_training = self.training.followees()  # once, not per stored event
         self.first_live_event = ds.n_events  # event ids of live events follow the data set's
         self.items = _codes(ds.items["item_id"].cast(str).to_list())
         self.user_ids: list[str] = ds.users["user_id"].cast(str).to_list()  # by internal id - 1
@@ -452,7 +453,7 @@ class LiveTimelines:
             (times == event.timestamp)
             & (self.training.items[start:stop] == item)
             & (self.training.actions[start:stop] == self.actions.get(event.action, 0))
-            & (self.training.followees()[start:stop] == 0)
+            & (self._followee_of_training[start:stop] == 0)
         )
         return bool(same.any())
 

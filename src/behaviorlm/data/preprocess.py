@@ -57,6 +57,7 @@ from behaviorlm.config import to_dict
 from behaviorlm.data.coding import Codes, code_ids, code_vocabs, compact_vocab, renumber
 from behaviorlm.data.dataset import EVENT_DTYPES, Dataset
 from behaviorlm.data.errors import DataError, OnError, Report
+from behaviorlm.data.kcore import RoundLimitError, k_core
 from behaviorlm.data.raw import RAW_EVENT_DTYPES, RawData
 from behaviorlm.data.readers.normalize import (
     PASSTHROUGH,
@@ -154,7 +155,7 @@ def preprocess(raw: RawData, config: PrepareConfig | None = None) -> Dataset:
     if ev.height == 0:
         raise DataError("no events to prepare", where=raw.name or None, how="check the input file")
     table, user_ids, item_ids, vocab = _encode(ev)
-    keep, kcore = _filter(table, len(user_ids), len(item_ids), config, report)
+    keep, kcore = _filter(table, config, report)
     if not keep.any():
         raise DataError(
             "no events left after preprocessing",
@@ -272,7 +273,7 @@ def _is_carried(column: str) -> bool:
 
 
 def _filter(
-    table: pl.DataFrame, n_users: int, n_items: int, config: PrepareConfig, report: Report
+    table: pl.DataFrame, config: PrepareConfig, report: Report
 ) -> tuple[Bool, dict[str, int]]:
     """Rows of the (time-ordered) table to keep after dedupe, repeats and minimum counts."""
     u, i = table["user"].to_numpy(), table["item"].to_numpy()
@@ -281,7 +282,7 @@ def _filter(
         keep &= _first_distinct(table, u, table["timestamp"].to_numpy(), report)
     if config.collapse_repeats:
         keep &= _collapse(table, keep, u, i, table["action"].to_numpy(), report)
-    kcore = _min_counts(keep, u, i, n_users, n_items, config, report)
+    kcore = _min_counts(keep, u, i, config, report)
     return keep, kcore
 
 
@@ -455,61 +456,39 @@ def _min_counts(
     keep: Bool,
     u: Codes,
     i: Codes,
-    n_users: int,
-    n_items: int,
     config: PrepareConfig,
     report: Report,
 ) -> dict[str, int]:
-    """Iterative k-core on the kept events; clears ``keep`` in place and reports the drops.
+    """Iterative k-core on the kept events (:func:`~behaviorlm.data.kcore.k_core`).
 
-    Each round counts events per user and per item over the events still kept, then drops
-    the events of items under ``min_item_events`` and of users under ``min_user_events``
-    (attributed to the item when both hold), until a round drops nothing.
+    Clears ``keep`` in place and reports the drops: an event goes with its item when the item
+    was under ``min_item_events`` in the round that dropped it, else with its user.
     """
     min_u, min_i = config.min_user_events, config.min_item_events
     if min_u <= 1 and min_i <= 1:
         return {"iterations": 0, "users_dropped": 0, "items_dropped": 0}
     pos = np.flatnonzero(keep)
-    rows_in = len(pos)
-    # item code + 1, so that events without an item (-1) count in slot 0, never "too rare"
-    uu, ii = u[pos], i[pos] + 1
-    by_item = by_user = rounds = 0
-    counts: list[tuple[int, int]] = []  # (users, items) present at the start of each round
-    while True:
-        user_count = np.bincount(uu, minlength=n_users)
-        item_count = np.bincount(ii, minlength=n_items + 1)
-        counts.append((int(np.count_nonzero(user_count)), int(np.count_nonzero(item_count[1:]))))
-        item_count[0] = min_i
-        low_item = item_count[ii] < min_i
-        low_user = ~low_item & (user_count[uu] < min_u)
-        drop = low_item | low_user
-        if not drop.any():
-            break
-        rounds += 1
-        if config.max_iterations is not None and rounds > config.max_iterations:
-            raise DataError(
-                f"minimum-count filtering did not converge in {config.max_iterations} rounds",
-                how="raise max_iterations",
-            )
-        by_item += int(np.count_nonzero(low_item))
-        by_user += int(np.count_nonzero(low_user))
-        stay = ~drop
-        pos, uu, ii = pos[stay], uu[stay], ii[stay]
-    keep[:] = False
-    keep[pos] = True
+    try:
+        core = k_core(u[pos], i[pos], min_u, min_i, config.max_iterations)
+    except RoundLimitError:
+        raise DataError(
+            f"minimum-count filtering did not converge in {config.max_iterations} rounds",
+            how="raise max_iterations",
+        ) from None
+    keep[pos[~core.keep]] = False
     report.add(
         "min counts",
-        rows_in,
         len(pos),
+        int(np.count_nonzero(core.keep)),
         {
-            f"item with fewer than {min_i} events": by_item,
-            f"user with fewer than {min_u} events": by_user,
+            f"item with fewer than {min_i} events": core.by_item,
+            f"user with fewer than {min_u} events": core.by_user,
         },
     )
     return {
-        "iterations": rounds,
-        "users_dropped": counts[0][0] - counts[-1][0],
-        "items_dropped": counts[0][1] - counts[-1][1],
+        "iterations": core.rounds,
+        "users_dropped": core.users_before - core.users_after,
+        "items_dropped": core.items_before - core.items_after,
     }
 
 

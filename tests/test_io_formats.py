@@ -683,6 +683,16 @@ def test_more_readers_edge_cases(tmp_path: Path) -> None:
     (tmp_path / "seq.txt").write_text("user,item\n1,10\n1,11\n")
     with pytest.raises(DataError, match="looks like the header of a table"):
         read(tmp_path / "seq.txt", sep=",")
+    # a headerless ratings table saved as .txt is no S3Rec file (users repeat, rows of one length)
+    (tmp_path / "ratings.txt").write_text("1 31 2.5 1260759144\n1 29 3.0 1260759179\n2 10 4 1\n")
+    with pytest.raises(DataError, match="table without a header"):
+        read(tmp_path / "ratings.txt")
+    # S3Rec rows of one length stay rows (one line per user), as do rows of users repeated
+    # at other lengths
+    (tmp_path / "rows.txt").write_text("1 31 29 30\n2 10 11 12\n")
+    assert read(tmp_path / "rows.txt").events.height == 6
+    (tmp_path / "sessions.txt").write_text("1 31 29 30\n1 10 11\n")
+    assert read(tmp_path / "sessions.txt").events.height == 5
     # ISO-8601 minutes with a zone
     path = tmp_path / "t.csv"
     path.write_text(

@@ -12,7 +12,9 @@ The layout is named in the report by this rule: a file is *pairs* when every lin
 two tokens and some user appears on more than one line, otherwise *rows* (a file of unique
 users with one item each is read as rows). Both readings give the same events: user = first
 token, one event per following token, in file order. A line with a user and no item becomes a
-bad row ("missing item_id and query").
+bad row ("missing item_id and query"). Lines of one length, 3 tokens or more, on which users
+repeat are refused: that is a table without a header (``user item rating timestamp``), which
+read as rows would turn ratings and times into items.
 
 There are no times: ``timestamp`` is the position of the event in the file, ``has_time`` is
 false, and every event is a ``"view"``.
@@ -64,6 +66,35 @@ def _refuse_a_header(first: list[str], path: Path) -> None:
         )
 
 
+def _refuse_a_table(lines: pl.DataFrame, path: Path) -> None:
+    """DataError where rows of one length, 3 tokens or more, repeat users: a table without a
+    header (``user item rating timestamp``), not S3Rec rows (one line per user).
+
+    Examples
+    --------
+    >>> table = pl.DataFrame({"tokens": [["1", "31", "2.5", "1260759144"]] * 2})
+    >>> _refuse_a_table(table, Path("ratings.txt"))
+    Traceback (most recent call last):
+    ...
+    behaviorlm.data.errors.DataError: ...
+    """
+    tokens = lines.get_column("tokens")
+    lengths = set(tokens.list.len().unique().to_list())
+    if len(lengths) != 1 or min(lengths) < 3:
+        return
+    if tokens.list.first().n_unique() == lines.height:
+        return
+    first = " ".join(tokens[0].to_list())[:80]
+    raise DataError(
+        f"every line has {min(lengths)} fields and users repeat from line to line "
+        f"({first}): this reads as a table without a header, not as sequences (one line "
+        "per user)",
+        where=str(path),
+        how="add a header line naming the columns (user_id item_id rating timestamp, say) "
+        "and pass --format tsv, or --format csv with --sep",
+    )
+
+
 def read_sequences(path: Path, opts: ReadOptions) -> RawData:
     """Read a SASRec (pairs) or S3Rec (rows) sequence file into RawData.
 
@@ -92,6 +123,8 @@ def read_sequences(path: Path, opts: ReadOptions) -> RawData:
     if lines.height:  # with any separator: a header would become a user and items
         _refuse_a_header(lines.get_column("tokens")[0].to_list(), path)
     layout = sequence_layout(lines)
+    if layout == "rows":
+        _refuse_a_table(lines, path)
     events = lines.select(
         pl.col("tokens").list.first().alias("user_id"),
         pl.col("tokens").list.slice(1).alias("item_id"),

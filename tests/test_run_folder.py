@@ -197,6 +197,11 @@ def test_owner_of_names_the_files_of_runs_data_sets_and_models(tmp_path: Path) -
         (cut / name).write_text("{}")
     for name in ("checkpoint.json", "checkpoint.safetensors", "config.json"):
         assert owner_of(cut / name) == f"the run in {cut}"
+    early = tmp_path / "early"  # a run cut before its first checkpoint
+    early.mkdir()
+    for name in ("config.json", "metrics.jsonl"):
+        (early / name).write_text("{}")
+    assert owner_of(early / "config.json") == f"the run in {early}"
     mine = tmp_path / "mine"  # one's own files named like a run's, a data set's or a model's
     (mine / "model").mkdir(parents=True)
     for name in ("model/model.json", "config.json", "dataset.json", "artifact.json"):

@@ -91,7 +91,7 @@ def owner_of(path: Path) -> str | None:
                 (ARTIFACT_META,),
                 (CHECKPOINT_META,),
                 (CHECKPOINT_TENSORS,),
-                (CONFIG_FILE, METRICS_FILE),
+                (METRICS_FILE,),  # a run cut before its first checkpoint
                 (CONFIG_FILE, SUMMARY_FILE),
                 (f"{MODEL_DIR}/{MODEL_CONFIG}", f"{DATASET_DIR}/{DATASET_META}"),
             ),

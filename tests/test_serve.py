@@ -139,6 +139,117 @@ def test_bad_store_urls_are_refused(tmp_path: Path, markov_dir: Path) -> None:
         open_store(f"sqlite:///{tmp_path / 'notes.db'}")
 
 
+def test_export_reads_a_file_without_changing_it(tmp_path: Path) -> None:
+    other = tmp_path / "other.db"  # another program's database, named by mistake
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE users (id)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(ValueError, match="holds no events table"):
+        export_events(f"sqlite:///{other}", tmp_path / "out.parquet")
+    conn = sqlite3.connect(other)
+    tables = conn.execute("SELECT name FROM sqlite_master").fetchall()
+    assert tables == [("users",)]
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    conn.execute("CREATE TABLE events (id)")  # an events table of another shape
+    conn.commit()
+    conn.close()
+    with pytest.raises(ValueError, match="cannot be read as an event store"):
+        export_events(f"sqlite:///{other}", tmp_path / "out.parquet")
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def _write_protected(path: Path) -> contextlib.AbstractContextManager[None]:
+    """``path`` write-protected for this process while in the block (skip where it cannot be)."""
+
+    @contextlib.contextmanager
+    def protected() -> Iterator[None]:
+        import os
+        import subprocess
+
+        if os.geteuid() != 0:
+            path.chmod(0o444)
+            try:
+                yield
+            finally:
+                path.chmod(0o644)
+            return
+        made = subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False)
+        if made.returncode != 0:
+            pytest.skip("root cannot write-protect a file here (no chattr)")
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+
+    return protected()
+
+
+def test_a_store_that_cannot_be_written_is_refused_at_start(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    store = open_store(url)
+    store.append([EventRecord(user_id="u1", item_id="i1", timestamp=1, action="view")])
+    store.close()
+    with _write_protected(tmp_path / "e.db"):
+        with pytest.raises(ValueError, match=r"cannot be opened as an event store: .*readonly"):
+            open_store(url)
+        # an export only reads
+        assert export_events(url, tmp_path / "out.parquet") == 1
+
+
+FULL_DISK = """
+import random, resource, string, sys
+from behaviorlm.serve import EventRecord, export_events, open_store
+url, out = sys.argv[1], sys.argv[2]
+store = open_store(url)
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, hard))  # a disk that fills up
+error = None
+for batch in range(100):
+    events = [EventRecord(user_id="u1", item_id="i1", timestamp=1, action="view",
+                          query="".join(random.choices(string.ascii_letters, k=900)),
+                          event_id=f"{batch}-{k}") for k in range(20)]
+    try:
+        store.append(events)
+    except Exception as exc:
+        error = exc
+        break
+print(type(error).__name__, error)
+resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, hard))
+try:
+    export_events(url, out)  # the export is larger than the limit
+except OSError as exc:
+    print("export failed")
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # space again
+store.append([EventRecord(user_id="u2", item_id="i1", timestamp=1, action="view")])
+print("stored again", store.count())
+"""
+
+
+def test_a_full_disk_reports_its_error_and_keeps_an_earlier_export(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    out = tmp_path / "out.parquet"
+    store = open_store(url)
+    store.append([EventRecord(user_id="u0", item_id="i0", timestamp=1, action="view")])
+    store.close()
+    assert export_events(url, out) == 1
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, url, str(out)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    # SQLite's own error, not the failed rollback's "no transaction is active"
+    assert lines[0].startswith("OperationalError"), lines
+    assert "no transaction" not in lines[0]
+    assert lines[1] == "export failed"
+    assert lines[2].startswith("stored again")  # the connection takes events again
+    assert pl.read_parquet(out).height == 1  # the earlier export, whole
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
 def test_commands_refuse_a_bad_store_in_one_line(
     markov_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -19,6 +19,7 @@ wait for an explanation.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import sqlite3
 import threading
@@ -78,6 +79,8 @@ from behaviorlm.serve.timelines import LiveTimelines, Timeline
 #: one further ahead is rejected, since it would stay the user's latest event.
 MAX_AHEAD_S = 86_400
 UNKNOWN_ITEM_NOTE = "unknown item: stored and counted, ignored by the model until a retrain"
+
+log = logging.getLogger("behaviorlm.serve")
 
 
 T = TypeVar("T")
@@ -285,6 +288,7 @@ class Service:
         try:
             stored = self.store.append([r for _, valid in checked for _, r in valid])
         except sqlite3.Error as exc:
+            log.error("the event store took no events: %s", exc)
             error = RequestError(503, f"the event store cannot take events now ({exc})")
             return [error] * len(posts)
         answers: list[EventsResponse | RequestError] = []

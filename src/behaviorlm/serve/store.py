@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import polars as pl
 
 from behaviorlm.data.raw import RAW_EVENT_DTYPES
+from behaviorlm.data.write import write_table
 from behaviorlm.schema import EVENT_COLUMNS
 
 #: URL scheme of the embedded store: ``sqlite:///relative.db`` or ``sqlite:////absolute.db``.
@@ -198,35 +199,69 @@ class SQLiteStore:
     >>> store.close()
     """
 
-    def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, path: str | Path, *, busy_timeout_s: float = 10.0, read_only: bool = False
+    ) -> None:
         self.path = Path(path)
         if not self.path.parent.is_dir():
             raise FileNotFoundError(
                 2, "the folder of the event store does not exist", str(self.path.parent)
             )
+        self.read_only = read_only
         self._timeout = busy_timeout_s
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         try:
-            self._connection().executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:  # e.g. "file is not a database"
+            conn = self._connection()
+            if read_only:
+                found = conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+                ).fetchone()
+                if found is None:
+                    raise sqlite3.DatabaseError("it holds no events table")
+            else:
+                conn.executescript(_SCHEMA)
+                # a store that cannot be written takes no event: say so now, not at each post
+                # (a file opened read-only by SQLite starts transactions but refuses writes)
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute("DELETE FROM events WHERE 0")
+                finally:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+        except sqlite3.DatabaseError as exc:  # e.g. "file is not a database", "readonly"
             self.close()
             raise ValueError(f"{self.path} cannot be opened as an event store: {exc}") from exc
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            # autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT)
-            conn = sqlite3.connect(
-                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
+            if self.read_only:  # changes nothing: no table, no journal mode
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                conn = sqlite3.connect(
+                    uri, uri=True, timeout=self._timeout, check_same_thread=False
+                )
+            else:
+                # autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT)
+                conn = sqlite3.connect(
+                    self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+                )
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
         return conn
+
+    def _drop_connection(self) -> None:
+        """Close this thread's connection (the next call opens a fresh one)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with self._lock:
+                self._connections.remove(conn)
+            conn.close()
 
     def append(self, events: Sequence[EventRecord]) -> list[bool]:
         """Insert a batch in one transaction; returns per event whether it was stored."""
@@ -244,7 +279,13 @@ class SQLiteStore:
                 stored.append(cursor.rowcount == 1)
             conn.execute("COMMIT")  # returns after the WAL is synced (synchronous=FULL)
         except BaseException:
-            conn.execute("ROLLBACK")
+            # SQLite may have rolled back already (a full disk): the first error is the one
+            # to report, and a connection whose rollback fails is not used again
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    self._drop_connection()
             raise
         return stored
 
@@ -322,10 +363,12 @@ def export_events(store_url: str, out: str | Path) -> int:
     path = sqlite_path(store_url)
     if not path.is_file():
         raise FileNotFoundError(2, "no such event store", str(path))
-    store = open_store(store_url)
+    store = SQLiteStore(path, read_only=True)  # an export changes nothing in the file
     try:
         frame = store.all_events()
+    except sqlite3.DatabaseError as exc:  # an "events" table of another program
+        raise ValueError(f"{path} cannot be read as an event store: {exc}") from exc
     finally:
         store.close()
-    frame.write_parquet(out)
+    write_table(frame, out)  # an export that fails leaves an earlier file whole
     return frame.height

@@ -207,6 +207,16 @@ def test_owner_of_names_the_files_of_runs_data_sets_and_models(tmp_path: Path) -
     for name in ("model/model.json", "config.json", "dataset.json", "artifact.json"):
         (mine / name).write_text("{}")
         assert owner_of(mine / name) is None
+    raw = tmp_path / "shop"  # raw tables that prepare reads
+    raw.mkdir()
+    for name in ("events.parquet", "Items.csv.gz"):
+        (raw / name).write_text("")
+    for name in ("events.parquet", "Items.csv.gz"):
+        assert owner_of(raw / name) == f"the data in {raw}"
+    assert owner_of(raw / "users.csv") is None  # a new file breaks nothing
+    assert owner_of(raw / "recs.parquet") is None
+    (mine / "items.csv").write_text("")  # a table named items without events beside it
+    assert owner_of(mine / "items.csv") is None
     link = mine / "out.json"  # a link to a run's file names the run
     link.symlink_to(cut / "checkpoint.json")
     assert owner_of(link) == f"the run in {cut.resolve()}"

@@ -30,7 +30,12 @@ from behaviorlm.artifact import PARTS as ARTIFACT_PARTS
 from behaviorlm.data.dataset import META_FILE as DATASET_META
 from behaviorlm.data.dataset import TABLES as DATASET_TABLES
 from behaviorlm.data.errors import DataError
-from behaviorlm.data.readers.tabular import table_files
+from behaviorlm.data.readers.tabular import (
+    FOLDER_TABLES,
+    TABLE_EXTENSIONS,
+    table_files,
+    table_name,
+)
 from behaviorlm.models.base import CONFIG_FILE as MODEL_CONFIG
 from behaviorlm.models.base import WEIGHTS_FILE as MODEL_WEIGHTS
 from behaviorlm.train.checkpoint import META_FILE as CHECKPOINT_META
@@ -70,7 +75,8 @@ def check_run_folder(path: Path) -> None:
 def owner_of(path: Path) -> str | None:
     """The folder of the project that a file written at ``path`` would break, or None: a
     run's (its artifact, config, metrics, checkpoint), a data set's (its tables and
-    ``dataset.json``) or a model's (its config and weights).
+    ``dataset.json``), a model's (its config and weights), or raw data's (an existing
+    ``events`` table, or an ``items``, ``users`` or ``follows`` table beside one).
 
     Examples
     --------
@@ -105,6 +111,15 @@ def owner_of(path: Path) -> str | None:
             name not in mark and all((folder / m).is_file() for m in mark) for mark in marks
         ):
             return f"the {owner} in {folder}"
+    # a table that prepare reads: an events table, or a side table beside one
+    stem, suffix = table_name(real)
+    if (
+        real.is_file()
+        and stem.lower() in FOLDER_TABLES
+        and suffix in TABLE_EXTENSIONS
+        and table_files(folder, "events")
+    ):
+        return f"the data in {folder}"
     return None
 
 

@@ -450,6 +450,12 @@ def test_reach_by_an_event_the_model_never_learned_is_refused(tmp_path: Path) ->
     with pytest.raises(ValueError, match="views from the social source"):
         blm.rank_influencers(art, "i3", action="like")
     assert reaching_event(art, "share").unlearned == ""
+    # followers see shares and likes, not views or purchases: no reach to estimate
+    for action in ("view", "purchase"):
+        with pytest.raises(ValueError, match=rf"act followers see \(share, like\), not '{action}'"):
+            blm.influence_user(art, sharer, "i3", action, reach=True)
+        with pytest.raises(ValueError, match="act followers see"):
+            blm.rank_influencers(art, "i3", action=action)
     shared = blm.influence_user(art, sharer, "i3", "share")
     assert shared.reach is not None
     assert len(shared.reach.users) > 0

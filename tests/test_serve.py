@@ -1240,8 +1240,9 @@ def test_influence_of_a_share_on_the_live_timeline_and_its_reach(
     assert view["reach"] is None  # only shares and likes reach followers by default
     forced = neural_client.post(
         "/v1/influence", json={**body, "action": "view", "reach": True}, headers=AUTH
-    ).json()
-    assert forced["reach"] is not None
+    )
+    assert forced.status_code == 422  # followers do not see a view
+    assert "act followers see (share, like), not 'view'" in forced.json()["detail"]
     newcomer = neural_client.post(
         "/v1/influence", json={**body, "user_id": "newcomer"}, headers=AUTH
     ).json()

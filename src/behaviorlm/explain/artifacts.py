@@ -142,11 +142,11 @@ def influence_user(
         reach = action in SOCIAL_ACTIONS
     if not reach:
         return influence(net, history, event, k=k, items=named)
+    reaching = reaching_event(artifact, action)
     user = int(history.users[0])
     follows = artifact.dataset.follows
     followers = follows.filter(follows["followee"] == user)["follower"].to_numpy()
     timelines = artifact.timelines().select(np.asarray(followers, dtype=np.int64) - 1)
-    reaching = reaching_event(artifact, action)
     if len(timelines):
         reaching.check("--no-reach")  # before any work
     result = influence(net, history, event, k=k, items=named)
@@ -289,6 +289,9 @@ def reaching_event(artifact: Artifact, action: str) -> Reaching:
     >>> reaching_event(art, "share") == Reaching(ds.action_code("view"), SOCIAL_SOURCE, False)
     True
     """
+    if action not in SOCIAL_ACTIONS:
+        acts = ", ".join(SOCIAL_ACTIONS)
+        raise ValueError(f"social reach is that of an act followers see ({acts}), not {action!r}")
     ds = artifact.dataset
     followee = action in artifact.followee_actions
     act = action if followee else "view"
@@ -354,11 +357,7 @@ def rank_influencers(
     5
     """
     net = neural(artifact.model)
-    if action not in SOCIAL_ACTIONS:
-        acts = ", ".join(SOCIAL_ACTIONS)
-        raise ValueError(
-            f"influencers ranks the reach of an act followers see ({acts}), not {action!r}"
-        )
+    reaching = reaching_event(artifact, action)  # an act followers see
     item = int(artifact.item_ids([item_id])[0])
     follows = artifact.dataset.follows
     if follows.height == 0:
@@ -366,7 +365,6 @@ def rank_influencers(
     candidates: Int | None = None
     if users is not None:
         candidates = artifact.user_index(users)
-    reaching = reaching_event(artifact, action)
     reaching.check()
     return rank_by_reach(
         net,

@@ -18,6 +18,7 @@ from rich.table import Table
 import behaviorlm as blm
 from behaviorlm import cli
 from behaviorlm.cli import main
+from behaviorlm.data.errors import DataError
 from behaviorlm.models import MODELS
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.progress import print_table
@@ -102,6 +103,15 @@ def test_prepare_never_overwrites_its_input(
     (model / "artifact.json").write_text("{}")
     assert main(["prepare", str(raw), str(model)]) == 2
     assert "training run's folder" in capsys.readouterr().err
+    assert sorted(p.name for p in model.iterdir()) == ["artifact.json"]
+    # the Python API refuses the same
+    with pytest.raises(DataError, match="would overwrite the input"):
+        blm.prepare(raw, raw)
+    with pytest.raises(DataError, match="training run's folder"):
+        blm.prepare(raw, model)
+    with pytest.raises(DataError, match="training run's folder"):
+        blm.Dataset.load(prepared / "ds").save(model)
+    assert (raw / "events.csv").read_bytes() == events
     assert sorted(p.name for p in model.iterdir()) == ["artifact.json"]
 
 

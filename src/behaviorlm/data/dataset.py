@@ -99,8 +99,8 @@ def run_folder_mark(folder: str | Path) -> str | None:
 
 def check_prepare_paths(source: str | Path, directory: str | Path) -> None:
     """DataError where preparing ``source`` into ``directory`` would go wrong: ``source`` is a
-    prepared data set already, ``directory`` holds a trained model, or a file
-    :meth:`Dataset.save` writes would replace ``source``.
+    prepared data set already, a file :meth:`Dataset.save` writes would replace ``source``, or
+    ``directory`` is no place for a data set (:func:`check_dataset_folder`).
 
     Examples
     --------
@@ -111,11 +111,6 @@ def check_prepare_paths(source: str | Path, directory: str | Path) -> None:
     Traceback (most recent call last):
     ...
     behaviorlm.data.errors.DataError: ...
-    >>> _ = (folder / "items.parquet").write_bytes(b"raw items")  # the user's own table
-    >>> check_prepare_paths(folder / "ratings.csv", folder)
-    Traceback (most recent call last):
-    ...
-    behaviorlm.data.errors.DataError: preparing into ... would overwrite items.parquet, ...
     """
     src, out = Path(source).resolve(), Path(directory).resolve()
     if (src / META_FILE).is_file():
@@ -123,28 +118,52 @@ def check_prepare_paths(source: str | Path, directory: str | Path) -> None:
             f"{source} is a prepared data set already (it holds {META_FILE})",
             how="train on it directly, or prepare the raw files it came from",
         )
+    if src == out or src in _saved_files(out):
+        raise DataError(
+            f"preparing {source} into {directory} would overwrite the input",
+            how="write the prepared data set to another folder",
+        )
+    check_dataset_folder(directory)
+
+
+def check_dataset_folder(directory: str | Path) -> None:
+    """DataError where :meth:`Dataset.save` into ``directory`` would break something: it holds
+    a trained model, or tables of the names it writes that no prepared data set wrote there
+    (a folder's raw ``items.parquet``, say).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> check_dataset_folder(folder)
+    >>> _ = (folder / "items.parquet").write_bytes(b"raw items")  # the user's own table
+    >>> check_dataset_folder(folder)
+    Traceback (most recent call last):
+    ...
+    behaviorlm.data.errors.DataError: preparing into ... would overwrite items.parquet, ...
+    """
+    out = Path(directory).resolve()
     held = run_folder_mark(out)
     if held:
         raise DataError(
             f"{directory} is a training run's folder (it holds {held})",
             how="write the prepared data set to a folder of its own",
         )
-    written = {out / f"{name}.parquet" for name in TABLES} | {out / META_FILE}
-    if src == out or src in written:
-        raise DataError(
-            f"preparing {source} into {directory} would overwrite the input",
-            how="write the prepared data set to another folder",
-        )
     # a folder that is no prepared data set may hold the raw side tables of the same names
-    others = (
-        sorted(p.name for p in written if p.is_file()) if not (out / META_FILE).is_file() else []
-    )
+    if (out / META_FILE).is_file():
+        return
+    others = sorted(p.name for p in _saved_files(out) if p.is_file())
     if others:
         raise DataError(
             f"preparing into {directory} would overwrite {', '.join(others)}, which no "
             "prepared data set wrote there",
             how="write the prepared data set to a folder of its own",
         )
+
+
+def _saved_files(folder: Path) -> set[Path]:
+    """The files :meth:`Dataset.save` writes into ``folder``."""
+    return {folder / f"{name}.parquet" for name in TABLES} | {folder / META_FILE}
 
 
 @dataclass
@@ -355,8 +374,13 @@ class Dataset:
         ]
 
     def save(self, directory: str | Path) -> Path:
-        """Write the Dataset as Parquet tables plus ``dataset.json``; returns the folder."""
+        """Write the Dataset as Parquet tables plus ``dataset.json``; returns the folder.
+
+        Refuses (DataError) a training run's folder and one whose tables of the same names
+        no prepared data set wrote (:func:`check_dataset_folder`); an earlier data set is
+        replaced."""
         path = Path(directory)
+        check_dataset_folder(path)
         path.mkdir(parents=True, exist_ok=True)
         for name in TABLES:
             getattr(self, name).write_parquet(path / f"{name}.parquet")

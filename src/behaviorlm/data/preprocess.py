@@ -55,7 +55,7 @@ import polars as pl
 
 from behaviorlm.config import to_dict
 from behaviorlm.data.coding import Codes, code_ids, code_vocabs, compact_vocab, renumber
-from behaviorlm.data.dataset import EVENT_DTYPES, Dataset
+from behaviorlm.data.dataset import EVENT_DTYPES, Dataset, check_prepare_paths
 from behaviorlm.data.errors import DataError, OnError, Report
 from behaviorlm.data.kcore import RoundLimitError, k_core
 from behaviorlm.data.raw import RAW_EVENT_DTYPES, RawData
@@ -207,7 +207,10 @@ def prepare(
 ) -> Dataset:
     """Read ``input_path``, preprocess it and save the Dataset to ``out_dir``.
 
-    The reading options are those of :func:`behaviorlm.data.io.read`.
+    The reading options are those of :func:`behaviorlm.data.io.read`. Refuses (DataError),
+    before reading, what ``behaviorlm prepare`` refuses
+    (:func:`~behaviorlm.data.dataset.check_prepare_paths`): an input that is a prepared data
+    set, an ``out_dir`` whose files would replace the input, a training run's folder.
 
     Examples
     --------
@@ -221,6 +224,7 @@ def prepare(
     """
     from behaviorlm.data.io import read
 
+    check_prepare_paths(input_path, out_dir)  # before any work, as the CLI
     raw = read(
         input_path,
         format=format,

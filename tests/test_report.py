@@ -167,6 +167,40 @@ def test_evaluate_command_writes_a_report(
     assert "*.html" in capsys.readouterr().err
 
 
+def test_write_report_refuses_what_the_command_refuses(
+    runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from behaviorlm.config import ConfigError
+
+    result = blm.evaluate_artifact(blm.Artifact.load(runs / "markov"))
+    meta = (runs / "markov" / "artifact.json").read_bytes()
+    for path, words in (
+        (runs / "markov" / "artifact.json", "the report is HTML"),
+        (tmp_path / "report.txt", "the report is HTML"),
+        (tmp_path, "the report is HTML"),
+        (tmp_path / "a.html", "is a folder"),
+        (tmp_path / "file" / "r.html", "is a file, not a folder"),
+    ):
+        if words == "is a folder":
+            path.mkdir()
+        if "not a folder" in words:
+            (tmp_path / "file").write_text("")
+        with pytest.raises(ConfigError, match=words):
+            blm.write_report([result], path)
+    assert (runs / "markov" / "artifact.json").read_bytes() == meta
+    # the Python report is titled by its data set, as the command's
+    page = blm.write_report([result], tmp_path / "r.html").read_text()
+    assert f"<h1>behaviorlm evaluation: {result.extra['dataset']}</h1>" in page
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    # the command checks the report's folder before evaluating, and one file for two outputs
+    argv = ["evaluate", str(runs / "markov"), "--report"]
+    assert main([*argv, str(tmp_path / "file" / "r.html")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    same = str(tmp_path / "same.html")
+    assert main([*argv, same, "--json", same]) == 2
+    assert "name one file" in capsys.readouterr().err
+
+
 def test_bars_and_lines_of_negative_values_stay_in_the_plot() -> None:
     svg = bar_chart(["g1", "g2"], {"a": [-0.2, -0.1]}, title="t", x_label="x", y_label="y")
     root = ET.fromstring(svg)
@@ -200,6 +234,22 @@ def test_report_edge_cases() -> None:
     assert "other" not in page
     # every metric NaN: no chart, no error
     assert "<svg" not in report_html([result("a", math.nan, (10,))])
+    # each result shows its own cut-offs (a saved result at 10 and 20 beside a run at 5, 50)
+    page = report_html([result("saved", 0.3, (10, 20)), result("run", 0.4, (5, 50))])
+    heads = re.findall(r"<th>HR@(\d+)</th>", page)
+    assert heads == ["5", "10", "20", "50"]
+    assert page.count("<b>0.4000</b>") == 2
+    assert page.count("<b>0.3000</b>") == 2
+
+    # history-length groups carry their users only where every result has as many
+    def grouped(name: str, users: int) -> EvalResult:
+        groups = [{"events": "0-4", "users": users, "HR@10": 0.2, "NDCG@10": 0.1}]
+        return dataclasses.replace(result(name, 0.1, (10,)), extra={"by_history_length": groups})
+
+    assert "0-4 (7)" in report_html([grouped("a", 7), grouped("b", 7)])
+    other = report_html([grouped("a", 7), grouped("b", 9)])
+    assert "0-4 (7)" not in other
+    assert ">0-4<" in other
 
 
 def test_training_log_of_a_missing_folder_is_an_error(tmp_path: Path) -> None:

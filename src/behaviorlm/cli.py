@@ -51,7 +51,6 @@ from behaviorlm.evaluate import (
     masking_notes,
     paired_table,
 )
-from behaviorlm.evaluate.artifacts import DATASET
 from behaviorlm.explain import (
     explain_user,
     influence_user,
@@ -63,14 +62,16 @@ from behaviorlm.explain import (
 from behaviorlm.explain.artifacts import unused_setting
 from behaviorlm.explain.shapley import SAMPLES
 from behaviorlm.explain.view import print_explanation
+from behaviorlm.files import write_whole
 from behaviorlm.models import MODELS
 from behaviorlm.progress import Console, bar, console, figure, print_table, step
 from behaviorlm.recommend import recommend
 from behaviorlm.report import training_log, write_report
+from behaviorlm.report.page import check_report_path
 from behaviorlm.schema import Sequences
 from behaviorlm.train import named_model, resolve_run_config, train
 from behaviorlm.train.distributed import World, current_world, finish, start
-from behaviorlm.train.folder import owner_of
+from behaviorlm.train.folder import check_output_file
 from behaviorlm.train.run import stored_config
 
 EXIT_BAD_INPUT = 2
@@ -362,21 +363,14 @@ def run_labels(paths: Sequence[str]) -> list[str]:
 
 
 def _output_file(value: str | None, flag: str) -> Path | None:
-    """The path of an output file option, checked before any work: not a folder, nor a file
-    of a run, data set or model folder (``--json runs/x/artifact.json`` lost the model)."""
-    if value and Path(value).is_dir():
-        raise ConfigError(f"{flag} {value} is a folder; name a file to write")
-    owner = owner_of(Path(value)) if value else None
-    if owner is not None:
-        raise ConfigError(f"{flag} {value} is a file of {owner}; name another file to write")
-    return Path(value) if value else None
+    """The path of an output file option, checked before any work (``check_output_file``:
+    ``--json runs/x/artifact.json`` lost the model)."""
+    return check_output_file(value, flag) if value else None
 
 
 def _report_path(value: str | None) -> Path | None:
     """The path of ``--report``, checked before any work: an HTML file."""
-    if value and Path(value).suffix.lower() not in (".html", ".htm"):
-        raise ConfigError(f"--report {value}: the report is HTML, name it *.html")
-    return _output_file(value, "--report")
+    return check_report_path(value, "--report") if value else None
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -389,6 +383,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     saved_files = [p for p in args.artifacts if Path(p).suffix.lower() == ".json"]
     if args.json and any(Path(args.json).resolve() == Path(p).resolve() for p in saved_files):
         raise ConfigError(f"--json {args.json} is one of the saved results read: name another file")
+    if args.json and report is not None and Path(args.json).resolve() == report.resolve():
+        raise ConfigError(f"--json and --report name one file, {args.json}: name two")
     results: list[EvalResult] = []
     runs: list[str | None] = []  # each result's run folder (None: a saved result)
     # label rows by artifact folder: two artifacts of one model differ by config
@@ -406,7 +402,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             results.append(result)
             runs.append(path)
     results = distinct_labels(results)
-    datasets = [str(r.extra.get(DATASET) or "") for r in results]
     logs = {
         r.model: training_log(run)
         for r, run in zip(results, runs, strict=True)
@@ -440,12 +435,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)  # as --report and --out do
         written = [r.to_dict(per_user=args.per_user) for r in results]
         # per-user values: compact (a value a line would take 16 bytes each)
-        Path(args.json).write_text(json.dumps(written, indent=None if args.per_user else 2) + "\n")
+        write_whole(args.json, json.dumps(written, indent=None if args.per_user else 2) + "\n")
         console.print(f"wrote {args.json}", soft_wrap=True)
     if report is not None:
-        named = " and ".join(dict.fromkeys(d for d in datasets if d))
-        title = f"behaviorlm evaluation: {named}" if named else "behaviorlm evaluation"
-        path = write_report(results, report, logs=logs, title=title)
+        path = write_report(results, report, logs=logs)
         console.print(f"wrote {path}", soft_wrap=True)
 
 

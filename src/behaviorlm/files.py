@@ -28,7 +28,7 @@ def as_new_file(path: str | Path) -> None:
 
 
 def write_whole(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file beside it, renamed onto ``path``:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file beside it, renamed onto ``path``:
     a reader, or a run stopped while writing, sees the old file or the new one whole, never
     a part. An existing file keeps its permissions, and a link stays a link.
 
@@ -43,7 +43,7 @@ def write_whole(path: str | Path, text: str) -> None:
     target = Path(path).resolve()  # through a link, as a plain write goes
     part = target.with_name(target.name + ".tmp")
     try:
-        part.write_text(text)
+        part.write_text(text, encoding="utf-8")
         if target.is_file():  # the file's own permissions, not the temporary file's
             os.chmod(part, target.stat().st_mode & 0o7777)
         os.replace(part, target)

@@ -26,6 +26,7 @@ from html import escape
 from pathlib import Path
 from typing import Any, Final
 
+from behaviorlm.config import ConfigError
 from behaviorlm.evaluate import (
     EvalResult,
     compare_to_first,
@@ -34,9 +35,11 @@ from behaviorlm.evaluate import (
     masking_notes,
     nearest_cutoff,
 )
+from behaviorlm.evaluate.artifacts import DATASET
 from behaviorlm.evaluate.compare import format_difference
+from behaviorlm.files import write_whole
 from behaviorlm.report.svg import bar_chart, line_chart, nice_ticks
-from behaviorlm.train.folder import METRICS_FILE
+from behaviorlm.train.folder import METRICS_FILE, check_output_file
 
 #: Columns of the table: metric and cut-off (where not evaluated: the cut-off nearest the
 #: first and the next ones evaluated).
@@ -48,6 +51,8 @@ TABLE_KS: Final[tuple[int, ...]] = (10, 20)
 CURVES: Final[tuple[str, ...]] = ("HR", "NDCG", "Coverage")
 #: The validation metric of the training curves.
 VALID_METRIC: Final = "NDCG@10"
+#: The report's heading, before the data sets' names.
+TITLE: Final = "behaviorlm evaluation"
 
 STYLE: Final = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -96,10 +101,21 @@ def _number(value: float | None, digits: int = 4) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
+def _table_ks(evaluated: Iterable[int]) -> list[int]:
+    """The cut-offs a result shows in the table: the one nearest 10, and the next above it.
+
+    Examples
+    --------
+    >>> _table_ks([5, 10, 20, 50]), _table_ks([5, 50]), _table_ks([1])
+    ([10, 20], [5, 50], [1])
+    """
+    ks = sorted(set(evaluated))
+    first = nearest_cutoff(ks, TABLE_KS[0])
+    return [first, *[k for k in ks if k > first][: len(TABLE_KS) - 1]]
+
+
 def _table(results: Sequence[EvalResult], logs: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
-    evaluated = sorted({k for r in results for k in r.ks})  # the one nearest 10, the next
-    first = nearest_cutoff(evaluated, TABLE_KS[0])
-    ks = [first, *[k for k in evaluated if k > first][: len(TABLE_KS) - 1]]
+    ks = sorted({k for r in results for k in _table_ks(r.ks)})  # each result's own
     columns = [(m, k) for m in TABLE_METRICS for k in ks]
     best = {}
     for m, k in columns:
@@ -192,11 +208,15 @@ def _curves(results: Sequence[EvalResult], names: list[str]) -> list[str]:
 
 
 def _by_history(results: Sequence[EvalResult], names: list[str]) -> list[str]:
-    users: dict[str, int] = {}  # group label -> users (of the first result that has it)
+    users: dict[str, set[int]] = {}  # group label -> its users in each result
     for r in results:
         for g in r.extra.get("by_history_length", []):
-            users.setdefault(str(g["events"]), int(g["users"]))
+            users.setdefault(str(g["events"]), set()).add(int(g["users"]))
     groups = sorted(users, key=lambda label: int(label.split("-")[0].rstrip("+")))
+    # a group's users beside its label where every result has as many (one set of users)
+    counted = all(len(n) == 1 for n in users.values())
+    labels = [f"{label} ({min(users[label]):,})" if counted else label for label in groups]
+    x_label = "the user's own events before the target" + (" (users)" if counted else "")
     charts = []
     for metric in ("NDCG", "HR"):
         keys = {
@@ -217,10 +237,10 @@ def _by_history(results: Sequence[EvalResult], names: list[str]) -> list[str]:
         if _drawable(v for values in series.values() for v in values):
             charts.append(
                 bar_chart(
-                    [f"{label} ({users[label]:,})" for label in groups],
+                    labels,
                     series,
                     title=f"{key} by history length",
-                    x_label="the user's own events before the target (users)",
+                    x_label=x_label,
                     y_label=key,
                     names=names,
                 )
@@ -279,7 +299,7 @@ def report_html(
     results: Sequence[EvalResult],
     *,
     logs: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
-    title: str = "behaviorlm evaluation",
+    title: str | None = None,
 ) -> str:
     """The report of ``results`` (one data set and split, one result per model) as HTML.
 
@@ -291,8 +311,8 @@ def report_html(
     logs : mapping, optional
         ``{model label: epoch lines}`` (:func:`training_log` of its run folder) for the
         training curves; labels of no result are left out.
-    title : str
-        The page's heading.
+    title : str, optional
+        The page's heading (default: :func:`default_title`).
 
     Examples
     --------
@@ -303,6 +323,7 @@ def report_html(
     """
     if not results:
         raise ValueError("a report needs at least one evaluation result")
+    title = title or default_title(results)
     names = [r.model for r in results]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -343,14 +364,56 @@ def report_html(
     return "\n".join(parts) + "\n"
 
 
+#: File name endings of the HTML report.
+REPORT_SUFFIXES: Final = (".html", ".htm")
+
+
+def check_report_path(path: str | Path, name: str = "path") -> Path:
+    """``path`` as a Path, or ConfigError where the report cannot go there: not named
+    ``*.html``, or a place :func:`~behaviorlm.train.folder.check_output_file` refuses (a
+    folder, a file of a run, data set or model).
+
+    Examples
+    --------
+    >>> check_report_path("report.txt", "--report")
+    Traceback (most recent call last):
+    ...
+    behaviorlm.config.ConfigError: --report report.txt: the report is HTML, name it *.html
+    """
+    if Path(path).suffix.lower() not in REPORT_SUFFIXES:
+        raise ConfigError(f"{name} {path}: the report is HTML, name it *.html")
+    return check_output_file(path, name)
+
+
+def default_title(results: Sequence[EvalResult]) -> str:
+    """The report's heading: the data sets evaluated on, where the results name them.
+
+    Examples
+    --------
+    >>> r = EvalResult("pop", "test", 2, (10,), {"NDCG": {10: 0.25}}, True, 0.1,
+    ...                extra={"dataset": "shop"})
+    >>> default_title([r])
+    'behaviorlm evaluation: shop'
+    """
+    named = " and ".join(
+        d for d in dict.fromkeys(str(r.extra.get(DATASET) or "") for r in results) if d
+    )
+    return f"{TITLE}: {named}" if named else TITLE
+
+
 def write_report(
     results: Sequence[EvalResult],
     path: str | Path,
     *,
     logs: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
-    title: str = "behaviorlm evaluation",
+    title: str | None = None,
 ) -> Path:
     """Write :func:`report_html` to ``path`` (creating its folder); returns the path.
+
+    The file is written whole (a failed write leaves an earlier report as it was). Refuses
+    (ConfigError) what ``evaluate --report`` refuses: a name not ending in ``.html``, a
+    folder, a file of a run, data set or model (:func:`check_report_path`). ``title``
+    defaults to the data sets the results were evaluated on (:func:`default_title`).
 
     Examples
     --------
@@ -359,7 +422,8 @@ def write_report(
     >>> write_report([r], Path(tempfile.mkdtemp()) / "report.html").suffix
     '.html'
     """
-    path = Path(path)
+    path = check_report_path(path)
+    page = report_html(results, logs=logs, title=title or default_title(results))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(report_html(results, logs=logs, title=title), encoding="utf-8")
+    write_whole(path, page)
     return path

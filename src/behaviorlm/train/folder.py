@@ -27,6 +27,7 @@ from pathlib import Path
 from behaviorlm.artifact import DATASET_DIR, MODEL_DIR, PREVIOUS_DIR
 from behaviorlm.artifact import META_FILE as ARTIFACT_META
 from behaviorlm.artifact import PARTS as ARTIFACT_PARTS
+from behaviorlm.config import ConfigError
 from behaviorlm.data.dataset import META_FILE as DATASET_META
 from behaviorlm.data.dataset import TABLES as DATASET_TABLES
 from behaviorlm.data.errors import DataError
@@ -121,6 +122,34 @@ def owner_of(path: Path) -> str | None:
     ):
         return f"the data in {folder}"
     return None
+
+
+def check_output_file(path: str | Path, name: str) -> Path:
+    """``path`` as a Path, or ConfigError where a file cannot or must not be written there: a
+    folder, a path under a file, or a file :func:`owner_of` names (``name`` is the option or
+    argument named in the message).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> check_output_file(folder / "eval.json", "--json").name
+    'eval.json'
+    >>> check_output_file(folder, "--json")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    behaviorlm.config.ConfigError: --json ... is a folder; name a file to write
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{name} {path} is a folder; name a file to write")
+    above = next((p for p in path.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise ConfigError(f"{name} {path}: {above} is a file, not a folder")
+    owner = owner_of(path)
+    if owner is not None:
+        raise ConfigError(f"{name} {path} is a file of {owner}; name another file to write")
+    return path
 
 
 def set_aside(path: Path) -> Path | None:

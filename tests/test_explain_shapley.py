@@ -20,7 +20,8 @@ from behaviorlm.explain.shapley import CONTEXT_PLAYERS, context_players, orders,
 from behaviorlm.explain.target import target_scores
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.schema import Sequences
-from behaviorlm.serve import Limits, create_app
+from behaviorlm.serve import Limits, Service, create_app, open_store
+from behaviorlm.serve.service import RequestError
 
 TINY = ["model.dim=16", "model.layers=2", "model.heads=2", "model.max_len=20"]
 
@@ -193,6 +194,15 @@ def test_shapley_from_the_cli_and_the_service(
         other = ["explain", str(folder), "--user", user, "--method", method, flag, "4"]
         assert main(other) == 2
         assert f"{flag} sets --method" in capsys.readouterr().err
+    # in Python too, by the function the command calls and by the service's
+    with pytest.raises(ValueError, match="samples sets method shapley, not occlusion"):
+        blm.explain_user(art, user, method="occlusion", samples=4)
+    with pytest.raises(ValueError, match="steps sets method ig, not shapley"):
+        blm.explain_user(art, user, method="shapley", steps=8)
+    service = Service(folder, open_store(f"sqlite:///{tmp_path / 'py.db'}"))
+    with pytest.raises(RequestError, match="steps sets method ig, not occlusion"):
+        service.explain_user(user, method="occlusion", steps=8)
+    service.close()
 
     app = create_app(
         folder,

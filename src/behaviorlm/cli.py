@@ -551,7 +551,8 @@ def cmd_explain(args: argparse.Namespace) -> None:
         args.item,
         action=args.action,
         method=args.method,
-        **{k: v for k, v in (("steps", args.steps), ("samples", args.samples)) if v is not None},
+        steps=args.steps,
+        samples=args.samples,
         without_target_events=args.without_target_events,
     )
     data = labelled_explanation(artifact, explanation)

@@ -53,8 +53,8 @@ def explain_user(
     *,
     action: str | None = None,
     method: str = "occlusion",
-    steps: int = 32,
-    samples: int = SAMPLES,
+    steps: int | None = None,
+    samples: int | None = None,
     without_target_events: bool = False,
 ) -> Explanation:
     """Explain the score of an item (default: the top recommendation) or an action for a user.
@@ -68,10 +68,11 @@ def explain_user(
     action : str, optional
         An action name to explain the next-action score of instead of an item.
     method : {"occlusion", "ig", "integrated_gradients", "shapley", "attention"}
-    steps : int
-        Integrated gradients steps.
-    samples : int
-        Shapley: orders of the events sampled.
+    steps : int, optional
+        Integrated gradients steps (default 32); refused with another method, as the command
+        line refuses ``--steps``.
+    samples : int, optional
+        Shapley: orders of the events sampled (default 64); refused with another method.
     without_target_events : bool
         Set aside the user's own events on the target item first (see :func:`explain`).
 
@@ -84,6 +85,9 @@ def explain_user(
     'integrated_gradients'
     """
     neural(artifact.model)
+    unused = unused_setting(method, steps=steps, samples=samples)
+    if unused is not None:  # it would be ignored without a word
+        raise ValueError(f"{unused[0]} sets method {unused[1]}, not {method}: drop it")
     history = artifact.histories([user_id])
     if len(history.items) == 0:
         raise DataError(f"user {user_id} has no events to explain")
@@ -99,8 +103,8 @@ def explain_user(
         history,
         target,
         method,
-        steps=steps,
-        samples=samples,
+        steps=32 if steps is None else steps,
+        samples=SAMPLES if samples is None else samples,
         without_target_events=without_target_events,
     )
 

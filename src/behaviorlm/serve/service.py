@@ -48,7 +48,7 @@ from behaviorlm.explain import (
     labelled_influence,
     reaching_event,
 )
-from behaviorlm.explain.artifacts import check_item_action, trained_action
+from behaviorlm.explain.artifacts import check_item_action, trained_action, unused_setting
 from behaviorlm.explain.exposure import SOCIAL_ACTIONS, Exposure, estimate_exposure
 from behaviorlm.explain.gradients import MAX_STEPS
 from behaviorlm.explain.shapley import SAMPLES, context_players, shapley_rows
@@ -593,9 +593,9 @@ class Service:
         *,
         next_action: str | None = None,
         method: str = "occlusion",
-        steps: int = 32,
+        steps: int | None = None,
         max_steps: int = MAX_STEPS,
-        samples: int = SAMPLES,
+        samples: int | None = None,
         max_events: int = 1000,
         max_shapley_rows: int = 4096,
         without_target_events: bool = False,
@@ -608,9 +608,16 @@ class Service:
         Raises RequestError: 422 for a model without explanations, an unknown action, a
         next action the model never read or whose action head was not trained, a model
         window over ``max_events`` events or a target the method cannot explain; 404
-        for an unknown item or a timeline without an event the model reads.
+        for an unknown item or a timeline without an event the model reads; 422 also for
+        ``steps`` (integrated gradients, default 32) or ``samples`` (Shapley values, default
+        64) given with another method.
         """
         net = self._neural("an explanation")
+        unused = unused_setting(method, steps=steps, samples=samples)
+        if unused is not None:  # it would be ignored without a word
+            raise RequestError(422, f"{unused[0]} sets method {unused[1]}, not {method}: drop it")
+        steps = 32 if steps is None else steps
+        samples = SAMPLES if samples is None else samples
         if item_id is not None and next_action is not None:
             raise RequestError(422, "name an item or a next_action to explain, not both")
         target: Target | None = None

@@ -6,7 +6,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from behaviorlm.explain.artifacts import unused_setting
 from behaviorlm.explain.shapley import SAMPLES
 from behaviorlm.serve.deps import ServiceDep, require_api_key
 from behaviorlm.serve.schemas import (
@@ -91,17 +90,14 @@ def router(limits: Limits) -> APIRouter:
         ``steps`` (ig) and ``samples`` (shapley) are refused with another method, as the
         command line refuses them.
         """
-        unused = unused_setting(method, steps=steps, samples=samples)
-        if unused is not None:
-            raise RequestError(422, f"{unused[0]} sets method {unused[1]}, not {method}: drop it")
-        given = {k: v for k, v in (("steps", steps), ("samples", samples)) if v is not None}
         return service.explain_user(
             user_id,
             item,
             next_action=next_action,
             method=method,
             max_steps=limits.max_steps,
-            **given,
+            steps=steps,
+            samples=samples,
             max_events=limits.max_timeline,
             max_shapley_rows=limits.max_shapley_rows,
             without_target_events=without_target_events,

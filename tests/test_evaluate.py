@@ -116,6 +116,8 @@ def test_rows_without_targets_are_left_out(pop: Pop) -> None:
 def test_bad_ks(pop: Pop) -> None:
     with pytest.raises(ValueError, match="ks"):
         evaluate(pop, evalset([[]], [[1]]), ks=(0, 5))
+    with pytest.raises(ValueError, match="whole numbers"):  # not cut to 10
+        evaluate(pop, evalset([[]], [[1]]), ks=(10.5,))  # type: ignore[arg-type]
 
 
 def test_result_round_trip() -> None:

@@ -234,6 +234,16 @@ def test_report_edge_cases() -> None:
     assert "other" not in page
     # every metric NaN: no chart, no error
     assert "<svg" not in report_html([result("a", math.nan, (10,))])
+    # a series with no finite point has no line and no legend entry
+    svg = line_chart(
+        {"a": [(1, 0.5), (2, 0.6)], "b": [(1, math.nan)]}, title="t", x_label="x", y_label="y"
+    )
+    assert "<polyline" in svg
+    assert 'points=""' not in svg
+    assert ">b</text>" not in svg
+    # a log value that is no number (null in a hand-edited log) is no point of its curve
+    log = [{"epoch": 1, "loss": None, "valid": {"NDCG@10": None}}, {"epoch": 2, "loss": 4.0}]
+    assert "training loss" in report_html([result("a", 0.1)], logs={"a": log})
     # each result shows its own cut-offs (a saved result at 10 and 20 beside a run at 5, 50)
     page = report_html([result("saved", 0.3, (10, 20)), result("run", 0.4, (5, 50))])
     heads = re.findall(r"<th>HR@(\d+)</th>", page)

@@ -92,7 +92,10 @@ def evaluate(
     >>> evaluate(model, evalset, ks=(1, 2)).metrics["HR"]
     {1: 0.5, 2: 1.0}
     """
-    ks = tuple(sorted({int(k) for k in ks}))
+    given = tuple(ks)
+    if any(int(k) != k for k in given):  # 10.5 is no cut-off, not 10
+        raise ValueError(f"ks must be whole numbers, got {given}")
+    ks = tuple(sorted({int(k) for k in given}))
     if not ks or ks[0] < 1:
         raise ValueError(f"ks must be positive cut-offs, got {ks}")
     start = time.perf_counter()

@@ -248,22 +248,28 @@ def _by_history(results: Sequence[EvalResult], names: list[str]) -> list[str]:
     return charts
 
 
+def _is_number(value: Any) -> bool:
+    """Whether a log's value reads as a number (NaN included: training writes it so)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _drawable(values: Iterable[float | None]) -> bool:
     """Whether any of a chart's ``values`` is finite (it has something to draw)."""
     return any(v is not None and math.isfinite(v) for v in values)
 
 
 def _training(logs: Mapping[str, Sequence[Mapping[str, Any]]], names: list[str]) -> list[str]:
+    # a value that is missing or no number (null in a hand-edited log) is no point
     valid = {
         name: [
             (float(e["epoch"]), float(e["valid"][VALID_METRIC]))
             for e in log
-            if VALID_METRIC in (e.get("valid") or {})
+            if _is_number((e.get("valid") or {}).get(VALID_METRIC))
         ]
         for name, log in logs.items()
     }
     loss = {
-        name: [(float(e["epoch"]), float(e["loss"])) for e in log if "loss" in e]
+        name: [(float(e["epoch"]), float(e["loss"])) for e in log if _is_number(e.get("loss"))]
         for name, log in logs.items()
     }
     charts = []

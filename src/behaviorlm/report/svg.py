@@ -207,7 +207,7 @@ def line_chart(
         raise ValueError(f"{title}: no finite points to draw")
     if log_x and min(xs) <= 0:
         raise ValueError(f"{title}: a logarithmic x axis needs positive x, got {min(xs)}")
-    shown = [n for n in order if n in clean]
+    shown = [n for n in order if clean.get(n)]  # a series without a point has no line
     legend_width = 30 + CHAR * max(len(n) for n in shown)
     parts, plot_w, plot_h = _frame(title, legend_width, len(shown))
     scale = math.log10 if log_x else float

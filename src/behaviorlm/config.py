@@ -24,7 +24,15 @@ T = TypeVar("T")
 
 
 class ConfigError(ValueError):
-    """A config file or override that does not match the config classes."""
+    """A config file or override that does not match the config classes.
+
+    Examples
+    --------
+    >>> apply_overrides({"train": {"lr": 0.001}}, ["--train.lr"])
+    Traceback (most recent call last):
+    ...
+    behaviorlm.config.ConfigError: ...
+    """
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:

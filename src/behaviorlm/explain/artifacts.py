@@ -175,6 +175,15 @@ class Reaching:
     unlearned : str
         Why the model never learned this event (its action or source was not in its training
         data), so its uplifts would be those of an unknown token; empty where it did.
+
+    Examples
+    --------
+    >>> import behaviorlm as blm
+    >>> ds = blm.preprocess(blm.simulate(60, seed=0))
+    >>> art = blm.train(ds, "sasrec", overrides=["train.epochs=1", "model.dim=8"], progress=False)
+    >>> reaching = reaching_event(art, "share")  # sasrec reads followees' shares
+    >>> reaching.followee, reaching.unlearned
+    (True, '')
     """
 
     action: int
@@ -393,7 +402,18 @@ def _items(artifact: Artifact, items: list[int]) -> list[dict[str, Any]]:
 
 
 def labelled_explanation(artifact: Artifact, explanation: Explanation) -> dict[str, Any]:
-    """``explanation.to_dict()`` with external ids, titles, action names and search queries."""
+    """``explanation.to_dict()`` with external ids, titles, action names and search queries.
+
+    Examples
+    --------
+    >>> import behaviorlm as blm
+    >>> ds = blm.preprocess(blm.simulate(60, seed=0))
+    >>> art = blm.train(ds, "mlp", overrides=["train.epochs=1", "model.hidden=8"], progress=False)
+    >>> row = labelled_explanation(art, explain_user(art, "u1"))["events"][-1]
+    >>> named = row["item_id"] in set(ds.items["item_id"]) or row["query"] is not None
+    >>> named, row["action_name"] != ""
+    (True, True)
+    """
     out = explanation.to_dict()
     ds = artifact.dataset
     actions = ds.vocab.get("action", [])
@@ -420,7 +440,17 @@ def labelled_explanation(artifact: Artifact, explanation: Explanation) -> dict[s
 
 
 def labelled_influence(artifact: Artifact, result: Influence) -> dict[str, Any]:
-    """``result.to_dict()`` with external item and user ids and titles."""
+    """``result.to_dict()`` with external item and user ids and titles.
+
+    Examples
+    --------
+    >>> import behaviorlm as blm
+    >>> ds = blm.preprocess(blm.simulate(60, seed=0))
+    >>> art = blm.train(ds, "mlp", overrides=["train.epochs=1", "model.hidden=8"], progress=False)
+    >>> out = labelled_influence(art, influence_user(art, "u1", "i3", "share", reach=False))
+    >>> out["event"]["item_id"], out["event"]["action_name"], len(out["after"])
+    ('i3', 'share', 10)
+    """
     out = result.to_dict()
 
     def ids(items: tuple[int, ...]) -> list[dict[str, Any]]:

@@ -75,6 +75,15 @@ class EventInfluence:
     followee : int
         Internal id of the followed user whose event this is (``behaviorlm.data.feed``);
         0 for the user's own event.
+
+    Examples
+    --------
+    >>> from behaviorlm.models.sasrec import SASRec, SASRecConfig
+    >>> model = SASRec(SASRecConfig(dim=8, layers=1))
+    >>> _ = model.setup(Sequences.from_lists([[1, 2, 3]], n_items=3))
+    >>> first = explain(model, Sequences.from_lists([[1, 2]], n_items=3), target=3).events[0]
+    >>> first.index, first.item, first.kind, first.logit is not None
+    (0, 1, 'history', True)
     """
 
     index: int
@@ -146,6 +155,15 @@ class GroupInfluence:
     ``single_value``: the model's training data had one value of this group only (every
     source ``self`` on data without a follow graph, every action a view), so the component
     is the same on every token: its ablation removes a learned constant, not information.
+
+    Examples
+    --------
+    >>> from behaviorlm.models.sasrec import SASRec, SASRecConfig
+    >>> model = SASRec(SASRecConfig(dim=8, layers=1))
+    >>> _ = model.setup(Sequences.from_lists([[1, 2, 3]], n_items=3))
+    >>> history = explain(model, Sequences.from_lists([[1, 2]], n_items=3), target=3).groups[0]
+    >>> history.group, history.ablation_logit is not None
+    ('history', True)
     """
 
     group: str

@@ -51,6 +51,14 @@ class Exposure:
         All hits over all trials.
     strength : float
         Pseudo-trials of the prior (how far a short record is pulled toward ``pooled``).
+
+    Examples
+    --------
+    >>> import behaviorlm as blm
+    >>> ds = blm.preprocess(blm.simulate(200, seed=0))
+    >>> exposure = estimate_exposure(ds, "share")
+    >>> len(exposure.rate) == ds.n_users + 1, 0 < exposure.pooled < 1
+    (True, True)
     """
 
     action: int

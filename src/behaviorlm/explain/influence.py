@@ -158,7 +158,13 @@ def log_softmax(scores: F32) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ItemChange:
-    """Probability of one item being next, before and after the event."""
+    """Probability of one item being next, before and after the event.
+
+    Examples
+    --------
+    >>> ItemChange(item=3, before=0.1, after=0.25).change
+    0.15
+    """
 
     item: int
     before: float

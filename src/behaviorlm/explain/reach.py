@@ -62,6 +62,15 @@ class Reach:
     exposure_relative : bool
         ``exposure`` is relative to the pooled rate (1: as often seen as the average act),
         not a probability: a followee event with an exposure.
+
+    Examples
+    --------
+    >>> import behaviorlm as blm
+    >>> ds = blm.preprocess(blm.simulate(60, seed=0))
+    >>> art = blm.train(ds, "mlp", overrides=["train.epochs=1", "model.hidden=8"], progress=False)
+    >>> reach = blm.influence_user(art, "u1", "i3", "share").reach
+    >>> len(reach.users) == len(reach.uplift), reach.followee_event
+    (True, False)
     """
 
     item: int
@@ -200,6 +209,15 @@ class ReachRanking:
     their share, or that chance relative to the pooled rate (see :func:`social_reach`;
     ``exposure_relative``); None when unknown (reach then counts every follower).
     ``followee_event`` as for :class:`Reach`.
+
+    Examples
+    --------
+    >>> import behaviorlm as blm
+    >>> ds = blm.preprocess(blm.simulate(60, seed=0))
+    >>> art = blm.train(ds, "mlp", overrides=["train.epochs=1", "model.hidden=8"], progress=False)
+    >>> ranking = blm.rank_influencers(art, "i3", k=3)
+    >>> len(ranking.users), bool(ranking.reach[0] >= ranking.reach[-1])
+    (3, True)
     """
 
     item: int

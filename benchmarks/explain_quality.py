@@ -84,6 +84,7 @@ from behaviorlm.explain import (
     rank_by_reach,
     reaching_event,
 )
+from behaviorlm.explain.explanation import ALIASES, METHODS
 from behaviorlm.explain.shapley import SAMPLES
 from behaviorlm.explain.target import neural, resolve_target, window
 from behaviorlm.models.neural import NeuralRecommender
@@ -639,7 +640,13 @@ def main() -> None:
     args = parser.parse_intermixed_args()
     if not (args.data or args.simulate or args.artifact):
         parser.error("give --data PATH, --simulate N or --artifact DIR")
-    methods = [{"ig": "integrated_gradients"}.get(m, m) for m in args.methods.split(",")]
+    methods = [ALIASES.get(m, m) for m in args.methods.split(",")]
+    # before any training: a typo would cost the whole run
+    if set(methods) - set(METHODS):
+        parser.error(f"unknown method(s) {', '.join(sorted(set(methods) - set(METHODS)))}")
+    parts = set(args.parts.split(","))
+    if parts - set(PARTS):
+        parser.error(f"unknown part(s) {', '.join(sorted(parts - set(PARTS)))}")
     artifact, truth, name = load(args)
     net = neural(artifact.model)
     if "attention" in methods and net.name == "mlp":
@@ -655,9 +662,6 @@ def main() -> None:
         "samples": args.samples,
         "shapley_seed": args.shapley_seed,
     }
-    parts = set(args.parts.split(","))
-    if parts - set(PARTS):
-        parser.error(f"unknown part(s) {', '.join(sorted(parts - set(PARTS)))}")
     if truth is not None:
         if "events" in parts:
             ground_truth_events(net, truth, split, methods, args, common)

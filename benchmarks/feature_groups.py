@@ -83,6 +83,9 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="extra section.key=value overrides")
     args = parser.parse_intermixed_args()
 
+    chosen = [int(i) for i in args.only.split(",")] if args.only else range(len(VARIANTS))
+    if any(not 0 <= i < len(VARIANTS) for i in chosen):
+        parser.error(f"--only takes variant numbers 0 to {len(VARIANTS) - 1}")
     dataset = blm.preprocess(blm.simulate(args.users, seed=args.seed))
     config = load_toml(CONFIGS / f"{args.model}.toml")
     facts = machine_facts()
@@ -90,7 +93,6 @@ def main() -> None:
     print(json.dumps({**line, **feed_facts(dataset)}), flush=True)
     if args.data_only:
         return
-    chosen = [int(i) for i in args.only.split(",")] if args.only else range(len(VARIANTS))
     for label, on, followees in (VARIANTS[i] for i in chosen):
         flags = [f"model.features.{g}={'true' if g in on else 'false'}" for g in GROUPS]
         flags.append(f"split.followee_actions={json.dumps(['share'] if followees else [])}")

@@ -73,7 +73,8 @@ def main() -> None:
         assert isinstance(model, NeuralRecommender), f"{path}: not a sequence model"
         timelines = art.timelines()
         rng = np.random.default_rng(args.seed)
-        users = rng.choice(np.flatnonzero(timelines.lengths > 0), args.users, replace=False)
+        active = np.flatnonzero(timelines.lengths > 0)  # every user, where there are fewer
+        users = rng.choice(active, min(args.users, len(active)), replace=False)
         one_pass, default = [], []
         for u in users:
             history = timelines.select(np.array([u]))

@@ -23,18 +23,19 @@ import polars as pl
 
 from behaviorlm import cli
 from behaviorlm.artifact import Artifact
+from behaviorlm.data.write import table_format
 from machine import machine_facts, peak_rss_mib
 
 
 def written_rows(path: Path) -> int:
     """Rows of a recommendation file that ``behaviorlm recommend --out`` wrote, any format."""
     scans = {
-        ".parquet": lambda: pl.scan_parquet(path),
-        ".csv": lambda: pl.scan_csv(path),
-        ".tsv": lambda: pl.scan_csv(path, separator="\t"),
-        ".jsonl": lambda: pl.scan_ndjson(path),
+        "parquet": lambda: pl.scan_parquet(path),
+        "csv": lambda: pl.scan_csv(path),
+        "tsv": lambda: pl.scan_csv(path, separator="\t"),
+        "jsonl": lambda: pl.scan_ndjson(path),
     }
-    rows: int = scans[path.suffix.lower()]().select(pl.len()).collect().item()
+    rows: int = scans[table_format(path)]().select(pl.len()).collect().item()
     return rows
 
 
@@ -46,6 +47,11 @@ def main() -> None:
     parser.add_argument("--users-per-step", type=int, help="users ranked per step")
     parser.add_argument("--label", default="", help="a label for the JSON line")
     args = parser.parse_args()
+    if args.out:
+        try:  # before the run: a name the writer takes
+            table_format(args.out)
+        except ValueError as exc:
+            parser.error(str(exc))
     if args.users_per_step:
         cli.USERS_PER_STEP = args.users_per_step
     meta = Artifact.load(args.artifact).dataset.meta

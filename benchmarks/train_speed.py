@@ -24,6 +24,8 @@ from pathlib import Path
 
 import behaviorlm as blm
 from behaviorlm.config import load_toml
+from behaviorlm.models import MODELS
+from behaviorlm.models.neural import NeuralRecommender
 from machine import machine_facts, peak_rss_mib
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "default"
@@ -37,7 +39,9 @@ def one_run(args: argparse.Namespace, budget: float) -> dict[str, object]:
     config = load_toml(CONFIGS / f"{args.model}.toml")
     # RecBole's protocol ranks seen items in validation too, so early stopping follows it
     protocol = ["train.valid_exclude_seen=false"] if args.include_seen else []
-    overrides = [f"train.time_budget_s={budget}", *protocol, *args.overrides]
+    # no budget: the cosine decay follows the epochs (a budget schedule needs a budget)
+    schedule = [] if budget > 0 else ["train.schedule=epochs"]
+    overrides = [f"train.time_budget_s={budget}", *schedule, *protocol, *args.overrides]
     t0 = time.perf_counter()
     artifact = blm.train(dataset, args.model, config=config, overrides=overrides)
     wall = time.perf_counter() - t0
@@ -84,6 +88,9 @@ def main() -> None:
     parser.add_argument("--one", type=float, help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides")
     args = parser.parse_intermixed_args()
+    neural = [m for m, (_, cls) in MODELS.items() if issubclass(cls, NeuralRecommender)]
+    if args.model not in neural:  # the baselines have no epochs to time
+        parser.error(f"--model {args.model}: it times the trained models, {', '.join(neural)}")
     if args.one is not None:
         print(json.dumps({**one_run(args, args.one), "label": args.label}), flush=True)
         return

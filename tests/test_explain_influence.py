@@ -456,6 +456,12 @@ def test_reach_by_an_event_the_model_never_learned_is_refused(tmp_path: Path) ->
             blm.influence_user(art, sharer, "i3", action, reach=True)
         with pytest.raises(ValueError, match="act followers see"):
             blm.rank_influencers(art, "i3", action=action)
+    # a model that reads followees' purchases puts them in followers' timelines: they reach
+    feed = [*tiny[:-1], 'split.followee_actions=["share", "purchase"]']
+    both = blm.train(ds, "sasrec", overrides=feed, progress=False, defaults=False)
+    bought = blm.influence_user(both, sharer, "i3", "purchase", reach=True)
+    assert bought.reach is not None
+    assert bought.reach.followee_event
     shared = blm.influence_user(art, sharer, "i3", "share")
     assert shared.reach is not None
     assert len(shared.reach.users) > 0

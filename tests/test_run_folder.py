@@ -220,3 +220,12 @@ def test_owner_of_names_the_files_of_runs_data_sets_and_models(tmp_path: Path) -
     link = mine / "out.json"  # a link to a run's file names the run
     link.symlink_to(cut / "checkpoint.json")
     assert owner_of(link) == f"the run in {cut.resolve()}"
+
+
+def test_a_save_that_was_cut_off_does_not_stop_the_next_run(tmp_path: Path) -> None:
+    dataset = blm.preprocess(blm.simulate(30, seed=0))
+    run = tmp_path / "run"
+    (run / "dataset").mkdir(parents=True)  # an artifact's data set cut before dataset.json
+    dataset.events.write_parquet(run / "dataset" / "events.parquet")
+    blm.train(dataset, "pop", out_dir=run, progress=False)
+    assert Artifact.load(run).dataset.n_events == dataset.n_events

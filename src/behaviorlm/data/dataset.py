@@ -373,14 +373,16 @@ class Dataset:
             c for c in self.events.columns if not c.startswith(TRUTH_PREFIX) and c != "event_id"
         ]
 
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | Path, *, checked: bool = True) -> Path:
         """Write the Dataset as Parquet tables plus ``dataset.json``; returns the folder.
 
         Refuses (DataError) a training run's folder and one whose tables of the same names
         no prepared data set wrote (:func:`check_dataset_folder`); an earlier data set is
-        replaced."""
+        replaced. ``checked=False``: a folder that is the caller's own part (an artifact's
+        ``dataset/``, whatever an interrupted save left there), written without the check."""
         path = Path(directory)
-        check_dataset_folder(path)
+        if checked:
+            check_dataset_folder(path)
         path.mkdir(parents=True, exist_ok=True)
         for name in TABLES:
             getattr(self, name).write_parquet(path / f"{name}.parquet")

@@ -292,7 +292,8 @@ def reaching_event(artifact: Artifact, action: str) -> Reaching:
     Where the model never learned that event (its action, :func:`trained_action`, or its
     source, followees' ``action`` events or views from the social source, was not in its
     training data), :attr:`Reaching.unlearned` says so, and a reach over any follower raises
-    ValueError: the uplifts would be those of an unknown token.
+    ValueError: the uplifts would be those of an unknown token. An act followers never see
+    (a view, or a purchase outside ``split.followee_actions``) has no reach: ValueError.
 
     Examples
     --------
@@ -302,11 +303,11 @@ def reaching_event(artifact: Artifact, action: str) -> Reaching:
     >>> reaching_event(art, "share") == Reaching(ds.action_code("view"), SOCIAL_SOURCE, False)
     True
     """
-    if action not in SOCIAL_ACTIONS:
-        acts = ", ".join(SOCIAL_ACTIONS)
+    followee = action in artifact.followee_actions  # the model puts it in followers' feeds
+    if action not in SOCIAL_ACTIONS and not followee:
+        acts = ", ".join(dict.fromkeys([*SOCIAL_ACTIONS, *artifact.followee_actions]))
         raise ValueError(f"social reach is that of an act followers see ({acts}), not {action!r}")
     ds = artifact.dataset
-    followee = action in artifact.followee_actions
     act = action if followee else "view"
     source = followee_source(ds) if followee else SOCIAL_SOURCE
     if followee:

@@ -202,6 +202,8 @@ def test_owner_of_names_the_files_of_runs_data_sets_and_models(tmp_path: Path) -
     for name in ("config.json", "metrics.jsonl"):
         (early / name).write_text("{}")
     assert owner_of(early / "config.json") == f"the run in {early}"
+    (early / "config.json").unlink()  # one's own metrics.jsonl marks no run of other files
+    assert owner_of(early / "summary.json") is None
     mine = tmp_path / "mine"  # one's own files named like a run's, a data set's or a model's
     (mine / "model").mkdir(parents=True)
     for name in ("model/model.json", "config.json", "dataset.json", "artifact.json"):
@@ -211,10 +213,13 @@ def test_owner_of_names_the_files_of_runs_data_sets_and_models(tmp_path: Path) -
     raw.mkdir()
     for name in ("events.parquet", "Items.csv.gz"):
         (raw / name).write_text("")
-    for name in ("events.parquet", "Items.csv.gz"):
+    # the tables, a second events table and a new side table that a folder read would take
+    for name in ("events.parquet", "Items.csv.gz", "events.csv", "users.csv"):
         assert owner_of(raw / name) == f"the data in {raw}"
-    assert owner_of(raw / "users.csv") is None  # a new file breaks nothing
+    assert owner_of(raw / "users.csv", raw_data=False) is None
     assert owner_of(raw / "recs.parquet") is None
+    (tmp_path / "empty").mkdir()  # a folder without events: the first events table is fine
+    assert owner_of(tmp_path / "empty" / "events.parquet") is None
     (mine / "items.csv").write_text("")  # a table named items without events beside it
     assert owner_of(mine / "items.csv") is None
     link = mine / "out.json"  # a link to a run's file names the run

@@ -273,6 +273,27 @@ def test_commands_refuse_a_bad_store_in_one_line(
         assert len(err.strip().splitlines()) == 1, err
 
 
+def test_export_replaces_an_earlier_export_not_other_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from behaviorlm.cli import main
+
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    store = open_store(url)
+    store.append([EventRecord(user_id="u1", item_id="i1", timestamp=1, action="view")])
+    store.close()
+    exports = tmp_path / "exports"
+    for _ in range(2):  # the second replaces the first: a folder read takes either
+        assert main(["export-events", url, str(exports / "events.parquet")]) == 0
+    raw = tmp_path / "shop"  # a raw events table that no export wrote
+    raw.mkdir()
+    pl.DataFrame({"user_id": ["u9"], "item_id": ["i9"]}).write_parquet(raw / "events.parquet")
+    capsys.readouterr()
+    assert main(["export-events", url, str(raw / "events.parquet")]) == 2
+    assert "is a file of the data in" in capsys.readouterr().err
+    assert pl.read_parquet(raw / "events.parquet")["user_id"].to_list() == ["u9"]
+
+
 def test_export_reads_back_for_a_retrain(client: TestClient, tmp_path: Path) -> None:
     post(
         client,

@@ -704,10 +704,12 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 def cmd_export_events(args: argparse.Namespace) -> None:
     from behaviorlm.serve import export_events
+    from behaviorlm.serve.store import is_export
 
     if Path(args.out).suffix.lower() not in (".parquet", ".pq"):
         raise ConfigError(f"export-events writes Parquet: name the file *.parquet, not {args.out}")
-    _output_file(args.out, "OUT")
+    # an earlier export is replaced, other raw data is not
+    check_output_file(args.out, "OUT", raw_data=not is_export(args.out))
     n = export_events(args.store, args.out)
     console.print(f"wrote {n:,} events to {args.out}")
 

@@ -344,6 +344,27 @@ class SQLiteStore:
         self._local = threading.local()
 
 
+def is_export(path: str | Path) -> bool:
+    """Whether ``path`` is a file :func:`export_events` wrote (its columns, in its order): the
+    export may replace it, even where a folder read takes it for the events table.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "events.parquet"
+    >>> pl.DataFrame(schema=EXPORT_SCHEMA).write_parquet(path)
+    >>> is_export(path), is_export(path.with_name("other.parquet"))
+    (True, False)
+    """
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        return list(pl.read_parquet_schema(path)) == list(EXPORT_SCHEMA)
+    except (pl.exceptions.PolarsError, OSError):  # not Parquet
+        return False
+
+
 def export_events(store_url: str, out: str | Path) -> int:
     """Write every event of the store to a Parquet file in the event schema; returns the count.
 

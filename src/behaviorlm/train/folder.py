@@ -73,11 +73,12 @@ def check_run_folder(path: Path) -> None:
         )
 
 
-def owner_of(path: Path) -> str | None:
+def owner_of(path: Path, *, raw_data: bool = True) -> str | None:
     """The folder of the project that a file written at ``path`` would break, or None: a
     run's (its artifact, config, metrics, checkpoint), a data set's (its tables and
-    ``dataset.json``), a model's (its config and weights), or raw data's (an existing
-    ``events`` table, or an ``items``, ``users`` or ``follows`` table beside one).
+    ``dataset.json``), a model's (its config and weights), or, with ``raw_data``, raw
+    data's (in a folder with an ``events`` table, a table that a folder read takes: events,
+    items, users or follows, whether or not it exists yet).
 
     Examples
     --------
@@ -98,7 +99,7 @@ def owner_of(path: Path) -> str | None:
                 (ARTIFACT_META,),
                 (CHECKPOINT_META,),
                 (CHECKPOINT_TENSORS,),
-                (METRICS_FILE,),  # a run cut before its first checkpoint
+                (CONFIG_FILE, METRICS_FILE),
                 (CONFIG_FILE, SUMMARY_FILE),
                 (f"{MODEL_DIR}/{MODEL_CONFIG}", f"{DATASET_DIR}/{DATASET_META}"),
             ),
@@ -112,10 +113,13 @@ def owner_of(path: Path) -> str | None:
             name not in mark and all((folder / m).is_file() for m in mark) for mark in marks
         ):
             return f"the {owner} in {folder}"
-    # a table that prepare reads: an events table, or a side table beside one
+    if name == CONFIG_FILE and (folder / METRICS_FILE).is_file():  # cut before a checkpoint
+        return f"the run in {folder}"
+    # a table that prepare reads in a folder with events: the events table, a second one, or
+    # a side table (new or not: a folder read would take it)
     stem, suffix = table_name(real)
     if (
-        real.is_file()
+        raw_data
         and stem.lower() in FOLDER_TABLES
         and suffix in TABLE_EXTENSIONS
         and table_files(folder, "events")
@@ -124,10 +128,10 @@ def owner_of(path: Path) -> str | None:
     return None
 
 
-def check_output_file(path: str | Path, name: str) -> Path:
+def check_output_file(path: str | Path, name: str, *, raw_data: bool = True) -> Path:
     """``path`` as a Path, or ConfigError where a file cannot or must not be written there: a
     folder, a path under a file, or a file :func:`owner_of` names (``name`` is the option or
-    argument named in the message).
+    argument named in the message; ``raw_data`` as there).
 
     Examples
     --------
@@ -146,7 +150,7 @@ def check_output_file(path: str | Path, name: str) -> Path:
     above = next((p for p in path.parents if p.exists()), None)
     if above is not None and not above.is_dir():
         raise ConfigError(f"{name} {path}: {above} is a file, not a folder")
-    owner = owner_of(path)
+    owner = owner_of(path, raw_data=raw_data)
     if owner is not None:
         raise ConfigError(f"{name} {path} is a file of {owner}; name another file to write")
     return path

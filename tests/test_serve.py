@@ -197,6 +197,29 @@ def test_a_store_that_cannot_be_written_is_refused_at_start(tmp_path: Path) -> N
         assert export_events(url, tmp_path / "out.parquet") == 1
 
 
+def test_export_reads_a_store_in_a_folder_it_cannot_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from behaviorlm.serve import store as store_module
+
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    writer = open_store(url)
+    writer.append([EventRecord(user_id="u1", item_id="i1", timestamp=1, action="view")])
+    folder = str(tmp_path)
+
+    def access(path: Any, mode: int) -> bool:  # a read-only mount of the store's folder
+        return not (str(path) == folder and mode & os.W_OK)
+
+    monkeypatch.setattr(store_module.os, "access", access)
+    # the event is in the write-ahead log still: a read that skips the log would miss it
+    with pytest.raises(ValueError, match="write-ahead log"):
+        export_events(url, tmp_path / "out" / "a.parquet")
+    writer.close()  # the last connection folds the log into the file
+    assert export_events(url, tmp_path / "out" / "a.parquet") == 1
+
+
 FULL_DISK = """
 import random, resource, string, sys
 from behaviorlm.serve import EventRecord, export_events, open_store

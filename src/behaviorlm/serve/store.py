@@ -18,6 +18,7 @@ duplicate). Events without an ``event_id`` are always stored.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -208,6 +209,16 @@ class SQLiteStore:
                 2, "the folder of the event store does not exist", str(self.path.parent)
             )
         self.read_only = read_only
+        wal = self.path.with_name(self.path.name + "-wal")
+        locked_out = read_only and not os.access(self.path.parent, os.W_OK)
+        if locked_out and wal.is_file() and wal.stat().st_size > 0:
+            # events that a read without the log's shared index would miss
+            raise ValueError(
+                f"{self.path} cannot be read in a read-only folder: its write-ahead log "
+                f"({wal.name}) holds events not yet in the file; copy both to a writable "
+                "folder, or open the store once where it can be written"
+            )
+        self._immutable = locked_out  # no writer can be there, and no shared memory
         self._timeout = busy_timeout_s
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
@@ -239,6 +250,8 @@ class SQLiteStore:
         if conn is None:
             if self.read_only:  # changes nothing: no table, no journal mode
                 uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                if self._immutable:
+                    uri += "&immutable=1"
                 conn = sqlite3.connect(
                     uri, uri=True, timeout=self._timeout, check_same_thread=False
                 )

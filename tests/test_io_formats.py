@@ -693,6 +693,13 @@ def test_more_readers_edge_cases(tmp_path: Path) -> None:
     assert read(tmp_path / "rows.txt").events.height == 6
     (tmp_path / "sessions.txt").write_text("1 31 29 30\n1 10 11\n")
     assert read(tmp_path / "sessions.txt").events.height == 5
+    # windows of items of one length repeat users too: no rating, no time
+    (tmp_path / "windows.txt").write_text("u1 i1 i2 i3\nu1 i2 i3 i4\nu2 i5 i6 i7\n")
+    assert read(tmp_path / "windows.txt").events.height == 9
+    # MovieLens 100K's u.data layout, whole-number ratings and epoch seconds, saved as .txt
+    (tmp_path / "u.txt").write_text("196\t242\t3\t881250949\n196\t302\t3\t891717742\n")
+    with pytest.raises(DataError, match="table without a header"):
+        read(tmp_path / "u.txt")
     # ISO-8601 minutes with a zone
     path = tmp_path / "t.csv"
     path.write_text(

@@ -12,9 +12,10 @@ The layout is named in the report by this rule: a file is *pairs* when every lin
 two tokens and some user appears on more than one line, otherwise *rows* (a file of unique
 users with one item each is read as rows). Both readings give the same events: user = first
 token, one event per following token, in file order. A line with a user and no item becomes a
-bad row ("missing item_id and query"). Lines of one length, 3 tokens or more, on which users
-repeat are refused: that is a table without a header (``user item rating timestamp``), which
-read as rows would turn ratings and times into items.
+bad row ("missing item_id and query"). Lines of one length, 3 to 5 tokens, on which users
+repeat and which hold ratings (``2.5``) or epoch seconds in their last token are refused:
+that is a table without a header (``user item rating timestamp``), which read as rows would
+turn ratings and times into items.
 
 There are no times: ``timestamp`` is the position of the event in the file, ``has_time`` is
 false, and every event is a ``"view"``.
@@ -67,8 +68,10 @@ def _refuse_a_header(first: list[str], path: Path) -> None:
 
 
 def _refuse_a_table(lines: pl.DataFrame, path: Path) -> None:
-    """DataError where rows of one length, 3 tokens or more, repeat users: a table without a
-    header (``user item rating timestamp``), not S3Rec rows (one line per user).
+    """DataError where lines of one length, 3 to 5 tokens, repeat users and hold a rating
+    (a third token with a decimal point) or a time (every last token an integer of 9 digits or
+    more, epoch seconds): a table without a header (``user item rating timestamp``), not
+    S3Rec rows (one line per user) or windows of items (``u1 i1 i2 i3``).
 
     Examples
     --------
@@ -80,9 +83,13 @@ def _refuse_a_table(lines: pl.DataFrame, path: Path) -> None:
     """
     tokens = lines.get_column("tokens")
     lengths = set(tokens.list.len().unique().to_list())
-    if len(lengths) != 1 or min(lengths) < 3:
+    if len(lengths) != 1 or not 3 <= min(lengths) <= 5:
         return
     if tokens.list.first().n_unique() == lines.height:
+        return
+    rating = bool(tokens.list.get(2).str.contains(r"^-?\d+\.\d*$").any())
+    times = bool(tokens.list.last().str.contains(r"^\d{9,}$").all())
+    if not (rating or times):
         return
     first = " ".join(tokens[0].to_list())[:80]
     raise DataError(

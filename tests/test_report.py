@@ -260,6 +260,9 @@ def test_report_edge_cases() -> None:
     other = report_html([grouped("a", 7), grouped("b", 9)])
     assert "0-4 (7)" not in other
     assert ">0-4<" in other
+    more = grouped("c", 7)  # a group the others have no user in
+    more.extra["by_history_length"].append({"events": "5-9", "users": 3, "HR@10": 0.1})
+    assert "5-9 (3)" not in report_html([grouped("a", 7), more])
 
 
 def test_training_log_of_a_missing_folder_is_an_error(tmp_path: Path) -> None:

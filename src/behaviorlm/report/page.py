@@ -209,12 +209,16 @@ def _curves(results: Sequence[EvalResult], names: list[str]) -> list[str]:
 
 def _by_history(results: Sequence[EvalResult], names: list[str]) -> list[str]:
     users: dict[str, set[int]] = {}  # group label -> its users in each result
-    for r in results:
-        for g in r.extra.get("by_history_length", []):
+    grouped = [r.extra["by_history_length"] for r in results if r.extra.get("by_history_length")]
+    for groups_of_one in grouped:
+        for g in groups_of_one:
             users.setdefault(str(g["events"]), set()).add(int(g["users"]))
     groups = sorted(users, key=lambda label: int(label.split("-")[0].rstrip("+")))
-    # a group's users beside its label where every result has as many (one set of users)
-    counted = all(len(n) == 1 for n in users.values())
+    # a group's users beside its label where every result has it, with as many users (one
+    # set of users; a result leaves out the groups it has no user in)
+    counted = all(len(n) == 1 for n in users.values()) and all(
+        len(groups_of_one) == len(groups) for groups_of_one in grouped
+    )
     labels = [f"{label} ({min(users[label]):,})" if counted else label for label in groups]
     x_label = "the user's own events before the target" + (" (users)" if counted else "")
     charts = []

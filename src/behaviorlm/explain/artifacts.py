@@ -26,6 +26,8 @@ from behaviorlm.models.base import Recommender
 from behaviorlm.models.neural import seen_codes
 from behaviorlm.schema import SOCIAL_SOURCE, Int, Sequences
 
+#: Integrated gradients' steps to start with, where none are given.
+STEPS = 32
 #: The settings of one method each: a setting given with another method would be ignored.
 METHOD_SETTINGS = {"steps": ("ig", "integrated_gradients"), "samples": ("shapley",)}
 
@@ -44,6 +46,25 @@ def unused_setting(method: str, **given: int | None) -> tuple[str, str] | None:
         if value is not None and method not in owners:
             return name, owners[0]
     return None
+
+
+def method_settings(method: str, steps: int | None, samples: int | None) -> tuple[int, int]:
+    """The integrated-gradients steps and Shapley samples of an explanation by ``method``
+    (their defaults where None); ValueError for one given with another method.
+
+    Examples
+    --------
+    >>> method_settings("ig", 64, None)
+    (64, 64)
+    >>> method_settings("occlusion", 64, None)
+    Traceback (most recent call last):
+    ...
+    ValueError: steps sets method ig, not occlusion: drop it
+    """
+    unused = unused_setting(method, steps=steps, samples=samples)
+    if unused is not None:  # it would be ignored without a word
+        raise ValueError(f"{unused[0]} sets method {unused[1]}, not {method}: drop it")
+    return STEPS if steps is None else steps, SAMPLES if samples is None else samples
 
 
 def explain_user(
@@ -85,9 +106,7 @@ def explain_user(
     'integrated_gradients'
     """
     neural(artifact.model)
-    unused = unused_setting(method, steps=steps, samples=samples)
-    if unused is not None:  # it would be ignored without a word
-        raise ValueError(f"{unused[0]} sets method {unused[1]}, not {method}: drop it")
+    steps, samples = method_settings(method, steps, samples)
     history = artifact.histories([user_id])
     if len(history.items) == 0:
         raise DataError(f"user {user_id} has no events to explain")
@@ -103,8 +122,8 @@ def explain_user(
         history,
         target,
         method,
-        steps=32 if steps is None else steps,
-        samples=SAMPLES if samples is None else samples,
+        steps=steps,
+        samples=samples,
         without_target_events=without_target_events,
     )
 

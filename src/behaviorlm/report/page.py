@@ -433,7 +433,7 @@ def write_report(
     '.html'
     """
     path = check_report_path(path)
-    page = report_html(results, logs=logs, title=title or default_title(results))
+    page = report_html(results, logs=logs, title=title)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_whole(path, page)
     return path

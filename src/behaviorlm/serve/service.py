@@ -48,10 +48,10 @@ from behaviorlm.explain import (
     labelled_influence,
     reaching_event,
 )
-from behaviorlm.explain.artifacts import check_item_action, trained_action, unused_setting
+from behaviorlm.explain.artifacts import check_item_action, method_settings, trained_action
 from behaviorlm.explain.exposure import SOCIAL_ACTIONS, Exposure, estimate_exposure
 from behaviorlm.explain.gradients import MAX_STEPS
-from behaviorlm.explain.shapley import SAMPLES, context_players, shapley_rows
+from behaviorlm.explain.shapley import context_players, shapley_rows
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.models.pop import Pop, PopConfig
 from behaviorlm.recommend import recommend, seen_events
@@ -613,11 +613,10 @@ class Service:
         64) given with another method.
         """
         net = self._neural("an explanation")
-        unused = unused_setting(method, steps=steps, samples=samples)
-        if unused is not None:  # it would be ignored without a word
-            raise RequestError(422, f"{unused[0]} sets method {unused[1]}, not {method}: drop it")
-        steps = 32 if steps is None else steps
-        samples = SAMPLES if samples is None else samples
+        try:
+            steps, samples = method_settings(method, steps, samples)
+        except ValueError as exc:
+            raise RequestError(422, str(exc)) from exc
         if item_id is not None and next_action is not None:
             raise RequestError(422, "name an item or a next_action to explain, not both")
         target: Target | None = None

@@ -76,7 +76,7 @@ def test_a_run_whose_artifact_cannot_be_written_loses_no_model(
 ) -> None:
     run = pop_run
 
-    def disk_full(self: Dataset, path: str | Path) -> Path:
+    def disk_full(self: Dataset, path: str | Path, checked: bool = True) -> Path:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Dataset, "save", disk_full)

@@ -25,6 +25,7 @@ BAD_ROWS = {
     "missing timestamp": "u1,i1,,view,,",
     "unparsable timestamp": "u1,i1,yesterday,view,,",
     "NaN value": "u1,i1,100,rate,NaN,",
+    "value out of range": "u1,i1,100,rate,-1e39,",  # infinite as float32
     "unparsable value": "u1,i1,100,rate,five,",
     "unknown action": "u1,i1,100,teleport,,",
 }

@@ -548,10 +548,11 @@ def test_duplicates_and_per_event_rejections(client: TestClient) -> None:
         "not an event",
         {"user_id": "u1", "item_id": "x" * 1000},
         {"user_id": "u1", "item_id": "i1", "timestamp": int(time.time()) + 3 * 86_400},
+        {"user_id": "u1", "item_id": "i1", "value": -1e308},
     ]
     data = post(client, events)
     status = [r["status"] for r in data["results"]]
-    assert status == ["accepted", "duplicate"] + ["rejected"] * 10
+    assert status == ["accepted", "duplicate"] + ["rejected"] * 11
     assert [r["index"] for r in data["results"]] == list(range(len(events)))
     reasons = [r["reason"] for r in data["results"][2:]]
     for reason, word in zip(
@@ -567,11 +568,12 @@ def test_duplicates_and_per_event_rejections(client: TestClient) -> None:
             "JSON object",
             "item_id",
             "3.0 days ahead of the server's clock",
+            "at most 3.4e+38 in size",
         ],
         strict=True,
     ):
         assert word in reason
-    assert (data["accepted"], data["duplicates"], data["rejected"]) == (1, 1, 10)
+    assert (data["accepted"], data["duplicates"], data["rejected"]) == (1, 1, 11)
     again = post(client, [{"user_id": "u1", "item_id": "i1", "event_id": "same"}])
     assert again["duplicates"] == 1
     assert again["accepted"] == 0
@@ -840,6 +842,13 @@ def test_a_key_that_is_not_ascii_matches_as_clients_send_it(
             {"json": {"events": [{"item_id": "i1", "value": "high"}]}},
             422,
             "valid number",
+        ),
+        (  # infinite as float32: it would turn the scores to NaN
+            "POST",
+            "/v1/recommendations",
+            {"json": {"events": [{"item_id": "i1", "value": 3.5e38}]}},
+            422,
+            "at most 3.4e+38 in size",
         ),
         ("POST", "/v1/recommendations", {"json": [1, 2]}, 422, "valid dictionary"),
         (

@@ -189,6 +189,31 @@ def test_a_batch_answers_each_request_as_it_would_alone(service: Service) -> Non
     assert service.recommend_batch([]) == []
 
 
+def test_a_request_the_model_cannot_score_fails_alone(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    users = service.timelines.user_ids[:3]
+    model = service.artifact.model
+    broken = service.timelines.for_user(users[1], []).sequences
+    score = model.score
+
+    def nan_for_the_broken_row(batch: blm.Sequences, items: slice) -> np.ndarray:
+        scores = np.array(score(batch, items), dtype=np.float32)
+        for row in range(len(batch)):
+            if np.array_equal(batch.row(row).items, broken.items):
+                scores[row] = np.nan
+        return scores
+
+    monkeypatch.setattr(model, "score", nan_for_the_broken_row)
+    answers = service.recommend_batch([RecommendRequest(user_id=u, k=3) for u in users])
+    failed = answers[1]
+    assert isinstance(failed, ValueError)
+    assert "NaN scores" in str(failed)
+    for answer in (answers[0], answers[2]):
+        assert not isinstance(answer, Exception)
+        assert len(answer.items) == 3
+
+
 @pytest.mark.parametrize("k", [0, -3, True, 2.5])
 def test_a_bad_k_is_refused_in_its_own_place_of_a_batch(service: Service, k: object) -> None:
     user = service.timelines.user_ids[0]

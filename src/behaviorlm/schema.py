@@ -80,6 +80,9 @@ EVENT_COLUMNS: Final[tuple[str, ...]] = (
     "location",
     "source",
 )
+#: Largest absolute event ``value``: values are stored as float32, and a larger one would
+#: become infinite (the largest finite float32, about 3.4e38).
+MAX_VALUE: Final[float] = float(np.finfo(np.float32).max)
 #: Optional side-table columns.
 ITEM_COLUMNS: Final[tuple[str, ...]] = ("item_id", "title", "category", "text", "price")
 USER_COLUMNS: Final[tuple[str, ...]] = ("user_id",)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from behaviorlm.schema import MAX_VALUE
 
 #: Longest external id (user, item, event) or context value (device, location, source, action).
 MAX_ID = 256
@@ -25,6 +27,17 @@ def _not_a_boolean(value: Any) -> Any:
 NotBool = BeforeValidator(_not_a_boolean)
 
 
+def _float32(value: float | None) -> float | None:
+    """Refuse a number that float32 cannot hold (it would be stored as infinity)."""
+    if value is not None and abs(value) > MAX_VALUE:
+        raise ValueError(f"a value of at most {MAX_VALUE:.3g} in size is expected (float32)")
+    return value
+
+
+#: A number field that float32 holds.
+Float32 = AfterValidator(_float32)
+
+
 class TimelineEvent(BaseModel):
     """One event of a timeline: what a user did to which item (or which search), and when.
 
@@ -39,7 +52,12 @@ class TimelineEvent(BaseModel):
     item_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID)
     timestamp: Annotated[int | None, NotBool] = Field(default=None, ge=0, le=MAX_TIMESTAMP)
     action: str | None = Field(default=None, min_length=1, max_length=MAX_ID)
-    value: Annotated[float | None, NotBool] = None
+    value: Annotated[float | None, NotBool, Float32] = Field(
+        default=None,
+        description="e.g. a rating or an amount; stored as float32, so at most about 3.4e38 "
+        "in size",
+        json_schema_extra={"minimum": -MAX_VALUE, "maximum": MAX_VALUE},
+    )
     query: str | None = Field(default=None, min_length=1, max_length=MAX_QUERY)
     device: str | None = Field(default=None, min_length=1, max_length=MAX_ID)
     location: str | None = Field(default=None, min_length=1, max_length=MAX_ID)

@@ -52,6 +52,7 @@ from behaviorlm.explain.artifacts import check_item_action, method_settings, tra
 from behaviorlm.explain.exposure import SOCIAL_ACTIONS, Exposure, estimate_exposure
 from behaviorlm.explain.gradients import MAX_STEPS
 from behaviorlm.explain.shapley import context_players, shapley_rows
+from behaviorlm.models.base import Recommender
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.models.pop import Pop, PopConfig
 from behaviorlm.recommend import recommend, seen_events
@@ -467,22 +468,35 @@ class Service:
                 answers[index] = exc
         readable = [i for i, (t, _) in prepared.items() if self._readable(t)]
         cold = [i for i, (t, _) in prepared.items() if not self._readable(t)]
-        for model, rows in ((self.artifact.model, readable), (self.popularity, cold)):
-            if not rows:
-                continue
-            with self._using_model() if model is self.artifact.model else nullcontext():
-                ranked = recommend(
-                    model,
-                    self.timelines.stack([prepared[i][0].sequences for i in rows]),
-                    max(requests[i].k for i in rows),
-                    exclude_seen=False,
-                    exclude_by_row=[prepared[i][1] for i in rows],
-                )
+
+        def rank(model: Recommender, rows: list[int]) -> None:
+            """Answer ``rows`` in one pass; where the pass fails, each row alone, so that
+            one request's failure (say, a timeline the model scores as NaN) fails only it."""
+            try:
+                with self._using_model() if model is self.artifact.model else nullcontext():
+                    ranked = recommend(
+                        model,
+                        self.timelines.stack([prepared[i][0].sequences for i in rows]),
+                        max(requests[i].k for i in rows),
+                        exclude_seen=False,
+                        exclude_by_row=[prepared[i][1] for i in rows],
+                    )
+            except Exception as exc:
+                if len(rows) == 1:
+                    answers[rows[0]] = exc
+                else:
+                    for i in rows:
+                        rank(model, [i])
+                return
             for row, i in enumerate(rows):
                 k = requests[i].k
                 answers[i] = self._answer(
                     prepared[i][0], requests[i], ranked.items[row, :k], ranked.scores[row, :k]
                 )
+
+        for model, rows in ((self.artifact.model, readable), (self.popularity, cold)):
+            if rows:
+                rank(model, rows)
         done = [a for a in answers if a is not None]
         if len(done) != len(requests):  # every request is either ranked or refused above
             raise RuntimeError(f"{len(requests) - len(done)} requests were left unanswered")

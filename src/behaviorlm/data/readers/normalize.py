@@ -7,7 +7,8 @@ Every reader hands its tables to these functions, so all formats share one set o
 * an event needs an item or a query ("missing item_id and query" otherwise);
 * timestamps are integer or float seconds (floats are floored), ISO-8601 / datetime strings,
   or native date / datetime columns; naive datetimes are read as UTC;
-* ``value`` must be a finite number when present ("NaN value" covers NaN and infinities);
+* ``value`` must be a finite number when present ("NaN value" covers NaN and infinities)
+  that float32 can hold (at most :data:`behaviorlm.schema.MAX_VALUE` in size);
 * a null action becomes ``"search"`` on a row with a query and no item, otherwise ``"view"``;
   custom action names are kept unless ``strict_actions`` is set; a null source becomes ``"self"``;
   an action or source that spells a built-in name in another case (``"Purchase"``, ``"SOCIAL"``)
@@ -28,7 +29,7 @@ import polars as pl
 
 from behaviorlm.data.errors import DataError, OnError, Report, check_bad_rows
 from behaviorlm.data.raw import RAW_EVENT_DTYPES
-from behaviorlm.schema import ACTIONS, EVENT_COLUMNS, SOURCES, TRUTH_PREFIX
+from behaviorlm.schema import ACTIONS, EVENT_COLUMNS, MAX_VALUE, SOURCES, TRUTH_PREFIX
 
 #: Reasons an event row is bad, in the order they are checked (a row counts under its first).
 EVENT_REASONS: Final[tuple[str, ...]] = (
@@ -37,6 +38,7 @@ EVENT_REASONS: Final[tuple[str, ...]] = (
     "missing timestamp",
     "unparsable timestamp",
     "NaN value",
+    "value out of range",
     "unparsable value",
     "unknown action",
 )
@@ -47,6 +49,7 @@ _FIXES: Final[dict[str, str]] = {
     "missing timestamp": "fill in the timestamp on every row",
     "unparsable timestamp": "write timestamps as integer seconds or ISO-8601 text",
     "NaN value": "leave value empty where there is none instead of NaN / inf",
+    "value out of range": f"keep values within +-{MAX_VALUE:.3g} (they are stored as float32)",
     "unparsable value": "write value as a number",
     "unknown action": f"use one of {', '.join(ACTIONS)} or turn strict_actions off",
 }
@@ -573,6 +576,7 @@ def normalize_events(
         "missing timestamp": time_missing,
         "unparsable timestamp": seconds.is_null() & ~time_missing,
         "NaN value": value.is_not_null() & ~value.is_finite(),
+        "value out of range": value.is_finite() & (value.abs() > MAX_VALUE),
         "unparsable value": value.is_null() & raw_value.is_not_null(),
     }
     if opts.strict_actions:

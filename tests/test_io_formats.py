@@ -327,6 +327,23 @@ def test_movielens_100k() -> None:
     assert raw.users.columns == ["user_id", "age", "gender", "occupation", "zip"]
 
 
+def test_a_movielens_ratings_file_is_read_itself_not_its_folders_u_data(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "ml-100k"
+    shutil.copytree(FIXTURES / "ml-100k", folder)
+    (folder / "u1.base").write_text("7\t30\t2\t881250999\n")
+    raw = read(folder / "u1.base", format="movielens")
+    assert raw.events.select("user_id", "item_id", "value").rows() == [("7", "30", 2.0)]
+    assert raw.items is not None  # the folder's movies and users come along
+    assert raw.items.height == 3
+    # a 1M ratings file beside a 100K u.data is the 1M file
+    shutil.copy(FIXTURES / "ml-1m" / "ratings.dat", folder / "ratings.dat")
+    raw = read(folder / "ratings.dat")
+    assert raw.events["item_id"].to_list() == ["1", "2", "3"]
+    assert raw.report.steps[0].step == "read ratings.dat"
+
+
 def test_movielens_1m() -> None:
     raw = read(FIXTURES / "ml-1m")
     assert raw.events.select("user_id", "item_id", "timestamp", "action", "value").rows() == [

@@ -12,6 +12,7 @@ format        recognised by
 folder        a folder holding ``events.<csv|tsv|parquet|jsonl>`` (+ items/users/follows)
 movielens     a folder with ``u.data`` (100K), ``ratings.dat`` (1M/10M) or
               ``ratings.csv`` + ``movies.csv`` (20M/25M/latest), or its ratings file
+              (one of another name, as the 100K split ``u1.base``, with ``format=``)
 recbole       a ``NAME.inter`` file, or a folder holding one
 csv, tsv      ``.csv`` / ``.tsv`` files: one events table with a header
 parquet       ``.parquet`` / ``.pq`` files
@@ -200,7 +201,7 @@ def read(
     if fmt == "folder":
         raw = read_folder(path, opts)
     elif fmt == "movielens":
-        raw = read_movielens(path if path.is_dir() else path.parent, opts)
+        raw = read_movielens(path, opts)
     elif fmt == "recbole":
         raw = read_recbole(path, opts)
     elif fmt == "sequences":

@@ -91,6 +91,22 @@ def movielens_layout(folder: Path) -> str | None:
     return None
 
 
+def ratings_file_layout(path: Path) -> str:
+    """The layout of one ratings file, by its name and first line: ``"1m"`` for
+    ``ratings.dat`` or ``::`` fields, ``"20m"`` for MovieLens' CSV header, else ``"100k"``
+    (tab-separated, as ``u.data`` and its splits ``u1.base``, ``ua.test``, ...)."""
+    if path.name == "ratings.dat":
+        return "1m"
+    if _movielens_header(path):
+        return "20m"
+    try:
+        with path.open("rb") as data:
+            first = data.readline()
+    except OSError:
+        first = b""
+    return "1m" if b"::" in first else "100k"
+
+
 def _movielens_header(path: Path) -> bool:
     """Whether a ``ratings.csv`` has MovieLens' header (``userId,movieId,...``): a CSV events
     file of another header beside a movies.csv is read as CSV, where ``--map`` applies."""
@@ -265,8 +281,10 @@ def _read_users(folder: Path, layout: str) -> tuple[Path, pl.DataFrame] | None:
     return path, frame
 
 
-def read_movielens(folder: Path, opts: ReadOptions) -> RawData:
-    """Read a MovieLens folder (100K, 1M, 10M, 20M, 25M or latest) into RawData.
+def read_movielens(path: Path, opts: ReadOptions) -> RawData:
+    """Read a MovieLens folder (100K, 1M, 10M, 20M, 25M or latest) into RawData, or one
+    ratings file of such a folder (``u1.base``, ``ratings.dat``; its layout by
+    :func:`ratings_file_layout`) with the movies and users of its folder.
 
     Examples
     --------
@@ -277,18 +295,21 @@ def read_movielens(folder: Path, opts: ReadOptions) -> RawData:
     >>> raw.events.select("user_id", "action", "value").rows()
     [('1', 'rate', 4.0), ('2', 'rate', 5.0)]
     """
-    layout = movielens_layout(folder)
-    if layout is None:
-        raise DataError(
-            "not a MovieLens folder",
-            where=str(folder),
-            how="point to the folder holding u.data (100K), ratings.dat (1M/10M) or "
-            "ratings.csv and movies.csv (20M/25M/latest)",
-        )
+    if path.is_dir():
+        folder, layout = path, movielens_layout(path)
+        if layout is None:
+            raise DataError(
+                "not a MovieLens folder",
+                where=str(folder),
+                how="point to the folder holding u.data (100K), ratings.dat (1M/10M) or "
+                "ratings.csv and movies.csv (20M/25M/latest)",
+            )
+        ratings = folder / {"100k": "u.data", "1m": "ratings.dat", "20m": "ratings.csv"}[layout]
+    else:  # the file given, never another file of its folder
+        folder, layout, ratings = path.parent, ratings_file_layout(path), path
     report = Report()
-    ratings = {"100k": "u.data", "1m": "ratings.dat", "20m": "ratings.csv"}[layout]
-    frame = _read_ratings(folder / ratings, layout, report)
-    events = normalize_events(frame, where=ratings, opts=opts, report=report)
+    frame = _read_ratings(ratings, layout, report)
+    events = normalize_events(frame, where=ratings.name, opts=opts, report=report)
     tables: dict[str, pl.DataFrame] = {}
     for key, found in (
         ("item_id", _read_items(folder, layout)),

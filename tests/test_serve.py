@@ -835,7 +835,21 @@ def test_a_key_that_is_not_ascii_matches_as_clients_send_it(
             413,
             "limit is 30",
         ),
-        ("POST", "/v1/recommendations", {"json": {"k": 51}}, 422, "limit of 50"),
+        ("POST", "/v1/recommendations", {"json": {"k": 51}}, 422, "less than or equal to 50"),
+        (  # the length is checked before the events: no error per event
+            "POST",
+            "/v1/recommendations",
+            {"json": {"events": [{"item_id": ""}] * 31}},
+            413,
+            "timeline of 31 events: the limit is 30",
+        ),
+        (  # a 422 lists 20 errors at most
+            "POST",
+            "/v1/recommendations",
+            {"json": {"events": [{"item_id": "", "action": ""}] * 15}},
+            422,
+            '"msg":"10 more errors not listed"',
+        ),
         (
             "POST",
             "/v1/recommendations",
@@ -926,6 +940,17 @@ def test_health_readiness_metrics_and_openapi(client: TestClient) -> None:
         "/readyz",
         "/metrics",
     } <= set(paths)
+    # the limits and the answers of the middleware are in the schema
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert schemas["TimelineRequest"]["properties"]["events"]["maxItems"] == LIMITS.max_timeline
+    assert schemas["TimelineRequest"]["properties"]["k"]["maximum"] == LIMITS.max_k
+    assert schemas["InfluenceRequest"]["properties"]["items"]["maxItems"] == LIMITS.max_k
+    events = schemas["EventBatch"]["properties"]["events"]
+    assert events["maxItems"] == LIMITS.max_batch
+    assert {"user_id", "item_id", "value", "event_id"} <= set(events["items"]["properties"])
+    for path, status in (("/v1/events", "415"), ("/v1/recommendations", "400")):
+        assert status in paths[path]["post"]["responses"]
+    assert "503" in paths["/v1/users/{user_id}/recommendations"]["get"]["responses"]
 
 
 def test_not_ready_before_the_lifespan(markov_dir: Path, tmp_path: Path) -> None:
@@ -1312,9 +1337,10 @@ def test_influence_of_a_share_on_the_live_timeline_and_its_reach(
         ({"action": "teleport"}, 422, "teleport"),
         ({"action": "search"}, 422, "a search has a query, not an item"),
         ({"k": "5"}, 422, "valid integer"),
-        ({"k": 51}, 422, "limit of 50"),
+        ({"k": 51}, 422, "less than or equal to 50"),
         ({"k": 0}, 422, "greater than or equal"),
-        ({"items": ["i1"] * 51}, 422, "limit is 50"),
+        ({"items": ["i1"] * 51}, 422, "at most 50 items"),
+        ({"items": [""] * 51}, 422, "at most 50 items"),  # the length before the items
         ({"colour": "red"}, 422, "Extra inputs"),
         ({"user_id": ""}, 422, "at least 1 character"),
         ({"reach": "perhaps"}, 422, "boolean"),

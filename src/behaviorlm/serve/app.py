@@ -14,6 +14,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 from fastapi import FastAPI, Request
@@ -27,11 +28,14 @@ from behaviorlm.serve.deps import IngestBatcher, RecommendBatcher
 from behaviorlm.serve.metrics import Metrics
 from behaviorlm.serve.middleware import ApiKeyGate, BodyLimit, JsonBodies, RequestMetrics
 from behaviorlm.serve.routes import events, explain, health, items, recommendations
+from behaviorlm.serve.schemas import V1_ERRORS
 from behaviorlm.serve.service import RequestError, Service
 from behaviorlm.serve.settings import Limits
 from behaviorlm.serve.store import open_store, sqlite_path
 
 log = logging.getLogger("behaviorlm.serve")
+#: Most validation errors a 422 lists (then a count of the rest).
+MAX_ERRORS = 20
 
 
 #: Apps (lifespans) running now, which hold oneDNN off, and the setting to restore after them.
@@ -177,14 +181,14 @@ def create_app(
         raise ValueError("the API key is only whitespace")
     app.state.api_key = key.encode("utf-8") if key else None
     app.state.limits = limits
+    app.include_router(health.router())
     for module_router in (
-        health.router(),
         events.router(limits),
         recommendations.router(limits),
         items.router(limits),
         explain.router(limits),
-    ):
-        app.include_router(module_router)
+    ):  # each route's own description of an answer wins
+        app.include_router(module_router, responses=V1_ERRORS)
     _add_error_handlers(app)
     app.add_middleware(JsonBodies)
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
@@ -204,11 +208,32 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # the messages without the input values (which may be large or sensitive)
-        detail = [
+        errors = exc.errors()
+        for e in errors:  # a body list over its limit (schemas.bounded): too large, 413
+            if e.get("type") == "too_long" and tuple(e.get("loc", ())) == ("body", "events"):
+                what = "batch" if request.url.path.endswith("/events") else "timeline"
+                ctx = e.get("ctx", {})
+                return JSONResponse(
+                    {
+                        "detail": f"{what} of {ctx.get('actual_length', 0):,} events: "
+                        f"the limit is {ctx.get('max_length', 0):,}"
+                    },
+                    status_code=413,
+                )
+        # the messages without the input values (which may be large or sensitive), and no
+        # more than MAX_ERRORS of them (a large body of bad events has one each)
+        detail: list[dict[str, Any]] = [
             {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
-            for e in exc.errors()
+            for e in errors[:MAX_ERRORS]
         ]
+        if len(errors) > MAX_ERRORS:
+            detail.append(
+                {
+                    "loc": ["body"],
+                    "msg": f"{len(errors) - MAX_ERRORS:,} more errors not listed",
+                    "type": "more_errors",
+                }
+            )
         return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(Exception)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Sequence
-from typing import Annotated, Any
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
+from pydantic import BaseModel
 
 from behaviorlm.serve.batching import Batcher
 from behaviorlm.serve.schemas import EventsResponse, Recommendations
@@ -17,6 +18,32 @@ from behaviorlm.serve.service import RecommendRequest, Service
 RecommendBatcher = Batcher[RecommendRequest, Recommendations]
 #: Event posts (each a list of raw events) in, per-post responses out: one transaction each.
 IngestBatcher = Batcher[Sequence[Any], EventsResponse]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def reads_body_as(**models: type[BaseModel]) -> Callable[[F], F]:
+    """Let FastAPI read the named parameters as ``models`` (subclasses of their annotated
+    types, made with the app's limits by :func:`behaviorlm.serve.schemas.bounded`): type
+    checkers keep the annotation, FastAPI validates and documents the subclass.
+
+    Examples
+    --------
+    >>> from behaviorlm.serve.schemas import TimelineRequest, bounded
+    >>> from pydantic import Field
+    >>> @reads_body_as(request=bounded(TimelineRequest, k=Field(le=5)))
+    ... def route(request: TimelineRequest) -> int:
+    ...     return request.k
+    >>> route.__annotations__["request"].model_fields["k"].metadata[-1].le
+    5
+    """
+
+    def wrap(func: F) -> F:
+        func.__annotations__.update(models)
+        return func
+
+    return wrap
+
 
 #: Header that carries the API key.
 API_KEY_HEADER = "X-API-Key"

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    create_model,
+)
+from pydantic.fields import FieldInfo
 
 from behaviorlm.schema import MAX_VALUE
 
@@ -36,6 +45,34 @@ def _float32(value: float | None) -> float | None:
 
 #: A number field that float32 holds.
 Float32 = AfterValidator(_float32)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def bounded(model: type[M], **bounds: FieldInfo) -> type[M]:
+    """``model`` with further constraints on some fields, for limits known when the app is
+    made (:class:`behaviorlm.serve.settings.Limits`): a subclass of the same name whose field
+    ``name`` also takes ``bounds[name]``, so the OpenAPI schema shows them (``maxItems``,
+    ``maximum``) and a list over its length is refused before its items are validated.
+
+    Examples
+    --------
+    >>> Small = bounded(TimelineRequest, k=Field(le=50))
+    >>> Small.model_json_schema()["properties"]["k"]["maximum"], Small.__name__
+    (50, 'TimelineRequest')
+    """
+    fields: dict[str, Any] = {}
+    for name, bound in bounds.items():
+        info = model.model_fields[name]
+        fields[name] = (Annotated[info.annotation, bound], info)
+    return create_model(
+        model.__name__,
+        __base__=model,
+        __doc__=model.__doc__,
+        __module__=model.__module__,
+        **fields,
+    )
 
 
 class TimelineEvent(BaseModel):
@@ -77,7 +114,9 @@ class EventBatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    events: list[Any] = Field(
+    # validated one at a time by the service, so a malformed event is rejected alone; the
+    # OpenAPI schema shows the Event schema they must meet
+    events: list[Annotated[Any, WithJsonSchema(Event.model_json_schema())]] = Field(
         description="events in the `Event` schema; a malformed one is rejected alone"
     )
 
@@ -172,6 +211,25 @@ class Problem(BaseModel):
     """An error: what went wrong and how to fix it."""
 
     detail: str | list[dict[str, Any]]
+
+
+#: Answers any route under /v1 may give (from the dependencies and the batchers).
+V1_ERRORS: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": Problem,
+        "description": "the model is not loaded yet, or too many requests are waiting, or the "
+        "service is shutting down (with Retry-After)",
+    },
+}
+#: Answers of any route that reads a JSON body (from the middleware and the error handlers).
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": Problem,
+        "description": "Content-Length is not a number, or the body is not UTF-8 JSON",
+    },
+    413: {"model": Problem, "description": "the body, or its list of events, over the limit"},
+    415: {"model": Problem, "description": "the body is not application/json"},
+}
 
 
 # ---------------------------------------------------------------------------- explanations

@@ -5,17 +5,19 @@
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
+from pydantic import Field
 
 from behaviorlm.explain.shapley import SAMPLES
-from behaviorlm.serve.deps import ServiceDep, require_api_key
+from behaviorlm.serve.deps import ServiceDep, reads_body_as, require_api_key
 from behaviorlm.serve.schemas import (
+    BODY_ERRORS,
     MAX_ID,
     ExplanationResponse,
     InfluenceRequest,
     InfluenceResponse,
     Problem,
+    bounded,
 )
-from behaviorlm.serve.service import RequestError
 from behaviorlm.serve.settings import Limits
 
 
@@ -107,7 +109,16 @@ def router(limits: Limits) -> APIRouter:
         "/influence",
         response_model=InfluenceResponse,
         dependencies=[Depends(require_api_key)],
-        responses={**errors, 401: {"model": Problem, "description": "missing or wrong API key"}},
+        responses={
+            **errors,
+            **BODY_ERRORS,
+            401: {"model": Problem, "description": "missing or wrong API key"},
+        },
+    )
+    @reads_body_as(
+        request=bounded(
+            InfluenceRequest, items=Field(max_length=limits.max_k), k=Field(le=limits.max_k)
+        )
     )
     def influence(request: InfluenceRequest, service: ServiceDep) -> InfluenceResponse:
         """What a hypothetical event would change (nothing is stored).
@@ -120,12 +131,6 @@ def router(limits: Limits) -> APIRouter:
         from the training log) and the predicted reach, exposure times the summed uplifts.
         Needs a neural model.
         """
-        if request.k > limits.max_k:
-            raise RequestError(422, f"k = {request.k:,} is over the limit of {limits.max_k:,}")
-        if len(request.items) > limits.max_k:
-            raise RequestError(
-                422, f"{len(request.items):,} named items: the limit is {limits.max_k:,}"
-            )
         return service.influence(request)
 
     return api

@@ -5,10 +5,18 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
+from pydantic import Field
 
-from behaviorlm.serve.deps import BatcherDep
-from behaviorlm.serve.schemas import MAX_ID, Problem, Recommendations, TimelineRequest
-from behaviorlm.serve.service import RecommendRequest, RequestError
+from behaviorlm.serve.deps import BatcherDep, reads_body_as
+from behaviorlm.serve.schemas import (
+    BODY_ERRORS,
+    MAX_ID,
+    Problem,
+    Recommendations,
+    TimelineRequest,
+    bounded,
+)
+from behaviorlm.serve.service import RecommendRequest
 from behaviorlm.serve.settings import Limits
 
 
@@ -16,6 +24,10 @@ def router(limits: Limits) -> APIRouter:
     """``GET /v1/users/{user_id}/recommendations`` and ``POST /v1/recommendations``."""
     api = APIRouter(prefix="/v1", tags=["recommendations"])
     errors: dict[int | str, dict[str, Any]] = {422: {"model": Problem}}
+    # too many events: 413 (app.py)
+    timeline = bounded(
+        TimelineRequest, events=Field(max_length=limits.max_timeline), k=Field(le=limits.max_k)
+    )
 
     @api.get(
         "/users/{user_id:path}/recommendations", response_model=Recommendations, responses=errors
@@ -47,20 +59,14 @@ def router(limits: Limits) -> APIRouter:
     @api.post(
         "/recommendations",
         response_model=Recommendations,
-        responses={**errors, 413: {"model": Problem}},
+        responses={**errors, **BODY_ERRORS},
     )
+    @reads_body_as(request=timeline)
     async def timeline_recommendations(
         request: TimelineRequest, batcher: BatcherDep
     ) -> Recommendations:
         """Top-K for a timeline given in the request (anonymous or new users); nothing is
         stored. Events on unknown items are ignored and counted."""
-        if request.k > limits.max_k:
-            raise RequestError(422, f"k = {request.k:,} is over the limit of {limits.max_k:,}")
-        if len(request.events) > limits.max_timeline:
-            raise RequestError(
-                413,
-                f"timeline of {len(request.events):,} events: the limit is {limits.max_timeline:,}",
-            )
         return await batcher.submit(
             RecommendRequest(
                 events=tuple(request.events),

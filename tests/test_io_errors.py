@@ -535,3 +535,41 @@ def test_dates_written_as_digits_are_not_taken_for_seconds(
     with pytest.raises(DataError, match="dates written as digits") as error:
         read(path)
     assert "ISO-8601" in error.value.line()
+
+
+def test_a_cut_compressed_file_says_so(tmp_path: Path) -> None:
+    data = gzip.compress((HEADER + GOOD * 200).encode())
+    path = tmp_path / "events.csv.gz"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match="damaged or cut short"):
+        read(path)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "column", "kind"),
+    [
+        ("jsonl", "item_id", "lists"),
+        ("jsonl", "action", "lists"),
+        ("jsonl", "user_id", "objects"),
+        ("parquet", "item_id", "lists"),
+        ("parquet", "timestamp", "lists"),
+        ("parquet", "item_id", "objects"),
+    ],
+)
+def test_an_event_column_of_lists_or_objects_is_refused_by_name(
+    tmp_path: Path, fmt: str, column: str, kind: str
+) -> None:
+    row: dict[str, object] = {"user_id": "u1", "item_id": "a", "timestamp": 1, "action": "view"}
+    row[column] = {"id": row[column]} if kind == "objects" else [row[column], row[column]]
+    frame = pl.DataFrame([row])
+    path = tmp_path / f"sessions.{fmt}"
+    frame.write_ndjson(path) if fmt == "jsonl" else frame.write_parquet(path)
+    with pytest.raises(DataError, match=f"column '{column}' holds {kind}") as info:
+        read(path)
+    assert "one row per item" in str(info.value)
+    # a mapped column is named as in the file and as read
+    renamed = tmp_path / f"renamed.{fmt}"
+    other = frame.rename({column: "x"})
+    other.write_ndjson(renamed) if fmt == "jsonl" else other.write_parquet(renamed)
+    with pytest.raises(DataError, match=f"column 'x' \\(read as {column}\\) holds {kind}"):
+        read(renamed, mapping={column: "x"})

@@ -144,6 +144,8 @@ def _unreadable(path: Path, fmt: str, error: Exception) -> DataError:
     }.get(fmt, "check the file and the format")
     if fmt == "jsonl" and _starts_with_bom(path):
         first, hint = "it starts with a byte-order mark", "save it as UTF-8 without a BOM"
+    elif isinstance(error, OSError) and path.suffix.lower() in COMPRESSED:
+        hint = f"the {path.suffix} file is damaged or cut short: copy or compress it again"
     return DataError(f"cannot read {fmt} file: {first}", where=str(path), how=hint)
 
 
@@ -428,7 +430,10 @@ def read_rows(
         return collect(lazy.select(picked).with_row_index(ROW, offset=1), path, fmt), {}
     # a line of spaces is blank too: it fills the first column alone (so one column is
     # stripped, not all: the check stays cheap on large files)
-    first, *rest = lazy.collect_schema().names()
+    try:  # a damaged file (a cut .gz) fails here first
+        first, *rest = lazy.collect_schema().names()
+    except (pl.exceptions.PolarsError, OSError, ValueError) as error:
+        raise _unreadable(path, fmt, error) from error
     stripped = pl.col(first).cast(pl.String).str.strip_chars()
     empty = pl.col(first).is_null() | (stripped == "")
     blank = (pl.all_horizontal(pl.col(rest).is_null()) & empty if rest else empty).alias(_BLANK)
@@ -462,6 +467,24 @@ def read_rows(
         long = len(found.rows)
     kept = frame.filter(~pl.col(_BLANK)).drop(_BLANK)
     return kept, {"blank line": frame.height - kept.height, TOO_MANY_FIELDS: long}
+
+
+def _refuse_nested(path: Path, fmt: str, columns: dict[str, str]) -> None:
+    """A DataError for the first of ``columns`` (``{file column: event column}``) that holds
+    lists or objects (a Transformers4Rec session table, JSON arrays): an event has one item,
+    one action, one time."""
+    schema = scan_table(path, fmt).collect_schema()
+    for column, target in columns.items():
+        dtype = schema.get(column)
+        if dtype is not None and dtype.is_nested():
+            kind = "objects" if isinstance(dtype, pl.Struct) else "lists"
+            named = "" if column == target else f" (read as {target})"
+            raise DataError(
+                f"column {column!r}{named} holds {kind} ({dtype}); an event has one value there",
+                where=str(path),
+                how="write one event per row (a session of lists becomes one row per item: "
+                "polars' or pandas' explode), or map another column",
+            )
 
 
 def read_events_table(
@@ -505,6 +528,8 @@ def read_events_table(
     # are guessed from its first rows, and a guess that a later row breaks must not stop the
     # read of a column nobody asked for (the blank-line check reads every column)
     text = [c for c, target in keep.items() if target in EVENT_COLUMNS or target == PASSTHROUGH]
+    if fmt in ("parquet", "jsonl"):
+        _refuse_nested(path, fmt, {c: keep[c] for c in text})
     text += ignored if fmt in ("csv", "tsv") else []
     frame, blank = read_rows(path, fmt, keep, sep=sep, text=text, on_error=opts.on_error)
     notes = ([f"ignored columns: {', '.join(ignored)}"] if ignored else []) + (

@@ -377,6 +377,9 @@ def test_recommend_action_counts_only_those_events_as_seen(
     only_viewed = set(mine["item"]) - bought
     assert only_viewed
     assert {names[i - 1] for i in only_viewed} <= listed  # ... views are not
+    assert main([*argv, "--action", "PURCHASE"]) == 0  # as events read it
+    folded = {r["item_id"] for r in json.loads(capsys.readouterr().out)[0]["recommendations"]}
+    assert folded == listed
     assert main([*argv, "--action", "purchase", "--include-seen"]) == 2
     assert main([*argv, "--action", "fly"]) == 2
     capsys.readouterr()

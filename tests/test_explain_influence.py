@@ -198,6 +198,9 @@ def test_influence_user_adds_reach_for_shares_only(saved: tuple[blm.Artifact, Pa
     assert not shared.reach.exposure_relative  # a probability: the model reads no followees
     assert shared.reach.reach == pytest.approx(rate * float(shared.reach.uplift.sum()), rel=1e-5)
     assert blm.influence_user(art, "u1", "i3", "purchase").reach is None
+    folded = blm.influence_user(art, "u1", "i3", "SHARE")  # as events read it
+    assert folded.reach is not None
+    assert folded.reach.reach == pytest.approx(shared.reach.reach, rel=1e-6)
     ranking = blm.rank_influencers(art, "i3", k=5)
     assert len(ranking.users) == 5
     assert ranking.exposure is not None

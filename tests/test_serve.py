@@ -680,6 +680,11 @@ def test_action_filter_excludes_only_items_done_with_that_action(
     expected = blm.recommend(model, hist, 20, exclude_seen=False, exclude_items=bought)
     assert item_ids(data) == external(dataset, expected.items[0])
     assert not set(item_ids(data)) & set(external(dataset, bought))
+    # a built-in name in another case is that name, as in events
+    folded = client.get(
+        f"/v1/users/{user}/recommendations", params={"k": 20, "action": " Purchase"}
+    ).json()
+    assert item_ids(folded) == item_ids(data)
     bad = client.get(f"/v1/users/{user}/recommendations", params={"action": "teleport"})
     assert bad.status_code == 422
     assert "teleport" in bad.json()["detail"]
@@ -1125,6 +1130,10 @@ def test_explanation_of_the_live_timeline(
     ).json()
     assert action["target"]["kind"] == "action"
     assert action["target"]["action_name"] == "purchase"
+    folded = neural_client.get(
+        f"/v1/users/{user}/explanation", params={"next_action": "Purchase"}
+    ).json()
+    assert folded["target"] == action["target"]
     # the live cart's item, explained without the user's own events on it
     aside = neural_client.get(
         f"/v1/users/{user}/explanation",
@@ -1313,6 +1322,10 @@ def test_influence_of_a_share_on_the_live_timeline_and_its_reach(
     assert reach["reach"] == pytest.approx(
         rate * sum(f["uplift"] for f in reach["followers"]), abs=1e-4
     )
+    # "Share" is share, as in events
+    folded = neural_client.post("/v1/influence", json={**body, "action": "Share"}, headers=AUTH)
+    assert folded.json()["kl"] == pytest.approx(data["kl"], rel=1e-6)
+    assert folded.json()["reach"]["reach"] == pytest.approx(reach["reach"], rel=1e-6)
 
     view = neural_client.post("/v1/influence", json={**body, "action": "view"}, headers=AUTH).json()
     assert view["reach"] is None  # only shares and likes reach followers by default

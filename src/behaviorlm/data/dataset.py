@@ -30,7 +30,7 @@ import numpy as np
 import polars as pl
 
 from behaviorlm.data.errors import DataError
-from behaviorlm.schema import TRUTH_PREFIX, Int, Sequences
+from behaviorlm.schema import ACTIONS, TRUTH_PREFIX, Int, Sequences, builtin_name
 
 FORMAT_VERSION = 1
 META_FILE = "dataset.json"
@@ -310,8 +310,26 @@ class Dataset:
         out[words["event"].to_numpy(), words["slot"].to_numpy()] = words["code"].to_numpy()
         return out
 
+    def action_name(self, name: str) -> str:
+        """The data set's name for the action ``name``: ``name`` itself where the vocabulary
+        has it (a data set prepared before built-in names were folded may hold a case
+        variant), else the built-in action it spells in another case (``Purchase``), as data
+        files read; unchanged where neither.
+
+        Examples
+        --------
+        >>> from behaviorlm.data.synthetic import simulate
+        >>> from behaviorlm.data.preprocess import preprocess
+        >>> ds = preprocess(simulate(n_users=30, seed=0))
+        >>> ds.action_name(" Purchase"), ds.action_name("teleport")
+        ('purchase', 'teleport')
+        """
+        return name if name in self.vocab["action"] else builtin_name(name, ACTIONS)
+
     def action_code(self, name: str) -> int:
-        """Code of an action name; raises DataError if the data set has no such action."""
+        """Code of an action name (:meth:`action_name`: ``Purchase`` is ``purchase``); raises
+        DataError if the data set has no such action."""
+        name = self.action_name(name)
         try:
             return self.vocab["action"].index(name) + 1
         except ValueError:
@@ -350,7 +368,7 @@ class Dataset:
         >>> preprocess(simulate(n_users=30, seed=0)).acted_code("purchase")
         4
         """
-        code = self.action_code(name)
+        code, name = self.action_code(name), self.action_name(name)
         acted = self.event_actions(on_items=True)
         if name not in acted:
             raise DataError(

@@ -156,6 +156,7 @@ def influence_user(
     (True, True)
     """
     net = neural(artifact.model)
+    action = artifact.dataset.action_name(action)  # Purchase is purchase, as in events
     check_item_action(action)
     history = artifact.histories([user_id])
     item = int(artifact.item_ids([item_id])[0])
@@ -390,6 +391,7 @@ def rank_influencers(
     5
     """
     net = neural(artifact.model)
+    action = artifact.dataset.action_name(action)  # Purchase is purchase, as in events
     reaching = reaching_event(artifact, action)  # an act followers see
     item = int(artifact.item_ids([item_id])[0])
     follows = artifact.dataset.follows

@@ -56,7 +56,7 @@ from behaviorlm.models.base import Recommender
 from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.models.pop import Pop, PopConfig
 from behaviorlm.recommend import recommend, seen_events
-from behaviorlm.schema import ACTIONS, F32, SOURCES, Int, Sequences, builtin_name
+from behaviorlm.schema import F32, SOURCES, Int, Sequences, builtin_name
 from behaviorlm.serve.metrics import Metrics
 from behaviorlm.serve.own_events import OwnEventCache
 from behaviorlm.serve.schemas import (
@@ -380,11 +380,10 @@ class Service:
         """Check an event against the model's vocabularies; fill the defaults."""
         if event.item_id is None and event.query is None:
             return None, "an event needs an item_id (or a query for a search)"
-        action = event.action or ("search" if event.item_id is None else "view")
-        # a built-in name in another case is the built-in one, as data files read; a data set
-        # prepared before that rule may hold the variant itself, so an exact match comes first
-        if action not in self.timelines.actions:
-            action = builtin_name(action, ACTIONS)
+        # a built-in name in another case is the built-in one, as data files read
+        action = self.artifact.dataset.action_name(
+            event.action or ("search" if event.item_id is None else "view")
+        )
         if action not in self.timelines.actions:
             return None, self._unknown_action(action)
         source = event.source or "self"
@@ -710,6 +709,10 @@ class Service:
         model never read, or a time before the timeline's last event; 404 for an unknown item.
         """
         net = self._neural("influence")
+        # Purchase is purchase, as in events
+        request = request.model_copy(
+            update={"action": self.artifact.dataset.action_name(request.action)}
+        )
         named = [request.item_id, *request.items]
         items = [self.timelines.item_code(i) for i in named]
         unknown = [i for i, code in zip(named, items, strict=True) if not code]
@@ -802,8 +805,9 @@ class Service:
         return item
 
     def _action_code(self, action: str) -> int:
-        """Code of a known action; RequestError(422) naming the known ones otherwise."""
-        code = self.timelines.actions.get(action)
+        """Code of a known action (``Purchase`` is ``purchase``: ``Dataset.action_name``);
+        RequestError(422) naming the known ones otherwise."""
+        code = self.timelines.actions.get(self.artifact.dataset.action_name(action))
         if code is None:
             raise RequestError(422, self._unknown_action(action))
         return code

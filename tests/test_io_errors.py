@@ -573,3 +573,28 @@ def test_an_event_column_of_lists_or_objects_is_refused_by_name(
     other.write_ndjson(renamed) if fmt == "jsonl" else other.write_parquet(renamed)
     with pytest.raises(DataError, match=f"column 'x' \\(read as {column}\\) holds {kind}"):
         read(renamed, mapping={column: "x"})
+
+
+def test_a_header_naming_a_column_twice_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "twice.csv"
+    path.write_text("user_id,item_id,timestamp,item_id\nu1,a,1,b\n")
+    with pytest.raises(DataError, match="column 'item_id' appears more than once") as info:
+        read(path)
+    assert "rename or drop all but one" in info.value.line()
+
+
+@pytest.mark.parametrize(
+    "first",
+    ["1,2014-04-07T10:51:09.277Z,214536502,0", "7,42,5,881250949", "u1,i1,2014-04-07"],
+)
+def test_a_file_without_a_header_is_named_as_such(tmp_path: Path, first: str) -> None:
+    """Its first row would be taken for column names and the error would list values as columns."""
+    path = tmp_path / "clicks.csv"
+    path.write_text(f"{first}\n{first}\n")
+    with pytest.raises(DataError, match="the first row looks like data, not a header") as info:
+        read(path)
+    assert "add a header row" in info.value.line()
+    # a header whose names merely hold digits is a header
+    named = tmp_path / "named.csv"
+    named.write_text("user_id,item_id,timestamp,v2\nu1,i1,1,0\n")
+    assert read(named).events.height == 1

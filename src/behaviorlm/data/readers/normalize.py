@@ -21,6 +21,7 @@ Bad rows are counted by reason (each row under its first reason, in the order of
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Final
@@ -53,6 +54,10 @@ _FIXES: Final[dict[str, str]] = {
     "unparsable value": "write value as a number",
     "unknown action": f"use one of {', '.join(ACTIONS)} or turn strict_actions off",
 }
+#: A header field that is a value, not a name: a number, or a date (and time).
+_HEADER_VALUE: Final = re.compile(
+    r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|\d{4}-\d{2}-\d{2}([T ].*)?"
+)
 #: Datetime layouts tried, in order, on timestamp strings that are not numbers.
 DATETIME_FORMATS: Final[tuple[str, ...]] = (
     "%Y-%m-%dT%H:%M:%S%.f%#z",
@@ -137,6 +142,15 @@ def plan_columns(
     {' item': 'item_id', 'ts': 'timestamp', 'user_id ': 'user_id'}
     """
     listing = ", ".join(available)
+    values = [c for c in available if _HEADER_VALUE.fullmatch(c.strip())] if separator else []
+    if values:  # a file without a header: its first row would be taken for the names
+        raise DataError(
+            f"the first row looks like data, not a header ({', '.join(values[:3])} are values, "
+            "not column names)",
+            where=where,
+            how="add a header row naming the columns (user_id, item_id, timestamp, ...) as the "
+            "file's first line; a column mapping would lose the first row",
+        )
     # one column whose name holds another separator: the file is not split where it should be
     other = (
         next((c for c in ";|\t," if separator and c != separator and c in available[0]), None)

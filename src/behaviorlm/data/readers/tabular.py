@@ -179,7 +179,16 @@ def table_columns(path: Path, fmt: str, *, sep: str | None = None) -> list[str]:
     try:
         if fmt in ("csv", "tsv"):
             lazy = pl.scan_csv(path, separator=_separator(fmt, sep), infer_schema=False, glob=False)
-            return lazy.collect_schema().names()
+            names = lazy.collect_schema().names()
+            for name in names:  # polars renames a repeated name to NAME_duplicated_0
+                repeated = re.fullmatch(r"(.+)_duplicated_\d+", name)
+                if repeated and repeated.group(1) in names:
+                    raise DataError(
+                        f"column {repeated.group(1)!r} appears more than once in the header",
+                        where=str(path),
+                        how="rename or drop all but one of them",
+                    )
+            return names
         if fmt == "parquet":
             import pyarrow.parquet as pq
 

@@ -598,3 +598,49 @@ def test_a_file_without_a_header_is_named_as_such(tmp_path: Path, first: str) ->
     named = tmp_path / "named.csv"
     named.write_text("user_id,item_id,timestamp,v2\nu1,i1,1,0\n")
     assert read(named).events.height == 1
+
+
+def test_lines_ended_by_a_carriage_return_alone_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "mac.csv"
+    path.write_bytes(b"user_id,item_id,timestamp\r1,2,3\r4,5,6\r")
+    with pytest.raises(DataError, match="carriage return alone") as info:
+        read(path)
+    assert "tr '\\r' '\\n'" in info.value.line()
+    path.write_bytes(b"user_id,item_id,timestamp\r\n1,2,3\r\n")  # Windows endings are read
+    assert read(path).events.height == 1
+
+
+def test_a_recbole_header_separated_by_spaces_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "spaces.inter"
+    path.write_text("user_id:token item_id:token rating:float\n1 10 4\n")
+    with pytest.raises(DataError, match="is not tab-separated") as info:
+        read(path)
+    assert "with tabs" in info.value.line()
+
+
+@pytest.mark.parametrize(
+    ("name", "what"),
+    [("events.zip", "unpack it"), ("events.tar", "unpack it"), ("events.csv.bz2", "gzip")],
+)
+def test_archives_and_unread_compressions_say_what_to_do(
+    tmp_path: Path, name: str, what: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"PK\x03\x04 not a table")
+    for fmt in ("auto", "csv"):
+        with pytest.raises(DataError, match="is not read") as info:
+            read(path, format=fmt)  # type: ignore[arg-type]
+        assert what in info.value.line()
+
+
+def test_a_sequence_file_separated_by_commas_suggests_sep(tmp_path: Path) -> None:
+    path = tmp_path / "seq.txt"
+    path.write_text("1,10,11,12\n2,13,14\n")
+    with pytest.raises(DataError, match="not separated by whitespace") as info:
+        read(path)
+    assert "--sep ','" in info.value.line()
+    assert read(path, sep=",").events.height == 5
+    lone = tmp_path / "lone.txt"  # one token without a separator: the bad-row message stays
+    lone.write_text("u1\nu2\n")
+    with pytest.raises(DataError, match="missing item_id and query"):
+        read(lone)

@@ -473,6 +473,25 @@ def test_recbole_atomic_files() -> None:
     assert raw.users.columns == ["user_id", "age", "gender", "occupation", "zip_code"]
 
 
+def test_a_recbole_split_file_reads_its_data_sets_side_files(tmp_path: Path) -> None:
+    """RecBole's benchmark files (ml-100k.train.inter, ...) share ml-100k.item and .user."""
+    source = FIXTURES / "recbole"
+    for name in ("toy.item", "toy.user"):
+        shutil.copy(source / name, tmp_path / name)
+    shutil.copy(source / "toy.inter", tmp_path / "toy.train.inter")
+    raw = read(tmp_path / "toy.train.inter")
+    assert raw.items is not None
+    assert raw.items.height == 2
+    assert raw.users is not None
+    assert raw.users.height > 0
+    assert {"read toy.item", "read toy.user"} <= {s.step for s in raw.report.steps}
+    shutil.copy(source / "toy.item", tmp_path / "toy.train.item")  # its own comes first
+    (tmp_path / "toy.item").write_text("item_id:token\tmovie_title:token_seq\n10\tOther\n")
+    raw = read(tmp_path / "toy.train.inter")
+    assert raw.items is not None
+    assert raw.items.height == 2
+
+
 def test_recbole_without_timestamp_keeps_file_order(tmp_path: Path) -> None:
     (tmp_path / "x.inter").write_text("session_id:token\titem_id:token\ns1\ta\ns2\tb\ns1\tc\n")
     raw = read(tmp_path / "x.inter", mapping={"user_id": "session_id"})

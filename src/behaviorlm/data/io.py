@@ -57,6 +57,27 @@ FORMATS: Final[tuple[str, ...]] = get_args(Format)
 MOVIELENS_FILES: Final[tuple[str, ...]] = ("u.data", "ratings.dat")
 
 
+#: Archives and compressions that are not read: what to do with each.
+UNREAD_PACKING: Final[dict[str, str]] = {
+    **dict.fromkeys(
+        (".zip", ".tar", ".tgz", ".7z", ".rar"), "unpack it and pass the folder or file inside"
+    ),
+    **dict.fromkeys(
+        (".bz2", ".xz", ".lz4"), "decompress it, or compress it with gzip (.gz) or zstd (.zst)"
+    ),
+}
+
+
+def _refuse_packing(path: Path) -> None:
+    """DataError for an archive or a compression that no reader opens."""
+    suffix = path.suffix.lower()
+    if path.is_file() and suffix in UNREAD_PACKING:
+        kind = "archive" if "unpack" in UNREAD_PACKING[suffix] else "compressed file"
+        raise DataError(
+            f"a {suffix} {kind} is not read", where=str(path), how=UNREAD_PACKING[suffix]
+        )
+
+
 def detect_format(path: str | Path) -> str:
     """The format :func:`read` would use for ``path`` with ``format="auto"``.
 
@@ -90,6 +111,7 @@ def detect_format(path: str | Path) -> str:
         return TABLE_EXTENSIONS[suffix]
     if suffix == ".txt":
         return "sequences"
+    _refuse_packing(path)
     raise DataError(
         f"cannot tell the format of a {suffix or 'extension-less'} file",
         where=str(path),
@@ -196,6 +218,7 @@ def read(
         sep="\t" if sep == "\\t" else sep,  # a tab as users type it on a command line
         name=name,
     )
+    _refuse_packing(path)
     fmt = detect_format(path) if format == "auto" else format
     _check_arguments(path, fmt, opts)
     if fmt == "folder":

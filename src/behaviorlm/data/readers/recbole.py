@@ -1,5 +1,8 @@
 """RecBole atomic files: ``NAME.inter`` with optional ``NAME.item`` and ``NAME.user``.
 
+A split file such as ``NAME.train.inter`` reads the data set's ``NAME.item`` and
+``NAME.user`` when it has none of its own.
+
 Atomic files are tab-separated text with a typed header such as
 ``user_id:token	item_id:token	rating:float	timestamp:float`` (Zhao et al., RecBole, CIKM 2021).
 The ``:type`` suffix is stripped; ``rating`` becomes ``value`` unless the mapping says
@@ -48,6 +51,27 @@ def find_inter(path: Path) -> Path:
     return found[0]
 
 
+def side_file(inter: Path, kind: str) -> Path:
+    """The ``.item`` or ``.user`` file of an ``.inter`` file: ``NAME.item`` beside
+    ``NAME.inter``, or beside a split file such as ``NAME.train.inter`` (RecBole's
+    ``benchmark_filename`` files share their data set's side files).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "ml.item").write_text("item_id:token\\n")
+    >>> side_file(d / "ml.train.inter", "item").name
+    'ml.item'
+    >>> side_file(d / "ml.inter", "user").name
+    'ml.user'
+    """
+    parts = inter.stem.split(".")
+    names = [".".join(parts[:end]) for end in range(len(parts), 0, -1)]
+    found = (inter.with_name(f"{name}.{kind}") for name in names)
+    return next((path for path in found if path.is_file()), inter.with_name(f"{names[0]}.{kind}"))
+
+
 def _header(path: Path) -> list[tuple[str, str]]:
     """(name, type) of every field of an atomic file."""
     try:
@@ -57,6 +81,12 @@ def _header(path: Path) -> list[tuple[str, str]]:
         raise DataError(f"cannot read file: {error.strerror}", where=str(path)) from error
     if not line:
         raise DataError("the file is empty", where=str(path), how="write a typed header line first")
+    if "\t" not in line and len(line.split()) > 1:
+        raise DataError(
+            f"the header ({line[:80]}) is not tab-separated",
+            where=str(path),
+            how="separate the fields of RecBole atomic files with tabs, in the header and rows",
+        )
     fields = []
     for field in line.split("\t"):
         name, _, kind = field.partition(":")
@@ -148,8 +178,8 @@ def read_recbole(path: Path, opts: ReadOptions) -> RawData:
     step = f"read {inter.name}" + (f" ({'; '.join(notes)})" if notes else "")
     report.add(step, frame.height + blank, frame.height, _blank(blank))
     events = normalize_events(frame, where=inter.name, opts=opts, report=report, has_time=has_time)
-    items = _side(inter.with_name(inter.stem + ".item"), "item_id", opts, report)
-    users = _side(inter.with_name(inter.stem + ".user"), "user_id", opts, report)
+    items = _side(side_file(inter, "item"), "item_id", opts, report)
+    users = _side(side_file(inter, "user"), "user_id", opts, report)
     return RawData(
         events=events,
         items=items,

@@ -67,6 +67,30 @@ def _refuse_a_header(first: list[str], path: Path) -> None:
         )
 
 
+def _refuse_one_token_lines(lines: pl.DataFrame, path: Path) -> None:
+    """DataError where every line is one token that holds a separator: items separated by
+    ``,`` (say) read with whitespace as the separator.
+
+    Examples
+    --------
+    >>> _refuse_one_token_lines(pl.DataFrame({"tokens": [["1,10,11"]]}), Path("seq.txt"))
+    Traceback (most recent call last):
+    ...
+    behaviorlm.data.errors.DataError: ... pass --sep ',' ...
+    """
+    tokens = lines.get_column("tokens")
+    if not bool((tokens.list.len() == 1).all()):
+        return
+    first = tokens[0][0]
+    sep = next((c for c in ",;|:" if c in first), None)
+    if sep is not None:
+        raise DataError(
+            f"every line is one token ({first[:80]}): the items are not separated by whitespace",
+            where=str(path),
+            how=f"pass --sep '{sep}' (sep='{sep}' in Python)",
+        )
+
+
 def _refuse_a_table(lines: pl.DataFrame, path: Path) -> None:
     """DataError where lines of one length, 3 to 5 tokens, repeat users and hold a rating
     (a third token with a decimal point) or a time (every last token an integer of 9 digits or
@@ -129,6 +153,8 @@ def read_sequences(path: Path, opts: ReadOptions) -> RawData:
     )
     if lines.height:  # with any separator: a header would become a user and items
         _refuse_a_header(lines.get_column("tokens")[0].to_list(), path)
+        if opts.sep is None:
+            _refuse_one_token_lines(lines, path)
     layout = sequence_layout(lines)
     if layout == "rows":
         _refuse_a_table(lines, path)

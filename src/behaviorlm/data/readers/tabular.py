@@ -173,6 +173,26 @@ def _separator(fmt: str, sep: str | None) -> str:
     return separator
 
 
+def _check_header(names: list[str], path: Path) -> None:
+    """DataError for a CSV or TSV header that polars reads but that is not one: a file whose
+    lines end with a carriage return alone, or a header that names a column twice."""
+    if any("\r" in name for name in names):  # polars ends lines at \n only
+        raise DataError(
+            "the lines end with a carriage return alone (\\r, old Mac line endings): "
+            "the whole file reads as one header row",
+            where=str(path),
+            how="end the lines with \\n or \\r\\n (tr '\\r' '\\n' < IN > OUT)",
+        )
+    for name in names:  # polars renames a repeated name to NAME_duplicated_0
+        repeated = re.fullmatch(r"(.+)_duplicated_\d+", name)
+        if repeated and repeated.group(1) in names:
+            raise DataError(
+                f"column {repeated.group(1)!r} appears more than once in the header",
+                where=str(path),
+                how="rename or drop all but one of them",
+            )
+
+
 def table_columns(path: Path, fmt: str, *, sep: str | None = None) -> list[str]:
     """The column names of a table file: from the header or the Parquet schema; a JSON Lines
     file's keys from every line (:func:`_ndjson_schema`)."""
@@ -180,14 +200,7 @@ def table_columns(path: Path, fmt: str, *, sep: str | None = None) -> list[str]:
         if fmt in ("csv", "tsv"):
             lazy = pl.scan_csv(path, separator=_separator(fmt, sep), infer_schema=False, glob=False)
             names = lazy.collect_schema().names()
-            for name in names:  # polars renames a repeated name to NAME_duplicated_0
-                repeated = re.fullmatch(r"(.+)_duplicated_\d+", name)
-                if repeated and repeated.group(1) in names:
-                    raise DataError(
-                        f"column {repeated.group(1)!r} appears more than once in the header",
-                        where=str(path),
-                        how="rename or drop all but one of them",
-                    )
+            _check_header(names, path)
             return names
         if fmt == "parquet":
             import pyarrow.parquet as pq

@@ -21,8 +21,10 @@ import torch
 from fastapi.testclient import TestClient
 
 import behaviorlm as blm
+from behaviorlm.artifact import Artifact
 from behaviorlm.explain import Event as HypotheticalEvent
 from behaviorlm.explain import explain, influence
+from behaviorlm.explain.artifacts import read_actions
 from behaviorlm.schema import Sequences
 from behaviorlm.serve import EventRecord, Limits, Service, create_app, export_events, open_store
 from behaviorlm.serve import service as service_module
@@ -620,6 +622,33 @@ def test_unknown_item_is_stored_counted_and_ignored(
     assert "unknown" in recs["note"]
     metrics = client.get("/metrics").text
     assert 'behaviorlm_events_ingested_total{outcome="unknown_item"} 1.0' in metrics
+
+
+def test_an_action_the_model_was_not_trained_on_is_stored_with_a_note(
+    neural_client: TestClient, client: TestClient, dataset: blm.Dataset, sasrec_dir: Path
+) -> None:
+    trained = read_actions(Artifact.load(sasrec_dir))
+    assert trained is not None
+    untrained = next(a for a in dataset.vocab["action"] if a not in trained)  # the simulator's
+    user, _ = user_with_history(dataset)
+    item = str(dataset.items["item_id"][0])
+    events = [
+        {"user_id": user, "item_id": item, "action": untrained.upper(), "event_id": "a"},
+        {"user_id": user, "item_id": item, "action": "view", "event_id": "b"},
+        {"user_id": user, "item_id": "never-seen", "action": untrained, "event_id": "c"},
+    ]
+    data = post(neural_client, events)
+    assert (data["accepted"], data["untrained_actions"], data["unknown_items"]) == (3, 2, 1)
+    first, second, third = data["results"]
+    assert f"action {untrained!r} is not in the model's training data" in first["note"]
+    assert second["note"] is None
+    assert "unknown item" in third["note"]
+    assert "training data" in third["note"]
+    metrics = neural_client.get("/metrics").text
+    assert 'behaviorlm_events_ingested_total{outcome="untrained_action"} 2.0' in metrics
+    # a model that reads no actions takes every one alike: no note
+    data = post(client, events[:1])
+    assert (data["untrained_actions"], data["results"][0]["note"]) == (0, None)
 
 
 def test_cold_start_popularity_then_the_users_own_events(

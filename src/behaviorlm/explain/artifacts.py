@@ -23,7 +23,7 @@ from behaviorlm.explain.reach import Reach, ReachRanking, rank_by_reach, social_
 from behaviorlm.explain.shapley import SAMPLES
 from behaviorlm.explain.target import Target, neural
 from behaviorlm.models.base import Recommender
-from behaviorlm.models.neural import seen_codes
+from behaviorlm.models.neural import NeuralRecommender, seen_codes
 from behaviorlm.schema import SOCIAL_SOURCE, Int, Sequences
 
 #: Integrated gradients' steps to start with, where none are given.
@@ -253,6 +253,28 @@ class Reaching:
         return exposure.relative()
 
 
+def read_actions(artifact: Artifact) -> frozenset[str] | None:
+    """The actions the model was trained on, or None for a model that reads no actions (a
+    baseline, ``mlp``, a model trained with ``features.actions`` off): it takes any alike.
+
+    Examples
+    --------
+    >>> import behaviorlm as blm
+    >>> ds = blm.preprocess(blm.simulate(60, seed=0))
+    >>> art = blm.train(ds, "mlp", overrides=["train.epochs=1", "model.hidden=8"], progress=False)
+    >>> read_actions(art) is None
+    True
+    """
+    model = artifact.model
+    if not isinstance(model, NeuralRecommender) or model.sizes is None:
+        return None
+    tokens = model.module.tokens
+    if not (tokens.features.actions and tokens.action.num_embeddings > 1):
+        return None
+    names = artifact.dataset.vocab["action"]
+    return frozenset(names[int(c) - 1] for c in seen_codes(tokens.action) if c <= len(names))
+
+
 def trained_action(artifact: Artifact, action: str, *, head: bool = False) -> int:
     """The code of ``action``, checked to mean something to the model.
 
@@ -282,13 +304,13 @@ def trained_action(artifact: Artifact, action: str, *, head: bool = False) -> in
     ...     print(str(exc)[:44])
     the model's next-action head was not trained
     """
-    net = neural(artifact.model)
+    neural(artifact.model)
     code = artifact.dataset.action_code(action)
-    tokens = net.module.tokens
-    reads = tokens.features.actions and tokens.action.num_embeddings > 1  # mlp reads no action
-    if reads and code not in (seen := seen_codes(tokens.action)):
+    action = artifact.dataset.action_name(action)
+    trained = read_actions(artifact)
+    if trained is not None and action not in trained:
         names = artifact.dataset.vocab["action"]
-        read = ", ".join(names[int(c) - 1] for c in seen if c <= len(names))
+        read = ", ".join(name for name in names if name in trained)
         raise ValueError(
             f"the model was not trained on action {action!r}: its training data has no "
             f"{action} events, so it reads every such action alike; it read: {read}"

@@ -43,7 +43,8 @@ class Metrics:
         self.events = Counter(
             "behaviorlm_events_ingested",
             "Events posted to /v1/events by outcome: accepted, duplicate, rejected, and "
-            "unknown_item (accepted events whose item the model does not know).",
+            "unknown_item (accepted events whose item the model does not know), and "
+            "untrained_action (accepted events whose action the model was not trained on).",
             ["outcome"],
             registry=self.registry,
         )

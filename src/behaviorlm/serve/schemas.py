@@ -128,7 +128,9 @@ class EventResult(BaseModel):
     event_id: str | None
     status: Literal["accepted", "duplicate", "rejected"]
     reason: str | None = Field(default=None, description="why the event was rejected")
-    note: str | None = Field(default=None, description="e.g. the item is unknown to the model")
+    note: str | None = Field(
+        default=None, description="e.g. the item or the action is unknown to the model"
+    )
 
 
 class EventsResponse(BaseModel):
@@ -138,6 +140,10 @@ class EventsResponse(BaseModel):
     duplicates: int
     rejected: int
     unknown_items: int = Field(description="accepted events whose item the model does not know")
+    untrained_actions: int = Field(
+        default=0,
+        description="accepted events whose action the model's training data did not have",
+    )
     results: list[EventResult]
 
 

@@ -48,7 +48,12 @@ from behaviorlm.explain import (
     labelled_influence,
     reaching_event,
 )
-from behaviorlm.explain.artifacts import check_item_action, method_settings, trained_action
+from behaviorlm.explain.artifacts import (
+    check_item_action,
+    method_settings,
+    read_actions,
+    trained_action,
+)
 from behaviorlm.explain.exposure import SOCIAL_ACTIONS, Exposure, estimate_exposure
 from behaviorlm.explain.gradients import MAX_STEPS
 from behaviorlm.explain.shapley import context_players, shapley_rows
@@ -80,6 +85,10 @@ from behaviorlm.serve.timelines import LiveTimelines, Timeline
 #: one further ahead is rejected, since it would stay the user's latest event.
 MAX_AHEAD_S = 86_400
 UNKNOWN_ITEM_NOTE = "unknown item: stored and counted, ignored by the model until a retrain"
+UNTRAINED_ACTION_NOTE = (
+    "action {action!r} is not in the model's training data: stored and counted, read as an "
+    "unknown action (every such action alike) until a retrain"
+)
 
 log = logging.getLogger("behaviorlm.serve")
 
@@ -257,6 +266,7 @@ class Service:
             isinstance(model, NeuralRecommender) and model.module.tokens.features.search
         )
         self.similarity = ItemSimilarity(self.artifact.model, own)
+        self.trained_actions = read_actions(self.artifact)  # None: the model reads none
         self.metrics.model.labels(model=self.model_name, version=self.model_version).set(1)
         self.model_lock = threading.Lock()  # recommendations with the artifact's model
         self.explain_lock = threading.Lock()  # explanations and influence with the explainer
@@ -328,24 +338,35 @@ class Service:
     ) -> EventsResponse:
         """The response to one post, given which of its valid events were new."""
         results = list(rejected)
-        unknown = 0
+        unknown = untrained = 0
         for (index, record), new in zip(valid, stored, strict=True):
             is_unknown = record.item_id is not None and not self.timelines.item_code(record.item_id)
-            if is_unknown and new:
-                unknown += 1
+            is_untrained = (
+                self.trained_actions is not None and record.action not in self.trained_actions
+            )
+            unknown += is_unknown and new
+            untrained += is_untrained and new
+            notes = ([UNKNOWN_ITEM_NOTE] if is_unknown else []) + (
+                [UNTRAINED_ACTION_NOTE.format(action=record.action)] if is_untrained else []
+            )
             results.append(
                 EventResult(
                     index=index,
                     event_id=record.event_id,
                     status="accepted" if new else "duplicate",
-                    note=UNKNOWN_ITEM_NOTE if is_unknown else None,
+                    note="; ".join(notes) or None,
                     reason=None if new else "an event with this event_id is already stored",
                 )
             )
         results.sort(key=lambda r: r.index)
         counts = {s: sum(r.status == s for r in results) for s in ("accepted", "duplicate")}
         n_rejected = len(rejected)
-        for outcome, n in (*counts.items(), ("rejected", n_rejected), ("unknown_item", unknown)):
+        outcomes = (
+            ("rejected", n_rejected),
+            ("unknown_item", unknown),
+            ("untrained_action", untrained),
+        )
+        for outcome, n in (*counts.items(), *outcomes):
             if n:
                 self.metrics.events.labels(outcome=outcome).inc(n)
         return EventsResponse(
@@ -353,6 +374,7 @@ class Service:
             duplicates=counts["duplicate"],
             rejected=n_rejected,
             unknown_items=unknown,
+            untrained_actions=untrained,
             results=results,
         )
 

@@ -644,3 +644,31 @@ def test_a_sequence_file_separated_by_commas_suggests_sep(tmp_path: Path) -> Non
     lone.write_text("u1\nu2\n")
     with pytest.raises(DataError, match="missing item_id and query"):
         read(lone)
+
+
+@pytest.mark.parametrize(
+    ("columns", "expected"),
+    [
+        (["user_id", "item_id"], "2 column names for 3 fields"),
+        (["user_id", "item_id", "timestamp", "value"], "4 column names for 3 fields"),
+        (["user_id", "item_id", "user_id"], "names 'user_id' more than once"),
+        ([], "a list of non-empty names"),
+        ("user_id,item_id,timestamp", "a list of non-empty names"),
+        (["user_id", " ", "timestamp"], "a list of non-empty names"),
+    ],
+)
+def test_bad_columns_are_named(tmp_path: Path, columns: list[str], expected: str) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text("u1,i1,1\nu2,i2,2\n")
+    with pytest.raises(DataError, match=expected):
+        read(path, columns=columns)
+
+
+def test_columns_apply_to_delimited_files_only(tmp_path: Path) -> None:
+    table = tmp_path / "e.parquet"
+    pl.DataFrame({"user_id": ["u1"], "item_id": ["i1"]}).write_parquet(table)
+    with pytest.raises(DataError, match="not of the parquet format"):
+        read(table, columns=["user_id", "item_id"])
+    (tmp_path / "events.csv").write_text("u1,i1\n")
+    with pytest.raises(DataError, match="not of the folder format"):
+        read(tmp_path, columns=["user_id", "item_id"])

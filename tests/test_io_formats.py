@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import shutil
 from pathlib import Path
 
@@ -750,3 +751,45 @@ def test_more_readers_edge_cases(tmp_path: Path) -> None:
     raw = read(folder, sep=";")
     assert raw.items is not None
     assert raw.items["title"].to_list() == ["salt; pepper"]
+
+
+def test_a_file_without_a_header_is_read_with_columns(tmp_path: Path) -> None:
+    """As pandas' ``names=``: the first row is data, ``mapping`` applies to the names."""
+    rows = "1,10,4,881250949\n2,20,3,881250950\n\n3,30,5,881250951\n"
+    path = tmp_path / "ratings.csv"
+    path.write_text(rows)
+    names = ["user_id", "item_id", "value", "timestamp"]
+    raw = read(path, columns=names)
+    assert raw.events.select("user_id", "item_id", "timestamp", "value").rows() == [
+        ("1", "10", 881250949, 4.0),
+        ("2", "20", 881250950, 3.0),
+        ("3", "30", 881250951, 5.0),
+    ]
+    assert raw.report.steps[0].dropped == {"blank line": 1}
+    mapped = read(path, columns=["u", "i", "r", "t"], mapping={"user_id": "u", "item_id": "i"})
+    assert mapped.events["user_id"].to_list() == ["1", "2", "3"]
+    assert not mapped.has_time  # t is not mapped: the rows are in file order
+    tsv = tmp_path / "ratings.tsv.gz"
+    tsv.write_bytes(gzip.compress(rows.replace(",", "\t").encode()))
+    assert read(tsv, columns=names).events.height == 3
+    # a row with more fields than the names is a bad row, named by its line
+    long = tmp_path / "long.csv"
+    long.write_text('1,10,4,881250949\n2,20,3,881250950,x\n3,"3,0",5,881250951\n')
+    with pytest.raises(DataError, match=r"line 2 has 5 fields, --columns names 4"):
+        read(long, columns=names)
+    dropped = read(long, columns=names, on_error="drop")
+    assert dropped.events["item_id"].to_list() == ["10", "3,0"]
+
+
+def test_prepare_reads_a_file_without_a_header_with_columns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from behaviorlm.cli import main
+
+    path = tmp_path / "log.csv"
+    path.write_text("".join(f"u{u % 3},i{u % 5},{100 + u}\n" for u in range(12)))
+    out = tmp_path / "ds"
+    assert main(["prepare", str(path), str(out), "--columns", "user_id,item_id,timestamp"]) == 0
+    assert Dataset.load(out).n_users == 3
+    assert main(["prepare", str(path), str(tmp_path / "no")]) == 2
+    assert "--columns user_id,item_id" in capsys.readouterr().err

@@ -147,6 +147,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
             on_error=args.on_error,
             strict_actions=args.strict_actions,
             sep=args.sep,
+            columns=None if args.columns is None else args.columns.split(","),
         )
     config = PrepareConfig(
         dedupe=not args.keep_duplicates,
@@ -757,6 +758,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--map", help="column mapping, e.g. user_id=uid,item_id=iid,timestamp=ts")
     p.add_argument("--sep", help="field separator of a text file")
+    p.add_argument(
+        "--columns",
+        help="names of the fields of a CSV/TSV file without a header row, in order, "
+        "e.g. user_id,item_id,value,timestamp",
+    )
     p.add_argument(
         "--on-error",
         choices=["raise", "drop"],

@@ -30,6 +30,7 @@ either raise (``on_error="raise"``) or are dropped (``"drop"``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final, Literal, get_args
 
@@ -119,6 +120,25 @@ def detect_format(path: str | Path) -> str:
     )
 
 
+def _column_names(columns: Sequence[str], path: Path) -> tuple[str, ...]:
+    """``columns`` checked to name each field once."""
+    names = tuple(columns)
+    if isinstance(columns, str) or not names or any(not n.strip() for n in names):
+        raise DataError(
+            f"columns must be a list of non-empty names, got {columns!r}",
+            where=str(path),
+            how="pass columns=['user_id', 'item_id', ...] (--columns user_id,item_id,...)",
+        )
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise DataError(
+            f"columns names {', '.join(map(repr, twice))} more than once",
+            where=str(path),
+            how="give every field its own name",
+        )
+    return names
+
+
 def _check_arguments(path: Path, fmt: str, opts: ReadOptions) -> None:
     if opts.on_error not in get_args(OnError):
         raise DataError(f"on_error must be 'raise' or 'drop', got {opts.on_error!r}")
@@ -134,6 +154,13 @@ def _check_arguments(path: Path, fmt: str, opts: ReadOptions) -> None:
             f"{fmt} format",
             where=str(path),
             how="drop sep (--sep)",
+        )
+    if opts.columns is not None and fmt not in ("csv", "tsv"):
+        raise DataError(
+            f"columns name the fields of a CSV or TSV file without a header, not of the "
+            f"{fmt} format",
+            where=str(path),
+            how="drop columns (--columns), or pass the CSV or TSV file itself",
         )
     if fmt == "folder" and not path.is_dir():
         raise DataError(
@@ -158,6 +185,7 @@ def read(
     strict_actions: bool = False,
     sep: str | None = None,
     name: str | None = None,
+    columns: Sequence[str] | None = None,
 ) -> RawData:
     """Read behaviour logs into RawData (events in the schema, side tables, report).
 
@@ -180,6 +208,9 @@ def read(
         Field separator of a csv / tsv file, or token separator of a sequence file.
     name : str, optional
         Data set name; defaults to the file stem or folder name.
+    columns : sequence of str, optional
+        Names of the fields of a CSV or TSV file without a header row, in order (its first
+        row is then data); ``mapping`` applies to these names as to a header's.
 
     Returns
     -------
@@ -217,6 +248,7 @@ def read(
         strict_actions=strict_actions,
         sep="\t" if sep == "\\t" else sep,  # a tab as users type it on a command line
         name=name,
+        columns=None if columns is None else _column_names(columns, path),
     )
     _refuse_packing(path)
     fmt = detect_format(path) if format == "auto" else format

@@ -90,6 +90,9 @@ class ReadOptions:
         Field separator overriding the format's default (single-file tables and sequences).
     name : str or None
         Data set name; readers default to the file or folder name.
+    columns : tuple of str or None
+        Names of the fields of a CSV or TSV file without a header row (its first row is
+        data); None: the file's first row names them.
     """
 
     mapping: dict[str, str] = field(default_factory=dict)
@@ -97,6 +100,7 @@ class ReadOptions:
     strict_actions: bool = False
     sep: str | None = None
     name: str | None = None
+    columns: tuple[str, ...] | None = None
 
 
 def is_event_column(name: str) -> bool:
@@ -148,8 +152,8 @@ def plan_columns(
             f"the first row looks like data, not a header ({', '.join(values[:3])} are values, "
             "not column names)",
             where=where,
-            how="add a header row naming the columns (user_id, item_id, timestamp, ...) as the "
-            "file's first line; a column mapping would lose the first row",
+            how="name the columns with --columns user_id,item_id,... (columns= in Python), "
+            "or add a header row naming them as the file's first line",
         )
     # one column whose name holds another separator: the file is not split where it should be
     other = (

@@ -193,15 +193,31 @@ def _check_header(names: list[str], path: Path) -> None:
             )
 
 
-def table_columns(path: Path, fmt: str, *, sep: str | None = None) -> list[str]:
+def table_columns(
+    path: Path, fmt: str, *, sep: str | None = None, names: Sequence[str] | None = None
+) -> list[str]:
     """The column names of a table file: from the header or the Parquet schema; a JSON Lines
-    file's keys from every line (:func:`_ndjson_schema`)."""
+    file's keys from every line (:func:`_ndjson_schema`); ``names`` for a delimited file
+    without a header, checked against its first row's number of fields."""
     try:
         if fmt in ("csv", "tsv"):
-            lazy = pl.scan_csv(path, separator=_separator(fmt, sep), infer_schema=False, glob=False)
-            names = lazy.collect_schema().names()
-            _check_header(names, path)
-            return names
+            separator = _separator(fmt, sep)
+            header = names is None
+            lazy = pl.scan_csv(
+                path, separator=separator, has_header=header, infer_schema=False, glob=False
+            )
+            found = lazy.collect_schema().names()
+            if names is None:
+                _check_header(found, path)
+                return found
+            if len(found) != len(names):
+                raise DataError(
+                    f"{len(names)} column names for {len(found)} fields (the first row has "
+                    f"{len(found)}, split at {separator!r})",
+                    where=str(path),
+                    how=f"name all {len(found)} fields with --columns (columns=), in order",
+                )
+            return list(names)
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
@@ -276,16 +292,21 @@ def scan_table(
     text: tuple[str, ...] | list[str] = (),
     infer_rows: int | None = 1000,
     truncate: bool = False,
+    names: Sequence[str] | None = None,
 ) -> pl.LazyFrame:
     """A lazy scan of a table file with the columns ``text`` read as strings; a delimited
     file's other column types are inferred from its first ``infer_rows`` rows (None: all).
     A delimited row with more fields than the header fails the read, or with ``truncate``
-    loses its extra fields (:func:`read_rows` finds and counts such rows)."""
+    loses its extra fields (:func:`read_rows` finds and counts such rows). ``names`` name
+    the fields of a delimited file without a header row, all read as strings (polars would
+    take the number of fields from the longest of the first rows, not from ``names``)."""
     overrides = {c: pl.String() for c in text}
     try:
         if fmt in ("csv", "tsv"):
             return pl.scan_csv(
                 path,
+                has_header=names is None,
+                schema=None if names is None else dict.fromkeys(names, pl.String()),
                 separator=_separator(fmt, sep),
                 schema_overrides=overrides,
                 infer_schema_length=infer_rows,
@@ -353,8 +374,11 @@ def _open_text(path: Path) -> TextIO | None:
 _FIELD_LIMIT = 2**31 - 1
 
 
-def long_rows(path: Path, separator: str, copy: TextIO | None = None) -> LongRows | None:
-    """Find the rows of a delimited file with more fields than its header row, by reading it
+def long_rows(
+    path: Path, separator: str, copy: TextIO | None = None, names: Sequence[str] | None = None
+) -> LongRows | None:
+    """Find the rows of a delimited file with more fields than its header row (or than
+    ``names``, for a file without one: the copy gets them as its header), by reading it
     with :mod:`csv` (quoted fields may hold the separator and line breaks, as polars reads
     them). None where it cannot be read that way (a ``.zst`` file, bytes that are not UTF-8,
     a quoted field never closed or with text after its closing quote, a row ended by a
@@ -394,10 +418,11 @@ def long_rows(path: Path, separator: str, copy: TextIO | None = None) -> LongRow
     try:
         with text:
             reader = csv.reader(lines(text), delimiter=separator, strict=True)
-            names = next((r for r in reader if r), [])  # blank lines before it skipped
-            header = len(names)
+            # the header (blank lines before it skipped)
+            head = list(names) if names is not None else next((r for r in reader if r), [])
+            header = len(head)
             if write:
-                write(names)
+                write(head)
             start = reader.line_num + 1
             ended_before = ended_at_return
             for records, record in enumerate(reader, start=1):
@@ -429,6 +454,7 @@ def read_rows(
     text: tuple[str, ...] | list[str] = (),
     infer_rows: int | None = 1000,
     on_error: OnError = "raise",
+    names: Sequence[str] | None = None,
 ) -> tuple[pl.DataFrame, dict[str, int]]:
     """The ``{file column: name}`` columns of a table file (:func:`scan_table`), renamed, and
     the rows dropped by reason. A delimited text file's blank lines (rows with no value, or
@@ -436,6 +462,7 @@ def read_rows(
     ``"blank line"``; its rows with more fields than the header (a value holding the
     separator unquoted) raise a DataError naming the first one's line, or with
     ``on_error="drop"`` are dropped and counted as ``"more fields than the header"``.
+    ``names`` name the fields of a delimited file without a header row.
 
     Examples
     --------
@@ -446,7 +473,7 @@ def read_rows(
     >>> frame["user"].to_list(), dropped
     (['x', None], {'blank line': 2, 'more fields than the header': 1})
     """
-    lazy = scan_table(path, fmt, sep=sep, text=text, infer_rows=infer_rows)
+    lazy = scan_table(path, fmt, sep=sep, text=text, infer_rows=infer_rows, names=names)
     picked = [pl.col(column).alias(name) for column, name in columns.items()]
     if fmt not in ("csv", "tsv"):  # other formats have no blank lines
         return collect(lazy.select(picked).with_row_index(ROW, offset=1), path, fmt), {}
@@ -468,13 +495,14 @@ def read_rows(
         with tempfile.TemporaryDirectory() as folder:
             copy = Path(folder) / f"rows.{fmt}"
             with copy.open("w", newline="", encoding="utf-8") as out:
-                found = long_rows(path, _separator(fmt, sep), out)
+                found = long_rows(path, _separator(fmt, sep), out, names)
             if found is None:
                 raise
             if found.rows:
+                named = "the header" if names is None else "--columns names"
                 what = (
                     f"{TOO_MANY_FIELDS} (line {found.line} has {found.fields} fields, "
-                    f"the header {found.header})"
+                    f"{named} {found.header})"
                 )
                 how = "quote the values that hold the separator"
                 check_bad_rows({what: len(found.rows)}, on_error, where=str(path), how=how)
@@ -529,8 +557,10 @@ def read_events_table(
     >>> r.steps[0].step
     'read e.csv (ignored columns: junk)'
     """
-    columns = table_columns(path, fmt, sep=sep)
-    delimited = _separator(fmt, sep) if fmt in ("csv", "tsv") else None
+    names = opts.columns
+    columns = table_columns(path, fmt, sep=sep, names=names)
+    # a header row is checked for a wrong separator and for values (a file without one)
+    delimited = _separator(fmt, sep) if fmt in ("csv", "tsv") and names is None else None
     keep, ignored = plan_columns(
         columns, opts.mapping, where=str(path), need_time=False, separator=delimited
     )
@@ -541,7 +571,11 @@ def read_events_table(
         refuse_unmapped_times(
             ignored,
             lambda columns: collect(
-                scan_table(path, fmt, sep=sep, truncate=True).select(columns).head(1000), path, fmt
+                scan_table(path, fmt, sep=sep, truncate=True, names=names)
+                .select(columns)
+                .head(1000),
+                path,
+                fmt,
             ),
             where=str(path),
         )
@@ -553,7 +587,9 @@ def read_events_table(
     if fmt in ("parquet", "jsonl"):
         _refuse_nested(path, fmt, {c: keep[c] for c in text})
     text += ignored if fmt in ("csv", "tsv") else []
-    frame, blank = read_rows(path, fmt, keep, sep=sep, text=text, on_error=opts.on_error)
+    frame, blank = read_rows(
+        path, fmt, keep, sep=sep, text=text, on_error=opts.on_error, names=names
+    )
     notes = ([f"ignored columns: {', '.join(ignored)}"] if ignored else []) + (
         [] if has_time else ["no timestamp column: rows in file order"]
     )

@@ -185,3 +185,36 @@ def test_infinite_settings_and_seeds_out_of_range_are_refused_before_a_run(
 
     with pytest.raises(ValueError, match=message):
         resolve_run_config("sasrec", overrides=[override])
+
+
+def test_train_settings_given_to_a_baseline_are_named_as_having_no_effect(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import warnings
+
+    import behaviorlm as blm
+    from behaviorlm.cli import main
+    from behaviorlm.config import IgnoredSettingWarning
+    from behaviorlm.train import ignored_settings, resolve_run_config
+
+    ds = blm.preprocess(blm.simulate(40, seed=0))
+    with pytest.warns(IgnoredSettingWarning, match=r"train.lr = 0.5 has no effect on markov"):
+        blm.train(ds, "markov", overrides=["train.lr=0.5"], progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IgnoredSettingWarning)
+        blm.train(ds, "markov", progress=False)  # the defaults: nothing to say
+    sasrec = resolve_run_config("sasrec", overrides=["train.lr=0.5"])
+    assert ignored_settings(sasrec, resume=True) == []  # the training loop reads them
+    folder = tmp_path / "ds"
+    ds.save(folder)
+    argv = ["train", str(folder), "--model", "pop", "--out", str(tmp_path / "pop")]
+    assert main([*argv, "--train.epochs=3", "--train.lr=0.5"]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "note:" in line]
+    assert notes == [
+        "behaviorlm: note: train.epochs = 3, train.lr = 0.5 have no effect on pop: a baseline "
+        "is fitted directly, without the training loop and its [train] settings"
+    ]
+    assert main([*argv, "--resume"]) == 0
+    assert "resume has no effect on pop" in capsys.readouterr().err
+    assert main(argv) == 0
+    assert "note:" not in capsys.readouterr().err

@@ -19,6 +19,7 @@ import os
 import re
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
@@ -30,7 +31,7 @@ from rich.table import Table
 
 from behaviorlm.allocator import retain_freed_memory
 from behaviorlm.artifact import Artifact, kept_model
-from behaviorlm.config import ConfigError, load_toml
+from behaviorlm.config import ConfigError, IgnoredSettingWarning, load_toml
 from behaviorlm.data.dataset import Dataset, check_prepare_paths
 from behaviorlm.data.download import CACHE_ENV, GROUPLENS_URL, MOVIELENS_NAMES, download_movielens
 from behaviorlm.data.errors import DataError
@@ -69,7 +70,7 @@ from behaviorlm.recommend import recommend
 from behaviorlm.report import training_log, write_report
 from behaviorlm.report.page import check_report_path
 from behaviorlm.schema import Sequences
-from behaviorlm.train import named_model, resolve_run_config, train
+from behaviorlm.train import ignored_settings, named_model, resolve_run_config, train
 from behaviorlm.train.distributed import World, current_world, finish, start
 from behaviorlm.train.folder import check_output_file
 from behaviorlm.train.run import stored_config
@@ -234,10 +235,13 @@ def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
     def shown(description: str) -> AbstractContextManager[None]:
         return step(description) if main_rank else nullcontext()
 
+    for note in ignored_settings(run, resume=args.resume) if main_rank else []:
+        print(f"behaviorlm: note: {note}", file=sys.stderr)
     with shown(f"loading {args.dataset}"):
         ds = Dataset.load(args.dataset)
     try:
-        with shown(f"training {run.model}"):
+        with shown(f"training {run.model}"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", IgnoredSettingWarning)  # the notes above
             artifact = train(
                 ds,
                 config=run.to_dict(),

@@ -35,6 +35,12 @@ class ConfigError(ValueError):
     """
 
 
+class IgnoredSettingWarning(UserWarning):
+    """A setting that is valid but has no effect on the run it was given to (a ``[train]``
+    setting for a baseline, which is fitted without the training loop); the command line
+    prints it as a note."""
+
+
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
     """Check (and gently convert) ``value`` against a field's type annotation."""
     origin = typing.get_origin(annotation)

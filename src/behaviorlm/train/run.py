@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -18,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from behaviorlm.artifact import Artifact
-from behaviorlm.config import ConfigError, apply_overrides, from_dict, merge, to_dict
+from behaviorlm.config import (
+    ConfigError,
+    IgnoredSettingWarning,
+    apply_overrides,
+    from_dict,
+    merge,
+    to_dict,
+)
 from behaviorlm.data.dataset import Dataset
 from behaviorlm.data.errors import DataError
 from behaviorlm.data.feed import has_feed
@@ -189,6 +197,36 @@ def resolve_run_config(
     )
 
 
+def ignored_settings(cfg: RunConfig, *, resume: bool = False) -> list[str]:
+    """What of ``cfg`` (and ``resume``) has no effect on its model: a baseline is fitted
+    directly, so ``[train]`` settings other than the defaults, and resuming, do nothing.
+
+    Examples
+    --------
+    >>> markov = resolve_run_config("markov", overrides=["train.lr=0.1", "train.epochs=3"])
+    >>> print(ignored_settings(markov)[0][:52])
+    train.epochs = 3, train.lr = 0.1 have no effect on m
+    >>> ignored_settings(resolve_run_config("sasrec", overrides=["train.lr=0.1"]))
+    []
+    """
+    if issubclass(MODELS[cfg.model][1], NeuralRecommender):
+        return []
+    default = to_dict(TrainConfig())
+    changed = [f"train.{k} = {v!r}" for k, v in to_dict(cfg.train).items() if v != default.get(k)]
+    notes = (
+        [
+            f"{', '.join(changed)} {'has' if len(changed) == 1 else 'have'} no effect on "
+            f"{cfg.model}: a baseline is fitted directly, without the training loop and its "
+            "[train] settings"
+        ]
+        if changed
+        else []
+    )
+    if resume:
+        notes.append(f"resume has no effect on {cfg.model}: a baseline is fitted anew")
+    return notes
+
+
 def fit_to_data(cfg: RunConfig, dataset: Dataset) -> RunConfig:
     """``cfg`` with the feature groups the data set cannot feed switched off.
 
@@ -302,6 +340,8 @@ def train(
     cfg = fit_to_data(
         resolve_run_config(model, config, overrides, defaults=defaults, base=base), dataset
     )
+    for note in ignored_settings(cfg, resume=resume):
+        warnings.warn(note, IgnoredSettingWarning, stacklevel=2)
     split = make_split(dataset, cfg.split)
     fitted = MODELS[cfg.model][1](cfg.model_config)
     if isinstance(fitted, NeuralRecommender):  # where a click on a search result comes from

@@ -37,6 +37,8 @@ from behaviorlm.data.io import read
 from behaviorlm.data.preprocess import preprocess
 from behaviorlm.data.synthetic import simulate
 from behaviorlm.evaluate import evaluate_artifact
+from behaviorlm.models import MODELS
+from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.train import train
 from machine import machine_facts, peak_rss_mib
 
@@ -106,17 +108,25 @@ def one_model(args: argparse.Namespace, model: str) -> dict[str, Any]:
 
 
 def shown(line: dict[str, Any]) -> str:
-    """The run's overrides for the config cell (thread counts left out: they change no result),
-    and the GPU it trained on, if any.
+    """The run's overrides for the config cell (thread counts left out: they change no result;
+    a baseline's ``train.*`` too: it has no training loop), and the GPU it trained on, if any.
 
     Examples
     --------
-    >>> shown({"overrides": ["train.threads=1", "model.dropout=0.5"]})
+    >>> shown({"model": "sasrec", "overrides": ["train.threads=1", "model.dropout=0.5"]})
     ' `model.dropout=0.5`'
+    >>> shown({"model": "markov", "overrides": ["train.time_budget_s=300"]})
+    ''
     >>> shown({"overrides": [], "device": "cuda:0", "gpu": "NVIDIA H200"})
     ' (trained on NVIDIA H200)'
     """
-    kept = [o for o in line.get("overrides", []) if not o.startswith("train.threads=")]
+    model = MODELS.get(line.get("model", ""))
+    baseline = model is not None and not issubclass(model[1], NeuralRecommender)
+    kept = [
+        o
+        for o in line.get("overrides", [])
+        if not o.startswith("train.threads=") and not (baseline and o.startswith("train."))
+    ]
     device = line.get("device", "cpu")
     where = f" (trained on {line.get('gpu', device)})" if device != "cpu" else ""
     return "".join(f" `{o}`" for o in kept) + where

@@ -575,12 +575,51 @@ def test_an_event_column_of_lists_or_objects_is_refused_by_name(
         read(renamed, mapping={column: "x"})
 
 
-def test_a_header_naming_a_column_twice_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "twice.csv"
-    path.write_text("user_id,item_id,timestamp,item_id\nu1,a,1,b\n")
-    with pytest.raises(DataError, match="column 'item_id' appears more than once") as info:
+@pytest.mark.parametrize(
+    ("name", "content", "expected", "fix"),
+    [
+        (
+            "twice.csv",
+            b"user_id,item_id,timestamp,item_id\nu1,a,1,b\n",
+            "column 'item_id' appears more than once",
+            "rename or drop all but one",
+        ),
+        (
+            "mac.csv",
+            b"user_id,item_id,timestamp\r1,2,3\r4,5,6\r",
+            "carriage return alone",
+            "tr '\\r' '\\n'",
+        ),
+        (
+            "spaces.inter",
+            b"user_id:token item_id:token rating:float\n1 10 4\n",
+            "is not tab-separated",
+            "with tabs",
+        ),
+        ("seq.txt", b"1,10,11,12\n2,13,14\n", "not separated by whitespace", "--sep ','"),
+    ],
+)
+def test_a_file_laid_out_otherwise_says_what_to_do(
+    tmp_path: Path, name: str, content: bytes, expected: str, fix: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=expected) as info:
         read(path)
-    assert "rename or drop all but one" in info.value.line()
+    assert fix in info.value.line()
+
+
+def test_the_layouts_those_errors_point_to_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "windows.csv"
+    path.write_bytes(b"user_id,item_id,timestamp\r\n1,2,3\r\n")
+    assert read(path).events.height == 1
+    path = tmp_path / "seq.txt"
+    path.write_text("1,10,11,12\n2,13,14\n")
+    assert read(path, sep=",").events.height == 5
+    lone = tmp_path / "lone.txt"  # one token without a separator: the bad-row message stays
+    lone.write_text("u1\nu2\n")
+    with pytest.raises(DataError, match="missing item_id and query"):
+        read(lone)
 
 
 @pytest.mark.parametrize(
@@ -600,24 +639,6 @@ def test_a_file_without_a_header_is_named_as_such(tmp_path: Path, first: str) ->
     assert read(named).events.height == 1
 
 
-def test_lines_ended_by_a_carriage_return_alone_are_named(tmp_path: Path) -> None:
-    path = tmp_path / "mac.csv"
-    path.write_bytes(b"user_id,item_id,timestamp\r1,2,3\r4,5,6\r")
-    with pytest.raises(DataError, match="carriage return alone") as info:
-        read(path)
-    assert "tr '\\r' '\\n'" in info.value.line()
-    path.write_bytes(b"user_id,item_id,timestamp\r\n1,2,3\r\n")  # Windows endings are read
-    assert read(path).events.height == 1
-
-
-def test_a_recbole_header_separated_by_spaces_is_named(tmp_path: Path) -> None:
-    path = tmp_path / "spaces.inter"
-    path.write_text("user_id:token item_id:token rating:float\n1 10 4\n")
-    with pytest.raises(DataError, match="is not tab-separated") as info:
-        read(path)
-    assert "with tabs" in info.value.line()
-
-
 @pytest.mark.parametrize(
     ("name", "what"),
     [("events.zip", "unpack it"), ("events.tar", "unpack it"), ("events.csv.bz2", "gzip")],
@@ -631,19 +652,6 @@ def test_archives_and_unread_compressions_say_what_to_do(
         with pytest.raises(DataError, match="is not read") as info:
             read(path, format=fmt)  # type: ignore[arg-type]
         assert what in info.value.line()
-
-
-def test_a_sequence_file_separated_by_commas_suggests_sep(tmp_path: Path) -> None:
-    path = tmp_path / "seq.txt"
-    path.write_text("1,10,11,12\n2,13,14\n")
-    with pytest.raises(DataError, match="not separated by whitespace") as info:
-        read(path)
-    assert "--sep ','" in info.value.line()
-    assert read(path, sep=",").events.height == 5
-    lone = tmp_path / "lone.txt"  # one token without a separator: the bad-row message stays
-    lone.write_text("u1\nu2\n")
-    with pytest.raises(DataError, match="missing item_id and query"):
-        read(lone)
 
 
 @pytest.mark.parametrize(

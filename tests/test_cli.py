@@ -77,6 +77,21 @@ def test_train_evaluate_recommend(
     assert {"item_id", "title", "score"} <= set(recs[0]["recommendations"][0])
 
 
+def test_an_output_path_that_is_a_file_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = tmp_path / "out.parquet"
+    file.write_text("")
+    log = tmp_path / "log.csv"
+    log.write_text("user_id,item_id,timestamp\nu1,i1,1\nu1,i2,2\n")
+    for argv in (["simulate", str(file), "--users", "5"], ["prepare", str(log), str(file)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"{file} is a file" in err
+        assert "done:" not in err  # nothing simulated or read first
+    assert file.read_text() == ""
+
+
 def test_prepare_never_overwrites_its_input(
     prepared: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

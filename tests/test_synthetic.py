@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
+from behaviorlm.data.errors import DataError
 from behaviorlm.data.raw import RAW_EVENT_DTYPES, RawData
 from behaviorlm.data.synthetic import SimConfig, simulate, write_simulation
 from behaviorlm.data.synthetic.sampling import GroupSampler
@@ -316,9 +318,10 @@ def test_events_per_user_is_roughly_the_mean_asked_for() -> None:
 def test_write_simulation_round_trips(tmp_path: Path, fmt: str) -> None:
     raw = simulate(30, seed=2)
     out = write_simulation(raw, tmp_path / "sim", format=fmt)  # type: ignore[arg-type]
-    assert sorted(p.name for p in out.iterdir()) == sorted(
-        f"{t}.{fmt}" for t in ("events", "items", "users", "follows")
-    )
+    tables = sorted(f"{t}.{fmt}" for t in ("events", "items", "users", "follows"))
+    assert sorted(p.name for p in out.iterdir()) == sorted([*tables, "simulation.json"])
+    mark = json.loads((out / "simulation.json").read_text())
+    assert (mark["format"], sorted(mark["tables"])) == (fmt, tables)
     for name in ("events", "items", "users", "follows"):
         frame = getattr(raw, name)
         path = out / f"{name}.{fmt}"
@@ -344,6 +347,25 @@ def test_write_simulation_refuses_a_second_format_in_one_folder(tmp_path: Path) 
         (other / name).write_text("")
         with pytest.raises(FileExistsError, match=name.replace(".", r"\.")):
             write_simulation(raw, other, format="csv")
+
+
+def test_write_simulation_never_overwrites_the_users_own_data(tmp_path: Path) -> None:
+    """Only a folder an earlier simulation wrote (it holds simulation.json) is written over."""
+    raw = simulate(20, seed=0)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    own = "user_id,item_id,timestamp\nalice,book1,1700000000\n"
+    (mine / "events.csv").write_text(own)
+    with pytest.raises(DataError, match=r"would overwrite events\.csv, which no simulation"):
+        write_simulation(raw, mine, format="csv")
+    assert (mine / "events.csv").read_text() == own
+    assert sorted(p.name for p in mine.iterdir()) == ["events.csv"]
+    with pytest.raises(FileExistsError, match=r"events\.csv exists"):  # in another format
+        write_simulation(raw, mine, format="parquet")
+    file = tmp_path / "out.parquet"
+    file.write_text("")
+    with pytest.raises(DataError, match="is a file"):
+        write_simulation(raw, file, format="parquet")
 
 
 def test_simulation_settings_must_be_finite() -> None:

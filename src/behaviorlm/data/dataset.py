@@ -143,6 +143,11 @@ def check_dataset_folder(directory: str | Path) -> None:
     behaviorlm.data.errors.DataError: preparing into ... would overwrite items.parquet, ...
     """
     out = Path(directory).resolve()
+    if out.exists() and not out.is_dir():
+        raise DataError(
+            f"{directory} is a file; a prepared data set is a folder",
+            how="pass the path of a folder (it is created if missing)",
+        )
     held = run_folder_mark(out)
     if held:
         raise DataError(

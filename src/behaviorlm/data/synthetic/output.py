@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -18,9 +19,13 @@ from behaviorlm.data.synthetic.engine import A_VIEW, EVENT_ACTIONS, EventArrays
 from behaviorlm.data.synthetic.vocab import CAUSE_GROUPS, DEVICES, SEARCH
 from behaviorlm.data.synthetic.world import World
 from behaviorlm.data.write import write_table
+from behaviorlm.files import write_whole
 
 #: The tables of a behaviorlm folder.
 TABLES: tuple[str, ...] = ("events", "items", "users", "follows")
+#: The file that marks a folder as written by :func:`write_simulation`: its tables of the
+#: same names may be written over; the tables of a folder without it are the user's data.
+SIMULATION_MARK = "simulation.json"
 _MODEL_LETTERS = list("ABCDEFGHKLMNPRSTVWXZ")
 #: Rows of events turned into strings at a time.
 _CHUNK = 1 << 21
@@ -195,18 +200,30 @@ def check_simulation_folder(out_dir: str | Path, format: str) -> Path:
     if format not in ("csv", "parquet", "jsonl"):
         raise ValueError(f"format must be 'csv', 'parquet' or 'jsonl', got {format!r}")
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise DataError(
+            f"{out} is a file; a simulation is written as a folder of tables",
+            how="pass the path of a folder (it is created if missing)",
+        )
     held = DATASET_META if (out / DATASET_META).is_file() else run_folder_mark(out)
     if held is not None:  # its files would be replaced by raw tables
         what = "a prepared data set" if held == DATASET_META else "a training run's folder"
         raise DataError(
             f"{out} is {what} (it holds {held})", how="write the simulation to a folder of its own"
         )
+    simulated = (out / SIMULATION_MARK).is_file()
     for name in TABLES:  # each table in one file: any other a folder read would take
         for other in table_files(out, name):
             if other.name != f"{name}.{format}":
                 raise FileExistsError(
                     f"{other} exists; remove it or write to another folder (a folder holds "
                     "each table in one file)"
+                )
+            if not simulated:  # the user's own data
+                raise DataError(
+                    f"simulating into {out} would overwrite {other.name}, which no simulation "
+                    f"wrote there (the folder has no {SIMULATION_MARK})",
+                    how="write the simulation to a folder of its own",
                 )
     return out
 
@@ -224,7 +241,8 @@ def write_simulation(
     raw : RawData
         Typically the output of :func:`behaviorlm.data.synthetic.simulate`.
     out_dir : str or Path
-        The folder; created if missing. Files of the same names are overwritten.
+        The folder; created if missing. It gets ``simulation.json`` beside the tables, and
+        only a folder that has it (an earlier simulation) may have its tables written over.
     format : {"csv", "parquet", "jsonl"}
         File format of every table.
 
@@ -236,7 +254,8 @@ def write_simulation(
     Raises
     ------
     DataError
-        If the folder is a prepared data set or a training run's folder.
+        If the path is a file, the folder is a prepared data set or a training run's folder,
+        or it holds tables of these names that no simulation wrote.
     FileExistsError
         If the folder already holds one of the tables in another file (another format, a
         compressed file, ``Events.csv``: a folder read could not tell which one to use).
@@ -247,11 +266,15 @@ def write_simulation(
     >>> from behaviorlm.data.synthetic import simulate
     >>> out = write_simulation(simulate(20, seed=0), tempfile.mkdtemp(), format="csv")
     >>> sorted(p.name for p in out.iterdir())
-    ['events.csv', 'follows.csv', 'items.csv', 'users.csv']
+    ['events.csv', 'follows.csv', 'items.csv', 'simulation.json', 'users.csv']
     """
     out = check_simulation_folder(out_dir, format)
     tables = {"events": raw.events, "items": raw.items, "users": raw.users, "follows": raw.follows}
     out.mkdir(parents=True, exist_ok=True)
+    # the mark first: a run stopped while writing leaves tables that a rerun may replace
+    written = [f"{name}.{format}" for name, frame in tables.items() if frame is not None]
+    mark = {"written_by": "behaviorlm simulate", "format": format, "tables": written}
+    write_whole(out / SIMULATION_MARK, json.dumps(mark, indent=2) + "\n")
     for name, frame in tables.items():
         if frame is None:
             continue

@@ -218,3 +218,25 @@ def test_train_settings_given_to_a_baseline_are_named_as_having_no_effect(
     assert "resume has no effect on pop" in capsys.readouterr().err
     assert main(argv) == 0
     assert "note:" not in capsys.readouterr().err
+
+
+def test_split_fractions_are_checked_and_refused_where_they_do_nothing() -> None:
+    import behaviorlm as blm
+    from behaviorlm.data.protocol import SplitConfig
+    from behaviorlm.evaluate import evaluate_artifact
+    from behaviorlm.train import resolve_run_config
+
+    with pytest.raises(ConfigError, match=r"split.valid_fraction sizes a window of .*does nothing"):
+        resolve_run_config("markov", overrides=["split.valid_fraction=5"])
+    with pytest.raises(ConfigError, match="must be above 0 and sum to less than 1"):
+        resolve_run_config(
+            "markov",
+            overrides=["split.protocol='temporal'", "split.test_fraction=-2"],
+        )
+    temporal = SplitConfig(protocol="temporal", valid_fraction=0.2, test_fraction=0.3)
+    assert (temporal.valid_fraction, temporal.test_fraction) == (0.2, 0.3)
+    # a run recorded before the check still evaluates: the fractions never split it
+    art = blm.train(blm.preprocess(blm.simulate(40, seed=0)), "pop", progress=False)
+    before = evaluate_artifact(art, ks=(10,)).metrics
+    art.run["config"]["split"]["valid_fraction"] = 5.0
+    assert evaluate_artifact(art, ks=(10,)).metrics == before

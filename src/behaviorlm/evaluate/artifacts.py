@@ -8,9 +8,8 @@ from typing import Literal
 import numpy as np
 
 from behaviorlm.artifact import Artifact
-from behaviorlm.config import from_dict
 from behaviorlm.data.errors import DataError
-from behaviorlm.data.protocol import SplitConfig, make_split
+from behaviorlm.data.protocol import make_split, stored_split
 from behaviorlm.evaluate.results import EvalResult
 from behaviorlm.evaluate.runner import DEFAULT_KS, evaluate
 from behaviorlm.schema import Sequences
@@ -64,7 +63,7 @@ def evaluate_artifact(
             "cannot be told apart from its training events",
             how="train it with behaviorlm.train / `behaviorlm train`, which records the split",
         )
-    split_config = from_dict(SplitConfig, stored)
+    split_config = stored_split(stored)
     split = make_split(artifact.dataset, split_config)
     evalset = split.test if on == "test" else split.valid
     result = evaluate(

@@ -77,6 +77,22 @@ def test_train_evaluate_recommend(
     assert {"item_id", "title", "score"} <= set(recs[0]["recommendations"][0])
 
 
+def test_evaluate_takes_artifacts_after_its_options(
+    prepared: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = [tmp_path / "pop", tmp_path / "markov"]
+    for run in runs:
+        assert main(["train", str(prepared / "ds"), "--model", run.name, "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(runs[0]), "--include-seen", "--ks", "10", str(runs[1])]) == 0
+    table = capsys.readouterr().out
+    assert "| pop | HR |" in table
+    assert "| markov | HR |" in table
+    with pytest.raises(SystemExit, match="2"):  # argparse's own refusal
+        main(["evaluate", str(runs[0]), "--bogus", str(runs[1])])
+    assert "unrecognised arguments: --bogus" in capsys.readouterr().err
+
+
 def test_an_output_path_that_is_a_file_is_refused_before_any_work(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1052,6 +1052,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # space ('--split.target_actions=[purchase, cart]') for a positional argument
     overrides = [a for a in given if _OVERRIDE.match(a)]
     args, extra = parser.parse_known_args([a for a in given if not _OVERRIDE.match(a)])
+    if args.command == "evaluate":  # artifacts after an option: argparse leaves them over
+        late = [a for a in extra if not a.startswith("-")]
+        args.artifacts += late
+        extra = [a for a in extra if a not in late]
     extra = overrides + extra
     args.debug = debug
     if args.command != "serve":  # fewer page faults in repeated tensor work; not the server's

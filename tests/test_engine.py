@@ -983,6 +983,10 @@ def test_the_train_command_resumes_a_run_by_its_stored_config(
     assert theirs > 0
     assert f"({theirs:,} of them followees' events in the timelines)" in capsys.readouterr().out
     assert main(["train", str(tmp_path / "ds"), "--out", str(run), "--resume"]) == 0
+    assert "with the sessions before" in capsys.readouterr().out
+    fresh = [*first, "--train.schedule=epochs", "--train.epochs=1", "--resume"]
+    assert main([*fresh[:5], str(tmp_path / "fresh"), *fresh[6:]]) == 0  # nothing to resume
+    assert "sessions before" not in capsys.readouterr().out
     again = ["train", str(tmp_path / "ds"), "--out", str(run), "--resume"]
     assert main([*again, "--train.time_budget_s=0"]) == 0
     assert json.loads((run / "config.json").read_text())["train"]["schedule"] == "epochs"

@@ -265,7 +265,7 @@ def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
     )
     took = f"in {artifact.run['fit_seconds']:.1f}s"
     whole = fit.get("run_seconds")
-    if args.resume and whole is not None and whole > artifact.run["fit_seconds"]:
+    if fit.get("resumed") and whole is not None:
         took += f" ({whole:.1f}s with the sessions before)"
     theirs = artifact.run["split_info"].get("followee_events", {}).get("train", 0)
     shares = f" ({theirs:,} of them followees' events in the timelines)" if theirs else ""

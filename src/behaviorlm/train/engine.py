@@ -323,7 +323,8 @@ def fit_model(
     dict
         ``epochs`` (last epoch trained), ``best_epoch``, ``best_valid`` (NDCG@10, HR@10),
         ``seconds``, ``events_per_s``, ``stopped``, ``device`` (where it trained, e.g.
-        ``"cuda:0"``) and sizes of the run.
+        ``"cuda:0"``), ``resumed`` (a sequence model's run went on from a checkpoint) and
+        sizes of the run.
 
     Examples
     --------
@@ -930,6 +931,7 @@ class _Loop:
             "best_valid": self.best_valid,
             "seconds": round(time.perf_counter() - start, 3),  # this session
             "run_seconds": round(self._run_seconds(), 3),  # resumed sessions too
+            "resumed": resumed,  # from a checkpoint of an earlier session
             "train_seconds": round(self.train_seconds, 3),
             "events_per_s": round(self.events / max(self.train_seconds, 1e-9), 1),
             "stopped": stopped or "completed",

@@ -327,7 +327,10 @@ def test_influencers_command_ranks_users_by_predicted_reach(
     assert "predicted reach" in text
     assert main(["influencers", str(out), "--item", "i3", "-k", "4", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
+    assert data["action"] == "share"
     assert data["exposure_relative"] is False
+    assert main(["influencers", str(out), "--item", "i3", "-k", "4", "--action", "LIKE"]) == 0
+    assert "with a like (exposure" in capsys.readouterr().out  # the built-in name, as read
     assert "(exposure: the chance that a follower sees the user's act)" in text
     expected = blm.rank_influencers(art, "i3", k=4)
     assert [row["user"] for row in data["users"]] == expected.users.tolist()

@@ -644,14 +644,15 @@ def _exposure_meaning(relative: bool | None) -> str:
 def cmd_influencers(args: argparse.Namespace) -> None:
     artifact = Artifact.load(args.artifact)
     ranking = rank_influencers(artifact, args.item, k=args.k, action=args.action)
+    action = artifact.dataset.action_name(args.action)  # as ranked: LIKE is like
     data = labelled_ranking(artifact, ranking)
     rows = data["users"]
     if args.json:
-        print(json.dumps({"item_id": args.item, "action": args.action, **data}, indent=2))
+        print(json.dumps({"item_id": args.item, "action": action, **data}, indent=2))
         return
     meaning = None if ranking.exposure is None else ranking.exposure_relative
     console.print(
-        f"who would move the most followers to item {args.item} with a {args.action} "
+        f"who would move the most followers to item {args.item} with a {action} "
         f"(exposure: {_exposure_meaning(meaning)})",
         soft_wrap=True,
     )

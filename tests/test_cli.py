@@ -384,6 +384,18 @@ def test_recommend_filters(prepared: Path, capsys: pytest.CaptureFixture[str]) -
     err = capsys.readouterr().err
     assert "no item has category 'no-such-category'" in err
     assert f"items table: {min(c for c in categories if c)}" in err  # the known ones, sorted
+    # a list cut short by the filters says so (the JSON on standard output stays a list)
+    rare = items.drop_nulls("category").group_by("category").len().sort("len")["category"][0]
+    short = ["recommend", str(out), "--user", user, "-k", "50", "--category", rare]
+    assert main([*short, "--json"]) == 0
+    captured = capsys.readouterr()
+    shown = len(json.loads(captured.out)[0]["recommendations"])
+    assert shown < 50
+    assert f"note: {shown} of 50 items for user {user}: the filters (seen items, --category)" in (
+        captured.err
+    )
+    assert main(short[:4]) == 0  # a full list of 10: no note
+    assert "note:" not in capsys.readouterr().err
 
 
 def test_recommend_action_counts_only_those_events_as_seen(

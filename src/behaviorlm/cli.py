@@ -490,6 +490,22 @@ def cmd_recommend(args: argparse.Namespace) -> None:
             )
         ]
         out.append((user, rows))
+    active = [
+        name
+        for name, on in (
+            ("seen items", not args.include_seen),
+            ("--category", args.category),
+            ("--exclude", args.exclude),
+        )
+        if on
+    ]
+    why = f"the filters ({', '.join(active)}) leave no more" if active else "no more items"
+    for user, rows in out:  # a short list is not an error, but it says why
+        if len(rows) < args.k:
+            print(
+                f"behaviorlm: note: {len(rows)} of {args.k} items for user {user}: {why}",
+                file=sys.stderr,
+            )
     if args.json:
         print(json.dumps([{"user_id": u, "recommendations": r} for u, r in out], indent=2))
         return

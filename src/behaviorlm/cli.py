@@ -148,7 +148,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
             on_error=args.on_error,
             strict_actions=args.strict_actions,
             sep=args.sep,
-            columns=None if args.columns is None else args.columns.split(","),
+            columns=None if args.columns is None else [c.strip() for c in args.columns.split(",")],
         )
     config = PrepareConfig(
         dedupe=not args.keep_duplicates,

@@ -262,3 +262,28 @@ def test_a_set_without_targets_is_refused_not_scored_zero() -> None:
     with pytest.raises(ValueError, match="no row of the evaluation set has a target"):
         evaluate(pop, evalset([[1], [2]], [[], []]), ks=(1, 10))
     assert evaluate(pop, evalset([[1], [2]], [[], [3]]), ks=(1,)).n_users == 1
+
+
+def test_the_runs_split_is_the_one_evaluate_artifact_scores() -> None:
+    """A model trained with followees' shares is scored on timelines that hold them:
+    ``Artifact.split`` rebuilds that split, which ``leave_one_out`` alone does not."""
+    import behaviorlm as blm
+
+    ds = blm.preprocess(blm.simulate(80, seed=0))
+    tiny = ["model.dim=8", "model.layers=1", "model.max_len=20", "train.epochs=1"]
+    art = blm.train(ds, "sasrec", overrides=tiny, progress=False)  # the shipped config reads them
+    assert art.followee_actions == ("share",)
+    split = art.split()
+    direct = blm.evaluate(art.model, split.test, ks=(10,))
+    scored = blm.evaluate_artifact(art, ks=(10,)).metrics
+    assert {m: direct.metrics[m] for m in ("HR", "NDCG", "MRR")} == {
+        m: scored[m] for m in ("HR", "NDCG", "MRR")
+    }
+    own = blm.leave_one_out(ds).test
+    assert len(split.test.histories.items) > len(own.histories.items)
+    assert blm.make_split(
+        ds, blm.SplitConfig(followee_actions=("share",))
+    ).test.targets.tolist() == (split.test.targets.tolist())
+    del art.run["config"]["split"]
+    with pytest.raises(blm.DataError, match="does not say how its training data was split"):
+        art.split()

@@ -27,7 +27,7 @@ from behaviorlm.data.dataset import Dataset
 from behaviorlm.data.errors import DataError
 from behaviorlm.data.io import read
 from behaviorlm.data.preprocess import PrepareConfig, prepare, preprocess
-from behaviorlm.data.protocol import SplitConfig
+from behaviorlm.data.protocol import SplitConfig, make_split
 from behaviorlm.data.split import leave_one_out, temporal_split
 from behaviorlm.data.synthetic import SimConfig, simulate, write_simulation
 from behaviorlm.evaluate import EvalResult, evaluate, evaluate_artifact, paired_difference
@@ -78,6 +78,7 @@ __all__ = [
     "influence",
     "influence_user",
     "leave_one_out",
+    "make_split",
     "paired_difference",
     "prepare",
     "preprocess",

@@ -28,10 +28,11 @@ import polars as pl
 from behaviorlm.data.dataset import Dataset
 from behaviorlm.data.errors import DataError
 from behaviorlm.data.feed import followee_feed, merge_feed
+from behaviorlm.data.protocol import make_split, stored_split
 from behaviorlm.files import write_whole
 from behaviorlm.models import MODELS, Recommender
 from behaviorlm.models.neural import NeuralRecommender
-from behaviorlm.schema import TRUTH_PREFIX, Sequences
+from behaviorlm.schema import TRUTH_PREFIX, Sequences, Split
 
 FORMAT_VERSION = 1
 META_FILE = "artifact.json"
@@ -250,6 +251,30 @@ class Artifact:
         if not self.followee_actions:
             return seqs
         return merge_feed(seqs, followee_feed(self.dataset, self.followee_actions))
+
+    def split(self) -> Split:
+        """The split of the model's training run, rebuilt from its stored ``split`` config:
+        the training timelines, and the validation and test rows that ``evaluate_artifact``
+        scores (with the followee events the model reads, where it was trained with them).
+
+        Raises DataError for an artifact that does not record its split.
+
+        Examples
+        --------
+        >>> import behaviorlm as blm
+        >>> art = blm.train(blm.preprocess(blm.simulate(60, seed=0)), "pop", progress=False)
+        >>> split = art.split()
+        >>> len(split.test) == blm.evaluate_artifact(art, ks=(10,)).n_users
+        True
+        """
+        stored = self.run.get("config", {}).get("split")
+        if stored is None:
+            raise DataError(
+                "this artifact does not say how its training data was split, so its test "
+                "events cannot be told apart from its training events",
+                how="train it with behaviorlm.train / `behaviorlm train`, which records the split",
+            )
+        return make_split(self.dataset, stored_split(stored))
 
     def category_mask(self, categories: list[str]) -> np.ndarray:
         """(n_items + 1,) True for items in any of ``categories``; an item's ``"a|b"`` lists

@@ -97,7 +97,18 @@ def stored_split(data: Mapping[str, Any]) -> SplitConfig:
 
 def make_split(dataset: Dataset, config: SplitConfig) -> Split:
     """Split ``dataset`` as ``config`` says (the leakage checks run inside, on the users' own
-    events; followee events join after them)."""
+    events; followee events join after them): the split a training run with this ``[split]``
+    config trains and is evaluated on (``Artifact.split`` rebuilds a saved run's).
+
+    Examples
+    --------
+    >>> import behaviorlm as blm
+    >>> ds = blm.preprocess(blm.simulate(60, seed=0))
+    >>> own = make_split(ds, SplitConfig())
+    >>> feed = make_split(ds, SplitConfig(followee_actions=("share",)))
+    >>> len(feed.test.histories.items) > len(own.test.histories.items)  # with their shares
+    True
+    """
     targets = list(config.target_actions) or None
     if config.protocol == "leave_one_out":
         split = leave_one_out(dataset, target_actions=targets)

@@ -42,6 +42,10 @@ def leave_one_out(
 ) -> Split:
     """Per user: last target event -> test, second last -> validation, earlier events -> train.
 
+    The timelines hold the users' own events; a model trained with
+    ``split.followee_actions`` also reads the followees' events, and is scored on the split
+    :func:`behaviorlm.data.protocol.make_split` builds (``Artifact.split`` for a saved run).
+
     Parameters
     ----------
     ds : Dataset
@@ -191,6 +195,9 @@ def temporal_split(
     min_history: int = 1,
 ) -> Split:
     """Split at global cut-off times (given, or computed from fractions of the events).
+
+    The timelines hold the users' own events, as in :func:`leave_one_out` (followee events:
+    :func:`behaviorlm.data.protocol.make_split`).
 
     Parameters
     ----------

@@ -8,8 +8,6 @@ from typing import Literal
 import numpy as np
 
 from behaviorlm.artifact import Artifact
-from behaviorlm.data.errors import DataError
-from behaviorlm.data.protocol import make_split, stored_split
 from behaviorlm.evaluate.results import EvalResult
 from behaviorlm.evaluate.runner import DEFAULT_KS, evaluate
 from behaviorlm.schema import Sequences
@@ -56,15 +54,7 @@ def evaluate_artifact(
     """
     if on not in ("test", "valid"):
         raise ValueError(f"on must be 'test' or 'valid', got {on!r}")
-    stored = artifact.run.get("config", {}).get("split")
-    if stored is None:
-        raise DataError(
-            "this artifact does not say how its training data was split, so its test events "
-            "cannot be told apart from its training events",
-            how="train it with behaviorlm.train / `behaviorlm train`, which records the split",
-        )
-    split_config = stored_split(stored)
-    split = make_split(artifact.dataset, split_config)
+    split = artifact.split()
     evalset = split.test if on == "test" else split.valid
     result = evaluate(
         artifact.model,

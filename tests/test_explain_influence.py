@@ -97,6 +97,14 @@ def test_influence_changes_the_distribution(saved: tuple[blm.Artifact, Path]) ->
     assert json.loads(json.dumps(out.to_dict()))["kl"] == pytest.approx(out.kl)
     same = influence(art.model, history, Event(item=4, action=purchase), k=10)
     assert same.kl == pytest.approx(out.kl)
+    # ids as the Artifact API gives them (numpy integers) write as JSON too
+    item = art.item_ids(["i4"])[0]
+    numpy_ids = influence(art.model, history, Event(item=item, action=purchase), items=[item])
+    assert json.loads(json.dumps(numpy_ids.to_dict()))["event"]["item"] == int(item)
+    reach = blm.social_reach(art.model, history, item, action=purchase)
+    assert json.loads(json.dumps(reach.to_dict()))["item"] == int(item)
+    with pytest.raises(TypeError):  # an id is a whole number
+        Event(item=4.5, action=purchase)  # type: ignore[arg-type]
     # the event took the time of the timeline's last event, and says so
     assert out.event.timestamp == int(history.timestamps[-1]) > 0
     assert out.to_dict()["event"]["timestamp"] == out.event.timestamp
@@ -162,6 +170,10 @@ def test_reach_is_the_sum_of_follower_uplifts(saved: tuple[blm.Artifact, Path]) 
     assert weighted.reach[at] == pytest.approx(exposure.of(user) * reach.reach, rel=1e-4, abs=1e-6)
     uplift = follower_uplift(art.model, seqs, item=6)
     assert uplift.shape == (len(seqs),)
+    edges = (follows["follower"].to_numpy(), follows["followee"].to_numpy())
+    for bad in (-1, 0):  # -1 would wrap around to the last user's figures
+        with pytest.raises(ValueError, match=f"user ids start at 1, got {bad}"):
+            rank_by_reach(art.model, seqs, *edges, item=6, users=np.array([bad, user]))
 
 
 def test_reach_says_how_the_act_reaches_followers_and_what_its_exposure_is(

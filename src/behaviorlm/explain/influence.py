@@ -9,6 +9,7 @@ change of named items. The social reach of a share lives in :mod:`behaviorlm.exp
 
 from __future__ import annotations
 
+import operator
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,10 @@ class Event:
     followee: int = 0
 
     def __post_init__(self) -> None:
+        for name in ("item", "action", "source", "timestamp", "followee"):
+            value = getattr(self, name)
+            if value is not None:  # numpy's integers too, as plain ints (JSON writes them)
+                object.__setattr__(self, name, operator.index(value))
         if self.source is not None:
             return
         if self.followee:
@@ -294,6 +299,7 @@ def influence(
         entering=tuple(i for i in a if i not in b),
         leaving=tuple(i for i in b if i not in a),
         items=tuple(
-            ItemChange(i, float(np.exp(before[i - 1])), float(np.exp(after[i - 1]))) for i in named
+            ItemChange(int(i), float(np.exp(before[i - 1])), float(np.exp(after[i - 1])))
+            for i in named
         ),
     )

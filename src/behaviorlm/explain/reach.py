@@ -192,7 +192,7 @@ def social_reach(
     )
     seen = 1.0 if exposure is None else exposure
     return Reach(
-        item=item,
+        item=int(item),
         users=followers.users.copy(),
         uplift=uplift,
         reach=seen * float(uplift.sum()),
@@ -273,7 +273,7 @@ def rank_by_reach(
     item : int
         The item to share.
     users : (U,) int64, optional
-        Candidate sharers (default: every followee).
+        Candidate sharers, internal user ids from 1 (default: every followee).
     k : int, optional
         Keep the best ``k``.
     action, source, followee_event : int, int, bool
@@ -319,6 +319,8 @@ def rank_by_reach(
     per_edge = uplift[np.searchsorted(distinct, follower)]  # (M,) the follower's uplift
     # each candidate once, however often given
     candidates = np.unique(followee if users is None else np.asarray(users, dtype=np.int64))
+    if candidates.size and candidates[0] < 1:  # a negative id would wrap to another user
+        raise ValueError(f"user ids start at 1, got {int(candidates[0])}")
     top = int(max(followee.max(initial=0), candidates.max(initial=0))) + 1
     seen = None if exposure is None else exposure.rates(candidates)
     summed = np.bincount(followee, weights=per_edge, minlength=top)[candidates]
@@ -326,7 +328,7 @@ def rank_by_reach(
     counts = np.bincount(followee, minlength=top)[candidates]
     order = np.lexsort((candidates, -reach))[: k if k is not None else None]
     return ReachRanking(
-        item=item,
+        item=int(item),
         users=candidates[order],
         reach=reach[order],
         followers=counts[order],

@@ -651,6 +651,35 @@ def test_an_action_the_model_was_not_trained_on_is_stored_with_a_note(
     assert (data["untrained_actions"], data["results"][0]["note"]) == (0, None)
 
 
+def test_numeric_ids_and_numpy_k_are_taken_as_the_artifact_api_takes_them(
+    tmp_path: Path,
+) -> None:
+    """A log with numeric ids: 7 is looked up as "7", as Dataset lookups do."""
+    rows = [
+        f"{u},{100 + (u * 7 + t) % 30},{1_600_000_000 + 60 * t}"
+        for u in range(20)
+        for t in range(8)
+    ]
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,item_id,timestamp\n" + "\n".join(rows) + "\n")
+    blm.train(blm.preprocess(blm.read(path)), "markov", out_dir=tmp_path / "run", progress=False)
+    service = Service(tmp_path / "run", open_store(f"sqlite:///{tmp_path / 'ev.db'}"))
+    try:
+        by_number = service.recommend_user(3, k=np.int64(3))  # type: ignore[arg-type]
+        by_text = service.recommend_user("3", k=3)
+        assert by_number.known_user
+        assert (by_number.user_id, by_number.items) == ("3", by_text.items)
+        similar = service.similar_items(np.int64(101), k=np.int64(2))  # type: ignore[arg-type]
+        assert similar.items == service.similar_items("101", k=2).items
+        for bad in (0, -1, 2.5, True):
+            with pytest.raises(service_module.RequestError, match="k must be a whole number"):
+                service.similar_items("101", k=bad)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="user_id is an id string"):
+            service.recommend_user(3.0, k=3)  # type: ignore[arg-type]
+    finally:
+        service.close()
+
+
 def test_cold_start_popularity_then_the_users_own_events(
     client: TestClient, dataset: blm.Dataset
 ) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import numbers
 import sqlite3
 import threading
 import time
@@ -172,6 +173,40 @@ def describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def external_id(value: object, what: str) -> str:
+    """An external id as the service keys it: a string, or a whole number read as it prints
+    (7 as "7", as ``Dataset`` looks ids up and as a file's ids are read).
+
+    Examples
+    --------
+    >>> external_id(7, "user_id"), external_id("u1", "user_id")
+    ('7', 'u1')
+    >>> external_id(7.5, "item_id")
+    Traceback (most recent call last):
+    ...
+    TypeError: item_id is an id string (or a whole number read as one), got 7.5
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return str(int(value))
+    raise TypeError(f"{what} is an id string (or a whole number read as one), got {value!r}")
+
+
+def whole_k(k: object) -> int:
+    """``k`` checked to be a whole number of at least 1 (numpy's integers too);
+    RequestError(422) otherwise.
+
+    Examples
+    --------
+    >>> whole_k(np.int64(3))
+    3
+    """
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise RequestError(422, f"k must be a whole number of at least 1, got {k!r}")
+    return int(k)
+
+
 @dataclass(frozen=True, kw_only=True)
 class RecommendRequest:
     """One recommendation request for :meth:`Service.recommend_batch`.
@@ -196,6 +231,10 @@ class RecommendRequest:
     k: int = 10
     exclude_seen: bool = True
     action: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.user_id is not None:
+            object.__setattr__(self, "user_id", external_id(self.user_id, "user_id"))
 
 
 class Service:
@@ -479,10 +518,7 @@ class Service:
         prepared: dict[int, tuple[Timeline, Int]] = {}
         for index, request in enumerate(requests):
             try:
-                if isinstance(request.k, bool) or not isinstance(request.k, int) or request.k < 1:
-                    raise RequestError(
-                        422, f"k must be a whole number of at least 1, got {request.k!r}"
-                    )
+                whole_k(request.k)
                 timeline = self._timeline(request, now)
                 prepared[index] = (timeline, self._excluded(timeline, request))
             except Exception as exc:  # this request's own problem: the others go on
@@ -595,8 +631,10 @@ class Service:
     # ------------------------------------------------------------------ similar items
 
     def similar_items(self, item_id: str, k: int = 10) -> SimilarItems:
-        """The ``k`` items most similar to ``item_id``; RequestError(404) for an unknown item."""
-        items, scores = self.similarity.top(self._item_code(item_id), k)
+        """The ``k`` items most similar to ``item_id``; RequestError(404) for an unknown item,
+        422 for a ``k`` that is not a whole number of at least 1."""
+        item_id = external_id(item_id, "item_id")
+        items, scores = self.similarity.top(self._item_code(item_id), whole_k(k))
         return SimilarItems(
             item_id=item_id, method=self.similarity.method, items=self._items(items, scores)
         )
@@ -648,6 +686,8 @@ class Service:
         64) given with another method.
         """
         net = self._neural("an explanation")
+        user_id = external_id(user_id, "user_id")
+        item_id = None if item_id is None else external_id(item_id, "item_id")
         try:
             steps, samples = method_settings(method, steps, samples)
         except ValueError as exc:

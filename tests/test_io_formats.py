@@ -13,7 +13,7 @@ import pytest
 from behaviorlm.data.dataset import Dataset
 from behaviorlm.data.errors import DataError, Report
 from behaviorlm.data.io import detect_format, read
-from behaviorlm.data.preprocess import preprocess
+from behaviorlm.data.preprocess import prepare, preprocess
 from behaviorlm.data.raw import RAW_EVENT_DTYPES, RawData
 from behaviorlm.data.readers.normalize import to_seconds
 
@@ -766,6 +766,7 @@ def test_a_file_without_a_header_is_read_with_columns(tmp_path: Path) -> None:
         ("3", "30", 881250951, 5.0),
     ]
     assert raw.report.steps[0].dropped == {"blank line": 1}
+    assert prepare(path, tmp_path / "prepared", columns=names).n_events == 3  # the same option
     mapped = read(path, columns=["u", "i", "r", "t"], mapping={"user_id": "u", "item_id": "i"})
     assert mapped.events["user_id"].to_list() == ["1", "2", "3"]
     assert not mapped.has_time  # t is not mapped: the rows are in file order

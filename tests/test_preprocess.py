@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from behaviorlm.artifact import Artifact
+from behaviorlm.config import ConfigError
 from behaviorlm.data.dataset import EVENT_DTYPES, Dataset
 from behaviorlm.data.errors import DataError
 from behaviorlm.data.preprocess import PrepareConfig, prepare, preprocess
@@ -133,6 +134,15 @@ def test_k_core_is_iterative() -> None:
     assert min(counts_u) >= 2
     assert min(counts_i) >= 2
     check_accounting(ds)
+    # the same settings as a mapping, as blm.train takes its config
+    as_mapping = preprocess(
+        RawData(events=events(rows)), {"min_user_events": 2, "min_item_events": 2}
+    )
+    assert as_mapping.events.equals(ds.events)
+    with pytest.raises(ConfigError, match="min_user_event"):
+        preprocess(RawData(events=events(rows)), {"min_user_event": 2})
+    with pytest.raises(TypeError, match="PrepareConfig or a mapping"):
+        preprocess(RawData(events=events(rows)), 2)  # type: ignore[arg-type]
 
 
 def test_searches_do_not_count_for_items_and_stay_with_their_user() -> None:

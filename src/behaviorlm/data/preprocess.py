@@ -45,7 +45,7 @@ gathered into time order once, and the filters run on numpy views of its code co
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -53,7 +53,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from behaviorlm.config import to_dict
+from behaviorlm.config import from_dict, to_dict
 from behaviorlm.data.coding import Codes, code_ids, code_vocabs, compact_vocab, renumber
 from behaviorlm.data.dataset import EVENT_DTYPES, Dataset, check_prepare_paths
 from behaviorlm.data.errors import DataError, OnError, Report
@@ -107,7 +107,7 @@ class PrepareConfig:
                 raise ValueError(f"{name} must be at least 1, got {value}")
 
 
-def preprocess(raw: RawData, config: PrepareConfig | None = None) -> Dataset:
+def preprocess(raw: RawData, config: PrepareConfig | Mapping[str, Any] | None = None) -> Dataset:
     """Turn parsed events into a Dataset with contiguous ids, sorted timelines and a report.
 
     Parameters
@@ -117,8 +117,10 @@ def preprocess(raw: RawData, config: PrepareConfig | None = None) -> Dataset:
         built by hand without every column of ``RAW_EVENT_DTYPES`` in its type are read by
         the readers' rules first (no action column: views; times as datetimes or ISO text
         become seconds; bad rows dropped and counted).
-    config : PrepareConfig, optional
-        Filters to apply; the default dedupes and keeps every user and item.
+    config : PrepareConfig or mapping, optional
+        Filters to apply (a mapping such as ``{"min_user_events": 5}`` is read as a
+        PrepareConfig, unknown keys refused); the default dedupes and keeps every user and
+        item.
 
     Returns
     -------
@@ -149,7 +151,12 @@ def preprocess(raw: RawData, config: PrepareConfig | None = None) -> Dataset:
             f"preprocess reads RawData (from read() or simulate()), got {what}"
             + (": it is preprocessed already" if isinstance(raw, Dataset) else "")
         )
-    config = config or PrepareConfig()
+    if config is None:
+        config = PrepareConfig()
+    elif isinstance(config, Mapping):
+        config = from_dict(PrepareConfig, config, where="prepare")
+    elif not isinstance(config, PrepareConfig):
+        raise TypeError(f"config is a PrepareConfig or a mapping, got {type(config).__name__}")
     report = Report(steps=list(raw.report.steps))
     ev = _require_fields(_complete(_as_read(raw, report)), report)
     if ev.height == 0:
@@ -203,11 +210,13 @@ def prepare(
     strict_actions: bool = False,
     sep: str | None = None,
     name: str | None = None,
-    config: PrepareConfig | None = None,
+    columns: Sequence[str] | None = None,
+    config: PrepareConfig | Mapping[str, Any] | None = None,
 ) -> Dataset:
     """Read ``input_path``, preprocess it and save the Dataset to ``out_dir``.
 
-    The reading options are those of :func:`behaviorlm.data.io.read`. Refuses (DataError),
+    The reading options are those of :func:`behaviorlm.data.io.read`, ``config`` that of
+    :func:`preprocess`. Refuses (DataError),
     before reading, what ``behaviorlm prepare`` refuses
     (:func:`~behaviorlm.data.dataset.check_prepare_paths`): an input that is a prepared data
     set, an ``out_dir`` whose files would replace the input, a training run's folder.
@@ -233,6 +242,7 @@ def prepare(
         strict_actions=strict_actions,
         sep=sep,
         name=name,
+        columns=columns,
     )
     dataset = preprocess(raw, config)
     dataset.save(out_dir)

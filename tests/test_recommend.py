@@ -10,7 +10,7 @@ import pytest
 
 from behaviorlm.models.base import Recommender
 from behaviorlm.models.pop import Pop, PopConfig
-from behaviorlm.recommend import decode, encode, item_mask, recommend
+from behaviorlm.recommend import Ranked, decode, encode, item_mask, recommend
 from behaviorlm.schema import F32, Sequences
 
 
@@ -241,3 +241,14 @@ def test_million_item_catalogue_in_chunks() -> None:
         expected = [i for i in order[:6].tolist() if not (r == 0 and i == 5)][:5]
         assert ranked.items[r].tolist() == expected
     assert len(model.calls) == 4
+
+
+def test_a_table_of_lists_names_numeric_ids_and_refuses_a_short_item_column() -> None:
+    ranked = Ranked(
+        items=np.array([[2, 1], [1, 0]]),
+        scores=np.array([[0.75, 0.5], [0.25, -np.inf]], dtype=np.float32),
+    )
+    table = ranked.table([7, 8], [101, 102])  # numeric ids, as a log's ids often are
+    assert table.rows() == [("7", 1, "102", 0.75), ("7", 2, "101", 0.5), ("8", 1, "101", 0.25)]
+    with pytest.raises(ValueError, match="1 item ids for lists that hold item 2"):
+        ranked.table(["u1", "u2"], ["i1"])

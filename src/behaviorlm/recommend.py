@@ -76,6 +76,12 @@ class Ranked:
             raise ValueError(f"{len(user_ids)} user ids for {len(self)} lists")
         row, col = np.nonzero(self.items > 0)
         users, items = _id_column("user_id", user_ids), _id_column("item_id", item_ids)
+        largest = int(self.items.max(initial=0))
+        if largest > len(items):
+            raise ValueError(
+                f"{len(items)} item ids for lists that hold item {largest}: item_ids[i - 1] "
+                "names item i (for an artifact: dataset.items['item_id'])"
+            )
         return pl.DataFrame(
             {
                 "user_id": users.gather(row),
@@ -87,10 +93,17 @@ class Ranked:
 
 
 def _id_column(name: str, ids: Sequence[str] | pl.Series) -> pl.Series:
-    """``ids`` as a text column named ``name`` (a column is renamed, not rebuilt)."""
+    """``ids`` as a text column named ``name`` (a column is renamed, not rebuilt); ids
+    given as numbers are written as they print, as ``Dataset`` looks them up.
+
+    Examples
+    --------
+    >>> _id_column("user_id", [7, "u1"]).to_list()
+    ['7', 'u1']
+    """
     if isinstance(ids, pl.Series):
         return ids.rename(name).cast(pl.String)
-    return pl.Series(name, list(ids), dtype=pl.String)
+    return pl.Series(name, [None if i is None else str(i) for i in ids], dtype=pl.String)
 
 
 def item_mask(

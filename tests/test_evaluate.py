@@ -227,6 +227,9 @@ def test_paired_difference_pairs_users() -> None:
     for other, words in cases:
         with pytest.raises(ValueError, match=words):
             paired_difference(pop, other, "NDCG", 2)
+    for metric in ("ndcg", "Coverage"):  # a misspelt metric, or one of the whole list
+        with pytest.raises(ValueError, match="its per-user metrics are HR, MRR, NDCG, Recall"):
+            paired_difference(pop, markov, metric, 2)
     left = compare_to_first([pop, saved, markov], k=2)  # ... and of the saved file
     assert left is not None
     assert [label for label, _ in left.rows] == ["markov"]

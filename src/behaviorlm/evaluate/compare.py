@@ -103,12 +103,16 @@ def paired_difference(a: EvalResult, b: EvalResult, metric: str, k: int) -> Diff
     """
     for r in (a, b):
         if (metric, k) not in r.per_user:
-            why = (
-                f"it was evaluated at @{', @'.join(map(str, r.ks))}"
-                if r.per_user
-                else "it was saved without per-user values (evaluate --json FILE --per-user "
-                "keeps them)"
-            )
+            metrics = sorted({m for m, _ in r.per_user})
+            if not r.per_user:
+                why = (
+                    "it was saved without per-user values (evaluate --json FILE --per-user "
+                    "keeps them)"
+                )
+            elif metric not in metrics:
+                why = f"its per-user metrics are {', '.join(metrics)}"
+            else:
+                why = f"it was evaluated at @{', @'.join(map(str, r.ks))}"
             raise ValueError(f"{r.model} has no per-user {metric}@{k}: {why}")
     x, y = a.per_user[metric, k], b.per_user[metric, k]
     problem = _unpaired(a, b) or (None if len(x) == len(y) else _NOT_SAME.format(a=a, b=b))

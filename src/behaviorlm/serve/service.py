@@ -596,11 +596,22 @@ class Service:
         self, timeline: Timeline, request: RecommendRequest, items: Int, scores: F32
     ) -> Recommendations:
         readable = self._readable(timeline)
-        note = None
+        notes = []
         if not readable:
-            note = "no event the model can read: most popular items"
+            notes.append("no event the model can read: most popular items")
         elif timeline.ignored_events:
-            note = f"{timeline.ignored_events} event(s) on items unknown to the model were ignored"
+            notes.append(
+                f"{timeline.ignored_events} event(s) on items unknown to the model were ignored"
+            )
+        if request.action is not None and request.exclude_seen:
+            history = timeline.sequences
+            done = seen_events(history, [self._action_code(request.action)]) & (history.items > 0)
+            if not done.any():  # accepted, since live events may bring it: but it says so
+                notes.append(
+                    f"no event of this timeline has action {request.action!r} on an item: no "
+                    "item is left out as seen"
+                )
+        note = "; ".join(notes) or None
         return Recommendations(
             user_id=request.user_id if request.events is None else None,
             model=self.model_name,

@@ -64,9 +64,22 @@ def test_cache_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 def test_expected_checksum_mismatch(tmp_path: Path) -> None:
     source = tmp_path / "server"
-    make_zip(source, "ml-1m", {"ml-1m/ratings.dat": RATINGS})
-    with pytest.raises(DataError, match=r"SHA-256 of ml-1m\.zip"):
-        download_movielens("ml-1m", tmp_path / "c", sha256="0" * 64, base_url=source.as_uri())
+    archive = make_zip(source, "ml-1m", {"ml-1m/ratings.dat": RATINGS})
+    cache = tmp_path / "c"
+    with pytest.raises(DataError, match=r"SHA-256 of ml-1m\.zip .* the zip is removed"):
+        download_movielens("ml-1m", cache, sha256="0" * 64, base_url=source.as_uri())
+    assert sorted(p.name for p in cache.iterdir()) == []  # not unpacked later as if it passed
+    # a cached data set is checked against the expected SHA-256 too
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    folder = download_movielens("ml-1m", cache, base_url=source.as_uri())
+    assert download_movielens("ml-1m", cache, sha256=digest.upper()) == folder
+    with pytest.raises(DataError, match=f"the cached ml-1m came from a zip of SHA-256 {digest}"):
+        download_movielens("ml-1m", cache, sha256="0" * 64)
+    (cache / "ml-1m.zip").unlink()  # the record of the unpacked zip stands in for it
+    assert download_movielens("ml-1m", cache, sha256=digest) == folder
+    (cache / "ml-1m.zip.sha256").unlink()
+    with pytest.raises(DataError, match="no zip or record of one"):
+        download_movielens("ml-1m", cache, sha256=digest)
 
 
 def test_recorded_checksum_catches_a_changed_zip(tmp_path: Path) -> None:

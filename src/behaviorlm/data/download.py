@@ -70,10 +70,12 @@ def _check_zip(archive: Path, expected: str | None) -> str:
     if expected is None and record.is_file():
         expected = record.read_text().split()[0]
     if expected is not None and digest != expected.lower():
+        archive.unlink()  # never unpacked later as if it had passed
+        record.unlink(missing_ok=True)
         raise DataError(
-            f"SHA-256 of {archive.name} is {digest}, expected {expected}",
+            f"SHA-256 of {archive.name} is {digest}, expected {expected}; the zip is removed",
             where=str(archive),
-            how="delete the zip (and its .sha256 file) and download again",
+            how="check the expected SHA-256, and download again",
         )
     try:
         with zipfile.ZipFile(archive) as zf:
@@ -92,6 +94,23 @@ def _check_zip(archive: Path, expected: str | None) -> str:
         )
     record.write_text(f"{digest}  {archive.name}\n")
     return digest
+
+
+def _check_cached(archive: Path, expected: str) -> None:
+    """Check an unpacked data set against ``expected``: the SHA-256 of its zip, or the one
+    recorded when it was unpacked where the zip is gone."""
+    record = archive.with_name(archive.name + ".sha256")
+    if archive.is_file():
+        digest: str | None = file_sha256(archive)
+    else:
+        digest = record.read_text().split()[0] if record.is_file() else None
+    if digest is None or digest != expected.lower():
+        found = "no zip or record of one" if digest is None else f"a zip of SHA-256 {digest}"
+        raise DataError(
+            f"the cached {archive.stem} came from {found}, expected {expected}",
+            where=str(archive.parent / archive.stem),
+            how="delete the folder and its zip to download again",
+        )
 
 
 def _extract(archive: Path, staging: Path) -> None:
@@ -124,8 +143,9 @@ def download_movielens(
     cache_dir : Path, optional
         Where zips and data live; defaults to :func:`default_cache_dir`.
     sha256 : str, optional
-        Expected SHA-256 of the zip; without it the zip is checked with ``testzip`` and
-        its SHA-256 recorded in ``<name>.zip.sha256``.
+        Expected SHA-256 of the zip, checked against a cached copy too (a zip that fails it
+        is removed); without it the zip is checked with ``testzip`` and its SHA-256 recorded
+        in ``<name>.zip.sha256``.
     base_url : str
         Where ``<name>.zip`` is fetched from (``file://`` URLs work too).
 
@@ -151,6 +171,8 @@ def download_movielens(
     cache = (cache_dir or default_cache_dir()).expanduser()
     folder = cache / name
     if folder.is_dir() and movielens_layout(folder) is not None:
+        if sha256 is not None:  # the cached copy must be the one asked for
+            _check_cached(cache / f"{name}.zip", sha256)
         return folder
     cache.mkdir(parents=True, exist_ok=True)
     archive = cache / f"{name}.zip"

@@ -502,7 +502,12 @@ def test_recommend_every_user_to_a_file(
     excluded = [f"--exclude={i}" for i in sorted(allowed)]
     capsys.readouterr()
     assert main([*argv, "--category", category, *excluded]) == 0
-    assert "(2 with no item left after the filters)" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "(2 with no item left after the filters)" in captured.out
+    assert (
+        "note: 2 of 2 lists have fewer than 10 items (2 none): the filters (seen items, "
+        "--category, --exclude) leave no more"
+    ) in captured.err
     assert pl.read_parquet(lists).height == 0
     assert main(["recommend", str(out), "--all-users"]) == 2
     assert "add --out" in capsys.readouterr().err

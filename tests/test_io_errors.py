@@ -680,3 +680,11 @@ def test_columns_apply_to_delimited_files_only(tmp_path: Path) -> None:
     (tmp_path / "events.csv").write_text("u1,i1\n")
     with pytest.raises(DataError, match="not of the folder format"):
         read(tmp_path, columns=["user_id", "item_id"])
+
+
+def test_a_side_table_without_its_key_lists_only_the_files_columns(tmp_path: Path) -> None:
+    (tmp_path / "events.csv").write_text("user_id,item_id,timestamp\nu1,i1,1\nu2,i1,2\n")
+    (tmp_path / "follows.csv").write_text("follower,followee\nu1,u2\n")
+    with pytest.raises(DataError, match="required column 'follower_id' is missing") as info:
+        read(tmp_path)
+    assert "available columns: follower, followee;" in info.value.line()

@@ -476,8 +476,18 @@ def cmd_recommend(args: argparse.Namespace) -> None:
         "allowed_items": artifact.category_mask(args.category) if args.category else None,
         "exclude_items": artifact.item_ids(args.exclude) if args.exclude else None,
     }
+    active = [
+        name
+        for name, on in (
+            ("seen items", not args.include_seen),
+            ("--category", args.category),
+            ("--exclude", args.exclude),
+        )
+        if on
+    ]
+    why = f"the filters ({', '.join(active)}) leave no more" if active else "no more items"
     if args.out:
-        _write_recommendations(artifact, users, histories, args.k, filters, Path(args.out))
+        _write_recommendations(artifact, users, histories, args.k, filters, Path(args.out), why)
         return
     ranked = recommend(artifact.model, histories, args.k, **filters)
     out: list[tuple[str, list[dict[str, Any]]]] = []
@@ -490,16 +500,6 @@ def cmd_recommend(args: argparse.Namespace) -> None:
             )
         ]
         out.append((user, rows))
-    active = [
-        name
-        for name, on in (
-            ("seen items", not args.include_seen),
-            ("--category", args.category),
-            ("--exclude", args.exclude),
-        )
-        if on
-    ]
-    why = f"the filters ({', '.join(active)}) leave no more" if active else "no more items"
     for user, rows in out:  # a short list is not an error, but it says why
         if len(rows) < args.k:
             print(
@@ -520,18 +520,22 @@ def _write_recommendations(
     k: int,
     filters: dict[str, Any],
     path: Path,
+    why: str,
 ) -> None:
     """Rank ``users`` (one history row each) a step at a time, each step's lists written to
-    ``path`` as it is ranked (the file appears whole at the end)."""
+    ``path`` as it is ranked (the file appears whole at the end); lists shorter than ``k``
+    are counted in a note that says ``why``."""
     items = artifact.dataset.items["item_id"]  # one column for every step
-    listed = 0  # users with at least one item left after the filters
+    listed = short = 0  # users with at least one item, and with fewer than k
     with bar("recommending", len(users), unit="users") as advance, TableWriter(path) as out:
         for lo in range(0, len(users), USERS_PER_STEP):
             rows = np.arange(lo, min(lo + USERS_PER_STEP, len(users)), dtype=np.int64)
             ranked = recommend(artifact.model, histories.select(rows), k, **filters)
             part = ranked.table(users[lo : lo + len(rows)], items)
             out.write(part)
-            listed += int((ranked.items > 0).any(axis=1).sum())
+            lengths = (ranked.items > 0).sum(axis=1)
+            listed += int((lengths > 0).sum())
+            short += int((lengths < k).sum())
             advance(len(rows))
     empty = len(users) - listed
     none = f" ({empty:,} with no item left after the filters)" if empty else ""
@@ -539,6 +543,12 @@ def _write_recommendations(
         f"wrote {out.rows:,} recommendations for {len(users):,} users{none} to {path}",
         soft_wrap=True,
     )
+    if short:
+        print(
+            f"behaviorlm: note: {short:,} of {len(users):,} lists have fewer than {k} items "
+            f"({empty:,} none): {why}",
+            file=sys.stderr,
+        )
 
 
 def _print_recommendations(con: Console, user: str, rows: list[dict[str, Any]]) -> None:

@@ -34,7 +34,8 @@ def _require(frame: pl.DataFrame, columns: tuple[str, ...], where: str) -> None:
             raise DataError(
                 f"required column {column!r} is missing",
                 where=where,
-                how=f"available columns: {', '.join(frame.columns)}; rename a column to {column}",
+                how=f"available columns: {', '.join(c for c in frame.columns if c != ROW)}; "
+                f"rename a column to {column}",
             )
 
 

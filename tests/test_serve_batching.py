@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -273,3 +275,50 @@ def test_a_store_failure_fails_every_post_of_the_transaction(
     assert all(isinstance(a, RequestError) and a.status == 503 for a in answers)
     with pytest.raises(RequestError, match="disk I/O error"):
         service.ingest([{"user_id": "u", "item_id": "x"}])
+
+
+def test_a_burst_of_explanations_waits_in_its_lane_not_in_the_servers_threads(
+    service: Service, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Explanations run one at a time; waiting in the server's thread pool they took every
+    thread, and the health checks (and similar items) waited behind them for seconds."""
+    from behaviorlm.serve import create_app
+    from behaviorlm.serve.batching import Lane
+
+    user = str(service.artifact.dataset.users["user_id"][0])
+    item = str(service.artifact.dataset.items["item_id"][0])
+    answer = service.explain_user(user)
+    release = threading.Event()
+
+    def slow_explanation(*args: object, **kwargs: object) -> object:
+        release.wait(timeout=60)
+        return answer
+
+    monkeypatch.setattr(service, "explain_user", slow_explanation)
+    app = create_app(tmp_path, f"sqlite:///{tmp_path / 'unused.db'}")  # no lifespan: set below
+    lane = Lane(max_pending=50)
+    lane.start()
+    app.state.service, app.state.lane = service, lane
+
+    async def scenario() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            burst = [
+                asyncio.create_task(client.get(f"/v1/users/{user}/explanation"))
+                for _ in range(60)  # more than the thread pool's 40 threads
+            ]
+            await asyncio.sleep(0.5)
+            for path in ("/healthz", "/readyz", "/metrics", f"/v1/items/{item}/similar"):
+                answered = await asyncio.wait_for(client.get(path), timeout=10)
+                assert answered.status_code == 200, (path, answered.text)
+            release.set()
+            statuses = [r.status_code for r in await asyncio.gather(*burst)]
+            assert statuses.count(200) == 50  # beyond max_pending: refused at once
+            refused = [r for r in (t.result() for t in burst) if r.status_code == 503]
+            assert all(r.headers["Retry-After"] == "1" for r in refused)
+        await lane.stop()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        release.set()

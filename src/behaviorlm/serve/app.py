@@ -23,7 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from behaviorlm.artifact import package_version
-from behaviorlm.serve.batching import Batcher, OverloadedError
+from behaviorlm.serve.batching import Batcher, Lane, OverloadedError
 from behaviorlm.serve.deps import IngestBatcher, RecommendBatcher
 from behaviorlm.serve.metrics import Metrics
 from behaviorlm.serve.middleware import ApiKeyGate, BodyLimit, JsonBodies, RequestMetrics
@@ -150,9 +150,12 @@ def create_app(
         ingester: IngestBatcher = Batcher(
             service.ingest_batch, max_batch=limits.model_batch, max_pending=limits.max_pending
         )
+        lane = Lane(max_pending=limits.max_pending)  # explanations and influence
         batcher.start()
         ingester.start()
+        lane.start()
         app.state.service, app.state.batcher, app.state.ingester = service, batcher, ingester
+        app.state.lane = lane
         log.info(
             "serving %s (version %s, %s)",
             service.model_name,
@@ -162,9 +165,10 @@ def create_app(
         try:
             yield
         finally:
-            app.state.service = app.state.batcher = app.state.ingester = None
+            app.state.service = app.state.batcher = app.state.ingester = app.state.lane = None
             await batcher.stop()
             await ingester.stop()
+            await lane.stop()
             service.close()
             gc.unfreeze()
 
@@ -174,7 +178,7 @@ def create_app(
         summary="Durable event ingestion and fresh recommendations from a behaviour model.",
         lifespan=lifespan,
     )
-    app.state.service = app.state.batcher = app.state.ingester = None
+    app.state.service = app.state.batcher = app.state.ingester = app.state.lane = None
     app.state.metrics = metrics
     key = api_key.strip() if api_key else ""
     if api_key and not key:

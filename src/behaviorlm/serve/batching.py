@@ -13,6 +13,9 @@ answer ``i``, a result or an exception raised in its handler only.
 When more than ``max_pending`` items wait, :meth:`Batcher.submit` refuses the new one at
 once (:class:`OverloadedError`, a 503 with Retry-After in the service) instead of letting
 latency grow without bound.
+
+A :class:`Lane` runs slow calls that are not batched (explanations, influence) one at a time
+on a thread of its own, with the same bound on waiting calls.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -175,3 +179,62 @@ class Batcher(Generic[T, R]):
                 future.set_exception(answer)
             else:
                 future.set_result(answer)
+
+
+class Lane:
+    """Blocking calls of one kind (explanations, influence), run one at a time on a worker
+    thread of their own: a burst of them waits here, holding none of the threads of the
+    server's pool, where health checks and the other blocking routes run. At most
+    ``max_pending`` calls wait; :meth:`run` raises :class:`OverloadedError` beyond it.
+
+    Examples
+    --------
+    >>> import asyncio
+    >>> async def demo() -> list[int]:
+    ...     lane = Lane(max_pending=8)
+    ...     lane.start()
+    ...     try:
+    ...         return list(await asyncio.gather(*(lane.run(partial(pow, 2, x)) for x in range(3))))
+    ...     finally:
+    ...         await lane.stop()
+    >>> asyncio.run(demo())
+    [1, 2, 4]
+    """
+
+    def __init__(self, *, max_pending: int = 1024) -> None:
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be positive, got {max_pending}")
+        self.max_pending = max_pending
+        self._thread: ThreadPoolExecutor | None = None
+        self._waiting = 0
+
+    def start(self) -> None:
+        """Start the worker thread."""
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lane")
+
+    async def stop(self) -> None:
+        """Stop: new calls are refused, and the worker thread is joined once the call that
+        runs has finished (calls still waiting are cancelled)."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            await asyncio.get_running_loop().run_in_executor(
+                None, partial(thread.shutdown, wait=True, cancel_futures=True)
+            )
+
+    @property
+    def pending(self) -> int:
+        """Calls waiting or running."""
+        return self._waiting
+
+    async def run(self, call: Callable[[], R]) -> R:
+        """The result of ``call()``, run on the lane's thread after the calls before it."""
+        if self._thread is None:
+            raise OverloadedError("the service is shutting down")
+        if self._waiting >= self.max_pending:
+            raise OverloadedError(f"{self._waiting:,} requests are waiting; retry shortly")
+        self._waiting += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._thread, call)
+        finally:
+            self._waiting -= 1

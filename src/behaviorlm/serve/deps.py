@@ -10,7 +10,7 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel
 
-from behaviorlm.serve.batching import Batcher
+from behaviorlm.serve.batching import Batcher, Lane
 from behaviorlm.serve.schemas import EventsResponse, Recommendations
 from behaviorlm.serve.service import RecommendRequest, Service
 
@@ -112,7 +112,17 @@ async def get_ingester(request: Request) -> IngestBatcher:
 
 #: A route parameter that receives the loaded service.
 ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+async def get_lane(request: Request) -> Lane:
+    """The lane of explanations and influence (started with the service); 503 before."""
+    lane: Lane = _loaded(request, "lane")
+    return lane
+
+
 #: A route parameter that receives the recommendation batcher.
 BatcherDep = Annotated[RecommendBatcher, Depends(get_batcher)]
 #: A route parameter that receives the event-post batcher.
 IngesterDep = Annotated[IngestBatcher, Depends(get_ingester)]
+#: A route parameter that receives the lane of explanations and influence.
+LaneDep = Annotated[Lane, Depends(get_lane)]

@@ -2,13 +2,14 @@
 
 # no `from __future__ import annotations`: FastAPI reads these annotations at run time, and
 # they refer to the enclosing function's `limits`
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import Field
 
 from behaviorlm.explain.shapley import SAMPLES
-from behaviorlm.serve.deps import ServiceDep, reads_body_as, require_api_key
+from behaviorlm.serve.deps import LaneDep, ServiceDep, reads_body_as, require_api_key
 from behaviorlm.serve.schemas import (
     BODY_ERRORS,
     MAX_ID,
@@ -32,8 +33,9 @@ def router(limits: Limits) -> APIRouter:
     @api.get(
         "/users/{user_id:path}/explanation", response_model=ExplanationResponse, responses=errors
     )
-    def explanation(
+    async def explanation(
         service: ServiceDep,
+        lane: LaneDep,
         user_id: Annotated[str, Path(min_length=1, max_length=MAX_ID)],
         item: Annotated[
             str | None,
@@ -92,17 +94,20 @@ def router(limits: Limits) -> APIRouter:
         ``steps`` (ig) and ``samples`` (shapley) are refused with another method, as the
         command line refuses them.
         """
-        return service.explain_user(
-            user_id,
-            item,
-            next_action=next_action,
-            method=method,
-            max_steps=limits.max_steps,
-            steps=steps,
-            samples=samples,
-            max_events=limits.max_timeline,
-            max_shapley_rows=limits.max_shapley_rows,
-            without_target_events=without_target_events,
+        return await lane.run(
+            partial(
+                service.explain_user,
+                user_id,
+                item,
+                next_action=next_action,
+                method=method,
+                max_steps=limits.max_steps,
+                steps=steps,
+                samples=samples,
+                max_events=limits.max_timeline,
+                max_shapley_rows=limits.max_shapley_rows,
+                without_target_events=without_target_events,
+            )
         )
 
     @api.post(
@@ -120,7 +125,9 @@ def router(limits: Limits) -> APIRouter:
             InfluenceRequest, items=Field(max_length=limits.max_k), k=Field(le=limits.max_k)
         )
     )
-    def influence(request: InfluenceRequest, service: ServiceDep) -> InfluenceResponse:
+    async def influence(
+        request: InfluenceRequest, service: ServiceDep, lane: LaneDep
+    ) -> InfluenceResponse:
         """What a hypothetical event would change (nothing is stored).
 
         The event is appended to the user's timeline as it is now; the response gives the
@@ -131,6 +138,6 @@ def router(limits: Limits) -> APIRouter:
         from the training log) and the predicted reach, exposure times the summed uplifts.
         Needs a neural model.
         """
-        return service.influence(request)
+        return await lane.run(partial(service.influence, request))
 
     return api

@@ -139,6 +139,20 @@ def test_loss_decreases_and_the_model_learns_the_walk(tmp_path: Path) -> None:
     assert not model.module.training
 
 
+def test_more_threads_than_cores_train_on_the_cores(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """torch.set_num_threads(100_000) made libgomp fail, or crashed the process."""
+    monkeypatch.setattr(engine, "available_cores", lambda: 2)
+    seen: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", seen.append)
+    model = SASRec(TINY)
+    fit_model(model, SPLIT, replace(FAST, epochs=1, threads=100_000), progress=True)
+    assert 100_000 not in seen
+    assert seen[0] == 2
+    assert "train.threads = 100000 is more than the 2 cores" in capsys.readouterr().err
+
+
 def test_run_dir_holds_config_metrics_summary_checkpoint(tmp_path: Path) -> None:
     _, summary = fit(run_dir=tmp_path, run_config={"train": {"lr": 0.01}})
     assert json.loads((tmp_path / "config.json").read_text()) == {"train": {"lr": 0.01}}

@@ -384,7 +384,16 @@ def fit_model(
             "device": str(device),
         }
     else:
-        with torch_threads(train_config.threads or world.threads(available_cores())):
+        threads = train_config.threads
+        if threads > available_cores():  # more never helps; far more fails in libgomp
+            if progress:
+                status_console.print(
+                    f"train.threads = {threads} is more than the {available_cores()} cores "
+                    f"this process may use: training on {available_cores()}",
+                    highlight=False,
+                )
+            threads = available_cores()
+        with torch_threads(threads or world.threads(available_cores())):
             split_config = (run_config or {}).get("split")
             loop = _Loop(
                 model,

@@ -132,3 +132,26 @@ def test_a_damaged_run_config_is_named_on_resuming(
         (run / "config.json").write_text(damaged)
         assert main(["train", str(data), "--model", "pop", "--out", str(run), "--resume"]) == 2
         assert f"{run / 'config.json'} is not a run's config" in one_error_line(capsys)
+
+
+def test_running_out_of_memory_is_one_line_and_other_runtime_errors_are_bugs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from behaviorlm import cli
+
+    def no_memory(args: object) -> None:
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: 64000000000 bytes")
+
+    monkeypatch.setattr(cli, "cmd_simulate", no_memory)
+    assert cli.main(["simulate", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("behaviorlm: error: out of memory (DefaultCPUAllocator")
+    assert "a smaller model.max_len" in err[0]
+
+    def bug(args: object) -> None:
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(cli, "cmd_simulate", bug)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        cli.main(["simulate", str(tmp_path / "s")])

@@ -1139,6 +1139,19 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[
             message = str(exc)
         print(f"behaviorlm: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except (MemoryError, RuntimeError) as exc:
+        if not isinstance(exc, MemoryError) and "allocate" not in str(exc):
+            raise  # a bug: its traceback
+        if args.debug:
+            traceback.print_exc()
+        print(
+            "behaviorlm: error: out of memory"
+            + (f" ({str(exc).splitlines()[0][:200]})" if str(exc) else "")
+            + "; fix: ask for less (a smaller model.max_len, model.dim or train.batch_size, "
+            "fewer users at a time)",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         if args.debug:
             raise

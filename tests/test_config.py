@@ -240,3 +240,15 @@ def test_split_fractions_are_checked_and_refused_where_they_do_nothing() -> None
     before = evaluate_artifact(art, ks=(10,)).metrics
     art.run["config"]["split"]["valid_fraction"] = 5.0
     assert evaluate_artifact(art, ks=(10,)).metrics == before
+
+
+def test_config_files_that_are_not_utf8_or_not_files_are_named(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b"[train]\nlr = 1e-3 # caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"latin\.toml is not UTF-8 text .*save it as UTF-8"):
+        load_toml(latin)
+    marked = tmp_path / "bom.toml"
+    marked.write_bytes(b"\xef\xbb\xbf[train]\nlr = 1e-3\n")
+    assert load_toml(marked) == {"train": {"lr": 0.001}}
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_toml(tmp_path)

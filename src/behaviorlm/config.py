@@ -254,11 +254,27 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML experiment file; a missing or malformed file raises ConfigError."""
+    """Read a TOML experiment file (UTF-8; a byte-order mark before it is skipped); a
+    missing, unreadable or malformed file raises ConfigError.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "x.toml"
+    >>> _ = p.write_bytes(b"\\xef\\xbb\\xbf[train]\\nlr = 1e-3\\n")  # as some editors save it
+    >>> load_toml(p)
+    {'train': {'lr': 0.001}}
+    """
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"config file {p} is a folder; pass the TOML file in it")
     if not p.is_file():
         raise ConfigError(f"config file {p} does not exist")
     try:
-        return tomllib.loads(p.read_text())
+        return tomllib.loads(p.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {p} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {p} is not valid TOML: {exc}") from exc

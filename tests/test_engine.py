@@ -1069,3 +1069,16 @@ def test_cli_trains_resumes_and_the_artifact_scores(tmp_path: Path) -> None:
     np.testing.assert_array_equal(again.model.score(histories), first.model.score(histories))
     assert evaluate_artifact(again, ks=(10,)).n_users > 0
     assert main([*argv, "--train.epochs=3", "--model.dim=16", "--resume"]) == 2  # another config
+
+
+def test_the_train_command_says_why_a_run_ended_before_its_epochs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blm.preprocess(blm.simulate(40, seed=1)).save(tmp_path / "ds")
+    tiny = ["--model.dim=8", "--model.layers=1", "--model.max_len=8", "--train.threads=1"]
+    argv = ["train", str(tmp_path / "ds"), "--model", "sasrec", *tiny, "--train.epochs=3"]
+    assert main([*argv, "--train.time_budget_s=0.001", "--out", str(tmp_path / "a")]) == 0
+    assert "stopped by train.time_budget_s in epoch 1 of 3" in capsys.readouterr().out
+    done = ["--train.time_budget_s=0", "--train.schedule=epochs", "--train.patience=0"]
+    assert main([*argv, *done, "--out", str(tmp_path / "b")]) == 0
+    assert "stopped" not in capsys.readouterr().out

@@ -269,9 +269,15 @@ def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
         took += f" ({whole:.1f}s with the sessions before)"
     theirs = artifact.run["split_info"].get("followee_events", {}).get("train", 0)
     shares = f" ({theirs:,} of them followees' events in the timelines)" if theirs else ""
+    planned = artifact.run["config"]["train"]["epochs"]
+    ended = {  # a run that ended before its epochs says why
+        "time_budget": f"; stopped by train.time_budget_s in epoch {fit['epochs']} of {planned}",
+        "early_stopping": f"; stopped early in epoch {fit['epochs']} of {planned} (train.patience)",
+    }.get(str(fit.get("stopped")), "")
     console.print(
         f"trained {artifact.model.name} on {artifact.run['train_events']:,} events{shares} "
-        f"{took}{where}{best} -> {out}"
+        f"{took}{where}{best}{ended} -> {out}",
+        soft_wrap=True,
     )
 
 

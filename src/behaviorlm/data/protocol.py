@@ -56,11 +56,12 @@ class SplitConfig:
         fractions = {"valid_fraction": self.valid_fraction, "test_fraction": self.test_fraction}
         if self.protocol == "leave_one_out":  # they would be ignored without a word
             for name, value in fractions.items():
-                if value != getattr(SplitConfig, name):
+                default = getattr(SplitConfig, name)
+                if value != default:
                     raise ValueError(
                         f"split.{name} sizes a window of split.protocol = 'temporal'; with "
-                        "'leave_one_out' it does nothing: set split.protocol = 'temporal' or "
-                        "leave it out"
+                        "'leave_one_out' it does nothing: set split.protocol = 'temporal', or "
+                        f"leave it out (or set it back to its default, {default})"
                     )
         elif not (
             self.valid_fraction > 0

@@ -252,3 +252,17 @@ def test_config_files_that_are_not_utf8_or_not_files_are_named(tmp_path: Path) -
     assert load_toml(marked) == {"train": {"lr": 0.001}}
     with pytest.raises(ConfigError, match="is a folder"):
         load_toml(tmp_path)
+
+
+def test_a_value_a_model_config_refuses_is_named_with_its_section() -> None:
+    from behaviorlm.train import resolve_run_config
+
+    for model, override, expected in (
+        ("mlp", "model.max_len=0", "model.max_len must be at least 1, got 0"),
+        ("hstu", "model.dropout=1.5", "model.dropout must be in [0, 1), got 1.5"),
+        ("itemknn", "model.neighbours=0", "model.neighbours must be at least 1, got 0"),
+        ("sasrec", "train.lr=-1", "train.lr must be positive"),  # prefixed once
+    ):
+        with pytest.raises(ConfigError) as info:
+            resolve_run_config(model, overrides=[override])
+        assert str(info.value).startswith(expected), str(info.value)

@@ -152,7 +152,11 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:
     except ConfigError:
         raise
     except ValueError as exc:  # a value out of range, refused by the class: a config error
-        raise ConfigError(str(exc)) from exc
+        message = str(exc)
+        first = re.match(r"\w+", message)
+        if where and first and first.group() in known:  # "dropout ..." -> "model.dropout ..."
+            message = f"{where}.{message}"
+        raise ConfigError(message) from exc
 
 
 def to_dict(config: object) -> dict[str, Any]:

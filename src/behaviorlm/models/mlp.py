@@ -97,8 +97,9 @@ class MLPConfig:
 
     def __post_init__(self) -> None:
         check_finite(self)
-        if self.max_len < 1 or self.hidden < 1:
-            raise ValueError(f"max_len and hidden must be at least 1, got {self}")
+        for name in ("max_len", "hidden"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.rating_scale <= 0:

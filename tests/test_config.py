@@ -266,3 +266,13 @@ def test_a_value_a_model_config_refuses_is_named_with_its_section() -> None:
         with pytest.raises(ConfigError) as info:
             resolve_run_config(model, overrides=[override])
         assert str(info.value).startswith(expected), str(info.value)
+
+
+def test_a_table_override_takes_loose_values_as_a_list_does() -> None:
+    from behaviorlm.train import resolve_run_config
+
+    run = resolve_run_config("sasrec", overrides=["model.features={social=False, time=false}"])
+    assert (run.model_config.features.social, run.model_config.features.time) == (False, False)
+    assert run.model_config.features.actions  # the keys not named keep their values
+    with pytest.raises(ConfigError, match=r"expected a table, written \{key = value"):
+        resolve_run_config("sasrec", overrides=["model.features={social: false}"])

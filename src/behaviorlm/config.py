@@ -89,7 +89,9 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         raise ConfigError(f"{where}: expected a string, got {value!r}")
     if dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: expected a table, got {value!r}")
+            raise ConfigError(
+                f"{where}: expected a table, written {{key = value, ...}}, got {value!r}"
+            )
         return from_dict(annotation, value, where=where)
     return value
 
@@ -181,6 +183,8 @@ def parse_value(text: str) -> Any:
     (0.001, 0.001, False, 'adamw')
     >>> parse_value("[purchase, cart]"), parse_value('["purchase"]'), parse_value("[]")
     (['purchase', 'cart'], ['purchase'], [])
+    >>> parse_value("{social=False, time=true}")
+    {'social': False, 'time': True}
     """
     try:
         return tomllib.loads(f"v = {text}")["v"]
@@ -195,6 +199,12 @@ def parse_value(text: str) -> Any:
         inside = bare[1:-1].strip().removesuffix(",")
         if not any(c in inside for c in "[]\"'"):  # quoted or nested: TOML's to read, not ours
             return [parse_value(part.strip()) for part in inside.split(",")] if inside else []
+    if bare.startswith("{") and bare.endswith("}"):  # {social=False}: loose values in a table
+        inside = bare[1:-1].strip().removesuffix(",")
+        pairs = [part.partition("=") for part in inside.split(",")] if inside else []
+        plain = not any(c in inside for c in "{}[]\"'")
+        if plain and all(key.strip() and sep for key, sep, _ in pairs):
+            return {key.strip(): parse_value(value.strip()) for key, _, value in pairs}
     return text
 
 

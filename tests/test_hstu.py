@@ -275,6 +275,8 @@ def test_cosine_scores_are_cosines_over_the_temperature() -> None:
         HSTUConfig(similarity="cosine", temperature=0.0)
     with pytest.raises(ValueError, match="similarity"):
         HSTUConfig(similarity="l2")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="with 'dot' it does nothing"):
+        HSTUConfig(temperature=5.0)  # the dot product takes no temperature
 
 
 def test_cosine_scores_in_both_losses_read_normalised_rows() -> None:

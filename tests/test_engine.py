@@ -262,7 +262,7 @@ def test_patience_waits_until_patience_from_of_the_run(
     assert summary["best_epoch"] == 1
     with pytest.raises(ValueError, match="patience_from"):
         replace(FAST, patience_from=1.0)
-    with pytest.raises(ValueError, match="which train.patience = 0 turns off"):
+    with pytest.raises(ValueError, match=r"which train\.patience = 0 turns off"):
         replace(FAST, patience=0, patience_from=0.5)  # it would do nothing
 
 

@@ -276,3 +276,14 @@ def test_a_table_override_takes_loose_values_as_a_list_does() -> None:
     assert run.model_config.features.actions  # the keys not named keep their values
     with pytest.raises(ConfigError, match=r"expected a table, written \{key = value"):
         resolve_run_config("sasrec", overrides=["model.features={social: false}"])
+
+
+def test_pop_action_weights_past_the_data_sets_actions_are_refused_with_their_order() -> None:
+    import behaviorlm as blm
+
+    ds = blm.preprocess(blm.simulate(40, seed=0))
+    too_many = "model.action_weights=[" + ", ".join(["1"] * 12) + "]"
+    with pytest.raises(ConfigError, match="12 weights for the data set's 9 actions") as info:
+        blm.train(ds, "pop", overrides=[too_many], progress=False)
+    assert "in this order: view, click, cart, purchase" in str(info.value)
+    assert blm.train(ds, "pop", overrides=["model.action_weights=[1, 1, 1, 5]"], progress=False)

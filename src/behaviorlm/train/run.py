@@ -244,7 +244,8 @@ def fit_to_data(cfg: RunConfig, dataset: Dataset) -> RunConfig:
     They are also left out where no feed can be built (no follow graph, or no real times),
     so that the service adds no followee event the model never read. A followee action the
     data set does not know (neither built in nor among its events' actions: a misspelt
-    ``"shares"``) raises DataError for every model.
+    ``"shares"``) raises DataError for every model, and ``pop``'s ``action_weights`` with
+    more weights than the data set has actions raises ConfigError.
 
     Examples
     --------
@@ -267,7 +268,15 @@ def fit_to_data(cfg: RunConfig, dataset: Dataset) -> RunConfig:
             "model.window_seconds counts back from the latest timestamp, and this data set "
             "has no timestamps (its events are in file order): leave the window out"
         )
-    unknown = [a for a in cfg.split.followee_actions if a not in dataset.vocab["action"]]
+    actions = dataset.vocab["action"]
+    weights = getattr(cfg.model_config, "action_weights", ())
+    if len(weights) > len(actions):  # entries past the last action would weigh nothing
+        raise ConfigError(
+            f"model.action_weights has {len(weights)} weights for the data set's "
+            f"{len(actions)} actions; give at most one per action, in this order: "
+            f"{', '.join(actions)}"
+        )
+    unknown = [a for a in cfg.split.followee_actions if a not in actions]
     if unknown:  # a misspelt "shares": refused whether or not the model reads the feed
         raise DataError(
             f"split.followee_actions names {unknown[0]!r}, an action this data set does not know",

@@ -396,6 +396,10 @@ def test_recommend_filters(prepared: Path, capsys: pytest.CaptureFixture[str]) -
     )
     assert main(short[:4]) == 0  # a full list of 10: no note
     assert "note:" not in capsys.readouterr().err
+    catalogue = len(items)  # past the catalogue the list is short whatever the filters
+    wide = ["recommend", str(out), "--user", user, "-k", str(catalogue + 5), "--include-seen"]
+    assert main(wide) == 0
+    assert f"the catalogue has {catalogue:,} items" in capsys.readouterr().err
 
 
 def test_recommend_action_counts_only_those_events_as_seen(

@@ -235,6 +235,9 @@ def test_split_fractions_are_checked_and_refused_where_they_do_nothing() -> None
         )
     temporal = SplitConfig(protocol="temporal", valid_fraction=0.2, test_fraction=0.3)
     assert (temporal.valid_fraction, temporal.test_fraction) == (0.2, 0.3)
+    # a run that recorded them (before they were refused) still resumes
+    stored = {"split": {"protocol": "leave_one_out", "valid_fraction": 0.2}}
+    assert resolve_run_config("markov", base=stored).split.valid_fraction == 0.2
     # a run recorded before the check still evaluates: the fractions never split it
     art = blm.train(blm.preprocess(blm.simulate(40, seed=0)), "pop", progress=False)
     before = evaluate_artifact(art, ks=(10,)).metrics

@@ -262,8 +262,16 @@ def test_patience_waits_until_patience_from_of_the_run(
     assert summary["best_epoch"] == 1
     with pytest.raises(ValueError, match="patience_from"):
         replace(FAST, patience_from=1.0)
-    with pytest.raises(ValueError, match=r"which train\.patience = 0 turns off"):
-        replace(FAST, patience=0, patience_from=0.5)  # it would do nothing
+    with pytest.raises(ConfigError, match=r"which train\.patience = 0 turns off"):
+        resolve_run_config("sasrec", overrides=["train.patience=0", "train.patience_from=0.5"])
+    # a stored run that holds the pair (a run to resume) is not refused, nor a patience of 0
+    # given to a run that holds a patience_from, as the hint of an early-stopped run says
+    stored = {"train": {"patience": 0, "patience_from": 0.5}}
+    assert resolve_run_config("sasrec", base=stored).train.patience_from == 0.5
+    base = {"train": {"patience": 2, "patience_from": 0.5}}
+    assert (
+        resolve_run_config("sasrec", overrides=["train.patience=0"], base=base).train.patience == 0
+    )
 
 
 def test_validation_follows_the_seen_item_protocol_of_the_config(

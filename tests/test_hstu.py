@@ -275,8 +275,12 @@ def test_cosine_scores_are_cosines_over_the_temperature() -> None:
         HSTUConfig(similarity="cosine", temperature=0.0)
     with pytest.raises(ValueError, match="similarity"):
         HSTUConfig(similarity="l2")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="with 'dot' it does nothing"):
-        HSTUConfig(temperature=5.0)  # the dot product takes no temperature
+    from behaviorlm.config import ConfigError
+    from behaviorlm.train import resolve_run_config
+
+    with pytest.raises(ConfigError, match="with 'dot' it does nothing"):
+        resolve_run_config("hstu", overrides=["model.temperature=5"])  # the dot takes none
+    assert HSTUConfig(temperature=5.0).temperature == 5.0  # a saved model's config still loads
 
 
 def test_cosine_scores_in_both_losses_read_normalised_rows() -> None:

@@ -633,10 +633,13 @@ def test_a_file_without_a_header_is_named_as_such(tmp_path: Path, first: str) ->
     with pytest.raises(DataError, match="the first row looks like data, not a header") as info:
         read(path)
     assert "add a header row" in info.value.line()
-    # a header whose names merely hold digits is a header
+    # a header whose names merely hold digits is a header, and so is one that names the
+    # events' columns beside a column named like a value (a year)
     named = tmp_path / "named.csv"
     named.write_text("user_id,item_id,timestamp,v2\nu1,i1,1,0\n")
     assert read(named).events.height == 1
+    named.write_text("user_id,item_id,timestamp,2019\nu1,i1,100,a\nu2,i2,200,b\n")
+    assert read(named).events.height == 2
 
 
 @pytest.mark.parametrize(

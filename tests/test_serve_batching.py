@@ -322,3 +322,32 @@ def test_a_burst_of_explanations_waits_in_its_lane_not_in_the_servers_threads(
         asyncio.run(scenario())
     finally:
         release.set()
+
+
+def test_a_lane_stopped_fails_what_waits_with_overloaded_and_refuses_new_calls() -> None:
+    from behaviorlm.serve.batching import Lane
+
+    started, release = threading.Event(), threading.Event()
+
+    def first() -> str:
+        started.set()
+        release.wait(timeout=30)
+        return "done"
+
+    async def scenario() -> None:
+        lane = Lane(max_pending=8)
+        lane.start()
+        running = asyncio.create_task(lane.run(first))
+        waiting = asyncio.create_task(lane.run(lambda: "never"))
+        await asyncio.to_thread(started.wait, 30)
+        stopping = asyncio.create_task(lane.stop())
+        await asyncio.sleep(0.1)
+        release.set()
+        await stopping
+        assert await running == "done"  # the call that ran finished
+        with pytest.raises(OverloadedError, match="shutting down"):
+            await waiting
+        with pytest.raises(OverloadedError, match="shutting down"):
+            await lane.run(lambda: "late")
+
+    asyncio.run(scenario())

@@ -356,7 +356,7 @@ def test_write_simulation_never_overwrites_the_users_own_data(tmp_path: Path) ->
     mine.mkdir()
     own = "user_id,item_id,timestamp\nalice,book1,1700000000\n"
     (mine / "events.csv").write_text(own)
-    with pytest.raises(DataError, match=r"would overwrite events\.csv, which no simulation"):
+    with pytest.raises(DataError, match=r"would overwrite events\.csv, and the folder has no"):
         write_simulation(raw, mine, format="csv")
     assert (mine / "events.csv").read_text() == own
     assert sorted(p.name for p in mine.iterdir()) == ["events.csv"]

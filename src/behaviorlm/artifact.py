@@ -25,10 +25,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from behaviorlm.config import from_dict
 from behaviorlm.data.dataset import Dataset
 from behaviorlm.data.errors import DataError
 from behaviorlm.data.feed import followee_feed, merge_feed
-from behaviorlm.data.protocol import make_split, stored_split
+from behaviorlm.data.protocol import SplitConfig, make_split
 from behaviorlm.files import write_whole
 from behaviorlm.models import MODELS, Recommender
 from behaviorlm.models.neural import NeuralRecommender
@@ -274,7 +275,7 @@ class Artifact:
                 "events cannot be told apart from its training events",
                 how="train it with behaviorlm.train / `behaviorlm train`, which records the split",
             )
-        return make_split(self.dataset, stored_split(stored))
+        return make_split(self.dataset, from_dict(SplitConfig, stored, where="split"))
 
     def category_mask(self, categories: list[str]) -> np.ndarray:
         """(n_items + 1,) True for items in any of ``categories``; an item's ``"a|b"`` lists

@@ -492,6 +492,10 @@ def cmd_recommend(args: argparse.Namespace) -> None:
         if on
     ]
     why = f"the filters ({', '.join(active)}) leave no more" if active else "no more items"
+    if args.k > artifact.dataset.n_items:  # short whatever the filters
+        why = f"the catalogue has {artifact.dataset.n_items:,} items" + (
+            f", and the filters ({', '.join(active)}) leave out some" if active else ""
+        )
     if args.out:
         _write_recommendations(artifact, users, histories, args.k, filters, Path(args.out), why)
         return

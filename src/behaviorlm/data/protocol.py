@@ -6,11 +6,9 @@ so a model is always scored on the events it did not see.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from behaviorlm.config import from_dict
 from behaviorlm.data.dataset import Dataset
 from behaviorlm.data.feed import split_with_feed
 from behaviorlm.data.split import leave_one_out, temporal_split
@@ -53,17 +51,7 @@ class SplitConfig:
             raise ValueError(
                 f"protocol must be 'leave_one_out' or 'temporal', got {self.protocol!r}"
             )
-        fractions = {"valid_fraction": self.valid_fraction, "test_fraction": self.test_fraction}
-        if self.protocol == "leave_one_out":  # they would be ignored without a word
-            for name, value in fractions.items():
-                default = getattr(SplitConfig, name)
-                if value != default:
-                    raise ValueError(
-                        f"split.{name} sizes a window of split.protocol = 'temporal'; with "
-                        "'leave_one_out' it does nothing: set split.protocol = 'temporal', or "
-                        f"leave it out (or set it back to its default, {default})"
-                    )
-        elif not (
+        if self.protocol == "temporal" and not (
             self.valid_fraction > 0
             and self.test_fraction > 0
             and self.valid_fraction + self.test_fraction < 1
@@ -78,22 +66,6 @@ class SplitConfig:
             # the data's built-in names in another case read as the built-in ones; so here
             folded = tuple(builtin_name(a, ACTIONS) for a in getattr(self, name))
             object.__setattr__(self, name, folded)
-
-
-def stored_split(data: Mapping[str, Any]) -> SplitConfig:
-    """The SplitConfig of a run's stored ``split`` table; window fractions that a run of
-    ``leave_one_out`` recorded before they were refused there (they did nothing) are dropped.
-
-    Examples
-    --------
-    >>> stored_split({"protocol": "leave_one_out", "valid_fraction": 5.0}).valid_fraction
-    0.1
-    """
-    table = dict(data)
-    if table.get("protocol", "leave_one_out") == "leave_one_out":
-        table.pop("valid_fraction", None)
-        table.pop("test_fraction", None)
-    return from_dict(SplitConfig, table, where="split")
 
 
 def make_split(dataset: Dataset, config: SplitConfig) -> Split:

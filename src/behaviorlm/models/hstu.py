@@ -130,13 +130,6 @@ class HSTUConfig:
             raise ValueError(f"similarity must be 'dot' or 'cosine', got {self.similarity!r}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
-        default = type(self).__dataclass_fields__["temperature"].default
-        if self.similarity == "dot" and self.temperature != default:  # else ignored silently
-            raise ValueError(
-                "temperature divides the cosine similarity (model.similarity = 'cosine'); "
-                f"with 'dot' it does nothing: set model.similarity = 'cosine', or leave it "
-                f"out (or set it back to its default, {default})"
-            )
         for name in ("dropout", "attention_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")

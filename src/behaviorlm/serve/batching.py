@@ -214,8 +214,8 @@ class Lane:
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lane")
 
     async def stop(self) -> None:
-        """Stop: new calls are refused, and the worker thread is joined once the call that
-        runs has finished (calls still waiting are cancelled)."""
+        """Stop: new calls are refused, the call that runs finishes, calls still waiting fail
+        with :class:`OverloadedError`, and the worker thread is joined."""
         thread, self._thread = self._thread, None
         if thread is not None:
             await asyncio.get_running_loop().run_in_executor(
@@ -236,5 +236,9 @@ class Lane:
         self._waiting += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(self._thread, call)
+        except asyncio.CancelledError:
+            if self._thread is None:  # stop() cancelled it: a 503, as the batchers give
+                raise OverloadedError("the service is shutting down") from None
+            raise
         finally:
             self._waiting -= 1

@@ -185,11 +185,6 @@ class TrainConfig:
             raise ValueError(f"train.seed must be in [0, 2**63), got {self.seed}")
         if not 0.0 <= self.patience_from < 1.0:
             raise ValueError(f"train.patience_from must be in [0, 1), got {self.patience_from}")
-        if self.patience == 0 and self.patience_from > 0:  # ignored without a word otherwise
-            raise ValueError(
-                "train.patience_from delays early stopping, which train.patience = 0 turns "
-                "off: set train.patience or train.patience_from = 0"
-            )
         if not 0.0 <= self.weight_average < 1.0:
             raise ValueError(f"train.weight_average must be in [0, 1), got {self.weight_average}")
         if not self.lr > 0:

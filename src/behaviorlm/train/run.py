@@ -189,12 +189,74 @@ def resolve_run_config(
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
     config_class = MODELS[name][0]
-    return RunConfig(
+    resolved = RunConfig(
         model=name,
         split=from_dict(SplitConfig, merged.get("split", {}), where="split"),
         model_config=from_dict(config_class, merged.get("model", {}), where="model"),
         train=from_dict(TrainConfig, merged.get("train", {}), where="train"),
     )
+    refuse_inert(resolved, given, start)
+    return resolved
+
+
+def refuse_inert(
+    run: RunConfig, given: Mapping[str, Any], start: Mapping[str, Any] | None = None
+) -> None:
+    """ConfigError for a setting that ``given`` (the user's file and overrides) changes from
+    ``start`` (the shipped defaults, or the stored config of a run to resume; then the config
+    classes' defaults) and that ``run`` ignores without a word: window fractions under
+    leave-one-out, ``train.patience_from`` with ``train.patience = 0``, hstu's
+    ``temperature`` with the dot similarity. A stored config that holds such a setting (a run
+    to resume, a saved model) still loads: only a change is refused.
+
+    Examples
+    --------
+    >>> refuse_inert(resolve_run_config("sasrec"), {"split": {"valid_fraction": 0.2}})
+    Traceback (most recent call last):
+    ...
+    behaviorlm.config.ConfigError: split.valid_fraction sizes a window of ...
+    """
+    defaults: dict[str, object] = {
+        "split": SplitConfig(),
+        "train": TrainConfig(),
+        "model": type(run.model_config)(),
+    }
+
+    def set_by_user(section: str, key: str) -> bool:
+        table, before = given.get(section), (start or {}).get(section, {})
+        if not isinstance(table, Mapping) or key not in table:
+            return False
+        default = getattr(defaults[section], key, None)
+        return bool(table[key] != before.get(key, default))
+
+    checks = [
+        (
+            f"split.{name}",
+            run.split.protocol == "leave_one_out",
+            "sizes a window of split.protocol = 'temporal'; with 'leave_one_out' it does "
+            "nothing: set split.protocol = 'temporal'",
+        )
+        for name in ("valid_fraction", "test_fraction")
+    ]
+    checks.append(
+        (
+            "train.patience_from",
+            run.train.patience == 0 and run.train.patience_from > 0,
+            "delays early stopping, which train.patience = 0 turns off: set train.patience",
+        )
+    )
+    checks.append(
+        (
+            "model.temperature",
+            getattr(run.model_config, "similarity", None) == "dot",
+            "divides the cosine similarity (model.similarity = 'cosine'); with 'dot' it does "
+            "nothing: set model.similarity = 'cosine'",
+        )
+    )
+    for setting, inert, why in checks:
+        section, key = setting.split(".")
+        if inert and set_by_user(section, key):
+            raise ConfigError(f"{setting} {why}, or leave it out")
 
 
 def ignored_settings(cfg: RunConfig, *, resume: bool = False) -> list[str]:

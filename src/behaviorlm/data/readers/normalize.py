@@ -147,7 +147,10 @@ def plan_columns(
     """
     listing = ", ".join(available)
     values = [c for c in available if _HEADER_VALUE.fullmatch(c.strip())] if separator else []
-    if values:  # a file without a header: its first row would be taken for the names
+    # a file without a header (its first row taken for the names): a header that names no
+    # user_id, or a value mapped as a column; a header's one column named "2019" is a name
+    names_user = "user_id" in mapping or any(c.strip() == "user_id" for c in available)
+    if values and (not names_user or set(mapping.values()) & set(values)):
         raise DataError(
             f"the first row looks like data, not a header ({', '.join(values[:3])} are values, "
             "not column names)",

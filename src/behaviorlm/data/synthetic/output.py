@@ -221,9 +221,10 @@ def check_simulation_folder(out_dir: str | Path, format: str) -> Path:
                 )
             if not simulated:  # the user's own data
                 raise DataError(
-                    f"simulating into {out} would overwrite {other.name}, which no simulation "
-                    f"wrote there (the folder has no {SIMULATION_MARK})",
-                    how="write the simulation to a folder of its own",
+                    f"simulating into {out} would overwrite {other.name}, and the folder has "
+                    f"no {SIMULATION_MARK}: it is your data, or a simulation written before "
+                    "simulate marked its folders",
+                    how="write the simulation to a folder of its own, or remove the old tables",
                 )
     return out
 

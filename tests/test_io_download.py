@@ -88,6 +88,7 @@ def test_recorded_checksum_catches_a_changed_zip(tmp_path: Path) -> None:
     (cache / "ml-1m.zip.sha256").write_text("f" * 64 + "  ml-1m.zip\n")
     with pytest.raises(DataError, match="expected fff"):
         download_movielens("ml-1m", cache, base_url="file:///nowhere")
+    assert (cache / "ml-1m.zip").is_file()  # a zip saved by hand is the user's: kept
 
 
 def test_corrupt_and_unsafe_zips(tmp_path: Path) -> None:

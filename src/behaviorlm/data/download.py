@@ -63,19 +63,23 @@ def _fetch(url: str, target: Path) -> None:
     part.replace(target)
 
 
-def _check_zip(archive: Path, expected: str | None) -> str:
-    """Verify the zip (CRC of every member, and the expected or recorded SHA-256)."""
+def _check_zip(archive: Path, expected: str | None, *, fetched: bool = False) -> str:
+    """Verify the zip (CRC of every member, and the expected or recorded SHA-256); a zip
+    ``fetched`` by this call that fails the SHA-256 is removed (one saved by hand is kept)."""
     record = archive.with_name(archive.name + ".sha256")
     digest = file_sha256(archive)
     if expected is None and record.is_file():
         expected = record.read_text().split()[0]
     if expected is not None and digest != expected.lower():
-        archive.unlink()  # never unpacked later as if it had passed
-        record.unlink(missing_ok=True)
+        if fetched:  # never unpacked later as if it had passed
+            archive.unlink()
         raise DataError(
-            f"SHA-256 of {archive.name} is {digest}, expected {expected}; the zip is removed",
+            f"SHA-256 of {archive.name} is {digest}, expected {expected}"
+            + ("; the zip is removed" if fetched else ""),
             where=str(archive),
-            how="check the expected SHA-256, and download again",
+            how="check the expected SHA-256, and download again"
+            if fetched
+            else "delete the zip (and its .sha256 file) and download again",
         )
     try:
         with zipfile.ZipFile(archive) as zf:
@@ -143,9 +147,9 @@ def download_movielens(
     cache_dir : Path, optional
         Where zips and data live; defaults to :func:`default_cache_dir`.
     sha256 : str, optional
-        Expected SHA-256 of the zip, checked against a cached copy too (a zip that fails it
-        is removed); without it the zip is checked with ``testzip`` and its SHA-256 recorded
-        in ``<name>.zip.sha256``.
+        Expected SHA-256 of the zip, checked against a cached copy too (a zip fetched now
+        that fails it is removed); without it the zip is checked with ``testzip`` and its
+        SHA-256 recorded in ``<name>.zip.sha256``.
     base_url : str
         Where ``<name>.zip`` is fetched from (``file://`` URLs work too).
 
@@ -176,9 +180,10 @@ def download_movielens(
         return folder
     cache.mkdir(parents=True, exist_ok=True)
     archive = cache / f"{name}.zip"
-    if not archive.is_file():
+    fetched = not archive.is_file()
+    if fetched:
         _fetch(f"{base_url.rstrip('/')}/{name}.zip", archive)
-    _check_zip(archive, sha256)
+    _check_zip(archive, sha256, fetched=fetched)
     staging = cache / f".{name}.extract"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()

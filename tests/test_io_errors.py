@@ -666,6 +666,7 @@ def test_archives_and_unread_compressions_say_what_to_do(
         ([], "a list of non-empty names"),
         ("user_id,item_id,timestamp", "a list of non-empty names"),
         (["user_id", " ", "timestamp"], "a list of non-empty names"),
+        (["user_id", 2, "timestamp"], "a list of non-empty names"),
     ],
 )
 def test_bad_columns_are_named(tmp_path: Path, columns: list[str], expected: str) -> None:

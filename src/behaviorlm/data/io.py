@@ -123,7 +123,11 @@ def detect_format(path: str | Path) -> str:
 def _column_names(columns: Sequence[str], path: Path) -> tuple[str, ...]:
     """``columns`` checked to name each field once."""
     names = tuple(columns)
-    if isinstance(columns, str) or not names or any(not n.strip() for n in names):
+    if (
+        isinstance(columns, str)
+        or not names
+        or any(not isinstance(n, str) or not n.strip() for n in names)
+    ):
         raise DataError(
             f"columns must be a list of non-empty names, got {columns!r}",
             where=str(path),

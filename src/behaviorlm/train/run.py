@@ -256,7 +256,10 @@ def refuse_inert(
     for setting, inert, why in checks:
         section, key = setting.split(".")
         if inert and set_by_user(section, key):
-            raise ConfigError(f"{setting} {why}, or leave it out")
+            default = getattr(defaults[section], key)
+            raise ConfigError(
+                f"{setting} {why}, or leave it out (or set it back to its default, {default})"
+            )
 
 
 def ignored_settings(cfg: RunConfig, *, resume: bool = False) -> list[str]:

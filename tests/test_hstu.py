@@ -281,6 +281,10 @@ def test_cosine_scores_are_cosines_over_the_temperature() -> None:
     with pytest.raises(ConfigError, match="with 'dot' it does nothing"):
         resolve_run_config("hstu", overrides=["model.temperature=5"])  # the dot takes none
     assert HSTUConfig(temperature=5.0).temperature == 5.0  # a saved model's config still loads
+    with pytest.raises(ConfigError, match=r"which model\.features\.time = false turns off"):
+        resolve_run_config(
+            "hstu", overrides=["model.time_buckets=7", "model.features={time=false}"]
+        )
 
 
 def test_cosine_scores_in_both_losses_read_normalised_rows() -> None:

@@ -206,8 +206,10 @@ def refuse_inert(
     ``start`` (the shipped defaults, or the stored config of a run to resume; then the config
     classes' defaults) and that ``run`` ignores without a word: window fractions under
     leave-one-out, ``train.patience_from`` with ``train.patience = 0``, hstu's
-    ``temperature`` with the dot similarity. A stored config that holds such a setting (a run
-    to resume, a saved model) still loads: only a change is refused.
+    ``temperature`` with the dot similarity and ``time_buckets`` with the time group off. A
+    stored config that holds such a setting (a run to resume, a saved model) still loads:
+    only a change is refused. (A time group that :func:`fit_to_data` turns off later, for
+    data without times, is not the user's doing: not refused.)
 
     Examples
     --------
@@ -251,6 +253,15 @@ def refuse_inert(
             getattr(run.model_config, "similarity", None) == "dot",
             "divides the cosine similarity (model.similarity = 'cosine'); with 'dot' it does "
             "nothing: set model.similarity = 'cosine'",
+        )
+    )
+    features = getattr(run.model_config, "features", None)
+    checks.append(
+        (
+            "model.time_buckets",
+            features is not None and not features.time,
+            "sizes the time-gap buckets of the time group, which model.features.time = false "
+            "turns off: turn it on",
         )
     )
     for setting, inert, why in checks:

@@ -957,7 +957,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=[],
         metavar="ITEM",
-        help="further external item ids whose probability change to report",
+        help="further external item ids whose probability change to report (every word "
+        "after --items is an item: give the artifact before it)",
     )
     p.add_argument(
         "-k",

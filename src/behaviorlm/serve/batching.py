@@ -222,11 +222,6 @@ class Lane:
                 None, partial(thread.shutdown, wait=True, cancel_futures=True)
             )
 
-    @property
-    def pending(self) -> int:
-        """Calls waiting or running."""
-        return self._waiting
-
     async def run(self, call: Callable[[], R]) -> R:
         """The result of ``call()``, run on the lane's thread after the calls before it."""
         if self._thread is None:

@@ -548,7 +548,7 @@ class Service:
             for row, i in enumerate(rows):
                 k = requests[i].k
                 answers[i] = self._answer(
-                    prepared[i][0], requests[i], ranked.items[row, :k], ranked.scores[row, :k]
+                    *prepared[i], requests[i], ranked.items[row, :k], ranked.scores[row, :k]
                 )
 
         for model, rows in ((self.artifact.model, readable), (self.popularity, cold)):
@@ -593,7 +593,12 @@ class Service:
         return bool((timeline.sequences.items > 0).any())
 
     def _answer(
-        self, timeline: Timeline, request: RecommendRequest, items: Int, scores: F32
+        self,
+        timeline: Timeline,
+        excluded: Int,
+        request: RecommendRequest,
+        items: Int,
+        scores: F32,
     ) -> Recommendations:
         readable = self._readable(timeline)
         notes = []
@@ -603,14 +608,13 @@ class Service:
             notes.append(
                 f"{timeline.ignored_events} event(s) on items unknown to the model were ignored"
             )
-        if request.action is not None and request.exclude_seen:
-            history = timeline.sequences
-            done = seen_events(history, [self._action_code(request.action)]) & (history.items > 0)
-            if not done.any():  # accepted, since live events may bring it: but it says so
-                notes.append(
-                    f"no event of this timeline has action {request.action!r} on an item: no "
-                    "item is left out as seen"
-                )
+        if request.action is not None and request.exclude_seen and not len(excluded):
+            # the items done with the action, none here: taken, since live events may bring
+            # it, but the answer says that nothing was left out
+            notes.append(
+                f"no event of this timeline has action {request.action!r} on an item: no item "
+                "is left out as seen"
+            )
         note = "; ".join(notes) or None
         return Recommendations(
             user_id=request.user_id if request.events is None else None,

@@ -317,6 +317,13 @@ def test_export_replaces_an_earlier_export_not_other_data(
     assert main(["export-events", url, str(raw / "events.parquet")]) == 2
     assert "is a file of the data in" in capsys.readouterr().err
     assert pl.read_parquet(raw / "events.parquet")["user_id"].to_list() == ["u9"]
+    # the export merged with training events for a retrain has the export's columns, not
+    # its mark: it is raw data too
+    merged = pl.concat([pl.read_parquet(exports / "events.parquet")] * 3)
+    merged.write_parquet(raw / "events.parquet")
+    assert main(["export-events", url, str(raw / "events.parquet")]) == 2
+    assert "is a file of the data in" in capsys.readouterr().err
+    assert pl.read_parquet(raw / "events.parquet").height == 3
 
 
 def test_export_reads_back_for_a_retrain(client: TestClient, tmp_path: Path) -> None:

@@ -149,3 +149,15 @@ def test_write_whole_keeps_modes_and_links_and_leaves_no_part(tmp_path: Path) ->
         "config.json",
         "link.json",
     ]
+
+
+def test_a_parquet_file_keeps_metadata_and_other_formats_refuse_it(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    frame = pl.DataFrame({"a": [1, 2]})
+    path = write_table(frame, tmp_path / "t.parquet", metadata={"k": "v"})
+    assert (pq.read_schema(path).metadata or {})[b"k"] == b"v"
+    assert pl.read_parquet(path).equals(frame)
+    with pytest.raises(ValueError, match="only a Parquet file keeps metadata"):
+        write_table(frame, tmp_path / "t.csv", metadata={"k": "v"})
+    assert not (tmp_path / "t.csv").exists()

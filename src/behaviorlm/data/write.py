@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from collections.abc import Mapping
 from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
@@ -60,8 +61,11 @@ class TableWriter:
     (['a', '1', '2', '3'], 3)
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, metadata: Mapping[str, str] | None = None) -> None:
         self.path = Path(path)
+        self.metadata = dict(metadata or {})
+        if self.metadata and table_format(path) != "parquet":
+            raise ValueError(f"{path}: only a Parquet file keeps metadata")
         self.format = table_format(path)
         self.rows = 0
         self._schema: pl.Schema | None = None
@@ -97,7 +101,10 @@ class TableWriter:
             if self._parquet is None:
                 import pyarrow.parquet as pq
 
-                self._parquet = pq.ParquetWriter(self._file, table.schema)
+                schema = table.schema
+                if self.metadata:
+                    schema = schema.with_metadata({**(schema.metadata or {}), **self.metadata})
+                self._parquet = pq.ParquetWriter(self._file, schema)
             self._parquet.write_table(table)
         elif self.format == "jsonl":
             frame.write_ndjson(self._file)
@@ -131,9 +138,12 @@ class TableWriter:
             self._part.unlink(missing_ok=True)  # gone already once it replaced the target
 
 
-def write_table(frame: pl.DataFrame, path: str | Path) -> Path:
+def write_table(
+    frame: pl.DataFrame, path: str | Path, *, metadata: Mapping[str, str] | None = None
+) -> Path:
     """Write ``frame`` in the table format its file extension names (those
     :func:`behaviorlm.data.io.read` reads), creating the folder; returns the path.
+    ``metadata``: key-value pairs kept in a Parquet file's schema (other formats refuse them).
 
     Examples
     --------
@@ -142,6 +152,6 @@ def write_table(frame: pl.DataFrame, path: str | Path) -> Path:
     >>> out.read_text().splitlines()
     ['a', '1']
     """
-    with TableWriter(path) as out:
+    with TableWriter(path, metadata=metadata) as out:
         out.write(frame)
     return out.path

@@ -357,25 +357,40 @@ class SQLiteStore:
         self._local = threading.local()
 
 
+#: The key-value pair :func:`export_events` keeps in its Parquet file's schema: the mark by
+#: which a later export knows the file as its own (a table merged from it by other means,
+#: with the same columns, has no mark).
+EXPORT_MARK = {"behaviorlm": "export-events"}
+
+
 def is_export(path: str | Path) -> bool:
-    """Whether ``path`` is a file :func:`export_events` wrote (its columns, in its order): the
-    export may replace it, even where a folder read takes it for the events table.
+    """Whether ``path`` is a file :func:`export_events` wrote (its schema holds
+    :data:`EXPORT_MARK`): the export may replace it, even where a folder read takes it for the
+    events table. A table of the same columns written otherwise (an export merged with the
+    training events, for a retrain) is not one.
 
     Examples
     --------
     >>> import tempfile
+    >>> from behaviorlm.data.write import write_table
     >>> path = Path(tempfile.mkdtemp()) / "events.parquet"
-    >>> pl.DataFrame(schema=EXPORT_SCHEMA).write_parquet(path)
+    >>> _ = write_table(pl.DataFrame(schema=EXPORT_SCHEMA), path, metadata=EXPORT_MARK)
     >>> is_export(path), is_export(path.with_name("other.parquet"))
     (True, False)
+    >>> pl.DataFrame(schema=EXPORT_SCHEMA).write_parquet(path)  # the columns, not the mark
+    >>> is_export(path)
+    False
     """
     path = Path(path)
     if not path.is_file():
         return False
+    import pyarrow.parquet as pq  # 30 MiB that a server never needs
+
     try:
-        return list(pl.read_parquet_schema(path)) == list(EXPORT_SCHEMA)
-    except (pl.exceptions.PolarsError, OSError):  # not Parquet
+        metadata = pq.read_schema(path).metadata or {}
+    except (OSError, ValueError):  # not Parquet (pyarrow's ArrowInvalid is a ValueError)
         return False
+    return all(metadata.get(k.encode()) == v.encode() for k, v in EXPORT_MARK.items())
 
 
 def export_events(store_url: str, out: str | Path) -> int:
@@ -404,5 +419,5 @@ def export_events(store_url: str, out: str | Path) -> int:
         raise ValueError(f"{path} cannot be read as an event store: {exc}") from exc
     finally:
         store.close()
-    write_table(frame, out)  # an export that fails leaves an earlier file whole
+    write_table(frame, out, metadata=EXPORT_MARK)  # one that fails leaves an earlier file
     return frame.height

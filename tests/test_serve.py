@@ -1448,3 +1448,17 @@ def test_influence_needs_a_neural_model(client: TestClient) -> None:
     response = client.post("/v1/influence", json=body, headers=AUTH)
     assert response.status_code == 422
     assert "neural sequence model" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("body", [b'{"events": [', b"\xff\xfe{}"], ids=["truncated", "not-utf8"])
+def test_a_body_that_is_not_json_is_answered_as_the_schema_says(
+    client: TestClient, body: bytes
+) -> None:
+    responses = client.get("/openapi.json").json()["paths"]["/v1/events"]["post"]["responses"]
+    got = client.post(
+        "/v1/events", content=body, headers={**AUTH, "content-type": "application/json"}
+    )
+    assert got.status_code == 422
+    assert got.json()["detail"][0]["type"] == "json_invalid"
+    assert "422" in responses
+    assert "JSON" not in responses["400"]["description"]  # 400 is for Content-Length alone

@@ -231,7 +231,9 @@ V1_ERRORS: dict[int | str, dict[str, Any]] = {
 BODY_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {
         "model": Problem,
-        "description": "Content-Length is not a number, or the body is not UTF-8 JSON",
+        # a body that is not UTF-8 JSON is a validation error (422, type json_invalid), as
+        # FastAPI answers it
+        "description": "Content-Length is not a number",
     },
     413: {"model": Problem, "description": "the body, or its list of events, over the limit"},
     415: {"model": Problem, "description": "the body is not application/json"},

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import re
 import sqlite3
 import threading
 import time
@@ -1462,3 +1463,36 @@ def test_a_body_that_is_not_json_is_answered_as_the_schema_says(
     assert got.json()["detail"][0]["type"] == "json_invalid"
     assert "422" in responses
     assert "JSON" not in responses["400"]["description"]  # 400 is for Content-Length alone
+
+
+def test_a_database_of_another_program_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    import sqlite3
+
+    from behaviorlm.serve.store import SQLiteStore
+
+    def state(path: Path) -> tuple[str, list[str]]:
+        conn = sqlite3.connect(path)
+        try:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master ORDER BY name")]
+        finally:
+            conn.close()
+        return mode, names
+
+    for name, table, words in (
+        ("other.db", "CREATE TABLE notes (x)", "tables of another program (notes)"),
+        ("events.db", "CREATE TABLE events (x)", "its events table is not an event store's"),
+    ):
+        path = tmp_path / name
+        conn = sqlite3.connect(path)
+        conn.execute(table)
+        conn.commit()
+        conn.close()
+        before = state(path)
+        with pytest.raises(ValueError, match=re.escape(words)):
+            SQLiteStore(path)
+        assert state(path) == before == ("delete", before[1])  # no WAL, no table added
+    store = SQLiteStore(tmp_path / "mine.db")  # a store of its own opens again
+    store.append([EventRecord(user_id="u1", item_id="i1", timestamp=1, action="view")])
+    store.close()
+    assert SQLiteStore(tmp_path / "mine.db").count() == 1

@@ -179,6 +179,38 @@ CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, seq);
 _IN_LIST = 500
 
 
+def _check_own(path: Path) -> None:
+    """sqlite3.DatabaseError where the SQLite file at ``path`` holds anything but an event
+    store: other tables, or an ``events`` table of other columns. Read through a read-only
+    connection, so a file refused is left as it was (its journal mode too). A missing or
+    empty file passes: it becomes a new store."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        tables = {
+            str(row[0])
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
+        columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(events)")}
+    finally:
+        conn.close()
+    if tables - {"events"}:
+        others = ", ".join(sorted(tables - {"events"})[:5])
+        raise sqlite3.DatabaseError(
+            f"it holds tables of another program ({others}); name a file of its own"
+        )
+    expected = {"seq", "received", *_COLUMNS}
+    if tables and columns != expected:
+        raise sqlite3.DatabaseError(
+            "its events table is not an event store's (it lacks "
+            f"{', '.join(sorted(expected - columns)) or 'nothing'}; it adds "
+            f"{', '.join(sorted(columns - expected)) or 'nothing'}); name a file of its own"
+        )
+
+
 def _records(rows: list[Any]) -> list[EventRecord]:
     """Records of ``SELECT seq, <the record's columns>`` rows."""
     return [EventRecord(**dict(zip(_COLUMNS, row[1:], strict=True))) for row in rows]
@@ -224,6 +256,8 @@ class SQLiteStore:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         try:
+            if not read_only:  # a file of another program is refused before it is changed
+                _check_own(self.path)
             conn = self._connection()
             if read_only:
                 found = conn.execute(

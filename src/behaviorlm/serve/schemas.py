@@ -168,8 +168,10 @@ class Recommendations(BaseModel):
     )
     known_user: bool = Field(description="the user occurs in the training data")
     timeline_events: int = Field(
-        description="events of the timeline the model can read (on known items, and searches);"
-        " a sequence model looks at the most recent max_len of them"
+        description="events of the timeline built for the model (on known items, and "
+        "searches; a model that reads no query words ranks from those on items alone, and "
+        "answers with popularity where there are none); a sequence model looks at the most "
+        "recent max_len of them"
     )
     live_events: int = Field(
         description="of these, events not from the training data: ingested since training, "

@@ -227,6 +227,16 @@ def test_paired_difference_pairs_users() -> None:
     for other, words in cases:
         with pytest.raises(ValueError, match=words):
             paired_difference(pop, other, "NDCG", 2)
+    # at a cut-off one of them lacks, the reason no cut-off mends comes first
+    unmasked_at_1 = evaluate(Pop(PopConfig()).fit(TRAIN), data, ks=(1,), exclude_seen=False)
+    fewer_at_1 = evaluate(Pop(PopConfig()).fit(TRAIN), data.select(np.arange(4)), ks=(1,))
+    for other, words in (
+        (unmasked_at_1, "masked seen items differently"),
+        (fewer_at_1, "not evaluated on the same users"),
+    ):
+        for k in (1, 2):
+            with pytest.raises(ValueError, match=words):
+                paired_difference(pop, other, "NDCG", k)
     for metric in ("ndcg", "Coverage"):  # a misspelt metric, or one of the whole list
         with pytest.raises(ValueError, match="its per-user metrics are HR, MRR, NDCG, Recall"):
             paired_difference(pop, markov, metric, 2)

@@ -192,10 +192,26 @@ def test_evaluate_pairs_a_run_with_results_saved_with_their_per_user_values(
     result = json.loads(saved.read_text())[0]
     broken = {**result, "per_user": {"HR10": result["per_user"]["HR@10"]}}
     short = {**result, "per_user": {"HR@10": result["per_user"]["HR@10"][:-1]}}
-    for case, words in ((broken, "is not metric@k"), (short, "values for"), ([], "no results")):
+    extra = result["extra"]
+    hand_made = (
+        ({**result, "ks": []}, "cut-offs of 1 and up"),
+        ({**result, "ks": [0, 10]}, "cut-offs of 1 and up"),
+        ({**result, "extra": {**extra, "by_history_length": "x"}}, "must be a list"),
+        ({**result, "extra": {**extra, "by_history_length": [{"events": "abc"}]}}, "no range"),
+        ({**result, "extra": {**extra, "by_history_length": [{"events": "1-4"}]}}, "user count"),
+    )
+    for case, words in (
+        (broken, "is not metric@k"),
+        (short, "values for"),
+        ([], "no results"),
+        *hand_made,
+    ):
         (tmp_path / "case.json").write_text(json.dumps(case))
-        assert main(["evaluate", str(tmp_path / "case.json")]) == 2
-        assert words in capsys.readouterr().err
+        for extra_args in ([], ["--report", str(tmp_path / "r.html")]):
+            assert main(["evaluate", str(tmp_path / "case.json"), *extra_args]) == 2
+            err = capsys.readouterr().err
+            assert words in err
+            assert len(err.strip().splitlines()) == 1, err
     (tmp_path / "one.json").write_text(json.dumps(result))  # one result, as to_json writes it
     assert main(["evaluate", str(tmp_path / "one.json")]) == 0
     # the per-user file is compact: not a line per value

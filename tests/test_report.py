@@ -220,10 +220,11 @@ def test_report_edge_cases() -> None:
         return EvalResult(name, "test", 3, ks, {"HR": {k: hr for k in ks}}, True, 0.1)
 
     # cut-offs without 10 and 20: the table shows the evaluated ones nearest them
-    page = report_html([result("a", 0.1), result("b", math.nan)])
+    page = report_html([result("a", 0.1), result("b", math.nan), result("c", 0.05)])
     assert "<th>HR@5</th>" in page
     assert "<th>HR@50</th>" in page
     assert "<b>0.1000</b>" in page  # the best of the finite values, a NaN aside
+    assert "<b>" not in report_html([result("a", 0.1), result("b", math.nan)])  # one value
     # one label per result; logs of no result and a loss that is NaN throughout are left out
     with pytest.raises(ValueError, match="a label of its own"):
         report_html([result("a", 0.1), result("a", 0.2)])
@@ -248,8 +249,11 @@ def test_report_edge_cases() -> None:
     page = report_html([result("saved", 0.3, (10, 20)), result("run", 0.4, (5, 50))])
     heads = re.findall(r"<th>HR@(\d+)</th>", page)
     assert heads == ["5", "10", "20", "50"]
-    assert page.count("<b>0.4000</b>") == 2
-    assert page.count("<b>0.3000</b>") == 2
+    # a column with one value compares nothing: no value is marked best
+    assert "<b>" not in page
+    page = report_html([result("saved", 0.3, (10, 20)), result("run", 0.4, (5, 10))])
+    assert page.count("<b>0.4000</b>") == 1  # HR@10, the one column both have
+    assert "<b>0.3000</b>" not in page
 
     # history-length groups carry their users only where every result has as many
     def grouped(name: str, users: int) -> EvalResult:
@@ -263,6 +267,14 @@ def test_report_edge_cases() -> None:
     more = grouped("c", 7)  # a group the others have no user in
     more.extra["by_history_length"].append({"events": "5-9", "users": 3, "HR@10": 0.1})
     assert "5-9 (3)" not in report_html([grouped("a", 7), more])
+    # results grouped at different cut-offs: a chart for each, none dropped
+    at_5 = dataclasses.replace(
+        result("d", 0.1, (5,)),
+        extra={"by_history_length": [{"events": "0-4", "users": 7, "HR@5": 0.3}]},
+    )
+    page = report_html([grouped("a", 7), at_5])
+    assert "HR@5 by history length" in page
+    assert "HR@10 by history length" in page
 
 
 def test_training_log_of_a_missing_folder_is_an_error(tmp_path: Path) -> None:

@@ -100,25 +100,53 @@ class EvalResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EvalResult:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`; ValueError for a part that no evaluation writes (no
+        cut-off, one below 1, history-length groups of another shape)."""
+        ks = tuple(int(k) for k in data["ks"])
+        if not ks or min(ks) < 1:
+            raise ValueError(f"ks must be cut-offs of 1 and up, got {list(ks)}")
+        extra = dict(data.get("extra", {}))
+        _check_history_groups(extra.get("by_history_length", []))
         return cls(
             model=str(data["model"]),
             split=str(data["split"]),
             n_users=int(data["n_users"]),
-            ks=tuple(int(k) for k in data["ks"]),
+            ks=ks,
             metrics={
                 str(name): {int(k): float(v) for k, v in values.items()}
                 for name, values in data["metrics"].items()
             },
             exclude_seen=bool(data["exclude_seen"]),
             seconds=float(data["seconds"]),
-            extra=dict(data.get("extra", {})),
+            extra=extra,
             errors={
                 str(name): {int(k): float(v) for k, v in values.items()}
                 for name, values in data.get("standard_errors", {}).items()
             },
             per_user=_per_user(data.get("per_user", {}), int(data["n_users"])),
         )
+
+
+def _check_history_groups(groups: Any) -> None:
+    """ValueError unless ``groups`` reads as ``extra["by_history_length"]``: a list of
+    ``{"events": "5-9" or "100+", "users": n, "HR@10": mean or None, ...}``."""
+    if not isinstance(groups, list):
+        raise ValueError(f"by_history_length must be a list, got {type(groups).__name__}")
+    for g in groups:
+        label = g.get("events") if isinstance(g, dict) else None
+        lo, dash, hi = str(label).rstrip("+").partition("-")
+        if not (lo.isdigit() and (not dash or hi.isdigit())):
+            raise ValueError(f"by_history_length: a group's events {label!r} is no range")
+        if not isinstance(g.get("users"), int) or isinstance(g.get("users"), bool):
+            raise ValueError(f"by_history_length: group {label} has no user count")
+        for key, value in g.items():
+            if key in ("events", "users"):
+                continue
+            name, at, k = str(key).partition("@")
+            if not (at and k.isdigit()) or not (
+                value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+            ):
+                raise ValueError(f"by_history_length: group {label} has {key}={value!r}")
 
 
 def _per_user(

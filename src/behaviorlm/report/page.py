@@ -121,7 +121,7 @@ def _table(results: Sequence[EvalResult], logs: Mapping[str, Sequence[Mapping[st
     for m, k in columns:
         values = [r.metrics.get(m, {}).get(k) for r in results]
         finite = [v for v in values if v is not None and math.isfinite(v)]
-        if finite and m not in DESCRIPTIVE:
+        if len(finite) > 1 and m not in DESCRIPTIVE:  # a lone value is compared with none
             best[m, k] = max(finite)
     head = "".join(f"<th>{m}@{k}</th>" for m, k in columns)
     rows = []
@@ -130,7 +130,7 @@ def _table(results: Sequence[EvalResult], logs: Mapping[str, Sequence[Mapping[st
         for m, k in columns:
             value = r.metrics.get(m, {}).get(k)
             text = _number(value)
-            if value is not None and value == best.get((m, k)) and len(results) > 1:
+            if value is not None and value == best.get((m, k)):
                 text = f"<b>{text}</b>"
             if (error := r.errors.get(m, {}).get(k)) is not None:
                 text += f'<span class="muted"> ± {_number(error)}</span>'
@@ -230,15 +230,17 @@ def _by_history(results: Sequence[EvalResult], names: list[str]) -> list[str]:
             for k in g
             if k.startswith(f"{metric}@")
         }
-        if len(keys) != 1:  # none, or results at different cut-offs: no common chart
-            continue
-        key = keys.pop()
-        series: dict[str, list[float | None]] = {}
-        for r in results:
-            values = {str(g["events"]): g.get(key) for g in r.extra.get("by_history_length", [])}
-            if values:
-                series[r.model] = [values.get(label) for label in groups]
-        if _drawable(v for values in series.values() for v in values):
+        # results at different cut-offs: a chart for each, of the results that have it
+        for key in sorted(keys, key=lambda name: int(name.partition("@")[2])):
+            series: dict[str, list[float | None]] = {}
+            for r in results:
+                values = {
+                    str(g["events"]): g.get(key) for g in r.extra.get("by_history_length", [])
+                }
+                if any(v is not None for v in values.values()):
+                    series[r.model] = [values.get(label) for label in groups]
+            if not _drawable(v for values in series.values() for v in values):
+                continue
             charts.append(
                 bar_chart(
                     labels,

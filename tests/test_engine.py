@@ -248,6 +248,16 @@ def test_early_stopping_restores_the_best_epoch(
     assert [line["best_epoch"] for line in metrics_lines(tmp_path)] == [1, 2, 2, 2]
 
 
+def test_patience_used_up_in_the_last_epoch_is_no_early_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scripted_validation(monkeypatch, [0.1, 0.3, 0.2, 0.25], [])
+    _, summary = fit(replace(FAST, epochs=4, patience=2), run_dir=tmp_path)
+    assert (summary["stopped"], summary["epochs"], summary["best_epoch"]) == ("completed", 4, 2)
+    _, resumed = fit(replace(FAST, epochs=4, patience=2), run_dir=tmp_path, resume=True)
+    assert (resumed["stopped"], resumed["epochs"]) == ("completed", 4)  # nothing more
+
+
 def test_patience_waits_until_patience_from_of_the_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -709,6 +719,29 @@ def test_resume_refuses_other_data_or_split_settings(tmp_path: Path) -> None:
         )
     assert "a digest" in str(refused.value)
     fit(replace(FAST, epochs=1), run_dir=tmp_path / "split", resume=True, run_config=other_split)
+
+
+def test_resume_refuses_events_that_differ_in_what_they_carry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from behaviorlm.train import engine
+
+    train = SPLIT.train
+    # the same items, actions, times and sources; other devices, or other ratings
+    devices = np.roll(np.maximum(train.devices, 1), 1)
+    other_devices = replace(SPLIT, train=replace(train, devices=devices))
+    rated = replace(SPLIT, train=replace(train, values=np.full(len(train.items), 2.0, np.float32)))
+    fit(replace(FAST, epochs=1), run_dir=tmp_path / "a")
+    for other in (other_devices, rated):
+        with pytest.raises(ConfigError, match="another config") as refused:
+            fit(replace(FAST, epochs=1), split=other, run_dir=tmp_path / "a", resume=True)
+        assert "values, devices, locations and query words" in str(refused.value)
+    # tables of other sizes that the digests did not tell apart: one line, not a traceback
+    monkeypatch.setattr(engine, "context_digest", lambda split: "same")
+    fit(replace(FAST, epochs=1), run_dir=tmp_path / "b")
+    more = replace(SPLIT, train=replace(train, devices=np.full(len(train.items), 9)))
+    with pytest.raises(ConfigError, match="weights of other shapes"):
+        fit(replace(FAST, epochs=1), split=more, run_dir=tmp_path / "b", resume=True)
 
 
 def test_an_interrupted_run_whose_lowered_patience_is_spent_trains_no_more(

@@ -216,6 +216,7 @@ IDENTITY_NAMES = {
     "model_config": "model",
     "training_rows": "the data set's training rows",
     "training_data": "the training and validation events (a digest)",
+    "training_context": "the events' values, devices, locations and query words (a digest)",
     "n_items": "the data set's items",
     "target_actions": "split.target_actions",
 }
@@ -275,6 +276,33 @@ def data_digest(split: Split) -> str:
         valid.histories.items,
     ):
         digest.update(np.ascontiguousarray(part).tobytes())
+    return digest.hexdigest()
+
+
+def context_digest(split: Split) -> str:
+    """A short digest of what the events of :func:`data_digest` carry beside their items,
+    actions, times and sources: values (ratings), devices, locations and the extra columns
+    (query words), of the training rows and the validation histories. Another data set whose
+    events differ only there trains another model, so a resumed run must see the same.
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> from behaviorlm.schema import EvalSet, Sequences
+    >>> s = Sequences.from_lists([[1, 2, 3]], n_items=3)
+    >>> valid = EvalSet(s, np.array([0, 1]), np.array([3]), np.array([2]))
+    >>> rated = replace(s, values=np.array([5.0, 1.0, 3.0], dtype=np.float32))
+    >>> a, b = (Split(t, valid, valid, "leave_one_out") for t in (s, rated))
+    >>> data_digest(a) == data_digest(b), context_digest(a) == context_digest(b)
+    (True, False)
+    """
+    digest = hashlib.blake2b(digest_size=8)
+    for part in (split.train, split.valid.histories):
+        for array in (part.values, part.devices, part.locations):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        for name in sorted(part.extra):
+            digest.update(name.encode())
+            digest.update(np.ascontiguousarray(part.extra[name]).tobytes())
     return digest.hexdigest()
 
 
@@ -430,6 +458,7 @@ class _Loop:
         self.model, self.config, self.path, self.progress = model, config, path, progress
         self.split_config = dict(split_config or {})
         self.digest = data_digest(split) if path is not None else ""
+        self.context = context_digest(split) if path is not None else ""
         self.world, self.device = world, device
         self.codes = tuple(int(c) for c in codes)
         self.module: SequenceModule = model.setup(split.train, config.seed).to(self.device)
@@ -519,6 +548,7 @@ class _Loop:
             "target_actions": list(self.codes),
             "split": self.split_config,
             "training_data": self.digest,
+            "training_context": self.context,
         }
 
     def _run_seconds(self) -> float:
@@ -603,9 +633,9 @@ class _Loop:
         # cannot tell them
         stored["train"] = {**self._train_identity(TrainConfig()), **stored["train"]}
         now = self._identity()
-        for key in ("split", "training_data"):
+        for key in ("split", "training_data", "training_context"):
             stored.setdefault(key, now[key])
-        if stored["training_data"] == now["training_data"]:
+        if all(stored[k] == now[k] for k in ("training_data", "training_context")):
             stored["split"] = now["split"]  # split settings that leave the events as they were
         if stored != now:
             changed = "; ".join(identity_changes(stored, now)[:3])
@@ -614,7 +644,14 @@ class _Loop:
                 f"({changed}; only {', '.join(sorted(RESUMABLE_CHANGES))} may change when "
                 "resuming); use another run directory or drop --resume"
             )
-        stopped = self._restore(ckpt)
+        try:
+            stopped = self._restore(ckpt)
+        except RuntimeError as exc:  # tables sized by another data set's codes
+            first = str(exc).strip().splitlines()[-1].strip()
+            raise ConfigError(
+                f"the checkpoint in {self.path} holds weights of other shapes than this data "
+                f"set's model ({first}); use another run directory or drop --resume"
+            ) from exc
         patience = self.config.patience
         if stopped == "early_stopping" and not (patience and self.bad_evals >= patience):
             stopped = None  # a larger patience (or none) lets the run go on from its last epoch
@@ -920,10 +957,10 @@ class _Loop:
                 valid = self._validate() if (due or out_of_time) else None
                 if out_of_time:
                     stopped = "time_budget"
+                elif self.epoch == cfg.epochs:  # every epoch trained: no early stop, whatever
+                    stopped = "completed"  # the patience says (as a resumed run reads it)
                 elif cfg.patience and self.bad_evals >= cfg.patience:
                     stopped = "early_stopping"
-                elif self.epoch == cfg.epochs:
-                    stopped = "completed"
                 self._record(stats, valid)
                 # a cut epoch is saved as it ended: resuming it with the same budget trains
                 # nothing more, and a larger budget finishes it from its next batch

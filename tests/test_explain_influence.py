@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -136,6 +137,27 @@ def test_reach_is_the_sum_of_follower_uplifts(saved: tuple[blm.Artifact, Path]) 
     # a relative exposure (a model that reads followees' acts) may exceed 1
     above = social_reach(art.model, timelines, item=6, exposure=1.5)
     assert above.reach == pytest.approx(1.5 * reach.reach, rel=1e-5)
+    # ... but no follower engages more than once: reach never exceeds the followers
+    large = 2.0 / float(np.abs(reach.uplift).max())
+    capped = social_reach(art.model, timelines, item=6, exposure=large)
+    assert capped.reach <= len(followers)
+    assert capped.reach == pytest.approx(
+        float(np.clip(large * reach.uplift, -1, 1).sum()), rel=1e-5
+    )
+    learned = blm.estimate_exposure(art.dataset, "share")
+    assert learned is not None
+    edges_of_user = rank_by_reach(
+        art.model,
+        seqs,
+        follows["follower"].to_numpy(),
+        follows["followee"].to_numpy(),
+        item=6,
+        users=np.array([user]),
+        exposure=dataclasses.replace(
+            learned, rate=np.full(art.dataset.n_users + 1, large, dtype=np.float32)
+        ),
+    )
+    assert edges_of_user.reach[0] == pytest.approx(capped.reach, rel=1e-4)
     assert reach.users.tolist() == followers.tolist()
     # one follower re-scored by hand: a social view of the item appended to their timeline
     one = timelines.row(0)
@@ -510,3 +532,18 @@ def test_reach_by_an_event_the_model_never_learned_is_refused(tmp_path: Path) ->
         assert refused.status_code == 422
         assert '"reach": false' in refused.json()["detail"]
         assert client.post("/v1/influence", json={**body, "reach": False}).status_code == 200
+
+
+def test_reach_refuses_follower_timelines_with_items_outside_the_catalogue(
+    saved: tuple[blm.Artifact, Path],
+) -> None:
+    art, _ = saved
+    n = art.model.n_items
+    outside = blm.Sequences.from_lists([[1, 2, n + 5]], n_items=n + 5, users=[1])
+    for call in (
+        lambda: social_reach(art.model, outside, 3),
+        lambda: follower_uplift(art.model, outside, 3),
+        lambda: rank_by_reach(art.model, outside, np.array([1]), np.array([2]), item=3),
+    ):
+        with pytest.raises(ValueError, match=f"outside the model's catalogue 1..{n}"):
+            call()

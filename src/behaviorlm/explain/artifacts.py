@@ -401,8 +401,8 @@ def rank_influencers(
 ) -> ReachRanking:
     """Users ranked by the predicted reach of their sharing ``item_id`` (internal user ids).
 
-    Reach is each user's exposure rate for ``action`` (learned from the log) times the sum of
-    their followers' uplifts; see :mod:`behaviorlm.explain.exposure`.
+    Reach is each user's exposure rate for ``action`` (learned from the log) times each of
+    their followers' uplifts, summed (each part held to [-1, 1]); see :mod:`behaviorlm.explain.exposure`.
 
     Examples
     --------

@@ -6,8 +6,9 @@ the item is appended to their timeline as such an event and both timelines are s
 the follower's *uplift* is the rise in the probability that the item is their next item
 (softmax over the catalogue), given that they see it. Not every follower sees every share:
 U's *exposure* (:mod:`behaviorlm.explain.exposure`, learned from the log) is the chance that
-one does, and U's predicted *reach* is exposure times the sum of the uplifts, the expected
-number of extra engagements. A model that reads followees' acts (``behaviorlm.data.feed``)
+one does, and U's predicted *reach* is the sum over the followers of exposure times uplift,
+each held to [-1, 1] (a follower engages once or not: a change of probability), the expected
+number of extra engagements; it never exceeds the number of followers. A model that reads followees' acts (``behaviorlm.data.feed``)
 gets the act itself instead, as a followee event (``action`` and ``source`` of the functions
 below); its uplift then already averages over whether the follower sees it, and the exposure
 enters relative to the pooled rate (``behaviorlm.explain.artifacts.Reaching``).
@@ -26,7 +27,7 @@ import numpy as np
 
 from behaviorlm.explain.exposure import Exposure
 from behaviorlm.explain.influence import Event, append_event, log_softmax
-from behaviorlm.explain.target import neural
+from behaviorlm.explain.target import in_catalogue, neural
 from behaviorlm.models.base import Recommender
 from behaviorlm.schema import ACTIONS, F32, SOCIAL_SOURCE, Int, Sequences
 
@@ -48,10 +49,11 @@ class Reach:
         Each follower's probability of the item as next item, after minus before, given
         that they see the share.
     reach : float
-        ``exposure`` times the sum of the uplifts (the expected number of extra engagements);
-        the sum itself when the exposure is unknown.
+        The sum over the followers of ``exposure`` times the uplift, each held to [-1, 1]
+        (:func:`expected_engagements`; the expected number of extra engagements); the sum of
+        the uplifts when the exposure is unknown.
     exposure : float or None
-        Weight of the summed uplifts: the chance that a follower sees the share, or that chance
+        Weight of each uplift (:func:`expected_engagements`): the chance that a follower sees the share, or that chance
         relative to the pooled rate (:func:`social_reach`); None: unknown (every follower is
         counted).
     followee_event : bool
@@ -131,6 +133,7 @@ def follower_uplift(
         raise ValueError(f"item {item} is outside 1..{net.n_items}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
+    in_catalogue(histories, net)
     if followee_event and (action is None or source is None):
         raise ValueError(
             "a followee's act needs its action code and the followee source code "
@@ -151,6 +154,24 @@ def follower_uplift(
     return out
 
 
+def expected_engagements(uplift: F32, exposure: float | F32 | None) -> F32:
+    """Each follower's expected extra engagement: ``exposure`` (a scalar, or one weight per
+    follower) times the uplift, held to [-1, 1], since a follower engages once or not.
+
+    A relative exposure (:meth:`Exposure.relative`) above 1 times a model's large uplift could
+    otherwise credit a follower with more than one engagement, and a reach above the number
+    of followers.
+
+    Examples
+    --------
+    >>> expected_engagements(np.array([0.2, 0.6, -0.5], dtype=np.float32), 2.0).tolist()
+    [0.4000000059604645, 1.0, -1.0]
+    """
+    weighted = uplift if exposure is None else np.asarray(exposure, dtype=np.float32) * uplift
+    out: F32 = np.clip(weighted, -1.0, 1.0).astype(np.float32)
+    return out
+
+
 def social_reach(
     model: Recommender,
     followers: Sequences,
@@ -164,7 +185,7 @@ def social_reach(
 ) -> Reach:
     """Uplift of every follower (one row each) and the predicted reach of sharing ``item``.
 
-    ``exposure`` weighs the summed uplifts: the chance that a follower sees the share (the
+    ``exposure`` weighs each uplift (held to [-1, 1] after, :func:`expected_engagements`): the chance that a follower sees the share (the
     sharer's :meth:`Exposure.of`), or that chance relative to the pooled rate for a model
     whose uplift already averages over it (``followee_event``: the sharer's act as a followee
     event; :meth:`Exposure.relative`); None (unknown) counts every follower.
@@ -190,12 +211,11 @@ def social_reach(
         followee_event=followee_event,
         batch_size=batch_size,
     )
-    seen = 1.0 if exposure is None else exposure
     return Reach(
         item=int(item),
         users=followers.users.copy(),
         uplift=uplift,
-        reach=seen * float(uplift.sum()),
+        reach=float(expected_engagements(uplift, exposure).sum(dtype=np.float64)),
         exposure=exposure,
         followee_event=followee_event,
     )
@@ -205,7 +225,7 @@ def social_reach(
 class ReachRanking:
     """Users ordered by predicted reach for one item (largest first, ties by user id).
 
-    ``exposure`` is each user's weight of the summed uplifts: the chance that a follower sees
+    ``exposure`` is each user's weight of the uplifts: the chance that a follower sees
     their share, or that chance relative to the pooled rate (see :func:`social_reach`;
     ``exposure_relative``); None when unknown (reach then counts every follower).
     ``followee_event`` as for :class:`Reach`.
@@ -281,7 +301,7 @@ def rank_by_reach(
         social source); with ``followee_event`` a followee's act, whose codes must be given
         (see :func:`follower_uplift`).
     exposure : Exposure, optional
-        Per user, the weight of the summed uplifts (see :func:`social_reach`); None:
+        Per user, the weight of each uplift (see :func:`social_reach`); None:
         unknown, every follower is counted.
 
     Examples
@@ -323,8 +343,13 @@ def rank_by_reach(
         raise ValueError(f"user ids start at 1, got {int(candidates[0])}")
     top = int(max(followee.max(initial=0), candidates.max(initial=0))) + 1
     seen = None if exposure is None else exposure.rates(candidates)
-    summed = np.bincount(followee, weights=per_edge, minlength=top)[candidates]
-    reach: F32 = (summed if seen is None else summed * seen).astype(np.float32)
+    if seen is not None:  # each edge weighed by its followee's exposure, held to [-1, 1]
+        weight = np.zeros(top, dtype=np.float32)
+        weight[candidates] = seen
+        per_edge = expected_engagements(per_edge, weight[followee])
+    reach: F32 = np.bincount(followee, weights=per_edge, minlength=top)[candidates].astype(
+        np.float32
+    )
     counts = np.bincount(followee, minlength=top)[candidates]
     order = np.lexsort((candidates, -reach))[: k if k is not None else None]
     return ReachRanking(

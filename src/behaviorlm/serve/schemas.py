@@ -412,7 +412,7 @@ class FollowerUplift(BaseModel):
 
 class ReachResult(BaseModel):
     """Social reach: per-follower uplift (given that they see it), the user's exposure rate
-    and the predicted reach, exposure times the sum of the uplifts (expected extra
+    and the predicted reach, exposure times each uplift, held to [-1, 1], summed (expected extra
     engagements)."""
 
     item: int

@@ -333,7 +333,7 @@ def test_influence_command(
     assert data["reach"]["exposure_relative"] is False
     assert data["reach"]["followee_event"] is False
     assert "if seen" in text  # a view of the item: the uplift given that the follower sees it
-    seen = f"exposure {data['reach']['exposure']:.3f}, the chance that a follower sees"
+    seen = f"exposure {data['reach']['exposure']:.4f}, the chance that a follower sees"
     assert f"social reach {data['reach']['reach']:.4f}" in text
     assert seen in text
     # a user nobody follows has no reach to show
@@ -547,3 +547,26 @@ def test_reach_refuses_follower_timelines_with_items_outside_the_catalogue(
     ):
         with pytest.raises(ValueError, match=f"outside the model's catalogue 1..{n}"):
             call()
+
+
+def test_small_probabilities_are_shown_in_significant_digits(
+    saved: tuple[blm.Artifact, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out = saved
+    assert main(["explain", str(out), "--user", "u1", "--item", "i3", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    # as for an item of a large catalogue: p and every change in probability 1e-5 as large
+    data["probability"] = 3.21e-5
+    for e in data["events"]:
+        e["probability"] *= 1e-5
+    for g in data["groups"]:
+        for key in ("ablation_probability", "attributed_probability"):
+            if g[key] is not None:
+                g[key] = 2.5e-6 if g[key] >= 0 else -2.5e-6
+    text = io.StringIO()
+    print_explanation(Console(file=text, width=200, color_system=None), "u1", data)
+    printed = text.getvalue()
+    assert "p = 3.21e-05" in printed
+    groups = printed.split("feature groups")[1]
+    assert "+2.50e-06" in groups or "-2.50e-06" in groups
+    assert "0.0000" not in groups

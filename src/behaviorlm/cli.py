@@ -648,12 +648,12 @@ def cmd_influence(args: argparse.Namespace) -> None:
         return
     exposure, relative = reach["exposure"], reach["exposure_relative"]
     weight = (
-        f"exposure {exposure:.3f}, {_exposure_meaning(relative)}"
+        f"exposure {figure(exposure, exposure)}, {_exposure_meaning(relative)}"
         if exposure is not None
         else _exposure_meaning(None)
     )
     con.print(
-        f"social reach {reach['reach']:.4f} over {len(followers)} "
+        f"social reach {figure(reach['reach'], reach['reach'])} over {len(followers)} "
         f"follower{'s' if len(followers) != 1 else ''}; {weight}",
         soft_wrap=True,
     )
@@ -661,8 +661,10 @@ def cmd_influence(args: argparse.Namespace) -> None:
     table.add_column("follower")
     seen = "" if reach["followee_event"] else " if seen"  # a followee's act: seen or not
     table.add_column(f"uplift of p(next = item){seen}", justify="right")
-    for row in followers[: args.k]:
-        table.add_row(str(row["user_id"]), f"{row['uplift']:+.5f}")
+    shown = followers[: args.k]
+    scale = max(abs(row["uplift"]) for row in shown)  # small uplifts: significant digits
+    for row in shown:
+        table.add_row(str(row["user_id"]), figure(row["uplift"], scale, sign=True))
     print_table(con, table)
     if len(followers) > args.k:
         con.print(f"(the {args.k} largest uplifts of {len(followers)}; -k shows more)")
@@ -696,13 +698,16 @@ def cmd_influencers(args: argparse.Namespace) -> None:
     table.add_column("user")
     for name in ("predicted reach", "followers", "exposure"):
         table.add_column(name, justify="right")
+    # small values in significant digits, each column by its largest
+    reach_scale = max((abs(row["reach"]) for row in rows), default=0.0)
+    seen_scale = max((row["exposure"] or 0.0 for row in rows), default=0.0)
     for row in rows:
         seen = row["exposure"]
         table.add_row(
             str(row["user_id"]),
-            f"{row['reach']:.4f}",
+            figure(row["reach"], reach_scale),
             str(row["followers"]),
-            "unknown" if seen is None else f"{seen:.3f}",
+            "unknown" if seen is None else figure(seen, seen_scale),
         )
     print_table(console, table)
 

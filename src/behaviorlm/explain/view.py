@@ -79,7 +79,8 @@ def print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:
     table = Table(  # the data's own text is printed as written, never read as rich markup
         title=Text(
             f"{data['method']} of {name} for user {user}{without} "
-            f"(p = {data['probability']:.4f}, logit {data['logit']:.3f})"
+            f"(p = {figure(data['probability'], data['probability'])}, "
+            f"logit {data['logit']:.3f})"
         ),
         title_justify="left",
     )
@@ -134,16 +135,25 @@ def print_explanation(con: Console, user: str, data: dict[str, Any]) -> None:
     groups.add_column("attributed Δp", justify="right")
     groups.add_column("attributed Δlogit", justify="right")
 
-    def number(value: float | None, digits: int) -> str:
-        return "" if value is None else f"{value:+.{digits}f}"
+    # each probability column in significant digits where its largest value is small
+    scales = {
+        key: max((abs(g[key]) for g in data["groups"] if g[key] is not None), default=0.0)
+        for key in ("ablation_probability", "attributed_probability")
+    }
+
+    def probability(g: dict[str, Any], key: str) -> str:
+        return "" if g[key] is None else figure(g[key], scales[key], sign=True)
+
+    def logit(value: float | None) -> str:
+        return "" if value is None else f"{value:+.3f}"
 
     for g in data["groups"]:
         groups.add_row(
             g["group"],
-            number(g["ablation_probability"], 4),
-            number(g["ablation_logit"], 3),
-            number(g["attributed_probability"], 4),
-            number(g["attributed_logit"], 3),
+            probability(g, "ablation_probability"),
+            logit(g["ablation_logit"]),
+            probability(g, "attributed_probability"),
+            logit(g["attributed_logit"]),
         )
     print_table(con, groups)
     constant = [g["group"] for g in data["groups"] if g.get("single_value")]

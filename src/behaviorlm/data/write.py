@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING
 

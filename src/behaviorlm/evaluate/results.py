@@ -142,7 +142,7 @@ def _check_history_groups(groups: Any) -> None:
         for key, value in g.items():
             if key in ("events", "users"):
                 continue
-            name, at, k = str(key).partition("@")
+            _, at, k = str(key).partition("@")
             if not (at and k.isdigit()) or not (
                 value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
             ):

@@ -402,7 +402,8 @@ def rank_influencers(
     """Users ranked by the predicted reach of their sharing ``item_id`` (internal user ids).
 
     Reach is each user's exposure rate for ``action`` (learned from the log) times each of
-    their followers' uplifts, summed (each part held to [-1, 1]); see :mod:`behaviorlm.explain.exposure`.
+    their followers' uplifts, summed (each part held to [-1, 1]); see
+    :mod:`behaviorlm.explain.exposure`.
 
     Examples
     --------

@@ -1,17 +1,17 @@
 """Social reach: how much a share or like by one user moves the people who follow them.
 
-A share by U reaches U's followers as a social view of the item (action "view", source
-"social"), as in the simulator and in logs that record social exposure. For every follower
-the item is appended to their timeline as such an event and both timelines are scored:
-the follower's *uplift* is the rise in the probability that the item is their next item
-(softmax over the catalogue), given that they see it. Not every follower sees every share:
-U's *exposure* (:mod:`behaviorlm.explain.exposure`, learned from the log) is the chance that
-one does, and U's predicted *reach* is the sum over the followers of exposure times uplift,
-each held to [-1, 1] (a follower engages once or not: a change of probability), the expected
-number of extra engagements; it never exceeds the number of followers. A model that reads followees' acts (``behaviorlm.data.feed``)
-gets the act itself instead, as a followee event (``action`` and ``source`` of the functions
-below); its uplift then already averages over whether the follower sees it, and the exposure
-enters relative to the pooled rate (``behaviorlm.explain.artifacts.Reaching``).
+A share by U reaches U's followers as a social view of the item (action "view", source "social"), as
+in the simulator and in logs that record social exposure. For every follower the item is appended to
+their timeline as such an event and both timelines are scored: the follower's *uplift* is the rise
+in the probability that the item is their next item (softmax over the catalogue), given that they
+see it. Not every follower sees every share: U's *exposure* (:mod:`behaviorlm.explain.exposure`,
+learned from the log) is the chance that one does, and U's predicted *reach* is the sum over the
+followers of exposure times uplift, each held to [-1, 1] (a follower engages once or not: a change
+of probability), the expected number of extra engagements; it never exceeds the number of followers.
+A model that reads followees' acts (``behaviorlm.data.feed``) gets the act itself instead, as a
+followee event (``action`` and ``source`` of the functions below); its uplift then already averages
+over whether the follower sees it, and the exposure enters relative to the pooled rate
+(``behaviorlm.explain.artifacts.Reaching``).
 
 Followers are scored in batches; :func:`rank_by_reach` scores each distinct follower once
 and adds the uplifts per followee, so ranking every user of a data set costs one pass over
@@ -53,9 +53,9 @@ class Reach:
         (:func:`expected_engagements`; the expected number of extra engagements); the sum of
         the uplifts when the exposure is unknown.
     exposure : float or None
-        Weight of each uplift (:func:`expected_engagements`): the chance that a follower sees the share, or that chance
-        relative to the pooled rate (:func:`social_reach`); None: unknown (every follower is
-        counted).
+        Weight of each uplift (:func:`expected_engagements`): the chance that a follower sees the
+        share, or that chance relative to the pooled rate (:func:`social_reach`); None: unknown
+        (every follower is counted).
     followee_event : bool
         The act entered each follower's timeline as the followee's act itself (a model that
         reads followees' acts), so each uplift already averages over whether the follower
@@ -185,10 +185,11 @@ def social_reach(
 ) -> Reach:
     """Uplift of every follower (one row each) and the predicted reach of sharing ``item``.
 
-    ``exposure`` weighs each uplift (held to [-1, 1] after, :func:`expected_engagements`): the chance that a follower sees the share (the
-    sharer's :meth:`Exposure.of`), or that chance relative to the pooled rate for a model
-    whose uplift already averages over it (``followee_event``: the sharer's act as a followee
-    event; :meth:`Exposure.relative`); None (unknown) counts every follower.
+    ``exposure`` weighs each uplift (held to [-1, 1] after, :func:`expected_engagements`): the
+    chance that a follower sees the share (the sharer's :meth:`Exposure.of`), or that chance
+    relative to the pooled rate for a model whose uplift already averages over it
+    (``followee_event``: the sharer's act as a followee event; :meth:`Exposure.relative`); None
+    (unknown) counts every follower.
 
     Examples
     --------

@@ -135,7 +135,8 @@ def router(limits: Limits) -> APIRouter:
         the probability change of the event's item and of any named ``items``. For a share
         or like (or ``reach: true``) it also gives each follower's uplift of the item (if
         they see it), the user's exposure rate (the chance that a follower sees it, learned
-        from the training log) and the predicted reach, exposure times each uplift, held to [-1, 1], summed.
+        from the training log) and the predicted reach, exposure times each uplift, held to
+        [-1, 1], summed.
         Needs a neural model.
         """
         return await lane.run(partial(service.influence, request))

@@ -166,6 +166,26 @@ def test_a_trace_made_on_one_event_serves_every_batch_and_longer_ones(
 
 
 @pytest.mark.parametrize("model", TRACEABLE)
+def test_a_first_batch_padded_only_beyond_the_window_traces_the_unpadded_layout(
+    model: str,
+) -> None:
+    """Padding in columns the model drops is no padding: the batch after it, padded in the
+    window, still gets the padded trace (padding masked)."""
+    seqs = Sequences.from_lists([[1, 2, 3, 4, 5, 6, 7], [2, 3, 4, 5, 6, 7]], n_items=7)
+    net = untrained(model, seqs, max_len=5)
+    module = net.module.eval()
+    encoder = TracedEncoder(module)
+    sizes = FeatureSizes.of(seqs)
+    wide = build_batch(seqs, 7, sizes)  # the second row's padding lies before the window
+    padded = build_batch(Sequences.from_lists([[1, 2, 3, 4, 5], [6, 7]], n_items=7), 5, sizes)
+    with torch.inference_mode():
+        for batch in (wide, padded):
+            torch.testing.assert_close(
+                encoder(batch), module.encode_last(batch), rtol=1e-5, atol=1e-5
+            )
+
+
+@pytest.mark.parametrize("model", TRACEABLE)
 def test_a_trace_made_on_copies_of_one_row_serves_different_rows(
     simulated: Sequences, model: str
 ) -> None:

@@ -119,7 +119,12 @@ class TracedEncoder:
             # a trace runs without dropout and skips hooks: the eager pass has both
             eager: torch.Tensor = self.module.encode_last(batch)
             return eager
-        full = bool(batch.mask.all())
+        # padding in the columns the module reads: one that keeps its last max_len columns
+        # (sasrec) masks no padding that lies only in the columns it drops, so a batch with
+        # such padding would trace the unpadded layout under the padded key
+        width: int | None = getattr(self.module, "max_len", None)
+        read = batch.mask if width is None else batch.mask[:, -width:]
+        full = bool(read.all())
         if full not in self._traces:
             with self._lock:
                 if full not in self._traces:

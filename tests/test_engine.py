@@ -1125,3 +1125,15 @@ def test_the_train_command_says_why_a_run_ended_before_its_epochs(
     done = ["--train.time_budget_s=0", "--train.schedule=epochs", "--train.patience=0"]
     assert main([*argv, *done, "--out", str(tmp_path / "b")]) == 0
     assert "stopped" not in capsys.readouterr().out
+
+
+def test_a_context_code_no_window_feeds_keeps_no_random_row() -> None:
+    from behaviorlm.models.neural import seen_codes
+
+    train = SPLIT.train
+    devices = np.ones(len(train.items), dtype=np.int64)
+    devices[train.offsets[1:][train.lengths > 0] - 1] = 2  # on each row's last event: a target
+    split = replace(SPLIT, train=replace(train, devices=devices))
+    model, _ = fit(replace(FAST, epochs=1), split=split)
+    assert seen_codes(model.module.tokens.device).tolist() == [1]
+    assert not model.module.tokens.device.weight[2].any()

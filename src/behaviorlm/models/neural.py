@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -190,22 +190,72 @@ def unseen_to_zero(tokens: TokenEmbedding, train: Sequences) -> None:
     >>> [bool(row.any()) for row in tokens.action.weight]
     [False, True, False, True]
     """
-    tables = (
-        (tokens.action, train.actions),
-        (tokens.gap, time_gap_buckets(train)),
-        (tokens.device, train.devices),
-        (tokens.location, train.locations),
-        (tokens.source, train.sources),
-        (tokens.query, train.extra.get("query_words")),
+    _zero_rows_but(
+        tokens,
+        {
+            "action": train.actions,
+            "gap": time_gap_buckets(train),
+            "device": train.devices,
+            "location": train.locations,
+            "source": train.sources,
+            "query": train.extra.get("query_words"),
+        },
     )
+
+
+def unfed_to_zero(tokens: TokenEmbedding, inputs: SequenceBatch) -> None:
+    """Zero the context rows of codes that no training input has: the training loop's
+    refinement of :func:`unseen_to_zero`, from the windows it feeds (``TrainingSet.inputs``).
+
+    A code can occur in the training timelines and still never be fed: on a row's last event
+    only (a target, never an input), or before the last window of a long row trained without
+    sliding windows. Its row gets no gradient, so it would keep its random start and a scoring
+    pass would read it as if learned; zeroed, it reads as unknown and :func:`seen_codes` leaves
+    it out.
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> from behaviorlm.models.batch import build_batch
+    >>> s = replace(Sequences.from_lists([[1, 2]], n_items=2), devices=np.array([1, 2]))
+    >>> tokens = TokenEmbedding(FeatureSizes.of(s), dim=4, features=FeatureConfig())
+    >>> unseen_to_zero(tokens, s)
+    >>> seen_codes(tokens.device).tolist()  # both occur in the timeline ...
+    [1, 2]
+    >>> inputs = build_batch(Sequences.from_lists([[1]], n_items=2), 1, FeatureSizes.of(s))
+    >>> inputs = replace(inputs, devices=torch.ones_like(inputs.devices))  # ... one is fed
+    >>> unfed_to_zero(tokens, inputs)
+    >>> seen_codes(tokens.device).tolist()
+    [1]
+    """
+    mask = inputs.mask.bool()
+    _zero_rows_but(
+        tokens,
+        {
+            "action": inputs.actions[mask],
+            "gap": inputs.gaps[mask],
+            "device": inputs.devices[mask],
+            "location": inputs.locations[mask],
+            "source": inputs.sources[mask],
+            "query": inputs.query_words[mask],
+        },
+    )
+
+
+def _zero_rows_but(tokens: TokenEmbedding, codes: Mapping[str, Any]) -> None:
+    """Zero every row of each named token table (``tokens.<name>``) but those of ``codes``
+    (None: leave that table as it is)."""
     with torch.no_grad():
-        for table, codes in tables:
-            if codes is None:
+        for name, present in codes.items():
+            if present is None:
                 continue
-            seen = torch.zeros(table.num_embeddings, dtype=torch.bool)
-            present = np.unique(np.asarray(codes))
-            seen[torch.as_tensor(present[present < table.num_embeddings])] = True
-            table.weight[~seen] = 0.0
+            table = getattr(tokens, name)
+            if isinstance(present, torch.Tensor):
+                present = present.cpu().numpy()
+            found = np.unique(np.asarray(present).astype(np.int64, copy=False))
+            keep = torch.zeros(table.num_embeddings, dtype=torch.bool)
+            keep[torch.as_tensor(found[(found >= 0) & (found < table.num_embeddings)])] = True
+            table.weight[~keep.to(table.weight.device)] = 0.0
 
 
 def seen_codes(table: nn.Embedding | nn.EmbeddingBag) -> Int:

@@ -99,6 +99,19 @@ def test_rating_scale_weights_rated_items() -> None:
     torch.testing.assert_close(got, torch.relu(0.5 * W1[2] + W1[6] + b1))
 
 
+def test_values_that_are_no_ratings_weigh_nothing_or_are_refused() -> None:
+    watched = history([2, 6], [600.0, 30.0])  # watch times in seconds
+    m = module(replace(CONFIG, normalize="none", ratings=False))
+    W1, b1 = m.tokens.item.weight.detach(), m.hidden_bias.detach()
+    torch.testing.assert_close(encode(m, watched)[0, -1], torch.relu(W1[2] + W1[6] + b1))
+    for values in ([600.0, 30.0], [-1.0, 1.0]):
+        with pytest.raises(ValueError, match=r"ratings from 0 to model\.rating_scale \(5\)"):
+            MLP(CONFIG).setup(history([2, 6], values))
+    MLP(replace(CONFIG, ratings=False)).setup(watched)  # read as no ratings: taken
+    MLP(replace(CONFIG, rating_scale=600.0)).setup(watched)  # or as ratings up to 600
+    MLP(CONFIG).setup(history([2, 6], [5.0, np.nan]))
+
+
 def test_an_item_weighs_its_latest_rating() -> None:
     items = torch.tensor([[0, 4, 4, 2, 4, 4], [3, 3, 1, 1, 3, 3]])
     mask = torch.tensor([[False] + [True] * 5, [True] * 6])

@@ -39,6 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional
@@ -54,6 +55,7 @@ from behaviorlm.models.neural import (
     TokenEmbedding,
 )
 from behaviorlm.models.neural import chunk_elements as device_chunk
+from behaviorlm.schema import Sequences
 
 #: The baseline reads items only: every optional token component is off.
 ITEMS_ONLY = FeatureConfig(
@@ -75,7 +77,10 @@ class MLPConfig:
         Dropout on the hidden layer.
     rating_scale : float
         An item the user rated weighs ``value / rating_scale`` (its latest rating); an item
-        without a rating weighs 1.
+        without a rating weighs 1. Training values outside ``[0, rating_scale]`` are refused.
+    ratings : bool
+        Read event values as ratings (default); False: every item weighs 1, for values that
+        are no ratings (watch times, say).
     normalize : {"l2", "sum", "none"}
         Divide the multi-hot vector by its L2 norm, by its sum, or not at all.
     loss : {"ce", "squared"}
@@ -92,6 +97,7 @@ class MLPConfig:
     hidden: int = 256
     dropout: float = 0.5
     rating_scale: float = 5.0
+    ratings: bool = True
     normalize: Literal["l2", "sum", "none"] = "l2"
     loss: Literal["ce", "squared"] = "ce"
 
@@ -181,6 +187,8 @@ class MLPModule(SequenceModule):
 
     def encode(self, batch: SequenceBatch) -> torch.Tensor:
         rated = ~torch.isnan(batch.values)
+        if not self.config.ratings:  # values that are no ratings: every item weighs 1
+            rated = torch.zeros_like(rated)
         value = torch.where(rated, batch.values, 0.0) / self.config.rating_scale
         now, before = item_weights(batch.items, batch.mask & (batch.items > 0), rated, value)
         rows = self.tokens.item(batch.items)  # (B, T, H): row of W_1 for each event
@@ -273,3 +281,18 @@ class MLP(NeuralRecommender):
 
     def build(self, sizes: FeatureSizes) -> MLPModule:
         return MLPModule(self.config, sizes)
+
+    def setup(self, train: Sequences, seed: int = 0) -> SequenceModule:
+        """As for every neural model; ValueError where the training values, read as ratings,
+        fall outside ``[0, rating_scale]`` (a watch time of 600 s would weigh an item 120
+        times a plain view)."""
+        values = train.values[np.isfinite(train.values)]
+        scale = self.config.rating_scale
+        if self.config.ratings and len(values) and not (0 <= values.min() <= values.max() <= scale):
+            raise ValueError(
+                f"mlp reads event values as ratings from 0 to model.rating_scale ({scale:g}), "
+                f"but the training values range from {values.min():g} to {values.max():g}: set "
+                "model.rating_scale to the top of the rating scale, or model.ratings=false "
+                "where the values are no ratings (watch times, say)"
+            )
+        return super().setup(train, seed)

@@ -194,7 +194,7 @@ def test_train_settings_given_to_a_baseline_are_named_as_having_no_effect(
 
     import behaviorlm as blm
     from behaviorlm.cli import main
-    from behaviorlm.config import IgnoredSettingWarning
+    from behaviorlm import IgnoredSettingWarning  # as the README names it
     from behaviorlm.train import ignored_settings, resolve_run_config
 
     ds = blm.preprocess(blm.simulate(40, seed=0))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from behaviorlm.allocator import retain_freed_memory
 from behaviorlm.artifact import Artifact
-from behaviorlm.config import ConfigError
+from behaviorlm.config import ConfigError, IgnoredSettingWarning
 from behaviorlm.data.dataset import Dataset
 from behaviorlm.data.errors import DataError
 from behaviorlm.data.io import read
@@ -57,6 +57,7 @@ __all__ = [
     "MODELS",
     "Artifact",
     "ConfigError",
+    "IgnoredSettingWarning",
     "DataError",
     "Dataset",
     "EvalResult",

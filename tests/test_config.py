@@ -193,8 +193,8 @@ def test_train_settings_given_to_a_baseline_are_named_as_having_no_effect(
     import warnings
 
     import behaviorlm as blm
-    from behaviorlm.cli import main
     from behaviorlm import IgnoredSettingWarning  # as the README names it
+    from behaviorlm.cli import main
     from behaviorlm.train import ignored_settings, resolve_run_config
 
     ds = blm.preprocess(blm.simulate(40, seed=0))

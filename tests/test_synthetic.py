@@ -334,12 +334,19 @@ def test_write_simulation_round_trips(tmp_path: Path, fmt: str) -> None:
         assert back.equals(frame), name
 
 
-def test_write_simulation_refuses_a_second_format_in_one_folder(tmp_path: Path) -> None:
+def test_write_simulation_replaces_its_own_tables_and_refuses_other_files(tmp_path: Path) -> None:
     raw = simulate(20, seed=0)
     write_simulation(raw, tmp_path, format="csv")
     write_simulation(raw, tmp_path, format="csv")  # same format: overwritten
+    # another format: the earlier simulation's tables (named in its mark) are replaced
+    write_simulation(raw, tmp_path, format="parquet")
+    tables = sorted(f"{t}.parquet" for t in ("events", "items", "users", "follows"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*tables, "simulation.json"])
+    # a file the simulation did not write stays, and is refused
+    (tmp_path / "events.csv").write_text("user_id,item_id\nu,i\n")
     with pytest.raises(FileExistsError, match=r"events\.csv"):
-        write_simulation(raw, tmp_path, format="parquet")
+        write_simulation(raw, tmp_path, format="jsonl")
+    assert (tmp_path / "events.parquet").is_file()
     # any file a folder read would take for a table: compressed, another extension, capitals
     for name in ("events.csv.gz", "Items.pq", "follows.ndjson"):
         other = tmp_path / name.replace(".", "_", 1)

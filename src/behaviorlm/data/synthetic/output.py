@@ -212,9 +212,10 @@ def check_simulation_folder(out_dir: str | Path, format: str) -> Path:
             f"{out} is {what} (it holds {held})", how="write the simulation to a folder of its own"
         )
     simulated = (out / SIMULATION_MARK).is_file()
+    earlier = _simulated_tables(out)  # an earlier simulation's, in any format: replaced
     for name in TABLES:  # each table in one file: any other a folder read would take
         for other in table_files(out, name):
-            if other.name != f"{name}.{format}":
+            if other.name != f"{name}.{format}" and other.name not in earlier:
                 raise FileExistsError(
                     f"{other} exists; remove it or write to another folder (a folder holds "
                     "each table in one file)"
@@ -227,6 +228,16 @@ def check_simulation_folder(out_dir: str | Path, format: str) -> Path:
                     how="write the simulation to a folder of its own, or remove the old tables",
                 )
     return out
+
+
+def _simulated_tables(out: Path) -> set[str]:
+    """The table files the simulation whose mark is in ``out`` wrote (none without a mark, or
+    with one that cannot be read)."""
+    try:
+        mark = json.loads((out / SIMULATION_MARK).read_text())
+        return {str(name) for name in mark["tables"] if Path(str(name)).name == str(name)}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
 
 
 def write_simulation(
@@ -258,8 +269,10 @@ def write_simulation(
         If the path is a file, the folder is a prepared data set or a training run's folder,
         or it holds tables of these names that no simulation wrote.
     FileExistsError
-        If the folder already holds one of the tables in another file (another format, a
-        compressed file, ``Events.csv``: a folder read could not tell which one to use).
+        If the folder already holds one of the tables in another file that no earlier
+        simulation there wrote (another format, a compressed file, ``Events.csv``: a folder
+        read could not tell which one to use); an earlier simulation's tables in another
+        format are replaced.
 
     Examples
     --------
@@ -272,8 +285,12 @@ def write_simulation(
     out = check_simulation_folder(out_dir, format)
     tables = {"events": raw.events, "items": raw.items, "users": raw.users, "follows": raw.follows}
     out.mkdir(parents=True, exist_ok=True)
-    # the mark first: a run stopped while writing leaves tables that a rerun may replace
+    earlier = _simulated_tables(out)
+    # the mark first: a run stopped while writing leaves tables that a rerun may replace (the
+    # earlier simulation's in another format are in neither mark then: they go first)
     written = [f"{name}.{format}" for name, frame in tables.items() if frame is not None]
+    for name in sorted(earlier - set(written)):
+        (out / name).unlink(missing_ok=True)
     mark = {"written_by": "behaviorlm simulate", "format": format, "tables": written}
     write_whole(out / SIMULATION_MARK, json.dumps(mark, indent=2) + "\n")
     for name, frame in tables.items():

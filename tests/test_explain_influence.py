@@ -126,6 +126,7 @@ def test_reach_is_the_sum_of_follower_uplifts(saved: tuple[blm.Artifact, Path]) 
     user = int(np.bincount(follows["followee"].to_numpy()).argmax())  # most followed
     followers = follows.filter(follows["followee"] == user)["follower"].to_numpy()
     timelines = seqs.select(followers - 1)
+    edges = (follows["follower"].to_numpy(), follows["followee"].to_numpy())
     reach = social_reach(art.model, timelines, item=6, batch_size=7)
     assert reach.exposure is None  # unknown: every follower counted
     assert reach.reach == pytest.approx(float(reach.uplift.sum()), rel=1e-6)
@@ -146,16 +147,14 @@ def test_reach_is_the_sum_of_follower_uplifts(saved: tuple[blm.Artifact, Path]) 
     )
     learned = blm.estimate_exposure(art.dataset, "share")
     assert learned is not None
+    everyone_large = np.full(art.dataset.n_users + 1, large, dtype=np.float32)
     edges_of_user = rank_by_reach(
         art.model,
         seqs,
-        follows["follower"].to_numpy(),
-        follows["followee"].to_numpy(),
+        *edges,
         item=6,
         users=np.array([user]),
-        exposure=dataclasses.replace(
-            learned, rate=np.full(art.dataset.n_users + 1, large, dtype=np.float32)
-        ),
+        exposure=dataclasses.replace(learned, rate=everyone_large),
     )
     assert edges_of_user.reach[0] == pytest.approx(capped.reach, rel=1e-4)
     assert reach.users.tolist() == followers.tolist()
@@ -166,9 +165,7 @@ def test_reach_is_the_sum_of_follower_uplifts(saved: tuple[blm.Artifact, Path]) 
     after = log_softmax(art.model.score(append_event(one, social)))[0, 5]
     assert reach.uplift[0] == pytest.approx(np.exp(after) - np.exp(before), abs=1e-6)
     assert np.abs(reach.uplift).sum() > 0
-    ranking = rank_by_reach(
-        art.model, seqs, follows["follower"].to_numpy(), follows["followee"].to_numpy(), item=6
-    )
+    ranking = rank_by_reach(art.model, seqs, *edges, item=6)
     assert np.all(np.diff(ranking.reach) <= 0)
     position = ranking.users.tolist().index(user)
     assert ranking.reach[position] == pytest.approx(reach.reach, rel=1e-4, abs=1e-6)
@@ -177,14 +174,7 @@ def test_reach_is_the_sum_of_follower_uplifts(saved: tuple[blm.Artifact, Path]) 
     assert all(row["exposure"] is None for row in ranking.to_dict()["users"])
     exposure = blm.estimate_exposure(art.dataset, "share")
     assert exposure is not None
-    weighted = rank_by_reach(
-        art.model,
-        seqs,
-        follows["follower"].to_numpy(),
-        follows["followee"].to_numpy(),
-        item=6,
-        exposure=exposure,
-    )
+    weighted = rank_by_reach(art.model, seqs, *edges, item=6, exposure=exposure)
     assert np.all(np.diff(weighted.reach) <= 0)
     assert weighted.exposure is not None
     assert weighted.exposure.tolist() == pytest.approx(exposure.rates(weighted.users).tolist())
@@ -192,7 +182,6 @@ def test_reach_is_the_sum_of_follower_uplifts(saved: tuple[blm.Artifact, Path]) 
     assert weighted.reach[at] == pytest.approx(exposure.of(user) * reach.reach, rel=1e-4, abs=1e-6)
     uplift = follower_uplift(art.model, seqs, item=6)
     assert uplift.shape == (len(seqs),)
-    edges = (follows["follower"].to_numpy(), follows["followee"].to_numpy())
     for bad in (-1, 0):  # -1 would wrap around to the last user's figures
         with pytest.raises(ValueError, match=f"user ids start at 1, got {bad}"):
             rank_by_reach(art.model, seqs, *edges, item=6, users=np.array([bad, user]))

@@ -385,3 +385,31 @@ def test_rows_with_only_followee_events_to_predict_are_not_trained_on() -> None:
     data = TrainingSet.build(rows, max_len=5, sizes=FeatureSizes.of(rows))
     assert len(data) == 1
     assert data.target_items[0].tolist()[-2:] == [5, 0]  # row 1: 5 is a target, 6 is context
+
+
+def test_a_hand_built_follows_table_reads_as_a_file_of_it_would() -> None:
+    """since as datetimes or text is read in seconds, as the events' times are; in
+    milliseconds it is refused, as a file reader refuses it."""
+    import datetime as dt
+
+    from behaviorlm.data.errors import DataError
+    from behaviorlm.data.raw import RawData
+
+    day = dt.datetime(2024, 1, 5)
+    events = pl.DataFrame(
+        {
+            "user_id": ["a", "a", "b", "b"],
+            "item_id": ["1", "2", "3", "4"],
+            "timestamp": [day, day + dt.timedelta(days=1), day, day + dt.timedelta(hours=1)],
+            "action": ["view", "view", "share", "share"],
+        }
+    )
+    first = int(dt.datetime(2024, 1, 1, tzinfo=dt.UTC).timestamp())
+    for since in ([dt.datetime(2024, 1, 1)], ["2024-01-01"], [first]):
+        follows = pl.DataFrame({"follower_id": ["a"], "followee_id": ["b"], "since": since})
+        ds = preprocess(RawData(events=events, follows=follows))
+        assert ds.follows["since"].to_list() == [first], since
+        assert len(followee_feed(ds, ["share"]).items) == 2, since
+    follows = pl.DataFrame({"follower_id": ["a"], "followee_id": ["b"], "since": [first * 1000]})
+    with pytest.raises(DataError, match="milliseconds"):
+        preprocess(RawData(events=events, follows=follows))

@@ -65,6 +65,7 @@ from behaviorlm.data.readers.normalize import (
     check_seconds,
     normalize_events,
 )
+from behaviorlm.data.readers.tables import normalize_follows
 from behaviorlm.schema import ACTIONS, SOURCES, TRUTH_PREFIX, Bool, Int
 
 
@@ -555,6 +556,13 @@ def _follows(follows: pl.DataFrame | None, users: pl.DataFrame, report: Report) 
     for column in ("follower_id", "followee_id"):
         if column not in follows.columns:
             raise DataError(f"the follows table has no {column!r} column", how=f"name it {column}")
+    read = {"follower_id": pl.String(), "followee_id": pl.String(), "since": pl.Int64()}
+    if all(follows.schema.get(c, dtype) == dtype for c, dtype in read.items()):
+        if "since" in follows.columns:  # as a reader gives it: seconds, not milliseconds
+            check_seconds(follows["since"], "follows", "since")
+    else:  # built by hand (ids as numbers, since as datetimes or text): as a file would read
+        opts = ReadOptions(on_error="drop")
+        follows = normalize_follows(follows, where="follows", opts=opts, report=report)
     ids = users.select(pl.col("user_id"), pl.col("user"))
     edges = follows.select(
         pl.col("follower_id").cast(pl.String),

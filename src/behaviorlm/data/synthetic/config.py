@@ -24,6 +24,10 @@ class SimConfig:
         Sizes; ``n_items=None`` means ``max(100, n_users // 2)``.
     events_per_user : float
         Mean number of events per user (approximate: social views and complements add a few).
+        Sessions are scaled down for the views that shares set off, as long as the share
+        cascade dies out; with ``p_share`` well above its default (0.4 and up with the default
+        follow graph) shares set off shares and the log outgrows the mean asked for (0.5:
+        about 2.5 times), and the windows cap it at one session per user and window.
     seed : int
         Seed of the one random generator; the same config gives identical output.
     n_rounds, round_hours : int

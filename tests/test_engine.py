@@ -1137,3 +1137,20 @@ def test_a_context_code_no_window_feeds_keeps_no_random_row() -> None:
     model, _ = fit(replace(FAST, epochs=1), split=split)
     assert seen_codes(model.module.tokens.device).tolist() == [1]
     assert not model.module.tokens.device.weight[2].any()
+
+
+def test_a_checkpoint_written_before_a_model_setting_existed_resumes(tmp_path: Path) -> None:
+    """A model setting added since (mlp's ratings) ran at its default there."""
+    from behaviorlm.models.mlp import MLP, MLPConfig
+
+    config = MLPConfig(hidden=8, max_len=10)
+    cfg = replace(FAST, epochs=2)
+    fit_model(MLP(config), SPLIT, cfg, run_dir=tmp_path, progress=False)
+    meta = json.loads((tmp_path / META_FILE).read_text())
+    del meta["identity"]["model_config"]["ratings"]  # as the code before the setting wrote it
+    (tmp_path / META_FILE).write_text(json.dumps(meta))
+    summary = fit_model(MLP(config), SPLIT, cfg, run_dir=tmp_path, resume=True, progress=False)
+    assert (summary["epochs"], summary["stopped"]) == (2, "completed")
+    with pytest.raises(ConfigError, match=r"model\.ratings"):  # changed now: refused
+        other = MLP(replace(config, ratings=False))
+        fit_model(other, SPLIT, cfg, run_dir=tmp_path, resume=True, progress=False)

@@ -635,6 +635,9 @@ class _Loop:
         # and a checkpoint written before the split and the data's digest joined the identity
         # cannot tell them
         stored["train"] = {**self._train_identity(TrainConfig()), **stored["train"]}
+        # and so did a model setting added since (mlp's ratings, say)
+        defaults = to_dict(type(self.model.config)())
+        stored["model_config"] = {**defaults, **stored["model_config"]}
         now = self._identity()
         for key in ("split", "training_data", "training_context"):
             stored.setdefault(key, now[key])
@@ -650,6 +653,8 @@ class _Loop:
         try:
             stopped = self._restore(ckpt)
         except RuntimeError as exc:  # tables sized by another data set's codes
+            if "size mismatch" not in str(exc):
+                raise
             first = str(exc).strip().splitlines()[-1].strip()
             raise ConfigError(
                 f"the checkpoint in {self.path} holds weights of other shapes than this data "
@@ -673,14 +678,16 @@ class _Loop:
                 stopped = None
             # an epoch that ended past the deadline was whole: the run goes on with the
             # next, unless it was the last or its validation had used up the patience
+            elif self.epoch >= self.config.epochs:
+                stopped = "completed"  # every epoch trained: no early stop (as in run)
             elif patience and self.bad_evals >= patience:
                 stopped = "early_stopping"
-            elif self.epoch < self.config.epochs:
+            else:
                 stopped = None
-        if stopped is None and patience and self.bad_evals >= patience:
-            stopped = "early_stopping"  # an interrupted run whose patience is now used up
         if stopped is None and self.epoch >= self.config.epochs:
             stopped = "completed"  # its last epoch done (an early stop there, say)
+        if stopped is None and patience and self.bad_evals >= patience:
+            stopped = "early_stopping"  # an interrupted run whose patience is now used up
         # drop lines of epochs after the checkpoint (a crash between); a cut epoch's line
         # stays until the epoch, finished, writes its own (_record)
         self._keep_lines(int(ckpt.meta["epoch"]))

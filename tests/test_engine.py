@@ -1134,9 +1134,13 @@ def test_a_context_code_no_window_feeds_keeps_no_random_row() -> None:
     devices = np.ones(len(train.items), dtype=np.int64)
     devices[train.offsets[1:][train.lengths > 0] - 1] = 2  # on each row's last event: a target
     split = replace(SPLIT, train=replace(train, devices=devices))
+    actions = train.actions.copy()
+    actions[train.offsets[1:][train.lengths > 0] - 1] = 3  # an action only ever a target
+    split = replace(split, train=replace(split.train, actions=actions))
     model, _ = fit(replace(FAST, epochs=1), split=split)
     assert seen_codes(model.module.tokens.device).tolist() == [1]
     assert not model.module.tokens.device.weight[2].any()
+    assert 3 in seen_codes(model.module.tokens.action)  # the head learns it: its row stays
 
 
 def test_a_checkpoint_written_before_a_model_setting_existed_resumes(tmp_path: Path) -> None:

@@ -204,8 +204,11 @@ def unseen_to_zero(tokens: TokenEmbedding, train: Sequences) -> None:
 
 
 def unfed_to_zero(tokens: TokenEmbedding, inputs: SequenceBatch) -> None:
-    """Zero the context rows of codes that no training input has: the training loop's
-    refinement of :func:`unseen_to_zero`, from the windows it feeds (``TrainingSet.inputs``).
+    """Zero the context rows (time gap, device, location, source, query word) of codes that
+    no training input has: the training loop's refinement of :func:`unseen_to_zero`, from the
+    windows it feeds (``TrainingSet.inputs``). Actions keep their rows: an action that is
+    only ever a target is learned by the next-action head, and the explanations read the
+    action table's rows as what the model learned (``trained_action``).
 
     A code can occur in the training timelines and still never be fed: on a row's last event
     only (a target, never an input), or before the last window of a long row trained without
@@ -229,10 +232,9 @@ def unfed_to_zero(tokens: TokenEmbedding, inputs: SequenceBatch) -> None:
     [1]
     """
     mask = inputs.mask.bool()
-    _zero_rows_but(
+    _zero_rows_but(  # actions aside: an action only ever a target is learned by the head
         tokens,
         {
-            "action": inputs.actions[mask],
             "gap": inputs.gaps[mask],
             "device": inputs.devices[mask],
             "location": inputs.locations[mask],
@@ -408,6 +410,13 @@ class NeuralRecommender(Recommender):
         self.search_source = sources.index("search") + 1 if "search" in sources else -1
         if self.sizes is not None:  # else setup applies it
             self._find_search_clicks()
+
+    def zero_unfed(self, inputs: SequenceBatch) -> None:
+        """:func:`unfed_to_zero` on the module's tokens, from the training windows' inputs
+        (called by the training loop once it has built them), and the search-click switch
+        read again from the rows as they now are, as a loaded artifact reads it."""
+        unfed_to_zero(self.module.tokens, inputs)
+        self._find_search_clicks()
 
     def _find_search_clicks(self) -> None:
         if self.module.tokens.find_search_clicks(self.search_source):

@@ -52,7 +52,7 @@ from behaviorlm.config import ConfigError, to_dict
 from behaviorlm.evaluate.runner import evaluate, targets_in_history
 from behaviorlm.files import write_whole
 from behaviorlm.models.base import Recommender
-from behaviorlm.models.neural import NeuralRecommender, SequenceModule, unfed_to_zero
+from behaviorlm.models.neural import NeuralRecommender, SequenceModule
 from behaviorlm.progress import status_console
 from behaviorlm.schema import EvalSet, Split
 from behaviorlm.train.averaging import WeightAverage
@@ -468,7 +468,7 @@ class _Loop:
         )
         # context codes that no window feeds keep no random row (on every rank alike: each
         # builds the whole set)
-        unfed_to_zero(self.module.tokens, self.data.inputs)
+        model.zero_unfed(self.data.inputs)
         self.valid = self._validation_rows(split.valid)
         self.batch_size = config.rows_per_batch(len(self.data))
         self.steps_per_epoch = -(-len(self.data) // self.batch_size)

@@ -751,12 +751,19 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 def cmd_export_events(args: argparse.Namespace) -> None:
     from behaviorlm.serve import export_events
-    from behaviorlm.serve.store import is_export
+    from behaviorlm.serve.store import has_export_columns, is_export
 
     if Path(args.out).suffix.lower() not in (".parquet", ".pq"):
         raise ConfigError(f"export-events writes Parquet: name the file *.parquet, not {args.out}")
     # an earlier export is replaced, other raw data is not
-    check_output_file(args.out, "OUT", raw_data=not is_export(args.out))
+    own = is_export(args.out)
+    if not own and has_export_columns(args.out):
+        raise ConfigError(
+            f"OUT {args.out} has an export's columns but not its mark: an export written before "
+            "exports were marked, or a table merged from one; remove it to write the export "
+            "there, or name another file"
+        )
+    check_output_file(args.out, "OUT", raw_data=not own)
     n = export_events(args.store, args.out)
     console.print(f"wrote {n:,} events to {args.out}")
 

@@ -391,10 +391,12 @@ class SQLiteStore:
         self._local = threading.local()
 
 
-#: The key-value pair :func:`export_events` keeps in its Parquet file's schema: the mark by
-#: which a later export knows the file as its own (a table merged from it by other means,
-#: with the same columns, has no mark).
+#: The key-value pair :func:`export_events` keeps in its Parquet file's schema, beside the
+#: file's row count (:data:`EXPORT_ROWS`): the mark by which a later export knows the file as
+#: its own. A table merged from it by other means has no mark (polars writes none), or one
+#: whose count is not its own (pyarrow keeps the schema's).
 EXPORT_MARK = {"behaviorlm": "export-events"}
+EXPORT_ROWS = "behaviorlm.rows"
 
 
 def is_export(path: str | Path) -> bool:
@@ -408,7 +410,8 @@ def is_export(path: str | Path) -> bool:
     >>> import tempfile
     >>> from behaviorlm.data.write import write_table
     >>> path = Path(tempfile.mkdtemp()) / "events.parquet"
-    >>> _ = write_table(pl.DataFrame(schema=EXPORT_SCHEMA), path, metadata=EXPORT_MARK)
+    >>> mark = {**EXPORT_MARK, EXPORT_ROWS: "0"}
+    >>> _ = write_table(pl.DataFrame(schema=EXPORT_SCHEMA), path, metadata=mark)
     >>> is_export(path), is_export(path.with_name("other.parquet"))
     (True, False)
     >>> pl.DataFrame(schema=EXPORT_SCHEMA).write_parquet(path)  # the columns, not the mark
@@ -421,10 +424,33 @@ def is_export(path: str | Path) -> bool:
     import pyarrow.parquet as pq  # 30 MiB that a server never needs
 
     try:
-        metadata = pq.read_schema(path).metadata or {}
+        info = pq.read_metadata(path)
     except (OSError, ValueError):  # not Parquet (pyarrow's ArrowInvalid is a ValueError)
         return False
-    return all(metadata.get(k.encode()) == v.encode() for k, v in EXPORT_MARK.items())
+    metadata = info.schema.to_arrow_schema().metadata or {}
+    marked = all(metadata.get(k.encode()) == v.encode() for k, v in EXPORT_MARK.items())
+    return marked and metadata.get(EXPORT_ROWS.encode()) == str(info.num_rows).encode()
+
+
+def has_export_columns(path: str | Path) -> bool:
+    """Whether ``path`` is a Parquet file with the columns of an export, in its order (an
+    export, or a table of the same layout: :func:`is_export` tells them apart).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "events.parquet"
+    >>> pl.DataFrame(schema=EXPORT_SCHEMA).write_parquet(path)
+    >>> has_export_columns(path), is_export(path)
+    (True, False)
+    """
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        return list(pl.read_parquet_schema(path)) == list(EXPORT_SCHEMA)
+    except (pl.exceptions.PolarsError, OSError):  # not Parquet
+        return False
 
 
 def export_events(store_url: str, out: str | Path) -> int:
@@ -453,5 +479,6 @@ def export_events(store_url: str, out: str | Path) -> int:
         raise ValueError(f"{path} cannot be read as an event store: {exc}") from exc
     finally:
         store.close()
-    write_table(frame, out, metadata=EXPORT_MARK)  # one that fails leaves an earlier file
+    mark = {**EXPORT_MARK, EXPORT_ROWS: str(frame.height)}
+    write_table(frame, out, metadata=mark)  # one that fails leaves an earlier file whole
     return frame.height

@@ -347,6 +347,12 @@ def test_write_simulation_replaces_its_own_tables_and_refuses_other_files(tmp_pa
     with pytest.raises(FileExistsError, match=r"events\.csv"):
         write_simulation(raw, tmp_path, format="jsonl")
     assert (tmp_path / "events.parquet").is_file()
+    # and so is a table the simulation wrote that was written over since
+    (tmp_path / "events.csv").unlink()
+    pl.DataFrame({"user_id": ["mine"], "item_id": ["i"]}).write_parquet(tmp_path / "events.parquet")
+    with pytest.raises(FileExistsError, match=r"events\.parquet"):
+        write_simulation(raw, tmp_path, format="csv")
+    assert pl.read_parquet(tmp_path / "events.parquet")["user_id"].to_list() == ["mine"]
     # any file a folder read would take for a table: compressed, another extension, capitals
     for name in ("events.csv.gz", "Items.pq", "follows.ndjson"):
         other = tmp_path / name.replace(".", "_", 1)

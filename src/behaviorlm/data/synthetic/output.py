@@ -230,13 +230,27 @@ def check_simulation_folder(out_dir: str | Path, format: str) -> Path:
     return out
 
 
+def _stamp(path: Path) -> list[int]:
+    """A file's size and modification time (ns): what the mark keeps of each table."""
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
 def _simulated_tables(out: Path) -> set[str]:
-    """The table files the simulation whose mark is in ``out`` wrote (none without a mark, or
-    with one that cannot be read)."""
+    """The table files of ``out`` that the simulation whose mark is there wrote, as it wrote
+    them (the size and time the mark keeps): none without a mark, or with one that cannot be
+    read; a file changed since is not one."""
     try:
         mark = json.loads((out / SIMULATION_MARK).read_text())
-        return {str(name) for name in mark["tables"] if Path(str(name)).name == str(name)}
-    except (OSError, ValueError, KeyError, TypeError):
+        stamps = mark["stamps"]
+        return {
+            str(name)
+            for name in mark["tables"]
+            if Path(str(name)).name == str(name)
+            and (out / str(name)).is_file()
+            and stamps.get(str(name)) == _stamp(out / str(name))
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return set()
 
 
@@ -297,4 +311,8 @@ def write_simulation(
         if frame is None:
             continue
         write_table(frame, out / f"{name}.{format}")
+    # each table's size and time: a later simulation in another format replaces only tables
+    # left as they were written
+    mark["stamps"] = {name: _stamp(out / name) for name in written}
+    write_whole(out / SIMULATION_MARK, json.dumps(mark, indent=2) + "\n")
     return out

@@ -1155,6 +1155,6 @@ def test_a_checkpoint_written_before_a_model_setting_existed_resumes(tmp_path: P
     (tmp_path / META_FILE).write_text(json.dumps(meta))
     summary = fit_model(MLP(config), SPLIT, cfg, run_dir=tmp_path, resume=True, progress=False)
     assert (summary["epochs"], summary["stopped"]) == (2, "completed")
+    other = MLP(replace(config, ratings=False))
     with pytest.raises(ConfigError, match=r"model\.ratings"):  # changed now: refused
-        other = MLP(replace(config, ratings=False))
         fit_model(other, SPLIT, cfg, run_dir=tmp_path, resume=True, progress=False)

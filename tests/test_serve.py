@@ -1490,6 +1490,7 @@ def test_a_database_of_another_program_is_refused_and_left_as_it_was(tmp_path: P
     for name, table, words in (
         ("other.db", "CREATE TABLE notes (x)", "tables of another program (notes)"),
         ("events.db", "CREATE TABLE events (x)", "its events table is not an event store's"),
+        ("view.db", "CREATE VIEW events AS SELECT 1 AS x", "its events are a view"),
     ):
         path = tmp_path / name
         conn = sqlite3.connect(path)

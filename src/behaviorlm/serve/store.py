@@ -179,28 +179,36 @@ CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, seq);
 _IN_LIST = 500
 
 
-def _check_own(path: Path) -> None:
+def _check_own(path: Path, timeout_s: float) -> None:
     """sqlite3.DatabaseError where the SQLite file at ``path`` holds anything but an event
     store: other tables, or an ``events`` table of other columns. Read through a read-only
     connection, so a file refused is left as it was (its journal mode too). A missing or
     empty file passes: it becomes a new store."""
     if not path.is_file() or path.stat().st_size == 0:
         return
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout_s)
     try:
         tables = {
             str(row[0])
             for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+                "AND name NOT LIKE 'sqlite_%'"
             )
         }
         columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(events)")}
+        view = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'view' AND name = 'events'"
+        ).fetchone()
     finally:
         conn.close()
     if tables - {"events"}:
         others = ", ".join(sorted(tables - {"events"})[:5])
         raise sqlite3.DatabaseError(
             f"it holds tables of another program ({others}); name a file of its own"
+        )
+    if view is not None:
+        raise sqlite3.DatabaseError(
+            "its events are a view of another program's; name a file of its own"
         )
     expected = {"seq", "received", *_COLUMNS}
     if tables and columns != expected:
@@ -257,7 +265,7 @@ class SQLiteStore:
         self._lock = threading.Lock()
         try:
             if not read_only:  # a file of another program is refused before it is changed
-                _check_own(self.path)
+                _check_own(self.path, busy_timeout_s)
             conn = self._connection()
             if read_only:
                 found = conn.execute(

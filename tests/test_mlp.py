@@ -110,6 +110,11 @@ def test_values_that_are_no_ratings_weigh_nothing_or_are_refused() -> None:
     MLP(replace(CONFIG, ratings=False)).setup(watched)  # read as no ratings: taken
     MLP(replace(CONFIG, rating_scale=600.0)).setup(watched)  # or as ratings up to 600
     MLP(CONFIG).setup(history([2, 6], [5.0, np.nan]))
+    from behaviorlm.train import resolve_run_config
+
+    with pytest.raises(ConfigError, match=r"model\.ratings = false leaves unread"):
+        resolve_run_config("mlp", overrides=["model.ratings=false", "model.rating_scale=10"])
+    resolve_run_config("mlp", overrides=["model.ratings=false"])  # the scale left alone
 
 
 def test_an_item_weighs_its_latest_rating() -> None:

@@ -206,7 +206,8 @@ def refuse_inert(
     ``start`` (the shipped defaults, or the stored config of a run to resume; then the config
     classes' defaults) and that ``run`` ignores without a word: window fractions under
     leave-one-out, ``train.patience_from`` with ``train.patience = 0``, hstu's
-    ``temperature`` with the dot similarity and ``time_buckets`` with the time group off. A
+    ``temperature`` with the dot similarity and ``time_buckets`` with the time group off,
+    mlp's ``rating_scale`` with ``ratings = false``. A
     stored config that holds such a setting (a run to resume, a saved model) still loads:
     only a change is refused. (A time group that :func:`fit_to_data` turns off later, for
     data without times, is not the user's doing: not refused.)
@@ -262,6 +263,14 @@ def refuse_inert(
             features is not None and not features.time,
             "sizes the time-gap buckets of the time group, which model.features.time = false "
             "turns off: turn it on",
+        )
+    )
+    checks.append(
+        (
+            "model.rating_scale",
+            getattr(run.model_config, "ratings", None) is False,
+            "scales the ratings that model.ratings = false leaves unread: set model.ratings "
+            "= true",
         )
     )
     for setting, inert, why in checks:

@@ -269,8 +269,7 @@ def refuse_inert(
         (
             "model.rating_scale",
             getattr(run.model_config, "ratings", None) is False,
-            "scales the ratings that model.ratings = false leaves unread: set model.ratings "
-            "= true",
+            "scales the ratings that model.ratings = false leaves unread: set model.ratings = true",
         )
     )
     for setting, inert, why in checks:

@@ -305,7 +305,11 @@ def write_simulation(
     written = [f"{name}.{format}" for name, frame in tables.items() if frame is not None]
     for name in sorted(earlier - set(written)):
         (out / name).unlink(missing_ok=True)
-    mark = {"written_by": "behaviorlm simulate", "format": format, "tables": written}
+    mark: dict[str, object] = {
+        "written_by": "behaviorlm simulate",
+        "format": format,
+        "tables": written,
+    }
     write_whole(out / SIMULATION_MARK, json.dumps(mark, indent=2) + "\n")
     for name, frame in tables.items():
         if frame is None:

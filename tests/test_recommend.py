@@ -252,3 +252,21 @@ def test_a_table_of_lists_names_numeric_ids_and_refuses_a_short_item_column() ->
     assert table.rows() == [("7", 1, "102", 0.75), ("7", 2, "101", 0.5), ("8", 1, "101", 0.25)]
     with pytest.raises(ValueError, match="1 item ids for lists that hold item 2"):
         ranked.table(["u1", "u2"], ["i1"])
+
+
+def test_histories_of_another_catalogue_are_refused() -> None:
+    model = Pop(PopConfig()).fit(Sequences.from_lists([[1, 2], [2, 3]], n_items=3))
+    with pytest.raises(ValueError, match=r"up to 7, outside the model's catalogue 1\.\.3"):
+        recommend(model, Sequences.from_lists([[1, 7]], n_items=7), k=2)
+
+
+def test_an_artifact_pairs_a_model_with_its_own_catalogue() -> None:
+    import behaviorlm as blm
+
+    small = blm.preprocess(blm.simulate(40, seed=1))
+    large = blm.preprocess(blm.simulate(120, seed=2))
+    model = Pop(PopConfig()).fit(small.sequences())
+    assert blm.Artifact(model=model, dataset=small).dataset is small
+    assert small.n_items != large.n_items
+    with pytest.raises(ValueError, match="the data set it was trained on"):
+        blm.Artifact(model=model, dataset=large)

@@ -119,6 +119,12 @@ class Artifact:
     run: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        fitted = self.model.n_items
+        if fitted and fitted != self.dataset.n_items:  # ids of one, scores of the other
+            raise ValueError(
+                f"the model ranks {fitted:,} items and the data set has {self.dataset.n_items:,}: "
+                "an artifact pairs a model with the data set it was trained on"
+            )
         if isinstance(self.model, NeuralRecommender):  # before setup too: setup applies it
             self.model.use_sources(self.dataset.vocab.get("source", []))
 

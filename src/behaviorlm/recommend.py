@@ -367,6 +367,12 @@ def recommend(
         raise RuntimeError(f"{model.name} is not fitted")
     if n_items >= 2**32 - 1:
         raise ValueError(f"catalogues of 2**32 - 1 items or more are not supported, got {n_items}")
+    if len(histories.items) and int(histories.items.max()) > n_items:
+        # another catalogue's ids: read as unknown items, they would rank without a word
+        raise ValueError(
+            f"the histories hold item id(s) up to {int(histories.items.max())}, outside the "
+            f"model's catalogue 1..{n_items}: map them with the model's data set"
+        )
     ok = item_mask(n_items, exclude_items=exclude_items, allowed_items=allowed_items)
     seen_codes = action_codes(seen_actions)  # checked once, whether or not a row needs them
     R = len(histories)

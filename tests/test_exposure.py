@@ -201,3 +201,19 @@ def test_exposure_ranks_users_like_the_simulators_planted_influence() -> None:
     likes = blm.estimate_exposure(ds, "like")  # likes do not reach followers there
     assert likes is not None
     assert likes.pooled < 0.02 * exposure.pooled
+
+
+def test_the_view_action_is_read_as_actions_are_and_checked() -> None:
+    import behaviorlm as blm
+    from behaviorlm.data.errors import DataError
+
+    ds = blm.preprocess(blm.simulate(200, seed=1))
+    plain = blm.estimate_exposure(ds, "share")
+    assert plain is not None
+    folded = blm.estimate_exposure(ds, "share", view="View")
+    assert folded is not None
+    assert folded.pooled == plain.pooled
+    with pytest.raises(DataError, match="'vieww' does not occur"):
+        blm.estimate_exposure(ds, "share", view="vieww")
+    with pytest.raises(ValueError, match="horizon_s must be at least 0"):
+        blm.estimate_exposure(ds, "share", horizon_s=-5)

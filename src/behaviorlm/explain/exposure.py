@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from behaviorlm.data.dataset import Dataset
-from behaviorlm.schema import F32, Int
+from behaviorlm.schema import ACTIONS, F32, Int
 
 #: Default window after an act in which a follower's social view of the item counts as seeing it.
 HORIZON_S = 24 * 3600
@@ -133,7 +133,10 @@ def estimate_exposure(
     Raises
     ------
     DataError
-        If ``action`` is not an action of the data set.
+        If ``action`` is not an action of the data set, or ``view`` names no action (a
+        built-in one the data set lacks gives None: the log cannot tell).
+    ValueError
+        If ``horizon_s`` is negative.
 
     Examples
     --------
@@ -145,7 +148,12 @@ def estimate_exposure(
     (True, True)
     """
     code = dataset.action_code(action)
+    if horizon_s is not None and horizon_s < 0:
+        raise ValueError(f"horizon_s must be at least 0 seconds (or None: any), got {horizon_s}")
     vocab = dataset.vocab
+    view = dataset.action_name(view)  # View is view
+    if view not in vocab.get("action", []) and view not in ACTIONS:
+        dataset.action_code(view)  # a name of no action at all: the data set's error
     if (
         view not in vocab.get("action", [])
         or "social" not in vocab.get("source", [])

@@ -126,3 +126,22 @@ def test_followee_events_join_only_the_timelines_of_models_that_tell_them_apart(
     cfg = resolve_run_config("sasrec", overrides=feed)
     ds.meta["has_time"] = False
     assert fit_to_data(cfg, ds).split.followee_actions == ()
+
+
+def test_a_wrong_kind_of_argument_says_what_to_pass(tmp_path: Path) -> None:
+    ds = blm.preprocess(blm.simulate(60, seed=1))
+    art = blm.train(ds, "markov", out_dir=tmp_path / "run", progress=False)
+    split = art.split()
+    history = art.histories([str(ds.users["user_id"][0])])
+    for call in (
+        lambda: blm.recommend(art, history),  # type: ignore[arg-type]
+        lambda: blm.evaluate(art, split.test),  # type: ignore[arg-type]
+        lambda: blm.explain(art, history),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(TypeError, match=r"got an Artifact: pass its \.model"):
+            call()
+    with pytest.raises(TypeError, match=r"expected an EvalSet \(a split's \.test or \.valid\)"):
+        blm.evaluate(art.model, split)  # type: ignore[arg-type]
+    # an artifact's path where an artifact is taken
+    by_path = blm.evaluate_artifact(str(tmp_path / "run"), ks=(10,))
+    assert by_path.metrics == blm.evaluate_artifact(art, ks=(10,)).metrics

@@ -350,3 +350,23 @@ class Artifact:
         table = self.dataset.items
         cols = [c for c in ("item_id", "title", "category") if c in table.columns]
         return {c: table[c].to_list() for c in cols}
+
+
+def as_artifact(artifact: object) -> Artifact:
+    """``artifact`` where it is an :class:`Artifact`, the artifact saved there where it is a
+    path (``str`` or ``Path``), else a TypeError that says what to pass.
+
+    Examples
+    --------
+    >>> as_artifact(3)
+    Traceback (most recent call last):
+    ...
+    TypeError: expected an Artifact (or the path of a saved one), got int
+    """
+    if isinstance(artifact, Artifact):
+        return artifact
+    if isinstance(artifact, (str, Path)):
+        return Artifact.load(artifact)
+    raise TypeError(
+        f"expected an Artifact (or the path of a saved one), got {type(artifact).__name__}"
+    )

@@ -22,7 +22,7 @@ import numpy.typing as npt
 import polars as pl
 import torch
 
-from behaviorlm.models.base import Recommender
+from behaviorlm.models.base import Recommender, as_model
 from behaviorlm.schema import F32, Bool, Int, Sequences
 
 
@@ -356,6 +356,7 @@ def recommend(
     >>> recommend(model, Sequences.from_lists([[2], []], n_items=3), k=2).items.tolist()
     [[1, 3], [2, 1]]
     """
+    as_model(model)  # an artifact, say: a TypeError that says to pass its .model
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     if batch_size < 1 or item_chunk < 1:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from behaviorlm.artifact import Artifact
+from behaviorlm.artifact import Artifact, as_artifact
 from behaviorlm.evaluate.results import EvalResult
 from behaviorlm.evaluate.runner import DEFAULT_KS, evaluate
 from behaviorlm.schema import Sequences
@@ -29,7 +30,7 @@ DATASET = "dataset"
 
 
 def evaluate_artifact(
-    artifact: Artifact,
+    artifact: Artifact | str | Path,
     *,
     on: Literal["test", "valid"] = "test",
     exclude_seen: bool = True,
@@ -38,7 +39,8 @@ def evaluate_artifact(
 ) -> EvalResult:
     """Full-ranking metrics of an artifact on the test (or validation) part of its own split.
 
-    The split is rebuilt from the config stored in the artifact, so the evaluated targets
+    ``artifact`` may also be the path of a saved one. The split is rebuilt from the config
+    stored in the artifact, so the evaluated targets
     are exactly the events the model did not train on. ``name`` labels the result (default:
     the model's name), so that two runs of one model can share a table or a report.
 
@@ -54,6 +56,7 @@ def evaluate_artifact(
     """
     if on not in ("test", "valid"):
         raise ValueError(f"on must be 'test' or 'valid', got {on!r}")
+    artifact = as_artifact(artifact)
     split = artifact.split()
     evalset = split.test if on == "test" else split.valid
     result = evaluate(

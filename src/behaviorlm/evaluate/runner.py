@@ -19,7 +19,7 @@ import numpy.typing as npt
 from behaviorlm.evaluate.compare import TARGETS_DIGEST, targets_digest
 from behaviorlm.evaluate.metrics import coverage, hit_rate, mean_popularity, mrr, ndcg, recall
 from behaviorlm.evaluate.results import EvalResult, nearest_cutoff
-from behaviorlm.models.base import Recommender
+from behaviorlm.models.base import Recommender, as_model
 from behaviorlm.recommend import recommend
 from behaviorlm.schema import EvalSet
 
@@ -92,6 +92,11 @@ def evaluate(
     >>> evaluate(model, evalset, ks=(1, 2)).metrics["HR"]
     {1: 0.5, 2: 1.0}
     """
+    as_model(model)  # an artifact, say: a TypeError that says to pass its .model
+    if not isinstance(evalset, EvalSet):  # a Split, say
+        raise TypeError(
+            f"expected an EvalSet (a split's .test or .valid), got {type(evalset).__name__}"
+        )
     given = tuple(ks)
     if any(int(k) != k for k in given):  # 10.5 is no cut-off, not 10
         raise ValueError(f"ks must be whole numbers, got {given}")

@@ -9,11 +9,12 @@ the follow graph for social reach, item titles and action names for display
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from behaviorlm.artifact import Artifact
+from behaviorlm.artifact import Artifact, as_artifact
 from behaviorlm.data.errors import DataError
 from behaviorlm.data.feed import followee_source
 from behaviorlm.explain.explanation import EventInfluence, Explanation, explain
@@ -68,7 +69,7 @@ def method_settings(method: str, steps: int | None, samples: int | None) -> tupl
 
 
 def explain_user(
-    artifact: Artifact,
+    artifact: Artifact | str | Path,
     user_id: str,
     item_id: str | None = None,
     *,
@@ -105,6 +106,7 @@ def explain_user(
     >>> explain_user(art, "u1", method="ig").method
     'integrated_gradients'
     """
+    artifact = as_artifact(artifact)  # or the path of a saved one
     neural(artifact.model)
     steps, samples = method_settings(method, steps, samples)
     history = artifact.histories([user_id])
@@ -129,7 +131,7 @@ def explain_user(
 
 
 def influence_user(
-    artifact: Artifact,
+    artifact: Artifact | str | Path,
     user_id: str,
     item_id: str,
     action: str = "share",
@@ -155,6 +157,7 @@ def influence_user(
     >>> out.kl >= 0, out.reach is not None
     (True, True)
     """
+    artifact = as_artifact(artifact)  # or the path of a saved one
     net = neural(artifact.model)
     action = artifact.dataset.action_name(action)  # Purchase is purchase, as in events
     check_item_action(action)
@@ -393,7 +396,7 @@ def check_item_action(action: str) -> None:
 
 
 def rank_influencers(
-    artifact: Artifact,
+    artifact: Artifact | str | Path,
     item_id: str,
     k: int | None = 10,
     users: list[str] | None = None,
@@ -413,6 +416,7 @@ def rank_influencers(
     >>> len(rank_influencers(art, "i3", k=5).users)
     5
     """
+    artifact = as_artifact(artifact)  # or the path of a saved one
     net = neural(artifact.model)
     action = artifact.dataset.action_name(action)  # Purchase is purchase, as in events
     reaching = reaching_event(artifact, action)  # an act followers see

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from behaviorlm.models.base import Recommender
+from behaviorlm.models.base import Recommender, as_model
 from behaviorlm.models.batch import SequenceBatch
 from behaviorlm.models.neural import NeuralRecommender, SequenceModule
 from behaviorlm.recommend import recommend
@@ -48,7 +48,9 @@ class Target:
 
 
 def neural(model: Recommender) -> NeuralRecommender:
-    """``model`` as a fitted sequence model, or a ValueError that says which models qualify."""
+    """``model`` as a fitted sequence model, or a ValueError that says which models qualify
+    (a TypeError for what is no model at all, an artifact say)."""
+    as_model(model)
     if not isinstance(model, NeuralRecommender):
         raise ValueError(
             "explanations and influence need a neural sequence model (sasrec, hstu, mlp), "

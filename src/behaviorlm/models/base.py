@@ -148,3 +148,22 @@ class Recommender(ABC):
         model.restore_meta(meta)
         model.read_weights(path / WEIGHTS_FILE)
         return model
+
+
+def as_model(model: object) -> Recommender:
+    """``model`` where it is a :class:`Recommender`, else a TypeError that says what to pass
+    (for an artifact: its ``.model``).
+
+    Examples
+    --------
+    >>> as_model("runs/markov")
+    Traceback (most recent call last):
+    ...
+    TypeError: expected a model (a Recommender, such as an artifact's .model), got str
+    """
+    if isinstance(model, Recommender):
+        return model
+    if isinstance(getattr(model, "model", None), Recommender):
+        raise TypeError(f"expected a model, got an {type(model).__name__}: pass its .model")
+    kind = type(model).__name__
+    raise TypeError(f"expected a model (a Recommender, such as an artifact's .model), got {kind}")

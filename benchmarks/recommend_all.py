@@ -14,7 +14,9 @@ of users. ``--users-per-step`` changes the step for a comparison. Example::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -60,7 +62,9 @@ def main() -> None:
         out = Path(args.out or Path(tmp) / "recs.parquet")
         argv = ["recommend", args.artifact, "--all-users", "-k", str(args.k), "--out", str(out)]
         start = time.perf_counter()
-        if cli.main(argv) != 0:
+        with contextlib.redirect_stdout(sys.stderr):  # the command's own lines: stdout is JSON
+            status = cli.main(argv)
+        if status != 0:
             raise SystemExit(f"behaviorlm {' '.join(argv)} failed")
         seconds = time.perf_counter() - start
         rows = written_rows(out)

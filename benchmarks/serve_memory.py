@@ -5,7 +5,9 @@ folder, then runs ``--steps`` steps. Each step ingests ``--posts`` one-event pos
 transaction (``ingest_batch``) and ranks ``--requests`` recommendation requests in one batch
 (``recommend_batch``) for users whose timeline was just extended. The first tenth of the
 steps is a warm-up. Prints one JSON line: resident memory (VmRSS, MiB) after the warm-up and
-at the end, and the largest growths by source line between two ``tracemalloc`` snapshots.
+at the end, and the largest growths by source line between two ``tracemalloc`` snapshots
+(tracemalloc's own bookkeeping, which grows with the steps, is in both VmRSS readings;
+``--no-tracemalloc`` measures VmRSS alone, without the growths).
 Compare with ``serve_load.py``, which measures the whole server process. ``--varied`` draws
 each batch's size, as a server's batches vary with the load; ``--onednn`` keeps torch's oneDNN
 kernels on, which the server turns off (they compile and keep a kernel per input shape).
@@ -68,6 +70,12 @@ def main() -> None:
         help="keep torch's oneDNN kernels on (the server turns them off while it runs)",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--no-tracemalloc",
+        action="store_true",
+        help="measure VmRSS alone: tracemalloc's own bookkeeping grows with the steps and is "
+        "part of both VmRSS readings otherwise (no largest_growth then)",
+    )
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory(prefix="serve-memory-") as folder,
@@ -104,16 +112,22 @@ def main() -> None:
         for i in range(warmup):
             step(i)
         ranked_in_warmup = ranked
-        tracemalloc.start()
-        before, start_rss = tracemalloc.take_snapshot(), rss_mib(os.getpid())
+        traced = not args.no_tracemalloc
+        if traced:
+            tracemalloc.start()
+        before = tracemalloc.take_snapshot() if traced else None
+        start_rss = rss_mib(os.getpid())
         start = time.perf_counter()
         for i in range(warmup, args.steps):
             step(i)
-        after, end_rss = tracemalloc.take_snapshot(), rss_mib(os.getpid())
-        growth = [
-            {"where": short(str(stat.traceback)), "kib": round(stat.size_diff / 1024, 1)}
-            for stat in after.compare_to(before, "lineno")[:5]
-        ]
+        end_rss = rss_mib(os.getpid())  # before the second snapshot, which takes memory too
+        growth = []
+        if before is not None:
+            after = tracemalloc.take_snapshot()
+            growth = [
+                {"where": short(str(stat.traceback)), "kib": round(stat.size_diff / 1024, 1)}
+                for stat in after.compare_to(before, "lineno")[:5]
+            ]
         measured = args.steps - warmup
         print(
             json.dumps(
@@ -128,6 +142,7 @@ def main() -> None:
                     "seconds": round(time.perf_counter() - start, 1),
                     "rss_mib_after_warmup": start_rss,
                     "rss_mib_end": end_rss,
+                    "tracemalloc": traced,  # its bookkeeping is in both readings
                     "largest_growth": growth,
                     **machine_facts(),
                 }

@@ -193,6 +193,7 @@ class Load:
         self.posted = 0
         self.measuring = False
         self.stopping = False
+        self.last_answer = 0.0  # when the latest measured answer came (perf_counter)
 
     async def client(self, http: aiohttp.ClientSession, worker: int) -> None:
         rng = random.Random(self.args.seed * 1_000_003 + worker)
@@ -202,6 +203,8 @@ class Load:
         while not self.stopping and self.measured < self.args.max_requests:
             if interval:
                 await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                if self.stopping or self.measured >= self.args.max_requests:
+                    break  # another client sent the last one while this one waited
             self.sent += 1
             self.measured += self.measuring
             if rng.random() < self.args.recommend_share:
@@ -244,6 +247,7 @@ class Load:
                 self.tally.warmup_errors += not ok
             else:
                 self.tally.record(kind, elapsed)
+                self.last_answer = time.perf_counter()
                 if not ok:
                     self.tally.error(problem)
 
@@ -347,6 +351,9 @@ async def run(
                 load.stopping = True
         await asyncio.gather(*workers)  # the requests in flight finish and count
         wall = time.perf_counter() - start
+        if load.measured >= args.max_requests and load.last_answer > start:
+            # ended by the count: up to the last answer, not the control loop's next tick
+            wall = load.last_answer - start
         cpu_end = cpu_seconds(pid) if pid else None
     tally = load.tally
     samples = [m for _, m in memory if m is not None]

@@ -640,6 +640,12 @@ def main() -> None:
     args = parser.parse_intermixed_args()
     if not (args.data or args.simulate or args.artifact):
         parser.error("give --data PATH, --simulate N or --artifact DIR")
+    if args.artifact and (args.data or args.save or args.overrides):
+        # the artifact holds its data set and model: these would be read by nothing
+        parser.error(
+            "--artifact explains a saved model with its own data set: leave out --data, "
+            "--save and training overrides (--simulate may give the simulator's ground truth)"
+        )
     methods = [ALIASES.get(m, m) for m in args.methods.split(",")]
     # before any training: a typo would cost the whole run
     if set(methods) - set(METHODS):

@@ -42,8 +42,8 @@ overrides), or loads one with ``--artifact``, and prints JSON lines:
     for a random order: mean probability relative to the full timeline, mean rank (1 = best
     of the whole catalogue); deletion AUC (the area under the relative probability over
     k = 0..10 by the trapezoid rule, over the width 10, so a curve that stays at 1 has 1; lower
-    is better) and insertion AUC (the same over k = 1..10, higher is better). Users need more than 10 events
-    in the model's window.
+    is better) and insertion AUC (the same over k = 1..10, higher is better). Users need more
+    than 10 events in the model's window.
 ``sanity``
     The same users explained by a model of the same architecture with freshly initialised
     weights: Spearman correlation of the per-event attributions with the trained model's and

@@ -188,25 +188,23 @@ def _check_own(path: Path, timeout_s: float) -> None:
         return
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout_s)
     try:
-        tables = {
-            str(row[0])
-            for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+        found = {
+            (str(kind), str(name))
+            for kind, name in conn.execute(
+                "SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view') "
                 "AND name NOT LIKE 'sqlite_%'"
             )
         }
         columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(events)")}
-        view = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'view' AND name = 'events'"
-        ).fetchone()
     finally:
         conn.close()
+    tables = {name for _, name in found}
     if tables - {"events"}:
         others = ", ".join(sorted(tables - {"events"})[:5])
         raise sqlite3.DatabaseError(
             f"it holds tables of another program ({others}); name a file of its own"
         )
-    if view is not None:
+    if ("view", "events") in found:
         raise sqlite3.DatabaseError(
             "its events are a view of another program's; name a file of its own"
         )
@@ -409,7 +407,7 @@ EXPORT_ROWS = "behaviorlm.rows"
 
 def is_export(path: str | Path) -> bool:
     """Whether ``path`` is a file :func:`export_events` wrote (its schema holds
-    :data:`EXPORT_MARK`): the export may replace it, even where a folder read takes it for the
+    :data:`EXPORT_MARK` and its own row count): the export may replace it, even where a folder read takes it for the
     events table. A table of the same columns written otherwise (an export merged with the
     training events, for a retrain) is not one.
 

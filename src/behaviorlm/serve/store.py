@@ -408,8 +408,8 @@ EXPORT_ROWS = "behaviorlm.rows"
 def is_export(path: str | Path) -> bool:
     """Whether ``path`` is a file :func:`export_events` wrote (its schema holds
     :data:`EXPORT_MARK` and its own row count): the export may replace it, even where a
-    folder read takes it for the events table. A table of the same columns written otherwise (an export merged with the
-    training events, for a retrain) is not one.
+    folder read takes it for the events table. A table of the same columns written otherwise
+    (an export merged with the training events, for a retrain) is not one.
 
     Examples
     --------

@@ -256,7 +256,7 @@ def test_a_table_of_lists_names_numeric_ids_and_refuses_a_short_item_column() ->
 
 def test_histories_of_another_catalogue_are_refused() -> None:
     model = Pop(PopConfig()).fit(Sequences.from_lists([[1, 2], [2, 3]], n_items=3))
-    with pytest.raises(ValueError, match=r"up to 7, outside the model's catalogue 1\.\.3"):
+    with pytest.raises(ValueError, match=r"item id\(s\) 7 outside the model's catalogue 1\.\.3"):
         recommend(model, Sequences.from_lists([[1, 7]], n_items=7), k=2)
 
 

@@ -301,6 +301,30 @@ def per_row_items(by_row: Sequence[npt.ArrayLike] | None, rows: int) -> tuple[In
 
 
 @torch.inference_mode()  # no autograd bookkeeping on any tensor of the ranking
+def in_catalogue(history: Sequences, model: Recommender) -> Sequences:
+    """``history`` checked to hold no item id above the model's catalogue (ids of another data
+    set, which a neural model would read as unknown items and any model would rank from
+    without a word); ValueError otherwise.
+
+    Examples
+    --------
+    >>> from behaviorlm.models.pop import Pop, PopConfig
+    >>> model = Pop(PopConfig()).fit(Sequences.from_lists([[1, 2]], n_items=2))
+    >>> in_catalogue(Sequences.from_lists([[1, 4]], n_items=4), model)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: the timeline holds item id(s) 4 outside the model's catalogue 1..2: ...
+    """
+    if len(history.items) and int(history.items.max()) > model.n_items:
+        above = np.unique(history.items[history.items > model.n_items])
+        shown = ", ".join(str(int(i)) for i in above[:5]) + (" ..." if len(above) > 5 else "")
+        raise ValueError(
+            f"the timeline holds item id(s) {shown} outside the model's catalogue "
+            f"1..{model.n_items}: map them with the model's data set"
+        )
+    return history
+
+
 def recommend(
     model: Recommender,
     histories: Sequences,
@@ -368,12 +392,7 @@ def recommend(
         raise RuntimeError(f"{model.name} is not fitted")
     if n_items >= 2**32 - 1:
         raise ValueError(f"catalogues of 2**32 - 1 items or more are not supported, got {n_items}")
-    if len(histories.items) and int(histories.items.max()) > n_items:
-        # another catalogue's ids: read as unknown items, they would rank without a word
-        raise ValueError(
-            f"the histories hold item id(s) up to {int(histories.items.max())}, outside the "
-            f"model's catalogue 1..{n_items}: map them with the model's data set"
-        )
+    in_catalogue(histories, model)
     ok = item_mask(n_items, exclude_items=exclude_items, allowed_items=allowed_items)
     seen_codes = action_codes(seen_actions)  # checked once, whether or not a row needs them
     R = len(histories)

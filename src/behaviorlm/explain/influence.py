@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from behaviorlm.data.feed import as_followee_events
-from behaviorlm.explain.target import in_catalogue, neural
+from behaviorlm.explain.target import neural
 from behaviorlm.models.base import Recommender
-from behaviorlm.recommend import recommend
+from behaviorlm.recommend import in_catalogue, recommend
 from behaviorlm.schema import F32, FOLLOWEE, SELF_SOURCE, Int, Sequences
 
 if TYPE_CHECKING:

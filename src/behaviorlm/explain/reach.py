@@ -27,8 +27,9 @@ import numpy as np
 
 from behaviorlm.explain.exposure import Exposure
 from behaviorlm.explain.influence import Event, append_event, log_softmax
-from behaviorlm.explain.target import in_catalogue, neural
+from behaviorlm.explain.target import neural
 from behaviorlm.models.base import Recommender
+from behaviorlm.recommend import in_catalogue
 from behaviorlm.schema import ACTIONS, F32, SOCIAL_SOURCE, Int, Sequences
 
 #: Action code of a view in the built-in coding (how a shared item reaches a follower).

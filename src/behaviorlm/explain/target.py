@@ -16,7 +16,7 @@ import torch
 from behaviorlm.models.base import Recommender, as_model
 from behaviorlm.models.batch import SequenceBatch
 from behaviorlm.models.neural import NeuralRecommender, SequenceModule
-from behaviorlm.recommend import recommend
+from behaviorlm.recommend import in_catalogue, recommend
 from behaviorlm.schema import Sequences
 
 
@@ -68,19 +68,6 @@ def single_row(history: Sequences, model: NeuralRecommender) -> Sequences:
     if len(history.items) == 0:
         raise ValueError("the timeline is empty: there is nothing to explain")
     return in_catalogue(history, model)
-
-
-def in_catalogue(history: Sequences, model: NeuralRecommender) -> Sequences:
-    """``history`` checked to hold no item id above the model's catalogue (which the model
-    would read as an unknown item, and an explanation would credit all the same)."""
-    if len(history.items) and int(history.items.max()) > model.n_items:
-        above = np.unique(history.items[history.items > model.n_items])
-        shown = ", ".join(str(int(i)) for i in above[:5]) + (" ..." if len(above) > 5 else "")
-        raise ValueError(
-            f"the timeline holds item id(s) {shown} outside the model's catalogue "
-            f"1..{model.n_items}: map them with the model's data set"
-        )
-    return history
 
 
 def resolve_target(

@@ -412,16 +412,16 @@ def fit_model(
             "device": str(device),
         }
     else:
-        threads = train_config.threads
-        if threads > available_cores():  # more never helps; far more fails in libgomp
+        threads, cores = train_config.threads, available_cores()
+        if threads > cores:  # more never helps; far more fails in libgomp
             if progress:
                 status_console.print(
-                    f"train.threads = {threads} is more than the {available_cores()} cores "
-                    f"this process may use: training on {available_cores()}",
+                    f"train.threads = {threads} is more than the {cores} cores this process "
+                    f"may use: training on {cores}",
                     highlight=False,
                 )
-            threads = available_cores()
-        with torch_threads(threads or world.threads(available_cores())):
+            threads = cores
+        with torch_threads(threads or world.threads(cores)):
             split_config = (run_config or {}).get("split")
             loop = _Loop(
                 model,

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from behaviorlm.data.errors import DataError
+from behaviorlm.data.preprocess import prepare
 from behaviorlm.data.raw import RAW_EVENT_DTYPES, RawData
 from behaviorlm.data.synthetic import SimConfig, simulate, write_simulation
 from behaviorlm.data.synthetic.sampling import GroupSampler
@@ -332,6 +333,21 @@ def test_write_simulation_round_trips(tmp_path: Path, fmt: str) -> None:
         else:
             back = pl.read_ndjson(path, schema=frame.schema)
         assert back.equals(frame), name
+
+
+def test_every_format_of_a_simulation_prepares_the_same_data_set(tmp_path: Path) -> None:
+    # event ids are text in every format (Parquet used to keep them as integers, CSV and JSONL
+    # gave text), so one simulation prepares to one data set whichever format it was written in
+    raw = simulate(30, seed=2)
+    sets = {
+        fmt: prepare(write_simulation(raw, tmp_path / fmt, format=fmt), tmp_path / f"{fmt}-ds")
+        for fmt in ("parquet", "csv", "jsonl")
+    }
+    first = sets["parquet"].events
+    assert first.schema["event_id"] == pl.String
+    for fmt in ("csv", "jsonl"):
+        assert sets[fmt].events.equals(first), fmt
+    assert sets["parquet"].vocab == sets["csv"].vocab == sets["jsonl"].vocab
 
 
 def test_write_simulation_replaces_its_own_tables_and_refuses_other_files(tmp_path: Path) -> None:

@@ -63,6 +63,7 @@ from behaviorlm.data.readers.normalize import (
     PASSTHROUGH,
     ReadOptions,
     check_seconds,
+    fold_typed,
     normalize_events,
 )
 from behaviorlm.data.readers.tables import normalize_follows
@@ -353,7 +354,7 @@ def _as_read(raw: RawData, report: Report) -> pl.DataFrame:
     if all(events.schema.get(c) == dtype for c, dtype in RAW_EVENT_DTYPES.items()):
         if raw.has_time:
             check_seconds(events["timestamp"], where)
-        return events
+        return fold_typed(events)
     _complete(events)  # the two columns every events table needs
     opts = ReadOptions(on_error="drop")
     if raw.has_time:  # the timestamps as given, read as times

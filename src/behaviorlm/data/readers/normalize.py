@@ -519,6 +519,39 @@ def raise_bad_rows(
     check_bad_rows({}, opts.on_error, where=where, how="")
 
 
+def carried(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with its ``event_id`` as text, as user and item ids are, whatever the format
+    gave (integers in Parquet, text in CSV), so that the same events read alike from any
+    format; every other column is returned as it is.
+
+    Examples
+    --------
+    >>> carried(pl.DataFrame({"event_id": [7, 8], "truth_x": [1, 2]})).dtypes
+    [String, Int64]
+    """
+    if PASSTHROUGH not in frame.columns:
+        return frame
+    return frame.with_columns(as_text(frame.get_column(PASSTHROUGH)))
+
+
+def fold_typed(events: pl.DataFrame) -> pl.DataFrame:
+    """A table already in ``RAW_EVENT_DTYPES`` read as the readers read a file: built-in
+    action and source names in any case or with spaces around them as the names
+    (:func:`builtin_names`), and ``event_id`` as text (:func:`carried`).
+
+    Examples
+    --------
+    >>> typed = pl.DataFrame({"action": [" Purchase", "wish"], "source": ["SOCIAL", None]})
+    >>> fold_typed(typed).rows()
+    [('purchase', 'social'), ('wish', None)]
+    """
+    folded = events.with_columns(
+        builtin_names(events.get_column("action"), ACTIONS),
+        builtin_names(events.get_column("source"), SOURCES),
+    )
+    return carried(folded)
+
+
 def normalize_events(
     frame: pl.DataFrame,
     *,
@@ -606,7 +639,7 @@ def normalize_events(
     counts, bad, firsts = _count_series(flags, n)
     raise_bad_rows(frame, counts, firsts, _FIXES, opts=opts, where=where)
     extra = [c for c in frame.columns if c == PASSTHROUGH or c.startswith(TRUTH_PREFIX)]
-    out = pl.concat([work, frame.select(extra)], how="horizontal") if extra else work
+    out = pl.concat([work, carried(frame.select(extra))], how="horizontal") if extra else work
     if finer is not None:  # events within one second in the order they happened
         out = out.with_columns(finer.alias(FINER))
     out = out.filter(~bad) if any(counts.values()) else out

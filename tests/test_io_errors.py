@@ -113,6 +113,36 @@ def test_built_in_names_in_another_case_are_the_built_in_ones(tmp_path: Path) ->
     assert dropped.events["action"].to_list() == ["purchase", "view"]
 
 
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_schema_columns_named_in_another_case_are_read(tmp_path: Path, suffix: str) -> None:
+    # "Action" and "Value" used to be ignored columns: every purchase read as a view
+    frame = pl.DataFrame(
+        {
+            "User_ID": ["u1", "u1"],
+            "item_id": ["i1", None],
+            "Timestamp": [100, 101],
+            "Action": ["purchase", "search"],
+            "Value": [5.0, None],
+            "QUERY": [None, "red shoes"],
+        }
+    )
+    path = tmp_path / f"events.{suffix}"
+    frame.write_csv(path) if suffix == "csv" else frame.write_parquet(path)
+    raw = read(path)
+    assert raw.events["action"].to_list() == ["purchase", "search"]
+    assert raw.events["value"].to_list() == [5.0, None]
+    assert raw.events["query"].to_list() == [None, "red shoes"]
+    assert raw.events["timestamp"].to_list() == [100, 101]
+    assert "ignored" not in raw.report.steps[0].step
+
+
+def test_a_column_named_exactly_wins_over_one_in_another_case(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text("user_id,item_id,timestamp,Action,action\nu1,i1,100,cart,purchase\n")
+    raw = read(path)
+    assert raw.events["action"].to_list() == ["purchase"]
+    assert "ignored columns: Action" in raw.report.steps[0].step
+
 def test_counts_by_reason_and_accounting(tmp_path: Path) -> None:
     body = "\n".join(
         [

@@ -123,7 +123,8 @@ def plan_columns(
     available : list of str
         The columns of the file.
     mapping : dict
-        Schema name -> file column; unmapped schema names are taken from same-named columns.
+        Schema name -> file column; unmapped schema names are taken from same-named columns,
+        in any case ("Action" is ``action`` where no column is named ``action`` itself).
     where : str
         The file, for error messages.
     need_time : bool
@@ -144,12 +145,14 @@ def plan_columns(
     >>> plan_columns(["user_id ", " item", "ts"], {"item_id": "item", "timestamp": "ts"},
     ...              where="e.csv")[0]
     {' item': 'item_id', 'ts': 'timestamp', 'user_id ': 'user_id'}
+    >>> plan_columns(["User_ID", "item_id", "Timestamp", "Action"], {}, where="e.csv")[0]
+    {'User_ID': 'user_id', 'item_id': 'item_id', 'Timestamp': 'timestamp', 'Action': 'action'}
     """
     listing = ", ".join(available)
     values = [c for c in available if _HEADER_VALUE.fullmatch(c.strip())] if separator else []
     # a file without a header (its first row taken for the names): a header that names no
     # user_id, or a value mapped as a column; a header's one column named "2019" is a name
-    names_user = "user_id" in mapping or any(c.strip() == "user_id" for c in available)
+    names_user = "user_id" in mapping or any(c.strip().lower() == "user_id" for c in available)
     if values and (not names_user or set(mapping.values()) & set(values)):
         raise DataError(
             f"the first row looks like data, not a header ({', '.join(values[:3])} are values, "
@@ -192,9 +195,13 @@ def plan_columns(
             how="map each file column once",
         )
     keep = {column: target for target, column in mapping.items()}
+    exact = {c.strip() for c in available}
     for column in available:
         name = column.strip()
-        if column not in keep and name not in mapping and is_event_column(name):
+        if not is_event_column(name) and name.lower() not in exact:
+            name = name.lower()  # "Action" names action, unless the file has an "action" too
+        taken = name in mapping or name in keep.values()  # the first of "Action", "ACTION"
+        if column not in keep and not taken and is_event_column(name):
             keep[column] = name
     targets = set(keep.values())
     required = ["user_id"] + (["timestamp"] if need_time else [])

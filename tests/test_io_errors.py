@@ -143,6 +143,7 @@ def test_a_column_named_exactly_wins_over_one_in_another_case(tmp_path: Path) ->
     assert raw.events["action"].to_list() == ["purchase"]
     assert "ignored columns: Action" in raw.report.steps[0].step
 
+
 def test_counts_by_reason_and_accounting(tmp_path: Path) -> None:
     body = "\n".join(
         [

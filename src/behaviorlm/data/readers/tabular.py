@@ -222,11 +222,38 @@ def table_columns(
             import pyarrow.parquet as pq
 
             return list(pq.read_schema(path).names)
+        if holds_nothing(path):
+            raise DataError(
+                "the file holds no JSON objects", where=str(path), how="write one per line"
+            )
         return _ndjson_schema(path, _version(path)).names()
     except DataError:
         raise
     except (pl.exceptions.PolarsError, OSError, ValueError) as error:
         raise _unreadable(path, fmt, error) from error
+
+
+def holds_nothing(path: Path) -> bool:
+    """True for a JSON Lines file with nothing but white space in it, which is how a table
+    without rows is written in that format (it has no header); a ``.zst`` file is read as
+    having rows.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "a.jsonl").write_text("\\n  \\n"), (d / "b.jsonl").write_text('{"x": 1}\\n')
+    >>> holds_nothing(d / "a.jsonl"), holds_nothing(d / "b.jsonl")
+    (True, False)
+    """
+    if path.suffix.lower() == ".zst":
+        return False
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rb") as f:
+        while chunk := f.read(1 << 16):
+            if chunk.strip():
+                return False
+    return True
 
 
 def _literal(path: Path) -> str:
@@ -648,6 +675,39 @@ def folder_tables(folder: Path) -> dict[str, tuple[Path, str]]:
     return found
 
 
+#: The columns a side table without rows has (a JSON Lines file of none has no header).
+_SIDE_KEYS: Final[dict[str, tuple[str, ...]]] = {
+    "items": ("item_id",),
+    "users": ("user_id",),
+    "follows": ("follower_id", "followee_id"),
+}
+
+
+def _read_side(
+    table: str, path: Path, fmt: str, sep: str | None, opts: ReadOptions
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """A side table's rows as read (:func:`read_rows`), with blank lines counted; an empty
+    JSON Lines file is the table without rows, as a delimited file with only its header."""
+    if fmt == "jsonl" and holds_nothing(path):
+        return pl.DataFrame(schema=dict.fromkeys(_SIDE_KEYS[table], pl.String)), {}
+    columns = table_columns(path, fmt, sep=sep)
+    text = [c for c in _SIDE_TEXT[table] if c in columns]
+    if fmt == "jsonl" and table == "items":  # lists of item text stay lists, to be
+        schema = _ndjson_schema(path, _version(path))  # joined (tables.item_text)
+        text = [c for c in text if not (c in LIST_JOINS and isinstance(schema[c], pl.List))]
+    # types from every row: a side table is small, and a price of 1.5 after 1,000 whole
+    # numbers must not fail the read
+    return read_rows(
+        path,
+        fmt,
+        {c: c for c in columns},
+        sep=sep,
+        text=text,
+        infer_rows=None,
+        on_error=opts.on_error,
+    )
+
+
 def read_folder(folder: Path, opts: ReadOptions) -> RawData:
     """Read a behaviorlm folder: events plus optional items, users and follows tables.
 
@@ -678,23 +738,7 @@ def read_folder(folder: Path, opts: ReadOptions) -> RawData:
         if table not in tables:
             continue
         path, fmt = tables[table]
-        sep = _delimited(fmt, opts.sep)
-        columns = table_columns(path, fmt, sep=sep)
-        text = [c for c in _SIDE_TEXT[table] if c in columns]
-        if fmt == "jsonl" and table == "items":  # lists of item text stay lists, to be
-            schema = _ndjson_schema(path, _version(path))  # joined (tables.item_text)
-            text = [c for c in text if not (c in LIST_JOINS and isinstance(schema[c], pl.List))]
-        # types from every row: a side table is small, and a price of 1.5 after 1,000 whole
-        # numbers must not fail the read
-        frame, blank = read_rows(
-            path,
-            fmt,
-            {c: c for c in columns},
-            sep=sep,
-            text=text,
-            infer_rows=None,
-            on_error=opts.on_error,
-        )
+        frame, blank = _read_side(table, path, fmt, _delimited(fmt, opts.sep), opts)
         report.add(f"read {path.name}", frame.height + sum(blank.values()), frame.height, blank)
         if table == "follows":
             sides[table] = normalize_follows(frame, where=path.name, opts=opts, report=report)

@@ -802,13 +802,15 @@ def test_an_empty_json_lines_side_table_is_a_table_without_rows(tmp_path: Path) 
     from behaviorlm.data.synthetic import SimConfig, simulate, write_simulation
 
     raw = simulate(config=SimConfig(n_users=30, seed=1, follows_per_user=0.0))
-    assert raw.follows is not None and raw.follows.height == 0
+    assert raw.follows is not None
+    assert raw.follows.height == 0
     folder = write_simulation(raw, tmp_path / "sim", format="jsonl")
     assert (folder / "follows.jsonl").read_text().strip() == ""
     back = read(folder)
     assert back.events.height == raw.events.height
     csv = read(write_simulation(raw, tmp_path / "csv", format="csv"))  # a header, no rows
-    assert back.follows is not None and csv.follows is not None
+    assert back.follows is not None
+    assert csv.follows is not None
     assert back.follows.equals(csv.follows)
     (folder / "events.jsonl").write_text("\n \n")
     with pytest.raises(DataError, match="holds no JSON objects"):

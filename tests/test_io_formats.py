@@ -675,18 +675,25 @@ def test_header_names_with_spaces_around_them(tmp_path: Path) -> None:
     assert events.select("user_id", "item_id", "timestamp").rows() == [("u1", "i1", 1)]
 
 
-def test_whole_float_ids_name_the_same_items_as_integer_ids(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
+def test_whole_float_ids_name_the_same_items_as_integer_ids(tmp_path: Path, fmt: str) -> None:
     folder = tmp_path / "shop"
     folder.mkdir()
-    # as pandas writes an id column with a missing value: floats
-    events = pl.DataFrame({"user_id": [1.0, 2.0], "item_id": [7.0, 12.0], "timestamp": [1, 2]})
-    events.write_parquet(folder / "events.parquet")
+    # as pandas writes an id column with a missing value: floats, "7.0" in a CSV file
+    events = pl.DataFrame(
+        {"user_id": [1.0, 2.0, 2.0], "item_id": [7.0, 12.0, None], "timestamp": [1, 2, 3]}
+    ).with_columns(query=pl.Series([None, None, "mug"]))
+    path = folder / f"events.{fmt}"
+    {"parquet": events.write_parquet, "csv": events.write_csv, "jsonl": events.write_ndjson}[
+        fmt
+    ](path)
     (folder / "items.csv").write_text("item_id,title\n7,seven\n12,twelve\n")
     raw = read(folder)
-    assert raw.events["item_id"].to_list() == ["7", "12"]
-    assert raw.events["user_id"].to_list() == ["1", "2"]
+    assert raw.events["item_id"].to_list() == ["7", "12", None]
+    assert raw.events["user_id"].to_list() == ["1", "2", "2"]
     assert raw.items is not None
-    assert set(raw.items["item_id"]) == {"7", "12"}
+    assert raw.items["item_id"].to_list() == ["7", "12"]
+    assert raw.items["title"].to_list() == ["seven", "twelve"]
 
 
 def test_columns_not_read_and_event_ids_are_text(tmp_path: Path) -> None:

@@ -228,16 +228,35 @@ def blank(expr: pl.Expr) -> pl.Expr:
     return expr.is_null() | (expr.cast(pl.String).str.len_bytes() == 0)
 
 
+#: A whole number written with a fraction of zeros ("7.0"), as pandas writes an integer column
+#: that holds a missing value.
+_WHOLE_TEXT: Final[re.Pattern[str]] = re.compile(r"^-?\d+\.0+$")
+
+
 def as_text(column: pl.Series) -> pl.Series:
     """``column`` as String; floats that are all whole numbers as integers ("7", not "7.0"),
     as pandas writes an id column with a missing value to Parquet, so that they name the same
     ids as the integers of a CSV side table.
 
+    Text of the same form, every value a whole number written with a fraction of zeros (as
+    pandas writes such a column to CSV), is read the same way, so that a table names the
+    same ids in any format.
+
     Examples
     --------
     >>> as_text(pl.Series([7.0, None, 12.0])).to_list(), as_text(pl.Series([1.5])).to_list()
     (['7', None, '12'], ['1.5'])
+    >>> as_text(pl.Series(["7.0", None, "-12.00"])).to_list(), as_text(pl.Series(["7.0", "x"]))[0]
+    (['7', None, '-12'], '7.0')
     """
+    if column.dtype == pl.String:
+        first = column.drop_nulls().head(1)  # most columns fail on their first value
+        whole = (
+            len(first) > 0
+            and _WHOLE_TEXT.fullmatch(first[0]) is not None
+            and bool(column.str.contains(_WHOLE_TEXT.pattern).fill_null(True).all())
+        )
+        return column.str.replace(r"\.0+$", "") if whole else column
     if column.dtype.is_float():
         values = column.drop_nulls()
         largest = values.abs().max()  # None where there is no value

@@ -684,9 +684,9 @@ def test_whole_float_ids_name_the_same_items_as_integer_ids(tmp_path: Path, fmt:
         {"user_id": [1.0, 2.0, 2.0], "item_id": [7.0, 12.0, None], "timestamp": [1, 2, 3]}
     ).with_columns(query=pl.Series([None, None, "mug"]))
     path = folder / f"events.{fmt}"
-    {"parquet": events.write_parquet, "csv": events.write_csv, "jsonl": events.write_ndjson}[
-        fmt
-    ](path)
+    {"parquet": events.write_parquet, "csv": events.write_csv, "jsonl": events.write_ndjson}[fmt](
+        path
+    )
     (folder / "items.csv").write_text("item_id,title\n7,seven\n12,twelve\n")
     raw = read(folder)
     assert raw.events["item_id"].to_list() == ["7", "12", None]

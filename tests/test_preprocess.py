@@ -593,3 +593,28 @@ def test_typed_table_reads_as_a_file_would() -> None:
     assert named == ["purchase", "view", "wishlist"]
     assert sources[ds.events["source"][0] - 1] == "social"
     assert ds.events["event_id"].to_list() == ["7", "8", "9"]
+
+
+def test_hand_built_side_tables_read_as_files_of_them_would() -> None:
+    # as pandas gives them: float ids (the events hold a search without an item) and a
+    # list of categories per item; the titles join and the categories become "a|b"
+    raw = RawData(
+        events=pl.DataFrame(
+            {
+                "user_id": ["u1", "u1", "u1"],
+                "item_id": [7.0, None, 8.0],
+                "timestamp": [1, 2, 3],
+                "query": [None, "mugs", None],
+            }
+        ),
+        items=pl.DataFrame(
+            {"item_id": [7.0, 8.0, 8.0], "category": [["audio", "sale"], ["phones"], ["x"]]}
+        ),
+        users=pl.DataFrame({"user_id": ["u1"], "age": [30]}),
+    )
+    ds = preprocess(raw)
+    assert ds.items["item_id"].to_list() == ["7", "8"]
+    assert ds.items["category"].to_list() == ["audio|sale", "phones"]
+    step = next(s for s in ds.meta["quality"] if s["step"] == "validate items")
+    assert step["dropped"] == {"duplicate item_id": 1}
+    check_accounting(ds)

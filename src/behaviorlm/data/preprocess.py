@@ -66,7 +66,7 @@ from behaviorlm.data.readers.normalize import (
     fold_typed,
     normalize_events,
 )
-from behaviorlm.data.readers.tables import normalize_follows
+from behaviorlm.data.readers.tables import normalize_follows, normalize_keyed
 from behaviorlm.schema import ACTIONS, SOURCES, TRUTH_PREFIX, Bool, Int
 
 
@@ -532,6 +532,12 @@ def _side_table(
             f"the {kind}s table has a column named {kind!r}, reserved for internal ids",
             how="rename that column",
         )
+    read = {key: pl.String()} | ({"price": pl.Float64()} if kind == "item" else {})
+    read |= {c: pl.String() for c in ("title", "category", "text") if kind == "item"}
+    if any(side.schema.get(c, dtype) != dtype for c, dtype in read.items()):
+        # built by hand (ids as numbers, categories as lists): as a file of it would read
+        opts = ReadOptions(on_error="drop")
+        side = normalize_keyed(side, key=key, where=f"{kind}s", opts=opts, report=report)
     table = side.with_columns(pl.col(key).cast(pl.String))
     missing = table[key].is_null()
     table = table.filter(~missing)

@@ -24,6 +24,7 @@ BAD_ROWS = {
     "missing item_id and query": "u1,,100,view,,",
     "missing timestamp": "u1,i1,,view,,",
     "unparsable timestamp": "u1,i1,yesterday,view,,",
+    "timestamp out of range": "u1,i1,1700000050000,view,,",  # milliseconds among seconds
     "NaN value": "u1,i1,100,rate,NaN,",
     "value out of range": "u1,i1,100,rate,-1e39,",  # infinite as float32
     "unparsable value": "u1,i1,100,rate,five,",

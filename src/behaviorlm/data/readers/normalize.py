@@ -38,6 +38,7 @@ EVENT_REASONS: Final[tuple[str, ...]] = (
     "missing item_id and query",
     "missing timestamp",
     "unparsable timestamp",
+    "timestamp out of range",
     "NaN value",
     "value out of range",
     "unparsable value",
@@ -49,6 +50,8 @@ _FIXES: Final[dict[str, str]] = {
     "missing item_id and query": "give every event an item_id (or a query for searches)",
     "missing timestamp": "fill in the timestamp on every row",
     "unparsable timestamp": "write timestamps as integer seconds or ISO-8601 text",
+    "timestamp out of range": "write every timestamp in seconds since 1970 (this one is past "
+    "the year 5138, as a time in milliseconds is)",
     "NaN value": "leave value empty where there is none instead of NaN / inf",
     "value out of range": f"keep values within +-{MAX_VALUE:.3g} (they are stored as float32)",
     "unparsable value": "write value as a number",
@@ -655,6 +658,8 @@ def normalize_events(
         & work.get_column("query").is_null(),
         "missing timestamp": time_missing,
         "unparsable timestamp": seconds.is_null() & ~time_missing,
+        # a few times in milliseconds among seconds (check_seconds sees the median only)
+        "timestamp out of range": (seconds.abs() > LATEST_SECONDS).fill_null(False),
         "NaN value": value.is_not_null() & ~value.is_finite(),
         "value out of range": value.is_finite() & (value.abs() > MAX_VALUE),
         "unparsable value": value.is_null() & raw_value.is_not_null(),

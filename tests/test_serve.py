@@ -394,8 +394,9 @@ def test_a_model_retrained_on_the_exported_events_reads_them_once(tmp_path: Path
 def test_a_data_set_that_kept_a_case_variant_still_codes_it_as_trained(tmp_path: Path) -> None:
     # data sets prepared before built-in names were folded hold variants as custom actions
     raw = blm.simulate(40, seed=1)
-    actions = raw.events["action"].replace("cart", "Cart")
+    actions = raw.events["action"].replace("cart", "zz-cart")  # a custom action, renamed below
     ds = blm.preprocess(replace(raw, events=raw.events.with_columns(actions)))
+    ds.vocab["action"] = [("Cart" if a == "zz-cart" else a) for a in ds.vocab["action"]]
     assert "Cart" in ds.vocab["action"]
     out = tmp_path / "markov"
     blm.train(ds, "markov", out_dir=out, progress=False)
@@ -450,6 +451,32 @@ def test_a_search_alone_is_no_timeline_for_a_model_that_reads_items_only(
     assert searched.note == "no event the model can read: most popular items"
     item = str(dataset.items["item_id"][0])
     assert service.recommend_events([{"item_id": item}], k=5).source == "model"
+
+
+def test_a_known_user_with_searches_alone_gets_the_models_list(tmp_path: Path) -> None:
+    """A user of the training data whose events are all searches is ranked by the model, as
+    ``recommend`` and evaluation rank them (the explanation's target is that list's top),
+    not by the fallback for new users."""
+    raw = blm.simulate(60, seed=3)
+    searches = pl.DataFrame(
+        {"user_id": ["usearch"] * 3, "timestamp": [1_700_000_000 + t for t in range(3)]}
+    ).with_columns(query=pl.Series(["red shoes", "usb charger", "mug"]), action=pl.lit("search"))
+    raw.events = pl.concat([raw.events, searches], how="diagonal_relaxed")
+    ds = blm.preprocess(raw)
+    out = tmp_path / "mlp"
+    blm.train(ds, "mlp", overrides=["train.epochs=2", "model.hidden=8"], out_dir=out)
+    art = blm.Artifact.load(out)
+    offline = blm.recommend(art.model, art.histories(["usearch"]), k=5)
+    service = Service(out, open_store(f"sqlite:///{tmp_path / 'ev.db'}"))
+    try:
+        served = service.recommend_user("usearch", k=5)
+        assert (served.source, served.known_user) == ("model", True)
+        assert served.note == "no event the model can read: the model's list for a user without one"
+        assert [r.item_id for r in served.items] == external(ds, offline.items[0])
+        # a new user with nothing the model reads still gets the most popular items
+        assert service.recommend_user("nobody-yet", k=5).source == "popularity"
+    finally:
+        service.close()
 
 
 def test_the_python_api_takes_its_own_event_objects_and_refuses_booleans(

@@ -164,13 +164,14 @@ class Recommendations(BaseModel):
     model: str
     model_version: str
     source: Literal["model", "popularity"] = Field(
-        description="popularity when the timeline has no event the model can read"
+        description="popularity for a user unknown to the training data whose timeline has "
+        "no event the model can read"
     )
     known_user: bool = Field(description="the user occurs in the training data")
     timeline_events: int = Field(
         description="events of the timeline built for the model (on known items, and "
         "searches; a model that reads no query words ranks from those on items alone, and "
-        "answers with popularity where there are none); a sequence model looks at the most "
+        "answers a new user who has none with popularity); a sequence model looks at the most "
         "recent max_len of them"
     )
     live_events: int = Field(

@@ -3,7 +3,7 @@ items, explanations and influence. Routes only parse requests and call these met
 
 A :class:`Service` holds the loaded artifact, the event store, the live-timeline builder, a
 popularity model (fitted once on the data set's timelines, or the artifact's own ``pop``
-model, for timelines the model cannot read)
+model, for new users' timelines the model cannot read)
 and the item-similarity index. Ranking always goes through :func:`behaviorlm.recommend`;
 attribution and influence through :mod:`behaviorlm.explain`, on the same live timelines.
 
@@ -523,8 +523,8 @@ class Service:
                 prepared[index] = (timeline, self._excluded(timeline, request))
             except Exception as exc:  # this request's own problem: the others go on
                 answers[index] = exc
-        readable = [i for i, (t, _) in prepared.items() if self._readable(t)]
-        cold = [i for i, (t, _) in prepared.items() if not self._readable(t)]
+        readable = [i for i, (t, _) in prepared.items() if self._by_model(t)]
+        cold = [i for i, (t, _) in prepared.items() if not self._by_model(t)]
 
         def rank(model: Recommender, rows: list[int]) -> None:
             """Answer ``rows`` in one pass; where the pass fails, each row alone, so that
@@ -592,6 +592,13 @@ class Service:
             return timeline.length > 0
         return bool((timeline.sequences.items > 0).any())
 
+    def _by_model(self, timeline: Timeline) -> bool:
+        """Whether the model ranks this timeline: one with an event the model reads, or a
+        user of the training data, whom the model ranks as ``recommend`` and evaluation do,
+        from the events it reads, even none (searches alone, for a model that reads no query
+        words); the rest, new users without a readable event, get the most popular items."""
+        return timeline.known_user or self._readable(timeline)
+
     def _answer(
         self,
         timeline: Timeline,
@@ -600,10 +607,12 @@ class Service:
         items: Int,
         scores: F32,
     ) -> Recommendations:
-        readable = self._readable(timeline)
+        readable, by_model = self._readable(timeline), self._by_model(timeline)
         notes = []
-        if not readable:
+        if not by_model:
             notes.append("no event the model can read: most popular items")
+        elif not readable:
+            notes.append("no event the model can read: the model's list for a user without one")
         elif timeline.ignored_events:
             notes.append(
                 f"{timeline.ignored_events} event(s) on items unknown to the model were ignored"
@@ -620,7 +629,7 @@ class Service:
             user_id=request.user_id if request.events is None else None,
             model=self.model_name,
             model_version=self.model_version,
-            source="model" if readable else "popularity",
+            source="model" if by_model else "popularity",
             known_user=timeline.known_user,
             timeline_events=timeline.length,
             live_events=timeline.live_events,

@@ -479,42 +479,20 @@ def test_a_known_user_with_searches_alone_gets_the_models_list(tmp_path: Path) -
         service.close()
 
 
-def test_the_python_api_takes_its_own_event_objects_and_refuses_booleans(
-    client: TestClient, markov_dir: Path, tmp_path: Path
-) -> None:
+def test_a_short_list_says_why(markov_dir: Path, dataset: blm.Dataset, tmp_path: Path) -> None:
+    n = dataset.n_items
+    user, _ = user_with_history(dataset)
     service = Service(markov_dir, open_store(f"sqlite:///{tmp_path / 'ev.db'}"))
-    item = "i1"
-    done = service.ingest([Event(user_id="u-api", item_id=item, timestamp=LATER)])
-    assert done.accepted == 1, done
-    with pytest.raises(service_module.RequestError, match="event 0"):
-        service.recommend_events([{"item_id": item, "timestamp": "soon"}])
-    # a request's own timeline is read whole, even of events that name a user and repeat
-    # their training events (no training history stands beside it)
-    art = blm.Artifact.load(markov_dir)
-    seqs = art.dataset.sequences()
-    first = seqs.row(0)
-    named = [
-        Event(
-            user_id=str(art.dataset.users["user_id"][0]),
-            item_id=str(art.dataset.items["item_id"][int(i) - 1]),
-            timestamp=int(t),
-            action=art.dataset.vocab["action"][int(a) - 1],
-        )
-        for i, t, a in zip(first.items, first.timestamps, first.actions, strict=True)
-        if i > 0
-    ]
-    answer = service.recommend_events(named, k=5)
-    assert (answer.source, answer.timeline_events) == ("model", len(named))
-    # true is no time nor rating (it was stored as 1970-01-01T00:00:01)
-    data = post(
-        client,
-        [
-            {"user_id": "u1", "item_id": item, "timestamp": True},
-            {"user_id": "u1", "item_id": item, "action": "rate", "value": False},
-        ],
-    )
-    assert data["accepted"] == 0
-    assert all("not a boolean" in r["reason"] for r in data["results"]), data
+    try:
+        whole = service.recommend_user(user, k=n + 5)
+        assert len(whole.items) < n + 5
+        assert whole.note == f"{len(whole.items)} of {n + 5} items: the catalogue has {n:,} items"
+        most = service.recommend_user(user, k=n)
+        assert len(most.items) < n
+        assert most.note == f"{len(most.items)} of {n} items: seen items leave no more"
+        assert service.recommend_user(user, k=n, exclude_seen=False).note is None
+    finally:
+        service.close()
 
 
 def test_built_in_names_in_another_case_are_stored_as_the_built_in_ones(

@@ -179,7 +179,11 @@ class Recommendations(BaseModel):
         "or given in the request"
     )
     ignored_events: int = Field(description="events on items unknown to the model")
-    note: str | None = None
+    note: str | None = Field(
+        default=None,
+        description="why the list is what it is, where that needs saying: fewer than k items "
+        "(and why), popularity for a new user, events on unknown items ignored",
+    )
     items: list[RecommendedItem]
 
 

@@ -624,6 +624,17 @@ class Service:
                 f"no event of this timeline has action {request.action!r} on an item: no item "
                 "is left out as seen"
             )
+        listed = int((items > 0).sum())
+        if listed < request.k:  # a short list is not an error, but it says why, as the CLI does
+            n_items = self.artifact.dataset.n_items
+            why = (
+                f"the catalogue has {n_items:,} items"
+                if request.k > n_items
+                else "seen items leave no more"
+                if len(excluded)
+                else "no more items"
+            )
+            notes.append(f"{listed} of {request.k} items: {why}")
         note = "; ".join(notes) or None
         return Recommendations(
             user_id=request.user_id if request.events is None else None,

@@ -42,7 +42,9 @@ def test_from_dict_converts_and_checks_types() -> None:
         ({"mode": "c"}, "not one of"),
         ({"sizes": 3}, "expected a list"),
         ({"inner": {"depth": 2}}, "inner.depth"),
-        ({"window": "x"}, "matches none"),
+        ({"window": "x"}, r"window: expected an integer or none, got 'x'"),
+        ({"lrr": 1.0}, r"unknown config key\(s\) lrr \(did you mean lr\?\)"),
+        ({"inner": {"dim-": 2}}, r"inner\.dim- \(did you mean dim\?\)"),
     ],
 )
 def test_from_dict_rejects_bad_data(data: dict[str, object], message: str) -> None:
@@ -290,3 +292,24 @@ def test_pop_action_weights_past_the_data_sets_actions_are_refused_with_their_or
         blm.train(ds, "pop", overrides=[too_many], progress=False)
     assert "in this order: view, click, cart, purchase" in str(info.value)
     assert blm.train(ds, "pop", overrides=["model.action_weights=[1, 1, 1, 5]"], progress=False)
+
+
+def test_an_optional_setting_is_set_back_to_none_by_name() -> None:
+    # TOML has no null: "none" (or "null") unsets an optional number; a text field keeps it
+    cfg = from_dict(Outer, apply_overrides({"o": {"window": 5}}, ["o.window=none"])["o"])
+    assert cfg.window is None
+    assert from_dict(Outer, {"window": "NULL"}).window is None
+    assert from_dict(Outer, {"name": "none"}).name == "none"
+
+
+def test_a_runs_config_json_reads_as_a_config_file(tmp_path: Path) -> None:
+    import json
+
+    (tmp_path / "config.json").write_text(json.dumps({"train": {"lr": 0.01, "seed": None}}))
+    assert load_toml(tmp_path / "config.json") == {"train": {"lr": 0.01, "seed": None}}
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(ConfigError, match="holds no JSON object"):
+        load_toml(tmp_path / "bad.json")
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(ConfigError, match="is not valid JSON"):
+        load_toml(tmp_path / "broken.json")

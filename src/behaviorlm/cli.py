@@ -847,7 +847,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", choices=sorted(MODELS), help="model name (or [run] model in --config)"
     )
     p.add_argument(
-        "--config", help="experiment TOML file (its keys over the model's shipped config)"
+        "--config",
+        help="experiment TOML file, or a run's config.json (its keys over the model's "
+        "shipped config)",
     )
     p.add_argument("--out", help="artifact and run folder (default runs/MODEL)")
     p.add_argument(

@@ -9,6 +9,7 @@ against the field types, and the resolved config is saved with every run as JSON
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import numbers
@@ -48,17 +49,23 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     if annotation is Any:
         return value
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
+        optional = type(None) in args
+        # TOML has no null: an override or file says none (a text field takes it as text)
+        unset = isinstance(value, str) and value.strip().lower() in ("none", "null")
+        if optional and (value is None or (unset and str not in args)):
             return None
-        errors = []
+        kinds = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return _coerce(value, arg, where)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(f"{where}: {value!r} matches none of {annotation}")
+            except ConfigError as exc:  # "model.x: expected an integer, got 'abc'"
+                kinds.append(str(exc).partition(": expected ")[2].partition(", got ")[0])
+        wanted = " or ".join(k for k in kinds if k) or str(annotation)
+        raise ConfigError(
+            f"{where}: expected {wanted}{' or none' if optional else ''}, got {value!r}"
+        )
     if origin is typing.Literal:
         if value not in args:
             raise ConfigError(f"{where}: {value!r} is not one of {list(args)}")
@@ -94,6 +101,19 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             )
         return from_dict(annotation, value, where=where)
     return value
+
+
+def did_you_mean(name: str, known: Sequence[str]) -> str:
+    """`` (did you mean X?)`` for the known name nearest ``name`` (a dash read as an
+    underscore, as people type flags), or nothing where none is near.
+
+    Examples
+    --------
+    >>> did_you_mean("time-budget-s", ["lr", "time_budget_s"]), did_you_mean("zz", ["lr"])
+    (' (did you mean time_budget_s?)', '')
+    """
+    close = difflib.get_close_matches(name.replace("-", "_"), list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _real(value: object) -> bool:
@@ -142,8 +162,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:
     if unknown:
         prefix = f"{where}." if where else ""
         raise ConfigError(
-            f"unknown config key(s) {', '.join(prefix + k for k in unknown)}; "
-            f"known: {', '.join(sorted(known))}"
+            f"unknown config key(s) {', '.join(prefix + k for k in unknown)}"
+            f"{did_you_mean(unknown[0], sorted(known))}; known: {', '.join(sorted(known))}"
         )
     kwargs = {
         key: _coerce(value, hints[key], f"{where}.{key}" if where else key)
@@ -268,8 +288,9 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML experiment file (UTF-8; a byte-order mark before it is skipped); a
-    missing, unreadable or malformed file raises ConfigError.
+    """Read a TOML experiment file (UTF-8; a byte-order mark before it is skipped), or a
+    ``.json`` file of the same tables (a run's resolved ``config.json``); a missing,
+    unreadable or malformed file raises ConfigError.
 
     Examples
     --------
@@ -285,6 +306,11 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"config file {p} does not exist")
     try:
+        if p.suffix.lower() == ".json":  # a run's resolved config.json, fed back
+            data = json.loads(p.read_text(encoding="utf-8-sig"))
+            if not isinstance(data, dict):
+                raise ConfigError(f"config file {p} holds no JSON object of tables")
+            return data
         return tomllib.loads(p.read_text(encoding="utf-8-sig"))
     except UnicodeDecodeError as exc:
         raise ConfigError(
@@ -292,3 +318,5 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {p} is not valid TOML: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"config file {p} is not valid JSON: {exc}") from exc

@@ -23,6 +23,7 @@ from behaviorlm.config import (
     ConfigError,
     IgnoredSettingWarning,
     apply_overrides,
+    did_you_mean,
     from_dict,
     merge,
     to_dict,
@@ -177,7 +178,8 @@ def resolve_run_config(
     unknown = sorted(set(merged) - set(SECTIONS))
     if unknown:
         raise ConfigError(
-            f"unknown config section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}"
+            f"unknown config section(s) {', '.join(unknown)}"
+            f"{did_you_mean(unknown[0], SECTIONS)}; known: {', '.join(SECTIONS)}"
         )
     run = [key for key in merged.get("run", {}) if key != "model"]  # the name is read above
     if run:
@@ -187,7 +189,9 @@ def resolve_run_config(
     if name is None:
         raise ConfigError("no model given; pass --model NAME or set [run] model = NAME")
     if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+        raise ConfigError(
+            f"unknown model {name!r}{did_you_mean(name, list(MODELS))}; known: {', '.join(MODELS)}"
+        )
     config_class = MODELS[name][0]
     resolved = RunConfig(
         model=name,

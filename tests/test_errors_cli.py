@@ -155,3 +155,32 @@ def test_running_out_of_memory_is_one_line_and_other_runtime_errors_are_bugs(
     monkeypatch.setattr(cli, "cmd_simulate", bug)
     with pytest.raises(RuntimeError, match="shape mismatch"):
         cli.main(["simulate", str(tmp_path / "s")])
+
+
+def test_a_misspelt_option_shows_its_commands_usage_and_the_nearest_option(
+    trained: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit, match="2"):
+        main(["recommend", str(trained / "art"), "--user", "u1", "--josn"])
+    err = capsys.readouterr().err
+    assert err.startswith("usage: behaviorlm recommend ")  # not the top-level usage
+    assert "unrecognised arguments: --josn (did you mean --json?)" in err
+    with pytest.raises(SystemExit, match="2"):
+        main(["train", str(trained / "ds"), "--model", "pop", "--resum"])
+    err = capsys.readouterr().err
+    assert err.startswith("usage: behaviorlm train ")
+    assert "--resum (did you mean --resume?)" in err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+    import sys
+
+    with pytest.raises(SystemExit, match="0"):
+        main(["--version"])
+    printed = capsys.readouterr().out.strip()
+    assert printed.startswith("behaviorlm ")
+    module = subprocess.run(
+        [sys.executable, "-m", "behaviorlm", "--version"], capture_output=True, text=True
+    )
+    assert (module.returncode, module.stdout.strip()) == (0, printed)

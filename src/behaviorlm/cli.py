@@ -14,6 +14,7 @@ launcher's environment, only rank 0 prints and writes, and the workers exit thro
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import re
@@ -30,7 +31,7 @@ import numpy as np
 from rich.table import Table
 
 from behaviorlm.allocator import retain_freed_memory
-from behaviorlm.artifact import Artifact, kept_model
+from behaviorlm.artifact import Artifact, kept_model, package_version
 from behaviorlm.config import ConfigError, IgnoredSettingWarning, load_toml
 from behaviorlm.data.dataset import Dataset, check_prepare_paths
 from behaviorlm.data.download import CACHE_ENV, GROUPLENS_URL, MOVIELENS_NAMES, download_movielens
@@ -123,6 +124,24 @@ def _split_overrides(extra: Sequence[str]) -> list[str]:
             f"unrecognised argument(s): {' '.join(bad)} (overrides look like --train.lr=1e-3)"
         )
     return [a[2:] for a in extra]
+
+
+def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The parser of ``command`` (its usage is the one to show for its arguments)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[command]  # type: ignore[no-any-return]
+    return parser
+
+
+def _unrecognised(parser: argparse.ArgumentParser, command: str, extra: Sequence[str]) -> str:
+    """The error for arguments ``command`` does not take, with the nearest option of its own
+    for the first misspelt one (``--josn``: ``--json``)."""
+    options = [o for a in _command_parser(parser, command)._actions for o in a.option_strings]
+    flags = [a.partition("=")[0] for a in extra if a.startswith("--")]
+    near = difflib.get_close_matches(flags[0], options, n=1, cutoff=0.7) if flags else []
+    hint = f" (did you mean {near[0]}?)" if near else ""
+    return f"unrecognised arguments: {' '.join(extra)}{hint}"
 
 
 def cmd_simulate(args: argparse.Namespace) -> None:
@@ -786,6 +805,7 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"behaviorlm {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser(
@@ -1130,10 +1150,15 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[
     """Run the parsed command; errors in the input give one line and status 2."""
     try:
         if args.command == "train":
+            bad = [a for a in extra if not _OVERRIDE.match(a)]
+            if bad:  # overrides look like --train.lr=1e-3
+                _command_parser(parser, "train").error(_unrecognised(parser, "train", bad))
             cmd_train(args, _split_overrides(extra))
         else:
             if extra:
-                parser.error(f"unrecognised arguments: {' '.join(extra)}")
+                _command_parser(parser, args.command).error(
+                    _unrecognised(parser, args.command, extra)
+                )
             {
                 "simulate": cmd_simulate,
                 "prepare": cmd_prepare,

@@ -63,6 +63,12 @@ def test_train_evaluate_recommend(
     assert ndcg.split("|")[4].strip() == f"{results[0]['metrics']['NDCG']['10']:.4f}"
     error = next(line for line in table.splitlines() if "| ± NDCG |" in line)
     assert error.split("|")[4].strip() == f"{results[0]['standard_errors']['NDCG']['10']:.4f}"
+    # --json -: the JSON alone on standard output, the table on standard error
+    assert main(["evaluate", str(out), "--ks", "5,10", "--json", "-"]) == 0
+    printed = capsys.readouterr()
+    assert json.loads(printed.out)[0]["metrics"] == results[0]["metrics"]
+    assert "| model | metric | @5 | @10 |" in printed.err
+    assert not Path("-").exists()
     for name in ("Coverage", "Popularity"):  # as the README's protocol lists them
         row = next(line for line in table.splitlines() if line.startswith(f"| {model} | {name} |"))
         assert row.split("|")[4].strip() == f"{results[0]['metrics'][name]['10']:.4f}"

@@ -184,3 +184,14 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         [sys.executable, "-m", "behaviorlm", "--version"], capture_output=True, text=True
     )
     assert (module.returncode, module.stdout.strip()) == (0, printed)
+
+
+def test_an_output_that_is_no_regular_file_is_refused_before_any_work(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)  # as /dev/stdout is where the output goes to a pipe
+    assert main(["evaluate", str(trained / "art"), "--json", str(fifo)]) == 2
+    assert "is not a regular file" in one_error_line(capsys)

@@ -407,13 +407,20 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     ks = _parse_ks(args.ks)
     report = _report_path(args.report)
-    _output_file(args.json, "--json")
+    to_stdout = args.json == "-"  # the JSON on standard output, the rest on standard error
+    con = Console(stderr=True, highlight=False, markup=False) if to_stdout else console
+    if not to_stdout:
+        _output_file(args.json, "--json")
     if args.per_user and not args.json:
         raise ConfigError("--per-user keeps the per-user values in the --json file: add --json")
     saved_files = [p for p in args.artifacts if Path(p).suffix.lower() == ".json"]
-    if args.json and any(Path(args.json).resolve() == Path(p).resolve() for p in saved_files):
+    if (
+        args.json
+        and not to_stdout
+        and any(Path(args.json).resolve() == Path(p).resolve() for p in saved_files)
+    ):
         raise ConfigError(f"--json {args.json} is one of the saved results read: name another file")
-    if args.json and report is not None and Path(args.json).resolve() == report.resolve():
+    if args.json and not to_stdout and report and Path(args.json).resolve() == report.resolve():
         raise ConfigError(f"--json and --report name one file, {args.json}: name two")
     results: list[EvalResult] = []
     runs: list[str | None] = []  # each result's run folder (None: a saved result)
@@ -439,7 +446,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     }
     splits = sorted({r.split for r in results})
     if len(splits) > 1:
-        console.print(
+        con.print(
             f"note: the results are of different held-out events ({', '.join(splits)}): "
             "compare each with those of its own",
             soft_wrap=True,
@@ -449,12 +456,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     # the cut-offs asked for, and those of the saved results, which are shown as they were
     shown = tuple(sorted(set(ks).union(*(r.ks for r in results))))
     table = cutoff_table(results, metrics, ks=shown, errors=True)
-    console.print(table, soft_wrap=True)
+    con.print(table, soft_wrap=True)
     for note in [*error_notes(results), *masking_notes(results), *cutoff_notes(results)]:
-        console.print(f"note: {note}", soft_wrap=True)
+        con.print(f"note: {note}", soft_wrap=True)
     comparison = compare_to_first(results)
     if comparison is not None:
-        console.print(
+        con.print(
             "\nPaired by user (each model minus the first on the same users; ± is the "
             "standard error of the mean difference, p a paired t-test's; it compares these "
             "trained models, not their configs: another seed can differ too):\n"
@@ -462,14 +469,18 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             soft_wrap=True,
         )
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)  # as --report and --out do
         written = [r.to_dict(per_user=args.per_user) for r in results]
         # per-user values: compact (a value a line would take 16 bytes each)
-        write_whole(args.json, json.dumps(written, indent=None if args.per_user else 2) + "\n")
-        console.print(f"wrote {args.json}", soft_wrap=True)
+        text = json.dumps(written, indent=None if args.per_user else 2) + "\n"
+        if to_stdout:
+            sys.stdout.write(text)
+        else:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)  # as --report does
+            write_whole(args.json, text)
+            con.print(f"wrote {args.json}", soft_wrap=True)
     if report is not None:
         path = write_report(results, report, logs=logs)
-        console.print(f"wrote {path}", soft_wrap=True)
+        con.print(f"wrote {path}", soft_wrap=True)
 
 
 #: Users ranked per step of ``behaviorlm recommend --out`` (one progress step each).
@@ -893,7 +904,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--include-seen", action="store_true", help="do not filter the user's seen items"
     )
     p.add_argument("--ks", default="1,5,10,20,50,100,200", help="comma-separated cut-offs")
-    p.add_argument("--json", help="also write the results as JSON to this file")
+    p.add_argument(
+        "--json",
+        help="also write the results as JSON to this file (-: to standard output, with the "
+        "table on standard error)",
+    )
     p.add_argument(
         "--per-user",
         action="store_true",

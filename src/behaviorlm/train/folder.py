@@ -147,6 +147,8 @@ def check_output_file(path: str | Path, name: str, *, raw_data: bool = True) -> 
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{name} {path} is a folder; name a file to write")
+    if path.exists() and not path.is_file():  # /dev/stdout, a pipe: written whole, renamed
+        raise ConfigError(f"{name} {path} is not a regular file; name a file to write")
     above = next((p for p in path.parents if p.exists()), None)
     if above is not None and not above.is_dir():
         raise ConfigError(f"{name} {path}: {above} is a file, not a folder")

@@ -608,6 +608,11 @@ def test_demo_refuses_too_few_users_before_any_work(
     assert main(["demo", "--users", "3", "--out", str(out)]) == 2
     assert "the demo needs at least 20 users (--users), got 3" in capsys.readouterr().err
     assert not out.exists()
+    assert main(["demo", "--users", "20", "--seed", "-1", "--out", str(out)]) == 2
+    assert "--seed must be 0 or more, got -1" in capsys.readouterr().err
+    out.write_text("")
+    assert main(["demo", "--users", "20", "--out", str(out)]) == 2
+    assert f"--out {out} is a file; name a folder" in capsys.readouterr().err
 
 
 def test_demo_runs_end_to_end_and_explains(

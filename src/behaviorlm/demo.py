@@ -79,6 +79,10 @@ def run_demo(
     """
     if users < MIN_DEMO_USERS:  # before any work
         raise ValueError(f"the demo needs at least {MIN_DEMO_USERS} users (--users), got {users}")
+    if seed < 0:
+        raise ValueError(f"--seed must be 0 or more, got {seed}")
+    if out is not None and out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; name a folder to keep the demo's files in")
     if report is None and out is not None:
         report = out / "report.html"
     if out is None:

@@ -672,3 +672,19 @@ def test_titles_and_ids_print_as_written_not_as_markup(
     user = str(ds.users["user_id"][0])
     assert main(["recommend", str(tmp_path / "pop"), "--user", user, "-k", "3"]) == 0
     assert "[refurbished] [/oops]" in capsys.readouterr().out
+
+
+def test_simulate_and_prepare_take_the_python_apis_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = tmp_path / "raw"
+    assert main(["simulate", str(raw), "--users", "40", "--events-per-user", "10"]) == 0
+    events = pl.read_parquet(raw / "events.parquet")
+    assert events.height == blm.simulate(40, seed=0, events_per_user=10).events.height
+    assert main(["simulate", str(tmp_path / "r2"), "--events-per-user", "0"]) == 2
+    assert "--events-per-user must be more than 0" in capsys.readouterr().err
+    out = tmp_path / "ds"
+    assert main(["prepare", str(raw), str(out), "--max-iterations", "0"]) == 2
+    assert "max_iterations must be at least 1" in capsys.readouterr().err
+    assert main(["prepare", str(raw), str(out), "--name", "shop", "--max-iterations", "9"]) == 0
+    assert blm.Dataset.load(out).meta["name"] == "shop"

@@ -361,6 +361,14 @@ def test_influencers_command_ranks_users_by_predicted_reach(
     names = art.dataset.users["user_id"]
     assert [row["user_id"] for row in data["users"]] == [names[int(u) - 1] for u in expected.users]
     assert all(row["user_id"] in text for row in data["users"])
+    # --user ranks only the users named, as users= does in Python
+    pick = [names[int(u) - 1] for u in expected.users[:2]][::-1]
+    argv = ["influencers", str(out), "--item", "i3", "--json", "--user", pick[0], "--user", pick[1]]
+    assert main(argv) == 0
+    chosen = json.loads(capsys.readouterr().out)["users"]
+    assert sorted(row["user_id"] for row in chosen) == sorted(pick)
+    ranked = blm.rank_influencers(art, "i3", users=pick)
+    assert [row["user"] for row in chosen] == ranked.users.tolist()
 
 
 @pytest.mark.parametrize(

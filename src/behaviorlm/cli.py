@@ -149,9 +149,11 @@ def cmd_simulate(args: argparse.Namespace) -> None:
         raise ConfigError(f"--users must be at least 1, got {args.users}")
     if args.seed < 0:
         raise ConfigError(f"--seed must be 0 or more, got {args.seed}")
+    if args.events_per_user is not None and not args.events_per_user > 0:
+        raise ConfigError(f"--events-per-user must be more than 0, got {args.events_per_user}")
     check_simulation_folder(args.out, args.format)  # before the work of simulating
     with step(f"simulating {args.users:,} users"):
-        raw = simulate(args.users, seed=args.seed)
+        raw = simulate(args.users, seed=args.seed, events_per_user=args.events_per_user)
     with step(f"writing {args.format} files"):
         out = write_simulation(raw, args.out, format=args.format)
     console.print(f"wrote {raw.events.height:,} events of {args.users:,} users to {out}")
@@ -159,6 +161,13 @@ def cmd_simulate(args: argparse.Namespace) -> None:
 
 def cmd_prepare(args: argparse.Namespace) -> None:
     check_prepare_paths(args.input, args.out_dir)
+    config = PrepareConfig(  # its settings checked before the reading
+        dedupe=not args.keep_duplicates,
+        collapse_repeats=args.collapse_repeats,
+        min_user_events=args.min_user_events,
+        min_item_events=args.min_item_events,
+        max_iterations=args.max_iterations,
+    )
     with step(f"reading {args.input}"):
         raw = read(
             args.input,
@@ -168,13 +177,8 @@ def cmd_prepare(args: argparse.Namespace) -> None:
             strict_actions=args.strict_actions,
             sep=args.sep,
             columns=None if args.columns is None else [c.strip() for c in args.columns.split(",")],
+            name=args.name,
         )
-    config = PrepareConfig(
-        dedupe=not args.keep_duplicates,
-        collapse_repeats=args.collapse_repeats,
-        min_user_events=args.min_user_events,
-        min_item_events=args.min_item_events,
-    )
     with step("preprocessing"):
         ds = preprocess(raw, config)
     with step(f"writing {args.out_dir}"):
@@ -711,7 +715,7 @@ def _exposure_meaning(relative: bool | None) -> str:
 
 def cmd_influencers(args: argparse.Namespace) -> None:
     artifact = Artifact.load(args.artifact)
-    ranking = rank_influencers(artifact, args.item, k=args.k, action=args.action)
+    ranking = rank_influencers(artifact, args.item, k=args.k, users=args.user, action=args.action)
     action = artifact.dataset.action_name(args.action)  # as ranked: LIKE is like
     data = labelled_ranking(artifact, ranking)
     rows = data["users"]
@@ -823,9 +827,15 @@ def build_parser() -> argparse.ArgumentParser:
         "simulate", help="write the built-in shop simulator's data", allow_abbrev=False
     )
     p.add_argument("out", help="output folder")
-    p.add_argument("--users", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--format", choices=["parquet", "csv", "jsonl"], default="parquet")
+    p.add_argument("--users", type=int, default=1000, help="simulated users (default 1,000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--events-per-user", type=float, help="mean events per user (default 40)")
+    p.add_argument(
+        "--format",
+        choices=["parquet", "csv", "jsonl"],
+        default="parquet",
+        help="file format of the tables (default parquet)",
+    )
 
     p = sub.add_parser(
         "prepare", help="read a log, preprocess, write a Dataset", allow_abbrev=False
@@ -864,6 +874,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--collapse-repeats", action="store_true", help="collapse immediate repeats")
     p.add_argument("--min-user-events", type=int, default=1, help="k-core minimum per user")
     p.add_argument("--min-item-events", type=int, default=1, help="k-core minimum per item")
+    p.add_argument(
+        "--max-iterations",
+        type=int,
+        help="most k-core rounds; not converging within them is an error (default: none)",
+    )
+    p.add_argument(
+        "--name", help="the data set's name, as reports show it (default: the input's name)"
+    )
 
     p = sub.add_parser(
         "train",
@@ -1046,6 +1064,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the act: share (the default) or like; its exposure rate is learned from the log",
     )
     p.add_argument("-k", type=int, default=10, help="how many users to list (default 10)")
+    p.add_argument(
+        "--user",
+        action="append",
+        help="rank only these users (external ids; repeat the option for more)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = sub.add_parser(

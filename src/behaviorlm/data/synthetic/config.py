@@ -138,6 +138,7 @@ class SimConfig:
             "max_gap_seconds",
             "max_views_per_session",
             "mean_gap_seconds",
+            "events_per_user",  # a log without events is no data set
             "follow_tail",
             "influence_a",
             "influence_b",
@@ -148,7 +149,6 @@ class SimConfig:
             if not getattr(self, name) > 0:
                 raise ValueError(f"SimConfig.{name} must be positive, got {getattr(self, name)}")
         non_negative = [
-            "events_per_user",
             "follows_per_user",
             "activity_sigma",
             "popularity_sigma",

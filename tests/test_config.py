@@ -313,3 +313,13 @@ def test_a_runs_config_json_reads_as_a_config_file(tmp_path: Path) -> None:
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(ConfigError, match="is not valid JSON"):
         load_toml(tmp_path / "broken.json")
+
+
+def test_one_name_given_for_a_list_of_names_is_a_list_of_one() -> None:
+    @dataclass(frozen=True, kw_only=True)
+    class Names:
+        actions: tuple[str, ...] = ()
+
+    assert from_dict(Names, {"actions": "purchase"}).actions == ("purchase",)
+    data = apply_overrides({}, ["x.actions=purchase"])["x"]
+    assert from_dict(Names, data).actions == ("purchase",)

@@ -822,3 +822,33 @@ def test_an_empty_json_lines_side_table_is_a_table_without_rows(tmp_path: Path) 
     (folder / "events.jsonl").write_text("\n \n")
     with pytest.raises(DataError, match="holds no JSON objects"):
         read(folder)
+
+
+def test_a_side_tables_other_columns_read_alike_from_csv_and_json_lines(tmp_path: Path) -> None:
+    # a code with a leading zero (a UPC) stays text; numbers and true/false are typed
+    items = pl.DataFrame(
+        {
+            "item_id": ["i1", "i2"],
+            "upc": ["012345678905", "123456789012"],
+            "stock": [3, None],
+            "weight": [1.5, 2.0],
+            "active": [True, False],
+            "note": ["x", "7"],
+        }
+    )
+    events = pl.DataFrame({"user_id": ["u1", "u1"], "item_id": ["i1", "i2"], "timestamp": [1, 2]})
+    read_back = {}
+    for fmt in ("csv", "jsonl"):
+        folder = tmp_path / fmt
+        folder.mkdir()
+        events.write_csv(folder / "events.csv")
+        if fmt == "csv":
+            items.write_csv(folder / "items.csv")
+        else:
+            items.write_ndjson(folder / "items.jsonl")
+        raw = read(folder)
+        assert raw.items is not None
+        read_back[fmt] = raw.items
+    assert read_back["csv"].equals(read_back["jsonl"])
+    assert read_back["csv"]["upc"].to_list() == ["012345678905", "123456789012"]
+    assert read_back["csv"].schema["stock"] == pl.Int64

@@ -691,13 +691,15 @@ def _read_side(
     if fmt == "jsonl" and holds_nothing(path):
         return pl.DataFrame(schema=dict.fromkeys(_SIDE_KEYS[table], pl.String)), {}
     columns = table_columns(path, fmt, sep=sep)
-    text = [c for c in _SIDE_TEXT[table] if c in columns]
+    delimited = fmt in ("csv", "tsv")
+    # a delimited file's every column as text, its other columns typed below
+    text = columns if delimited else [c for c in _SIDE_TEXT[table] if c in columns]
     if fmt == "jsonl" and table == "items":  # lists of item text stay lists, to be
         schema = _ndjson_schema(path, _version(path))  # joined (tables.item_text)
         text = [c for c in text if not (c in LIST_JOINS and isinstance(schema[c], pl.List))]
     # types from every row: a side table is small, and a price of 1.5 after 1,000 whole
     # numbers must not fail the read
-    return read_rows(
+    frame, blank = read_rows(
         path,
         fmt,
         {c: c for c in columns},
@@ -706,6 +708,44 @@ def _read_side(
         infer_rows=None,
         on_error=opts.on_error,
     )
+    if delimited:  # price is read by the items' rules (tables.normalize_keyed)
+        kept = {*_SIDE_TEXT[table], "price"}
+        frame = frame.with_columns(
+            typed_text(frame[c])
+            for c in frame.columns
+            if c not in kept and frame.schema[c] == pl.String
+        )
+    return frame, blank
+
+
+#: A number written with a leading zero ("007", "01234"): a code, kept as text.
+_LEADING_ZERO: Final = r"^[+-]?0\d"
+
+
+def typed_text(column: pl.Series) -> pl.Series:
+    """A delimited file's text column as the values it holds: whole numbers, numbers, or
+    true and false, where every value is one, and text otherwise. A value with a leading zero
+    (a code: a ZIP code, a UPC) keeps the column text, as a JSON Lines file or Parquet
+    keeps it, where a guess from the file would drop the zero.
+
+    Examples
+    --------
+    >>> [typed_text(pl.Series(v)).to_list() for v in (["7", None], ["1.5", "2"], ["TRUE", "false"])]
+    [[7, None], [1.5, 2.0], [True, False]]
+    >>> typed_text(pl.Series(["012345", "12"])).to_list(), typed_text(pl.Series(["a"])).dtype
+    (['012345', '12'], String)
+    """
+    values = column.drop_nulls().str.strip_chars()
+    if values.is_empty():
+        return column
+    if values.str.to_lowercase().is_in(["true", "false"]).all():
+        return column.str.strip_chars().str.to_lowercase() == "true"
+    if values.str.contains(_LEADING_ZERO).any():
+        return column
+    for dtype in (pl.Int64, pl.Float64):
+        if values.cast(dtype, strict=False).null_count() == 0:
+            return column.str.strip_chars().cast(dtype)
+    return column
 
 
 def read_folder(folder: Path, opts: ReadOptions) -> RawData:

@@ -523,7 +523,7 @@ class Service:
                 prepared[index] = (timeline, self._excluded(timeline, request))
             except Exception as exc:  # this request's own problem: the others go on
                 answers[index] = exc
-        readable = [i for i, (t, _) in prepared.items() if self._by_model(t)]
+        modelled = [i for i, (t, _) in prepared.items() if self._by_model(t)]
         cold = [i for i, (t, _) in prepared.items() if not self._by_model(t)]
 
         def rank(model: Recommender, rows: list[int]) -> None:
@@ -551,7 +551,7 @@ class Service:
                     *prepared[i], requests[i], ranked.items[row, :k], ranked.scores[row, :k]
                 )
 
-        for model, rows in ((self.artifact.model, readable), (self.popularity, cold)):
+        for model, rows in ((self.artifact.model, modelled), (self.popularity, cold)):
             if rows:
                 rank(model, rows)
         done = [a for a in answers if a is not None]

@@ -507,8 +507,8 @@ class Service:
         """Answer many recommendation requests with one batched pass of each model.
 
         Every timeline is read first (a user's stored events as they are now), then the
-        rows the model can read are ranked together, and the rest (no readable event) by
-        popularity. Each request keeps its own ``k``, ``exclude_seen`` and ``action``. A
+        rows the model ranks (:meth:`_by_model`) are ranked together, and the rest (new
+        users without a readable event) by popularity. Each request keeps its own ``k``, ``exclude_seen`` and ``action``. A
         request that cannot be answered gets its error in its place (a RequestError for a
         bad request); the others are unaffected. The HTTP service sends concurrent requests
         through this method (:class:`behaviorlm.serve.batching.Batcher`).

@@ -508,10 +508,11 @@ class Service:
 
         Every timeline is read first (a user's stored events as they are now), then the
         rows the model ranks (:meth:`_by_model`) are ranked together, and the rest (new
-        users without a readable event) by popularity. Each request keeps its own ``k``, ``exclude_seen`` and ``action``. A
-        request that cannot be answered gets its error in its place (a RequestError for a
-        bad request); the others are unaffected. The HTTP service sends concurrent requests
-        through this method (:class:`behaviorlm.serve.batching.Batcher`).
+        users without a readable event) by popularity. Each request keeps its own ``k``,
+        ``exclude_seen`` and ``action``. A request that cannot be answered gets its error in
+        its place (a RequestError for a bad request); the others are unaffected. The HTTP
+        service sends concurrent requests through this method
+        (:class:`behaviorlm.serve.batching.Batcher`).
         """
         now = int(time.time())
         answers: list[Recommendations | Exception | None] = [None] * len(requests)

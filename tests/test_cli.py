@@ -688,3 +688,22 @@ def test_simulate_and_prepare_take_the_python_apis_settings(
     assert "max_iterations must be at least 1" in capsys.readouterr().err
     assert main(["prepare", str(raw), str(out), "--name", "shop", "--max-iterations", "9"]) == 0
     assert blm.Dataset.load(out).meta["name"] == "shop"
+
+
+def test_evaluate_masks_only_the_items_done_with_an_action(
+    prepared: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "markov"
+    argv = ["train", str(prepared / "ds"), "--model", "markov", "--out", str(run)]
+    assert main([*argv, "--split.target_actions=purchase"]) == 0
+    out = tmp_path / "served.json"
+    assert (
+        main(["evaluate", str(run), "--ks", "10", "--action", "purchase", "--json", str(out)]) == 0
+    )
+    capsys.readouterr()
+    saved = json.loads(out.read_text())[0]
+    expected = blm.evaluate_artifact(run, ks=(10,), seen_actions=["purchase"])
+    assert saved["metrics"]["HR"]["10"] == expected.metrics["HR"][10]
+    assert saved["extra"]["seen_actions"] == ["purchase"]
+    assert main(["evaluate", str(run), "--action", "purchase", "--include-seen"]) == 2
+    assert "drop --include-seen" in capsys.readouterr().err

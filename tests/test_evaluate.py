@@ -16,6 +16,8 @@ from behaviorlm.evaluate import (
     cutoff_table,
     evaluate,
     markdown_table,
+    masking_notes,
+    paired_difference,
 )
 from behaviorlm.models.pop import Pop, PopConfig
 from behaviorlm.schema import EvalSet, Sequences
@@ -300,3 +302,28 @@ def test_the_runs_split_is_the_one_evaluate_artifact_scores() -> None:
     del art.run["config"]["split"]
     with pytest.raises(blm.DataError, match="does not say how its training data was split"):
         art.split()
+
+
+def test_a_purchase_model_is_measured_on_the_lists_it_serves() -> None:
+    """With every seen item masked, a model of next purchases scores 0 where each purchase
+    follows a view of the item; ``seen_actions`` masks only what was bought, as
+    ``recommend(..., seen_actions=...)`` and ``behaviorlm recommend --action`` serve."""
+    import behaviorlm as blm
+
+    ds = blm.preprocess(blm.simulate(100, seed=1))
+    art = blm.train(ds, "markov", overrides=["split.target_actions=[purchase]"], progress=False)
+    masked = blm.evaluate_artifact(art, ks=(10,))
+    served = blm.evaluate_artifact(art, ks=(10,), seen_actions=["Purchase"])
+    assert served.extra["seen_actions"] == ["purchase"]
+    assert served.extra["targets_in_history"] < masked.extra["targets_in_history"]
+    assert served.metrics["HR"][10] > masked.metrics["HR"][10]
+    split = art.split()
+    code = [ds.action_code("purchase")]
+    lists = blm.recommend(art.model, split.test.histories, 10, seen_actions=code).items
+    hits = [int(t) in row for t, row in zip(split.test.targets, lists, strict=True)]
+    assert served.metrics["HR"][10] == pytest.approx(np.mean(hits))
+    # two results masked differently are not paired, and the note says what was masked
+    with pytest.raises(ValueError, match="masked seen items differently"):
+        paired_difference(masked, served, "HR", 10)
+    assert masked.metrics["HR"][10] == 0.0  # every purchase here follows a view
+    assert "items the user already did purchase on" in masking_notes([served])[0]

@@ -417,6 +417,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         _output_file(args.json, "--json")
     if args.per_user and not args.json:
         raise ConfigError("--per-user keeps the per-user values in the --json file: add --json")
+    if args.action and args.include_seen:
+        raise ConfigError("--action says which seen items to leave out: drop --include-seen")
     saved_files = [p for p in args.artifacts if Path(p).suffix.lower() == ".json"]
     if (
         args.json
@@ -438,7 +440,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         with step(f"evaluating {path}"):
             artifact = Artifact.load(path)
             result = evaluate_artifact(
-                artifact, on=args.on, exclude_seen=not args.include_seen, ks=ks, name=label
+                artifact,
+                on=args.on,
+                exclude_seen=not args.include_seen,
+                seen_actions=args.action,
+                ks=ks,
+                name=label,
             )
             results.append(result)
             runs.append(path)
@@ -920,6 +927,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--include-seen", action="store_true", help="do not filter the user's seen items"
+    )
+    p.add_argument(
+        "--action",
+        action="append",
+        metavar="ACTION",
+        help="count as seen only the items the user did ACTION on (repeatable), as recommend "
+        "--action does: measures a model trained to predict purchases on the lists it serves",
     )
     p.add_argument("--ks", default="1,5,10,20,50,100,200", help="comma-separated cut-offs")
     p.add_argument(

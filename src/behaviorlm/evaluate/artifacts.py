@@ -27,6 +27,8 @@ def item_popularity(train: Sequences) -> np.ndarray:
 
 #: ``EvalResult.extra`` key of the evaluated data set's name.
 DATASET = "dataset"
+#: ``EvalResult.extra`` key of the actions whose items counted as seen (all, where absent).
+SEEN_ACTIONS = "seen_actions"
 
 
 def evaluate_artifact(
@@ -34,6 +36,7 @@ def evaluate_artifact(
     *,
     on: Literal["test", "valid"] = "test",
     exclude_seen: bool = True,
+    seen_actions: Sequence[str] | None = None,
     ks: Sequence[int] = DEFAULT_KS,
     name: str | None = None,
 ) -> EvalResult:
@@ -43,6 +46,11 @@ def evaluate_artifact(
     stored in the artifact, so the evaluated targets
     are exactly the events the model did not train on. ``name`` labels the result (default:
     the model's name), so that two runs of one model can share a table or a report.
+    ``seen_actions`` (action names) counts as seen only the items done with these actions,
+    as ``recommend(..., seen_actions=...)`` and ``behaviorlm recommend --action`` do: a
+    model trained to predict purchases (``split.target_actions``) is then measured on the
+    lists it serves, which still hold what the user only viewed; the names are kept as
+    ``extra["seen_actions"]``.
 
     Examples
     --------
@@ -59,15 +67,21 @@ def evaluate_artifact(
     artifact = as_artifact(artifact)
     split = artifact.split()
     evalset = split.test if on == "test" else split.valid
+    names = (
+        None if seen_actions is None else [artifact.dataset.action_name(a) for a in seen_actions]
+    )
     result = evaluate(
         artifact.model,
         evalset,
         ks=tuple(ks),
         exclude_seen=exclude_seen,
+        seen_actions=None if names is None else [artifact.dataset.acted_code(a) for a in names],
         item_popularity=item_popularity(split.train),
         split=on,
         name=name,
     )
+    if names is not None:  # the names, as the user gave them and notes show them
+        result.extra[SEEN_ACTIONS] = names
     dataset = artifact.dataset.meta.get("name")
     if dataset:  # kept with the result, for saved results beside new ones
         result.extra[DATASET] = str(dataset)

@@ -138,7 +138,9 @@ _NOT_SAME = (
 def _unpaired(a: EvalResult, b: EvalResult) -> str | None:
     """Why ``a`` and ``b`` cannot be paired at any cut-off their per-user values have (they
     masked seen items differently, or measured other users or targets); None where they can."""
-    if a.exclude_seen != b.exclude_seen:
+    if a.exclude_seen != b.exclude_seen or (
+        a.exclude_seen and a.extra.get("seen_actions") != b.extra.get("seen_actions")
+    ):
         return (
             f"{a.model} and {b.model} masked seen items differently: a paired comparison "
             "needs the same masking"

@@ -340,13 +340,32 @@ def masking_notes(results: Sequence[EvalResult]) -> list[str]:
     for r in results:
         share = float(r.extra.get("targets_in_history", 0.0))
         if r.exclude_seen and share > 0:
+            done = seen_by(r)
+            where = (
+                f"items the user already did {done} on"
+                if done
+                else ("items already in the user's history")
+            )
             note = (
-                f"{share:.1%} of the {r.split or 'evaluation'} targets are items already in "
-                "the user's history; seen-item masking makes them unreachable "
-                "(--include-seen counts them)"
+                f"{share:.1%} of the {r.split or 'evaluation'} targets are {where}; seen-item "
+                "masking makes them unreachable (--include-seen counts them; --action NAME "
+                "counts as seen only the items done with NAME)"
             )
             notes.append((r.model, note))
     return shared_notes(notes, len(results))
+
+
+def seen_by(result: EvalResult) -> str:
+    """The actions whose items counted as seen in ``result``, as text (``"purchase"``,
+    ``"cart or purchase"``); empty where every item of the history did.
+
+    Examples
+    --------
+    >>> r = EvalResult("pop", "test", 2, (10,), {}, True, 0.1, {"seen_actions": ["purchase"]})
+    >>> seen_by(r), seen_by(EvalResult("pop", "test", 2, (10,), {}, True, 0.1, {}))
+    ('purchase', '')
+    """
+    return " or ".join(str(a) for a in result.extra.get("seen_actions") or [])
 
 
 def shared_notes(notes: Sequence[tuple[str, str]], results: int) -> list[str]:

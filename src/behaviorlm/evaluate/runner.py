@@ -20,7 +20,7 @@ from behaviorlm.evaluate.compare import TARGETS_DIGEST, targets_digest
 from behaviorlm.evaluate.metrics import coverage, hit_rate, mean_popularity, mrr, ndcg, recall
 from behaviorlm.evaluate.results import EvalResult, nearest_cutoff
 from behaviorlm.models.base import Recommender, as_model
-from behaviorlm.recommend import recommend
+from behaviorlm.recommend import recommend, seen_events
 from behaviorlm.schema import EvalSet
 
 DEFAULT_KS: Final[tuple[int, ...]] = (1, 5, 10, 20, 50, 100, 200)
@@ -38,6 +38,7 @@ def evaluate(
     *,
     ks: Sequence[int] = DEFAULT_KS,
     exclude_seen: bool = True,
+    seen_actions: npt.ArrayLike | None = None,
     item_popularity: npt.ArrayLike | None = None,
     batch_size: int = 256,
     item_chunk: int = 262_144,
@@ -58,6 +59,11 @@ def evaluate(
         catalogue, so a cut-off past its size measures the whole ranked catalogue.
     exclude_seen : bool
         Exclude the items of each row's history from its list.
+    seen_actions : array of int, optional
+        With ``exclude_seen``: only the items of events of these action codes count as seen
+        (as :func:`behaviorlm.recommend.recommend` takes them), so a model that predicts the
+        next purchase is measured on the lists it serves, which still hold what the user only
+        viewed; kept as ``extra["seen_actions"]``.
     item_popularity : array, optional
         (n_items + 1,) popularity by item id (e.g. share of training events); adds the
         ``Popularity`` metric (mean popularity of the recommended items).
@@ -114,6 +120,7 @@ def evaluate(
         data.histories,
         k=ks[-1],
         exclude_seen=exclude_seen,
+        seen_actions=seen_actions,
         batch_size=batch_size,
         item_chunk=item_chunk,
     ).items
@@ -139,7 +146,7 @@ def evaluate(
     if item_popularity is not None:
         popularity = np.asarray(item_popularity, dtype=np.float64)
         metrics["Popularity"] = {k: mean_popularity(ranked, popularity, cut[k]) for k in ks}
-    return EvalResult(
+    result = EvalResult(
         model=name if name is not None else model.name,
         split=split,
         n_users=len(rows),
@@ -151,7 +158,7 @@ def evaluate(
             "rows_without_targets": int(len(evalset) - len(rows)),
             "n_targets": len(data.targets),
             "n_items": model.n_items,
-            "targets_in_history": round(targets_in_history(data), 6),
+            "targets_in_history": round(targets_in_history(data, seen_actions), 6),
             "by_history_length": by_history_length(own_events(data), per_row),
             TARGETS_DIGEST: targets_digest(
                 data.target_offsets, data.targets, data.target_event_ids
@@ -160,6 +167,9 @@ def evaluate(
         errors=errors,
         per_user=rows_of,
     )
+    if seen_actions is not None:  # which items counted as seen, for pairing and notes
+        result.extra["seen_actions"] = np.asarray(seen_actions, dtype=np.int64).tolist()
+    return result
 
 
 def own_events(evalset: EvalSet) -> npt.NDArray[np.int64]:
@@ -202,8 +212,9 @@ def by_history_length(
     return out
 
 
-def targets_in_history(evalset: EvalSet) -> float:
-    """Share of targets that already occur in their row's history (its own events).
+def targets_in_history(evalset: EvalSet, seen_actions: npt.ArrayLike | None = None) -> float:
+    """Share of targets that already occur in their row's history (its own events; of
+    ``seen_actions`` where given, as :func:`behaviorlm.recommend.seen_events` counts them).
 
     With seen-item masking these targets cannot be hit (in a shop, a purchase of an item
     the user viewed before is one); the share says how much of the metric masking removes.
@@ -224,7 +235,7 @@ def targets_in_history(evalset: EvalSet) -> float:
     if len(evalset.targets) == 0:
         return 0.0
     width = h.n_items + 1
-    own = ~h.is_followee_event()  # as recommend masks: a followee's share is not seen
+    own = seen_events(h, seen_actions)  # as recommend masks: a followee's share is not seen
     seen = h.row_of_event[own] * width + h.items[own]
     target_rows = np.repeat(
         np.arange(len(evalset), dtype=np.int64), np.diff(evalset.target_offsets)

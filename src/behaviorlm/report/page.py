@@ -37,6 +37,7 @@ from behaviorlm.evaluate import (
 )
 from behaviorlm.evaluate.artifacts import DATASET
 from behaviorlm.evaluate.compare import format_difference
+from behaviorlm.evaluate.results import seen_by
 from behaviorlm.files import write_whole
 from behaviorlm.report.svg import bar_chart, line_chart, nice_ticks
 from behaviorlm.train.folder import METRICS_FILE, check_output_file
@@ -303,7 +304,10 @@ def _split_line(result: EvalResult) -> str:
     excluded``."""
     n_items = result.extra.get("n_items")
     catalogue = f", {int(n_items):,} items" if n_items is not None else ""
+    done = seen_by(result)
     seen = "seen items excluded" if result.exclude_seen else "seen items kept"
+    if result.exclude_seen and done:
+        seen = f"items the user did {done} on excluded"
     return f"{result.split or 'evaluation'} split: {result.n_users:,} users{catalogue}, {seen}"
 
 

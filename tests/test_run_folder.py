@@ -110,6 +110,38 @@ def test_a_resumed_run_that_finishes_replaces_the_model_set_aside(
     assert not (run / "previous").exists()
 
 
+def test_a_fresh_run_does_not_delete_the_epochs_of_one_cut_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        calls: list[int] = []
+        real = engine.validate
+
+        def second_fails(*args: object, **kwargs: object) -> dict[str, float]:
+            calls.append(1)
+            if len(calls) > 1:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)  # type: ignore[arg-type]
+
+        patch.setattr(engine, "validate", second_fails)
+        with pytest.raises(KeyboardInterrupt):
+            blm.train(DS, "sasrec", overrides=QUICK, out_dir=run, progress=False)
+    saved = (run / "checkpoint.safetensors").read_bytes()
+    with pytest.raises(
+        DataError, match=r"holds an unfinished run \(its checkpoint is of epoch 1\)"
+    ):
+        blm.train(DS, "sasrec", overrides=QUICK, out_dir=run, progress=False)
+    DS.save(tmp_path / "ds")
+    argv = ["train", str(tmp_path / "ds"), "--model", "markov", "--out", str(run)]
+    assert main(argv) == 2  # the command that would start again says how to go on instead
+    assert "pass --resume" in capsys.readouterr().err
+    assert (run / "checkpoint.safetensors").read_bytes() == saved
+    blm.train(DS, "sasrec", overrides=QUICK, out_dir=run, progress=False, resume=True)
+    assert Artifact.load(run).run["fit"]["epochs"] == 2
+    blm.train(DS, "markov", out_dir=run, progress=False)  # a finished run: set aside, replaced
+
+
 def test_the_cli_says_where_the_earlier_model_is_when_a_run_is_cut_short(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

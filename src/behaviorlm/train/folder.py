@@ -21,6 +21,7 @@ and the folder holds no model that passes for the unfinished run's.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -71,6 +72,38 @@ def check_run_folder(path: Path) -> None:
             f"{path} holds data ({', '.join(held)}), not a training run",
             how="train into a folder of its own (--out, out_dir=)",
         )
+
+
+def check_unfinished(path: Path) -> None:
+    """Refuse, before any work, a fresh run into a folder whose run did not finish but left a
+    checkpoint (interrupted, or cut by its machine): a fresh run would delete the epochs it
+    trained, which ``--resume`` goes on from.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> check_unfinished(folder)  # nothing there: nothing lost
+    >>> _ = (folder / "checkpoint.json").write_text('{"epoch": 3}')
+    >>> check_unfinished(folder)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    behaviorlm.data.errors.DataError: ... holds an unfinished run (its checkpoint is of epoch 3)...
+    """
+    meta = path / CHECKPOINT_META
+    if (path / ARTIFACT_META).is_file() or not meta.is_file():
+        return
+    try:
+        epoch = json.loads(meta.read_text()).get("epoch")
+    except (OSError, ValueError, AttributeError):  # damaged: still a run that did not finish
+        epoch = None
+    which = f" (its checkpoint is of epoch {epoch})" if isinstance(epoch, int) else ""
+    raise DataError(
+        f"{path} holds an unfinished run{which}, which a fresh run would delete",
+        how="pass --resume (resume=True) to go on with it, or delete its "
+        f"{CHECKPOINT_META} and {CHECKPOINT_TENSORS} to start again, or train into "
+        "another folder",
+    )
 
 
 def owner_of(path: Path, *, raw_data: bool = True) -> str | None:

@@ -37,7 +37,7 @@ from behaviorlm.models.neural import NeuralRecommender
 from behaviorlm.train.config import TrainConfig
 from behaviorlm.train.distributed import current_world
 from behaviorlm.train.engine import fit_model
-from behaviorlm.train.folder import CONFIG_FILE, check_run_folder, release
+from behaviorlm.train.folder import CONFIG_FILE, check_run_folder, check_unfinished, release
 
 SECTIONS = ("run", "split", "model", "train")
 
@@ -430,6 +430,8 @@ def train(
     """
     if out_dir is not None:  # before any work: no artifact among a data set's files
         check_run_folder(Path(out_dir))
+        if not resume:  # nor a fresh run over the epochs of one that did not finish
+            check_unfinished(Path(out_dir))
     # a run resumed starts from its own stored config: it may predate the shipped defaults
     base = stored_config(out_dir) if resume else None
     # on resuming too: under torchrun only rank 0 reads the stored config, and every rank

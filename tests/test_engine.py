@@ -958,6 +958,33 @@ def test_target_actions_restrict_the_item_loss() -> None:
     assert mass_all > 0.35
 
 
+def test_the_reported_item_loss_is_the_mean_over_item_targets(tmp_path: Path) -> None:
+    """With purchases as the only item targets, most one-row batches hold none: the epoch's
+    item loss is the mean over the item targets, as one batch of every row gives it, not a
+    mean over every event (which read far too low)."""
+    rng = np.random.default_rng(0)
+    n_users, length = 60, 12
+    actions = rng.choice([1, 4], p=[0.97, 0.03], size=n_users * length)  # few purchases
+    items = rng.integers(1, 41, actions.size)
+    split = split_of(timelines(items, np.full(n_users, length), 40, actions=actions))
+
+    def reported(batch_size: int, folder: str) -> dict[str, float]:
+        still = replace(
+            FAST, epochs=1, lr=1e-12, warmup_steps=0, batch_size=batch_size, min_steps_per_epoch=0
+        )
+        model = SASRec(replace(TINY, dropout=0.0))
+        run = tmp_path / folder
+        fit_model(model, split, still, progress=False, target_actions=[4], run_dir=run)
+        line: dict[str, float] = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+        return line
+
+    one_by_one, whole = reported(1, "rows"), reported(1000, "whole")
+    assert one_by_one["item_loss"] == pytest.approx(whole["item_loss"], rel=1e-3)
+    assert one_by_one["action_loss"] == pytest.approx(whole["action_loss"], rel=1e-3)
+    weight = FAST.action_loss_weight
+    assert whole["loss"] == pytest.approx(whole["item_loss"] + weight * whole["action_loss"])
+
+
 # ---- training data ---------------------------------------------------------------------
 
 

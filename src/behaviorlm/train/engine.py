@@ -477,12 +477,12 @@ class _Loop:
             parameter_groups(self.module, config.weight_decay), lr=config.lr, betas=(0.9, 0.98)
         )
         self.row_events = (self.data.target_actions > 0).sum(1).numpy()
-        self.row_items = (  # item targets per row: the ranks' loss weights (World.shard)
+        # item targets per row: the ranks' loss weights (World.shard), and the weight of a
+        # batch's item loss in the epoch's mean (fewer than its events with target actions)
+        self.row_items = (
             item_loss_mask(self.data.target_items, self.data.target_actions, self.codes)
             .sum(1)
             .numpy()
-            if world.size > 1
-            else self.row_events
         )
         self.parallel = world.wrap(self.module)
         self.average = (
@@ -763,12 +763,14 @@ class _Loop:
         )
         first = self.batch  # a cut epoch goes on from its next batch
         carried: dict[str, Any] = (
-            self.partial if first else {"sums": [0.0] * 3, "events": 0, "seconds": 0.0}
+            self.partial
+            if first
+            else {"sums": [0.0] * 3, "events": 0, "item_targets": 0, "seconds": 0.0}
         )
         self.module.train()
         # the sums of a cut epoch's part, shared among the ranks (summed over them below)
         sums = np.asarray(carried["sums"], dtype=np.float64) / self.world.size
-        events = 0
+        events = targets = 0
         start = time.perf_counter()
         out_of_time = False
         spent = 0.0
@@ -803,10 +805,14 @@ class _Loop:
                     self.average.update()
             self.step += 1
             n = int(self.row_events[batch].sum())
+            m = int(self.row_items[batch].sum())  # n with every action a target
             events += n
-            # summed over the ranks (below) the weighted shares give the batch's mean losses
+            targets += m
+            # summed over the ranks (below) the weighted shares give the batch's mean losses;
+            # each weighs by its own targets (a batch without item targets adds no item loss)
             value = float(loss.detach())
-            sums += np.array([value, item, act]) * n / self.world.size
+            # (the first sum, the steps' losses by events, is kept in the checkpoints' shape)
+            sums += np.array([value * n, item * m, act * n]) / self.world.size
             advance(1, value, events / max(time.perf_counter() - start, 1e-9))
             done = index + 1
             if deadline is not None and self.world.any(time.perf_counter() > deadline):
@@ -817,19 +823,24 @@ class _Loop:
         self.train_seconds += seconds
         self.events += events
         epoch_events = int(carried["events"]) + events
+        # a cut epoch's part saved before item targets were counted weighed them by events
+        epoch_targets = int(carried.get("item_targets", carried["events"])) + targets
         epoch_seconds = float(carried["seconds"]) + seconds
         # a cut epoch keeps its place and its sums so far (a whole one: 0)
         self.batch = done if out_of_time and done < len(batches) else 0
         self.partial = {
             "sums": [float(x) for x in sums],
             "events": epoch_events,
+            "item_targets": epoch_targets,
             "seconds": epoch_seconds,
         }
-        mean = sums / max(epoch_events, 1)
+        item_mean = float(sums[1]) / max(epoch_targets, 1)
+        action_mean = float(sums[2]) / max(epoch_events, 1)
         stats = {
-            "loss": float(mean[0]),
-            "item_loss": float(mean[1]),
-            "action_loss": float(mean[2]),
+            # the loss the steps minimise, of the epoch's means: item + weight x action
+            "loss": item_mean + cfg.action_loss_weight * action_mean,
+            "item_loss": item_mean,
+            "action_loss": action_mean,
             "lr": lr_at(max(self.step - 1, 0), self.total_steps, cfg, spent),
             "seconds": round(epoch_seconds, 3),
             "events_per_s": round(epoch_events / max(epoch_seconds, 1e-9), 1),

@@ -145,3 +145,26 @@ def test_a_wrong_kind_of_argument_says_what_to_pass(tmp_path: Path) -> None:
     # an artifact's path where an artifact is taken
     by_path = blm.evaluate_artifact(str(tmp_path / "run"), ks=(10,))
     assert by_path.metrics == blm.evaluate_artifact(art, ks=(10,)).metrics
+
+
+def test_every_module_imports_and_the_shadowed_ones_by_from() -> None:
+    # blm.explain and blm.influence are the functions; their modules import by `from`
+    import importlib
+    import pkgutil
+    import types
+
+    import behaviorlm
+
+    names = [m.name for m in pkgutil.walk_packages(behaviorlm.__path__, "behaviorlm.")]
+    assert "behaviorlm.explain.shapley" in names
+    for name in names:
+        if not name.endswith("__main__"):
+            assert importlib.import_module(name).__name__ == name
+    from behaviorlm.explain import influence, shapley
+
+    assert isinstance(shapley, types.ModuleType)
+    assert callable(blm.explain)
+    assert callable(influence)  # the function, as blm.influence is
+    from behaviorlm.explain.influence import append_event
+
+    assert append_event.__module__ == "behaviorlm.explain.influence"

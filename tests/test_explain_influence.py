@@ -339,6 +339,12 @@ def test_influence_command(
     assert main([*argv, "-k", "1"]) == 0
     shown = len(data["reach"]["followers"])
     assert f"(the 1 largest uplifts of {shown}; -k shows more)" in capsys.readouterr().out
+    # a -k past what can be ranked: the label gives the lists' length, not -k
+    big = [*argv, "-k", str(saved[0].dataset.n_items + 50), "--no-reach"]
+    assert main([*big, "--json"]) == 0
+    listed = len(json.loads(capsys.readouterr().out)["before"])
+    assert main(big) == 0
+    assert f"entering the top {listed}: " in capsys.readouterr().out
 
 
 def test_influencers_command_ranks_users_by_predicted_reach(
@@ -369,6 +375,15 @@ def test_influencers_command_ranks_users_by_predicted_reach(
     assert sorted(row["user_id"] for row in chosen) == sorted(pick)
     ranked = blm.rank_influencers(art, "i3", users=pick)
     assert [row["user"] for row in chosen] == ranked.users.tolist()
+    # more users named than the default 10: every one is listed, unless -k cuts the list
+    many = art.dataset.follows["followee"].unique().sort().to_list()[:12]
+    twelve = [a for u in many for a in ("--user", names[int(u) - 1])]
+    assert main(["influencers", str(out), "--item", "i3", "--json", *twelve]) == 0
+    assert len(json.loads(capsys.readouterr().out)["users"]) == 12
+    assert main(["influencers", str(out), "--item", "i3", "-k", "5", *twelve]) == 0
+    assert "(the 5 largest reaches of the 12 users named; -k shows more)" in (
+        capsys.readouterr().out
+    )
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,12 @@ The pipeline as plain functions::
     why = blm.explain_user(net, "u1", method="occlusion")   # why the top item (neural models)
     what = blm.influence_user(net, "u1", "i3", "share")     # what a share would change
 
-The names are imported eagerly on purpose: ``train``, ``evaluate`` and ``recommend`` are
-also submodules, and a lazily resolved function would be shadowed by its submodule once
-anything imported it.
+The names are imported eagerly on purpose: ``train``, ``evaluate``, ``recommend`` and
+``explain`` are also submodules, and a lazily resolved function would be shadowed by its
+submodule once anything imported it. The function wins the attribute, so reach a module of
+those packages by ``from``: ``from behaviorlm.explain import shapley`` (or ``from
+behaviorlm.explain.reach import social_reach``); ``import behaviorlm.explain.shapley as
+shapley`` looks the module up as an attribute of the function and fails.
 """
 
 from __future__ import annotations

@@ -675,9 +675,10 @@ def cmd_influence(args: argparse.Namespace) -> None:
             f"{figure(c['after'], scale)} ({change})",
             soft_wrap=True,
         )
+    top = min(args.k, len(data["before"]))  # a list never holds more than can be ranked
     for label, key in (("entering the top", "entering"), ("leaving the top", "leaving")):
         names = ", ".join(f"{r.get('item_id')} {r.get('title') or ''}".strip() for r in data[key])
-        con.print(f"  {label} {args.k}: {names or '-'}", soft_wrap=True)
+        con.print(f"  {label} {top}: {names or '-'}", soft_wrap=True)
     reach = data["reach"]
     if reach is None:
         return
@@ -722,7 +723,9 @@ def _exposure_meaning(relative: bool | None) -> str:
 
 def cmd_influencers(args: argparse.Namespace) -> None:
     artifact = Artifact.load(args.artifact)
-    ranking = rank_influencers(artifact, args.item, k=args.k, users=args.user, action=args.action)
+    named = len(set(args.user)) if args.user else 0
+    k = args.k if args.k is not None else (named or 10)  # every user named, unless -k says
+    ranking = rank_influencers(artifact, args.item, k=k, users=args.user, action=args.action)
     action = artifact.dataset.action_name(args.action)  # as ranked: LIKE is like
     data = labelled_ranking(artifact, ranking)
     rows = data["users"]
@@ -751,6 +754,8 @@ def cmd_influencers(args: argparse.Namespace) -> None:
             "unknown" if seen is None else figure(seen, seen_scale),
         )
     print_table(console, table)
+    if named > len(rows) == k:
+        console.print(f"(the {k} largest reaches of the {named} users named; -k shows more)")
 
 
 def cmd_download(args: argparse.Namespace) -> None:
@@ -1077,7 +1082,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="share",
         help="the act: share (the default) or like; its exposure rate is learned from the log",
     )
-    p.add_argument("-k", type=int, default=10, help="how many users to list (default 10)")
+    p.add_argument(
+        "-k",
+        type=int,
+        help="how many users to list (default 10; with --user, every user named)",
+    )
     p.add_argument(
         "--user",
         action="append",

@@ -985,6 +985,37 @@ def test_the_reported_item_loss_is_the_mean_over_item_targets(tmp_path: Path) ->
     assert whole["loss"] == pytest.approx(whole["item_loss"] + weight * whole["action_loss"])
 
 
+def test_a_run_that_diverges_keeps_its_best_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A NaN loss in epoch 3 ends the run before a step on it, with the best validated
+    weights as the model; a NaN before any validation is an error that says what to do."""
+    real = engine._Loop._loss
+    calls: list[int] = []
+
+    def nan_from(after: int) -> Any:
+        def loss(self: Any, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, float, float]:
+            calls.append(1)
+            total, item, act = real(self, *args, **kwargs)
+            return (total * float("nan"), item, act) if len(calls) > after else (total, item, act)
+
+        return loss
+
+    steps = -(-len(SPLIT.train) // FAST.batch_size)
+    monkeypatch.setattr(engine._Loop, "_loss", nan_from(2 * steps))
+    model, summary = fit(replace(FAST, epochs=4), run_dir=tmp_path / "run")
+    assert summary["stopped"] == "diverged"
+    assert 1 <= summary["best_epoch"] < summary["epochs"] < 4
+    assert np.isfinite(model.score(SPLIT.test.histories)).all()
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == summary["epochs"]
+    assert json.loads(lines[-1])["valid"] is None
+    calls.clear()
+    monkeypatch.setattr(engine._Loop, "_loss", nan_from(0))
+    with pytest.raises(ValueError, match=r"diverged .* before any validation"):
+        fit(replace(FAST, epochs=4))
+
+
 # ---- training data ---------------------------------------------------------------------
 
 

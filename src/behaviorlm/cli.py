@@ -296,6 +296,8 @@ def cmd_train(args: argparse.Namespace, overrides: list[str]) -> None:
     ended = {  # a run that ended before its epochs says why
         "time_budget": f"; stopped by train.time_budget_s in epoch {fit['epochs']} of {planned}",
         "early_stopping": f"; stopped early in epoch {fit['epochs']} of {planned} (train.patience)",
+        "diverged": f"; stopped in epoch {fit['epochs']} of {planned}: the loss diverged (NaN or "
+        "infinite), the best epoch's model is kept; a lower train.lr trains further",
     }.get(str(fit.get("stopped")), "")
     console.print(
         f"trained {artifact.model.name} on {artifact.run['train_events']:,} events{shares} "

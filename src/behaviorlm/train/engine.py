@@ -350,7 +350,9 @@ def fit_model(
     -------
     dict
         ``epochs`` (last epoch trained), ``best_epoch``, ``best_valid`` (NDCG@10, HR@10),
-        ``seconds``, ``events_per_s``, ``stopped``, ``device`` (where it trained, e.g.
+        ``seconds``, ``events_per_s``, ``stopped`` (``completed``, ``early_stopping``,
+        ``time_budget``, or ``diverged``: a NaN or infinite loss ended the run, whose model
+        is then its best validated one), ``device`` (where it trained, e.g.
         ``"cuda:0"``), ``resumed`` (a sequence model's run went on from a checkpoint) and
         sizes of the run.
 
@@ -752,9 +754,12 @@ class _Loop:
                 act = float(a.detach())
         return total, float(item.detach()), act
 
-    def _train_epoch(self, deadline: float | None, advance: Any) -> tuple[dict[str, float], bool]:
+    def _train_epoch(
+        self, deadline: float | None, advance: Any
+    ) -> tuple[dict[str, float], bool, bool]:
         """Train the epoch's batches (of a cut epoch, those after :attr:`batch`); its stats,
-        and whether the deadline cut it."""
+        whether the deadline cut it, and whether the loss diverged (NaN or infinite: the
+        epoch stops before a step on it)."""
         cfg = self.config
         seed = _epoch_seed(cfg.seed, self.epoch)
         generator = torch.Generator()
@@ -772,7 +777,7 @@ class _Loop:
         sums = np.asarray(carried["sums"], dtype=np.float64) / self.world.size
         events = targets = 0
         start = time.perf_counter()
-        out_of_time = False
+        out_of_time = diverged = False
         spent = 0.0
         done = first
         for index in range(first, len(batches)):
@@ -794,6 +799,10 @@ class _Loop:
             loss, item, act = self.parallel(
                 partial(self._loss, rows, generator, item_weight, action_weight)
             )
+            value = float(loss.detach())
+            if self.world.any(not math.isfinite(value)):  # diverged: no step on it
+                diverged = True
+                break
             self.optimizer.zero_grad(set_to_none=True)
             with record_function(REGIONS["backward"]):
                 loss.backward()  # type: ignore[no-untyped-call]
@@ -810,7 +819,6 @@ class _Loop:
             targets += m
             # summed over the ranks (below) the weighted shares give the batch's mean losses;
             # each weighs by its own targets (a batch without item targets adds no item loss)
-            value = float(loss.detach())
             # (the first sum, the steps' losses by events, is kept in the checkpoints' shape)
             sums += np.array([value * n, item * m, act * n]) / self.world.size
             advance(1, value, events / max(time.perf_counter() - start, 1e-9))
@@ -845,7 +853,7 @@ class _Loop:
             "seconds": round(epoch_seconds, 3),
             "events_per_s": round(epoch_events / max(epoch_seconds, 1e-9), 1),
         }
-        return stats, out_of_time
+        return stats, out_of_time, diverged
 
     def _validate(self) -> dict[str, float] | None:
         if self.valid is None:
@@ -965,7 +973,12 @@ class _Loop:
                     description=f"{self.model.name} epoch {self.epoch}/{cfg.epochs}",
                     total=expected_total(),
                 )
-                stats, out_of_time = self._train_epoch(deadline, advance)
+                stats, out_of_time, diverged = self._train_epoch(deadline, advance)
+                if diverged:  # the best weights so far are the model; no epoch follows
+                    stopped = "diverged"
+                    self._record(stats, None)
+                    self._save(stopped)
+                    break
                 # an epoch that ends past the deadline is the last: it is validated (even
                 # off the eval_every beat) and no epoch follows
                 out_of_time = out_of_time or (
@@ -986,6 +999,12 @@ class _Loop:
                 # a cut epoch is saved as it ended: resuming it with the same budget trains
                 # nothing more, and a larger budget finishes it from its next batch
                 self._save(stopped)
+        if stopped == "diverged" and self.best is None:
+            raise ValueError(
+                f"training diverged (a NaN or infinite loss) in epoch {self.epoch}, before any "
+                "validation kept a model: train again with a lower train.lr (or "
+                "train.grad_clip above 0)"
+            )
         if self.best is None and self.average is not None:  # never validated: the average
             with self.average.applied():
                 self.best = self._weights()

@@ -38,6 +38,24 @@ def cut_short(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
     monkeypatch.setattr(engine, "validate", fail)
 
 
+def cut_after_first_epoch(monkeypatch: pytest.MonkeyPatch, run: Path) -> None:
+    """A sasrec run into ``run`` interrupted at its second validation: its checkpoint holds
+    the first epoch, to resume from."""
+    with monkeypatch.context() as patch:
+        calls: list[int] = []
+        real = engine.validate
+
+        def second_fails(*args: object, **kwargs: object) -> dict[str, float]:
+            calls.append(1)
+            if len(calls) > 1:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)  # type: ignore[arg-type]
+
+        patch.setattr(engine, "validate", second_fails)
+        with pytest.raises(KeyboardInterrupt):
+            blm.train(DS, "sasrec", overrides=QUICK, out_dir=run, progress=False)
+
+
 def test_a_failed_run_keeps_the_earlier_model_until_a_run_finishes(
     tmp_path: Path, pop_run: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -90,19 +108,7 @@ def test_a_resumed_run_that_finishes_replaces_the_model_set_aside(
     pop_run: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run = pop_run
-    with monkeypatch.context() as patch:
-        calls: list[int] = []
-        real = engine.validate
-
-        def second_fails(*args: object, **kwargs: object) -> dict[str, float]:
-            calls.append(1)
-            if len(calls) > 1:
-                raise KeyboardInterrupt
-            return real(*args, **kwargs)  # type: ignore[arg-type]
-
-        patch.setattr(engine, "validate", second_fails)
-        with pytest.raises(KeyboardInterrupt):
-            blm.train(DS, "sasrec", overrides=QUICK, out_dir=run, progress=False)
+    cut_after_first_epoch(monkeypatch, run)
     assert (run / "checkpoint.safetensors").is_file()  # the first epoch, to resume from
     assert Artifact.load(run / "previous").model.name == "pop"
     blm.train(DS, "sasrec", overrides=QUICK, out_dir=run, progress=False, resume=True)
@@ -114,19 +120,7 @@ def test_a_fresh_run_does_not_delete_the_epochs_of_one_cut_short(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = tmp_path / "run"
-    with monkeypatch.context() as patch:
-        calls: list[int] = []
-        real = engine.validate
-
-        def second_fails(*args: object, **kwargs: object) -> dict[str, float]:
-            calls.append(1)
-            if len(calls) > 1:
-                raise KeyboardInterrupt
-            return real(*args, **kwargs)  # type: ignore[arg-type]
-
-        patch.setattr(engine, "validate", second_fails)
-        with pytest.raises(KeyboardInterrupt):
-            blm.train(DS, "sasrec", overrides=QUICK, out_dir=run, progress=False)
+    cut_after_first_epoch(monkeypatch, run)
     saved = (run / "checkpoint.safetensors").read_bytes()
     with pytest.raises(
         DataError, match=r"holds an unfinished run \(its checkpoint is of epoch 1\)"

@@ -253,7 +253,10 @@ def as_text(column: pl.Series) -> pl.Series:
     (['7', None, '-12'], '7.0')
     """
     if column.dtype == pl.String:
-        first = column.drop_nulls().head(1)  # most columns fail on their first value
+        # most columns fail on their first value, found without copying the whole column
+        first = column.head(1024).drop_nulls().head(1)
+        if not len(first):
+            first = column.drop_nulls().head(1)
         whole = (
             len(first) > 0
             and _WHOLE_TEXT.fullmatch(first[0]) is not None

@@ -1013,7 +1013,10 @@ def test_a_run_that_diverges_keeps_its_best_model(
     calls.clear()
     monkeypatch.setattr(engine._Loop, "_loss", nan_from(0))
     with pytest.raises(ValueError, match=r"diverged .* before any validation"):
-        fit(replace(FAST, epochs=4))
+        fit(replace(FAST, epochs=4), run_dir=tmp_path / "first")
+    monkeypatch.setattr(engine._Loop, "_loss", real)  # a lower rate, say: a fresh run goes
+    _, again = fit(replace(FAST, epochs=1), run_dir=tmp_path / "first")
+    assert again["stopped"] == "completed"
 
 
 # ---- training data ---------------------------------------------------------------------

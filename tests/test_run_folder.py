@@ -131,6 +131,9 @@ def test_a_fresh_run_does_not_delete_the_epochs_of_one_cut_short(
     assert main(argv) == 2  # the command that would start again says how to go on instead
     assert "pass --resume" in capsys.readouterr().err
     assert (run / "checkpoint.safetensors").read_bytes() == saved
+    with pytest.raises(DataError, match="holds an unfinished run"):  # a baseline resumes none
+        blm.train(DS, "markov", out_dir=run, progress=False, resume=True)
+    assert (run / "checkpoint.safetensors").read_bytes() == saved
     blm.train(DS, "sasrec", overrides=QUICK, out_dir=run, progress=False, resume=True)
     assert Artifact.load(run).run["fit"]["epochs"] == 2
     blm.train(DS, "markov", out_dir=run, progress=False)  # a finished run: set aside, replaced

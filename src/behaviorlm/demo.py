@@ -26,6 +26,7 @@ from behaviorlm.progress import console, print_table, step
 from behaviorlm.recommend import recommend
 from behaviorlm.report import training_log, write_report
 from behaviorlm.train import train
+from behaviorlm.train.folder import discard_unfinished
 
 #: Training budget of the sequence model in the demo (seconds).
 DEMO_TRAIN_SECONDS = 60
@@ -107,6 +108,7 @@ def _run(users: int, seed: int, out: Path, show_users: int, report: Path | None)
     )
     artifacts = {}
     for label, model, overrides in DEMO_MODELS:
+        discard_unfinished(out / "runs" / label)  # a demo cut short is run again, whole
         with step(f"training {label}"):
             artifacts[label] = train(
                 dataset, model, overrides=overrides, out_dir=out / "runs" / label

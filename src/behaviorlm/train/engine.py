@@ -61,7 +61,13 @@ from behaviorlm.train.checkpoint import Checkpoint
 from behaviorlm.train.config import TrainConfig
 from behaviorlm.train.device import train_device
 from behaviorlm.train.distributed import World, current_world
-from behaviorlm.train.folder import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, set_aside
+from behaviorlm.train.folder import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    SUMMARY_FILE,
+    check_unfinished,
+    set_aside,
+)
 from behaviorlm.train.losses import (
     NegativeSampler,
     action_loss,
@@ -391,6 +397,7 @@ def fit_model(
             return
         path.mkdir(parents=True, exist_ok=True)
         if not resumed:
+            check_unfinished(path)  # a baseline's run too, or fit_model called directly
             set_aside(path)
         config = run_config or {
             "model": model.name,

@@ -77,7 +77,8 @@ def check_run_folder(path: Path) -> None:
 def check_unfinished(path: Path) -> None:
     """Refuse, before any work, a fresh run into a folder whose run did not finish but left a
     checkpoint (interrupted, or cut by its machine): a fresh run would delete the epochs it
-    trained, which ``--resume`` goes on from.
+    trained, which ``--resume`` goes on from. A run that diverged before any validation
+    left nothing to go on from, and is not in the way.
 
     Examples
     --------
@@ -94,9 +95,12 @@ def check_unfinished(path: Path) -> None:
     if (path / ARTIFACT_META).is_file() or not meta.is_file():
         return
     try:
-        epoch = json.loads(meta.read_text()).get("epoch")
+        held = json.loads(meta.read_text())
+        epoch, stopped = held.get("epoch"), held.get("stopped")
     except (OSError, ValueError, AttributeError):  # damaged: still a run that did not finish
-        epoch = None
+        epoch = stopped = None
+    if stopped == "diverged":  # nothing to go on from: a fresh run is the way on
+        return
     which = f" (its checkpoint is of epoch {epoch})" if isinstance(epoch, int) else ""
     raise DataError(
         f"{path} holds an unfinished run{which}, which a fresh run would delete",
@@ -104,6 +108,23 @@ def check_unfinished(path: Path) -> None:
         f"{CHECKPOINT_META} and {CHECKPOINT_TENSORS} to start again, or train into "
         "another folder",
     )
+
+
+def discard_unfinished(path: Path) -> None:
+    """Remove the checkpoint of a run in ``path`` that did not finish (and left no model),
+    for a caller whose runs are its own to redo, as the demo's are.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "checkpoint.json").write_text('{"epoch": 3}')
+    >>> discard_unfinished(folder)
+    >>> check_unfinished(folder)  # nothing left in the way
+    """
+    if not (path / ARTIFACT_META).is_file():
+        for name in (CHECKPOINT_META, CHECKPOINT_TENSORS):
+            (path / name).unlink(missing_ok=True)
 
 
 def owner_of(path: Path, *, raw_data: bool = True) -> str | None:

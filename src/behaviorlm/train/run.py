@@ -430,8 +430,13 @@ def train(
     """
     if out_dir is not None:  # before any work: no artifact among a data set's files
         check_run_folder(Path(out_dir))
-        if not resume:  # nor a fresh run over the epochs of one that did not finish
-            check_unfinished(Path(out_dir))
+        baseline = (
+            isinstance(model, str)
+            and model in MODELS
+            and (not issubclass(MODELS[model][1], NeuralRecommender))
+        )
+        if not resume or baseline:  # nor a fresh run over the epochs of one that did not
+            check_unfinished(Path(out_dir))  # finish (a baseline resumes none)
     # a run resumed starts from its own stored config: it may predate the shipped defaults
     base = stored_config(out_dir) if resume else None
     # on resuming too: under torchrun only rank 0 reads the stored config, and every rank

@@ -168,3 +168,47 @@ def test_every_module_imports_and_the_shadowed_ones_by_from() -> None:
     from behaviorlm.explain.influence import append_event
 
     assert append_event.__module__ == "behaviorlm.explain.influence"
+
+
+def test_an_artifact_checks_its_parts_on_load_and_save(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from behaviorlm.data.dataset import Dataset
+
+    first = blm.train(blm.preprocess(blm.simulate(60, seed=0)), "pop", out_dir=tmp_path / "a")
+    blm.train(blm.preprocess(blm.simulate(60, seed=1)), "pop", out_dir=tmp_path / "b")
+    mixed = tmp_path / "mixed"
+    shutil.copytree(tmp_path / "a", mixed)
+    shutil.rmtree(mixed / "dataset")
+    shutil.copytree(tmp_path / "b" / "dataset", mixed / "dataset")
+    assert blm.Artifact.load(tmp_path / "b").dataset.n_events != first.dataset.n_events
+    with pytest.raises(blm.DataError, match="not the one this model was saved with"):
+        blm.Artifact.load(mixed)
+    (mixed / "dataset" / "dataset.json").write_text("{x")
+    with pytest.raises(blm.DataError, match=r"dataset\.json is damaged"):
+        blm.Artifact.load(mixed)
+
+    def disk_full(self: Dataset, path: object, checked: bool = True) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Dataset, "save", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        first.save(tmp_path / "b")  # over another artifact: no artifact.json over a mix
+    assert not (tmp_path / "b" / "artifact.json").exists()
+
+
+@pytest.mark.parametrize("model", ["pop", "markov", "itemknn"])
+def test_a_baselines_weights_of_another_catalogue_are_refused(tmp_path: Path, model: str) -> None:
+    import shutil
+
+    small = blm.preprocess(blm.simulate(60, seed=0))
+    large = blm.preprocess(blm.simulate(300, seed=0))
+    assert small.n_items != large.n_items
+    blm.train(small, model, out_dir=tmp_path / "small")
+    blm.train(large, model, out_dir=tmp_path / "large")
+    weights = "model/weights.safetensors"
+    shutil.copy(tmp_path / "large" / weights, tmp_path / "small" / weights)
+    with pytest.raises(blm.DataError, match=r"rows where \d+ items need \d+"):
+        blm.Artifact.load(tmp_path / "small")

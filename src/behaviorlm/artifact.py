@@ -132,6 +132,8 @@ class Artifact:
         """Write the artifact folder; returns its path."""
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
+        # first: a save that fails part-way leaves no artifact.json over a mix of two models
+        (path / META_FILE).unlink(missing_ok=True)
         self.model.save(path / MODEL_DIR)
         ds = self.dataset
         truth = [c for c in ds.events.columns if c.startswith(TRUTH_PREFIX)]
@@ -184,8 +186,9 @@ class Artifact:
         try:
             model = MODELS[name][1].load(path / MODEL_DIR)
         except Exception as exc:  # any failure to read the weights: say which file, no traceback
-            raise DataError(
-                f"cannot read the model in {path / MODEL_DIR}: {exc}".splitlines()[0],
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            raise DataError(  # torch's header line and its first detail (a key, a shape)
+                f"cannot read the model in {path / MODEL_DIR}: {' '.join(lines[:2])}",
                 how="train the model again",
             ) from exc
         try:
@@ -195,6 +198,16 @@ class Artifact:
                 f"cannot read the data set in {path / DATASET_DIR}: {exc.what}",
                 how="train the model again",
             ) from exc
+        saved = meta.get("dataset") if isinstance(meta.get("dataset"), dict) else {}
+        held = {"n_users": dataset.n_users, "n_items": dataset.n_items}
+        held["n_events"] = dataset.n_events
+        other = [k for k, v in held.items() if k in saved and saved[k] != v]
+        if other:  # the model's data set replaced by another of the same catalogue, say
+            raise DataError(
+                f"the data set in {path / DATASET_DIR} is not the one this model was saved with "
+                + ", ".join(f"({k} {held[k]:,}, saved with {saved[k]:,})" for k in other),
+                how="train the model again, or put its own data set back",
+            )
         return cls(model=model, dataset=dataset, run=meta.get("run", {}))
 
     def user_index(self, user_ids: list[str]) -> np.ndarray:

@@ -428,7 +428,14 @@ class Dataset:
                 f"{path} is not a prepared data set (no {META_FILE})",
                 how="run `behaviorlm prepare INPUT OUT_DIR` first",
             )
-        meta = json.loads(meta_path.read_text())
+        try:
+            meta = json.loads(meta_path.read_text())
+            if not isinstance(meta, dict) or "vocab" not in meta:
+                raise ValueError("no vocab")
+        except (OSError, ValueError) as exc:  # damaged: one line naming the file
+            raise DataError(
+                f"{meta_path} is damaged ({exc})", how="prepare the data again"
+            ) from exc
         version = meta.pop("format_version", None)
         if version != FORMAT_VERSION:
             raise DataError(

@@ -128,6 +128,29 @@ class Recommender(ABC):
         """Read the weights written by :meth:`write_weights`."""
         self.load_state(load_file(str(file)))
 
+    def check_rows(self, arrays: dict[str, np.ndarray], **extra: int) -> None:
+        """ValueError where an array of ``arrays`` has not one row per item id (``0..n_items``)
+        plus the ``extra`` rows given by name (an ``indptr`` has one more): weights of
+        another catalogue, which would rank without a word.
+
+        Examples
+        --------
+        >>> from behaviorlm.models.pop import Pop, PopConfig
+        >>> model = Pop(PopConfig())
+        >>> model.n_items = 3
+        >>> model.check_rows({"popularity": np.zeros(5)})
+        Traceback (most recent call last):
+        ...
+        ValueError: popularity has 5 rows where 3 items need 4 (weights of another catalogue)
+        """
+        for name, array in arrays.items():
+            rows = self.n_items + 1 + extra.get(name, 0)
+            if len(array) != rows:
+                raise ValueError(
+                    f"{name} has {len(array)} rows where {self.n_items} items need {rows} "
+                    "(weights of another catalogue)"
+                )
+
     def save(self, directory: str | Path) -> None:
         """Write ``model.json`` (:meth:`meta`) and ``weights.safetensors``."""
         path = Path(directory)

@@ -245,6 +245,10 @@ class ItemKNN(Recommender):
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
         """Rebuild the neighbour matrix from the arrays written by :meth:`state`."""
+        held: dict[str, np.ndarray] = {
+            k: arrays[k] for k in ("indptr", "popularity") if k in arrays
+        }
+        self.check_rows(held, indptr=1)
         n = len(arrays["indptr"]) - 1
         self.similarity = sp.csr_matrix(
             (arrays["data"].astype(np.float32), arrays["indices"], arrays["indptr"]), shape=(n, n)

@@ -178,6 +178,8 @@ class Markov(Recommender):
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
         """Restore the arrays written by :meth:`state`."""
+        names = ("indptr", "totals", "popularity")
+        self.check_rows({k: arrays[k] for k in names}, indptr=1)
         self.indptr = np.asarray(arrays["indptr"], dtype=np.int64)
         self.indices = np.asarray(arrays["indices"], dtype=np.int64)
         self.counts = np.asarray(arrays["counts"], dtype=np.float32)

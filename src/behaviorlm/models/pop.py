@@ -111,4 +111,5 @@ class Pop(Recommender):
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
         """Restore the counts written by :meth:`state`."""
+        self.check_rows({"popularity": arrays["popularity"]})
         self.popularity = np.asarray(arrays["popularity"], dtype=np.float32)

@@ -720,12 +720,16 @@ def _read_side(
 
 #: A number written with a leading zero ("007", "01234"): a code, kept as text.
 _LEADING_ZERO: Final = r"^[+-]?0\d"
+#: A whole number, and a number in decimal or exponent notation (no nan, no inf).
+_INTEGER: Final = r"^[+-]?\d+$"
+_NUMBER: Final = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 
 
 def typed_text(column: pl.Series) -> pl.Series:
     """A delimited file's text column as the values it holds: whole numbers, numbers, or
     true and false, where every value is one, and text otherwise. A value with a leading zero
-    (a code: a ZIP code, a UPC) keeps the column text, as a JSON Lines file or Parquet
+    (a code: a ZIP code, a UPC), a whole number past 64 bits, or ``nan`` / ``inf`` keeps
+    the column text, as a JSON Lines file or Parquet
     keeps it, where a guess from the file would drop the zero.
 
     Examples
@@ -734,6 +738,8 @@ def typed_text(column: pl.Series) -> pl.Series:
     [[7, None], [1.5, 2.0], [True, False]]
     >>> typed_text(pl.Series(["012345", "12"])).to_list(), typed_text(pl.Series(["a"])).dtype
     (['012345', '12'], String)
+    >>> typed_text(pl.Series(["12345678901234567891"])).dtype, typed_text(pl.Series(["nan"])).dtype
+    (String, String)
     """
     values = column.drop_nulls().str.strip_chars()
     if values.is_empty():
@@ -742,9 +748,11 @@ def typed_text(column: pl.Series) -> pl.Series:
         return column.str.strip_chars().str.to_lowercase() == "true"
     if values.str.contains(_LEADING_ZERO).any():
         return column
-    for dtype in (pl.Int64, pl.Float64):
-        if values.cast(dtype, strict=False).null_count() == 0:
-            return column.str.strip_chars().cast(dtype)
+    if values.str.contains(_INTEGER).all():  # whole numbers: exact, or kept as text
+        fits = values.cast(pl.Int64, strict=False).null_count() == 0
+        return column.str.strip_chars().cast(pl.Int64) if fits else column
+    if values.str.contains(_NUMBER).all():  # written as numbers (not nan or inf)
+        return column.str.strip_chars().cast(pl.Float64)
     return column
 
 

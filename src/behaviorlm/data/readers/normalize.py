@@ -251,6 +251,8 @@ def as_text(column: pl.Series) -> pl.Series:
     (['7', None, '12'], ['1.5'])
     >>> as_text(pl.Series(["7.0", None, "-12.00"])).to_list(), as_text(pl.Series(["7.0", "x"]))[0]
     (['7', None, '-12'], '7.0')
+    >>> as_text(pl.Series(["1.0", "1.00"])).to_list()  # two ids, not one
+    ['1.0', '1.00']
     """
     if column.dtype == pl.String:
         # most columns fail on their first value, found without copying the whole column
@@ -262,7 +264,11 @@ def as_text(column: pl.Series) -> pl.Series:
             and _WHOLE_TEXT.fullmatch(first[0]) is not None
             and bool(column.str.contains(_WHOLE_TEXT.pattern).fill_null(True).all())
         )
-        return column.str.replace(r"\.0+$", "") if whole else column
+        if not whole:
+            return column
+        read = column.str.replace(r"\.0+$", "")
+        # "1.0" and "1.00" written for two ids: they stay as written
+        return read if read.n_unique() == column.n_unique() else column
     if column.dtype.is_float():
         values = column.drop_nulls()
         largest = values.abs().max()  # None where there is no value

@@ -326,4 +326,11 @@ def test_a_purchase_model_is_measured_on_the_lists_it_serves() -> None:
     with pytest.raises(ValueError, match="masked seen items differently"):
         paired_difference(masked, served, "HR", 10)
     assert masked.metrics["HR"][10] == 0.0  # every purchase here follows a view
+    # one mask in any order or repetition: the same names, and paired
+    both = blm.evaluate_artifact(art, ks=(10,), seen_actions=["purchase", "cart", "PURCHASE"])
+    again = blm.evaluate_artifact(art, ks=(10,), seen_actions=["cart", "purchase"])
+    assert both.extra["seen_actions"] == again.extra["seen_actions"] == ["cart", "purchase"]
+    assert paired_difference(both, again, "HR", 10).difference == 0.0
+    with pytest.raises(ValueError, match="names no action"):
+        blm.evaluate(art.model, split.test, ks=(10,), seen_actions=[])
     assert "items the user already did purchase on" in masking_notes([served])[0]

@@ -67,9 +67,10 @@ def evaluate_artifact(
     artifact = as_artifact(artifact)
     split = artifact.split()
     evalset = split.test if on == "test" else split.valid
-    names = (
-        None if seen_actions is None else [artifact.dataset.action_name(a) for a in seen_actions]
-    )
+    names = None
+    if seen_actions is not None:  # once each, in the data set's order: one form of a mask
+        given = {artifact.dataset.action_name(a) for a in seen_actions}
+        names = sorted(given, key=artifact.dataset.acted_code)
     result = evaluate(
         artifact.model,
         evalset,
@@ -80,7 +81,7 @@ def evaluate_artifact(
         split=on,
         name=name,
     )
-    if names is not None:  # the names, as the user gave them and notes show them
+    if names is not None:  # the names, as notes and pairing read them
         result.extra[SEEN_ACTIONS] = names
     dataset = artifact.dataset.meta.get("name")
     if dataset:  # kept with the result, for saved results beside new ones

@@ -109,6 +109,10 @@ def evaluate(
     ks = tuple(sorted({int(k) for k in given}))
     if not ks or ks[0] < 1:
         raise ValueError(f"ks must be positive cut-offs, got {ks}")
+    if seen_actions is not None:  # one form of a mask: its codes once each, in order
+        seen_actions = np.unique(np.asarray(seen_actions, dtype=np.int64))
+        if not len(seen_actions):
+            raise ValueError("seen_actions names no action: give one, or exclude_seen=False")
     start = time.perf_counter()
     has_target = np.diff(evalset.target_offsets) > 0
     rows = np.flatnonzero(has_target)

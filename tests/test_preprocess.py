@@ -593,6 +593,12 @@ def test_typed_table_reads_as_a_file_would() -> None:
     assert named == ["purchase", "view", "wishlist"]
     assert sources[ds.events["source"][0] - 1] == "social"
     assert ds.events["event_id"].to_list() == ["7", "8", "9"]
+    # a time in milliseconds among seconds is dropped and counted, as a file's row is
+    late = [ev("a", "x", 1_700_000_000 + t) for t in range(3)] + [ev("a", "y", 1_700_000_050_000)]
+    kept = preprocess(RawData(events=events(late)))
+    assert kept.n_events == 3
+    step = next(s for s in kept.meta["quality"] if s["step"] == "validate events")
+    assert step["dropped"] == {"timestamp out of range": 1}
 
 
 def test_hand_built_side_tables_read_as_files_of_them_would() -> None:

@@ -60,6 +60,7 @@ from behaviorlm.data.errors import DataError, OnError, Report
 from behaviorlm.data.kcore import RoundLimitError, k_core
 from behaviorlm.data.raw import RAW_EVENT_DTYPES, RawData
 from behaviorlm.data.readers.normalize import (
+    LATEST_SECONDS,
     PASSTHROUGH,
     ReadOptions,
     check_seconds,
@@ -354,6 +355,12 @@ def _as_read(raw: RawData, report: Report) -> pl.DataFrame:
     if all(events.schema.get(c) == dtype for c, dtype in RAW_EVENT_DTYPES.items()):
         if raw.has_time:
             check_seconds(events["timestamp"], where)
+            # a few times in milliseconds among seconds: dropped and counted, as a file's are
+            far = (events["timestamp"].abs() > LATEST_SECONDS).fill_null(False)
+            if far.any():
+                dropped = {"timestamp out of range": int(far.sum())}
+                report.add(f"validate {where}", events.height, int((~far).sum()), dropped)
+                events = events.filter(~far)
         return fold_typed(events)
     _complete(events)  # the two columns every events table needs
     opts = ReadOptions(on_error="drop")

@@ -983,7 +983,8 @@ class _Loop:
                 stats, out_of_time, diverged = self._train_epoch(deadline, advance)
                 if diverged:  # the best weights so far are the model; no epoch follows
                     stopped = "diverged"
-                    self._record(stats, None)
+                    if self.partial["events"]:  # a line for the batches it trained, if any
+                        self._record(stats, None)
                     self._save(stopped)
                     break
                 # an epoch that ends past the deadline is the last: it is validated (even

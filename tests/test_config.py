@@ -323,3 +323,5 @@ def test_one_name_given_for_a_list_of_names_is_a_list_of_one() -> None:
     assert from_dict(Names, {"actions": "purchase"}).actions == ("purchase",)
     data = apply_overrides({}, ["x.actions=purchase"])["x"]
     assert from_dict(Names, data).actions == ("purchase",)
+    data = apply_overrides({}, ["x.actions=purchase,cart"])["x"]
+    assert from_dict(Names, data).actions == ("purchase", "cart")

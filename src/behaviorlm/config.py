@@ -71,8 +71,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             raise ConfigError(f"{where}: {value!r} is not one of {list(args)}")
         return value
     if origin in (tuple, list) or annotation in (tuple, list):
-        if isinstance(value, str):  # target_actions=purchase: a list of one name
-            value = [value]
+        if isinstance(value, str):  # target_actions=purchase (or purchase,cart): names
+            value = [part.strip() for part in value.split(",") if part.strip()] or [value]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         item_type = args[0] if args else Any

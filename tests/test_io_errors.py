@@ -135,6 +135,9 @@ def test_schema_columns_named_in_another_case_are_read(tmp_path: Path, suffix: s
     assert raw.events["query"].to_list() == [None, "red shoes"]
     assert raw.events["timestamp"].to_list() == [100, 101]
     assert "ignored" not in raw.report.steps[0].step
+    assert "read User_ID as user_id, Timestamp as timestamp, Action as action" in (
+        raw.report.steps[0].step
+    )
 
 
 def test_a_column_named_exactly_wins_over_one_in_another_case(tmp_path: Path) -> None:

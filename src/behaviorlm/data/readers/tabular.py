@@ -617,8 +617,12 @@ def read_events_table(
     frame, blank = read_rows(
         path, fmt, keep, sep=sep, text=text, on_error=opts.on_error, names=names
     )
-    notes = ([f"ignored columns: {', '.join(ignored)}"] if ignored else []) + (
-        [] if has_time else ["no timestamp column: rows in file order"]
+    # columns taken by their name in another case ("Action"), named so the reader can check
+    cased = [f"{c} as {t}" for c, t in keep.items() if c.strip() != t and c.strip().lower() == t]
+    notes = (
+        ([f"ignored columns: {', '.join(ignored)}"] if ignored else [])
+        + ([f"read {', '.join(cased)}"] if cased else [])
+        + ([] if has_time else ["no timestamp column: rows in file order"])
     )
     step = f"read {path.name}" + (f" ({'; '.join(notes)})" if notes else "")
     report.add(step, frame.height + sum(blank.values()), frame.height, blank)

@@ -11,11 +11,12 @@ import torch
 
 import behaviorlm as blm
 from behaviorlm.config import ConfigError
+from behaviorlm.data.split import Split
 from behaviorlm.models import MODELS
 from behaviorlm.models.batch import FeatureSizes, build_batch
 from behaviorlm.models.mlp import MLP, MLPConfig, MLPModule, item_weights
 from behaviorlm.models.pop import Pop, PopConfig
-from behaviorlm.schema import Sequences
+from behaviorlm.schema import EvalSet, Sequences
 from behaviorlm.train import TrainConfig, fit_model
 
 N_ITEMS = 9
@@ -264,3 +265,25 @@ def test_the_squared_loss_refuses_another_training_loss() -> None:
     model = MLP(replace(CONFIG, loss="squared"))
     with pytest.raises(ConfigError, match="would be ignored"):
         fit_model(model, split, TrainConfig(loss="sampled", epochs=1), progress=False)
+
+
+def test_an_item_no_training_input_holds_keeps_no_random_first_layer_row() -> None:
+    # item 9 is only ever a row's last event: a target, never an input
+    rows = [[1, 2, 3, 9], [2, 3, 4, 9], [3, 4, 5], [1, 5, 2, 6], [7, 8, 1]] * 4
+    train = Sequences.from_lists(rows, n_items=N_ITEMS)
+    model = MLP(CONFIG)
+    fast = TrainConfig(epochs=2, batch_size=4, threads=1, patience=0, device="cpu")
+    held = EvalSet(
+        histories=train,
+        target_offsets=np.arange(len(train) + 1, dtype=np.int64),
+        targets=np.ones(len(train), dtype=np.int64),
+        target_event_ids=np.zeros(len(train), dtype=np.int64),
+    )
+    split = Split(train=train, valid=held, test=held, protocol="leave_one_out")
+    fit_model(model, split, fast, progress=False)
+    weight = model.module.tokens.item.weight
+    assert not bool(weight[9].any())
+    assert bool(weight[1].any())
+    empty = model.score(Sequences.from_lists([[]], n_items=N_ITEMS))
+    alone = model.score(Sequences.from_lists([[9]], n_items=N_ITEMS))
+    np.testing.assert_allclose(alone, empty, atol=1e-6)  # read as unknown, as nothing

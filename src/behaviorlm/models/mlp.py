@@ -53,6 +53,7 @@ from behaviorlm.models.neural import (
     NeuralRecommender,
     SequenceModule,
     TokenEmbedding,
+    zero_rows_but,
 )
 from behaviorlm.models.neural import chunk_elements as device_chunk
 from behaviorlm.schema import Sequences
@@ -281,6 +282,14 @@ class MLP(NeuralRecommender):
 
     def build(self, sizes: FeatureSizes) -> MLPModule:
         return MLPModule(self.config, sizes)
+
+    def zero_unfed(self, inputs: SequenceBatch) -> None:
+        """As for every neural model, and the first layer's rows of the items that no
+        training input holds: unlike the sequence models', mlp's item table is no output
+        layer (that is ``output``), so such a row gets no gradient and would keep its random
+        start, which a history of that item would read as learned."""
+        super().zero_unfed(inputs)
+        zero_rows_but(self.module.tokens, {"item": inputs.items})
 
     def setup(self, train: Sequences, seed: int = 0) -> SequenceModule:
         """As for every neural model; ValueError where the training values, read as ratings,

@@ -190,7 +190,7 @@ def unseen_to_zero(tokens: TokenEmbedding, train: Sequences) -> None:
     >>> [bool(row.any()) for row in tokens.action.weight]
     [False, True, False, True]
     """
-    _zero_rows_but(
+    zero_rows_but(
         tokens,
         {
             "action": train.actions,
@@ -232,7 +232,7 @@ def unfed_to_zero(tokens: TokenEmbedding, inputs: SequenceBatch) -> None:
     [1]
     """
     mask = inputs.mask.bool()
-    _zero_rows_but(  # actions aside: an action only ever a target is learned by the head
+    zero_rows_but(  # actions aside: an action only ever a target is learned by the head
         tokens,
         {
             "gap": inputs.gaps[mask],
@@ -244,9 +244,18 @@ def unfed_to_zero(tokens: TokenEmbedding, inputs: SequenceBatch) -> None:
     )
 
 
-def _zero_rows_but(tokens: TokenEmbedding, codes: Mapping[str, Any]) -> None:
+def zero_rows_but(tokens: TokenEmbedding, codes: Mapping[str, Any]) -> None:
     """Zero every row of each named token table (``tokens.<name>``) but those of ``codes``
-    (None: leave that table as it is)."""
+    (None: leave that table as it is).
+
+    Examples
+    --------
+    >>> s = Sequences.from_lists([[1, 2]], n_items=3)
+    >>> tokens = TokenEmbedding(FeatureSizes.of(s), dim=4, features=FeatureConfig())
+    >>> zero_rows_but(tokens, {"item": np.array([1, 2])})
+    >>> [bool(row.any()) for row in tokens.item.weight]
+    [False, True, True, False]
+    """
     with torch.no_grad():
         for name, present in codes.items():
             if present is None:

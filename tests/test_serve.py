@@ -486,7 +486,12 @@ def test_a_short_list_says_why(markov_dir: Path, dataset: blm.Dataset, tmp_path:
     try:
         whole = service.recommend_user(user, k=n + 5)
         assert len(whole.items) < n + 5
-        assert whole.note == f"{len(whole.items)} of {n + 5} items: the catalogue has {n:,} items"
+        assert whole.note == (
+            f"{len(whole.items)} of {n + 5} items: the catalogue has {n:,} items, and seen "
+            "items are left out"
+        )
+        kept = service.recommend_user(user, k=n + 5, exclude_seen=False)
+        assert kept.note == f"{n} of {n + 5} items: the catalogue has {n:,} items"
         most = service.recommend_user(user, k=n)
         assert len(most.items) < n
         assert most.note == f"{len(most.items)} of {n} items: seen items leave no more"

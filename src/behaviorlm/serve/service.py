@@ -628,14 +628,12 @@ class Service:
         listed = int((items > 0).sum())
         if listed < request.k:  # a short list is not an error, but it says why, as the CLI does
             n_items = self.artifact.dataset.n_items
-            why = (
-                f"the catalogue has {n_items:,} items"
-                if request.k > n_items
-                else "seen items leave no more"
-                if len(excluded)
-                else "no more items"
-            )
-            notes.append(f"{listed} of {request.k} items: {why}")
+            seen = "seen items leave no more" if len(excluded) else "no more items"
+            if request.k > n_items:  # short whatever else, and shorter for the seen items
+                seen = f"the catalogue has {n_items:,} items" + (
+                    ", and seen items are left out" if len(excluded) else ""
+                )
+            notes.append(f"{listed} of {request.k} items: {seen}")
         note = "; ".join(notes) or None
         return Recommendations(
             user_id=request.user_id if request.events is None else None,

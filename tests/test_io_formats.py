@@ -731,6 +731,10 @@ def test_more_readers_edge_cases(tmp_path: Path) -> None:
     (tmp_path / "ratings.txt").write_text("1 31 2.5 1260759144\n1 29 3.0 1260759179\n2 10 4 1\n")
     with pytest.raises(DataError, match="table without a header"):
         read(tmp_path / "ratings.txt")
+    # ... and the fix the message gives reads it
+    fields = ["user_id", "item_id", "value", "timestamp"]
+    table = read(tmp_path / "ratings.txt", format="csv", sep=" ", columns=fields)
+    assert table.events["value"].to_list() == [2.5, 3.0, 4.0]
     # S3Rec rows of one length stay rows (one line per user), as do rows of users repeated
     # at other lengths
     (tmp_path / "rows.txt").write_text("1 31 29 30\n2 10 11 12\n")

@@ -121,8 +121,9 @@ def _refuse_a_table(lines: pl.DataFrame, path: Path) -> None:
         f"({first}): this reads as a table without a header, not as sequences (one line "
         "per user)",
         where=str(path),
-        how="add a header line naming the columns (user_id item_id rating timestamp, say) "
-        "and pass --format tsv, or --format csv with --sep",
+        how="read it as a table of fields split by spaces, naming them in order: --format csv "
+        "--sep ' ' --columns user_id,item_id,value,timestamp (say; split by tabs: --format tsv; "
+        "format=, sep= and columns= in Python)",
     )
 
 

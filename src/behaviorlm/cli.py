@@ -942,7 +942,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="count as seen only the items the user did ACTION on (repeatable), as recommend "
         "--action does: measures a model trained to predict purchases on the lists it serves",
     )
-    p.add_argument("--ks", default="1,5,10,20,50,100,200", help="comma-separated cut-offs")
+    p.add_argument(
+        "--ks",
+        default="1,5,10,20,50,100,200",
+        help="comma-separated cut-offs (default 1,5,10,20,50,100,200)",
+    )
     p.add_argument(
         "--json",
         help="also write the results as JSON to this file (-: to standard output, with the "
@@ -960,7 +964,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("recommend", help="top-K items for users", allow_abbrev=False)
-    p.add_argument("artifact")
+    p.add_argument("artifact", help="folder written by `behaviorlm train`")
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", action="append", help="external user id (repeatable)")
     who.add_argument(
@@ -993,7 +997,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "explain", help="why a neural model recommends an item to a user", allow_abbrev=False
     )
-    p.add_argument("artifact")
+    p.add_argument("artifact", help="folder written by `behaviorlm train`")
     p.add_argument("--user", required=True, help="external user id")
     p.add_argument("--item", help="external item id (default: the top recommendation)")
     p.add_argument("--action", help="explain the score of this next action instead of an item")
@@ -1031,7 +1035,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="what a user's hypothetical action on an item would change",
         allow_abbrev=False,
     )
-    p.add_argument("artifact")
+    p.add_argument("artifact", help="folder written by `behaviorlm train`")
     p.add_argument("--user", required=True, help="external user id")
     p.add_argument("--item", required=True, help="external item id")
     p.add_argument(
@@ -1077,7 +1081,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="users ranked by the predicted reach of their sharing an item",
         allow_abbrev=False,
     )
-    p.add_argument("artifact")
+    p.add_argument("artifact", help="folder written by `behaviorlm train`")
     p.add_argument("--item", required=True, help="external item id")
     p.add_argument(
         "--action",
@@ -1109,10 +1113,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("artifact", help="folder written by `behaviorlm train`")
     p.add_argument(
-        "--store", default="sqlite:///events.db", help="event store, sqlite:///path/to/events.db"
+        "--store",
+        default="sqlite:///events.db",
+        help="event store, sqlite:///path/to/events.db (default sqlite:///events.db, in the "
+        "working folder)",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     p.add_argument(
         "--api-key-env",
         metavar="NAME",
@@ -1130,7 +1137,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=int,
         default=1,
-        help="torch threads for the model (requests are batched; 1 measured fastest on 2 cores)",
+        help="torch threads for the model (default 1; requests are batched; 1 measured "
+        "fastest on 2 cores)",
     )
     p.add_argument(
         "--no-trace",
@@ -1163,7 +1171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--users", type=int, default=10_000, help="simulated users (default 10,000; at least 20)"
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
     p.add_argument(
         "--out",
         help="keep the demo's files (and its report, as report.html) in this folder "

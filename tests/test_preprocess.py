@@ -62,7 +62,7 @@ def test_dedupe_keeps_first_exact_duplicate_and_counts_it() -> None:
         )
     )
     ds = preprocess(raw)
-    assert ds.events["event_id"].to_list() == ["10", "12", "13"]
+    assert ds.events["event_id"].to_list() == [10, 12, 13]
     step = next(s for s in ds.meta["quality"] if s["step"] == "dedupe")
     assert step == {
         "step": "dedupe",
@@ -93,7 +93,7 @@ def test_collapse_repeats_drops_immediate_repeats_only() -> None:
         )
     )
     ds = preprocess(raw, PrepareConfig(collapse_repeats=True))
-    assert ds.events["event_id"].to_list() == ["0", "2", "3", "4", "5", "7", "8"]
+    assert ds.events["event_id"].to_list() == [0, 2, 3, 4, 5, 7, 8]
     step = next(s for s in ds.meta["quality"] if s["step"] == "collapse repeats")
     assert step["dropped"] == {"repeat of previous event": 3}
     assert preprocess(raw).n_events == 10
@@ -265,12 +265,12 @@ def test_stable_time_sort_keeps_input_order_for_equal_timestamps() -> None:
     ]
     ds = preprocess(RawData(events=events(rows, event_id=[0, 1, 2, 3, 4, 5])))
     assert rows_of(ds, "user", "timestamp", "event_id") == [
-        (1, 1, "2"),
-        (1, 3, "1"),
-        (1, 3, "3"),
-        (2, 4, "5"),
-        (2, 5, "0"),
-        (2, 5, "4"),
+        (1, 1, 2),
+        (1, 3, 1),
+        (1, 3, 3),
+        (2, 4, 5),
+        (2, 5, 0),
+        (2, 5, 4),
     ]
 
 
@@ -580,19 +580,19 @@ def test_hand_built_events_are_dropped_counted_and_checked_as_typed_ones_are() -
 
 
 def test_typed_table_reads_as_a_file_would() -> None:
-    # a table already in the raw types folds built-in names and gives event ids as text, as a
-    # file of it read through data.io does: "Purchase" is a purchase, not an unknown action
+    # a table already in the raw types folds built-in names and gives event ids one type, as
+    # a file of it read through data.io does: "Purchase" is a purchase, not an unknown action
     rows = [
         ev("a", "x", 1, " Purchase", source="SOCIAL"),
         ev("a", "y", 2, "View"),
         ev("a", "z", 3, "wishlist"),
     ]
-    ds = preprocess(RawData(events=events(rows, event_id=[7, 8, 9])))
+    ds = preprocess(RawData(events=events(rows, event_id=[7.0, 8.0, 9.0])))  # as pandas has
     actions, sources = ds.vocab["action"], ds.vocab["source"]
     named = [actions[c - 1] for c in ds.events["action"].to_list()]  # code 0: unknown
     assert named == ["purchase", "view", "wishlist"]
     assert sources[ds.events["source"][0] - 1] == "social"
-    assert ds.events["event_id"].to_list() == ["7", "8", "9"]
+    assert ds.events["event_id"].to_list() == [7, 8, 9]  # whole numbers, as a file's are
     # a time in milliseconds among seconds is dropped and counted, as a file's row is
     late = [ev("a", "x", 1_700_000_000 + t) for t in range(3)] + [ev("a", "y", 1_700_000_050_000)]
     kept = preprocess(RawData(events=events(late)))

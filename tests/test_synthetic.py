@@ -336,15 +336,15 @@ def test_write_simulation_round_trips(tmp_path: Path, fmt: str) -> None:
 
 
 def test_every_format_of_a_simulation_prepares_the_same_data_set(tmp_path: Path) -> None:
-    # event ids are text in every format (Parquet used to keep them as integers, CSV and JSONL
-    # gave text), so one simulation prepares to one data set whichever format it was written in
+    # event ids are whole numbers in every format (Parquet kept them as integers, CSV and
+    # JSONL gave text), so one simulation prepares to one data set whichever its format
     raw = simulate(30, seed=2)
     sets = {
         fmt: prepare(write_simulation(raw, tmp_path / fmt, format=fmt), tmp_path / f"{fmt}-ds")
         for fmt in ("parquet", "csv", "jsonl")
     }
     first = sets["parquet"].events
-    assert first.schema["event_id"] == pl.String
+    assert first.schema["event_id"] == pl.Int64
     for fmt in ("csv", "jsonl"):
         assert sets[fmt].events.equals(first), fmt
     assert sets["parquet"].vocab == sets["csv"].vocab == sets["jsonl"].vocab

@@ -231,6 +231,8 @@ def blank(expr: pl.Expr) -> pl.Expr:
     return expr.is_null() | (expr.cast(pl.String).str.len_bytes() == 0)
 
 
+#: An event id that is a number: digits without a leading zero ("007" is an id of text).
+_EVENT_NUMBER: Final[re.Pattern[str]] = re.compile(r"^(0|-?[1-9]\d*)$")
 #: A whole number written with a fraction of zeros ("7.0"), as pandas writes an integer column
 #: that holds a missing value.
 _WHOLE_TEXT: Final[re.Pattern[str]] = re.compile(r"^-?\d+\.0+$")
@@ -558,24 +560,41 @@ def raise_bad_rows(
 
 
 def carried(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` with its ``event_id`` as text, as user and item ids are, whatever the format
-    gave (integers in Parquet, text in CSV), so that the same events read alike from any
-    format; every other column is returned as it is.
+    """``frame`` with its ``event_id`` in one type whatever the format gave: whole numbers
+    (integers in Parquet, digits in CSV or JSON Lines, floats as pandas writes them) as
+    Int64, anything else as text ("e-1001", and "007", whose zero is part of the id), so
+    that the same events read alike from any format; every other column is returned as it
+    is.
 
     Examples
     --------
-    >>> carried(pl.DataFrame({"event_id": [7, 8], "truth_x": [1, 2]})).dtypes
-    [String, Int64]
+    >>> carried(pl.DataFrame({"event_id": ["7", "8"], "truth_x": [1, 2]})).dtypes
+    [Int64, Int64]
+    >>> carried(pl.DataFrame({"event_id": ["7", "007"]}))["event_id"].to_list()
+    ['7', '007']
     """
     if PASSTHROUGH not in frame.columns:
         return frame
-    return frame.with_columns(as_text(frame.get_column(PASSTHROUGH)))
+    column = frame.get_column(PASSTHROUGH)
+    if column.dtype.is_integer():
+        return frame.with_columns(column.cast(pl.Int64))
+    text = as_text(column)
+    first = text.head(1024).drop_nulls().head(1)  # ids of text mostly fail on their first
+    whole = (
+        len(first) > 0
+        and _EVENT_NUMBER.fullmatch(first[0]) is not None
+        and bool(text.str.contains(_EVENT_NUMBER.pattern).fill_null(True).all())
+    )
+    numbers = text.cast(pl.Int64, strict=False) if whole else None
+    if numbers is not None and numbers.null_count() == text.null_count():  # all fit 64 bits
+        return frame.with_columns(numbers)
+    return frame.with_columns(text)
 
 
 def fold_typed(events: pl.DataFrame) -> pl.DataFrame:
     """A table already in ``RAW_EVENT_DTYPES`` read as the readers read a file: built-in
     action and source names in any case or with spaces around them as the names
-    (:func:`builtin_names`), and ``event_id`` as text (:func:`carried`).
+    (:func:`builtin_names`), and ``event_id`` in one type (:func:`carried`).
 
     Examples
     --------

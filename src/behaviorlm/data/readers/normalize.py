@@ -293,8 +293,15 @@ def builtin_names(column: pl.Series, names: tuple[str, ...]) -> pl.Series:
     >>> builtin_names(pl.Series(["Purchase", " view ", "Wishlist", None]), ACTIONS).to_list()
     ['purchase', 'view', 'Wishlist', None]
     """
-    folded = column.str.strip_chars().str.to_lowercase()
-    return folded.zip_with(folded.is_in(names).fill_null(False), column).alias(column.name)
+    if bool(column.is_in(names).fill_null(True).all()):  # names as built in, as most logs
+        return column
+    # a column of few distinct names: each folded once, then put in place
+    distinct = column.unique().drop_nulls()
+    folded = distinct.str.strip_chars().str.to_lowercase()
+    other = folded.is_in(names).fill_null(False) & (folded != distinct)
+    if not other.any():
+        return column
+    return column.replace(distinct.filter(other), folded.filter(other)).alias(column.name)
 
 
 def nonempty_text(column: pl.Series) -> pl.Series:

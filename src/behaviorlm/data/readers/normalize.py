@@ -238,6 +238,25 @@ _EVENT_NUMBER: Final[re.Pattern[str]] = re.compile(r"^(0|-?[1-9]\d*)$")
 _WHOLE_TEXT: Final[re.Pattern[str]] = re.compile(r"^-?\d+\.0+$")
 
 
+def all_match(text: pl.Series, pattern: re.Pattern[str]) -> bool:
+    """Whether every value of a String column matches ``pattern`` (and there is one): most
+    columns that do not fail on their first value, found without copying the column.
+
+    Examples
+    --------
+    >>> all_match(pl.Series(["7.0", None]), _WHOLE_TEXT), all_match(pl.Series([None]), _WHOLE_TEXT)
+    (True, False)
+    """
+    first = text.head(1024).drop_nulls().head(1)
+    if not len(first):
+        first = text.drop_nulls().head(1)
+    return (
+        len(first) > 0
+        and pattern.fullmatch(first[0]) is not None
+        and bool(text.str.contains(pattern.pattern).fill_null(True).all())
+    )
+
+
 def as_text(column: pl.Series) -> pl.Series:
     """``column`` as String; floats that are all whole numbers as integers ("7", not "7.0"),
     as pandas writes an id column with a missing value to Parquet, so that they name the same
@@ -257,16 +276,7 @@ def as_text(column: pl.Series) -> pl.Series:
     ['1.0', '1.00']
     """
     if column.dtype == pl.String:
-        # most columns fail on their first value, found without copying the whole column
-        first = column.head(1024).drop_nulls().head(1)
-        if not len(first):
-            first = column.drop_nulls().head(1)
-        whole = (
-            len(first) > 0
-            and _WHOLE_TEXT.fullmatch(first[0]) is not None
-            and bool(column.str.contains(_WHOLE_TEXT.pattern).fill_null(True).all())
-        )
-        if not whole:
+        if not all_match(column, _WHOLE_TEXT):
             return column
         read = column.str.replace(r"\.0+$", "")
         # "1.0" and "1.00" written for two ids: they stay as written
@@ -586,13 +596,7 @@ def carried(frame: pl.DataFrame) -> pl.DataFrame:
     if column.dtype.is_integer():
         return frame.with_columns(column.cast(pl.Int64))
     text = as_text(column)
-    first = text.head(1024).drop_nulls().head(1)  # ids of text mostly fail on their first
-    whole = (
-        len(first) > 0
-        and _EVENT_NUMBER.fullmatch(first[0]) is not None
-        and bool(text.str.contains(_EVENT_NUMBER.pattern).fill_null(True).all())
-    )
-    numbers = text.cast(pl.Int64, strict=False) if whole else None
+    numbers = text.cast(pl.Int64, strict=False) if all_match(text, _EVENT_NUMBER) else None
     if numbers is not None and numbers.null_count() == text.null_count():  # all fit 64 bits
         return frame.with_columns(numbers)
     return frame.with_columns(text)

@@ -77,8 +77,9 @@ def check_run_folder(path: Path) -> None:
 def check_unfinished(path: Path) -> None:
     """Refuse, before any work, a fresh run into a folder whose run did not finish but left a
     checkpoint (interrupted, or cut by its machine): a fresh run would delete the epochs it
-    trained, which ``--resume`` goes on from. A run that diverged before any validation
-    left nothing to go on from, and is not in the way.
+    trained, which ``--resume`` goes on from. A run that ended (a checkpoint that says how
+    it stopped, as ``fit_model`` leaves without an artifact, or one that diverged before any
+    validation) is not in the way.
 
     Examples
     --------
@@ -99,8 +100,8 @@ def check_unfinished(path: Path) -> None:
         epoch, stopped = held.get("epoch"), held.get("stopped")
     except (OSError, ValueError, AttributeError):  # damaged: still a run that did not finish
         epoch = stopped = None
-    if stopped == "diverged":  # nothing to go on from: a fresh run is the way on
-        return
+    if stopped is not None:  # a run that ended (completed, stopped early, by its budget or
+        return  # diverged): a fresh one is the way on, as after a run that saved a model
     which = f" (its checkpoint is of epoch {epoch})" if isinstance(epoch, int) else ""
     raise DataError(
         f"{path} holds an unfinished run{which}, which a fresh run would delete",

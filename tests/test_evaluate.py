@@ -333,4 +333,10 @@ def test_a_purchase_model_is_measured_on_the_lists_it_serves() -> None:
     assert paired_difference(both, again, "HR", 10).difference == 0.0
     with pytest.raises(ValueError, match="names no action"):
         blm.evaluate(art.model, split.test, ks=(10,), seen_actions=[])
+    with pytest.raises(TypeError, match="seen actions are action codes"):
+        blm.evaluate(art.model, split.test, ks=(10,), seen_actions=["purchase"])
+    # a result saved before the mask had one form lists it in its own order: still paired
+    saved = EvalResult.from_dict(both.to_dict(per_user=True))
+    saved.extra["seen_actions"] = ["purchase", "cart"]
+    assert paired_difference(saved, again, "HR", 10).difference == 0.0
     assert "items the user already did purchase on" in masking_notes([served])[0]

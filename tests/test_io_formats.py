@@ -856,3 +856,12 @@ def test_a_side_tables_other_columns_read_alike_from_csv_and_json_lines(tmp_path
     assert read_back["csv"].equals(read_back["jsonl"])
     assert read_back["csv"]["upc"].to_list() == ["012345678905", "123456789012"]
     assert read_back["csv"].schema["stock"] == pl.Int64
+
+
+def test_event_ids_past_63_bits_stay_whole_as_text() -> None:
+    from behaviorlm.data.readers.normalize import carried
+
+    big = pl.DataFrame({"event_id": pl.Series([2**63, 7], dtype=pl.UInt64)})
+    assert carried(big)["event_id"].to_list() == [str(2**63), "7"]
+    small = pl.DataFrame({"event_id": pl.Series([3, None], dtype=pl.UInt32)})
+    assert carried(small)["event_id"].dtype == pl.Int64

@@ -263,3 +263,22 @@ def test_a_save_that_was_cut_off_does_not_stop_the_next_run(tmp_path: Path) -> N
     dataset.events.write_parquet(run / "dataset" / "events.parquet")
     blm.train(dataset, "pop", out_dir=run, progress=False)
     assert Artifact.load(run).dataset.n_events == dataset.n_events
+
+
+def test_a_fresh_run_does_not_delete_a_run_cut_while_saving_its_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = tmp_path / "run"
+
+    def cut(self: Artifact, directory: object) -> Path:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Artifact, "save", cut)
+        with pytest.raises(KeyboardInterrupt):
+            blm.train(DS, "sasrec", overrides=QUICK, out_dir=run, progress=False)
+    with pytest.raises(DataError, match=r"ended \(completed\) unsaved") as refused:
+        blm.train(DS, "sasrec", overrides=QUICK, out_dir=run, progress=False)
+    assert "save its model without training more" in refused.value.line()
+    blm.train(DS, "sasrec", overrides=QUICK, out_dir=run, progress=False, resume=True)
+    assert Artifact.load(run).run["fit"]["epochs"] == 2

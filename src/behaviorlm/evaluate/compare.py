@@ -135,12 +135,25 @@ _NOT_SAME = (
 )
 
 
+def mask_of(result: EvalResult) -> frozenset[object] | None:
+    """The actions whose items counted as seen in ``result``, in any order (None: every
+    item of the history), as results saved before the mask had one form list them too.
+
+    Examples
+    --------
+    >>> r = EvalResult("pop", "test", 2, (10,), {}, True, 0.1, {"seen_actions": ["b", "a"]})
+    >>> mask_of(r) == frozenset({"a", "b"}), mask_of(EvalResult("pop", "", 2, (10,), {}, True, 0))
+    (True, None)
+    """
+    mask = result.extra.get("seen_actions")
+    return None if mask is None else frozenset(mask)
+
+
 def _unpaired(a: EvalResult, b: EvalResult) -> str | None:
     """Why ``a`` and ``b`` cannot be paired at any cut-off their per-user values have (they
     masked seen items differently, or measured other users or targets); None where they can."""
-    if a.exclude_seen != b.exclude_seen or (
-        a.exclude_seen and a.extra.get("seen_actions") != b.extra.get("seen_actions")
-    ):
+    masks = [mask_of(r) for r in (a, b)]
+    if a.exclude_seen != b.exclude_seen or (a.exclude_seen and masks[0] != masks[1]):
         return (
             f"{a.model} and {b.model} masked seen items differently: a paired comparison "
             "needs the same masking"

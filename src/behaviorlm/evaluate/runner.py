@@ -20,7 +20,7 @@ from behaviorlm.evaluate.compare import TARGETS_DIGEST, targets_digest
 from behaviorlm.evaluate.metrics import coverage, hit_rate, mean_popularity, mrr, ndcg, recall
 from behaviorlm.evaluate.results import EvalResult, nearest_cutoff
 from behaviorlm.models.base import Recommender, as_model
-from behaviorlm.recommend import recommend, seen_events
+from behaviorlm.recommend import action_codes, recommend, seen_events
 from behaviorlm.schema import EvalSet
 
 DEFAULT_KS: Final[tuple[int, ...]] = (1, 5, 10, 20, 50, 100, 200)
@@ -110,7 +110,9 @@ def evaluate(
     if not ks or ks[0] < 1:
         raise ValueError(f"ks must be positive cut-offs, got {ks}")
     if seen_actions is not None:  # one form of a mask: its codes once each, in order
-        seen_actions = np.unique(np.asarray(seen_actions, dtype=np.int64))
+        codes = action_codes(seen_actions)  # codes, not names or floats
+        assert codes is not None
+        seen_actions = np.unique(codes)
         if not len(seen_actions):
             raise ValueError("seen_actions names no action: give one, or exclude_seen=False")
     start = time.perf_counter()

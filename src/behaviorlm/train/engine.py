@@ -397,7 +397,8 @@ def fit_model(
             return
         path.mkdir(parents=True, exist_ok=True)
         if not resumed:
-            check_unfinished(path)  # a baseline's run too, or fit_model called directly
+            # a baseline's run too, or fit_model called directly, which leaves ended runs
+            check_unfinished(path, ended_ok=True)
             set_aside(path)
         config = run_config or {
             "model": model.name,

@@ -74,12 +74,13 @@ def check_run_folder(path: Path) -> None:
         )
 
 
-def check_unfinished(path: Path) -> None:
+def check_unfinished(path: Path, *, ended_ok: bool = False) -> None:
     """Refuse, before any work, a fresh run into a folder whose run did not finish but left a
     checkpoint (interrupted, or cut by its machine): a fresh run would delete the epochs it
-    trained, which ``--resume`` goes on from. A run that ended (a checkpoint that says how
-    it stopped, as ``fit_model`` leaves without an artifact, or one that diverged before any
-    validation) is not in the way.
+    trained, which ``--resume`` goes on from; so is one over a run that ended but was cut
+    while saving its model (``--resume`` saves it). ``ended_ok``: a run that ended is not in
+    the way (``fit_model``, which saves no model, leaves such runs); one that diverged
+    before any validation never is.
 
     Examples
     --------
@@ -100,12 +101,14 @@ def check_unfinished(path: Path) -> None:
         epoch, stopped = held.get("epoch"), held.get("stopped")
     except (OSError, ValueError, AttributeError):  # damaged: still a run that did not finish
         epoch = stopped = None
-    if stopped is not None:  # a run that ended (completed, stopped early, by its budget or
-        return  # diverged): a fresh one is the way on, as after a run that saved a model
+    if stopped == "diverged" or (stopped is not None and ended_ok):
+        return  # nothing to go on from, or no model to save: a fresh run is the way on
     which = f" (its checkpoint is of epoch {epoch})" if isinstance(epoch, int) else ""
+    what = "an unfinished run" if stopped is None else f"a run that ended ({stopped}) unsaved"
+    go_on = "go on with it" if stopped is None else "save its model without training more"
     raise DataError(
-        f"{path} holds an unfinished run{which}, which a fresh run would delete",
-        how="pass --resume (resume=True) to go on with it, or delete its "
+        f"{path} holds {what}{which}, which a fresh run would delete",
+        how=f"pass --resume (resume=True) to {go_on}, or delete its "
         f"{CHECKPOINT_META} and {CHECKPOINT_TENSORS} to start again, or train into "
         "another folder",
     )

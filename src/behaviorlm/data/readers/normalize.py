@@ -593,12 +593,15 @@ def carried(frame: pl.DataFrame) -> pl.DataFrame:
     if PASSTHROUGH not in frame.columns:
         return frame
     column = frame.get_column(PASSTHROUGH)
-    if column.dtype.is_integer():
-        return frame.with_columns(column.cast(pl.Int64))
+    if column.dtype.is_integer():  # unsigned ids past 2**63 stay whole, as text
+        whole = column.cast(pl.Int64, strict=False)
+        fits = whole.null_count() == column.null_count()
+        return frame.with_columns(whole if fits else column.cast(pl.String))
     text = as_text(column)
-    numbers = text.cast(pl.Int64, strict=False) if all_match(text, _EVENT_NUMBER) else None
-    if numbers is not None and numbers.null_count() == text.null_count():  # all fit 64 bits
-        return frame.with_columns(numbers)
+    if all_match(text, _EVENT_NUMBER):
+        numbers = text.cast(pl.Int64, strict=False)
+        if numbers.null_count() == text.null_count():  # all fit 64 bits
+            return frame.with_columns(numbers)
     return frame.with_columns(text)
 
 

@@ -723,10 +723,11 @@ def _read_side(
 
 
 #: A number written with a leading zero ("007", "01234"): a code, kept as text.
-_LEADING_ZERO: Final = r"^[+-]?0\d"
-#: A whole number, and a number in decimal or exponent notation (no nan, no inf).
-_INTEGER: Final = r"^[+-]?\d+$"
-_NUMBER: Final = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+_LEADING_ZERO: Final = r"^[+-]?0[0-9]"
+#: A whole number, and a number in decimal or exponent notation (no nan, no inf), in ASCII
+#: digits (a regex's \d takes every script's digits, which a number's cast refuses).
+_INTEGER: Final = r"^[+-]?[0-9]+$"
+_NUMBER: Final = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 
 
 def typed_text(column: pl.Series) -> pl.Series:
@@ -744,6 +745,8 @@ def typed_text(column: pl.Series) -> pl.Series:
     (['012345', '12'], String)
     >>> typed_text(pl.Series(["12345678901234567891"])).dtype, typed_text(pl.Series(["nan"])).dtype
     (String, String)
+    >>> typed_text(pl.Series(["1e999", "1"])).dtype, typed_text(pl.Series(["١.٥", "3"])).dtype
+    (String, String)
     """
     values = column.drop_nulls().str.strip_chars()
     if values.is_empty():
@@ -756,7 +759,9 @@ def typed_text(column: pl.Series) -> pl.Series:
         fits = values.cast(pl.Int64, strict=False).null_count() == 0
         return column.str.strip_chars().cast(pl.Int64) if fits else column
     if values.str.contains(_NUMBER).all():  # written as numbers (not nan or inf)
-        return column.str.strip_chars().cast(pl.Float64)
+        numbers = column.str.strip_chars().cast(pl.Float64, strict=False)
+        exact = numbers.null_count() == column.null_count()
+        return numbers if exact and bool(numbers.drop_nulls().is_finite().all()) else column
     return column
 
 

@@ -1515,3 +1515,16 @@ def test_a_database_of_another_program_is_refused_and_left_as_it_was(tmp_path: P
     store.append([EventRecord(user_id="u1", item_id="i1", timestamp=1, action="view")])
     store.close()
     assert SQLiteStore(tmp_path / "mine.db").count() == 1
+
+
+def test_whole_numbers_given_for_ids_are_those_ids(client: TestClient) -> None:
+    # JSON clients often send numeric ids: 7 is "7", as data files and the Python API read it
+    data = post(client, [{"user_id": 7, "item_id": "i1", "event_id": 1001}])
+    assert data["results"][0]["status"] == "accepted"
+    assert data["results"][0]["event_id"] == "1001"
+    again = post(client, [{"user_id": "7", "item_id": "i1", "event_id": "1001"}])
+    assert again["results"][0]["status"] == "duplicate"  # the same event id
+    refused = post(client, [{"user_id": True, "item_id": "i1"}, {"user_id": 7.5, "item_id": 1}])
+    assert [r["status"] for r in refused["results"]] == ["rejected", "rejected"]
+    timeline = client.get("/v1/users/7/recommendations", params={"k": 2}).json()
+    assert timeline["live_events"] == 1

@@ -36,6 +36,24 @@ def _not_a_boolean(value: Any) -> Any:
 NotBool = BeforeValidator(_not_a_boolean)
 
 
+def _whole_number_id(value: Any) -> Any:
+    """A whole number given for an id is that id as it prints (7 is "7"), as data files and
+    the Python API read ids; a boolean or a fraction stays an error.
+
+    Examples
+    --------
+    >>> _whole_number_id(7), _whole_number_id("u1"), _whole_number_id(7.5)
+    ('7', 'u1', 7.5)
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+#: An id field (user, item, event) that takes a whole number as its text.
+WholeId = BeforeValidator(_whole_number_id)
+
+
 def _float32(value: float | None) -> float | None:
     """Refuse a number that float32 cannot hold (it would be stored as infinity)."""
     if value is not None and abs(value) > MAX_VALUE:
@@ -86,7 +104,7 @@ class TimelineEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    item_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID)
+    item_id: Annotated[str | None, WholeId] = Field(default=None, min_length=1, max_length=MAX_ID)
     timestamp: Annotated[int | None, NotBool] = Field(default=None, ge=0, le=MAX_TIMESTAMP)
     action: str | None = Field(default=None, min_length=1, max_length=MAX_ID)
     value: Annotated[float | None, NotBool, Float32] = Field(
@@ -105,8 +123,8 @@ class Event(TimelineEvent):
     """An event for ``POST /v1/events``: a timeline event plus its user and an optional
     client ``event_id`` (a retry with the same id is not stored twice)."""
 
-    event_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID)
-    user_id: str = Field(min_length=1, max_length=MAX_ID)
+    event_id: Annotated[str | None, WholeId] = Field(default=None, min_length=1, max_length=MAX_ID)
+    user_id: Annotated[str, WholeId] = Field(min_length=1, max_length=MAX_ID)
 
 
 class EventBatch(BaseModel):
@@ -353,8 +371,8 @@ class InfluenceRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    user_id: str = Field(min_length=1, max_length=MAX_ID)
-    item_id: str = Field(min_length=1, max_length=MAX_ID)
+    user_id: Annotated[str, WholeId] = Field(min_length=1, max_length=MAX_ID)
+    item_id: Annotated[str, WholeId] = Field(min_length=1, max_length=MAX_ID)
     action: str = Field(
         default="share",
         min_length=1,
@@ -367,7 +385,7 @@ class InfluenceRequest(BaseModel):
         le=MAX_TIMESTAMP,
         description="default: the last event's time; an earlier time is refused (422)",
     )
-    items: list[Annotated[str, Field(min_length=1, max_length=MAX_ID)]] = Field(
+    items: list[Annotated[str, WholeId, Field(min_length=1, max_length=MAX_ID)]] = Field(
         default_factory=list, description="further items whose probability change to report"
     )
     k: int = Field(default=10, ge=1, strict=True, description="length of the top-K lists compared")

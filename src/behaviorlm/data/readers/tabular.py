@@ -734,8 +734,8 @@ def typed_text(column: pl.Series) -> pl.Series:
     """A delimited file's text column as the values it holds: whole numbers, numbers, or
     true and false, where every value is one, and text otherwise. A value with a leading zero
     (a code: a ZIP code, a UPC), a whole number past 64 bits, or ``nan`` / ``inf`` keeps
-    the column text, as a JSON Lines file or Parquet
-    keeps it, where a guess from the file would drop the zero.
+    the column text, as a JSON Lines file or Parquet keeps it, where a guess from the file
+    would drop the zero.
 
     Examples
     --------
@@ -748,20 +748,17 @@ def typed_text(column: pl.Series) -> pl.Series:
     >>> typed_text(pl.Series(["1e999", "1"])).dtype, typed_text(pl.Series(["١.٥", "3"])).dtype
     (String, String)
     """
-    values = column.drop_nulls().str.strip_chars()
-    if values.is_empty():
+    stripped = column.str.strip_chars()
+    values = stripped.drop_nulls()
+    if values.is_empty() or values.str.contains(_LEADING_ZERO).any():
         return column
     if values.str.to_lowercase().is_in(["true", "false"]).all():
-        return column.str.strip_chars().str.to_lowercase() == "true"
-    if values.str.contains(_LEADING_ZERO).any():
-        return column
-    if values.str.contains(_INTEGER).all():  # whole numbers: exact, or kept as text
-        fits = values.cast(pl.Int64, strict=False).null_count() == 0
-        return column.str.strip_chars().cast(pl.Int64) if fits else column
-    if values.str.contains(_NUMBER).all():  # written as numbers (not nan or inf)
-        numbers = column.str.strip_chars().cast(pl.Float64, strict=False)
-        exact = numbers.null_count() == column.null_count()
-        return numbers if exact and bool(numbers.drop_nulls().is_finite().all()) else column
+        return stripped.str.to_lowercase() == "true"
+    for pattern, dtype in ((_INTEGER, pl.Int64), (_NUMBER, pl.Float64)):
+        if values.str.contains(pattern).all():  # exact (within 64 bits, finite) or text
+            typed = stripped.cast(dtype, strict=False)
+            exact = typed.null_count() == column.null_count()
+            return typed if exact and bool(typed.drop_nulls().is_finite().all()) else column
     return column
 
 

@@ -9,7 +9,7 @@ from typing import Literal
 import numpy as np
 
 from behaviorlm.artifact import Artifact, as_artifact
-from behaviorlm.evaluate.results import EvalResult
+from behaviorlm.evaluate.results import SEEN_ACTIONS, EvalResult
 from behaviorlm.evaluate.runner import DEFAULT_KS, evaluate
 from behaviorlm.schema import Sequences
 
@@ -27,8 +27,6 @@ def item_popularity(train: Sequences) -> np.ndarray:
 
 #: ``EvalResult.extra`` key of the evaluated data set's name.
 DATASET = "dataset"
-#: ``EvalResult.extra`` key of the actions whose items counted as seen (all, where absent).
-SEEN_ACTIONS = "seen_actions"
 
 
 def evaluate_artifact(
@@ -67,22 +65,25 @@ def evaluate_artifact(
     artifact = as_artifact(artifact)
     split = artifact.split()
     evalset = split.test if on == "test" else split.valid
-    names = None
-    if seen_actions is not None:  # once each, in the data set's order: one form of a mask
-        given = {artifact.dataset.action_name(a) for a in seen_actions}
-        names = sorted(given, key=artifact.dataset.acted_code)
+    ds = artifact.dataset
+    # (code, name) of each action once, in the data set's order: one form of a mask
+    mask = (
+        None
+        if seen_actions is None
+        else sorted({(ds.acted_code(name), name) for name in map(ds.action_name, seen_actions)})
+    )
     result = evaluate(
         artifact.model,
         evalset,
         ks=tuple(ks),
         exclude_seen=exclude_seen,
-        seen_actions=None if names is None else [artifact.dataset.acted_code(a) for a in names],
+        seen_actions=None if mask is None else [code for code, _ in mask],
         item_popularity=item_popularity(split.train),
         split=on,
         name=name,
     )
-    if names is not None:  # the names, as notes and pairing read them
-        result.extra[SEEN_ACTIONS] = names
+    if mask is not None:  # the names, as notes and pairing read them
+        result.extra[SEEN_ACTIONS] = [name for _, name in mask]
     dataset = artifact.dataset.meta.get("name")
     if dataset:  # kept with the result, for saved results beside new ones
         result.extra[DATASET] = str(dataset)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from behaviorlm.evaluate.results import EvalResult, markdown_text, nearest_cutoff
+from behaviorlm.evaluate.results import SEEN_ACTIONS, EvalResult, markdown_text, nearest_cutoff
 from behaviorlm.schema import Int
 
 #: ``EvalResult.extra`` key of the digest of the evaluated targets: equal digests, same users.
@@ -145,7 +145,7 @@ def mask_of(result: EvalResult) -> frozenset[object] | None:
     >>> mask_of(r) == frozenset({"a", "b"}), mask_of(EvalResult("pop", "", 2, (10,), {}, True, 0))
     (True, None)
     """
-    mask = result.extra.get("seen_actions")
+    mask = result.extra.get(SEEN_ACTIONS)
     return None if mask is None else frozenset(mask)
 
 

@@ -355,6 +355,10 @@ def masking_notes(results: Sequence[EvalResult]) -> list[str]:
     return shared_notes(notes, len(results))
 
 
+#: ``EvalResult.extra`` key of the actions whose items counted as seen (all, where absent).
+SEEN_ACTIONS = "seen_actions"
+
+
 def seen_by(result: EvalResult) -> str:
     """The actions whose items counted as seen in ``result``, as text (``"purchase"``,
     ``"cart or purchase"``); empty where every item of the history did.
@@ -365,7 +369,7 @@ def seen_by(result: EvalResult) -> str:
     >>> seen_by(r), seen_by(EvalResult("pop", "test", 2, (10,), {}, True, 0.1, {}))
     ('purchase', '')
     """
-    return " or ".join(str(a) for a in result.extra.get("seen_actions") or [])
+    return " or ".join(str(a) for a in result.extra.get(SEEN_ACTIONS) or [])
 
 
 def shared_notes(notes: Sequence[tuple[str, str]], results: int) -> list[str]:

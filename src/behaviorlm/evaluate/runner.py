@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from behaviorlm.evaluate.compare import TARGETS_DIGEST, targets_digest
 from behaviorlm.evaluate.metrics import coverage, hit_rate, mean_popularity, mrr, ndcg, recall
-from behaviorlm.evaluate.results import EvalResult, nearest_cutoff
+from behaviorlm.evaluate.results import SEEN_ACTIONS, EvalResult, nearest_cutoff
 from behaviorlm.models.base import Recommender, as_model
 from behaviorlm.recommend import action_codes, recommend, seen_events
 from behaviorlm.schema import EvalSet
@@ -109,11 +109,10 @@ def evaluate(
     ks = tuple(sorted({int(k) for k in given}))
     if not ks or ks[0] < 1:
         raise ValueError(f"ks must be positive cut-offs, got {ks}")
-    if seen_actions is not None:  # one form of a mask: its codes once each, in order
-        codes = action_codes(seen_actions)  # codes, not names or floats
-        assert codes is not None
-        seen_actions = np.unique(codes)
-        if not len(seen_actions):
+    mask = action_codes(seen_actions)  # codes, not names or floats
+    if mask is not None:  # one form of a mask: its codes once each, in order
+        mask = np.unique(mask)
+        if not len(mask):
             raise ValueError("seen_actions names no action: give one, or exclude_seen=False")
     start = time.perf_counter()
     has_target = np.diff(evalset.target_offsets) > 0
@@ -126,7 +125,7 @@ def evaluate(
         data.histories,
         k=ks[-1],
         exclude_seen=exclude_seen,
-        seen_actions=seen_actions,
+        seen_actions=mask,
         batch_size=batch_size,
         item_chunk=item_chunk,
     ).items
@@ -164,7 +163,7 @@ def evaluate(
             "rows_without_targets": int(len(evalset) - len(rows)),
             "n_targets": len(data.targets),
             "n_items": model.n_items,
-            "targets_in_history": round(targets_in_history(data, seen_actions), 6),
+            "targets_in_history": round(targets_in_history(data, mask), 6),
             "by_history_length": by_history_length(own_events(data), per_row),
             TARGETS_DIGEST: targets_digest(
                 data.target_offsets, data.targets, data.target_event_ids
@@ -173,8 +172,8 @@ def evaluate(
         errors=errors,
         per_user=rows_of,
     )
-    if seen_actions is not None:  # which items counted as seen, for pairing and notes
-        result.extra["seen_actions"] = np.asarray(seen_actions, dtype=np.int64).tolist()
+    if mask is not None:  # which items counted as seen, for pairing and notes
+        result.extra[SEEN_ACTIONS] = mask.tolist()
     return result
 
 

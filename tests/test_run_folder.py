@@ -11,6 +11,7 @@ import pytest
 import behaviorlm as blm
 from behaviorlm.artifact import Artifact
 from behaviorlm.cli import main
+from behaviorlm.config import ConfigError
 from behaviorlm.data.dataset import Dataset, check_prepare_paths
 from behaviorlm.data.errors import DataError
 from behaviorlm.serve.server import run_server
@@ -131,7 +132,8 @@ def test_a_fresh_run_does_not_delete_the_epochs_of_one_cut_short(
     assert main(argv) == 2  # the command that would start again says how to go on instead
     assert "pass --resume" in capsys.readouterr().err
     assert (run / "checkpoint.safetensors").read_bytes() == saved
-    with pytest.raises(DataError, match="holds an unfinished run"):  # a baseline resumes none
+    # a baseline resumes none: the run's own model is named instead
+    with pytest.raises(ConfigError, match="the run to resume trained 'sasrec', not 'markov'"):
         blm.train(DS, "markov", out_dir=run, progress=False, resume=True)
     assert (run / "checkpoint.safetensors").read_bytes() == saved
     blm.train(DS, "sasrec", overrides=QUICK, out_dir=run, progress=False, resume=True)

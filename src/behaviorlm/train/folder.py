@@ -80,7 +80,7 @@ def check_unfinished(path: Path, *, ended_ok: bool = False) -> None:
     trained, which ``--resume`` goes on from; so is one over a run that ended but was cut
     while saving its model (``--resume`` saves it). ``ended_ok``: a run that ended is not in
     the way (``fit_model``, which saves no model, leaves such runs); one that diverged
-    before any validation never is.
+    before any validation kept a model never is.
 
     Examples
     --------
@@ -98,11 +98,11 @@ def check_unfinished(path: Path, *, ended_ok: bool = False) -> None:
         return
     try:
         held = json.loads(meta.read_text())
-        epoch, stopped = held.get("epoch"), held.get("stopped")
+        epoch, stopped, best = held.get("epoch"), held.get("stopped"), held.get("best_epoch")
     except (OSError, ValueError, AttributeError):  # damaged: still a run that did not finish
-        epoch = stopped = None
-    if stopped == "diverged" or (stopped is not None and ended_ok):
-        return  # nothing to go on from, or no model to save: a fresh run is the way on
+        epoch = stopped = best = None
+    if stopped is not None and (ended_ok or (stopped == "diverged" and best is None)):
+        return  # no model to save, or none to save here: a fresh run is the way on
     which = f" (its checkpoint is of epoch {epoch})" if isinstance(epoch, int) else ""
     what = "an unfinished run" if stopped is None else f"a run that ended ({stopped}) unsaved"
     go_on = "go on with it" if stopped is None else "save its model without training more"

@@ -430,13 +430,6 @@ def train(
     """
     if out_dir is not None:  # before any work: no artifact among a data set's files
         check_run_folder(Path(out_dir))
-        baseline = (
-            isinstance(model, str)
-            and model in MODELS
-            and (not issubclass(MODELS[model][1], NeuralRecommender))
-        )
-        if not resume or baseline:  # nor a fresh run over the epochs of one that did not
-            check_unfinished(Path(out_dir))  # finish (a baseline resumes none)
     # a run resumed starts from its own stored config: it may predate the shipped defaults
     base = stored_config(out_dir) if resume else None
     # on resuming too: under torchrun only rank 0 reads the stored config, and every rank
@@ -444,6 +437,9 @@ def train(
     cfg = fit_to_data(
         resolve_run_config(model, config, overrides, defaults=defaults, base=base), dataset
     )
+    neural = issubclass(MODELS[cfg.model][1], NeuralRecommender)
+    if out_dir is not None and not (resume and neural):  # before the split: nor a fresh run
+        check_unfinished(Path(out_dir))  # over one that did not finish (a baseline resumes none)
     for note in ignored_settings(cfg, resume=resume):
         warnings.warn(note, IgnoredSettingWarning, stacklevel=2)
     split = make_split(dataset, cfg.split)

@@ -199,8 +199,11 @@ class Artifact:
                 how="train the model again",
             ) from exc
         saved = meta.get("dataset") if isinstance(meta.get("dataset"), dict) else {}
-        held = {"n_users": dataset.n_users, "n_items": dataset.n_items}
-        held["n_events"] = dataset.n_events
+        held = {
+            "n_users": dataset.n_users,
+            "n_items": dataset.n_items,
+            "n_events": dataset.n_events,
+        }
         other = [k for k, v in held.items() if k in saved and saved[k] != v]
         if other:  # the model's data set replaced by another of the same catalogue, say
             raise DataError(

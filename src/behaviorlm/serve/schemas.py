@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
@@ -36,22 +37,22 @@ def _not_a_boolean(value: Any) -> Any:
 NotBool = BeforeValidator(_not_a_boolean)
 
 
-def _whole_number_id(value: Any) -> Any:
-    """A whole number given for an id is that id as it prints (7 is "7"), as data files and
-    the Python API read ids; a boolean or a fraction stays an error.
+def whole_number_id(value: Any) -> Any:
+    """A whole number given for an id is that id as it prints (7 is "7"), as data files read
+    ids; anything else as it is (a boolean or a fraction is no id: the caller refuses it).
 
     Examples
     --------
-    >>> _whole_number_id(7), _whole_number_id("u1"), _whole_number_id(7.5)
-    ('7', 'u1', 7.5)
+    >>> whole_number_id(7), whole_number_id("u1"), whole_number_id(7.5), whole_number_id(True)
+    ('7', 'u1', 7.5, True)
     """
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return str(int(value))
     return value
 
 
 #: An id field (user, item, event) that takes a whole number as its text.
-WholeId = BeforeValidator(_whole_number_id)
+WholeId = BeforeValidator(whole_number_id)
 
 
 def _float32(value: float | None) -> float | None:

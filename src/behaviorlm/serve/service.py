@@ -77,6 +77,7 @@ from behaviorlm.serve.schemas import (
     RecommendedItem,
     SimilarItems,
     TimelineEvent,
+    whole_number_id,
 )
 from behaviorlm.serve.similar import ItemSimilarity
 from behaviorlm.serve.store import EventRecord, EventStore
@@ -186,10 +187,9 @@ def external_id(value: object, what: str) -> str:
     ...
     TypeError: item_id is an id string (or a whole number read as one), got 7.5
     """
+    value = whole_number_id(value)
     if isinstance(value, str):
         return value
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return str(int(value))
     raise TypeError(f"{what} is an id string (or a whole number read as one), got {value!r}")
 
 
@@ -525,7 +525,7 @@ class Service:
             except Exception as exc:  # this request's own problem: the others go on
                 answers[index] = exc
         modelled = [i for i, (t, _) in prepared.items() if self._by_model(t)]
-        cold = [i for i, (t, _) in prepared.items() if not self._by_model(t)]
+        cold = sorted(prepared.keys() - set(modelled))
 
         def rank(model: Recommender, rows: list[int]) -> None:
             """Answer ``rows`` in one pass; where the pass fails, each row alone, so that

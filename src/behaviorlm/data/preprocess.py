@@ -60,10 +60,10 @@ from behaviorlm.data.errors import DataError, OnError, Report
 from behaviorlm.data.kcore import RoundLimitError, k_core
 from behaviorlm.data.raw import RAW_EVENT_DTYPES, RawData
 from behaviorlm.data.readers.normalize import (
-    LATEST_SECONDS,
     PASSTHROUGH,
     ReadOptions,
     check_seconds,
+    far_times,
     fold_typed,
     normalize_events,
 )
@@ -356,7 +356,7 @@ def _as_read(raw: RawData, report: Report) -> pl.DataFrame:
         if raw.has_time:
             check_seconds(events["timestamp"], where)
             # a few times in milliseconds among seconds: dropped and counted, as a file's are
-            far = (events["timestamp"].abs() > LATEST_SECONDS).fill_null(False)
+            far = far_times(events["timestamp"])
             if far.any():
                 dropped = {"timestamp out of range": int(far.sum())}
                 report.add(f"validate {where}", events.height, int((~far).sum()), dropped)

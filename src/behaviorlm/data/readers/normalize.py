@@ -436,6 +436,19 @@ _COMPACT_DATES: Final = (
 )
 
 
+def far_times(seconds: pl.Series) -> pl.Series:
+    """The times past the year 5138 as seconds: a few times in milliseconds among seconds,
+    which :func:`check_seconds`, reading the median, lets through (bad rows, "timestamp out
+    of range").
+
+    Examples
+    --------
+    >>> far_times(pl.Series([1_700_000_000, 1_700_000_000_000, None])).to_list()
+    [False, True, False]
+    """
+    return (seconds.abs() > LATEST_SECONDS).fill_null(False)
+
+
 def check_seconds(seconds: pl.Series, where: str, column: str = "timestamp") -> None:
     """DataError where the times of ``column`` are not seconds: dates written as digits
     (20240131), or a median past the year 5138, as milliseconds (about 1.7e12 for 2024) or
@@ -700,8 +713,7 @@ def normalize_events(
         & work.get_column("query").is_null(),
         "missing timestamp": time_missing,
         "unparsable timestamp": seconds.is_null() & ~time_missing,
-        # a few times in milliseconds among seconds (check_seconds sees the median only)
-        "timestamp out of range": (seconds.abs() > LATEST_SECONDS).fill_null(False),
+        "timestamp out of range": far_times(seconds),
         "NaN value": value.is_not_null() & ~value.is_finite(),
         "value out of range": value.is_finite() & (value.abs() > MAX_VALUE),
         "unparsable value": value.is_null() & raw_value.is_not_null(),
